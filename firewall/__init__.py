@@ -1,0 +1,1 @@
+"""The vnet firewall: rules, parser, connection tracking. May import stack, never vnet."""

@@ -1,0 +1,1 @@
+"""The vnet TCP/IP stack: sans-IO protocol engines. Imports neither vnet nor firewall."""

@@ -1,0 +1,1 @@
+"""vnet: run untrusted WebAssembly network programs on a virtual network."""
