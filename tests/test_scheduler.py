@@ -1,0 +1,97 @@
+"""The scheduler on its own: clocks, timers, blocking, in real and virtual time."""
+
+from __future__ import annotations
+
+import time
+
+from vnet.scheduler import Scheduler
+
+
+def test_virtual_clock_jumps_to_the_next_timer() -> None:
+    sched = Scheduler(virtual=True)
+    fired: list[tuple[str, int]] = []
+    sched.call_at(5_000_000_000, lambda: fired.append(("b", sched.monotonic_ns())))
+    sched.call_at(1_000, lambda: fired.append(("a", sched.monotonic_ns())))
+    started = time.monotonic()
+    assert sched.run(until=lambda: len(fired) == 2)
+    assert fired == [("a", 1_000), ("b", 5_000_000_000)]
+    assert time.monotonic() - started < 1.0
+
+
+def test_timers_at_the_same_time_fire_in_creation_order() -> None:
+    sched = Scheduler(virtual=True)
+    order: list[int] = []
+    for i in range(20):
+        sched.call_at(100, lambda i=i: order.append(i))
+    sched.run(until=lambda: len(order) == 20)
+    assert order == list(range(20))
+
+
+def test_cancelled_timer_does_not_fire() -> None:
+    sched = Scheduler(virtual=True)
+    fired: list[int] = []
+    timer = sched.call_at(10, lambda: fired.append(1))
+    sched.call_at(20, lambda: fired.append(2))
+    timer.cancel()
+    sched.run(until=lambda: bool(fired))
+    assert fired == [2]
+
+
+def test_virtual_guests_block_and_wake_in_order() -> None:
+    sched = Scheduler(virtual=True)
+    log: list[tuple[str, int]] = []
+
+    def sleeper(name: str, delay: int):  # type: ignore[no-untyped-def]
+        def body(task):  # type: ignore[no-untyped-def]
+            for _ in range(3):
+                deadline = sched.monotonic_ns() + delay
+                sched.block(task, lambda: False, deadline)
+                log.append((name, sched.monotonic_ns()))
+        return body
+
+    sched.spawn("a", sleeper("a", 30))
+    sched.spawn("b", sleeper("b", 20))
+    assert sched.run()
+    assert log == [("b", 20), ("a", 30), ("b", 40), ("a", 60), ("b", 60), ("a", 90)]
+
+
+def test_virtual_deadlock_is_reported_not_hung() -> None:
+    sched = Scheduler(virtual=True)
+    sched.spawn("stuck", lambda task: sched.block(task, lambda: False, None))
+    assert sched.run() is False
+    sched.stop_all()
+    assert all(t.done for t in sched.tasks)
+
+
+def test_real_time_block_wakes_on_notify() -> None:
+    sched = Scheduler(virtual=False)
+    box: list[int] = []
+    woke: list[float] = []
+
+    def waiter(task):  # type: ignore[no-untyped-def]
+        with sched.lock:
+            sched.block(task, lambda: bool(box), None)
+            woke.append(time.monotonic())
+
+    sched.spawn("w", waiter)
+
+    def produce() -> None:
+        box.append(1)
+        sched.notify()
+
+    sched.call_later(50_000_000, produce)
+    assert sched.run(timeout_s=10)
+    assert woke
+
+
+def test_real_time_block_times_out() -> None:
+    sched = Scheduler(virtual=False)
+    results: list[bool] = []
+
+    def waiter(task):  # type: ignore[no-untyped-def]
+        with sched.lock:
+            results.append(sched.block(task, lambda: False, sched.monotonic_ns() + 20_000_000))
+
+    sched.spawn("w", waiter)
+    assert sched.run(timeout_s=10)
+    assert results == [False]
