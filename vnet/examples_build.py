@@ -1,0 +1,44 @@
+"""Build every example guest: `python -m vnet.examples_build EXAMPLES_DIR OUT_DIR`.
+
+Each `examples/NAME.c` becomes `OUT_DIR/NAME.wasm` (a directory
+`examples/NAME/` with several .c files becomes one module). Used by
+scripts/demo, scripts/test and scripts/bench; builds are cached, so a second
+run is fast. Touches the file system and the compiler, through vnet.build.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+from vnet.build import BuildError, build_wasm
+
+
+def example_sources(examples: Path) -> dict[str, list[Path]]:
+    found: dict[str, list[Path]] = {}
+    for path in sorted(examples.glob("*.c")):
+        found[path.stem] = [path]
+    for directory in sorted(p for p in examples.iterdir() if p.is_dir()):
+        sources = sorted(directory.glob("*.c"))
+        if sources and directory.name != "build":
+            found[directory.name] = sources
+    return found
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 2:
+        print("usage: python -m vnet.examples_build EXAMPLES_DIR OUT_DIR", file=sys.stderr)
+        return 2
+    examples, out = Path(argv[0]), Path(argv[1])
+    failed = []
+    for name, sources in example_sources(examples).items():
+        try:
+            build_wasm(sources, out / f"{name}.wasm", quiet=True)
+        except BuildError as e:
+            print(f"vnet: example {name}: {e}", file=sys.stderr)
+            failed.append(name)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,273 @@
+"""A guest's file-descriptor table and the interface every open file implements.
+
+One table per guest holds stdio, preopened directories, open files and (from
+the socket ABI on) sockets, so `fd_read`, `fd_write`, `fd_close` and
+`poll_oneoff` work on all of them alike.
+
+`FileDescription` operations never block: one that cannot proceed raises
+`WasiError(EAGAIN)`, and the WASI layer decides whether to wait (through the
+scheduler, until `readiness()` says so) or to return EAGAIN to a non-blocking
+guest. Defaults raise the errno a Linux host gives for the operation on a
+description that does not support it. Touches no guest memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .wasi_types import (
+    FDFLAGS_NONBLOCK,
+    RIGHTS_TTY_BASE,
+    Errno,
+    Filetype,
+    WasiError,
+)
+
+
+@dataclass(slots=True)
+class Readiness:
+    """What poll_oneoff reports for one direction of one description."""
+
+    ready: bool
+    nbytes: int = 0
+    hangup: bool = False
+    error: Errno = Errno.SUCCESS
+
+
+READY = Readiness(True)
+
+
+@dataclass(slots=True)
+class Filestat:
+    dev: int
+    ino: int
+    filetype: Filetype
+    nlink: int
+    size: int
+    atim: int
+    mtim: int
+    ctim: int
+
+
+class FileDescription:
+    """An open file, directory, stream or socket, as the fd table sees it."""
+
+    filetype: Filetype = Filetype.UNKNOWN
+    rights_base: int = 0
+    rights_inheriting: int = 0
+
+    def __init__(self) -> None:
+        self.fdflags = 0
+
+    # --- flags -------------------------------------------------------------
+    @property
+    def nonblocking(self) -> bool:
+        return bool(self.fdflags & FDFLAGS_NONBLOCK)
+
+    def set_fdflags(self, flags: int) -> None:
+        self.fdflags = flags
+
+    # --- data --------------------------------------------------------------
+    def read(self, size: int) -> bytes:
+        raise WasiError(Errno.EBADF)
+
+    def write(self, data: bytes | memoryview) -> int:
+        raise WasiError(Errno.EBADF)
+
+    def pread(self, size: int, offset: int) -> bytes:
+        raise WasiError(Errno.ESPIPE)
+
+    def pwrite(self, data: bytes | memoryview, offset: int) -> int:
+        raise WasiError(Errno.ESPIPE)
+
+    def seek(self, offset: int, whence: int) -> int:
+        raise WasiError(Errno.ESPIPE)
+
+    def tell(self) -> int:
+        raise WasiError(Errno.ESPIPE)
+
+    def sync(self) -> None:
+        raise WasiError(Errno.EINVAL)
+
+    def datasync(self) -> None:
+        raise WasiError(Errno.EINVAL)
+
+    def advise(self, offset: int, length: int, advice: int) -> None:
+        raise WasiError(Errno.EBADF)
+
+    def allocate(self, offset: int, length: int) -> None:
+        raise WasiError(Errno.EBADF)
+
+    def filestat(self) -> Filestat:
+        return Filestat(0, 0, self.filetype, 1, 0, 0, 0, 0)
+
+    def set_size(self, size: int) -> None:
+        raise WasiError(Errno.EBADF)
+
+    def set_times(self, atim: int, mtim: int, fst_flags: int) -> None:
+        raise WasiError(Errno.EBADF)
+
+    # --- poll --------------------------------------------------------------
+    def readiness_read(self) -> Readiness:
+        return READY
+
+    def readiness_write(self) -> Readiness:
+        return READY
+
+    # --- lifetime ----------------------------------------------------------
+    def close(self) -> None:
+        """Release host resources. Called once, when the last fd referring to it closes."""
+
+
+class OutputStream(FileDescription):
+    """stdout/stderr: every write is handed to a sink callable (never blocks)."""
+
+    filetype = Filetype.CHARACTER_DEVICE
+    rights_base = int(RIGHTS_TTY_BASE)
+
+    def __init__(self, sink: object) -> None:
+        super().__init__()
+        self._sink = sink
+
+    def write(self, data: bytes | memoryview) -> int:
+        payload = bytes(data)
+        self._sink(payload)  # type: ignore[operator]
+        return len(payload)
+
+
+class InputStream(FileDescription):
+    """stdin: a byte buffer fed by the host (a test, or a reader thread on fd 0).
+
+    `feed()` appends data, `close_input()` marks end of input; both may be
+    called from any thread, and the owner wakes the scheduler afterwards.
+    """
+
+    filetype = Filetype.CHARACTER_DEVICE
+    rights_base = int(RIGHTS_TTY_BASE)
+
+    def __init__(self, data: bytes = b"", eof: bool = True) -> None:
+        super().__init__()
+        self._buffer = bytearray(data)
+        self._eof = eof
+
+    def feed(self, data: bytes) -> None:
+        self._buffer += data
+
+    def close_input(self) -> None:
+        self._eof = True
+
+    def read(self, size: int) -> bytes:
+        if self._buffer:
+            chunk = bytes(self._buffer[:size])
+            del self._buffer[:size]
+            return chunk
+        if self._eof:
+            return b""
+        raise WasiError(Errno.EAGAIN)
+
+    def readiness_read(self) -> Readiness:
+        if self._buffer:
+            return Readiness(True, len(self._buffer))
+        if self._eof:
+            return Readiness(True, 0, hangup=True)
+        return Readiness(False)
+
+    def readiness_write(self) -> Readiness:
+        return Readiness(True, error=Errno.EBADF)
+
+
+@dataclass(slots=True)
+class FdEntry:
+    """One slot of the table: the description plus this fd's rights."""
+
+    description: FileDescription
+    rights_base: int
+    rights_inheriting: int
+
+
+class FdTable:
+    """fd number → FdEntry, with a cap on how many may be open."""
+
+    def __init__(self, max_fds: int = 1024) -> None:
+        self.max_fds = max_fds
+        self._entries: dict[int, FdEntry] = {}
+        self._preopen_names: dict[int, str] = {}
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, fd: int) -> bool:
+        return fd in self._entries
+
+    def entry(self, fd: int) -> FdEntry:
+        entry = self._entries.get(fd)
+        if entry is None:
+            raise WasiError(Errno.EBADF)
+        return entry
+
+    def get(self, fd: int, rights: int = 0) -> FileDescription:
+        """The description behind fd; EBADF if it is not open or lacks `rights`."""
+        entry = self._entries.get(fd)
+        if entry is None or (entry.rights_base & rights) != rights:
+            raise WasiError(Errno.EBADF)
+        return entry.description
+
+    def add(
+        self,
+        description: FileDescription,
+        rights_base: int | None = None,
+        rights_inheriting: int | None = None,
+        preopen_name: str | None = None,
+    ) -> int:
+        """Install at the lowest free number; EMFILE past the cap."""
+        if len(self._entries) >= self.max_fds:
+            raise WasiError(Errno.EMFILE)
+        fd = 0
+        while fd in self._entries:
+            fd += 1
+        self._entries[fd] = FdEntry(
+            description,
+            description.rights_base if rights_base is None else rights_base,
+            description.rights_inheriting if rights_inheriting is None else rights_inheriting,
+        )
+        if preopen_name is not None:
+            self._preopen_names[fd] = preopen_name
+        return fd
+
+    def preopen_name(self, fd: int) -> str | None:
+        self.entry(fd)
+        return self._preopen_names.get(fd)
+
+    def _release(self, description: FileDescription) -> None:
+        if not any(e.description is description for e in self._entries.values()):
+            description.close()
+
+    def close(self, fd: int) -> None:
+        entry = self._entries.pop(fd, None)
+        if entry is None:
+            raise WasiError(Errno.EBADF)
+        self._preopen_names.pop(fd, None)
+        self._release(entry.description)
+
+    def renumber(self, fd_from: int, fd_to: int) -> None:
+        """fd_renumber: both must be open (as wasmtime requires); `to` is replaced."""
+        source = self.entry(fd_from)
+        target = self.entry(fd_to)
+        if fd_from == fd_to:
+            return
+        del self._entries[fd_from]
+        name = self._preopen_names.pop(fd_from, None)
+        self._entries[fd_to] = source
+        self._preopen_names.pop(fd_to, None)
+        if name is not None:
+            self._preopen_names[fd_to] = name
+        self._release(target.description)
+
+    def close_all(self) -> None:
+        for fd in sorted(self._entries):
+            entry = self._entries.pop(fd)
+            self._release(entry.description)
+        self._preopen_names.clear()
+
+    def items(self) -> list[tuple[int, FdEntry]]:
+        return sorted(self._entries.items())

@@ -1,0 +1,143 @@
+"""Bounds-checked access to one guest's linear memory from host calls.
+
+`GuestMemory` wraps the exported `memory` of an instance. Every read and write
+is checked against the memory's current size; a pointer or length outside it
+raises `GuestFault`, which the ABI bridge turns into EFAULT. wasm32 linear
+memory only grows, and wasmtime reserves its address range up front on 64-bit
+hosts, so the base pointer is cached and the size is re-read only when a check
+fails. Touches only the guest's memory, through wasmtime's C API.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import struct
+from collections.abc import Iterator
+
+from wasmtime import Memory, Store
+from wasmtime import _ffi as ffi
+
+from .wasi_types import IOVEC
+
+
+class GuestFault(Exception):
+    """A guest pointer or length points outside linear memory (→ EFAULT)."""
+
+
+class GuestMemory:
+    """A view of one instance's linear memory with checked accessors."""
+
+    __slots__ = ("_base", "_context", "_memory", "_size", "_store", "_view")
+
+    def __init__(self, store: Store, memory: Memory) -> None:
+        self._store = store  # the context pointer below lives only as long as the store
+        self._context = store._context()
+        self._memory = memory._memory
+        self._size = 0
+        self._base = 0
+        self._view: memoryview = memoryview(b"")
+        self._refresh()
+
+    def _refresh(self) -> None:
+        ref = ctypes.byref(self._memory)
+        size = ffi.wasmtime_memory_data_size(self._context, ref)
+        base = ctypes.cast(ffi.wasmtime_memory_data(self._context, ref), ctypes.c_void_p).value
+        if size != self._size or base != self._base:
+            self._size = size
+            self._base = base or 0
+            if size:
+                array = (ctypes.c_ubyte * size).from_address(self._base)
+                self._view = memoryview(array).cast("B")
+            else:
+                self._view = memoryview(b"")
+
+    @property
+    def size(self) -> int:
+        self._refresh()
+        return self._size
+
+    def check(self, ptr: int, length: int) -> None:
+        """Raise GuestFault unless [ptr, ptr+length) lies inside memory."""
+        if ptr < 0 or length < 0 or ptr + length > self._size:
+            self._refresh()
+            if ptr < 0 or length < 0 or ptr + length > self._size:
+                raise GuestFault(f"guest range {ptr:#x}+{length} outside memory of {self._size}")
+
+    def view(self, ptr: int, length: int) -> memoryview:
+        """A zero-copy window onto guest memory. Valid until the guest runs again."""
+        self.check(ptr, length)
+        return self._view[ptr : ptr + length]
+
+    def read(self, ptr: int, length: int) -> bytes:
+        self.check(ptr, length)
+        return self._view[ptr : ptr + length].tobytes()
+
+    def write(self, ptr: int, data: bytes | bytearray | memoryview) -> None:
+        length = len(data)
+        self.check(ptr, length)
+        self._view[ptr : ptr + length] = data
+
+    def unpack(self, layout: struct.Struct, ptr: int) -> tuple[int, ...]:
+        self.check(ptr, layout.size)
+        return layout.unpack_from(self._view, ptr)
+
+    def pack(self, layout: struct.Struct, ptr: int, *values: int) -> None:
+        self.check(ptr, layout.size)
+        layout.pack_into(self._view, ptr, *values)
+
+    def read_u32(self, ptr: int) -> int:
+        self.check(ptr, 4)
+        return int.from_bytes(self._view[ptr : ptr + 4], "little")
+
+    def write_u32(self, ptr: int, value: int) -> None:
+        self.check(ptr, 4)
+        self._view[ptr : ptr + 4] = (value & 0xFFFFFFFF).to_bytes(4, "little")
+
+    def write_u64(self, ptr: int, value: int) -> None:
+        self.check(ptr, 8)
+        self._view[ptr : ptr + 8] = (value & 0xFFFFFFFFFFFFFFFF).to_bytes(8, "little")
+
+    def write_u16(self, ptr: int, value: int) -> None:
+        self.check(ptr, 2)
+        self._view[ptr : ptr + 2] = (value & 0xFFFF).to_bytes(2, "little")
+
+    def write_u8(self, ptr: int, value: int) -> None:
+        self.check(ptr, 1)
+        self._view[ptr] = value & 0xFF
+
+    def read_string(self, ptr: int, length: int) -> str:
+        """UTF-8 text from the guest; invalid UTF-8 raises UnicodeDecodeError (→ EILSEQ)."""
+        return self.read(ptr, length).decode("utf-8")
+
+    def iovecs(self, ptr: int, count: int) -> list[tuple[int, int]]:
+        """The (buf, len) pairs of an iovec array, each checked to lie in memory."""
+        self.check(ptr, count * IOVEC.size)
+        view = self._view
+        out = []
+        for i in range(count):
+            buf, length = IOVEC.unpack_from(view, ptr + i * IOVEC.size)
+            self.check(buf, length)
+            out.append((buf, length))
+        return out
+
+    def gather(self, ptr: int, count: int) -> bytes:
+        """Concatenate the bytes of an iovec array (for writes)."""
+        parts = [self._view[b : b + n] for b, n in self.iovecs(ptr, count)]
+        return b"".join(parts)
+
+    def scatter(self, iovs: list[tuple[int, int]], data: bytes | memoryview) -> int:
+        """Copy data into iovec buffers in order; returns the bytes written."""
+        done = 0
+        total = len(data)
+        view = self._view
+        for buf, length in iovs:
+            if done >= total:
+                break
+            n = min(length, total - done)
+            view[buf : buf + n] = data[done : done + n]
+            done += n
+        return done
+
+    def iter_iovecs(self, ptr: int, count: int) -> Iterator[memoryview]:
+        for buf, length in self.iovecs(ptr, count):
+            yield self._view[buf : buf + length]

@@ -1,0 +1,368 @@
+"""Loading and running wasm32-wasip1 guests under vnet's own WASI.
+
+`load_module` compiles and validates a module (a core module, not a
+component; every import one vnet provides; a `_start` export and an exported
+memory). `Guest` instantiates it in its own wasmtime store with per-guest
+limits, links every declared host function through the unchecked ABI bridge,
+and runs `_start` on a scheduler task. `run_module` is the one-call form used
+by the CLI and tests.
+
+Limits: linear memory is capped with store limits (`memory.grow` returns -1
+past the cap); the fd table has a cap; and epoch interruption gives each guest
+a CPU slice — when it expires the epoch callback hands control to the
+scheduler (virtual time) or just lets the OS switch threads (real time), and
+charges the slice against an optional CPU budget. A killed guest is stopped
+at its next slice boundary or host call.
+
+This module touches wasmtime and the scheduler; it builds no packets.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import random
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import wasmtime
+from wasmtime import Config, Engine, Linker, Module, Store, WasmtimeError
+from wasmtime import _ffi as ffi
+
+from vnet.scheduler import SPIN_THRESHOLD_NS, GuestTask, Scheduler
+
+# Importing these modules registers their host functions.
+from . import wasi_core, wasi_fs  # noqa: F401
+from .abi import HOST_FUNCTIONS, GuestExit
+from .context import GuestContext, GuestLimits
+from .fdtable import InputStream, OutputStream
+from .fs import open_preopen
+from .memory import GuestMemory
+
+TRAP_EXIT_CODE = 134  # what `wasmtime run` exits with when a guest traps (128 + SIGABRT)
+KILLED_EXIT_CODE = 137
+
+
+class GuestLoadError(Exception):
+    """The module cannot run as a vnet guest; the message is one line for the user."""
+
+
+# --- the engine ----------------------------------------------------------------
+
+_engine_lock = threading.Lock()
+_engine: Engine | None = None
+_EPOCH_TICK_S = 0.005
+
+
+def engine() -> Engine:
+    """The process-wide engine (epoch interruption on, memories never move)."""
+    global _engine
+    with _engine_lock:
+        if _engine is None:
+            config = Config()
+            config.epoch_interruption = True
+            config.memory_may_move = False
+            if os.environ.get("VNET_WASMTIME_CACHE", "1") != "0":
+                try:
+                    config.cache = True
+                except WasmtimeError:
+                    pass
+            _engine = Engine(config)
+            ticker = threading.Thread(target=_tick_epochs, args=(_engine,), daemon=True,
+                                      name="vnet-epoch")
+            ticker.start()
+        return _engine
+
+
+def _tick_epochs(eng: Engine) -> None:
+    event = threading.Event()
+    while True:
+        event.wait(_EPOCH_TICK_S)
+        eng.increment_epoch()
+
+
+# --- modules ---------------------------------------------------------------------
+
+_module_cache: dict[tuple[str, int, int], Module] = {}
+
+
+def load_module(path: str | os.PathLike[str]) -> Module:
+    """Compile and validate a guest module, or raise GuestLoadError."""
+    p = Path(path)
+    try:
+        st = p.stat()
+        data = p.read_bytes()
+    except FileNotFoundError:
+        raise GuestLoadError(f"{p}: no such file") from None
+    except IsADirectoryError:
+        raise GuestLoadError(f"{p}: is a directory, not a wasm module") from None
+    except OSError as e:
+        raise GuestLoadError(f"{p}: cannot read: {e.strerror}") from None
+    key = (str(p.resolve()), st.st_mtime_ns, st.st_size)
+    cached = _module_cache.get(key)
+    if cached is not None:
+        return cached
+    if data[:4] != b"\0asm":
+        raise GuestLoadError(f"{p}: not a WebAssembly module (bad magic number)")
+    if len(data) >= 8 and data[4:8] != b"\x01\0\0\0":
+        raise GuestLoadError(
+            f"{p}: a WebAssembly component or unknown version, not a wasm32-wasip1 core module"
+        )
+    try:
+        module = Module(engine(), data)
+    except WasmtimeError as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else "invalid module"
+        raise GuestLoadError(f"{p}: invalid wasm module: {first}") from None
+    provided = HOST_FUNCTIONS.functions
+    for imp in module.imports:
+        if (imp.module, imp.name) not in provided:
+            raise GuestLoadError(
+                f"{p}: imports {imp.module}.{imp.name}, which vnet does not provide "
+                "(is this a wasm32-wasip1 module?)"
+            )
+    exports = {e.name: e for e in module.exports}
+    if "_start" not in exports:
+        raise GuestLoadError(f"{p}: no _start export (not a wasip1 command module)")
+    if "memory" not in exports:
+        raise GuestLoadError(f"{p}: exports no memory")
+    _module_cache[key] = module
+    return module
+
+
+# --- guests ---------------------------------------------------------------------
+
+Sink = Callable[[bytes], None]
+
+
+@dataclass
+class GuestConfig:
+    """How to start one guest."""
+
+    module: str
+    args: list[str]
+    env: list[tuple[str, str]] = field(default_factory=list)
+    preopens: list[tuple[str, str]] = field(default_factory=list)  # (host dir, guest path)
+    stdin: InputStream | bytes | None = None
+    stdout: Sink | None = None
+    stderr: Sink | None = None
+    limits: GuestLimits = field(default_factory=GuestLimits)
+    name: str = "guest"
+    debug: bool = False
+
+
+class Guest:
+    """One running wasm instance: its store, context and scheduler task."""
+
+    def __init__(self, scheduler: Scheduler, config: GuestConfig, module: Module | None = None):
+        self.scheduler = scheduler
+        self.config = config
+        self.module = module if module is not None else load_module(config.module)
+        seed_material = f"{scheduler.seed}:{config.name}".encode()
+        self.ctx = GuestContext(
+            config.name, scheduler, list(config.args), list(config.env), config.limits,
+            random.Random(seed_material), config.debug,
+        )
+        self.exit_code: int | None = None
+        self.trap: str | None = None
+        self.memory_bytes_at_exit = 0
+        self.task: GuestTask | None = None
+        self._keep_alive: list[object] = []
+        self._install_stdio_and_preopens()
+
+    def _install_stdio_and_preopens(self) -> None:
+        cfg = self.config
+        stdin = cfg.stdin
+        if stdin is None:
+            stdin = InputStream(b"", eof=True)
+        elif isinstance(stdin, bytes):
+            stdin = InputStream(stdin, eof=True)
+        self.ctx.fds.add(stdin)
+        self.ctx.fds.add(OutputStream(cfg.stdout or _discard))
+        self.ctx.fds.add(OutputStream(cfg.stderr or _discard))
+        for host_dir, guest_path in cfg.preopens:
+            self.ctx.fds.add(open_preopen(host_dir), preopen_name=guest_path)
+
+    def start(self) -> GuestTask:
+        self.task = self.scheduler.spawn(self.config.name, self._run)
+        self.ctx.task = self.task
+        return self.task
+
+    @property
+    def done(self) -> bool:
+        return self.task is not None and self.task.done
+
+    def _run(self, task: GuestTask) -> None:
+        self.ctx.task = task
+        try:
+            self._instantiate_and_start(task)
+        finally:
+            self.ctx.fds.close_all()
+            if self.ctx.memory is not None:
+                self.memory_bytes_at_exit = self.ctx.memory.size
+            self.ctx.memory = None  # releases the store and its linear memory
+
+    def _instantiate_and_start(self, task: GuestTask) -> None:
+        eng = engine()
+        store = Store(eng)
+        limits = self.config.limits
+        store.set_limits(memory_size=limits.memory_bytes, instances=1, tables=4, memories=1)
+        self._install_epoch_callback(store, task)
+        store.set_epoch_deadline(1)
+        linker = Linker(eng)
+        HOST_FUNCTIONS.define_all(linker, self.ctx, self._keep_alive)
+        try:
+            instance = linker.instantiate(store, self.module)
+        except (WasmtimeError, wasmtime.Trap) as e:
+            self.trap = _one_line(e)
+            self.exit_code = TRAP_EXIT_CODE
+            return
+        memory = instance.exports(store)["memory"]
+        assert isinstance(memory, wasmtime.Memory)
+        self.ctx.memory = GuestMemory(store, memory)
+        start = instance.exports(store)["_start"]
+        assert isinstance(start, wasmtime.Func)
+        try:
+            start(store)
+            self.exit_code = 0
+        except (wasmtime.Trap, WasmtimeError) as e:
+            request = self.ctx.exit_request
+            if request is not None and request.reason == "exit":
+                self.exit_code = request.code & 0xFF
+            elif request is not None:
+                self.exit_code = KILLED_EXIT_CODE
+                self.trap = f"guest {request.reason}"
+            else:
+                self.trap = _one_line(e)
+                self.exit_code = TRAP_EXIT_CODE
+
+    def _install_epoch_callback(self, store: Store, task: GuestTask) -> None:
+        sched = self.scheduler
+        ctx = self.ctx
+        budget_slices = (
+            max(1, int(ctx.limits.cpu_time_ms / (_EPOCH_TICK_S * 1000)))
+            if ctx.limits.cpu_time_ms else 0
+        )
+        spin_slices = max(1, int(SPIN_THRESHOLD_NS / (_EPOCH_TICK_S * 1e9)))
+        # slices: ticks seen while this guest ran; quiet: consecutive ticks with no host call
+        state = {"slices": 0, "quiet": 0, "calls": -1}
+
+        def on_deadline(_context: int, _data: int, delta_ptr: int, kind_ptr: int) -> int:
+            ctypes.c_uint64.from_address(delta_ptr).value = 1
+            ctypes.c_uint8.from_address(kind_ptr).value = 0  # continue
+            state["slices"] += 1
+            if task.killed:
+                ctx.exit_request = GuestExit(KILLED_EXIT_CODE, "killed")
+                return _new_error("guest killed")
+            if budget_slices and state["slices"] > budget_slices:
+                ctx.exit_request = GuestExit(KILLED_EXIT_CODE, "exceeded its CPU time limit")
+                return _new_error("cpu time limit")
+            calls = ctx.stats.host_calls
+            if calls != state["calls"]:
+                state["calls"] = calls
+                state["quiet"] = 0
+            else:
+                state["quiet"] += 1
+            if sched.virtual and state["quiet"] >= spin_slices:
+                ctx.stats.preemptions += 1
+                try:
+                    sched.yield_task(task, spinning=True)
+                except Exception:
+                    ctx.exit_request = GuestExit(KILLED_EXIT_CODE, "killed")
+                    return _new_error("guest killed")
+            elif not sched.virtual:
+                ctx.stats.preemptions += 1  # the OS switches threads; we just count slices
+            return 0
+
+        callback = _EPOCH_CALLBACK(on_deadline)
+        self._keep_alive.append(callback)
+        _set_epoch_callback(ctypes.cast(store.ptr(), ctypes.c_void_p), callback, None, None)
+
+
+_EPOCH_CALLBACK = ctypes.CFUNCTYPE(
+    ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p
+)
+_set_epoch_callback = ffi.dll["wasmtime_store_epoch_deadline_callback"]
+_set_epoch_callback.restype = None
+_set_epoch_callback.argtypes = [ctypes.c_void_p, _EPOCH_CALLBACK, ctypes.c_void_p, ctypes.c_void_p]
+_error_new = ffi.dll["wasmtime_error_new"]
+_error_new.restype = ctypes.c_void_p
+_error_new.argtypes = [ctypes.c_char_p]
+
+
+def _new_error(message: str) -> int:
+    return _error_new(message.encode()) or 0
+
+
+def _discard(_data: bytes) -> None:
+    return None
+
+
+def _one_line(error: BaseException) -> str:
+    text = str(error).strip()
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    # wasmtime puts the trap reason on the last line after a backtrace.
+    for line in reversed(lines):
+        if line.startswith(("wasm trap:", "error while executing")):
+            return line
+    if len(lines) > 1 and lines[-1].startswith("Caused by:") is False:
+        for line in lines:
+            if "trap" in line:
+                return line
+    return lines[0] if lines else type(error).__name__
+
+
+@dataclass
+class RunResult:
+    exit_code: int
+    stdout: bytes
+    stderr: bytes
+    trap: str | None
+    guest: Guest
+
+
+def run_module(
+    wasm_path: str | os.PathLike[str],
+    args: list[str] | None = None,
+    env: list[tuple[str, str]] | None = None,
+    preopens: list[tuple[str, str]] | None = None,
+    stdin: bytes = b"",
+    virtual_time: bool = False,
+    seed: int = 0,
+    limits: GuestLimits | None = None,
+    timeout_s: float | None = None,
+) -> RunResult:
+    """Run one guest to completion and capture its output (tests, simple use)."""
+    out = bytearray()
+    err = bytearray()
+    sched = Scheduler(virtual=virtual_time, seed=seed)
+    cfg = GuestConfig(
+        module=str(wasm_path),
+        args=list(args) if args is not None else [Path(wasm_path).name],
+        env=list(env or []),
+        preopens=list(preopens or []),
+        stdin=stdin,
+        stdout=out.extend,
+        stderr=err.extend,
+        limits=limits or GuestLimits(),
+    )
+    guest = Guest(sched, cfg)
+    guest.start()
+    finished = sched.run(timeout_s=timeout_s)
+    if not finished:
+        sched.stop_all()
+    code = guest.exit_code if guest.exit_code is not None else KILLED_EXIT_CODE
+    return RunResult(code, bytes(out), bytes(err), guest.trap, guest)
+
+
+def write_through(stream: object) -> Sink:
+    """A sink that writes guest output straight to a binary stream and flushes."""
+    buffer = getattr(stream, "buffer", stream)
+
+    def sink(data: bytes) -> None:
+        buffer.write(data)  # type: ignore[attr-defined]
+        buffer.flush()  # type: ignore[attr-defined]
+
+    return sink
+

@@ -1,0 +1,449 @@
+"""wasi_snapshot_preview1: everything but the path_* filesystem calls.
+
+Args and environment, clocks (read from the scheduler), random_get (seeded
+in virtual time), proc_exit, sched_yield, poll_oneoff — the one place a guest
+blocks — and the fd calls that work on any open description (files, stdio,
+sockets). The path-based filesystem calls live in `wasi_fs`.
+
+Semantics follow the preview1 witx and, where it is silent, what wasmtime's
+own preview1 implementation does (tests compare against it). Each function
+reads and writes guest memory only through `ctx.mem` and touches host state
+only through the fd table's descriptions and the scheduler.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import TypeVar
+
+from .abi import GuestExit, host_function
+from .context import GuestContext
+from .fdtable import FileDescription, Readiness
+from .wasi_types import (
+    EVENT,
+    EVENTRWFLAGS_HANGUP,
+    FDFLAGS_ALL,
+    FDSTAT,
+    FILESTAT,
+    PREOPENTYPE_DIR,
+    PRESTAT,
+    SUBCLOCKFLAGS_ABSTIME,
+    SUBSCRIPTION_CLOCK,
+    SUBSCRIPTION_FD,
+    SUBSCRIPTION_HEAD,
+    SUBSCRIPTION_SIZE,
+    Clockid,
+    Errno,
+    Eventtype,
+    Rights,
+    WasiError,
+)
+
+M = "wasi_snapshot_preview1"
+T = TypeVar("T")
+
+MAX_IO_BYTES = 64 * 1024 * 1024  # one read/write call moves at most this much
+
+
+# --- args and environment ---------------------------------------------------
+
+def _write_string_list(ctx: GuestContext, items: list[bytes], ptrs: int, buf: int) -> int:
+    mem = ctx.mem
+    mem.check(ptrs, 4 * len(items))
+    mem.check(buf, sum(len(i) + 1 for i in items))
+    offset = buf
+    for index, item in enumerate(items):
+        mem.write_u32(ptrs + 4 * index, offset)
+        mem.write(offset, item + b"\0")
+        offset += len(item) + 1
+    return Errno.SUCCESS
+
+
+def _args(ctx: GuestContext) -> list[bytes]:
+    return [a.encode() for a in ctx.args]
+
+
+def _environ(ctx: GuestContext) -> list[bytes]:
+    return [f"{k}={v}".encode() for k, v in ctx.env]
+
+
+@host_function(M, "args_get", "ii")
+def args_get(ctx: GuestContext, argv: int, argv_buf: int) -> int:
+    return _write_string_list(ctx, _args(ctx), argv, argv_buf)
+
+
+@host_function(M, "args_sizes_get", "ii")
+def args_sizes_get(ctx: GuestContext, argc_ptr: int, size_ptr: int) -> int:
+    items = _args(ctx)
+    ctx.mem.write_u32(argc_ptr, len(items))
+    ctx.mem.write_u32(size_ptr, sum(len(i) + 1 for i in items))
+    return Errno.SUCCESS
+
+
+@host_function(M, "environ_get", "ii")
+def environ_get(ctx: GuestContext, environ: int, environ_buf: int) -> int:
+    return _write_string_list(ctx, _environ(ctx), environ, environ_buf)
+
+
+@host_function(M, "environ_sizes_get", "ii")
+def environ_sizes_get(ctx: GuestContext, count_ptr: int, size_ptr: int) -> int:
+    items = _environ(ctx)
+    ctx.mem.write_u32(count_ptr, len(items))
+    ctx.mem.write_u32(size_ptr, sum(len(i) + 1 for i in items))
+    return Errno.SUCCESS
+
+
+# --- clocks and randomness --------------------------------------------------
+
+def _clock_now(ctx: GuestContext, clock_id: int) -> int:
+    if clock_id == Clockid.REALTIME:
+        return ctx.scheduler.realtime_ns()
+    if clock_id == Clockid.MONOTONIC:
+        return ctx.scheduler.monotonic_ns()
+    raise WasiError(Errno.EINVAL)
+
+
+@host_function(M, "clock_res_get", "ii")
+def clock_res_get(ctx: GuestContext, clock_id: int, res_ptr: int) -> int:
+    if clock_id not in (Clockid.REALTIME, Clockid.MONOTONIC):
+        raise WasiError(Errno.EINVAL)
+    ctx.mem.write_u64(res_ptr, 1)
+    return Errno.SUCCESS
+
+
+@host_function(M, "clock_time_get", "iIi")
+def clock_time_get(ctx: GuestContext, clock_id: int, _precision: int, time_ptr: int) -> int:
+    ctx.mem.write_u64(time_ptr, _clock_now(ctx, clock_id))
+    return Errno.SUCCESS
+
+
+@host_function(M, "random_get", "ii")
+def random_get(ctx: GuestContext, buf: int, length: int) -> int:
+    ctx.mem.check(buf, length)
+    if ctx.scheduler.virtual:
+        data = ctx.rng.randbytes(length)
+    else:
+        data = os.urandom(length)
+    ctx.mem.write(buf, data)
+    return Errno.SUCCESS
+
+
+# --- process ---------------------------------------------------------------
+
+@host_function(M, "proc_exit", "i", "")
+def proc_exit(ctx: GuestContext, code: int) -> int:
+    raise GuestExit(code, "exit")
+
+
+@host_function(M, "proc_raise", "i")
+def proc_raise(ctx: GuestContext, _signal: int) -> int:
+    return Errno.ENOSYS
+
+
+@host_function(M, "sched_yield", "")
+def sched_yield(ctx: GuestContext) -> int:
+    assert ctx.task is not None
+    ctx.scheduler.yield_task(ctx.task)
+    return Errno.SUCCESS
+
+
+# --- blocking helper --------------------------------------------------------
+
+def wait_for_io(
+    ctx: GuestContext,
+    description: FileDescription,
+    attempt: Callable[[], T],
+    readiness: Callable[[], Readiness],
+    deadline_ns: int | None = None,
+) -> T:
+    """Try a non-blocking operation; on EAGAIN block until ready (unless O_NONBLOCK).
+
+    A deadline that passes raises EAGAIN, as SO_RCVTIMEO/SO_SNDTIMEO do on Linux.
+    """
+    while True:
+        try:
+            return attempt()
+        except WasiError as e:
+            if e.errno != Errno.EAGAIN or description.nonblocking:
+                raise
+        if not ctx.block_until(lambda: readiness().ready, deadline_ns):
+            raise WasiError(Errno.EAGAIN)
+
+
+# --- poll_oneoff ------------------------------------------------------------
+
+@host_function(M, "poll_oneoff", "iiii")
+def poll_oneoff(ctx: GuestContext, in_ptr: int, out_ptr: int, nsubscriptions: int,
+                nevents_ptr: int) -> int:
+    if nsubscriptions == 0:
+        raise WasiError(Errno.EINVAL)
+    mem = ctx.mem
+    mem.check(in_ptr, nsubscriptions * SUBSCRIPTION_SIZE)
+    mem.check(out_ptr, nsubscriptions * EVENT.size)
+    mem.check(nevents_ptr, 4)
+    sched = ctx.scheduler
+    now = sched.monotonic_ns()
+
+    clocks: list[tuple[int, int]] = []  # (userdata, monotonic deadline)
+    fd_subs: list[tuple[int, int, FileDescription]] = []  # (userdata, type, description)
+    immediate: list[tuple[int, int, int, int, int]] = []  # events known now
+    for i in range(nsubscriptions):
+        base = in_ptr + i * SUBSCRIPTION_SIZE
+        userdata, tag = mem.unpack(SUBSCRIPTION_HEAD, base)
+        if tag == Eventtype.CLOCK:
+            clock_id, timeout, _precision, flags = mem.unpack(SUBSCRIPTION_CLOCK, base + 16)
+            if clock_id not in (Clockid.REALTIME, Clockid.MONOTONIC):
+                immediate.append((userdata, Errno.EINVAL, tag, 0, 0))
+                continue
+            if flags & SUBCLOCKFLAGS_ABSTIME:
+                current = _clock_now(ctx, clock_id)
+                deadline = now + max(0, timeout - current)
+            else:
+                deadline = now + timeout
+            clocks.append((userdata, deadline))
+        elif tag in (Eventtype.FD_READ, Eventtype.FD_WRITE):
+            (fd,) = mem.unpack(SUBSCRIPTION_FD, base + 16)
+            try:
+                description = ctx.fds.get(fd, Rights.POLL_FD_READWRITE)
+            except WasiError as e:
+                immediate.append((userdata, e.errno, tag, 0, 0))
+                continue
+            fd_subs.append((userdata, tag, description))
+        else:
+            raise WasiError(Errno.EINVAL)
+
+    def collect() -> list[tuple[int, int, int, int, int]]:
+        events = list(immediate)
+        for userdata, tag, description in fd_subs:
+            state = (description.readiness_read() if tag == Eventtype.FD_READ
+                     else description.readiness_write())
+            if state.ready or state.hangup or state.error:
+                flags = EVENTRWFLAGS_HANGUP if state.hangup else 0
+                events.append((userdata, state.error, tag, state.nbytes, flags))
+        current = sched.monotonic_ns()
+        for userdata, deadline in clocks:
+            if deadline <= current:
+                events.append((userdata, Errno.SUCCESS, Eventtype.CLOCK, 0, 0))
+        return events
+
+    events = collect()
+    if not events:
+        earliest = min((d for _, d in clocks), default=None)
+        ctx.block_until(lambda: bool(collect()) if fd_subs else False, earliest)
+        events = collect()
+    for index, (userdata, error, tag, nbytes, flags) in enumerate(events):
+        mem.pack(EVENT, out_ptr + index * EVENT.size, userdata, int(error), int(tag), nbytes, flags)
+    mem.write_u32(nevents_ptr, len(events))
+    return Errno.SUCCESS
+
+
+# --- fd calls on any description ---------------------------------------------
+
+@host_function(M, "fd_close", "i")
+def fd_close(ctx: GuestContext, fd: int) -> int:
+    ctx.fds.close(fd)
+    return Errno.SUCCESS
+
+
+@host_function(M, "fd_fdstat_get", "ii")
+def fd_fdstat_get(ctx: GuestContext, fd: int, stat_ptr: int) -> int:
+    entry = ctx.fds.entry(fd)
+    d = entry.description
+    ctx.mem.pack(FDSTAT, stat_ptr, int(d.filetype), d.fdflags, entry.rights_base,
+                 entry.rights_inheriting)
+    return Errno.SUCCESS
+
+
+@host_function(M, "fd_fdstat_set_flags", "ii")
+def fd_fdstat_set_flags(ctx: GuestContext, fd: int, flags: int) -> int:
+    description = ctx.fds.get(fd)
+    if flags & ~FDFLAGS_ALL:
+        raise WasiError(Errno.EINVAL)
+    description.set_fdflags(flags)
+    return Errno.SUCCESS
+
+
+@host_function(M, "fd_fdstat_set_rights", "iII")
+def fd_fdstat_set_rights(ctx: GuestContext, fd: int, base: int, inheriting: int) -> int:
+    entry = ctx.fds.entry(fd)
+    if (base & ~entry.rights_base) or (inheriting & ~entry.rights_inheriting):
+        raise WasiError(Errno.ENOTCAPABLE)
+    entry.rights_base = base
+    entry.rights_inheriting = inheriting
+    return Errno.SUCCESS
+
+
+@host_function(M, "fd_renumber", "ii")
+def fd_renumber(ctx: GuestContext, fd_from: int, fd_to: int) -> int:
+    ctx.fds.renumber(fd_from, fd_to)
+    return Errno.SUCCESS
+
+
+@host_function(M, "fd_prestat_get", "ii")
+def fd_prestat_get(ctx: GuestContext, fd: int, prestat_ptr: int) -> int:
+    name = ctx.fds.preopen_name(fd)
+    if name is None:
+        raise WasiError(Errno.EBADF)
+    ctx.mem.pack(PRESTAT, prestat_ptr, PREOPENTYPE_DIR, len(name.encode()))
+    return Errno.SUCCESS
+
+
+@host_function(M, "fd_prestat_dir_name", "iii")
+def fd_prestat_dir_name(ctx: GuestContext, fd: int, path: int, path_len: int) -> int:
+    name = ctx.fds.preopen_name(fd)
+    if name is None:
+        raise WasiError(Errno.ENOTDIR)  # as wasmtime: an open fd that is no preopen
+    data = name.encode()
+    if path_len < len(data):
+        raise WasiError(Errno.ENAMETOOLONG)
+    ctx.mem.write(path, data)
+    return Errno.SUCCESS
+
+
+def _iov_total(iovs: list[tuple[int, int]]) -> int:
+    return min(sum(n for _, n in iovs), MAX_IO_BYTES)
+
+
+@host_function(M, "fd_read", "iiii")
+def fd_read(ctx: GuestContext, fd: int, iovs_ptr: int, iovs_len: int, nread_ptr: int) -> int:
+    d = ctx.fds.get(fd, Rights.FD_READ)
+    iovs = ctx.mem.iovecs(iovs_ptr, iovs_len)
+    ctx.mem.check(nread_ptr, 4)
+    total = _iov_total(iovs)
+    data = wait_for_io(ctx, d, lambda: d.read(total), d.readiness_read)
+    ctx.mem.write_u32(nread_ptr, ctx.mem.scatter(iovs, data))
+    return Errno.SUCCESS
+
+
+@host_function(M, "fd_write", "iiii")
+def fd_write(ctx: GuestContext, fd: int, iovs_ptr: int, iovs_len: int, nwritten_ptr: int) -> int:
+    d = ctx.fds.get(fd, Rights.FD_WRITE)
+    data = ctx.mem.gather(iovs_ptr, iovs_len)
+    ctx.mem.check(nwritten_ptr, 4)
+    written = wait_for_io(ctx, d, lambda: d.write(data), d.readiness_write)
+    ctx.mem.write_u32(nwritten_ptr, written)
+    return Errno.SUCCESS
+
+
+@host_function(M, "fd_pread", "iiiIi")
+def fd_pread(ctx: GuestContext, fd: int, iovs_ptr: int, iovs_len: int, offset: int,
+             nread_ptr: int) -> int:
+    d = ctx.fds.get(fd, Rights.FD_READ | Rights.FD_SEEK)
+    iovs = ctx.mem.iovecs(iovs_ptr, iovs_len)
+    ctx.mem.check(nread_ptr, 4)
+    data = d.pread(_iov_total(iovs), offset)
+    ctx.mem.write_u32(nread_ptr, ctx.mem.scatter(iovs, data))
+    return Errno.SUCCESS
+
+
+@host_function(M, "fd_pwrite", "iiiIi")
+def fd_pwrite(ctx: GuestContext, fd: int, iovs_ptr: int, iovs_len: int, offset: int,
+              nwritten_ptr: int) -> int:
+    d = ctx.fds.get(fd, Rights.FD_WRITE | Rights.FD_SEEK)
+    data = ctx.mem.gather(iovs_ptr, iovs_len)
+    ctx.mem.check(nwritten_ptr, 4)
+    ctx.mem.write_u32(nwritten_ptr, d.pwrite(data, offset))
+    return Errno.SUCCESS
+
+
+@host_function(M, "fd_seek", "iSii")
+def fd_seek(ctx: GuestContext, fd: int, offset: int, whence: int, newoffset_ptr: int) -> int:
+    rights = Rights.FD_TELL if (offset == 0 and whence == 1) else Rights.FD_SEEK | Rights.FD_TELL
+    d = ctx.fds.get(fd, rights)
+    if whence > 2:
+        raise WasiError(Errno.EINVAL)
+    ctx.mem.check(newoffset_ptr, 8)
+    ctx.mem.write_u64(newoffset_ptr, d.seek(offset, whence))
+    return Errno.SUCCESS
+
+
+@host_function(M, "fd_tell", "ii")
+def fd_tell(ctx: GuestContext, fd: int, offset_ptr: int) -> int:
+    d = ctx.fds.get(fd, Rights.FD_TELL)
+    ctx.mem.check(offset_ptr, 8)
+    ctx.mem.write_u64(offset_ptr, d.tell())
+    return Errno.SUCCESS
+
+
+@host_function(M, "fd_sync", "i")
+def fd_sync(ctx: GuestContext, fd: int) -> int:
+    ctx.fds.get(fd).sync()
+    return Errno.SUCCESS
+
+
+@host_function(M, "fd_datasync", "i")
+def fd_datasync(ctx: GuestContext, fd: int) -> int:
+    ctx.fds.get(fd).datasync()
+    return Errno.SUCCESS
+
+
+@host_function(M, "fd_advise", "iIIi")
+def fd_advise(ctx: GuestContext, fd: int, offset: int, length: int, advice: int) -> int:
+    if advice > 5:
+        raise WasiError(Errno.EINVAL)
+    ctx.fds.get(fd).advise(offset, length, advice)
+    return Errno.SUCCESS
+
+
+@host_function(M, "fd_allocate", "iII")
+def fd_allocate(ctx: GuestContext, fd: int, offset: int, length: int) -> int:
+    ctx.fds.get(fd).allocate(offset, length)
+    return Errno.SUCCESS
+
+
+@host_function(M, "fd_filestat_get", "ii")
+def fd_filestat_get(ctx: GuestContext, fd: int, buf: int) -> int:
+    st = ctx.fds.get(fd).filestat()
+    ctx.mem.pack(FILESTAT, buf, st.dev, st.ino, int(st.filetype), st.nlink, st.size,
+                 st.atim, st.mtim, st.ctim)
+    return Errno.SUCCESS
+
+
+@host_function(M, "fd_filestat_set_size", "iI")
+def fd_filestat_set_size(ctx: GuestContext, fd: int, size: int) -> int:
+    ctx.fds.get(fd).set_size(size)
+    return Errno.SUCCESS
+
+
+@host_function(M, "fd_filestat_set_times", "iIIi")
+def fd_filestat_set_times(ctx: GuestContext, fd: int, atim: int, mtim: int, flags: int) -> int:
+    ctx.fds.get(fd).set_times(atim, mtim, flags)
+    return Errno.SUCCESS
+
+
+# --- preview1 socket calls (sockets arrive with the socket ABI) ------------
+
+def socket_of(ctx: GuestContext, fd: int) -> FileDescription:
+    """The description behind fd if it is a socket; ENOTSOCK otherwise."""
+    d = ctx.fds.get(fd)
+    if not getattr(d, "is_socket", False):
+        raise WasiError(Errno.ENOTSOCK)
+    return d
+
+
+@host_function(M, "sock_accept", "iii")
+def sock_accept(ctx: GuestContext, fd: int, flags: int, fd_ptr: int) -> int:
+    socket_of(ctx, fd)
+    raise WasiError(Errno.ENOTSUP)
+
+
+@host_function(M, "sock_recv", "iiiiii")
+def sock_recv(ctx: GuestContext, fd: int, ri_data: int, ri_data_len: int, ri_flags: int,
+              ro_datalen_ptr: int, ro_flags_ptr: int) -> int:
+    socket_of(ctx, fd)
+    raise WasiError(Errno.ENOTSUP)
+
+
+@host_function(M, "sock_send", "iiiii")
+def sock_send(ctx: GuestContext, fd: int, si_data: int, si_data_len: int, si_flags: int,
+              so_datalen_ptr: int) -> int:
+    socket_of(ctx, fd)
+    raise WasiError(Errno.ENOTSUP)
+
+
+@host_function(M, "sock_shutdown", "ii")
+def sock_shutdown(ctx: GuestContext, fd: int, how: int) -> int:
+    socket_of(ctx, fd)
+    raise WasiError(Errno.ENOTSUP)
+
