@@ -126,6 +126,9 @@ def _build_parser() -> argparse.ArgumentParser:
 def _cmd_build(ns: argparse.Namespace) -> int:
     from vnet.build import BuildError, build_wasm
 
+    for source in ns.sources:
+        if not Path(source).is_file():
+            raise CliError(f"vnet build: {source}: no such source file")
     flags = [f"-I{d}" for d in ns.include] + [f"-D{d}" for d in ns.define]
     try:
         build_wasm(ns.sources, ns.output, flags=flags, optimize=f"-O{ns.opt}",
