@@ -95,3 +95,23 @@ def test_real_time_block_times_out() -> None:
     sched.spawn("w", waiter)
     assert sched.run(timeout_s=10)
     assert results == [False]
+
+
+def test_defer_runs_nested_work_in_fifo_order_without_recursion() -> None:
+    sched = Scheduler(virtual=True)
+    order: list[str] = []
+
+    def bounce(n: int) -> None:
+        order.append(f"bounce{n}")
+        if n < 2000:  # deeper than Python's recursion limit if it recursed
+            sched.defer(lambda: bounce(n + 1))
+
+    def first() -> None:
+        order.append("first")
+        sched.defer(lambda: order.append("queued-by-first"))
+        sched.defer(lambda: bounce(0))
+        order.append("first-done")
+
+    sched.defer(first)
+    assert order[:4] == ["first", "first-done", "queued-by-first", "bounce0"]
+    assert order[-1] == "bounce2000"

@@ -49,7 +49,8 @@ import itertools
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from enum import Enum
 from typing import Any
 
@@ -148,6 +149,8 @@ class Scheduler:
         self._tasks: list[GuestTask] = []
         self._runq: deque[GuestTask] = deque()
         self._spinq: deque[GuestTask] = deque()
+        self._deferred: deque[Callable[[], Any]] = deque()
+        self._draining = False
         self._back = threading.Semaphore(0)
         self._now = 0
         self._t0 = time.monotonic_ns()
@@ -163,6 +166,14 @@ class Scheduler:
         if self.virtual:
             return self._now
         return time.monotonic_ns() - self._t0
+
+    def now_ns(self) -> int:
+        """The StackDriver view of the clock: same as monotonic_ns."""
+        return self.monotonic_ns()
+
+    def wake(self) -> None:
+        """The StackDriver view of notify()."""
+        self.notify()
 
     def realtime_ns(self) -> int:
         """Wall-clock nanoseconds since the Unix epoch, as guests see it."""
@@ -204,9 +215,51 @@ class Scheduler:
                 break
             heapq.heappop(timers)
             timer.cancelled = True
-            timer.callback()
+            self.defer(timer.callback)
             fired = True
         return fired
+
+    def defer(self, callback: Callable[[], Any]) -> None:
+        """Run callback now, after whatever deferred work is already running.
+
+        A trampoline for zero-latency work such as a frame crossing a switch:
+        a callback that defers more work (a reply frame, say) does not recurse;
+        the work is queued and run in FIFO order by the outermost `defer`.
+        Callers hold `lock` (host calls and timer callbacks already do).
+        """
+        self._deferred.append(callback)
+        if self._draining:
+            return
+        self._draining = True
+        try:
+            deferred = self._deferred
+            while deferred:
+                deferred.popleft()()
+        finally:
+            self._draining = False
+
+    @contextmanager
+    def atomic(self) -> Iterator[None]:
+        """Run a block as one network turn: work it defers runs when the block ends.
+
+        Socket calls and timer callbacks run inside `atomic`, so a frame a
+        stack transmits is delivered only after the operation that sent it
+        has finished updating its state (no stack is ever re-entered from
+        inside its own transmit).
+        """
+        if self._draining:
+            yield
+            return
+        self._draining = True
+        try:
+            yield
+        finally:
+            try:
+                deferred = self._deferred
+                while deferred:
+                    deferred.popleft()()
+            finally:
+                self._draining = False
 
     def notify(self) -> None:
         """Something changed that may unblock a guest (real time: wake waiters)."""

@@ -1,0 +1,130 @@
+"""Network interfaces of one virtual host: names, MACs, MTUs and addresses.
+
+An `Interface` is what `ip addr` shows: index, name, MAC, flags, MTU and its
+IPv4 and IPv6 addresses with prefix lengths. The loopback interface has no
+MAC and no link layer. Every Ethernet interface gets an IPv6 link-local
+address derived from its MAC (modified EUI-64, RFC 4291 §2.5.1) when it is
+created. How frames leave an interface is not this module's business: the
+stack sets `transmit` (wired by vnet to a NIC). Touches nothing.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import IntFlag
+
+from .counters import InterfaceCounters
+
+IFF_UP = 0x1
+IFF_BROADCAST = 0x2
+IFF_LOOPBACK = 0x8
+IFF_RUNNING = 0x40
+IFF_MULTICAST = 0x1000
+
+
+class InterfaceFlags(IntFlag):
+    """Linux's `IFF_*` values, so `getifaddrs` can pass them through unchanged."""
+
+    UP = IFF_UP
+    BROADCAST = IFF_BROADCAST
+    LOOPBACK = IFF_LOOPBACK
+    RUNNING = IFF_RUNNING
+    MULTICAST = IFF_MULTICAST
+
+
+@dataclass(frozen=True, slots=True)
+class InterfaceAddress:
+    """One address on an interface: raw bytes (4 or 16) and a prefix length."""
+
+    address: bytes
+    prefix_len: int
+
+    @property
+    def version(self) -> int:
+        return 4 if len(self.address) == 4 else 6
+
+    @property
+    def network(self) -> bytes:
+        return mask_address(self.address, self.prefix_len)
+
+    @property
+    def broadcast(self) -> bytes | None:
+        if len(self.address) != 4 or self.prefix_len >= 31:
+            return None
+        value = int.from_bytes(self.address, "big") | ((1 << (32 - self.prefix_len)) - 1)
+        return value.to_bytes(4, "big")
+
+    def contains(self, other: bytes) -> bool:
+        return len(other) == len(self.address) and (
+            mask_address(other, self.prefix_len) == self.network
+        )
+
+    def __str__(self) -> str:
+        return f"{ipaddress.ip_address(self.address)}/{self.prefix_len}"
+
+    @classmethod
+    def parse(cls, text: str) -> InterfaceAddress:
+        """'10.0.0.1/24' or 'fd00::1/64' (a bare address means /32 or /128)."""
+        iface = ipaddress.ip_interface(text.strip())
+        return cls(iface.ip.packed, iface.network.prefixlen)
+
+
+def mask_address(address: bytes, prefix_len: int) -> bytes:
+    bits = len(address) * 8
+    value = int.from_bytes(address, "big")
+    mask = ((1 << bits) - 1) ^ ((1 << (bits - prefix_len)) - 1) if prefix_len else 0
+    return (value & mask).to_bytes(len(address), "big")
+
+
+def link_local_from_mac(mac: bytes) -> bytes:
+    """fe80::/64 with the modified EUI-64 interface identifier of a MAC."""
+    eui = bytes((mac[0] ^ 0x02,)) + mac[1:3] + b"\xff\xfe" + mac[3:6]
+    return b"\xfe\x80" + bytes(6) + eui
+
+
+def solicited_node(address: bytes) -> bytes:
+    """ff02::1:ffXX:XXXX for an IPv6 address (RFC 4291 §2.7.1)."""
+    return bytes.fromhex("ff0200000000000000000001ff") + address[13:]
+
+
+@dataclass(eq=False)
+class Interface:
+    index: int
+    name: str
+    mac: bytes | None  # None for loopback
+    mtu: int
+    flags: InterfaceFlags
+    ipv4: list[InterfaceAddress] = field(default_factory=list)
+    ipv6: list[InterfaceAddress] = field(default_factory=list)
+    counters: InterfaceCounters = field(default_factory=InterfaceCounters)
+    #: Hands a complete Ethernet frame to the link (set when a NIC is attached).
+    transmit: Callable[[bytes], None] | None = None
+    #: Multicast groups joined on this interface, with how many sockets joined each.
+    groups: dict[bytes, int] = field(default_factory=dict)
+
+    @property
+    def is_loopback(self) -> bool:
+        return bool(self.flags & InterfaceFlags.LOOPBACK)
+
+    @property
+    def is_up(self) -> bool:
+        return bool(self.flags & InterfaceFlags.UP)
+
+    def addresses(self, version: int | None = None) -> list[InterfaceAddress]:
+        if version == 4:
+            return list(self.ipv4)
+        if version == 6:
+            return list(self.ipv6)
+        return [*self.ipv4, *self.ipv6]
+
+    def has_address(self, address: bytes) -> bool:
+        pool = self.ipv4 if len(address) == 4 else self.ipv6
+        return any(a.address == address for a in pool)
+
+    def link_local_v6(self) -> bytes | None:
+        for a in self.ipv6:
+            if a.address[:2] == b"\xfe\x80":
+                return a.address
+        return None

@@ -1,0 +1,469 @@
+"""Virtual networks for Python: hosts, segments, and a stdlib-like socket API.
+
+    net = Network(virtual_time=True, seed=1)
+    lan = net.segment("lan")
+    a = net.host("a"); a.connect(lan, "10.0.0.1/24", "fd00::1/64")
+    b = net.host("b"); b.connect(lan, "10.0.0.2/24", "fd00::2/64")
+    cap = net.capture()                      # every NIC, one pcapng
+    with b.socket(AF_INET, SOCK_DGRAM) as rx, a.socket(AF_INET, SOCK_DGRAM) as tx:
+        rx.bind(("10.0.0.2", 9))
+        tx.sendto(b"hi", ("10.0.0.2", 9))
+        data, addr = rx.recvfrom(100)         # blocks: the network runs meanwhile
+
+A `Host` is a `stack.host.HostStack` plus its NICs. `HostSocket` has the
+standard library's socket method names and semantics (blocking with optional
+timeouts, OSError subclasses with Linux errno values) over the stack's
+non-blocking sockets. A blocking call made from a scheduler task waits through
+the scheduler; one made from any other thread (a test's main thread) runs the
+scheduler's loop itself until it can return — so in virtual time a test
+"sleeps" through simulated seconds instantly.
+
+This module wires vnet pieces together; it builds no packets itself.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import socket as _socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from stack.driver import StackDriver
+from stack.host import HostStack
+from stack.interface import InterfaceAddress
+from stack.ping import IcmpEchoLayer, IcmpEchoSocket
+from stack.sockopt import getsockopt as stack_getsockopt
+from stack.sockopt import setsockopt as stack_setsockopt
+from stack.udp import AF_INET, AF_INET6, UdpLayer, UdpSocket
+from stack.wire import icmpv4, icmpv6
+
+from .capture import Capture
+from .nic import Nic
+from .scheduler import GuestTask, Scheduler
+from .segment import Segment
+
+AF_UNSPEC = _socket.AF_UNSPEC
+SOCK_DGRAM = _socket.SOCK_DGRAM
+SOCK_STREAM = _socket.SOCK_STREAM
+IPPROTO_ICMP = _socket.IPPROTO_ICMP
+IPPROTO_ICMPV6 = _socket.IPPROTO_ICMPV6
+
+_current_task = threading.local()
+
+
+class Network:
+    """A whole virtual network on one scheduler."""
+
+    def __init__(self, virtual_time: bool = False, seed: int = 0,
+                 scheduler: Scheduler | None = None) -> None:
+        self.scheduler = scheduler or Scheduler(virtual=virtual_time, seed=seed)
+        self.seed = seed
+        self.hosts: dict[str, Host] = {}
+        self.segments: dict[str, Segment] = {}
+        self.captures: list[Capture] = []
+        self._mac_serial = 0
+
+    @property
+    def virtual(self) -> bool:
+        return self.scheduler.virtual
+
+    def segment(self, name: str, latency_ns: int = 0, snooping: bool = False) -> Segment:
+        if name in self.segments:
+            raise ValueError(f"segment {name!r} already exists")
+        seg = Segment(self.scheduler, name, latency_ns, snooping)
+        self.segments[name] = seg
+        return seg
+
+    def host(self, name: str, forwarding: bool = False) -> Host:
+        if name in self.hosts:
+            raise ValueError(f"host {name!r} already exists")
+        host = Host(self, name, forwarding)
+        self.hosts[name] = host
+        return host
+
+    def router(self, name: str) -> Host:
+        return self.host(name, forwarding=True)
+
+    def allocate_mac(self) -> bytes:
+        """Locally administered, unicast, deterministic: 02:00:00:00:xx:xx."""
+        self._mac_serial += 1
+        return bytes((0x02, 0, 0, 0, self._mac_serial >> 8, self._mac_serial & 0xFF))
+
+    def capture(self, path: str | Path | None = None) -> Capture:
+        """Capture every NIC (now and later) to a pcapng file or to memory."""
+        cap = Capture.to_file(path, clock=self.scheduler.realtime_ns) if path else (
+            Capture.in_memory(clock=self.scheduler.realtime_ns))
+        self.captures.append(cap)
+        for host in self.hosts.values():
+            for nic in host.nics.values():
+                nic.capture(cap)
+        return cap
+
+    # --- running -----------------------------------------------------------
+    def wait(self, ready: Callable[[], bool], timeout_s: float | None) -> bool:
+        """Block until ready() (True) or the timeout (False), letting the network run."""
+        sched = self.scheduler
+        deadline = None if timeout_s is None else sched.monotonic_ns() + int(timeout_s * 1e9)
+        task: GuestTask | None = getattr(_current_task, "task", None)
+        if task is not None:
+            with sched.lock:
+                return sched.block(task, ready, deadline)
+        if sched.virtual:
+            if deadline is not None:
+                sched.call_at(deadline, lambda: None)
+            sched.run(until=lambda: ready() or (deadline is not None
+                                                and sched.monotonic_ns() >= deadline))
+            return ready()
+        remaining = None if timeout_s is None else timeout_s
+        sched.run(until=ready, timeout_s=remaining)
+        return ready()
+
+    def run_for(self, seconds: float) -> None:
+        """Let the network run for a while (virtual or real seconds)."""
+        if self.virtual:
+            self.scheduler.run_for(int(seconds * 1e9))
+        else:
+            end = time.monotonic() + seconds
+            self.scheduler.run(until=lambda: time.monotonic() >= end, timeout_s=seconds)
+
+    def spawn(self, name: str, body: Callable[[], Any]) -> GuestTask:
+        """Run Python code as a scheduler task (its blocking socket calls wait properly)."""
+
+        def run(task: GuestTask) -> None:
+            _current_task.task = task
+            body()
+
+        return self.scheduler.spawn(name, run)
+
+    def close(self) -> None:
+        for cap in self.captures:
+            cap.close()
+        self.scheduler.stop_all()
+
+
+class _SchedulerDriver:
+    """Adapts the Scheduler to the stack's StackDriver protocol."""
+
+    def __init__(self, scheduler: Scheduler) -> None:
+        self.now_ns = scheduler.monotonic_ns
+        self.call_at = scheduler.call_at
+        self.defer = scheduler.defer
+        self.wake = scheduler.notify
+
+
+class Host:
+    """A virtual host: its stack, its NICs, and a socket factory."""
+
+    def __init__(self, network: Network, name: str, forwarding: bool = False) -> None:
+        import random
+
+        self.network = network
+        self.name = name
+        driver: StackDriver = _SchedulerDriver(network.scheduler)
+        self.stack = HostStack(driver, name, rng=random.Random(f"{network.seed}:{name}"),
+                               forwarding=forwarding)
+        self.udp = UdpLayer(self.stack)
+        self.stack.transports[17] = self.udp
+        self.icmp = IcmpEchoLayer(self.stack)
+        self.nics: dict[str, Nic] = {}
+
+    def __repr__(self) -> str:
+        return f"<Host {self.name}>"
+
+    def connect(self, segment: Segment, *addresses: str, ifname: str | None = None,
+                mac: bytes | None = None, mtu: int = 1500) -> Nic:
+        """Give the host an Ethernet interface on `segment` with the given addresses."""
+        ifname = ifname or f"eth{len(self.nics)}"
+        mac = mac or self.network.allocate_mac()
+        sched = self.network.scheduler
+        with sched.lock, sched.atomic():
+            iface = self.stack.add_interface(ifname, mac, mtu)
+            stack = self.stack
+            nic = Nic(self.network.scheduler, f"{self.name}/{ifname}", mac,
+                      lambda frame: stack.receive_frame(iface, frame), mtu)
+            iface.transmit = nic.transmit
+            for cap in self.network.captures:
+                nic.capture(cap)
+            nic.attach(segment)
+            self.nics[ifname] = nic
+            for cidr in addresses:
+                self.stack.add_address(ifname, cidr)
+        return nic
+
+    def add_address(self, ifname: str, cidr: str) -> InterfaceAddress:
+        with self.network.scheduler.lock:
+            return self.stack.add_address(ifname, cidr)
+
+    def add_route(self, prefix: str, gateway: str | None = None, ifname: str | None = None,
+                  metric: int = 0) -> None:
+        with self.network.scheduler.lock:
+            self.stack.add_route(prefix, gateway, ifname, metric)
+
+    @property
+    def counters(self) -> Any:
+        return self.stack.counters
+
+    def socket(self, family: int = AF_INET, type: int = SOCK_DGRAM, proto: int = 0) -> HostSocket:
+        return HostSocket(self, family, type, proto)
+
+    def ping(self, address: str, count: int = 1, timeout: float = 1.0, size: int = 56,
+             interval: float = 0.0) -> list[float | None]:
+        """Echo requests like ping(8); returns each round-trip time in seconds or None."""
+        family = AF_INET6 if ":" in address else AF_INET
+        proto = IPPROTO_ICMPV6 if family == AF_INET6 else IPPROTO_ICMP
+        results: list[float | None] = []
+        sched = self.network.scheduler
+        with self.socket(family, SOCK_DGRAM, proto) as sock:
+            sock.settimeout(timeout)
+            request_type = icmpv6.TYPE_ECHO_REQUEST if family == AF_INET6 else (
+                icmpv4.TYPE_ECHO_REQUEST)
+            for seq in range(1, count + 1):
+                header = bytes((request_type, 0, 0, 0, 0, 0)) + seq.to_bytes(2, "big")
+                sent = sched.monotonic_ns()
+                sock.sendto(header + bytes(range(size % 256)) * (size // 256)
+                            + bytes(range(size % 256)), (address, 0))
+                rtt = None
+                deadline = sent + int(timeout * 1e9)
+                while sched.monotonic_ns() < deadline:
+                    try:
+                        data, _src = sock.recvfrom(65535)
+                    except TimeoutError:
+                        break
+                    if int.from_bytes(data[6:8], "big") == seq:
+                        rtt = (sched.monotonic_ns() - sent) / 1e9
+                        break
+                results.append(rtt)
+                if interval and seq < count:
+                    self.network.run_for(interval)
+        return results
+
+
+def _addr_bytes(host: Any, family: int, stack: HostStack | None = None) -> bytes:
+    if isinstance(host, bytes):
+        host = host.decode()
+    if not isinstance(host, str):
+        raise TypeError("address must be a str")
+    if host == "":
+        return bytes(4) if family == AF_INET else bytes(16)
+    if host == "<broadcast>" and family == AF_INET:
+        return b"\xff" * 4
+    if host == "localhost":
+        return bytes((127, 0, 0, 1)) if family == AF_INET else bytes(15) + b"\x01"
+    if "%" in host:
+        host = host.split("%", 1)[0]
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        raise _socket.gaierror(_socket.EAI_NONAME, "Name or service not known") from None
+    if family == AF_INET:
+        if ip.version != 4:
+            raise OSError(97, "Address family not supported by protocol")
+        return ip.packed
+    if ip.version == 4:
+        raise _socket.gaierror(_socket.EAI_ADDRFAMILY,
+                               "Address family for hostname not supported")
+    return ip.packed
+
+
+def _addr_text(addr: bytes) -> str:
+    return str(ipaddress.ip_address(addr))
+
+
+class HostSocket:
+    """A socket on a virtual host with the standard library's interface."""
+
+    def __init__(self, host: Host, family: int, type: int, proto: int = 0) -> None:
+        if family not in (AF_INET, AF_INET6):
+            raise OSError(97, "Address family not supported by protocol")
+        self.host = host
+        self.family = family
+        self.type = type
+        self.proto = proto
+        self._timeout: float | None = _socket.getdefaulttimeout()
+        self._core: UdpSocket | IcmpEchoSocket
+        with self._turn():
+            if type == SOCK_DGRAM and proto in (0, _socket.IPPROTO_UDP):
+                self._core = host.udp.socket(family)
+            elif type == SOCK_DGRAM and proto in (IPPROTO_ICMP, IPPROTO_ICMPV6):
+                self._core = host.icmp.socket(family)
+            else:
+                raise OSError(93, "Protocol not supported")
+
+    @contextmanager
+    def _turn(self) -> Iterator[None]:
+        """The network lock plus one atomic network turn (see Scheduler.atomic)."""
+        sched = self.host.network.scheduler
+        with sched.lock, sched.atomic():
+            yield
+
+    # --- stdlib surface ----------------------------------------------------
+    def __enter__(self) -> HostSocket:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<HostSocket {self.host.name} family={self.family} type={self.type}>"
+
+    def fileno(self) -> int:
+        return -1
+
+    def settimeout(self, value: float | None) -> None:
+        if value is not None and value < 0:
+            raise ValueError("Timeout value out of range")
+        self._timeout = value
+
+    def gettimeout(self) -> float | None:
+        return self._timeout
+
+    def setblocking(self, flag: bool) -> None:
+        self._timeout = None if flag else 0.0
+
+    def getblocking(self) -> bool:
+        return self._timeout != 0.0
+
+    def _to_wire(self, address: Any) -> tuple[bytes, int]:
+        if not isinstance(address, tuple) or len(address) < 2:
+            raise TypeError(f"{'AF_INET' if self.family == AF_INET else 'AF_INET6'} address "
+                            "must be a tuple (host, port)")
+        host, port = address[0], address[1]
+        if not isinstance(port, int):
+            raise TypeError("'port' must be an integer")
+        if not 0 <= port <= 0xFFFF:
+            raise OverflowError("port must be 0-65535.")
+        return _addr_bytes(host, self.family), port
+
+    def _from_wire(self, addr: bytes, port: int) -> tuple[Any, ...]:
+        if self.family == AF_INET:
+            return (_addr_text(addr), port)
+        return (_addr_text(addr), port, 0, 0)
+
+    def bind(self, address: Any) -> None:
+        addr, port = self._to_wire(address)
+        with self._turn():
+            core = self._core
+            if isinstance(core, IcmpEchoSocket):
+                core._bind()
+                return
+            core.bind(addr, port)
+
+    def connect(self, address: Any) -> None:
+        addr, port = self._to_wire(address)
+        with self._turn():
+            core = self._core
+            if not isinstance(core, UdpSocket):
+                raise OSError(95, "Operation not supported")
+            core.connect(addr, port)
+
+    def connect_ex(self, address: Any) -> int:
+        try:
+            self.connect(address)
+        except OSError as e:
+            return e.errno or 1
+        return 0
+
+    def getsockname(self) -> tuple[Any, ...]:
+        with self._turn():
+            core = self._core
+            if isinstance(core, IcmpEchoSocket):
+                return self._from_wire(bytes(4 if self.family == AF_INET else 16), core.ident)
+            addr, port = core.getsockname()
+            return self._from_wire(addr, port)
+
+    def getpeername(self) -> tuple[Any, ...]:
+        with self._turn():
+            core = self._core
+            if isinstance(core, IcmpEchoSocket):
+                raise OSError(107, "Transport endpoint is not connected")
+            addr, port = core.getpeername()
+            return self._from_wire(addr, port)
+
+    def _wait(self, ready: Callable[[], bool], what: str) -> None:
+        timeout = self._timeout
+        if timeout == 0.0:
+            raise BlockingIOError(11, "Resource temporarily unavailable")
+        if not self.host.network.wait(ready, timeout):
+            raise TimeoutError("timed out")
+
+    def sendto(self, data: bytes, *args: Any) -> int:
+        if len(args) == 1:
+            address = args[0]
+        elif len(args) == 2:
+            address = args[1]
+        else:
+            raise TypeError("sendto() takes 2 or 3 arguments")
+        addr, port = self._to_wire(address)
+        with self._turn():
+            core = self._core
+            if isinstance(core, IcmpEchoSocket):
+                return core.sendto(bytes(data), addr)
+            return core.sendto(memoryview(data), addr, port)
+
+    def send(self, data: bytes, flags: int = 0) -> int:
+        with self._turn():
+            core = self._core
+            if isinstance(core, IcmpEchoSocket):
+                raise OSError(89, "Destination address required")
+            return core.sendto(memoryview(data))
+
+    def sendall(self, data: bytes, flags: int = 0) -> None:
+        self.send(data, flags)
+
+    def recvfrom(self, bufsize: int, flags: int = 0) -> tuple[bytes, tuple[Any, ...]]:
+        peek = bool(flags & _socket.MSG_PEEK)
+        while True:
+            with self._turn():
+                core = self._core
+                try:
+                    if isinstance(core, IcmpEchoSocket):
+                        data, src = core.recvfrom(bufsize)
+                        return data, self._from_wire(src, 0)
+                    data, src, port, _trunc = core.recvfrom(bufsize, peek)
+                    return data, self._from_wire(src, port)
+                except BlockingIOError:
+                    pass
+            self._wait(core.readable, "recv")
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        return self.recvfrom(bufsize, flags)[0]
+
+    def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
+        data = self.recv(nbytes or len(buffer), flags)
+        buffer[: len(data)] = data
+        return len(data)
+
+    def setsockopt(self, level: int, optname: int, value: int | bytes) -> None:
+        with self._turn():
+            core = self._core
+            if isinstance(core, IcmpEchoSocket):
+                if level == _socket.IPPROTO_IP and optname == _socket.IP_TTL:
+                    core.ttl = value if isinstance(value, int) else int.from_bytes(
+                        value[:4], "little")
+                    return
+                raise OSError(92, "Protocol not available")
+            stack_setsockopt(core, level, optname, value)
+
+    def getsockopt(self, level: int, optname: int, buflen: int = 0) -> int | bytes:
+        with self._turn():
+            core = self._core
+            if isinstance(core, IcmpEchoSocket):
+                raise OSError(92, "Protocol not available")
+            value = stack_getsockopt(core, level, optname)
+        if buflen and isinstance(value, int):
+            return value.to_bytes(4, "little", signed=True)[:buflen]
+        return value
+
+    def shutdown(self, how: int) -> None:
+        with self._turn():
+            core = self._core
+            if isinstance(core, UdpSocket):
+                core.shutdown(how)
+
+    def close(self) -> None:
+        with self._turn():
+            self._core.close()
