@@ -38,6 +38,9 @@ from stack.interface import InterfaceAddress
 from stack.ping import IcmpEchoLayer, IcmpEchoSocket
 from stack.sockopt import getsockopt as stack_getsockopt
 from stack.sockopt import setsockopt as stack_setsockopt
+from stack.tcp import TcpLayer, TcpSocket
+from stack.tcp_options import getsockopt as tcp_getsockopt
+from stack.tcp_options import setsockopt as tcp_setsockopt
 from stack.udp import AF_INET, AF_INET6, UdpLayer, UdpSocket
 from stack.wire import icmpv4, icmpv6
 
@@ -110,6 +113,8 @@ class Network:
         deadline = None if timeout_s is None else sched.monotonic_ns() + int(timeout_s * 1e9)
         task: GuestTask | None = getattr(_current_task, "task", None)
         if task is not None:
+            if sched.virtual:  # one thread at a time: a blocked task must not hold the lock
+                return sched.block(task, ready, deadline)
             with sched.lock:
                 return sched.block(task, ready, deadline)
         if sched.virtual:
@@ -169,6 +174,8 @@ class Host:
         self.udp = UdpLayer(self.stack)
         self.stack.transports[17] = self.udp
         self.icmp = IcmpEchoLayer(self.stack)
+        self.tcp = TcpLayer(self.stack)
+        self.stack.transports[6] = self.tcp
         self.nics: dict[str, Nic] = {}
 
     def __repr__(self) -> str:
@@ -207,7 +214,8 @@ class Host:
     def counters(self) -> Any:
         return self.stack.counters
 
-    def socket(self, family: int = AF_INET, type: int = SOCK_DGRAM, proto: int = 0) -> HostSocket:
+    def socket(self, family: int = AF_INET, type: int = SOCK_STREAM, proto: int = 0) -> HostSocket:
+        """Like socket.socket(): AF_INET/AF_INET6, SOCK_STREAM (default) or SOCK_DGRAM."""
         return HostSocket(self, family, type, proto)
 
     def ping(self, address: str, count: int = 1, timeout: float = 1.0, size: int = 56,
@@ -240,6 +248,12 @@ class Host:
                 if interval and seq < count:
                     self.network.run_for(interval)
         return results
+
+
+def _os_strerror(code: int) -> str:
+    import os
+
+    return os.strerror(code)
 
 
 def _addr_bytes(host: Any, family: int, stack: HostStack | None = None) -> bytes:
@@ -284,9 +298,11 @@ class HostSocket:
         self.type = type
         self.proto = proto
         self._timeout: float | None = _socket.getdefaulttimeout()
-        self._core: UdpSocket | IcmpEchoSocket
+        self._core: UdpSocket | IcmpEchoSocket | TcpSocket
         with self._turn():
-            if type == SOCK_DGRAM and proto in (0, _socket.IPPROTO_UDP):
+            if type == SOCK_STREAM and proto in (0, _socket.IPPROTO_TCP):
+                self._core = host.tcp.socket(family)
+            elif type == SOCK_DGRAM and proto in (0, _socket.IPPROTO_UDP):
                 self._core = host.udp.socket(family)
             elif type == SOCK_DGRAM and proto in (IPPROTO_ICMP, IPPROTO_ICMPV6):
                 self._core = host.icmp.socket(family)
@@ -352,13 +368,56 @@ class HostSocket:
                 return
             core.bind(addr, port)
 
+    @classmethod
+    def _wrap(cls, host: Host, core: TcpSocket) -> HostSocket:
+        sock = cls.__new__(cls)
+        sock.host = host
+        sock.family = core.family
+        sock.type = SOCK_STREAM
+        sock.proto = 0
+        sock._timeout = _socket.getdefaulttimeout()
+        sock._core = core
+        return sock
+
     def connect(self, address: Any) -> None:
         addr, port = self._to_wire(address)
+        core = self._core
         with self._turn():
-            core = self._core
-            if not isinstance(core, UdpSocket):
+            if isinstance(core, IcmpEchoSocket):
                 raise OSError(95, "Operation not supported")
             core.connect(addr, port)
+        if not isinstance(core, TcpSocket):
+            return
+        if self._timeout == 0.0:
+            raise BlockingIOError(115, "Operation now in progress")
+        if not self.host.network.wait(lambda: core.connect_result() is not None, self._timeout):
+            raise TimeoutError("timed out")
+        with self._turn():
+            result = core.connect_result()
+        if result:
+            raise OSError(result, _os_strerror(result))
+
+    def listen(self, backlog: int = 128) -> None:
+        core = self._core
+        if not isinstance(core, TcpSocket):
+            raise OSError(95, "Operation not supported")
+        with self._turn():
+            core.listen(backlog)
+
+    def accept(self) -> tuple[HostSocket, tuple[Any, ...]]:
+        core = self._core
+        if not isinstance(core, TcpSocket):
+            raise OSError(95, "Operation not supported")
+        while True:
+            with self._turn():
+                try:
+                    child = core.accept()
+                except BlockingIOError:
+                    child = None
+                if child is not None:
+                    peer = child.getpeername()
+                    return HostSocket._wrap(self.host, child), self._from_wire(*peer)
+            self._wait(core.readable, "accept")
 
     def connect_ex(self, address: Any) -> int:
         try:
@@ -397,22 +456,36 @@ class HostSocket:
             address = args[1]
         else:
             raise TypeError("sendto() takes 2 or 3 arguments")
+        if isinstance(self._core, TcpSocket):
+            return self.send(data)  # TCP ignores the address, as Linux does
         addr, port = self._to_wire(address)
         with self._turn():
             core = self._core
             if isinstance(core, IcmpEchoSocket):
                 return core.sendto(bytes(data), addr)
+            assert isinstance(core, UdpSocket)
             return core.sendto(memoryview(data), addr, port)
 
     def send(self, data: bytes, flags: int = 0) -> int:
+        core = self._core
+        if isinstance(core, TcpSocket):
+            while True:
+                with self._turn():
+                    try:
+                        return core.send(memoryview(data))
+                    except BlockingIOError:
+                        pass
+                self._wait(core.writable, "send")
         with self._turn():
-            core = self._core
-            if isinstance(core, IcmpEchoSocket):
+            if not isinstance(core, UdpSocket):
                 raise OSError(89, "Destination address required")
             return core.sendto(memoryview(data))
 
     def sendall(self, data: bytes, flags: int = 0) -> None:
-        self.send(data, flags)
+        view = memoryview(data)
+        while view:
+            sent = self.send(view, flags)  # type: ignore[arg-type]
+            view = view[sent:]
 
     def recvfrom(self, bufsize: int, flags: int = 0) -> tuple[bytes, tuple[Any, ...]]:
         peek = bool(flags & _socket.MSG_PEEK)
@@ -420,6 +493,9 @@ class HostSocket:
             with self._turn():
                 core = self._core
                 try:
+                    if isinstance(core, TcpSocket):
+                        data = core.recv(bufsize, peek)
+                        return data, ()
                     if isinstance(core, IcmpEchoSocket):
                         data, src = core.recvfrom(bufsize)
                         return data, self._from_wire(src, 0)
@@ -430,7 +506,16 @@ class HostSocket:
             self._wait(core.readable, "recv")
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
-        return self.recvfrom(bufsize, flags)[0]
+        data = self.recvfrom(bufsize, flags)[0]
+        if flags & _socket.MSG_WAITALL and isinstance(self._core, TcpSocket):
+            chunks = [data]
+            got = len(data)
+            while data and got < bufsize:
+                data = self.recvfrom(bufsize - got, flags & ~_socket.MSG_WAITALL)[0]
+                chunks.append(data)
+                got += len(data)
+            return b"".join(chunks)
+        return data
 
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
         data = self.recv(nbytes or len(buffer), flags)
@@ -440,6 +525,9 @@ class HostSocket:
     def setsockopt(self, level: int, optname: int, value: int | bytes) -> None:
         with self._turn():
             core = self._core
+            if isinstance(core, TcpSocket):
+                tcp_setsockopt(core, level, optname, value)
+                return
             if isinstance(core, IcmpEchoSocket):
                 if level == _socket.IPPROTO_IP and optname == _socket.IP_TTL:
                     core.ttl = value if isinstance(value, int) else int.from_bytes(
@@ -453,7 +541,10 @@ class HostSocket:
             core = self._core
             if isinstance(core, IcmpEchoSocket):
                 raise OSError(92, "Protocol not available")
-            value = stack_getsockopt(core, level, optname)
+            if isinstance(core, TcpSocket):
+                value = tcp_getsockopt(core, level, optname)
+            else:
+                value = stack_getsockopt(core, level, optname)
         if buflen and isinstance(value, int):
             return value.to_bytes(4, "little", signed=True)[:buflen]
         return value
@@ -461,7 +552,7 @@ class HostSocket:
     def shutdown(self, how: int) -> None:
         with self._turn():
             core = self._core
-            if isinstance(core, UdpSocket):
+            if isinstance(core, (UdpSocket, TcpSocket)):
                 core.shutdown(how)
 
     def close(self) -> None:

@@ -68,7 +68,7 @@ def test_ping_and_udp_both_ways_with_resolution_first_in_the_capture() -> None:
     assert all(r is not None for r in b.ping("fd00::1", count=2))
     for family, addr_a, addr_b in ((socket.AF_INET, "10.0.0.1", "10.0.0.2"),
                                    (socket.AF_INET6, "fd00::1", "fd00::2")):
-        with a.socket(family) as sa, b.socket(family) as sb:
+        with a.socket(family, socket.SOCK_DGRAM) as sa, b.socket(family, socket.SOCK_DGRAM) as sb:
             sa.bind((addr_a, 7001))
             sb.bind((addr_b, 7002))
             sa.sendto(b"a->b", (addr_b, 7002))
@@ -106,7 +106,7 @@ def test_udp_between_hosts_in_real_time() -> None:
     a.connect(seg, "10.0.0.1/24")
     b = net.host("b")
     b.connect(seg, "10.0.0.2/24")
-    with a.socket() as sa, b.socket() as sb:
+    with a.socket(type=socket.SOCK_DGRAM) as sa, b.socket(type=socket.SOCK_DGRAM) as sb:
         sb.bind(("0.0.0.0", 53))
         sb.settimeout(5)
         sa.sendto(b"query", ("10.0.0.2", 53))
@@ -133,7 +133,7 @@ def test_multicast_reaches_members_only_and_reports_are_captured(
     port = 5353
     socks = []
     for h in [*members, outsider]:
-        s = h.socket(family)
+        s = h.socket(family, socket.SOCK_DGRAM)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         s.bind(("::" if family == socket.AF_INET6 else "0.0.0.0", port))
         s.settimeout(2)
@@ -146,7 +146,7 @@ def test_multicast_reaches_members_only_and_reports_are_captured(
             s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_JOIN_GROUP,
                          socket.inet_pton(socket.AF_INET6, group) + struct.pack("<I", 0))
     net.run_for(3)
-    with sender.socket(family) as tx:
+    with sender.socket(family, socket.SOCK_DGRAM) as tx:
         for i in range(3):
             tx.sendto(b"announce %d" % i, (group, port))
     for s in socks[:3]:
@@ -184,9 +184,9 @@ def test_tshark_finds_no_malformed_packets_or_bad_checksums(tmp_path: Path) -> N
     b.connect(seg, "10.0.0.2/24", "fd00::2/64")
     a.ping("10.0.0.2", count=2)
     a.ping("fd00::2", count=2, size=3000)  # fragmented
-    with a.socket() as s:
+    with a.socket(type=socket.SOCK_DGRAM) as s:
         s.sendto(b"x" * 4000, ("10.0.0.2", 9))  # fragmented, then port unreachable
-    with a.socket(socket.AF_INET6) as s:
+    with a.socket(socket.AF_INET6, socket.SOCK_DGRAM) as s:
         s.sendto(b"y", ("fd00::2", 9))
     net.run_for(2)
     cap.close()

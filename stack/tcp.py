@@ -1,0 +1,861 @@
+"""TCP for one host: sockets, listeners, demultiplexing, SYN cookies, resets.
+
+Theory of operation
+-------------------
+`TcpLayer` is the stack's transport for protocol 6. Each arriving segment is
+matched, in order, to a connection by its 4-tuple (`conns`), to a listener on
+its port, or to nothing, in which case the layer answers with a RST as RFC
+9293 §3.10.7.1 says (no ICMP port unreachable for TCP).
+
+A listener keeps two queues sized by the `listen` backlog: the SYN queue of
+half-open children (SYN-RECEIVED connections, which retransmit their
+SYN-ACK) and the accept queue of established children the application has
+not accepted yet. When the SYN queue is full, new SYNs are answered
+statelessly with SYN cookies (the ISN encodes the MSS and a keyed hash of the
+4-tuple and a 64-second counter; window scale and SACK ride in the low bits
+of the timestamp, as Linux does), so a flood of half-open connections cannot
+lock legitimate clients out. When the accept queue is full, SYNs are dropped
+(the client retries), as on Linux.
+
+Binding follows Linux: addresses overlap as for UDP; two sockets may share a
+port when both set SO_REUSEADDR and the existing one is not listening, or
+when both set SO_REUSEPORT; connections in TIME-WAIT hold their port against
+sockets without SO_REUSEADDR. connect() picks an ephemeral port whose
+4-tuple is unused, so a busy client can reuse ports across destinations.
+
+ISNs follow RFC 6528: a keyed hash of the 4-tuple plus a 4 µs clock. The key
+comes from the stack's seeded RNG, so virtual-time runs are reproducible.
+
+`TcpSocket` is what the scripted-host API and the guest ABI hold: it owns
+socket options set before a connection exists, and the listener or the
+connection afterwards. Operations never block: one that cannot proceed
+raises BlockingIOError and errors are OSError with Linux errno values.
+Touches only its stack.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import os
+import socket as _socket
+from collections import deque
+from typing import TYPE_CHECKING, Any
+
+from .tcp_connection import (
+    ACK,
+    FIN,
+    MASK,
+    RST,
+    SYN,
+    TcpConfig,
+    TcpConnection,
+    TcpState,
+    unwrap,
+)
+from .wire import tcp as wire_tcp
+from .wire.errors import WireError
+
+if TYPE_CHECKING:
+    from .host import HostStack, IpMeta
+
+AF_INET = _socket.AF_INET
+AF_INET6 = _socket.AF_INET6
+ANY4 = bytes(4)
+ANY6 = bytes(16)
+MAPPED_PREFIX = bytes(10) + b"\xff\xff"
+EPHEMERAL_RANGE = (32768, 60999)
+SOMAXCONN = 4096
+COOKIE_MSS_V4 = (536, 1300, 1440, 1460)
+COOKIE_MSS_V6 = (1220, 1400, 1440, 8940)
+COOKIE_PERIOD_NS = 64 * 1_000_000_000
+
+
+def _err(code: int) -> OSError:
+    return OSError(code, os.strerror(code))
+
+
+def _unmap(addr: bytes) -> bytes:
+    return addr[12:] if len(addr) == 16 and addr[:12] == MAPPED_PREFIX else addr
+
+
+def _seg_len(seg: wire_tcp.TcpPacket) -> int:
+    return len(seg.payload) + (1 if seg.flags & SYN else 0) + (1 if seg.flags & FIN else 0)
+
+
+class TcpListener:
+    def __init__(self, sock: TcpSocket, backlog: int) -> None:
+        self.socket = sock
+        self.backlog = max(1, min(backlog, SOMAXCONN))
+        self.syn_queue: dict[tuple[bytes, int, bytes, int], TcpConnection] = {}
+        self.accept_queue: deque[TcpConnection] = deque()
+        self.overflows = 0
+        self.cookies_sent = 0
+        self.cookies_accepted = 0
+
+    @property
+    def syn_queue_limit(self) -> int:
+        return max(self.backlog, 8)
+
+
+class TcpSocket:
+    """A TCP socket: unconnected, listening, or holding one connection."""
+
+    kind = "tcp"
+
+    def __init__(self, layer: TcpLayer, family: int) -> None:
+        if family not in (AF_INET, AF_INET6):
+            raise _err(errno.EAFNOSUPPORT)
+        self.layer = layer
+        self.family = family
+        self.local_addr: bytes | None = None
+        self.local_port = 0
+        self.explicit_bind = False
+        self.conn: TcpConnection | None = None
+        self.listener: TcpListener | None = None
+        self.closed = False
+        self.pending_error = 0
+        # options (applied to the connection when it exists)
+        self.reuseaddr = False
+        self.reuseport = False
+        self.v6only = False
+        self.nodelay = False
+        self.keepalive = False
+        self.keepalive_time_ns: int | None = None
+        self.keepalive_intvl_ns: int | None = None
+        self.keepalive_probes: int | None = None
+        self.linger: tuple[bool, int] = (False, 0)
+        self.rcvbuf = layer.config.rmem_default
+        self.sndbuf = layer.config.wmem_default
+        self.user_timeout_ns = 0
+        self.congestion = layer.config.congestion
+        self.maxseg: int | None = None
+        self.ttl: int | None = None
+        self.tos = 0
+        self.bound_device: int | None = None
+        self.shut_wr = False
+
+    # --- state -------------------------------------------------------------
+    @property
+    def any_addr(self) -> bytes:
+        return ANY4 if self.family == AF_INET else ANY6
+
+    @property
+    def listening(self) -> bool:
+        return self.listener is not None
+
+    def _check_family(self, addr: bytes) -> None:
+        if (self.family == AF_INET) != (len(addr) == 4):
+            raise _err(errno.EAFNOSUPPORT if self.family == AF_INET else errno.EINVAL)
+
+    def apply_options(self, conn: TcpConnection) -> None:
+        conn.nodelay = self.nodelay
+        conn.keepalive = self.keepalive
+        if self.keepalive_time_ns is not None:
+            conn.keepalive_time_ns = self.keepalive_time_ns
+        if self.keepalive_intvl_ns is not None:
+            conn.keepalive_intvl_ns = self.keepalive_intvl_ns
+        if self.keepalive_probes is not None:
+            conn.keepalive_probes = self.keepalive_probes
+        conn.linger = self.linger
+        conn.rcvbuf = self.rcvbuf
+        conn.sndbuf = self.sndbuf
+        conn.user_timeout_ns = self.user_timeout_ns
+        conn.ttl = self.ttl
+        conn.tos = self.tos
+        if self.maxseg:
+            conn.adv_mss = min(conn.adv_mss, self.maxseg)
+        if self.congestion != conn.cc.name:
+            from .congestion import make
+
+            conn.cc = make(self.congestion, conn._effective_mss())
+
+    # --- binding -----------------------------------------------------------
+    def bind(self, addr: bytes, port: int) -> None:
+        if self.closed:
+            raise _err(errno.EBADF)
+        if self.local_addr is not None:
+            raise _err(errno.EINVAL)
+        self._check_family(addr)
+        self.layer.bind(self, addr, port)
+        self.explicit_bind = True
+
+    def listen(self, backlog: int) -> None:
+        if self.closed:
+            raise _err(errno.EBADF)
+        if self.conn is not None:
+            raise _err(errno.EINVAL)
+        if self.listener is not None:
+            self.listener.backlog = max(1, min(backlog, SOMAXCONN))
+            return
+        if self.local_addr is None:
+            self.layer.bind(self, self.any_addr, 0)
+        self.layer.check_listen_conflict(self)
+        self.listener = TcpListener(self, backlog)
+        self.layer.add_listener(self.listener)
+
+    def connect(self, addr: bytes, port: int) -> None:
+        """Start connecting; the caller waits for `connect_result()`."""
+        if self.closed:
+            raise _err(errno.EBADF)
+        if self.listener is not None:
+            raise _err(errno.EISCONN)
+        self._check_family(addr)
+        conn = self.conn
+        if conn is not None:
+            if conn.state == TcpState.SYN_SENT:
+                raise _err(errno.EALREADY)
+            if conn.state != TcpState.CLOSED:
+                raise _err(errno.EISCONN)
+            if conn.error:
+                err, conn.error = conn.error, 0
+                raise _err(err)
+            self.conn = None
+        if port == 0:
+            raise _err(errno.ECONNREFUSED)
+        wire = _unmap(addr) if self.family == AF_INET6 else addr
+        if self.family == AF_INET6 and len(wire) == 4 and self.v6only:
+            raise _err(errno.ENETUNREACH)
+        self.layer.connect(self, wire, port)
+
+    def connect_result(self) -> int | None:
+        """None while connecting; 0 once connected; an errno if it failed."""
+        conn = self.conn
+        if conn is None:
+            return errno.ENOTCONN
+        if conn.state == TcpState.SYN_SENT or conn.state == TcpState.SYN_RECEIVED:
+            return None
+        if conn.state == TcpState.CLOSED:
+            err = conn.error or errno.ECONNREFUSED
+            conn.error = 0
+            return err
+        return 0
+
+    def accept(self) -> TcpSocket:
+        if self.listener is None:
+            raise _err(errno.EINVAL)
+        queue = self.listener.accept_queue
+        while queue:
+            conn = queue.popleft()
+            if conn.state == TcpState.CLOSED:
+                continue  # reset before it was accepted
+            child = TcpSocket(self.layer, self.family)
+            child.local_addr = conn.local if self.family == AF_INET or len(conn.local) == 16 \
+                else MAPPED_PREFIX + conn.local
+            child.local_port = conn.lport
+            for name in ("nodelay", "keepalive", "keepalive_time_ns", "keepalive_intvl_ns",
+                         "keepalive_probes", "linger", "rcvbuf", "sndbuf", "user_timeout_ns",
+                         "ttl", "tos", "congestion", "maxseg", "reuseaddr"):
+                setattr(child, name, getattr(self, name))
+            child.conn = conn
+            conn.socket = child
+            conn.accepted = True
+            conn.listener = None
+            child.apply_options(conn)
+            conn.start_keepalive()
+            self.layer.port_users.setdefault(conn.lport, []).append(child)
+            return child
+        raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+
+    def getsockname(self) -> tuple[bytes, int]:
+        if self.local_addr is None:
+            return self.any_addr, 0
+        return self.local_addr, self.local_port
+
+    def getpeername(self) -> tuple[bytes, int]:
+        conn = self.conn
+        if conn is None or conn.state in (TcpState.SYN_SENT, TcpState.CLOSED):
+            raise _err(errno.ENOTCONN)
+        remote = conn.remote
+        if self.family == AF_INET6 and len(remote) == 4:
+            remote = MAPPED_PREFIX + remote
+        return remote, conn.rport
+
+    # --- data --------------------------------------------------------------
+    def send(self, data: bytes | memoryview) -> int:
+        if self.closed:
+            raise _err(errno.EBADF)
+        conn = self.conn
+        if conn is None:
+            raise _err(errno.EPIPE if self.listener is None and self.shut_wr else errno.ENOTCONN)
+        if self.shut_wr:
+            raise _err(errno.EPIPE)
+        return conn.send(data)
+
+    def recv(self, size: int, peek: bool = False) -> bytes:
+        if self.closed:
+            raise _err(errno.EBADF)
+        conn = self.conn
+        if conn is None:
+            raise _err(errno.ENOTCONN)
+        if size < 0:
+            raise ValueError("negative buffersize in recv")
+        return conn.recv(size, peek)
+
+    def shutdown(self, how: int) -> None:
+        conn = self.conn
+        if conn is None or conn.state in (TcpState.CLOSED, TcpState.SYN_SENT):
+            if self.listener is not None and how in (_socket.SHUT_RD, _socket.SHUT_RDWR):
+                self.layer.close_listener(self.listener)
+                self.listener = None
+                return
+            raise _err(errno.ENOTCONN)
+        if how not in (_socket.SHUT_RD, _socket.SHUT_WR, _socket.SHUT_RDWR):
+            raise _err(errno.EINVAL)
+        if how in (_socket.SHUT_RD, _socket.SHUT_RDWR):
+            conn.shutdown_read()
+        if how in (_socket.SHUT_WR, _socket.SHUT_RDWR):
+            self.shut_wr = True
+            conn.shutdown_write()
+        self.layer.stack.driver.wake()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self.listener is not None:
+            self.layer.close_listener(self.listener)
+            self.listener = None
+        if self.conn is not None:
+            self.conn.close()
+        self.layer.release(self)
+
+    # --- readiness ---------------------------------------------------------
+    def readable(self) -> bool:
+        if self.listener is not None:
+            return bool(self.listener.accept_queue)
+        conn = self.conn
+        if conn is None:
+            return self.closed
+        return conn.readable()
+
+    def writable(self) -> bool:
+        conn = self.conn
+        if conn is None:
+            return self.listener is None
+        return conn.writable()
+
+    def hangup(self) -> bool:
+        conn = self.conn
+        if conn is None:
+            return False
+        return conn.state == TcpState.CLOSED or (conn.fin_received and self.shut_wr)
+
+    def error_pending(self) -> int:
+        conn = self.conn
+        return conn.error if conn is not None else self.pending_error
+
+    def take_error(self) -> int:
+        conn = self.conn
+        if conn is not None and conn.error:
+            err, conn.error = conn.error, 0
+            return err
+        err, self.pending_error = self.pending_error, 0
+        return err
+
+
+class TcpLayer:
+    """Protocol 6 for one HostStack."""
+
+    def __init__(self, stack: HostStack, config: TcpConfig | None = None) -> None:
+        self.stack = stack
+        self.config = config or TcpConfig()
+        self.rng = stack.rng
+        self.secret = stack.rng.getrandbits(128).to_bytes(16, "big")
+        self.conns: dict[tuple[bytes, int, bytes, int], TcpConnection] = {}
+        self.conns_by_port: dict[int, set[TcpConnection]] = {}
+        self.listeners: dict[int, list[TcpListener]] = {}
+        self.port_users: dict[int, list[TcpSocket]] = {}
+        self.ephemeral_range = EPHEMERAL_RANGE
+        self._challenge_tokens = float(self.config.challenge_ack_limit)
+        self._challenge_stamp = 0
+
+    def socket(self, family: int) -> TcpSocket:
+        return TcpSocket(self, family)
+
+    # --- ports -------------------------------------------------------------
+    @staticmethod
+    def _overlap(a_family: int, a_v6only: bool, a_addr: bytes,
+                 b_family: int, b_v6only: bool, b_addr: bytes) -> bool:
+        def covers_v4(family: int, v6only: bool, addr: bytes, v4: bytes) -> bool:
+            if family == AF_INET:
+                return addr == ANY4 or v4 == ANY4 or addr == v4
+            if v6only:
+                return False
+            if addr == ANY6:
+                return True
+            return addr[:12] == MAPPED_PREFIX and (addr[12:] == v4 or v4 == ANY4)
+
+        if a_family == b_family:
+            any_addr = ANY4 if a_family == AF_INET else ANY6
+            return a_addr == b_addr or a_addr == any_addr or b_addr == any_addr
+        if a_family == AF_INET:
+            return covers_v4(b_family, b_v6only, b_addr, a_addr)
+        return covers_v4(a_family, a_v6only, a_addr, b_addr)
+
+    def _conflicts(self, sock: TcpSocket, addr: bytes, port: int, for_listen: bool) -> bool:
+        for other in self.port_users.get(port, ()):
+            if other is sock or other.local_addr is None or other.closed:
+                continue
+            if not self._overlap(sock.family, sock.v6only, addr, other.family, other.v6only,
+                                 other.local_addr):
+                continue
+            if sock.reuseport and other.reuseport:
+                continue
+            if sock.reuseaddr and other.reuseaddr and not other.listening and not for_listen:
+                continue
+            if sock.reuseaddr and other.reuseaddr and for_listen and not other.listening:
+                continue
+            return True
+        for conn in self.conns_by_port.get(port, ()):
+            if conn.socket is not None or conn.state == TcpState.CLOSED:
+                continue  # live sockets are in port_users
+            local = conn.local
+            fam = AF_INET if len(local) == 4 else AF_INET6
+            if self._overlap(sock.family, sock.v6only, addr, fam, False, local):
+                if sock.reuseaddr and conn.state == TcpState.TIME_WAIT:
+                    continue
+                return True
+        return False
+
+    def bind(self, sock: TcpSocket, addr: bytes, port: int) -> None:
+        wire = _unmap(addr) if sock.family == AF_INET6 else addr
+        if wire not in (ANY4, ANY6):
+            if not self.stack.is_local_address(wire):
+                raise _err(errno.EADDRNOTAVAIL)
+            if sock.family == AF_INET6 and len(wire) == 4 and sock.v6only:
+                raise _err(errno.EADDRNOTAVAIL)
+        if port == 0:
+            low, high = self.ephemeral_range
+            span = high - low + 1
+            start = self.rng.randrange(span)
+            for i in range(span):
+                candidate = low + (start + i) % span
+                if not self._conflicts(sock, addr, candidate, False):
+                    port = candidate
+                    break
+            else:
+                raise _err(errno.EADDRINUSE)
+        elif self._conflicts(sock, addr, port, False):
+            raise _err(errno.EADDRINUSE)
+        sock.local_addr = addr
+        sock.local_port = port
+        self.port_users.setdefault(port, []).append(sock)
+
+    def check_listen_conflict(self, sock: TcpSocket) -> None:
+        assert sock.local_addr is not None
+        for other in self.port_users.get(sock.local_port, ()):
+            if other is sock or other.closed or other.local_addr is None:
+                continue
+            if not other.listening:
+                continue
+            if not self._overlap(sock.family, sock.v6only, sock.local_addr, other.family,
+                                 other.v6only, other.local_addr):
+                continue
+            if sock.reuseport and other.reuseport:
+                continue
+            raise _err(errno.EADDRINUSE)
+
+    def release(self, sock: TcpSocket) -> None:
+        users = self.port_users.get(sock.local_port)
+        if users and sock in users:
+            users.remove(sock)
+            if not users:
+                del self.port_users[sock.local_port]
+
+    def add_listener(self, listener: TcpListener) -> None:
+        self.listeners.setdefault(listener.socket.local_port, []).append(listener)
+
+    def close_listener(self, listener: TcpListener) -> None:
+        port = listener.socket.local_port
+        group = self.listeners.get(port)
+        if group and listener in group:
+            group.remove(listener)
+            if not group:
+                del self.listeners[port]
+        for conn in list(listener.syn_queue.values()):
+            conn.abort()
+        listener.syn_queue.clear()
+        while listener.accept_queue:
+            listener.accept_queue.popleft().abort()  # unaccepted: reset, as Linux does
+
+    # --- connect -----------------------------------------------------------
+    def _isn(self, key: tuple[bytes, int, bytes, int]) -> int:
+        material = self.secret + key[0] + key[1].to_bytes(2, "big") + key[2] + key[3].to_bytes(
+            2, "big")
+        digest = int.from_bytes(hashlib.blake2s(material, digest_size=4).digest(), "big")
+        return (digest + self.stack.driver.now_ns() // 4000) & MASK
+
+    def connect(self, sock: TcpSocket, remote: bytes, rport: int) -> None:
+        stack = self.stack
+        local_pref = None
+        if sock.local_addr is not None:
+            local_pref = _unmap(sock.local_addr)
+            if local_pref in (ANY4, ANY6) or len(local_pref) != len(remote):
+                local_pref = None
+        rt = stack.route_output(remote, local_pref, sock.bound_device)
+        if rt.is_broadcast or rt.is_multicast:
+            raise _err(errno.ENETUNREACH)
+        local = rt.src
+        if sock.local_addr is None:
+            port = self._pick_port(sock, local, remote, rport)
+            sock.local_addr = local if sock.family == AF_INET or len(local) == 16 else (
+                MAPPED_PREFIX + local)
+            sock.local_port = port
+            self.port_users.setdefault(port, []).append(sock)
+        else:
+            if (local, sock.local_port, remote, rport) in self.conns:
+                raise _err(errno.EADDRNOTAVAIL)
+            if _unmap(sock.local_addr) in (ANY4, ANY6):
+                sock.local_addr = local if sock.family == AF_INET or len(local) == 16 else (
+                    MAPPED_PREFIX + local)
+        key = (local, sock.local_port, remote, rport)
+        conn = TcpConnection(self, sock.family, local, sock.local_port, remote, rport, rt,
+                             self._isn(key))
+        conn.socket = sock
+        sock.conn = conn
+        sock.apply_options(conn)
+        self._register(conn)
+        conn.open_active()
+
+    def _pick_port(self, sock: TcpSocket, local: bytes, remote: bytes, rport: int) -> int:
+        low, high = self.ephemeral_range
+        span = high - low + 1
+        start = self.rng.randrange(span)
+        for i in range(span):
+            port = low + (start + i) % span
+            if (local, port, remote, rport) in self.conns:
+                continue
+            if any(not u.closed and (u.explicit_bind or u.listening)
+                   for u in self.port_users.get(port, ())):
+                continue
+            return port
+        raise _err(errno.EADDRNOTAVAIL)
+
+    def _register(self, conn: TcpConnection) -> None:
+        self.conns[conn.key] = conn
+        self.conns_by_port.setdefault(conn.lport, set()).add(conn)
+
+    def on_state_change(self, conn: TcpConnection) -> None:
+        if conn.state != TcpState.CLOSED:
+            return
+        if self.conns.get(conn.key) is conn:
+            del self.conns[conn.key]
+        group = self.conns_by_port.get(conn.lport)
+        if group is not None:
+            group.discard(conn)
+            if not group:
+                del self.conns_by_port[conn.lport]
+        listener = conn.listener
+        if listener is not None:
+            listener.syn_queue.pop(conn.key, None)
+            if conn in listener.accept_queue:
+                listener.accept_queue.remove(conn)
+
+    # --- output ------------------------------------------------------------
+    def output(self, conn: TcpConnection, segment: bytes) -> None:
+        stack = self.stack
+        try:
+            if len(conn.remote) == 4:
+                stack.send_ipv4(conn.rt, 6, segment, ttl=conn.ttl, tos=conn.tos, dont_frag=True)
+            else:
+                stack.send_ipv6(conn.rt, 6, segment, hop_limit=conn.ttl,
+                                traffic_class=conn.tos)
+        except OSError:
+            stack.counters.drop("tcp", "output_refused")
+            return
+        stack.counters["tcp.out"] += 1
+
+    def _reply(self, meta: IpMeta, seg: wire_tcp.TcpPacket, seq: int, ack: int, flags: int,
+               options: wire_tcp.TcpOptions | None = None, window: int = 0) -> None:
+        """Send a segment answering `seg` (RST, SYN-cookie SYN-ACK) without a connection."""
+        stack = self.stack
+        try:
+            rt = stack.route_output(meta.src, meta.dst)
+        except OSError:
+            return
+        header = wire_tcp.TcpRepr(seg.dst_port, seg.src_port, seq & MASK, ack & MASK, flags,
+                                  window, 0, options or wire_tcp.TcpOptions())
+        segment = header.build(b"", meta.dst, meta.src)
+        try:
+            if meta.version == 4:
+                stack.send_ipv4(rt, 6, segment, dont_frag=True)
+            else:
+                stack.send_ipv6(rt, 6, segment)
+        except OSError:
+            stack.counters.drop("tcp", "output_refused")
+            return
+        stack.counters["tcp.out"] += 1
+
+    def _send_reset(self, meta: IpMeta, seg: wire_tcp.TcpPacket) -> None:
+        """RFC 9293 §3.10.7.1: the reset that answers a segment for no connection."""
+        if seg.flags & RST:
+            return
+        self.stack.counters["tcp.rst_out"] += 1
+        if seg.flags & ACK:
+            self._reply(meta, seg, seg.ack, 0, RST)
+        else:
+            self._reply(meta, seg, 0, seg.seq + _seg_len(seg), RST | ACK)
+
+    def send_reset_for(self, conn: TcpConnection, seg: wire_tcp.TcpPacket) -> None:
+        """A reset for an unacceptable segment on a connection (SYN-SENT, SYN-RECEIVED)."""
+        if seg.flags & RST:
+            return
+        self.stack.counters["tcp.rst_out"] += 1
+        if seg.flags & ACK:
+            header = wire_tcp.TcpRepr(conn.lport, conn.rport, seg.ack, 0, RST, 0)
+        else:
+            header = wire_tcp.TcpRepr(conn.lport, conn.rport, 0,
+                                      (seg.seq + _seg_len(seg)) & MASK, RST | ACK, 0)
+        self.output(conn, header.build(b"", conn.rt.src, conn.remote))
+
+    def allow_challenge_ack(self) -> bool:
+        now = self.stack.driver.now_ns()
+        limit = self.config.challenge_ack_limit
+        elapsed = now - self._challenge_stamp
+        self._challenge_stamp = now
+        self._challenge_tokens = min(limit, self._challenge_tokens + elapsed / 1e9 * limit)
+        if self._challenge_tokens >= 1:
+            self._challenge_tokens -= 1
+            return True
+        self.stack.counters["tcp.challenge_ack_limited"] += 1
+        return False
+
+    # --- input -------------------------------------------------------------
+    def receive(self, meta: IpMeta, payload: memoryview) -> bool:
+        stack = self.stack
+        seg = wire_tcp.TcpPacket.parse(payload, meta.src, meta.dst)
+        if isinstance(seg, WireError):
+            stack.counters.drop("tcp", seg)
+            return True
+        stack.counters["tcp.in"] += 1
+        if meta.is_broadcast or meta.is_multicast:
+            stack.counters.drop("tcp", "broadcast")
+            return True
+        flags = seg.flags
+        if flags & SYN and flags & FIN:
+            stack.counters.drop("tcp", "syn_fin")
+            return True
+        conn = self.conns.get((meta.dst, seg.dst_port, meta.src, seg.src_port))
+        if conn is not None:
+            conn.segment_arrives(seg)
+            return True
+        listener = self._find_listener(meta, seg.dst_port)
+        if listener is not None:
+            self._listen_input(listener, meta, seg)
+            return True
+        stack.counters.drop("tcp", "no_socket")
+        self._send_reset(meta, seg)
+        return True
+
+    def _find_listener(self, meta: IpMeta, port: int) -> TcpListener | None:
+        best: TcpListener | None = None
+        best_score = -1
+        for listener in self.listeners.get(port, ()):
+            sock = listener.socket
+            local = sock.local_addr
+            assert local is not None
+            if meta.version == 4:
+                if sock.family == AF_INET:
+                    addr, score = local, 1
+                elif sock.v6only:
+                    continue
+                elif local == ANY6:
+                    addr, score = ANY4, 0
+                elif local[:12] == MAPPED_PREFIX:
+                    addr, score = local[12:], 0
+                else:
+                    continue
+                any_addr = ANY4
+            else:
+                if sock.family != AF_INET6:
+                    continue
+                addr, score, any_addr = local, 1, ANY6
+            if addr != any_addr:
+                if addr != meta.dst:
+                    continue
+                score += 4
+            if sock.bound_device is not None:
+                if sock.bound_device != meta.ifindex:
+                    continue
+                score += 2
+            if score > best_score:
+                best, best_score = listener, score
+        return best
+
+    def _listen_input(self, listener: TcpListener, meta: IpMeta,
+                      seg: wire_tcp.TcpPacket) -> None:
+        stack = self.stack
+        flags = seg.flags
+        if flags & RST:
+            return
+        key = (meta.dst, seg.dst_port, meta.src, seg.src_port)
+        if flags & ACK:
+            if not flags & SYN and self.config.syncookies and self._accept_cookie(
+                    listener, meta, seg, key):
+                return
+            self._send_reset(meta, seg)
+            return
+        if not flags & SYN:
+            return
+        if len(listener.accept_queue) >= listener.backlog:
+            listener.overflows += 1
+            stack.counters.drop("tcp", "listen_overflow")
+            return
+        if len(listener.syn_queue) >= listener.syn_queue_limit:
+            if self.config.syncookies:
+                self._send_cookie(listener, meta, seg)
+            else:
+                stack.counters.drop("tcp", "syn_queue_full")
+            return
+        try:
+            rt = stack.route_output(meta.src, meta.dst)
+        except OSError:
+            return
+        conn = TcpConnection(self, listener.socket.family, meta.dst, seg.dst_port, meta.src,
+                             seg.src_port, rt, self._isn(key))
+        conn.listener = listener
+        listener.socket.apply_options(conn)
+        listener.syn_queue[key] = conn
+        self._register(conn)
+        conn.open_passive(seg, seg.seq)
+
+    def established_from_syn_received(self, conn: TcpConnection) -> bool:
+        listener = conn.listener
+        if listener is None:
+            return True  # simultaneous open
+        if len(listener.accept_queue) >= listener.backlog:
+            listener.overflows += 1
+            self.stack.counters.drop("tcp", "accept_queue_full")
+            return False
+        listener.syn_queue.pop(conn.key, None)
+        listener.accept_queue.append(conn)
+        self.stack.driver.wake()
+        return True
+
+    def reuse_time_wait(self, conn: TcpConnection, seg: wire_tcp.TcpPacket, seq: int) -> bool:
+        """A new SYN for a 4-tuple in TIME-WAIT with a higher sequence number may reopen it."""
+        if seq <= conn.rcv_nxt:
+            return False
+        if conn.ts_enabled and seg.options.timestamp is not None:
+            if ((seg.options.timestamp[0] - conn.ts_recent) & MASK) >= 0x80000000:
+                return False
+        conn._set_closed()
+        self.stack.counters["tcp.time_wait_reused"] += 1
+        return False  # let the caller answer; the listener path handles the next SYN retry
+
+    # --- SYN cookies ---------------------------------------------------------
+    def _cookie_hash(self, key: tuple[bytes, int, bytes, int], count: int, which: int) -> int:
+        material = (self.secret + bytes((which,)) + key[0] + key[1].to_bytes(2, "big") + key[2]
+                    + key[3].to_bytes(2, "big") + count.to_bytes(4, "big"))
+        return int.from_bytes(hashlib.blake2s(material, digest_size=4).digest(), "big")
+
+    def _cookie_isn(self, key: tuple[bytes, int, bytes, int], peer_isn: int, count: int,
+                    mss_index: int) -> int:
+        return (self._cookie_hash(key, 0, 1) + peer_isn + ((count & 0xFF) << 24)
+                + ((self._cookie_hash(key, count, 2) + mss_index) & 0xFFFFFF)) & MASK
+
+    def _send_cookie(self, listener: TcpListener, meta: IpMeta, seg: wire_tcp.TcpPacket) -> None:
+        table = COOKIE_MSS_V4 if meta.version == 4 else COOKIE_MSS_V6
+        peer_mss = seg.options.mss or table[0]
+        mss_index = max(i for i, m in enumerate(table) if m <= max(peer_mss, table[0]))
+        count = self.stack.driver.now_ns() // COOKIE_PERIOD_NS
+        key = (meta.dst, seg.dst_port, meta.src, seg.src_port)
+        isn = self._cookie_isn(key, seg.seq, count, mss_index)
+        options = wire_tcp.TcpOptions(mss=table[mss_index])
+        ts = seg.options.timestamp
+        if ts is not None and self.config.timestamps:
+            wscale = seg.options.wscale if seg.options.wscale is not None else 0xF
+            sack = 1 if seg.options.sack_permitted else 0
+            tsval = ((self.stack.driver.now_ns() // 1_000_000) & ~0x3F) | (min(wscale, 0xF) << 1) \
+                | sack
+            options = wire_tcp.TcpOptions(mss=table[mss_index], timestamp=(tsval & MASK, ts[0]),
+                                          sack_permitted=bool(sack),
+                                          wscale=7 if seg.options.wscale is not None else None)
+        listener.cookies_sent += 1
+        self.stack.counters["tcp.syncookies_sent"] += 1
+        self._reply(meta, seg, isn, seg.seq + 1, SYN | ACK, options, 0xFFFF)
+
+    def _accept_cookie(self, listener: TcpListener, meta: IpMeta, seg: wire_tcp.TcpPacket,
+                       key: tuple[bytes, int, bytes, int]) -> bool:
+        if len(listener.accept_queue) >= listener.backlog:
+            return False
+        isn = (seg.ack - 1) & MASK
+        peer_isn = (seg.seq - 1) & MASK
+        table = COOKIE_MSS_V4 if meta.version == 4 else COOKIE_MSS_V6
+        value = (isn - self._cookie_hash(key, 0, 1) - peer_isn) & MASK
+        now_count = self.stack.driver.now_ns() // COOKIE_PERIOD_NS
+        cookie_count = value >> 24
+        age = (now_count - cookie_count) & 0xFF
+        if age > 2:
+            return False
+        count = now_count - age
+        mss_index = (value - self._cookie_hash(key, count, 2)) & 0xFFFFFF
+        if mss_index >= len(table):
+            self.stack.counters["tcp.syncookies_failed"] += 1
+            return False
+        wscale: int | None = None
+        sack = False
+        ts = seg.options.timestamp
+        if ts is not None:
+            echoed = ts[1]
+            ws = (echoed >> 1) & 0xF
+            wscale = None if ws == 0xF else ws
+            sack = bool(echoed & 1)
+        try:
+            rt = self.stack.route_output(meta.src, meta.dst)
+        except OSError:
+            return False
+        conn = TcpConnection(self, listener.socket.family, meta.dst, seg.dst_port, meta.src,
+                             seg.src_port, rt, isn)
+        if wscale is not None:
+            conn.rcv_wscale = 7
+        listener.socket.apply_options(conn)
+        conn.listener = listener
+        self._register(conn)
+        conn.open_from_cookie(seg, unwrap(seg.seq, peer_isn), table[mss_index], wscale, sack)
+        if wscale is not None:
+            conn.rcv_wscale = 7
+        listener.accept_queue.append(conn)
+        listener.cookies_accepted += 1
+        self.stack.counters["tcp.syncookies_accepted"] += 1
+        if seg.payload:
+            conn.segment_arrives(seg)
+        self.stack.driver.wake()
+        return True
+
+    # --- ICMP ----------------------------------------------------------------
+    def icmp_error(self, version: int, err: int, invoking: memoryview, icmp_type: int,
+                   icmp_code: int, info: int) -> None:
+        from .wire import ipv4, ipv6
+
+        if version == 4:
+            q4 = ipv4.Ipv4Packet.parse(invoking, verify_checksum=False, partial=True)
+            if isinstance(q4, WireError):
+                return
+            src, dst, upper = q4.src, q4.dst, q4.payload
+            frag_needed = icmp_type == 3 and icmp_code == 4
+        else:
+            q6 = ipv6.Ipv6Packet.parse(invoking, partial=True)
+            if isinstance(q6, WireError):
+                return
+            src, dst, upper = q6.src, q6.dst, q6.upper_payload
+            frag_needed = icmp_type == 2
+        if len(upper) < 8:
+            return
+        sport = int.from_bytes(upper[0:2], "big")
+        dport = int.from_bytes(upper[2:4], "big")
+        seq32 = int.from_bytes(upper[4:8], "big")
+        conn = self.conns.get((src, sport, dst, dport))
+        if conn is None:
+            return
+        seq = unwrap(seq32, conn.snd_una)
+        if not conn.snd_una - 1 <= seq <= conn.snd_max:  # RFC 5927 §4.1: must be in flight
+            self.stack.counters.drop("tcp", "icmp_out_of_window")
+            return
+        conn.icmp_error(err, icmp_type, icmp_code, info, frag_needed)
+        self.stack.driver.wake()
+
+
+def describe(conn: Any) -> str:
+    return f"{conn.state.value} {conn.lport}->{conn.rport}"

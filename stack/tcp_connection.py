@@ -1,0 +1,1149 @@
+"""One TCP connection: the RFC 9293 state machine with its buffers and timers.
+
+Theory of operation
+-------------------
+Segments come in through `segment_arrives`, the application acts through
+`send`/`recv`/`shutdown`/`close`, and time acts through timers the
+connection arms on the stack's driver (retransmission/persist, delayed ACK,
+keepalive, TIME_WAIT/FIN_WAIT_2). Everything goes out through `_transmit`,
+which builds the segment and hands it to the stack's IP output.
+
+Sequence numbers are *unwrapped*: inside the connection every sequence and
+acknowledgment number is an unbounded Python int (ISS is a random 32-bit
+value; 2**32 is never subtracted), and each 32-bit number from the wire is
+unwrapped relative to a nearby reference (RCV.NXT for sequence numbers,
+SND.UNA for acknowledgments). Window arithmetic is then plain integer
+comparison. Only `_transmit` masks back to 32 bits.
+
+Send side: `sendq` holds unacknowledged and unsent data starting at
+`sendq_seq`; SND.UNA ≤ SND.NXT ≤ SND.MAX, where SND.NXT falls back to
+SND.UNA after a retransmission timeout (go-back-N, skipping SACKed ranges).
+How much may be in flight is min(cwnd - pipe, SND.UNA + SND.WND - SND.NXT);
+cwnd comes from the congestion-control module (CUBIC by default, NewReno on
+request) and pipe is RFC 6675's estimate when SACK is on, otherwise
+SND.MAX - SND.UNA. Loss is detected by three duplicate ACKs or by RFC 6675's
+IsLost on the SACK scoreboard; recovery retransmits holes (SACK) or the
+segment at SND.UNA on each partial ACK (NewReno, RFC 6582).
+
+Receive side: in-order data goes to `rcv_buf` for the application; data
+above RCV.NXT waits in the out-of-order queue (bounded by SO_RCVBUF) and is
+reported with SACK blocks. The advertised window is the free buffer space,
+never shrunk (RFC 9293 §3.8.6), with receiver silly-window avoidance, and
+scaled by the negotiated shift (RFC 7323).
+
+Robustness: PAWS on timestamps (RFC 7323 §5), RFC 5961 challenge ACKs for
+in-window RSTs and for SYNs on synchronized connections, ACK acceptability
+against the largest window seen, and RFC 9293's answers to out-of-window
+segments. Errors reach the application with Linux's errno values.
+
+Touches only its stack (IP output, timers, the TCP layer's tables).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections import deque
+from dataclasses import dataclass
+from enum import Enum
+from typing import TYPE_CHECKING, Any
+
+from .congestion import CongestionControl
+from .congestion import make as make_congestion
+from .tcp_sack import ReceiveQueue, SackScoreboard
+from .wire import tcp as wire_tcp
+
+if TYPE_CHECKING:
+    from .driver import TimerHandle
+    from .host import OutputRoute
+    from .tcp import TcpLayer, TcpSocket
+
+MASK = 0xFFFFFFFF
+FIN = wire_tcp.FIN
+SYN = wire_tcp.SYN
+RST = wire_tcp.RST
+PSH = wire_tcp.PSH
+ACK = wire_tcp.ACK
+
+MS = 1_000_000
+SEC = 1_000_000_000
+
+
+def unwrap(seq32: int, reference: int) -> int:
+    """The unbounded sequence number closest to `reference` whose low 32 bits are seq32."""
+    delta = (seq32 - reference) & MASK
+    if delta >= 0x80000000:
+        delta -= 0x100000000
+    return reference + delta
+
+
+class TcpState(Enum):
+    CLOSED = "CLOSED"
+    LISTEN = "LISTEN"
+    SYN_SENT = "SYN-SENT"
+    SYN_RECEIVED = "SYN-RECEIVED"
+    ESTABLISHED = "ESTABLISHED"
+    FIN_WAIT_1 = "FIN-WAIT-1"
+    FIN_WAIT_2 = "FIN-WAIT-2"
+    CLOSE_WAIT = "CLOSE-WAIT"
+    CLOSING = "CLOSING"
+    LAST_ACK = "LAST-ACK"
+    TIME_WAIT = "TIME-WAIT"
+
+
+SYNCHRONIZED = frozenset({
+    TcpState.ESTABLISHED, TcpState.FIN_WAIT_1, TcpState.FIN_WAIT_2, TcpState.CLOSE_WAIT,
+    TcpState.CLOSING, TcpState.LAST_ACK, TcpState.TIME_WAIT,
+})
+CAN_SEND = frozenset({TcpState.ESTABLISHED, TcpState.CLOSE_WAIT})
+SENDS_DATA = frozenset({TcpState.ESTABLISHED, TcpState.CLOSE_WAIT, TcpState.FIN_WAIT_1,
+                        TcpState.CLOSING, TcpState.LAST_ACK})
+RECEIVES_DATA = frozenset({TcpState.ESTABLISHED, TcpState.FIN_WAIT_1, TcpState.FIN_WAIT_2})
+
+
+@dataclass
+class TcpConfig:
+    """Per-stack TCP settings (Linux sysctl names in comments)."""
+
+    msl_ns: int = 30 * SEC  # TIME_WAIT lasts 2*MSL = 60 s, as Linux
+    rto_initial_ns: int = 1 * SEC  # RFC 6298 (2.1)
+    rto_min_ns: int = 200 * MS  # Linux TCP_RTO_MIN (RFC 6298 says 1 s; Linux and we use 200 ms)
+    rto_max_ns: int = 120 * SEC  # TCP_RTO_MAX
+    syn_retries: int = 6  # tcp_syn_retries
+    synack_retries: int = 5  # tcp_synack_retries
+    retries2: int = 15  # tcp_retries2
+    orphan_fin_timeout_ns: int = 60 * SEC  # tcp_fin_timeout
+    delayed_ack_ns: int = 40 * MS  # Linux's minimum delayed-ACK time
+    quickack_segments: int = 16
+    timestamps: bool = True  # tcp_timestamps
+    sack: bool = True  # tcp_sack
+    window_scaling: bool = True  # tcp_window_scaling
+    rmem_default: int = 131072  # tcp_rmem[1]
+    wmem_default: int = 16384 * 8  # tcp_wmem[1] (Linux 16 KiB, auto-tuned up; we start larger)
+    buffer_max: int = 16 * 1024 * 1024
+    keepalive_time_ns: int = 7200 * SEC  # tcp_keepalive_time
+    keepalive_intvl_ns: int = 75 * SEC
+    keepalive_probes: int = 9
+    congestion: str = "cubic"  # tcp_congestion_control
+    syncookies: bool = True  # tcp_syncookies = 1: only when the SYN queue overflows
+    max_syn_backlog: int = 256
+    challenge_ack_limit: int = 1000  # per second, per stack
+
+
+class TcpConnection:
+    """A connection from SYN to CLOSED (or TIME_WAIT's end)."""
+
+    def __init__(self, layer: TcpLayer, family: int, local: bytes, lport: int, remote: bytes,
+                 rport: int, rt: OutputRoute, iss: int) -> None:
+        self.layer = layer
+        self.stack = layer.stack
+        self.config: TcpConfig = layer.config
+        self.family = family
+        self.local = local
+        self.lport = lport
+        self.remote = remote
+        self.rport = rport
+        self.rt = rt
+        self.state = TcpState.CLOSED
+        self.socket: TcpSocket | None = None  # None while queued in a listener or orphaned
+        self.listener: Any = None  # the TcpListener that made us (SYN_RECEIVED children)
+        self.accepted = False
+        # send sequence space
+        self.iss = iss
+        self.snd_una = iss
+        self.snd_nxt = iss
+        self.snd_max = iss
+        self.snd_wnd = 0
+        self.snd_wl1 = 0
+        self.snd_wl2 = 0
+        self.max_snd_wnd = 0
+        self.sendq = bytearray()
+        self.sendq_seq = iss + 1
+        self.sndbuf = self.config.wmem_default
+        self.fin_queued = False
+        self.fin_seq: int | None = None
+        # receive sequence space
+        self.irs = 0
+        self.rcv_nxt = 0
+        self.rcv_adv = 0
+        self.rcv_buf = bytearray()
+        self.rcvbuf = self.config.rmem_default
+        self.ooo = ReceiveQueue()
+        self.fin_received = False
+        self.shut_rd = False
+        # options
+        self.ts_enabled = False
+        self.ts_recent = 0
+        self.ts_offset = layer.rng.getrandbits(32)
+        self.last_ack_sent = 0
+        self.sack_enabled = False
+        self.snd_wscale = 0
+        self.rcv_wscale = 0
+        self.peer_mss = 536 if family == 2 else 1220
+        self.adv_mss = self._mss_for_mtu(rt.iface.mtu)
+        self.pmtu_mss: int | None = None
+        self.mss = min(self.peer_mss, self.adv_mss)
+        self.nodelay = False
+        self.keepalive = False
+        self.keepalive_time_ns = self.config.keepalive_time_ns
+        self.keepalive_intvl_ns = self.config.keepalive_intvl_ns
+        self.keepalive_probes = self.config.keepalive_probes
+        self.linger: tuple[bool, int] = (False, 0)
+        self.user_timeout_ns = 0
+        self.ttl: int | None = None
+        self.tos = 0
+        # congestion control and loss recovery
+        self.cc: CongestionControl = make_congestion(self.config.congestion, self.mss)
+        self.scoreboard = SackScoreboard()
+        self.in_recovery = False
+        self.recover = iss
+        self.high_rxt = iss
+        self.dupacks = 0
+        self.recovery_inflation = 0
+        # RTT and retransmission
+        self.srtt_ns: int | None = None
+        self.rttvar_ns = 0
+        self.rto_ns = self.config.rto_initial_ns
+        self.backoff = 0
+        self.retries = 0
+        self.rtt_seq: int | None = None
+        self.rtt_sent_ns = 0
+        self.first_unacked_sent_ns = 0
+        # delayed ACK
+        self.ack_pending = 0
+        self.quickack = self.config.quickack_segments
+        # keepalive
+        self.last_heard_ns = 0
+        self.keepalive_sent = 0
+        # errors
+        self.error = 0  # pending SO_ERROR / returned once by recv/send
+        self.soft_error = 0
+        self.reset_received = False
+        self.orphaned = False
+        # timers
+        self._timers: dict[str, TimerHandle] = {}
+        self._timer_due: dict[str, int] = {}
+        # statistics
+        self.stats: dict[str, int] = {"segments_in": 0, "segments_out": 0, "retransmits": 0,
+                                      "fast_retransmits": 0, "timeouts": 0, "dupacks_in": 0,
+                                      "bytes_acked": 0, "bytes_received": 0,
+                                      "challenge_acks": 0, "ooo_segments": 0}
+
+    # ------------------------------------------------------------------ helpers
+    @property
+    def key(self) -> tuple[bytes, int, bytes, int]:
+        return (self.local, self.lport, self.remote, self.rport)
+
+    def _mss_for_mtu(self, mtu: int) -> int:
+        overhead = 40 if len(self.remote) == 4 else 60
+        return max(536 if len(self.remote) == 4 else 1220, min(mtu - overhead, 65495))
+
+    def now(self) -> int:
+        return self.stack.driver.now_ns()
+
+    def _ts_now(self) -> int:
+        return (self.now() // MS + self.ts_offset) & MASK
+
+    def _effective_mss(self) -> int:
+        """Payload bytes per segment: the smaller MSS less the timestamp option."""
+        mss = min(self.peer_mss, self.adv_mss)
+        if self.pmtu_mss is not None:
+            mss = min(mss, self.pmtu_mss)
+        if self.ts_enabled:
+            mss -= 12
+        return max(mss, 64)
+
+    def _arm(self, kind: str, delay_ns: int) -> None:
+        when = self.now() + delay_ns
+        old = self._timers.get(kind)
+        if old is not None:
+            if self._timer_due.get(kind) == when:
+                return
+            old.cancel()
+        self._timer_due[kind] = when
+        self._timers[kind] = self.stack.driver.call_at(when, lambda: self._fire(kind))
+
+    def _cancel(self, kind: str) -> None:
+        timer = self._timers.pop(kind, None)
+        self._timer_due.pop(kind, None)
+        if timer is not None:
+            timer.cancel()
+
+    def _cancel_all(self) -> None:
+        for kind in list(self._timers):
+            self._cancel(kind)
+
+    def _fire(self, kind: str) -> None:
+        self._timers.pop(kind, None)
+        self._timer_due.pop(kind, None)
+        if kind == "rtx":
+            self._on_retransmit_timer()
+        elif kind == "dack":
+            if self.ack_pending:
+                self._send_ack()
+        elif kind == "keepalive":
+            self._on_keepalive_timer()
+        elif kind == "timewait":
+            self._set_closed()
+        elif kind == "fin_wait_2":
+            self._abort(0, send_rst=False)
+        self._wake()
+
+    def _wake(self) -> None:
+        self.stack.driver.wake()
+
+    def _set_state(self, state: TcpState) -> None:
+        self.state = state
+        self.layer.on_state_change(self)
+
+    # ------------------------------------------------------------------ output
+    def _advertise_window(self) -> int:
+        """The window to advertise now (bytes, before scaling); never shrinks the right edge."""
+        used = len(self.rcv_buf) + self.ooo.bytes
+        free = max(0, self.rcvbuf - used)
+        if self.shut_rd:
+            free = max(free, self.rcvbuf)
+        right = self.rcv_nxt + free
+        current = self.rcv_adv - self.rcv_nxt
+        if current > 0 and right - self.rcv_adv < min(self.rcvbuf // 2, self.adv_mss):
+            right = self.rcv_adv  # receiver SWS avoidance: hold the old edge
+        right = max(right, self.rcv_adv)
+        window = right - self.rcv_nxt
+        limit = 0xFFFF << self.rcv_wscale
+        window = min(window, limit)
+        window &= ~((1 << self.rcv_wscale) - 1)
+        return window
+
+    def _syn_options(self, peer: wire_tcp.TcpOptions | None) -> wire_tcp.TcpOptions:
+        cfg = self.config
+        want_ts = cfg.timestamps and (peer is None or peer.timestamp is not None)
+        want_sack = cfg.sack and (peer is None or peer.sack_permitted)
+        want_ws = cfg.window_scaling and (peer is None or peer.wscale is not None)
+        return wire_tcp.TcpOptions(
+            mss=self.adv_mss,
+            wscale=self.rcv_wscale if want_ws else None,
+            sack_permitted=want_sack,
+            timestamp=(self._ts_now(), self.ts_recent if peer is not None else 0)
+            if want_ts else None,
+        )
+
+    def _transmit(self, seq: int, flags: int, payload: bytes | memoryview = b"",
+                  options: wire_tcp.TcpOptions | None = None) -> None:
+        if flags & ACK:
+            ack = self.rcv_nxt
+        else:
+            ack = 0
+        if options is None:
+            sack_blocks: tuple[tuple[int, int], ...] = ()
+            if self.sack_enabled and len(self.ooo) and flags & ACK:
+                count = 3 if self.ts_enabled else 4
+                sack_blocks = tuple((s & MASK, e & MASK)
+                                    for s, e in self.ooo.sack_blocks(self.rcv_nxt, count))
+            options = wire_tcp.TcpOptions(
+                timestamp=(self._ts_now(), self.ts_recent) if self.ts_enabled else None,
+                sack_blocks=sack_blocks,
+            )
+        if flags & SYN:
+            window = min(self._advertise_window(), 0xFFFF)
+            self.rcv_adv = max(self.rcv_adv, self.rcv_nxt + window)
+        else:
+            window = self._advertise_window()
+            self.rcv_adv = max(self.rcv_adv, self.rcv_nxt + window)
+            window >>= self.rcv_wscale
+        header = wire_tcp.TcpRepr(self.lport, self.rport, seq & MASK, ack & MASK, flags,
+                                  window, 0, options)
+        segment = header.build(payload, self.rt.src, self.remote)
+        if flags & ACK:
+            self.last_ack_sent = self.rcv_nxt
+            self.ack_pending = 0
+            self._cancel("dack")
+        self.stats["segments_out"] += 1
+        self.layer.output(self, segment)
+
+    def _send_ack(self) -> None:
+        self._transmit(self.snd_nxt, ACK)
+
+    def _send_challenge_ack(self) -> None:
+        if self.layer.allow_challenge_ack():
+            self.stats["challenge_acks"] += 1
+            self._send_ack()
+
+    def _send_syn(self) -> None:
+        flags = SYN | (ACK if self.state == TcpState.SYN_RECEIVED else 0)
+        peer = self._peer_syn_options if self.state == TcpState.SYN_RECEIVED else None
+        self._transmit(self.iss, flags, b"", self._syn_options(peer))
+        self.snd_nxt = max(self.snd_nxt, self.iss + 1)
+        self.snd_max = max(self.snd_max, self.snd_nxt)
+
+    _peer_syn_options: wire_tcp.TcpOptions | None = None
+
+    def _pipe(self) -> int:
+        if self.sack_enabled and self.in_recovery:
+            return self.scoreboard.pipe(self.snd_una, self.snd_max, self.high_rxt,
+                                        self._effective_mss())
+        return self.snd_max - self.snd_una if self.snd_nxt >= self.snd_max else (
+            self.snd_nxt - self.snd_una)
+
+    def _output(self) -> None:
+        """Send whatever the windows, Nagle and the state allow."""
+        if self.state not in SENDS_DATA:
+            return
+        mss = self._effective_mss()
+        cwnd = self.cc.cwnd + self.recovery_inflation
+        sent_any = False
+        # RFC 6675 loss recovery: retransmit holes first
+        if self.sack_enabled and self.in_recovery:
+            while True:
+                pipe = self._pipe()
+                if cwnd - pipe < mss and pipe > 0:
+                    break
+                hole = self.scoreboard.next_hole(max(self.high_rxt, self.snd_una),
+                                                 self.snd_max, mss)
+                if hole is None:
+                    break
+                start, end = hole
+                self._send_data(start, end - start, retransmit=True)
+                self.high_rxt = end
+                sent_any = True
+        while True:
+            data_end = self.sendq_seq + len(self.sendq)
+            if self.snd_nxt < self.snd_max and self.scoreboard.ranges:
+                # after an RTO: skip what the peer already holds
+                for s, e in self.scoreboard.ranges:
+                    if s <= self.snd_nxt < e:
+                        self.snd_nxt = e
+            available = data_end - self.snd_nxt
+            in_flight = self._pipe() if self.in_recovery and self.sack_enabled else (
+                self.snd_nxt - self.snd_una)
+            cwnd_room = cwnd - in_flight
+            wnd_room = self.snd_una + self.snd_wnd - self.snd_nxt
+            room = min(cwnd_room, wnd_room)
+            fin_now = (self.fin_queued and self.fin_seq is None) or (
+                self.fin_seq is not None and self.snd_nxt <= self.fin_seq
+                and self.snd_nxt >= data_end)
+            if available <= 0:
+                if fin_now and (self.snd_nxt >= data_end) and cwnd_room > 0:
+                    self._send_fin(data_end)
+                    sent_any = True
+                break
+            if room <= 0:
+                if self.snd_wnd == 0 or wnd_room <= 0:
+                    if self.snd_una == self.snd_max:
+                        self._arm_persist()
+                break
+            length = min(mss, available, room)
+            retransmitting = self.snd_nxt < self.snd_max
+            if length < mss and not retransmitting:
+                more_coming = available > length
+                if more_coming and length < self.max_snd_wnd // 2:
+                    break  # sender SWS avoidance: wait for a usable window
+                if (not self.nodelay and self.snd_nxt > self.snd_una and not
+                        (self.fin_queued and not more_coming)):
+                    break  # Nagle: one small segment in flight at a time
+            with_fin = self.fin_queued and self.snd_nxt + length == data_end and (
+                self.fin_seq is None or self.fin_seq == data_end)
+            self._send_data(self.snd_nxt, length, retransmit=retransmitting, fin=with_fin)
+            self.snd_nxt += length + (1 if with_fin else 0)
+            if with_fin:
+                self._fin_sent(data_end)
+            self.snd_max = max(self.snd_max, self.snd_nxt)
+            sent_any = True
+        if sent_any and "rtx" not in self._timers:
+            self._arm("rtx", self.rto_ns)
+        if self.snd_una != self.snd_max:
+            self._cancel("persist")
+
+    def _send_data(self, seq: int, length: int, retransmit: bool, fin: bool = False) -> None:
+        offset = seq - self.sendq_seq
+        payload = bytes(self.sendq[offset: offset + length])
+        flags = ACK | (PSH if seq + length >= self.sendq_seq + len(self.sendq) else 0)
+        if fin:
+            flags |= FIN
+        now = self.now()
+        if retransmit:
+            self.stats["retransmits"] += 1
+            if self.rtt_seq is not None and seq <= self.rtt_seq:
+                self.rtt_seq = None  # Karn: no sample from a retransmitted range
+        elif self.rtt_seq is None and not self.ts_enabled:
+            self.rtt_seq = seq + length
+            self.rtt_sent_ns = now
+        if self.snd_una == self.snd_max or self.first_unacked_sent_ns == 0:
+            self.first_unacked_sent_ns = now
+        self._transmit(seq, flags, payload)
+
+    def _send_fin(self, data_end: int) -> None:
+        self._transmit(data_end, FIN | ACK)
+        if self.fin_seq is None or self.snd_nxt <= data_end:
+            self.snd_nxt = data_end + 1
+        self._fin_sent(data_end)
+        self.snd_max = max(self.snd_max, self.snd_nxt)
+
+    def _fin_sent(self, data_end: int) -> None:
+        if self.fin_seq is None:
+            self.fin_seq = data_end
+            if self.state == TcpState.ESTABLISHED:
+                self._set_state(TcpState.FIN_WAIT_1)
+            elif self.state == TcpState.CLOSE_WAIT:
+                self._set_state(TcpState.LAST_ACK)
+
+    def _arm_persist(self) -> None:
+        if "persist" in self._timers or "rtx" in self._timers:
+            return
+        delay = min(self.rto_ns << min(self.backoff, 16), self.config.rto_max_ns)
+        self._arm("rtx", delay)  # the retransmission timer doubles as the persist timer
+
+    # ------------------------------------------------------------------ timers
+    def _on_retransmit_timer(self) -> None:
+        state = self.state
+        cfg = self.config
+        if state == TcpState.SYN_SENT:
+            self.retries += 1
+            if self.retries > cfg.syn_retries:
+                self._abort(self.soft_error or errno.ETIMEDOUT, send_rst=False)
+                return
+            self.rto_ns = min(self.rto_ns * 2, cfg.rto_max_ns)
+            self.stats["retransmits"] += 1
+            self._send_syn()
+            self._arm("rtx", self.rto_ns)
+            return
+        if state == TcpState.SYN_RECEIVED:
+            self.retries += 1
+            if self.retries > cfg.synack_retries:
+                self._abort(errno.ETIMEDOUT, send_rst=False)
+                return
+            self.rto_ns = min(self.rto_ns * 2, cfg.rto_max_ns)
+            self.stats["retransmits"] += 1
+            self._send_syn()
+            self._arm("rtx", self.rto_ns)
+            return
+        if state not in SENDS_DATA and state not in (TcpState.FIN_WAIT_2,):
+            return
+        outstanding = self.snd_max > self.snd_una
+        if not outstanding:
+            data_waiting = self.sendq_seq + len(self.sendq) > self.snd_nxt
+            if data_waiting and self.snd_wnd == 0:
+                self._zero_window_probe()
+            return
+        now = self.now()
+        self.retries += 1
+        if self.user_timeout_ns and now - self.first_unacked_sent_ns >= self.user_timeout_ns:
+            self._abort(errno.ETIMEDOUT, send_rst=True)
+            return
+        if not self.user_timeout_ns and self.retries > cfg.retries2:
+            self._abort(self.soft_error or errno.ETIMEDOUT, send_rst=True)
+            return
+        self.stats["timeouts"] += 1
+        self.cc.on_timeout(now, self.snd_max - self.snd_una)
+        self.in_recovery = False
+        self.recovery_inflation = 0
+        self.dupacks = 0
+        self.snd_nxt = self.snd_una
+        self.high_rxt = self.snd_una
+        self.rtt_seq = None
+        self.backoff += 1
+        self.rto_ns = min(self.rto_ns * 2, cfg.rto_max_ns)
+        if self.snd_nxt == self.fin_seq and self.sendq_seq + len(self.sendq) == self.fin_seq:
+            self.stats["retransmits"] += 1
+            self._send_fin(self.fin_seq)
+        else:
+            self._output()
+        self._arm("rtx", self.rto_ns)
+
+    def _zero_window_probe(self) -> None:
+        """Persist: elicit an ACK carrying the peer's window (Linux: seq SND.UNA-1, no data)."""
+        self.backoff += 1
+        self._transmit(self.snd_una - 1, ACK)
+        delay = min(self.rto_ns << min(self.backoff, 16), self.config.rto_max_ns)
+        self._arm("rtx", delay)
+
+    def _on_keepalive_timer(self) -> None:
+        if not self.keepalive or self.state not in SYNCHRONIZED - {TcpState.TIME_WAIT}:
+            return
+        now = self.now()
+        idle = now - self.last_heard_ns
+        if self.keepalive_sent and idle < self.keepalive_intvl_ns * self.keepalive_sent:
+            self.keepalive_sent = 0
+        if idle >= self.keepalive_time_ns:
+            if self.keepalive_sent >= self.keepalive_probes:
+                self._abort(errno.ETIMEDOUT, send_rst=True)
+                return
+            self.keepalive_sent += 1
+            self._transmit(self.snd_una - 1, ACK)
+            self._arm("keepalive", self.keepalive_intvl_ns)
+        else:
+            self._arm("keepalive", self.keepalive_time_ns - idle)
+
+    def start_keepalive(self) -> None:
+        if self.keepalive and self.state in SYNCHRONIZED:
+            self.keepalive_sent = 0
+            self._arm("keepalive", self.keepalive_time_ns)
+        elif not self.keepalive:
+            self._cancel("keepalive")
+
+    # ------------------------------------------------------------------ RTT
+    def _rtt_sample(self, rtt_ns: int) -> None:
+        rtt_ns = max(rtt_ns, 1)
+        if self.srtt_ns is None:
+            self.srtt_ns = rtt_ns
+            self.rttvar_ns = rtt_ns // 2
+        else:
+            delta = abs(self.srtt_ns - rtt_ns)
+            self.rttvar_ns = (3 * self.rttvar_ns + delta) // 4
+            self.srtt_ns = (7 * self.srtt_ns + rtt_ns) // 8
+        rto = self.srtt_ns + max(MS, 4 * self.rttvar_ns)
+        self.rto_ns = min(max(rto, self.config.rto_min_ns), self.config.rto_max_ns)
+
+    # ------------------------------------------------------------------ opening
+    def open_active(self) -> None:
+        """connect(): send SYN."""
+        cfg = self.config
+        self.rcv_wscale = self._choose_wscale() if cfg.window_scaling else 0
+        self._set_state(TcpState.SYN_SENT)
+        self._send_syn()
+        self._arm("rtx", self.rto_ns)
+
+    def _choose_wscale(self) -> int:
+        shift = 0
+        while (0xFFFF << shift) < max(self.rcvbuf, self.config.rmem_default * 4) and shift < 14:
+            shift += 1
+        return shift
+
+    def open_passive(self, syn: wire_tcp.TcpPacket, syn_seq: int) -> None:
+        """A listener got a SYN: become SYN-RECEIVED and answer SYN-ACK."""
+        self.irs = syn_seq
+        self.rcv_nxt = syn_seq + 1
+        self.rcv_adv = self.rcv_nxt
+        self._negotiate(syn.options)
+        self._peer_syn_options = syn.options
+        self.snd_wnd = syn.window  # never scaled in a SYN
+        self.snd_wl1 = syn_seq
+        self.snd_wl2 = self.iss
+        self.max_snd_wnd = self.snd_wnd
+        self.last_heard_ns = self.now()
+        self._set_state(TcpState.SYN_RECEIVED)
+        self._send_syn()
+        self._arm("rtx", self.rto_ns)
+
+    def open_from_cookie(self, ack_seg: wire_tcp.TcpPacket, seq: int, mss: int,
+                         wscale: int | None, sack: bool) -> None:
+        """A valid SYN-cookie ACK: go straight to ESTABLISHED."""
+        self.irs = seq - 1
+        self.rcv_nxt = seq
+        self.rcv_adv = self.rcv_nxt
+        self.peer_mss = mss
+        if wscale is not None and self.config.window_scaling:
+            self.snd_wscale = min(wscale, 14)
+            self.rcv_wscale = self._choose_wscale()
+        self.sack_enabled = sack and self.config.sack
+        if ack_seg.options.timestamp is not None and self.config.timestamps:
+            self.ts_enabled = True
+            self.ts_recent = ack_seg.options.timestamp[0]
+        self.snd_una = self.snd_nxt = self.snd_max = self.iss + 1
+        self.sendq_seq = self.iss + 1
+        self.snd_wnd = ack_seg.window << self.snd_wscale
+        self.snd_wl1 = seq
+        self.snd_wl2 = self.snd_una
+        self.max_snd_wnd = self.snd_wnd
+        self.cc.set_mss(self._effective_mss())
+        self.last_heard_ns = self.now()
+        self._set_state(TcpState.ESTABLISHED)
+
+    def _negotiate(self, peer: wire_tcp.TcpOptions) -> None:
+        cfg = self.config
+        if peer.mss:
+            self.peer_mss = max(64, peer.mss)
+        if peer.wscale is not None and cfg.window_scaling:
+            self.snd_wscale = min(peer.wscale, 14)
+            if self.state != TcpState.SYN_SENT:
+                self.rcv_wscale = self._choose_wscale()
+        else:
+            self.snd_wscale = 0
+            self.rcv_wscale = 0
+        self.sack_enabled = peer.sack_permitted and cfg.sack
+        if peer.timestamp is not None and cfg.timestamps:
+            self.ts_enabled = True
+            self.ts_recent = peer.timestamp[0]
+        else:
+            self.ts_enabled = False
+        self.cc.set_mss(self._effective_mss())
+
+    # ------------------------------------------------------------------ input
+    def segment_arrives(self, seg: wire_tcp.TcpPacket) -> None:
+        self.stats["segments_in"] += 1
+        state = self.state
+        if state == TcpState.SYN_SENT:
+            self._syn_sent_arrives(seg)
+            return
+        flags = seg.flags
+        seq = unwrap(seg.seq, self.rcv_nxt)
+        payload = seg.payload
+        seg_len = len(payload) + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
+        opts = seg.options
+        # PAWS (RFC 7323 §5.3)
+        if self.ts_enabled and opts.timestamp is not None and not flags & RST:
+            tsval = opts.timestamp[0]
+            if self.ts_recent and ((tsval - self.ts_recent) & MASK) >= 0x80000000:
+                self.layer.stack.counters["tcp.drop.paws"] += 1
+                self._send_ack()
+                return
+        # sequence acceptability (RFC 9293 §3.10.7.4)
+        wnd = self.rcv_adv - self.rcv_nxt
+        if state == TcpState.SYN_RECEIVED or state == TcpState.TIME_WAIT:
+            wnd = max(wnd, 1)
+        acceptable = self._acceptable(seq, seg_len, wnd)
+        if not acceptable:
+            if state == TcpState.TIME_WAIT and flags & SYN and not flags & ACK:
+                if self.layer.reuse_time_wait(self, seg, seq):
+                    return
+            if not flags & RST:
+                self.layer.stack.counters["tcp.out_of_window"] += 1
+                self._send_ack()
+            return
+        # RST (RFC 5961 §3)
+        if flags & RST:
+            if seq == self.rcv_nxt:
+                self._rst_received()
+            else:
+                self._send_challenge_ack()
+            return
+        # SYN on a synchronized connection (RFC 5961 §4)
+        if flags & SYN:
+            if state == TcpState.SYN_RECEIVED and seq == self.irs:
+                self._send_syn()  # the peer retransmitted its SYN
+                return
+            self._send_challenge_ack()
+            return
+        if not flags & ACK:
+            return
+        if self.ts_enabled and opts.timestamp is not None and seq <= self.last_ack_sent:
+            self.ts_recent = opts.timestamp[0]
+        self.last_heard_ns = self.now()
+        self.keepalive_sent = 0
+        if not self._process_ack(seg, seq):
+            return
+        if self.state == TcpState.CLOSED:
+            return
+        if payload and self.state in RECEIVES_DATA:
+            self._receive_data(seq, payload, bool(flags & PSH))
+        if flags & FIN:
+            self._fin_arrives(seq + len(payload))
+        elif self.ack_pending and self.state in RECEIVES_DATA:
+            self._maybe_delay_ack()
+        self._output()
+        self._wake()
+
+    def _acceptable(self, seq: int, seg_len: int, wnd: int) -> bool:
+        rcv_nxt = self.rcv_nxt
+        if seg_len == 0:
+            if wnd == 0:
+                return seq == rcv_nxt
+            return rcv_nxt <= seq < rcv_nxt + wnd
+        if wnd == 0:
+            return False
+        return (rcv_nxt <= seq < rcv_nxt + wnd) or (
+            rcv_nxt <= seq + seg_len - 1 < rcv_nxt + wnd) or (seq < rcv_nxt < seq + seg_len)
+
+    def _syn_sent_arrives(self, seg: wire_tcp.TcpPacket) -> None:
+        flags = seg.flags
+        ack = unwrap(seg.ack, self.snd_una) if flags & ACK else None
+        if ack is not None and (ack <= self.iss or ack > self.snd_max):
+            if not flags & RST:
+                self.layer.send_reset_for(self, seg)
+            return
+        if flags & RST:
+            if ack is not None:
+                self._abort(errno.ECONNREFUSED, send_rst=False)
+            return
+        if not flags & SYN:
+            return
+        seq = seg.seq
+        self.irs = seq
+        self.rcv_nxt = seq + 1
+        self.rcv_adv = self.rcv_nxt
+        self._negotiate(seg.options)
+        self.last_heard_ns = self.now()
+        if ack is not None:
+            self.snd_una = ack
+            self.sendq_seq = self.iss + 1
+            self.snd_wnd = seg.window << self.snd_wscale
+            self.snd_wl1 = seq
+            self.snd_wl2 = ack
+            self.max_snd_wnd = self.snd_wnd
+            if self.rtt_seq is None and self.retries == 0:
+                self._rtt_sample(self.now() - self.first_unacked_sent_ns if
+                                 self.first_unacked_sent_ns else 0)
+            self._cancel("rtx")
+            self.retries = 0
+            self.backoff = 0
+            self._set_state(TcpState.ESTABLISHED)
+            self._send_ack()
+            self.start_keepalive()
+            self._output()
+        else:
+            # simultaneous open
+            self._peer_syn_options = seg.options
+            self.snd_wnd = seg.window
+            self.snd_wl1 = seq
+            self._set_state(TcpState.SYN_RECEIVED)
+            self._send_syn()
+        self._wake()
+
+    def _rst_received(self) -> None:
+        state = self.state
+        if state == TcpState.SYN_RECEIVED and self.listener is not None:
+            self._abort(0, send_rst=False)  # back to LISTEN: the child just goes away
+            return
+        if state == TcpState.SYN_RECEIVED:
+            self._abort(errno.ECONNREFUSED, send_rst=False)
+            return
+        if state in (TcpState.CLOSING, TcpState.LAST_ACK, TcpState.TIME_WAIT):
+            if state == TcpState.TIME_WAIT:
+                return  # RFC 1337: ignore RST in TIME-WAIT
+            self._set_closed()
+            return
+        self.reset_received = True
+        self._abort(errno.ECONNRESET if state != TcpState.CLOSE_WAIT else errno.EPIPE,
+                    send_rst=False)
+
+    def _process_ack(self, seg: wire_tcp.TcpPacket, seq: int) -> bool:
+        """Returns False when the segment must be dropped here."""
+        ack = unwrap(seg.ack, self.snd_una)
+        state = self.state
+        if state == TcpState.SYN_RECEIVED:
+            if not (self.snd_una < ack <= self.snd_max):
+                self.layer.send_reset_for(self, seg)
+                return False
+            self._cancel("rtx")
+            self.retries = 0
+            self.backoff = 0
+            self.snd_wnd = seg.window << self.snd_wscale
+            self.snd_wl1 = seq
+            self.snd_wl2 = ack
+            self.max_snd_wnd = max(self.max_snd_wnd, self.snd_wnd)
+            if not self.layer.established_from_syn_received(self):
+                return False
+            self._set_state(TcpState.ESTABLISHED)
+            self.start_keepalive()
+        if ack > self.snd_max:
+            self._send_ack()  # acks something not yet sent
+            return False
+        if ack < self.snd_una - max(self.max_snd_wnd, 1):
+            self._send_challenge_ack()  # RFC 5961 §5.2
+            return False
+        opts = seg.options
+        now = self.now()
+        mss = self._effective_mss()
+        newly_sacked = 0
+        if self.sack_enabled and opts.sack_blocks:
+            blocks = [(unwrap(s, self.snd_una), unwrap(e, self.snd_una))
+                      for s, e in opts.sack_blocks]
+            newly_sacked = self.scoreboard.update(self.snd_una, blocks, self.snd_max)
+        window = seg.window << self.snd_wscale
+        window_update = False
+        if self.snd_wl1 < seq or (self.snd_wl1 == seq and self.snd_wl2 <= ack):
+            window_update = window != self.snd_wnd
+            self.snd_wnd = window
+            self.snd_wl1 = seq
+            self.snd_wl2 = ack
+            self.max_snd_wnd = max(self.max_snd_wnd, window)
+            if window > 0 and self.snd_una == self.snd_max:
+                self.backoff = 0
+        if ack > self.snd_una:
+            self._new_ack(ack, opts, now, mss)
+        elif (ack == self.snd_una and self.snd_max > self.snd_una and not seg.payload
+              and not seg.flags & (SYN | FIN) and not window_update):
+            self._duplicate_ack(now, mss, newly_sacked)
+        # our FIN acknowledged?
+        if self.fin_seq is not None and self.snd_una > self.fin_seq:
+            if state == TcpState.FIN_WAIT_1 or self.state == TcpState.FIN_WAIT_1:
+                self._set_state(TcpState.FIN_WAIT_2)
+                if self.orphaned:
+                    self._arm("fin_wait_2", self.config.orphan_fin_timeout_ns)
+            elif self.state == TcpState.CLOSING:
+                self._enter_time_wait()
+            elif self.state == TcpState.LAST_ACK:
+                self._set_closed()
+                return False
+        if self.state == TcpState.TIME_WAIT and seg.flags & FIN:
+            self._send_ack()
+            self._arm("timewait", 2 * self.config.msl_ns)
+            return False
+        return True
+
+    def _new_ack(self, ack: int, opts: wire_tcp.TcpOptions, now: int, mss: int) -> None:
+        acked = ack - self.snd_una
+        data_end = self.sendq_seq + len(self.sendq)
+        removable = min(ack, data_end) - self.sendq_seq
+        if removable > 0:
+            del self.sendq[:removable]
+            self.sendq_seq += removable
+        self.stats["bytes_acked"] += acked
+        # RTT: timestamps first (RFC 7323 §4), else Karn's sample
+        if self.ts_enabled and opts.timestamp is not None and opts.timestamp[1]:
+            echoed = opts.timestamp[1]
+            rtt_ms = (self._ts_now() - echoed) & MASK
+            if rtt_ms < 0x80000000:
+                self._rtt_sample(max(rtt_ms, 1) * MS if rtt_ms else MS // 2)
+        elif self.rtt_seq is not None and ack >= self.rtt_seq:
+            self._rtt_sample(now - self.rtt_sent_ns)
+            self.rtt_seq = None
+        self.retries = 0
+        self.backoff = 0
+        flight_before = self.snd_max - self.snd_una
+        self.snd_una = ack
+        if self.snd_nxt < ack:
+            self.snd_nxt = ack
+        self.scoreboard.advance(ack)
+        if self.in_recovery:
+            if ack >= self.recover:
+                self.in_recovery = False
+                self.recovery_inflation = 0
+                self.cc.on_recovery_exit(now)
+            elif not self.sack_enabled:
+                # NewReno partial ACK (RFC 6582 §3.2 step 3): retransmit the next hole
+                self.recovery_inflation = max(0, self.recovery_inflation - acked + mss)
+                self._send_data(self.snd_una, min(mss, self.sendq_seq + len(self.sendq)
+                                                  - self.snd_una), retransmit=True)
+                self.stats["fast_retransmits"] += 1
+        else:
+            self.cc.on_ack(now, acked, self.srtt_ns, flight_before)
+        self.dupacks = 0
+        self.first_unacked_sent_ns = now if self.snd_una < self.snd_max else 0
+        if self.snd_una == self.snd_max:
+            self._cancel("rtx")
+        else:
+            self._arm("rtx", self.rto_ns)
+
+    def _duplicate_ack(self, now: int, mss: int, newly_sacked: int) -> None:
+        self.dupacks += 1
+        self.stats["dupacks_in"] += 1
+        if self.in_recovery:
+            if not self.sack_enabled:
+                self.recovery_inflation += mss  # RFC 5681 step 4: inflate per dupACK
+            return
+        lost = self.dupacks >= 3 or (self.sack_enabled and
+                                     self.scoreboard.is_lost(self.snd_una, mss))
+        if not lost:
+            return
+        if not self.sack_enabled and self.snd_una <= self.recover and self.recover != self.iss:
+            # RFC 6582 §3.2 step 1: no new recovery until the previous one is over
+            if self.snd_una < self.recover:
+                return
+        self.in_recovery = True
+        self.recover = self.snd_max
+        self.cc.on_congestion(now, self.snd_max - self.snd_una)
+        self.high_rxt = self.snd_una
+        self.stats["fast_retransmits"] += 1
+        length = min(mss, self.sendq_seq + len(self.sendq) - self.snd_una)
+        if length > 0:
+            self._send_data(self.snd_una, length, retransmit=True)
+            self.high_rxt = self.snd_una + length
+        elif self.fin_seq is not None:
+            self._send_fin(self.fin_seq)
+        if not self.sack_enabled:
+            self.recovery_inflation = 3 * mss
+        self._arm("rtx", self.rto_ns)
+
+    def _receive_data(self, seq: int, payload: memoryview, push: bool) -> None:
+        if self.shut_rd:
+            self.rcv_nxt = max(self.rcv_nxt, seq + len(payload))  # discard, but acknowledge
+            self.ack_pending += 1
+            return
+        right = self.rcv_adv
+        if seq < self.rcv_nxt:
+            payload = payload[self.rcv_nxt - seq:]
+            seq = self.rcv_nxt
+        if seq + len(payload) > right:
+            payload = payload[: max(0, right - seq)]
+        if not payload:
+            self.ack_pending += 1
+            self._send_ack()
+            return
+        self.stats["bytes_received"] += len(payload)
+        if seq == self.rcv_nxt:
+            had_holes = len(self.ooo) > 0
+            self.rcv_buf += payload
+            self.rcv_nxt += len(payload)
+            for chunk in self.ooo.pop_in_order(self.rcv_nxt):
+                self.rcv_buf += chunk
+                self.rcv_nxt += len(chunk)
+            self.ack_pending += 1
+            if had_holes:
+                self._send_ack()  # a filled hole is acknowledged at once (RFC 5681 §4.2)
+        else:
+            self.stats["ooo_segments"] += 1
+            if not self.ooo.add(seq, bytes(payload), max(self.rcvbuf, right - self.rcv_nxt)):
+                self.layer.stack.counters["tcp.drop.ooo_full"] += 1
+            self._send_ack()  # out of order: duplicate ACK with SACK at once
+
+    def _maybe_delay_ack(self) -> None:
+        if self.quickack > 0:
+            self.quickack -= 1
+            self._send_ack()
+        elif self.ack_pending >= 2:
+            self._send_ack()
+        elif "dack" not in self._timers:
+            self._arm("dack", self.config.delayed_ack_ns)
+
+    def _fin_arrives(self, fin_seq: int) -> None:
+        if fin_seq != self.rcv_nxt:
+            self._send_ack()  # FIN beyond a hole: acknowledge what we have
+            return
+        if self.fin_received:
+            self._send_ack()
+            return
+        self.fin_received = True
+        self.rcv_nxt += 1
+        self._send_ack()
+        state = self.state
+        if state in (TcpState.ESTABLISHED, TcpState.SYN_RECEIVED):
+            self._set_state(TcpState.CLOSE_WAIT)
+        elif state == TcpState.FIN_WAIT_1:
+            if self.fin_seq is not None and self.snd_una > self.fin_seq:
+                self._enter_time_wait()
+            else:
+                self._set_state(TcpState.CLOSING)
+        elif state == TcpState.FIN_WAIT_2:
+            self._enter_time_wait()
+
+    def _enter_time_wait(self) -> None:
+        self._cancel_all()
+        self._set_state(TcpState.TIME_WAIT)
+        self._arm("timewait", 2 * self.config.msl_ns)
+
+    # ------------------------------------------------------------------ ICMP
+    def icmp_error(self, err: int, icmp_type: int, icmp_code: int, info: int,
+                   frag_needed: bool) -> None:
+        if frag_needed and info:
+            overhead = 40 if len(self.remote) == 4 else 60
+            new_mss = max(info - overhead, 536 if len(self.remote) == 4 else 1220)
+            if self.pmtu_mss is None or new_mss < self.pmtu_mss:
+                self.pmtu_mss = new_mss
+                self.cc.set_mss(self._effective_mss())
+                self.layer.stack.counters["tcp.pmtu_lowered"] += 1
+                # retransmit what no longer fits
+                self.snd_nxt = self.snd_una
+                self._output()
+            return
+        if self.state in (TcpState.SYN_SENT, TcpState.SYN_RECEIVED) and self.listener is None:
+            self._abort(err, send_rst=False)
+            return
+        self.soft_error = err
+
+    # ------------------------------------------------------------------ application
+    def send(self, data: bytes | memoryview) -> int:
+        if self.error:
+            err, self.error = self.error, 0
+            raise OSError(err, os.strerror(err))
+        if self.fin_queued or self.state not in CAN_SEND:
+            if self.state in (TcpState.SYN_SENT, TcpState.SYN_RECEIVED):
+                raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+            if self.state == TcpState.CLOSED and not self.reset_received:
+                raise OSError(errno.ENOTCONN, os.strerror(errno.ENOTCONN))
+            raise OSError(errno.EPIPE, os.strerror(errno.EPIPE))
+        room = self.sndbuf - len(self.sendq)
+        if room <= 0:
+            raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+        chunk = data[:room]
+        self.sendq += chunk
+        if self.snd_una == self.snd_max and self.first_unacked_sent_ns == 0:
+            idle_since = self.last_heard_ns
+            if idle_since and self.srtt_ns and self.now() - idle_since > self.rto_ns:
+                self.cc.on_idle_restart(self.now())
+        self._output()
+        return len(chunk)
+
+    def recv(self, size: int, peek: bool = False) -> bytes:
+        if self.rcv_buf:
+            chunk = bytes(self.rcv_buf[:size])
+            if not peek:
+                before = self._advertise_window()
+                del self.rcv_buf[:size]
+                self._window_update_after_read(before)
+            return chunk
+        if self.error:
+            err = self.error
+            if not peek:
+                self.error = 0
+            raise OSError(err, os.strerror(err))
+        if self.fin_received or self.shut_rd or self.reset_received:
+            return b""
+        if self.state in (TcpState.CLOSED, TcpState.LISTEN):
+            raise OSError(errno.ENOTCONN, os.strerror(errno.ENOTCONN))
+        raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+
+    def _window_update_after_read(self, before: int) -> None:
+        if self.state not in RECEIVES_DATA:
+            return
+        used = len(self.rcv_buf) + self.ooo.bytes
+        free = self.rcvbuf - used
+        advertised = self.rcv_adv - self.rcv_nxt
+        # RFC 9293 §3.8.6.2.2: update when the window opens by 2 MSS or half the buffer
+        if free - advertised >= min(self.rcvbuf // 2, 2 * self.adv_mss):
+            self._send_ack()
+
+    def shutdown_write(self) -> None:
+        if self.state in (TcpState.SYN_SENT,):
+            self._abort(0, send_rst=False)
+            return
+        if self.fin_queued:
+            return
+        if self.state in CAN_SEND or self.state == TcpState.SYN_RECEIVED:
+            self.fin_queued = True
+            self._output()
+
+    def shutdown_read(self) -> None:
+        self.shut_rd = True
+        self.rcv_buf.clear()
+        self.ooo.clear()
+
+    def close(self) -> None:
+        """The application closed its socket: finish gracefully, or reset when Linux would."""
+        self.orphaned = True
+        self.socket = None
+        lingering, seconds = self.linger
+        if self.state in (TcpState.CLOSED, TcpState.TIME_WAIT):
+            return
+        if self.state == TcpState.SYN_SENT:
+            self._set_closed()
+            return
+        if lingering and seconds == 0:
+            self._abort(0, send_rst=True)  # SO_LINGER 0: abortive close
+            return
+        if self.rcv_buf and self.state in SYNCHRONIZED:
+            self._abort(0, send_rst=True)  # unread data: RST (RFC 2525 §2.17, as Linux)
+            return
+        self.shutdown_write()
+        if self.state == TcpState.FIN_WAIT_2:
+            self._arm("fin_wait_2", self.config.orphan_fin_timeout_ns)
+
+    def abort(self) -> None:
+        self._abort(0, send_rst=True)
+
+    def _abort(self, err: int, send_rst: bool) -> None:
+        if send_rst and self.state in SYNCHRONIZED | {TcpState.SYN_RECEIVED}:
+            self._transmit(self.snd_nxt, RST | ACK)
+        if err:
+            self.error = err
+        self._set_closed()
+
+    def _set_closed(self) -> None:
+        self._cancel_all()
+        self.state = TcpState.CLOSED
+        self.layer.on_state_change(self)
+        self._wake()
+
+    # ------------------------------------------------------------------ readiness
+    def readable(self) -> bool:
+        return bool(self.rcv_buf) or self.fin_received or bool(self.error) or (
+            self.state == TcpState.CLOSED) or self.shut_rd
+
+    def writable(self) -> bool:
+        if self.state in (TcpState.SYN_SENT, TcpState.SYN_RECEIVED):
+            return False
+        if self.state not in CAN_SEND or self.fin_queued or self.error:
+            return True  # a write would fail at once: that is "ready" for poll
+        return self.sndbuf - len(self.sendq) > 0
+
+    def pending_queue(self) -> deque[bytes]:
+        return deque()
