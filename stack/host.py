@@ -1113,10 +1113,8 @@ class HostStack:
             return
         if (rt.is_multicast and multicast_loop and rt.dst in rt.iface.groups) or (
                 rt.is_broadcast):
-            iface = rt.iface
-            self.driver.defer(lambda: self._input_ipv4(iface, memoryview(data), False)
-                              if not rt.is_broadcast else
-                              self._input_ipv4(self.lo, memoryview(data), False))
+            iface = rt.iface  # looped back as if received on the sending interface
+            self.driver.defer(lambda: self._input_ipv4(iface, memoryview(data), False))
         self._emit_ipv4(rt.iface, rt.next_hop, data, hlen, dont_frag)
 
     def _emit_ipv4(self, iface: Interface, next_hop: bytes, packet: bytes, header_len: int,

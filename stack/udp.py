@@ -3,34 +3,80 @@
 Theory of operation
 -------------------
 `UdpLayer` is the stack's transport for protocol 17. It owns the port table
-(port → sockets bound to it, in bind order) and the ephemeral port range.
+(port → sockets bound to it, in bind order), the ephemeral port range and
+the buffer limits (`ephemeral_range`, `rmem_max`, `wmem_max`: per host, like
+Linux's per-namespace sysctls). `tests/stack/test_udp_vs_linux.py` runs the
+same socket scenarios on this module and on the Linux kernel and compares
+every outcome; the rules below are the kernel's.
 
-Binding follows Linux's rules: two sockets conflict when their local
-addresses overlap (equal, or either is a wildcard; an AF_INET6 socket bound to
-`::` without IPV6_V6ONLY also covers IPv4) unless both set SO_REUSEADDR or
-both set SO_REUSEPORT. An address the host does not own is EADDRNOTAVAIL
-(multicast and broadcast addresses may be bound, to filter receives).
+Binding. Two sockets conflict when their local addresses overlap — Linux's
+`inet_rcv_saddr_equal`: equal, or either a wildcard; an AF_INET6 socket
+bound to `::` covers IPv4 unless IPV6_V6ONLY, one bound to `::ffff:0.0.0.0`
+is the IPv4 wildcard, one on a plain IPv6 address stands for 127.0.0.6 to
+IPv4 (which only matters when it got that address by connecting: binding it
+sets IPV6_V6ONLY, as Linux does) — unless both set SO_REUSEADDR or both
+SO_REUSEPORT, or they are bound to different devices. Port 0 picks a free
+port from `ephemeral_range` (EADDRINUSE when none is free); so do connect()
+and the first send of an unbound socket, before anything else (EAGAIN when
+none is free). IPv4 addresses that may be bound: the wildcard, the host's
+own (all of 127/8), broadcast and multicast addresses; anything else is
+EADDRNOTAVAIL, checked before a second bind's EINVAL. IPv6: the wildcard,
+the host's own, multicast, and the IPv4-mapped forms of the IPv4 rules
+(EINVAL on a V6ONLY socket); link-local and link/interface-scoped
+multicast need a scope id or a bound device (EINVAL). close() gives the
+port and the memberships back; so does disconnect() (connect(AF_UNSPEC))
+for what bind() did not ask for.
 
-Unicast delivery picks the best-scoring socket (exact local address over a
-wildcard, a connected socket whose peer matches over an unconnected one, a
-bound device that matches); ties go to the SO_REUSEPORT group by a hash of
-the source, otherwise to the most recently bound socket. Multicast and
-broadcast go to every matching socket: bound to the wildcard or to the
-destination itself — and for multicast, with IP_MULTICAST_ALL (Linux's
-default, on) any socket on the port hears every group the host joined on
-the interface; with it off, only sockets that joined the group.
+Sending. The destination `0.0.0.0` / `::` means this host (loopback);
+IPv4-mapped destinations go out as IPv4 (ENETUNREACH on a V6ONLY socket,
+EAFNOSUPPORT from a socket whose source is IPv4-mapped to a plain IPv6
+destination); then the route (ENETUNREACH; EINVAL for a loopback source
+leaving the host), the broadcast permission (EACCES without SO_BROADCAST,
+for connect() too), the size limit (EMSGSIZE past 65507 bytes over IPv4,
+65527 over IPv6) and only then a pending ICMP error (ECONNREFUSED …) or
+SHUT_WR (EPIPE) — the order Linux checks them in. connect() fixes a
+wildcard local address to the route's source. IPv4 options (IP_TTL,
+IP_MULTICAST_*, memberships) and IPv6 ones (IPV6_UNICAST_HOPS,
+IPV6_MULTICAST_*) are kept apart even on one AF_INET6 socket: each applies
+to its own family's traffic.
+
+Receiving. Unicast goes to the best-scoring socket (Linux's compute_score
+with its exact-address-before-wildcard lookup: bound to the destination
+address over a wildcard, connected to the source over not, a bound device,
+AF_INET over AF_INET6 for IPv4); ties go to the SO_REUSEPORT group by a
+hash of the source, otherwise to the most recently bound socket. Multicast
+and broadcast go to every matching socket: bound to the wildcard or to the
+destination itself, and for multicast a socket that joined the group on the
+arriving interface, or any socket when IP_MULTICAST_ALL (IPv4; Linux turns
+it on for AF_INET sockets only) / IPV6_MULTICAST_ALL (on) says so. A
+datagram the host sent to one of its own addresses counts as arriving on
+the device that owns the address (for SO_BINDTODEVICE), as on Linux. A
+connected socket's receive filter is its peer, and a pending error (ICMP
+port unreachable → ECONNREFUSED, only for connected sockets) is reported
+before queued data.
+
+Receive queues count each datagram's skb truesize as Linux 6.x on x86_64
+charges it for locally generated traffic (`truesize`), against SO_RCVBUF;
+a datagram that does not fit is dropped and counted
+(`udp.drop.queue_full`, and the socket's `drops`), except that an empty
+queue takes any datagram.
 
 Socket operations never block: one that cannot proceed raises
 BlockingIOError, and errors are OSError with Linux errno values, like the
 standard library's sockets. Callers (the scripted-host API and the guest
-ABI) do the waiting. A datagram that finds a full receive queue (SO_RCVBUF,
-counting each datagram's length plus a fixed overhead, as Linux counts
-truesize) is dropped and counted. Touches only the stack it belongs to.
+ABI) do the waiting. Deliberate differences: after SHUT_RD an empty queue
+reads as end of file (b"") — what a blocking recv gets on Linux, where a
+non-blocking one gets EAGAIN — so a waiting caller is not spun forever; and
+joining a group with no interface given and no route to the group uses the
+interface `HostStack.route_output` sends the group out of (Linux: ENODEV),
+because virtual LANs rarely have a default route. Touches only the stack
+it belongs to.
 """
 
 from __future__ import annotations
 
 import errno
+import os
 import socket as _socket
 import zlib
 from collections import deque
@@ -40,26 +86,47 @@ from .wire import udp as wire_udp
 from .wire.errors import WireError
 
 if TYPE_CHECKING:
-    from .host import HostStack, IpMeta
+    from .host import HostStack, IpMeta, OutputRoute
 
 AF_INET = _socket.AF_INET
 AF_INET6 = _socket.AF_INET6
 
 EPHEMERAL_RANGE = (32768, 60999)  # Linux net.ipv4.ip_local_port_range
 DEFAULT_RCVBUF = 212992  # Linux net.core.rmem_default
-DEFAULT_SNDBUF = 212992
-DATAGRAM_OVERHEAD = 768  # roughly Linux's skb truesize overhead per datagram
+DEFAULT_SNDBUF = 212992  # Linux net.core.wmem_default
+RMEM_MAX = 4 * 1024 * 1024  # like a raised net.core.rmem_max (Linux's default: 212992)
+WMEM_MAX = 4 * 1024 * 1024
 MAX_PAYLOAD_V4 = 65535 - 20 - 8
 MAX_PAYLOAD_V6 = 65535 - 8
+MAX_MEMBERSHIPS_V4 = 20  # Linux net.ipv4.igmp_max_memberships
 
 ANY4 = bytes(4)
 ANY6 = bytes(16)
+LOOPBACK4 = bytes((127, 0, 0, 1))
+LOOPBACK6 = bytes(15) + b"\x01"
+LOOPBACK4_IPV6 = bytes((127, 0, 0, 6))
+BROADCAST4 = b"\xff" * 4
 MAPPED_PREFIX = bytes(10) + b"\xff\xff"
+
+# skb truesize of a datagram the host sent itself, by payload length: Linux
+# 6.x on x86_64 puts it in one kmalloc'd head (these bucket sizes plus struct
+# sk_buff) up to ~16 KB, and past that in page fragments (length + 832).
+# Measured over loopback; the queue accounting charges exactly this.
+_TRUESIZE = {
+    4: ((197, 832), (645, 1280), (1669, 2304), (3717, 4352), (7818, 8448), (16008, 16640)),
+    6: ((184, 832), (632, 1280), (1656, 2304), (3704, 4352), (7800, 8448), (15991, 16640)),
+}
+
+
+def truesize(length: int, version: int) -> int:
+    """What a datagram of `length` payload bytes costs a receive queue (see above)."""
+    for limit, size in _TRUESIZE[version]:
+        if length <= limit:
+            return size
+    return length + 832
 
 
 def _oserror(code: int) -> OSError:
-    import os
-
     return OSError(code, os.strerror(code))
 
 
@@ -67,11 +134,24 @@ def to_mapped(addr4: bytes) -> bytes:
     return MAPPED_PREFIX + addr4
 
 
+def is_mapped(addr: bytes) -> bool:
+    return len(addr) == 16 and addr[:12] == MAPPED_PREFIX
+
+
 def unmap(addr: bytes) -> bytes:
     """IPv4-mapped IPv6 → the IPv4 address; anything else unchanged."""
-    if len(addr) == 16 and addr[:12] == MAPPED_PREFIX:
-        return addr[12:]
-    return addr
+    return addr[12:] if is_mapped(addr) else addr
+
+
+def _is_multicast(addr: bytes) -> bool:
+    return (addr[0] & 0xF0) == 0xE0 if len(addr) == 4 else addr[0] == 0xFF
+
+
+def needs_scope_id(addr: bytes) -> bool:
+    """Link-local unicast, or interface/link-scoped multicast (Linux __ipv6_addr_needs_scope_id)."""
+    if addr[0] == 0xFE and addr[1] & 0xC0 == 0x80:
+        return True
+    return addr[0] == 0xFF and addr[1] & 0x0F in (1, 2)
 
 
 class UdpSocket:
@@ -84,10 +164,13 @@ class UdpSocket:
             raise _oserror(errno.EAFNOSUPPORT)
         self.layer = layer
         self.family = family
-        self.local_addr: bytes | None = None  # family-sized; None until bound
-        self.local_port = 0
+        self.local_addr: bytes | None = None  # family-sized; None until first bound
+        self.local_port = 0  # 0: not bound (not in the port table)
+        self.addr_locked = False  # bind() gave an address (Linux SOCK_BINDADDR_LOCK)
+        self.port_locked = False  # bind() gave a port (SOCK_BINDPORT_LOCK)
         self.remote: tuple[bytes, int] | None = None
-        self.queue: deque[tuple[bytes, bytes, int, int]] = deque()  # data, src, port, ifindex
+        # data, source address, source port, ifindex, truesize charged
+        self.queue: deque[tuple[bytes, bytes, int, int, int]] = deque()
         self.queued_bytes = 0
         self.rcvbuf = DEFAULT_RCVBUF
         self.sndbuf = DEFAULT_SNDBUF
@@ -95,15 +178,27 @@ class UdpSocket:
         self.reuseport = False
         self.broadcast = False
         self.v6only = False
+        # IPv4 traffic (of an AF_INET socket, or the IPv4-mapped traffic of an AF_INET6 one)
+        self.ttl: int | None = None  # IP_TTL; None: the host default
+        self.tos = 0
         self.multicast_ttl = 1
         self.multicast_loop = True
-        self.multicast_if: int | None = None  # ifindex
-        self.multicast_if_addr: bytes | None = None
-        self.multicast_all = True
-        self.ttl: int | None = None
-        self.tos = 0
+        self.multicast_if: int | None = None  # IP_MULTICAST_IF: ifindex
+        self.multicast_if_addr: bytes | None = None  # … and address
+        self.multicast_all = family == AF_INET  # Linux sets MC_ALL in inet_create only
+        # IPv6 traffic
+        self.hop_limit: int | None = None  # IPV6_UNICAST_HOPS; None: the host default
+        self.tclass = 0
+        self.multicast_hops = 1
+        self.multicast_loop6 = True
+        self.multicast_if6: int | None = None
+        self.multicast_all6 = True
         self.bound_device: int | None = None
-        self.memberships: set[tuple[int, bytes]] = set()
+        self.device_locked = False  # SO_BINDTODEVICE (survives disconnect)
+        self.stored_options: dict[tuple[int, int], int] = {}  # kept, reported, no effect
+        # (ifindex, group) -> the interface address given when joining (IPv4; b"" for IPv6),
+        # in join order
+        self.memberships: dict[tuple[int, bytes], bytes] = {}
         self.pending_error = 0
         self.shut_rd = False
         self.shut_wr = False
@@ -120,98 +215,163 @@ class UdpSocket:
         if (self.family == AF_INET) != (len(addr) == 4):
             raise _oserror(errno.EAFNOSUPPORT if self.family == AF_INET else errno.EINVAL)
 
-    def bind(self, addr: bytes, port: int) -> None:
+    def _check_closed(self) -> None:
         if self.closed:
             raise _oserror(errno.EBADF)
-        if self.local_addr is not None:
-            raise _oserror(errno.EINVAL)
+
+    def bind(self, addr: bytes, port: int, scope_id: int = 0) -> None:
+        """bind(); `scope_id` is sockaddr_in6's (an ifindex for link-local addresses)."""
+        self._check_closed()
         self._check_family(addr)
         if not 0 <= port <= 0xFFFF:
             raise OverflowError("port must be 0-65535")
-        self.layer.bind(self, addr, port)
+        layer = self.layer
+        device = self.bound_device
+        if self.family == AF_INET:
+            layer.check_bindable_v4(addr)  # Linux checks the address before double binds
+            if self.local_port:
+                raise _oserror(errno.EINVAL)
+        else:
+            if self.local_port:
+                raise _oserror(errno.EINVAL)
+            if is_mapped(addr):
+                if self.v6only:
+                    raise _oserror(errno.EINVAL)
+                layer.check_bindable_v4(addr[12:])
+            elif addr != ANY6:
+                if needs_scope_id(addr):
+                    if scope_id:
+                        if scope_id not in layer.stack.interfaces:
+                            raise _oserror(errno.ENODEV)
+                        device = scope_id
+                    if not device:
+                        raise _oserror(errno.EINVAL)
+                if not _is_multicast(addr) and not layer.is_local(addr, device):
+                    raise _oserror(errno.EADDRNOTAVAIL)
+        layer.bind(self, addr, port)
+        self.bound_device = device
+        self.addr_locked = addr not in (ANY4, ANY6)
+        self.port_locked = port != 0
+        if self.family == AF_INET6 and addr != ANY6 and not is_mapped(addr):
+            self.v6only = True  # as Linux's __inet6_bind
 
     def ensure_bound(self) -> None:
-        if self.local_addr is None:
-            self.layer.bind(self, self.any_addr, 0)
+        """Autobind (connect, first send) to an ephemeral port (and the wildcard, if unset)."""
+        if not self.local_port:
+            try:
+                self.layer.bind(self, self.local_addr or self.any_addr, 0)
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE:
+                    raise
+                raise _oserror(errno.EAGAIN) from None  # inet_autobind's error
 
-    def connect(self, addr: bytes, port: int) -> None:
-        """Set the default destination and filter receives; AF_UNSPEC (None) disconnects."""
-        if self.closed:
-            raise _oserror(errno.EBADF)
+    def _destination(self, addr: bytes, explicit: bool, port: int) -> bytes:
+        """The destination as it goes on the wire (4 or 16 bytes), with Linux's checks."""
+        if self.family == AF_INET:
+            if addr == ANY4:  # "this host"
+                local = self.local_addr or ANY4
+                return local if self.layer.stack.is_local_address(local) else LOOPBACK4
+            return addr
+        if addr == ANY6:
+            return LOOPBACK4 if self.local_addr and is_mapped(self.local_addr) else LOOPBACK6
+        if is_mapped(addr):
+            if self.v6only:
+                raise _oserror(errno.ENETUNREACH)
+            wire = addr[12:]
+            if wire == ANY4:
+                local = unmap(self.local_addr or ANY6)
+                wire = local if self.layer.stack.is_local_address(local) else LOOPBACK4
+            return wire
+        if explicit and port == 0:
+            raise _oserror(errno.EINVAL)
+        if self.local_addr is not None and is_mapped(self.local_addr):
+            raise _oserror(errno.EAFNOSUPPORT)  # ip6_dst_lookup_tail: no mapped source on v6
+        return addr
+
+    def connect(self, addr: bytes, port: int, scope_id: int = 0) -> None:
+        """Set the default destination and filter receives (see disconnect for AF_UNSPEC)."""
+        self._check_closed()
         self._check_family(addr)
-        wire = unmap(addr) if self.family == AF_INET6 else addr
-        if self.family == AF_INET6 and len(wire) == 4 and self.v6only:
-            raise _oserror(errno.ENETUNREACH)
-        if port == 0:
-            raise _oserror(errno.ECONNREFUSED)
-        rt = self.layer.stack.route_output(wire, None, self.bound_device)
-        self.ensure_bound()
+        self.ensure_bound()  # inet_dgram_connect autobinds before anything else
+        wire = self._destination(addr, False, port)
+        device = self.bound_device
+        if len(wire) == 16 and needs_scope_id(wire):
+            if scope_id:
+                if device and device != scope_id:
+                    raise _oserror(errno.EINVAL)
+                device = scope_id
+            if not device and _is_multicast(wire):
+                device = self.multicast_if6
+            if not device:
+                raise _oserror(errno.EINVAL)
+        rt = self.layer.route(self, wire, device)
         assert self.local_addr is not None
-        if self.local_addr == self.any_addr:
-            # Linux fixes the source address at connect time
-            src = rt.src if self.family == AF_INET or len(wire) == 16 else to_mapped(rt.src)
-            self.local_addr = src
-        self.remote = (addr, port)
-        self.pending_error = 0
+        local = unmap(self.local_addr) if self.family == AF_INET6 else self.local_addr
+        if local in (ANY4, ANY6):  # Linux fixes the source address at connect time
+            self.local_addr = to_mapped(rt.src) if self.family == AF_INET6 and len(
+                wire) == 4 else rt.src
+        self.bound_device = device
+        peer = wire if self.family == AF_INET or len(wire) == 16 else to_mapped(wire)
+        self.remote = (peer, port)
 
     def disconnect(self) -> None:
+        """connect(AF_UNSPEC), as Linux's __udp_disconnect."""
         self.remote = None
+        if not self.device_locked:
+            self.bound_device = None
+        if self.local_addr is not None and not self.addr_locked:
+            self.local_addr = self.any_addr
+        if not self.port_locked:
+            self.layer.unbind(self)  # the port goes back; the next send autobinds again
 
     def getsockname(self) -> tuple[bytes, int]:
-        if self.local_addr is None:
-            return self.any_addr, 0
-        return self.local_addr, self.local_port
+        return self.local_addr or self.any_addr, self.local_port
 
     def getpeername(self) -> tuple[bytes, int]:
-        if self.remote is None:
+        if self.remote is None or self.remote[1] == 0:  # Linux: no peer without a port
             raise _oserror(errno.ENOTCONN)
         return self.remote
 
     # --- data --------------------------------------------------------------
     def sendto(self, data: bytes | memoryview, addr: bytes | None = None,
-               port: int | None = None) -> int:
-        if self.closed:
-            raise _oserror(errno.EBADF)
-        if self.shut_wr:
-            raise _oserror(errno.EPIPE)
-        if self.pending_error:
-            err, self.pending_error = self.pending_error, 0
-            raise _oserror(err)
+               port: int | None = None, scope_id: int = 0) -> int:
+        self._check_closed()
+        self.ensure_bound()  # inet_send_prepare
         if addr is None:
             if self.remote is None:
                 raise _oserror(errno.EDESTADDRREQ)
             addr, port = self.remote
+            explicit = False
+        else:
+            self._check_family(addr)
+            explicit = True
         assert port is not None
-        self._check_family(addr)
-        if port == 0:
-            raise _oserror(errno.EINVAL)
-        wire = unmap(addr) if self.family == AF_INET6 else addr
-        if len(wire) == 4 and self.family == AF_INET6 and self.v6only:
-            raise _oserror(errno.ENETUNREACH)
-        limit = MAX_PAYLOAD_V4 if len(wire) == 4 else MAX_PAYLOAD_V6
-        if len(data) > limit:
-            raise _oserror(errno.EMSGSIZE)
-        self.ensure_bound()
-        return self.layer.send(self, bytes(data), wire, port)
+        wire = self._destination(addr, explicit, port)
+        if len(wire) == 4:
+            if len(data) > 0xFFFF:
+                raise _oserror(errno.EMSGSIZE)
+            if explicit and port == 0:
+                raise _oserror(errno.EINVAL)
+        device = scope_id if len(wire) == 16 and needs_scope_id(wire) and scope_id else None
+        return self.layer.send(self, bytes(data), wire, port, device)
 
     def recvfrom(self, bufsize: int, peek: bool = False) -> tuple[bytes, bytes, int, bool]:
         """(data, source address in this socket's family, source port, truncated)."""
-        if self.closed:
-            raise _oserror(errno.EBADF)
+        self._check_closed()
+        if bufsize < 0:
+            raise ValueError("negative buffersize in recvfrom")
+        if self.pending_error:  # Linux reports it before any queued datagram
+            err, self.pending_error = self.pending_error, 0
+            raise _oserror(err)
         if not self.queue:
-            if self.pending_error:
-                err, self.pending_error = self.pending_error, 0
-                raise _oserror(err)
             if self.shut_rd:
                 return b"", self.any_addr, 0, False
             raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
-        data, src, sport, _ifindex = self.queue[0] if peek else self.queue.popleft()
+        data, src, sport, _ifindex, cost = self.queue[0] if peek else self.queue.popleft()
         if not peek:
-            self.queued_bytes -= len(data) + DATAGRAM_OVERHEAD
+            self.queued_bytes -= cost
         if self.family == AF_INET6 and len(src) == 4:
             src = to_mapped(src)
-        if bufsize < 0:
-            raise ValueError("negative buffersize in recvfrom")
         return data[:bufsize], src, sport, len(data) > bufsize
 
     def readable(self) -> bool:
@@ -221,13 +381,17 @@ class UdpSocket:
         return not self.closed
 
     def shutdown(self, how: int) -> None:
-        if self.remote is None:
-            raise _oserror(errno.ENOTCONN)
+        """As Linux: the flags are set even on an unconnected socket, which gets ENOTCONN."""
+        self._check_closed()
+        if how not in (_socket.SHUT_RD, _socket.SHUT_WR, _socket.SHUT_RDWR):
+            raise _oserror(errno.EINVAL)
         if how in (_socket.SHUT_RD, _socket.SHUT_RDWR):
             self.shut_rd = True
         if how in (_socket.SHUT_WR, _socket.SHUT_RDWR):
             self.shut_wr = True
         self.layer.stack.driver.wake()
+        if self.remote is None:
+            raise _oserror(errno.ENOTCONN)
 
     def close(self) -> None:
         if self.closed:
@@ -241,41 +405,103 @@ class UdpSocket:
         self.queued_bytes = 0
 
     # --- multicast ---------------------------------------------------------
-    def join_group(self, group: bytes, ifindex: int | None) -> None:
-        """IP_ADD_MEMBERSHIP / IPV6_JOIN_GROUP (ifindex None: chosen by route)."""
-        from .host import is_multicast
+    def _find_device_v4(self, ifaddr: bytes, ifindex: int) -> int | None:
+        """Linux ip_mc_find_dev: by index, else by address, else by route to the group."""
+        stack = self.layer.stack
+        if ifindex:
+            return ifindex if ifindex in stack.interfaces else None
+        if ifaddr != ANY4:
+            return next((i.index for i in stack.interfaces.values() if i.has_address(ifaddr)),
+                        None)
+        return None
 
-        if not is_multicast(group):
+    def _route_device(self, group: bytes) -> int | None:
+        try:
+            return int(self.layer.stack.route_output(group).iface.index)
+        except OSError:
+            return None
+
+    def join_group_v4(self, group: bytes, ifaddr: bytes = ANY4, ifindex: int = 0) -> None:
+        """IP_ADD_MEMBERSHIP (struct ip_mreq / ip_mreqn)."""
+        if not _is_multicast(group) or len(group) != 4:
             raise _oserror(errno.EINVAL)
-        stack = self.layer.stack
-        if ifindex is None or ifindex == 0:
-            try:
-                ifindex = stack.route_output(group).iface.index
-            except OSError:
-                raise _oserror(errno.ENODEV) from None
-        if ifindex not in stack.interfaces:
+        device = self._find_device_v4(ifaddr, ifindex)
+        if device is None and not ifindex and ifaddr == ANY4:
+            device = self._route_device(group)
+        if device is None:
             raise _oserror(errno.ENODEV)
-        key = (ifindex, group)
-        if key in self.memberships:
+        if (device, group) in self.memberships:
             raise _oserror(errno.EADDRINUSE)
-        if len(self.memberships) >= 20:  # Linux igmp_max_memberships
+        if sum(len(g) == 4 for _, g in self.memberships) >= MAX_MEMBERSHIPS_V4:
             raise _oserror(errno.ENOBUFS)
-        self.memberships.add(key)
-        stack.join_group(ifindex, group)
+        self.memberships[(device, group)] = ifaddr
+        self.layer.stack.join_group(device, group)
 
-    def leave_group(self, group: bytes, ifindex: int | None) -> None:
-        stack = self.layer.stack
-        if ifindex is None or ifindex == 0:
-            matches = [k for k in self.memberships if k[1] == group]
-            if not matches:
-                raise _oserror(errno.EADDRNOTAVAIL)
-            key = sorted(matches)[0]
+    def leave_group_v4(self, group: bytes, ifaddr: bytes = ANY4, ifindex: int = 0) -> None:
+        """IP_DROP_MEMBERSHIP, matching as Linux's ip_mc_leave_group."""
+        device = self._find_device_v4(ifaddr, ifindex)
+        if device is None and not ifindex and ifaddr == ANY4:
+            device = self._route_device(group)
+            if device is None:
+                raise _oserror(errno.ENODEV)
+        match = ifindex or device
+        for key, joined_with in reversed(self.memberships.items()):
+            if key[1] != group:
+                continue
+            if match:
+                if key[0] != match:
+                    continue
+            elif ifaddr != ANY4 and ifaddr != joined_with:
+                continue
+            del self.memberships[key]
+            self.layer.stack.leave_group(key[0], group)
+            return
+        raise _oserror(errno.EADDRNOTAVAIL)
+
+    def join_group_v6(self, group: bytes, ifindex: int = 0) -> None:
+        """IPV6_JOIN_GROUP (struct ipv6_mreq; ifindex 0: by route)."""
+        if len(group) != 16 or not _is_multicast(group):
+            raise _oserror(errno.EINVAL)
+        if any(g == group and (not ifindex or i == ifindex) for i, g in self.memberships):
+            raise _oserror(errno.EADDRINUSE)
+        if ifindex:
+            device: int | None = ifindex if ifindex in self.layer.stack.interfaces else None
         else:
-            key = (ifindex, group)
-        if key not in self.memberships:
-            raise _oserror(errno.EADDRNOTAVAIL)
-        self.memberships.discard(key)
-        stack.leave_group(key[0], group)
+            device = self._route_device(group)
+        if device is None:
+            raise _oserror(errno.ENODEV)
+        self.memberships[(device, group)] = b""
+        self.layer.stack.join_group(device, group)
+
+    def leave_group_v6(self, group: bytes, ifindex: int = 0) -> None:
+        if len(group) != 16 or not _is_multicast(group):
+            raise _oserror(errno.EINVAL)
+        for key in reversed(list(self.memberships)):
+            if key[1] == group and (not ifindex or key[0] == ifindex):
+                del self.memberships[key]
+                self.layer.stack.leave_group(key[0], group)
+                return
+        raise _oserror(errno.EADDRNOTAVAIL)
+
+    def join_group(self, group: bytes, ifindex: int | None = None) -> None:
+        """Either family by interface index (None or 0: by route), as WASIX's
+        sock_join_multicast_v4/v6 ask for it."""
+        if len(group) == 4:
+            self.join_group_v4(group, ANY4, ifindex or 0)
+        else:
+            self.join_group_v6(group, ifindex or 0)
+
+    def leave_group(self, group: bytes, ifindex: int | None = None) -> None:
+        if len(group) == 4:
+            self.leave_group_v4(group, ANY4, ifindex or 0)
+        else:
+            self.leave_group_v6(group, ifindex or 0)
+
+    def member_of(self, group: bytes, ifindex: int) -> bool:
+        """Does this socket's filter let `group` in (IPv4: on that interface)?"""
+        if len(group) == 4:
+            return (ifindex, group) in self.memberships or self.multicast_all
+        return any(g == group for _, g in self.memberships) or self.multicast_all6
 
 
 class UdpLayer:
@@ -285,41 +511,80 @@ class UdpLayer:
         self.stack = stack
         self.ports: dict[int, list[UdpSocket]] = {}
         self.ephemeral_range = EPHEMERAL_RANGE
+        self.rmem_max = RMEM_MAX
+        self.wmem_max = WMEM_MAX
         self._bind_seq = 0
 
     def socket(self, family: int) -> UdpSocket:
         return UdpSocket(self, family)
 
+    # --- addresses -----------------------------------------------------------
+    def is_broadcast(self, addr: bytes) -> bool:
+        """255.255.255.255 or an interface's broadcast address (loopback's included)."""
+        return len(addr) == 4 and (addr == BROADCAST4 or any(
+            a.broadcast == addr for i in self.stack.interfaces.values() for a in i.ipv4))
+
+    def is_local(self, addr: bytes, device: int | None = None) -> bool:
+        if device:
+            iface = self.stack.interfaces.get(device)
+            return iface is not None and (iface.has_address(addr) or (
+                iface.is_loopback and len(addr) == 4 and addr[0] == 127))
+        return self.stack.is_local_address(addr)
+
+    def check_bindable_v4(self, addr: bytes) -> None:
+        """Linux inet_addr_valid_or_nonlocal: the wildcard, local, broadcast or multicast."""
+        if addr == ANY4 or _is_multicast(addr) or self.is_broadcast(addr):
+            return
+        if not self.stack.is_local_address(addr):
+            raise _oserror(errno.EADDRNOTAVAIL)
+
     # --- binding -----------------------------------------------------------
     @staticmethod
-    def _overlap(a: UdpSocket, a_addr: bytes, b: UdpSocket) -> bool:
-        b_addr = b.local_addr
-        assert b_addr is not None
-        if a.bound_device and b.bound_device and a.bound_device != b.bound_device:
-            return False
+    def _v4_view(sock: UdpSocket, addr: bytes) -> bytes:
+        """Linux's inet_rcv_saddr: the IPv4 address a bound socket stands for. An AF_INET6
+        socket on a plain IPv6 address holds LOOPBACK4_IPV6 (127.0.0.6), which the IPv4
+        wildcard overlaps unless the socket is v6-only (as binding, not connecting, makes it)."""
+        if sock.family == AF_INET:
+            return addr
+        if addr == ANY6:
+            return ANY4
+        return addr[12:] if is_mapped(addr) else LOOPBACK4_IPV6
 
-        def covers(sock: UdpSocket, addr: bytes, other: bytes) -> bool:
-            """Does sock bound to addr overlap an IPv4 address `other`?"""
-            if sock.family == AF_INET:
-                return addr == ANY4 or other == ANY4 or addr == other
-            if sock.v6only:
+    def _addresses_overlap(self, sock: UdpSocket, addr: bytes, other: UdpSocket) -> bool:
+        """Linux inet_rcv_saddr_equal(sock bound to addr, other, match_wildcard=True)."""
+        other_addr = other.local_addr
+        assert other_addr is not None
+        if sock.family == AF_INET:  # ipv4_rcv_saddr_equal
+            if other.v6only:
                 return False
-            if addr == ANY6:
-                return True
-            return addr[:12] == MAPPED_PREFIX and (addr[12:] == other or other == ANY4)
-
-        if a.family == b.family:
-            any_addr = ANY4 if a.family == AF_INET else ANY6
-            return a_addr == b_addr or a_addr == any_addr or b_addr == any_addr
-        if a.family == AF_INET:
-            return covers(b, b_addr, a_addr)
-        return covers(a, a_addr, b_addr)
+            theirs = self._v4_view(other, other_addr)
+            return addr == theirs or addr == ANY4 or theirs == ANY4
+        # ipv6_rcv_saddr_equal; an AF_INET socket stands for an IPv4-mapped address
+        mine_mapped = is_mapped(addr)
+        theirs6 = other_addr if other.family == AF_INET6 else None
+        theirs_mapped = theirs6 is None or is_mapped(theirs6)
+        if mine_mapped and theirs_mapped:
+            if other.v6only:
+                return False
+            mine4, theirs4 = addr[12:], self._v4_view(other, other_addr)
+            return mine4 == theirs4 or mine4 == ANY4 or theirs4 == ANY4
+        if addr == ANY6 and theirs6 == ANY6:
+            return True
+        if theirs6 == ANY6 and not (other.v6only and mine_mapped):
+            return True
+        if addr == ANY6 and not (sock.v6only and theirs_mapped):
+            return True
+        return theirs6 is not None and addr == theirs6
 
     def _conflicts(self, sock: UdpSocket, addr: bytes, port: int) -> bool:
+        """Linux udp_lib_lport_inuse."""
         for other in self.ports.get(port, ()):
-            if other is sock or not self._overlap(sock, addr, other):
+            if other is sock or (sock.reuseaddr and other.reuseaddr):
                 continue
-            if sock.reuseaddr and other.reuseaddr:
+            if sock.bound_device and other.bound_device and (
+                    sock.bound_device != other.bound_device):
+                continue
+            if not self._addresses_overlap(sock, addr, other):
                 continue
             if sock.reuseport and other.reuseport:
                 continue
@@ -327,17 +592,7 @@ class UdpLayer:
         return False
 
     def bind(self, sock: UdpSocket, addr: bytes, port: int) -> None:
-        from .host import is_multicast
-
-        wire = unmap(addr) if sock.family == AF_INET6 else addr
-        if wire not in (ANY4, ANY6) and not is_multicast(wire):
-            stack = self.stack
-            broadcast = len(wire) == 4 and (wire == b"\xff" * 4 or any(
-                a.broadcast == wire for i in stack.interfaces.values() for a in i.ipv4))
-            if not broadcast and not stack.is_local_address(wire):
-                raise _oserror(errno.EADDRNOTAVAIL)
-            if sock.family == AF_INET6 and len(wire) == 4 and sock.v6only:
-                raise _oserror(errno.EADDRNOTAVAIL)
+        """Take (addr, port) for sock, the address already checked; port 0: ephemeral."""
         if port == 0:
             port = self._pick_ephemeral(sock, addr)
         elif self._conflicts(sock, addr, port):
@@ -351,6 +606,8 @@ class UdpLayer:
     def _pick_ephemeral(self, sock: UdpSocket, addr: bytes) -> int:
         low, high = self.ephemeral_range
         span = high - low + 1
+        if span <= 0:
+            raise _oserror(errno.EADDRINUSE)
         start = self.stack.rng.randrange(span)
         for i in range(span):
             port = low + (start + i) % span
@@ -359,89 +616,110 @@ class UdpLayer:
         raise _oserror(errno.EADDRINUSE)
 
     def unbind(self, sock: UdpSocket) -> None:
-        if sock.local_addr is None:
-            return
         bucket = self.ports.get(sock.local_port)
         if bucket and sock in bucket:
             bucket.remove(sock)
             if not bucket:
                 del self.ports[sock.local_port]
+        sock.local_port = 0
 
     # --- output ------------------------------------------------------------
-    def send(self, sock: UdpSocket, data: bytes, dst: bytes, dport: int) -> int:
-        from .host import is_multicast
-
+    def route(self, sock: UdpSocket, dst: bytes, device: int | None) -> OutputRoute:
+        """Route dst for sock (its source, devices, multicast interface) and check EACCES."""
         stack = self.stack
         assert sock.local_addr is not None
-        local = unmap(sock.local_addr) if sock.family == AF_INET6 else sock.local_addr
+        local = unmap(sock.local_addr)
         src: bytes | None = None
-        if local not in (ANY4, ANY6) and not is_multicast(local) and len(local) == len(dst):
-            if stack.is_local_address(local):
-                src = local
-        mcast = is_multicast(dst)
-        ifindex = sock.bound_device
-        if mcast and sock.multicast_if:
-            ifindex = sock.multicast_if
-        if mcast and sock.multicast_if_addr is not None and src is None:
-            src = sock.multicast_if_addr
+        if len(local) == len(dst) and local not in (ANY4, ANY6) and stack.is_local_address(
+                local):
+            src = local  # bound (or connected) to one of ours; not to a group or broadcast
+        ifindex = device or sock.bound_device
+        if _is_multicast(dst):
+            if len(dst) == 4:
+                ifindex = ifindex or sock.multicast_if
+                src = src or sock.multicast_if_addr
+            else:
+                ifindex = ifindex or sock.multicast_if6
         rt = stack.route_output(dst, src, ifindex)
-        if rt.is_broadcast and not sock.broadcast:
+        if len(dst) == 4 and rt.src[0] == 127 and not rt.iface.is_loopback:
+            raise _oserror(errno.EINVAL)  # a loopback source never leaves the host
+        if (rt.is_broadcast or self.is_broadcast(dst)) and not sock.broadcast:
             raise _oserror(errno.EACCES)
+        return rt
+
+    def send(self, sock: UdpSocket, data: bytes, dst: bytes, dport: int,
+             device: int | None = None) -> int:
+        stack = self.stack
+        rt = self.route(sock, dst, device)
+        if len(data) > (MAX_PAYLOAD_V4 if len(dst) == 4 else MAX_PAYLOAD_V6):
+            raise _oserror(errno.EMSGSIZE)
+        if sock.pending_error:  # sock_alloc_send_skb reports it only now
+            err, sock.pending_error = sock.pending_error, 0
+            raise _oserror(err)
+        if sock.shut_wr:
+            raise _oserror(errno.EPIPE)
         header = wire_udp.UdpRepr(sock.local_port, dport)
         datagram = header.build(data, rt.src, dst)
         stack.counters["udp.out"] += 1
         if len(dst) == 4:
-            ttl = sock.multicast_ttl if mcast else sock.ttl
-            stack.send_ipv4(rt, 17, datagram, ttl=ttl, tos=sock.tos,
-                            multicast_loop=sock.multicast_loop)
+            stack.send_ipv4(rt, 17, datagram,
+                            ttl=sock.multicast_ttl if rt.is_multicast else sock.ttl,
+                            tos=sock.tos, multicast_loop=sock.multicast_loop)
         else:
-            hops = sock.multicast_ttl if mcast else sock.ttl
-            stack.send_ipv6(rt, 17, datagram, hop_limit=hops, traffic_class=sock.tos,
-                            multicast_loop=sock.multicast_loop)
+            stack.send_ipv6(rt, 17, datagram,
+                            hop_limit=sock.multicast_hops if rt.is_multicast else sock.hop_limit,
+                            traffic_class=sock.tclass, multicast_loop=sock.multicast_loop6)
         return len(data)
 
     # --- input -------------------------------------------------------------
-    def _score(self, sock: UdpSocket, meta: IpMeta, sport: int, group_cast: bool) -> int:
+    def _score(self, sock: UdpSocket, meta: IpMeta, sport: int, group_cast: bool,
+               ifindex: int) -> int:
         """How well sock matches a datagram; -1: not at all (after Linux's compute_score)."""
-        if sock.closed or sock.local_addr is None:
+        if sock.closed or sock.local_addr is None or not sock.local_port:
             return -1
         dst = meta.dst
-        score = 0
         if meta.version == 4:
             if sock.family == AF_INET:
-                local = sock.local_addr
-                score += 1
+                local, score = sock.local_addr, 2
             elif sock.v6only:
                 return -1
             elif sock.local_addr == ANY6:
-                local = ANY4
-            elif sock.local_addr[:12] == MAPPED_PREFIX:
-                local = sock.local_addr[12:]
+                local, score = ANY4, 1
+            elif is_mapped(sock.local_addr):
+                local, score = sock.local_addr[12:], 1
             else:
                 return -1
             any_addr = ANY4
         else:
             if sock.family != AF_INET6:
                 return -1
-            local = sock.local_addr
-            any_addr = ANY6
+            local, score, any_addr = sock.local_addr, 0, ANY6
         if local != any_addr:
             if local != dst:
                 return -1
-            score += 4
+            score += 32  # Linux looks up sockets bound to the address before wildcard ones
         if sock.remote is not None:
             raddr, rport = sock.remote
             if unmap(raddr) != meta.src or rport != sport:
                 return -1
             score += 8
         if sock.bound_device is not None:
-            if sock.bound_device != meta.ifindex:
+            if sock.bound_device != ifindex:
                 return -1
             score += 4
-        if group_cast and meta.is_multicast and not sock.multicast_all:
-            if (meta.ifindex, dst) not in sock.memberships:
-                return -1
+        if group_cast and meta.is_multicast and not sock.member_of(dst, ifindex):
+            return -1
         return score
+
+    def _arrival_ifindex(self, meta: IpMeta) -> int:
+        """The device a datagram counts as arriving on: for one the host sent to its own
+        address through loopback, the device owning that address (Linux's rt_iif)."""
+        iface = self.stack.interfaces.get(meta.ifindex)
+        if iface is not None and iface.is_loopback:
+            for other in self.stack.interfaces.values():
+                if not other.is_loopback and other.has_address(meta.dst):
+                    return int(other.index)
+        return meta.ifindex
 
     def receive(self, meta: IpMeta, payload: memoryview) -> bool:
         stack = self.stack
@@ -456,11 +734,12 @@ class UdpLayer:
             return False
         group_cast = meta.is_multicast or meta.is_broadcast
         data = bytes(pkt.payload)
+        ifindex = self._arrival_ifindex(meta)
         if group_cast:
             delivered = False
             for sock in candidates:
-                if self._score(sock, meta, pkt.src_port, True) >= 0:
-                    self._enqueue(sock, data, meta, pkt.src_port)
+                if self._score(sock, meta, pkt.src_port, True, ifindex) >= 0:
+                    self._enqueue(sock, data, meta, pkt.src_port, ifindex)
                     delivered = True
             if not delivered:
                 stack.counters.drop("udp", "no_socket")
@@ -468,7 +747,7 @@ class UdpLayer:
         best: list[UdpSocket] = []
         best_score = -1
         for sock in candidates:
-            score = self._score(sock, meta, pkt.src_port, False)
+            score = self._score(sock, meta, pkt.src_port, False, ifindex)
             if score > best_score:
                 best, best_score = [sock], score
             elif score == best_score and score >= 0:
@@ -481,16 +760,17 @@ class UdpLayer:
             target = best[key % len(best)]
         else:
             target = max(best, key=lambda s: s.bind_seq)
-        self._enqueue(target, data, meta, pkt.src_port)
+        self._enqueue(target, data, meta, pkt.src_port, ifindex)
         return True
 
-    def _enqueue(self, sock: UdpSocket, data: bytes, meta: IpMeta, sport: int) -> None:
-        cost = len(data) + DATAGRAM_OVERHEAD
-        if sock.shut_rd or sock.queued_bytes + cost > sock.rcvbuf:
+    def _enqueue(self, sock: UdpSocket, data: bytes, meta: IpMeta, sport: int,
+                 ifindex: int) -> None:
+        cost = truesize(len(data), meta.version)
+        if sock.queued_bytes and sock.queued_bytes + cost > sock.rcvbuf:
             sock.drops += 1
             self.stack.counters.drop("udp", "queue_full")
             return
-        sock.queue.append((data, meta.src, sport, meta.ifindex))
+        sock.queue.append((data, meta.src, sport, ifindex, cost))
         sock.queued_bytes += cost
         self.stack.counters["udp.delivered"] += 1
         self.stack.driver.wake()
