@@ -106,6 +106,39 @@ class Network:
                 nic.capture(cap)
         return cap
 
+    # --- names -------------------------------------------------------------
+    def resolve(self, name: str, asking: Host | None = None) -> list[bytes]:
+        """The virtual resolver: addresses for a name, in getaddrinfo's preferred order.
+
+        `localhost` gives the loopback addresses; an IP literal gives itself; a
+        host of this network gives its non-loopback, non-link-local addresses,
+        ordered as glibc's RFC 6724 defaults would (global IPv6, then IPv4,
+        then unique-local IPv6). Unknown names give an empty list.
+        """
+        key = name.strip().rstrip(".").lower()
+        if key in ("localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"):
+            return [bytes((127, 0, 0, 1)), bytes(15) + b"\x01"]
+        try:
+            return [ipaddress.ip_address(key.split("%", 1)[0]).packed]
+        except ValueError:
+            pass
+        host = self.hosts.get(key)
+        if host is None and asking is not None and key == asking.name.lower():
+            host = asking
+        if host is None:
+            return []
+        found = [a.address for i in host.stack.interfaces.values() if not i.is_loopback
+                 for a in i.addresses() if a.address[:2] != b"\xfe\x80"]
+
+        def precedence(addr: bytes) -> int:
+            if len(addr) == 4:
+                return 35
+            if addr[0] & 0xFE == 0xFC:
+                return 3
+            return 40
+
+        return sorted(found, key=lambda a: -precedence(a))
+
     # --- running -----------------------------------------------------------
     def wait(self, ready: Callable[[], bool], timeout_s: float | None) -> bool:
         """Block until ready() (True) or the timeout (False), letting the network run."""
@@ -275,7 +308,8 @@ def _addr_bytes(host: Any, family: int, stack: HostStack | None = None) -> bytes
         raise _socket.gaierror(_socket.EAI_NONAME, "Name or service not known") from None
     if family == AF_INET:
         if ip.version != 4:
-            raise OSError(97, "Address family not supported by protocol")
+            raise _socket.gaierror(_socket.EAI_ADDRFAMILY,
+                                   "Address family for hostname not supported")
         return ip.packed
     if ip.version == 4:
         raise _socket.gaierror(_socket.EAI_ADDRFAMILY,
@@ -284,7 +318,7 @@ def _addr_bytes(host: Any, family: int, stack: HostStack | None = None) -> bytes
 
 
 def _addr_text(addr: bytes) -> str:
-    return str(ipaddress.ip_address(addr))
+    return _socket.inet_ntop(AF_INET if len(addr) == 4 else AF_INET6, addr)
 
 
 class HostSocket:
@@ -545,7 +579,11 @@ class HostSocket:
                 value = tcp_getsockopt(core, level, optname)
             else:
                 value = stack_getsockopt(core, level, optname)
-        if buflen and isinstance(value, int):
+        if isinstance(value, bytes):
+            if buflen:
+                return value[:buflen]
+            return int.from_bytes(value[:4].ljust(4, b"\0"), "little", signed=True)
+        if buflen:
             return value.to_bytes(4, "little", signed=True)[:buflen]
         return value
 

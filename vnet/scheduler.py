@@ -284,7 +284,23 @@ class Scheduler:
         return list(self._tasks)
 
     def block(self, task: GuestTask, ready: Callable[[], bool], deadline_ns: int | None) -> bool:
-        """Block the calling guest until ready() or the deadline. Returns ready()."""
+        """Block the calling guest until ready() or the deadline. Returns ready().
+
+        A guest that blocks inside an atomic network turn first finishes the
+        turn's deferred work and steps out of it, so others can run theirs.
+        """
+        if not self._draining:
+            return self._block(task, ready, deadline_ns)
+        deferred = self._deferred
+        while deferred:
+            deferred.popleft()()
+        self._draining = False
+        try:
+            return self._block(task, ready, deadline_ns)
+        finally:
+            self._draining = True
+
+    def _block(self, task: GuestTask, ready: Callable[[], bool], deadline_ns: int | None) -> bool:
         if self.virtual:
             return self._block_virtual(task, ready, deadline_ns)
         with self.cond:
@@ -329,9 +345,18 @@ class Scheduler:
         if not self.virtual:
             time.sleep(0)
             return
+        was_draining = self._draining
+        if was_draining:
+            deferred = self._deferred
+            while deferred:
+                deferred.popleft()()
+            self._draining = False
         task.state = TaskState.RUNNABLE
         (self._spinq if spinning else self._runq).append(task)
-        self._switch_to_loop(task)
+        try:
+            self._switch_to_loop(task)
+        finally:
+            self._draining = was_draining
         if task.killed:
             raise TaskKilled()
 

@@ -159,6 +159,7 @@ def _make_callback(fn: HostFunction, ctx: GuestContext) -> Any:
     impl = fn.impl
     array_type = ctypes.c_ubyte * raw_bytes
     lock = ctx.host_call_lock
+    atomic = ctx.scheduler.atomic
     qualified = f"{fn.module}.{fn.name}"
     stats = ctx.stats
 
@@ -166,7 +167,7 @@ def _make_callback(fn: HostFunction, ctx: GuestContext) -> Any:
         raw = array_type.from_address(args_and_results)
         try:
             args = params.unpack_from(raw) if nparams else ()
-            with lock:
+            with lock, atomic():
                 stats.host_calls += 1
                 result = impl(ctx, *args)
         except WasiError as e:

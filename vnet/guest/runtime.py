@@ -26,6 +26,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import wasmtime
 from wasmtime import Config, Engine, Linker, Module, Store, WasmtimeError
@@ -34,10 +35,10 @@ from wasmtime import _ffi as ffi
 from vnet.scheduler import SPIN_THRESHOLD_NS, GuestTask, Scheduler
 
 # Importing these modules registers their host functions.
-from . import wasi_core, wasi_fs  # noqa: F401
+from . import wasi_core, wasi_fs, wasix  # noqa: F401
 from .abi import HOST_FUNCTIONS, GuestExit
 from .context import GuestContext, GuestLimits
-from .fdtable import InputStream, OutputStream
+from .fdtable import FileDescription, InputStream, OutputStream
 from .fs import open_preopen
 from .memory import GuestMemory
 
@@ -150,6 +151,11 @@ class GuestConfig:
     limits: GuestLimits = field(default_factory=GuestLimits)
     name: str = "guest"
     debug: bool = False
+    #: The virtual host (vnet.network.Host) whose stack the guest's sockets use.
+    host: Any = None
+    #: Listening TCP sockets opened before the guest starts, as wasmtime's
+    #: --tcplisten gives them: fds 3, 4, … (before preopened directories).
+    tcplisten: list[tuple[str, int]] = field(default_factory=list)
 
 
 class Guest:
@@ -181,8 +187,34 @@ class Guest:
         self.ctx.fds.add(stdin)
         self.ctx.fds.add(OutputStream(cfg.stdout or _discard))
         self.ctx.fds.add(OutputStream(cfg.stderr or _discard))
+        if cfg.host is not None:
+            self.ctx.extensions["host"] = cfg.host
+        for address, port in cfg.tcplisten:
+            self.ctx.fds.add(self._listening_socket(address, port))
         for host_dir, guest_path in cfg.preopens:
             self.ctx.fds.add(open_preopen(host_dir), preopen_name=guest_path)
+
+    def _listening_socket(self, address: str, port: int) -> FileDescription:
+        import ipaddress
+        import socket as _socket
+
+        from .sockets import SocketDescription
+
+        host = self.config.host
+        if host is None:
+            raise GuestLoadError("--tcplisten needs the guest to run on a virtual host")
+        ip = ipaddress.ip_address(address)
+        family = _socket.AF_INET if ip.version == 4 else _socket.AF_INET6
+        sched = host.network.scheduler
+        with sched.lock, sched.atomic():
+            core = host.tcp.socket(family)
+            core.reuseaddr = True
+            try:
+                core.bind(ip.packed, port)
+                core.listen(128)
+            except OSError as e:
+                raise GuestLoadError(f"--tcplisten {address}:{port}: {e.strerror}") from None
+        return SocketDescription(host, core, family, _socket.SOCK_STREAM, 6)
 
     def start(self) -> GuestTask:
         self.task = self.scheduler.spawn(self.config.name, self._run)

@@ -1,0 +1,849 @@
+"""Guest sockets: the `wasix_32v1` socket imports, preview1's sock_*, and `vnet_v1`.
+
+Every function here is the host side of vnet/sdk/ABI.md: exact WASIX names,
+signatures, enum values and layouts; results written through trailing
+pointers; a WASI errno returned. Each call reads guest memory through
+`ctx.mem`, acts on the guest's virtual host (`ctx.extensions["host"]`, a
+`vnet.network.Host`) through the stack's socket objects, and blocks — only
+this guest — through the scheduler when a blocking socket must wait
+(honouring SO_RCVTIMEO/SO_SNDTIMEO). Socket options map onto the stack's
+Linux-numbered setsockopt, so both the WASIX option calls and
+`vnet_v1.sock_setsockopt` end in the same place. The `port_*` calls that
+would reconfigure the host return ENOTSUP: a guest cannot change its network.
+"""
+
+from __future__ import annotations
+
+import socket as _s
+import struct
+from typing import TYPE_CHECKING, Any
+
+from stack.ping import IcmpEchoSocket
+from stack.sockopt import getsockopt as udp_getsockopt
+from stack.sockopt import setsockopt as udp_setsockopt
+from stack.tcp import TcpSocket
+from stack.tcp_connection import TcpState
+from stack.tcp_options import getsockopt as tcp_getsockopt
+from stack.tcp_options import setsockopt as tcp_setsockopt
+from stack.udp import UdpSocket
+
+from .abi import host_function
+from .context import GuestContext
+from .sockets import (
+    _LINUX_TO_WASI,
+    ADDR_CIDR_SIZE,
+    ADDR_IP_SIZE,
+    ADDR_PORT_SIZE,
+    SocketDescription,
+    encode_addr_cidr,
+    encode_addr_ip,
+    raise_wasi,
+    read_addr_ip4,
+    read_addr_ip6,
+    read_addr_port,
+    socket_description,
+    write_addr_port,
+)
+from .wasi_core import wait_for_io
+from .wasi_types import (
+    FDFLAGS_NONBLOCK,
+    RIFLAGS_RECV_PEEK,
+    RIFLAGS_RECV_WAITALL,
+    ROFLAGS_RECV_DATA_TRUNCATED,
+    SDFLAGS_RD,
+    SDFLAGS_WR,
+    Errno,
+    WasiError,
+)
+
+if TYPE_CHECKING:
+    from vnet.network import Host
+
+X = "wasix_32v1"
+P1 = "wasi_snapshot_preview1"
+V = "vnet_v1"
+
+MAX_IO = 64 * 1024 * 1024
+MAX_SOCKETS_PER_GUEST = 4096
+
+# WASIX enums
+SOCK_STREAM_WASIX = 1
+SOCK_DGRAM_WASIX = 2
+AF_UNSPEC_WASIX, AF_INET_WASIX, AF_INET6_WASIX = 0, 1, 2
+STATUS_OPENING, STATUS_OPENED, STATUS_CLOSED, STATUS_FAILED = 0, 1, 2, 3
+(OPT_NOOP, OPT_REUSE_PORT, OPT_REUSE_ADDR, OPT_NO_DELAY, OPT_DONT_ROUTE, OPT_ONLY_V6,
+ OPT_BROADCAST, OPT_MCAST_LOOP_V4, OPT_MCAST_LOOP_V6, OPT_PROMISCUOUS, OPT_LISTENING,
+ OPT_LAST_ERROR, OPT_KEEP_ALIVE, OPT_LINGER, OPT_OOB_INLINE, OPT_RECV_BUF, OPT_SEND_BUF,
+ OPT_RECV_LOWAT, OPT_SEND_LOWAT, OPT_RECV_TIMEOUT, OPT_SEND_TIMEOUT, OPT_CONNECT_TIMEOUT,
+ OPT_ACCEPT_TIMEOUT, OPT_TTL, OPT_MCAST_TTL_V4, OPT_TYPE, OPT_PROTO) = range(27)
+
+SO_REUSEPORT = getattr(_s, "SO_REUSEPORT", 15)
+TCP_NODELAY = 1
+
+# option → (level, Linux name) for flag/size options
+_FLAG_OPTIONS = {
+    OPT_REUSE_PORT: (_s.SOL_SOCKET, SO_REUSEPORT),
+    OPT_REUSE_ADDR: (_s.SOL_SOCKET, _s.SO_REUSEADDR),
+    OPT_NO_DELAY: (_s.IPPROTO_TCP, TCP_NODELAY),
+    OPT_ONLY_V6: (_s.IPPROTO_IPV6, _s.IPV6_V6ONLY),
+    OPT_BROADCAST: (_s.SOL_SOCKET, _s.SO_BROADCAST),
+    OPT_MCAST_LOOP_V4: (_s.IPPROTO_IP, _s.IP_MULTICAST_LOOP),
+    OPT_MCAST_LOOP_V6: (_s.IPPROTO_IPV6, _s.IPV6_MULTICAST_LOOP),
+    OPT_KEEP_ALIVE: (_s.SOL_SOCKET, _s.SO_KEEPALIVE),
+}
+_SIZE_OPTIONS = {
+    OPT_RECV_BUF: (_s.SOL_SOCKET, _s.SO_RCVBUF),
+    OPT_SEND_BUF: (_s.SOL_SOCKET, _s.SO_SNDBUF),
+    OPT_TTL: (_s.IPPROTO_IP, _s.IP_TTL),
+    OPT_MCAST_TTL_V4: (_s.IPPROTO_IP, _s.IP_MULTICAST_TTL),
+}
+
+
+def _host(ctx: GuestContext) -> Host:
+    host = ctx.extensions.get("host")
+    if host is None:
+        raise WasiError(Errno.ENETDOWN)  # a guest run without a network
+    return host
+
+
+def _sock(ctx: GuestContext, fd: int) -> SocketDescription:
+    return socket_description(ctx.fds, fd)
+
+
+def _to_socket_family(desc: SocketDescription, family: int, addr: bytes) -> bytes:
+    """Fit a guest address to the socket's family (IPv4 on AF_INET6 → mapped)."""
+    if family == _s.AF_UNSPEC:
+        raise WasiError(Errno.EAFNOSUPPORT)
+    if desc.family == _s.AF_INET:
+        if family != _s.AF_INET:
+            raise WasiError(Errno.EAFNOSUPPORT)
+        return addr
+    if family == _s.AF_INET:
+        return bytes(10) + b"\xff\xff" + addr
+    return addr
+
+
+def _socket_family_addr(desc: SocketDescription, addr: bytes) -> bytes:
+    """An address for the guest: IPv4 peers of dual-stack sockets shown mapped."""
+    if desc.family == _s.AF_INET6 and len(addr) == 4:
+        return bytes(10) + b"\xff\xff" + addr
+    return addr
+
+
+def _setsockopt(desc: SocketDescription, level: int, name: int, value: int | bytes) -> None:
+    core = desc.core
+    try:
+        if isinstance(core, TcpSocket):
+            tcp_setsockopt(core, level, name, value)
+        elif isinstance(core, UdpSocket):
+            udp_setsockopt(core, level, name, value)
+        else:
+            if level == _s.IPPROTO_IP and name == _s.IP_TTL:
+                core.ttl = value if isinstance(value, int) else int.from_bytes(value[:4],
+                                                                               "little")
+                return
+            raise WasiError(Errno.ENOPROTOOPT)
+    except OSError as e:
+        raise_wasi(e)
+
+
+def _getsockopt(desc: SocketDescription, level: int, name: int) -> int | bytes:
+    core = desc.core
+    try:
+        if isinstance(core, TcpSocket):
+            return tcp_getsockopt(core, level, name)
+        if isinstance(core, UdpSocket):
+            return udp_getsockopt(core, level, name)
+    except OSError as e:
+        raise_wasi(e)
+    raise WasiError(Errno.ENOPROTOOPT)
+
+
+def _deadline(ctx: GuestContext, timeout_ns: int | None) -> int | None:
+    return None if timeout_ns is None else ctx.now_ns() + timeout_ns
+
+
+# --- creating sockets ---------------------------------------------------------
+
+@host_function(X, "sock_open", "iiii")
+def sock_open(ctx: GuestContext, af: int, socktype: int, proto: int, fd_ptr: int) -> int:
+    ctx.mem.check(fd_ptr, 4)
+    host = _host(ctx)
+    if af == AF_INET_WASIX:
+        family = _s.AF_INET
+    elif af == AF_INET6_WASIX:
+        family = _s.AF_INET6
+    else:
+        raise WasiError(Errno.EAFNOSUPPORT)
+    opened = sum(1 for _, e in ctx.fds.items() if isinstance(e.description, SocketDescription))
+    if opened >= MAX_SOCKETS_PER_GUEST:
+        raise WasiError(Errno.EMFILE)
+    with host.network.scheduler.atomic():
+        if socktype == SOCK_STREAM_WASIX and proto in (0, 6):
+            core: Any = host.tcp.socket(family)
+            kind, linux_proto = _s.SOCK_STREAM, 6
+        elif socktype == SOCK_DGRAM_WASIX and proto in (0, 17):
+            core = host.udp.socket(family)
+            kind, linux_proto = _s.SOCK_DGRAM, 17
+        elif socktype == SOCK_DGRAM_WASIX and proto in (1, 58):
+            if (proto == 1) != (family == _s.AF_INET):
+                raise WasiError(Errno.EPROTONOSUPPORT)
+            core = host.icmp.socket(family)
+            kind, linux_proto = _s.SOCK_DGRAM, proto
+        elif socktype in (SOCK_STREAM_WASIX, SOCK_DGRAM_WASIX):
+            raise WasiError(Errno.EPROTONOSUPPORT)
+        elif socktype in (3, 4):
+            raise WasiError(Errno.EPROTONOSUPPORT if socktype == 3 else Errno.ENOTSUP)
+        else:
+            raise WasiError(Errno.EINVAL)
+    desc = SocketDescription(host, core, family, kind, linux_proto)
+    try:
+        fd = ctx.fds.add(desc)
+    except WasiError:
+        core.close()
+        raise
+    ctx.mem.write_u32(fd_ptr, fd)
+    return Errno.SUCCESS
+
+
+@host_function(X, "sock_pair", "iiiii")
+def sock_pair(ctx: GuestContext, af: int, socktype: int, proto: int, fd1: int, fd2: int) -> int:
+    return Errno.ENOTSUP  # Linux: socketpair(AF_INET, ...) is EOPNOTSUPP
+
+
+@host_function(X, "sock_bind", "ii")
+def sock_bind(ctx: GuestContext, fd: int, addr_ptr: int) -> int:
+    desc = _sock(ctx, fd)
+    family, addr, port = read_addr_port(ctx.mem, addr_ptr)
+    addr = _to_socket_family(desc, family, addr)
+    core = desc.core
+    try:
+        if isinstance(core, IcmpEchoSocket):
+            core._bind()
+        else:
+            core.bind(addr, port)
+    except OSError as e:
+        raise_wasi(e)
+    return Errno.SUCCESS
+
+
+@host_function(X, "sock_listen", "ii")
+def sock_listen(ctx: GuestContext, fd: int, backlog: int) -> int:
+    desc = _sock(ctx, fd)
+    core = desc.core
+    if not isinstance(core, TcpSocket):
+        raise WasiError(Errno.ENOTSUP)  # Linux: EOPNOTSUPP on datagram sockets
+    try:
+        core.listen(backlog if backlog < 0x80000000 else 0)
+    except OSError as e:
+        raise_wasi(e)
+    return Errno.SUCCESS
+
+
+@host_function(X, "sock_connect", "ii")
+def sock_connect(ctx: GuestContext, fd: int, addr_ptr: int) -> int:
+    desc = _sock(ctx, fd)
+    family, addr, port = read_addr_port(ctx.mem, addr_ptr)
+    core = desc.core
+    if isinstance(core, UdpSocket):
+        try:
+            if family == _s.AF_UNSPEC:
+                core.disconnect()
+            else:
+                core.connect(_to_socket_family(desc, family, addr), port)
+        except OSError as e:
+            raise_wasi(e)
+        return Errno.SUCCESS
+    if not isinstance(core, TcpSocket):
+        raise WasiError(Errno.ENOTSUP)
+    addr = _to_socket_family(desc, family, addr)
+    try:
+        core.connect(addr, port)
+    except OSError as e:
+        raise_wasi(e)
+    if desc.nonblocking:
+        desc.connect_pending = True
+        raise WasiError(Errno.EINPROGRESS)
+    ctx.block_until(lambda: core.connect_result() is not None,
+                    _deadline(ctx, desc.send_timeout_ns))
+    result = core.connect_result()
+    if result is None:
+        raise WasiError(Errno.ETIMEDOUT)  # SO_SNDTIMEO passed (Linux: EINPROGRESS)
+    if result:
+        raise WasiError(_LINUX_TO_WASI.get(result, Errno.EIO))
+    return Errno.SUCCESS
+
+
+def _accept(ctx: GuestContext, fd: int, flags: int) -> tuple[int, SocketDescription]:
+    desc = _sock(ctx, fd)
+    core = desc.core
+    if not isinstance(core, TcpSocket):
+        raise WasiError(Errno.ENOTSUP)
+    if not core.listening:
+        raise WasiError(Errno.EINVAL)
+
+    def attempt() -> TcpSocket:
+        try:
+            return core.accept()
+        except OSError as e:
+            raise_wasi(e)
+            raise AssertionError from None
+
+    child = wait_for_io(ctx, desc, attempt, desc.readiness_read,
+                        _deadline(ctx, desc.recv_timeout_ns))
+    new = SocketDescription(desc.host, child, desc.family, desc.sock_type, desc.proto)
+    new.fdflags = flags & FDFLAGS_NONBLOCK
+    try:
+        return ctx.fds.add(new), new
+    except WasiError:
+        child.close()
+        raise
+
+
+@host_function(X, "sock_accept_v2", "iiii")
+def sock_accept_v2(ctx: GuestContext, fd: int, flags: int, fd_ptr: int, addr_ptr: int) -> int:
+    ctx.mem.check(fd_ptr, 4)
+    ctx.mem.check(addr_ptr, ADDR_PORT_SIZE)
+    new_fd, new = _accept(ctx, fd, flags)
+    core = new.core
+    assert isinstance(core, TcpSocket)
+    peer, port = core.getpeername()
+    ctx.mem.write_u32(fd_ptr, new_fd)
+    write_addr_port(ctx.mem, addr_ptr, peer, port)
+    return Errno.SUCCESS
+
+
+@host_function(X, "sock_accept", "iii")
+def wasix_sock_accept(ctx: GuestContext, fd: int, flags: int, fd_ptr: int) -> int:
+    ctx.mem.check(fd_ptr, 4)
+    new_fd, _ = _accept(ctx, fd, flags)
+    ctx.mem.write_u32(fd_ptr, new_fd)
+    return Errno.SUCCESS
+
+
+@host_function(P1, "sock_accept", "iii")
+def preview1_sock_accept(ctx: GuestContext, fd: int, flags: int, fd_ptr: int) -> int:
+    if flags & ~FDFLAGS_NONBLOCK:
+        raise WasiError(Errno.EINVAL)
+    return wasix_sock_accept(ctx, fd, flags, fd_ptr)
+
+
+# --- data -----------------------------------------------------------------------
+
+def _recv(ctx: GuestContext, desc: SocketDescription, iovs_ptr: int, iovs_len: int,
+          riflags: int) -> tuple[int, int, bytes, int]:
+    """Receive into iovecs: (bytes stored, roflags, source address, source port)."""
+    mem = ctx.mem
+    iovs = mem.iovecs(iovs_ptr, iovs_len)
+    total = min(sum(n for _, n in iovs), MAX_IO)
+    peek = bool(riflags & RIFLAGS_RECV_PEEK)
+    deadline = _deadline(ctx, desc.recv_timeout_ns)
+    data, src, port, truncated = wait_for_io(ctx, desc, lambda: desc.recv(total, peek),
+                                             desc.readiness_read, deadline)
+    if (riflags & RIFLAGS_RECV_WAITALL and isinstance(desc.core, TcpSocket) and not peek
+            and len(data) < total):
+        chunks = [data]
+        got = len(data)
+        while got < total:
+            try:
+                want = total - got
+
+                def more_data(want: int = want) -> tuple[bytes, bytes, int, bool]:
+                    return desc.recv(want, False)
+
+                more = wait_for_io(ctx, desc, more_data, desc.readiness_read, deadline)[0]
+            except WasiError:
+                break
+            if not more:
+                break
+            chunks.append(more)
+            got += len(more)
+        data = b"".join(chunks)
+    stored = mem.scatter(iovs, data)
+    return stored, ROFLAGS_RECV_DATA_TRUNCATED if truncated else 0, src, port
+
+
+@host_function(X, "sock_recv_from", "iiiiiii")
+def sock_recv_from(ctx: GuestContext, fd: int, iovs_ptr: int, iovs_len: int, riflags: int,
+                   size_ptr: int, roflags_ptr: int, addr_ptr: int) -> int:
+    desc = _sock(ctx, fd)
+    mem = ctx.mem
+    mem.check(size_ptr, 4)
+    mem.check(roflags_ptr, 2)
+    mem.check(addr_ptr, ADDR_PORT_SIZE)
+    stored, roflags, src, port = _recv(ctx, desc, iovs_ptr, iovs_len, riflags)
+    mem.write_u32(size_ptr, stored)
+    mem.write_u16(roflags_ptr, roflags)
+    write_addr_port(mem, addr_ptr, _socket_family_addr(desc, src) if src else src, port)
+    return Errno.SUCCESS
+
+
+@host_function(P1, "sock_recv", "iiiiii")
+def preview1_sock_recv(ctx: GuestContext, fd: int, iovs_ptr: int, iovs_len: int, riflags: int,
+                       size_ptr: int, roflags_ptr: int) -> int:
+    desc = _sock(ctx, fd)
+    ctx.mem.check(size_ptr, 4)
+    ctx.mem.check(roflags_ptr, 2)
+    stored, roflags, _src, _port = _recv(ctx, desc, iovs_ptr, iovs_len, riflags)
+    ctx.mem.write_u32(size_ptr, stored)
+    ctx.mem.write_u16(roflags_ptr, roflags)
+    return Errno.SUCCESS
+
+
+def _send(ctx: GuestContext, desc: SocketDescription, iovs_ptr: int, iovs_len: int,
+          dest: tuple[bytes, int] | None) -> int:
+    data = ctx.mem.gather(iovs_ptr, iovs_len)
+    deadline = _deadline(ctx, desc.send_timeout_ns)
+    view = memoryview(data)
+    sent = wait_for_io(ctx, desc, lambda: desc.send(view, dest), desc.readiness_write, deadline)
+    # a blocking stream socket sends everything (as Linux's blocking send does)
+    if isinstance(desc.core, TcpSocket) and not desc.nonblocking:
+        while sent < len(data):
+            offset = sent
+            try:
+
+                def send_rest(offset: int = offset) -> int:
+                    return desc.send(view[offset:], None)
+
+                sent += wait_for_io(ctx, desc, send_rest, desc.readiness_write, deadline)
+            except WasiError:
+                if sent:
+                    break
+                raise
+    return sent
+
+
+@host_function(X, "sock_send_to", "iiiiii")
+def sock_send_to(ctx: GuestContext, fd: int, iovs_ptr: int, iovs_len: int, siflags: int,
+                 addr_ptr: int, size_ptr: int) -> int:
+    desc = _sock(ctx, fd)
+    ctx.mem.check(size_ptr, 4)
+    family, addr, port = read_addr_port(ctx.mem, addr_ptr)
+    dest = None if family == _s.AF_UNSPEC else (_to_socket_family(desc, family, addr), port)
+    ctx.mem.write_u32(size_ptr, _send(ctx, desc, iovs_ptr, iovs_len, dest))
+    return Errno.SUCCESS
+
+
+@host_function(P1, "sock_send", "iiiii")
+def preview1_sock_send(ctx: GuestContext, fd: int, iovs_ptr: int, iovs_len: int, siflags: int,
+                       size_ptr: int) -> int:
+    desc = _sock(ctx, fd)
+    ctx.mem.check(size_ptr, 4)
+    ctx.mem.write_u32(size_ptr, _send(ctx, desc, iovs_ptr, iovs_len, None))
+    return Errno.SUCCESS
+
+
+@host_function(P1, "sock_shutdown", "ii")
+def preview1_sock_shutdown(ctx: GuestContext, fd: int, how: int) -> int:
+    desc = _sock(ctx, fd)
+    if how == SDFLAGS_RD:
+        linux_how = _s.SHUT_RD
+    elif how == SDFLAGS_WR:
+        linux_how = _s.SHUT_WR
+    elif how == SDFLAGS_RD | SDFLAGS_WR:
+        linux_how = _s.SHUT_RDWR
+    else:
+        raise WasiError(Errno.EINVAL)
+    core = desc.core
+    try:
+        if isinstance(core, (TcpSocket, UdpSocket)):
+            core.shutdown(linux_how)
+        else:
+            raise WasiError(Errno.ENOTCONN)
+    except OSError as e:
+        raise_wasi(e)
+    return Errno.SUCCESS
+
+
+@host_function(X, "sock_send_file", "iiIIi")
+def sock_send_file(ctx: GuestContext, out_fd: int, in_fd: int, offset: int, count: int,
+                   ret_ptr: int) -> int:
+    return Errno.ENOTSUP
+
+
+# --- addresses and status -----------------------------------------------------------
+
+@host_function(X, "sock_addr_local", "ii")
+def sock_addr_local(ctx: GuestContext, fd: int, addr_ptr: int) -> int:
+    desc = _sock(ctx, fd)
+    core = desc.core
+    ctx.mem.check(addr_ptr, ADDR_PORT_SIZE)
+    if isinstance(core, IcmpEchoSocket):
+        addr, port = bytes(4 if desc.family == _s.AF_INET else 16), core.ident
+    else:
+        addr, port = core.getsockname()
+    write_addr_port(ctx.mem, addr_ptr, addr, port)
+    return Errno.SUCCESS
+
+
+@host_function(X, "sock_addr_peer", "ii")
+def sock_addr_peer(ctx: GuestContext, fd: int, addr_ptr: int) -> int:
+    desc = _sock(ctx, fd)
+    core = desc.core
+    ctx.mem.check(addr_ptr, ADDR_PORT_SIZE)
+    if isinstance(core, IcmpEchoSocket):
+        raise WasiError(Errno.ENOTCONN)
+    try:
+        addr, port = core.getpeername()
+    except OSError as e:
+        raise_wasi(e)
+        raise AssertionError from None
+    write_addr_port(ctx.mem, addr_ptr, addr, port)
+    return Errno.SUCCESS
+
+
+@host_function(X, "sock_status", "ii")
+def sock_status(ctx: GuestContext, fd: int, status_ptr: int) -> int:
+    desc = _sock(ctx, fd)
+    core = desc.core
+    status = STATUS_OPENED
+    if isinstance(core, TcpSocket):
+        conn = core.conn
+        if core.closed:
+            status = STATUS_CLOSED
+        elif conn is None:
+            status = STATUS_OPENED if core.listening else STATUS_OPENING
+        elif conn.state in (TcpState.SYN_SENT, TcpState.SYN_RECEIVED):
+            status = STATUS_OPENING
+        elif conn.state == TcpState.CLOSED:
+            status = STATUS_FAILED if conn.error or conn.reset_received else STATUS_CLOSED
+    ctx.mem.write_u8(status_ptr, status)
+    return Errno.SUCCESS
+
+
+# --- options ----------------------------------------------------------------------------
+
+@host_function(X, "sock_set_opt_flag", "iii")
+def sock_set_opt_flag(ctx: GuestContext, fd: int, option: int, flag: int) -> int:
+    desc = _sock(ctx, fd)
+    if flag > 1:
+        raise WasiError(Errno.EINVAL)
+    if option in _FLAG_OPTIONS:
+        level, name = _FLAG_OPTIONS[option]
+        _setsockopt(desc, level, name, flag)
+        return Errno.SUCCESS
+    if option in (OPT_NOOP, OPT_OOB_INLINE, OPT_DONT_ROUTE):
+        return Errno.SUCCESS
+    raise WasiError(Errno.ENOPROTOOPT if option <= OPT_PROTO else Errno.EINVAL)
+
+
+@host_function(X, "sock_get_opt_flag", "iii")
+def sock_get_opt_flag(ctx: GuestContext, fd: int, option: int, ret_ptr: int) -> int:
+    desc = _sock(ctx, fd)
+    ctx.mem.check(ret_ptr, 1)
+    if option in _FLAG_OPTIONS:
+        level, name = _FLAG_OPTIONS[option]
+        value = _getsockopt(desc, level, name)
+        ctx.mem.write_u8(ret_ptr, 1 if value else 0)
+        return Errno.SUCCESS
+    if option == OPT_LISTENING:
+        core = desc.core
+        ctx.mem.write_u8(ret_ptr, int(isinstance(core, TcpSocket) and core.listening))
+        return Errno.SUCCESS
+    if option in (OPT_NOOP, OPT_OOB_INLINE, OPT_DONT_ROUTE):
+        ctx.mem.write_u8(ret_ptr, 0)
+        return Errno.SUCCESS
+    raise WasiError(Errno.ENOPROTOOPT if option <= OPT_PROTO else Errno.EINVAL)
+
+
+@host_function(X, "sock_set_opt_size", "iiI")
+def sock_set_opt_size(ctx: GuestContext, fd: int, option: int, size: int) -> int:
+    desc = _sock(ctx, fd)
+    if option in _SIZE_OPTIONS:
+        level, name = _SIZE_OPTIONS[option]
+        if size > 0x7FFFFFFF:
+            raise WasiError(Errno.EINVAL)
+        _setsockopt(desc, level, name, size)
+        return Errno.SUCCESS
+    if option in (OPT_RECV_LOWAT, OPT_SEND_LOWAT):
+        return Errno.SUCCESS
+    raise WasiError(Errno.ENOPROTOOPT if option <= OPT_PROTO else Errno.EINVAL)
+
+
+@host_function(X, "sock_get_opt_size", "iii")
+def sock_get_opt_size(ctx: GuestContext, fd: int, option: int, ret_ptr: int) -> int:
+    desc = _sock(ctx, fd)
+    ctx.mem.check(ret_ptr, 8)
+    value: int
+    if option in _SIZE_OPTIONS:
+        level, name = _SIZE_OPTIONS[option]
+        got = _getsockopt(desc, level, name)
+        value = got if isinstance(got, int) else 0
+    elif option == OPT_TYPE:
+        value = SOCK_STREAM_WASIX if desc.sock_type == _s.SOCK_STREAM else SOCK_DGRAM_WASIX
+    elif option == OPT_PROTO:
+        value = desc.proto
+    elif option == OPT_LAST_ERROR:
+        got = _getsockopt(desc, _s.SOL_SOCKET, _s.SO_ERROR) if not isinstance(
+            desc.core, IcmpEchoSocket) else 0
+        value = int(_LINUX_TO_WASI.get(got, Errno.EIO)) if isinstance(got, int) and got else 0
+    elif option in (OPT_RECV_LOWAT, OPT_SEND_LOWAT):
+        value = 1
+    else:
+        raise WasiError(Errno.ENOPROTOOPT if option <= OPT_PROTO else Errno.EINVAL)
+    ctx.mem.write_u64(ret_ptr, value)
+    return Errno.SUCCESS
+
+
+def _read_option_timestamp(ctx: GuestContext, ptr: int) -> int | None:
+    tag, value = struct.unpack("<B7xQ", ctx.mem.read(ptr, 16))
+    if tag == 0:
+        return None
+    if tag != 1:
+        raise WasiError(Errno.EINVAL)
+    return int(value)
+
+
+@host_function(X, "sock_set_opt_time", "iii")
+def sock_set_opt_time(ctx: GuestContext, fd: int, option: int, time_ptr: int) -> int:
+    desc = _sock(ctx, fd)
+    value = _read_option_timestamp(ctx, time_ptr)
+    if option == OPT_RECV_TIMEOUT:
+        desc.recv_timeout_ns = value or None
+    elif option == OPT_SEND_TIMEOUT:
+        desc.send_timeout_ns = value or None
+    elif option in (OPT_CONNECT_TIMEOUT, OPT_ACCEPT_TIMEOUT):
+        if option == OPT_CONNECT_TIMEOUT:
+            desc.send_timeout_ns = value or None
+        else:
+            desc.recv_timeout_ns = value or None
+    elif option == OPT_LINGER:
+        linger = struct.pack("<ii", int(value is not None), (value or 0) // 1_000_000_000)
+        _setsockopt(desc, _s.SOL_SOCKET, _s.SO_LINGER, linger)
+    else:
+        raise WasiError(Errno.ENOPROTOOPT if option <= OPT_PROTO else Errno.EINVAL)
+    return Errno.SUCCESS
+
+
+@host_function(X, "sock_get_opt_time", "iii")
+def sock_get_opt_time(ctx: GuestContext, fd: int, option: int, ret_ptr: int) -> int:
+    desc = _sock(ctx, fd)
+    ctx.mem.check(ret_ptr, 16)
+    value: int | None
+    if option in (OPT_RECV_TIMEOUT, OPT_ACCEPT_TIMEOUT):
+        value = desc.recv_timeout_ns
+    elif option in (OPT_SEND_TIMEOUT, OPT_CONNECT_TIMEOUT):
+        value = desc.send_timeout_ns
+    elif option == OPT_LINGER:
+        raw = _getsockopt(desc, _s.SOL_SOCKET, _s.SO_LINGER)
+        onoff, seconds = struct.unpack("<ii", raw) if isinstance(raw, bytes) else (0, 0)
+        value = seconds * 1_000_000_000 if onoff else None
+    else:
+        raise WasiError(Errno.ENOPROTOOPT if option <= OPT_PROTO else Errno.EINVAL)
+    ctx.mem.write(ret_ptr, struct.pack("<B7xQ", 0 if value is None else 1, value or 0))
+    return Errno.SUCCESS
+
+
+# --- multicast ------------------------------------------------------------------------
+
+def _ifindex_for_v4(desc: SocketDescription, iface_addr: bytes) -> int:
+    if iface_addr == bytes(4):
+        return 0
+    for iface in desc.host.stack.interfaces.values():
+        if iface.has_address(iface_addr):
+            return int(iface.index)
+    raise WasiError(Errno.EADDRNOTAVAIL)
+
+
+def _membership(ctx: GuestContext, desc: SocketDescription, group: bytes, ifindex: int,
+                join: bool) -> None:
+    core = desc.core
+    if not isinstance(core, UdpSocket):
+        raise WasiError(Errno.ENOPROTOOPT)
+    try:
+        if join:
+            core.join_group(group, ifindex or None)
+        else:
+            core.leave_group(group, ifindex or None)
+    except OSError as e:
+        raise_wasi(e)
+
+
+@host_function(X, "sock_join_multicast_v4", "iii")
+def sock_join_multicast_v4(ctx: GuestContext, fd: int, group_ptr: int, iface_ptr: int) -> int:
+    desc = _sock(ctx, fd)
+    if desc.family != _s.AF_INET:
+        raise WasiError(Errno.EINVAL)
+    group = read_addr_ip4(ctx.mem, group_ptr)
+    _membership(ctx, desc, group, _ifindex_for_v4(desc, read_addr_ip4(ctx.mem, iface_ptr)), True)
+    return Errno.SUCCESS
+
+
+@host_function(X, "sock_leave_multicast_v4", "iii")
+def sock_leave_multicast_v4(ctx: GuestContext, fd: int, group_ptr: int, iface_ptr: int) -> int:
+    desc = _sock(ctx, fd)
+    group = read_addr_ip4(ctx.mem, group_ptr)
+    _membership(ctx, desc, group, _ifindex_for_v4(desc, read_addr_ip4(ctx.mem, iface_ptr)),
+                False)
+    return Errno.SUCCESS
+
+
+@host_function(X, "sock_join_multicast_v6", "iii")
+def sock_join_multicast_v6(ctx: GuestContext, fd: int, group_ptr: int, ifindex: int) -> int:
+    desc = _sock(ctx, fd)
+    if desc.family != _s.AF_INET6:
+        raise WasiError(Errno.EINVAL)
+    _membership(ctx, desc, read_addr_ip6(ctx.mem, group_ptr), ifindex, True)
+    return Errno.SUCCESS
+
+
+@host_function(X, "sock_leave_multicast_v6", "iii")
+def sock_leave_multicast_v6(ctx: GuestContext, fd: int, group_ptr: int, ifindex: int) -> int:
+    desc = _sock(ctx, fd)
+    _membership(ctx, desc, read_addr_ip6(ctx.mem, group_ptr), ifindex, False)
+    return Errno.SUCCESS
+
+
+# --- names and the host's addresses ---------------------------------------------------------
+
+@host_function(X, "resolve", "iiiiii")
+def resolve(ctx: GuestContext, host_ptr: int, host_len: int, port: int, addrs_ptr: int,
+            naddrs: int, count_ptr: int) -> int:
+    host = _host(ctx)
+    if host_len > 255:
+        raise WasiError(Errno.EINVAL)
+    name = ctx.mem.read_string(host_ptr, host_len)
+    ctx.mem.check(addrs_ptr, naddrs * ADDR_IP_SIZE)
+    ctx.mem.check(count_ptr, 4)
+    addresses = host.network.resolve(name, host)
+    if not addresses:
+        raise WasiError(Errno.ENOENT)
+    for index, addr in enumerate(addresses[:naddrs]):
+        ctx.mem.write(addrs_ptr + index * ADDR_IP_SIZE, encode_addr_ip(addr))
+    ctx.mem.write_u32(count_ptr, min(len(addresses), naddrs))
+    return Errno.SUCCESS
+
+
+@host_function(X, "port_addr_list", "ii")
+def port_addr_list(ctx: GuestContext, addrs_ptr: int, naddrs_ptr: int) -> int:
+    host = _host(ctx)
+    capacity = ctx.mem.read_u32(naddrs_ptr)
+    entries = [(a.address, a.prefix_len) for i in host.stack.interfaces.values()
+               if not i.is_loopback for a in i.addresses()]
+    ctx.mem.check(addrs_ptr, min(capacity, len(entries)) * ADDR_CIDR_SIZE)
+    for index, (addr, prefix) in enumerate(entries[:capacity]):
+        ctx.mem.write(addrs_ptr + index * ADDR_CIDR_SIZE, encode_addr_cidr(addr, prefix))
+    ctx.mem.write_u32(naddrs_ptr, len(entries))
+    if len(entries) > capacity:
+        raise WasiError(Errno.EOVERFLOW)
+    return Errno.SUCCESS
+
+
+@host_function(X, "port_mac", "i")
+def port_mac(ctx: GuestContext, mac_ptr: int) -> int:
+    host = _host(ctx)
+    for iface in host.stack.interfaces.values():
+        if iface.mac is not None:
+            ctx.mem.write(mac_ptr, iface.mac)
+            return Errno.SUCCESS
+    raise WasiError(Errno.ENODEV)
+
+
+for _name, _params in (
+    ("port_bridge", "iiiii"), ("port_unbridge", ""), ("port_dhcp_acquire", ""),
+    ("port_addr_add", "i"), ("port_addr_remove", "i"), ("port_addr_clear", ""),
+    ("port_gateway_set", "i"), ("port_route_add", "iiii"), ("port_route_remove", "i"),
+    ("port_route_clear", ""), ("port_route_list", "ii"),
+):
+    host_function(X, _name, _params)(lambda ctx, *args: Errno.ENOTSUP)
+
+
+# --- vnet_v1 ------------------------------------------------------------------------------
+
+VNET_IF_SIZE = 356
+VNET_IF_MAX_ADDRS = 16
+
+
+def encode_interface(iface: Any) -> bytes:
+    out = bytearray(VNET_IF_SIZE)
+    struct.pack_into("<III", out, 0, iface.index, int(iface.flags), iface.mtu)
+    if iface.mac is not None:
+        out[12:18] = iface.mac
+        out[18] = 6
+    addresses = iface.addresses()[:VNET_IF_MAX_ADDRS]
+    out[19] = len(addresses)
+    name = iface.name.encode()[:15]
+    out[20:20 + len(name)] = name
+    for index, a in enumerate(addresses):
+        base = 36 + index * 20
+        out[base] = 4 if len(a.address) == 4 else 6
+        out[base + 1] = a.prefix_len
+        out[base + 4: base + 4 + len(a.address)] = a.address
+    return bytes(out)
+
+
+@host_function(V, "if_list", "iii")
+def if_list(ctx: GuestContext, buf_ptr: int, buf_len: int, count_ptr: int) -> int:
+    host = _host(ctx)
+    interfaces = [host.stack.interfaces[i] for i in sorted(host.stack.interfaces)]
+    fit = buf_len // VNET_IF_SIZE
+    ctx.mem.check(count_ptr, 4)
+    ctx.mem.check(buf_ptr, min(fit, len(interfaces)) * VNET_IF_SIZE)
+    for index, iface in enumerate(interfaces[:fit]):
+        ctx.mem.write(buf_ptr + index * VNET_IF_SIZE, encode_interface(iface))
+    ctx.mem.write_u32(count_ptr, len(interfaces))
+    if len(interfaces) > fit:
+        raise WasiError(Errno.EOVERFLOW)
+    return Errno.SUCCESS
+
+
+SO_RCVTIMEO = _s.SO_RCVTIMEO
+SO_SNDTIMEO = _s.SO_SNDTIMEO
+TIMEVAL = struct.Struct("<qq")  # wasm32 wasi-libc: time_t is 64-bit, suseconds_t 64-bit
+
+
+@host_function(V, "sock_setsockopt", "iiiii")
+def vnet_sock_setsockopt(ctx: GuestContext, fd: int, level: int, name: int, value_ptr: int,
+                         value_len: int) -> int:
+    desc = _sock(ctx, fd)
+    if value_len > 256:
+        raise WasiError(Errno.EINVAL)
+    raw = ctx.mem.read(value_ptr, value_len)
+    if level == _s.SOL_SOCKET and name in (SO_RCVTIMEO, SO_SNDTIMEO):
+        if value_len < TIMEVAL.size:
+            raise WasiError(Errno.EINVAL)
+        seconds, micros = TIMEVAL.unpack_from(raw)
+        if seconds < 0 or not 0 <= micros < 1_000_000:
+            raise WasiError(Errno.EDOM)
+        timeout = seconds * 1_000_000_000 + micros * 1000
+        if name == SO_RCVTIMEO:
+            desc.recv_timeout_ns = timeout or None
+        else:
+            desc.send_timeout_ns = timeout or None
+        return Errno.SUCCESS
+    int_value: int | bytes = raw
+    if value_len in (1, 4) and not (level == _s.SOL_SOCKET and name == _s.SO_LINGER):
+        int_value = int.from_bytes(raw[:4] if value_len == 4 else raw, "little", signed=True)
+    _setsockopt(desc, level, name, int_value)
+    return Errno.SUCCESS
+
+
+@host_function(V, "sock_getsockopt", "iiiii")
+def vnet_sock_getsockopt(ctx: GuestContext, fd: int, level: int, name: int, value_ptr: int,
+                         len_ptr: int) -> int:
+    desc = _sock(ctx, fd)
+    capacity = ctx.mem.read_u32(len_ptr)
+    value: int | bytes
+    if level == _s.SOL_SOCKET and name in (SO_RCVTIMEO, SO_SNDTIMEO):
+        timeout = desc.recv_timeout_ns if name == SO_RCVTIMEO else desc.send_timeout_ns
+        timeout = timeout or 0
+        value = TIMEVAL.pack(timeout // 1_000_000_000, (timeout % 1_000_000_000) // 1000)
+    elif level == _s.SOL_SOCKET and name == _s.SO_ERROR:
+        err = 0
+        if not isinstance(desc.core, IcmpEchoSocket):
+            got = _getsockopt(desc, level, name)
+            err = int(_LINUX_TO_WASI.get(got, Errno.EIO)) if isinstance(got, int) and got else 0
+        value = err
+    elif level == _s.SOL_SOCKET and name == _s.SO_TYPE:
+        value = desc.sock_type
+    elif level == _s.SOL_SOCKET and name == getattr(_s, "SO_PROTOCOL", 38):
+        value = desc.proto
+    elif level == _s.SOL_SOCKET and name == getattr(_s, "SO_DOMAIN", 39):
+        value = desc.family
+    else:
+        value = _getsockopt(desc, level, name)
+    data = value.to_bytes(4, "little", signed=True) if isinstance(value, int) else value
+    data = data[:capacity]
+    ctx.mem.write(value_ptr, data)
+    ctx.mem.write_u32(len_ptr, len(data))
+    return Errno.SUCCESS
