@@ -1,8 +1,9 @@
 """The `vnet` command line: build and run guests.
 
     vnet build SRC.c [SRC.c ...] -o OUT.wasm [-I DIR] [-D NAME[=VALUE]] [-O LEVEL]
-    vnet run [--dir HOST[::GUEST]] [--env NAME=VALUE] [--virtual-time] [--seed N]
-             GUEST.wasm [ARGS...]
+    vnet run [--dir HOST[::GUEST]] [--env NAME=VALUE] [--addr CIDR] [--tcplisten ADDR:PORT]
+             [--pcap FILE] [--virtual-time] [--seed N] GUEST.wasm [ARGS...]
+    vnet sim TOPOLOGY.toml [--virtual-time] [--seed N] [--pcap-dir DIR] [--duration D]
 
 Flag spellings follow `wasmtime run` where the two overlap (`--dir`,
 `--env`). Usage errors, bad files and invalid modules print one line naming
@@ -68,6 +69,62 @@ def _parse_dirs(values: Sequence[str]) -> list[tuple[str, str]]:
     return dirs
 
 
+def _parse_addrs(values: Sequence[str]) -> list[str]:
+    import ipaddress
+
+    out = []
+    for item in values:
+        if "/" not in item:
+            raise CliError(f"--addr {item!r}: expected ADDRESS/PREFIX, e.g. 10.0.0.2/24")
+        try:
+            ipaddress.ip_interface(item)
+        except ValueError:
+            raise CliError(f"--addr {item!r}: not an IPv4 or IPv6 address with prefix") from None
+        out.append(item)
+    return out
+
+
+def _parse_tcplisten(values: Sequence[str]) -> list[tuple[str, int]]:
+    import ipaddress
+
+    out = []
+    for item in values:
+        addr, sep, port = item.rpartition(":")
+        addr = addr.strip("[]")
+        try:
+            if not sep:
+                raise ValueError
+            ipaddress.ip_address(addr)
+            number = int(port)
+            if not 0 < number < 65536:
+                raise ValueError
+        except ValueError:
+            raise CliError(f"--tcplisten {item!r}: expected ADDR:PORT, e.g. 0.0.0.0:8080") \
+                from None
+        out.append((addr, number))
+    return out
+
+
+def _cmd_sim(ns: argparse.Namespace) -> int:
+    from vnet.guest.runtime import GuestLoadError
+    from vnet.sim import print_summary, run
+    from vnet.topology import TopologyError, _duration, _Locator, load
+
+    try:
+        topo = load(ns.topology)
+        duration = None
+        if ns.duration is not None:
+            duration = _duration(ns.duration, (Path(ns.topology), _Locator(""), ("duration",)))
+        result = run(topo, virtual_time=ns.virtual_time, seed=ns.seed,
+                     pcap_dir=Path(ns.pcap_dir) if ns.pcap_dir else None, duration_ns=duration)
+    except TopologyError as e:
+        raise CliError(f"vnet sim: {e}") from None
+    except GuestLoadError as e:
+        raise CliError(f"vnet sim: {e}") from None
+    print_summary(result)
+    return 0 if result.ok else 1
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="vnet",
@@ -104,6 +161,14 @@ def _build_parser() -> argparse.ArgumentParser:
                      "(repeatable)")
     run.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
                      help="set an environment variable for the guest (repeatable)")
+    run.add_argument("--addr", action="append", default=[], metavar="CIDR",
+                     help="an address for the guest host's eth0, e.g. 10.0.0.2/24 or "
+                     "fd00::2/64 (repeatable; eth0 always has an IPv6 link-local address)")
+    run.add_argument("--tcplisten", action="append", default=[], metavar="ADDR:PORT",
+                     help="open a listening TCP socket for the guest before it starts "
+                     "(fd 3, 4, …), as wasmtime's --tcplisten does (repeatable)")
+    run.add_argument("--pcap", metavar="FILE",
+                     help="capture eth0 to a pcapng file")
     run.add_argument("--virtual-time", action="store_true",
                      help="run in deterministic virtual time")
     run.add_argument("--seed", type=int, default=0,
@@ -120,6 +185,21 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS",
                      help="arguments passed to the guest")
     run.set_defaults(func=_cmd_run, parser=run)
+
+    sim = sub.add_parser(
+        "sim", help="run a topology file: hosts, segments and their guests",
+        description="Run every guest of a TOML topology on its virtual host, show their "
+        "output prefixed by host/guest, write one pcapng per NIC, and print a summary when "
+        "the client guests have exited. Exit status 0 when every client exited 0.",
+    )
+    sim.add_argument("topology", metavar="TOPOLOGY.toml", help="the topology file")
+    sim.add_argument("--virtual-time", action="store_true", default=None,
+                     help="deterministic virtual time (overrides the file's [sim] setting)")
+    sim.add_argument("--seed", type=int, default=None, help="seed for virtual time")
+    sim.add_argument("--pcap-dir", metavar="DIR", help="write DIR/HOST-NIC.pcapng per NIC")
+    sim.add_argument("--duration", metavar="D",
+                     help="stop after this long, e.g. 30s (overrides the file)")
+    sim.set_defaults(func=_cmd_sim, parser=sim)
     return parser
 
 
@@ -149,10 +229,12 @@ def _cmd_run(ns: argparse.Namespace) -> int:
         load_module,
         write_through,
     )
-    from vnet.scheduler import Scheduler
+    from vnet.network import Network
 
     env = _parse_env(ns.env)
     dirs = _parse_dirs(ns.dir)
+    addrs = _parse_addrs(ns.addr)
+    listeners = _parse_tcplisten(ns.tcplisten)
     if ns.max_memory <= 0 or ns.max_fds < 3 or ns.cpu_time_limit < 0:
         raise CliError("vnet run: --max-memory must be > 0, --max-fds >= 3, "
                        "--cpu-time-limit >= 0")
@@ -160,14 +242,27 @@ def _cmd_run(ns: argparse.Namespace) -> int:
         module = load_module(ns.module)
     except GuestLoadError as e:
         raise CliError(f"vnet run: {e}") from None
-    sched = Scheduler(virtual=ns.virtual_time, seed=ns.seed)
+    net = Network(virtual_time=ns.virtual_time, seed=ns.seed)
+    sched = net.scheduler
+    host = net.host(Path(ns.module).stem.replace("_", "-")[:32] or "guest")
+    nic = host.connect(net.segment("lan"), *addrs, ifname="eth0")
+    capture = None
+    if ns.pcap:
+        from vnet.capture import Capture
+
+        try:
+            capture = Capture.to_file(ns.pcap, clock=sched.realtime_ns)
+        except OSError as e:
+            raise CliError(f"vnet run: --pcap {ns.pcap}: {e.strerror}") from None
+        nic.capture(capture)
     limits = GuestLimits(memory_bytes=ns.max_memory * 1024 * 1024, max_fds=ns.max_fds,
                          cpu_time_ms=ns.cpu_time_limit)
     config = GuestConfig(
         module=ns.module, args=[ns.module, *ns.args], env=env, preopens=dirs,
         stdin=_stdin_for(sched),
         stdout=write_through(sys.stdout), stderr=write_through(sys.stderr),
-        limits=limits, name=Path(ns.module).stem, debug=ns.debug,
+        limits=limits, name=Path(ns.module).stem, debug=ns.debug, host=host,
+        tcplisten=listeners,
     )
     try:
         guest = Guest(sched, config, module)
@@ -175,10 +270,13 @@ def _cmd_run(ns: argparse.Namespace) -> int:
         raise CliError(f"vnet run: {e}") from None
     guest.start()
     try:
-        sched.run()
+        sched.run(until=lambda: guest.done)
     except KeyboardInterrupt:
         sched.stop_all()
         return 130
+    finally:
+        if capture is not None:
+            capture.close()
     if guest.exit_code is None:
         sched.stop_all()
         print("vnet run: guest blocked forever (nothing left that could wake it)",

@@ -45,6 +45,7 @@ from stack.udp import AF_INET, AF_INET6, UdpLayer, UdpSocket
 from stack.wire import icmpv4, icmpv6
 
 from .capture import Capture
+from .impairment import Impairment
 from .nic import Nic
 from .scheduler import GuestTask, Scheduler
 from .segment import Segment
@@ -215,8 +216,14 @@ class Host:
         return f"<Host {self.name}>"
 
     def connect(self, segment: Segment, *addresses: str, ifname: str | None = None,
-                mac: bytes | None = None, mtu: int = 1500) -> Nic:
-        """Give the host an Ethernet interface on `segment` with the given addresses."""
+                mac: bytes | None = None, mtu: int = 1500,
+                tx_impairment: Impairment | None = None,
+                rx_impairment: Impairment | None = None) -> Nic:
+        """Give the host an Ethernet interface on `segment` with the given addresses.
+
+        Impairments (loss, reordering, duplication, delay) apply to the frames
+        this interface sends (`tx_impairment`) and receives (`rx_impairment`).
+        """
         ifname = ifname or f"eth{len(self.nics)}"
         mac = mac or self.network.allocate_mac()
         sched = self.network.scheduler
@@ -228,7 +235,7 @@ class Host:
             iface.transmit = nic.transmit
             for cap in self.network.captures:
                 nic.capture(cap)
-            nic.attach(segment)
+            nic.attach(segment, tx_impairment=tx_impairment, rx_impairment=rx_impairment)
             self.nics[ifname] = nic
             for cidr in addresses:
                 self.stack.add_address(ifname, cidr)

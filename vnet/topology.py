@@ -1,0 +1,392 @@
+"""Topology files: a whole virtual network and its guests, in TOML.
+
+    [sim]
+    virtual_time = true          # deterministic mode (also: vnet sim --virtual-time)
+    seed = 7
+    duration = "60s"             # give up after this long (virtual or real time)
+    clients = ["alice/chat"]     # the run ends when these guests exit (default: all)
+
+    [segments.lan]
+    latency = "1ms"              # one-way, per frame
+    snooping = false             # IGMP/MLD snooping
+    loss = 0.0                   # impairment of every NIC on the segment, both ways:
+    reorder = 0.0                #   loss / reorder / duplicate are probabilities
+    duplicate = 0.0
+
+    [hosts.server]
+    forwarding = false           # true: a router between its segments
+    routes = [{ to = "0.0.0.0/0", via = "10.0.0.254" }]
+
+    [[hosts.server.nics]]
+    segment = "lan"
+    addresses = ["10.0.0.1/24", "fd00::1/64"]
+    name = "eth0"                # default eth0, eth1, …
+    mtu = 1500
+
+    [[hosts.server.guests]]
+    name = "chat"
+    module = "../examples/build/chat_server.wasm"   # relative to this file
+    args = ["7000"]
+    env = { GREETING = "hi" }
+    dirs = ["www::/www"]         # HOST[::GUEST], relative to this file
+    tcplisten = ["0.0.0.0:8080"]
+    start = "500ms"              # start delay
+
+Several guests on one host share its stack, ports and interfaces. Every
+problem — a TOML syntax error, an unknown key, a bad CIDR, overlapping
+addresses, a missing module, a reference to an undefined segment — is a
+`TopologyError` naming the file, the line and the reason. This module reads
+files and validates; `vnet.sim` runs what it returns.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class TopologyError(Exception):
+    """A bad topology file: `str()` is 'FILE:LINE: reason'."""
+
+    def __init__(self, path: Path, line: int | None, reason: str) -> None:
+        where = f"{path}:{line}" if line else str(path)
+        super().__init__(f"{where}: {reason}")
+        self.path = path
+        self.line = line
+        self.reason = reason
+
+
+@dataclass
+class SegmentSpec:
+    name: str
+    latency_ns: int = 0
+    snooping: bool = False
+    loss: float = 0.0
+    reorder: float = 0.0
+    duplicate: float = 0.0
+
+
+@dataclass
+class NicSpec:
+    segment: str
+    addresses: list[str]
+    name: str
+    mtu: int = 1500
+
+
+@dataclass
+class GuestSpec:
+    name: str
+    module: Path
+    args: list[str] = field(default_factory=list)
+    env: list[tuple[str, str]] = field(default_factory=list)
+    dirs: list[tuple[str, str]] = field(default_factory=list)
+    tcplisten: list[tuple[str, int]] = field(default_factory=list)
+    start_ns: int = 0
+
+
+@dataclass
+class HostSpec:
+    name: str
+    forwarding: bool = False
+    nics: list[NicSpec] = field(default_factory=list)
+    routes: list[tuple[str, str | None, str | None]] = field(default_factory=list)
+    guests: list[GuestSpec] = field(default_factory=list)
+
+
+@dataclass
+class Topology:
+    path: Path
+    virtual_time: bool = False
+    seed: int = 0
+    duration_ns: int | None = None
+    clients: list[str] = field(default_factory=list)  # "host/guest"
+    segments: dict[str, SegmentSpec] = field(default_factory=dict)
+    hosts: dict[str, HostSpec] = field(default_factory=dict)
+
+    def guest_names(self) -> list[str]:
+        return [f"{h.name}/{g.name}" for h in self.hosts.values() for g in h.guests]
+
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ns|us|µs|ms|s|m|min|h)?\s*$")
+_UNITS = {None: 1_000_000_000, "s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "µs": 1_000,
+          "ns": 1, "m": 60_000_000_000, "min": 60_000_000_000, "h": 3_600_000_000_000}
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
+
+
+class _Locator:
+    """Finds the line of a key path in the TOML source, for error messages."""
+
+    def __init__(self, text: str) -> None:
+        self.lines = text.splitlines()
+
+    def _table_start(self, table: str, index: int | None) -> int | None:
+        pattern = re.compile(r"^\s*\[\[?\s*" + re.escape(table).replace(r"\.", r"\s*\.\s*")
+                             + r"\s*\]\]?\s*(#.*)?$")
+        seen = -1
+        for number, line in enumerate(self.lines, 1):
+            if pattern.match(line):
+                seen += 1
+                if index is None or seen == index:
+                    return number
+        return None
+
+    def _is_table_prefix(self, table: str) -> bool:
+        prefix = re.compile(r"^\s*\[\[?\s*" + re.escape(table) + r"\.")
+        return any(prefix.match(line) for line in self.lines)
+
+    def line(self, *path: str | int) -> int | None:
+        """Best-effort line for a key path like ("hosts", "a", "nics", 1, "addresses").
+
+        Walks the path through table headers ([a.b], and the n-th [[a.b]] for an
+        index), then looks for `key =` inside the last table found.
+        """
+        start = 1
+        table: list[str] = []
+        key: str | None = None
+        i = 0
+        while i < len(path):
+            part = path[i]
+            if isinstance(part, int):
+                i += 1
+                continue
+            candidate = ".".join([*table, part])
+            following = path[i + 1] if i + 1 < len(path) else None
+            index = following if isinstance(following, int) else None
+            found = self._table_start(candidate, index)
+            if found is not None:
+                table.append(part)
+                start = found
+            elif self._is_table_prefix(candidate):
+                table.append(part)
+            else:
+                key = part
+                break
+            i += 1
+        if key is None:
+            return start
+        key_pattern = re.compile(r"^\s*" + re.escape(key) + r"\s*=")
+        for number in range(start, len(self.lines) + 1):
+            text = self.lines[number - 1]
+            if number > start and re.match(r"^\s*\[", text):
+                break
+            if key_pattern.match(text):
+                return number
+        return start
+
+
+def _duration(value: Any, where: tuple[Path, _Locator, tuple[str | int, ...]]) -> int:
+    path, locator, key = where
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if value < 0:
+            raise TopologyError(path, locator.line(*key), "a duration cannot be negative")
+        return int(value * 1_000_000_000)
+    if isinstance(value, str):
+        match = _DURATION.match(value)
+        if match:
+            return int(float(match.group(1)) * _UNITS[match.group(2)])
+    raise TopologyError(path, locator.line(*key),
+                        f"bad duration {value!r} (examples: \"500ms\", \"2s\", 1.5)")
+
+
+def _check_keys(table: dict[str, Any], allowed: set[str], path: Path, locator: _Locator,
+                key_path: tuple[str | int, ...], what: str) -> None:
+    for key in table:
+        if key not in allowed:
+            raise TopologyError(path, locator.line(*key_path, key),
+                                f"unknown key {key!r} in {what} "
+                                f"(allowed: {', '.join(sorted(allowed))})")
+
+
+def _expect(value: Any, kind: type | tuple[type, ...], path: Path, line: int | None,
+            what: str) -> Any:
+    if not isinstance(value, kind) or (kind in (int, float) and isinstance(value, bool)):
+        names = kind.__name__ if isinstance(kind, type) else " or ".join(k.__name__ for k in kind)
+        raise TopologyError(path, line, f"{what} must be a {names}, not {value!r}")
+    return value
+
+
+def load(path: str | Path) -> Topology:
+    """Read and validate a topology file."""
+    p = Path(path)
+    try:
+        text = p.read_text()
+    except FileNotFoundError:
+        raise TopologyError(p, None, "no such file") from None
+    except OSError as e:
+        raise TopologyError(p, None, f"cannot read: {e.strerror}") from None
+    except UnicodeDecodeError:
+        raise TopologyError(p, None, "not a text file (UTF-8)") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        match = re.search(r"line (\d+)", str(e))
+        raise TopologyError(p, int(match.group(1)) if match else None,
+                            f"TOML syntax error: {e}") from None
+    return parse(data, p, text)
+
+
+def parse(data: dict[str, Any], path: Path, text: str = "") -> Topology:
+    loc = _Locator(text)
+    base = path.resolve().parent
+    _check_keys(data, {"sim", "segments", "hosts"}, path, loc, (), "the top level")
+    topo = Topology(path)
+
+    sim = _expect(data.get("sim", {}), dict, path, loc.line("sim"), "[sim]")
+    _check_keys(sim, {"virtual_time", "seed", "duration", "clients"}, path, loc, ("sim",),
+                "[sim]")
+    topo.virtual_time = _expect(sim.get("virtual_time", False), bool, path,
+                                loc.line("sim", "virtual_time"), "virtual_time")
+    topo.seed = _expect(sim.get("seed", 0), int, path, loc.line("sim", "seed"), "seed")
+    if "duration" in sim:
+        topo.duration_ns = _duration(sim["duration"], (path, loc, ("sim", "duration")))
+    clients = _expect(sim.get("clients", []), list, path, loc.line("sim", "clients"), "clients")
+
+    segments = _expect(data.get("segments", {}), dict, path, loc.line("segments"),
+                       "[segments]")
+    for name, spec in segments.items():
+        key = ("segments", name)
+        _expect(spec, dict, path, loc.line(*key), f"segment {name}")
+        if not _NAME.match(name):
+            raise TopologyError(path, loc.line(*key), f"bad segment name {name!r}")
+        _check_keys(spec, {"latency", "snooping", "loss", "reorder", "duplicate"}, path, loc,
+                    key, f"segment {name!r}")
+        seg = SegmentSpec(name)
+        if "latency" in spec:
+            seg.latency_ns = _duration(spec["latency"], (path, loc, (*key, "latency")))
+        seg.snooping = _expect(spec.get("snooping", False), bool, path,
+                               loc.line(*key, "snooping"), "snooping")
+        for field_name in ("loss", "reorder", "duplicate"):
+            value = _expect(spec.get(field_name, 0.0), (int, float), path,
+                            loc.line(*key, field_name), field_name)
+            if not 0.0 <= value <= 1.0:
+                raise TopologyError(path, loc.line(*key, field_name),
+                                    f"{field_name} is a probability between 0 and 1")
+            setattr(seg, field_name, float(value))
+        topo.segments[name] = seg
+
+    hosts = _expect(data.get("hosts", {}), dict, path, loc.line("hosts"), "[hosts]")
+    if not hosts:
+        raise TopologyError(path, None, "the topology has no hosts")
+    seen_addresses: dict[str, str] = {}
+    for hname, hspec in hosts.items():
+        hkey = ("hosts", hname)
+        _expect(hspec, dict, path, loc.line(*hkey), f"host {hname}")
+        if not _NAME.match(hname):
+            raise TopologyError(path, loc.line(*hkey), f"bad host name {hname!r}")
+        _check_keys(hspec, {"forwarding", "nics", "routes", "guests"}, path, loc, hkey,
+                    f"host {hname!r}")
+        host = HostSpec(hname)
+        host.forwarding = _expect(hspec.get("forwarding", False), bool, path,
+                                  loc.line(*hkey, "forwarding"), "forwarding")
+        nics = _expect(hspec.get("nics", []), list, path, loc.line(*hkey, "nics"), "nics")
+        for index, nspec in enumerate(nics):
+            nkey = (*hkey, "nics", index)
+            _expect(nspec, dict, path, loc.line(*nkey), "a nic")
+            _check_keys(nspec, {"segment", "addresses", "name", "mtu"}, path, loc, nkey,
+                        f"a nic of host {hname!r}")
+            segment = nspec.get("segment")
+            if not isinstance(segment, str):
+                raise TopologyError(path, loc.line(*nkey), "a nic needs segment = \"NAME\"")
+            if segment not in topo.segments:
+                raise TopologyError(path, loc.line(*nkey, "segment"),
+                                    f"segment {segment!r} is not defined under [segments]")
+            addresses = _expect(nspec.get("addresses", []), list, path,
+                                loc.line(*nkey, "addresses"), "addresses")
+            for cidr in addresses:
+                try:
+                    iface = ipaddress.ip_interface(cidr)
+                except (ValueError, TypeError):
+                    raise TopologyError(path, loc.line(*nkey, "addresses"),
+                                        f"bad address {cidr!r}: expected ADDRESS/PREFIX "
+                                        "like 10.0.0.1/24") from None
+                if "/" not in str(cidr):
+                    raise TopologyError(path, loc.line(*nkey, "addresses"),
+                                        f"address {cidr!r} needs a prefix length (/24, /64)")
+                owner = seen_addresses.get(str(iface.ip))
+                if owner is not None:
+                    raise TopologyError(path, loc.line(*nkey, "addresses"),
+                                        f"address {iface.ip} is used twice "
+                                        f"({owner} and {hname})")
+                seen_addresses[str(iface.ip)] = hname
+            name = nspec.get("name", f"eth{index}")
+            mtu = _expect(nspec.get("mtu", 1500), int, path, loc.line(*nkey, "mtu"), "mtu")
+            if not 68 <= mtu <= 65535:
+                raise TopologyError(path, loc.line(*nkey, "mtu"), "mtu must be 68-65535")
+            host.nics.append(NicSpec(segment, [str(a) for a in addresses], str(name), mtu))
+        routes = _expect(hspec.get("routes", []), list, path, loc.line(*hkey, "routes"),
+                         "routes")
+        for route in routes:
+            line = loc.line(*hkey, "routes")
+            _expect(route, dict, path, line, "a route")
+            _check_keys(route, {"to", "via", "dev"}, path, loc, (*hkey, "routes"), "a route")
+            to = route.get("to")
+            try:
+                ipaddress.ip_network(to if to != "default" else "0.0.0.0/0", strict=False)
+                if route.get("via") is not None:
+                    ipaddress.ip_address(route["via"])
+            except (ValueError, TypeError):
+                raise TopologyError(path, line, f"bad route {route!r}") from None
+            host.routes.append((str(to), route.get("via"), route.get("dev")))
+        guests = _expect(hspec.get("guests", []), list, path, loc.line(*hkey, "guests"),
+                         "guests")
+        for index, gspec in enumerate(guests):
+            gkey = (*hkey, "guests", index)
+            _expect(gspec, dict, path, loc.line(*gkey), "a guest")
+            _check_keys(gspec, {"name", "module", "args", "env", "dirs", "tcplisten", "start"},
+                        path, loc, gkey, f"a guest of host {hname!r}")
+            module = gspec.get("module")
+            if not isinstance(module, str):
+                raise TopologyError(path, loc.line(*gkey), "a guest needs module = \"FILE.wasm\"")
+            module_path = (base / module) if not Path(module).is_absolute() else Path(module)
+            if not module_path.is_file():
+                raise TopologyError(path, loc.line(*gkey, "module"),
+                                    f"guest module {module} not found ({module_path})")
+            gname = gspec.get("name", module_path.stem)
+            if not isinstance(gname, str) or not _NAME.match(gname):
+                raise TopologyError(path, loc.line(*gkey, "name"), f"bad guest name {gname!r}")
+            if any(g.name == gname for g in host.guests):
+                raise TopologyError(path, loc.line(*gkey, "name"),
+                                    f"host {hname!r} already has a guest named {gname!r}")
+            args = _expect(gspec.get("args", []), list, path, loc.line(*gkey, "args"), "args")
+            env = _expect(gspec.get("env", {}), dict, path, loc.line(*gkey, "env"), "env")
+            dirs = []
+            for item in _expect(gspec.get("dirs", []), list, path, loc.line(*gkey, "dirs"),
+                                "dirs"):
+                host_dir, sep, guest_dir = str(item).partition("::")
+                host_path = base / host_dir if not Path(host_dir).is_absolute() else Path(
+                    host_dir)
+                if not host_path.is_dir():
+                    raise TopologyError(path, loc.line(*gkey, "dirs"),
+                                        f"directory {host_dir} not found ({host_path})")
+                dirs.append((str(host_path), guest_dir if sep else host_dir))
+            listeners = []
+            for item in _expect(gspec.get("tcplisten", []), list, path,
+                                loc.line(*gkey, "tcplisten"), "tcplisten"):
+                addr, _, port = str(item).rpartition(":")
+                try:
+                    ipaddress.ip_address(addr.strip("[]"))
+                    port_number = int(port)
+                    if not 0 < port_number < 65536:
+                        raise ValueError
+                except ValueError:
+                    raise TopologyError(path, loc.line(*gkey, "tcplisten"),
+                                        f"bad tcplisten {item!r}: expected ADDR:PORT") from None
+                listeners.append((addr.strip("[]"), port_number))
+            start = _duration(gspec.get("start", 0), (path, loc, (*gkey, "start")))
+            host.guests.append(GuestSpec(gname, module_path, [str(a) for a in args],
+                                         [(str(k), str(v)) for k, v in env.items()], dirs,
+                                         listeners, start))
+        topo.hosts[hname] = host
+    names = set(topo.guest_names())
+    for client in clients:
+        if client not in names:
+            raise TopologyError(path, loc.line("sim", "clients"),
+                                f"client {client!r} is not a guest (guests: "
+                                f"{', '.join(sorted(names)) or 'none'})")
+    topo.clients = [str(c) for c in clients]
+    return topo
