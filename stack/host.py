@@ -227,6 +227,21 @@ class HostStack:
         self.add_address(name, str(InterfaceAddress(link_local_from_mac(mac), 64)))
         return iface
 
+    def add_point_to_point(self, name: str, mtu: int = 1500) -> Interface:
+        """An interface with no link layer (a TUN device): whole IP packets in and out.
+
+        Its `transmit` receives IP packets, not Ethernet frames; packets come in
+        through `receive_packet`. No ARP/NDP: every route through it is on-link.
+        """
+        if any(i.name == name for i in self.interfaces.values()):
+            raise ValueError(f"{self.name}: interface {name} already exists")
+        index = max(self.interfaces) + 1
+        iface = Interface(index, name, None, mtu,
+                          InterfaceFlags.UP | InterfaceFlags.RUNNING
+                          | InterfaceFlags.POINTOPOINT | InterfaceFlags.MULTICAST)
+        self.interfaces[index] = iface
+        return iface
+
     def interface(self, name_or_index: str | int) -> Interface:
         if isinstance(name_or_index, int):
             iface = self.interfaces.get(name_or_index)
@@ -946,12 +961,9 @@ class HostStack:
             iface.groups[group] += 1
             return
         iface.groups[group] = 1
-        if not iface.is_loopback:
-            now = self.driver.now_ns()
-            if len(group) == 4:
-                self.igmp[ifindex].join(now, group)
-            else:
-                self.mld[ifindex].join(now, group)
+        engine = (self.igmp if len(group) == 4 else self.mld).get(ifindex)
+        if engine is not None:  # loopback and point-to-point links report to nobody
+            engine.join(self.driver.now_ns(), group)
             self._schedule()
 
     def leave_group(self, ifindex: int, group: bytes) -> bool:
@@ -963,12 +975,9 @@ class HostStack:
             iface.groups[group] = count - 1
             return True
         del iface.groups[group]
-        if not iface.is_loopback:
-            now = self.driver.now_ns()
-            if len(group) == 4:
-                self.igmp[ifindex].leave(now, group)
-            else:
-                self.mld[ifindex].leave(now, group)
+        engine = (self.igmp if len(group) == 4 else self.mld).get(ifindex)
+        if engine is not None:
+            engine.leave(self.driver.now_ns(), group)
             self._schedule()
         return True
 
@@ -1178,6 +1187,11 @@ class HostStack:
                           packet: bytes) -> None:
         if iface.transmit is None:
             iface.counters.tx_dropped["no_link"] += 1
+            return
+        if iface.mac is None:  # point-to-point (TUN): the packet itself goes out
+            iface.counters.tx_frames += 1
+            iface.counters.tx_bytes += len(packet)
+            iface.transmit(packet)
             return
         if is_multicast(next_hop):
             mac = (ethernet.multicast_mac_v4(next_hop) if len(next_hop) == 4

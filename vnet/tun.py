@@ -1,0 +1,247 @@
+"""The TUN bridge: a virtual network meets the Linux kernel through a TUN device.
+
+    kernel side (a network namespace)         |   vnet
+    ----------------------------------------  |  -----------------------------------
+    apps ── kernel stack ── tun device  <─────┼──>  router port (point-to-point)
+                 routes: virtual prefixes     |        of a vnet router host ──> LAN
+                 via the tun device           |
+
+A `TunBridge` opens a Linux TUN device (L3, no packet-info header), moves it
+into a network namespace if asked (created if missing, then configured there
+with `ip -n NS …`), gives it the kernel-side addresses and the routes to the
+virtual prefixes, and attaches it to a vnet router host as a point-to-point
+interface. A reader thread moves each packet the kernel routes into the TUN
+into the router, inside one atomic network turn; packets the router routes
+to the port are written back to the device. The port can be captured (raw
+IP pcapng) and impaired (loss, reordering) like any NIC.
+
+Real time only: the kernel does not run on virtual time. Without
+/dev/net/tun or CAP_NET_ADMIN, `open()` raises `TunBridgeError` with a
+one-line message saying what is missing; nothing else in vnet needs them.
+
+Touches: /dev/net/tun, the `ip` command (iproute2), the kernel's network
+namespaces and the vnet router it is attached to.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import select
+import shutil
+import subprocess
+import threading
+from collections.abc import Sequence
+from functools import partial
+from typing import TYPE_CHECKING
+
+from .capture import LINKTYPE_RAW, Capture, CaptureTap, Direction
+from .impairment import Impairment
+
+if TYPE_CHECKING:
+    from stack.interface import Interface
+
+    from .network import Host, Network
+
+
+class TunBridgeError(Exception):
+    """The bridge cannot be set up; the message says what is missing or wrong."""
+
+
+def check_privileges() -> None:
+    """Raise TunBridgeError naming what is missing to open a TUN device."""
+    if not os.path.exists("/dev/net/tun"):
+        raise TunBridgeError("the TUN bridge needs /dev/net/tun, which this system lacks")
+    if not os.access("/dev/net/tun", os.R_OK | os.W_OK):
+        raise TunBridgeError("the TUN bridge needs read/write access to /dev/net/tun")
+    if shutil.which("ip") is None:
+        raise TunBridgeError("the TUN bridge needs the ip command (Debian package iproute2)")
+
+
+def _ip(*args: str, netns: str | None = None,
+        check: bool = True) -> subprocess.CompletedProcess[str]:
+    command = ["ip", *(("-n", netns) if netns else ()), *args]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=30)
+    if check and proc.returncode != 0:
+        raise TunBridgeError(f"`{' '.join(command)}` failed: {proc.stderr.strip()}")
+    return proc
+
+
+class TunBridge:
+    """One TUN device bridged to a vnet router host."""
+
+    def __init__(
+        self,
+        network: Network,
+        router: Host,
+        *,
+        device: str = "vnet0",
+        port_name: str = "tun0",
+        mtu: int = 1500,
+        kernel_addresses: Sequence[str] = (),
+        router_addresses: Sequence[str] = (),
+        routes: Sequence[str] = (),
+        netns: str | None = None,
+        to_kernel_impairment: Impairment | None = None,
+        from_kernel_impairment: Impairment | None = None,
+    ) -> None:
+        if network.virtual:
+            raise TunBridgeError("the TUN bridge runs in real time only (not --virtual-time)")
+        if len(device) > 15:
+            raise TunBridgeError(f"device name {device!r} is longer than 15 characters")
+        self.network = network
+        self.router = router
+        self.device = device
+        self.port_name = port_name
+        self.mtu = mtu
+        self.kernel_addresses = list(kernel_addresses)
+        self.router_addresses = list(router_addresses)
+        self.routes = list(routes)
+        self.netns = netns
+        self.to_kernel_impairment = to_kernel_impairment
+        self.from_kernel_impairment = from_kernel_impairment
+        self.iface: Interface | None = None
+        self._fd = -1
+        self._tun: object | None = None
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._taps: list[CaptureTap] = []
+        self._created_netns = False
+        self.packets_to_kernel = 0
+        self.packets_from_kernel = 0
+        self.write_errors = 0
+
+    # --- lifetime -------------------------------------------------------------
+    def open(self) -> TunBridge:
+        check_privileges()
+        import pytun
+
+        try:
+            tun = pytun.TunTapDevice(name=self.device, flags=pytun.IFF_TUN | pytun.IFF_NO_PI)
+        except pytun.Error as e:
+            code = e.args[0] if e.args else 0
+            if code in (errno.EPERM, errno.EACCES):
+                raise TunBridgeError("the TUN bridge needs CAP_NET_ADMIN (run as root or "
+                                     "grant the capability)") from None
+            raise TunBridgeError(f"cannot create TUN device {self.device}: {e}") from None
+        self._tun = tun
+        self._fd = tun.fileno()
+        try:
+            if self.netns:
+                if self.netns not in _ip("netns", "list").stdout.split():
+                    _ip("netns", "add", self.netns)
+                    self._created_netns = True
+                    _ip("link", "set", "lo", "up", netns=self.netns)
+                _ip("link", "set", "dev", self.device, "netns", self.netns)
+            _ip("link", "set", "dev", self.device, "mtu", str(self.mtu), netns=self.netns)
+            for cidr in self.kernel_addresses:
+                extra = ("nodad",) if ":" in cidr else ()
+                _ip("addr", "add", cidr, "dev", self.device, *extra, netns=self.netns)
+            _ip("link", "set", "dev", self.device, "up", netns=self.netns)
+            for prefix in self.routes:
+                _ip("-6" if ":" in prefix else "-4", "route", "replace", prefix, "dev",
+                    self.device, netns=self.netns)
+        except BaseException:
+            self.close()
+            raise
+        sched = self.network.scheduler
+        with sched.lock, sched.atomic():
+            iface = self.router.stack.add_point_to_point(self.port_name, self.mtu)
+            iface.transmit = self._to_kernel
+            for cidr in self.router_addresses:
+                self.router.stack.add_address(self.port_name, cidr)
+        self.iface = iface
+        self._thread = threading.Thread(target=self._read_loop, name=f"tun:{self.device}",
+                                        daemon=True)
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=2)
+            self._thread = None
+        if self._tun is not None:
+            try:
+                self._tun.close()  # type: ignore[attr-defined]
+            except OSError:
+                pass
+            self._tun = None
+            self._fd = -1
+        _ip("link", "del", "dev", self.device, netns=self.netns, check=False)
+        if self._created_netns and self.netns:
+            _ip("netns", "del", self.netns, check=False)
+            self._created_netns = False
+
+    def __enter__(self) -> TunBridge:
+        return self.open()
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def capture(self, capture: Capture) -> CaptureTap:
+        """Capture the bridge port (raw IP packets, both directions)."""
+        tap = capture.interface(f"{self.router.name}/{self.port_name}", linktype=LINKTYPE_RAW)
+        self._taps.append(tap)
+        return tap
+
+    # --- data -----------------------------------------------------------------
+    def _to_kernel(self, packet: bytes) -> None:
+        """The router sends a packet out of the port (network lock held)."""
+        for tap in self._taps:
+            tap.record(packet, Direction.OUTBOUND)
+        impairment = self.to_kernel_impairment
+        if impairment is None:
+            self._write(packet)
+            return
+        sched = self.network.scheduler
+        for delay in impairment.decide(sched.monotonic_ns(), len(packet)):
+            if delay:
+                sched.call_later(delay, partial(self._write, packet))
+            else:
+                self._write(packet)
+
+    def _write(self, packet: bytes) -> None:
+        if self._fd < 0:
+            return
+        try:
+            os.write(self._fd, packet)
+            self.packets_to_kernel += 1
+        except OSError:
+            self.write_errors += 1  # the kernel refused it (e.g. device down): counted
+
+    def _read_loop(self) -> None:
+        poller = select.poll()
+        poller.register(self._fd, select.POLLIN)
+        sched = self.network.scheduler
+        while not self._stop.is_set():
+            try:
+                if not poller.poll(100):
+                    continue
+                packet = os.read(self._fd, 65536)
+            except OSError:
+                return
+            if not packet:
+                continue
+            self.packets_from_kernel += 1
+            with sched.lock, sched.atomic():
+                self._from_kernel(packet)
+            sched.notify()
+
+    def _from_kernel(self, packet: bytes) -> None:
+        iface = self.iface
+        if iface is None:
+            return
+        for tap in self._taps:
+            tap.record(packet, Direction.INBOUND)
+        impairment = self.from_kernel_impairment
+        stack = self.router.stack
+        if impairment is None:
+            stack.receive_packet(iface, packet)
+            return
+        sched = self.network.scheduler
+        for delay in impairment.decide(sched.monotonic_ns(), len(packet)):
+            if delay:
+                sched.call_later(delay, partial(stack.receive_packet, iface, packet))
+            else:
+                stack.receive_packet(iface, packet)
