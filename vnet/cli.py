@@ -20,7 +20,7 @@ import sys
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from vnet.guest.fdtable import InputStream
@@ -105,6 +105,37 @@ def _parse_tcplisten(values: Sequence[str]) -> list[tuple[str, int]]:
     return out
 
 
+def _open_tun(ns: argparse.Namespace, net: Any, host: Any, addrs: list[str],
+              capture: Any) -> Any:
+    import ipaddress
+
+    from vnet.tun import TunBridge, TunBridgeError
+    from vnet.tun_nat import Publish
+
+    if ns.virtual_time:
+        raise CliError("vnet run: --tun runs in real time only (drop --virtual-time)")
+    kernel_addrs = _parse_addrs(ns.tun_kernel_addr) or ["10.200.0.1/30"]
+    tun_addrs = _parse_addrs(ns.tun_addr) or ["10.200.0.2/30"]
+    try:
+        publish = [Publish.parse(p) for p in ns.publish]
+    except ValueError as e:
+        raise CliError(str(e)) from None
+    routes = sorted({str(ipaddress.ip_interface(a).network) for a in addrs})
+    bridge = TunBridge(net, host, device=ns.tun_device, netns=ns.tun_netns,
+                       kernel_addresses=kernel_addrs, router_addresses=tun_addrs, routes=routes,
+                       snat=ns.tun_nat, publish=publish)
+    try:
+        bridge.open()
+    except TunBridgeError as e:
+        raise CliError(f"vnet run: {e}") from None
+    for cidr in tun_addrs:
+        default = "::/0" if ":" in cidr else "0.0.0.0/0"
+        host.add_route(default, ifname=bridge.port_name, metric=100)
+    if capture is not None:
+        bridge.capture(capture)
+    return bridge
+
+
 def _cmd_sim(ns: argparse.Namespace) -> int:
     from vnet.guest.runtime import GuestLoadError
     from vnet.sim import print_summary, run
@@ -168,7 +199,27 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="open a listening TCP socket for the guest before it starts "
                      "(fd 3, 4, …), as wasmtime's --tcplisten does (repeatable)")
     run.add_argument("--pcap", metavar="FILE",
-                     help="capture eth0 to a pcapng file")
+                     help="capture eth0 (and the TUN port, with --tun) to a pcapng file")
+    tun = run.add_argument_group(
+        "TUN bridge (real time, needs CAP_NET_ADMIN and /dev/net/tun)",
+        "Bridge the guest's host to the Linux kernel through a TUN device: the kernel side "
+        "gets --tun-kernel-addr and routes to the guest's --addr prefixes; the guest host "
+        "gets --tun-addr and a default route through the bridge.")
+    tun.add_argument("--tun", action="store_true", help="give the guest a TUN bridge")
+    tun.add_argument("--tun-device", default="vnet0", metavar="NAME",
+                     help="TUN device name (default vnet0)")
+    tun.add_argument("--tun-netns", metavar="NS",
+                     help="create the device in this network namespace (created if missing)")
+    tun.add_argument("--tun-kernel-addr", action="append", default=[], metavar="CIDR",
+                     help="kernel-side address of the device (default 10.200.0.1/30)")
+    tun.add_argument("--tun-addr", action="append", default=[], metavar="CIDR",
+                     help="the guest host's address on the bridge (default 10.200.0.2/30)")
+    tun.add_argument("--tun-nat", action="store_true",
+                     help="source-NAT the guest's traffic to its bridge address")
+    tun.add_argument("--publish", action="append", default=[],
+                     metavar="[HOSTADDR:]PORT:GUESTADDR:PORT[/udp]",
+                     help="forward kernel-side traffic for HOSTADDR:PORT (default: the guest's "
+                     "bridge address) to a guest service (repeatable)")
     run.add_argument("--virtual-time", action="store_true",
                      help="run in deterministic virtual time")
     run.add_argument("--seed", type=int, default=0,
@@ -255,6 +306,9 @@ def _cmd_run(ns: argparse.Namespace) -> int:
         except OSError as e:
             raise CliError(f"vnet run: --pcap {ns.pcap}: {e.strerror}") from None
         nic.capture(capture)
+    bridge = None
+    if ns.tun:
+        bridge = _open_tun(ns, net, host, addrs, capture)
     limits = GuestLimits(memory_bytes=ns.max_memory * 1024 * 1024, max_fds=ns.max_fds,
                          cpu_time_ms=ns.cpu_time_limit)
     config = GuestConfig(
@@ -275,6 +329,8 @@ def _cmd_run(ns: argparse.Namespace) -> int:
         sched.stop_all()
         return 130
     finally:
+        if bridge is not None:
+            bridge.close()
         if capture is not None:
             capture.close()
     if guest.exit_code is None:

@@ -26,6 +26,7 @@ namespaces and the vnet router it is attached to.
 from __future__ import annotations
 
 import errno
+import ipaddress
 import os
 import select
 import shutil
@@ -37,6 +38,7 @@ from typing import TYPE_CHECKING
 
 from .capture import LINKTYPE_RAW, Capture, CaptureTap, Direction
 from .impairment import Impairment
+from .tun_nat import PortTranslator, Publish
 
 if TYPE_CHECKING:
     from stack.interface import Interface
@@ -84,6 +86,8 @@ class TunBridge:
         netns: str | None = None,
         to_kernel_impairment: Impairment | None = None,
         from_kernel_impairment: Impairment | None = None,
+        snat: bool = False,
+        publish: Sequence[Publish] = (),
     ) -> None:
         if network.virtual:
             raise TunBridgeError("the TUN bridge runs in real time only (not --virtual-time)")
@@ -100,6 +104,9 @@ class TunBridge:
         self.netns = netns
         self.to_kernel_impairment = to_kernel_impairment
         self.from_kernel_impairment = from_kernel_impairment
+        self.snat = snat
+        self.publish = list(publish)
+        self.translator: PortTranslator | None = None
         self.iface: Interface | None = None
         self._fd = -1
         self._tun: object | None = None
@@ -151,6 +158,14 @@ class TunBridge:
             for cidr in self.router_addresses:
                 self.router.stack.add_address(self.port_name, cidr)
         self.iface = iface
+        if self.snat or self.publish:
+            bridge_v4 = next((ipaddress.ip_interface(a).ip.packed for a in self.router_addresses
+                              if ":" not in a), None)
+            bridge_v6 = next((ipaddress.ip_interface(a).ip.packed for a in self.router_addresses
+                              if ":" in a), None)
+            inside = [ipaddress.ip_network(r, strict=False) for r in self.routes]
+            self.translator = PortTranslator(bridge_v4, bridge_v6, self.snat, self.publish,
+                                             inside)
         self._thread = threading.Thread(target=self._read_loop, name=f"tun:{self.device}",
                                         daemon=True)
         self._thread.start()
@@ -188,6 +203,8 @@ class TunBridge:
     # --- data -----------------------------------------------------------------
     def _to_kernel(self, packet: bytes) -> None:
         """The router sends a packet out of the port (network lock held)."""
+        if self.translator is not None:
+            packet = self.translator.to_kernel(packet)
         for tap in self._taps:
             tap.record(packet, Direction.OUTBOUND)
         impairment = self.to_kernel_impairment
@@ -234,6 +251,8 @@ class TunBridge:
             return
         for tap in self._taps:
             tap.record(packet, Direction.INBOUND)
+        if self.translator is not None:
+            packet = self.translator.from_kernel(packet)
         impairment = self.from_kernel_impairment
         stack = self.router.stack
         if impairment is None:
