@@ -1207,7 +1207,9 @@ class HostStack:
         resolved = cache.lookup(now, next_hop)
         if resolved is not None:
             self._frame_out(iface, resolved, ethertype, packet)
-            self._schedule()
+            if cache.deadlines_changed:
+                cache.deadlines_changed = False
+                self._schedule()
             return
         probe = cache.resolve(now, next_hop, (packet, next_hop))
         if probe is not None:

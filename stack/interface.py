@@ -38,25 +38,27 @@ class InterfaceFlags(IntFlag):
 
 @dataclass(frozen=True, slots=True)
 class InterfaceAddress:
-    """One address on an interface: raw bytes (4 or 16) and a prefix length."""
+    """One address on an interface: raw bytes (4 or 16) and a prefix length.
+
+    `network` and `broadcast` are computed once (they are read per packet).
+    """
 
     address: bytes
     prefix_len: int
+    network: bytes = field(init=False, compare=False, repr=False)
+    broadcast: bytes | None = field(init=False, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "network", mask_address(self.address, self.prefix_len))
+        broadcast = None
+        if len(self.address) == 4 and self.prefix_len < 31:
+            value = int.from_bytes(self.address, "big") | ((1 << (32 - self.prefix_len)) - 1)
+            broadcast = value.to_bytes(4, "big")
+        object.__setattr__(self, "broadcast", broadcast)
 
     @property
     def version(self) -> int:
         return 4 if len(self.address) == 4 else 6
-
-    @property
-    def network(self) -> bytes:
-        return mask_address(self.address, self.prefix_len)
-
-    @property
-    def broadcast(self) -> bytes | None:
-        if len(self.address) != 4 or self.prefix_len >= 31:
-            return None
-        value = int.from_bytes(self.address, "big") | ((1 << (32 - self.prefix_len)) - 1)
-        return value.to_bytes(4, "big")
 
     def contains(self, other: bytes) -> bool:
         return len(other) == len(self.address) and (
@@ -106,13 +108,15 @@ class Interface:
     #: Multicast groups joined on this interface, with how many sockets joined each.
     groups: dict[bytes, int] = field(default_factory=dict)
 
-    @property
-    def is_loopback(self) -> bool:
-        return bool(self.flags & InterfaceFlags.LOOPBACK)
+    def __setattr__(self, name: str, value: object) -> None:
+        object.__setattr__(self, name, value)
+        if name == "flags":  # keep the per-packet checks as plain booleans
+            flags = int(value)  # type: ignore[call-overload]
+            object.__setattr__(self, "is_loopback", bool(flags & IFF_LOOPBACK))
+            object.__setattr__(self, "is_up", bool(flags & IFF_UP))
 
-    @property
-    def is_up(self) -> bool:
-        return bool(self.flags & InterfaceFlags.UP)
+    is_loopback: bool = field(init=False, default=False, repr=False)
+    is_up: bool = field(init=False, default=False, repr=False)
 
     def addresses(self, version: int | None = None) -> list[InterfaceAddress]:
         if version == 4:

@@ -78,6 +78,8 @@ class NeighborCache(Generic[P]):
         self.entries: dict[bytes, NeighborEntry[P]] = {}
         self.queue_drops = 0
         self.failures = 0
+        #: Set when a lookup armed a new deadline (the owner re-arms its timer).
+        self.deadlines_changed = False
 
     # --- lookups -----------------------------------------------------------
     def lookup(self, now_ns: int, address: bytes) -> bytes | None:
@@ -91,6 +93,7 @@ class NeighborCache(Generic[P]):
         if entry.state is NeighborState.STALE:
             entry.state = NeighborState.DELAY
             entry.deadline = now_ns + self.timers.delay_ns
+            self.deadlines_changed = True
         return entry.mac
 
     def resolve(self, now_ns: int, address: bytes, pending: P) -> Probe | None:
