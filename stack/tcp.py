@@ -14,8 +14,16 @@ not accepted yet. When the SYN queue is full, new SYNs are answered
 statelessly with SYN cookies (the ISN encodes the MSS and a keyed hash of the
 4-tuple and a 64-second counter; window scale and SACK ride in the low bits
 of the timestamp, as Linux does), so a flood of half-open connections cannot
-lock legitimate clients out. When the accept queue is full, SYNs are dropped
-(the client retries), as on Linux.
+lock legitimate clients out. A cookie connection keeps the timestamp clock
+offset its SYN-ACK used (a keyed hash of the 4-tuple), so its TSvals never
+run backwards for the peer's PAWS. When the accept queue is full, SYNs are
+dropped (the client retries), and a handshake that completes into a full
+accept queue stays half-open and retransmits its SYN-ACK, as on Linux.
+
+A SYN for a 4-tuple in TIME-WAIT reopens it when it cannot be an old
+duplicate (RFC 6191: a newer timestamp, or without timestamps a sequence
+number above RCV.NXT): the TIME-WAIT connection ends and the listener, if
+any, takes the SYN; otherwise the TIME-WAIT connection answers it.
 
 Binding follows Linux: addresses overlap as for UDP; two sockets may share a
 port when both set SO_REUSEADDR and the existing one is not listening, or
@@ -44,6 +52,7 @@ from typing import TYPE_CHECKING, Any
 
 from .tcp_connection import (
     ACK,
+    COOKIE_WSCALE,
     FIN,
     MASK,
     RST,
@@ -134,6 +143,7 @@ class TcpSocket:
         self.tos = 0
         self.bound_device: int | None = None
         self.shut_wr = False
+        self.connect_failure = 0  # why the last connect() failed, once it has
 
     # --- state -------------------------------------------------------------
     @property
@@ -213,6 +223,7 @@ class TcpSocket:
             self.conn = None
         if port == 0:
             raise _err(errno.ECONNREFUSED)
+        self.connect_failure = 0
         wire = _unmap(addr) if self.family == AF_INET6 else addr
         if self.family == AF_INET6 and len(wire) == 4 and self.v6only:
             raise _err(errno.ENETUNREACH)
@@ -226,9 +237,12 @@ class TcpSocket:
         if conn.state == TcpState.SYN_SENT or conn.state == TcpState.SYN_RECEIVED:
             return None
         if conn.state == TcpState.CLOSED:
-            err = conn.error or errno.ECONNREFUSED
-            conn.error = 0
-            return err
+            # the failure is reported by connect() once, and may be asked for repeatedly
+            # while a blocking connect() waits; SO_ERROR no longer returns it afterwards
+            if conn.error:
+                self.connect_failure = conn.error
+                conn.error = 0
+            return self.connect_failure or errno.ECONNREFUSED
         return 0
 
     def accept(self) -> TcpSocket:
@@ -638,8 +652,12 @@ class TcpLayer:
             return True
         conn = self.conns.get((meta.dst, seg.dst_port, meta.src, seg.src_port))
         if conn is not None:
-            conn.segment_arrives(seg)
-            return True
+            if not (conn.state == TcpState.TIME_WAIT and flags & (SYN | ACK | RST) == SYN
+                    and self._time_wait_reusable(conn, seg)):
+                conn.segment_arrives(seg)
+                return True
+            conn._set_closed()  # a new incarnation: the listener (if any) takes the SYN
+            stack.counters["tcp.time_wait_reused"] += 1
         listener = self._find_listener(meta, seg.dst_port)
         if listener is not None:
             self._listen_input(listener, meta, seg)
@@ -733,16 +751,15 @@ class TcpLayer:
         self.stack.driver.wake()
         return True
 
-    def reuse_time_wait(self, conn: TcpConnection, seg: wire_tcp.TcpPacket, seq: int) -> bool:
-        """A new SYN for a 4-tuple in TIME-WAIT with a higher sequence number may reopen it."""
-        if seq <= conn.rcv_nxt:
-            return False
-        if conn.ts_enabled and seg.options.timestamp is not None:
-            if ((seg.options.timestamp[0] - conn.ts_recent) & MASK) >= 0x80000000:
-                return False
-        conn._set_closed()
-        self.stack.counters["tcp.time_wait_reused"] += 1
-        return False  # let the caller answer; the listener path handles the next SYN retry
+    @staticmethod
+    def _time_wait_reusable(conn: TcpConnection, seg: wire_tcp.TcpPacket) -> bool:
+        """A SYN may reopen a 4-tuple in TIME-WAIT when it cannot be an old duplicate
+        (RFC 6191, as Linux): its timestamp is newer than the last one seen, or, without
+        timestamps, its sequence number is above RCV.NXT."""
+        ts = seg.options.timestamp
+        if conn.ts_enabled and ts is not None:
+            return ((ts[0] - conn.ts_recent) & MASK) - 1 < 0x7FFFFFFF
+        return unwrap(seg.seq, conn.rcv_nxt) > conn.rcv_nxt
 
     # --- SYN cookies ---------------------------------------------------------
     def _cookie_hash(self, key: tuple[bytes, int, bytes, int], count: int, which: int) -> int:
@@ -767,14 +784,19 @@ class TcpLayer:
         if ts is not None and self.config.timestamps:
             wscale = seg.options.wscale if seg.options.wscale is not None else 0xF
             sack = 1 if seg.options.sack_permitted else 0
-            tsval = ((self.stack.driver.now_ns() // 1_000_000) & ~0x3F) | (min(wscale, 0xF) << 1) \
-                | sack
+            # the connection keeps this clock offset, so its TSvals never run backwards
+            ts_clock = self.stack.driver.now_ns() // 1_000_000 + self._cookie_ts_offset(key)
+            tsval = (ts_clock & ~0x3F) | (min(wscale, 0xF) << 1) | sack
             options = wire_tcp.TcpOptions(mss=table[mss_index], timestamp=(tsval & MASK, ts[0]),
                                           sack_permitted=bool(sack),
-                                          wscale=7 if seg.options.wscale is not None else None)
+                                          wscale=COOKIE_WSCALE if seg.options.wscale is not None
+                                          else None)
         listener.cookies_sent += 1
         self.stack.counters["tcp.syncookies_sent"] += 1
         self._reply(meta, seg, isn, seg.seq + 1, SYN | ACK, options, 0xFFFF)
+
+    def _cookie_ts_offset(self, key: tuple[bytes, int, bytes, int]) -> int:
+        return self._cookie_hash(key, 0, 3)
 
     def _accept_cookie(self, listener: TcpListener, meta: IpMeta, seg: wire_tcp.TcpPacket,
                        key: tuple[bytes, int, bytes, int]) -> bool:
@@ -808,14 +830,11 @@ class TcpLayer:
             return False
         conn = TcpConnection(self, listener.socket.family, meta.dst, seg.dst_port, meta.src,
                              seg.src_port, rt, isn)
-        if wscale is not None:
-            conn.rcv_wscale = 7
+        conn.ts_offset = self._cookie_ts_offset(key)
         listener.socket.apply_options(conn)
         conn.listener = listener
         self._register(conn)
         conn.open_from_cookie(seg, unwrap(seg.seq, peer_isn), table[mss_index], wscale, sack)
-        if wscale is not None:
-            conn.rcv_wscale = 7
         listener.accept_queue.append(conn)
         listener.cookies_accepted += 1
         self.stack.counters["tcp.syncookies_accepted"] += 1

@@ -23,7 +23,26 @@ cwnd comes from the congestion-control module (CUBIC by default, NewReno on
 request) and pipe is RFC 6675's estimate when SACK is on, otherwise
 SND.MAX - SND.UNA. Loss is detected by three duplicate ACKs or by RFC 6675's
 IsLost on the SACK scoreboard; recovery retransmits holes (SACK) or the
-segment at SND.UNA on each partial ACK (NewReno, RFC 6582).
+segment at SND.UNA on each partial ACK (NewReno, RFC 6582). With SACK on, a
+duplicate ACK counts only if it SACKs new data (RFC 6675 §2), so D-SACKs and
+duplicated or reordered ACKs are not loss signals. The first two duplicate
+ACKs each let one new segment out (Limited Transmit, RFC 3042). In SACK
+recovery a retransmission counts as lost again once data sent after it is
+SACKed more than DupThresh-1 segments beyond (the idea of Linux's RACK, by
+sequence rather than time) and is resent without waiting for the RTO; at
+5 % loss this removes most timeouts. Every data segment is cut
+to the MSS less its options, SACK blocks included (as Linux's
+tcp_current_mss), so a segment never outgrows the path. The retransmission
+timer doubles as the persist timer: with nothing in flight and data held
+back by the peer's window it probes a zero window (SND.UNA-1, no data, as
+Linux) and uses a window too small for sender SWS avoidance (the override
+timeout of RFC 9293 §3.8.6.2.1), so a lost window update never stalls the
+connection. RTT comes from timestamps, else from one timed segment at a
+time (Karn), and from the handshake unless the SYN was retransmitted (then
+RTO restarts at 3 s, RFC 6298 §5.7). Giving up after tcp_retries2 or
+TCP_USER_TIMEOUT sends no RST (as Linux's tcp_write_err); a keepalive
+timeout does (as Linux). Pure ACKs and RSTs carry SND.MAX as their sequence
+number, so they stay acceptable to the peer while SND.NXT is rewound.
 
 Receive side: in-order data goes to `rcv_buf` for the application; data
 above RCV.NXT waits in the out-of-order queue (bounded by SO_RCVBUF) and is
@@ -34,7 +53,12 @@ scaled by the negotiated shift (RFC 7323).
 Robustness: PAWS on timestamps (RFC 7323 §5), RFC 5961 challenge ACKs for
 in-window RSTs and for SYNs on synchronized connections, ACK acceptability
 against the largest window seen, and RFC 9293's answers to out-of-window
-segments. Errors reach the application with Linux's errno values.
+segments. In SYN-RECEIVED a repeated SYN gets the SYN-ACK again, and the
+peer's SYN-ACK of a simultaneous open completes the handshake (as Linux
+accepts it). In TIME-WAIT a retransmitted FIN is acknowledged and restarts
+2*MSL, other segments get an ACK, and RSTs are ignored (RFC 1337); a new
+SYN that cannot be an old duplicate reopens the 4-tuple (tcp.py). Errors
+reach the application with Linux's errno values.
 
 Touches only its stack (IP output, timers, the TCP layer's tables).
 """
@@ -67,6 +91,7 @@ ACK = wire_tcp.ACK
 
 MS = 1_000_000
 SEC = 1_000_000_000
+COOKIE_WSCALE = 7  # the window scale a SYN-cookie SYN-ACK announces
 
 
 def unwrap(seq32: int, reference: int) -> int:
@@ -200,6 +225,10 @@ class TcpConnection:
         self.high_rxt = iss
         self.dupacks = 0
         self.recovery_inflation = 0
+        self.limited_transmit = 0  # RFC 3042: new data allowed past cwnd on dupACKs 1 and 2
+        # SACK recovery: retransmitted ranges -> SND.MAX when sent, to notice them lost again
+        self.rexmits: dict[int, tuple[int, int]] = {}
+        self.lost_again: list[tuple[int, int]] = []
         # RTT and retransmission
         self.srtt_ns: int | None = None
         self.rttvar_ns = 0
@@ -209,6 +238,7 @@ class TcpConnection:
         self.rtt_seq: int | None = None
         self.rtt_sent_ns = 0
         self.first_unacked_sent_ns = 0
+        self.syn_sent_ns = 0
         # delayed ACK
         self.ack_pending = 0
         self.quickack = self.config.quickack_segments
@@ -227,7 +257,8 @@ class TcpConnection:
         self.stats: dict[str, int] = {"segments_in": 0, "segments_out": 0, "retransmits": 0,
                                       "fast_retransmits": 0, "timeouts": 0, "dupacks_in": 0,
                                       "bytes_acked": 0, "bytes_received": 0,
-                                      "challenge_acks": 0, "ooo_segments": 0}
+                                      "challenge_acks": 0, "ooo_segments": 0,
+                                      "lost_retransmits": 0}
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -309,10 +340,10 @@ class TcpConnection:
             right = self.rcv_adv  # receiver SWS avoidance: hold the old edge
         right = max(right, self.rcv_adv)
         window = right - self.rcv_nxt
-        limit = 0xFFFF << self.rcv_wscale
-        window = min(window, limit)
-        window &= ~((1 << self.rcv_wscale) - 1)
-        return window
+        # the scaled field cannot say every byte count: round up (as Linux), since rounding
+        # down would pull the right edge back below RCV.ADV, i.e. shrink the window
+        step = (1 << self.rcv_wscale) - 1
+        return min((window + step) & ~step, 0xFFFF << self.rcv_wscale)
 
     def _syn_options(self, peer: wire_tcp.TcpOptions | None) -> wire_tcp.TcpOptions:
         cfg = self.config
@@ -327,22 +358,25 @@ class TcpConnection:
             if want_ts else None,
         )
 
-    def _transmit(self, seq: int, flags: int, payload: bytes | memoryview = b"",
-                  options: wire_tcp.TcpOptions | None = None) -> None:
-        if flags & ACK:
-            ack = self.rcv_nxt
-        else:
-            ack = 0
-        if options is None:
-            sack_blocks: tuple[tuple[int, int], ...] = ()
-            if self.sack_enabled and len(self.ooo) and flags & ACK:
-                count = 3 if self.ts_enabled else 4
-                sack_blocks = tuple((s & MASK, e & MASK)
-                                    for s, e in self.ooo.sack_blocks(self.rcv_nxt, count))
-            options = wire_tcp.TcpOptions(
+    def _data_options(self) -> wire_tcp.TcpOptions:
+        """Options of a non-SYN segment now: timestamps, and SACK blocks while data is queued
+        out of order (most recent first, RFC 2018 §4)."""
+        if self.sack_enabled and len(self.ooo):
+            count = 3 if self.ts_enabled else 4
+            blocks = tuple((s & MASK, e & MASK)
+                           for s, e in self.ooo.sack_blocks(self.rcv_nxt, count))
+            return wire_tcp.TcpOptions(
                 timestamp=(self._ts_now(), self.ts_recent) if self.ts_enabled else None,
-                sack_blocks=sack_blocks,
-            )
+                sack_blocks=blocks)
+        if self.ts_enabled:
+            return wire_tcp.TcpOptions(timestamp=(self._ts_now(), self.ts_recent))
+        return wire_tcp.NO_OPTIONS
+
+    def _transmit(self, seq: int, flags: int, payload: bytes | bytearray | memoryview = b"",
+                  options: wire_tcp.TcpOptions | None = None) -> None:
+        ack = self.rcv_nxt if flags & ACK else 0
+        if options is None:
+            options = self._data_options()
         if flags & SYN:
             window = min(self._advertise_window(), 0xFFFF)
             self.rcv_adv = max(self.rcv_adv, self.rcv_nxt + window)
@@ -361,7 +395,10 @@ class TcpConnection:
         self.layer.output(self, segment)
 
     def _send_ack(self) -> None:
-        self._transmit(self.snd_nxt, ACK)
+        # SND.MAX, not SND.NXT: after a timeout SND.NXT falls back to SND.UNA, and the
+        # peer, which may hold more than we know, would find that sequence number below
+        # its RCV.NXT and drop the ACK unread; with both ends retransmitting that deadlocks
+        self._transmit(self.snd_max, ACK)
 
     def _send_challenge_ack(self) -> None:
         if self.layer.allow_challenge_ack():
@@ -369,6 +406,8 @@ class TcpConnection:
             self._send_ack()
 
     def _send_syn(self) -> None:
+        if self.retries == 0:
+            self.syn_sent_ns = self.now()  # for the handshake's RTT sample (Karn: first only)
         flags = SYN | (ACK if self.state == TcpState.SYN_RECEIVED else 0)
         peer = self._peer_syn_options if self.state == TcpState.SYN_RECEIVED else None
         self._transmit(self.iss, flags, b"", self._syn_options(peer))
@@ -376,6 +415,7 @@ class TcpConnection:
         self.snd_max = max(self.snd_max, self.snd_nxt)
 
     _peer_syn_options: wire_tcp.TcpOptions | None = None
+    _persist_force = False  # the persist timer fired: send into a small window once
 
     def _pipe(self) -> int:
         if self.sack_enabled and self.in_recovery:
@@ -389,21 +429,32 @@ class TcpConnection:
         if self.state not in SENDS_DATA:
             return
         mss = self._effective_mss()
-        cwnd = self.cc.cwnd + self.recovery_inflation
+        cwnd = self.cc.cwnd + self.recovery_inflation + self.limited_transmit
         sent_any = False
-        # RFC 6675 loss recovery: retransmit holes first
+        # RFC 6675 loss recovery: retransmit holes first (those whose retransmission was
+        # lost too before the rest)
         if self.sack_enabled and self.in_recovery:
             while True:
                 pipe = self._pipe()
                 if cwnd - pipe < mss and pipe > 0:
                     break
+                if self.lost_again:
+                    start, end = self.lost_again.pop(0)
+                    start = max(start, self.snd_una)
+                    if end <= start:
+                        continue
+                    sent = self._send_data(start, end - start, retransmit=True)
+                    self.rexmits[start] = (start + sent, self.snd_max)
+                    sent_any = True
+                    continue
                 hole = self.scoreboard.next_hole(max(self.high_rxt, self.snd_una),
                                                  self.snd_max, mss)
                 if hole is None:
                     break
                 start, end = hole
-                self._send_data(start, end - start, retransmit=True)
-                self.high_rxt = end
+                sent = self._send_data(start, end - start, retransmit=True)
+                self.rexmits[start] = (start + sent, self.snd_max)
+                self.high_rxt = start + sent
                 sent_any = True
         while True:
             data_end = self.sendq_seq + len(self.sendq)
@@ -433,17 +484,22 @@ class TcpConnection:
                 break
             length = min(mss, available, room)
             retransmitting = self.snd_nxt < self.snd_max
-            if length < mss and not retransmitting:
+            if length < mss and not retransmitting and not self._persist_force:
                 more_coming = available > length
                 if more_coming and length < self.max_snd_wnd // 2:
+                    if self.snd_una == self.snd_max:
+                        self._arm_persist()  # the window update that would free us may be lost
                     break  # sender SWS avoidance: wait for a usable window
                 if (not self.nodelay and self.snd_nxt > self.snd_una and not
                         (self.fin_queued and not more_coming)):
                     break  # Nagle: one small segment in flight at a time
             with_fin = self.fin_queued and self.snd_nxt + length == data_end and (
                 self.fin_seq is None or self.fin_seq == data_end)
-            self._send_data(self.snd_nxt, length, retransmit=retransmitting, fin=with_fin)
-            self.snd_nxt += length + (1 if with_fin else 0)
+            self._persist_force = False
+            sent = self._send_data(self.snd_nxt, length, retransmit=retransmitting, fin=with_fin)
+            if sent < length:
+                with_fin = False
+            self.snd_nxt += sent + (1 if with_fin else 0)
             if with_fin:
                 self._fin_sent(data_end)
             self.snd_max = max(self.snd_max, self.snd_nxt)
@@ -453,9 +509,22 @@ class TcpConnection:
         if self.snd_una != self.snd_max:
             self._cancel("persist")
 
-    def _send_data(self, seq: int, length: int, retransmit: bool, fin: bool = False) -> None:
+    def _send_data(self, seq: int, length: int, retransmit: bool, fin: bool = False) -> int:
+        """Send [seq, seq+length) from the send queue; returns the bytes actually sent.
+
+        SACK blocks in the options take room from the payload (as Linux's
+        tcp_current_mss), so a segment never outgrows the MSS the peer and
+        the path allow: the payload is shortened (and a FIN then waits).
+        """
+        options = self._data_options()
+        room = self._effective_mss()
+        if options.sack_blocks:
+            room -= 4 + 8 * min(len(options.sack_blocks), 3 if self.ts_enabled else 4)
+        if length > room:
+            length = room
+            fin = False
         offset = seq - self.sendq_seq
-        payload = bytes(self.sendq[offset: offset + length])
+        payload = self.sendq[offset: offset + length]
         flags = ACK | (PSH if seq + length >= self.sendq_seq + len(self.sendq) else 0)
         if fin:
             flags |= FIN
@@ -469,7 +538,8 @@ class TcpConnection:
             self.rtt_sent_ns = now
         if self.snd_una == self.snd_max or self.first_unacked_sent_ns == 0:
             self.first_unacked_sent_ns = now
-        self._transmit(seq, flags, payload)
+        self._transmit(seq, flags, payload, options)
+        return length
 
     def _send_fin(self, data_end: int) -> None:
         self._transmit(data_end, FIN | ACK)
@@ -520,22 +590,35 @@ class TcpConnection:
             return
         outstanding = self.snd_max > self.snd_una
         if not outstanding:
+            # the persist timer (RFC 9293 §3.8.6.1): nothing in flight, data held back by
+            # the peer's window. A window too small to use (sender SWS avoidance) is used
+            # now, as the SWS override timeout says; a zero window is probed.
             data_waiting = self.sendq_seq + len(self.sendq) > self.snd_nxt
-            if data_waiting and self.snd_wnd == 0:
+            if data_waiting and self.snd_una + self.snd_wnd > self.snd_nxt:
+                self._persist_force = True
+                self._output()
+                self._persist_force = False
+                if self.snd_una == self.snd_max:
+                    self._arm_persist()
+            elif data_waiting:
                 self._zero_window_probe()
             return
         now = self.now()
         self.retries += 1
+        # giving up sends no RST, as Linux's tcp_write_err (the peer is unreachable anyway)
         if self.user_timeout_ns and now - self.first_unacked_sent_ns >= self.user_timeout_ns:
-            self._abort(errno.ETIMEDOUT, send_rst=True)
+            self._abort(errno.ETIMEDOUT, send_rst=False)
             return
         if not self.user_timeout_ns and self.retries > cfg.retries2:
-            self._abort(self.soft_error or errno.ETIMEDOUT, send_rst=True)
+            self._abort(self.soft_error or errno.ETIMEDOUT, send_rst=False)
             return
         self.stats["timeouts"] += 1
         self.cc.on_timeout(now, self.snd_max - self.snd_una)
         self.in_recovery = False
         self.recovery_inflation = 0
+        self.limited_transmit = 0
+        self.rexmits.clear()
+        self.lost_again.clear()
         self.dupacks = 0
         self.snd_nxt = self.snd_una
         self.high_rxt = self.snd_una
@@ -581,6 +664,16 @@ class TcpConnection:
             self._cancel("keepalive")
 
     # ------------------------------------------------------------------ RTT
+    def _handshake_rtt(self) -> None:
+        """The handshake completed: sample its RTT unless the SYN was retransmitted (Karn),
+        in which case RTO restarts from 3 s (RFC 6298 §5.7)."""
+        if self.retries == 0:
+            self._rtt_sample(self.now() - self.syn_sent_ns)
+        else:
+            self.rto_ns = max(3 * SEC, self.config.rto_min_ns)
+        self.retries = 0
+        self.backoff = 0
+
     def _rtt_sample(self, rtt_ns: int) -> None:
         rtt_ns = max(rtt_ns, 1)
         if self.srtt_ns is None:
@@ -633,7 +726,7 @@ class TcpConnection:
         self.peer_mss = mss
         if wscale is not None and self.config.window_scaling:
             self.snd_wscale = min(wscale, 14)
-            self.rcv_wscale = self._choose_wscale()
+            self.rcv_wscale = COOKIE_WSCALE  # what the cookie's SYN-ACK announced
         self.sack_enabled = sack and self.config.sack
         if ack_seg.options.timestamp is not None and self.config.timestamps:
             self.ts_enabled = True
@@ -686,18 +779,27 @@ class TcpConnection:
                 self.layer.stack.counters["tcp.drop.paws"] += 1
                 self._send_ack()
                 return
+        if state == TcpState.SYN_RECEIVED and flags & SYN and not flags & RST \
+                and seq == self.irs:
+            if not flags & ACK:
+                self._send_syn()  # the peer retransmitted its SYN: SYN-ACK again
+                return
+            # simultaneous open: the peer's SYN-ACK repeats its SYN and acknowledges ours;
+            # take it as the ACK that completes the handshake (as Linux does)
+            self._syn_ack_in_syn_received(seg, seq)
+            return
         # sequence acceptability (RFC 9293 §3.10.7.4)
         wnd = self.rcv_adv - self.rcv_nxt
         if state == TcpState.SYN_RECEIVED or state == TcpState.TIME_WAIT:
             wnd = max(wnd, 1)
         acceptable = self._acceptable(seq, seg_len, wnd)
         if not acceptable:
-            if state == TcpState.TIME_WAIT and flags & SYN and not flags & ACK:
-                if self.layer.reuse_time_wait(self, seg, seq):
-                    return
             if not flags & RST:
                 self.layer.stack.counters["tcp.out_of_window"] += 1
                 self._send_ack()
+                if state == TcpState.TIME_WAIT and flags & FIN and seq + seg_len == self.rcv_nxt:
+                    # a retransmitted FIN: our last ACK was lost; restart 2*MSL (RFC 9293)
+                    self._arm("timewait", 2 * self.config.msl_ns)
             return
         # RST (RFC 5961 §3)
         if flags & RST:
@@ -708,9 +810,6 @@ class TcpConnection:
             return
         # SYN on a synchronized connection (RFC 5961 §4)
         if flags & SYN:
-            if state == TcpState.SYN_RECEIVED and seq == self.irs:
-                self._send_syn()  # the peer retransmitted its SYN
-                return
             self._send_challenge_ack()
             return
         if not flags & ACK:
@@ -723,13 +822,27 @@ class TcpConnection:
             return
         if self.state == TcpState.CLOSED:
             return
-        if payload and self.state in RECEIVES_DATA:
-            self._receive_data(seq, payload, bool(flags & PSH))
+        if payload:
+            if self.state in RECEIVES_DATA:
+                self._receive_data(seq, payload, bool(flags & PSH))
+            else:
+                self._send_ack()  # data after the peer's FIN: nothing to take, say where we are
         if flags & FIN:
             self._fin_arrives(seq + len(payload))
         elif self.ack_pending and self.state in RECEIVES_DATA:
             self._maybe_delay_ack()
         self._output()
+        self._wake()
+
+    def _syn_ack_in_syn_received(self, seg: wire_tcp.TcpPacket, seq: int) -> None:
+        ack = unwrap(seg.ack, self.snd_una)
+        if not (self.snd_una < ack <= self.snd_max):
+            self.layer.send_reset_for(self, seg)
+            return
+        if self._process_ack(seg, seq + 1) and self.state != TcpState.CLOSED:
+            self.snd_wnd = seg.window  # a SYN's window is never scaled (RFC 7323 §2.2)
+            self.max_snd_wnd = max(self.max_snd_wnd, self.snd_wnd)
+            self._output()
         self._wake()
 
     def _acceptable(self, seq: int, seg_len: int, wnd: int) -> bool:
@@ -765,16 +878,12 @@ class TcpConnection:
         if ack is not None:
             self.snd_una = ack
             self.sendq_seq = self.iss + 1
-            self.snd_wnd = seg.window << self.snd_wscale
+            self.snd_wnd = seg.window  # a SYN's window is never scaled (RFC 7323 §2.2)
             self.snd_wl1 = seq
             self.snd_wl2 = ack
             self.max_snd_wnd = self.snd_wnd
-            if self.rtt_seq is None and self.retries == 0:
-                self._rtt_sample(self.now() - self.first_unacked_sent_ns if
-                                 self.first_unacked_sent_ns else 0)
             self._cancel("rtx")
-            self.retries = 0
-            self.backoff = 0
+            self._handshake_rtt()
             self._set_state(TcpState.ESTABLISHED)
             self._send_ack()
             self.start_keepalive()
@@ -813,15 +922,14 @@ class TcpConnection:
             if not (self.snd_una < ack <= self.snd_max):
                 self.layer.send_reset_for(self, seg)
                 return False
+            if not self.layer.established_from_syn_received(self):
+                return False  # accept queue full: stay half-open, the SYN-ACK timer runs on
             self._cancel("rtx")
-            self.retries = 0
-            self.backoff = 0
+            self._handshake_rtt()
             self.snd_wnd = seg.window << self.snd_wscale
             self.snd_wl1 = seq
             self.snd_wl2 = ack
             self.max_snd_wnd = max(self.max_snd_wnd, self.snd_wnd)
-            if not self.layer.established_from_syn_received(self):
-                return False
             self._set_state(TcpState.ESTABLISHED)
             self.start_keepalive()
         if ack > self.snd_max:
@@ -838,6 +946,8 @@ class TcpConnection:
             blocks = [(unwrap(s, self.snd_una), unwrap(e, self.snd_una))
                       for s, e in opts.sack_blocks]
             newly_sacked = self.scoreboard.update(self.snd_una, blocks, self.snd_max)
+            if newly_sacked and self.rexmits:
+                self._detect_lost_retransmissions(mss)
         window = seg.window << self.snd_wscale
         window_update = False
         if self.snd_wl1 < seq or (self.snd_wl1 == seq and self.snd_wl2 <= ack):
@@ -851,7 +961,10 @@ class TcpConnection:
         if ack > self.snd_una:
             self._new_ack(ack, opts, now, mss)
         elif (ack == self.snd_una and self.snd_max > self.snd_una and not seg.payload
-              and not seg.flags & (SYN | FIN) and not window_update):
+              and not seg.flags & (SYN | FIN) and not window_update
+              and (newly_sacked or not (self.sack_enabled and opts.sack_blocks))):
+            # with SACK, a duplicate ACK must SACK new data (RFC 6675 §2): D-SACKs and
+            # repeated blocks (duplicated or reordered ACKs) are not loss signals
             self._duplicate_ack(now, mss, newly_sacked)
         # our FIN acknowledged?
         if self.fin_seq is not None and self.snd_una > self.fin_seq:
@@ -894,10 +1007,13 @@ class TcpConnection:
         if self.snd_nxt < ack:
             self.snd_nxt = ack
         self.scoreboard.advance(ack)
+        self.limited_transmit = 0
         if self.in_recovery:
             if ack >= self.recover:
                 self.in_recovery = False
                 self.recovery_inflation = 0
+                self.rexmits.clear()
+                self.lost_again.clear()
                 self.cc.on_recovery_exit(now)
             elif not self.sack_enabled:
                 # NewReno partial ACK (RFC 6582 §3.2 step 3): retransmit the next hole
@@ -914,6 +1030,21 @@ class TcpConnection:
         else:
             self._arm("rtx", self.rto_ns)
 
+    def _detect_lost_retransmissions(self, mss: int) -> None:
+        """A retransmission is lost when data sent after it is SACKed while it is not
+        (more than DupThresh-1 segments later, to allow for reordering): send it again
+        instead of waiting for the RTO (as Linux's RACK, by sequence instead of time)."""
+        high = self.scoreboard.highest_sacked()
+        if high is None:
+            return
+        for start, (end, mark) in list(self.rexmits.items()):
+            if end <= self.snd_una or self.scoreboard.is_sacked(start):
+                del self.rexmits[start]
+            elif high > mark + 2 * mss:
+                del self.rexmits[start]
+                self.lost_again.append((start, end))
+                self.stats["lost_retransmits"] += 1
+
     def _duplicate_ack(self, now: int, mss: int, newly_sacked: int) -> None:
         self.dupacks += 1
         self.stats["dupacks_in"] += 1
@@ -924,7 +1055,11 @@ class TcpConnection:
         lost = self.dupacks >= 3 or (self.sack_enabled and
                                      self.scoreboard.is_lost(self.snd_una, mss))
         if not lost:
+            # Limited Transmit (RFC 3042): each of the first two duplicate ACKs lets one
+            # new segment out, so a small flight still produces the ACKs recovery needs
+            self.limited_transmit = min(self.dupacks, 2) * mss
             return
+        self.limited_transmit = 0
         if not self.sack_enabled and self.snd_una <= self.recover and self.recover != self.iss:
             # RFC 6582 §3.2 step 1: no new recovery until the previous one is over
             if self.snd_una < self.recover:
@@ -936,8 +1071,10 @@ class TcpConnection:
         self.stats["fast_retransmits"] += 1
         length = min(mss, self.sendq_seq + len(self.sendq) - self.snd_una)
         if length > 0:
-            self._send_data(self.snd_una, length, retransmit=True)
-            self.high_rxt = self.snd_una + length
+            sent = self._send_data(self.snd_una, length, retransmit=True)
+            self.high_rxt = self.snd_una + sent
+            if self.sack_enabled:
+                self.rexmits[self.snd_una] = (self.high_rxt, self.snd_max)
         elif self.fin_seq is not None:
             self._send_fin(self.fin_seq)
         if not self.sack_enabled:
@@ -1122,7 +1259,7 @@ class TcpConnection:
 
     def _abort(self, err: int, send_rst: bool) -> None:
         if send_rst and self.state in SYNCHRONIZED | {TcpState.SYN_RECEIVED}:
-            self._transmit(self.snd_nxt, RST | ACK)
+            self._transmit(self.snd_max, RST | ACK)
         if err:
             self.error = err
         self._set_closed()
