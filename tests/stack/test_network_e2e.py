@@ -204,3 +204,21 @@ def test_tshark_finds_no_malformed_packets_or_bad_checksums(tmp_path: Path) -> N
                            capture_output=True, text=True)
     assert len(count.stdout.split()) > 20
     net.close()
+
+
+def test_router_advertisement_configures_hosts_by_slaac() -> None:
+    net = Network(virtual_time=True, seed=11)
+    seg = net.segment("lan")
+    router = net.router("r")
+    router.connect(seg, "2001:db8:5::1/64")
+    host = net.host("h")
+    host.connect(seg)  # link-local only
+    with net.scheduler.lock:
+        router.stack.send_router_advert("eth0", ["2001:db8:5::/64"])
+    net.run_for(1)
+    global_addrs = [a for a in host.stack.interface("eth0").ipv6
+                    if a.address[:2] != b"\xfe\x80"]
+    assert [str(a) for a in global_addrs] == ["2001:db8:5::ff:fe00:2/64"]
+    assert host.ping("2001:db8:5::1", count=1)[0] is not None
+    route = host.stack.routes.lookup(bytes.fromhex("20010db8009900000000000000000001"))
+    assert route is not None and route.prefix_len == 0 and route.gateway is not None
