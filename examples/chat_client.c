@@ -75,25 +75,27 @@ static int send_line(const char *text) {
     return 0;
 }
 
-/* Print every complete line received so far; return 1 if one contains `want`. */
+/* Print the complete lines received so far, up to and including the first
+ * one that contains `want` (all of them when `want` is NULL). Returns 1 if
+ * `want` was seen; the lines after it stay buffered for the next step. */
 static int print_lines(const char *want) {
-    int seen = 0;
-    char *start = inbuf, *nl;
-    while ((nl = memchr(start, '\n', inbuf + inused - start)) != NULL) {
+    char *nl;
+    while ((nl = memchr(inbuf, '\n', inused)) != NULL) {
         *nl = '\0';
-        printf("< %s\n", start);
-        if (want != NULL && strstr(start, want) != NULL) seen = 1;
-        start = nl + 1;
+        printf("< %s\n", inbuf);
+        int seen = want != NULL && strstr(inbuf, want) != NULL;
+        inused -= (size_t)(nl + 1 - inbuf);
+        memmove(inbuf, nl + 1, inused);
+        if (seen) return 1;
     }
-    inused -= (size_t)(start - inbuf);
-    memmove(inbuf, start, inused);
-    return seen;
+    return 0;
 }
 
 /* Receive and print lines until `deadline` (ms), or until a line contains
  * `want` when it is not NULL. Returns 1 if `want` was seen. */
 static int pump(long long deadline, const char *want) {
     for (;;) {
+        if (print_lines(want)) return 1; /* it may have come with an earlier read */
         long long left = deadline - now_ms();
         if (left <= 0 || closed_by_server) return 0;
         struct pollfd pfd = {.fd = conn, .events = POLLIN};
@@ -108,8 +110,8 @@ static int pump(long long deadline, const char *want) {
             return 0;
         }
         inused += (size_t)n;
-        if (print_lines(want)) return 1;
-        if (inused == sizeof inbuf - 1) inused = 0; /* an absurdly long line: drop it */
+        if (inused == sizeof inbuf - 1 && memchr(inbuf, '\n', inused) == NULL)
+            inused = 0; /* an absurdly long line: drop it */
     }
 }
 
@@ -136,6 +138,7 @@ int main(int argc, char **argv) {
         if (step[0] == '?') {
             if (!pump(now_ms() + wait_limit_ms, step + 1)) {
                 printf("chat_client: gave up waiting for \"%s\"\n", step + 1);
+                close(conn);
                 return 1;
             }
         } else if (step[0] == '+') {
@@ -144,6 +147,7 @@ int main(int argc, char **argv) {
             printf("> %s\n", step);
             if (send_line(step) != 0) {
                 printf("chat_client: cannot send: %s\n", strerror(errno));
+                close(conn);
                 return 1;
             }
         }

@@ -113,12 +113,13 @@ class Network:
 
         `localhost` gives the loopback addresses; an IP literal gives itself; a
         host of this network gives its non-loopback, non-link-local addresses,
-        ordered as glibc's RFC 6724 defaults would (global IPv6, then IPv4,
-        then unique-local IPv6). Unknown names give an empty list.
+        in the order glibc's getaddrinfo returns them with its default
+        policy table (IPv6 first, ::1 before 127.0.0.1). Unknown names give an
+        empty list.
         """
         key = name.strip().rstrip(".").lower()
         if key in ("localhost", "localhost.localdomain", "ip6-localhost", "ip6-loopback"):
-            return [bytes((127, 0, 0, 1)), bytes(15) + b"\x01"]
+            return [bytes(15) + b"\x01", bytes((127, 0, 0, 1))]
         try:
             return [ipaddress.ip_address(key.split("%", 1)[0]).packed]
         except ValueError:
@@ -131,14 +132,7 @@ class Network:
         found = [a.address for i in host.stack.interfaces.values() if not i.is_loopback
                  for a in i.addresses() if a.address[:2] != b"\xfe\x80"]
 
-        def precedence(addr: bytes) -> int:
-            if len(addr) == 4:
-                return 35
-            if addr[0] & 0xFE == 0xFC:
-                return 3
-            return 40
-
-        return sorted(found, key=lambda a: -precedence(a))
+        return sorted(found, key=lambda a: len(a) == 4)  # stable: IPv6 first, as glibc
 
     # --- running -----------------------------------------------------------
     def wait(self, ready: Callable[[], bool], timeout_s: float | None) -> bool:

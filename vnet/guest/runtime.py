@@ -230,7 +230,11 @@ class Guest:
         try:
             self._instantiate_and_start(task)
         finally:
-            self.ctx.fds.close_all()
+            # Closing sockets sends FINs/RSTs: one atomic network turn, under the lock,
+            # like any host call (else a loopback peer could answer mid-close).
+            sched = self.scheduler
+            with sched.lock, sched.atomic():
+                self.ctx.fds.close_all()
             if self.ctx.memory is not None:
                 self.memory_bytes_at_exit = self.ctx.memory.size
             self.ctx.memory = None  # releases the store and its linear memory
