@@ -291,7 +291,7 @@ class TcpSocket:
             raise _err(errno.EBADF)
         conn = self.conn
         if conn is None:
-            raise _err(errno.EPIPE if self.listener is None and self.shut_wr else errno.ENOTCONN)
+            raise _err(errno.EPIPE)  # Linux: sk_stream_wait_connect on CLOSE/LISTEN
         if self.shut_wr:
             raise _err(errno.EPIPE)
         return conn.send(data)

@@ -11,13 +11,16 @@
  * entries with IFF_BROADCAST carry the broadcast address; link-local IPv6
  * addresses carry the interface index as sin6_scope_id.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* the GNU/BSD declarations, whatever the program's flags */
+#endif
 #include <net/if.h>
 #include <ifaddrs.h>
 #include <netpacket/packet.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "sdk_internal.h"
+#include <vnet/sdk_internal.h>
 
 #define ARPHRD_ETHER 1
 #define ARPHRD_LOOPBACK 772

@@ -4,6 +4,9 @@
  * inet_lnaof and inet_netof. (inet_aton, inet_pton, inet_ntop, htons and
  * friends are wasi-libc's.)
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* the GNU/BSD declarations, whatever the program's flags */
+#endif
 #include <arpa/inet.h>
 #include <stdio.h>
 

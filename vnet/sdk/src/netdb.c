@@ -15,7 +15,9 @@
  * getnameinfo cannot ask for reverse lookups (WASIX has none), so it always
  * gives numeric hosts; with NI_NAMEREQD it fails with EAI_NONAME.
  */
-#define _GNU_SOURCE
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* the GNU/BSD declarations, whatever the program's flags */
+#endif
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <net/if.h>
@@ -24,7 +26,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "sdk_internal.h"
+#include <vnet/sdk_internal.h>
 
 /* --- services and protocols ----------------------------------------------------- */
 

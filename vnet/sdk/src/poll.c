@@ -23,14 +23,16 @@
  *     FIN shows as POLLIN, and recv then returns 0).
  * POLLERR, POLLHUP and POLLNVAL are reported whether asked for or not.
  */
-#define _GNU_SOURCE
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* the GNU/BSD declarations, whatever the program's flags */
+#endif
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/select.h>
 #include <time.h>
 
-#include "sdk_internal.h"
+#include <vnet/sdk_internal.h>
 
 #define READ_BITS (POLLIN | POLLRDNORM | POLLRDBAND)
 #define WRITE_BITS (POLLOUT | POLLWRNORM | POLLWRBAND)

@@ -23,13 +23,15 @@
  * Replaces wasi-libc's send and recv (preview1 numbering of MSG_*, no
  * MSG_DONTWAIT); defining them here keeps wasi-libc's out of the link.
  */
-#define _GNU_SOURCE
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* the GNU/BSD declarations, whatever the program's flags */
+#endif
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/uio.h>
 
-#include "sdk_internal.h"
+#include <vnet/sdk_internal.h>
 
 #ifndef IOV_MAX
 #define IOV_MAX 1024

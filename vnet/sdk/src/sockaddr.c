@@ -5,11 +5,14 @@
  * as sin_port holds it, IPv4 bytes in network order, IPv6 as eight numeric
  * 16-bit groups with flow info and scope id split into two halves each.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* the GNU/BSD declarations, whatever the program's flags */
+#endif
 #include <string.h>
 #include <sys/un.h>
 #include <arpa/inet.h>
 
-#include "sdk_internal.h"
+#include <vnet/sdk_internal.h>
 
 void __vnet_in6_to_segs(const struct in6_addr *a, uint16_t segs[8]) {
     for (int i = 0; i < 8; i++)

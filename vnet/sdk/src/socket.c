@@ -12,11 +12,14 @@
  * shutdown (which uses WASI's SHUT_* numbering); defining all the symbols of
  * those archive members keeps wasi-libc's copies out of the link.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* the GNU/BSD declarations, whatever the program's flags */
+#endif
 #include <fcntl.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "sdk_internal.h"
+#include <vnet/sdk_internal.h>
 
 /* O_NONBLOCK on a fresh fd (SOCK_NONBLOCK); closes it on failure. */
 static int apply_nonblock(int fd) {

@@ -15,12 +15,15 @@
  *
  * Replaces wasi-libc's getsockopt (SO_TYPE only, preview1 numbering).
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE /* the GNU/BSD declarations, whatever the program's flags */
+#endif
 #include <limits.h>
 #include <string.h>
 #include <sys/time.h>
 #include <netinet/tcp.h>
 
-#include "sdk_internal.h"
+#include <vnet/sdk_internal.h>
 
 enum kind {
     K_FLAG,       /* int, zero or not            <-> sock_*_opt_flag */

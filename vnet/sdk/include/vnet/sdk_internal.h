@@ -1,6 +1,8 @@
 /*
- * sdk_internal.h — vnet SDK: helpers shared by the SDK's own sources
- * (not a public header; guest programs never include it).
+ * <vnet/sdk_internal.h> — vnet SDK: helpers shared by the SDK's own
+ * sources in vnet/sdk/src (internal: programs have no use for it). It lives
+ * under include/ rather than next to the sources so that it is packaged
+ * with the SDK and covered by `vnet build`'s cache key.
  *
  * Converting between BSD socket addresses and WASIX addr_port, setting
  * errno from a host call's return value, and taking one snapshot of the
