@@ -73,11 +73,13 @@ def test_bad_pointers_unknown_fds_and_wrong_states(tmp_path: Path) -> None:
         '(func $sendto (param i32 i32 i32 i32 i32 i32) (result i32)))',
         '(import "wasix_32v1" "sock_recv_from" '
         '(func $recvfrom (param i32 i32 i32 i32 i32 i32 i32) (result i32)))',
-        '(import "wasix_32v1" "sock_accept_v2" (func $accept (param i32 i32 i32 i32) (result i32)))',
+        '(import "wasix_32v1" "sock_accept_v2" '
+        '(func $accept (param i32 i32 i32 i32) (result i32)))',
         '(import "wasix_32v1" "sock_addr_peer" (func $peer (param i32 i32) (result i32)))',
         '(import "wasix_32v1" "sock_set_opt_size" '
         '(func $setsize (param i32 i32 i64) (result i32)))',
-        '(import "wasix_32v1" "sock_set_opt_flag" (func $setflag (param i32 i32 i32) (result i32)))',
+        '(import "wasix_32v1" "sock_set_opt_flag" '
+        '(func $setflag (param i32 i32 i32) (result i32)))',
     ])
     body = f"""
       (call $emit (call $open (i32.const 1) (i32.const 2) (i32.const 0) (i32.const {TOP - 2})))
