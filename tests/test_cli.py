@@ -146,3 +146,30 @@ def test_virtual_time_run_is_reproducible(example_wasm: Callable[[str], Path]) -
     c = vnet("run", "--virtual-time", "--seed", "4", wasm, "t", "6")
     assert a.returncode == 0 and a.stdout == b.stdout and a.stdout != c.stdout
     assert a.stdout.count(b"tick") == 6
+
+
+def test_run_on_a_virtual_host_with_addresses_and_pcap(
+    tmp_path: Path, example_wasm: Callable[[str], Path],
+) -> None:
+    pcap = tmp_path / "eth0.pcapng"
+    result = vnet("run", "--addr", "10.0.0.2/24", "--addr", "fd00::2/64", "--pcap", str(pcap),
+                  str(example_wasm("ipaddr")))
+    assert result.returncode == 0, result.stderr
+    text = result.stdout.decode()
+    assert "lo" in text and "127.0.0.1/8" in text and "::1/128" in text
+    assert "eth0" in text and "10.0.0.2/24" in text and "fd00::2/64" in text
+    from scapy.layers.l2 import ARP
+    from scapy.utils import rdpcap
+
+    frames = rdpcap(str(pcap))
+    assert any(ARP in f and f[ARP].psrc == "10.0.0.2" for f in frames)  # the announcement
+
+
+def test_run_rejects_bad_network_flags(example_wasm: Callable[[str], Path]) -> None:
+    for flags, expect in ((["--addr", "10.0.0.2"], b"--addr"),
+                          (["--addr", "10.0.0.300/24"], b"--addr"),
+                          (["--tcplisten", "nowhere:80"], b"--tcplisten"),
+                          (["--tun", "--virtual-time"], b"real time only")):
+        result = vnet("run", *flags, str(example_wasm("ipaddr")))
+        assert result.returncode == 2, (flags, result.stderr)
+        assert expect in result.stderr and b"Traceback" not in result.stderr

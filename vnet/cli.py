@@ -296,16 +296,13 @@ def _cmd_run(ns: argparse.Namespace) -> int:
     net = Network(virtual_time=ns.virtual_time, seed=ns.seed)
     sched = net.scheduler
     host = net.host(Path(ns.module).stem.replace("_", "-")[:32] or "guest")
-    nic = host.connect(net.segment("lan"), *addrs, ifname="eth0")
     capture = None
-    if ns.pcap:
-        from vnet.capture import Capture
-
+    if ns.pcap:  # attached first, so the capture holds the address announcements too
         try:
-            capture = Capture.to_file(ns.pcap, clock=sched.realtime_ns)
+            capture = net.capture(ns.pcap)
         except OSError as e:
             raise CliError(f"vnet run: --pcap {ns.pcap}: {e.strerror}") from None
-        nic.capture(capture)
+    host.connect(net.segment("lan"), *addrs, ifname="eth0")
     bridge = None
     if ns.tun:
         bridge = _open_tun(ns, net, host, addrs, capture)
