@@ -277,6 +277,17 @@ class HostStack:
             self.routes.remove_where(ifindex=iface.index, source="connected",
                                      prefix=addr.network, prefix_len=addr.prefix_len)
 
+    def prefer_source(self, ifname: str, source: str) -> None:
+        """Make `source` the preferred source of every route through an interface
+        (for its address family), as `ip route change ... src SOURCE` does."""
+        iface = self.interface(ifname)
+        src = InterfaceAddress.parse(source).address
+        for route in self.routes.routes(4 if len(src) == 4 else 6):
+            if route.ifindex == iface.index:
+                self.routes.remove(route)
+                self.routes.add(Route(route.prefix, route.prefix_len, route.ifindex,
+                                      route.gateway, route.metric, route.source, src))
+
     def add_route(self, prefix: str, gateway: str | None = None, ifname: str | None = None,
                   metric: int = 0) -> Route:
         """`add_route("0.0.0.0/0", gateway="10.0.0.1")`; the interface is found from the gateway."""
@@ -1008,7 +1019,8 @@ class HostStack:
     def _source_for(self, iface: Interface, dst: bytes, route: Route | None) -> bytes | None:
         if route is not None and route.preferred_source is not None and len(dst) == len(
                 route.preferred_source):
-            if iface.has_address(route.preferred_source):
+            # like Linux's `ip route ... src`: any address of this host may be preferred
+            if self.is_local_address(route.preferred_source):
                 return route.preferred_source
         pool = iface.ipv4 if len(dst) == 4 else iface.ipv6
         if not pool:

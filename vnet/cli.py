@@ -120,7 +120,9 @@ def _open_tun(ns: argparse.Namespace, net: Any, host: Any, addrs: list[str],
         publish = [Publish.parse(p) for p in ns.publish]
     except ValueError as e:
         raise CliError(str(e)) from None
-    routes = sorted({str(ipaddress.ip_interface(a).network) for a in addrs})
+    # With --tun-nat the kernel gets no route back: the guest is reached through NAT only.
+    routes = [] if ns.tun_nat else sorted({str(ipaddress.ip_interface(a).network)
+                                           for a in addrs})
     bridge = TunBridge(net, host, device=ns.tun_device, netns=ns.tun_netns,
                        kernel_addresses=kernel_addrs, router_addresses=tun_addrs, routes=routes,
                        snat=ns.tun_nat, publish=publish)
@@ -131,6 +133,12 @@ def _open_tun(ns: argparse.Namespace, net: Any, host: Any, addrs: list[str],
     for cidr in tun_addrs:
         default = "::/0" if ":" in cidr else "0.0.0.0/0"
         host.add_route(default, ifname=bridge.port_name, metric=100)
+    # Answer the kernel from the address it asked for (--addr), not the bridge's own.
+    for family in (4, 6):
+        own = [a for a in addrs if ipaddress.ip_interface(a).version == family]
+        if own and not ns.tun_nat:
+            with net.scheduler.lock:
+                host.stack.prefer_source(bridge.port_name, own[0])
     if capture is not None:
         bridge.capture(capture)
     return bridge

@@ -205,8 +205,6 @@ class TunBridge:
         """The router sends a packet out of the port (network lock held)."""
         if self.translator is not None:
             packet = self.translator.to_kernel(packet)
-        for tap in self._taps:
-            tap.record(packet, Direction.OUTBOUND)
         impairment = self.to_kernel_impairment
         if impairment is None:
             self._write(packet)
@@ -226,6 +224,9 @@ class TunBridge:
             self.packets_to_kernel += 1
         except OSError:
             self.write_errors += 1  # the kernel refused it (e.g. device down): counted
+            return
+        for tap in self._taps:  # what the device got: after impairment, as tcpdump sees it
+            tap.record(packet, Direction.OUTBOUND)
 
     def _read_loop(self) -> None:
         poller = select.poll()

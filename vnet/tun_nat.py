@@ -158,21 +158,28 @@ class PortTranslator:
         self.inside = inside
         # snat: (proto, inside addr, inside port, remote, rport) -> outside port, and back
         self._out: OrderedDict[tuple[int, bytes, int, bytes, int], int] = OrderedDict()
+        # publish: flows that came in through a published port, keyed as the guest's
+        # replies look (proto, guest addr, guest port, client addr, client port)
+        self._published: OrderedDict[tuple[int, bytes, int, bytes, int], Publish] = (
+            OrderedDict())
         self._back: dict[tuple[int, int, bytes, int], tuple[bytes, int]] = {}
         self.translated_out = 0
         self.translated_in = 0
         self.unmatched_in = 0
 
     def _is_inside(self, addr: bytes) -> bool:
+        if not self.inside:  # no prefixes given: everything but the bridge itself
+            return addr != self.bridge[4 if len(addr) == 4 else 6]
         ip = ipaddress.ip_address(addr)
         return any(ip in net for net in self.inside)
 
     def _publish_for_reply(self, pkt: _Packet) -> Publish | None:
-        for rule in self.publish:
-            if rule.protocol == pkt.proto and rule.guest_address == pkt.src and (
-                    rule.guest_port == pkt.port(0)):
-                return rule
-        return None
+        """The rule a guest's packet answers, if its flow came in through a published port."""
+        key = (pkt.proto, pkt.src, pkt.port(0), pkt.dst, pkt.port(1))
+        rule = self._published.get(key)
+        if rule is not None:
+            self._published.move_to_end(key)
+        return rule
 
     def to_kernel(self, packet: bytes) -> bytes:
         """Translate a packet the router sends to the kernel."""
@@ -229,6 +236,11 @@ class PortTranslator:
             target = rule.host_address or self.bridge[pkt.version]
             if (rule.protocol == proto and target == pkt.dst and rule.host_port == pkt.port(1)
                     and len(rule.guest_address) == len(pkt.dst)):
+                key = (proto, rule.guest_address, rule.guest_port, pkt.src, pkt.port(0))
+                self._published[key] = rule
+                self._published.move_to_end(key)
+                if len(self._published) > MAX_MAPPINGS:
+                    self._published.popitem(last=False)
                 pkt.set(dst=rule.guest_address, dport=rule.guest_port)
                 self.translated_in += 1
                 return bytes(pkt.buf)
