@@ -112,6 +112,7 @@ class IpMeta:
     is_multicast: bool
     packet: memoryview  # the whole IP packet (for ICMP errors about it)
     router_alert: bool = False
+    out_ifindex: int = 0  # FORWARD hook: the interface the packet will leave by
 
 
 @dataclass(slots=True)
@@ -605,17 +606,18 @@ class HostStack:
                                 from_iface=iface)
             return
         out = self.interfaces[route.ifindex]
-        meta = IpMeta(4, pkt.src, pkt.dst, iface.index, pkt.ttl, pkt.dscp_ecn, False, False,
-                      pkt.buf)
-        if self.forward_hook is not None and not self.forward_hook("forward", meta, pkt.buf):
-            self.counters.drop("ipv4", "firewall")
-            return
         packet = bytearray(pkt.buf)
         packet[ipv4.FIELD_TTL] -= 1
         # incremental checksum update (RFC 1624) for the TTL decrement
         csum = int.from_bytes(packet[10:12], "big") + 0x0100
         csum = (csum & 0xFFFF) + (csum >> 16)
         packet[10:12] = csum.to_bytes(2, "big")
+        if self.forward_hook is not None:  # as Linux: FORWARD sees the decremented TTL
+            meta = IpMeta(4, pkt.src, pkt.dst, iface.index, pkt.ttl - 1, pkt.dscp_ecn, False,
+                          False, memoryview(packet), out_ifindex=out.index)
+            if not self.forward_hook("forward", meta, packet):
+                self.counters.drop("ipv4", "firewall")
+                return
         self.counters["ipv4.forwarded"] += 1
         next_hop = route.gateway or pkt.dst
         self._emit_ipv4(out, next_hop, bytes(packet), pkt.header_len, pkt.dont_frag,
@@ -732,13 +734,15 @@ class HostStack:
             self._icmp_error_v6(pkt.buf, icmpv6.TYPE_PACKET_TOO_BIG, 0, out.mtu,
                                 from_iface=iface)
             return
-        meta = IpMeta(6, pkt.src, pkt.dst, iface.index, pkt.hop_limit, pkt.traffic_class,
-                      False, False, pkt.buf)
-        if self.forward_hook is not None and not self.forward_hook("forward", meta, pkt.buf):
-            self.counters.drop("ipv6", "firewall")
-            return
         packet = bytearray(pkt.buf)
         packet[ipv6.FIELD_HOP_LIMIT] -= 1
+        if self.forward_hook is not None:
+            meta = IpMeta(6, pkt.src, pkt.dst, iface.index, pkt.hop_limit - 1,
+                          pkt.traffic_class, False, False, memoryview(packet),
+                          out_ifindex=out.index)
+            if not self.forward_hook("forward", meta, packet):
+                self.counters.drop("ipv6", "firewall")
+                return
         self.counters["ipv6.forwarded"] += 1
         self._emit_ipv6(out, route.gateway or pkt.dst, bytes(packet))
 
@@ -961,6 +965,12 @@ class HostStack:
             if mac is None:
                 return
             eth_dst = mac
+        if self.output_hook is not None:  # Linux filters ND and MLD at OUTPUT too
+            meta = IpMeta(6, src, dst, iface.index, hop_limit, 0, False, is_multicast(dst),
+                          memoryview(packet))
+            if not self.output_hook("output", meta, packet):
+                self.counters.drop("ipv6", "firewall_out")
+                return
         self.counters["ipv6.out"] += 1
         self._frame_out(iface, eth_dst, ETH_IPV6, packet)
 
@@ -1001,6 +1011,11 @@ class HostStack:
         packet = bytearray(header.header_len + len(out.payload))
         offset = header.emit_into(packet, 0, len(out.payload))
         packet[offset:] = out.payload
+        if self.output_hook is not None:
+            meta = IpMeta(4, src, out.dst, iface.index, 1, 0, False, True, memoryview(packet))
+            if not self.output_hook("output", meta, packet):
+                self.counters.drop("ipv4", "firewall_out")
+                return
         self.counters["igmp.out"] += 1
         self._frame_out(iface, ethernet.multicast_mac_v4(out.dst), ETH_IPV4, bytes(packet))
 

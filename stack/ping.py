@@ -57,7 +57,10 @@ class IcmpEchoSocket:
             stack.send_ipv4(rt, 1, message, ttl=self.ttl)
         else:
             message = icmpv6.Icmpv6Repr.echo_request(self.ident, seq).build(body, rt.src, addr)
-            stack.send_ipv6(rt, 58, message, hop_limit=self.ttl)
+            try:
+                stack.send_ipv6(rt, 58, message, hop_limit=self.ttl)
+            except PermissionError:
+                pass  # Linux: icmpv6_push_pending_frames ignores an OUTPUT drop (IPv4 reports it)
         return len(data)
 
     def recvfrom(self, bufsize: int) -> tuple[bytes, bytes]:

@@ -4,6 +4,13 @@
     vnet run [--dir HOST[::GUEST]] [--env NAME=VALUE] [--addr CIDR] [--tcplisten ADDR:PORT]
              [--pcap FILE] [--virtual-time] [--seed N] GUEST.wasm [ARGS...]
     vnet sim TOPOLOGY.toml [--virtual-time] [--seed N] [--pcap-dir DIR] [--duration D]
+    vnet firewall check [--strict] FILE...
+    vnet firewall show [--firewall FILE] [--allow G] [--allow-out G] [--deny G] [--deny-out G]
+
+`vnet run` enforces the sandbox rules of `firewall.grants` (the guest reaches
+its own virtual network and nothing beyond) unless `--firewall FILE` names
+other rules; `--allow`/`--allow-out`/`--deny`/`--deny-out PROTO:HOST:PORTS`
+grants go first, in order.
 
 Flag spellings follow `wasmtime run` where the two overlap (`--dir`,
 `--env`). Usage errors, bad files and invalid modules print one line naming
@@ -164,6 +171,19 @@ def _cmd_sim(ns: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def _add_firewall_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--firewall", metavar="FILE",
+                        help="enforce this rule file instead of the sandbox rules (by default "
+                        "the guest reaches its own virtual network and nothing beyond)")
+    for flag, meaning in (("--allow", "accept traffic coming in from HOST to local PORTS"),
+                          ("--allow-out", "accept traffic going out to HOST:PORTS"),
+                          ("--deny", "drop traffic coming in from HOST to local PORTS"),
+                          ("--deny-out", "reject traffic going out to HOST:PORTS")):
+        parser.add_argument(flag, action="append", default=[], metavar="PROTO:HOST:PORTS",
+                            help=f"{meaning}, e.g. tcp:10.0.0.0/8:443, udp:*.game.test:27015, "
+                            "tcp:[fd00::/8]:80,443 (repeatable; first match wins)")
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="vnet",
@@ -238,6 +258,9 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="cap on the guest's open file descriptors (default 1024)")
     run.add_argument("--cpu-time-limit", type=int, default=0, metavar="MS",
                      help="stop the guest after this much CPU time (default: no limit)")
+    _add_firewall_flags(run)
+    run.add_argument("--show-firewall", action="store_true",
+                     help="print the firewall's rules with their counters to stderr at exit")
     run.add_argument("--debug", action="store_true",
                      help="print vnet-internal errors with tracebacks")
     run.add_argument("module", metavar="GUEST.wasm", help="the guest module")
@@ -259,7 +282,34 @@ def _build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--duration", metavar="D",
                      help="stop after this long, e.g. 30s (overrides the file)")
     sim.set_defaults(func=_cmd_sim, parser=sim)
+
+    fw = sub.add_parser(
+        "firewall", help="check rule files; show the rules vnet run enforces",
+        description="Validate firewall rule files, or print the rules `vnet run` would "
+        "enforce with the given flags (rule syntax, with counters).",
+    )
+    fw_sub = fw.add_subparsers(dest="firewall_command", metavar="COMMAND", required=True)
+    fw_check = fw_sub.add_parser("check", help="validate rule files (file:line:col errors)")
+    fw_check.add_argument("files", nargs="+", metavar="FILE", help="rule files")
+    fw_check.add_argument("--strict", action="store_true", help="exit 1 on warnings")
+    fw_check.set_defaults(func=_cmd_firewall_check, parser=fw_check)
+    fw_show = fw_sub.add_parser("show", help="print the rules vnet run would enforce")
+    _add_firewall_flags(fw_show)
+    fw_show.set_defaults(func=_cmd_firewall_show, parser=fw_show)
     return parser
+
+
+def _cmd_firewall_check(ns: argparse.Namespace) -> int:
+    from firewall.commands import check
+
+    return check(ns.files, sys.stdout, sys.stderr, strict=ns.strict)
+
+
+def _cmd_firewall_show(ns: argparse.Namespace) -> int:
+    from firewall.commands import show
+
+    return show(sys.stdout, sys.stderr, ns.firewall, ns.allow, ns.allow_out, ns.deny,
+                ns.deny_out)
 
 
 def _cmd_build(ns: argparse.Namespace) -> int:
@@ -279,6 +329,7 @@ def _cmd_build(ns: argparse.Namespace) -> int:
 
 
 def _cmd_run(ns: argparse.Namespace) -> int:
+    from firewall.commands import FirewallConfigError, run_ruleset
     from vnet.guest.context import GuestLimits
     from vnet.guest.runtime import (
         KILLED_EXIT_CODE,
@@ -298,12 +349,17 @@ def _cmd_run(ns: argparse.Namespace) -> int:
         raise CliError("vnet run: --max-memory must be > 0, --max-fds >= 3, "
                        "--cpu-time-limit >= 0")
     try:
+        rules = run_ruleset(ns.firewall, ns.allow, ns.allow_out, ns.deny, ns.deny_out)
+    except FirewallConfigError as e:
+        raise CliError(f"vnet run: {e}") from None
+    try:
         module = load_module(ns.module)
     except GuestLoadError as e:
         raise CliError(f"vnet run: {e}") from None
     net = Network(virtual_time=ns.virtual_time, seed=ns.seed)
     sched = net.scheduler
     host = net.host(Path(ns.module).stem.replace("_", "-")[:32] or "guest")
+    firewall = host.set_firewall(rules)  # logs go to the captures: net.capture wires them
     capture = None
     if ns.pcap:  # attached first, so the capture holds the address announcements too
         try:
@@ -338,6 +394,8 @@ def _cmd_run(ns: argparse.Namespace) -> int:
             bridge.close()
         if capture is not None:
             capture.close()
+        if ns.show_firewall and firewall is not None:
+            print(firewall.show(), end="", file=sys.stderr)
     if guest.exit_code is None:
         sched.stop_all()
         print("vnet run: guest blocked forever (nothing left that could wake it)",

@@ -10,7 +10,10 @@
         tx.sendto(b"hi", ("10.0.0.2", 9))
         data, addr = rx.recvfrom(100)         # blocks: the network runs meanwhile
 
-A `Host` is a `stack.host.HostStack` plus its NICs. `HostSocket` has the
+A `Host` is a `stack.host.HostStack` plus its NICs and, once `set_firewall`
+is called, a `firewall.HostFirewall` on its hooks; what the resolver answers
+a host is passed on to its firewall (and to every router's) for domain-name
+rules. `HostSocket` has the
 standard library's socket method names and semantics (blocking with optional
 timeouts, OSError subclasses with Linux errno values) over the stack's
 non-blocking sockets. A blocking call made from a scheduler task waits through
@@ -32,6 +35,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from firewall import ConnTrack, HostFirewall, LogRecord, Ruleset
 from stack.driver import StackDriver
 from stack.host import HostStack
 from stack.interface import InterfaceAddress
@@ -44,7 +48,7 @@ from stack.tcp_options import setsockopt as tcp_setsockopt
 from stack.udp import AF_INET, AF_INET6, UdpLayer, UdpSocket
 from stack.wire import icmpv4, icmpv6
 
-from .capture import Capture
+from .capture import LINKTYPE_RAW, Capture, Direction
 from .impairment import Impairment
 from .nic import Nic
 from .scheduler import GuestTask, Scheduler
@@ -105,6 +109,7 @@ class Network:
         for host in self.hosts.values():
             for nic in host.nics.values():
                 nic.capture(cap)
+            host.log_firewall_to(cap)
         return cap
 
     # --- names -------------------------------------------------------------
@@ -132,7 +137,17 @@ class Network:
         found = [a.address for i in host.stack.interfaces.values() if not i.is_loopback
                  for a in i.addresses() if a.address[:2] != b"\xfe\x80"]
 
-        return sorted(found, key=lambda a: len(a) == 4)  # stable: IPv6 first, as glibc
+        answer = sorted(found, key=lambda a: len(a) == 4)  # stable: IPv6 first, as glibc
+        if asking is not None:
+            self.learn_resolution(key, answer, asking)
+        return answer
+
+    def learn_resolution(self, name: str, addresses: list[bytes], asking: Host) -> None:
+        """Tell the firewalls what the resolver answered: the asking host's and the routers'."""
+        now = self.scheduler.monotonic_ns()
+        for host in self.hosts.values():
+            if host.firewall is not None and (host is asking or host.stack.forwarding):
+                host.firewall.learn(name, addresses, now)
 
     # --- running -----------------------------------------------------------
     def wait(self, ready: Callable[[], bool], timeout_s: float | None) -> bool:
@@ -205,6 +220,7 @@ class Host:
         self.tcp = TcpLayer(self.stack)
         self.stack.transports[6] = self.tcp
         self.nics: dict[str, Nic] = {}
+        self.firewall: HostFirewall | None = None
 
     def __repr__(self) -> str:
         return f"<Host {self.name}>"
@@ -243,6 +259,43 @@ class Host:
                   metric: int = 0) -> None:
         with self.network.scheduler.lock:
             self.stack.add_route(prefix, gateway, ifname, metric)
+
+    def set_firewall(self, rules: Ruleset | str | Path | None,
+                     conntrack: ConnTrack | None = None) -> HostFirewall | None:
+        """Filter this host's traffic: a Ruleset, rule text, or a rule file's Path (None: off).
+
+        Packets the rules log go to every capture of the network, on an
+        interface named HOST/firewall, with a comment naming the rule.
+        """
+        if isinstance(rules, Path):
+            rules = Ruleset.load(rules)
+        elif isinstance(rules, str):
+            rules = Ruleset.parse(rules)
+        with self.network.scheduler.lock:
+            if self.firewall is not None:
+                self.firewall.detach()
+                self.firewall = None
+            if rules is None:
+                return None
+            self.firewall = HostFirewall(rules, conntrack=conntrack, name=self.name)
+            self.firewall.attach(self.stack)
+            for cap in self.network.captures:
+                self.log_firewall_to(cap)
+            return self.firewall
+
+    def log_firewall_to(self, cap: Capture) -> None:
+        """Record the packets this host's firewall logs in `cap`, as commented packets."""
+        if self.firewall is None:
+            return
+        name = f"{self.name}/firewall"
+        clock = self.network.scheduler.realtime_ns
+        directions = {"input": Direction.INBOUND, "output": Direction.OUTBOUND}
+
+        def record(entry: LogRecord) -> None:
+            cap.interface(name, LINKTYPE_RAW, clock=clock).record(
+                entry.packet, directions.get(entry.hook), comment=entry.comment())
+
+        self.firewall.log_sinks.append(record)
 
     @property
     def counters(self) -> Any:

@@ -75,6 +75,8 @@ def build(topo: Topology, virtual_time: bool, seed: int,
     for hspec in topo.hosts.values():
         host = net.host(hspec.name, forwarding=hspec.forwarding)
         hosts[hspec.name] = host
+        if hspec.firewall is not None:
+            host.set_firewall(hspec.firewall.copy())
         for nic_spec in hspec.nics:
             seg_spec = topo.segments[nic_spec.segment]
             nic = host.connect(
@@ -87,6 +89,7 @@ def build(topo: Topology, virtual_time: bool, seed: int,
                 path = pcap_dir / f"{hspec.name}-{nic_spec.name}.pcapng"
                 cap = Capture.to_file(path, clock=net.scheduler.realtime_ns)
                 nic.capture(cap)
+                host.log_firewall_to(cap)
                 captures.append(cap)
                 pcaps.append(path)
         for to, via, dev in hspec.routes:

@@ -16,6 +16,10 @@
     [hosts.server]
     forwarding = false           # true: a router between its segments
     routes = [{ to = "0.0.0.0/0", via = "10.0.0.254" }]
+    firewall = "server.rules"    # rules (relative to this file); or inline rules:
+    # firewall_rules = '''
+    # chain input { policy drop; ct state established,related accept; tcp dport 7000 accept }
+    # '''
 
     [[hosts.server.nics]]
     segment = "lan"
@@ -46,7 +50,10 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from firewall import Ruleset
 
 
 class TopologyError(Exception):
@@ -96,6 +103,7 @@ class HostSpec:
     nics: list[NicSpec] = field(default_factory=list)
     routes: list[tuple[str, str | None, str | None]] = field(default_factory=list)
     guests: list[GuestSpec] = field(default_factory=list)
+    firewall: Ruleset | None = None  # each run attaches its own copy
 
 
 @dataclass
@@ -210,6 +218,38 @@ def _expect(value: Any, kind: type | tuple[type, ...], path: Path, line: int | N
     return value
 
 
+def _firewall(hspec: dict[str, Any], path: Path, loc: _Locator, hkey: tuple[str, ...],
+              base: Path) -> Ruleset | None:
+    """A host's `firewall` (a rule file) or `firewall_rules` (inline), parsed and checked."""
+    from firewall import RuleFileError, Ruleset
+    from firewall.parser import parse_file
+
+    if "firewall" in hspec and "firewall_rules" in hspec:
+        raise TopologyError(path, loc.line(*hkey, "firewall_rules"), "give firewall (a rule "
+                            "file) or firewall_rules (inline rules), not both")
+    if "firewall" in hspec:
+        line = loc.line(*hkey, "firewall")
+        name = _expect(hspec["firewall"], str, path, line, "firewall")
+        rules_path = Path(name) if Path(name).is_absolute() else base / name
+        try:
+            return parse_file(rules_path)
+        except RuleFileError as e:
+            raise TopologyError(path, line, f"firewall: {e.errors[0]}") from None
+    if "firewall_rules" in hspec:
+        line = loc.line(*hkey, "firewall_rules") or 1
+        text = _expect(hspec["firewall_rules"], str, path, line, "firewall_rules")
+        # a multi-line string starts on the line after the key
+        source = loc.lines[line - 1] if line <= len(loc.lines) else ""
+        first = line + 1 if source.rstrip().endswith(('"""', "'''")) else line
+        try:
+            return Ruleset.parse(text, file=str(path))
+        except RuleFileError as e:
+            problem = e.errors[0]
+            raise TopologyError(path, first + problem.location.line - 1,
+                                f"firewall_rules: {problem.message}") from None
+    return None
+
+
 def load(path: str | Path) -> Topology:
     """Read and validate a topology file."""
     p = Path(path)
@@ -278,9 +318,10 @@ def parse(data: dict[str, Any], path: Path, text: str = "") -> Topology:
         _expect(hspec, dict, path, loc.line(*hkey), f"host {hname}")
         if not _NAME.match(hname):
             raise TopologyError(path, loc.line(*hkey), f"bad host name {hname!r}")
-        _check_keys(hspec, {"forwarding", "nics", "routes", "guests"}, path, loc, hkey,
-                    f"host {hname!r}")
+        _check_keys(hspec, {"forwarding", "nics", "routes", "guests", "firewall",
+                            "firewall_rules"}, path, loc, hkey, f"host {hname!r}")
         host = HostSpec(hname)
+        host.firewall = _firewall(hspec, path, loc, hkey, base)
         host.forwarding = _expect(hspec.get("forwarding", False), bool, path,
                                   loc.line(*hkey, "forwarding"), "forwarding")
         nics = _expect(hspec.get("nics", []), list, path, loc.line(*hkey, "nics"), "nics")

@@ -119,7 +119,7 @@ def test_vnet_run_tun_serves_http_example_to_kernel_curl(
     device = unique_name("vt", "cli")
     pcap = tmp_path / "run.pcapng"
     run = VnetRun(
-        "--tun", "--tun-netns", namespace, "--tun-device", device,
+        "--tun", "--tun-netns", namespace, "--tun-device", device, "--allow", "tcp:*:8080",
         "--addr", f"{GUEST4}/24", "--addr", f"{GUEST6}/64",
         "--tun-kernel-addr", f"{TUN_KERNEL4}/30", "--tun-addr", f"{TUN_GUEST4}/30",
         "--tun-kernel-addr", f"{TUN_KERNEL6}/64", "--tun-addr", f"{TUN_GUEST6}/64",
@@ -151,6 +151,7 @@ def test_vnet_run_tun_publish_reaches_guest_through_bridge_address(
     device = unique_name("vt", "pub")
     run = VnetRun(
         "--tun", "--tun-netns", namespace, "--tun-device", device, "--tun-nat",
+        "--allow", "tcp:*:8080",
         "--addr", f"{GUEST4}/24", "--publish", f"9090:{GUEST4}:8080",
         "--dir", f"{_site(tmp_path)}::/www", str(module), "/www", "8080", "1")
     try:
@@ -171,7 +172,7 @@ def test_vnet_run_tun_creates_and_deletes_its_own_namespace(
     module = kernel_example("tcp_echo_server")
     ns = unique_name("vk", "cliown")
     device = unique_name("vt", "own")
-    run = VnetRun("--tun", "--tun-netns", ns, "--tun-device", device,
+    run = VnetRun("--tun", "--tun-netns", ns, "--tun-device", device, "--allow", "tcp:*:7000",
                   "--addr", f"{GUEST4}/24", str(module), "7000", "1")
     try:
         run.wait_for_line(b"listening on port 7000")
@@ -194,6 +195,7 @@ def test_vnet_run_tun_udp_server_answers_from_the_address_it_was_asked_at(
     module = kernel_example("udp_echo")
     device = unique_name("vt", "udp")
     run = VnetRun("--tun", "--tun-netns", namespace, "--tun-device", device,
+                  "--allow", "udp:*:9000",
                   "--addr", f"{GUEST4}/24", str(module), "server", "9000", "1")
     try:
         run.wait_for_line(b"listening on port 9000")
