@@ -56,7 +56,8 @@ against the largest window seen, and RFC 9293's answers to out-of-window
 segments. In SYN-RECEIVED a repeated SYN gets the SYN-ACK again, and the
 peer's SYN-ACK of a simultaneous open completes the handshake (as Linux
 accepts it). In TIME-WAIT a retransmitted FIN is acknowledged and restarts
-2*MSL, other segments get an ACK, and RSTs are ignored (RFC 1337); a new
+2*MSL, other segments get an ACK, and a RST ends it as on Linux by default
+(net.ipv4.tcp_rfc1337 = 0; `TcpConfig.rfc1337` ignores it instead); a new
 SYN that cannot be an old duplicate reopens the 4-tuple (tcp.py). Errors
 reach the application with Linux's errno values.
 
@@ -153,6 +154,7 @@ class TcpConfig:
     syncookies: bool = True  # tcp_syncookies = 1: only when the SYN queue overflows
     max_syn_backlog: int = 256
     challenge_ack_limit: int = 1000  # per second, per stack
+    rfc1337: bool = False  # tcp_rfc1337: True ignores RSTs in TIME-WAIT (Linux default: no)
 
 
 class TcpConnection:
@@ -906,7 +908,7 @@ class TcpConnection:
             self._abort(errno.ECONNREFUSED, send_rst=False)
             return
         if state in (TcpState.CLOSING, TcpState.LAST_ACK, TcpState.TIME_WAIT):
-            if state == TcpState.TIME_WAIT:
+            if state == TcpState.TIME_WAIT and self.config.rfc1337:
                 return  # RFC 1337: ignore RST in TIME-WAIT
             self._set_closed()
             return

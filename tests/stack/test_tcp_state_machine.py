@@ -347,8 +347,8 @@ def test_data_in_time_wait_is_answered_with_an_ack_only() -> None:
     assert d.conn(sock).state == TcpState.TIME_WAIT
 
 
-def test_rst_in_time_wait_is_ignored_per_rfc_1337() -> None:
-    d = Dialogue()
+def test_rst_in_time_wait_is_ignored_per_rfc_1337_when_configured() -> None:
+    d = Dialogue(TcpConfig(rfc1337=True))
     sock = d.establish_active()
     sock.shutdown(socket.SHUT_WR)
     d.expect(flags="FA")
@@ -357,6 +357,20 @@ def test_rst_in_time_wait_is_ignored_per_rfc_1337() -> None:
     d.send("R", seq=d.REMOTE + 2, ack=0)
     d.expect_none()
     assert d.conn(sock).state == TcpState.TIME_WAIT
+
+
+def test_rst_in_time_wait_ends_it_like_linux_by_default() -> None:
+    d = Dialogue()
+    sock = d.establish_active()
+    conn = d.conn(sock)
+    sock.shutdown(socket.SHUT_WR)
+    d.expect(flags="FA")
+    d.send("FA", seq=d.REMOTE + 1, ack=d.local + 2)
+    d.expect(flags="A")
+    assert conn.state == TcpState.TIME_WAIT
+    d.send("R", seq=d.REMOTE + 2, ack=0)
+    d.expect_none()
+    assert conn.state == TcpState.CLOSED  # net.ipv4.tcp_rfc1337 = 0
 
 
 def test_new_syn_with_higher_sequence_reopens_a_time_wait_connection() -> None:
