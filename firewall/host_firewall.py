@@ -42,6 +42,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from stack.host import TokenBucket
+
 from .conntrack import INVALID, RELATED, UNTRACKED, ConnTrack, summarize
 from .names import DEFAULT_TTL_NS
 from .packet import FIRST_FRAGMENT, LATER_FRAGMENT, PROTO_TCP, PROTO_UDP, PacketInfo
@@ -143,23 +145,6 @@ class StackEnvironment:
         return self._networks
 
 
-class _TokenBucket:
-    def __init__(self, rate_per_s: int, burst: int) -> None:
-        self.rate = rate_per_s
-        self.burst = burst
-        self.tokens = float(burst)
-        self.stamp: int | None = None
-
-    def take(self, now_ns: int) -> bool:
-        if self.stamp is not None:
-            self.tokens = min(self.burst, self.tokens + (now_ns - self.stamp) / 1e9 * self.rate)
-        self.stamp = now_ns
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return True
-        return False
-
-
 class HostFirewall:
     """Filters one host's (or router's) traffic at its stack's hooks."""
 
@@ -183,7 +168,7 @@ class HostFirewall:
             OrderedDict())
         self._local_rejects: dict[int, bytes] = {}
         self._sending_reject = False
-        self._reject_bucket = _TokenBucket(REJECT_RATE_PER_S, REJECT_BURST)
+        self._reject_bucket = TokenBucket(REJECT_RATE_PER_S, REJECT_BURST)
         self._tracking = False
 
     # --- construction ----------------------------------------------------------------------

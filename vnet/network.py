@@ -193,16 +193,6 @@ class Network:
         self.scheduler.stop_all()
 
 
-class _SchedulerDriver:
-    """Adapts the Scheduler to the stack's StackDriver protocol."""
-
-    def __init__(self, scheduler: Scheduler) -> None:
-        self.now_ns = scheduler.monotonic_ns
-        self.call_at = scheduler.call_at
-        self.defer = scheduler.defer
-        self.wake = scheduler.notify
-
-
 class Host:
     """A virtual host: its stack, its NICs, and a socket factory."""
 
@@ -211,7 +201,7 @@ class Host:
 
         self.network = network
         self.name = name
-        driver: StackDriver = _SchedulerDriver(network.scheduler)
+        driver: StackDriver = network.scheduler
         self.stack = HostStack(driver, name, rng=random.Random(f"{network.seed}:{name}"),
                                forwarding=forwarding)
         self.udp = UdpLayer(self.stack)

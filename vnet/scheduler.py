@@ -167,13 +167,8 @@ class Scheduler:
             return self._now
         return time.monotonic_ns() - self._t0
 
-    def now_ns(self) -> int:
-        """The StackDriver view of the clock: same as monotonic_ns."""
-        return self.monotonic_ns()
-
-    def wake(self) -> None:
-        """The StackDriver view of notify()."""
-        self.notify()
+    #: The stack.driver.StackDriver view of the clock (the scheduler is a stack's driver).
+    now_ns = monotonic_ns
 
     def realtime_ns(self) -> int:
         """Wall-clock nanoseconds since the Unix epoch, as guests see it."""
@@ -266,6 +261,9 @@ class Scheduler:
         if not self.virtual:
             with self.lock:
                 self.cond.notify_all()
+
+    #: The stack.driver.StackDriver view of notify().
+    wake = notify
 
     # --- guests ------------------------------------------------------------
     def spawn(self, name: str, body: Callable[[GuestTask], None]) -> GuestTask:
