@@ -48,7 +48,7 @@ import hashlib
 import os
 import socket as _socket
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .tcp_connection import (
     ACK,
@@ -874,7 +874,3 @@ class TcpLayer:
             return
         conn.icmp_error(err, icmp_type, icmp_code, info, frag_needed)
         self.stack.driver.wake()
-
-
-def describe(conn: Any) -> str:
-    return f"{conn.state.value} {conn.lport}->{conn.rport}"

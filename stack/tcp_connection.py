@@ -68,7 +68,6 @@ from __future__ import annotations
 
 import errno
 import os
-from collections import deque
 from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any
@@ -1283,6 +1282,3 @@ class TcpConnection:
         if self.state not in CAN_SEND or self.fin_queued or self.error:
             return True  # a write would fail at once: that is "ready" for poll
         return self.sndbuf - len(self.sendq) > 0
-
-    def pending_queue(self) -> deque[bytes]:
-        return deque()

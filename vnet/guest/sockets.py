@@ -244,9 +244,6 @@ class SocketDescription(FileDescription):
     def close(self) -> None:
         self.core.close()
 
-    def filestat_size(self) -> int:
-        return 0
-
     def __repr__(self) -> str:
         return f"<SocketDescription {self.core!r}>"
 
