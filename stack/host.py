@@ -17,7 +17,13 @@ Output path: `route_output(dst)` picks the interface, source address and next
 hop (longest-prefix match; local addresses route through `lo`); then
 `send_ipv4` / `send_ipv6` build the header, fragment if needed, loop
 multicast/broadcast back when asked, resolve the next hop's MAC through the
-neighbor cache (queueing while it resolves) and frame it.
+neighbor cache (queueing while it resolves) and frame it. A loopback source
+never leaves the host: the transports refuse a 127/8 source towards another
+host with EINVAL (as Linux's route lookup does), and whatever reaches IP
+output with a 127/8 or ::1 source for a non-loopback interface is dropped
+and counted (`ipv4.drop.loopback_source`, `ipv6.drop.loopback_source`).
+For ::1 that is a deliberate difference: Linux puts such IPv6 packets on
+the wire (and every receiver drops them); the sending call succeeds on both.
 
 Every malformed or unwanted packet is counted in `counters` under
 `<protocol>.drop.<reason>` and dropped; nothing here raises on input. The
@@ -1151,6 +1157,9 @@ class HostStack:
                 rt.is_broadcast):
             iface = rt.iface  # looped back as if received on the sending interface
             self.driver.defer(lambda: self._input_ipv4(iface, memoryview(data), False))
+        if rt.src[0] == 127:  # the transports refuse this (EINVAL); nothing else may send it
+            self.counters.drop("ipv4", "loopback_source")
+            return
         self._emit_ipv4(rt.iface, rt.next_hop, data, hlen, dont_frag)
 
     def _emit_ipv4(self, iface: Interface, next_hop: bytes, packet: bytes, header_len: int,
@@ -1189,6 +1198,12 @@ class HostStack:
         if rt.is_multicast and multicast_loop and rt.dst in rt.iface.groups:
             iface = rt.iface
             self.driver.defer(lambda: self._input_ipv6(iface, memoryview(packet)))
+        if rt.src == ipv6.LOOPBACK:
+            # Linux sends it (and every receiver drops it, as RFC 4291 2.5.3 asks); the
+            # sandbox keeps ::1 inside the host: the call succeeds as on Linux, and the
+            # packet is dropped here, counted, before any wire sees it.
+            self.counters.drop("ipv6", "loopback_source")
+            return
         if len(packet) > rt.iface.mtu:
             if dont_frag:
                 raise OSError(errno.EMSGSIZE, "Message too long")

@@ -441,9 +441,6 @@ class HostSocket:
         addr, port = self._to_wire(address)
         with self._turn():
             core = self._core
-            if isinstance(core, IcmpEchoSocket):
-                core._bind()
-                return
             core.bind(addr, port)
 
     @classmethod
@@ -508,7 +505,7 @@ class HostSocket:
         with self._turn():
             core = self._core
             if isinstance(core, IcmpEchoSocket):
-                return self._from_wire(bytes(4 if self.family == AF_INET else 16), core.ident)
+                return self._from_wire(core.local_addr, core.ident)
             addr, port = core.getsockname()
             return self._from_wire(addr, port)
 
