@@ -17,7 +17,11 @@ Output path: `route_output(dst)` picks the interface, source address and next
 hop (longest-prefix match; local addresses route through `lo`); then
 `send_ipv4` / `send_ipv6` build the header, fragment if needed, loop
 multicast/broadcast back when asked, resolve the next hop's MAC through the
-neighbor cache (queueing while it resolves) and frame it. A loopback source
+neighbor cache (queueing while it resolves) and frame it. Datagram sockets
+(UDP, ping) send with Linux's IP_PMTUDISC_WANT: the path MTU that ICMP
+"fragmentation needed" / "packet too big" reported for a destination
+(`path_mtus`, a `stack.path_mtu.PathMtuCache`) sizes their fragments, and an
+IPv4 datagram that fits it carries DF. A loopback source
 never leaves the host: the transports refuse a 127/8 source towards another
 host with EINVAL (as Linux's route lookup does), and whatever reaches IP
 output with a 127/8 or ::1 source for a non-loopback interface is dropped
@@ -56,6 +60,7 @@ from .interface import (
 )
 from .multicast import IgmpHost, MldHost
 from .neighbor import NeighborCache, Probe
+from .path_mtu import PathMtuCache
 from .routing import Route, RouteTable
 from .wire import arp as wire_arp
 from .wire import ethernet, icmpv4, icmpv6, ipv4, ipv6, ndp
@@ -190,6 +195,7 @@ class HostStack:
         self.mld: dict[int, MldHost] = {}
         self.reassembly_v4 = Reassembler()
         self.reassembly_v6 = Reassembler(timeout_ns=60_000_000_000)
+        self.path_mtus = PathMtuCache()
         self.transports: dict[int, Transport] = {}
         self.icmp_echo_handler: Callable[[IpMeta, memoryview], bool] | None = None
         self.accept_router_advertisements = True
@@ -784,6 +790,9 @@ class HostStack:
             else:
                 err = errno.EPROTO
             info = msg.next_hop_mtu if msg.code == icmpv4.UNREACH_FRAG_NEEDED else 0
+            if msg.type == icmpv4.TYPE_DEST_UNREACHABLE and (
+                    msg.code == icmpv4.UNREACH_FRAG_NEEDED):
+                self._learn_path_mtu(quoted.src, quoted.dst, info)
             self._transport_error(4, quoted.protocol, err, invoking, msg.type, msg.code, info)
 
     def _transport_error(self, version: int, protocol: int, err: int, invoking: memoryview,
@@ -841,7 +850,28 @@ class HostStack:
             else:
                 err = errno.EPROTO
             info = msg.mtu if mtype == icmpv6.TYPE_PACKET_TOO_BIG else 0
+            if mtype == icmpv6.TYPE_PACKET_TOO_BIG:
+                self._learn_path_mtu(quoted.src, quoted.dst, info)
             self._transport_error(6, quoted.upper_protocol, err, invoking, mtype, msg.code, info)
+
+    def _learn_path_mtu(self, src: bytes, dst: bytes, reported: int) -> None:
+        """A router reported the path MTU towards dst for a packet we sent from src."""
+        proto = "icmp" if len(dst) == 4 else "icmpv6"
+        if not self.is_local_address(src) or self.is_local_address(dst):
+            self.counters.drop(proto, "pmtu_not_ours")
+            return
+        try:
+            link_mtu = self.route_output(dst).iface.mtu
+        except OSError:
+            return
+        if self.path_mtus.learn(dst, reported, link_mtu, self.driver.now_ns()):
+            self.counters[f"{proto}.pmtu_learned"] += 1
+
+    def path_mtu(self, rt: OutputRoute) -> int:
+        """The MTU for a datagram along rt: its interface's, or the path MTU learned."""
+        if rt.iface.is_loopback or rt.is_multicast or rt.is_broadcast:
+            return rt.iface.mtu
+        return self.path_mtus.mtu(rt.dst, rt.iface.mtu, self.driver.now_ns())
 
     def _input_ndp(self, iface: Interface, meta: IpMeta, msg: icmpv6.Icmpv6Packet) -> None:
         parsed = ndp.parse(msg)
@@ -1133,9 +1163,17 @@ class HostStack:
 
     def send_ipv4(self, rt: OutputRoute, protocol: int, payload: bytes | memoryview, *,
                   ttl: int | None = None, tos: int = 0, dont_frag: bool = False,
-                  multicast_loop: bool = False, options: bytes = b"") -> None:
+                  multicast_loop: bool = False, options: bytes = b"",
+                  path_mtu_discovery: bool = False) -> None:
+        """Send one datagram. `path_mtu_discovery` is Linux's IP_PMTUDISC_WANT (datagram
+        sockets' default): DF when the datagram fits the path MTU, else fragments sized
+        to it, without DF."""
         if ttl is None:
             ttl = 1 if rt.is_multicast else self.default_ttl
+        mtu = 0
+        if path_mtu_discovery and not rt.is_multicast and not rt.is_broadcast:
+            mtu = self.path_mtu(rt)
+            dont_frag = 20 + len(options) + len(payload) <= mtu
         header = ipv4.Ipv4Repr(rt.src, rt.dst, protocol, ttl=ttl, dscp=tos >> 2, ecn=tos & 3,
                                ident=self._next_ident(), dont_frag=dont_frag, options=options)
         hlen = header.header_len
@@ -1160,18 +1198,19 @@ class HostStack:
         if rt.src[0] == 127:  # the transports refuse this (EINVAL); nothing else may send it
             self.counters.drop("ipv4", "loopback_source")
             return
-        self._emit_ipv4(rt.iface, rt.next_hop, data, hlen, dont_frag)
+        self._emit_ipv4(rt.iface, rt.next_hop, data, hlen, dont_frag, mtu=mtu)
 
     def _emit_ipv4(self, iface: Interface, next_hop: bytes, packet: bytes, header_len: int,
-                   dont_frag: bool, from_iface: Interface | None = None) -> None:
-        if len(packet) > iface.mtu:
+                   dont_frag: bool, from_iface: Interface | None = None, mtu: int = 0) -> None:
+        mtu = mtu or iface.mtu
+        if len(packet) > mtu:
             if dont_frag:
                 self.counters.drop("ipv4", "frag_needed")
                 self._icmp_error_v4(memoryview(packet), icmpv4.TYPE_DEST_UNREACHABLE,
-                                    icmpv4.UNREACH_FRAG_NEEDED, iface.mtu, from_iface=from_iface)
+                                    icmpv4.UNREACH_FRAG_NEEDED, mtu, from_iface=from_iface)
                 return
             fragments = fragment_ipv4(packet[:header_len], memoryview(packet)[header_len:],
-                                      iface.mtu)
+                                      mtu)
             self.counters["ipv4.fragments_out"] += len(fragments)
         else:
             fragments = [packet]
@@ -1180,7 +1219,10 @@ class HostStack:
 
     def send_ipv6(self, rt: OutputRoute, next_header: int, payload: bytes | memoryview, *,
                   hop_limit: int | None = None, traffic_class: int = 0,
-                  multicast_loop: bool = False, dont_frag: bool = False) -> None:
+                  multicast_loop: bool = False, dont_frag: bool = False,
+                  path_mtu_discovery: bool = False) -> None:
+        """Send one datagram; with `path_mtu_discovery` (datagram sockets) fragment at the
+        source to the path MTU learned from Packet Too Big, as Linux does."""
         if hop_limit is None:
             hop_limit = 1 if rt.is_multicast else self.default_hop_limit
         header = ipv6.Ipv6Repr(rt.src, rt.dst, next_header, hop_limit, traffic_class)
@@ -1204,11 +1246,12 @@ class HostStack:
             # packet is dropped here, counted, before any wire sees it.
             self.counters.drop("ipv6", "loopback_source")
             return
-        if len(packet) > rt.iface.mtu:
+        mtu = self.path_mtu(rt) if path_mtu_discovery else rt.iface.mtu
+        if len(packet) > mtu:
             if dont_frag:
                 raise OSError(errno.EMSGSIZE, "Message too long")
             fragments = fragment_ipv6(packet[:ipv6.HEADER_LEN], next_header,
-                                      memoryview(packet)[ipv6.HEADER_LEN:], rt.iface.mtu,
+                                      memoryview(packet)[ipv6.HEADER_LEN:], mtu,
                                       self.rng.getrandbits(32))
             self.counters["ipv6.fragments_out"] += len(fragments)
         else:

@@ -100,11 +100,11 @@ class IcmpEchoSocket:
         body = data[8:]
         if self.family == AF_INET:
             message = icmpv4.Icmpv4Repr.echo_request(self.ident, seq).build(body)
-            stack.send_ipv4(rt, 1, message, ttl=self.ttl)
+            stack.send_ipv4(rt, 1, message, ttl=self.ttl, path_mtu_discovery=True)
         else:
             message = icmpv6.Icmpv6Repr.echo_request(self.ident, seq).build(body, rt.src, addr)
             try:
-                stack.send_ipv6(rt, 58, message, hop_limit=self.ttl)
+                stack.send_ipv6(rt, 58, message, hop_limit=self.ttl, path_mtu_discovery=True)
             except PermissionError:
                 pass  # Linux: icmpv6_push_pending_frames ignores an OUTPUT drop (IPv4 reports it)
         return len(data)
