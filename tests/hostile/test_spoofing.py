@@ -17,6 +17,11 @@ names, the addresses a bind or connect left) must be the kernel's:
 - connect() to 0.0.0.0, :: or ::ffff:0.0.0.0 means this host, for TCP and
   UDP (and a ping sent to 0.0.0.0), as on Linux.
 
+The same attempts also come from a C program (tests/hostile/c/spoof_probe.c),
+built with gcc and run in the namespace, and built to wasm and run under
+`vnet run --virtual-time` with the same addresses (and the default
+firewall): the lines it prints must be the same.
+
 The victim is a neighbour on the LAN (10.0.0.2, fd00::2) whose link is
 captured: not one frame with a 127/8 or ::1 source may cross it. That is
 where vnet deliberately differs from Linux, which does send ::1-sourced
@@ -28,18 +33,22 @@ Needs root and iproute2; fails, rather than skips, without them.
 from __future__ import annotations
 
 import json
+import shutil
+import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from tests.hostile.spoofing_support import probe
-from tests.kernel.conftest import tshark_fields
+from tests.kernel.conftest import clean_env, tshark_fields
 from tests.stack.linux_reference import LinuxNamespace, require_root
 from vnet.network import Network
 
 SUPPORT = Path(__file__).with_name("spoofing_support.py")
+GUEST_C = Path(__file__).resolve().parent / "c" / "spoof_probe.c"
 
 LOOPBACK_SOURCES: list[list[Any]] = [
     ["tcp", ["127.0.0.1", 0], ["10.0.0.2", 80]],
@@ -148,3 +157,35 @@ def test_connect_to_the_unspecified_address_means_this_host_as_on_linux(
     ours, _ = on_vnet(UNSPECIFIED_PEERS, tmp_path / "any.pcapng")
     assert ours == theirs, f"vnet {ours} but Linux {theirs}"
     assert theirs[:3] == ["ECONNREFUSED"] * 3
+
+
+GUEST_OPS = [
+    "tcp,127.0.0.1,10.0.0.2,80",
+    "tcp,::ffff:127.0.0.1,::ffff:10.0.0.2,80",
+    "udp,127.0.0.1,10.0.0.2,80",
+    "ping,127.0.0.1,10.0.0.2",
+    "ping,10.0.0.9,10.0.0.2",
+    "ping,fd00::9,fd00::2",
+    "ping,ff02::1,fd00::2",
+    "ping,10.0.0.1,10.0.0.1",
+    "tcp,-,0.0.0.0,5555",
+    "tcp,-,::,5555",
+    "tcp,10.0.0.1,0.0.0.0,5555",
+]
+
+
+def test_guest_spoofing_attempts_fail_as_they_do_on_linux(
+        linux: LinuxNamespace, build_guest: Callable[..., Path], tmp_path: Path) -> None:
+    if shutil.which("gcc") is None:
+        pytest.fail("the comparison builds tests/hostile/c/spoof_probe.c with gcc")
+    native = tmp_path / "spoof_probe"
+    subprocess.run(["gcc", "-O2", "-Wall", str(GUEST_C), "-o", str(native)], check=True)
+    theirs = linux.exec(str(native), *GUEST_OPS)
+    module = build_guest(GUEST_C)
+    proc = subprocess.run(
+        [sys.executable, "-m", "vnet", "run", "--virtual-time", "--addr", "10.0.0.1/24",
+         "--addr", "fd00::1/64", str(module), *GUEST_OPS],
+        capture_output=True, text=True, timeout=120, env=clean_env())
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == theirs, f"vnet:\n{proc.stdout}Linux:\n{theirs}"
+    assert theirs.splitlines()[:2] == [f"{op}: EINVAL" for op in GUEST_OPS[:2]]
