@@ -379,7 +379,9 @@ class HostFirewall:
         def send() -> None:
             self._sending_reject = True
             try:
-                stack.send_ip(response.dst, response.proto, response.payload, src=response.src)
+                # a forwarded packet's reset comes from its destination, as nf_reject's
+                stack.send_ip(response.dst, response.proto, response.payload, src=response.src,
+                              any_source=True)
             except OSError:
                 self.counters["reject.send_failed"] += 1
             finally:

@@ -1096,9 +1096,21 @@ class HostStack:
         return pool[0].address
 
     def route_output(self, dst: bytes, src: bytes | None = None,
-                     ifindex: int | None = None) -> OutputRoute:
-        """Choose interface, source and next hop for dst; OSError(ENETUNREACH) if none."""
+                     ifindex: int | None = None, any_source: bool = False) -> OutputRoute:
+        """Choose interface, source and next hop for dst; OSError(ENETUNREACH) if none.
+
+        A source the caller asks for must be one of this host's addresses, as Linux's
+        route lookup demands (EINVAL for a multicast or broadcast one, ENETUNREACH for
+        a foreign one): a packet never leaves with an address that is not ours --
+        except with `any_source` (Linux's FLOWI_FLAG_ANYSRC), which only a firewall's
+        reject uses, to answer for the host a router forwards to.
+        """
         source: bytes | None
+        if src is not None and not any_source and src != ANY_V4 and src != UNSPECIFIED_V6:
+            if is_multicast(src) or src == LIMITED_BROADCAST:
+                raise OSError(errno.EINVAL, "Invalid argument")
+            if not self.is_local_address(src):
+                raise OSError(errno.ENETUNREACH, "Network is unreachable")
         mcast = is_multicast(dst)
         if len(dst) == 4 and dst == LIMITED_BROADCAST:
             iface = self.interfaces.get(ifindex) if ifindex else None
@@ -1147,10 +1159,10 @@ class HostStack:
     def send_ip(self, dst: bytes, protocol: int, payload: bytes, *, src: bytes | None = None,
                 ttl: int | None = None, tos: int = 0, dont_frag: bool = False,
                 ifindex: int | None = None, multicast_loop: bool = False,
-                prebuilt_checksum: bool = True) -> None:
+                prebuilt_checksum: bool = True, any_source: bool = False) -> None:
         """Route and send one datagram whose transport header is already built."""
         try:
-            rt = self.route_output(dst, src, ifindex)
+            rt = self.route_output(dst, src, ifindex, any_source)
         except OSError:
             self.counters.drop(f"ipv{4 if len(dst) == 4 else 6}", "no_route")
             return

@@ -13,6 +13,8 @@ only when the op chose them), "timeout", or the errno name. Ops:
     ["ping", bind, dst]           ping socket: bind (if bind), sendto an echo request
     ["ping_bind", bind]           ping socket: bind, then getsockname()
     ["listen", bind]              a TCP listener, open until the end of the run
+    ["mcast_if", src, dst]        UDP socket: IP_MULTICAST_IF with an ip_mreqn naming src
+                                  and eth0 (ifindex 2 on both sides), then sendto dst
 
 An address is [host, port]; the family follows from the host's spelling.
 """
@@ -22,6 +24,7 @@ from __future__ import annotations
 import errno
 import json
 import socket
+import struct
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -44,7 +47,7 @@ def _host(sockname: Any, port_chosen: bool) -> Any:
 def _one(op: list[Any], make_socket: Callable[..., Any], keep: list[Any]) -> Any:
     kind = op[0]
     bind = op[1]
-    family = _family(bind if bind is not None else op[2])
+    family = _family(bind if isinstance(bind, list) else op[2])
     if kind == "listen":
         sock = make_socket(family, socket.SOCK_STREAM)
         keep.append(sock)
@@ -62,6 +65,15 @@ def _one(op: list[Any], make_socket: Callable[..., Any], keep: list[Any]) -> Any
                 return ["ok", _host(sock.getsockname(), False)]
             except OSError as e:
                 return _name(e)
+        finally:
+            sock.close()
+    if kind == "mcast_if":
+        sock = make_socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            mreqn = socket.inet_aton("0.0.0.0") + socket.inet_aton(bind) + struct.pack("i", 2)
+            sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, mreqn)
+            sock.sendto(b"spoof", tuple(op[2]))
+            return "ok"
         finally:
             sock.close()
     if kind == "udp":

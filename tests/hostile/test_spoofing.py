@@ -11,6 +11,9 @@ names, the addresses a bind or connect left) must be the kernel's:
   address fails at once with EINVAL, as do UDP and ping sockets sending
   from there; a socket bound to ::1 may send towards the LAN as on Linux
   (the calls succeed, a TCP connect times out);
+- a multicast source set with IP_MULTICAST_IF (an ip_mreqn naming an
+  interface and any address) must be the host's own: a foreign one is
+  ENETUNREACH, a multicast or broadcast one EINVAL (vnet used to send it);
 - a ping socket binds only the wildcard or its own addresses (EADDRNOTAVAIL
   for a foreign, broadcast or multicast IPv4 address; EINVAL for IPv6
   multicast and IPv4-mapped ones), and a port it asks for is its identifier;
@@ -62,6 +65,12 @@ LOOPBACK_SOURCES: list[list[Any]] = [
     ["ping", ["127.0.0.1", 0], ["10.0.0.2", 0]],
     ["ping", ["::1", 0], ["fd00::2", 0]],
     ["tcp", ["10.0.0.1", 0], ["127.0.0.1", 5555]],  # own address to loopback: fine
+    # multicast with a source named by IP_MULTICAST_IF (ip_mreqn with an ifindex)
+    ["mcast_if", "10.0.0.9", ["224.0.0.1", 5000]],
+    ["mcast_if", "224.0.0.5", ["224.0.0.1", 5000]],
+    ["mcast_if", "255.255.255.255", ["224.0.0.1", 5000]],
+    ["mcast_if", "127.0.0.1", ["224.0.0.1", 5000]],
+    ["mcast_if", "10.0.0.1", ["224.0.0.1", 5000]],
 ]
 
 PING_BINDS: list[list[Any]] = [
@@ -128,7 +137,9 @@ def on_vnet(ops: list[list[Any]], pcap: Path) -> tuple[list[Any], dict[str, int]
 
 
 def _loopback_sourced_frames(pcap: Path) -> list[list[str]]:
-    return tshark_fields(pcap, "ip.src == 127.0.0.0/8 or ipv6.src == ::1",
+    """Frames whose source is not an address of the host that sent them."""
+    return tshark_fields(pcap, "ip.src == 127.0.0.0/8 or ipv6.src == ::1 or ip.src == 10.0.0.9"
+                         " or ip.src == 224.0.0.0/4 or ip.src == 255.255.255.255",
                          ("frame.interface_name", "_ws.col.Info"))
 
 
