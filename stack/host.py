@@ -1185,7 +1185,8 @@ class HostStack:
         mtu = 0
         if path_mtu_discovery and not rt.is_multicast and not rt.is_broadcast:
             mtu = self.path_mtu(rt)
-            dont_frag = 20 + len(options) + len(payload) <= mtu
+            dont_frag = 20 + len(options) + len(payload) <= mtu and (
+                self.path_mtus.allows_df(rt.dst, self.driver.now_ns()))
         header = ipv4.Ipv4Repr(rt.src, rt.dst, protocol, ttl=ttl, dscp=tos >> 2, ecn=tos & 3,
                                ident=self._next_ident(), dont_frag=dont_frag, options=options)
         hlen = header.header_len

@@ -10,9 +10,10 @@ DF on datagrams that fit and fragments the others to it
 path MTU from the same ICMP errors.
 
 Rules, as Linux applies them: a report only lowers a path MTU, never
-raises it; an IPv4 report below 552 bytes (`min_pmtu`) counts as 552, an
-IPv4 report of 0 (a pre-RFC 1191 router) is ignored, and an IPv6 report
-below 1280 counts as 1280; a report is believed only about a packet this
+raises it; an IPv4 report below 552 bytes (`min_pmtu`) counts as 552 and
+*locks* the path MTU (`allows_df` is then False: no DF, so routers may
+fragment further), an IPv4 report of 0 (a pre-RFC 1191 router) is
+ignored, and an IPv6 report below 1280 counts as 1280; a report is believed only about a packet this
 host sent (the quoted source is one of its addresses; the caller checks).
 The table is bounded (`max_entries`, the least recently reported goes
 first) so a flood of forged reports costs a fixed amount of memory.
@@ -31,12 +32,12 @@ MAX_ENTRIES = 4096
 
 
 class PathMtuCache:
-    """Destination address -> (path MTU, expiry time in ns)."""
+    """Destination address -> (path MTU, expiry time in ns, locked)."""
 
     def __init__(self, max_entries: int = MAX_ENTRIES, expires_ns: int = EXPIRES_NS) -> None:
         self.max_entries = max_entries
         self.expires_ns = expires_ns
-        self._entries: OrderedDict[bytes, tuple[int, int]] = OrderedDict()
+        self._entries: OrderedDict[bytes, tuple[int, int, bool]] = OrderedDict()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -46,25 +47,34 @@ class PathMtuCache:
         entry = self._entries.get(dst)
         if entry is None:
             return link_mtu
-        mtu, expires = entry
+        mtu, expires, _locked = entry
         if expires <= now_ns:
             del self._entries[dst]
             return link_mtu
         return mtu if mtu < link_mtu else link_mtu
 
+    def allows_df(self, dst: bytes, now_ns: int) -> bool:
+        """False while an IPv4 report below min_pmtu has locked dst's path MTU."""
+        entry = self._entries.get(dst)
+        return entry is None or not entry[2] or entry[1] <= now_ns
+
     def learn(self, dst: bytes, reported: int, link_mtu: int, now_ns: int) -> bool:
         """A router said packets to dst must be at most `reported` bytes; True if it lowered
         the path MTU (False: ignored, or not lower than what is known)."""
+        locked = False
         if len(dst) == 4:
             if reported == 0:
                 return False
-            reported = max(reported, MIN_PMTU_V4)
+            if reported < MIN_PMTU_V4:
+                reported, locked = MIN_PMTU_V4, True
         else:
             reported = max(reported, MIN_MTU_V6)
-        if reported >= self.mtu(dst, link_mtu, now_ns):
+        known = self.mtu(dst, link_mtu, now_ns)
+        if reported > known or (reported == known and not (
+                locked and self.allows_df(dst, now_ns))):
             return False
         entries = self._entries
-        entries[dst] = (reported, now_ns + self.expires_ns)
+        entries[dst] = (reported, now_ns + self.expires_ns, locked)
         entries.move_to_end(dst)
         while len(entries) > self.max_entries:
             entries.popitem(last=False)

@@ -178,7 +178,9 @@ def test_path_mtu_reports_only_lower_and_are_clamped_as_linux_clamps_them() -> N
     assert not cache.learn(v6, 1450, 1500, 1)  # never raised by a report
     assert cache.learn(v6, 600, 1500, 2) and cache.mtu(v6, 1500, 2) == 1280  # IPv6 minimum
     assert not cache.learn(v4, 0, 1500, 0)  # a pre-RFC 1191 router says nothing useful
+    assert cache.allows_df(v4, 0)
     assert cache.learn(v4, 68, 1500, 0) and cache.mtu(v4, 1500, 0) == 552  # min_pmtu
+    assert not cache.allows_df(v4, 0)  # ... and locked: no DF, routers fragment
     assert cache.mtu(v4, 1000, 0) == 552 and cache.mtu(v4, 500, 0) == 500  # link is a cap
     assert cache.mtu(v4, 1500, EXPIRES_NS) == 1500  # forgotten after 600 s
 
