@@ -16,8 +16,12 @@ has it); binding a socket that already has one is EINVAL. The bound
 address is the source of what it sends: over IPv4 a 127/8 source towards
 another host is EINVAL (Linux's route lookup refuses it), and the
 destination 0.0.0.0 means this host (the bound address, else 127.0.0.1),
-as on Linux; over IPv6 `::` is ENETUNREACH, also as on Linux. This is how
-scripted hosts ping. Touches only its stack.
+as on Linux; over IPv6 `::` is ENETUNREACH, also as on Linux. connect()
+sets the destination `send` uses (the same source checks; 0.0.0.0 and ::
+mean this host; a broadcast or multicast one is ENETUNREACH) and fixes a
+wildcard source to the route's; getpeername() stays ENOTCONN, all as
+Linux's ping sockets do. This is how scripted hosts ping. Touches only its
+stack.
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ AF_INET6 = 10
 ANY4 = bytes(4)
 ANY6 = bytes(16)
 LOOPBACK4 = bytes((127, 0, 0, 1))
+LOOPBACK6 = bytes(15) + b"\x01"
 MAPPED_PREFIX = bytes(10) + b"\xff\xff"
 
 
@@ -56,6 +61,7 @@ class IcmpEchoSocket:
         self.closed = False
         self.ttl: int | None = None
         self.local_addr = ANY4 if family == AF_INET else ANY6
+        self.peer: bytes | None = None  # connect()'s destination
 
     def _bind(self) -> None:
         if not self.ident:
@@ -79,6 +85,34 @@ class IcmpEchoSocket:
         else:
             self._bind()
         self.local_addr = addr
+
+    def connect(self, addr: bytes) -> None:
+        """Linux's ip4/ip6_datagram_connect for a ping socket: the destination of send()."""
+        if self.closed:
+            raise _oserror(errno.EBADF)
+        if (len(addr) == 4) != (self.family == AF_INET):
+            raise _oserror(errno.EAFNOSUPPORT if self.family == AF_INET else errno.EINVAL)
+        src = None if self.local_addr in (ANY4, ANY6) else self.local_addr
+        if addr == ANY4:
+            addr = src or LOOPBACK4
+        elif addr == ANY6:
+            addr = LOOPBACK6
+        stack = self.layer.stack
+        rt = stack.route_output(addr, src)
+        if rt.is_broadcast or rt.is_multicast:
+            raise _oserror(errno.ENETUNREACH)
+        if len(addr) == 4 and rt.src[0] == 127 and not rt.iface.is_loopback:
+            raise _oserror(errno.EINVAL)
+        self._bind()
+        if src is None:
+            self.local_addr = rt.src
+        self.peer = addr
+
+    def send(self, data: bytes) -> int:
+        """send() on a connected ping socket (EDESTADDRREQ if it is not)."""
+        if self.peer is None:
+            raise _oserror(errno.EDESTADDRREQ)
+        return self.sendto(data, self.peer)
 
     def sendto(self, data: bytes, addr: bytes) -> int:
         if self.closed:

@@ -459,7 +459,8 @@ class HostSocket:
         core = self._core
         with self._turn():
             if isinstance(core, IcmpEchoSocket):
-                raise OSError(95, "Operation not supported")
+                core.connect(addr)
+                return
             core.connect(addr, port)
         if not isinstance(core, TcpSocket):
             return
@@ -552,8 +553,8 @@ class HostSocket:
                         pass
                 self._wait(core.writable, "send")
         with self._turn():
-            if not isinstance(core, UdpSocket):
-                raise OSError(89, "Destination address required")
+            if isinstance(core, IcmpEchoSocket):
+                return core.send(bytes(data))
             return core.sendto(memoryview(data))
 
     def sendall(self, data: bytes, flags: int = 0) -> None:

@@ -12,6 +12,8 @@ only when the op chose them), "timeout", or the errno name. Ops:
                                   connect the local and peer addresses
     ["ping", bind, dst]           ping socket: bind (if bind), sendto an echo request
     ["ping_bind", bind]           ping socket: bind, then getsockname()
+    ["ping_connect", bind, dst]   ping socket: bind (if bind), connect, getsockname(),
+                                  send an echo request without an address
     ["listen", bind]              a TCP listener, open until the end of the run
     ["mcast_if", src, dst]        UDP socket: IP_MULTICAST_IF with an ip_mreqn naming src
                                   and eth0 (ifindex 2 on both sides), then sendto dst
@@ -96,6 +98,11 @@ def _one(op: list[Any], make_socket: Callable[..., Any], keep: list[Any]) -> Any
         if kind == "ping_bind":
             return ["ok", _host(sock.getsockname(), bool(bind[1]))]
         request = bytes((8 if family == socket.AF_INET else 128, 0, 0, 0, 0, 0, 0, 1))
+        if kind == "ping_connect":
+            sock.connect(tuple(op[2]))
+            local = _host(sock.getsockname(), False)
+            sock.send(request + b"spoof")
+            return ["ok", local]
         sock.sendto(request + b"spoof", tuple(op[2]))
         return "ok"
     finally:

@@ -17,8 +17,8 @@ names, the addresses a bind or connect left) must be the kernel's:
 - a ping socket binds only the wildcard or its own addresses (EADDRNOTAVAIL
   for a foreign, broadcast or multicast IPv4 address; EINVAL for IPv6
   multicast and IPv4-mapped ones), and a port it asks for is its identifier;
-- connect() to 0.0.0.0, :: or ::ffff:0.0.0.0 means this host, for TCP and
-  UDP (and a ping sent to 0.0.0.0), as on Linux.
+- connect() to 0.0.0.0, :: or ::ffff:0.0.0.0 means this host, for TCP, UDP
+  and ping sockets (and a ping sent to 0.0.0.0), as on Linux.
 
 The same attempts also come from a C program (tests/hostile/c/spoof_probe.c),
 built with gcc and run in the namespace, and built to wasm and run under
@@ -64,6 +64,7 @@ LOOPBACK_SOURCES: list[list[Any]] = [
     ["udp", ["::1", 0], ["fd00::2", 80], "sendto"],
     ["ping", ["127.0.0.1", 0], ["10.0.0.2", 0]],
     ["ping", ["::1", 0], ["fd00::2", 0]],
+    ["ping_connect", ["127.0.0.1", 0], ["10.0.0.2", 0]],
     ["tcp", ["10.0.0.1", 0], ["127.0.0.1", 5555]],  # own address to loopback: fine
     # multicast with a source named by IP_MULTICAST_IF (ip_mreqn with an ifindex)
     ["mcast_if", "10.0.0.9", ["224.0.0.1", 5000]],
@@ -94,6 +95,10 @@ UNSPECIFIED_PEERS: list[list[Any]] = [
     ["udp", ["::ffff:127.0.0.1", 0], ["::", 5555], "connect"],
     ["ping", None, ["0.0.0.0", 0]],
     ["ping", None, ["::", 0]],
+    ["ping_connect", None, ["0.0.0.0", 0]],
+    ["ping_connect", None, ["::", 0]],
+    ["ping_connect", None, ["10.0.0.2", 0]],
+    ["ping_connect", None, ["255.255.255.255", 0]],
 ]
 
 
@@ -179,6 +184,9 @@ GUEST_OPS = [
     "ping,fd00::9,fd00::2",
     "ping,ff02::1,fd00::2",
     "ping,10.0.0.1,10.0.0.1",
+    "pingc,127.0.0.1,10.0.0.2",
+    "pingc,-,0.0.0.0",
+    "pingc,-,10.0.0.1",
     "tcp,-,0.0.0.0,5555",
     "tcp,-,::,5555",
     "tcp,10.0.0.1,0.0.0.0,5555",

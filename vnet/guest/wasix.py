@@ -251,8 +251,15 @@ def sock_connect(ctx: GuestContext, fd: int, addr_ptr: int) -> int:
         except OSError as e:
             raise_wasi(e)
         return Errno.SUCCESS
-    if not isinstance(core, TcpSocket):
-        raise WasiError(Errno.ENOTSUP)
+    if isinstance(core, IcmpEchoSocket):
+        if family == _s.AF_UNSPEC:
+            core.peer = None
+            return Errno.SUCCESS
+        try:
+            core.connect(_to_socket_family(desc, family, addr))
+        except OSError as e:
+            raise_wasi(e)
+        return Errno.SUCCESS
     addr = _to_socket_family(desc, family, addr)
     try:
         core.connect(addr, port)

@@ -8,6 +8,7 @@
  *   udp,BIND,DST,PORT      UDP socket bound to BIND sends one datagram to DST:PORT
  *   ping,BIND,DST          ping socket (SOCK_DGRAM, IPPROTO_ICMP[V6]) bound to BIND sends
  *                          one echo request to DST
+ *   pingc,BIND,DST         the same, but connect()s to DST and send()s without an address
  * and prints "OP: ok" or "OP: " and the errno name of the call that failed ("timeout"
  * when a connect was still pending after a second). Names, not strerror(): musl's and
  * glibc's texts differ. Built natively with gcc it runs the same
@@ -68,7 +69,8 @@ static const char *run(char *op) {
     int family = make_addr(dst_text, port, &dst, &dst_len);
     if (family < 0) return "bad address";
     int type = strcmp(kind, "tcp") == 0 ? SOCK_STREAM : SOCK_DGRAM;
-    int proto = strcmp(kind, "ping") == 0 ? (family == AF_INET ? IPPROTO_ICMP : IPPROTO_ICMPV6) : 0;
+    int ping = strncmp(kind, "ping", 4) == 0;
+    int proto = ping ? (family == AF_INET ? IPPROTO_ICMP : IPPROTO_ICMPV6) : 0;
     int fd = socket(family, type, proto);
     if (fd < 0) return errname(errno);
     const char *result = "ok";
@@ -107,7 +109,12 @@ static const char *run(char *op) {
         } else {
             memcpy(msg, "spoof", 5);
         }
-        if (sendto(fd, msg, n, 0, (struct sockaddr *)&dst, dst_len) < 0) result = errname(errno);
+        if (strcmp(kind, "pingc") == 0) {
+            if (connect(fd, (struct sockaddr *)&dst, dst_len) < 0) result = errname(errno);
+            else if (send(fd, msg, n, 0) < 0) result = errname(errno);
+        } else if (sendto(fd, msg, n, 0, (struct sockaddr *)&dst, dst_len) < 0) {
+            result = errname(errno);
+        }
     }
     close(fd);
     return result;
