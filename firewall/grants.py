@@ -18,12 +18,17 @@ matched against what the guest's resolver answered (see `firewall.names`).
 
 `sandbox_ruleset(grants)` is what `vnet run` enforces when no `--firewall`
 file is given: secure by default, a guest reaches its own virtual network
-(`@lan`: the networks of its Ethernet interfaces -- not a TUN bridge's port,
-which leads to the real kernel -- plus link-scoped multicast and loopback)
-and nothing else, and only its own network reaches it (plus pings, as ufw
-allows them); replies to its own flows come back (`ct state
-established,related`), and nothing is forwarded but between its own
-networks. Grants go after that prelude, in command-line order, before the
+and nothing else -- the networks of its Ethernet interfaces (`daddr @lan`)
+through those interfaces (`oifname @lan`), link-scoped multicast
+(224.0.0.0/24, ff02::/16) and the limited broadcast 255.255.255.255 on
+them too, and loopback -- never a TUN bridge's port, which leads to the
+real kernel: no unicast, broadcast or multicast goes through a bridge, and
+no multicast beyond the link (239.0.0.0/8, 224.0.1.0 and up, ff05::/16 ...)
+leaves at all, unless a grant allows it (`--allow-out udp:239.1.2.3:5000`,
+`--allow-out udp:255.255.255.255:*`). Only its own network, from its own
+interfaces, reaches it (plus pings, as ufw allows them); replies to its own
+flows come back (`ct state established,related`), and nothing is forwarded
+but between its own networks. Grants go after that prelude, in command-line order, before the
 catch-all rules. With a `--firewall` file, `apply_grants` puts them at the
 top of its input and output chains. Touches nothing.
 """
@@ -170,7 +175,7 @@ SANDBOX_INPUT_PRELUDE = """\
     icmpv6 type echo-request accept
 """
 SANDBOX_INPUT_TAIL = """\
-    saddr @lan accept
+    iifname @lan saddr @lan accept
 """
 SANDBOX_OUTPUT_PRELUDE = """\
     ct state established,related accept
@@ -179,13 +184,14 @@ SANDBOX_OUTPUT_PRELUDE = """\
                   mld2-listener-report } accept
 """
 SANDBOX_OUTPUT_TAIL = """\
-    daddr @lan accept
-    daddr { 224.0.0.0/4, 255.255.255.255, ff02::/16 } accept
+    oifname @lan daddr @lan accept
+    oifname @lan daddr { 224.0.0.0/24, 255.255.255.255, ff02::/16 } accept
+    oifname @lan ip protocol igmp accept
     reject with icmpx admin-prohibited
 """
 SANDBOX_FORWARD = """\
     ct state established,related accept
-    saddr @lan daddr @lan accept
+    iifname @lan oifname @lan saddr @lan daddr @lan accept
 """
 
 

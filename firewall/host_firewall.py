@@ -6,8 +6,14 @@ and `forward_hook` of a `stack.host.HostStack`. Each hook call then:
 1. parses the packet once (`PacketInfo`) and fills in the interface names
    (the output interface of a forwarded packet comes from the routing table);
 2. tracks it (`ConnTrack.track`) when the rules ask about `ct state`; a
-   packet arriving on loopback was tracked when it left, so it is only
-   classified (as Linux carries the conntrack entry across `lo`);
+   packet arriving on loopback was tracked when it left, so it keeps the
+   state it had at OUTPUT (Linux carries the skb's conntrack entry across
+   `lo`): a RST answering a SYN to a closed local port removes the flow
+   at OUTPUT, yet arrives at INPUT as ESTABLISHED, not INVALID, and
+   connect() fails with ECONNREFUSED. The states of the last
+   `LOOPBACK_MEMORY` packets sent through `lo` are remembered by their
+   first `LOOPBACK_KEY_LEN` bytes (IP header, ports, sequence numbers,
+   checksum); one not remembered is classified against the table;
 3. judges it (`Ruleset.evaluate`) and, for an accepted packet, confirms its
    new flow in the table (a full table refuses it: the packet is dropped);
 4. for `reject`, sends the answer (`firewall.reject`) once the hook has
@@ -64,6 +70,8 @@ ROUTER_CONNTRACK_PER_SOURCE = 4096
 FRAGMENT_MEMORY = 1024
 FRAGMENT_TIMEOUT_NS = 30 * 1_000_000_000
 LOG_MEMORY = 1000
+LOOPBACK_MEMORY = 1024
+LOOPBACK_KEY_LEN = 64
 REJECT_RATE_PER_S = 1000
 REJECT_BURST = 50
 
@@ -110,7 +118,8 @@ class StackEnvironment:
 
     `@local` is every address of the host; `@lan` the networks of its Ethernet
     interfaces -- its own virtual LANs -- but not loopback, and not a TUN
-    bridge's point-to-point port, which leads out of the virtual network.
+    bridge's point-to-point port, which leads out of the virtual network;
+    `iifname @lan` / `oifname @lan` those Ethernet interfaces themselves.
     """
 
     def __init__(self, stack: HostStack) -> None:
@@ -118,15 +127,17 @@ class StackEnvironment:
         self._key: tuple[int, ...] = ()
         self._local = AddressSet()
         self._networks = AddressSet()
+        self._lan_interfaces: frozenset[str] = frozenset()
 
     def _refresh(self) -> None:
         ifaces = self.stack.interfaces.values()
-        key = tuple(id(a) for i in ifaces for a in (*i.ipv4, *i.ipv6))
+        key = tuple(id(a) for i in ifaces for a in (i, *i.ipv4, *i.ipv6))
         if key == self._key:
             return
         self._key = key
         local: list[Any] = []
         networks: list[Any] = []
+        self._lan_interfaces = frozenset(i.name for i in ifaces if i.mac is not None)
         for iface in ifaces:
             for a in (*iface.ipv4, *iface.ipv6):
                 local.append(a.address)
@@ -143,6 +154,10 @@ class StackEnvironment:
     def local_networks(self) -> AddressSet:
         self._refresh()
         return self._networks
+
+    def lan_interfaces(self) -> frozenset[str]:
+        self._refresh()
+        return self._lan_interfaces
 
 
 class HostFirewall:
@@ -170,6 +185,8 @@ class HostFirewall:
         self._sending_reject = False
         self._reject_bucket = TokenBucket(REJECT_RATE_PER_S, REJECT_BURST)
         self._tracking = False
+        #: ct state of packets accepted at OUTPUT on lo, until they arrive at INPUT.
+        self._looped_states: OrderedDict[bytes, int] = OrderedDict()
 
     # --- construction ----------------------------------------------------------------------
     @classmethod
@@ -255,12 +272,21 @@ class HostFirewall:
                 return remembered
         if self._tracking:
             if loopback and hook == "input":
-                self.conntrack.classify(pkt, now)
+                state = self._looped_states.pop(bytes(data[:LOOPBACK_KEY_LEN]), None)
+                if state is None:
+                    self.conntrack.classify(pkt, now)
+                else:
+                    pkt.ct_state = state
             else:
                 self.conntrack.track(pkt, now)
         else:
             pkt.ct_state = UNTRACKED
         accepted = self._judge(hook, pkt, now, track=self._tracking)
+        if accepted and loopback and hook == "output" and self._tracking:
+            looped = self._looped_states
+            looped[bytes(data[:LOOPBACK_KEY_LEN])] = pkt.ct_state
+            if len(looped) > LOOPBACK_MEMORY:
+                looped.popitem(last=False)
         if pkt.fragment == FIRST_FRAGMENT and hook == "forward":
             self._remember_fragment(pkt, accepted, now)
         return accepted
@@ -353,7 +379,9 @@ class HostFirewall:
         def send() -> None:
             self._sending_reject = True
             try:
-                stack.send_ip(response.dst, response.proto, response.payload, src=response.src)
+                # a forwarded packet's reset comes from its destination, as nf_reject's
+                stack.send_ip(response.dst, response.proto, response.payload, src=response.src,
+                              any_source=True)
             except OSError:
                 self.counters["reject.send_failed"] += 1
             finally:

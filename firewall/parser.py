@@ -20,7 +20,7 @@ nft user reads it without a manual (and a ufw user recognises every word)::
     chain output {
         policy drop
         ip daddr api.example.test tcp dport 443 accept    # a name: see firewall.names
-        daddr @lan accept                                 # this host's own networks
+        oifname @lan daddr @lan accept                    # this host's own networks
         reject with icmpx admin-prohibited
     }
 
@@ -34,7 +34,8 @@ accepted too.
 Differences from nft, on purpose: `saddr`/`daddr` without `ip`/`ip6` match
 either family; an address may be a host name or `*.domain` (learned from the
 host's resolver, never resolved here); `@lan` and `@local` are this host's
-networks and addresses; plain `reject` sends a TCP reset to TCP and an
+networks and addresses, and `iifname @lan` / `oifname @lan` its Ethernet
+interfaces (not loopback, not a TUN bridge's port); plain `reject` sends a TCP reset to TCP and an
 ICMP/ICMPv6 port unreachable otherwise (nft sends ICMP to TCP too; `reject
 with icmpx port-unreachable` gives that).
 

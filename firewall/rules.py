@@ -170,6 +170,10 @@ class Environment(Protocol):
         """The networks of the host's non-loopback interfaces (its own virtual LANs)."""
         ...
 
+    def lan_interfaces(self) -> frozenset[str]:
+        """The names of the interfaces those networks are on (`iifname @lan`)."""
+        ...
+
 
 class _NoEnvironment:
     _empty = AddressSet()
@@ -179,6 +183,9 @@ class _NoEnvironment:
 
     def local_networks(self) -> AddressSet:
         return self._empty
+
+    def lan_interfaces(self) -> frozenset[str]:
+        return frozenset()
 
 
 def _flags_text(value: int, sep: str = ",") -> str:
@@ -545,7 +552,11 @@ class CtStateExpr(Expr):
 
 
 class IfaceExpr(Expr):
-    """`iifname eth*` / `oifname lo` (`iif`/`oif` are accepted as the same thing)."""
+    """`iifname eth*` / `oifname lo` (`iif`/`oif` are accepted as the same thing).
+
+    `@lan` among the names stands for the host's Ethernet interfaces -- those
+    of its own virtual LANs -- and never loopback or a TUN bridge's port.
+    """
 
     def __init__(self, field: str, patterns: Iterable[str] | str, negate: bool = False) -> None:
         if field not in ("iifname", "oifname"):
@@ -562,16 +573,29 @@ class IfaceExpr(Expr):
         self._regex = re.compile("|".join(fnmatch.translate(p) for p in self.patterns))
 
     def compile(self, ruleset: Ruleset) -> Predicate:
-        regex, negate = self._regex, self.negate
+        regex = self._regex
+        if "@lan" in self.patterns:
+            env = ruleset.env
+
+            def on_lan_or_named(name: str) -> bool:
+                return name in env.lan_interfaces() or (
+                    name != "@lan" and regex.match(name) is not None)
+
+            return self._predicate(on_lan_or_named)
         cache: dict[str, bool] = {}
 
-        def matches(name: str) -> bool:
+        def named(name: str) -> bool:
             hit = cache.get(name)
             if hit is None:
                 hit = bool(name) and regex.match(name) is not None
                 if len(cache) < 256:
                     cache[name] = hit
             return hit
+
+        return self._predicate(named)
+
+    def _predicate(self, matches: Callable[[str], bool]) -> Predicate:
+        negate = self.negate
 
         if self.field == "iifname":
             return lambda pkt: bool(pkt.iif) and matches(pkt.iif) != negate

@@ -17,7 +17,17 @@ Output path: `route_output(dst)` picks the interface, source address and next
 hop (longest-prefix match; local addresses route through `lo`); then
 `send_ipv4` / `send_ipv6` build the header, fragment if needed, loop
 multicast/broadcast back when asked, resolve the next hop's MAC through the
-neighbor cache (queueing while it resolves) and frame it.
+neighbor cache (queueing while it resolves) and frame it. Datagram sockets
+(UDP, ping) send with Linux's IP_PMTUDISC_WANT: the path MTU that ICMP
+"fragmentation needed" / "packet too big" reported for a destination
+(`path_mtus`, a `stack.path_mtu.PathMtuCache`) sizes their fragments, and an
+IPv4 datagram that fits it carries DF. A loopback source
+never leaves the host: the transports refuse a 127/8 source towards another
+host with EINVAL (as Linux's route lookup does), and whatever reaches IP
+output with a 127/8 or ::1 source for a non-loopback interface is dropped
+and counted (`ipv4.drop.loopback_source`, `ipv6.drop.loopback_source`).
+For ::1 that is a deliberate difference: Linux puts such IPv6 packets on
+the wire (and every receiver drops them); the sending call succeeds on both.
 
 Every malformed or unwanted packet is counted in `counters` under
 `<protocol>.drop.<reason>` and dropped; nothing here raises on input. The
@@ -50,6 +60,7 @@ from .interface import (
 )
 from .multicast import IgmpHost, MldHost
 from .neighbor import NeighborCache, Probe
+from .path_mtu import PathMtuCache
 from .routing import Route, RouteTable
 from .wire import arp as wire_arp
 from .wire import ethernet, icmpv4, icmpv6, ipv4, ipv6, ndp
@@ -184,6 +195,7 @@ class HostStack:
         self.mld: dict[int, MldHost] = {}
         self.reassembly_v4 = Reassembler()
         self.reassembly_v6 = Reassembler(timeout_ns=60_000_000_000)
+        self.path_mtus = PathMtuCache()
         self.transports: dict[int, Transport] = {}
         self.icmp_echo_handler: Callable[[IpMeta, memoryview], bool] | None = None
         self.accept_router_advertisements = True
@@ -778,6 +790,9 @@ class HostStack:
             else:
                 err = errno.EPROTO
             info = msg.next_hop_mtu if msg.code == icmpv4.UNREACH_FRAG_NEEDED else 0
+            if msg.type == icmpv4.TYPE_DEST_UNREACHABLE and (
+                    msg.code == icmpv4.UNREACH_FRAG_NEEDED):
+                self._learn_path_mtu(quoted.src, quoted.dst, info)
             self._transport_error(4, quoted.protocol, err, invoking, msg.type, msg.code, info)
 
     def _transport_error(self, version: int, protocol: int, err: int, invoking: memoryview,
@@ -835,7 +850,28 @@ class HostStack:
             else:
                 err = errno.EPROTO
             info = msg.mtu if mtype == icmpv6.TYPE_PACKET_TOO_BIG else 0
+            if mtype == icmpv6.TYPE_PACKET_TOO_BIG:
+                self._learn_path_mtu(quoted.src, quoted.dst, info)
             self._transport_error(6, quoted.upper_protocol, err, invoking, mtype, msg.code, info)
+
+    def _learn_path_mtu(self, src: bytes, dst: bytes, reported: int) -> None:
+        """A router reported the path MTU towards dst for a packet we sent from src."""
+        proto = "icmp" if len(dst) == 4 else "icmpv6"
+        if not self.is_local_address(src) or self.is_local_address(dst):
+            self.counters.drop(proto, "pmtu_not_ours")
+            return
+        try:
+            link_mtu = self.route_output(dst).iface.mtu
+        except OSError:
+            return
+        if self.path_mtus.learn(dst, reported, link_mtu, self.driver.now_ns()):
+            self.counters[f"{proto}.pmtu_learned"] += 1
+
+    def path_mtu(self, rt: OutputRoute) -> int:
+        """The MTU for a datagram along rt: its interface's, or the path MTU learned."""
+        if rt.iface.is_loopback or rt.is_multicast or rt.is_broadcast:
+            return rt.iface.mtu
+        return self.path_mtus.mtu(rt.dst, rt.iface.mtu, self.driver.now_ns())
 
     def _input_ndp(self, iface: Interface, meta: IpMeta, msg: icmpv6.Icmpv6Packet) -> None:
         parsed = ndp.parse(msg)
@@ -1060,9 +1096,21 @@ class HostStack:
         return pool[0].address
 
     def route_output(self, dst: bytes, src: bytes | None = None,
-                     ifindex: int | None = None) -> OutputRoute:
-        """Choose interface, source and next hop for dst; OSError(ENETUNREACH) if none."""
+                     ifindex: int | None = None, any_source: bool = False) -> OutputRoute:
+        """Choose interface, source and next hop for dst; OSError(ENETUNREACH) if none.
+
+        A source the caller asks for must be one of this host's addresses, as Linux's
+        route lookup demands (EINVAL for a multicast or broadcast one, ENETUNREACH for
+        a foreign one): a packet never leaves with an address that is not ours --
+        except with `any_source` (Linux's FLOWI_FLAG_ANYSRC), which only a firewall's
+        reject uses, to answer for the host a router forwards to.
+        """
         source: bytes | None
+        if src is not None and not any_source and src != ANY_V4 and src != UNSPECIFIED_V6:
+            if is_multicast(src) or src == LIMITED_BROADCAST:
+                raise OSError(errno.EINVAL, "Invalid argument")
+            if not self.is_local_address(src):
+                raise OSError(errno.ENETUNREACH, "Network is unreachable")
         mcast = is_multicast(dst)
         if len(dst) == 4 and dst == LIMITED_BROADCAST:
             iface = self.interfaces.get(ifindex) if ifindex else None
@@ -1111,10 +1159,10 @@ class HostStack:
     def send_ip(self, dst: bytes, protocol: int, payload: bytes, *, src: bytes | None = None,
                 ttl: int | None = None, tos: int = 0, dont_frag: bool = False,
                 ifindex: int | None = None, multicast_loop: bool = False,
-                prebuilt_checksum: bool = True) -> None:
+                prebuilt_checksum: bool = True, any_source: bool = False) -> None:
         """Route and send one datagram whose transport header is already built."""
         try:
-            rt = self.route_output(dst, src, ifindex)
+            rt = self.route_output(dst, src, ifindex, any_source)
         except OSError:
             self.counters.drop(f"ipv{4 if len(dst) == 4 else 6}", "no_route")
             return
@@ -1127,9 +1175,18 @@ class HostStack:
 
     def send_ipv4(self, rt: OutputRoute, protocol: int, payload: bytes | memoryview, *,
                   ttl: int | None = None, tos: int = 0, dont_frag: bool = False,
-                  multicast_loop: bool = False, options: bytes = b"") -> None:
+                  multicast_loop: bool = False, options: bytes = b"",
+                  path_mtu_discovery: bool = False) -> None:
+        """Send one datagram. `path_mtu_discovery` is Linux's IP_PMTUDISC_WANT (datagram
+        sockets' default): DF when the datagram fits the path MTU, else fragments sized
+        to it, without DF."""
         if ttl is None:
             ttl = 1 if rt.is_multicast else self.default_ttl
+        mtu = 0
+        if path_mtu_discovery and not rt.is_multicast and not rt.is_broadcast:
+            mtu = self.path_mtu(rt)
+            dont_frag = 20 + len(options) + len(payload) <= mtu and (
+                self.path_mtus.allows_df(rt.dst, self.driver.now_ns()))
         header = ipv4.Ipv4Repr(rt.src, rt.dst, protocol, ttl=ttl, dscp=tos >> 2, ecn=tos & 3,
                                ident=self._next_ident(), dont_frag=dont_frag, options=options)
         hlen = header.header_len
@@ -1151,18 +1208,22 @@ class HostStack:
                 rt.is_broadcast):
             iface = rt.iface  # looped back as if received on the sending interface
             self.driver.defer(lambda: self._input_ipv4(iface, memoryview(data), False))
-        self._emit_ipv4(rt.iface, rt.next_hop, data, hlen, dont_frag)
+        if rt.src[0] == 127:  # the transports refuse this (EINVAL); nothing else may send it
+            self.counters.drop("ipv4", "loopback_source")
+            return
+        self._emit_ipv4(rt.iface, rt.next_hop, data, hlen, dont_frag, mtu=mtu)
 
     def _emit_ipv4(self, iface: Interface, next_hop: bytes, packet: bytes, header_len: int,
-                   dont_frag: bool, from_iface: Interface | None = None) -> None:
-        if len(packet) > iface.mtu:
+                   dont_frag: bool, from_iface: Interface | None = None, mtu: int = 0) -> None:
+        mtu = mtu or iface.mtu
+        if len(packet) > mtu:
             if dont_frag:
                 self.counters.drop("ipv4", "frag_needed")
                 self._icmp_error_v4(memoryview(packet), icmpv4.TYPE_DEST_UNREACHABLE,
-                                    icmpv4.UNREACH_FRAG_NEEDED, iface.mtu, from_iface=from_iface)
+                                    icmpv4.UNREACH_FRAG_NEEDED, mtu, from_iface=from_iface)
                 return
             fragments = fragment_ipv4(packet[:header_len], memoryview(packet)[header_len:],
-                                      iface.mtu)
+                                      mtu)
             self.counters["ipv4.fragments_out"] += len(fragments)
         else:
             fragments = [packet]
@@ -1171,7 +1232,10 @@ class HostStack:
 
     def send_ipv6(self, rt: OutputRoute, next_header: int, payload: bytes | memoryview, *,
                   hop_limit: int | None = None, traffic_class: int = 0,
-                  multicast_loop: bool = False, dont_frag: bool = False) -> None:
+                  multicast_loop: bool = False, dont_frag: bool = False,
+                  path_mtu_discovery: bool = False) -> None:
+        """Send one datagram; with `path_mtu_discovery` (datagram sockets) fragment at the
+        source to the path MTU learned from Packet Too Big, as Linux does."""
         if hop_limit is None:
             hop_limit = 1 if rt.is_multicast else self.default_hop_limit
         header = ipv6.Ipv6Repr(rt.src, rt.dst, next_header, hop_limit, traffic_class)
@@ -1189,11 +1253,18 @@ class HostStack:
         if rt.is_multicast and multicast_loop and rt.dst in rt.iface.groups:
             iface = rt.iface
             self.driver.defer(lambda: self._input_ipv6(iface, memoryview(packet)))
-        if len(packet) > rt.iface.mtu:
+        if rt.src == ipv6.LOOPBACK:
+            # Linux sends it (and every receiver drops it, as RFC 4291 2.5.3 asks); the
+            # sandbox keeps ::1 inside the host: the call succeeds as on Linux, and the
+            # packet is dropped here, counted, before any wire sees it.
+            self.counters.drop("ipv6", "loopback_source")
+            return
+        mtu = self.path_mtu(rt) if path_mtu_discovery else rt.iface.mtu
+        if len(packet) > mtu:
             if dont_frag:
                 raise OSError(errno.EMSGSIZE, "Message too long")
             fragments = fragment_ipv6(packet[:ipv6.HEADER_LEN], next_header,
-                                      memoryview(packet)[ipv6.HEADER_LEN:], rt.iface.mtu,
+                                      memoryview(packet)[ipv6.HEADER_LEN:], mtu,
                                       self.rng.getrandbits(32))
             self.counters["ipv6.fragments_out"] += len(fragments)
         else:

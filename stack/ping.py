@@ -3,8 +3,25 @@
 As on Linux: the user sends an ICMP echo request header plus data; the
 stack replaces the identifier with the socket's own (its "port", chosen at
 bind or first send) and fills in the checksum; echo replies whose
-identifier matches are queued on the socket with their source address.
-This is how scripted hosts ping. Touches only its stack.
+identifier matches (and, on a socket bound to an address, that were sent
+to that address) are queued on the socket with their source address.
+
+bind() follows Linux's ping_check_bind_addr: IPv4 takes the wildcard or
+one of the host's own addresses (all of 127/8 included) and refuses
+anything else -- a foreign, broadcast or multicast address -- with
+EADDRNOTAVAIL; IPv6 takes the wildcard or an own address (EADDRNOTAVAIL
+for a foreign one) and refuses multicast and IPv4-mapped addresses with
+EINVAL. A non-zero port is the identifier (EADDRINUSE if another socket
+has it); binding a socket that already has one is EINVAL. The bound
+address is the source of what it sends: over IPv4 a 127/8 source towards
+another host is EINVAL (Linux's route lookup refuses it), and the
+destination 0.0.0.0 means this host (the bound address, else 127.0.0.1),
+as on Linux; over IPv6 `::` is ENETUNREACH, also as on Linux. connect()
+sets the destination `send` uses (the same source checks; 0.0.0.0 and ::
+mean this host; a broadcast or multicast one is ENETUNREACH) and fixes a
+wildcard source to the route's; getpeername() stays ENOTCONN, all as
+Linux's ping sockets do. This is how scripted hosts ping. Touches only its
+stack.
 """
 
 from __future__ import annotations
@@ -22,6 +39,15 @@ if TYPE_CHECKING:
 
 AF_INET = 2
 AF_INET6 = 10
+ANY4 = bytes(4)
+ANY6 = bytes(16)
+LOOPBACK4 = bytes((127, 0, 0, 1))
+LOOPBACK6 = bytes(15) + b"\x01"
+MAPPED_PREFIX = bytes(10) + b"\xff\xff"
+
+
+def _oserror(code: int) -> OSError:
+    return OSError(code, os.strerror(code))
 
 
 class IcmpEchoSocket:
@@ -34,10 +60,59 @@ class IcmpEchoSocket:
         self.queue: deque[tuple[bytes, bytes]] = deque()
         self.closed = False
         self.ttl: int | None = None
+        self.local_addr = ANY4 if family == AF_INET else ANY6
+        self.peer: bytes | None = None  # connect()'s destination
 
     def _bind(self) -> None:
         if not self.ident:
             self.ident = self.layer.allocate(self)
+
+    def bind(self, addr: bytes, port: int = 0) -> None:
+        """bind((address, ident)): the checks of Linux's ping_check_bind_addr."""
+        if self.closed:
+            raise _oserror(errno.EBADF)
+        if (len(addr) == 4) != (self.family == AF_INET):
+            raise _oserror(errno.EAFNOSUPPORT if self.family == AF_INET else errno.EINVAL)
+        stack = self.layer.stack
+        if len(addr) == 16 and (addr[0] == 0xFF or addr[:12] == MAPPED_PREFIX):
+            raise _oserror(errno.EINVAL)  # multicast or IPv4-mapped: not a unicast address
+        if addr not in (ANY4, ANY6) and not stack.is_local_address(addr):
+            raise _oserror(errno.EADDRNOTAVAIL)
+        if self.ident:
+            raise _oserror(errno.EINVAL)
+        if port:
+            self.layer.claim(self, port)
+        else:
+            self._bind()
+        self.local_addr = addr
+
+    def connect(self, addr: bytes) -> None:
+        """Linux's ip4/ip6_datagram_connect for a ping socket: the destination of send()."""
+        if self.closed:
+            raise _oserror(errno.EBADF)
+        if (len(addr) == 4) != (self.family == AF_INET):
+            raise _oserror(errno.EAFNOSUPPORT if self.family == AF_INET else errno.EINVAL)
+        src = None if self.local_addr in (ANY4, ANY6) else self.local_addr
+        if addr == ANY4:
+            addr = src or LOOPBACK4
+        elif addr == ANY6:
+            addr = LOOPBACK6
+        stack = self.layer.stack
+        rt = stack.route_output(addr, src)
+        if rt.is_broadcast or rt.is_multicast:
+            raise _oserror(errno.ENETUNREACH)
+        if len(addr) == 4 and rt.src[0] == 127 and not rt.iface.is_loopback:
+            raise _oserror(errno.EINVAL)
+        self._bind()
+        if src is None:
+            self.local_addr = rt.src
+        self.peer = addr
+
+    def send(self, data: bytes) -> int:
+        """send() on a connected ping socket (EDESTADDRREQ if it is not)."""
+        if self.peer is None:
+            raise _oserror(errno.EDESTADDRREQ)
+        return self.sendto(data, self.peer)
 
     def sendto(self, data: bytes, addr: bytes) -> int:
         if self.closed:
@@ -50,15 +125,20 @@ class IcmpEchoSocket:
         self._bind()
         stack = self.layer.stack
         seq = int.from_bytes(data[6:8], "big")
-        rt = stack.route_output(addr)
+        src = None if self.local_addr in (ANY4, ANY6) else self.local_addr
+        if addr == ANY4:
+            addr = src or LOOPBACK4  # Linux's route lookup: no destination is this host
+        rt = stack.route_output(addr, src)
+        if len(addr) == 4 and rt.src[0] == 127 and not rt.iface.is_loopback:
+            raise _oserror(errno.EINVAL)  # a loopback source never leaves the host
         body = data[8:]
         if self.family == AF_INET:
             message = icmpv4.Icmpv4Repr.echo_request(self.ident, seq).build(body)
-            stack.send_ipv4(rt, 1, message, ttl=self.ttl)
+            stack.send_ipv4(rt, 1, message, ttl=self.ttl, path_mtu_discovery=True)
         else:
             message = icmpv6.Icmpv6Repr.echo_request(self.ident, seq).build(body, rt.src, addr)
             try:
-                stack.send_ipv6(rt, 58, message, hop_limit=self.ttl)
+                stack.send_ipv6(rt, 58, message, hop_limit=self.ttl, path_mtu_discovery=True)
             except PermissionError:
                 pass  # Linux: icmpv6_push_pending_frames ignores an OUTPUT drop (IPv4 reports it)
         return len(data)
@@ -95,8 +175,16 @@ class IcmpEchoLayer:
                 return ident
         raise OSError(errno.EAGAIN, os.strerror(errno.EAGAIN))
 
+    def claim(self, sock: IcmpEchoSocket, ident: int) -> None:
+        """bind() with a port: that identifier, if no other socket has it."""
+        if (sock.family, ident) in self.sockets:
+            raise _oserror(errno.EADDRINUSE)
+        self.sockets[(sock.family, ident)] = sock
+        sock.ident = ident
+
     def release(self, sock: IcmpEchoSocket) -> None:
-        self.sockets.pop((sock.family, sock.ident), None)
+        if self.sockets.get((sock.family, sock.ident)) is sock:
+            del self.sockets[(sock.family, sock.ident)]
 
     def receive(self, meta: IpMeta, payload: memoryview) -> bool:
         family = AF_INET if meta.version == 4 else AF_INET6
@@ -111,7 +199,7 @@ class IcmpEchoLayer:
                 return False
             ident = msg6.ident
         sock = self.sockets.get((family, ident))
-        if sock is None:
+        if sock is None or sock.local_addr not in (ANY4, ANY6, meta.dst):
             return False
         sock.queue.append((bytes(payload), meta.src))
         self.stack.driver.wake()

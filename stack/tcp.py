@@ -83,6 +83,8 @@ AF_INET6 = _socket.AF_INET6
 ANY4 = bytes(4)
 ANY6 = bytes(16)
 MAPPED_PREFIX = bytes(10) + b"\xff\xff"
+LOOPBACK4 = bytes((127, 0, 0, 1))
+LOOPBACK6 = bytes(15) + b"\x01"
 EPHEMERAL_RANGE = (32768, 60999)
 SOMAXCONN = 4096
 COOKIE_MSS_V4 = (536, 1300, 1440, 1460)
@@ -238,7 +240,21 @@ class TcpSocket:
         wire = _unmap(addr) if self.family == AF_INET6 else addr
         if self.family == AF_INET6 and len(wire) == 4 and self.v6only:
             raise _err(errno.ENETUNREACH)
+        if wire == ANY4 or wire == ANY6:
+            wire = self._unspecified_peer(wire)
         self.layer.connect(self, wire, port)
+
+    def _unspecified_peer(self, wire: bytes) -> bytes:
+        """connect() to 0.0.0.0 / :: means this host, as on Linux: IPv4 goes to the bound
+        address or else 127.0.0.1 (ip_route_connect); IPv6 to ::1, or to 127.0.0.1 when
+        the socket is bound to an IPv4-mapped address (tcp_v6_connect)."""
+        local = _unmap(self.local_addr) if self.local_addr is not None else None
+        if wire == ANY4:
+            return local if local is not None and len(local) == 4 and local != ANY4 else (
+                LOOPBACK4)
+        if local is not None and len(local) == 4:
+            return LOOPBACK4
+        return LOOPBACK6
 
     def connect_result(self) -> int | None:
         """None while connecting; 0 once connected; an errno if it failed."""
@@ -522,6 +538,8 @@ class TcpLayer:
         if rt.is_broadcast or rt.is_multicast:
             raise _err(errno.ENETUNREACH)
         local = rt.src
+        if len(local) == 4 and local[0] == 127 and not rt.iface.is_loopback:
+            raise _err(errno.EINVAL)  # Linux __mkroute_output: 127/8 never leaves the host
         if sock.local_addr is None:
             port = self._pick_port(sock, local, remote, rport)
             sock.local_addr = local if sock.family == AF_INET or len(local) == 16 else (

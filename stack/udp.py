@@ -35,7 +35,11 @@ leaving the host), the broadcast permission (EACCES without SO_BROADCAST,
 for connect() too), the size limit (EMSGSIZE past 65507 bytes over IPv4,
 65527 over IPv6) and only then a pending ICMP error (ECONNREFUSED …) or
 SHUT_WR (EPIPE) — the order Linux checks them in. connect() fixes a
-wildcard local address to the route's source. IPv4 options (IP_TTL,
+wildcard local address to the route's source. Datagrams go out as with
+Linux's default IP_PMTUDISC_WANT (`HostStack.send_ipv4`/`send_ipv6` with
+`path_mtu_discovery`): fragmented at the source to the path MTU the host
+learned from ICMP, and over IPv4 with DF when they fit it; a connected
+socket gets the ICMP error itself as EMSGSIZE on its next call. IPv4 options (IP_TTL,
 IP_MULTICAST_*, memberships) and IPv6 ones (IPV6_UNICAST_HOPS,
 IPV6_MULTICAST_*) are kept apart even on one AF_INET6 socket: each applies
 to its own family's traffic.
@@ -664,11 +668,13 @@ class UdpLayer:
         if len(dst) == 4:
             stack.send_ipv4(rt, 17, datagram,
                             ttl=sock.multicast_ttl if rt.is_multicast else sock.ttl,
-                            tos=sock.tos, multicast_loop=sock.multicast_loop)
+                            tos=sock.tos, multicast_loop=sock.multicast_loop,
+                            path_mtu_discovery=True)
         else:
             stack.send_ipv6(rt, 17, datagram,
                             hop_limit=sock.multicast_hops if rt.is_multicast else sock.hop_limit,
-                            traffic_class=sock.tclass, multicast_loop=sock.multicast_loop6)
+                            traffic_class=sock.tclass, multicast_loop=sock.multicast_loop6,
+                            path_mtu_discovery=True)
         return len(data)
 
     # --- input -------------------------------------------------------------

@@ -441,9 +441,6 @@ class HostSocket:
         addr, port = self._to_wire(address)
         with self._turn():
             core = self._core
-            if isinstance(core, IcmpEchoSocket):
-                core._bind()
-                return
             core.bind(addr, port)
 
     @classmethod
@@ -462,7 +459,8 @@ class HostSocket:
         core = self._core
         with self._turn():
             if isinstance(core, IcmpEchoSocket):
-                raise OSError(95, "Operation not supported")
+                core.connect(addr)
+                return
             core.connect(addr, port)
         if not isinstance(core, TcpSocket):
             return
@@ -508,7 +506,7 @@ class HostSocket:
         with self._turn():
             core = self._core
             if isinstance(core, IcmpEchoSocket):
-                return self._from_wire(bytes(4 if self.family == AF_INET else 16), core.ident)
+                return self._from_wire(core.local_addr, core.ident)
             addr, port = core.getsockname()
             return self._from_wire(addr, port)
 
@@ -555,8 +553,8 @@ class HostSocket:
                         pass
                 self._wait(core.writable, "send")
         with self._turn():
-            if not isinstance(core, UdpSocket):
-                raise OSError(89, "Destination address required")
+            if isinstance(core, IcmpEchoSocket):
+                return core.send(bytes(data))
             return core.sendto(memoryview(data))
 
     def sendall(self, data: bytes, flags: int = 0) -> None:

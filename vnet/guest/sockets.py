@@ -197,7 +197,7 @@ class SocketDescription(FileDescription):
                     return core.sendto(data)
                 return core.sendto(data, dest[0], dest[1])
             if dest is None:
-                raise WasiError(Errno.EDESTADDRREQ)
+                return core.send(bytes(data))  # EDESTADDRREQ unless connected
             return core.sendto(bytes(data), dest[0])
         except OSError as e:
             raise_wasi(e)

@@ -218,10 +218,7 @@ def sock_bind(ctx: GuestContext, fd: int, addr_ptr: int) -> int:
     addr = _to_socket_family(desc, family, addr)
     core = desc.core
     try:
-        if isinstance(core, IcmpEchoSocket):
-            core._bind()
-        else:
-            core.bind(addr, port)
+        core.bind(addr, port)
     except OSError as e:
         raise_wasi(e)
     return Errno.SUCCESS
@@ -254,8 +251,15 @@ def sock_connect(ctx: GuestContext, fd: int, addr_ptr: int) -> int:
         except OSError as e:
             raise_wasi(e)
         return Errno.SUCCESS
-    if not isinstance(core, TcpSocket):
-        raise WasiError(Errno.ENOTSUP)
+    if isinstance(core, IcmpEchoSocket):
+        if family == _s.AF_UNSPEC:
+            core.peer = None
+            return Errno.SUCCESS
+        try:
+            core.connect(_to_socket_family(desc, family, addr))
+        except OSError as e:
+            raise_wasi(e)
+        return Errno.SUCCESS
     addr = _to_socket_family(desc, family, addr)
     try:
         core.connect(addr, port)
@@ -469,7 +473,7 @@ def sock_addr_local(ctx: GuestContext, fd: int, addr_ptr: int) -> int:
     core = desc.core
     ctx.mem.check(addr_ptr, ADDR_PORT_SIZE)
     if isinstance(core, IcmpEchoSocket):
-        addr, port = bytes(4 if desc.family == _s.AF_INET else 16), core.ident
+        addr, port = core.local_addr, core.ident
     else:
         addr, port = core.getsockname()
     write_addr_port(ctx.mem, addr_ptr, addr, port)
