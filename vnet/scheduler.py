@@ -123,6 +123,8 @@ HOST_CALL_SLICE_NS = 1_000_000
 FRAMES_PER_TURN = 64
 #: Real time: the longest a guest that used up its turn waits for others to go first.
 YIELD_MAX_NS = 2_000_000
+#: Real time: a guest that made a host call this recently (and is not blocked) wants the network.
+CONTENDING_WINDOW_NS = 2_000_000
 
 #: Virtual-time wall clock starts here (2000-01-01T00:00:00Z) unless told otherwise.
 VIRTUAL_EPOCH_NS = 946_684_800 * 1_000_000_000
@@ -283,8 +285,12 @@ class GuestTask:
         #: Real time: host-call time and frames used in the current turn.
         self.turn_used_ns = 0
         self.turn_frames = 0
-        #: Real time: the guest waited in `block` since its turn was last charged.
-        self.waited = False
+        #: Real time: wall time this guest's host calls held the network (its fair-share clock).
+        self.network_time_ns = 0
+        #: Real time: wall time spent waiting in `block` during the current host call.
+        self.waited_ns = 0
+        #: Real time: time.monotonic_ns() when its last host call ended.
+        self.last_call_end_ns = 0
         #: Frames others transmitted while this guest waited inside a host call
         #: (the ABI bridge subtracts them from what it charges the call).
         self.frames_elsewhere = 0
@@ -499,8 +505,9 @@ class Scheduler:
                         return False
                     timeout = remaining / 1e9
                 task.state = TaskState.BLOCKED
-                task.waited = True
+                waiting_since = time.monotonic_ns()
                 self.cond.wait(timeout)
+                task.waited_ns += time.monotonic_ns() - waiting_since
                 task.state = TaskState.RUNNING
 
     def _block_virtual(self, task: GuestTask, ready: Callable[[], bool],
@@ -571,47 +578,68 @@ class Scheduler:
                 task.charge_preemptions += 1
                 self._block_virtual(task, _never, until)
             return
-        if task.waited:  # it blocked: its turn ended there, and the wait is not use
-            task.waited = False
-            task.turn_used_ns = 0
-            task.turn_frames = 0
-            return
-        task.turn_used_ns += call_wall_ns
+        now = time.monotonic_ns()
+        used = call_wall_ns - task.waited_ns
+        task.waited_ns = 0
+        if used < 0:
+            used = 0
+        task.network_time_ns += used
+        task.last_call_end_ns = now
+        task.turn_used_ns += used
         task.turn_frames += frames
         if task.turn_used_ns >= HOST_CALL_SLICE_NS or task.turn_frames >= FRAMES_PER_TURN:
             task.turn_used_ns = 0
             task.turn_frames = 0
-            self._yield_turn(task)
+            self._end_turn(task, now)
 
-    def _others_want_the_network(self, task: GuestTask) -> bool:
-        """Real time: a thread waits for the lock, another guest runs, or a timer is due."""
-        if self.lock.waiting:
-            return True
-        nxt = self._timers[0][0] if self._timers else None
-        if nxt is not None and nxt <= self.monotonic_ns():
-            return True
-        for other in self._tasks:
-            if other is not task and other.state in (TaskState.RUNNING, TaskState.RUNNABLE):
-                return True
-        return False
+    def _contending(self, task: GuestTask, now: int) -> list[GuestTask]:
+        """Real time: the other guests that want the network now.
 
-    def _yield_turn(self, task: GuestTask) -> None:
-        """Real time: let others have the network before this guest's next call."""
+        A guest wants it if it is not blocked and made a host call within the
+        last `CONTENDING_WINDOW_NS` (it is probably waiting to make the next).
+        """
+        return [other for other in self._tasks
+                if other is not task and other.state in (TaskState.RUNNING, TaskState.RUNNABLE)
+                and now - other.last_call_end_ns < CONTENDING_WINDOW_NS]
+
+    def _end_turn(self, task: GuestTask, now: int) -> None:
+        """Real time: `task` used up a turn; wait while it is ahead of the others.
+
+        Each guest's `network_time_ns` counts the wall time its host calls
+        held the network. A guest more than `HOST_CALL_SLICE_NS` ahead of a
+        contending guest waits (sleeping: no lock, no GIL) until that guest
+        catches up, or nobody took the lock during a `YIELD_STEP_S` sleep (so
+        no one was waiting for it), or `YIELD_MAX_NS` passed; a guest that fell far behind is
+        credited at most `2 * HOST_CALL_SLICE_NS`, so a guest that idled
+        cannot lock others out afterwards. With nobody else contending, it
+        only lets the longest waiter for the lock (often the timer loop) go.
+        """
         if task.killed:
             raise TaskKilled()
-        if not self._others_want_the_network(task):
-            return
-        task.charge_preemptions += 1
+        others = self._contending(task, now)
         lock = self.lock
+        if not others and not lock.waiting:
+            nxt = self._timers[0][0] if self._timers else None
+            if nxt is None or nxt > self.monotonic_ns():
+                return
+        floor = task.network_time_ns - 2 * HOST_CALL_SLICE_NS
+        for other in others:
+            if other.network_time_ns < floor:
+                other.network_time_ns = floor
+        task.charge_preemptions += 1
         taken = lock.acquisitions
-        give_up = time.monotonic_ns() + YIELD_MAX_NS
+        give_up = now + YIELD_MAX_NS
         # Sleeping releases the GIL too: a guest waiting to *enter* a host call
         # (it needs the GIL first) gets in, then the lock is handed round.
         while True:
             time.sleep(YIELD_STEP_S)
-            if lock.acquisitions != taken:
-                return  # someone else had the network
-            if time.monotonic_ns() >= give_up or task.killed:
+            if task.killed or time.monotonic_ns() >= give_up:
+                return
+            if lock.acquisitions == taken:
+                return  # nobody else took the network for a whole step: nobody waits
+            taken = lock.acquisitions
+            least = min((o.network_time_ns for o in others if not o.done), default=None)
+            if least is None or task.network_time_ns - least <= HOST_CALL_SLICE_NS:
                 return
 
     def _switch_to_loop(self, task: GuestTask) -> None:

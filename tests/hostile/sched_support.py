@@ -82,6 +82,12 @@ class GuestLab:
             lab_guest.start()
         return lab_guest
 
+    def run_until_output(self, name: str, text: str, timeout_s: float = 60) -> None:
+        """Run until guest `name` has printed `text` (a server listening, say)."""
+        guest = self.guests[name]
+        self.sched.run(until=lambda: text in guest.text or guest.done, timeout_s=timeout_s)
+        assert text in guest.text, guest.text
+
     def run_until_exited(self, names: list[str], timeout_s: float = 120,
                          limit_ns: int | None = None) -> bool:
         """Run until every named guest exited (True), or the time limit/timeout (False)."""
