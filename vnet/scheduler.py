@@ -64,9 +64,9 @@ guest is preempted at the end of that call: it sleeps until the scheduler's
 clock reaches its own, so other runnable guests and due timers go first and
 the clock advances. So a guest that only makes non-blocking calls —
 `while (clock_gettime() < t0 + 1s);`, `while (recv(nonblock) == EAGAIN);`,
-`while (poll(fds, n, 0) == 0);` — sees virtual time advance by about 1 µs per
-call (1 ms per 1000 calls) and sees the data it waits for, and a run's
-`duration` always ends it. Guests are independent CPUs: one guest's charge
+`while (poll(fds, n, 0) == 0);` — sees virtual time advance (in 1 ms steps:
+one step per 1000 one-microsecond calls) and the data it waits for, and a
+run's `duration` always ends it. Guests are independent CPUs: one guest's charge
 never delays another's clock, so a guest that floods or spins takes no
 virtual time from the others (`tests/hostile/`). A guest that blocks at least
 once per quantum (any ordinary network program) is never preempted and only
@@ -79,13 +79,18 @@ while others wait hands it to the longest waiter, so a guest that makes host
 calls in a tight loop cannot re-take it ahead of a guest (or the timer loop)
 already waiting. Each guest also has a per-turn budget: `HOST_CALL_SLICE_NS`
 (1 ms) of time spent inside host calls and `FRAMES_PER_TURN` (64) frames put
-on links; a call that uses up the budget yields at its end
-(`charge_host_call`): the guest waits, without the lock or the GIL, until
-another thread has had the network or `YIELD_MAX_NS` passed — but only when
-another guest is runnable or a timer is due, so a guest alone runs at full
-speed. No single host call is interrupted midway: long operations (big poll
-sets, big copies) must be bounded by the call itself; the budget only
-guarantees that the guest's next turn waits behind everyone else's.
+on links. At the end of the call that uses it up (`charge_host_call`) the
+guest compares its fair-share clock, `network_time_ns` (wall time inside
+host calls, waits excluded, plus `FRAME_SHARE_NS` per frame sent: the work
+the timer loop does later to carry it), with the other guests that want the
+network (not blocked, a host call in the last 2 ms): while it is more than a
+slice ahead of one of them it sleeps — without the lock or the GIL — as long
+as others keep taking the lock, at most `YIELD_MAX_NS`. A guest alone, or
+beside guests that are blocked or computing, runs at full speed; an idle
+guest banks at most two slices of credit. No single host call is
+interrupted midway: long operations (big poll sets, big copies) must be
+bounded by the call itself; the budget only guarantees that the guest's next
+turn waits behind everyone else's.
 
 This module touches threads and the host's clocks; it knows nothing of wasm,
 packets or sockets.
@@ -123,6 +128,10 @@ HOST_CALL_SLICE_NS = 1_000_000
 FRAMES_PER_TURN = 64
 #: Real time: the longest a guest that used up its turn waits for others to go first.
 YIELD_MAX_NS = 2_000_000
+#: Real time: what one frame a guest sends counts in its fair share, on top of the
+#: call's own time: carrying it over a link with latency and through the receiving
+#: stack is work the timer loop does later on the guest's behalf.
+FRAME_SHARE_NS = 20_000
 #: Real time: a guest that made a host call this recently (and is not blocked) wants the network.
 CONTENDING_WINDOW_NS = 2_000_000
 
@@ -180,16 +189,18 @@ class FairLock:
     `threading.RLock` lets a releasing thread take the lock straight back
     before a waiter wakes up, so a guest calling the host in a tight loop can
     starve the others. Here a release with waiters transfers ownership to the
-    first of them. Works with `threading.Condition` (it provides
-    `_release_save`, `_acquire_restore` and `_is_owned`). `handoffs` counts
-    how often a thread took the lock (not counting re-entry): a guest
-    yielding its turn watches it to see that someone else went.
+    first of them (the underlying lock is never free in between). Works with
+    `threading.Condition` (it provides `_release_save`, `_acquire_restore` and
+    `_is_owned`). `acquisitions` counts how often a thread took the lock (not
+    counting re-entry): a guest yielding its turn watches it to see that
+    someone else went.
     """
 
-    __slots__ = ("_count", "_mutex", "_owner", "_waiters", "acquisitions")
+    __slots__ = ("_count", "_held", "_mutex", "_owner", "_waiters", "acquisitions")
 
     def __init__(self) -> None:
-        self._mutex = threading.Lock()
+        self._held = threading.Lock()  # the mutual exclusion itself
+        self._mutex = threading.Lock()  # guards _waiters and hand-overs
         self._owner: int | None = None
         self._count = 0
         self._waiters: deque[tuple[int, Any]] = deque()
@@ -200,44 +211,54 @@ class FairLock:
         if self._owner == me:
             self._count += 1
             return True
-        with self._mutex:
-            if self._owner is None and not self._waiters:
+        if not self._waiters and self._held.acquire(False):  # fast path: free, no queue
+            self._owner = me
+            self._count = 1
+            self.acquisitions += 1
+            return True
+        mutex = self._mutex
+        mutex.acquire()
+        if self._held.acquire(False):  # freed meanwhile; under the mutex, so no one queued
+            if not self._waiters:
                 self._owner = me
                 self._count = 1
                 self.acquisitions += 1
+                mutex.release()
                 return True
-            if not blocking:
-                return False
-            gate = threading.Lock()
-            gate.acquire()
-            self._waiters.append((me, gate))
+            self._held.release()
+        if not blocking:
+            mutex.release()
+            return False
+        gate = threading.Lock()
+        gate.acquire()
+        self._waiters.append((me, gate))
+        mutex.release()
         gate.acquire()  # released by the thread that hands us the lock
         return True
 
     __enter__ = acquire
 
-    def release(self) -> None:
+    def release(self, *_exc: object) -> None:
         if self._owner != threading.get_ident():
             raise RuntimeError("cannot release un-acquired lock")
         self._count -= 1
         if self._count:
             return
-        self._hand_over(1)
+        mutex = self._mutex
+        mutex.acquire()
+        if self._waiters:
+            owner, gate = self._waiters.popleft()
+            self._owner = owner
+            self._count = 1
+            self.acquisitions += 1
+            mutex.release()
+            gate.release()
+            return
+        self._owner = None
+        self._held.release()
+        mutex.release()
 
-    def __exit__(self, *exc: object) -> None:
-        self.release()
-
-    def _hand_over(self, count_for_next: int) -> None:
-        with self._mutex:
-            if self._waiters:
-                owner, gate = self._waiters.popleft()
-                self._owner = owner
-                self._count = count_for_next
-                self.acquisitions += 1
-                gate.release()
-            else:
-                self._owner = None
-                self._count = 0
+    __exit__ = release
 
     @property
     def waiting(self) -> int:
@@ -553,14 +574,15 @@ class Scheduler:
             raise TaskKilled()
 
     def charge_host_call(self, task: GuestTask, charge_ns: int, frames: int,
-                         call_wall_ns: int = 0) -> None:
+                         call_wall_ns: int = 0, call_end_ns: int = 0) -> None:
         """A host call of `task` has returned: charge it, and preempt or yield if due.
 
         Virtual time: adds `charge_ns + frames * FRAME_CHARGE_NS` to the
         guest's own clock; if that clock is `CHARGE_QUANTUM_NS` or more ahead
         of virtual time, the guest sleeps until virtual time catches up
         (others run, timers fire, the clock advances). Real time: adds the
-        call's wall time and frames to the guest's turn; if the turn is used
+        call's wall time (`call_wall_ns`, ending at time.monotonic_ns()
+        `call_end_ns`) and frames to the guest's turn; if the turn is used
         up, the guest yields (see the module docstring). Called without the
         lock held and outside any network turn. Raises TaskKilled if the
         guest was stopped while it waited.
@@ -578,12 +600,12 @@ class Scheduler:
                 task.charge_preemptions += 1
                 self._block_virtual(task, _never, until)
             return
-        now = time.monotonic_ns()
+        now = call_end_ns or time.monotonic_ns()
         used = call_wall_ns - task.waited_ns
         task.waited_ns = 0
         if used < 0:
             used = 0
-        task.network_time_ns += used
+        task.network_time_ns += used + frames * FRAME_SHARE_NS
         task.last_call_end_ns = now
         task.turn_used_ns += used
         task.turn_frames += frames
@@ -606,10 +628,11 @@ class Scheduler:
         """Real time: `task` used up a turn; wait while it is ahead of the others.
 
         Each guest's `network_time_ns` counts the wall time its host calls
-        held the network. A guest more than `HOST_CALL_SLICE_NS` ahead of a
-        contending guest waits (sleeping: no lock, no GIL) until that guest
-        catches up, or nobody took the lock during a `YIELD_STEP_S` sleep (so
-        no one was waiting for it), or `YIELD_MAX_NS` passed; a guest that fell far behind is
+        held the network, plus `FRAME_SHARE_NS` per frame they sent. A guest
+        more than `HOST_CALL_SLICE_NS` ahead of a contending guest waits
+        (sleeping: no lock, no GIL) until that guest catches up, or nobody
+        took the lock during a `YIELD_STEP_S` sleep (so no one was waiting
+        for it), or `YIELD_MAX_NS` passed. A guest that fell far behind is
         credited at most `2 * HOST_CALL_SLICE_NS`, so a guest that idled
         cannot lock others out afterwards. With nobody else contending, it
         only lets the longest waiter for the lock (often the timer loop) go.

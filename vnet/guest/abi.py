@@ -164,7 +164,7 @@ def _make_callback(fn: HostFunction, ctx: GuestContext) -> Any:
     atomic = sched.atomic
     charge_host_call = sched.charge_host_call
     virtual = sched.virtual
-    wall_clock = time.perf_counter_ns
+    wall_clock = time.monotonic_ns
     charge_ns = host_call_charge_ns(fn.module, fn.name)
     qualified = f"{fn.module}.{fn.name}"
     stats = ctx.stats
@@ -172,7 +172,7 @@ def _make_callback(fn: HostFunction, ctx: GuestContext) -> Any:
     def callback(_env: int, _caller: Any, args_and_results: int, _count: int) -> int:
         raw = array_type.from_address(args_and_results)
         frames = 0
-        call_wall_ns = 0
+        call_started_ns = call_end_ns = 0
         task = ctx.task
         elsewhere_before = task.frames_elsewhere if task is not None else 0
         try:
@@ -180,7 +180,7 @@ def _make_callback(fn: HostFunction, ctx: GuestContext) -> Any:
             with lock:
                 frames_before = sched.frames_transmitted
                 if not virtual:
-                    call_wall_ns = wall_clock()
+                    call_started_ns = wall_clock()
                 try:
                     with atomic():
                         stats.host_calls += 1
@@ -188,7 +188,7 @@ def _make_callback(fn: HostFunction, ctx: GuestContext) -> Any:
                 finally:
                     frames = sched.frames_transmitted - frames_before
                     if not virtual:
-                        call_wall_ns = wall_clock() - call_wall_ns
+                        call_end_ns = wall_clock()
         except WasiError as e:
             result = int(e.errno)
         except GuestFault:
@@ -212,7 +212,8 @@ def _make_callback(fn: HostFunction, ctx: GuestContext) -> Any:
         if task is not None:
             frames -= task.frames_elsewhere - elsewhere_before
             try:
-                charge_host_call(task, charge_ns, frames, call_wall_ns)
+                charge_host_call(task, charge_ns, frames, call_end_ns - call_started_ns,
+                                 call_end_ns)
             except TaskKilled:
                 ctx.exit_request = GuestExit(137, "killed")
                 return make_trap("vnet: guest killed")
