@@ -14,9 +14,9 @@ time from start to exit, on the scheduler's clock):
   (the same ratio on every run); the flooder really flooded (thousands of
   frames reached h4 during the transfer);
 * real time: the same ratio measured in this test process against a control
-  run of the victim alone, interleaved, medians of three, must be >= 0.5 (a
-  margin for the noise of a shared machine); the measured ratio is printed
-  (`pytest -s`).
+  run of the victim alone, interleaved, medians of five, must be >= 0.5 (a
+  margin for the noise of a shared machine: single pairs range from 0.3 to
+  1.2 on a loaded two-core host); the measured ratio is printed (`pytest -s`).
 
 About 10 s of CPU. The mechanisms are in vnet/scheduler.py ("Host calls cost
 virtual time", "Fairness in real time").
@@ -90,7 +90,7 @@ def test_flooder_leaves_the_victim_most_of_its_throughput_in_real_time(
     alone: list[int] = []
     beside: list[int] = []
     flooded: list[int] = []
-    for _ in range(3):
+    for _ in range(5):
         alone.append(_victim_transfer(bulk, None, virtual=False, mib="4")[0])
         took, frames, _ = _victim_transfer(bulk, flood, virtual=False, mib="4")
         beside.append(took)

@@ -190,3 +190,11 @@ def test_vnet_sim_with_a_duration_stops_spinning_guests_and_says_so(
     assert "vnet sim: duration reached after 0.150 s" in done.stdout
     assert done.stdout.count("stopped at the end (client)") == 3
     assert "Traceback" not in done.stderr
+
+
+def test_vnet_run_in_virtual_time_lets_a_clock_spinner_see_time_pass(busywait: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "vnet", "run", "--virtual-time", str(busywait),
+                           "clock", "250"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    found = re.search(r"clock waited (\d+) ms in (\d+) calls", done.stdout)
+    assert found and 250 <= int(found[1]) <= 251, done.stdout

@@ -19,7 +19,14 @@ function's single i32/i64 result). Implementations may raise:
 - anything else        → counted as an internal error, reported on the guest's
   diagnostics, and EIO is returned. A Python exception never becomes a trap.
 
-This module touches wasmtime's C API and nothing else.
+Every call is charged to the guest when it returns
+(`Scheduler.charge_host_call`): its fixed virtual cost from
+`host_call_charge_ns` plus the frames it put on links (virtual time), or its
+wall time and frames against the guest's turn (real time). That is where a
+busy-waiting guest is preempted and where a guest that used up its turn
+yields; see vnet/scheduler.py.
+
+This module touches wasmtime's C API and the scheduler, nothing else.
 """
 
 from __future__ import annotations
