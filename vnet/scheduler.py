@@ -642,7 +642,10 @@ class Scheduler:
         others = self._contending(task, now)
         lock = self.lock
         if not others and not lock.waiting:
-            nxt = self._timers[0][0] if self._timers else None
+            try:  # read without the lock: another thread may pop the heap meanwhile
+                nxt: int | None = self._timers[0][0]
+            except IndexError:
+                nxt = None
             if nxt is None or nxt > self.monotonic_ns():
                 return
         floor = task.network_time_ns - 2 * HOST_CALL_SLICE_NS
