@@ -2,9 +2,16 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
-from vnet.scheduler import Scheduler
+from vnet.scheduler import (
+    CHARGE_QUANTUM_NS,
+    HOST_CALL_CHARGE_NS,
+    FairLock,
+    GuestTask,
+    Scheduler,
+)
 
 
 def test_virtual_clock_jumps_to_the_next_timer() -> None:
@@ -115,3 +122,63 @@ def test_defer_runs_nested_work_in_fifo_order_without_recursion() -> None:
     sched.defer(first)
     assert order[:4] == ["first", "first-done", "queued-by-first", "bounce0"]
     assert order[-1] == "bounce2000"
+
+
+def test_fair_lock_serves_waiters_before_the_releasing_thread_retakes_it() -> None:
+    lock = FairLock()
+    order: list[str] = []
+    lock.acquire()
+    lock.acquire()  # re-entrant
+
+    def waiter(name: str) -> None:
+        with lock:
+            order.append(name)
+
+    threads = [threading.Thread(target=waiter, args=(n,)) for n in ("first", "second")]
+    for n, thread in enumerate(threads, 1):
+        thread.start()
+        while lock.waiting < n:  # queue them in a known order
+            time.sleep(0.001)
+    lock.release()
+    assert lock.waiting == 2  # still held once: nobody got in
+    lock.release()
+    with lock:  # re-taking at once: the two waiters went first
+        order.append("releaser")
+    for thread in threads:
+        thread.join(5)
+    assert order == ["first", "second", "releaser"]
+
+
+def test_fair_lock_works_under_a_condition_wait() -> None:
+    lock = FairLock()
+    cond = threading.Condition(lock)
+    ready: list[bool] = []
+
+    def wake() -> None:
+        with cond:
+            ready.append(True)
+            cond.notify_all()
+
+    with cond:
+        with lock:  # held twice: wait must release both levels and restore them
+            threading.Thread(target=wake).start()
+            assert cond.wait_for(lambda: ready, timeout=5)
+            assert lock._is_owned()
+        assert lock._is_owned()
+    assert not lock._is_owned() and lock.waiting == 0
+
+
+def test_virtual_host_call_charges_preempt_a_guest_that_runs_ahead() -> None:
+    sched = Scheduler(virtual=True)
+    seen: list[int] = []
+
+    def busy(task: GuestTask) -> None:
+        for _ in range(2500):  # 2.5 ms of 1 µs calls, never blocking
+            seen.append(sched.monotonic_ns())
+            sched.charge_host_call(task, HOST_CALL_CHARGE_NS, frames=0)
+
+    task = sched.spawn("busy", busy)
+    sched.run()
+    assert task.charged_total_ns == 2500 * HOST_CALL_CHARGE_NS
+    assert task.charge_preemptions == 2  # at 1 ms and 2 ms ahead
+    assert sorted(set(seen)) == [0, CHARGE_QUANTUM_NS, 2 * CHARGE_QUANTUM_NS]

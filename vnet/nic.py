@@ -2,7 +2,9 @@
 
 What this module may touch: its segment port (``port.send``), the stack's
 receive callback, capture taps and the scheduler (only to name its clock for
-capture timestamps and to build a cable). It reads the destination MAC and
+capture timestamps, to build a cable, and to count the frames it transmits in
+``scheduler.frames_transmitted``, which the guest ABI charges to the host call
+that sent them). It reads the destination MAC and
 the VLAN TPIDs of a frame, nothing more.
 
 Theory of operation
@@ -211,6 +213,7 @@ class Nic:
             return
         counters.tx_frames += 1
         counters.tx_bytes += length
+        self.scheduler.frames_transmitted += 1
         for tap in self._taps:
             tap.record(frame, _OUTBOUND)
         port.send(frame)

@@ -38,6 +38,60 @@ Two modes:
   into virtual time; guests that make a host call at least every
   `SPIN_THRESHOLD_NS` stay fully deterministic.
 
+Host calls cost virtual time
+----------------------------
+In virtual time every host call a guest makes is charged a fixed, documented
+amount of virtual time — counted, never measured, so reruns stay
+byte-identical (`charge_host_call`, called by the ABI bridge when a call
+returns):
+
+======================================  =====================================
+`HOST_CALL_CHARGE_NS` (1 µs)            every host call (clock_gettime, a
+                                        non-blocking recv that fails with
+                                        EAGAIN, poll with timeout 0, …)
+`DATA_CALL_CHARGE_NS` (+2 µs)           on top, for a call that moves data
+                                        (read, write, send, recv and friends)
+`FRAME_CHARGE_NS` (+1 µs per frame)     on top, per Ethernet frame put on a
+                                        link while the call (and the network
+                                        turn it caused) ran
+======================================  =====================================
+
+Each guest has its own clock, `GuestTask.charged_until_ns`: a call made at
+virtual time `now` moves it to `max(charged_until_ns, now) + charge`. Time a
+guest spends blocked is not charged (its clock catches up with `now`). When a
+guest's clock runs `CHARGE_QUANTUM_NS` (1 ms) ahead of the scheduler's, the
+guest is preempted at the end of that call: it sleeps until the scheduler's
+clock reaches its own, so other runnable guests and due timers go first and
+the clock advances. So a guest that only makes non-blocking calls —
+`while (clock_gettime() < t0 + 1s);`, `while (recv(nonblock) == EAGAIN);`,
+`while (poll(fds, n, 0) == 0);` — sees virtual time advance (in 1 ms steps:
+one step per 1000 one-microsecond calls) and the data it waits for, and a
+run's `duration` always ends it. Guests are independent CPUs: one guest's charge
+never delays another's clock, so a guest that floods or spins takes no
+virtual time from the others (`tests/hostile/`). A guest that blocks at least
+once per quantum (any ordinary network program) is never preempted and only
+its blocking decides its timing.
+
+Fairness in real time
+---------------------
+In real time the network lock is a `FairLock`: a thread that releases it
+while others wait hands it to the longest waiter, so a guest that makes host
+calls in a tight loop cannot re-take it ahead of a guest (or the timer loop)
+already waiting. Each guest also has a per-turn budget: `HOST_CALL_SLICE_NS`
+(1 ms) of time spent inside host calls and `FRAMES_PER_TURN` (64) frames put
+on links. At the end of the call that uses it up (`charge_host_call`) the
+guest compares its fair-share clock, `network_time_ns` (wall time inside
+host calls, waits excluded, plus `FRAME_SHARE_NS` per frame sent: the work
+the timer loop does later to carry it), with the other guests that want the
+network (not blocked, a host call in the last 2 ms): while it is more than a
+slice ahead of one of them it sleeps — without the lock or the GIL — as long
+as others keep taking the lock, at most `YIELD_MAX_NS`. A guest alone, or
+beside guests that are blocked or computing, runs at full speed; an idle
+guest banks at most two slices of credit. No single host call is
+interrupted midway: long operations (big poll sets, big copies) must be
+bounded by the call itself; the budget only guarantees that the guest's next
+turn waits behind everyone else's.
+
 This module touches threads and the host's clocks; it knows nothing of wasm,
 packets or sockets.
 """
@@ -59,8 +113,38 @@ SPIN_THRESHOLD_NS = 100_000_000
 #: Virtual time charged for each slice a spinning guest runs.
 SPIN_CHARGE_NS = 10_000_000
 
+#: Virtual time charged for every host call (see "Host calls cost virtual time").
+HOST_CALL_CHARGE_NS = 1_000
+#: Extra virtual time charged for a host call that moves data.
+DATA_CALL_CHARGE_NS = 2_000
+#: Extra virtual time charged per frame a host call put on a link.
+FRAME_CHARGE_NS = 1_000
+#: How far a guest's charged clock may run ahead of virtual time before it is preempted.
+CHARGE_QUANTUM_NS = 1_000_000
+
+#: Real time: host-call time a guest may use per turn before it yields to others.
+HOST_CALL_SLICE_NS = 1_000_000
+#: Real time: frames a guest's host calls may put on links per turn before it yields.
+FRAMES_PER_TURN = 64
+#: Real time: the longest a guest that used up its turn waits for others to go first.
+YIELD_MAX_NS = 2_000_000
+#: Real time: what one frame a guest sends counts in its fair share, on top of the
+#: call's own time: carrying it over a link with latency and through the receiving
+#: stack is work the timer loop does later on the guest's behalf.
+FRAME_SHARE_NS = 20_000
+#: Real time: a guest that made a host call this recently (and is not blocked) wants the network.
+CONTENDING_WINDOW_NS = 2_000_000
+
 #: Virtual-time wall clock starts here (2000-01-01T00:00:00Z) unless told otherwise.
 VIRTUAL_EPOCH_NS = 946_684_800 * 1_000_000_000
+
+
+#: Real time: how long a yielding guest sleeps between looks at whether others went first.
+YIELD_STEP_S = 0.000_1
+
+
+def _never() -> bool:
+    return False
 
 
 class TaskState(Enum):
@@ -99,6 +183,103 @@ class _NoLock:
         return None
 
 
+class FairLock:
+    """A reentrant lock that is handed to its waiters in the order they came (FIFO).
+
+    `threading.RLock` lets a releasing thread take the lock straight back
+    before a waiter wakes up, so a guest calling the host in a tight loop can
+    starve the others. Here a release with waiters transfers ownership to the
+    first of them (the underlying lock is never free in between). Works with
+    `threading.Condition` (it provides `_release_save`, `_acquire_restore` and
+    `_is_owned`). `acquisitions` counts how often a thread took the lock (not
+    counting re-entry): a guest yielding its turn watches it to see that
+    someone else went.
+    """
+
+    __slots__ = ("_count", "_held", "_mutex", "_owner", "_waiters", "acquisitions")
+
+    def __init__(self) -> None:
+        self._held = threading.Lock()  # the mutual exclusion itself
+        self._mutex = threading.Lock()  # guards _waiters and hand-overs
+        self._owner: int | None = None
+        self._count = 0
+        self._waiters: deque[tuple[int, Any]] = deque()
+        self.acquisitions = 0
+
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        me = threading.get_ident()
+        if self._owner == me:
+            self._count += 1
+            return True
+        if not self._waiters and self._held.acquire(False):  # fast path: free, no queue
+            self._owner = me
+            self._count = 1
+            self.acquisitions += 1
+            return True
+        mutex = self._mutex
+        mutex.acquire()
+        if self._held.acquire(False):  # freed meanwhile; under the mutex, so no one queued
+            if not self._waiters:
+                self._owner = me
+                self._count = 1
+                self.acquisitions += 1
+                mutex.release()
+                return True
+            self._held.release()
+        if not blocking:
+            mutex.release()
+            return False
+        gate = threading.Lock()
+        gate.acquire()
+        self._waiters.append((me, gate))
+        mutex.release()
+        gate.acquire()  # released by the thread that hands us the lock
+        return True
+
+    __enter__ = acquire
+
+    def release(self, *_exc: object) -> None:
+        if self._owner != threading.get_ident():
+            raise RuntimeError("cannot release un-acquired lock")
+        self._count -= 1
+        if self._count:
+            return
+        mutex = self._mutex
+        mutex.acquire()
+        if self._waiters:
+            owner, gate = self._waiters.popleft()
+            self._owner = owner
+            self._count = 1
+            self.acquisitions += 1
+            mutex.release()
+            gate.release()
+            return
+        self._owner = None
+        self._held.release()
+        mutex.release()
+
+    __exit__ = release
+
+    @property
+    def waiting(self) -> int:
+        """How many threads wait for the lock."""
+        return len(self._waiters)
+
+    # --- the protocol threading.Condition uses ---------------------------
+    def _is_owned(self) -> bool:
+        return self._owner == threading.get_ident()
+
+    def _release_save(self) -> int:
+        count = self._count
+        self._count = 1
+        self.release()
+        return count
+
+    def _acquire_restore(self, count: int) -> None:
+        self.acquire()
+        self._count = count
+
+
 class GuestTask:
     """A guest's thread as the scheduler sees it."""
 
@@ -116,6 +297,24 @@ class GuestTask:
         self.go = threading.Semaphore(0)
         self.thread = threading.Thread(target=self._main, name=f"guest:{name}", daemon=True)
         self.on_kill: Callable[[], None] | None = None  # interrupts running wasm
+        #: Virtual time: the guest's own clock, host-call charges included.
+        self.charged_until_ns = 0
+        #: Virtual time: all host-call time charged to this guest.
+        self.charged_total_ns = 0
+        #: Times the guest was preempted for running ahead (virtual) or yielded its turn (real).
+        self.charge_preemptions = 0
+        #: Real time: host-call time and frames used in the current turn.
+        self.turn_used_ns = 0
+        self.turn_frames = 0
+        #: Real time: wall time this guest's host calls held the network (its fair-share clock).
+        self.network_time_ns = 0
+        #: Real time: wall time spent waiting in `block` during the current host call.
+        self.waited_ns = 0
+        #: Real time: time.monotonic_ns() when its last host call ended.
+        self.last_call_end_ns = 0
+        #: Frames others transmitted while this guest waited inside a host call
+        #: (the ABI bridge subtracts them from what it charges the call).
+        self.frames_elsewhere = 0
 
     @property
     def done(self) -> bool:
@@ -141,8 +340,12 @@ class Scheduler:
                  start_realtime_ns: int | None = None) -> None:
         self.virtual = virtual
         self.seed = seed
-        self.lock = threading.RLock()
-        self.cond = threading.Condition(self.lock)
+        # Real time: a FairLock, so a guest calling in a tight loop cannot starve the others.
+        lock: Any = threading.RLock() if virtual else FairLock()
+        self.lock = lock
+        self.cond = threading.Condition(lock)
+        #: Frames put on a link so far (Nic.transmit counts); charges go to the host call.
+        self.frames_transmitted = 0
         self.host_call_lock: Any = _NoLock() if virtual else self.lock
         self._timers: list[tuple[int, int, Timer]] = []
         self._seq = itertools.count()
@@ -288,15 +491,23 @@ class Scheduler:
         turn's deferred work and steps out of it, so others can run theirs.
         """
         if not self._draining:
-            return self._block(task, ready, deadline_ns)
+            return self._block_counting_frames(task, ready, deadline_ns)
         deferred = self._deferred
         while deferred:
             deferred.popleft()()
         self._draining = False
         try:
-            return self._block(task, ready, deadline_ns)
+            return self._block_counting_frames(task, ready, deadline_ns)
         finally:
             self._draining = True
+
+    def _block_counting_frames(self, task: GuestTask, ready: Callable[[], bool],
+                               deadline_ns: int | None) -> bool:
+        before = self.frames_transmitted
+        try:
+            return self._block(task, ready, deadline_ns)
+        finally:
+            task.frames_elsewhere += self.frames_transmitted - before
 
     def _block(self, task: GuestTask, ready: Callable[[], bool], deadline_ns: int | None) -> bool:
         if self.virtual:
@@ -315,7 +526,9 @@ class Scheduler:
                         return False
                     timeout = remaining / 1e9
                 task.state = TaskState.BLOCKED
+                waiting_since = time.monotonic_ns()
                 self.cond.wait(timeout)
+                task.waited_ns += time.monotonic_ns() - waiting_since
                 task.state = TaskState.RUNNING
 
     def _block_virtual(self, task: GuestTask, ready: Callable[[], bool],
@@ -351,12 +564,109 @@ class Scheduler:
             self._draining = False
         task.state = TaskState.RUNNABLE
         (self._spinq if spinning else self._runq).append(task)
+        before = self.frames_transmitted
         try:
             self._switch_to_loop(task)
         finally:
+            task.frames_elsewhere += self.frames_transmitted - before
             self._draining = was_draining
         if task.killed:
             raise TaskKilled()
+
+    def charge_host_call(self, task: GuestTask, charge_ns: int, frames: int,
+                         call_wall_ns: int = 0, call_end_ns: int = 0) -> None:
+        """A host call of `task` has returned: charge it, and preempt or yield if due.
+
+        Virtual time: adds `charge_ns + frames * FRAME_CHARGE_NS` to the
+        guest's own clock; if that clock is `CHARGE_QUANTUM_NS` or more ahead
+        of virtual time, the guest sleeps until virtual time catches up
+        (others run, timers fire, the clock advances). Real time: adds the
+        call's wall time (`call_wall_ns`, ending at time.monotonic_ns()
+        `call_end_ns`) and frames to the guest's turn; if the turn is used
+        up, the guest yields (see the module docstring). Called without the
+        lock held and outside any network turn. Raises TaskKilled if the
+        guest was stopped while it waited.
+        """
+        if self.virtual:
+            charge = charge_ns + frames * FRAME_CHARGE_NS
+            now = self._now
+            until = task.charged_until_ns
+            if until < now:
+                until = now
+            until += charge
+            task.charged_until_ns = until
+            task.charged_total_ns += charge
+            if until - now >= CHARGE_QUANTUM_NS:
+                task.charge_preemptions += 1
+                self._block_virtual(task, _never, until)
+            return
+        now = call_end_ns or time.monotonic_ns()
+        used = call_wall_ns - task.waited_ns
+        task.waited_ns = 0
+        if used < 0:
+            used = 0
+        task.network_time_ns += used + frames * FRAME_SHARE_NS
+        task.last_call_end_ns = now
+        task.turn_used_ns += used
+        task.turn_frames += frames
+        if task.turn_used_ns >= HOST_CALL_SLICE_NS or task.turn_frames >= FRAMES_PER_TURN:
+            task.turn_used_ns = 0
+            task.turn_frames = 0
+            self._end_turn(task, now)
+
+    def _contending(self, task: GuestTask, now: int) -> list[GuestTask]:
+        """Real time: the other guests that want the network now.
+
+        A guest wants it if it is not blocked and made a host call within the
+        last `CONTENDING_WINDOW_NS` (it is probably waiting to make the next).
+        """
+        return [other for other in self._tasks
+                if other is not task and other.state in (TaskState.RUNNING, TaskState.RUNNABLE)
+                and now - other.last_call_end_ns < CONTENDING_WINDOW_NS]
+
+    def _end_turn(self, task: GuestTask, now: int) -> None:
+        """Real time: `task` used up a turn; wait while it is ahead of the others.
+
+        Each guest's `network_time_ns` counts the wall time its host calls
+        held the network, plus `FRAME_SHARE_NS` per frame they sent. A guest
+        more than `HOST_CALL_SLICE_NS` ahead of a contending guest waits
+        (sleeping: no lock, no GIL) until that guest catches up, or nobody
+        took the lock during a `YIELD_STEP_S` sleep (so no one was waiting
+        for it), or `YIELD_MAX_NS` passed. A guest that fell far behind is
+        credited at most `2 * HOST_CALL_SLICE_NS`, so a guest that idled
+        cannot lock others out afterwards. With nobody else contending, it
+        only lets the longest waiter for the lock (often the timer loop) go.
+        """
+        if task.killed:
+            raise TaskKilled()
+        others = self._contending(task, now)
+        lock = self.lock
+        if not others and not lock.waiting:
+            try:  # read without the lock: another thread may pop the heap meanwhile
+                nxt: int | None = self._timers[0][0]
+            except IndexError:
+                nxt = None
+            if nxt is None or nxt > self.monotonic_ns():
+                return
+        floor = task.network_time_ns - 2 * HOST_CALL_SLICE_NS
+        for other in others:
+            if other.network_time_ns < floor:
+                other.network_time_ns = floor
+        task.charge_preemptions += 1
+        taken = lock.acquisitions
+        give_up = now + YIELD_MAX_NS
+        # Sleeping releases the GIL too: a guest waiting to *enter* a host call
+        # (it needs the GIL first) gets in, then the lock is handed round.
+        while True:
+            time.sleep(YIELD_STEP_S)
+            if task.killed or time.monotonic_ns() >= give_up:
+                return
+            if lock.acquisitions == taken:
+                return  # nobody else took the network for a whole step: nobody waits
+            taken = lock.acquisitions
+            least = min((o.network_time_ns for o in others if not o.done), default=None)
+            if least is None or task.network_time_ns - least <= HOST_CALL_SLICE_NS:
+                return
 
     def _switch_to_loop(self, task: GuestTask) -> None:
         self._back.release()

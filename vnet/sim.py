@@ -4,9 +4,10 @@ Builds a `vnet.network.Network` from a `vnet.topology.Topology`, starts each
 guest on its host after its start delay, shows every line a guest prints
 prefixed with `host/guest`, writes one pcapng per NIC to the chosen
 directory, and ends when the client guests (or, if none are named, all
-guests) have exited, or when the duration runs out. Then it stops the
-remaining guests and prints a summary: exit codes, frames and bytes per NIC,
-and drops. The exit status is 0 when every client exited 0.
+guests) have exited, or when the duration runs out — always, even beside
+guests that spin or busy-wait (host calls are charged virtual time, see
+vnet.scheduler). Then it stops the remaining guests and prints a summary:
+exit codes, frames and bytes per NIC, and drops. The exit status is 0 when every client exited 0.
 
 Touches the network it builds, guest output streams and the pcap directory.
 """

@@ -19,7 +19,14 @@ function's single i32/i64 result). Implementations may raise:
 - anything else        → counted as an internal error, reported on the guest's
   diagnostics, and EIO is returned. A Python exception never becomes a trap.
 
-This module touches wasmtime's C API and nothing else.
+Every call is charged to the guest when it returns
+(`Scheduler.charge_host_call`): its fixed virtual cost from
+`host_call_charge_ns` plus the frames it put on links (virtual time), or its
+wall time and frames against the guest's turn (real time). That is where a
+busy-waiting guest is preempted and where a guest that used up its turn
+yields; see vnet/scheduler.py.
+
+This module touches wasmtime's C API and the scheduler, nothing else.
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from __future__ import annotations
 import ctypes
 import struct
 import sys
+import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,7 +43,7 @@ from typing import TYPE_CHECKING, Any
 from wasmtime import FuncType, Linker, ValType, WasmtimeError
 from wasmtime import _ffi as ffi
 
-from vnet.scheduler import TaskKilled
+from vnet.scheduler import DATA_CALL_CHARGE_NS, HOST_CALL_CHARGE_NS, TaskKilled
 
 from .memory import GuestFault
 from .wasi_types import Errno, WasiError
@@ -159,17 +167,35 @@ def _make_callback(fn: HostFunction, ctx: GuestContext) -> Any:
     impl = fn.impl
     array_type = ctypes.c_ubyte * raw_bytes
     lock = ctx.host_call_lock
-    atomic = ctx.scheduler.atomic
+    sched = ctx.scheduler
+    atomic = sched.atomic
+    charge_host_call = sched.charge_host_call
+    virtual = sched.virtual
+    wall_clock = time.monotonic_ns
+    charge_ns = host_call_charge_ns(fn.module, fn.name)
     qualified = f"{fn.module}.{fn.name}"
     stats = ctx.stats
 
     def callback(_env: int, _caller: Any, args_and_results: int, _count: int) -> int:
         raw = array_type.from_address(args_and_results)
+        frames = 0
+        call_started_ns = call_end_ns = 0
+        task = ctx.task
+        elsewhere_before = task.frames_elsewhere if task is not None else 0
         try:
             args = params.unpack_from(raw) if nparams else ()
-            with lock, atomic():
-                stats.host_calls += 1
-                result = impl(ctx, *args)
+            with lock:
+                frames_before = sched.frames_transmitted
+                if not virtual:
+                    call_started_ns = wall_clock()
+                try:
+                    with atomic():
+                        stats.host_calls += 1
+                        result = impl(ctx, *args)
+                finally:
+                    frames = sched.frames_transmitted - frames_before
+                    if not virtual:
+                        call_end_ns = wall_clock()
         except WasiError as e:
             result = int(e.errno)
         except GuestFault:
@@ -190,8 +216,33 @@ def _make_callback(fn: HostFunction, ctx: GuestContext) -> Any:
             if ctx.debug:
                 traceback.print_exc(file=sys.stderr)
             result = int(Errno.EIO)
+        if task is not None:
+            frames -= task.frames_elsewhere - elsewhere_before
+            try:
+                charge_host_call(task, charge_ns, frames, call_end_ns - call_started_ns,
+                                 call_end_ns)
+            except TaskKilled:
+                ctx.exit_request = GuestExit(137, "killed")
+                return make_trap("vnet: guest killed")
         if result_layout is not None:
             result_layout.pack_into(raw, 0, result & result_mask)
         return 0
 
     return _UNCHECKED_CALLBACK(callback)
+
+
+#: Host calls that move data between the guest and a file, stream or socket.
+DATA_CALLS = frozenset({
+    "fd_read", "fd_write", "fd_pread", "fd_pwrite", "sock_recv", "sock_send",
+    "sock_recv_from", "sock_send_to", "sock_send_file", "random_get",
+})
+
+
+def host_call_charge_ns(module: str, name: str) -> int:
+    """The virtual time one call of `module.name` is charged, frames not counted.
+
+    `HOST_CALL_CHARGE_NS` for every call, plus `DATA_CALL_CHARGE_NS` for the
+    calls in DATA_CALLS (see vnet.scheduler, "Host calls cost virtual time").
+    """
+    del module  # the charge depends on what a call does, whichever module names it
+    return HOST_CALL_CHARGE_NS + (DATA_CALL_CHARGE_NS if name in DATA_CALLS else 0)

@@ -12,7 +12,8 @@ past the cap); the fd table has a cap; and epoch interruption gives each guest
 a CPU slice — when it expires the epoch callback hands control to the
 scheduler (virtual time) or just lets the OS switch threads (real time), and
 charges the slice against an optional CPU budget. A killed guest is stopped
-at its next slice boundary or host call.
+at its next slice boundary or host call. Host calls themselves are charged
+(virtual time, and the real-time fair share) by the ABI bridge, vnet.guest.abi.
 
 This module touches wasmtime and the scheduler; it builds no packets.
 """
