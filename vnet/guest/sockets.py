@@ -21,6 +21,7 @@ import struct
 from typing import TYPE_CHECKING, Any
 
 from stack.ping import IcmpEchoSocket
+from stack.socket_memory import SEND_RESERVE
 from stack.tcp import TcpSocket
 from stack.udp import UdpSocket
 
@@ -184,6 +185,14 @@ class SocketDescription(FileDescription):
         except OSError as e:
             raise_wasi(e)
             raise AssertionError from None
+
+    def send_room(self) -> int:
+        """How many bytes a send could take now (streams; 0 when it would block)."""
+        core = self.core
+        if not isinstance(core, TcpSocket) or core.conn is None:
+            return 0
+        conn = core.conn
+        return min(conn.sndbuf - len(conn.sendq), core.memory.available() - SEND_RESERVE)
 
     def send(self, data: bytes | memoryview, dest: tuple[bytes, int] | None) -> int:
         core = self.core
