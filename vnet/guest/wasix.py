@@ -838,6 +838,13 @@ def if_list(ctx: GuestContext, buf_ptr: int, buf_len: int, count_ptr: int) -> in
     return Errno.SUCCESS
 
 
+@host_function(V, "fd_limit", "i")
+def fd_limit(ctx: GuestContext, max_fds_ptr: int) -> int:
+    """How many fds the guest may have open: poll() checks nfds against it, as Linux."""
+    ctx.mem.write_u32(max_fds_ptr, ctx.limits.max_fds)
+    return Errno.SUCCESS
+
+
 SO_RCVTIMEO = _s.SO_RCVTIMEO
 SO_SNDTIMEO = _s.SO_SNDTIMEO
 TIMEVAL = struct.Struct("<qq")  # wasm32 wasi-libc: time_t is 64-bit, suseconds_t 64-bit
