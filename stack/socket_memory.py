@@ -22,6 +22,10 @@ Who charges what:
   (EAGAIN, or a blocking send waits) once the budget minus `SEND_RESERVE` is
   used, so that there is always room left to receive what frees memory.
 
+The guest layer also charges SOCKET_OVERHEAD for each socket a guest holds
+open (the Python objects behind it), so that thousands of idle sockets
+count too; socket() and accept() fail with ENOBUFS when it does not fit.
+
 A guest's limit is its `--max-memory` less the linear memory it currently
 has (`other_usage`), so linear memory and socket queues together stay within
 the guest's limit. Sans-IO: no clocks, no threads; `other_usage` is a plain
@@ -34,6 +38,7 @@ from collections.abc import Callable
 
 HOST_SOCKET_MEMORY = 256 * 1024 * 1024  # per host: what all its sockets may hold
 SEND_RESERVE = 256 * 1024  # left for receiving when sends would fill a budget
+SOCKET_OVERHEAD = 8 * 1024  # what one open socket costs vnet (measured ~6.7 KB with its connection)
 
 
 class SocketMemory:

@@ -63,6 +63,7 @@ class AttackResult:
     internal_errors: list[str] = field(default_factory=list)
     attacker_stderr: str = ""
     attacker_host_drops: dict[str, int] = field(default_factory=dict)
+    file_size: int = -1  # set by a test that gave the attacker a file to write
     socket_memory_peak: int = 0  # the most the attacker's socket queues held
     socket_memory_used_at_end: int = 0
 
@@ -108,11 +109,14 @@ class AttackResult:
 
 def run_attack(attack_wasm: Path, args: list[str], bulk_wasm: Path, *,
                max_memory: int, max_fds: int = 1024, virtual_time: bool = True,
-               timeout_s: float = 300) -> AttackResult:
-    """Run the attacker beside the victim in a fresh Python process; see the module doc."""
+               preopen: Path | None = None, timeout_s: float = 300) -> AttackResult:
+    """Run the attacker beside the victim in a fresh Python process; see the module doc.
+
+    `preopen`: a host directory the attacker sees as /out.
+    """
     spec = {"attack": str(attack_wasm), "args": args, "bulk": str(bulk_wasm),
             "max_memory": max_memory, "max_fds": max_fds, "virtual": virtual_time,
-            "timeout_s": timeout_s}
+            "preopen": str(preopen) if preopen else "", "timeout_s": timeout_s}
     proc = subprocess.run([sys.executable, "-m", "tests.hostile.guestres_support",
                            json.dumps(spec)], cwd=ROOT, capture_output=True, text=True,
                           timeout=timeout_s + 60)
@@ -143,17 +147,19 @@ def _scenario(spec: dict[str, object]) -> dict[str, object]:
     outputs: dict[str, bytearray] = {"evil": bytearray(), "va": bytearray(), "vb": bytearray()}
     errors: dict[str, bytearray] = {"evil": bytearray(), "va": bytearray(), "vb": bytearray()}
 
-    def guest(host: str, module: str, args: list[str], limits: GuestLimits) -> Guest:
+    def guest(host: str, module: str, args: list[str], limits: GuestLimits,
+              preopens: list[tuple[str, str]] | None = None) -> Guest:
         return Guest(net.scheduler, GuestConfig(module=module, args=args, host=hosts[host],
                                                 stdout=outputs[host].extend,
                                                 stderr=errors[host].extend, name=host,
-                                                limits=limits))
+                                                limits=limits, preopens=preopens or []))
 
     max_memory = int(spec["max_memory"])  # type: ignore[call-overload]
     attack_args = [str(a) for a in spec["args"]]  # type: ignore[attr-defined]
     attacker = guest("evil", str(spec["attack"]), ["attack", *attack_args],
                      GuestLimits(memory_bytes=max_memory,
-                                 max_fds=int(spec["max_fds"])))  # type: ignore[call-overload]
+                                 max_fds=int(spec["max_fds"])),  # type: ignore[call-overload]
+                     [(str(spec["preopen"]), "/out")] if spec["preopen"] else None)
     victim_limits = GuestLimits(memory_bytes=VICTIM_MAX_MEMORY)
     server = guest("vb", str(spec["bulk"]), ["bulk", "recv", "5001"], victim_limits)
     client = guest("va", str(spec["bulk"]),

@@ -89,6 +89,20 @@ def test_vnet_rss_stays_within_the_guests_limits(attack: AttackResult) -> None:
     assert attack.rss_growth < attack.max_memory_total + RSS_SLACK, attack.describe()
 
 
+def test_sockets_past_the_budget_are_enobufs(build_guest: Callable[..., Path],
+                                             example_wasm: Callable[[str], Path]) -> None:
+    # 20 MiB less ~16 MiB of linear memory leaves room for ~500 sockets at 8 KiB each
+    wasm = build_guest(ATTACKS / "memory_attack.c", "-Wextra", "-Werror")
+    small = run_attack(wasm, ["1000", "0", "10"], example_wasm("bulk"), max_memory=20 * MIB,
+                       max_fds=4096)
+    failed = {name: value for name, value in small.calls().items() if name.startswith("pair_")}
+    assert list(failed.values()) == [(-1, "ENOBUFS")], small.describe()
+    assert 100 < small.value("pairs") < 500, small.describe()
+    assert small.attacker_exit == 0 and not small.internal_errors, small.describe()
+    assert small.victims_done, small.describe()
+    assert small.socket_memory_used_at_end == 0, small.describe()
+
+
 def test_linux_gives_the_same_errnos_and_doubles_its_rmem_max(tmp_path: Path) -> None:
     reason = native_available()
     if reason:

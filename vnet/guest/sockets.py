@@ -21,7 +21,7 @@ import struct
 from typing import TYPE_CHECKING, Any
 
 from stack.ping import IcmpEchoSocket
-from stack.socket_memory import SEND_RESERVE
+from stack.socket_memory import SEND_RESERVE, SOCKET_OVERHEAD, SocketMemory
 from stack.tcp import TcpSocket
 from stack.udp import UdpSocket
 
@@ -158,6 +158,13 @@ class SocketDescription(FileDescription):
         self.recv_timeout_ns: int | None = None
         self.send_timeout_ns: int | None = None
         self.connect_pending = False
+        self.overhead_charged_to: SocketMemory | None = None
+
+    def charge_overhead(self, memory: SocketMemory) -> None:
+        """Charge this open socket's own cost to its owner (ENOBUFS if it does not fit)."""
+        if not memory.try_charge(SOCKET_OVERHEAD):
+            raise WasiError(Errno.ENOBUFS)
+        self.overhead_charged_to = memory
 
     # --- data through fd_read / fd_write -----------------------------------
     def read(self, size: int) -> bytes:
@@ -252,6 +259,9 @@ class SocketDescription(FileDescription):
 
     def close(self) -> None:
         self.core.close()
+        if self.overhead_charged_to is not None:
+            self.overhead_charged_to.charge(-SOCKET_OVERHEAD)
+            self.overhead_charged_to = None
 
     def __repr__(self) -> str:
         return f"<SocketDescription {self.core!r}>"

@@ -218,13 +218,15 @@ def sock_open(ctx: GuestContext, af: int, socktype: int, proto: int, fd_ptr: int
             raise WasiError(Errno.EPROTONOSUPPORT if socktype == 3 else Errno.ENOTSUP)
         else:
             raise WasiError(Errno.EINVAL)
+    memory = guest_socket_memory(ctx, host)
     if isinstance(core, (TcpSocket, UdpSocket)):
-        core.memory = guest_socket_memory(ctx, host)
+        core.memory = memory
     desc = SocketDescription(host, core, family, kind, linux_proto)
     try:
+        desc.charge_overhead(memory)
         fd = ctx.fds.add(desc)
     except WasiError:
-        core.close()
+        desc.close()
         raise
     ctx.mem.write_u32(fd_ptr, fd)
     return Errno.SUCCESS
@@ -305,6 +307,9 @@ def _accept(ctx: GuestContext, fd: int, flags: int) -> tuple[int, SocketDescript
         raise WasiError(Errno.ENOTSUP)
     if not core.listening:
         raise WasiError(Errno.EINVAL)
+    # a listener vnet opened for the guest (--tcplisten) is charged to it from now on,
+    # and so is every connection it accepts
+    core.memory = guest_socket_memory(ctx, desc.host)
 
     def attempt() -> TcpSocket:
         try:
@@ -318,9 +323,10 @@ def _accept(ctx: GuestContext, fd: int, flags: int) -> tuple[int, SocketDescript
     new = SocketDescription(desc.host, child, desc.family, desc.sock_type, desc.proto)
     new.fdflags = flags & FDFLAGS_NONBLOCK
     try:
+        new.charge_overhead(guest_socket_memory(ctx, desc.host))
         return ctx.fds.add(new), new
     except WasiError:
-        child.close()
+        new.close()  # the connection is reset, as Linux when accept() fails for memory
         raise
 
 

@@ -13,7 +13,8 @@
  * Prints `call NAME RESULT ERRNO_NAME` for the options (first socket),
  * `rcvbuf N` / `sndbuf N` as getsockopt reports them, `pairs N` (how many
  * connections it got), `queued N` (bytes the TCP sends accepted),
- * `datagrams N` (datagrams sent), then `done`.
+ * `datagrams N` (datagrams sent), then `done`. If a socket, connect or accept
+ * fails, `call pair_socket|pair_connect|pair_accept -1 ERRNO` says why.
  * Portable C: gcc for the Linux reference, `vnet build` for the guest.
  */
 #include <arpa/inet.h>
@@ -95,15 +96,19 @@ int main(int argc, char **argv) {
     int got = 0;
     for (; got < pairs; got++) {
         int c = socket(AF_INET, SOCK_STREAM, 0);
-        if (c < 0)
+        if (c < 0) {
+            printf("call pair_socket -1 %s\n", errno_name(errno));
             break;
+        }
         max_buffers(c, 0);
         if (connect(c, (struct sockaddr *)&addr, sizeof addr) < 0) {
+            printf("call pair_connect -1 %s\n", errno_name(errno));
             close(c);
             break;
         }
         int s = accept(listener, NULL, NULL);
         if (s < 0) {
+            printf("call pair_accept -1 %s\n", errno_name(errno));
             close(c);
             break;
         }
