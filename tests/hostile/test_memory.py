@@ -1,7 +1,7 @@
 """A hostile guest's socket memory: counted against its --max-memory, bounded per host.
 
 The attacker (tests/hostile/c/memory_attack.c) opens 1000 TCP connections
-to itself and 20 UDP sockets, asks for the largest buffers (SO_RCVBUFFORCE
+to itself and 100 UDP sockets, asks for the largest buffers (SO_RCVBUFFORCE
 and SO_SNDBUFFORCE: EPERM without CAP_NET_ADMIN; SO_RCVBUF/SO_SNDBUF of
 INT_MAX: clamped to rmem_max/wmem_max, 212992, and doubled) and
 SO_PRIORITY 7 (EPERM) and 6, fills every connection and floods every UDP
@@ -44,7 +44,7 @@ from tests.hostile.guestres_support import (
 from vnet.network import Network
 
 ATTACKER_MAX_MEMORY = 64 * MIB
-PAIRS, UDP_SOCKETS = 1000, 20
+PAIRS, UDP_SOCKETS = 1000, 100
 LINUX_OPTION_ERRNOS = {"so_rcvbufforce": (-1, "EPERM"), "so_sndbufforce": (-1, "EPERM"),
                        "so_rcvbuf": (0, "OK"), "so_sndbuf": (0, "OK"),
                        "so_priority_7": (-1, "EPERM"), "so_priority_6": (0, "OK")}

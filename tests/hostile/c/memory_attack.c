@@ -2,12 +2,12 @@
  *
  *   memory_attack PAIRS UDP_SOCKETS [HOLD_MS]
  *
- * Opens PAIRS TCP connections to itself over loopback and UDP_SOCKETS UDP
- * sockets, asks every socket for the largest buffers (SO_RCVBUFFORCE and
+ * Opens UDP_SOCKETS UDP sockets and PAIRS TCP connections to itself over
+ * loopback, asks every socket for the largest buffers (SO_RCVBUFFORCE and
  * SO_SNDBUFFORCE, which need CAP_NET_ADMIN, then SO_RCVBUF/SO_SNDBUF of
- * INT_MAX), also tries SO_PRIORITY 7 (needs CAP_NET_ADMIN) and 6, then fills
- * every connection (non-blocking sends until EAGAIN; nothing is ever read)
- * and sends 64 datagrams of 60000 bytes to every UDP socket. It then holds
+ * INT_MAX), also tries SO_PRIORITY 7 (needs CAP_NET_ADMIN) and 6, fills every
+ * connection (non-blocking sends until EAGAIN; nothing is ever read), then
+ * sends 16 datagrams of 60000 bytes to every UDP socket. It then holds
  * everything for HOLD_MS (default 2000) and exits.
  *
  * Prints `call NAME RESULT ERRNO_NAME` for the options (first socket),
@@ -85,6 +85,24 @@ int main(int argc, char **argv) {
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     socklen_t len = sizeof addr;
+    static char chunk[65536];
+    memset(chunk, 'm', sizeof chunk);
+    /* the UDP sockets first, so that they exist when the TCP queues have filled */
+    struct sockaddr_in *udp_addrs = calloc((size_t)udp_count + 1, sizeof *udp_addrs);
+    int udp_open = 0;
+    for (; udp_open < udp_count; udp_open++) {
+        int u = socket(AF_INET, SOCK_DGRAM, 0);
+        if (u < 0)
+            break;
+        max_buffers(u, 0);
+        struct sockaddr_in *uaddr = &udp_addrs[udp_open];
+        uaddr->sin_family = AF_INET;
+        uaddr->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        socklen_t ulen = sizeof *uaddr;
+        if (bind(u, (struct sockaddr *)uaddr, sizeof *uaddr) < 0 ||
+            getsockname(u, (struct sockaddr *)uaddr, &ulen) < 0)
+            break;
+    }
     int listener = socket(AF_INET, SOCK_STREAM, 0);
     max_buffers(listener, 1);  /* accepted sockets inherit the listener's buffers */
     if (bind(listener, (struct sockaddr *)&addr, sizeof addr) < 0 || listen(listener, 64) < 0 ||
@@ -116,8 +134,6 @@ int main(int argc, char **argv) {
         clients[got] = c;
     }
     printf("pairs %d\n", got);
-    static char chunk[65536];
-    memset(chunk, 'm', sizeof chunk);
     long queued = 0;
     for (int i = 0; i < got; i++) {
         for (;;) {
@@ -131,24 +147,13 @@ int main(int argc, char **argv) {
 
     int sender = socket(AF_INET, SOCK_DGRAM, 0);
     long datagrams = 0;
-    for (int i = 0; i < udp_count; i++) {
-        int u = socket(AF_INET, SOCK_DGRAM, 0);
-        if (u < 0)
-            break;
-        max_buffers(u, 0);
-        struct sockaddr_in uaddr;
-        memset(&uaddr, 0, sizeof uaddr);
-        uaddr.sin_family = AF_INET;
-        uaddr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-        socklen_t ulen = sizeof uaddr;
-        if (bind(u, (struct sockaddr *)&uaddr, sizeof uaddr) < 0 ||
-            getsockname(u, (struct sockaddr *)&uaddr, &ulen) < 0)
-            break;
-        for (int k = 0; k < 64; k++)
-            if (sendto(sender, chunk, 60000, 0, (struct sockaddr *)&uaddr, ulen) == 60000)
+    for (int i = 0; i < udp_open; i++)
+        for (int k = 0; k < 16; k++)
+            if (sendto(sender, chunk, 60000, 0, (struct sockaddr *)&udp_addrs[i],
+                       sizeof udp_addrs[i]) == 60000)
                 datagrams++;
-    }
     printf("datagrams %ld\n", datagrams);
+
     fflush(stdout);
     struct timespec hold = {hold_ms / 1000, (long)(hold_ms % 1000) * 1000000L};
     nanosleep(&hold, NULL);
