@@ -20,6 +20,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.guest.wat import compile_wat
 from tests.hostile.guestres_support import (
     ATTACKS,
     MIB,
@@ -30,6 +31,9 @@ from tests.hostile.guestres_support import (
     run_attack,
     run_native,
 )
+from vnet.guest.context import GuestLimits
+from vnet.guest.runtime import run_module
+from vnet.guest.wasi_types import Errno
 
 ROUNDS = 20
 
@@ -72,3 +76,31 @@ def test_linux_refuses_the_same_poll(tmp_path: Path) -> None:
     assert native.calls()["poll_350000"] == (-1, "EINVAL"), stdout
     assert native.value("rounds") == 3, stdout
     assert native.calls()["poll_1000"] == (0, "OK"), stdout
+
+
+@pytest.mark.parametrize("max_fds", [8, 1024])
+def test_the_limit_is_two_subscriptions_per_fd_plus_one(tmp_path: Path, max_fds: int) -> None:
+    """poll_oneoff with 2 x max_fds + 1 (zeroed: immediate clock) subscriptions works; one
+    more is EINVAL, before any subscription or result pointer is looked at."""
+    limit = 2 * max_fds + 1
+    wasm = compile_wat(tmp_path, f"""
+      (import "wasi_snapshot_preview1" "poll_oneoff"
+        (func $poll (param i32 i32 i32 i32) (result i32)))
+      (import "wasi_snapshot_preview1" "fd_write" (func $w (param i32 i32 i32 i32) (result i32)))
+      (memory (export "memory") 4)
+      (func (export "_start")
+        (i32.store16 (i32.const 0)
+          (call $poll (i32.const 1024) (i32.const 131072) (i32.const {limit}) (i32.const 64)))
+        (i32.store16 (i32.const 2)
+          (call $poll (i32.const 1024) (i32.const 131072) (i32.const {limit + 1})
+                      (i32.const 64)))
+        (i32.store16 (i32.const 4)  ;; far too many, and pointers outside memory: EINVAL first
+          (call $poll (i32.const -16) (i32.const -16) (i32.const 350000) (i32.const -4)))
+        (i32.store (i32.const 8) (i32.const 0))
+        (i32.store (i32.const 12) (i32.const 6))
+        (drop (call $w (i32.const 1) (i32.const 8) (i32.const 1) (i32.const 16))))
+    """)
+    result = run_module(wasm, ["t"], limits=GuestLimits(max_fds=max_fds))
+    assert result.trap is None and result.exit_code == 0, result.trap
+    codes = [int.from_bytes(result.stdout[i:i + 2], "little") for i in range(0, 6, 2)]
+    assert codes == [Errno.SUCCESS, Errno.EINVAL, Errno.EINVAL]

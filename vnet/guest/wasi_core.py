@@ -124,11 +124,10 @@ def clock_time_get(ctx: GuestContext, clock_id: int, _precision: int, time_ptr: 
 @host_function(M, "random_get", "ii")
 def random_get(ctx: GuestContext, buf: int, length: int) -> int:
     ctx.mem.check(buf, length)
-    if ctx.scheduler.virtual:
-        data = ctx.rng.randbytes(length)
-    else:
-        data = os.urandom(length)
-    ctx.mem.write(buf, data)
+    for offset in range(0, length, WRITE_CHUNK):  # never a copy of the whole request
+        size = min(WRITE_CHUNK, length - offset)
+        data = ctx.rng.randbytes(size) if ctx.scheduler.virtual else os.urandom(size)
+        ctx.mem.write(buf + offset, data)
     return Errno.SUCCESS
 
 
