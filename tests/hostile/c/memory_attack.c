@@ -1,14 +1,15 @@
 /* memory_attack — make the host hold as much socket memory as it will.
  *
- *   memory_attack PAIRS UDP_SOCKETS [HOLD_MS]
+ *   memory_attack PAIRS UDP_SOCKETS [HOLD_MS [GROW_MIB]]
  *
  * Opens UDP_SOCKETS UDP sockets and PAIRS TCP connections to itself over
  * loopback, asks every socket for the largest buffers (SO_RCVBUFFORCE and
  * SO_SNDBUFFORCE, which need CAP_NET_ADMIN, then SO_RCVBUF/SO_SNDBUF of
  * INT_MAX), also tries SO_PRIORITY 7 (needs CAP_NET_ADMIN) and 6, fills every
  * connection (non-blocking sends until EAGAIN; nothing is ever read), then
- * sends 16 datagrams of 60000 bytes to every UDP socket. It then holds
- * everything for HOLD_MS (default 2000) and exits.
+ * sends 16 datagrams of 60000 bytes to every UDP socket. With GROW_MIB, it
+ * then allocates and touches up to that many MiB of its own memory (`grown N`
+ * MiB). It then holds everything for HOLD_MS (default 2000) and exits.
  *
  * Prints `call NAME RESULT ERRNO_NAME` for the options (first socket),
  * `rcvbuf N` / `sndbuf N` as getsockopt reports them, `pairs N` (how many
@@ -80,6 +81,7 @@ int main(int argc, char **argv) {
     int pairs = atoi(argv[1]);
     int udp_count = atoi(argv[2]);
     int hold_ms = argc > 3 ? atoi(argv[3]) : 2000;
+    int grow_mib = argc > 4 ? atoi(argv[4]) : 0;
     struct sockaddr_in addr;
     memset(&addr, 0, sizeof addr);
     addr.sin_family = AF_INET;
@@ -153,7 +155,18 @@ int main(int argc, char **argv) {
                        sizeof udp_addrs[i]) == 60000)
                 datagrams++;
     printf("datagrams %ld\n", datagrams);
-
+    int grown = 0;
+    char *volatile keep = NULL;  /* so the compiler cannot drop the allocations */
+    for (; grown < grow_mib; grown++) {
+        char *block = malloc(1 << 20);
+        if (block == NULL)
+            break;
+        memset(block, grown & 0xff, 1 << 20);
+        keep = block;
+        datagrams += keep[grown];
+    }
+    if (grow_mib)
+        printf("grown %d\n", grown);
     fflush(stdout);
     struct timespec hold = {hold_ms / 1000, (long)(hold_ms % 1000) * 1000000L};
     nanosleep(&hold, NULL);
