@@ -10,6 +10,14 @@ this guest — through the scheduler when a blocking socket must wait
 Linux-numbered setsockopt, so both the WASIX option calls and
 `vnet_v1.sock_setsockopt` end in the same place. The `port_*` calls that
 would reconfigure the host return ENOTSUP: a guest cannot change its network.
+
+Resources are the guest's: every socket it opens or accepts is charged to
+its socket-memory budget (`guest_socket_memory`: its --max-memory less its
+linear memory, inside its host's budget; see stack/socket_memory.py) — 8 KiB
+for the socket itself (ENOBUFS when that does not fit) and whatever its
+queues hold. A message of more than IOV_MAX (1024) iovecs is EMSGSIZE, as
+Linux's sendmsg/recvmsg say, and a send copies from guest memory only what
+the socket can take now (`send_iovecs`).
 """
 
 from __future__ import annotations
