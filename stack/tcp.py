@@ -18,7 +18,15 @@ lock legitimate clients out. A cookie connection keeps the timestamp clock
 offset its SYN-ACK used (a keyed hash of the 4-tuple), so its TSvals never
 run backwards for the peer's PAWS. When the accept queue is full, SYNs are
 dropped (the client retries), and a handshake that completes into a full
-accept queue stays half-open and retransmits its SYN-ACK, as on Linux.
+accept queue stays half-open and retransmits its SYN-ACK, as on Linux; a
+valid SYN-cookie ACK that finds it full is dropped, not reset (Linux's
+tcp_v4_syn_recv_sock), and the client's next segment is admitted later.
+
+ECN (RFC 3168) is negotiated as Linux's net.ipv4.tcp_ecn says
+(`TcpConfig.ecn`: 2, the default, grants it to SYNs that ask; 1 also asks
+on our SYNs; 0 never): a SYN-cookie carries the grant in its timestamp, as
+Linux's TS_OPT_ECN. The IP header's ECN field of each arriving segment is
+handed to its connection (`ip_ecn_in`); on output the connection chooses it.
 
 A SYN for a 4-tuple in TIME-WAIT reopens it when it cannot be an old
 duplicate (RFC 6191: a newer timestamp, or without timestamps a sequence
@@ -55,6 +63,8 @@ from .tcp_connection import (
     ACK,
     CAN_SEND,
     COOKIE_WSCALE,
+    CWR,
+    ECE,
     FIN,
     MASK,
     RST,
@@ -80,6 +90,7 @@ SOMAXCONN = 4096
 COOKIE_MSS_V4 = (536, 1300, 1440, 1460)
 COOKIE_MSS_V6 = (1220, 1400, 1440, 8940)
 COOKIE_PERIOD_NS = 64 * 1_000_000_000
+COOKIE_TS_ECN = 0x20  # the cookie's TSval bit saying the SYN asked for ECN (Linux TS_OPT_ECN)
 RMEM_MAX = 212992  # Linux net.core.rmem_max (default): SO_RCVBUF's cap before doubling
 WMEM_MAX = 212992  # Linux net.core.wmem_max
 
@@ -597,14 +608,16 @@ class TcpLayer:
                 listener.accept_queue.remove(conn)
 
     # --- output ------------------------------------------------------------
-    def output(self, conn: TcpConnection, segment: bytes) -> None:
+    def output(self, conn: TcpConnection, segment: bytes, ecn: int = 0) -> None:
+        """Send one of conn's segments. The IP header's ECN field is TCP's (`ecn`), never
+        the IP_TOS option's low bits (as Linux masks them for stream sockets)."""
         stack = self.stack
+        tos = (conn.tos & ~3) | ecn
         try:
             if len(conn.remote) == 4:
-                stack.send_ipv4(conn.rt, 6, segment, ttl=conn.ttl, tos=conn.tos, dont_frag=True)
+                stack.send_ipv4(conn.rt, 6, segment, ttl=conn.ttl, tos=tos, dont_frag=True)
             else:
-                stack.send_ipv6(conn.rt, 6, segment, hop_limit=conn.ttl,
-                                traffic_class=conn.tos)
+                stack.send_ipv6(conn.rt, 6, segment, hop_limit=conn.ttl, traffic_class=tos)
         except OSError:
             stack.counters.drop("tcp", "output_refused")
             return
@@ -684,6 +697,7 @@ class TcpLayer:
         if conn is not None:
             if not (conn.state == TcpState.TIME_WAIT and flags & (SYN | ACK | RST) == SYN
                     and self._time_wait_reusable(conn, seg)):
+                conn.ip_ecn_in = meta.tos & 3
                 if len(seg.buf) > seg.data_offset and not self._memory_for_payload(conn, seg):
                     stack.counters.drop("tcp", "memory")
                 conn.segment_arrives(seg)
@@ -806,6 +820,7 @@ class TcpLayer:
                              seg.src_port, rt, self._isn(key))
         conn.listener = listener
         listener.socket.apply_options(conn)
+        conn.ecn_ok = conn.ecn_setup_syn_accepted(flags, meta.tos & 3)
         listener.syn_queue[key] = conn
         self._register(conn)
         conn.open_passive(seg, seg.seq)
@@ -852,28 +867,39 @@ class TcpLayer:
         key = (meta.dst, seg.dst_port, meta.src, seg.src_port)
         isn = self._cookie_isn(key, seg.seq, count, mss_index)
         options = wire_tcp.TcpOptions(mss=table[mss_index])
+        flags = SYN | ACK
         ts = seg.options.timestamp
         if ts is not None and self.config.timestamps:
             wscale = seg.options.wscale if seg.options.wscale is not None else 0xF
             sack = 1 if seg.options.sack_permitted else 0
+            ecn = (self.config.ecn != 0 and seg.flags & (ECE | CWR) == ECE | CWR
+                   and meta.tos & 3 == 0)
+            flags |= ECE if ecn else 0
             # the connection keeps this clock offset, so its TSvals never run backwards
             ts_clock = self.stack.driver.now_ns() // 1_000_000 + self._cookie_ts_offset(key)
-            tsval = (ts_clock & ~0x3F) | (min(wscale, 0xF) << 1) | sack
+            tsval = ((ts_clock & ~0x3F) | (min(wscale, 0xF) << 1) | sack
+                     | (COOKIE_TS_ECN if ecn else 0))
             options = wire_tcp.TcpOptions(mss=table[mss_index], timestamp=(tsval & MASK, ts[0]),
                                           sack_permitted=bool(sack),
                                           wscale=COOKIE_WSCALE if seg.options.wscale is not None
                                           else None)
         listener.cookies_sent += 1
         self.stack.counters["tcp.syncookies_sent"] += 1
-        self._reply(meta, seg, isn, seg.seq + 1, SYN | ACK, options, 0xFFFF)
+        self._reply(meta, seg, isn, seg.seq + 1, flags, options, 0xFFFF)
 
     def _cookie_ts_offset(self, key: tuple[bytes, int, bytes, int]) -> int:
         return self._cookie_hash(key, 0, 3)
 
     def _accept_cookie(self, listener: TcpListener, meta: IpMeta, seg: wire_tcp.TcpPacket,
                        key: tuple[bytes, int, bytes, int]) -> bool:
-        if len(listener.accept_queue) >= listener.backlog:
-            return False
+        """Check a cookie ACK: False when it is no valid cookie (the caller resets).
+
+        A valid cookie whose connection finds the accept queue full is dropped,
+        as Linux's tcp_v4_syn_recv_sock/cookie_v4_check do (ListenOverflows):
+        the client believes it is connected, retransmits its data (or its
+        next segment carries the same cookie), and that segment is admitted
+        once the application has accepted.
+        """
         isn = (seg.ack - 1) & MASK
         peer_isn = (seg.seq - 1) & MASK
         table = COOKIE_MSS_V4 if meta.version == 4 else COOKIE_MSS_V6
@@ -890,12 +916,18 @@ class TcpLayer:
             return False
         wscale: int | None = None
         sack = False
+        ecn = False
         ts = seg.options.timestamp
         if ts is not None:
             echoed = ts[1]
             ws = (echoed >> 1) & 0xF
             wscale = None if ws == 0xF else ws
             sack = bool(echoed & 1)
+            ecn = bool(echoed & COOKIE_TS_ECN) and self.config.ecn != 0
+        if len(listener.accept_queue) >= listener.backlog:
+            listener.overflows += 1
+            self.stack.counters.drop("tcp", "accept_queue_full")
+            return True  # dropped, not reset: the client's retransmission gets in later
         try:
             rt = self.stack.route_output(meta.src, meta.dst)
         except OSError:
@@ -907,10 +939,12 @@ class TcpLayer:
         conn.listener = listener
         self._register(conn)
         conn.open_from_cookie(seg, unwrap(seg.seq, peer_isn), table[mss_index], wscale, sack)
+        conn.ecn_ok = ecn
         listener.accept_queue.append(conn)
         listener.cookies_accepted += 1
         self.stack.counters["tcp.syncookies_accepted"] += 1
         if seg.payload:
+            conn.ip_ecn_in = meta.tos & 3
             conn.segment_arrives(seg)
         self.stack.driver.wake()
         return True

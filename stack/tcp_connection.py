@@ -88,6 +88,10 @@ SYN = wire_tcp.SYN
 RST = wire_tcp.RST
 PSH = wire_tcp.PSH
 ACK = wire_tcp.ACK
+ECE = wire_tcp.ECE
+CWR = wire_tcp.CWR
+ECT0 = 2  # the IP header's ECN field (RFC 3168 §5): ECN-Capable Transport(0)
+ECN_CE = 3  # Congestion Experienced
 
 MS = 1_000_000
 SEC = 1_000_000_000
@@ -154,6 +158,7 @@ class TcpConfig:
     max_syn_backlog: int = 256
     challenge_ack_limit: int = 1000  # per second, per stack
     rfc1337: bool = False  # tcp_rfc1337: True ignores RSTs in TIME-WAIT (Linux default: no)
+    ecn: int = 2  # tcp_ecn: 0 off, 1 request ECN on outgoing SYNs and accept, 2 accept only
 
 
 class TcpConnection:
@@ -218,6 +223,14 @@ class TcpConnection:
         self.user_timeout_ns = 0
         self.ttl: int | None = None
         self.tos = 0
+        # ECN (RFC 3168): see _ecn_* below
+        self.ecn_ok = False  # negotiated on the handshake
+        self.ecn_requested = False  # our SYN asked for it (ECE|CWR)
+        self.ecn_demand_cwr = False  # a CE arrived: ECE on every segment until the peer's CWR
+        self.ecn_queue_cwr = False  # cwnd was reduced: CWR on the next new data segment
+        self.ecn_cwr_high = iss  # no second reduction for ECE before SND.UNA passes this
+        self.ecn_episode = (iss, 0)  # the last loss episode (recover, timeouts) CWR announced
+        self.ip_ecn_in = 0  # the ECN field of the IP packet that carried the segment arriving
         # congestion control and loss recovery
         self.cc: CongestionControl = make_congestion(self.config.congestion, self.mss)
         self.scoreboard = SackScoreboard()
@@ -385,6 +398,9 @@ class TcpConnection:
             window = self._advertise_window()
             self.rcv_adv = max(self.rcv_adv, self.rcv_nxt + window)
             window >>= self.rcv_wscale
+        ecn = 0
+        if self.ecn_ok and not flags & (SYN | RST):
+            flags, ecn = self._ecn_mark(seq, flags, len(payload))
         header = wire_tcp.TcpRepr(self.lport, self.rport, seq & MASK, ack & MASK, flags,
                                   window, 0, options)
         segment = header.build(payload, self.rt.src, self.remote)
@@ -393,7 +409,7 @@ class TcpConnection:
             self.ack_pending = 0
             self._cancel("dack")
         self.stats["segments_out"] += 1
-        self.layer.output(self, segment)
+        self.layer.output(self, segment, ecn)
 
     def _send_ack(self) -> None:
         # SND.MAX, not SND.NXT: after a timeout SND.NXT falls back to SND.UNA, and the
@@ -410,6 +426,7 @@ class TcpConnection:
         if self.retries == 0:
             self.syn_sent_ns = self.now()  # for the handshake's RTT sample (Karn: first only)
         flags = SYN | (ACK if self.state == TcpState.SYN_RECEIVED else 0)
+        flags |= self._ecn_syn_flags()
         peer = self._peer_syn_options if self.state == TcpState.SYN_RECEIVED else None
         self._transmit(self.iss, flags, b"", self._syn_options(peer))
         self.snd_nxt = max(self.snd_nxt, self.iss + 1)
@@ -723,7 +740,9 @@ class TcpConnection:
         """A valid SYN-cookie ACK: go straight to ESTABLISHED."""
         self.irs = seq - 1
         self.rcv_nxt = seq
-        self.rcv_adv = self.rcv_nxt
+        # the cookie's SYN-ACK offered 65535 bytes: data riding on this ACK (a client's
+        # retransmission after its first ACK found the accept queue full) is in window
+        self.rcv_adv = self.rcv_nxt + 0xFFFF
         self.peer_mss = mss
         if wscale is not None and self.config.window_scaling:
             self.snd_wscale = min(wscale, 14)
@@ -819,10 +838,17 @@ class TcpConnection:
             self.ts_recent = opts.timestamp[0]
         self.last_heard_ns = self.now()
         self.keepalive_sent = 0
+        outstanding = self.snd_max > self.snd_una
         if not self._process_ack(seg, seq):
             return
         if self.state == TcpState.CLOSED:
             return
+        if flags & ECE and self.ecn_ok and outstanding:
+            self._ecn_echo_arrives()
+        if payload and self._abort_on_data_after_close(seg, seq):
+            return
+        if payload and self.ecn_ok:
+            self._ecn_data_arrives(flags)
         if payload:
             if self.state in RECEIVES_DATA:
                 self._receive_data(seq, payload, bool(flags & PSH))
@@ -875,6 +901,7 @@ class TcpConnection:
         self.rcv_nxt = seq + 1
         self.rcv_adv = self.rcv_nxt
         self._negotiate(seg.options)
+        self._ecn_negotiate_active(flags)
         self.last_heard_ns = self.now()
         if ack is not None:
             self.snd_una = ack
@@ -1149,6 +1176,80 @@ class TcpConnection:
         self._set_state(TcpState.TIME_WAIT)
         self._arm("timewait", 2 * self.config.msl_ns)
 
+    # ------------------------------------------------------------------ ECN
+    # RFC 3168 as Linux does it (net.ipv4.tcp_ecn, tcp_ecn_* in tcp_input/tcp_output.c).
+    # Handshake: an ECN-setup SYN carries ECE|CWR (only with tcp_ecn = 1, and not on a
+    # retransmitted SYN: tcp_ecn_fallback); its SYN-ACK carries ECE alone (tcp_ecn = 1
+    # or 2); anything else leaves the connection without ECN. On an ECN connection new
+    # data segments leave ECT(0), retransmissions and pure ACKs not-ECT. A data segment
+    # that arrives CE-marked makes every segment we send carry ECE (ACKed at once) until
+    # a data segment with CWR arrives. ECE on an ACK reduces cwnd once per window of
+    # data (the congestion module's multiplicative decrease, as for a loss, without a
+    # retransmission), not during loss recovery; the next new data segment after any
+    # reduction (ECE, fast recovery or a timeout) carries CWR.
+    def _ecn_syn_flags(self) -> int:
+        if self.state == TcpState.SYN_RECEIVED:
+            return ECE if self.ecn_ok else 0
+        if self.state == TcpState.SYN_SENT and self.config.ecn == 1 and self.retries == 0:
+            self.ecn_requested = True
+            return ECE | CWR
+        return 0
+
+    def _ecn_negotiate_active(self, flags: int) -> None:
+        """Our SYN asked for ECN: the SYN-ACK grants it with ECE alone (RFC 3168 §6.1.1);
+        a simultaneous-open SYN with ECE|CWR."""
+        if not self.ecn_requested:
+            self.ecn_ok = False
+        elif flags & ACK:
+            self.ecn_ok = bool(flags & ECE) and not flags & CWR
+        else:
+            self.ecn_ok = flags & (ECE | CWR) == ECE | CWR
+        self.ecn_episode = (self.recover, self.stats["timeouts"])
+
+    def ecn_setup_syn_accepted(self, syn_flags: int, ip_ecn: int) -> bool:
+        """Whether a passive open grants ECN to this SYN (Linux tcp_ecn_create_request):
+        the SYN asks with ECE|CWR, its IP header is not ECT, and tcp_ecn is not 0."""
+        return (self.config.ecn != 0 and syn_flags & (ECE | CWR) == ECE | CWR
+                and ip_ecn == 0)
+
+    def _ecn_mark(self, seq: int, flags: int, length: int) -> tuple[int, int]:
+        """ECE/CWR flags and the IP ECN field for a segment of an ECN connection."""
+        ecn = 0
+        if length and seq >= self.snd_max:  # new data: ECN-capable
+            ecn = ECT0
+            episode = (self.recover, self.stats["timeouts"])
+            if episode != self.ecn_episode:  # a loss reduction since the last CWR
+                self.ecn_episode = episode
+                self.ecn_queue_cwr = True
+            if self.ecn_queue_cwr:
+                self.ecn_queue_cwr = False
+                flags |= CWR
+        if self.ecn_demand_cwr:
+            flags |= ECE
+        return flags, ecn
+
+    def _ecn_data_arrives(self, flags: int) -> None:
+        """The ECN signals of an arriving data segment: CWR ends our echo, CE starts it."""
+        if flags & CWR and self.ecn_demand_cwr:
+            self.ecn_demand_cwr = False
+            self.quickack = max(self.quickack, 1)  # ICSK_ACK_NOW
+        if self.ip_ecn_in == ECN_CE:
+            self.layer.stack.counters["tcp.ecn_ce_in"] += 1
+            if not self.ecn_demand_cwr:
+                self.ecn_demand_cwr = True
+                self.quickack = max(self.quickack, 2)  # the sender may have a tiny cwnd
+
+    def _ecn_echo_arrives(self) -> None:
+        """ECE on an ACK: congestion, once per window of data, unless already reducing."""
+        if self.in_recovery or self.snd_una < self.ecn_cwr_high:
+            return
+        now = self.now()
+        self.layer.stack.counters["tcp.ecn_reductions"] += 1
+        self.cc.on_congestion(now, self.snd_max - self.snd_una)
+        self.cc.on_recovery_exit(now)  # no retransmission to wait for: cwnd = ssthresh now
+        self.ecn_cwr_high = self.snd_max
+        self.ecn_queue_cwr = True
+
     # ------------------------------------------------------------------ ICMP
     def icmp_error(self, err: int, icmp_type: int, icmp_code: int, info: int,
                    frag_needed: bool) -> None:
@@ -1257,6 +1358,32 @@ class TcpConnection:
 
     def abort(self) -> None:
         self._abort(0, send_rst=True)
+
+    def _abort_on_data_after_close(self, seg: wire_tcp.TcpPacket, seq: int) -> bool:
+        """New data for a connection whose application can no longer read it: reset.
+
+        As Linux's tcp_rcv_state_process (step 7, "RFC 1122 says we MUST send a
+        reset"): once the application closed the socket or shut its reading side
+        (RCV_SHUTDOWN), a segment carrying data beyond RCV.NXT in FIN-WAIT-1/2 (or
+        old data in CLOSE-WAIT, CLOSING, LAST-ACK) is answered with a RST built
+        from the segment (seq = its ACK, as tcp_v4_send_reset) and the connection
+        ends at once (TCPAbortOnData). The peer learns right away that nobody
+        will read what it writes, instead of filling a dead socket's window.
+        """
+        if not (self.orphaned or self.shut_rd):
+            return False
+        state = self.state
+        if state not in (TcpState.FIN_WAIT_1, TcpState.FIN_WAIT_2) and not (
+                state in (TcpState.CLOSE_WAIT, TcpState.CLOSING, TcpState.LAST_ACK)
+                and seq < self.rcv_nxt):
+            return False
+        if seq + len(seg.payload) <= self.rcv_nxt:
+            return False  # only what we already have: acknowledged as usual
+        self.layer.stack.counters["tcp.abort_on_data"] += 1
+        self.layer.send_reset_for(self, seg)
+        self._abort(errno.EPIPE if state == TcpState.CLOSE_WAIT else errno.ECONNRESET,
+                    send_rst=False)
+        return True
 
     def _abort(self, err: int, send_rst: bool) -> None:
         if send_rst and self.state in SYNCHRONIZED | {TcpState.SYN_RECEIVED}:

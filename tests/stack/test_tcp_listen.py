@@ -118,6 +118,40 @@ def test_syn_cookie_carries_window_scale_sack_and_timestamps_in_the_timestamp() 
     assert later[1] == 1001 and (later[0] - tsval) % 2**32 < 2**31  # our clock never runs back
 
 
+def test_cookie_ack_into_a_full_accept_queue_is_dropped_and_admitted_later() -> None:
+    """Linux (tcp_v4_syn_recv_sock): a valid cookie ACK that finds the accept queue
+    full is dropped, not reset; the client's retransmission gets in once there is room."""
+    d = Dialogue()
+    listener = d.listen(backlog=8)
+    assert listener.listener is not None
+    synacks = {}
+    for sport in range(50000, 50008):  # eight half-open children fill the SYN queue
+        _syn(d, sport)
+        synacks[sport] = d.expect(flags="SA")
+    _syn(d, 51000)
+    cookie = d.expect(flags="SA", ack=d.REMOTE + 51000 + 1)
+    for sport, synack in synacks.items():  # they complete: the accept queue is full
+        d.send("A", seq=d.REMOTE + sport + 1, ack=synack.seq + 1, sport=sport)
+    assert len(listener.listener.accept_queue) == 8
+    d.sent()
+    request = dict(seq=d.REMOTE + 51000 + 1, ack=cookie.seq + 1, sport=51000, data=b"GET /")
+    d.send("PA", **request)
+    d.expect_none()  # no RST: the client will retransmit
+    assert d.stack.counters["tcp.drop.accept_queue_full"] == 1
+    assert len(listener.listener.accept_queue) == 8
+    listener.accept()
+    d.send("PA", at=d.now + 200 * MS, **request)  # the client's retransmission
+    d.expect(flags="A", seq=cookie.seq + 1, ack=d.REMOTE + 51000 + 1 + 5)
+    peers = []
+    while True:
+        try:
+            peers.append(listener.accept())
+        except BlockingIOError:
+            break
+    admitted = [p for p in peers if p.getpeername()[1] == 51000]
+    assert len(admitted) == 1 and admitted[0].recv(100) == b"GET /"
+
+
 def test_forged_or_stale_cookie_ack_gets_rst() -> None:
     d = Dialogue()
     listener = d.listen(backlog=1)
