@@ -62,6 +62,7 @@ from .multicast import IgmpHost, MldHost
 from .neighbor import NeighborCache, Probe
 from .path_mtu import PathMtuCache
 from .routing import Route, RouteTable
+from .socket_memory import HOST_SOCKET_MEMORY, SocketMemory
 from .wire import arp as wire_arp
 from .wire import ethernet, icmpv4, icmpv6, ipv4, ipv6, ndp
 from .wire.errors import WireError
@@ -187,6 +188,7 @@ class HostStack:
         self.rng = rng or random.Random(name)
         self.forwarding = forwarding
         self.counters = StackCounters()
+        self.socket_memory = SocketMemory(HOST_SOCKET_MEMORY, name=name)  # all its sockets' queues
         self.interfaces: dict[int, Interface] = {}
         self.routes = RouteTable()
         self.arp: dict[int, NeighborCache[tuple[bytes, bytes]]] = {}

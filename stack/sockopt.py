@@ -13,7 +13,10 @@ and govern their IPv4(-mapped) traffic, separately from the IPPROTO_IPV6
 ones. getsockopt returns ints, except IP_MULTICAST_IF (the 4-byte address)
 and SO_BINDTODEVICE (the name). Buffer sizes follow Linux: the value is
 capped at the host's `rmem_max`/`wmem_max`, doubled, and raised to
-SOCK_MIN_RCVBUF/SOCK_MIN_SNDBUF. Touches only the socket and its stack.
+SOCK_MIN_RCVBUF/SOCK_MIN_SNDBUF (`rmem_max`/`wmem_max` default to Linux's
+212992). A vnet socket has no CAP_NET_ADMIN: SO_RCVBUFFORCE/SO_SNDBUFFORCE
+and SO_PRIORITY above 6 are EPERM, as for an unprivileged Linux process.
+Touches only the socket and its stack.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ IPV6_TCLASS = getattr(s, "IPV6_TCLASS", 67)
 SOCK_MIN_RCVBUF = 2304  # Linux: 2048 + the aligned struct sk_buff
 SOCK_MIN_SNDBUF = 2 * SOCK_MIN_RCVBUF
 INT_MAX = 0x7FFFFFFF
+PRIORITY_MAX_UNPRIVILEGED = 6  # Linux TC_PRIO_INTERACTIVE: higher needs CAP_NET_ADMIN/RAW
 
 # Options a UDP socket keeps and reports but that change nothing here, with defaults.
 _STORED = {s.SO_KEEPALIVE: 0, s.SO_PRIORITY: 0, s.SO_RCVLOWAT: 1, s.SO_SNDLOWAT: 1,
@@ -67,12 +71,22 @@ def _int(raw: bytes, minimum: int = 4) -> int:
     raise _err(errno.EINVAL)
 
 
-def _buffer_size(raw: bytes, limit: int | None, minimum: int) -> int:
-    """SO_RCVBUF/SO_SNDBUF: min(val as u32, max) (FORCE: no max), doubled, floored."""
-    val = _int(raw)
-    val = max(val, 0) if limit is None else min(val & 0xFFFFFFFF, limit)
-    val = min(val, INT_MAX // 2)
+def buffer_size(value: int, limit: int, minimum: int) -> int:
+    """SO_RCVBUF/SO_SNDBUF as Linux sets them: min(value as u32, max), doubled, floored."""
+    val = min(value & 0xFFFFFFFF, limit, INT_MAX // 2)
     return max(val * 2, minimum)
+
+
+def check_unprivileged(name: int, value: int) -> None:
+    """The SOL_SOCKET options Linux refuses (EPERM) without CAP_NET_ADMIN/CAP_NET_RAW.
+
+    A vnet socket never has those capabilities: SO_RCVBUFFORCE/SO_SNDBUFFORCE
+    are always refused, SO_PRIORITY outside 0..6 too.
+    """
+    if name in (SO_RCVBUFFORCE, SO_SNDBUFFORCE):
+        raise _err(errno.EPERM)
+    if name == s.SO_PRIORITY and not 0 <= value <= PRIORITY_MAX_UNPRIVILEGED:
+        raise _err(errno.EPERM)
 
 
 def setsockopt(sock: UdpSocket, level: int, name: int, value: int | bytes) -> None:
@@ -103,6 +117,7 @@ def _set_socket(sock: UdpSocket, name: int, raw: bytes) -> None:
     if name in _IGNORED:
         return
     val = _int(raw)
+    check_unprivileged(name, val)
     if name == s.SO_REUSEADDR:
         sock.reuseaddr = bool(val)
     elif name == SO_REUSEPORT:
@@ -110,13 +125,9 @@ def _set_socket(sock: UdpSocket, name: int, raw: bytes) -> None:
     elif name == s.SO_BROADCAST:
         sock.broadcast = bool(val)
     elif name == s.SO_RCVBUF:
-        sock.rcvbuf = _buffer_size(raw, layer.rmem_max, SOCK_MIN_RCVBUF)
+        sock.rcvbuf = buffer_size(val, layer.rmem_max, SOCK_MIN_RCVBUF)
     elif name == s.SO_SNDBUF:
-        sock.sndbuf = _buffer_size(raw, layer.wmem_max, SOCK_MIN_SNDBUF)
-    elif name == SO_RCVBUFFORCE:
-        sock.rcvbuf = _buffer_size(raw, None, SOCK_MIN_RCVBUF)
-    elif name == SO_SNDBUFFORCE:
-        sock.sndbuf = _buffer_size(raw, None, SOCK_MIN_SNDBUF)
+        sock.sndbuf = buffer_size(val, layer.wmem_max, SOCK_MIN_SNDBUF)
     elif name == SO_BINDTOIFINDEX:
         if val and val not in layer.stack.interfaces:
             raise _err(errno.ENODEV)

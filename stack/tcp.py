@@ -58,8 +58,10 @@ import socket as _socket
 from collections import deque
 from typing import TYPE_CHECKING
 
+from .socket_memory import SEND_RESERVE, SocketMemory
 from .tcp_connection import (
     ACK,
+    CAN_SEND,
     COOKIE_WSCALE,
     CWR,
     ECE,
@@ -91,6 +93,8 @@ COOKIE_MSS_V4 = (536, 1300, 1440, 1460)
 COOKIE_MSS_V6 = (1220, 1400, 1440, 8940)
 COOKIE_PERIOD_NS = 64 * 1_000_000_000
 COOKIE_TS_ECN = 0x20  # the cookie's TSval bit saying the SYN asked for ECN (Linux TS_OPT_ECN)
+RMEM_MAX = 212992  # Linux net.core.rmem_max (default): SO_RCVBUF's cap before doubling
+WMEM_MAX = 212992  # Linux net.core.wmem_max
 
 
 def _err(code: int) -> OSError:
@@ -149,6 +153,8 @@ class TcpSocket:
         self.linger: tuple[bool, int] = (False, 0)
         self.rcvbuf = layer.config.rmem_default
         self.sndbuf = layer.config.wmem_default
+        self.memory: SocketMemory = layer.stack.socket_memory  # a guest's, once it owns us
+        self.priority = 0  # SO_PRIORITY: kept and reported
         self.user_timeout_ns = 0
         self.congestion = layer.config.congestion
         self.maxseg: int | None = None
@@ -286,7 +292,8 @@ class TcpSocket:
             child.local_port = conn.lport
             for name in ("nodelay", "keepalive", "keepalive_time_ns", "keepalive_intvl_ns",
                          "keepalive_probes", "linger", "rcvbuf", "sndbuf", "user_timeout_ns",
-                         "ttl", "tos", "congestion", "maxseg", "reuseaddr"):
+                         "ttl", "tos", "congestion", "maxseg", "reuseaddr", "memory",
+                         "priority"):
                 setattr(child, name, getattr(self, name))
             child.conn = conn
             conn.socket = child
@@ -321,7 +328,15 @@ class TcpSocket:
             raise _err(errno.EPIPE)  # Linux: sk_stream_wait_connect on CLOSE/LISTEN
         if self.shut_wr:
             raise _err(errno.EPIPE)
-        return conn.send(data)
+        if conn.state in CAN_SEND and not conn.fin_queued and not conn.error:
+            allowed = self.memory.available() - SEND_RESERVE
+            if allowed <= 0:  # the owner's socket memory is used up: wait, as Linux
+                self.memory.refused += 1  # waits in sk_stream_wait_memory
+                raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+            data = data[:allowed]
+        sent = conn.send(data)
+        self.layer.settle_memory(conn)
+        return sent
 
     def recv(self, size: int, peek: bool = False) -> bytes:
         if self.closed:
@@ -331,7 +346,10 @@ class TcpSocket:
             raise _err(errno.ENOTCONN)
         if size < 0:
             raise ValueError("negative buffersize in recv")
-        return conn.recv(size, peek)
+        data = conn.recv(size, peek)
+        if not peek:
+            self.layer.settle_memory(conn)
+        return data
 
     def shutdown(self, how: int) -> None:
         conn = self.conn
@@ -348,6 +366,7 @@ class TcpSocket:
         if how in (_socket.SHUT_WR, _socket.SHUT_RDWR):
             self.shut_wr = True
             conn.shutdown_write()
+        self.layer.settle_memory(conn)
         self.layer.stack.driver.wake()
 
     def close(self) -> None:
@@ -359,6 +378,8 @@ class TcpSocket:
             self.listener = None
         if self.conn is not None:
             self.conn.close()
+            if self.conn.state == TcpState.CLOSED:
+                self.layer.settle_memory(self.conn, release=True)
         self.layer.release(self)
 
     # --- readiness ---------------------------------------------------------
@@ -374,7 +395,11 @@ class TcpSocket:
         conn = self.conn
         if conn is None:
             return self.listener is None
-        return conn.writable()
+        if not conn.writable():
+            return False
+        if conn.state in CAN_SEND and not conn.fin_queued and not conn.error:
+            return self.memory.available() > SEND_RESERVE
+        return True
 
     def hangup(self) -> bool:
         conn = self.conn
@@ -408,6 +433,10 @@ class TcpLayer:
         self.listeners: dict[int, list[TcpListener]] = {}
         self.port_users: dict[int, list[TcpSocket]] = {}
         self.ephemeral_range = EPHEMERAL_RANGE
+        self.rmem_max = RMEM_MAX
+        self.wmem_max = WMEM_MAX
+        # what each connection's queues are charged to, and how much is charged now
+        self.memory_charged: dict[TcpConnection, tuple[SocketMemory, int]] = {}
         self._challenge_tokens = float(self.config.challenge_ack_limit)
         self._challenge_stamp = 0
 
@@ -582,6 +611,7 @@ class TcpLayer:
     def on_state_change(self, conn: TcpConnection) -> None:
         if conn.state != TcpState.CLOSED:
             return
+        self.settle_memory(conn, release=conn.socket is None)
         if self.conns.get(conn.key) is conn:
             del self.conns[conn.key]
         group = self.conns_by_port.get(conn.lport)
@@ -686,7 +716,10 @@ class TcpLayer:
             if not (conn.state == TcpState.TIME_WAIT and flags & (SYN | ACK | RST) == SYN
                     and self._time_wait_reusable(conn, seg)):
                 conn.ip_ecn_in = meta.tos & 3
+                if len(seg.buf) > seg.data_offset and not self._memory_for_payload(conn, seg):
+                    stack.counters.drop("tcp", "memory")
                 conn.segment_arrives(seg)
+                self.settle_memory(conn)
                 return True
             conn._set_closed()  # a new incarnation: the listener (if any) takes the SYN
             stack.counters["tcp.time_wait_reused"] += 1
@@ -697,6 +730,45 @@ class TcpLayer:
         stack.counters.drop("tcp", "no_socket")
         self._send_reset(meta, seg)
         return True
+
+    # --- socket memory -----------------------------------------------------
+    def _memory_of(self, conn: TcpConnection) -> SocketMemory:
+        sock = conn.socket
+        if sock is None and conn.listener is not None:
+            sock = conn.listener.socket
+        return sock.memory if sock is not None else self.stack.socket_memory
+
+    def _memory_for_payload(self, conn: TcpConnection, seg: wire_tcp.TcpPacket) -> bool:
+        """True if the owner's budget holds the segment's payload; else strip it.
+
+        The header (ACK, window, SACK, RST) is still processed; the payload and a
+        FIN riding on it are dropped, and the peer retransmits them.
+        """
+        entry = self.memory_charged.get(conn)
+        memory = entry[0] if entry is not None else self._memory_of(conn)
+        if len(seg.buf) - seg.data_offset <= memory.available():
+            return True
+        memory.refused += 1
+        seg.buf = seg.buf[:seg.data_offset]
+        seg.flags &= ~(FIN | wire_tcp.PSH)
+        return False
+
+    def settle_memory(self, conn: TcpConnection, release: bool = False) -> None:
+        """Charge the owner for what conn's queues hold now (release: give it all back)."""
+        footprint = 0 if release else len(conn.sendq) + len(conn.rcv_buf) + conn.ooo.bytes
+        entry = self.memory_charged.get(conn)
+        if entry is None:
+            if not footprint:
+                return
+            memory, charged = self._memory_of(conn), 0
+        else:
+            memory, charged = entry
+        if footprint != charged:
+            memory.charge(footprint - charged)
+        if footprint or (not release and conn.state != TcpState.CLOSED):
+            self.memory_charged[conn] = (memory, footprint)
+        else:
+            self.memory_charged.pop(conn, None)
 
     def _find_listener(self, meta: IpMeta, port: int) -> TcpListener | None:
         best: TcpListener | None = None

@@ -3,7 +3,10 @@
 Options set before connect/listen are kept on the `TcpSocket` and copied
 to its connection when one exists (and to accepted children); options that
 matter at once (TCP_NODELAY, keepalive, buffer sizes) are applied to a live
-connection too. SO_RCVBUF/SO_SNDBUF are doubled and clamped as Linux does.
+connection too. SO_RCVBUF/SO_SNDBUF are clamped to the layer's
+`rmem_max`/`wmem_max` (Linux's 212992) and doubled, as Linux does;
+*BUFFORCE and SO_PRIORITY above 6 are EPERM (no CAP_NET_ADMIN here).
+TCP_CONGESTION takes and reports Linux's names, `reno` and `cubic`.
 Errors are OSError: ENOPROTOOPT for unknown options, EINVAL for bad values.
 Touches only the socket and its connection.
 """
@@ -15,6 +18,7 @@ import os
 import socket as s
 import struct
 
+from .sockopt import SOCK_MIN_RCVBUF, SOCK_MIN_SNDBUF, buffer_size, check_unprivileged
 from .tcp import TcpSocket
 
 TCP_NODELAY = 1
@@ -28,9 +32,11 @@ SO_REUSEPORT = getattr(s, "SO_REUSEPORT", 15)
 SO_BINDTODEVICE = getattr(s, "SO_BINDTODEVICE", 25)
 SO_ACCEPTCONN = getattr(s, "SO_ACCEPTCONN", 30)
 SEC = 1_000_000_000
-SOCK_MIN_RCVBUF = 2304
-SOCK_MIN_SNDBUF = 4608
-BUF_MAX = 16 * 1024 * 1024
+TCP_CA_NAME_MAX = 16
+# Linux's names for the algorithms an unprivileged socket may pick (the default
+# tcp_allowed_congestion_control), and the stack's own name for each
+CONGESTION_BY_LINUX_NAME = {"reno": "newreno", "cubic": "cubic"}
+LINUX_NAME_OF_CONGESTION = {v: k for k, v in CONGESTION_BY_LINUX_NAME.items()}
 
 
 def _err(code: int) -> OSError:
@@ -50,6 +56,8 @@ def _int(value: int | bytes) -> int:
 def setsockopt(sock: TcpSocket, level: int, name: int, value: int | bytes) -> None:
     conn = sock.conn
     if level == s.SOL_SOCKET:
+        if name not in (s.SO_LINGER, SO_BINDTODEVICE, s.SO_RCVTIMEO, s.SO_SNDTIMEO):
+            check_unprivileged(name, _int(value))
         if name == s.SO_REUSEADDR:
             sock.reuseaddr = bool(_int(value))
         elif name == SO_REUSEPORT:
@@ -67,13 +75,15 @@ def setsockopt(sock: TcpSocket, level: int, name: int, value: int | bytes) -> No
             if conn is not None:
                 conn.linger = sock.linger
         elif name == s.SO_RCVBUF:
-            sock.rcvbuf = max(SOCK_MIN_RCVBUF, min(BUF_MAX, 2 * max(0, _int(value))))
+            sock.rcvbuf = buffer_size(_int(value), sock.layer.rmem_max, SOCK_MIN_RCVBUF)
             if conn is not None:
                 conn.rcvbuf = sock.rcvbuf
         elif name == s.SO_SNDBUF:
-            sock.sndbuf = max(SOCK_MIN_SNDBUF, min(BUF_MAX, 2 * max(0, _int(value))))
+            sock.sndbuf = buffer_size(_int(value), sock.layer.wmem_max, SOCK_MIN_SNDBUF)
             if conn is not None:
                 conn.sndbuf = sock.sndbuf
+        elif name == s.SO_PRIORITY:
+            sock.priority = _int(value)
         elif name == SO_BINDTODEVICE:
             raw = value if isinstance(value, bytes) else b""
             devname = raw.split(b"\0", 1)[0].decode(errors="replace")
@@ -126,15 +136,17 @@ def setsockopt(sock: TcpSocket, level: int, name: int, value: int | bytes) -> No
             if conn is not None:
                 conn.user_timeout_ns = sock.user_timeout_ns
         elif name == TCP_CONGESTION:
-            algo = (value if isinstance(value, bytes) else b"").split(b"\0", 1)[0].decode(
-                errors="replace")
+            # Linux reads at most TCP_CA_NAME_MAX - 1 bytes, up to a NUL; unknown → ENOENT
+            raw = value if isinstance(value, bytes) else _int(value).to_bytes(4, "little",
+                                                                               signed=True)
+            if not raw:
+                raise _err(errno.EINVAL)
+            algo = raw[:TCP_CA_NAME_MAX - 1].split(b"\0", 1)[0].decode(errors="replace")
+            if algo not in CONGESTION_BY_LINUX_NAME:
+                raise _err(errno.ENOENT)
             from .congestion import make
 
-            try:
-                make(algo, 1460)
-            except ValueError:
-                raise _err(errno.ENOENT) from None
-            sock.congestion = "newreno" if algo == "reno" else algo
+            sock.congestion = CONGESTION_BY_LINUX_NAME[algo]
             if conn is not None:
                 conn.cc = make(sock.congestion, conn._effective_mss())
         else:
@@ -184,7 +196,7 @@ def getsockopt(sock: TcpSocket, level: int, name: int) -> int | bytes:
             return struct.pack("<ii", int(sock.linger[0]), sock.linger[1])
         table = {s.SO_REUSEADDR: sock.reuseaddr, SO_REUSEPORT: sock.reuseport,
                  s.SO_KEEPALIVE: sock.keepalive, s.SO_RCVBUF: sock.rcvbuf,
-                 s.SO_SNDBUF: sock.sndbuf}
+                 s.SO_SNDBUF: sock.sndbuf, s.SO_PRIORITY: sock.priority}
         if name in table:
             return int(table[name])
         raise _err(errno.ENOPROTOOPT)
@@ -206,7 +218,9 @@ def getsockopt(sock: TcpSocket, level: int, name: int) -> int | bytes:
             return sock.user_timeout_ns // 1_000_000
         if name == TCP_CONGESTION:
             name_ = conn.cc.name if conn is not None else sock.congestion
-            return name_.encode() + b"\0"
+            # a char[TCP_CA_NAME_MAX], NUL-padded, as Linux copies it out
+            return LINUX_NAME_OF_CONGESTION.get(name_, name_).encode().ljust(TCP_CA_NAME_MAX,
+                                                                            b"\0")
         raise _err(errno.ENOPROTOOPT)
     if level == s.IPPROTO_IP:
         if name == s.IP_TTL:

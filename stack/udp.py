@@ -86,6 +86,7 @@ import zlib
 from collections import deque
 from typing import TYPE_CHECKING
 
+from .socket_memory import SocketMemory
 from .wire import udp as wire_udp
 from .wire.errors import WireError
 
@@ -98,8 +99,8 @@ AF_INET6 = _socket.AF_INET6
 EPHEMERAL_RANGE = (32768, 60999)  # Linux net.ipv4.ip_local_port_range
 DEFAULT_RCVBUF = 212992  # Linux net.core.rmem_default
 DEFAULT_SNDBUF = 212992  # Linux net.core.wmem_default
-RMEM_MAX = 4 * 1024 * 1024  # like a raised net.core.rmem_max (Linux's default: 212992)
-WMEM_MAX = 4 * 1024 * 1024
+RMEM_MAX = 212992  # Linux net.core.rmem_max (default): SO_RCVBUF's cap before doubling
+WMEM_MAX = 212992  # Linux net.core.wmem_max
 MAX_PAYLOAD_V4 = 65535 - 20 - 8
 MAX_PAYLOAD_V6 = 65535 - 8
 MAX_MEMBERSHIPS_V4 = 20  # Linux net.ipv4.igmp_max_memberships
@@ -176,6 +177,7 @@ class UdpSocket:
         # data, source address, source port, ifindex, truesize charged
         self.queue: deque[tuple[bytes, bytes, int, int, int]] = deque()
         self.queued_bytes = 0
+        self.memory: SocketMemory = layer.stack.socket_memory  # a guest's, once it owns us
         self.rcvbuf = DEFAULT_RCVBUF
         self.sndbuf = DEFAULT_SNDBUF
         self.reuseaddr = False
@@ -374,6 +376,7 @@ class UdpSocket:
         data, src, sport, _ifindex, cost = self.queue[0] if peek else self.queue.popleft()
         if not peek:
             self.queued_bytes -= cost
+            self.memory.charge(-cost)
         if self.family == AF_INET6 and len(src) == 4:
             src = to_mapped(src)
         return data[:bufsize], src, sport, len(data) > bufsize
@@ -406,6 +409,7 @@ class UdpSocket:
         self.layer.unbind(self)
         self.closed = True
         self.queue.clear()
+        self.memory.charge(-self.queued_bytes)
         self.queued_bytes = 0
 
     # --- multicast ---------------------------------------------------------
@@ -775,6 +779,10 @@ class UdpLayer:
         if sock.queued_bytes and sock.queued_bytes + cost > sock.rcvbuf:
             sock.drops += 1
             self.stack.counters.drop("udp", "queue_full")
+            return
+        if not sock.memory.try_charge(cost):  # the owner's socket memory is used up
+            sock.drops += 1
+            self.stack.counters.drop("udp", "memory")
             return
         sock.queue.append((data, meta.src, sport, ifindex, cost))
         sock.queued_bytes += cost

@@ -4,6 +4,7 @@ congestion-control selection, and ICMP-driven path-MTU reduction."""
 
 from __future__ import annotations
 
+import errno
 import socket
 
 import pytest
@@ -219,7 +220,7 @@ def test_fast_retransmit_after_three_duplicate_acks_without_sack() -> None:
 def test_newreno_partial_ack_retransmits_the_next_hole() -> None:
     d = Dialogue()
     sock = d.establish_active(options=[("MSS", 1460)], rtt_ns=100 * MS)
-    setsockopt(sock, socket.IPPROTO_TCP, TCP_CONGESTION, b"newreno")
+    setsockopt(sock, socket.IPPROTO_TCP, TCP_CONGESTION, b"reno")
     _bulk(d, sock, 8)
     una = d.local + 1
     for _ in range(3):
@@ -292,14 +293,17 @@ def test_rto_after_sack_does_not_resend_what_the_peer_holds() -> None:
 def test_cubic_is_the_default_and_newreno_is_selectable_per_socket() -> None:
     d = Dialogue()
     a = d.socket()
-    assert getsockopt(a, socket.IPPROTO_TCP, TCP_CONGESTION) == b"cubic\0"
+    assert getsockopt(a, socket.IPPROTO_TCP, TCP_CONGESTION) == b"cubic".ljust(16, b"\0")
     b = d.socket()
     setsockopt(b, socket.IPPROTO_TCP, TCP_CONGESTION, b"reno\0")
     d.establish_active(sock=b)
     assert d.conn(b).cc.name == "newreno"
-    assert getsockopt(b, socket.IPPROTO_TCP, TCP_CONGESTION) == b"newreno\0"
-    with pytest.raises(OSError):
-        setsockopt(a, socket.IPPROTO_TCP, TCP_CONGESTION, b"bbr\0")
+    # Linux's names: "reno" is reported, "newreno" is no Linux algorithm (ENOENT)
+    assert getsockopt(b, socket.IPPROTO_TCP, TCP_CONGESTION) == b"reno".ljust(16, b"\0")
+    for unknown in (b"bbr\0", b"newreno"):
+        with pytest.raises(OSError) as e:
+            setsockopt(a, socket.IPPROTO_TCP, TCP_CONGESTION, unknown)
+        assert e.value.errno == errno.ENOENT
 
 
 def test_initial_window_is_ten_segments_and_grows_in_slow_start() -> None:

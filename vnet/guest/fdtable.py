@@ -53,6 +53,7 @@ class FileDescription:
     """An open file, directory, stream or socket, as the fd table sees it."""
 
     filetype: Filetype = Filetype.UNKNOWN
+    is_socket = False
     rights_base: int = 0
     rights_inheriting: int = 0
 

@@ -6,6 +6,11 @@ raises `GuestFault`, which the ABI bridge turns into EFAULT. wasm32 linear
 memory only grows, and wasmtime reserves its address range up front on 64-bit
 hosts, so the base pointer is cached and the size is re-read only when a check
 fails. Touches only the guest's memory, through wasmtime's C API.
+
+Vectored I/O is bounded as on Linux: an iovec array longer than IOV_MAX
+(1024) is EINVAL before anything is read, and `gather` copies only the
+byte range of the iovec stream that a call can use (never the sum of
+the lengths when they overlap the same region many times).
 """
 
 from __future__ import annotations
@@ -17,7 +22,10 @@ from collections.abc import Iterator
 from wasmtime import Memory, Store
 from wasmtime import _ffi as ffi
 
-from .wasi_types import IOVEC
+from .wasi_types import IOVEC, Errno, WasiError
+
+IOV_MAX = 1024  # Linux UIO_MAXIOV: more iovecs in one call is EINVAL
+MAX_RW_COUNT = 0x7FFFF000  # Linux: one read/write moves at most this many bytes
 
 
 class GuestFault(Exception):
@@ -54,6 +62,11 @@ class GuestMemory:
     @property
     def size(self) -> int:
         self._refresh()
+        return self._size
+
+    @property
+    def known_size(self) -> int:
+        """The size last seen by this guest's own thread (safe to read from any thread)."""
         return self._size
 
     def check(self, ptr: int, length: int) -> None:
@@ -110,7 +123,12 @@ class GuestMemory:
         return self.read(ptr, length).decode("utf-8")
 
     def iovecs(self, ptr: int, count: int) -> list[tuple[int, int]]:
-        """The (buf, len) pairs of an iovec array, each checked to lie in memory."""
+        """The (buf, len) pairs of an iovec array, each checked to lie in memory.
+
+        More than IOV_MAX iovecs is EINVAL (Linux's import_iovec), checked first.
+        """
+        if count > IOV_MAX:
+            raise WasiError(Errno.EINVAL)
         self.check(ptr, count * IOVEC.size)
         view = self._view
         out = []
@@ -120,9 +138,23 @@ class GuestMemory:
             out.append((buf, length))
         return out
 
-    def gather(self, ptr: int, count: int) -> bytes:
-        """Concatenate the bytes of an iovec array (for writes)."""
-        parts = [self._view[b : b + n] for b, n in self.iovecs(ptr, count)]
+    def gather(self, iovs: list[tuple[int, int]], start: int, length: int) -> bytes:
+        """Bytes [start, start+length) of the stream the iovecs describe (for writes).
+
+        Copies only that range, however long the iovecs are in total.
+        """
+        parts = []
+        view = self._view
+        for buf, n in iovs:
+            if length <= 0:
+                break
+            if start >= n:
+                start -= n
+                continue
+            take = min(n - start, length)
+            parts.append(view[buf + start : buf + start + take])
+            length -= take
+            start = 0
         return b"".join(parts)
 
     def scatter(self, iovs: list[tuple[int, int]], data: bytes | memoryview) -> int:

@@ -21,6 +21,7 @@ import struct
 from typing import TYPE_CHECKING, Any
 
 from stack.ping import IcmpEchoSocket
+from stack.socket_memory import SEND_RESERVE, SOCKET_OVERHEAD, SocketMemory
 from stack.tcp import TcpSocket
 from stack.udp import UdpSocket
 
@@ -157,6 +158,13 @@ class SocketDescription(FileDescription):
         self.recv_timeout_ns: int | None = None
         self.send_timeout_ns: int | None = None
         self.connect_pending = False
+        self.overhead_charged_to: SocketMemory | None = None
+
+    def charge_overhead(self, memory: SocketMemory) -> None:
+        """Charge this open socket's own cost to its owner (ENOBUFS if it does not fit)."""
+        if not memory.try_charge(SOCKET_OVERHEAD):
+            raise WasiError(Errno.ENOBUFS)
+        self.overhead_charged_to = memory
 
     # --- data through fd_read / fd_write -----------------------------------
     def read(self, size: int) -> bytes:
@@ -184,6 +192,14 @@ class SocketDescription(FileDescription):
         except OSError as e:
             raise_wasi(e)
             raise AssertionError from None
+
+    def send_room(self) -> int:
+        """How many bytes a send could take now (streams; 0 when it would block)."""
+        core = self.core
+        if not isinstance(core, TcpSocket) or core.conn is None:
+            return 0
+        conn = core.conn
+        return min(conn.sndbuf - len(conn.sendq), core.memory.available() - SEND_RESERVE)
 
     def send(self, data: bytes | memoryview, dest: tuple[bytes, int] | None) -> int:
         core = self.core
@@ -243,6 +259,9 @@ class SocketDescription(FileDescription):
 
     def close(self) -> None:
         self.core.close()
+        if self.overhead_charged_to is not None:
+            self.overhead_charged_to.charge(-SOCKET_OVERHEAD)
+            self.overhead_charged_to = None
 
     def __repr__(self) -> str:
         return f"<SocketDescription {self.core!r}>"

@@ -43,7 +43,10 @@ from .wasi_types import (
 M = "wasi_snapshot_preview1"
 T = TypeVar("T")
 
-MAX_IO_BYTES = 64 * 1024 * 1024  # one read/write call moves at most this much
+# One read/write call moves at most this much; more is a short read/write, as
+# Linux's MAX_RW_COUNT (0x7ffff000) but smaller, so one call stays short.
+MAX_IO_BYTES = 64 * 1024 * 1024
+WRITE_CHUNK = 1024 * 1024  # a file write copies guest data this much at a time
 
 
 # --- args and environment ---------------------------------------------------
@@ -121,11 +124,10 @@ def clock_time_get(ctx: GuestContext, clock_id: int, _precision: int, time_ptr: 
 @host_function(M, "random_get", "ii")
 def random_get(ctx: GuestContext, buf: int, length: int) -> int:
     ctx.mem.check(buf, length)
-    if ctx.scheduler.virtual:
-        data = ctx.rng.randbytes(length)
-    else:
-        data = os.urandom(length)
-    ctx.mem.write(buf, data)
+    for offset in range(0, length, WRITE_CHUNK):  # never a copy of the whole request
+        size = min(WRITE_CHUNK, length - offset)
+        data = ctx.rng.randbytes(size) if ctx.scheduler.virtual else os.urandom(size)
+        ctx.mem.write(buf + offset, data)
     return Errno.SUCCESS
 
 
@@ -173,11 +175,20 @@ def wait_for_io(
 
 # --- poll_oneoff ------------------------------------------------------------
 
+def max_subscriptions(ctx: GuestContext) -> int:
+    """The most subscriptions one poll_oneoff takes: what poll() needs for max_fds pollfds.
+
+    Linux's poll() is EINVAL when nfds exceeds RLIMIT_NOFILE; the SDK's poll()
+    subscribes each pollfd for reading and writing, plus one clock.
+    """
+    return 2 * ctx.limits.max_fds + 1
+
+
 @host_function(M, "poll_oneoff", "iiii")
 def poll_oneoff(ctx: GuestContext, in_ptr: int, out_ptr: int, nsubscriptions: int,
                 nevents_ptr: int) -> int:
-    if nsubscriptions == 0:
-        raise WasiError(Errno.EINVAL)
+    if nsubscriptions == 0 or nsubscriptions > max_subscriptions(ctx):
+        raise WasiError(Errno.EINVAL)  # checked before any subscription is read
     mem = ctx.mem
     mem.check(in_ptr, nsubscriptions * SUBSCRIPTION_SIZE)
     mem.check(out_ptr, nsubscriptions * EVENT.size)
@@ -316,12 +327,40 @@ def fd_read(ctx: GuestContext, fd: int, iovs_ptr: int, iovs_len: int, nread_ptr:
     return Errno.SUCCESS
 
 
+def write_in_chunks(ctx: GuestContext, iovs: list[tuple[int, int]],
+                    write: Callable[[bytes, int], int]) -> int:
+    """Write the iovecs' stream (up to MAX_IO_BYTES) in WRITE_CHUNK copies.
+
+    write(chunk, offset) returns how much it took; a short write ends the call,
+    and an error after some bytes were written becomes a short write.
+    """
+    total = _iov_total(iovs)
+    done = 0
+    while True:
+        chunk = ctx.mem.gather(iovs, done, min(WRITE_CHUNK, total - done))
+        try:
+            written = write(chunk, done)
+        except WasiError:
+            if done:
+                return done
+            raise
+        done += written
+        if done >= total or written < len(chunk):
+            return done
+
+
 @host_function(M, "fd_write", "iiii")
 def fd_write(ctx: GuestContext, fd: int, iovs_ptr: int, iovs_len: int, nwritten_ptr: int) -> int:
     d = ctx.fds.get(fd, Rights.FD_WRITE)
-    data = ctx.mem.gather(iovs_ptr, iovs_len)
+    iovs = ctx.mem.iovecs(iovs_ptr, iovs_len)
     ctx.mem.check(nwritten_ptr, 4)
-    written = wait_for_io(ctx, d, lambda: d.write(data), d.readiness_write)
+    if d.is_socket:
+        from .wasix import send_iovecs  # the socket layer imports this module
+
+        written = send_iovecs(ctx, d, iovs, None)  # type: ignore[arg-type]
+    else:
+        written = write_in_chunks(ctx, iovs, lambda chunk, _offset: wait_for_io(
+            ctx, d, lambda: d.write(chunk), d.readiness_write))
     ctx.mem.write_u32(nwritten_ptr, written)
     return Errno.SUCCESS
 
@@ -341,9 +380,10 @@ def fd_pread(ctx: GuestContext, fd: int, iovs_ptr: int, iovs_len: int, offset: i
 def fd_pwrite(ctx: GuestContext, fd: int, iovs_ptr: int, iovs_len: int, offset: int,
               nwritten_ptr: int) -> int:
     d = ctx.fds.get(fd, Rights.FD_WRITE | Rights.FD_SEEK)
-    data = ctx.mem.gather(iovs_ptr, iovs_len)
+    iovs = ctx.mem.iovecs(iovs_ptr, iovs_len)
     ctx.mem.check(nwritten_ptr, 4)
-    ctx.mem.write_u32(nwritten_ptr, d.pwrite(data, offset))
+    written = write_in_chunks(ctx, iovs, lambda chunk, done: d.pwrite(chunk, offset + done))
+    ctx.mem.write_u32(nwritten_ptr, written)
     return Errno.SUCCESS
 
 

@@ -10,6 +10,14 @@ this guest — through the scheduler when a blocking socket must wait
 Linux-numbered setsockopt, so both the WASIX option calls and
 `vnet_v1.sock_setsockopt` end in the same place. The `port_*` calls that
 would reconfigure the host return ENOTSUP: a guest cannot change its network.
+
+Resources are the guest's: every socket it opens or accepts is charged to
+its socket-memory budget (`guest_socket_memory`: its --max-memory less its
+linear memory, inside its host's budget; see stack/socket_memory.py) — 8 KiB
+for the socket itself (ENOBUFS when that does not fit) and whatever its
+queues hold. A message of more than IOV_MAX (1024) iovecs is EMSGSIZE, as
+Linux's sendmsg/recvmsg say, and a send copies from guest memory only what
+the socket can take now (`send_iovecs`).
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ import struct
 from typing import TYPE_CHECKING, Any
 
 from stack.ping import IcmpEchoSocket
+from stack.socket_memory import SocketMemory
 from stack.sockopt import getsockopt as udp_getsockopt
 from stack.sockopt import setsockopt as udp_setsockopt
 from stack.tcp import TcpSocket
@@ -29,6 +38,7 @@ from stack.udp import UdpSocket
 
 from .abi import host_function
 from .context import GuestContext
+from .memory import IOV_MAX
 from .sockets import (
     _LINUX_TO_WASI,
     ADDR_CIDR_SIZE,
@@ -63,7 +73,8 @@ X = "wasix_32v1"
 P1 = "wasi_snapshot_preview1"
 V = "vnet_v1"
 
-MAX_IO = 64 * 1024 * 1024
+MAX_IO = 64 * 1024 * 1024  # one send/recv moves at most this much (a short count beyond)
+DATAGRAM_COPY_MAX = 65536  # more than any datagram may carry: the rest is never copied
 MAX_SOCKETS_PER_GUEST = 4096
 
 # WASIX enums
@@ -104,6 +115,25 @@ def _host(ctx: GuestContext) -> Host:
     if host is None:
         raise WasiError(Errno.ENETDOWN)  # a guest run without a network
     return host
+
+
+def guest_socket_memory(ctx: GuestContext, host: Host) -> SocketMemory:
+    """The budget of this guest's socket queues: its --max-memory less its linear memory.
+
+    Charged inside its host's budget. Linear memory is read as the guest's own
+    thread last saw it (socket calls refresh it), since other guests' threads
+    charge this budget too.
+    """
+    memory = ctx.extensions.get("socket_memory")
+    if memory is None:
+        def linear_memory() -> int:
+            return ctx.memory.known_size if ctx.memory is not None else 0
+
+        memory = SocketMemory(ctx.limits.memory_bytes, parent=host.stack.socket_memory,
+                              name=ctx.name, other_usage=linear_memory)
+        ctx.extensions["socket_memory"] = memory
+    assert isinstance(memory, SocketMemory)
+    return memory
 
 
 def _sock(ctx: GuestContext, fd: int) -> SocketDescription:
@@ -196,11 +226,15 @@ def sock_open(ctx: GuestContext, af: int, socktype: int, proto: int, fd_ptr: int
             raise WasiError(Errno.EPROTONOSUPPORT if socktype == 3 else Errno.ENOTSUP)
         else:
             raise WasiError(Errno.EINVAL)
+    memory = guest_socket_memory(ctx, host)
+    if isinstance(core, (TcpSocket, UdpSocket)):
+        core.memory = memory
     desc = SocketDescription(host, core, family, kind, linux_proto)
     try:
+        desc.charge_overhead(memory)
         fd = ctx.fds.add(desc)
     except WasiError:
-        core.close()
+        desc.close()
         raise
     ctx.mem.write_u32(fd_ptr, fd)
     return Errno.SUCCESS
@@ -285,6 +319,9 @@ def _accept(ctx: GuestContext, fd: int, flags: int) -> tuple[int, SocketDescript
         raise WasiError(Errno.ENOTSUP)
     if not core.listening:
         raise WasiError(Errno.EINVAL)
+    # a listener vnet opened for the guest (--tcplisten) is charged to it from now on,
+    # and so is every connection it accepts
+    core.memory = guest_socket_memory(ctx, desc.host)
 
     def attempt() -> TcpSocket:
         try:
@@ -298,9 +335,10 @@ def _accept(ctx: GuestContext, fd: int, flags: int) -> tuple[int, SocketDescript
     new = SocketDescription(desc.host, child, desc.family, desc.sock_type, desc.proto)
     new.fdflags = flags & FDFLAGS_NONBLOCK
     try:
+        new.charge_overhead(guest_socket_memory(ctx, desc.host))
         return ctx.fds.add(new), new
     except WasiError:
-        child.close()
+        new.close()  # the connection is reset, as Linux when accept() fails for memory
         raise
 
 
@@ -334,11 +372,21 @@ def preview1_sock_accept(ctx: GuestContext, fd: int, flags: int, fd_ptr: int) ->
 
 # --- data -----------------------------------------------------------------------
 
+def _message_iovecs(ctx: GuestContext, iovs_ptr: int, iovs_len: int) -> list[tuple[int, int]]:
+    """A message's iovecs: more than IOV_MAX is EMSGSIZE, as Linux's sendmsg/recvmsg.
+
+    (fd_write/fd_read — writev/readv — say EINVAL for the same count.)
+    """
+    if iovs_len > IOV_MAX:
+        raise WasiError(Errno.EMSGSIZE)
+    return ctx.mem.iovecs(iovs_ptr, iovs_len)
+
+
 def _recv(ctx: GuestContext, desc: SocketDescription, iovs_ptr: int, iovs_len: int,
           riflags: int) -> tuple[int, int, bytes, int]:
     """Receive into iovecs: (bytes stored, roflags, source address, source port)."""
     mem = ctx.mem
-    iovs = mem.iovecs(iovs_ptr, iovs_len)
+    iovs = _message_iovecs(ctx, iovs_ptr, iovs_len)
     total = min(sum(n for _, n in iovs), MAX_IO)
     peek = bool(riflags & RIFLAGS_RECV_PEEK)
     deadline = _deadline(ctx, desc.recv_timeout_ns)
@@ -394,27 +442,44 @@ def preview1_sock_recv(ctx: GuestContext, fd: int, iovs_ptr: int, iovs_len: int,
     return Errno.SUCCESS
 
 
+def send_iovecs(ctx: GuestContext, desc: SocketDescription, iovs: list[tuple[int, int]],
+                dest: tuple[bytes, int] | None) -> int:
+    """Send what the iovecs hold, copying from guest memory only what the socket takes.
+
+    A datagram is copied whole (at most DATAGRAM_COPY_MAX bytes: anything longer
+    is EMSGSIZE anyway). A stream copies, per attempt, only what its send buffer
+    and its owner's socket memory have room for; a blocking stream socket goes
+    on until everything is sent (as Linux's blocking send), a non-blocking one
+    returns a short count. At most MAX_IO bytes per call.
+    """
+    mem = ctx.mem
+    total = min(sum(n for _, n in iovs), MAX_IO)
+    deadline = _deadline(ctx, desc.send_timeout_ns)
+    if not isinstance(desc.core, TcpSocket):
+        data = mem.gather(iovs, 0, min(total, DATAGRAM_COPY_MAX))
+        return wait_for_io(ctx, desc, lambda: desc.send(data, dest), desc.readiness_write,
+                           deadline)
+    mem.size  # noqa: B018 (refresh the linear memory size the socket budget subtracts)
+    sent = 0
+
+    def send_more() -> int:
+        chunk = mem.gather(iovs, sent, min(total - sent, max(1, desc.send_room())))
+        return desc.send(chunk, dest)
+
+    while True:
+        try:
+            sent += wait_for_io(ctx, desc, send_more, desc.readiness_write, deadline)
+        except WasiError:
+            if sent:
+                return sent
+            raise
+        if sent >= total or desc.nonblocking:
+            return sent
+
+
 def _send(ctx: GuestContext, desc: SocketDescription, iovs_ptr: int, iovs_len: int,
           dest: tuple[bytes, int] | None) -> int:
-    data = ctx.mem.gather(iovs_ptr, iovs_len)
-    deadline = _deadline(ctx, desc.send_timeout_ns)
-    view = memoryview(data)
-    sent = wait_for_io(ctx, desc, lambda: desc.send(view, dest), desc.readiness_write, deadline)
-    # a blocking stream socket sends everything (as Linux's blocking send does)
-    if isinstance(desc.core, TcpSocket) and not desc.nonblocking:
-        while sent < len(data):
-            offset = sent
-            try:
-
-                def send_rest(offset: int = offset) -> int:
-                    return desc.send(view[offset:], None)
-
-                sent += wait_for_io(ctx, desc, send_rest, desc.readiness_write, deadline)
-            except WasiError:
-                if sent:
-                    break
-                raise
-    return sent
+    return send_iovecs(ctx, desc, _message_iovecs(ctx, iovs_ptr, iovs_len), dest)
 
 
 @host_function(X, "sock_send_to", "iiiiii")
@@ -791,6 +856,13 @@ def if_list(ctx: GuestContext, buf_ptr: int, buf_len: int, count_ptr: int) -> in
     return Errno.SUCCESS
 
 
+@host_function(V, "fd_limit", "i")
+def fd_limit(ctx: GuestContext, max_fds_ptr: int) -> int:
+    """How many fds the guest may have open: poll() checks nfds against it, as Linux."""
+    ctx.mem.write_u32(max_fds_ptr, ctx.limits.max_fds)
+    return Errno.SUCCESS
+
+
 SO_RCVTIMEO = _s.SO_RCVTIMEO
 SO_SNDTIMEO = _s.SO_SNDTIMEO
 TIMEVAL = struct.Struct("<qq")  # wasm32 wasi-libc: time_t is 64-bit, suseconds_t 64-bit
@@ -815,10 +887,9 @@ def vnet_sock_setsockopt(ctx: GuestContext, fd: int, level: int, name: int, valu
         else:
             desc.send_timeout_ns = timeout or None
         return Errno.SUCCESS
-    int_value: int | bytes = raw
-    if value_len in (1, 4) and not (level == _s.SOL_SOCKET and name == _s.SO_LINGER):
-        int_value = int.from_bytes(raw[:4] if value_len == 4 else raw, "little", signed=True)
-    _setsockopt(desc, level, name, int_value)
+    # the option's bytes as the guest gave them: the stack reads an int, a struct or a
+    # string (TCP_CONGESTION "reno", SO_BINDTODEVICE "eth0") with Linux's rules
+    _setsockopt(desc, level, name, raw)
     return Errno.SUCCESS
 
 

@@ -437,6 +437,29 @@ static void test_tcp(int family, const char *addr, const char *tag) {
     CHECK(N("so_sndbuf"), set_int(cfd, SOL_SOCKET, SO_SNDBUF, 65536) == 0 &&
                               get_int(cfd, SOL_SOCKET, SO_SNDBUF) >= 65536,
           "got %d", get_int(cfd, SOL_SOCKET, SO_SNDBUF));
+    CHECK(N("so_priority"), set_int(cfd, SOL_SOCKET, SO_PRIORITY, 6) == 0 &&
+                                get_int(cfd, SOL_SOCKET, SO_PRIORITY) == 6,
+          "got %d (errno %d)", get_int(cfd, SOL_SOCKET, SO_PRIORITY), errno);
+    /* TCP_CONGESTION by Linux's names: "reno" (4 bytes, no NUL) and "cubic" are set
+     * and reported; "newreno" is no Linux algorithm (ENOENT) */
+    char ca[16];
+    socklen_t calen = sizeof ca;
+    memset(ca, 'x', sizeof ca);
+    CHECK(N("tcp_congestion_reno"),
+          setsockopt(cfd, IPPROTO_TCP, TCP_CONGESTION, "reno", 4) == 0 &&
+              getsockopt(cfd, IPPROTO_TCP, TCP_CONGESTION, ca, &calen) == 0 &&
+              strncmp(ca, "reno", sizeof ca) == 0,
+          "got '%.16s' (errno %d)", ca, errno);
+    errno = 0;
+    CHECK(N("tcp_congestion_newreno_enoent"),
+          setsockopt(cfd, IPPROTO_TCP, TCP_CONGESTION, "newreno", 7) == -1 && errno == ENOENT,
+          "errno %d", errno);
+    calen = sizeof ca;
+    CHECK(N("tcp_congestion_cubic"),
+          setsockopt(cfd, IPPROTO_TCP, TCP_CONGESTION, "cubic", 6) == 0 &&
+              getsockopt(cfd, IPPROTO_TCP, TCP_CONGESTION, ca, &calen) == 0 &&
+              strncmp(ca, "cubic", sizeof ca) == 0,
+          "got '%.16s' (errno %d)", ca, errno);
     struct timeval tv = {0, 200000}, tv2 = {0, 0};
     socklen_t tvlen = sizeof tv2;
     CHECK(N("so_rcvtimeo"),

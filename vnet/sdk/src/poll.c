@@ -50,6 +50,11 @@ static int poll_ns(struct pollfd *fds, nfds_t nfds, uint64_t timeout_ns) {
         return __vnet_fail(EFAULT);
     if (nfds > (nfds_t)1 << 20)
         return __vnet_fail(EINVAL);
+    /* Linux: EINVAL when nfds exceeds RLIMIT_NOFILE (vnet: the guest's --max-fds),
+     * before anything is allocated or read */
+    uint32_t fd_limit = 0;
+    if (nfds > STACK_SUBS / 2 && __vnet_fd_limit(&fd_limit) == 0 && nfds > fd_limit)
+        return __vnet_fail(EINVAL);
 
     size_t max_subs = 2 * (size_t)nfds + 1;
     __wasi_subscription_t stack_subs[STACK_SUBS];
