@@ -1,0 +1,24 @@
+"""What tests and users share to assert on vnet's captures.
+
+``vnet.testing.pcap`` reads pcapng captures (time, interface, comments and
+scapy view of every packet); ``vnet.testing.expect`` asserts on them with
+partial packet templates; ``vnet.testing.pcap_diff`` compares two captures.
+This package reads files and uses scapy; nothing in it is on the data path.
+"""
+
+from .expect import Capture, Difference, Template, having, match
+from .pcap import CapturedPacket, PcapFormatError, read_pcapng
+from .pcap_diff import CaptureDiff, diff_captures
+
+__all__ = [
+    "Capture",
+    "CaptureDiff",
+    "CapturedPacket",
+    "Difference",
+    "PcapFormatError",
+    "Template",
+    "diff_captures",
+    "having",
+    "match",
+    "read_pcapng",
+]
