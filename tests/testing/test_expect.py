@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
+import socket
 from pathlib import Path
 
 import pytest
-from scapy.layers.inet import ICMP, IP, TCP, UDP
+from scapy.layers.inet import ICMP, IP, TCP, UDP, IPerror, UDPerror
 from scapy.layers.l2 import ARP, Ether
 from scapy.packet import Raw
 
@@ -35,6 +36,9 @@ def test_handshake_data_and_close_in_order(cap: Capture, run: Run) -> None:
         IP(src=CLIENT, dst=SERVER) / TCP(flags="A", seq=syn[TCP].seq + 1),
     ], strict=True)
     assert handshake[0] is syn
+    assert match(TCP() / Raw(load=b""), handshake[2]) == []  # a bare ACK: empty payload
+    assert [d.field for d in match(TCP() / Raw(load=b""), talk.expect(TCP(flags="PA")))] == [
+        "Raw.load"]
     assert handshake[1].time_ns == syn.time_ns + 2 * LATENCY_NS  # a round trip later
     talk.expect_sequence([TCP(flags="PA") / Raw(b"hello"), TCP(sport=TCP_PORT, flags="A"),
                           TCP(sport=TCP_PORT, flags="FA"), TCP(dport=TCP_PORT, flags="A")],
@@ -153,7 +157,15 @@ def test_capture_of_a_live_vnet_capture(tmp_path: Path) -> None:
     b.connect(lan, "10.0.0.2/24")
     writer = net.capture()  # in memory, still open
     a.ping("10.0.0.2", count=2)
+    with a.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+        tx.sendto(b"anyone?", ("10.0.0.2", 7))  # closed port: b answers port unreachable
+    net.run_for(0.1)
     cap = Capture.of(writer)
-    assert len(cap.on("b/eth0").match(ICMP(type=8))) == 2
     assert cap.source == "<memory>"
+    assert len(cap.on("b/eth0").match(ICMP(type=8))) == 2
+    # The datagram quoted inside the ICMP error is IPerror/UDPerror, not IP/UDP
+    assert len(cap.on("a/eth0").match(IP() / UDP(dport=7))) == 1
+    error = cap.expect(ICMP(type=3, code=3) / IPerror(dst="10.0.0.2") / UDPerror(dport=7),
+                       on="a/eth0")
+    assert error[IP].src == "10.0.0.2"
     net.close()

@@ -19,7 +19,8 @@ options. The rules:
   matches inside ``Ether``); the following template layers must follow it
   directly. Layers compare by exact class, so ``IP`` does not match the
   ``IPerror`` quoted inside an ICMP error. A trailing ``Raw(b"...")``
-  compares the payload bytes.
+  compares the payload bytes, however scapy decoded them (``Raw(load=b"")``
+  for an empty payload: scapy reads ``Raw(b"")`` as no field set).
 - ``Template(layers, where=callable)`` adds a predicate on the whole
   ``CapturedPacket`` (its ``interface``, ``time_ns``, ``comments``, and
   ``pkt[TCP]``-style access to the scapy packet). ``where=`` on the
@@ -194,6 +195,17 @@ def having(layer: Packet, **predicates: Callable[[Any], Any]) -> Packet:
     return layer
 
 
+def _payload_bytes(layer: Packet | None) -> bytes:
+    """The bytes from ``layer`` on, without Ethernet padding (none when there is no layer)."""
+    from scapy.packet import Padding
+
+    if layer is None or layer.__class__.__name__ == "NoPayload" or isinstance(layer, Padding):
+        return b""
+    data = bytes(layer)
+    padding = layer.getlayer(Padding)
+    return data[:len(data) - len(padding.load)] if padding is not None else data
+
+
 def _layers(packet: Packet) -> Iterator[Packet]:
     layer = packet
     while layer is not None and layer.__class__.__name__ != "NoPayload":
@@ -269,17 +281,17 @@ class Template:
             differences: list[Difference] = []
             layer: Packet | None = anchor
             for cls, fields, template_layer in self._parts:
-                if layer is None or layer.__class__.__name__ == "NoPayload":
-                    differences.append(Difference(cls.__name__, "layer present", "no such layer"))
-                    break
-                if cls is Raw and type(layer) is not Raw:
-                    actual_bytes = bytes(layer)
+                if cls is Raw and type(layer) is not Raw:  # payload bytes, however decoded
+                    actual_bytes = _payload_bytes(layer)
                     expected = fields.get("load")
-                    if expected is not None and not _field_matches(layer, "load", expected,
-                                                                   actual_bytes):
+                    if expected is not None and not _field_matches(template_layer, "load",
+                                                                   expected, actual_bytes):
                         differences.append(Difference("Raw.load", _show(template_layer, "load",
                                                                         expected),
                                                       repr(actual_bytes)))
+                    break
+                if layer is None or layer.__class__.__name__ == "NoPayload":
+                    differences.append(Difference(cls.__name__, "layer present", "no such layer"))
                     break
                 if type(layer) is not cls:
                     differences.append(Difference(cls.__name__, "layer present",
