@@ -6,6 +6,7 @@
     vnet sim TOPOLOGY.toml [--virtual-time] [--seed N] [--pcap-dir DIR] [--duration D]
     vnet firewall check [--strict] FILE...
     vnet firewall show [--firewall FILE] [--allow G] [--allow-out G] [--deny G] [--deny-out G]
+    vnet pcap diff A.pcapng B.pcapng [--ignore FIELD[,FIELD]] [--max N]
 
 `vnet run` enforces the sandbox rules of `firewall.grants` (the guest reaches
 its own virtual network and nothing beyond) unless `--firewall FILE` names
@@ -296,7 +297,14 @@ def _build_parser() -> argparse.ArgumentParser:
     fw_show = fw_sub.add_parser("show", help="print the rules vnet run would enforce")
     _add_firewall_flags(fw_show)
     fw_show.set_defaults(func=_cmd_firewall_show, parser=fw_show)
+
+    pcap = sub.add_parser("pcap", help="work with captures",
+                          description="Work with pcapng captures written by vnet.")
+    pcap_sub = pcap.add_subparsers(dest="pcap_command", metavar="COMMAND", required=True)
+    pcap_sub.add_parser(  # main() hands `vnet pcap diff ...` to vnet.testing.pcap_diff
+        "diff", help="compare two captures packet by packet (0 same, 1 differ, 2 error)")
     return parser
+
 
 
 def _cmd_firewall_check(ns: argparse.Namespace) -> int:
@@ -444,10 +452,15 @@ def _stdin_for(sched: Scheduler) -> InputStream | bytes:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    if args[:2] == ["pcap", "diff"]:  # its own parser, flags first or last
+        from vnet.testing.pcap_diff import main as pcap_diff_main
+
+        return pcap_diff_main(args[2:])
     parser = _build_parser()
     ns: argparse.Namespace | None = None
     try:
-        ns = parser.parse_args(argv)
+        ns = parser.parse_args(args)
         if ns.command is None:
             parser.print_help()
             return USAGE_ERROR

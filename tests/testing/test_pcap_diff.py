@@ -99,3 +99,23 @@ def test_different_packet_counts_and_unreadable_files(runs: dict[str, Path], tmp
     assert main([str(runs["seed1"]), str(cut)]) == 2
     error = capsys.readouterr().err
     assert error.startswith("vnet pcap diff: ") and str(cut) in error and "truncated" in error
+
+
+def test_the_vnet_pcap_diff_command(runs: dict[str, Path]) -> None:
+    """`vnet pcap diff` as a user runs it: 0 same, 1 different (naming the field), 2 unreadable."""
+    import subprocess
+    import sys
+
+    def vnet(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "vnet", "pcap", "diff", *args],
+                              capture_output=True, text=True, timeout=120)
+
+    same = vnet(str(runs["seed1"]), str(runs["seed1_again"]))
+    assert same.returncode == 0 and same.stdout.rstrip().endswith("identical")
+    changed = vnet(str(runs["seed1"]), str(runs["hellp"]))
+    assert changed.returncode == 1 and "Raw.load" in changed.stdout
+    ignored = vnet("--ignore", "Raw.load,TCP.chksum", str(runs["seed1"]), str(runs["hellp"]))
+    assert ignored.returncode == 0, ignored.stdout
+    missing = vnet(str(runs["seed1"]), str(runs["seed1"].with_name("absent.pcapng")))
+    assert missing.returncode == 2
+    assert missing.stderr.startswith("vnet pcap diff: ") and missing.stderr.count("\n") == 1
