@@ -210,7 +210,9 @@ def test_syn_flood_from_one_host_does_not_stop_a_legitimate_client() -> None:
                                    wire_tcp.TcpOptions(mss=1460))
             segment = syn.build(b"", src, bytes((10, 0, 0, 1)))
             with net.scheduler.lock:
-                attacker.stack.send_ip(bytes((10, 0, 0, 1)), 6, segment, src=src)
+                # forged on purpose: any_source lets this scripted attacker spoof
+                attacker.stack.send_ip(bytes((10, 0, 0, 1)), 6, segment, src=src,
+                                       any_source=True)
             net.run_for(50e-6)
 
     def server() -> None:
