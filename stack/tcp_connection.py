@@ -68,9 +68,16 @@ Loss recovery beyond RFC 6675 (the section "loss recovery extensions"):
   segment again; its SACK lets RACK find the tail losses, so they recover
   without an RTO. A probe that repaired a loss reduces the window once.
 - PRR (RFC 6937): in SACK recovery the window is pipe + sndcnt, recomputed on
-  each ACK: proportional while pipe > ssthresh, then PRR-SSRB when the ACK
-  advanced SND.UNA and no retransmission was lost, else PRR-CRB (Linux's
-  choice); whole segments, rounded up.
+  each ACK: proportional while pipe > ssthresh; at or below it, as Linux,
+  max(prr_delivered - prr_out, what this ACK delivered), plus one segment
+  (PRR-SSRB) when the ACK advanced SND.UNA and no retransmission was lost;
+  whole segments, rounded up.
+- Reordering (Linux's tp->reordering): when a hole fills without a
+  retransmission, or an episode is undone, DupThresh grows to how many
+  segments late the data came (at most 300), so the same reordering is not
+  taken for a loss again; RACK's timer still finds real losses. RACK also
+  judges retransmissions: one sent before a segment since delivered, and
+  RACK.rtt + reo_wnd ago, is sent again.
 - PAWS lets through a pure duplicate ACK at RCV.NXT whose timestamp is at most
   an RTO older than TS.Recent and that would not update the window (Linux's
   tcp_disordered_ack), so its SACK blocks count; TS.Recent never moves back.
@@ -109,7 +116,7 @@ from typing import TYPE_CHECKING, Any
 
 from .congestion import CongestionControl
 from .congestion import make as make_congestion
-from .tcp_sack import DUPTHRESH, ReceiveQueue, SackScoreboard
+from .tcp_sack import MAX_REORDERING, ReceiveQueue, SackScoreboard
 from .wire import tcp as wire_tcp
 
 if TYPE_CHECKING:
@@ -296,7 +303,8 @@ class TcpConnection:
                                       "bytes_acked": 0, "bytes_received": 0,
                                       "challenge_acks": 0, "ooo_segments": 0,
                                       "lost_retransmits": 0, "dsacks_sent": 0, "dsacks_in": 0,
-                                      "undos": 0, "tlp_probes": 0, "rack_recoveries": 0}
+                                      "undos": 0, "tlp_probes": 0, "rack_recoveries": 0,
+                                      "reordering": 3}
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -488,6 +496,8 @@ class TcpConnection:
                         continue
                     sent = self._send_data(start, end - start, retransmit=True)
                     self.rexmits[start] = (start + sent, self.snd_max)
+                    if start + sent < end:  # cut short by SACK blocks: the rest is next
+                        self.lost_again.insert(0, (start + sent, end))
                     sent_any = True
                     continue
                 hole = self.scoreboard.next_hole(max(self.high_rxt, self.snd_una),
@@ -1016,7 +1026,7 @@ class TcpConnection:
             self.max_snd_wnd = max(self.max_snd_wnd, window)
             if window > 0 and self.snd_una == self.snd_max:
                 self.backoff = 0
-        if self.sack_enabled:
+        if self.sack_enabled and (self.tx_head < len(self.tx_ends) or self.rack_rexmit):
             self._rack_on_ack(ack, now, had_sacked)
         if ack > self.snd_una:
             self._new_ack(ack, opts, now, mss)
@@ -1128,7 +1138,7 @@ class TcpConnection:
             if not self.sack_enabled:
                 self.recovery_inflation += mss  # RFC 5681 step 4: inflate per dupACK
             return
-        lost = self.dupacks >= 3 or (self.sack_enabled and
+        lost = self.dupacks >= self.scoreboard.dupthresh or (self.sack_enabled and
                                      self.scoreboard.is_lost(self.snd_una, mss))
         if not lost:
             # Limited Transmit (RFC 3042): each of the first two duplicate ACKs lets one
@@ -1163,6 +1173,7 @@ class TcpConnection:
             self.recovery_inflation = 3 * mss
         self._arm("rtx", self.rto_ns)
         self.prr_cwnd = self._pipe()
+        self.prr_entry_len = self.prr_out  # the fast retransmit is part of this ACK's PRR
 
     def _receive_data(self, seq: int, payload: memoryview, push: bool) -> None:
         if self.shut_rd:
@@ -1253,6 +1264,7 @@ class TcpConnection:
         self.undo_retrans: list[tuple[int, int]] = []  # its retransmissions not yet D-SACKed
         self.undo_cc = None  # the congestion state before it
         self.undo_ts = 0  # our TSval at its first retransmission (0: none yet)
+        self.undo_fack = iss  # the highest SACKed sequence when it began
         self.loss_recover = None  # SND.MAX at the RTO, until acknowledged
         # RACK: the send times of original transmissions, in order (ends ascending)
         self.tx_ends: list[int] = []
@@ -1278,6 +1290,7 @@ class TcpConnection:
         self.prr_out = 0
         self.recover_fs = 0
         self.prr_cwnd = 0
+        self.prr_entry_len = 0
         # slow-start rounds (HyStart++)
         self.round_end = iss
 
@@ -1366,6 +1379,7 @@ class TcpConnection:
         new = self.undo_marker is None or not (self.in_recovery or self.loss_recover is not None)
         if new:
             self.undo_marker = self.snd_una
+            self.undo_fack = self.scoreboard.highest_sacked() or self.snd_una
             self.undo_retrans = []
             self.undo_cc = self.cc.snapshot()
             self.undo_ts = 0
@@ -1384,6 +1398,8 @@ class TcpConnection:
 
     def _undo(self) -> None:
         """The episode's retransmissions were spurious: restore the window, leave recovery."""
+        if self.undo_marker is not None:
+            self._note_reordering(self.undo_marker, self.undo_fack)
         if self.undo_cc is not None:
             self.cc.undo(self.undo_cc)
         self.stats["undos"] += 1
@@ -1392,6 +1408,7 @@ class TcpConnection:
         self.undo_cc = None
         self.undo_ts = 0
         self.scoreboard.rack_lost_below = 0
+        self.rack_scan = 0  # judge every outstanding segment again
         if self.in_recovery:
             self.in_recovery = False
             self.recovery_inflation = 0
@@ -1409,10 +1426,23 @@ class TcpConnection:
         ends, times = self.tx_ends, self.tx_times
         head = self.tx_head
         best_t, best_end = self.rack_xmit_ns, self.rack_end
-        while head < len(ends) and ends[head] <= ack:
-            if times[head] > best_t or (times[head] == best_t and ends[head] > best_end):
-                best_t, best_end = times[head], ends[head]
-            head += 1
+        if head < len(ends) and ends[head] <= ack:
+            # originals are in send order: the last one acknowledged was sent last
+            last = bisect_left(ends, ack + 1, head) - 1
+            if times[last] > best_t or (times[last] == best_t and ends[last] > best_end):
+                best_t, best_end = times[last], ends[last]
+            head = last + 1
+        if not had_sacked and not self.scoreboard.ranges and not self.rack_rexmit:
+            self.tx_head = head  # the common case: nothing SACKed, nothing resent
+            if head > 1024 and 2 * head > len(ends):
+                del ends[:head]
+                del times[:head]
+                self.rack_scan = max(0, self.rack_scan - head)
+                self.tx_head = 0
+            if best_t != self.rack_xmit_ns or best_end != self.rack_end:
+                self.rack_xmit_ns, self.rack_end = best_t, best_end
+                self.rack_rtt_ns = now - best_t
+            return
         if head == len(ends):
             ends.clear()
             times.clear()
@@ -1446,15 +1476,26 @@ class TcpConnection:
         if had_sacked and ack > self.snd_una and not self.in_recovery and (
                 self.loss_recover is None):
             self.rack_reordering_seen = True  # a hole filled without a retransmission
+            self._note_reordering(self.snd_una, self.scoreboard.highest_sacked() or ack)
         if self.scoreboard.ranges:
             self._rack_detect_loss(now)
+
+    def _note_reordering(self, low: int, high: int) -> None:
+        """Data at `low` arrived after data up to `high`: DupThresh becomes at least that
+        distance in segments (Linux's tcp_check_sack_reordering), so the next reordering
+        as deep is not taken for a loss; RACK's timer still finds real losses."""
+        degree = -(-(high - low) // self._effective_mss())
+        if degree > self.scoreboard.dupthresh:
+            self.scoreboard.dupthresh = min(degree, MAX_REORDERING)
+            self.stats["reordering"] = self.scoreboard.dupthresh
 
     def _rack_reo_wnd(self) -> int:
         """RFC 8985 §6.2 step 4."""
         if not self.rack_reordering_seen:
             if self.in_recovery or self.loss_recover is not None:
                 return 0
-            if self.scoreboard.sacked_bytes() >= DUPTHRESH * self._effective_mss():
+            if self.scoreboard.sacked_bytes() >= (self.scoreboard.dupthresh
+                                                  * self._effective_mss()):
                 return 0
         min_rtt = self.min_rtt_ns or self.srtt_ns or 0
         return min(self.rack_reo_mult * min_rtt // 4, self.srtt_ns or min_rtt)
@@ -1482,6 +1523,19 @@ class TcpConnection:
         self.rack_scan = i
         if lost_below > self.scoreboard.rack_lost_below:
             self.scoreboard.rack_lost_below = lost_below
+        if self.in_recovery and self.rack_rexmit:
+            # a retransmission is lost the same way (sent before what was delivered, and
+            # RACK.rtt + reo_wnd ago): send it again at once
+            for start, (end, sent) in list(self.rack_rexmit.items()):
+                if sent >= self.rack_xmit_ns:
+                    continue  # (a tie: sent after what was delivered, not before)
+                if sent > deadline:
+                    wait = sent - deadline if not wait else min(wait, sent - deadline)
+                    continue
+                del self.rack_rexmit[start]
+                if self.rexmits.pop(start, None) is not None:
+                    self.lost_again.append((start, end))
+                    self.stats["lost_retransmits"] += 1
         if wait > 0:
             due = self._timer_due.get("rack")
             if due is None or due > now + wait:
@@ -1500,6 +1554,7 @@ class TcpConnection:
         now = self.now()
         self._rack_detect_loss(now)
         self._rack_maybe_recover(now, self._effective_mss())
+        self.prr_entry_len = 0
         if self.in_recovery:
             self._output()
 
@@ -1511,8 +1566,8 @@ class TcpConnection:
                 or self.loss_recover is not None or self.tlp_high_seq is not None
                 or self.snd_una >= self.snd_max or self.state not in SENDS_DATA):
             return
-        mss = self._effective_mss()
-        pto = 2 * self.srtt_ns + (200 * MS if self.snd_max - self.snd_una <= mss else 2 * MS)
+        pto = 2 * self.srtt_ns + (200 * MS if self.snd_max - self.snd_una <= self.cc.mss
+                                  else 2 * MS)
         now = self.now()
         due = now + pto
         rtx_due = self._timer_due.get("rtx")
@@ -1578,20 +1633,28 @@ class TcpConnection:
         """RFC 6937: how much may be sent on this ACK during recovery. Above ssthresh,
         in proportion to what was delivered; at or below it, back up towards ssthresh by
         slow start (PRR-SSRB) when the ACK advanced SND.UNA and no retransmission was lost
-        (as Linux), otherwise only what was delivered (PRR-CRB, conservative)."""
+        (as Linux), otherwise only what was delivered (conservative)."""
         mss = self._effective_mss()
         self.prr_delivered += delivered
-        pipe = self._pipe()
+        # on the ACK that began recovery, count as Linux does: from before the fast
+        # retransmit, which is then the first segment PRR allows (at least one)
+        entry, self.prr_entry_len = self.prr_entry_len, 0
+        pipe = self._pipe() - entry
+        prr_out = self.prr_out - entry
         ssthresh = self.cc.ssthresh
         if pipe > ssthresh:
-            sndcnt = -(-self.prr_delivered * ssthresh // max(self.recover_fs, 1)) - self.prr_out
+            sndcnt = -(-self.prr_delivered * ssthresh // max(self.recover_fs, 1)) - prr_out
         else:
+            # at least what this ACK delivered, so the ACK clock never stops (as Linux;
+            # RFC 6937's pure CRB, prr_delivered - prr_out alone, can stall with a lost
+            # retransmission at SND.UNA and nothing left to SACK)
+            limit = max(self.prr_delivered - prr_out, delivered)
             if una_advanced and not self.lost_again:
-                limit = max(self.prr_delivered - self.prr_out, delivered) + mss
-            else:
-                limit = self.prr_delivered - self.prr_out
+                limit += mss  # PRR-SSRB
             sndcnt = min(ssthresh - pipe, limit)
         segments = -(-sndcnt // mss) if sndcnt > 0 else 0
+        if entry:
+            segments = max(segments, 1)
         self.prr_cwnd = pipe + segments * mss
 
     def _disordered_ack(self, seg: wire_tcp.TcpPacket, seq: int, tsval: int) -> bool:

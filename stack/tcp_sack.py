@@ -12,7 +12,8 @@ RACK (RFC 8985) marks segments lost by time rather than by DupThresh; the
 connection tells the scoreboard the sequence number below which every
 unSACKed byte has been declared lost that way (`rack_lost_below`), and
 IsLost() honours it, so RFC 6675's pipe and NextSeg() follow RACK's
-verdicts.
+verdicts. `dupthresh` starts at RFC 6675's 3 and grows, as Linux's
+tp->reordering, when the connection sees how far segments are reordered.
 
 All sequence numbers here are unwrapped integers (see stack.tcp_connection),
 so plain comparisons are correct. Ranges are half-open [start, end). Pure
@@ -23,7 +24,8 @@ from __future__ import annotations
 
 from bisect import bisect_left, insort
 
-DUPTHRESH = 3  # RFC 6675 DupThresh
+DUPTHRESH = 3  # RFC 6675 DupThresh, to begin with
+MAX_REORDERING = 300  # Linux's tcp_max_reordering: the most DupThresh grows to
 
 
 def _merge(ranges: list[tuple[int, int]], start: int, end: int) -> list[tuple[int, int]]:
@@ -51,6 +53,7 @@ class SackScoreboard:
     def __init__(self) -> None:
         self.ranges: list[tuple[int, int]] = []
         self.rack_lost_below = 0  # RACK: unSACKed bytes below this are lost
+        self.dupthresh = DUPTHRESH  # segments; raised by observed reordering
 
     def clear(self) -> None:
         self.ranges.clear()
@@ -101,7 +104,7 @@ class SackScoreboard:
                 continue
             above += e - max(s, seq + 1)
             blocks += 1
-        return blocks >= DUPTHRESH or above > (DUPTHRESH - 1) * mss
+        return blocks >= self.dupthresh or above > (self.dupthresh - 1) * mss
 
     def pipe(self, snd_una: int, snd_max: int, high_rxt: int, mss: int) -> int:
         """RFC 6675 SetPipe, by segment-sized steps over the unSACKed ranges."""

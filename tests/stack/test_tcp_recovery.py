@@ -137,6 +137,33 @@ def test_dsack_of_every_retransmission_undoes_the_recovery() -> None:
     assert len(sent) == before[0] // MSS - 6  # cwnd less the 6 segments still in flight
 
 
+def test_after_an_undo_the_same_reordering_is_not_taken_for_a_loss_again() -> None:
+    """Linux's tp->reordering: the undone episode showed segments arrive up to 4 segments
+    late, so DupThresh becomes 4 and RACK's window widens (a D-SACK doubles it): the
+    next hole with 3 segments SACKed above it is waited for, not retransmitted."""
+    d, sock, conn = _sacking_peer()
+    _queue(sock, 10)
+    d.sent()
+    una = d.local + 1
+    d.at(d.now + RTT)
+    _spurious_fast_retransmit(d, conn, una)
+    d.send("A", seq=d.REMOTE + 1, ack=una + 4 * MSS, at=d.now + MS)
+    d.send("A", seq=d.REMOTE + 1, ack=una + 4 * MSS, options=_sack((una, una + MSS)),
+           at=d.now + MS)
+    assert conn.stats["undos"] == 1 and conn.scoreboard.dupthresh == 4
+    d.send("A", seq=d.REMOTE + 1, ack=una + 10 * MSS, at=d.now + MS)
+    d.sent()
+    # the same again: segment 10 late, 11-13 SACKed
+    una += 10 * MSS
+    for k in (2, 3, 4):
+        d.send("A", seq=d.REMOTE + 1, ack=una, options=_sack((una + MSS, una + k * MSS)),
+               at=d.now + MS)
+    assert 0 not in _offsets(d, una) and not conn.in_recovery
+    d.send("A", seq=d.REMOTE + 1, ack=una + 4 * MSS, at=d.now + 10 * MS)  # it arrives
+    assert 0 not in _offsets(d, una) and not conn.in_recovery
+    assert conn.stats["retransmits"] == 1  # only the first, spurious one
+
+
 def test_dsack_for_data_never_retransmitted_undoes_nothing() -> None:
     d, sock, conn = _sacking_peer()
     _queue(sock, 4)
