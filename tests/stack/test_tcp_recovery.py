@@ -375,3 +375,42 @@ def test_reordered_ack_that_acknowledges_new_data_still_fails_paws() -> None:
     assert d.stack.counters["tcp.drop.paws"] == 1
     assert conn.snd_una == una and not conn.scoreboard.is_sacked(una + MSS)
     assert [s.ack for s in d.sent()] == [d.REMOTE + 1]  # answered with a duplicate ACK
+
+
+# --- HyStart++ through the engine (RFC 9406) ---------------------------------------------
+
+
+def test_hystart_ends_slow_start_when_the_peer_s_acks_come_back_later() -> None:
+    """The engine feeds CUBIC the RTT of every ACK (from the echoed timestamp) and the
+    round boundaries: a peer whose ACKs take 50 ms for three rounds and then 70 ms sees
+    the stack leave slow start into Conservative Slow Start, before any loss."""
+    d = Dialogue()
+    sock = d.socket()
+    setsockopt(sock, socket.SOL_SOCKET, socket.SO_SNDBUF, 4 * 1024 * 1024)
+    d.establish_active(sock=sock, options=[*SACK_PEER, ("WScale", 7), ("Timestamp", (1, 0))],
+                       rtt_ns=50 * MS)
+    conn = d.conn(sock)
+    setsockopt(sock, socket.IPPROTO_TCP, TCP_NODELAY, 1)
+    sock.send(b"h" * (3 * 1024 * 1024))
+    start = d.now
+    pending: list[tuple[int, int, int]] = []  # (ACK time, ACK number, echoed TSval)
+    cwnd_at_css = 0
+    while pending or not cwnd_at_css:
+        for seg in d.sent():
+            if len(seg.payload):
+                delay = 50 * MS if d.now - start < 160 * MS else 70 * MS
+                pending.append((d.now + delay, seg.seq + len(seg.payload),
+                                options_of(seg)["Timestamp"][0]))
+        if not pending:
+            break
+        pending.sort()
+        when, ack, tsval = pending.pop(0)
+        d.send("A", seq=d.REMOTE + 1, ack=ack, win=65535, at=when,
+               options=[("Timestamp", (2, tsval))])
+        hystart = conn.cc.hystart  # type: ignore[attr-defined]
+        if hystart is not None and hystart.in_css and not cwnd_at_css:
+            cwnd_at_css = conn.cc.cwnd
+            break
+    assert cwnd_at_css, "never left slow start"
+    assert d.now - start > 160 * MS  # only after the RTT rose
+    assert conn.cc.ssthresh == 2**31 and conn.stats["retransmits"] == 0  # no loss
