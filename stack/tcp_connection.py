@@ -1265,6 +1265,7 @@ class TcpConnection:
         self.undo_cc = None  # the congestion state before it
         self.undo_ts = 0  # our TSval at its first retransmission (0: none yet)
         self.undo_fack = iss  # the highest SACKed sequence when it began
+        self.undo_high = iss  # the end of its highest retransmission
         self.loss_recover = None  # SND.MAX at the RTO, until acknowledged
         # RACK: the send times of original transmissions, in order (ends ascending)
         self.tx_ends: list[int] = []
@@ -1299,6 +1300,7 @@ class TcpConnection:
             self.rack_rexmit[seq] = (seq + length, now)
             if self.undo_marker is not None:
                 self.undo_retrans.append((seq, seq + length))
+                self.undo_high = max(self.undo_high, seq + length)
                 if not self.undo_ts and self.ts_enabled:
                     self.undo_ts = self._ts_now()
         elif self.sack_enabled:
@@ -1370,8 +1372,8 @@ class TcpConnection:
         ecr = opts.timestamp[1]
         if not ecr or ((ecr - self.undo_ts) & MASK) < 0x80000000:
             return
-        if self.undo_retrans and ack < max(e for _, e in self.undo_retrans):
-            return
+        if ack < self.undo_high:
+            return  # a retransmission of the episode is still outstanding
         self._undo()
 
     def _begin_loss_episode(self, timeout: bool) -> None:
@@ -1381,6 +1383,7 @@ class TcpConnection:
             self.undo_marker = self.snd_una
             self.undo_fack = self.scoreboard.highest_sacked() or self.snd_una
             self.undo_retrans = []
+            self.undo_high = self.snd_una
             self.undo_cc = self.cc.snapshot()
             self.undo_ts = 0
         self.tlp_high_seq = None

@@ -1,7 +1,8 @@
 """Loss recovery that real peers rely on, segment by segment: D-SACK (RFC 2883) sent
 and used, undo of spurious recoveries (RFC 3708 by D-SACK, RFC 3522 Eifel by
-timestamps), RACK-TLP (RFC 8985), PRR (RFC 6937), and PAWS letting a reordered pure
-ACK's SACK blocks through (Linux's tcp_disordered_ack).
+timestamps) and the reordering they reveal (Linux's tp->reordering), RACK-TLP
+(RFC 8985), PRR (RFC 6937), PAWS letting a reordered pure ACK's SACK blocks through
+(Linux's tcp_disordered_ack), and HyStart++ (RFC 9406) fed by the engine.
 
 Unless a test says otherwise the handshake takes 100 ms (SRTT 100 ms, min RTT
 100 ms, RTO 300 ms), the peer offers SACK, and `mss` is 1460 bytes.
