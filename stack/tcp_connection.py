@@ -1042,7 +1042,8 @@ class TcpConnection:
             self._prr_on_ack(max(0, self.snd_una - una_before) + newly_sacked,
                              self.snd_una > una_before)
         if self.tlp_high_seq is not None:
-            self._tlp_on_ack(ack, dsack, newly_sacked > 0 or len(seg.payload) > 0)
+            self._tlp_on_ack(ack, dsack, newly_sacked > 0 or len(seg.payload) > 0
+                             or self.snd_una > una_before)
         if self.snd_una < self.snd_max:
             self._arm_tlp()
         # our FIN acknowledged?

@@ -248,6 +248,47 @@ def test_tail_loss_is_repaired_by_a_probe_and_rack_without_a_timeout() -> None:
     d.expect_none()
 
 
+def _probe_the_last_segment(d: Dialogue, conn: TcpConnection, sock: TcpSocket) -> int:
+    """Ten segments; the peer ACKs 0-7 an RTT later (8 is late, 9 lost or late); the
+    probe, segment 9 again, goes out 2*SRTT + 2 ms after. Returns SND.UNA at the start."""
+    _queue(sock, 10)
+    d.sent()
+    una = d.local + 1
+    d.send("A", seq=d.REMOTE + 1, ack=una + 8 * MSS, at=d.now + RTT)
+    assert [((s.seq - una) % M32) // MSS for s in d.next_segments()] == [9]
+    assert conn.stats["tlp_probes"] == 1 and conn.stats["timeouts"] == 0
+    return una
+
+
+def test_a_probe_that_repaired_a_loss_reduces_the_window_once() -> None:
+    """RFC 8985 §7.4.2: the probe was the only copy that arrived (no D-SACK for it), so
+    a loss happened: cwnd is reduced (CUBIC: to 0.7), without a recovery episode."""
+    d, sock, conn = _sacking_peer()
+    una = _probe_the_last_segment(d, conn, sock)
+    d.send("A", seq=d.REMOTE + 1, ack=una + 10 * MSS, at=d.now + RTT)
+    before = conn.cc.cwnd
+    _queue(sock, 1)  # the ACK that resolves the probe must go beyond it (as Linux)
+    d.sent()
+    d.send("A", seq=d.REMOTE + 1, ack=una + 11 * MSS, at=d.now + RTT)
+    assert conn.cc.cwnd == int(before * 0.7) and conn.cc.ssthresh == conn.cc.cwnd
+    assert conn.stats["timeouts"] == 0 and not conn.in_recovery
+
+
+def test_a_probe_whose_original_also_arrived_changes_nothing() -> None:
+    d, sock, conn = _sacking_peer()
+    una = _probe_the_last_segment(d, conn, sock)
+    # the original was only late: the ACK for the probe D-SACKs it
+    d.send("A", seq=d.REMOTE + 1, ack=una + 10 * MSS, at=d.now + RTT - MS)
+    d.send("A", seq=d.REMOTE + 1, ack=una + 10 * MSS, at=d.now + MS,
+           options=_sack((una + 9 * MSS, una + 10 * MSS)))
+    before = conn.cc.cwnd
+    _queue(sock, 1)
+    d.sent()
+    d.send("A", seq=d.REMOTE + 1, ack=una + 11 * MSS, at=d.now + RTT)
+    assert conn.cc.cwnd >= before and conn.cc.ssthresh == 2**31
+    assert conn.tlp_high_seq is None
+
+
 def test_rack_waits_a_reordering_window_before_declaring_a_segment_lost() -> None:
     d, sock, conn = _sacking_peer()
     _queue(sock, 10)
