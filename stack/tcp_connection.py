@@ -357,8 +357,10 @@ class TcpConnection:
             self._on_retransmit_timer()
         elif kind == "tlp":
             self._on_tlp_timer()
+            return  # only sends: no readiness changes
         elif kind == "rack":
             self._on_rack_timer()
+            return
         elif kind == "dack":
             if self.ack_pending:
                 self._send_ack()
@@ -1036,7 +1038,8 @@ class TcpConnection:
             # with SACK, a duplicate ACK must SACK new data (RFC 6675 §2): D-SACKs and
             # repeated blocks (duplicated or reordered ACKs) are not loss signals
             self._duplicate_ack(now, mss, newly_sacked)
-        if self.sack_enabled and self.snd_una < self.snd_max:
+        if (self.sack_enabled and not self.in_recovery
+                and self.snd_una < self.scoreboard.rack_lost_below):
             self._rack_maybe_recover(now, mss)
         if self.sack_enabled and self.in_recovery:
             self._prr_on_ack(max(0, self.snd_una - una_before) + newly_sacked,
@@ -1287,6 +1290,7 @@ class TcpConnection:
         self.tlp_high_seq = None  # SND.MAX after the probe, until resolved
         self.tlp_retrans = False
         self.tlp_due = 0
+        self.tlp_armed = (-1, 0, 0)  # (now, SND.UNA, SND.MAX) when last armed
         # PRR
         self.prr_delivered = 0
         self.prr_out = 0
@@ -1520,6 +1524,10 @@ class TcpConnection:
             if sent > self.rack_xmit_ns or (sent == self.rack_xmit_ns and end >= self.rack_end):
                 break
             if sent > deadline:
+                if self.scoreboard.is_sacked(end - 1):
+                    lost_below = end  # delivered: nothing to wait for (nor to mark)
+                    i += 1
+                    continue
                 wait = sent - deadline
                 break
             lost_below = end
@@ -1541,6 +1549,9 @@ class TcpConnection:
                     self.lost_again.append((start, end))
                     self.stats["lost_retransmits"] += 1
         if wait > 0:
+            # on a whole millisecond, as a jiffy-based timer: the instant is shared with
+            # other events, which in virtual time saves the scheduler a stop
+            wait = -(-(now + wait) // MS) * MS - now
             due = self._timer_due.get("rack")
             if due is None or due > now + wait:
                 self._arm("rack", wait)
@@ -1570,18 +1581,21 @@ class TcpConnection:
                 or self.loss_recover is not None or self.tlp_high_seq is not None
                 or self.snd_una >= self.snd_max or self.state not in SENDS_DATA):
             return
+        now = self.now()
+        if self.tlp_armed == (now, self.snd_una, self.snd_max):
+            return  # done for this instant already (the ACK, then what it let out)
+        self.tlp_armed = (now, self.snd_una, self.snd_max)
         pto = 2 * self.srtt_ns + (200 * MS if self.snd_max - self.snd_una <= self.cc.mss
                                   else 2 * MS)
-        now = self.now()
         due = now + pto
         rtx_due = self._timer_due.get("rtx")
         if rtx_due is not None and due >= rtx_due:
             self.tlp_due = 0
+            if "tlp" in self._timers:
+                self._cancel("tlp")
             return
         self.tlp_due = due
-        armed = self._timer_due.get("tlp")
-        if armed is None or armed > due:
-            self._arm("tlp", pto)
+        self._arm("tlp", pto)
 
     def _on_tlp_timer(self) -> None:
         now = self.now()
