@@ -44,6 +44,47 @@ TCP_USER_TIMEOUT sends no RST (as Linux's tcp_write_err); a keepalive
 timeout does (as Linux). Pure ACKs and RSTs carry SND.MAX as their sequence
 number, so they stay acceptable to the peer while SND.NXT is rewound.
 
+Loss recovery beyond RFC 6675 (the section "loss recovery extensions"):
+- D-SACK (RFC 2883): a segment that arrives again (below RCV.NXT, or over data
+  already queued out of order; also when PAWS drops it, as Linux's
+  tcp_send_dupack) is reported in the first SACK block of the next ACK,
+  once. Received D-SACKs undo a spurious recovery (RFC 3708, as Linux's
+  undo_retrans): every retransmission of a loss episode (fast recovery or
+  RTO) is remembered, each D-SACK crosses one off, and when none is left
+  the congestion state from before the episode comes back (`cc.undo`) and
+  recovery ends. With timestamps, Eifel (RFC 3522, Linux's
+  tcp_packet_delayed) does the same when the ACK covering the episode's
+  retransmissions echoes a timestamp older than the first of them; after a
+  spurious RTO sending resumes at SND.MAX instead of going back (RFC 4015).
+- RACK (RFC 8985 §6): the send time of each original segment is kept (in
+  send order, which is also sequence order) with the retransmissions'; a
+  segment sent before the most recently sent delivered one is lost once
+  RACK.rtt + reo_wnd have passed (reo_wnd = min RTT / 4, times a multiplier
+  D-SACKs raise, or 0 before any reordering was seen in recovery or with
+  DupThresh segments SACKed). The scoreboard's IsLost() honours it; a timer
+  rechecks when the window runs out. TLP (§7): 2*SRTT (+2 ms, or +200 ms for
+  a one-segment flight, as Linux) after the last send or ACK with data
+  outstanding, one probe: new data if the windows allow, else the last
+  segment again; its SACK lets RACK find the tail losses, so they recover
+  without an RTO. A probe that repaired a loss reduces the window once.
+- PRR (RFC 6937): in SACK recovery the window is pipe + sndcnt, recomputed on
+  each ACK: proportional while pipe > ssthresh; at or below it, as Linux,
+  max(prr_delivered - prr_out, what this ACK delivered), plus one segment
+  (PRR-SSRB) when the ACK advanced SND.UNA and no retransmission was lost;
+  whole segments, rounded up.
+- Reordering (Linux's tp->reordering): when a hole fills without a
+  retransmission, or an episode is undone, DupThresh grows to how many
+  segments late the data came (at most 300), so the same reordering is not
+  taken for a loss again; RACK's timer still finds real losses. RACK also
+  judges retransmissions: one sent before a segment since delivered, and
+  RACK.rtt + reo_wnd ago, is sent again.
+- PAWS lets through a pure duplicate ACK at RCV.NXT whose timestamp is at most
+  an RTO older than TS.Recent and that would not update the window (Linux's
+  tcp_disordered_ack), so its SACK blocks count; TS.Recent never moves back.
+- Rounds (the first ACK at or beyond the SND.MAX of the last round's start)
+  are reported to the congestion control, with each ACK's RTT sample, for
+  HyStart++ (RFC 9406, stack.congestion.hystart).
+
 Receive side: in-order data goes to `rcv_buf` for the application; data
 above RCV.NXT waits in the out-of-order queue (bounded by SO_RCVBUF) and is
 reported with SACK blocks. The advertised window is the free buffer space,
@@ -68,13 +109,14 @@ from __future__ import annotations
 
 import errno
 import os
+from bisect import bisect_left
 from dataclasses import dataclass
 from enum import Enum
 from typing import TYPE_CHECKING, Any
 
 from .congestion import CongestionControl
 from .congestion import make as make_congestion
-from .tcp_sack import ReceiveQueue, SackScoreboard
+from .tcp_sack import MAX_REORDERING, ReceiveQueue, SackScoreboard
 from .wire import tcp as wire_tcp
 
 if TYPE_CHECKING:
@@ -243,6 +285,7 @@ class TcpConnection:
         # SACK recovery: retransmitted ranges -> SND.MAX when sent, to notice them lost again
         self.rexmits: dict[int, tuple[int, int]] = {}
         self.lost_again: list[tuple[int, int]] = []
+        self._init_recovery_extensions()
         # RTT and retransmission
         self.srtt_ns: int | None = None
         self.rttvar_ns = 0
@@ -272,7 +315,9 @@ class TcpConnection:
                                       "fast_retransmits": 0, "timeouts": 0, "dupacks_in": 0,
                                       "bytes_acked": 0, "bytes_received": 0,
                                       "challenge_acks": 0, "ooo_segments": 0,
-                                      "lost_retransmits": 0}
+                                      "lost_retransmits": 0, "dsacks_sent": 0, "dsacks_in": 0,
+                                      "undos": 0, "tlp_probes": 0, "rack_recoveries": 0,
+                                      "reordering": 3}
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -323,6 +368,12 @@ class TcpConnection:
         self._timer_due.pop(kind, None)
         if kind == "rtx":
             self._on_retransmit_timer()
+        elif kind == "tlp":
+            self._on_tlp_timer()
+            return  # only sends: no readiness changes
+        elif kind == "rack":
+            self._on_rack_timer()
+            return
         elif kind == "dack":
             if self.ack_pending:
                 self._send_ack()
@@ -375,10 +426,10 @@ class TcpConnection:
     def _data_options(self) -> wire_tcp.TcpOptions:
         """Options of a non-SYN segment now: timestamps, and SACK blocks while data is queued
         out of order (most recent first, RFC 2018 §4)."""
-        if self.sack_enabled and len(self.ooo):
+        if self.sack_enabled and (len(self.ooo) or self.dsack_block is not None):
             count = 3 if self.ts_enabled else 4
             blocks = tuple((s & MASK, e & MASK)
-                           for s, e in self.ooo.sack_blocks(self.rcv_nxt, count))
+                           for s, e in self._sack_blocks_to_send(count))
             return wire_tcp.TcpOptions(
                 timestamp=(self._ts_now(), self.ts_recent) if self.ts_enabled else None,
                 sack_blocks=blocks)
@@ -447,7 +498,8 @@ class TcpConnection:
         if self.state not in SENDS_DATA:
             return
         mss = self._effective_mss()
-        cwnd = self.cc.cwnd + self.recovery_inflation + self.limited_transmit
+        cwnd = (self.prr_cwnd if self.in_recovery and self.sack_enabled else self.cc.cwnd) + (
+            self.recovery_inflation + self.limited_transmit)
         sent_any = False
         # RFC 6675 loss recovery: retransmit holes first (those whose retransmission was
         # lost too before the rest)
@@ -463,6 +515,8 @@ class TcpConnection:
                         continue
                     sent = self._send_data(start, end - start, retransmit=True)
                     self.rexmits[start] = (start + sent, self.snd_max)
+                    if start + sent < end:  # cut short by SACK blocks: the rest is next
+                        self.lost_again.insert(0, (start + sent, end))
                     sent_any = True
                     continue
                 hole = self.scoreboard.next_hole(max(self.high_rxt, self.snd_una),
@@ -524,6 +578,8 @@ class TcpConnection:
             sent_any = True
         if sent_any and "rtx" not in self._timers:
             self._arm("rtx", self.rto_ns)
+        if sent_any:
+            self._arm_tlp()
         if self.snd_una != self.snd_max:
             self._cancel("persist")
 
@@ -556,6 +612,7 @@ class TcpConnection:
             self.rtt_sent_ns = now
         if self.snd_una == self.snd_max or self.first_unacked_sent_ns == 0:
             self.first_unacked_sent_ns = now
+        self._note_sent(seq, length, retransmit, now)
         self._transmit(seq, flags, payload, options)
         return length
 
@@ -631,6 +688,7 @@ class TcpConnection:
             self._abort(self.soft_error or errno.ETIMEDOUT, send_rst=False)
             return
         self.stats["timeouts"] += 1
+        self._begin_loss_episode(timeout=True)
         self.cc.on_timeout(now, self.snd_max - self.snd_una)
         self.in_recovery = False
         self.recovery_inflation = 0
@@ -694,6 +752,9 @@ class TcpConnection:
 
     def _rtt_sample(self, rtt_ns: int) -> None:
         rtt_ns = max(rtt_ns, 1)
+        self.rtt_sample_ns = rtt_ns
+        if self.min_rtt_ns is None or rtt_ns < self.min_rtt_ns:
+            self.min_rtt_ns = rtt_ns
         if self.srtt_ns is None:
             self.srtt_ns = rtt_ns
             self.rttvar_ns = rtt_ns // 2
@@ -795,8 +856,10 @@ class TcpConnection:
         # PAWS (RFC 7323 §5.3)
         if self.ts_enabled and opts.timestamp is not None and not flags & RST:
             tsval = opts.timestamp[0]
-            if self.ts_recent and ((tsval - self.ts_recent) & MASK) >= 0x80000000:
+            if self.ts_recent and ((tsval - self.ts_recent) & MASK) >= 0x80000000 and not (
+                    self._disordered_ack(seg, seq, tsval)):
                 self.layer.stack.counters["tcp.drop.paws"] += 1
+                self._dsack_duplicate(seq, seq + seg_len)
                 self._send_ack()
                 return
         if state == TcpState.SYN_RECEIVED and flags & SYN and not flags & RST \
@@ -816,6 +879,7 @@ class TcpConnection:
         if not acceptable:
             if not flags & RST:
                 self.layer.stack.counters["tcp.out_of_window"] += 1
+                self._dsack_duplicate(seq, seq + seg_len)
                 self._send_ack()
                 if state == TcpState.TIME_WAIT and flags & FIN and seq + seg_len == self.rcv_nxt:
                     # a retransmitted FIN: our last ACK was lost; restart 2*MSL (RFC 9293)
@@ -834,8 +898,9 @@ class TcpConnection:
             return
         if not flags & ACK:
             return
-        if self.ts_enabled and opts.timestamp is not None and seq <= self.last_ack_sent:
-            self.ts_recent = opts.timestamp[0]
+        if self.ts_enabled and opts.timestamp is not None and seq <= self.last_ack_sent and (
+                (opts.timestamp[0] - self.ts_recent) & MASK) < 0x80000000:
+            self.ts_recent = opts.timestamp[0]  # never backwards (a disordered ACK's is older)
         self.last_heard_ns = self.now()
         self.keepalive_sent = 0
         outstanding = self.snd_max > self.snd_una
@@ -970,9 +1035,13 @@ class TcpConnection:
         now = self.now()
         mss = self._effective_mss()
         newly_sacked = 0
+        una_before = self.snd_una
+        had_sacked = bool(self.scoreboard.ranges)
+        dsack = False
         if self.sack_enabled and opts.sack_blocks:
             blocks = [(unwrap(s, self.snd_una), unwrap(e, self.snd_una))
                       for s, e in opts.sack_blocks]
+            dsack = self._dsack_arrived(blocks, ack)
             newly_sacked = self.scoreboard.update(self.snd_una, blocks, self.snd_max)
             if newly_sacked and self.rexmits:
                 self._detect_lost_retransmissions(mss)
@@ -986,6 +1055,8 @@ class TcpConnection:
             self.max_snd_wnd = max(self.max_snd_wnd, window)
             if window > 0 and self.snd_una == self.snd_max:
                 self.backoff = 0
+        if self.sack_enabled and (self.tx_head < len(self.tx_ends) or self.rack_rexmit):
+            self._rack_on_ack(ack, now, had_sacked)
         if ack > self.snd_una:
             self._new_ack(ack, opts, now, mss)
         elif (ack == self.snd_una and self.snd_max > self.snd_una and not seg.payload
@@ -994,6 +1065,17 @@ class TcpConnection:
             # with SACK, a duplicate ACK must SACK new data (RFC 6675 §2): D-SACKs and
             # repeated blocks (duplicated or reordered ACKs) are not loss signals
             self._duplicate_ack(now, mss, newly_sacked)
+        if (self.sack_enabled and not self.in_recovery
+                and self.snd_una < self.scoreboard.rack_lost_below):
+            self._rack_maybe_recover(now, mss)
+        if self.sack_enabled and self.in_recovery:
+            self._prr_on_ack(max(0, self.snd_una - una_before) + newly_sacked,
+                             self.snd_una > una_before)
+        if self.tlp_high_seq is not None:
+            self._tlp_on_ack(ack, dsack, newly_sacked > 0 or len(seg.payload) > 0
+                             or self.snd_una > una_before)
+        if self.snd_una < self.snd_max:
+            self._arm_tlp()
         # our FIN acknowledged?
         if self.fin_seq is not None and self.snd_una > self.fin_seq:
             if state == TcpState.FIN_WAIT_1 or self.state == TcpState.FIN_WAIT_1:
@@ -1031,6 +1113,7 @@ class TcpConnection:
         self.retries = 0
         self.backoff = 0
         flight_before = self.snd_max - self.snd_una
+        self._eifel_check(ack, opts)
         self.snd_una = ack
         if self.snd_nxt < ack:
             self.snd_nxt = ack
@@ -1050,7 +1133,13 @@ class TcpConnection:
                                                   - self.snd_una), retransmit=True)
                 self.stats["fast_retransmits"] += 1
         else:
-            self.cc.on_ack(now, acked, self.srtt_ns, flight_before)
+            if ack >= self.round_end:
+                self.round_end = self.snd_max
+                self.cc.on_round_start(now)
+            self.cc.on_ack(now, acked, self.rtt_sample_ns or None, flight_before)
+        self.rtt_sample_ns = 0
+        if self.loss_recover is not None and ack >= self.loss_recover:
+            self.loss_recover = None
         self.dupacks = 0
         self.first_unacked_sent_ns = now if self.snd_una < self.snd_max else 0
         if self.snd_una == self.snd_max:
@@ -1080,7 +1169,7 @@ class TcpConnection:
             if not self.sack_enabled:
                 self.recovery_inflation += mss  # RFC 5681 step 4: inflate per dupACK
             return
-        lost = self.dupacks >= 3 or (self.sack_enabled and
+        lost = self.dupacks >= self.scoreboard.dupthresh or (self.sack_enabled and
                                      self.scoreboard.is_lost(self.snd_una, mss))
         if not lost:
             # Limited Transmit (RFC 3042): each of the first two duplicate ACKs lets one
@@ -1092,7 +1181,13 @@ class TcpConnection:
             # RFC 6582 §3.2 step 1: no new recovery until the previous one is over
             if self.snd_una < self.recover:
                 return
+        self._enter_recovery(now, mss)
+
+    def _enter_recovery(self, now: int, mss: int) -> None:
+        """Fast retransmit and fast recovery begin (RFC 6675 / RFC 6582), PRR with SACK."""
+        self._begin_loss_episode(timeout=False)
         self.in_recovery = True
+        self.limited_transmit = 0
         self.recover = self.snd_max
         self.cc.on_congestion(now, self.snd_max - self.snd_una)
         self.high_rxt = self.snd_una
@@ -1108,6 +1203,8 @@ class TcpConnection:
         if not self.sack_enabled:
             self.recovery_inflation = 3 * mss
         self._arm("rtx", self.rto_ns)
+        self.prr_cwnd = self._pipe()
+        self.prr_entry_len = self.prr_out  # the fast retransmit is part of this ACK's PRR
 
     def _receive_data(self, seq: int, payload: memoryview, push: bool) -> None:
         if self.shut_rd:
@@ -1116,6 +1213,7 @@ class TcpConnection:
             return
         right = self.rcv_adv
         if seq < self.rcv_nxt:
+            self._dsack_duplicate(seq, self.rcv_nxt)  # the part we already had
             payload = payload[self.rcv_nxt - seq:]
             seq = self.rcv_nxt
         if seq + len(payload) > right:
@@ -1133,10 +1231,13 @@ class TcpConnection:
                 self.rcv_buf += chunk
                 self.rcv_nxt += len(chunk)
             self.ack_pending += 1
-            if had_holes:
+            if had_holes or self.dsack_block is not None:
                 self._send_ack()  # a filled hole is acknowledged at once (RFC 5681 §4.2)
         else:
             self.stats["ooo_segments"] += 1
+            duplicate = self.ooo.overlap(seq, seq + len(payload))
+            if duplicate is not None:
+                self._dsack_duplicate(*duplicate)
             if not self.ooo.add(seq, bytes(payload), max(self.rcvbuf, right - self.rcv_nxt)):
                 self.layer.stack.counters["tcp.drop.ooo_full"] += 1
             self._send_ack()  # out of order: duplicate ACK with SACK at once
@@ -1249,6 +1350,445 @@ class TcpConnection:
         self.cc.on_recovery_exit(now)  # no retransmission to wait for: cwnd = ssthresh now
         self.ecn_cwr_high = self.snd_max
         self.ecn_queue_cwr = True
+
+    # ------------------------------------------------------------------ loss recovery extensions
+    # D-SACK (RFC 2883), undo of spurious recoveries (RFC 3708, Eifel RFC 3522), RACK-TLP
+    # (RFC 8985) and PRR (RFC 6937). See "Loss recovery" in the module docstring.
+    dsack_block: tuple[int, int] | None
+    undo_marker: int | None
+    undo_cc: tuple[Any, ...] | None
+    loss_recover: int | None
+    min_rtt_ns: int | None
+    tlp_high_seq: int | None
+    round_end: int
+
+    def _init_recovery_extensions(self) -> None:
+        iss = self.iss
+        self.dsack_block = None  # to report first in the next ACK
+        self.undo_marker = None  # SND.UNA when the loss episode began
+        self.undo_retrans: list[tuple[int, int]] = []  # its retransmissions not yet D-SACKed
+        self.undo_cc = None  # the congestion state before it
+        self.undo_ts = 0  # our TSval at its first retransmission (0: none yet)
+        self.undo_fack = iss  # the highest SACKed sequence when it began
+        self.undo_high = iss  # the end of its highest retransmission
+        self.loss_recover = None  # SND.MAX at the RTO, until acknowledged
+        # RACK: the send times of original transmissions, in order (ends ascending)
+        self.tx_ends: list[int] = []
+        self.tx_times: list[int] = []
+        self.tx_head = 0  # entries before this index are acknowledged
+        self.rack_scan = 0  # entries before this index were judged lost
+        self.rack_rexmit: dict[int, tuple[int, int]] = {}  # retransmitted start -> (end, time)
+        self.rack_xmit_ns = -1  # send time of the most recently sent segment delivered
+        self.rack_end = iss
+        self.rack_rtt_ns = 0
+        self.rack_reordering_seen = False
+        self.rack_reo_mult = 1
+        self.rack_dsack_round = iss
+        self.rack_recoveries = 0
+        self.min_rtt_ns = None
+        self.rtt_sample_ns = 0  # the RTT sample this ACK gave (0: none)
+        # TLP
+        self.tlp_high_seq = None  # SND.MAX after the probe, until resolved
+        self.tlp_retrans = False
+        self.tlp_due = 0
+        self.tlp_armed = (-1, 0, 0)  # (now, SND.UNA, SND.MAX) when last armed
+        # PRR
+        self.prr_delivered = 0
+        self.prr_out = 0
+        self.recover_fs = 0
+        self.prr_cwnd = 0
+        self.prr_entry_len = 0
+        # slow-start rounds (HyStart++)
+        self.round_end = iss
+
+    def _note_sent(self, seq: int, length: int, retransmit: bool, now: int) -> None:
+        if retransmit:
+            self.rack_rexmit[seq] = (seq + length, now)
+            if self.undo_marker is not None:
+                self.undo_retrans.append((seq, seq + length))
+                self.undo_high = max(self.undo_high, seq + length)
+                if not self.undo_ts and self.ts_enabled:
+                    self.undo_ts = self._ts_now()
+        elif self.sack_enabled:
+            end = seq + length
+            if len(self.tx_ends) == self.tx_head or end > self.tx_ends[-1]:
+                self.tx_ends.append(end)
+                self.tx_times.append(now)
+        if self.in_recovery:
+            self.prr_out += length
+
+    # --- D-SACK, receiver side
+    def _dsack_duplicate(self, start: int, end: int) -> None:
+        """[start, end) arrived again: the next ACK reports it in a D-SACK block (RFC 2883:
+        data below RCV.NXT, or data already in the out-of-order queue)."""
+        if not self.sack_enabled or end <= start or self.state == TcpState.TIME_WAIT:
+            return  # (Linux's TIME-WAIT minisocket keeps no SACK state)
+        if start < self.rcv_nxt:
+            end = min(end, self.rcv_nxt)
+        else:
+            overlap = self.ooo.overlap(start, end)
+            if overlap is None:
+                return
+            start, end = overlap
+        self.dsack_block = (start, end)
+
+    def _sack_blocks_to_send(self, count: int) -> list[tuple[int, int]]:
+        """The D-SACK block first (sent once), then the SACK blocks, most recent first."""
+        blocks: list[tuple[int, int]] = []
+        if self.dsack_block is not None:
+            blocks.append(self.dsack_block)
+            self.dsack_block = None
+            self.stats["dsacks_sent"] += 1
+        if len(self.ooo):
+            blocks.extend(self.ooo.sack_blocks(self.rcv_nxt, count - len(blocks)))
+        return blocks
+
+    # --- D-SACK, sender side, and undo
+    def _dsack_arrived(self, blocks: list[tuple[int, int]], ack: int) -> bool:
+        """Whether the first block is a D-SACK (RFC 2883 §4); count a D-SACKed
+        retransmission and undo the episode once all of them were (RFC 3708)."""
+        start, end = blocks[0]
+        if end <= start or not (start < ack or (len(blocks) > 1 and blocks[1][0] <= start
+                                                and end <= blocks[1][1])):
+            return False
+        self.stats["dsacks_in"] += 1
+        self.rack_reordering_seen = True
+        if ack >= self.rack_dsack_round:  # RFC 8985 §6.2: widen the window once per round
+            self.rack_reo_mult = min(self.rack_reo_mult + 1, 16)
+            self.rack_dsack_round = self.snd_max
+            self.rack_recoveries = 0
+        if self.undo_marker is None or end <= self.undo_marker:
+            return True
+        for i, (s, e) in enumerate(self.undo_retrans):
+            if s < end and start < e:
+                del self.undo_retrans[i]
+                break
+        else:
+            return True
+        if not self.undo_retrans:
+            self._undo()
+        return True
+
+    def _eifel_check(self, ack: int, opts: wire_tcp.TcpOptions) -> None:
+        """RFC 3522: an ACK covering every retransmission of the episode that echoes a
+        timestamp older than the first of them was caused by the originals: undo."""
+        if (self.undo_marker is None or not self.undo_ts or opts.timestamp is None
+                or not (self.in_recovery or self.loss_recover is not None)):
+            return
+        ecr = opts.timestamp[1]
+        if not ecr or ((ecr - self.undo_ts) & MASK) < 0x80000000:
+            return
+        if ack < self.undo_high:
+            return  # a retransmission of the episode is still outstanding
+        self._undo()
+
+    def _begin_loss_episode(self, timeout: bool) -> None:
+        """Fast recovery or an RTO begins: remember what to undo (once per episode)."""
+        new = self.undo_marker is None or not (self.in_recovery or self.loss_recover is not None)
+        if new:
+            self.undo_marker = self.snd_una
+            self.undo_fack = self.scoreboard.highest_sacked() or self.snd_una
+            self.undo_retrans = []
+            self.undo_high = self.snd_una
+            self.undo_cc = self.cc.snapshot()
+            self.undo_ts = 0
+        self.tlp_high_seq = None
+        self.tlp_due = 0
+        self._cancel("tlp")
+        if timeout:
+            self.loss_recover = self.snd_max
+            return
+        self.prr_delivered = 0
+        self.prr_out = 0
+        self.recover_fs = self.snd_max - self.snd_una
+        self.rack_recoveries += 1
+        if self.rack_recoveries >= 16:
+            self.rack_reo_mult = 1  # RFC 8985 §6.2: the widened window decays
+
+    def _undo(self) -> None:
+        """The episode's retransmissions were spurious: restore the window, leave recovery."""
+        if self.undo_marker is not None:
+            self._note_reordering(self.undo_marker, self.undo_fack)
+        if self.undo_cc is not None:
+            self.cc.undo(self.undo_cc)
+        self.stats["undos"] += 1
+        self.undo_marker = None
+        self.undo_retrans = []
+        self.undo_cc = None
+        self.undo_ts = 0
+        self.scoreboard.rack_lost_below = 0
+        self.rack_scan = 0  # judge every outstanding segment again
+        if self.in_recovery:
+            self.in_recovery = False
+            self.recovery_inflation = 0
+            self.rexmits.clear()
+            self.lost_again.clear()
+            self.recover = self.snd_una  # a real loss after this may start a recovery
+        if self.loss_recover is not None:
+            # a spurious RTO (RFC 4015's response): carry on with new data, do not go back
+            self.loss_recover = None
+            self.snd_nxt = max(self.snd_nxt, self.snd_max)
+
+    # --- RACK
+    def _rack_on_ack(self, ack: int, now: int, had_sacked: bool) -> None:
+        """RFC 8985 §6.2 steps 1-3: the most recently sent delivered segment, then losses."""
+        ends, times = self.tx_ends, self.tx_times
+        head = self.tx_head
+        best_t, best_end = self.rack_xmit_ns, self.rack_end
+        if head < len(ends) and ends[head] <= ack:
+            # originals are in send order: the last one acknowledged was sent last
+            last = bisect_left(ends, ack + 1, head) - 1
+            if times[last] > best_t or (times[last] == best_t and ends[last] > best_end):
+                best_t, best_end = times[last], ends[last]
+            head = last + 1
+        if not had_sacked and not self.scoreboard.ranges and not self.rack_rexmit:
+            self.tx_head = head  # the common case: nothing SACKed, nothing resent
+            if head > 1024 and 2 * head > len(ends):
+                del ends[:head]
+                del times[:head]
+                self.rack_scan = max(0, self.rack_scan - head)
+                self.tx_head = 0
+            if best_t != self.rack_xmit_ns or best_end != self.rack_end:
+                self.rack_xmit_ns, self.rack_end = best_t, best_end
+                self.rack_rtt_ns = now - best_t
+            return
+        if head == len(ends):
+            ends.clear()
+            times.clear()
+            self.rack_scan = 0
+            head = 0
+        elif head > 1024 and 2 * head > len(ends):
+            del ends[:head]
+            del times[:head]
+            self.rack_scan = max(0, self.rack_scan - head)
+            head = 0
+        self.tx_head = head
+        high = self.scoreboard.highest_sacked()
+        if high is not None and high > ack:
+            i = bisect_left(ends, high, head)
+            if i < len(ends) and (times[i] > best_t or (times[i] == best_t
+                                                         and ends[i] > best_end)):
+                best_t, best_end = times[i], ends[i]
+        if self.rack_rexmit:
+            min_rtt = self.min_rtt_ns or 0
+            for start, (end, sent) in list(self.rack_rexmit.items()):
+                if end <= ack or self.scoreboard.is_sacked(end - 1):
+                    del self.rack_rexmit[start]
+                    # a retransmission's ACK is ambiguous; one sooner than min RTT was
+                    # the original's (RFC 8985 §6.2 step 2)
+                    if now - sent >= min_rtt and (sent > best_t or (sent == best_t
+                                                                   and end > best_end)):
+                        best_t, best_end = sent, end
+        if best_t != self.rack_xmit_ns or best_end != self.rack_end:
+            self.rack_xmit_ns, self.rack_end = best_t, best_end
+            self.rack_rtt_ns = now - best_t
+        if had_sacked and ack > self.snd_una and not self.in_recovery and (
+                self.loss_recover is None):
+            self.rack_reordering_seen = True  # a hole filled without a retransmission
+            self._note_reordering(self.snd_una, self.scoreboard.highest_sacked() or ack)
+        if self.scoreboard.ranges:
+            self._rack_detect_loss(now)
+
+    def _note_reordering(self, low: int, high: int) -> None:
+        """Data at `low` arrived after data up to `high`: DupThresh becomes at least that
+        distance in segments (Linux's tcp_check_sack_reordering), so the next reordering
+        as deep is not taken for a loss; RACK's timer still finds real losses."""
+        degree = -(-(high - low) // self._effective_mss())
+        if degree > self.scoreboard.dupthresh:
+            self.scoreboard.dupthresh = min(degree, MAX_REORDERING)
+            self.stats["reordering"] = self.scoreboard.dupthresh
+
+    def _rack_reo_wnd(self) -> int:
+        """RFC 8985 §6.2 step 4."""
+        if not self.rack_reordering_seen:
+            if self.in_recovery or self.loss_recover is not None:
+                return 0
+            if self.scoreboard.sacked_bytes() >= (self.scoreboard.dupthresh
+                                                  * self._effective_mss()):
+                return 0
+        min_rtt = self.min_rtt_ns or self.srtt_ns or 0
+        return min(self.rack_reo_mult * min_rtt // 4, self.srtt_ns or min_rtt)
+
+    def _rack_detect_loss(self, now: int) -> None:
+        """RFC 8985 §6.2 step 5: a segment sent before the most recently delivered one is
+        lost once RACK.rtt + reo_wnd have passed since it was sent; original sends are
+        in time order, so the lost ones are a prefix and the scoreboard keeps its end."""
+        if self.rack_xmit_ns < 0:
+            return
+        deadline = now - self.rack_rtt_ns - self._rack_reo_wnd()
+        ends, times = self.tx_ends, self.tx_times
+        i = max(self.tx_head, self.rack_scan)
+        lost_below = self.scoreboard.rack_lost_below
+        wait = 0
+        while i < len(ends):
+            sent, end = times[i], ends[i]
+            if sent > self.rack_xmit_ns or (sent == self.rack_xmit_ns and end >= self.rack_end):
+                break
+            if sent > deadline:
+                if self.scoreboard.is_sacked(end - 1):
+                    lost_below = end  # delivered: nothing to wait for (nor to mark)
+                    i += 1
+                    continue
+                wait = sent - deadline
+                break
+            lost_below = end
+            i += 1
+        self.rack_scan = i
+        if lost_below > self.scoreboard.rack_lost_below:
+            self.scoreboard.rack_lost_below = lost_below
+        if self.in_recovery and self.rack_rexmit:
+            # a retransmission is lost the same way (sent before what was delivered, and
+            # RACK.rtt + reo_wnd ago): send it again at once
+            for start, (end, sent) in list(self.rack_rexmit.items()):
+                if sent >= self.rack_xmit_ns:
+                    continue  # (a tie: sent after what was delivered, not before)
+                if sent > deadline:
+                    wait = sent - deadline if not wait else min(wait, sent - deadline)
+                    continue
+                del self.rack_rexmit[start]
+                if self.rexmits.pop(start, None) is not None:
+                    self.lost_again.append((start, end))
+                    self.stats["lost_retransmits"] += 1
+        if wait > 0:
+            # on a whole millisecond, as a jiffy-based timer: the instant is shared with
+            # other events, which in virtual time saves the scheduler a stop
+            wait = -(-(now + wait) // MS) * MS - now
+            due = self._timer_due.get("rack")
+            if due is None or due > now + wait:
+                self._arm("rack", wait)
+
+    def _rack_maybe_recover(self, now: int, mss: int) -> None:
+        if (not self.in_recovery and self.loss_recover is None and self.scoreboard.ranges
+                and self.snd_una < self.scoreboard.rack_lost_below
+                and self.state in SENDS_DATA):
+            self.stats["rack_recoveries"] += 1
+            self._enter_recovery(now, mss)
+
+    def _on_rack_timer(self) -> None:
+        if self.state not in SENDS_DATA or self.snd_una >= self.snd_max:
+            return
+        now = self.now()
+        self._rack_detect_loss(now)
+        self._rack_maybe_recover(now, self._effective_mss())
+        self.prr_entry_len = 0
+        if self.in_recovery:
+            self._output()
+
+    # --- TLP
+    def _arm_tlp(self) -> None:
+        """RFC 8985 §7.2: a probe timeout of 2*SRTT (plus a delayed ACK's worth for a
+        one-segment flight, as Linux), unless the RTO comes first."""
+        if (not self.sack_enabled or self.srtt_ns is None or self.in_recovery
+                or self.loss_recover is not None or self.tlp_high_seq is not None
+                or self.snd_una >= self.snd_max or self.state not in SENDS_DATA):
+            return
+        now = self.now()
+        if self.tlp_armed == (now, self.snd_una, self.snd_max):
+            return  # done for this instant already (the ACK, then what it let out)
+        self.tlp_armed = (now, self.snd_una, self.snd_max)
+        pto = 2 * self.srtt_ns + (200 * MS if self.snd_max - self.snd_una <= self.cc.mss
+                                  else 2 * MS)
+        due = now + pto
+        rtx_due = self._timer_due.get("rtx")
+        if rtx_due is not None and due >= rtx_due:
+            self.tlp_due = 0
+            if "tlp" in self._timers:
+                self._cancel("tlp")
+            return
+        self.tlp_due = due
+        self._arm("tlp", pto)
+
+    def _on_tlp_timer(self) -> None:
+        now = self.now()
+        if not self.tlp_due:
+            return
+        if now < self.tlp_due:
+            self._arm("tlp", self.tlp_due - now)  # re-armed later since: wait on
+            return
+        self.tlp_due = 0
+        if (self.in_recovery or self.loss_recover is not None or self.tlp_high_seq is not None
+                or self.snd_una >= self.snd_max or self.state not in SENDS_DATA):
+            return
+        mss = self._effective_mss()
+        data_end = self.sendq_seq + len(self.sendq)
+        wnd_room = self.snd_una + self.snd_wnd - self.snd_nxt
+        if self.snd_nxt == self.snd_max and data_end > self.snd_nxt and (
+                wnd_room >= min(mss, data_end - self.snd_nxt)):
+            sent = self._send_data(self.snd_nxt, min(mss, data_end - self.snd_nxt, wnd_room),
+                                   retransmit=False)  # new data makes the best probe
+            self.snd_nxt += sent
+            self.snd_max = max(self.snd_max, self.snd_nxt)
+            self.tlp_retrans = False
+        else:
+            last_end = min(self.snd_max, data_end)
+            if last_end <= self.snd_una:
+                return  # only a FIN outstanding: the RTO resends it
+            start = max(self.snd_una, last_end - mss)
+            self._send_data(start, last_end - start, retransmit=True)
+            self.tlp_retrans = True
+        self.tlp_high_seq = self.snd_max
+        self.stats["tlp_probes"] += 1
+        self._arm("rtx", self.rto_ns)
+
+    def _tlp_on_ack(self, ack: int, dsack: bool, not_dup: bool) -> None:
+        """RFC 8985 §7.4: did the probe repair a loss? Then reduce the window once."""
+        high = self.tlp_high_seq
+        assert high is not None
+        if ack < high:
+            return
+        if not self.tlp_retrans or dsack:
+            self.tlp_high_seq = None  # new data probed, or both copies arrived: no loss
+        elif ack > high:
+            self.tlp_high_seq = None
+            if not self.in_recovery:
+                now = self.now()
+                self.cc.on_congestion(now, self.snd_max - self.snd_una)
+                self.cc.on_recovery_exit(now)
+        elif not not_dup:
+            self.tlp_high_seq = None
+
+    # --- PRR
+    def _prr_on_ack(self, delivered: int, una_advanced: bool) -> None:
+        """RFC 6937: how much may be sent on this ACK during recovery. Above ssthresh,
+        in proportion to what was delivered; at or below it, back up towards ssthresh by
+        slow start (PRR-SSRB) when the ACK advanced SND.UNA and no retransmission was lost
+        (as Linux), otherwise only what was delivered (conservative)."""
+        mss = self._effective_mss()
+        self.prr_delivered += delivered
+        # on the ACK that began recovery, count as Linux does: from before the fast
+        # retransmit, which is then the first segment PRR allows (at least one)
+        entry, self.prr_entry_len = self.prr_entry_len, 0
+        pipe = self._pipe() - entry
+        prr_out = self.prr_out - entry
+        ssthresh = self.cc.ssthresh
+        if pipe > ssthresh:
+            sndcnt = -(-self.prr_delivered * ssthresh // max(self.recover_fs, 1)) - prr_out
+        else:
+            # at least what this ACK delivered, so the ACK clock never stops (as Linux;
+            # RFC 6937's pure CRB, prr_delivered - prr_out alone, can stall with a lost
+            # retransmission at SND.UNA and nothing left to SACK)
+            limit = max(self.prr_delivered - prr_out, delivered)
+            if una_advanced and not self.lost_again:
+                limit += mss  # PRR-SSRB
+            sndcnt = min(ssthresh - pipe, limit)
+        segments = -(-sndcnt // mss) if sndcnt > 0 else 0
+        if entry:
+            segments = max(segments, 1)
+        self.prr_cwnd = pipe + segments * mss
+
+    def _disordered_ack(self, seg: wire_tcp.TcpPacket, seq: int, tsval: int) -> bool:
+        """Linux's tcp_disordered_ack: a pure duplicate ACK whose timestamp is older than
+        TS.Recent only because ACKs were reordered passes PAWS, so its SACK blocks count.
+        It carries no data, is at RCV.NXT, acknowledges SND.UNA, would not update the
+        window, and its timestamp is within one RTO of TS.Recent."""
+        if not seg.flags & ACK or seg.flags & (SYN | FIN | RST) or len(seg.payload):
+            return False
+        if seq != self.rcv_nxt or unwrap(seg.ack, self.snd_una) != self.snd_una:
+            return False
+        window = seg.window << self.snd_wscale
+        if seq > self.snd_wl1 or (seq == self.snd_wl1 and window > self.snd_wnd):
+            return False
+        return ((self.ts_recent - tsval) & MASK) <= self.rto_ns * 1024 // SEC
 
     # ------------------------------------------------------------------ ICMP
     def icmp_error(self, err: int, icmp_type: int, icmp_code: int, info: int,

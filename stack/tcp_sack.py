@@ -5,7 +5,15 @@ SND.UNA the peer has selectively acknowledged, from which it answers
 IsLost(), the pipe estimate and NextSeg(). `ReceiveQueue` is the receiver's
 out-of-order queue: data above RCV.NXT kept until the hole before it fills,
 plus the SACK blocks to report (RFC 2018 §4: the block holding the most
-recent segment first).
+recent segment first) and the overlap a duplicate segment has with what is
+queued (the D-SACK block of RFC 2883 §4).
+
+RACK (RFC 8985) marks segments lost by time rather than by DupThresh; the
+connection tells the scoreboard the sequence number below which every
+unSACKed byte has been declared lost that way (`rack_lost_below`), and
+IsLost() honours it, so RFC 6675's pipe and NextSeg() follow RACK's
+verdicts. `dupthresh` starts at RFC 6675's 3 and grows, as Linux's
+tp->reordering, when the connection sees how far segments are reordered.
 
 All sequence numbers here are unwrapped integers (see stack.tcp_connection),
 so plain comparisons are correct. Ranges are half-open [start, end). Pure
@@ -16,7 +24,8 @@ from __future__ import annotations
 
 from bisect import bisect_left, insort
 
-DUPTHRESH = 3  # RFC 6675 DupThresh
+DUPTHRESH = 3  # RFC 6675 DupThresh, to begin with
+MAX_REORDERING = 300  # Linux's tcp_max_reordering: the most DupThresh grows to
 
 
 def _merge(ranges: list[tuple[int, int]], start: int, end: int) -> list[tuple[int, int]]:
@@ -43,9 +52,12 @@ class SackScoreboard:
 
     def __init__(self) -> None:
         self.ranges: list[tuple[int, int]] = []
+        self.rack_lost_below = 0  # RACK: unSACKed bytes below this are lost
+        self.dupthresh = DUPTHRESH  # segments; raised by observed reordering
 
     def clear(self) -> None:
         self.ranges.clear()
+        self.rack_lost_below = 0
 
     def update(self, snd_una: int, blocks: list[tuple[int, int]], snd_max: int) -> int:
         """Record SACK blocks (already unwrapped); returns newly SACKed bytes."""
@@ -82,7 +94,9 @@ class SackScoreboard:
 
     def is_lost(self, seq: int, mss: int) -> bool:
         """RFC 6675 IsLost: DupThresh discontiguous SACKed segments above seq,
-        or more than (DupThresh - 1) * SMSS bytes SACKed above it."""
+        or more than (DupThresh - 1) * SMSS bytes SACKed above it, or RACK said so."""
+        if seq < self.rack_lost_below:
+            return True
         above = 0
         blocks = 0
         for s, e in self.ranges:
@@ -90,7 +104,7 @@ class SackScoreboard:
                 continue
             above += e - max(s, seq + 1)
             blocks += 1
-        return blocks >= DUPTHRESH or above > (DUPTHRESH - 1) * mss
+        return blocks >= self.dupthresh or above > (self.dupthresh - 1) * mss
 
     def pipe(self, snd_una: int, snd_max: int, high_rxt: int, mss: int) -> int:
         """RFC 6675 SetPipe, by segment-sized steps over the unSACKed ranges."""
@@ -169,6 +183,21 @@ class ReceiveQueue:
         self.bytes += len(payload)
         self._touch(seq, seq + len(payload))
         return True
+
+    def overlap(self, seq: int, end: int) -> tuple[int, int] | None:
+        """The first queued range [seq, end) duplicates, clipped to it (a D-SACK block)."""
+        i = bisect_left(self.starts, seq)
+        if i > 0:
+            i -= 1
+        while i < len(self.starts):
+            start = self.starts[i]
+            if start >= end:
+                return None
+            stop = start + len(self.data[start])
+            if stop > seq:
+                return max(seq, start), min(end, stop)
+            i += 1
+        return None
 
     def _touch(self, start: int, end: int) -> None:
         block = self._block_containing(start, end)

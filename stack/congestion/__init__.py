@@ -7,8 +7,9 @@ timer or sees a segment. The engine owns loss detection, recovery
 (retransmission, any cwnd inflation or PRR), RTT estimation and the RTO;
 it asks the algorithm only how big the window is.
 
-Modules: ``newreno`` (RFC 5681 with RFC 3465 byte counting) and ``cubic``
-(RFC 9438, the default in Linux; shares NewReno's slow start).
+Modules: ``newreno`` (RFC 5681 with RFC 3465 byte counting), ``cubic``
+(RFC 9438, the default in Linux; shares NewReno's slow start) and ``hystart``
+(RFC 9406, the slow-start exit both use).
 
 The interface, ``CongestionControl``:
 
@@ -36,6 +37,12 @@ The interface, ``CongestionControl``:
   idleness: cwnd = min(cwnd, IW).
 - ``set_mss(mss)``: the effective MSS changed (after the handshake, or
   PMTU). Before the first event it recomputes the initial window.
+- ``on_round_start(now_ns)``: a round trip begins (the first ACK at or
+  beyond the SND.MAX of the previous round's start); HyStart++ (RFC 9406,
+  ``hystart``) counts its rounds by it.
+- ``snapshot()`` / ``undo(state)``: the engine saves the state before a
+  loss episode and restores it when D-SACK or timestamps show the episode
+  was spurious (RFC 3708 / RFC 3522; Linux's undo).
 
 ``make(name, mss)`` builds one by name (``"cubic"``, ``"newreno"`` or
 ``"reno"``).
@@ -43,7 +50,7 @@ The interface, ``CongestionControl``:
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from .cubic import Cubic
 from .newreno import INITIAL_SSTHRESH, NewReno, initial_window
@@ -79,6 +86,12 @@ class CongestionControl(Protocol):
     def on_timeout(self, now_ns: int, in_flight: int) -> None: ...
 
     def on_idle_restart(self, now_ns: int) -> None: ...
+
+    def on_round_start(self, now_ns: int) -> None: ...
+
+    def snapshot(self) -> tuple[Any, ...]: ...
+
+    def undo(self, state: tuple[Any, ...]) -> None: ...
 
 
 #: Algorithm classes by name; each takes ``(mss)``.

@@ -1,4 +1,4 @@
-"""CUBIC congestion control (RFC 9438), without HyStart.
+"""CUBIC congestion control (RFC 9438), with HyStart++ (RFC 9406) in slow start.
 
 Touches nothing but numbers: bytes and nanoseconds in, ``cwnd`` and
 ``ssthresh`` out. Time comes only from the ``now_ns`` arguments and round-
@@ -75,12 +75,16 @@ Decisions
 - **Fast convergence** is on by default (4.7 SHOULD); pass
   ``fast_convergence=False`` for a lone flow.
 - Slow start, byte counting, the once-per-episode rule for ssthresh on
-  timeouts, idle restart and ``set_mss`` are Reno's (``NewReno``): RFC 9438
-  4.10 allows standard slow start in place of HyStart++ (not implemented). ``set_mss`` and
+  timeouts, idle restart and ``set_mss`` are Reno's (``NewReno``), and so is
+  HyStart++ (RFC 9438 4.10 recommends it; ``hystart.py``). ``set_mss`` and
   idle restart also end the epoch (K depends on the MSS).
+- **Undo** of a spurious recovery restores W_max and cwnd_prior with the
+  window, and ends the epoch.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from .newreno import NewReno
 
@@ -126,8 +130,9 @@ class Cubic(NewReno):
     cwnd_prior: float
     fast_convergence: bool
 
-    def __init__(self, mss: int, *, fast_convergence: bool = True) -> None:
-        super().__init__(mss)
+    def __init__(self, mss: int, *, fast_convergence: bool = True,
+                 hystart: bool = True) -> None:
+        super().__init__(mss, hystart=hystart)
         self.fast_convergence = fast_convergence
         self.w_max = 0.0
         self.k = 0.0
@@ -174,6 +179,15 @@ class Cubic(NewReno):
 
     def on_recovery_exit(self, now_ns: int) -> None:
         super().on_recovery_exit(now_ns)
+        self._end_epoch()
+
+    def snapshot(self) -> tuple[Any, ...]:
+        return (self.cwnd, self.ssthresh, self.w_max, self.cwnd_prior)
+
+    def undo(self, state: tuple[Any, ...]) -> None:
+        super().undo(state)
+        self.w_max = state[2]  # the congestion event did not happen
+        self.cwnd_prior = state[3]
         self._end_epoch()
 
     def on_timeout(self, now_ns: int, in_flight: int) -> None:

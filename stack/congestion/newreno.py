@@ -37,9 +37,21 @@ Rules, all in bytes:
 - ``set_mss`` before anything happened recomputes the initial window for
   the new MSS; later it keeps cwnd and ssthresh in bytes (RFC 5681 counts
   bytes) and only changes the step.
+- HyStart++ (RFC 9406, ``hystart``) watches the initial slow start: when
+  the RTT rises it divides growth by 4 (Conservative Slow Start) and, after
+  5 rounds of it, sets ssthresh = cwnd; a falling RTT resumes slow start.
+  ``hystart=False`` turns it off. The engine reports rounds
+  (``on_round_start``) and passes per-ACK RTT samples to ``on_ack``.
+- ``snapshot()`` / ``undo(state)``: the engine found a recovery spurious
+  (D-SACK, Eifel): cwnd and ssthresh go back to at least what they were
+  (as Linux's undo: the larger of now and before).
 """
 
 from __future__ import annotations
+
+from typing import Any
+
+from .hystart import HyStartPlusPlus
 
 __all__ = ["INITIAL_SSTHRESH", "NewReno", "initial_window"]
 
@@ -63,6 +75,7 @@ class NewReno:
         "_timed_out",
         "bytes_acked",
         "cwnd",
+        "hystart",
         "mss",
         "ssthresh",
     )
@@ -73,7 +86,7 @@ class NewReno:
     #: RFC 3465 congestion-avoidance byte counter.
     bytes_acked: int
 
-    def __init__(self, mss: int) -> None:
+    def __init__(self, mss: int, *, hystart: bool = True) -> None:
         if mss <= 0:
             raise ValueError(f"MSS must be positive, not {mss}")
         self.mss = mss
@@ -83,6 +96,7 @@ class NewReno:
         self._pristine = True  # nothing happened yet: set_mss may recompute IW
         self._timed_out = False  # an RTO fired and no new data was acknowledged since
         self._in_recovery = False  # between on_congestion and on_recovery_exit
+        self.hystart: HyStartPlusPlus | None = HyStartPlusPlus() if hystart else None
 
     @property
     def in_slow_start(self) -> bool:
@@ -108,6 +122,9 @@ class NewReno:
         """
         if acked <= 0:
             return
+        hystart = self.hystart
+        if hystart is not None and rtt_ns and self.cwnd < self.ssthresh:
+            hystart.rtt_sample(rtt_ns)
         self._pristine = False
         self._timed_out = False
         if 2 * in_flight < self.cwnd:
@@ -118,6 +135,30 @@ class NewReno:
             if acked <= 0:
                 return
         self._avoid_congestion(now_ns, acked)
+
+    def on_round_start(self, now_ns: int) -> None:
+        """A new round trip begins (HyStart++ rounds); may end slow start."""
+        hystart = self.hystart
+        if hystart is None:
+            return
+        if self.ssthresh != INITIAL_SSTHRESH:
+            self.hystart = None  # only the initial slow start (RFC 9406 §4.3)
+        elif hystart.round_start():
+            self.ssthresh = self.cwnd  # CSS ran its rounds: congestion avoidance
+            self.hystart = None
+
+    def snapshot(self) -> tuple[Any, ...]:
+        """What ``undo`` restores: the window before a loss episode."""
+        return (self.cwnd, self.ssthresh)
+
+    def undo(self, state: tuple[Any, ...]) -> None:
+        """The episode was spurious: back to at least the window from ``snapshot``."""
+        cwnd, ssthresh = state[0], state[1]
+        self.cwnd = max(self.cwnd, cwnd)
+        self.ssthresh = max(self.ssthresh, ssthresh)
+        self._in_recovery = False
+        self._timed_out = False
+        self.bytes_acked = 0
 
     def on_congestion(self, now_ns: int, in_flight: int) -> None:
         """Loss detected by duplicate ACKs or SACK: entering fast recovery."""
@@ -162,6 +203,8 @@ class NewReno:
         """Grow cwnd by ``min(acked, 2*MSS)``, not past ssthresh; return bytes left over."""
         room = self.ssthresh - self.cwnd
         step = min(acked, 2 * self.mss)
+        if self.hystart is not None and self.hystart.in_css:
+            step = max(1, step // self.hystart.growth_divisor)  # RFC 9406 CSS
         if step < room:
             self.cwnd += step
             return 0

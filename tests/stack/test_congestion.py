@@ -376,3 +376,76 @@ def test_congestion_control_is_deterministic() -> None:
         return out
 
     assert trace() == trace()
+
+
+# --- HyStart++ (RFC 9406) ------------------------------------------------------------
+
+
+def hystart_round(cc: NewReno, now: int, rtt: int) -> int:
+    """One round trip as the engine reports it: a round start, then the ACK clock."""
+    cc.on_round_start(now)
+    return run_round(cc, now, rtt)
+
+
+@pytest.mark.parametrize("cls", [NewReno, Cubic])
+def test_hystart_leaves_slow_start_on_an_rtt_rise_and_ends_it_after_five_css_rounds(
+        cls: type[NewReno]) -> None:
+    cc = cls(MSS)
+    now = 0
+    for _ in range(3):
+        now = hystart_round(cc, now, 50 * MS)  # 10 -> 80 segments, RTT flat: slow start
+    assert cc.cwnd == 80 * MSS and cc.hystart is not None and not cc.hystart.in_css
+    # the RTT rises by 10 ms >= clamp(50 / 8, 4, 16) = 6.25 ms: after N_RTT_SAMPLE = 8
+    # samples the flow enters Conservative Slow Start, growing by a quarter per ACK
+    now = hystart_round(cc, now, 60 * MS)
+    assert cc.hystart.in_css
+    assert cc.cwnd == 80 * MSS + 7 * MSS + 73 * MSS // 4
+    assert cc.ssthresh == INITIAL_SSTHRESH
+    for _ in range(4):  # CSS rounds 2-5: about 1.25x each instead of 2x
+        before = cc.cwnd
+        now = hystart_round(cc, now, 60 * MS)
+        assert 1.24 < cc.cwnd / before < 1.26
+        assert cc.ssthresh == INITIAL_SSTHRESH
+    # the fifth round of CSS is over: slow start ends, ssthresh = cwnd
+    cc.on_round_start(now)
+    assert cc.ssthresh == cc.cwnd and not cc.in_slow_start and cc.hystart is None
+
+
+@pytest.mark.parametrize("cls", [NewReno, Cubic])
+def test_hystart_returns_to_slow_start_when_the_rtt_falls_back(cls: type[NewReno]) -> None:
+    cc = cls(MSS)
+    now = 0
+    for rtt in (50, 50, 50, 60):
+        now = hystart_round(cc, now, rtt * MS)
+    assert cc.hystart is not None and cc.hystart.in_css
+    # the next round's minimum RTT is back below the CSS baseline: the exit was spurious
+    before = cc.cwnd
+    now = hystart_round(cc, now, 50 * MS)
+    assert not cc.hystart.in_css
+    assert cc.cwnd > 1.9 * before  # 7 ACKs at a quarter, then full slow start again
+    before = cc.cwnd
+    now = hystart_round(cc, now, 50 * MS)
+    assert cc.cwnd == 2 * before and cc.ssthresh == INITIAL_SSTHRESH
+
+
+def test_hystart_only_watches_the_initial_slow_start() -> None:
+    cc = Cubic(MSS)
+    now = grow_to(cc, 40 * MSS, 0, 50 * MS)
+    cc.on_congestion(now, cc.cwnd)
+    cc.on_recovery_exit(now)
+    cc.on_timeout(now, cc.cwnd)
+    for rtt in (50, 50, 80, 80):  # an RTT rise in slow start after a loss: no CSS
+        before = cc.cwnd
+        now = hystart_round(cc, now, rtt * MS)
+        assert cc.hystart is None and cc.cwnd == min(2 * before, cc.ssthresh)
+
+
+def test_undo_restores_the_window_before_a_spurious_reduction() -> None:
+    cc = Cubic(MSS)
+    now = grow_to(cc, 40 * MSS, 0, 50 * MS)
+    saved = cc.snapshot()
+    cwnd, w_max = cc.cwnd, cc.w_max
+    cc.on_congestion(now, cc.cwnd)
+    assert cc.cwnd < cwnd
+    cc.undo(saved)
+    assert cc.cwnd == cwnd and cc.ssthresh == INITIAL_SSTHRESH and cc.w_max == w_max
