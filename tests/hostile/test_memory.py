@@ -378,3 +378,51 @@ def test_reclaim_prunes_out_of_order_data_without_sack_and_nothing_is_lost(sack:
     assert not errors
     assert hashlib.sha256(received).digest() == hashlib.sha256(payload).digest()
     net.close()
+
+
+def test_a_host_call_over_the_limit_reclaims_first_and_runs_or_is_the_oom_kill() -> None:
+    """The check at every host call's entry, through the real ABI bridge callback."""
+    import ctypes
+
+    from vnet.guest.abi import GuestExit, HostFunction, _make_callback
+    from vnet.guest.context import GuestContext, GuestLimits
+    from vnet.scheduler import Scheduler
+
+    ctx = GuestContext("g", Scheduler(virtual=True), [], [], GuestLimits(memory_bytes=64 * MIB),
+                       random.Random(0))
+    sockets = SocketMemory(64 * MIB, name="g")
+    ctx.extensions["socket_memory"] = sockets
+    verdicts: list[GuestExit | None] = []
+
+    def enforce() -> GuestExit | None:  # stands for wasix.memory_limit_enforcer
+        sockets.charge(-reclaimable[0])  # what a reclaim would give back
+        reclaimable[0] = 0
+        verdicts.append(GuestExit(137, "out of memory") if sockets.used + 40 * MIB > 64 * MIB
+                        else None)
+        return verdicts[-1]
+
+    ctx.enforce_memory_limit = enforce
+
+    class Linear:  # the guest's memory as the bridge sees it: its last known size
+        known_size = 40 * MIB
+
+    ctx.memory = Linear()  # type: ignore[assignment]
+    ran: list[int] = []
+    callback = _make_callback(HostFunction("t", "f", "i", "i", lambda _ctx, x: ran.append(x) or 0),
+                              ctx)
+    raw = (ctypes.c_ubyte * 16)()
+
+    def call() -> int:  # the argument 7 in, the result (0) written over it
+        ctypes.c_uint32.from_buffer(raw).value = 7
+        return int(callback(None, None, ctypes.addressof(raw), 1))
+
+    reclaimable = [0]
+    sockets.charge(20 * MIB)  # 40 + 20 <= 64: no check beyond the compare
+    assert call() == 0 and ran == [7] and verdicts == []
+    reclaimable[0] = 8 * MIB
+    sockets.charge(8 * MIB)  # 40 + 28 > 64; reclaiming 8 MiB brings it back: the call runs
+    assert call() == 0 and ran == [7, 7] and verdicts == [None]
+    sockets.charge(8 * MIB)  # over again, nothing to reclaim: the call traps, the guest dies
+    assert call() != 0 and ran == [7, 7]
+    assert ctx.exit_request is verdicts[-1] and ctx.exit_request is not None
+    assert ctx.exit_request.code == 137
