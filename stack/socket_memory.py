@@ -30,6 +30,16 @@ A guest's limit is its `--max-memory` less the linear memory it currently
 has (`other_usage`), so linear memory and socket queues together stay within
 the guest's limit. Sans-IO: no clocks, no threads; `other_usage` is a plain
 callable. Touches nothing but its own counters.
+
+That holds while linear memory does not grow after the sockets are full.
+When it does (wasm grows memory without asking the host), the guest layer
+acts as a Linux memory cgroup whose memory.max counts socket buffers
+(vnet.guest.wasix.memory_limit_enforcer): it first reclaims what a budget's
+sockets can lose without breaking a promise — `UdpLayer.reclaim` drops
+queued datagrams (`udp.drop.reclaimed`), `TcpLayer.reclaim` empties the
+out-of-order queues of connections without SACK (the peer retransmits;
+`tcp.drop.ofo_pruned`) — and kills the guest (137, out of memory) if that
+is not enough.
 """
 
 from __future__ import annotations

@@ -770,6 +770,25 @@ class TcpLayer:
         else:
             self.memory_charged.pop(conn, None)
 
+    def reclaim(self, memory: SocketMemory) -> int:
+        """Empty the out-of-order queues charged to `memory`; bytes given back.
+
+        Only on connections without SACK: what was never acknowledged in any
+        way the peer sends again after its retransmission timeout (as Linux's
+        tcp_prune_ofo_queue, counted `tcp.drop.ofo_pruned` per connection). A
+        SACKed block is left alone, because a sender (vnet's own included)
+        may skip SACKed data when it retransmits, so reneging could stall it.
+        """
+        freed = 0
+        for conn, (charged_to, _footprint) in list(self.memory_charged.items()):
+            if charged_to is not memory or not conn.ooo.bytes or conn.sack_enabled:
+                continue
+            freed += conn.ooo.bytes
+            conn.ooo.clear()
+            self.stack.counters.drop("tcp", "ofo_pruned")
+            self.settle_memory(conn)
+        return freed
+
     def _find_listener(self, meta: IpMeta, port: int) -> TcpListener | None:
         best: TcpListener | None = None
         best_score = -1

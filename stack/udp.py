@@ -773,6 +773,26 @@ class UdpLayer:
         self._enqueue(target, data, meta, pkt.src_port, ifindex)
         return True
 
+    def reclaim(self, memory: SocketMemory) -> int:
+        """Drop every datagram queued in sockets charged to `memory`; bytes given back.
+
+        What a guest over its --max-memory loses before it is killed (see
+        stack/socket_memory.py): datagrams may be lost, so each one is a counted
+        drop (`udp.drop.reclaimed`, and the socket's `drops`).
+        """
+        freed = 0
+        for socks in self.ports.values():
+            for sock in socks:
+                if sock.memory is not memory or not sock.queue:
+                    continue
+                self.stack.counters["udp.drop.reclaimed"] += len(sock.queue)
+                sock.drops += len(sock.queue)
+                sock.queue.clear()
+                memory.charge(-sock.queued_bytes)
+                freed += sock.queued_bytes
+                sock.queued_bytes = 0
+        return freed
+
     def _enqueue(self, sock: UdpSocket, data: bytes, meta: IpMeta, sport: int,
                  ifindex: int) -> None:
         cost = truesize(len(data), meta.version)

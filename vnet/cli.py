@@ -254,7 +254,8 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--seed", type=int, default=0,
                      help="seed for random_get in virtual time (default 0)")
     run.add_argument("--max-memory", type=int, default=256, metavar="MIB",
-                     help="cap on the guest's linear memory in MiB (default 256)")
+                     help="cap on the guest's linear memory plus what its sockets hold, "
+                          "in MiB (default 256); past it the guest is killed (137)")
     run.add_argument("--max-fds", type=int, default=1024, metavar="N",
                      help="cap on the guest's open file descriptors (default 1024)")
     run.add_argument("--cpu-time-limit", type=int, default=0, metavar="MS",
@@ -409,7 +410,7 @@ def _cmd_run(ns: argparse.Namespace) -> int:
         print("vnet run: guest blocked forever (nothing left that could wake it)",
               file=sys.stderr)
         return KILLED_EXIT_CODE
-    if guest.trap:
+    if guest.trap and not guest.ctx.stats.oom_kills:  # an OOM kill said why on its stderr
         print(f"vnet run: guest trapped: {guest.trap}", file=sys.stderr)
     for line in guest.ctx.diagnostics:
         print(f"vnet run: {line}", file=sys.stderr)

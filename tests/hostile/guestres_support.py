@@ -66,6 +66,8 @@ class AttackResult:
     file_size: int = -1  # set by a test that gave the attacker a file to write
     socket_memory_peak: int = 0  # the most the attacker's socket queues held
     socket_memory_used_at_end: int = 0
+    attacker_oom_kills: int = 0  # the attacker's GuestStats: killed over --max-memory
+    attacker_memory_reclaimed: int = 0  # ... and socket bytes dropped to get it under
 
     @property
     def rss_growth(self) -> int:
@@ -190,6 +192,8 @@ def _scenario(spec: dict[str, object]) -> dict[str, object]:
         "socket_memory_peak": memory.peak if memory is not None else 0,
         "socket_memory_used_at_end": memory.used if memory is not None else 0,
         "attacker_host_drops": dict(hosts["evil"].counters.drops()),
+        "attacker_oom_kills": attacker.ctx.stats.oom_kills,
+        "attacker_memory_reclaimed": attacker.ctx.stats.memory_reclaimed,
     }
     net.scheduler.stop_all()
     return result

@@ -19,6 +19,12 @@ function's single i32/i64 result). Implementations may raise:
 - anything else        → counted as an internal error, reported on the guest's
   diagnostics, and EIO is returned. A Python exception never becomes a trap.
 
+Every call first compares the guest's memory against its --max-memory:
+linear memory as last seen (`GuestMemory.known_size`) plus its socket
+memory — one attribute sum and compare; only past the limit does it call
+`ctx.enforce_memory_limit`, which reclaims or returns the OOM kill (see
+vnet.guest.wasix.memory_limit_enforcer).
+
 Every call is charged to the guest when it returns
 (`Scheduler.charge_host_call`): its fixed virtual cost from
 `host_call_charge_ns` plus the frames it put on links (virtual time), or its
@@ -49,6 +55,8 @@ from .memory import GuestFault
 from .wasi_types import Errno, WasiError
 
 if TYPE_CHECKING:
+    from stack.socket_memory import SocketMemory
+
     from .context import GuestContext
 
 _VAL_RAW_SIZE = ctypes.sizeof(ffi.wasmtime_val_raw_t)  # 16 on every host we support
@@ -175,6 +183,11 @@ def _make_callback(fn: HostFunction, ctx: GuestContext) -> Any:
     charge_ns = host_call_charge_ns(fn.module, fn.name)
     qualified = f"{fn.module}.{fn.name}"
     stats = ctx.stats
+    # --max-memory over linear memory and sockets: linear memory as last seen
+    # (the epoch callback refreshes it every tick) plus what the sockets hold
+    sockets: SocketMemory | None = ctx.extensions.get("socket_memory")
+    memory_limit = ctx.limits.memory_bytes
+    enforce_memory_limit = ctx.enforce_memory_limit
 
     def callback(_env: int, _caller: Any, args_and_results: int, _count: int) -> int:
         raw = array_type.from_address(args_and_results)
@@ -191,6 +204,13 @@ def _make_callback(fn: HostFunction, ctx: GuestContext) -> Any:
                 try:
                     with atomic():
                         stats.host_calls += 1
+                        memory = ctx.memory
+                        if sockets is not None and memory is not None and (
+                                sockets.used + memory.known_size > memory_limit):
+                            assert enforce_memory_limit is not None
+                            oom = enforce_memory_limit()
+                            if oom is not None:
+                                raise oom
                         result = impl(ctx, *args)
                 finally:
                     frames = sched.frames_transmitted - frames_before

@@ -47,6 +47,10 @@ class GuestStats:
     faults: Counter[str] = field(default_factory=Counter)
     internal_errors: Counter[str] = field(default_factory=Counter)
     preemptions: int = 0
+    #: bytes of socket queues dropped to bring the guest back under --max-memory
+    memory_reclaimed: int = 0
+    #: 1 once the guest was killed for going over --max-memory (linear + sockets)
+    oom_kills: int = 0
 
 
 class GuestContext:
@@ -78,6 +82,10 @@ class GuestContext:
         #: Extra per-guest state owned by ABI modules (sockets, resolver …).
         self.extensions: dict[str, Any] = {}
         self.diagnostics: list[str] = []
+        #: Set by the runtime for a guest with a network: called when linear memory
+        #: plus socket memory may be over --max-memory; reclaims, and returns the
+        #: GuestExit that kills the guest if it is still over (vnet.guest.wasix).
+        self.enforce_memory_limit: Callable[[], GuestExit | None] | None = None
 
     @property
     def mem(self) -> GuestMemory:

@@ -35,13 +35,16 @@ class GuestFault(Exception):
 class GuestMemory:
     """A view of one instance's linear memory with checked accessors."""
 
-    __slots__ = ("_base", "_context", "_memory", "_size", "_store", "_view")
+    __slots__ = ("_base", "_context", "_memory", "_size", "_store", "_view", "known_size")
 
     def __init__(self, store: Store, memory: Memory) -> None:
         self._store = store  # the context pointer below lives only as long as the store
         self._context = store._context()
         self._memory = memory._memory
         self._size = 0
+        #: The size last seen by this guest's own thread (safe to read from any thread):
+        #: a plain attribute, since every host call compares it against --max-memory.
+        self.known_size = 0
         self._base = 0
         self._view: memoryview = memoryview(b"")
         self._refresh()
@@ -51,7 +54,7 @@ class GuestMemory:
         size = ffi.wasmtime_memory_data_size(self._context, ref)
         base = ctypes.cast(ffi.wasmtime_memory_data(self._context, ref), ctypes.c_void_p).value
         if size != self._size or base != self._base:
-            self._size = size
+            self._size = self.known_size = size
             self._base = base or 0
             if size:
                 array = (ctypes.c_ubyte * size).from_address(self._base)
@@ -62,11 +65,6 @@ class GuestMemory:
     @property
     def size(self) -> int:
         self._refresh()
-        return self._size
-
-    @property
-    def known_size(self) -> int:
-        """The size last seen by this guest's own thread (safe to read from any thread)."""
         return self._size
 
     def check(self, ptr: int, length: int) -> None:

@@ -8,7 +8,16 @@ and runs `_start` on a scheduler task. `run_module` is the one-call form used
 by the CLI and tests.
 
 Limits: linear memory is capped with store limits (`memory.grow` returns -1
-past the cap); the fd table has a cap; and epoch interruption gives each guest
+past the cap); --max-memory also covers what vnet holds for the guest's
+sockets, and since the store's cap is fixed at instantiation, a guest that
+fills its sockets first and then grows its linear memory gets over it: the
+epoch callback reads the linear memory's size every tick (and the ABI bridge
+compares the last size seen at every host call), and past the limit
+`wasix.memory_limit_enforcer` reclaims queued datagrams and TCP out-of-order
+data, then kills the guest as Linux's OOM killer would — exit status 137,
+one line `vnet: guest killed: out of memory (linear N MiB + sockets M MiB >
+--max-memory L MiB)` on its stderr, its sockets closed as at any exit,
+`stats.oom_kills`. The fd table has a cap; and epoch interruption gives each guest
 a CPU slice — when it expires the epoch callback hands control to the
 scheduler (virtual time) or just lets the OS switch threads (real time), and
 charges the slice against an optional CPU budget. A killed guest is stopped
@@ -45,6 +54,7 @@ from .memory import GuestMemory
 
 TRAP_EXIT_CODE = 134  # what `wasmtime run` exits with when a guest traps (128 + SIGABRT)
 KILLED_EXIT_CODE = 137
+OUT_OF_MEMORY = "out of memory"  # how the reason of a guest killed over --max-memory starts
 
 
 class GuestLoadError(Exception):
@@ -190,6 +200,7 @@ class Guest:
         self.ctx.fds.add(OutputStream(cfg.stderr or _discard))
         if cfg.host is not None:
             self.ctx.extensions["host"] = cfg.host
+            self.ctx.enforce_memory_limit = wasix.memory_limit_enforcer(self.ctx, cfg.host)
         for address, port in cfg.tcplisten:
             self.ctx.fds.add(self._listening_socket(address, port))
         for host_dir, guest_path in cfg.preopens:
@@ -267,6 +278,12 @@ class Guest:
             request = self.ctx.exit_request
             if request is not None and request.reason == "exit":
                 self.exit_code = request.code & 0xFF
+            elif request is not None and request.reason.startswith(OUT_OF_MEMORY):
+                # as the OOM killer: 137, and one line saying why
+                self.exit_code = KILLED_EXIT_CODE
+                self.trap = request.reason
+                (self.config.stderr or _discard)(f"vnet: guest killed: {request.reason}\n"
+                                                 .encode())
             elif request is not None:
                 self.exit_code = KILLED_EXIT_CODE
                 self.trap = f"guest {request.reason}"
@@ -284,6 +301,10 @@ class Guest:
         spin_slices = max(1, int(SPIN_THRESHOLD_NS / (_EPOCH_TICK_S * 1e9)))
         # slices: ticks seen while this guest ran; quiet: consecutive ticks with no host call
         state = {"slices": 0, "quiet": 0, "calls": -1}
+        sockets = ctx.extensions.get("socket_memory")
+        memory_limit = ctx.limits.memory_bytes
+        enforce_memory_limit = ctx.enforce_memory_limit
+        lock = ctx.host_call_lock
 
         def on_deadline(_context: int, _data: int, delta_ptr: int, kind_ptr: int) -> int:
             ctypes.c_uint64.from_address(delta_ptr).value = 1
@@ -295,6 +316,15 @@ class Guest:
             if budget_slices and state["slices"] > budget_slices:
                 ctx.exit_request = GuestExit(KILLED_EXIT_CODE, "exceeded its CPU time limit")
                 return _new_error("cpu time limit")
+            memory = ctx.memory
+            # linear memory grows without a host call: its size is read again every tick
+            if sockets is not None and memory is not None and enforce_memory_limit is not None \
+                    and memory.size + sockets.used > memory_limit:
+                with lock, sched.atomic():
+                    oom = enforce_memory_limit()
+                if oom is not None:
+                    ctx.exit_request = oom
+                    return _new_error("out of memory")
             calls = ctx.stats.host_calls
             if calls != state["calls"]:
                 state["calls"] = calls

@@ -15,15 +15,18 @@ Resources are the guest's: every socket it opens or accepts is charged to
 its socket-memory budget (`guest_socket_memory`: its --max-memory less its
 linear memory, inside its host's budget; see stack/socket_memory.py) — 8 KiB
 for the socket itself (ENOBUFS when that does not fit) and whatever its
-queues hold. A message of more than IOV_MAX (1024) iovecs is EMSGSIZE, as
-Linux's sendmsg/recvmsg say, and a send copies from guest memory only what
-the socket can take now (`send_iovecs`).
+queues hold. When growing linear memory puts a guest over that limit anyway,
+`memory_limit_enforcer` reclaims queued datagrams and TCP out-of-order data,
+or kills the guest (137, "out of memory"). A message of more than IOV_MAX
+(1024) iovecs is EMSGSIZE, as Linux's sendmsg/recvmsg say, and a send
+copies from guest memory only what the socket can take now (`send_iovecs`).
 """
 
 from __future__ import annotations
 
 import socket as _s
 import struct
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from stack.ping import IcmpEchoSocket
@@ -36,7 +39,7 @@ from stack.tcp_options import getsockopt as tcp_getsockopt
 from stack.tcp_options import setsockopt as tcp_setsockopt
 from stack.udp import UdpSocket
 
-from .abi import host_function
+from .abi import GuestExit, host_function
 from .context import GuestContext
 from .memory import IOV_MAX
 from .sockets import (
@@ -76,6 +79,7 @@ V = "vnet_v1"
 MAX_IO = 64 * 1024 * 1024  # one send/recv moves at most this much (a short count beyond)
 DATAGRAM_COPY_MAX = 65536  # more than any datagram may carry: the rest is never copied
 MAX_SOCKETS_PER_GUEST = 4096
+MIB = 1024 * 1024
 
 # WASIX enums
 SOCK_STREAM_WASIX = 1
@@ -134,6 +138,45 @@ def guest_socket_memory(ctx: GuestContext, host: Host) -> SocketMemory:
         ctx.extensions["socket_memory"] = memory
     assert isinstance(memory, SocketMemory)
     return memory
+
+
+def memory_limit_enforcer(ctx: GuestContext, host: Host) -> Callable[[], GuestExit | None]:
+    """What runs when a guest's linear memory plus socket memory may be over --max-memory.
+
+    As a Linux memory cgroup whose memory.max counts socket buffers: first
+    reclaim what can go without breaking a promise — datagrams waiting in UDP
+    receive queues (counted drops, `udp.drop.reclaimed`) and the out-of-order
+    queues of TCP connections without SACK (the peer retransmits,
+    `tcp.drop.ofo_pruned`) — and if the guest is still over, return the
+    GuestExit (137) that kills it, as the OOM killer would. The budget's
+    charges are refused against its current linear memory, so a guest gets
+    over only by growing its linear memory after filling its sockets
+    (wasmtime's cap on linear memory is fixed when the store is made).
+    Called, under the network lock, by the ABI bridge when a host call starts
+    and by the runtime's epoch callback (vnet.guest.abi, vnet.guest.runtime).
+    """
+    sockets = guest_socket_memory(ctx, host)
+    limit = ctx.limits.memory_bytes
+
+    def enforce() -> GuestExit | None:
+        memory = ctx.memory
+        linear = memory.size if memory is not None else 0  # the size now, not as cached
+        if linear + sockets.used <= limit:
+            return None
+        freed = host.udp.reclaim(sockets) + host.tcp.reclaim(sockets)
+        ctx.stats.memory_reclaimed += freed
+        if linear + sockets.used <= limit:
+            return None
+        ctx.stats.oom_kills += 1
+        return GuestExit(137, f"out of memory (linear {_mib(linear)} MiB + sockets "
+                              f"{_mib(sockets.used)} MiB > --max-memory {limit / MIB:g} MiB)")
+
+    return enforce
+
+
+def _mib(size: int) -> int:
+    """Whole MiB, rounded up: what is over a limit reads as over it."""
+    return -(-size // MIB)
 
 
 def _sock(ctx: GuestContext, fd: int) -> SocketDescription:
