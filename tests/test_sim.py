@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import EXAMPLES
-from vnet.sim import run
-from vnet.topology import load
+from vnet.sim.runner import run
+from vnet.sim.topology import load
 
 DEMO = EXAMPLES / "demo.toml"
 DEMO_MODULES = ["chat_server", "chat_client", "http_server", "http_get", "lobby"]

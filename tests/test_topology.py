@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from vnet.topology import TopologyError, load
+from vnet.sim.topology import TopologyError, load
 
 GOOD = """\
 [sim]

@@ -117,8 +117,8 @@ def _open_tun(ns: argparse.Namespace, net: Any, host: Any, addrs: list[str],
               capture: Any) -> Any:
     import ipaddress
 
-    from vnet.tun import TunBridge, TunBridgeError
-    from vnet.tun_nat import Publish
+    from firewall.nat import Publish
+    from vnet.link.tun_bridge import TunBridge, TunBridgeError
 
     if ns.virtual_time:
         raise CliError("vnet run: --tun runs in real time only (drop --virtual-time)")
@@ -154,8 +154,8 @@ def _open_tun(ns: argparse.Namespace, net: Any, host: Any, addrs: list[str],
 
 def _cmd_sim(ns: argparse.Namespace) -> int:
     from vnet.guest.runtime import GuestLoadError
-    from vnet.sim import print_summary, run
-    from vnet.topology import TopologyError, _duration, _Locator, load
+    from vnet.sim.runner import print_summary, run
+    from vnet.sim.topology import TopologyError, _duration, _Locator, load
 
     try:
         topo = load(ns.topology)

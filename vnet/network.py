@@ -47,12 +47,12 @@ from stack.tcp_options import getsockopt as tcp_getsockopt
 from stack.tcp_options import setsockopt as tcp_setsockopt
 from stack.udp import AF_INET, AF_INET6, UdpLayer, UdpSocket
 from stack.wire import icmpv4, icmpv6
+from vnet.link.capture import LINKTYPE_RAW, Capture, Direction
+from vnet.link.impairment import Impairment
+from vnet.link.nic import Nic
+from vnet.link.segment import Segment
 
-from .capture import LINKTYPE_RAW, Capture, Direction
-from .impairment import Impairment
-from .nic import Nic
 from .scheduler import GuestTask, Scheduler
-from .segment import Segment
 
 AF_UNSPEC = _socket.AF_UNSPEC
 SOCK_DGRAM = _socket.SOCK_DGRAM

@@ -42,8 +42,8 @@ from pathlib import Path
 import pytest
 
 from vnet.guest.runtime import Guest, GuestConfig
+from vnet.link.nic import Nic
 from vnet.network import Host, Network
-from vnet.nic import Nic
 
 WAIT_S = 20.0  # the longest any single wait may take in wall-clock time
 

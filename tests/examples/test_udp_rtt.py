@@ -6,7 +6,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from vnet.impairment import Impairment
+from vnet.link.impairment import Impairment
 
 from .harness import Lab, VnetLab
 

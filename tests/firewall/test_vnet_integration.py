@@ -1,7 +1,7 @@
 """The firewall wired into vnet: hosts, the resolver, captures, topologies, the command line.
 
 These tests need the integration in vnet/network.py, vnet/cli.py,
-vnet/topology.py and vnet/sim.py (`Host.set_firewall`, resolver learning,
+vnet/sim/topology.py and vnet/sim/runner.py (`Host.set_firewall`, resolver learning,
 `vnet run --firewall/--allow...`, `vnet firewall check|show`, the topology
 keys `firewall` and `firewall_rules`), which the firewall's owner hands to
 the owners of those files as patches: until they are applied, this module is
@@ -26,7 +26,7 @@ from scapy.utils import PcapNgReader
 
 from vnet import cli
 from vnet.network import Host, Network
-from vnet.topology import TopologyError, load
+from vnet.sim.topology import TopologyError, load
 
 pytestmark = pytest.mark.skipif(
     not hasattr(Host, "set_firewall"),
@@ -152,7 +152,7 @@ nics = [{ segment = "lan", addresses = ["10.0.0.1/24"] }]
     assert spec.hosts["r"].firewall is not None
     assert spec.hosts["r"].firewall.chains["forward"].policy == "drop"
     assert spec.hosts["a"].firewall is not None
-    from vnet.sim import build
+    from vnet.sim.runner import build
 
     net, hosts, _caps, _pcaps = build(spec, True, 0, None)
     assert hosts["a"].firewall is not None and hosts["r"].firewall is not None

@@ -52,7 +52,7 @@ DESTS = ("255.255.255.255", "224.0.0.1", GROUP, "ff02::1", "10.200.0.1", "fd77:2
 GUEST4 = "10.210.0.2/24"
 TUN_KERNEL4, TUN_GUEST4 = "10.200.0.1/30", "10.200.0.2/30"
 TUN_KERNEL6, TUN_GUEST6 = "fd77:200::1/64", "fd77:200::2/64"
-TUN_PORT = "tun0"  # the bridge's port on the guest's host (vnet.tun.TunBridge's default)
+TUN_PORT = "tun0"  # the bridge's port on the guest's host (TunBridge's default)
 
 # Runs inside the namespace: listen on PORT on the device, print what arrived on "stop".
 LISTENER = r"""

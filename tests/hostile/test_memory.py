@@ -56,7 +56,7 @@ from tests.hostile.guestres_support import (
     run_attack,
     run_native,
 )
-from vnet.impairment import Impairment
+from vnet.link.impairment import Impairment
 from vnet.network import Network
 
 ATTACKER_MAX_MEMORY = 64 * MIB

@@ -12,7 +12,7 @@ Containment asserted here, on what a user sees: each busy-waiting guest ends
 having seen the time or the datagram it waited for; a TCP transfer between two
 other hosts beside it completes whole; a run with a busy-waiting guest is
 byte-identical (pcap and output) across two runs with the same seed; and a
-`duration` ends a run of guests that spin forever, through `vnet.sim.run` and
+`duration` ends a run of guests that spin forever, through `vnet.sim.runner.run` and
 the `vnet sim` command (status 1, "duration reached", the spinners "stopped at
 the end"). The charge itself is documented in vnet/scheduler.py ("Host calls
 cost virtual time"). About 15 s of CPU on an idle machine.
@@ -31,8 +31,8 @@ import pytest
 
 from tests.hostile.sched_support import GuestLab, hostile_source
 from vnet.scheduler import HOST_CALL_CHARGE_NS
-from vnet.sim import run
-from vnet.topology import load
+from vnet.sim.runner import run
+from vnet.sim.topology import load
 
 MS = 1_000_000
 VICTIM_MIB = "0.5"

@@ -65,13 +65,13 @@ from typing import IO, Any
 
 import pytest
 
-from vnet.capture import Capture
+from firewall.nat import Publish
 from vnet.guest.runtime import Guest, GuestConfig
-from vnet.impairment import Impairment
+from vnet.link.capture import Capture
+from vnet.link.impairment import Impairment
+from vnet.link.tun_bridge import TunBridge
 from vnet.network import Host, Network
 from vnet.scheduler import GuestTask
-from vnet.tun import TunBridge
-from vnet.tun_nat import Publish
 
 # --- addresses ------------------------------------------------------------------
 KERNEL4 = "10.201.0.1"

@@ -27,7 +27,7 @@ from typing import Any
 
 import pytest
 
-from vnet.impairment import Impairment
+from vnet.link.impairment import Impairment
 from vnet.network import SOCK_STREAM
 
 from .conftest import GUEST4, KERNEL4, KernelLab, Payload, sha256_file

@@ -131,7 +131,7 @@ def test_tcpdump_and_bridge_capture_match_packet_for_packet(
 def test_bridge_capture_matches_tcpdump_on_an_impaired_bridge(
         kernel_lab: Callable[..., KernelLab], payloads: Callable[[int], Payload]) -> None:
     """With loss and reordering at the port, vnet's capture is still the device's traffic."""
-    from vnet.impairment import Impairment
+    from vnet.link.impairment import Impairment
 
     payload = payloads(1_000_000)
     lab = kernel_lab(capture=True,

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import pytest
 
-import vnet.tun
+import vnet.link.tun_bridge
 from vnet import cli
+from vnet.link.tun_bridge import TunBridge, TunBridgeError, check_privileges
 from vnet.network import Network
-from vnet.tun import TunBridge, TunBridgeError, check_privileges
 
 from .conftest import (
     check_isolated,
@@ -223,7 +223,7 @@ def _missing(path: str) -> Callable[[str], bool]:
 
 
 def test_check_privileges_names_missing_tun_device(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(vnet.tun.os.path, "exists", _missing("/dev/net/tun"))
+    monkeypatch.setattr(vnet.link.tun_bridge.os.path, "exists", _missing("/dev/net/tun"))
     with pytest.raises(TunBridgeError) as error:
         check_privileges()
     assert str(error.value) == "the TUN bridge needs /dev/net/tun, which this system lacks"
@@ -231,21 +231,21 @@ def test_check_privileges_names_missing_tun_device(monkeypatch: pytest.MonkeyPat
 
 def test_check_privileges_names_missing_access(monkeypatch: pytest.MonkeyPatch) -> None:
     real = os.access
-    monkeypatch.setattr(vnet.tun.os, "access",
+    monkeypatch.setattr(vnet.link.tun_bridge.os, "access",
                         lambda p, mode: False if p == "/dev/net/tun" else real(p, mode))
     with pytest.raises(TunBridgeError, match="read/write access to /dev/net/tun"):
         check_privileges()
 
 
 def test_check_privileges_names_missing_ip_command(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(vnet.tun.shutil, "which", lambda name: None)
+    monkeypatch.setattr(vnet.link.tun_bridge.shutil, "which", lambda name: None)
     with pytest.raises(TunBridgeError, match=r"ip command \(Debian package iproute2\)"):
         check_privileges()
 
 
 def test_bridge_open_reports_missing_device_before_touching_anything(
         monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(vnet.tun.os.path, "exists", _missing("/dev/net/tun"))
+    monkeypatch.setattr(vnet.link.tun_bridge.os.path, "exists", _missing("/dev/net/tun"))
     net = Network()
     bridge = TunBridge(net, net.router("r"), device="vnetmissing0")
     with pytest.raises(TunBridgeError, match="needs /dev/net/tun"):
@@ -256,7 +256,7 @@ def test_bridge_open_reports_missing_device_before_touching_anything(
 def test_vnet_run_tun_without_tun_device_is_one_line_and_status_2(
         monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
         minimal_module: Path) -> None:
-    monkeypatch.setattr(vnet.tun.os.path, "exists", _missing("/dev/net/tun"))
+    monkeypatch.setattr(vnet.link.tun_bridge.os.path, "exists", _missing("/dev/net/tun"))
     status = cli.main(["run", "--tun", "--tun-device", "vnetmissing0", str(minimal_module)])
     err = capsys.readouterr().err
     assert status == 2

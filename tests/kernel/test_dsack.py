@@ -26,7 +26,7 @@ import socket
 import time
 from collections.abc import Callable
 
-from vnet.impairment import Impairment
+from vnet.link.impairment import Impairment
 from vnet.network import SOCK_STREAM
 
 from .conftest import GUEST4, KERNEL4, KernelLab, Payload, sha256_file

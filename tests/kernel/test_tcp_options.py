@@ -27,7 +27,7 @@ from pathlib import Path
 
 import pytest
 
-from vnet.impairment import Impairment
+from vnet.link.impairment import Impairment
 from vnet.network import SOCK_STREAM
 
 from . import scripted

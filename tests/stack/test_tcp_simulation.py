@@ -44,7 +44,7 @@ from typing import Any
 import pytest
 
 from stack.tcp_connection import TcpConnection
-from vnet.impairment import Impairment
+from vnet.link.impairment import Impairment
 from vnet.network import AF_INET, SOCK_STREAM, Host, HostSocket, Network
 
 SEEDS = range(20)

@@ -10,8 +10,8 @@ import pytest
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Ether
 
-from vnet.capture import Capture as CaptureWriter
-from vnet.capture import Direction
+from vnet.link.capture import Capture as CaptureWriter
+from vnet.link.capture import Direction
 from vnet.scheduler import VIRTUAL_EPOCH_NS
 from vnet.testing.pcap import PcapFormatError, endpoints, read_pcapng
 

@@ -11,7 +11,7 @@ from scapy.layers.inet import IP
 from scapy.layers.l2 import Ether
 
 from tests.wiring.helpers import frame, mac, read_pcapng, tshark_fields
-from vnet.capture import LINKTYPE_RAW, Capture, Direction, PcapngWriter
+from vnet.link.capture import LINKTYPE_RAW, Capture, Direction, PcapngWriter
 
 T0 = 1_700_000_000_123_456_789
 

@@ -8,11 +8,11 @@ from functools import partial
 from pathlib import Path
 
 from tests.wiring.helpers import BROADCAST, frame, mac, tshark_fields
-from vnet.capture import Capture
-from vnet.impairment import Impairment
-from vnet.nic import Nic
+from vnet.link.capture import Capture
+from vnet.link.impairment import Impairment
+from vnet.link.nic import Nic
+from vnet.link.segment import Segment
 from vnet.scheduler import Scheduler
-from vnet.segment import Segment
 
 
 class EchoHost:

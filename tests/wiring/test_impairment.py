@@ -14,9 +14,9 @@ from functools import partial
 import pytest
 
 from tests.wiring.helpers import Sink, frame, mac
-from vnet.impairment import Impairment, ImpairmentStats
+from vnet.link.impairment import Impairment, ImpairmentStats
+from vnet.link.segment import DROP_EGRESS_IMPAIRMENT, Segment
 from vnet.scheduler import Scheduler
-from vnet.segment import DROP_EGRESS_IMPAIRMENT, Segment
 
 N = 10_000
 

@@ -7,11 +7,11 @@ from pathlib import Path
 import pytest
 
 from tests.wiring.helpers import BROADCAST, frame, mac, read_pcapng, tshark_fields
-from vnet.capture import Capture, Direction
-from vnet.impairment import Impairment
-from vnet.nic import Nic, NicCounters
+from vnet.link.capture import Capture, Direction
+from vnet.link.impairment import Impairment
+from vnet.link.nic import Nic, NicCounters
+from vnet.link.segment import Segment
 from vnet.scheduler import VIRTUAL_EPOCH_NS, Scheduler
-from vnet.segment import Segment
 
 
 class Host:

@@ -5,9 +5,8 @@ from __future__ import annotations
 import pytest
 
 from tests.wiring.helpers import BROADCAST, Sink, frame, mac, read_pcapng
-from vnet.capture import Capture
-from vnet.scheduler import VIRTUAL_EPOCH_NS, Scheduler
-from vnet.segment import (
+from vnet.link.capture import Capture
+from vnet.link.segment import (
     DROP_DETACHED,
     DROP_RUNT,
     DROP_SAME_PORT,
@@ -15,6 +14,7 @@ from vnet.segment import (
     Segment,
     SegmentPort,
 )
+from vnet.scheduler import VIRTUAL_EPOCH_NS, Scheduler
 
 
 def lan(n: int = 3, **kwargs: int) -> tuple[Scheduler, Segment, list[Sink], list[SegmentPort]]:

@@ -17,8 +17,8 @@ from scapy.packet import raw
 
 from tests.wiring import helpers as h
 from tests.wiring.helpers import Sink
+from vnet.link.segment import DROP_NO_RECEIVERS, Segment, SegmentPort
 from vnet.scheduler import Scheduler
-from vnet.segment import DROP_NO_RECEIVERS, Segment, SegmentPort
 
 IS_IN, IS_EX, TO_IN, TO_EX, ALLOW, BLOCK = 1, 2, 3, 4, 5, 6
 

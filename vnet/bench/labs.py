@@ -330,7 +330,7 @@ class TunLab:
     GUEST = "10.202.0.2"
 
     def __init__(self, mtu: int = 1500) -> None:
-        from vnet.tun import TunBridge
+        from vnet.link.tun_bridge import TunBridge
 
         self.ns = f"vbt{os.getpid()}"
         self.device = f"vbt{os.getpid()}"[:15]

@@ -58,7 +58,7 @@ from .pcap import CapturedPacket, endpoints, read_pcapng
 if TYPE_CHECKING:
     from scapy.packet import Packet
 
-    from vnet.capture import Capture as CaptureWriter
+    from vnet.link.capture import Capture as CaptureWriter
 
 __all__ = [
     "Capture",
@@ -420,7 +420,7 @@ class Capture:
 
     @classmethod
     def of(cls, capture: CaptureWriter, *, origin_ns: int | None = None) -> Capture:
-        """What a ``vnet.capture.Capture`` (``net.capture(...)``) has recorded so far."""
+        """What a ``vnet.link.capture.Capture`` (``net.capture(...)``) has recorded so far."""
         capture.flush()
         if capture.path is not None:
             return cls.load(capture.path, origin_ns=origin_ns)

@@ -5,7 +5,7 @@ This is the one pcapng reader tests, the assertion library (``expect``) and
 scapy; it is never on the data path (scapy is far too slow for that) and it
 never writes anything.
 
-What it reads: pcapng sections as ``vnet.capture`` writes them (and as other
+What it reads: pcapng sections as ``vnet.link.capture`` writes them (and as other
 tools write them: either byte order, several sections, any ``if_tsresol``).
 Interface Description Blocks give each interface its ``if_name`` (vnet writes
 ``host/ifname``, e.g. ``a/eth0``, or ``host/firewall`` for firewall logs) and

@@ -43,12 +43,12 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING
 
-from .capture import BytesLike, Capture, CaptureTap, Direction
-from .impairment import Impairment
-from .segment import Cable, Segment, SegmentPort
+from vnet.link.capture import BytesLike, Capture, CaptureTap, Direction
+from vnet.link.impairment import Impairment
+from vnet.link.segment import Cable, Segment, SegmentPort
 
 if TYPE_CHECKING:
-    from .scheduler import Scheduler
+    from vnet.scheduler import Scheduler
 
 __all__ = ["Nic", "NicCounters"]
 

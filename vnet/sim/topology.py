@@ -40,7 +40,7 @@ Several guests on one host share its stack, ports and interfaces. Every
 problem — a TOML syntax error, an unknown key, a bad CIDR, overlapping
 addresses, a missing module, a reference to an undefined segment — is a
 `TopologyError` naming the file, the line and the reason. This module reads
-files and validates; `vnet.sim` runs what it returns.
+files and validates; `vnet.sim.runner` runs what it returns.
 """
 
 from __future__ import annotations

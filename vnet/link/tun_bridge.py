@@ -36,14 +36,13 @@ from collections.abc import Sequence
 from functools import partial
 from typing import TYPE_CHECKING
 
-from .capture import LINKTYPE_RAW, Capture, CaptureTap, Direction
-from .impairment import Impairment
-from .tun_nat import PortTranslator, Publish
+from firewall.nat import PortTranslator, Publish
+from vnet.link.capture import LINKTYPE_RAW, Capture, CaptureTap, Direction
+from vnet.link.impairment import Impairment
 
 if TYPE_CHECKING:
     from stack.interface import Interface
-
-    from .network import Host, Network
+    from vnet.network import Host, Network
 
 
 class TunBridgeError(Exception):

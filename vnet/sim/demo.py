@@ -1,4 +1,4 @@
-"""The built-in demo (`scripts/demo`, `python -m vnet.demo`).
+"""The built-in demo (`scripts/demo`, `python -m vnet.sim.demo`).
 
 Runs `examples/demo.toml` — a chat server with three clients, a game lobby
 announced over multicast, and a web page fetched from an HTTP server, all
@@ -12,8 +12,8 @@ import sys
 from pathlib import Path
 
 from vnet.guest.runtime import GuestLoadError
-from vnet.sim import print_summary, run
-from vnet.topology import TopologyError, load
+from vnet.sim.runner import print_summary, run
+from vnet.sim.topology import TopologyError, load
 
 ROOT = Path(__file__).resolve().parent.parent
 TOPOLOGY = ROOT / "examples" / "demo.toml"

@@ -93,12 +93,11 @@ from stack.wire.icmpv6 import MLD_TYPES, Icmpv6Packet
 from stack.wire.ip import PROTO_HOPOPT, PROTO_ICMPV6, PROTO_IGMP
 from stack.wire.ipv4 import Ipv4Packet
 from stack.wire.ipv6 import Ipv6Packet
-
-from .capture import BytesLike, Capture, CaptureTap
-from .impairment import Impairment
+from vnet.link.capture import BytesLike, Capture, CaptureTap
+from vnet.link.impairment import Impairment
 
 if TYPE_CHECKING:
-    from .scheduler import Scheduler
+    from vnet.scheduler import Scheduler
 
 __all__ = ["Cable", "Endpoint", "PortCounters", "Segment", "SegmentPort"]
 

@@ -1,6 +1,6 @@
 """`vnet sim`: run a topology file — hosts, segments, guests — and report.
 
-Builds a `vnet.network.Network` from a `vnet.topology.Topology`, starts each
+Builds a `vnet.network.Network` from a `vnet.sim.topology.Topology`, starts each
 guest on its host after its start delay, shows every line a guest prints
 prefixed with `host/guest`, writes one pcapng per NIC to the chosen
 directory, and ends when the client guests (or, if none are named, all
@@ -21,12 +21,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
-from .capture import Capture
-from .guest.runtime import KILLED_EXIT_CODE, Guest, GuestConfig, load_module
-from .impairment import Impairment
-from .network import Host, Network
-from .output import PrefixedLines
-from .topology import SegmentSpec, Topology
+from vnet.guest.runtime import KILLED_EXIT_CODE, Guest, GuestConfig, load_module
+from vnet.link.capture import Capture
+from vnet.link.impairment import Impairment
+from vnet.network import Host, Network
+from vnet.sim.output import PrefixedLines
+from vnet.sim.topology import SegmentSpec, Topology
 
 
 @dataclass

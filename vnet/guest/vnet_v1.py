@@ -1,0 +1,130 @@
+"""The `vnet_v1` imports: what WASIX lacks and vnet gives guests.
+
+`if_list` lists every interface of the guest's virtual host (index, name, MAC,
+flags, MTU, addresses with prefixes; the layout is `struct vnet_if` in
+vnet/sdk/ABI.md), `fd_limit` tells the SDK's poll() the guest's descriptor
+limit, and `sock_setsockopt`/`sock_getsockopt` take Linux-numbered options
+with the option's raw bytes, so the SDK's setsockopt/getsockopt reach the
+stack with Linux's rules. Like vnet.guest.wasix, each call reads and writes
+guest memory through `ctx.mem` and acts on the guest's own host only.
+"""
+
+from __future__ import annotations
+
+import socket as _s
+import struct
+from typing import Any
+
+from stack.ping import IcmpEchoSocket
+
+from .abi import host_function
+from .context import GuestContext
+from .sockets import _LINUX_TO_WASI
+from .wasi_types import Errno, WasiError
+from .wasix import _getsockopt, _host, _setsockopt, _sock
+
+V = "vnet_v1"
+
+VNET_IF_SIZE = 356
+VNET_IF_MAX_ADDRS = 16
+
+
+def encode_interface(iface: Any) -> bytes:
+    out = bytearray(VNET_IF_SIZE)
+    struct.pack_into("<III", out, 0, iface.index, int(iface.flags), iface.mtu)
+    if iface.mac is not None:
+        out[12:18] = iface.mac
+        out[18] = 6
+    addresses = iface.addresses()[:VNET_IF_MAX_ADDRS]
+    out[19] = len(addresses)
+    name = iface.name.encode()[:15]
+    out[20:20 + len(name)] = name
+    for index, a in enumerate(addresses):
+        base = 36 + index * 20
+        out[base] = 4 if len(a.address) == 4 else 6
+        out[base + 1] = a.prefix_len
+        out[base + 4: base + 4 + len(a.address)] = a.address
+    return bytes(out)
+
+
+@host_function(V, "if_list", "iii")
+def if_list(ctx: GuestContext, buf_ptr: int, buf_len: int, count_ptr: int) -> int:
+    host = _host(ctx)
+    interfaces = [host.stack.interfaces[i] for i in sorted(host.stack.interfaces)]
+    fit = buf_len // VNET_IF_SIZE
+    ctx.mem.check(count_ptr, 4)
+    ctx.mem.check(buf_ptr, min(fit, len(interfaces)) * VNET_IF_SIZE)
+    for index, iface in enumerate(interfaces[:fit]):
+        ctx.mem.write(buf_ptr + index * VNET_IF_SIZE, encode_interface(iface))
+    ctx.mem.write_u32(count_ptr, len(interfaces))
+    if len(interfaces) > fit:
+        raise WasiError(Errno.EOVERFLOW)
+    return Errno.SUCCESS
+
+
+@host_function(V, "fd_limit", "i")
+def fd_limit(ctx: GuestContext, max_fds_ptr: int) -> int:
+    """How many fds the guest may have open: poll() checks nfds against it, as Linux."""
+    ctx.mem.write_u32(max_fds_ptr, ctx.limits.max_fds)
+    return Errno.SUCCESS
+
+
+SO_RCVTIMEO = _s.SO_RCVTIMEO
+SO_SNDTIMEO = _s.SO_SNDTIMEO
+TIMEVAL = struct.Struct("<qq")  # wasm32 wasi-libc: time_t is 64-bit, suseconds_t 64-bit
+
+
+@host_function(V, "sock_setsockopt", "iiiii")
+def vnet_sock_setsockopt(ctx: GuestContext, fd: int, level: int, name: int, value_ptr: int,
+                         value_len: int) -> int:
+    desc = _sock(ctx, fd)
+    if value_len > 256:
+        raise WasiError(Errno.EINVAL)
+    raw = ctx.mem.read(value_ptr, value_len)
+    if level == _s.SOL_SOCKET and name in (SO_RCVTIMEO, SO_SNDTIMEO):
+        if value_len < TIMEVAL.size:
+            raise WasiError(Errno.EINVAL)
+        seconds, micros = TIMEVAL.unpack_from(raw)
+        if seconds < 0 or not 0 <= micros < 1_000_000:
+            raise WasiError(Errno.EDOM)
+        timeout = seconds * 1_000_000_000 + micros * 1000
+        if name == SO_RCVTIMEO:
+            desc.recv_timeout_ns = timeout or None
+        else:
+            desc.send_timeout_ns = timeout or None
+        return Errno.SUCCESS
+    # the option's bytes as the guest gave them: the stack reads an int, a struct or a
+    # string (TCP_CONGESTION "reno", SO_BINDTODEVICE "eth0") with Linux's rules
+    _setsockopt(desc, level, name, raw)
+    return Errno.SUCCESS
+
+
+@host_function(V, "sock_getsockopt", "iiiii")
+def vnet_sock_getsockopt(ctx: GuestContext, fd: int, level: int, name: int, value_ptr: int,
+                         len_ptr: int) -> int:
+    desc = _sock(ctx, fd)
+    capacity = ctx.mem.read_u32(len_ptr)
+    value: int | bytes
+    if level == _s.SOL_SOCKET and name in (SO_RCVTIMEO, SO_SNDTIMEO):
+        timeout = desc.recv_timeout_ns if name == SO_RCVTIMEO else desc.send_timeout_ns
+        timeout = timeout or 0
+        value = TIMEVAL.pack(timeout // 1_000_000_000, (timeout % 1_000_000_000) // 1000)
+    elif level == _s.SOL_SOCKET and name == _s.SO_ERROR:
+        err = 0
+        if not isinstance(desc.core, IcmpEchoSocket):
+            got = _getsockopt(desc, level, name)
+            err = int(_LINUX_TO_WASI.get(got, Errno.EIO)) if isinstance(got, int) and got else 0
+        value = err
+    elif level == _s.SOL_SOCKET and name == _s.SO_TYPE:
+        value = desc.sock_type
+    elif level == _s.SOL_SOCKET and name == getattr(_s, "SO_PROTOCOL", 38):
+        value = desc.proto
+    elif level == _s.SOL_SOCKET and name == getattr(_s, "SO_DOMAIN", 39):
+        value = desc.family
+    else:
+        value = _getsockopt(desc, level, name)
+    data = value.to_bytes(4, "little", signed=True) if isinstance(value, int) else value
+    data = data[:capacity]
+    ctx.mem.write(value_ptr, data)
+    ctx.mem.write_u32(len_ptr, len(data))
+    return Errno.SUCCESS
