@@ -16,6 +16,7 @@ import pytest
 
 from tests.stack import kernel_tcp_peer
 from tests.stack.linux_reference import require_root
+from tests.stack.tcp_harness import Dialogue
 
 SYN_OPTIONS = [("MSS", 1460), ("SAckOK", b""), ("Timestamp", (100, 0)), ("WScale", 2)]
 NEWEST_TS = [("Timestamp", (0x7FFFFFFF, 0))]
@@ -84,3 +85,22 @@ def test_forged_zero_window_is_handled_as_linux_handles_it(ahead: int) -> None:
     assert vnet == linux
     # 300 ahead: the 12 bytes the peer sent never reach the forged SEQ; both still probe
     assert linux == {5: (8, False), 10: (8, False), 11: (11, True), 300: (None, True)}[ahead]
+
+
+def test_an_ack_to_a_listener_before_the_clock_reaches_two_cookie_periods_gets_a_reset() -> None:
+    """fuzz/tcp_engine.py found it: a listener's SYN-cookie check took any bare ACK whose
+    cookie counter said "one or two periods (64 s) ago" and hashed a negative period
+    number while the stack's clock was under 128 s (virtual time starts at 0), raising
+    OverflowError out of receive_frame. The top byte of ACK-1 carries the counter, so
+    256 ACKs cover every value: each gets the RST a bad cookie gets (as Linux), and the
+    listener still accepts."""
+    d = Dialogue()
+    listener = d.listen()
+    for top in range(256):
+        d.send("A", seq=d.REMOTE + 1, ack=(top << 24) | 1, sport=40000 + top)
+        d.expect(flags="R", seq=(top << 24) | 1)
+    assert d.stack.counters["tcp.rst_out"] == 256
+    d.send("S", seq=d.REMOTE, ack=0, sport=50999)
+    synack = d.expect(flags="SA")
+    d.send("A", seq=d.REMOTE + 1, ack=synack.seq + 1, sport=50999)
+    assert listener.accept().getpeername()[1] == 50999
