@@ -55,6 +55,7 @@ from stack.tcp import TcpLayer, TcpSocket
 from stack.tcp_connection import TcpConfig, TcpConnection, TcpState
 from stack.wire import ethernet, ipv4
 from stack.wire import tcp as wire_tcp
+from stack.wire.checksum import ones_sum, pseudo_header_v4
 from stack.wire.errors import WireError
 
 MASK = 0xFFFFFFFF
@@ -141,7 +142,6 @@ class EngineRun:
         self.peer_max = -1  # highest offset + 1 the peer ever sent (forged or not), FIN counted
         self.peer_fin_at: int | None = None
         self.peer_ts = 1000
-        self.peer_wscale = 0
         self.stack_iss: int | None = None
         self.stack_max = -1  # offset + 1 of the highest byte (or FIN) the stack sent
         self.stack_acked_us = -1  # the highest peer offset the stack acknowledged
@@ -274,8 +274,6 @@ class EngineRun:
         self._sent_by_peer(offset, length, header[13])
         segment = bytearray(bytes(header) + _stream(_PEER_BYTES, offset, length))
         segment[16:18] = b"\0\0"
-        from stack.wire.checksum import ones_sum, pseudo_header_v4
-
         csum = 0xFFFF - ones_sum(memoryview(segment), pseudo_header_v4(PEER, LOCAL, 6,
                                                                         len(segment)))
         struct.pack_into("!H", segment, 16, csum)
@@ -309,6 +307,8 @@ class EngineRun:
     def op_ack(self) -> None:
         conn = self._conn()
         offset = self.peer_nxt if self.peer_fin_at is None else self.peer_fin_at + 1
+        if self.stack_acked_us >= 0:
+            offset = self.stack_acked_us  # from where the stack says it is (RCV.NXT)
         if conn is not None and conn.state != TcpState.CLOSED:
             # a forged segment may have moved SND.WL1 past the peer's SEQ (as on Linux)
             wl1 = (conn.snd_wl1 - PEER_ISS - 1)
@@ -384,7 +384,6 @@ class EngineRun:
         mode = r.byte()
         opt_bits = r.byte() | 1 if mode & 2 else r.byte()
         options = self._options(opt_bits, True)
-        self.peer_wscale = options.wscale or 0
         window = r.u16() or 1
         if mode & 1:
             sock = self.tcp.socket(socket.AF_INET)
@@ -482,6 +481,9 @@ class EngineRun:
                     break
                 before = self.stack_max
                 self.op_ack()
+                if 0 <= self.stack_acked_us < self.peer_nxt:  # retransmit what did not get in
+                    self.peer_segment(PSH, min(self.peer_nxt - self.stack_acked_us, 1000),
+                                      self.stack_acked_us)
                 fin_unacked = self.peer_fin_at is None or self.stack_acked_us <= self.peer_fin_at
                 if fin_unacked and conn.state != TcpState.SYN_RECEIVED:
                     self.op_fin()

@@ -94,3 +94,28 @@ def test_frame_seeds_reach_every_protocol_without_drops() -> None:
     drops = {k: v for k, v in lab.stack.counters.drops().items() if "ratelimit" not in k}
     assert not drops, drops
     assert lab.sent, "the stack answered none of the seed frames"
+
+
+# Inputs the fuzzers reported, replayed as they were found. A stack bug also has a test of
+# its own (tests/stack/test_tcp_fuzz_regressions.py); the others were the target's model
+# of a peer being wrong, fixed in the target.
+FOUND = {
+    # stack: an ACK to a listener in the first 128 s raised from the SYN-cookie check
+    "syncookie_counter_before_the_clock": ("tcp_engine", bytes.fromhex(
+        "0000c0000000000000000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e"
+        "1f202122232425262728292a2b18191a2728292a2b2c2d2e2f30303631373d3e3f")),
+    # target: slow start at a 64-byte MSS needs more than 200 rounds of ACKs
+    "many_acks_at_a_tiny_mss": ("tcp_engine", bytes.fromhex(
+        "00009900009905b406555555000000000000000000000000000d0404040404041718191d1e1f2021"
+        "22232425262728292a2b2c2d2e2f303132333435363738393a423c3d3e3f")),
+    # target: the cooperative peer must resend data a full window did not take
+    "peer_resends_what_a_small_window_refused": ("tcp_engine", bytes.fromhex(
+        "1f009907b407ff06ffff990505b407ff2df70826101010000000000000218b0010818e00ffff05dc"
+        "9080101010000810000d080d081d1d1d1d1d1d1d1d1d1d1d1d00108100")),
+}
+
+
+@pytest.mark.parametrize("name", sorted(FOUND))
+def test_inputs_the_fuzzers_found_now_pass(name: str) -> None:
+    target, data = FOUND[name]
+    TARGETS[target](data)
