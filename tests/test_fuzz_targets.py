@@ -42,8 +42,8 @@ def test_target_runs_clean(name: str, tmp_path: Path) -> None:
         assert run_mutations(TARGETS[name], SEEDS[name], runs) == runs + len(SEEDS[name])
         return
     proc = subprocess.run([sys.executable, "-m", "fuzz.run", name, "--runs", str(runs),
-                           "--results", str(tmp_path)], cwd=ROOT, capture_output=True,
-                          text=True, timeout=600)
+                           "--results", str(tmp_path), "--", "-seed=1"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
     crashes = list((tmp_path / "crashes" / name).iterdir())
     assert proc.returncode == 0 and not crashes, proc.stderr[-4000:]
     assert f"Done {runs} runs" in proc.stderr, proc.stderr[-2000:]
