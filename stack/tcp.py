@@ -944,8 +944,8 @@ class TcpLayer:
         now_count = self.stack.driver.now_ns() // COOKIE_PERIOD_NS
         cookie_count = value >> 24
         age = (now_count - cookie_count) & 0xFF
-        if age > 2:
-            return False
+        if age > 2 or age > now_count:
+            return False  # too old, or minted before the clock started: not one of ours
         count = now_count - age
         mss_index = (value - self._cookie_hash(key, count, 2)) & 0xFFFFFF
         if mss_index >= len(table):
