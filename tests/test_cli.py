@@ -159,9 +159,10 @@ def test_run_on_a_virtual_host_with_addresses_and_pcap(
     assert "lo" in text and "127.0.0.1/8" in text and "::1/128" in text
     assert "eth0" in text and "10.0.0.2/24" in text and "fd00::2/64" in text
     from scapy.layers.l2 import ARP
-    from scapy.utils import rdpcap
 
-    frames = rdpcap(str(pcap))
+    from vnet.testing.pcap import read_pcapng
+
+    frames = [p.packet for p in read_pcapng(pcap)]
     assert any(ARP in f and f[ARP].psrc == "10.0.0.2" for f in frames)  # the announcement
 
 

@@ -12,8 +12,9 @@ compiled with gcc inside them (``ip netns exec``). The names ``alpha`` and
 ``/etc/hosts`` (``/etc/netns/NS/hosts``). Safety: the namespaces hold only
 ``lo`` and ``eth0``, whose peer is the other namespace; there is no default
 route and no link to the machine's own namespace, which `NativeNet.create`
-verifies before anything runs. Both namespaces and the hosts files are
-deleted afterwards.
+verifies before anything runs (with the audited guard, `vnet.testing.netns`).
+Both namespaces and the hosts files are deleted afterwards, also on
+SIGINT/SIGTERM.
 
 `VnetLab` builds the same topology as a `vnet.network.Network` in virtual
 time (hosts connected to one segment in that order get exactly those MACs)
@@ -44,6 +45,8 @@ import pytest
 from vnet.guest.runtime import Guest, GuestConfig
 from vnet.link.nic import Nic
 from vnet.network import Host, Network
+from vnet.testing import netns
+from vnet.testing.netns import Namespace
 
 WAIT_S = 20.0  # the longest any single wait may take in wall-clock time
 
@@ -133,16 +136,8 @@ class Lab(ABC):
 # ---------------------------------------------------------------------------
 
 def require_root() -> None:
-    if os.geteuid() != 0:
-        pytest.fail("the native example tests must run as root: they create network "
-                    "namespaces with `ip netns add` (CI runs them as root)", pytrace=False)
-
-
-def _ip(*args: str) -> str:
-    proc = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=30)
-    if proc.returncode != 0:
-        raise RuntimeError(f"ip {' '.join(args)} failed: {proc.stderr.strip()}")
-    return proc.stdout
+    netns.require_root("the native example tests must run as root: they create network "
+                       "namespaces with `ip netns add` (CI runs them as root)")
 
 
 class NativeNet:
@@ -150,75 +145,48 @@ class NativeNet:
 
     def __init__(self) -> None:
         self.namespaces = {h.name: f"vnx-{h.name}-{os.getpid()}" for h in HOSTS}
-        self.created: list[str] = []
+        self.created: list[Namespace] = []
 
     @staticmethod
     def reap_stale() -> None:
         """Delete namespaces (and hosts files) left by runs of ours that were killed."""
-        for ns in _ip("netns", "list").split():
+        for ns in netns.list_namespaces():
             parts = ns.split("-")
             if len(parts) != 3 or parts[0] != "vnx" or not parts[2].isdigit():
                 continue
             if Path(f"/proc/{parts[2]}").exists():
                 continue  # that run is still going
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
-            _remove_hosts_file(ns)
+            netns.delete_namespace(ns)
 
     def create(self) -> None:
         require_root()
         self.reap_stale()
         for spec in HOSTS:
-            ns = self.namespaces[spec.name]
-            if ns in _ip("netns", "list").split():
-                _ip("netns", "del", ns)  # left over by a crashed run with our pid
-            _ip("netns", "add", ns)
-            self.created.append(ns)
-            hosts_dir = Path("/etc/netns") / ns
-            hosts_dir.mkdir(parents=True, exist_ok=True)
-            (hosts_dir / "hosts").write_text(HOSTS_FILE)
-            # Before any link exists, so every interface inherits it: no DAD delay.
-            _ip("netns", "exec", ns, "sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0",
-                "net.ipv6.conf.default.accept_dad=0")
-            _ip("-n", ns, "link", "set", "lo", "up")
+            # accept_dad=0 before any link exists, so every interface inherits it: no DAD delay.
+            namespace = Namespace(self.namespaces[spec.name], hosts_file=HOSTS_FILE,
+                                  sysctls=("net.ipv6.conf.all.accept_dad=0",
+                                           "net.ipv6.conf.default.accept_dad=0"))
+            self.created.append(namespace.create())
         a, b = HOSTS
-        ns_a, ns_b = self.namespaces[a.name], self.namespaces[b.name]
-        _ip("-n", ns_a, "link", "add", "eth0", "index", "2", "address", a.mac, "type", "veth",
-            "peer", "name", "eth0", "netns", ns_b, "index", "2", "address", b.mac)
-        for spec in HOSTS:
-            ns = self.namespaces[spec.name]
-            _ip("-n", ns, "addr", "add", spec.ipv4, "dev", "eth0")
-            _ip("-n", ns, "addr", "add", spec.ipv6, "dev", "eth0", "nodad")
-            _ip("-n", ns, "link", "set", "eth0", "up")
+        ns_a, ns_b = self.created
+        ns_a.add_veth("eth0", "eth0", peer_netns=ns_b, index=2, address=a.mac, peer_index=2,
+                      peer_address=b.mac)
+        for spec, namespace in zip(HOSTS, self.created, strict=True):
+            namespace.add_address("eth0", spec.ipv4)
+            namespace.add_address("eth0", spec.ipv6)
+            namespace.set_up("eth0")
         self.check_isolated()
 
     def check_isolated(self) -> None:
         """Refuse to run anything unless neither namespace has a way out."""
-        for ns in self.namespaces.values():
-            links = _ip("-n", ns, "-o", "link", "show")
-            names = sorted(line.split(":")[1].strip().split("@")[0]
-                           for line in links.splitlines())
-            if names != ["eth0", "lo"]:
-                raise RuntimeError(f"{ns}: unexpected links {names}")
-            for family in ("-4", "-6"):
-                for line in _ip("-n", ns, family, "route", "show", "table", "all").splitlines():
-                    if line.startswith("default") or " via " in line:
-                        raise RuntimeError(f"{ns}: unexpected route out: {line}")
+        for spec in HOSTS:
+            netns.check_isolated(self.namespaces[spec.name], ["eth0"],
+                                 prefixes=(spec.ipv4, spec.ipv6))
 
     def delete(self) -> None:
-        for ns in self.created:
-            subprocess.run(["ip", "netns", "del", ns], capture_output=True, check=False)
-            _remove_hosts_file(ns)
+        for namespace in self.created:
+            namespace.delete()
         self.created.clear()
-
-
-def _remove_hosts_file(ns: str) -> None:
-    hosts_dir = Path("/etc/netns") / ns
-    (hosts_dir / "hosts").unlink(missing_ok=True)
-    try:
-        hosts_dir.rmdir()
-        hosts_dir.parent.rmdir()  # only if nothing else is in /etc/netns
-    except OSError:
-        pass
 
 
 # Opens fd 3 as a listening socket, then becomes the program (--tcplisten natively).
@@ -325,14 +293,14 @@ class NativeLab(Lab):
             argv = [sys.executable, "-I", "-c", _TCPLISTEN_LAUNCHER, tcplisten[0],
                     str(tcplisten[1]), *argv]
         program = NativeProgram(f"{example}@{host}",
-                                ["ip", "netns", "exec", self.net.namespaces[host], *argv])
+                                netns.in_namespace(self.net.namespaces[host], *argv))
         self.programs.append(program)
         return program
 
     def exec_python(self, host: str, *args: str) -> str:
         """Run `python -I ARGS…` (a script, or -c CODE) in host's namespace; its stdout."""
-        proc = subprocess.run(["ip", "netns", "exec", self.net.namespaces[host],
-                               sys.executable, "-I", *args],
+        proc = subprocess.run(netns.in_namespace(self.net.namespaces[host],
+                                                 sys.executable, "-I", *args),
                               capture_output=True, text=True, timeout=WAIT_S)
         if proc.returncode != 0:
             pytest.fail(f"python {args[0]} failed: {proc.stderr}", pytrace=False)

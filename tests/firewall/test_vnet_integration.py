@@ -22,11 +22,11 @@ from contextlib import redirect_stderr, redirect_stdout
 from pathlib import Path
 
 import pytest
-from scapy.utils import PcapNgReader
 
 from vnet import cli
 from vnet.network import Host, Network
 from vnet.sim.topology import TopologyError, load
+from vnet.testing.pcap import read_pcapng
 
 pytestmark = pytest.mark.skipif(
     not hasattr(Host, "set_firewall"),
@@ -119,13 +119,7 @@ def test_logged_packets_carry_a_pcapng_comment(net: Network, tmp_path: Path) -> 
     guest.set_firewall('chain output {\n    tcp dport 25 log prefix "smtp: " drop\n}\n')
     assert connect(guest, "10.0.0.2", 25) == "timeout"
     cap.close()
-    comments = []
-    with PcapNgReader(str(path)) as reader:
-        for packet in reader:
-            comment = getattr(packet, "comments", None) or getattr(packet, "comment", None)
-            if comment:
-                comments.extend(c.decode() if isinstance(c, bytes) else str(c)
-                                for c in (comment if isinstance(comment, list) else [comment]))
+    comments = [c for packet in read_pcapng(path) for c in packet.comments]
     assert comments and comments[0].startswith("vnet-fw guest output: smtp: drop")
     assert any("output#1" in c for c in comments)
 

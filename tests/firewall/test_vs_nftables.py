@@ -14,9 +14,11 @@ neighbours, fed the same frames at the same (virtual) times. For every step,
 what came out -- forwarded packets, resets, ICMP errors -- must be the same,
 and so must each rule's packet counter.
 
-Both namespaces are created and deleted by the test. Neither has a route
-out, nor a link to the host's namespace; the router's conntrack is switched
-to `nf_conntrack_tcp_loose=0` (vnet's default) and its ICMP rate limits off.
+Both namespaces are created and deleted by the test, through the audited
+guard in `vnet.testing.netns` (which checks, before the trace runs, that
+neither has a route out nor a link to the host's namespace); the router's
+conntrack is switched to `nf_conntrack_tcp_loose=0` (vnet's default) and its
+ICMP rate limits off.
 The test needs root, iproute2 and nftables (Debian: iproute2, nftables); it
 fails, rather than skips, when they are missing.
 """
@@ -46,6 +48,8 @@ from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
 from tests.firewall.helpers import OUR_MAC, OUR_MAC1, PEER_MAC, PEER_MAC1, RouterBench
+from vnet.testing import netns
+from vnet.testing.netns import Namespace
 
 REPLAY = Path(__file__).with_name("kernel_replay.py")
 WINDOW_S = 0.03
@@ -355,11 +359,10 @@ def _run(*argv: str, stdin: str | None = None, check: bool = True) -> str:
 
 def require_kernel_tools() -> None:
     missing = [tool for tool in ("ip", "nft") if shutil.which(tool) is None]
-    if os.geteuid() != 0:
-        pytest.fail("the nftables comparison needs root (network namespaces and nft)")
+    netns.require_root("the nftables comparison needs root (network namespaces and nft)")
     if missing:
-        pytest.fail(f"the nftables comparison needs {', '.join(missing)}: install the Debian "
-                    "packages iproute2 and nftables (scripts/install-test-tools)")
+        netns.refuse(f"the nftables comparison needs {', '.join(missing)}: install the Debian "
+                     "packages iproute2 and nftables (scripts/install-test-tools)")
 
 
 class KernelRouter:
@@ -369,52 +372,41 @@ class KernelRouter:
         pid = os.getpid()
         self.fw = f"vnfw-r-{tag}-{pid}"
         self.tx = f"vnfw-t-{tag}-{pid}"
+        self.router = Namespace(self.fw, sysctls=(
+            "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1",
+            "net.ipv4.icmp_ratelimit=0", "net.ipv6.icmp.ratelimit=0",
+            "net.ipv4.icmp_msgs_burst=10000", "net.ipv4.conf.all.rp_filter=0",
+            "net.ipv4.conf.default.rp_filter=0", "net.ipv6.conf.all.accept_dad=0",
+            "net.ipv6.conf.default.accept_dad=0",
+            "net.ipv6.conf.default.router_solicitations=0"))
+        self.tester = Namespace(self.tx, sysctls=("net.ipv6.conf.all.disable_ipv6=1",
+                                                  "net.ipv6.conf.default.disable_ipv6=1"))
 
     def ns(self, name: str, *argv: str, stdin: str | None = None, check: bool = True) -> str:
-        return _run("ip", "netns", "exec", name, *argv, stdin=stdin, check=check)
+        return _run(*netns.in_namespace(name, *argv), stdin=stdin, check=check)
 
     def create(self) -> None:
-        for name in (self.fw, self.tx):
-            _run("ip", "netns", "del", name, check=False)
-            _run("ip", "netns", "add", name)
-        fw, tx = self.fw, self.tx
-        self.ns(tx, "sysctl", "-qw", "net.ipv6.conf.all.disable_ipv6=1",
-                "net.ipv6.conf.default.disable_ipv6=1")
-        self.ns(fw, "sysctl", "-qw", "net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1",
-                "net.ipv4.icmp_ratelimit=0", "net.ipv6.icmp.ratelimit=0",
-                "net.ipv4.icmp_msgs_burst=10000", "net.ipv4.conf.all.rp_filter=0",
-                "net.ipv4.conf.default.rp_filter=0", "net.ipv6.conf.all.accept_dad=0",
-                "net.ipv6.conf.default.accept_dad=0",
-                "net.ipv6.conf.default.router_solicitations=0")
+        fw, tx = self.router, self.tester
+        tx.create()
+        fw.create()
         for index, (ours, peer, our_mac, peer_mac, cidrs) in enumerate((
                 ("eth0", "t0", OUR_MAC, PEER_MAC, ("10.0.0.1/24", "fd00::1/64")),
                 ("eth1", "t1", OUR_MAC1, PEER_MAC1, ("10.1.0.1/24", "fd01::1/64")))):
-            _run("ip", "-n", fw, "link", "add", ours, "address", our_mac, "type", "veth",
-                 "peer", "name", peer, "netns", tx, "address", peer_mac)
+            fw.add_veth(ours, peer, address=our_mac, peer_netns=tx, peer_address=peer_mac)
             for cidr in cidrs:
-                extra = ("nodad",) if ":" in cidr else ()
-                _run("ip", "-n", fw, "addr", "add", cidr, "dev", ours, *extra)
-            _run("ip", "-n", fw, "link", "set", ours, "up")
-            _run("ip", "-n", tx, "link", "set", peer, "up")
+                fw.add_address(ours, cidr)
+            fw.set_up(ours)
+            tx.set_up(peer)
             neighbours = ((C4, X4, C6, X6) if index == 0 else (S4, S6))
             for address in neighbours:
-                _run("ip", "-n", fw, "neigh", "replace", address, "lladdr", peer_mac, "dev",
-                     ours, "nud", "permanent")
-        _run("ip", "-n", fw, "link", "set", "lo", "up")
+                fw.ip("neigh", "replace", address, "lladdr", peer_mac, "dev", ours, "nud",
+                      "permanent")
         self.check_isolated()
 
     def check_isolated(self) -> None:
-        for name, expected in ((self.fw, ["eth0", "eth1", "lo"]), (self.tx, ["lo", "t0", "t1"])):
-            links = _run("ip", "-n", name, "-o", "link", "show")
-            names = sorted(line.split(":")[1].strip().split("@")[0]
-                           for line in links.splitlines())
-            if names != expected:
-                raise RuntimeError(f"{name}: unexpected links {names}")
-            for family in ("-4", "-6"):
-                for line in _run("ip", "-n", name, family, "route", "show", "table",
-                                 "all").splitlines():
-                    if line.startswith("default") or " via " in line:
-                        raise RuntimeError(f"{name}: unexpected route out: {line}")
+        self.router.check_isolated(["eth0", "eth1"], prefixes=(
+            "10.0.0.0/24", "fd00::/64", "10.1.0.0/24", "fd01::/64"))
+        self.tester.check_isolated(["t0", "t1"], prefixes=())
 
     def load(self, rules: str) -> None:
         self.ns(self.fw, "nft", "-f", "-", stdin=rules)
@@ -441,8 +433,8 @@ class KernelRouter:
         return counts
 
     def delete(self) -> None:
-        for name in (self.fw, self.tx):
-            subprocess.run(["ip", "netns", "del", name], capture_output=True, check=False)
+        self.router.delete()
+        self.tester.delete()
 
 
 @contextmanager

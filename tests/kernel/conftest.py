@@ -15,11 +15,13 @@ With `transit_mtu=N` the router r reaches the LAN through a second router
 r2 over a "transit" segment (10.203.0.0/24, fd77:0:0:3::/64) of MTU N, a
 bottleneck that path MTU discovery must find.
 
-Network safety: the namespace is created here and deleted in a `finally`
-(and at the end of the session, should a test have died half-way). Before
-anything runs, `check_isolated` verifies that it holds only `lo`
-and the TUN device and that every route in it is on-link through one of
-them: no default route, no gateway, no way off this machine. Every
+Network safety: the namespace is made by the audited guard in
+`vnet.testing.netns` and deleted in a `finally` (and at the end of the
+session, should a test have died half-way; the guard also deletes it on
+SIGINT/SIGTERM and at exit). Before anything runs, `check_isolated`
+verifies that it holds only `lo` and the TUN device and that every route in
+it is on-link through one of them and leads only to the virtual prefixes:
+no default route, no gateway, no way off this machine. Every
 kernel-side process runs inside it (`ip netns exec`) with the proxy
 variables removed from its environment, and every address a test aims at is
 one of the addresses above.
@@ -72,6 +74,11 @@ from vnet.link.impairment import Impairment
 from vnet.link.tun_bridge import TunBridge
 from vnet.network import Host, Network
 from vnet.scheduler import GuestTask
+from vnet.testing import netns
+from vnet.testing.netns import Namespace, check_isolated, clean_env, in_namespace
+
+__all__ = ["check_isolated", "clean_env", "create_namespace", "delete_namespace",
+           "require_kernel_privileges", "unique_name"]
 
 # --- addresses ------------------------------------------------------------------
 KERNEL4 = "10.201.0.1"
@@ -116,61 +123,23 @@ def require_kernel_privileges() -> None:
     if missing:
         problems.append(f"the tools {', '.join(missing)} (run scripts/install-test-tools)")
     if problems:
-        pytest.fail("kernel interop tests need " + "; ".join(problems), pytrace=False)
+        netns.refuse("kernel interop tests need " + "; ".join(problems))
 
 
-def clean_env() -> dict[str, str]:
-    """The environment for kernel-side processes: no proxies, C locale."""
-    env = {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
-    env["LC_ALL"] = "C"
-    return env
-
-
-def _ip(*args: str, check: bool = True) -> str:
-    proc = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=30)
-    if check and proc.returncode != 0:
-        raise RuntimeError(f"`ip {' '.join(args)}` failed: {proc.stderr.strip()}")
-    return proc.stdout
+DAD_OFF = ("net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0")
 
 
 def delete_namespace(ns: str) -> None:
-    """Delete `ns` and every process still inside it; idempotent."""
-    pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True,
-                          timeout=30).stdout.split()
-    for pid in pids:
-        try:
-            os.kill(int(pid), signal.SIGKILL)
-        except (ProcessLookupError, ValueError):
-            pass
-    subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=30, check=False)
+    """Delete `ns` and every process still inside it; idempotent (vnet.testing.netns)."""
+    netns.delete_namespace(ns)
     _LIVE_NAMESPACES.discard(ns)
 
 
-def create_namespace(ns: str) -> None:
+def create_namespace(ns: str) -> Namespace:
     """A fresh namespace with only `lo` (up) and no IPv6 duplicate address detection."""
-    if ns in _ip("netns", "list").split():
-        delete_namespace(ns)  # left over by a crashed run that had our pid
-    _ip("netns", "add", ns)
+    namespace = Namespace(ns, sysctls=DAD_OFF).create()
     _LIVE_NAMESPACES.add(ns)
-    subprocess.run(["ip", "netns", "exec", ns, "sysctl", "-qw",
-                    "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0"],
-                   check=True, capture_output=True, timeout=30)
-    _ip("-n", ns, "link", "set", "lo", "up")
-
-
-def check_isolated(ns: str, devices: Sequence[str]) -> None:
-    """Refuse to go on unless `ns` holds only lo and `devices`, with on-link routes only."""
-    links = _ip("-n", ns, "-o", "link", "show")
-    names = sorted(line.split(":")[1].strip().split("@")[0] for line in links.splitlines())
-    if names != sorted(["lo", *devices]):
-        raise RuntimeError(f"{ns}: unexpected links {names}")
-    allowed = {"lo", *devices}
-    for family in ("-4", "-6"):
-        for line in _ip("-n", ns, family, "route", "show", "table", "all").splitlines():
-            words = line.split()
-            dev = words[words.index("dev") + 1] if "dev" in words else None
-            if words[0] == "default" or "via" in words or dev not in allowed:
-                raise RuntimeError(f"{ns}: route that could leave the namespace: {line}")
+    return namespace
 
 
 # --- the lab --------------------------------------------------------------------
@@ -327,6 +296,7 @@ class KernelLab:
         self.capture: Capture | None = None
         self.net = Network()
         self.bridge: TunBridge | None = None
+        self.namespace: Namespace | None = None
         self.processes: list[KernelProcess] = []
         self.loop_error: BaseException | None = None
         self._stop = threading.Event()
@@ -356,7 +326,7 @@ class KernelLab:
 
     # --- lifetime ---------------------------------------------------------------
     def start(self) -> KernelLab:
-        create_namespace(self.ns)
+        self.namespace = create_namespace(self.ns)
         # The routes are given to the bridge unless bridge_routes=False (they are also
         # what source NAT treats as inside); kernel_routes=False deletes them from the
         # kernel below.
@@ -372,8 +342,9 @@ class KernelLab:
         if self.bridge_routes and not self.kernel_routes:
             for prefix in VIRTUAL_PREFIXES:
                 family = "-6" if ":" in prefix else "-4"
-                _ip("-n", self.ns, family, "route", "del", prefix, "dev", self.dev)
-        check_isolated(self.ns, [self.dev])
+                assert self.namespace is not None
+                self.namespace.ip(family, "route", "del", prefix, "dev", self.dev)
+        check_isolated(self.ns, [self.dev], prefixes=VIRTUAL_PREFIXES)
         if self.capture_path is not None:
             sched = self.net.scheduler
             self.capture = Capture.to_file(self.capture_path, clock=sched.realtime_ns)
@@ -423,7 +394,7 @@ class KernelLab:
     def popen(self, *argv: str, name: str | None = None, stdin: Any = subprocess.DEVNULL,
               stdout: Any = subprocess.PIPE) -> KernelProcess:
         """Start argv inside the namespace; its output is collected in the background."""
-        popen = subprocess.Popen(["ip", "netns", "exec", self.ns, *argv], stdin=stdin,
+        popen = subprocess.Popen(in_namespace(self.ns, *argv), stdin=stdin,
                                  stdout=stdout, stderr=subprocess.PIPE, env=clean_env())
         proc = KernelProcess(name or argv[0], popen)
         proc.start_readers()
@@ -433,7 +404,7 @@ class KernelLab:
     def run(self, *argv: str, timeout_s: float = WAIT_S, check: bool = True,
             input: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
         """Run argv inside the namespace to completion."""
-        proc = subprocess.run(["ip", "netns", "exec", self.ns, *argv], capture_output=True,
+        proc = subprocess.run(in_namespace(self.ns, *argv), capture_output=True,
                               timeout=timeout_s, env=clean_env(), input=input,
                               stdin=None if input is not None else subprocess.DEVNULL)
         if check and proc.returncode != 0:

@@ -32,7 +32,9 @@ Safety: the namespace holds only ``lo`` and a veth pair whose *both* ends
 stay inside it (``eth0`` with the test addresses, ``peer0`` with none and
 IPv6 disabled). It has no default route and no link to the host's
 namespace, so nothing a scenario sends can leave this machine;
-`LinuxNamespace.create` verifies that before any scenario runs.
+`LinuxNamespace.create` verifies that before any scenario runs, with the
+audited guard in `vnet.testing.netns` (which also deletes the namespace on
+SIGINT/SIGTERM and at exit).
 """
 
 from __future__ import annotations
@@ -42,7 +44,6 @@ import errno
 import os
 import socket
 import struct
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -283,69 +284,60 @@ def normalise(outcomes: Sequence[Outcome], ephemeral: tuple[int, int] = EPHEMERA
 
 def require_root() -> None:
     """Kernel reference tests need root for `ip netns`; CI runs as root, so fail loudly."""
-    import pytest
+    from vnet.testing import netns  # not at the top: the first half runs as a bare script
 
-    if os.geteuid() != 0:
-        pytest.fail("the Linux reference tests must run as root: they create a network "
-                    "namespace with `ip netns add` (CI runs them as root)", pytrace=False)
+    netns.require_root("the Linux reference tests must run as root: they create a network "
+                       "namespace with `ip netns add` (CI runs them as root)")
 
 
 class LinuxNamespace:
-    """A throwaway network namespace shaped like vnet's test host, with no way out."""
+    """A throwaway network namespace shaped like vnet's test host, with no way out.
+
+    Made, checked and deleted by the audited guard, `vnet.testing.netns.Namespace`.
+    """
 
     def __init__(self, name: str | None = None,
                  ephemeral: tuple[int, int] = EPHEMERAL_RANGE) -> None:
+        from vnet.testing import netns  # not at the top: the first half runs as a bare script
+
         self.name = name or f"vnet-udp-{os.getpid()}"
         self.ephemeral = ephemeral
-        self.created = False
+        low, high = ephemeral
+        self.namespace = netns.Namespace(self.name, sysctls=(
+            "net.ipv6.conf.all.accept_dad=0", "net.ipv6.conf.default.accept_dad=0",
+            f"net.ipv4.ip_local_port_range={low} {high}"))
+
+    @property
+    def created(self) -> bool:
+        return self.namespace.created
 
     def _ip(self, *args: str) -> str:
-        return _run(["ip", "-n", self.name, *args])
+        return self.namespace.ip(*args)
 
     def exec(self, *argv: str, input: str | None = None, timeout: float = 60) -> str:
-        return _run(["ip", "netns", "exec", self.name, *argv], input=input, timeout=timeout)
+        return self.namespace.run(*argv, input=input, timeout=timeout).stdout
 
     def sysctl(self, key: str) -> str:
         return self.exec("sysctl", "-n", key).strip()
 
     def create(self) -> None:
-        if self.name in _run(["ip", "netns", "list"]).split():
-            _run(["ip", "netns", "del", self.name])  # left over by a crashed run with our pid
-        _run(["ip", "netns", "add", self.name])
-        self.created = True
-        low, high = self.ephemeral
-        self.exec("sysctl", "-qw", "net.ipv6.conf.all.accept_dad=0",
-                  "net.ipv6.conf.default.accept_dad=0",
-                  f"net.ipv4.ip_local_port_range={low} {high}")
-        self._ip("link", "set", "lo", "up")
+        self.namespace.create()
         # Both ends of the veth pair live in the namespace: eth0 carries the
         # addresses, peer0 none. Index 2 and vnet's first MAC, as on the virtual host.
-        self._ip("link", "add", IFNAME, "index", "2", "address", MAC, "type", "veth",
-                 "peer", "name", "peer0", "index", "3", "address", "02:00:00:00:00:02")
-        self.exec("sysctl", "-qw", "net.ipv6.conf.peer0.disable_ipv6=1")
-        self._ip("addr", "add", ADDR4, "dev", IFNAME)
-        self._ip("addr", "add", ADDR6, "dev", IFNAME, "nodad")
-        self._ip("link", "set", "peer0", "up")
-        self._ip("link", "set", IFNAME, "up")
+        self.namespace.add_veth(IFNAME, "peer0", index=2, address=MAC, peer_index=3,
+                                peer_address="02:00:00:00:00:02")
+        self.namespace.sysctl("net.ipv6.conf.peer0.disable_ipv6=1")
+        self.namespace.add_address(IFNAME, ADDR4)
+        self.namespace.add_address(IFNAME, ADDR6)
+        self.namespace.set_up("peer0", IFNAME)
         self.check_isolated()
 
     def check_isolated(self) -> None:
         """Refuse to run anything unless the namespace provably has no way out."""
-        links = self._ip("-o", "link", "show")
-        names = sorted(line.split(":")[1].strip().split("@")[0] for line in links.splitlines())
-        if names != sorted(["lo", IFNAME, "peer0"]):
-            raise RuntimeError(f"{self.name}: unexpected links {names}")
-        for family in ("-4", "-6"):
-            routes = self._ip(family, "route", "show", "table", "all")
-            for line in routes.splitlines():
-                if line.startswith("default") or " via " in line:
-                    raise RuntimeError(f"{self.name}: unexpected route out: {line}")
+        self.namespace.check_isolated([IFNAME, "peer0"], prefixes=(ADDR4, ADDR6))
 
     def delete(self) -> None:
-        if self.created:
-            subprocess.run(["ip", "netns", "del", self.name], check=False,
-                           capture_output=True)
-            self.created = False
+        self.namespace.delete()
 
     def run(self, scenarios: dict[str, Sequence[Step]]) -> dict[str, list[Outcome]]:
         """Run every scenario with real sockets in one interpreter inside the namespace."""
@@ -362,14 +354,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, int):
         return int(value)
     return type(value)(_plain(v) for v in value)
-
-
-def _run(argv: list[str], input: str | None = None, timeout: float = 30) -> str:
-    proc = subprocess.run(argv, input=input, capture_output=True, text=True, timeout=timeout)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv[:6])} … failed ({proc.returncode}): "
-                           f"{proc.stderr.strip()}")
-    return proc.stdout
 
 
 @contextmanager

@@ -9,7 +9,6 @@ IGMPv3 / MLDv2 membership decides who hears a multicast group.
 
 from __future__ import annotations
 
-import io
 import shutil
 import socket
 import subprocess
@@ -20,9 +19,9 @@ from scapy.contrib.igmpv3 import IGMPv3, IGMPv3mr
 from scapy.layers.inet import ICMP, IP, UDP
 from scapy.layers.inet6 import ICMPv6MLReport2, ICMPv6ND_NA, ICMPv6ND_NS, IPv6
 from scapy.layers.l2 import ARP, Ether
-from scapy.utils import PcapNgReader
 
 from vnet.network import Network
+from vnet.testing.pcap import read_pcapng
 
 GROUP4 = "239.1.2.3"
 GROUP6 = "ff15::1:2:3"
@@ -77,7 +76,7 @@ def test_ping_and_udp_both_ways_with_resolution_first_in_the_capture() -> None:
             sb.sendto(b"b->a", (addr_a, 7001))
             data, src = sa.recvfrom(100)
             assert data == b"b->a" and src[:2] == (addr_b, 7002)
-    frames = [p for p in PcapNgReader(io.BytesIO(cap.getvalue()))]
+    frames = [p.packet for p in read_pcapng(cap.getvalue())]
     kinds = []
     for f in frames:
         if ARP in f:
@@ -154,7 +153,7 @@ def test_multicast_reaches_members_only_and_reports_are_captured(
                                                            b"announce 2"]
     with pytest.raises(TimeoutError):
         socks[3].recvfrom(100)
-    frames = list(PcapNgReader(io.BytesIO(cap.getvalue())))
+    frames = [p.packet for p in read_pcapng(cap.getvalue())]
     if members_need == "igmp":
         reports = [f for f in frames if IGMPv3 in f and IGMPv3mr in f]
         groups = {r.maddr for f in reports for r in f[IGMPv3mr].records}

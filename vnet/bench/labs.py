@@ -7,7 +7,8 @@ Each lab starts programs and hands back a `Program` with the same surface:
 and raises `BenchError` with the program's output when it runs out, so one
 broken workload fails alone.
 
-* `NativeLoopback` — one Linux network namespace, created and deleted here,
+* `NativeLoopback` — one Linux network namespace, created and deleted here
+  by the audited guard `vnet.testing.netns` (also on SIGINT/SIGTERM),
   holding only `lo`: no other link, no route out (checked before anything
   runs). Programs are the C sources compiled with `gcc -O2`, started with
   `ip netns exec`. `set_mtu` changes `lo`'s MTU for a workload.
@@ -19,23 +20,27 @@ broken workload fails alone.
   (10.201.0.1/24 on the kernel side, no default route), and a guest host g
   (10.202.0.2) behind it; kernel-side programs run in the namespace.
 
-Touches: `ip` (namespaces, links, MTU), /dev/net/tun (TunLab), processes it
-starts and only those (killed by pid), wasm guests on the networks it builds.
+Touches: `ip` (namespaces, links, MTU; through `vnet.testing.netns`),
+/dev/net/tun (TunLab), processes it starts and only those (killed by pid),
+wasm guests on the networks it builds.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-import signal
 import subprocess
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 from vnet.guest.runtime import Guest, GuestConfig
 from vnet.network import Host, Network
+from vnet.testing.netns import Namespace, NamespaceError, namespace_problem, tun_problem
+
+__all__ = ["BenchError", "NativeLoopback", "TunLab", "VnetPair", "namespace_problem",
+           "tun_problem"]
 
 WAIT_S = 60.0  # the longest a single step may take before the workload is declared failed
 
@@ -44,64 +49,13 @@ class BenchError(Exception):
     """A workload could not produce its figure; the message says why."""
 
 
-def _ip(*args: str, check: bool = True) -> str:
-    proc = subprocess.run(["ip", *args], capture_output=True, text=True, timeout=30)
-    if check and proc.returncode != 0:
-        raise BenchError(f"`ip {' '.join(args)}` failed: {proc.stderr.strip()}")
-    return proc.stdout
-
-
-def namespace_problem() -> str | None:
-    """Why this process cannot make network namespaces, or None if it can."""
-    if os.geteuid() != 0:
-        return "needs root (network namespaces)"
-    if shutil.which("ip") is None:
-        return "needs the ip command (Debian package iproute2)"
-    return None
-
-
-def tun_problem() -> str | None:
-    """Why the TUN bridge cannot run here, or None."""
-    problem = namespace_problem()
-    if problem:
-        return problem
-    if not os.path.exists("/dev/net/tun"):
-        return "needs /dev/net/tun"
-    return None
-
-
-def create_namespace(ns: str) -> None:
-    if ns in _ip("netns", "list").split():
-        delete_namespace(ns)  # left behind by a crashed run that had our pid
-    _ip("netns", "add", ns)
-    _ip("-n", ns, "link", "set", "lo", "up")
-
-
-def delete_namespace(ns: str) -> None:
-    """Delete `ns`, first killing what still runs inside it (only our own programs can)."""
-    pids = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True,
-                          timeout=30).stdout.split()
-    for pid in pids:
-        try:
-            os.kill(int(pid), signal.SIGKILL)
-        except (ProcessLookupError, ValueError):
-            pass
-    subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=30, check=False)
-
-
-def check_isolated(ns: str, devices: Sequence[str]) -> None:
-    """Refuse to go on unless `ns` holds only lo and `devices`, with on-link routes only."""
-    links = _ip("-n", ns, "-o", "link", "show")
-    names = sorted(line.split(":")[1].strip().split("@")[0] for line in links.splitlines())
-    if names != sorted(["lo", *devices]):
-        raise BenchError(f"{ns}: unexpected links {names}")
-    allowed = {"lo", *devices}
-    for family in ("-4", "-6"):
-        for line in _ip("-n", ns, family, "route", "show", "table", "all").splitlines():
-            words = line.split()
-            dev = words[words.index("dev") + 1] if "dev" in words else None
-            if not words or words[0] == "default" or "via" in words or dev not in allowed:
-                raise BenchError(f"{ns}: a route that could leave the namespace: {line}")
+@contextmanager
+def bench_errors() -> Iterator[None]:
+    """The namespace guard's refusals, as BenchError (one broken workload fails alone)."""
+    try:
+        yield
+    except NamespaceError as e:
+        raise BenchError(str(e)) from None
 
 
 # --- programs --------------------------------------------------------------------
@@ -262,21 +216,26 @@ class NativeLoopback:
 
     def __init__(self) -> None:
         self.ns = f"vnb{os.getpid()}"
+        self.namespace = Namespace(self.ns)
         self.programs: list[NativeProgram] = []
-        self.created = False
+
+    @property
+    def created(self) -> bool:
+        return self.namespace.created
 
     def create(self) -> NativeLoopback:
-        create_namespace(self.ns)
-        self.created = True
-        check_isolated(self.ns, [])
+        with bench_errors():
+            self.namespace.create()
+            self.namespace.check_isolated([], prefixes=())
         return self
 
     def set_mtu(self, mtu: int) -> None:
-        _ip("-n", self.ns, "link", "set", "lo", "mtu", str(mtu))
+        with bench_errors():
+            self.namespace.ip("link", "set", "lo", "mtu", str(mtu))
 
     def start(self, binary: Path, *args: str) -> NativeProgram:
         program = NativeProgram(f"{binary.name} {' '.join(args)}",
-                                ["ip", "netns", "exec", self.ns, str(binary), *args])
+                                self.namespace.command(str(binary), *args))
         self.programs.append(program)
         return program
 
@@ -287,9 +246,7 @@ class NativeLoopback:
 
     def delete(self) -> None:
         self.stop_all()
-        if self.created:
-            delete_namespace(self.ns)
-            self.created = False
+        self.namespace.delete()
 
 
 class VnetPair:
@@ -333,6 +290,7 @@ class TunLab:
         from vnet.link.tun_bridge import TunBridge
 
         self.ns = f"vbt{os.getpid()}"
+        self.namespace = Namespace(self.ns)
         self.device = f"vbt{os.getpid()}"[:15]
         self.net = Network(virtual_time=False)
         lan = self.net.segment("lan")
@@ -349,11 +307,13 @@ class TunLab:
         self._opened = False
 
     def open(self) -> TunLab:
-        create_namespace(self.ns)
+        with bench_errors():
+            self.namespace.create()
         try:
             self.bridge.open()
             self._opened = True
-            check_isolated(self.ns, [self.device])
+            with bench_errors():
+                self.namespace.check_isolated([self.device], prefixes=["10.202.0.0/24"])
         except BaseException:
             self.close()
             raise
@@ -361,7 +321,7 @@ class TunLab:
 
     def kernel(self, binary: Path, *args: str) -> NativeProgram:
         program = NativeProgram(f"kernel {binary.name} {' '.join(args)}",
-                                ["ip", "netns", "exec", self.ns, str(binary), *args],
+                                self.namespace.command(str(binary), *args),
                                 waiter=self.waiter, on_output=self.net.scheduler.notify)
         self.programs.append(program)
         return program
@@ -379,4 +339,4 @@ class TunLab:
         if self._opened:
             self.bridge.close()
             self._opened = False
-        delete_namespace(self.ns)
+        self.namespace.delete()

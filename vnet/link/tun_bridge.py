@@ -7,7 +7,9 @@
                  via the tun device           |
 
 A `TunBridge` opens a Linux TUN device (L3, no packet-info header), moves it
-into a network namespace if asked (created if missing, then configured there
+into a network namespace if asked (created if missing by the audited guard
+`vnet.testing.netns`, which then checks it has no route off the machine and
+deletes it on close, at exit and on SIGINT/SIGTERM; then configured there
 with `ip -n NS …`), gives it the kernel-side addresses and the routes to the
 virtual prefixes, and attaches it to a vnet router host as a point-to-point
 interface. A reader thread moves each packet the kernel routes into the TUN
@@ -32,17 +34,21 @@ import select
 import shutil
 import subprocess
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from firewall.nat import PortTranslator, Publish
 from vnet.link.capture import LINKTYPE_RAW, Capture, CaptureTap, Direction
 from vnet.link.impairment import Impairment
+from vnet.testing.netns import Namespace, NamespaceError
 
 if TYPE_CHECKING:
     from stack.interface import Interface
     from vnet.network import Host, Network
+
+
+T = TypeVar("T")
 
 
 class TunBridgeError(Exception):
@@ -57,6 +63,14 @@ def check_privileges() -> None:
         raise TunBridgeError("the TUN bridge needs read/write access to /dev/net/tun")
     if shutil.which("ip") is None:
         raise TunBridgeError("the TUN bridge needs the ip command (Debian package iproute2)")
+
+
+def _guarded(step: Callable[[], T]) -> T:
+    """Run a step of the namespace guard; its refusal as TunBridgeError."""
+    try:
+        return step()
+    except NamespaceError as e:
+        raise TunBridgeError(str(e)) from None
 
 
 def _ip(*args: str, netns: str | None = None,
@@ -112,7 +126,7 @@ class TunBridge:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._taps: list[CaptureTap] = []
-        self._created_netns = False
+        self._created_netns: Namespace | None = None
         self.packets_to_kernel = 0
         self.packets_from_kernel = 0
         self.write_errors = 0
@@ -135,9 +149,9 @@ class TunBridge:
         try:
             if self.netns:
                 if self.netns not in _ip("netns", "list").stdout.split():
-                    _ip("netns", "add", self.netns)
-                    self._created_netns = True
-                    _ip("link", "set", "lo", "up", netns=self.netns)
+                    # made (lo up), checked and deleted by the audited guard
+                    self._created_netns = _guarded(
+                        Namespace(self.netns, kill_processes=False).create)
                 _ip("link", "set", "dev", self.device, "netns", self.netns)
             _ip("link", "set", "dev", self.device, "mtu", str(self.mtu), netns=self.netns)
             for cidr in self.kernel_addresses:
@@ -147,6 +161,9 @@ class TunBridge:
             for prefix in self.routes:
                 _ip("-6" if ":" in prefix else "-4", "route", "replace", prefix, "dev",
                     self.device, netns=self.netns)
+            if self._created_netns is not None:  # ours: it must have no way off the machine
+                _guarded(partial(self._created_netns.check_isolated, [self.device],
+                                 prefixes=self.routes))
         except BaseException:
             self.close()
             raise
@@ -183,9 +200,9 @@ class TunBridge:
             self._tun = None
             self._fd = -1
         _ip("link", "del", "dev", self.device, netns=self.netns, check=False)
-        if self._created_netns and self.netns:
-            _ip("netns", "del", self.netns, check=False)
-            self._created_netns = False
+        if self._created_netns is not None:
+            self._created_netns.delete()
+            self._created_netns = None
 
     def __enter__(self) -> TunBridge:
         return self.open()
