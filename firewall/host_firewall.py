@@ -1,7 +1,10 @@
 """A rule set, a connection table and a name table, attached to one host's stack.
 
-`HostFirewall(ruleset).attach(stack)` sets the `input_hook`, `output_hook`
-and `forward_hook` of a `stack.host.HostStack`. Each hook call then:
+`HostFirewall(ruleset).attach(stack)` registers its `hook` at the INPUT,
+OUTPUT and FORWARD hooks (`stack.hooks.Hook`) of a `stack.host.HostStack`
+(the rule language has no PREROUTING or POSTROUTING chains yet, so nothing
+is registered there and the stack accepts). Each hook call answers a
+`stack.hooks.Verdict` (accept or drop; the filter never rewrites) and:
 
 1. parses the packet once (`PacketInfo`) and fills in the interface names
    (the output interface of a forwarded packet comes from the routing table);
@@ -48,7 +51,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from stack.host import TokenBucket
+from stack.hooks import ACCEPT as ACCEPT_PACKET
+from stack.hooks import DROP as DROP_PACKET
+from stack.hooks import Hook
+from stack.hooks import Verdict as HookVerdict
+from stack.icmp import TokenBucket
 
 from .conntrack import INVALID, RELATED, UNTRACKED, ConnTrack, summarize
 from .names import DEFAULT_TTL_NS
@@ -74,6 +81,8 @@ LOOPBACK_MEMORY = 1024
 LOOPBACK_KEY_LEN = 64
 REJECT_RATE_PER_S = 1000
 REJECT_BURST = 50
+#: The stack hooks a firewall filters at (its rule language's base chains).
+FILTER_HOOKS = (Hook.INPUT, Hook.OUTPUT, Hook.FORWARD)
 
 
 @dataclass(frozen=True)
@@ -208,17 +217,15 @@ class HostFirewall:
         self.ruleset.env = StackEnvironment(stack)
         self.ruleset.link()
         self._tracking = self.track_always or self.ruleset.uses_conntrack
-        stack.input_hook = self.hook
-        stack.output_hook = self.hook
-        stack.forward_hook = self.hook
+        for hook in FILTER_HOOKS:
+            stack.hooks.register(hook, self.hook)
         return self
 
     def detach(self) -> None:
         stack = self.stack
         if stack is not None:
-            for attr in ("input_hook", "output_hook", "forward_hook"):
-                if getattr(stack, attr) == self.hook:
-                    setattr(stack, attr, None)
+            for hook in FILTER_HOOKS:
+                stack.hooks.unregister(hook, self.hook)
         self.stack = None
 
     def replace_rules(self, ruleset: Ruleset) -> None:
@@ -239,8 +246,11 @@ class HostFirewall:
                                  self.name_ttl_ns if ttl_ns is None else ttl_ns)
 
     # --- the hook ----------------------------------------------------------------------------
-    def hook(self, hook: str, meta: IpMeta | None, data: Any) -> bool:
-        """The stack's hook: (hook name, meta, IP packet) -> accept?"""
+    def hook(self, hook: Hook, meta: IpMeta | None, data: Any) -> HookVerdict:
+        """The stack's hook function (`stack.hooks`): accept or drop, never rewritten."""
+        return ACCEPT_PACKET if self._filter(hook, meta, data) else DROP_PACKET
+
+    def _filter(self, hook: Hook, meta: IpMeta | None, data: Any) -> bool:
         stack = self.stack
         now = stack.driver.now_ns() if stack is not None else 0
         pkt = PacketInfo.parse(data)
@@ -254,24 +264,24 @@ class HostFirewall:
             if iface is not None:
                 iface_name = iface.name
                 loopback = iface.is_loopback
-        if hook == "output":
+        if hook is Hook.OUTPUT:
             pkt.oif = iface_name
         else:
             pkt.iif = iface_name
-            if hook == "forward":
+            if hook is Hook.FORWARD:
                 pkt.oif = self._forward_oif(meta, pkt)
         pkt.now = now
         if self._sending_reject or (
-                hook == "input" and self._local_rejects and self._is_local_reject(data)):
+                hook is Hook.INPUT and self._local_rejects and self._is_local_reject(data)):
             pkt.ct_state = RELATED  # our own reject answer carries its flow's state
             return self._judge(hook, pkt, now, track=False)
-        if pkt.fragment != 0 and hook == "forward":
+        if pkt.fragment != 0 and hook is Hook.FORWARD:
             remembered = self._fragment_verdict(pkt, now)
             if remembered is not None:
                 self.counters[f"{hook}.{'accept' if remembered else 'drop'}.fragment"] += 1
                 return remembered
         if self._tracking:
-            if loopback and hook == "input":
+            if loopback and hook is Hook.INPUT:
                 state = self._looped_states.pop(bytes(data[:LOOPBACK_KEY_LEN]), None)
                 if state is None:
                     self.conntrack.classify(pkt, now)
@@ -282,16 +292,16 @@ class HostFirewall:
         else:
             pkt.ct_state = UNTRACKED
         accepted = self._judge(hook, pkt, now, track=self._tracking)
-        if accepted and loopback and hook == "output" and self._tracking:
+        if accepted and loopback and hook is Hook.OUTPUT and self._tracking:
             looped = self._looped_states
             looped[bytes(data[:LOOPBACK_KEY_LEN])] = pkt.ct_state
             if len(looped) > LOOPBACK_MEMORY:
                 looped.popitem(last=False)
-        if pkt.fragment == FIRST_FRAGMENT and hook == "forward":
+        if pkt.fragment == FIRST_FRAGMENT and hook is Hook.FORWARD:
             self._remember_fragment(pkt, accepted, now)
         return accepted
 
-    def _judge(self, hook: str, pkt: PacketInfo, now: int, track: bool) -> bool:
+    def _judge(self, hook: Hook, pkt: PacketInfo, now: int, track: bool) -> bool:
         verdict = self.ruleset.evaluate(hook, pkt, now)
         if verdict.logs:
             self._log(hook, pkt, verdict, now)
@@ -341,7 +351,7 @@ class HostFirewall:
         owner = getattr(data, "obj", data)
         return self._local_rejects.pop(id(owner), None) is owner
 
-    def _reject(self, hook: str, pkt: PacketInfo, verdict: Verdict) -> None:
+    def _reject(self, hook: Hook, pkt: PacketInfo, verdict: Verdict) -> None:
         stack = self.stack
         spec = verdict.reject
         if stack is None or spec is None:
@@ -351,9 +361,9 @@ class HostFirewall:
             self.counters["reject.ratelimited"] += 1
             return
         icmp_src = None
-        if hook == "output":
+        if hook is Hook.OUTPUT:
             icmp_src = pkt.src  # the host answers itself, through lo
-        elif hook == "forward":
+        elif hook is Hook.FORWARD:
             try:
                 icmp_src = stack.route_output(pkt.src).src
             except OSError:
@@ -364,7 +374,7 @@ class HostFirewall:
             self.counters["reject.not_answered"] += 1
             return
         self.counters[f"reject.{kind}"] += 1
-        if hook == "output":
+        if hook is Hook.OUTPUT:
             packet = response.packet()
             self._local_rejects[id(packet)] = packet
             if len(self._local_rejects) > 64:
@@ -397,11 +407,11 @@ class HostFirewall:
         return any(a.broadcast == pkt.dst for i in self.stack.interfaces.values()
                    for a in i.ipv4)
 
-    def _log(self, hook: str, pkt: PacketInfo, verdict: Verdict, now: int) -> None:
+    def _log(self, hook: Hook, pkt: PacketInfo, verdict: Verdict, now: int) -> None:
         for mark in verdict.logs:
-            record = LogRecord(now, self.name, hook, mark.chain, mark.rule.describe_position(),
-                               mark.prefix, mark.level, verdict.action, pkt.iif, pkt.oif,
-                               bytes(pkt.data))
+            record = LogRecord(now, self.name, hook.value, mark.chain,
+                               mark.rule.describe_position(), mark.prefix, mark.level,
+                               verdict.action, pkt.iif, pkt.oif, bytes(pkt.data))
             self.counters["log"] += 1
             self.log.append(record)
             for sink in self.log_sinks:

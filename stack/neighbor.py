@@ -18,9 +18,16 @@ queue on its entry (`queue_limit` packets, oldest dropped first, as Linux's
 unres_qlen); when resolution fails they are handed back so the stack can
 answer each with ICMP host unreachable.
 
-The engine is sans-IO: the caller passes `now_ns`, and the methods return
-what to do (`Probe` to send, packets to flush or fail). `next_deadline()`
-says when `on_timer` must run next. Touches nothing.
+The engine (`NeighborCache`) is sans-IO: the caller passes `now_ns`, and
+the methods return what to do (`Probe` to send, packets to flush or fail).
+`next_deadline()` says when `on_timer` must run next. It touches nothing.
+
+`NeighborLayer` is the part of a `stack.host.HostStack` that drives one
+cache per interface and family: ARP in and out (with RFC 5227 probes and
+gratuitous announcements), NDP's Neighbor Solicitations and Advertisements,
+and the last step of IP output -- resolving the next hop's MAC (queueing
+while it resolves) and framing the packet onto the link. It touches only its
+host's state and the interfaces' `transmit`.
 """
 
 from __future__ import annotations
@@ -28,7 +35,27 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Generic, TypeVar
+from typing import TYPE_CHECKING, Generic, TypeVar
+
+from .interface import solicited_node
+from .ip import (
+    ALL_NODES_V6,
+    ANY_V4,
+    ETH_ARP,
+    ETH_IPV4,
+    ETH_IPV6,
+    LIMITED_BROADCAST,
+    UNSPECIFIED_V6,
+    IpMeta,
+    is_multicast,
+)
+from .wire import arp as wire_arp
+from .wire import ethernet, icmpv4, icmpv6, ndp
+from .wire.errors import WireError
+
+if TYPE_CHECKING:
+    from .host import HostStack
+    from .interface import Interface, InterfaceAddress
 
 P = TypeVar("P")  # whatever the stack queues: a packet and how to send it
 
@@ -225,3 +252,218 @@ class NeighborCache(Generic[P]):
                 entry.deadline = now_ns + t.retrans_ns
                 probes.append(Probe(address, entry.mac))
         return probes, failed
+
+
+PendingPacket = tuple[bytes, bytes]  # (IP packet, next hop) waiting for resolution
+
+
+class NeighborLayer:
+    """ARP and NDP for one host: a `NeighborCache` per interface and family."""
+
+    def __init__(self, host: HostStack) -> None:
+        self.host = host
+        self.arp: dict[int, NeighborCache[PendingPacket]] = {}
+        self.ndp: dict[int, NeighborCache[PendingPacket]] = {}
+
+    def add_interface(self, index: int) -> None:
+        self.arp[index] = NeighborCache()
+        self.ndp[index] = NeighborCache()
+
+    def next_deadline(self) -> int | None:
+        deadlines = [d for cache in (*self.arp.values(), *self.ndp.values())
+                     if (d := cache.next_deadline()) is not None]
+        return min(deadlines) if deadlines else None
+
+    def on_timer(self, now: int) -> None:
+        host = self.host
+        for index, cache in self.arp.items():
+            probes, failed = cache.on_timer(now)
+            iface = host.interfaces[index]
+            for probe in probes:
+                self._send_arp_probe(iface, probe)
+            for _addr, queued in failed:
+                for packet, _ in queued:
+                    host.counters["arp.unresolved"] += 1
+                    host.icmp.error_v4(packet, icmpv4.TYPE_DEST_UNREACHABLE,
+                                       icmpv4.UNREACH_HOST)
+        for index, cache in self.ndp.items():
+            probes, failed = cache.on_timer(now)
+            iface = host.interfaces[index]
+            for probe in probes:
+                self.send_neighbor_solicit(iface, probe.address, probe.mac)
+            for _addr, queued in failed:
+                for packet, _ in queued:
+                    host.counters["ndp.unresolved"] += 1
+                    host.icmp.error_v6(packet, icmpv6.TYPE_DEST_UNREACHABLE,
+                                       icmpv6.UNREACH_ADDRESS)
+
+    # --- ARP ----------------------------------------------------------------------------
+    def receive_arp(self, iface: Interface, payload: memoryview) -> None:
+        host = self.host
+        pkt = wire_arp.ArpPacket.parse(payload)
+        if isinstance(pkt, WireError):
+            host.counters.drop("arp", pkt)
+            return
+        host.counters["arp.in"] += 1
+        now = host.driver.now_ns()
+        cache = self.arp[iface.index]
+        sender_ip, sender_mac, target_ip = pkt.sender_ip, pkt.sender_mac, pkt.target_ip
+        if sender_mac == iface.mac:
+            return  # our own broadcast reflected back
+        if sender_ip == ANY_V4:
+            # an address probe (RFC 5227): answer if it's ours, learn nothing
+            if iface.has_address(target_ip) and pkt.operation == wire_arp.OP_REQUEST:
+                self._send_arp(iface, wire_arp.OP_REPLY, target_ip, sender_mac, sender_ip,
+                               sender_mac)
+            return
+        for_us = iface.has_address(target_ip)
+        if pkt.operation == wire_arp.OP_REPLY:
+            flushed = cache.confirm(now, sender_ip, sender_mac, solicited=True)
+        elif for_us or sender_ip in cache.entries:
+            flushed = cache.learn(now, sender_ip, sender_mac)
+        else:
+            flushed = []
+        for packet, _ in flushed:
+            self.frame_out(iface, sender_mac, ETH_IPV4, packet)
+        if pkt.operation == wire_arp.OP_REQUEST and for_us:
+            self._send_arp(iface, wire_arp.OP_REPLY, target_ip, sender_mac, sender_ip, sender_mac)
+        host.schedule()
+
+    def _send_arp(self, iface: Interface, oper: int, sender_ip: bytes, target_mac: bytes,
+                  target_ip: bytes, eth_dst: bytes) -> None:
+        assert iface.mac is not None
+        body = wire_arp.ArpRepr(oper, iface.mac, sender_ip, target_mac, target_ip).build()
+        self.host.counters["arp.out"] += 1
+        self.frame_out(iface, eth_dst, ETH_ARP, body)
+
+    def _send_arp_probe(self, iface: Interface, probe: Probe) -> None:
+        host = self.host
+        route = host.routes.lookup(probe.address, iface.index)
+        src = host.source_for(iface, probe.address, route)
+        if src is None:
+            return
+        self._send_arp(iface, wire_arp.OP_REQUEST, src, bytes(6), probe.address,
+                       ethernet.BROADCAST if probe.mac is None else probe.mac)
+
+    def announce(self, iface: Interface, addr: InterfaceAddress) -> None:
+        """Tell the link about a new address: gratuitous ARP or an unsolicited NA."""
+        if iface.mac is None or iface.transmit is None or addr not in iface.addresses():
+            return
+        if addr.version == 4:
+            # Gratuitous ARP: a request for our own address (RFC 5227 §3 announcement).
+            self._send_arp(iface, wire_arp.OP_REQUEST, addr.address, bytes(6), addr.address,
+                           ethernet.BROADCAST)
+        else:
+            na = ndp.NeighborAdvert(addr.address, router=self.host.forwarding, solicited=False,
+                                    override=True,
+                                    options=ndp.NdpOptions(target_lladdr=iface.mac))
+            self.host.output_control(iface, addr.address, ALL_NODES_V6,
+                                     na.build(addr.address, ALL_NODES_V6), hop_limit=255)
+
+    # --- NDP ----------------------------------------------------------------------------
+    def receive_ndp(self, iface: Interface, meta: IpMeta, msg: icmpv6.Icmpv6Packet) -> None:
+        host = self.host
+        parsed = ndp.parse(msg)
+        if isinstance(parsed, WireError):
+            host.counters.drop("ndp", parsed)
+            return
+        now = host.driver.now_ns()
+        cache = self.ndp.get(iface.index)
+        if cache is None or iface.mac is None:
+            return
+        if isinstance(parsed, ndp.NeighborSolicit):
+            if not iface.has_address(parsed.target):
+                host.counters.drop("ndp", "not_our_target")
+                return
+            slla = parsed.options.source_lladdr
+            if meta.src == UNSPECIFIED_V6:
+                # Duplicate address detection probe: defend our address.
+                self._send_neighbor_advert(iface, parsed.target, ALL_NODES_V6, solicited=False)
+                return
+            if slla is not None:
+                for packet, _ in cache.learn(now, meta.src, slla):
+                    self.frame_out(iface, slla, ETH_IPV6, packet)
+            self._send_neighbor_advert(iface, parsed.target, meta.src, solicited=True)
+        elif isinstance(parsed, ndp.NeighborAdvert):
+            tlla = parsed.options.target_lladdr
+            if tlla is None:
+                entry = cache.entries.get(parsed.target)
+                tlla = entry.mac if entry is not None else None
+            if tlla is None:
+                return
+            flushed = cache.confirm(now, parsed.target, tlla, solicited=parsed.solicited,
+                                    override=parsed.override, is_router=parsed.router)
+            for packet, _ in flushed:
+                self.frame_out(iface, tlla, ETH_IPV6, packet)
+        elif isinstance(parsed, ndp.RouterAdvert):
+            host.router_adverts.receive(iface, meta, parsed)
+        elif isinstance(parsed, ndp.RouterSolicit):
+            if host.forwarding:
+                host.counters["ndp.rs_in"] += 1
+        host.schedule()
+
+    def _send_neighbor_advert(self, iface: Interface, target: bytes, dst: bytes,
+                              solicited: bool) -> None:
+        assert iface.mac is not None
+        na = ndp.NeighborAdvert(target, router=self.host.forwarding, solicited=solicited,
+                                override=True, options=ndp.NdpOptions(target_lladdr=iface.mac))
+        self.host.counters["ndp.na_out"] += 1
+        self.host.output_control(iface, target, dst, na.build(target, dst), hop_limit=255)
+
+    def send_neighbor_solicit(self, iface: Interface, target: bytes, mac: bytes | None) -> None:
+        assert iface.mac is not None
+        host = self.host
+        route = host.routes.lookup(target, iface.index)
+        src = host.source_for(iface, target, route) or UNSPECIFIED_V6
+        dst = target if mac is not None else solicited_node(target)
+        ns = ndp.NeighborSolicit(target, ndp.NdpOptions(source_lladdr=iface.mac))
+        host.counters["ndp.ns_out"] += 1
+        host.output_control(iface, src, dst, ns.build(src, dst), hop_limit=255, eth_dst=mac)
+
+    # --- the link -----------------------------------------------------------------------
+    def send(self, iface: Interface, next_hop: bytes, ethertype: int, packet: bytes) -> None:
+        """Put an IP packet on `iface` towards `next_hop`, resolving its MAC first."""
+        if iface.transmit is None:
+            iface.counters.tx_dropped["no_link"] += 1
+            return
+        if iface.mac is None:  # point-to-point (TUN): the packet itself goes out
+            iface.counters.tx_frames += 1
+            iface.counters.tx_bytes += len(packet)
+            iface.transmit(packet)
+            return
+        if is_multicast(next_hop):
+            mac = (ethernet.multicast_mac_v4(next_hop) if len(next_hop) == 4
+                   else ethernet.multicast_mac_v6(next_hop))
+            self.frame_out(iface, mac, ethertype, packet)
+            return
+        if len(next_hop) == 4 and (next_hop == LIMITED_BROADCAST or any(
+                a.broadcast == next_hop for a in iface.ipv4)):
+            self.frame_out(iface, ethernet.BROADCAST, ethertype, packet)
+            return
+        cache = self.arp[iface.index] if ethertype == ETH_IPV4 else self.ndp[iface.index]
+        now = self.host.driver.now_ns()
+        resolved = cache.lookup(now, next_hop)
+        if resolved is not None:
+            self.frame_out(iface, resolved, ethertype, packet)
+            if cache.deadlines_changed:
+                cache.deadlines_changed = False
+                self.host.schedule()
+            return
+        probe = cache.resolve(now, next_hop, (packet, next_hop))
+        if probe is not None:
+            if ethertype == ETH_IPV4:
+                self._send_arp_probe(iface, probe)
+            else:
+                self.send_neighbor_solicit(iface, probe.address, None)
+        self.host.schedule()
+
+    def frame_out(self, iface: Interface, dst_mac: bytes, ethertype: int,
+                  payload: bytes | memoryview) -> None:
+        transmit = iface.transmit
+        if transmit is None or iface.mac is None:
+            iface.counters.tx_dropped["no_link"] += 1
+            return
+        frame = dst_mac + iface.mac + ethertype.to_bytes(2, "big") + payload
+        iface.counters.tx_frames += 1
+        iface.counters.tx_bytes += len(frame)
+        transmit(frame)

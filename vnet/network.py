@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any
 
 from firewall import ConnTrack, HostFirewall, LogRecord, Ruleset
+from stack.build import build_host
 from stack.driver import StackDriver
 from stack.host import HostStack
 from stack.interface import InterfaceAddress
@@ -202,13 +203,13 @@ class Host:
         self.network = network
         self.name = name
         driver: StackDriver = network.scheduler
-        self.stack = HostStack(driver, name, rng=random.Random(f"{network.seed}:{name}"),
-                               forwarding=forwarding)
-        self.udp = UdpLayer(self.stack)
-        self.stack.transports[17] = self.udp
-        self.icmp = IcmpEchoLayer(self.stack)
-        self.tcp = TcpLayer(self.stack)
-        self.stack.transports[6] = self.tcp
+        built = build_host(driver, name, rng=random.Random(f"{network.seed}:{name}"),
+                           forwarding=forwarding)
+        self.stack: HostStack = built.stack
+        assert built.udp is not None and built.tcp is not None and built.icmp is not None
+        self.udp: UdpLayer = built.udp
+        self.icmp: IcmpEchoLayer = built.icmp
+        self.tcp: TcpLayer = built.tcp
         self.nics: dict[str, Nic] = {}
         self.firewall: HostFirewall | None = None
 

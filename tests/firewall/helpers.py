@@ -23,6 +23,7 @@ from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 
 from firewall import HostFirewall, Ruleset
+from stack.build import build_host
 from stack.driver import ManualDriver
 from stack.host import HostStack
 from stack.ping import IcmpEchoLayer
@@ -68,13 +69,13 @@ class _Bench:
 
     def __init__(self, forwarding: bool) -> None:
         self.driver = ManualDriver()
-        self.stack = HostStack(self.driver, "router" if forwarding else "host",
-                               rng=random.Random(1), forwarding=forwarding)
-        self.udp = UdpLayer(self.stack)
-        self.stack.transports[17] = self.udp
-        self.tcp = TcpLayer(self.stack)
-        self.stack.transports[6] = self.tcp
-        self.icmp = IcmpEchoLayer(self.stack)
+        built = build_host(self.driver, "router" if forwarding else "host",
+                           rng=random.Random(1), forwarding=forwarding)
+        assert built.udp is not None and built.tcp is not None and built.icmp is not None
+        self.stack = built.stack
+        self.udp: UdpLayer = built.udp
+        self.tcp: TcpLayer = built.tcp
+        self.icmp: IcmpEchoLayer = built.icmp
         self.frames: dict[str, list[bytes]] = {}
         self.eth0 = self._iface("eth0", OUR_MAC, ("10.0.0.1/24", "fd00::1/64"),
                                 {"10.0.0.2": PEER_MAC, "10.0.0.3": PEER_MAC,

@@ -21,6 +21,7 @@ import sys
 from collections.abc import Callable
 from typing import Any
 
+from stack.hooks import ACCEPT, DROP, Hook, Verdict
 from stack.host import IpMeta
 from vnet.network import SOCK_STREAM
 
@@ -59,8 +60,11 @@ class CeMarker:
         self.seen: dict[bytes, int] = {}
         self.marked: dict[bytes, int] = {}
 
-    def __call__(self, _hook: str, meta: IpMeta | None,
-                 packet: bytes | bytearray | memoryview) -> bool:
+    def __call__(self, hook: Hook, meta: IpMeta | None,
+                 packet: bytes | bytearray | memoryview) -> Verdict:
+        return ACCEPT if self.mark(meta, packet) else DROP
+
+    def mark(self, meta: IpMeta | None, packet: bytes | bytearray | memoryview) -> bool:
         if not isinstance(packet, bytearray) or meta is None:
             return True  # FORWARD hands over the packet as a bytearray it will send
         if meta.version != 4 or meta.src not in self.sources or packet[9] != 6:
@@ -111,7 +115,7 @@ def test_kernel_asks_for_ecn_and_both_sides_echo_and_react(
     lab.sysctl("net.ipv4.tcp_ecn", 1)
     marker = CeMarker([KERNEL4, GUEST4], limit=3)
     with lab.net.scheduler.lock:
-        lab.router.stack.forward_hook = marker
+        lab.router.stack.hooks.register(Hook.FORWARD, marker)
     ready: list[bool] = []
     job = lab.start_guest(lambda: tcp_echo_server(lab.guest, socket.AF_INET, PORT, ready))
     wait_until(lambda: bool(ready) or job.done, what="the guest echo server")

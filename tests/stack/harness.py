@@ -10,6 +10,7 @@ import random
 
 from scapy.layers.l2 import Ether
 
+from stack.build import build_host
 from stack.driver import ManualDriver
 from stack.host import HostStack
 from stack.ping import IcmpEchoLayer
@@ -34,10 +35,12 @@ class Harness:
     def __init__(self, forwarding: bool = False, addresses: tuple[str, ...] = (
             "10.0.0.1/24", "fd00::1/64")) -> None:
         self.driver = ManualDriver()
-        self.stack = HostStack(self.driver, "h", rng=random.Random(1), forwarding=forwarding)
-        self.udp = UdpLayer(self.stack)
-        self.stack.transports[17] = self.udp
-        self.icmp = IcmpEchoLayer(self.stack)
+        built = build_host(self.driver, "h", rng=random.Random(1), forwarding=forwarding,
+                           tcp=False)
+        assert built.udp is not None and built.icmp is not None
+        self.stack: HostStack = built.stack
+        self.udp: UdpLayer = built.udp
+        self.icmp: IcmpEchoLayer = built.icmp
         self.frames: list[bytes] = []
         self.iface = self.stack.add_interface("eth0", OUR_MAC)
         self.iface.transmit = self.frames.append

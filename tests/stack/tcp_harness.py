@@ -33,6 +33,7 @@ from scapy.layers.inet6 import ICMPv6PacketTooBig, IPv6
 from scapy.layers.l2 import Ether
 from scapy.packet import Packet, Raw
 
+from stack.build import build_host
 from stack.driver import ManualDriver
 from stack.host import HostStack
 from stack.tcp import TcpLayer, TcpSocket
@@ -85,9 +86,11 @@ class Dialogue:
     def __init__(self, config: TcpConfig | None = None, *, v6: bool = False, mtu: int = 1500,
                  seed: int = 1) -> None:
         self.driver = ManualDriver()
-        self.stack = HostStack(self.driver, "dut", rng=random.Random(seed))
-        self.tcp = TcpLayer(self.stack, config)
-        self.stack.transports[6] = self.tcp
+        built = build_host(self.driver, "dut", rng=random.Random(seed), udp=False, ping=False,
+                           tcp_config=config)
+        assert built.tcp is not None
+        self.stack: HostStack = built.stack
+        self.tcp: TcpLayer = built.tcp
         self.frames: list[bytes] = []
         self.iface = self.stack.add_interface("eth0", OUR_MAC, mtu)
         self.iface.transmit = self.frames.append

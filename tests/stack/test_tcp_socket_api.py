@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from stack.ip import PROTO_TCP
 from stack.tcp_connection import TcpState
 from stack.tcp_options import (
     TCP_CONGESTION,
@@ -203,7 +204,7 @@ def test_recv_after_the_peer_resets_raises_econnreset(lan: tuple[Network, Host, 
 def test_connect_to_a_silent_host_times_out_with_etimedout(
         lan: tuple[Network, Host, Host]) -> None:
     net, a, b = lan
-    b.stack.transports[6] = _BlackHole()
+    b.stack.set_transport(PROTO_TCP, _BlackHole())
     a.tcp.config.syn_retries = 2
     with a.socket(AF_INET, SOCK_STREAM) as sock, pytest.raises(TimeoutError) as e:
         sock.connect(("10.0.0.2", 7))
@@ -324,7 +325,7 @@ def test_user_timeout_reports_etimedout_to_a_blocked_sender(
     with a.socket(AF_INET, SOCK_STREAM) as sock:
         sock.connect(("10.0.0.2", 7))
         sock.setsockopt(socket.IPPROTO_TCP, TCP_USER_TIMEOUT, 3000)
-        b.stack.transports[6] = _BlackHole()
+        b.stack.set_transport(PROTO_TCP, _BlackHole())
         sock.sendall(b"into the void")
         with pytest.raises(TimeoutError) as e:
             sock.recv(10)

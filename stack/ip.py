@@ -1,0 +1,93 @@
+"""What the IP layers of a host share: packet metadata, output routes, constants.
+
+`IpMeta` travels with a received (or forwarded, or sent) packet from the IP
+layer to the transports and the netfilter hooks; `OutputRoute` is the answer
+of `HostStack.route_output`; `Transport` is what a layer-4 protocol offers the
+IP layers. Pure data and tiny predicates: touches nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Protocol
+
+from .wire import ipv6
+
+if TYPE_CHECKING:
+    from .interface import Interface
+
+PROTO_HOPOPT = 0
+PROTO_ICMP = 1
+PROTO_IGMP = 2
+PROTO_TCP = 6
+PROTO_UDP = 17
+PROTO_FRAGMENT = 44
+PROTO_ICMPV6 = 58
+PROTO_NO_NEXT_HEADER = 59
+
+ETH_IPV4 = 0x0800
+ETH_IPV6 = 0x86DD
+ETH_ARP = 0x0806
+
+LIMITED_BROADCAST = b"\xff\xff\xff\xff"
+ALL_HOSTS_V4 = bytes((224, 0, 0, 1))
+ALL_NODES_V6 = ipv6.ALL_NODES
+ALL_ROUTERS_V6 = ipv6.ALL_ROUTERS
+UNSPECIFIED_V6 = bytes(16)
+ANY_V4 = bytes(4)
+
+DEFAULT_TTL = 64
+
+
+def is_multicast(addr: bytes) -> bool:
+    return (addr[0] & 0xF0) == 0xE0 if len(addr) == 4 else addr[0] == 0xFF
+
+
+def is_v4_mapped(addr: bytes) -> bool:
+    return len(addr) == 16 and addr[:12] == b"\0" * 10 + b"\xff\xff"
+
+
+@dataclass(slots=True)
+class IpMeta:
+    """What transports learn about a received packet besides its payload."""
+
+    version: int
+    src: bytes
+    dst: bytes
+    ifindex: int
+    ttl: int
+    tos: int
+    is_broadcast: bool
+    is_multicast: bool
+    packet: memoryview  # the whole IP packet (for ICMP errors about it)
+    router_alert: bool = False
+    out_ifindex: int = 0  # FORWARD hook: the interface the packet will leave by
+
+
+@dataclass(slots=True)
+class OutputRoute:
+    """Where a packet to `dst` goes: out `iface`, from `src`, to `next_hop`."""
+
+    dst: bytes
+    src: bytes
+    iface: Interface
+    next_hop: bytes
+    is_broadcast: bool
+    is_multicast: bool
+
+    @property
+    def mtu(self) -> int:
+        return self.iface.mtu
+
+
+class Transport(Protocol):
+    """A layer-4 protocol the stack delivers to (UDP, TCP)."""
+
+    def receive(self, meta: IpMeta, payload: memoryview) -> bool:
+        """Handle a datagram for this host; False means "no socket" (→ ICMP unreachable)."""
+        ...
+
+    def icmp_error(self, version: int, err: int, invoking: memoryview, icmp_type: int,
+                   icmp_code: int, info: int) -> None:
+        """An ICMP error quoted a packet this protocol sent."""
+        ...

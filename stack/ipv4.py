@@ -1,0 +1,252 @@
+"""The IPv4 layer of a host: input, reassembly, forwarding and output.
+
+`Ipv4Layer` is one part of a `stack.host.HostStack` (which owns it and routes
+between its layers), as smoltcp's iface/interface/ipv4.rs is one part of its
+interface. Input: header checks, PREROUTING, the routing decision (for this
+host, broadcast, multicast member, or to forward), reassembly, INPUT, then
+`HostStack.deliver`. Forwarding: TTL, route, FORWARD. Output: the header is
+built, OUTPUT runs (local packets), then POSTROUTING for every packet that
+leaves, then fragmentation and the neighbour layer. Each netfilter hook
+(`stack.hooks`) is called at exactly one place here. Touches only its host's
+state; no clock, thread, file or socket of the real host.
+"""
+
+from __future__ import annotations
+
+import errno
+from typing import TYPE_CHECKING
+
+from .fragment import Reassembler, fragment_ipv4
+from .hooks import Hook
+from .ip import (
+    ALL_HOSTS_V4,
+    ETH_IPV4,
+    LIMITED_BROADCAST,
+    IpMeta,
+    OutputRoute,
+    is_multicast,
+)
+from .wire import icmpv4, ipv4
+from .wire.errors import WireError
+
+if TYPE_CHECKING:
+    from .host import HostStack
+    from .interface import Interface
+
+
+class Ipv4Layer:
+    """IPv4 for one host: see the module docstring."""
+
+    def __init__(self, host: HostStack) -> None:
+        self.host = host
+        self.reassembly = Reassembler()
+        self._ident = host.rng.randrange(0x10000)
+
+    def next_ident(self) -> int:
+        self._ident = (self._ident + 1) & 0xFFFF
+        return self._ident
+
+    # --- input ------------------------------------------------------------------------
+    def receive(self, iface: Interface, data: memoryview, link_broadcast: bool) -> None:
+        host = self.host
+        counters = host.counters
+        pkt = ipv4.Ipv4Packet.parse(data)
+        if isinstance(pkt, WireError):
+            counters.drop("ipv4", pkt)
+            return
+        counters["ipv4.in"] += 1
+        src = pkt.src
+        if is_multicast(src) or src == LIMITED_BROADCAST:
+            counters.drop("ipv4", "bad_source")
+            return
+        if src[0] == 127 and not iface.is_loopback:
+            counters.drop("ipv4", "martian_source")
+            return
+        if host.hooks.get(Hook.PREROUTING) is not None:
+            verdict = host.hooks.run(Hook.PREROUTING, IpMeta(
+                4, src, pkt.dst, iface.index, pkt.ttl, pkt.dscp_ecn, link_broadcast,
+                is_multicast(pkt.dst), pkt.buf, pkt.router_alert), pkt.buf)
+            if not verdict.accept:
+                counters.drop("ipv4", "firewall")
+                return
+            if verdict.packet is not None:
+                rewritten = ipv4.Ipv4Packet.parse(verdict.packet)
+                if isinstance(rewritten, WireError):
+                    counters.drop("ipv4", rewritten)
+                    return
+                pkt = rewritten
+        dst = pkt.dst
+        local, bcast, mcast = self._destination(iface, dst)
+        if not local:
+            if is_multicast(dst) or link_broadcast or bcast:
+                counters.drop("ipv4", "not_member" if is_multicast(dst) else "broadcast")
+                return
+            self.forward(iface, pkt)
+            return
+        if pkt.is_fragment:
+            whole = self.reassembly.add_ipv4(host.driver.now_ns(), pkt)
+            host.schedule()
+            if whole is None:
+                return
+            if not isinstance(whole, (bytes, bytearray)):
+                counters.drop("ipv4", f"reassembly_{getattr(whole, 'value', whole)}")
+                return
+            counters["ipv4.reassembled"] += 1
+            reparsed = ipv4.Ipv4Packet.parse(whole)
+            if isinstance(reparsed, WireError):
+                counters.drop("ipv4", reparsed)
+                return
+            pkt = reparsed
+        meta = IpMeta(4, pkt.src, dst, iface.index, pkt.ttl, pkt.dscp_ecn, bcast, mcast,
+                      pkt.buf, pkt.router_alert)
+        if host.hooks.get(Hook.INPUT) is not None:
+            verdict = host.hooks.run(Hook.INPUT, meta, pkt.buf)
+            if not verdict.accept:
+                counters.drop("ipv4", "firewall")
+                return
+            if verdict.packet is not None:
+                rewritten = ipv4.Ipv4Packet.parse(verdict.packet)
+                if isinstance(rewritten, WireError):
+                    counters.drop("ipv4", rewritten)
+                    return
+                pkt = rewritten
+                meta.packet = pkt.buf
+        host.deliver(meta, pkt.protocol, pkt.payload)
+
+    def _destination(self, iface: Interface, dst: bytes) -> tuple[bool, bool, bool]:
+        """(for this host?, broadcast?, multicast?)"""
+        if dst == LIMITED_BROADCAST:
+            return True, True, False
+        if is_multicast(dst):
+            member = dst == ALL_HOSTS_V4 or dst in iface.groups or (
+                iface.is_loopback and any(dst in i.groups
+                                          for i in self.host.interfaces.values()))
+            return member, False, True
+        for a in iface.ipv4:
+            if a.broadcast == dst or (a.prefix_len < 31 and dst == a.network):
+                return True, True, False
+        if dst[0] == 127:
+            return iface.is_loopback or False, False, False
+        return self.host.is_local_address(dst), False, False
+
+    # --- forwarding ---------------------------------------------------------------------
+    def forward(self, iface: Interface, pkt: ipv4.Ipv4Packet) -> None:
+        host = self.host
+        if not host.forwarding:
+            host.counters.drop("ipv4", "not_for_us")
+            return
+        icmp = host.icmp
+        if pkt.ttl <= 1:
+            host.counters.drop("ipv4", "ttl_exceeded")
+            icmp.error_v4(pkt.buf, icmpv4.TYPE_TIME_EXCEEDED, icmpv4.TIME_EXCEEDED_TTL,
+                          from_iface=iface)
+            return
+        route = host.routes.lookup(pkt.dst)
+        if route is None:
+            host.counters.drop("ipv4", "no_route")
+            icmp.error_v4(pkt.buf, icmpv4.TYPE_DEST_UNREACHABLE, icmpv4.UNREACH_NET,
+                          from_iface=iface)
+            return
+        out = host.interfaces[route.ifindex]
+        packet = bytearray(pkt.buf)
+        packet[ipv4.FIELD_TTL] -= 1
+        # incremental checksum update (RFC 1624) for the TTL decrement
+        csum = int.from_bytes(packet[10:12], "big") + 0x0100
+        csum = (csum & 0xFFFF) + (csum >> 16)
+        packet[10:12] = csum.to_bytes(2, "big")
+        if host.hooks.get(Hook.FORWARD) is not None:  # as Linux: it sees the decremented TTL
+            meta = IpMeta(4, pkt.src, pkt.dst, iface.index, pkt.ttl - 1, pkt.dscp_ecn, False,
+                          False, memoryview(packet), out_ifindex=out.index)
+            verdict = host.hooks.run(Hook.FORWARD, meta, packet)
+            if not verdict.accept:
+                host.counters.drop("ipv4", "firewall")
+                return
+            if verdict.packet is not None:
+                packet = bytearray(verdict.packet)
+        host.counters["ipv4.forwarded"] += 1
+        next_hop = route.gateway or pkt.dst
+        self._postrouting(out, next_hop, packet, pkt.dont_frag, from_iface=iface)
+
+    # --- output -------------------------------------------------------------------------
+    def send(self, rt: OutputRoute, protocol: int, payload: bytes | memoryview, *,
+             ttl: int | None = None, tos: int = 0, dont_frag: bool = False,
+             multicast_loop: bool = False, options: bytes = b"",
+             path_mtu_discovery: bool = False) -> None:
+        """Send one datagram (see `HostStack.send_ipv4`)."""
+        host = self.host
+        if ttl is None:
+            ttl = 1 if rt.is_multicast else host.default_ttl
+        mtu = 0
+        if path_mtu_discovery and not rt.is_multicast and not rt.is_broadcast:
+            mtu = host.path_mtu(rt)
+            dont_frag = 20 + len(options) + len(payload) <= mtu and (
+                host.path_mtus.allows_df(rt.dst, host.driver.now_ns()))
+        header = ipv4.Ipv4Repr(rt.src, rt.dst, protocol, ttl=ttl, dscp=tos >> 2, ecn=tos & 3,
+                               ident=self.next_ident(), dont_frag=dont_frag, options=options)
+        hlen = header.header_len
+        packet = bytearray(hlen + len(payload))
+        header.emit_into(packet, 0, len(payload))
+        packet[hlen:] = payload
+        host.counters["ipv4.out"] += 1
+        if host.hooks.get(Hook.OUTPUT) is not None:
+            meta = IpMeta(4, rt.src, rt.dst, rt.iface.index, ttl, tos, rt.is_broadcast,
+                          rt.is_multicast, memoryview(packet))
+            verdict = host.hooks.run(Hook.OUTPUT, meta, packet)
+            if not verdict.accept:
+                host.counters.drop("ipv4", "firewall_out")
+                raise OSError(errno.EPERM, "Operation not permitted")
+            if verdict.packet is not None:
+                packet = bytearray(verdict.packet)
+        self._postrouting(rt.iface, rt.next_hop, packet, dont_frag, mtu=mtu, local=rt,
+                          multicast_loop=multicast_loop)
+
+    def _postrouting(self, iface: Interface, next_hop: bytes, packet: bytearray,
+                     dont_frag: bool, *, from_iface: Interface | None = None, mtu: int = 0,
+                     local: OutputRoute | None = None, multicast_loop: bool = False) -> None:
+        """Every packet leaving an interface: POSTROUTING, then loopback or the link.
+
+        `local` is the route of a packet this host generated (None: forwarded)."""
+        host = self.host
+        if not iface.is_loopback and host.hooks.get(Hook.POSTROUTING) is not None:
+            meta = IpMeta(4, bytes(packet[12:16]), bytes(packet[16:20]), iface.index,
+                          packet[ipv4.FIELD_TTL], packet[1], False,
+                          is_multicast(bytes(packet[16:20])), memoryview(packet),
+                          out_ifindex=iface.index)
+            verdict = host.hooks.run(Hook.POSTROUTING, meta, packet)
+            if not verdict.accept:
+                host.counters.drop("ipv4", "firewall_out")
+                return
+            if verdict.packet is not None:
+                packet = bytearray(verdict.packet)
+        data = bytes(packet)
+        header_len = (data[0] & 0x0F) * 4
+        if local is not None:
+            if iface.is_loopback:
+                host.loopback(data)
+                return
+            if (local.is_multicast and multicast_loop and local.dst in iface.groups) or (
+                    local.is_broadcast):
+                # looped back as if received on the sending interface
+                host.driver.defer(lambda: self.receive(iface, memoryview(data), False))
+            if data[12] == 127:  # the transports refuse this (EINVAL); nothing else may send it
+                host.counters.drop("ipv4", "loopback_source")
+                return
+        self._emit(iface, next_hop, data, header_len, dont_frag, from_iface, mtu)
+
+    def _emit(self, iface: Interface, next_hop: bytes, packet: bytes, header_len: int,
+              dont_frag: bool, from_iface: Interface | None = None, mtu: int = 0) -> None:
+        host = self.host
+        mtu = mtu or iface.mtu
+        if len(packet) > mtu:
+            if dont_frag:
+                host.counters.drop("ipv4", "frag_needed")
+                host.icmp.error_v4(memoryview(packet), icmpv4.TYPE_DEST_UNREACHABLE,
+                                   icmpv4.UNREACH_FRAG_NEEDED, mtu, from_iface=from_iface)
+                return
+            fragments = fragment_ipv4(packet[:header_len], memoryview(packet)[header_len:],
+                                      mtu)
+            host.counters["ipv4.fragments_out"] += len(fragments)
+        else:
+            fragments = [packet]
+        for fragment in fragments:
+            host.neighbors.send(iface, next_hop, ETH_IPV4, fragment)
