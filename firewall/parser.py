@@ -75,23 +75,16 @@ from .lexer import (
     suggest,
     tokenize,
 )
-from .rule_checks import check_rule, check_ruleset
-from .rules import (
-    CONTINUE,
-    GOTO,
-    HOOKS,
+from .matches import (
     ICMP_CODES,
     ICMP_TYPES,
     ICMPV6_CODES,
     ICMPV6_TYPES,
     ICMPX_CODES,
-    JUMP,
     PROTOCOLS,
-    REJECT,
     TCP_FLAGS,
     AddressExpr,
     AddressValue,
-    Chain,
     CtStateExpr,
     Expr,
     FamilyExpr,
@@ -99,15 +92,24 @@ from .rules import (
     IcmpTypeExpr,
     IfaceExpr,
     LimitExpr,
-    Location,
-    LogStatement,
     PortExpr,
     ProtoExpr,
+    RuleBuildError,
+    TcpFlagsExpr,
+)
+from .rule_checks import check_rule, check_ruleset
+from .rules import (
+    CONTINUE,
+    GOTO,
+    HOOKS,
+    JUMP,
+    REJECT,
+    Chain,
+    Location,
+    LogStatement,
     RejectSpec,
     Rule,
-    RuleBuildError,
     Ruleset,
-    TcpFlagsExpr,
 )
 
 __all__ = ["Problem", "RuleFileError", "parse_file", "parse_rule", "parse_text"]

@@ -15,22 +15,24 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from .lexer import Problem, Token, suggest
-from .rules import (
-    GOTO,
-    JUMP,
-    TERMINAL,
+from .matches import (
     AddressExpr,
-    Chain,
     CtStateExpr,
     Expr,
     IcmpCodeExpr,
     IcmpTypeExpr,
-    Location,
     PortExpr,
-    Rule,
     RuleBuildError,
-    Ruleset,
     TcpFlagsExpr,
+)
+from .rules import (
+    GOTO,
+    JUMP,
+    TERMINAL,
+    Chain,
+    Location,
+    Rule,
+    Ruleset,
 )
 
 
