@@ -176,7 +176,7 @@ class TransmissionControlBlock:
         self.user_timeout_ns = 0
         self.ttl: int | None = None
         self.tos = 0
-        # ECN (RFC 3168): see _ecn_* below
+        # ECN (RFC 3168): see stack/tcp_ecn.py
         self.ecn_ok = False  # negotiated on the handshake
         self.ecn_requested = False  # our SYN asked for it (ECE|CWR)
         self.ecn_demand_cwr = False  # a CE arrived: ECE on every segment until the peer's CWR
@@ -196,7 +196,7 @@ class TransmissionControlBlock:
         # SACK recovery: retransmitted ranges -> SND.MAX when sent, to notice them lost again
         self.rexmits: dict[int, tuple[int, int]] = {}
         self.lost_again: list[tuple[int, int]] = []
-        self._init_recovery_extensions()
+        self._init_recovery_extensions()  # D-SACK, undo, RACK-TLP, PRR: tcp_recovery.py
         # RTT and retransmission
         self.srtt_ns: int | None = None
         self.rttvar_ns = 0
@@ -218,7 +218,7 @@ class TransmissionControlBlock:
         self.soft_error = 0
         self.reset_received = False
         self.orphaned = False
-        # timers
+        # timers (stack/tcp_timers.py): kind -> armed handle, kind -> due time
         self._timers: dict[str, TimerHandle] = {}
         self._timer_due: dict[str, int] = {}
         # statistics
@@ -230,6 +230,7 @@ class TransmissionControlBlock:
                                       "undos": 0, "tlp_probes": 0, "rack_recoveries": 0,
                                       "reordering": 3}
 
+    # the state of the loss recovery extensions (stack/tcp_recovery.py)
     dsack_block: tuple[int, int] | None
     undo_marker: int | None
     undo_cc: tuple[Any, ...] | None
