@@ -40,8 +40,9 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from .matches import ICMP_TYPES, ICMPV6_TYPES
 from .names import is_name_pattern
-from .rules import ICMP_TYPES, ICMPV6_TYPES, Chain, Rule, Ruleset
+from .rules import Chain, Rule, Ruleset
 from .sets import SetValueError, parse_port
 
 __all__ = ["Grant", "GrantError", "apply_grants", "parse_grant", "sandbox_ruleset"]

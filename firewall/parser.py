@@ -45,38 +45,46 @@ source line and a caret; unknown words get a "did you mean" suggestion.
 Warnings flag rules that can never match (contradicting families or
 protocols, an interface the hook cannot have, rules after an unconditional
 verdict, a flag mask that excludes its own value), duplicate rules, host
-bits in prefixes and chains nothing jumps to. Touches only the files it is
-asked to read.
+bits in prefixes and chains nothing jumps to.
+
+This module is the grammar; the tokens, the token stream and the error
+messages are in firewall/lexer.py, the warnings about rules that can never
+match in firewall/rule_checks.py. Touches only the files it is asked to read.
 """
 
 from __future__ import annotations
 
-import difflib
 import glob
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import NoReturn
 
 from .conntrack import STATE_NAMES
-from .rules import (
-    CONTINUE,
-    GOTO,
-    HOOKS,
+from .lexer import (
+    EOF,
+    NEWLINE,
+    PUNCT,
+    STRING,
+    WORD,
+    AbandonStatement,
+    Problem,
+    RuleFileError,
+    Token,
+    TokenStream,
+    describe,
+    suggest,
+    tokenize,
+)
+from .matches import (
     ICMP_CODES,
     ICMP_TYPES,
     ICMPV6_CODES,
     ICMPV6_TYPES,
     ICMPX_CODES,
-    JUMP,
     PROTOCOLS,
-    REJECT,
     TCP_FLAGS,
-    TERMINAL,
     AddressExpr,
     AddressValue,
-    Chain,
     CtStateExpr,
     Expr,
     FamilyExpr,
@@ -84,140 +92,29 @@ from .rules import (
     IcmpTypeExpr,
     IfaceExpr,
     LimitExpr,
-    Location,
-    LogStatement,
     PortExpr,
     ProtoExpr,
+    RuleBuildError,
+    TcpFlagsExpr,
+)
+from .rule_checks import check_rule, check_ruleset
+from .rules import (
+    CONTINUE,
+    GOTO,
+    HOOKS,
+    JUMP,
+    REJECT,
+    Chain,
+    Location,
+    LogStatement,
     RejectSpec,
     Rule,
-    RuleBuildError,
     Ruleset,
-    TcpFlagsExpr,
 )
 
 __all__ = ["Problem", "RuleFileError", "parse_file", "parse_rule", "parse_text"]
 
 MAX_INCLUDE_DEPTH = 16
-MAX_DEFINE_DEPTH = 16
-
-
-@dataclass
-class Problem:
-    """One error or warning at a place in a rule file."""
-
-    location: Location
-    message: str
-    severity: str = "error"
-    source_line: str = ""
-    length: int = 1
-
-    def __str__(self) -> str:
-        return f"{self.location}: {self.severity}: {self.message}"
-
-    def render(self) -> str:
-        """The message, the source line and a caret under the problem."""
-        text = str(self)
-        if self.source_line:
-            line = self.source_line.rstrip("\n").expandtabs(1)
-            text += f"\n    {line}\n    {' ' * (self.location.column - 1)}"
-            text += "^" * max(1, min(self.length, len(line) - self.location.column + 1))
-        return text
-
-
-class RuleFileError(ValueError):
-    """A rule file (or rule text) with errors; `problems` lists them (and any warnings)."""
-
-    def __init__(self, problems: list[Problem]) -> None:
-        self.problems = problems
-        self.errors = [p for p in problems if p.severity == "error"]
-        super().__init__("\n".join(str(p) for p in self.errors))
-
-    def render(self) -> str:
-        return "\n".join(p.render() for p in self.problems)
-
-
-# ==========================================================================================
-# Tokens
-# ==========================================================================================
-WORD = "word"
-STRING = "string"
-PUNCT = "punct"
-NEWLINE = "newline"
-EOF = "eof"
-
-_WORD_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
-                        "_.:/*-@$~?")
-_PUNCT = frozenset("{},;=()|&!")
-
-
-@dataclass
-class Token:
-    kind: str
-    text: str
-    file: str
-    line: int
-    column: int
-
-    @property
-    def location(self) -> Location:
-        return Location(self.file, self.line, self.column)
-
-
-class _Abort(Exception):
-    """Raised to stop parsing the current statement after recording a problem."""
-
-
-def tokenize(text: str, file: str, report: Callable[[Problem], None]) -> list[Token]:
-    tokens: list[Token] = []
-    lines = text.split("\n")
-    for number, line in enumerate(lines, 1):
-        i, n = 0, len(line)
-        continued = False
-        while i < n:
-            c = line[i]
-            if c in " \t\r":
-                i += 1
-            elif c == "#":
-                break
-            elif c == "\\" and line[i + 1:].strip() == "":
-                continued = True
-                break
-            elif c == '"':
-                j = i + 1
-                chars = []
-                while j < n and line[j] != '"':
-                    if line[j] == "\\" and j + 1 < n:
-                        j += 1
-                    chars.append(line[j])
-                    j += 1
-                if j >= n:
-                    report(Problem(Location(file, number, i + 1), "unterminated string "
-                                   "(a string ends with \" on the same line)", "error", line,
-                                   n - i))
-                    break
-                tokens.append(Token(STRING, "".join(chars), file, number, i + 1))
-                i = j + 1
-            elif line.startswith(("==", "!="), i):
-                tokens.append(Token(PUNCT, line[i:i + 2], file, number, i + 1))
-                i += 2
-            elif c in _PUNCT:
-                tokens.append(Token(PUNCT, "!=" if c == "!" else c, file, number, i + 1))
-                i += 1
-            elif c in _WORD_CHARS:
-                j = i
-                while j < n and line[j] in _WORD_CHARS:
-                    j += 1
-                word = line[i:j]
-                tokens.append(Token(PUNCT if word == "/" else WORD, word, file, number, i + 1))
-                i = j
-            else:
-                report(Problem(Location(file, number, i + 1), f"unexpected character {c!r}",
-                               "error", line))
-                i += 1
-        if not continued:
-            tokens.append(Token(NEWLINE, "\n", file, number, len(line) + 1))
-    tokens.append(Token(EOF, "", file, len(lines), 1))
-    return tokens
 
 
 # ==========================================================================================
@@ -230,11 +127,6 @@ _STATEMENT_KEYWORDS = ("counter", "log", "comment")
 _VERDICT_KEYWORDS = ("accept", "drop", "reject", "jump", "goto", "return", "continue")
 _RULE_KEYWORDS = _MATCH_KEYWORDS + _STATEMENT_KEYWORDS + _VERDICT_KEYWORDS
 _CHAIN_KEYWORDS = ("policy", "type", *_RULE_KEYWORDS)
-
-
-def _suggest(word: str, choices: tuple[str, ...] | list[str]) -> str:
-    close = difflib.get_close_matches(word.lower(), list(choices), n=1, cutoff=0.6)
-    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 @dataclass
@@ -254,103 +146,13 @@ class _Context:
         self.problems.append(problem)
 
 
-class _Parser:
+class _Parser(TokenStream):
+    """The grammar: statements, chains, rules and their matches, over a token stream."""
+
     def __init__(self, ctx: _Context, tokens: list[Token], base_dir: Path | None) -> None:
+        super().__init__(tokens, ctx.report, ctx.defines)
         self.ctx = ctx
-        self.tokens = tokens
-        self.pos = 0
         self.base_dir = base_dir
-        self.expansions = 0
-
-    # --- token access ------------------------------------------------------------------
-    def peek(self) -> Token:
-        self._expand()
-        return self.tokens[self.pos]
-
-    def next(self) -> Token:
-        self._expand()
-        tok = self.tokens[self.pos]
-        if tok.kind != EOF:
-            self.pos += 1
-        return tok
-
-    def _expand(self) -> None:
-        """Replace a `$name` at the current position by the define's tokens."""
-        for _ in range(MAX_DEFINE_DEPTH):
-            tok = self.tokens[self.pos]
-            if tok.kind != WORD or not tok.text.startswith("$"):
-                return
-            name = tok.text[1:]
-            body = self.ctx.defines.get(name)
-            if body is None:
-                self.fail(tok, f"undefined variable ${name}"
-                          + _suggest(name, list(self.ctx.defines)))
-            self.expansions += 1
-            if self.expansions > 10000:
-                self.fail(tok, "too many variable expansions (a define that uses itself?)")
-            moved = [Token(t.kind, t.text, tok.file, tok.line, tok.column) for t in body]
-            self.tokens[self.pos:self.pos + 1] = moved
-        self.fail(self.tokens[self.pos], "variables nest too deeply")
-
-    def at_end_of_statement(self) -> bool:
-        tok = self.peek()
-        return tok.kind in (NEWLINE, EOF) or (tok.kind == PUNCT and tok.text in (";", "}"))
-
-    def fail(self, tok: Token, message: str, length: int | None = None) -> NoReturn:
-        self.ctx.report(Problem(tok.location, message, "error",
-                                length=length or max(1, len(tok.text))))
-        raise _Abort
-
-    def warn(self, tok: Token | Location, message: str, length: int = 1) -> None:
-        location = tok.location if isinstance(tok, Token) else tok
-        self.ctx.report(Problem(location, message, "warning", length=length))
-
-    def expect_word(self, what: str) -> Token:
-        tok = self.next()
-        if tok.kind != WORD:
-            self.fail(tok, f"expected {what}, found {_describe(tok)}")
-        return tok
-
-    def expect_punct(self, text: str) -> Token:
-        tok = self.next()
-        if tok.kind != PUNCT or tok.text != text:
-            self.fail(tok, f"expected {text!r}, found {_describe(tok)}")
-        return tok
-
-    def skip_statement(self) -> None:
-        """Resynchronise after an error: skip to the end of the statement."""
-        depth = 0
-        while True:
-            tok = self.tokens[self.pos]
-            if tok.kind == EOF:
-                return
-            if tok.kind == PUNCT and tok.text == "{":
-                depth += 1
-            elif tok.kind == PUNCT and tok.text == "}":
-                if depth == 0:
-                    return
-                depth -= 1
-            elif depth == 0 and (tok.kind == NEWLINE or (tok.kind == PUNCT
-                                                         and tok.text == ";")):
-                return
-            self.pos += 1
-
-    def skip_separators(self) -> None:
-        while True:
-            tok = self.peek()
-            if tok.kind == NEWLINE or (tok.kind == PUNCT and tok.text == ";"):
-                self.pos += 1
-            else:
-                return
-
-    def end_statement(self) -> None:
-        tok = self.peek()
-        if tok.kind in (NEWLINE, EOF) or (tok.kind == PUNCT and tok.text == "}"):
-            return
-        if tok.kind == PUNCT and tok.text == ";":
-            self.pos += 1
-            return
-        self.fail(tok, f"expected the end of the statement, found {_describe(tok)}")
 
     # --- top level ---------------------------------------------------------------------
     def parse_top(self, inside_table: bool = False) -> None:
@@ -370,12 +172,12 @@ class _Parser:
                 continue
             try:
                 self.parse_top_statement(tok)
-            except _Abort:
+            except AbandonStatement:
                 self.skip_statement()
 
     def parse_top_statement(self, tok: Token) -> None:
         if tok.kind != WORD:
-            self.fail(tok, f"expected chain, include, define or table, found {_describe(tok)}")
+            self.fail(tok, f"expected chain, include, define or table, found {describe(tok)}")
         word = tok.text
         if word == "chain":
             self.next()
@@ -404,7 +206,7 @@ class _Parser:
         elif word in _RULE_KEYWORDS or word == "policy":
             self.fail(tok, "a rule must be inside a chain: chain input { ... }")
         else:
-            self.fail(tok, f"unknown keyword {word!r}" + _suggest(word, _TOP_KEYWORDS))
+            self.fail(tok, f"unknown keyword {word!r}" + suggest(word, _TOP_KEYWORDS))
 
     def parse_include(self) -> None:
         tok = self.next()
@@ -486,7 +288,7 @@ class _Parser:
                 return
             try:
                 self.parse_chain_statement(chain, tok)
-            except _Abort:
+            except AbandonStatement:
                 self.skip_statement()
 
     def parse_chain_statement(self, chain: Chain, tok: Token) -> None:
@@ -516,7 +318,7 @@ class _Parser:
             hook = self.expect_word("input, output or forward")
             if hook.text not in HOOKS:
                 self.fail(hook, f"unknown hook {hook.text!r} (hooks: input, output, forward)"
-                          + _suggest(hook.text, HOOKS))
+                          + suggest(hook.text, HOOKS))
             if self.peek().kind == WORD and self.peek().text == "priority":
                 self.next()
                 self.expect_word("a priority")
@@ -544,7 +346,7 @@ class _Parser:
         while not self.at_end_of_statement():
             tok = self.next()
             if tok.kind != WORD:
-                self.fail(tok, f"expected a match, statement or verdict, found {_describe(tok)}")
+                self.fail(tok, f"expected a match, statement or verdict, found {describe(tok)}")
             word = tok.text
             if verdict_tok is not None and word != "comment":
                 self.fail(tok, f"nothing but a comment may follow the verdict "
@@ -582,7 +384,7 @@ class _Parser:
             exprs = self.reject_dependencies(exprs, reject, first)
         rule = Rule([e for e, _ in exprs], verdict, target=target, reject=reject, log=log,
                     comment=comment, location=first.location)
-        self.check_rule(rule, exprs, first)
+        check_rule(rule, exprs, first, self.warn)
         return rule
 
     def expect_number(self, what: str) -> int:
@@ -617,14 +419,14 @@ class _Parser:
             "icmp": dict(ICMP_CODES), "icmpv6": dict(ICMPV6_CODES), "icmpx": dict(ICMPX_CODES)}
         if kind.text not in tables:
             self.fail(kind, f"reject with tcp reset | icmp CODE | icmpv6 CODE | icmpx CODE, "
-                      f"not {kind.text!r}" + _suggest(kind.text, list(tables)))
+                      f"not {kind.text!r}" + suggest(kind.text, list(tables)))
         code = self.expect_word("a code name")
         if code.text == "type":  # nft's older spelling: reject with icmp type host-unreachable
             code = self.expect_word("a code name")
         table = tables[kind.text]
         if code.text not in table:
             self.fail(code, f"unknown {kind.text} reject code {code.text!r} (codes: "
-                      f"{', '.join(table)})" + _suggest(code.text, list(table)))
+                      f"{', '.join(table)})" + suggest(code.text, list(table)))
         return RejectSpec(kind.text, code.text)
 
     def parse_log(self, tok: Token) -> LogStatement:
@@ -642,7 +444,7 @@ class _Parser:
                 levels = ("emerg", "alert", "crit", "err", "warn", "notice", "info", "debug")
                 if value.text not in levels:
                     self.fail(value, f"unknown log level {value.text!r}"
-                              + _suggest(value.text, levels))
+                              + suggest(value.text, levels))
                 level = value.text
         return LogStatement(prefix, level)
 
@@ -678,7 +480,7 @@ class _Parser:
             if (word, sub.text) in (("ip", "nexthdr"), ("ip6", "protocol")):
                 self.fail(sub, f"{word} has {fields[2]}, not {sub.text}")
             self.fail(sub, f"unknown {word} field {sub.text!r} (fields: {', '.join(fields)})"
-                      + _suggest(sub.text, fields))
+                      + suggest(sub.text, fields))
         if word in ("saddr", "daddr"):
             negate = self._negation()
             return [AddressExpr(word, self.address_values(), negate)]
@@ -697,7 +499,7 @@ class _Parser:
             if sub.text in ("iifname", "oifname", "iif", "oif"):
                 return self._parse_match(sub, sub.text)
             self.fail(sub, f"unknown meta field {sub.text!r} (fields: l4proto, nfproto, "
-                      "iifname, oifname)" + _suggest(sub.text, meta_fields))
+                      "iifname, oifname)" + suggest(sub.text, meta_fields))
         if word in ("tcp", "udp", "th"):
             follow = self.peek()
             l4_fields = ("sport", "dport", "flags") if word == "tcp" else ("sport", "dport")
@@ -710,7 +512,7 @@ class _Parser:
             if word != "th" and self.bare_protocol_ok(follow):
                 return [ProtoExpr([PROTOCOLS[word]])]
             self.fail(follow, f"unknown {word} field {follow.text!r} (fields: "
-                      f"{', '.join(l4_fields)})" + _suggest(follow.text, l4_fields))
+                      f"{', '.join(l4_fields)})" + suggest(follow.text, l4_fields))
         if word in ("icmp", "icmpv6"):
             version = 4 if word == "icmp" else 6
             follow = self.peek()
@@ -727,21 +529,21 @@ class _Parser:
             if self.bare_protocol_ok(follow):
                 return [ProtoExpr([PROTOCOLS[word]]), FamilyExpr(version)]
             self.fail(follow, f"unknown {word} field {follow.text!r} (fields: type, code)"
-                      + _suggest(follow.text, ("type", "code")))
+                      + suggest(follow.text, ("type", "code")))
         if word == "igmp":
             return [ProtoExpr([PROTOCOLS["igmp"]]), FamilyExpr(4)]
         if word == "ct":
             sub = self.expect_word("state after ct")
             if sub.text != "state":
                 self.fail(sub, f"unknown ct field {sub.text!r} (fields: state)"
-                          + _suggest(sub.text, ("state",)))
+                          + suggest(sub.text, ("state",)))
             negate = self._negation()
             states = self.list_values("a connection state")
             for state_tok in states:
                 if state_tok.text not in STATE_NAMES:
                     self.fail(state_tok, f"unknown connection state {state_tok.text!r} "
                               f"(states: {', '.join(STATE_NAMES)})"
-                              + _suggest(state_tok.text, list(STATE_NAMES)))
+                              + suggest(state_tok.text, list(STATE_NAMES)))
             return [CtStateExpr([t.text for t in states], negate)]
         if word in ("iif", "iifname", "oif", "oifname"):
             negate = self._negation()
@@ -750,7 +552,7 @@ class _Parser:
             return [IfaceExpr(field, [t.text for t in ifaces], negate)]
         if word == "limit":
             return [self.limit()]
-        self.fail(tok, f"unknown keyword {word!r}" + _suggest(word, _CHAIN_KEYWORDS))
+        self.fail(tok, f"unknown keyword {word!r}" + suggest(word, _CHAIN_KEYWORDS))
 
     def bare_protocol_ok(self, follow: Token) -> bool:
         """`tcp accept`, `udp ip saddr ...`: a protocol word on its own."""
@@ -769,7 +571,7 @@ class _Parser:
         while True:
             value = self.next()
             if value.kind not in kinds:
-                self.fail(value, f"expected {what}, found {_describe(value)}")
+                self.fail(value, f"expected {what}, found {describe(value)}")
             values.append(value)
             comma = self.peek()
             if comma.kind == PUNCT and comma.text == ",":
@@ -802,10 +604,10 @@ class _Parser:
                 expect_value = True
                 continue
             if tok.kind not in kinds:
-                self.fail(tok, f"expected {what} or '}}', found {_describe(tok)}")
+                self.fail(tok, f"expected {what} or '}}', found {describe(tok)}")
             if not expect_value:
                 self.fail(tok, f"expected ',' or '}}' between set elements, found "
-                          f"{_describe(tok)}")
+                          f"{describe(tok)}")
             values.append(tok)
             expect_value = False
 
@@ -841,7 +643,7 @@ class _Parser:
                 values.append(int(name))
             else:
                 self.fail(tok, f"unknown protocol {tok.text!r} (tcp, udp, icmp, icmpv6, igmp, "
-                          "or a number 0-255)" + _suggest(name, list(PROTOCOLS)))
+                          "or a number 0-255)" + suggest(name, list(PROTOCOLS)))
         return values
 
     def named_numbers(self, table: dict[str, int], what: str, maximum: int) -> list[int]:
@@ -852,7 +654,7 @@ class _Parser:
             elif tok.text.isdigit() and int(tok.text) <= maximum:
                 values.append(int(tok.text))
             else:
-                self.fail(tok, f"unknown {what} {tok.text!r}" + _suggest(tok.text, list(table)))
+                self.fail(tok, f"unknown {what} {tok.text!r}" + suggest(tok.text, list(table)))
         return values
 
     def _flag_value(self, tok: Token, text: str) -> int:
@@ -864,7 +666,7 @@ class _Parser:
             bit = TCP_FLAGS.get(part)
             if bit is None:
                 self.fail(tok, f"unknown tcp flag {part!r} (flags: fin, syn, rst, psh, ack, "
-                          "urg, ecn, cwr)" + _suggest(part, list(TCP_FLAGS)))
+                          "urg, ecn, cwr)" + suggest(part, list(TCP_FLAGS)))
             value |= bit
         return value
 
@@ -904,7 +706,7 @@ class _Parser:
             if tok.kind == EOF:
                 self.fail(open_tok, "missing '}' to close the set")
             if tok.kind != WORD:
-                self.fail(tok, f"expected tcp flags, found {_describe(tok)}")
+                self.fail(tok, f"expected tcp flags, found {describe(tok)}")
             value = self._flag_value(tok, tok.text)
             while self.peek().kind == PUNCT and self.peek().text == "|":
                 self.next()
@@ -974,7 +776,7 @@ class _Parser:
         units = ("second", "minute", "hour", "day", "week")
         if unit not in units:
             self.fail(amount_tok, f"unknown rate unit {unit!r} (units: {', '.join(units)})"
-                      + _suggest(unit, units))
+                      + suggest(unit, units))
         rate = int(amount_text) * scale
         if rate == 0:
             self.fail(amount_tok, "a rate of 0 never lets anything through; use drop")
@@ -991,133 +793,11 @@ class _Parser:
                 burst *= {"bytes": 1, "kbytes": 1024, "mbytes": 1024 * 1024}[unit_tok.text]
         return LimitExpr(rate, unit, bytes_mode=bytes_mode, burst=burst, over=over)
 
-    # --- checks ------------------------------------------------------------------------
-    def check_rule(self, rule: Rule, exprs: list[tuple[Expr, Token]], first: Token) -> None:
-        """Warn about rules that can never match."""
-        families: dict[int, Token] = {}
-        for expr, tok in exprs:
-            if expr.family is not None:
-                families.setdefault(expr.family, tok)
-        if rule.reject is not None and rule.reject.family is not None:
-            families.setdefault(rule.reject.family, first)
-        if len(families) > 1:
-            self.warn(first, "this rule can never match: it asks for both IPv4 and IPv6 "
-                      f"(from '{families[4].text}' and '{families[6].text}')")
-            return
-        protocols: frozenset[int] | None = None
-        for expr, tok in exprs:
-            if expr.protocols is None:
-                continue
-            protocols = expr.protocols if protocols is None else protocols & expr.protocols
-            if not protocols:
-                self.warn(tok, f"this rule can never match: '{tok.text}' contradicts the "
-                          "protocol asked for earlier in the rule", len(tok.text))
-                return
-        for expr, tok in exprs:
-            if isinstance(expr, TcpFlagsExpr) and expr.never_matches:
-                self.warn(tok, "this rule can never match: the flag value has bits outside "
-                          "its mask", len(tok.text))
-                return
-        seen: dict[type, list[Expr]] = {}
-        for expr, tok in exprs:
-            for other in seen.get(type(expr), []):
-                if _disjoint(expr, other):
-                    self.warn(tok, f"this rule can never match: '{expr}' and '{other}' cannot "
-                              "both hold", len(tok.text))
-                    return
-            seen.setdefault(type(expr), []).append(expr)
-
-
-def _disjoint(a: Expr, b: Expr) -> bool:
-    """Two positive expressions of one kind that no packet can satisfy together."""
-    if getattr(a, "negate", False) or getattr(b, "negate", False):
-        return False
-    if isinstance(a, PortExpr) and isinstance(b, PortExpr):
-        return a.field == b.field and a.proto == b.proto and not a.ports.intersects(b.ports)
-    if isinstance(a, AddressExpr) and isinstance(b, AddressExpr):
-        va, vb = a.value, b.value
-        if a.field != b.field or va.names or vb.names or va.dynamic or vb.dynamic:
-            return False
-        return not va.addresses.intersects(vb.addresses)
-    if isinstance(a, IcmpTypeExpr) and isinstance(b, IcmpTypeExpr):
-        return a.family == b.family and not (a.values & b.values)
-    if isinstance(a, IcmpCodeExpr) and isinstance(b, IcmpCodeExpr):
-        return a.family == b.family and not (a.values & b.values)
-    if isinstance(a, CtStateExpr) and isinstance(b, CtStateExpr):
-        return not (a.mask & b.mask)
-    return False
-
-
-def _describe(tok: Token) -> str:
-    if tok.kind == EOF:
-        return "the end of the file"
-    if tok.kind == NEWLINE:
-        return "the end of the line"
-    if tok.kind == STRING:
-        return f'"{tok.text}"'
-    return repr(tok.text)
 
 
 # ==========================================================================================
 # Whole-file checks and entry points
 # ==========================================================================================
-def _check_ruleset(ctx: _Context) -> None:
-    ruleset = ctx.ruleset
-    used: set[str] = set()
-    hooks: dict[str, Chain] = {}
-    for chain in ruleset.chains.values():
-        if chain.hook is not None:
-            if chain.hook in hooks:
-                ctx.report(Problem(chain.location or Location("<rules>", 1, 1),
-                                   f"chains {hooks[chain.hook].name!r} and {chain.name!r} "
-                                   f"both attach to hook {chain.hook}"))
-            hooks[chain.hook] = chain
-        texts: dict[str, Rule] = {}
-        shadow: Rule | None = None
-        for rule in chain.rules:
-            loc = rule.location or Location("<rules>", 1, 1)
-            if rule.verdict in (JUMP, GOTO) and rule.target:
-                used.add(rule.target)
-                target = ruleset.chains.get(rule.target)
-                if target is None:
-                    ctx.report(Problem(loc, f"{rule.verdict} to unknown chain {rule.target!r}"
-                                       + _suggest(rule.target, list(ruleset.chains))))
-                elif target.hook is not None:
-                    ctx.report(Problem(loc, f"cannot {rule.verdict} to base chain "
-                                       f"{target.name!r} (it is attached to a hook)"))
-            if shadow is not None:
-                where = shadow.location
-                ctx.report(Problem(loc, "this rule can never match: the rule at line "
-                                   f"{where.line if where else '?'} decides every packet "
-                                   "first", "warning"))
-            elif not rule.exprs and (rule.verdict in TERMINAL or rule.verdict in (GOTO,
-                                                                                  "return")):
-                shadow = rule
-            if chain.hook is not None:
-                for expr in rule.exprs:
-                    if expr.hooks is not None and chain.hook not in expr.hooks:
-                        ctx.report(Problem(loc, f"this rule can never match: '{expr}' never "
-                                           f"holds in the {chain.hook} hook", "warning"))
-                        break
-            text = rule.text()
-            if text in texts and shadow is None:
-                first = texts[text].location
-                ctx.report(Problem(loc, f"duplicate rule (same as line "
-                                   f"{first.line if first else '?'}): it only matches "
-                                   "what the first one did not", "warning"))
-            texts.setdefault(text, rule)
-    for chain in ruleset.chains.values():
-        if chain.hook is None and chain.name not in used:
-            ctx.report(Problem(chain.location or Location("<rules>", 1, 1),
-                               f"chain {chain.name!r} is never used (nothing jumps to it, and "
-                               "it is not input, output or forward)", "warning"))
-    if not any(p.severity == "error" for p in ctx.problems):
-        try:
-            ruleset.link()
-        except RuleBuildError as e:
-            ctx.report(Problem(Location("<rules>", 1, 1), str(e)))
-
-
 def _parse_into(ctx: _Context, text: str, file: str, base: Path | None) -> None:
     ctx.sources[file] = text.split("\n")
     resolved = str(Path(file).resolve()) if not file.startswith("<") else file
@@ -1130,7 +810,7 @@ def _parse_into(ctx: _Context, text: str, file: str, base: Path | None) -> None:
 
 
 def _finish(ctx: _Context) -> Ruleset:
-    _check_ruleset(ctx)
+    check_ruleset(ctx.ruleset, ctx.problems, ctx.report)
     errors = [p for p in ctx.problems if p.severity == "error"]
     if errors:
         raise RuleFileError(ctx.problems)
@@ -1175,8 +855,8 @@ def parse_rule(text: str, *, file: str = "<rule>") -> Rule:
         parser.skip_separators()
         tok = parser.peek()
         if tok.kind != EOF:
-            parser.fail(tok, f"expected one rule, found more: {_describe(tok)}")
-    except _Abort:
+            parser.fail(tok, f"expected one rule, found more: {describe(tok)}")
+    except AbandonStatement:
         pass
     errors = [p for p in ctx.problems if p.severity == "error"]
     if errors or rule is None:

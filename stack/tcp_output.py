@@ -1,0 +1,269 @@
+"""TCP output: the part of `TcpConnection` that decides what to send and builds it.
+
+`_output` sends whatever the windows (cwnd, or PRR's during SACK recovery, and
+the peer's), Nagle, sender silly-window avoidance and the state allow: holes
+first in SACK recovery, then new data, then a FIN. `_transmit` builds every
+segment (options, advertised window, ECN marks) and hands it to the TCP layer's
+IP output; it is the only place sequence numbers are masked back to 32 bits.
+
+Written as a mixin over the transmission control block (stack/tcp_tcb.py), not
+as a helper object holding a reference to the connection: this is the
+per-segment path, and as methods of the connection these read its variables
+with one attribute lookup each, exactly as before the split.
+
+Touches only its connection's variables and the TCP layer's output.
+"""
+
+from __future__ import annotations
+
+from .tcp_tcb import (
+    ACK,
+    FIN,
+    MASK,
+    PSH,
+    RST,
+    SENDS_DATA,
+    SYN,
+    TcpState,
+    TransmissionControlBlock,
+)
+from .wire import tcp as wire_tcp
+
+
+class TcpOutput(TransmissionControlBlock):
+    """Segment output of one connection."""
+
+    def _advertise_window(self) -> int:
+        """The window to advertise now (bytes, before scaling); never shrinks the right edge."""
+        used = len(self.rcv_buf) + self.ooo.bytes
+        free = max(0, self.rcvbuf - used)
+        if self.shut_rd:
+            free = max(free, self.rcvbuf)
+        right = self.rcv_nxt + free
+        current = self.rcv_adv - self.rcv_nxt
+        if current > 0 and right - self.rcv_adv < min(self.rcvbuf // 2, self.adv_mss):
+            right = self.rcv_adv  # receiver SWS avoidance: hold the old edge
+        right = max(right, self.rcv_adv)
+        window = right - self.rcv_nxt
+        # the scaled field cannot say every byte count: round up (as Linux), since rounding
+        # down would pull the right edge back below RCV.ADV, i.e. shrink the window
+        step = (1 << self.rcv_wscale) - 1
+        return min((window + step) & ~step, 0xFFFF << self.rcv_wscale)
+
+    def _syn_options(self, peer: wire_tcp.TcpOptions | None) -> wire_tcp.TcpOptions:
+        cfg = self.config
+        want_ts = cfg.timestamps and (peer is None or peer.timestamp is not None)
+        want_sack = cfg.sack and (peer is None or peer.sack_permitted)
+        want_ws = cfg.window_scaling and (peer is None or peer.wscale is not None)
+        return wire_tcp.TcpOptions(
+            mss=self.adv_mss,
+            wscale=self.rcv_wscale if want_ws else None,
+            sack_permitted=want_sack,
+            timestamp=(self._ts_now(), self.ts_recent if peer is not None else 0)
+            if want_ts else None,
+        )
+
+    def _data_options(self) -> wire_tcp.TcpOptions:
+        """Options of a non-SYN segment now: timestamps, and SACK blocks while data is queued
+        out of order (most recent first, RFC 2018 §4)."""
+        if self.sack_enabled and (len(self.ooo) or self.dsack_block is not None):
+            count = 3 if self.ts_enabled else 4
+            blocks = tuple((s & MASK, e & MASK)
+                           for s, e in self._sack_blocks_to_send(count))
+            return wire_tcp.TcpOptions(
+                timestamp=(self._ts_now(), self.ts_recent) if self.ts_enabled else None,
+                sack_blocks=blocks)
+        if self.ts_enabled:
+            return wire_tcp.TcpOptions(timestamp=(self._ts_now(), self.ts_recent))
+        return wire_tcp.NO_OPTIONS
+
+    def _transmit(self, seq: int, flags: int, payload: bytes | bytearray | memoryview = b"",
+                  options: wire_tcp.TcpOptions | None = None) -> None:
+        ack = self.rcv_nxt if flags & ACK else 0
+        if options is None:
+            options = self._data_options()
+        if flags & SYN:
+            window = min(self._advertise_window(), 0xFFFF)
+            self.rcv_adv = max(self.rcv_adv, self.rcv_nxt + window)
+        else:
+            window = self._advertise_window()
+            self.rcv_adv = max(self.rcv_adv, self.rcv_nxt + window)
+            window >>= self.rcv_wscale
+        ecn = 0
+        if self.ecn_ok and not flags & (SYN | RST):
+            flags, ecn = self._ecn_mark(seq, flags, len(payload))
+        header = wire_tcp.TcpRepr(self.lport, self.rport, seq & MASK, ack & MASK, flags,
+                                  window, 0, options)
+        segment = header.build(payload, self.rt.src, self.remote)
+        if flags & ACK:
+            self.last_ack_sent = self.rcv_nxt
+            self.ack_pending = 0
+            self._cancel("dack")
+        self.stats["segments_out"] += 1
+        self.layer.output(self, segment, ecn)  # type: ignore[arg-type]  # (a TcpConnection)
+
+    def _send_ack(self) -> None:
+        # SND.MAX, not SND.NXT: after a timeout SND.NXT falls back to SND.UNA, and the
+        # peer, which may hold more than we know, would find that sequence number below
+        # its RCV.NXT and drop the ACK unread; with both ends retransmitting that deadlocks
+        self._transmit(self.snd_max, ACK)
+
+    def _send_challenge_ack(self) -> None:
+        if self.layer.allow_challenge_ack():
+            self.stats["challenge_acks"] += 1
+            self._send_ack()
+
+    def _send_syn(self) -> None:
+        if self.retries == 0:
+            self.syn_sent_ns = self.now()  # for the handshake's RTT sample (Karn: first only)
+        flags = SYN | (ACK if self.state == TcpState.SYN_RECEIVED else 0)
+        flags |= self._ecn_syn_flags()
+        peer = self._peer_syn_options if self.state == TcpState.SYN_RECEIVED else None
+        self._transmit(self.iss, flags, b"", self._syn_options(peer))
+        self.snd_nxt = max(self.snd_nxt, self.iss + 1)
+        self.snd_max = max(self.snd_max, self.snd_nxt)
+
+    def _pipe(self) -> int:
+        if self.sack_enabled and self.in_recovery:
+            return self.scoreboard.pipe(self.snd_una, self.snd_max, self.high_rxt,
+                                        self._effective_mss())
+        return self.snd_max - self.snd_una if self.snd_nxt >= self.snd_max else (
+            self.snd_nxt - self.snd_una)
+
+    def _output(self) -> None:
+        """Send whatever the windows, Nagle and the state allow."""
+        if self.state not in SENDS_DATA:
+            return
+        mss = self._effective_mss()
+        cwnd = (self.prr_cwnd if self.in_recovery and self.sack_enabled else self.cc.cwnd) + (
+            self.recovery_inflation + self.limited_transmit)
+        sent_any = False
+        # RFC 6675 loss recovery: retransmit holes first (those whose retransmission was
+        # lost too before the rest)
+        if self.sack_enabled and self.in_recovery:
+            while True:
+                pipe = self._pipe()
+                if cwnd - pipe < mss and pipe > 0:
+                    break
+                if self.lost_again:
+                    start, end = self.lost_again.pop(0)
+                    start = max(start, self.snd_una)
+                    if end <= start:
+                        continue
+                    sent = self._send_data(start, end - start, retransmit=True)
+                    self.rexmits[start] = (start + sent, self.snd_max)
+                    if start + sent < end:  # cut short by SACK blocks: the rest is next
+                        self.lost_again.insert(0, (start + sent, end))
+                    sent_any = True
+                    continue
+                hole = self.scoreboard.next_hole(max(self.high_rxt, self.snd_una),
+                                                 self.snd_max, mss)
+                if hole is None:
+                    break
+                start, end = hole
+                sent = self._send_data(start, end - start, retransmit=True)
+                self.rexmits[start] = (start + sent, self.snd_max)
+                self.high_rxt = start + sent
+                sent_any = True
+        while True:
+            data_end = self.sendq_seq + len(self.sendq)
+            if self.snd_nxt < self.snd_max and self.scoreboard.ranges:
+                # after an RTO: skip what the peer already holds
+                for s, e in self.scoreboard.ranges:
+                    if s <= self.snd_nxt < e:
+                        self.snd_nxt = e
+            available = data_end - self.snd_nxt
+            in_flight = self._pipe() if self.in_recovery and self.sack_enabled else (
+                self.snd_nxt - self.snd_una)
+            cwnd_room = cwnd - in_flight
+            wnd_room = self.snd_una + self.snd_wnd - self.snd_nxt
+            room = min(cwnd_room, wnd_room)
+            fin_now = (self.fin_queued and self.fin_seq is None) or (
+                self.fin_seq is not None and self.snd_nxt <= self.fin_seq
+                and self.snd_nxt >= data_end)
+            if available <= 0:
+                if fin_now and (self.snd_nxt >= data_end) and cwnd_room > 0:
+                    self._send_fin(data_end)
+                    sent_any = True
+                break
+            if room <= 0:
+                if self.snd_wnd == 0 or wnd_room <= 0:
+                    if self.snd_una == self.snd_max:
+                        self._arm_persist()
+                break
+            length = min(mss, available, room)
+            retransmitting = self.snd_nxt < self.snd_max
+            if length < mss and not retransmitting and not self._persist_force:
+                more_coming = available > length
+                if more_coming and length < self.max_snd_wnd // 2:
+                    if self.snd_una == self.snd_max:
+                        self._arm_persist()  # the window update that would free us may be lost
+                    break  # sender SWS avoidance: wait for a usable window
+                if (not self.nodelay and self.snd_nxt > self.snd_una and not
+                        (self.fin_queued and not more_coming)):
+                    break  # Nagle: one small segment in flight at a time
+            with_fin = self.fin_queued and self.snd_nxt + length == data_end and (
+                self.fin_seq is None or self.fin_seq == data_end)
+            self._persist_force = False
+            sent = self._send_data(self.snd_nxt, length, retransmit=retransmitting, fin=with_fin)
+            if sent < length:
+                with_fin = False
+            self.snd_nxt += sent + (1 if with_fin else 0)
+            if with_fin:
+                self._fin_sent(data_end)
+            self.snd_max = max(self.snd_max, self.snd_nxt)
+            sent_any = True
+        if sent_any and "rtx" not in self._timers:
+            self._arm("rtx", self.rto_ns)
+        if sent_any:
+            self._arm_tlp()
+        if self.snd_una != self.snd_max:
+            self._cancel("persist")
+
+    def _send_data(self, seq: int, length: int, retransmit: bool, fin: bool = False) -> int:
+        """Send [seq, seq+length) from the send queue; returns the bytes actually sent.
+
+        SACK blocks in the options take room from the payload (as Linux's
+        tcp_current_mss), so a segment never outgrows the MSS the peer and
+        the path allow: the payload is shortened (and a FIN then waits).
+        """
+        options = self._data_options()
+        room = self._effective_mss()
+        if options.sack_blocks:
+            room -= 4 + 8 * min(len(options.sack_blocks), 3 if self.ts_enabled else 4)
+        if length > room:
+            length = room
+            fin = False
+        offset = seq - self.sendq_seq
+        payload = self.sendq[offset: offset + length]
+        flags = ACK | (PSH if seq + length >= self.sendq_seq + len(self.sendq) else 0)
+        if fin:
+            flags |= FIN
+        now = self.now()
+        if retransmit:
+            self.stats["retransmits"] += 1
+            if self.rtt_seq is not None and seq <= self.rtt_seq:
+                self.rtt_seq = None  # Karn: no sample from a retransmitted range
+        elif self.rtt_seq is None and not self.ts_enabled:
+            self.rtt_seq = seq + length
+            self.rtt_sent_ns = now
+        if self.snd_una == self.snd_max or self.first_unacked_sent_ns == 0:
+            self.first_unacked_sent_ns = now
+        self._note_sent(seq, length, retransmit, now)
+        self._transmit(seq, flags, payload, options)
+        return length
+
+    def _send_fin(self, data_end: int) -> None:
+        self._transmit(data_end, FIN | ACK)
+        if self.fin_seq is None or self.snd_nxt <= data_end:
+            self.snd_nxt = data_end + 1
+        self._fin_sent(data_end)
+        self.snd_max = max(self.snd_max, self.snd_nxt)
+
+    def _fin_sent(self, data_end: int) -> None:
+        if self.fin_seq is None:
+            self.fin_seq = data_end
+            if self.state == TcpState.ESTABLISHED:
+                self._set_state(TcpState.FIN_WAIT_1)
+            elif self.state == TcpState.CLOSE_WAIT:
+                self._set_state(TcpState.LAST_ACK)
