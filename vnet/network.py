@@ -43,8 +43,8 @@ from stack.ping import IcmpEchoLayer, IcmpEchoSocket
 from stack.sockopt import getsockopt as stack_getsockopt
 from stack.sockopt import setsockopt as stack_setsockopt
 from stack.tcp import TcpLayer, TcpSocket
-from stack.tcp_options import getsockopt as tcp_getsockopt
-from stack.tcp_options import setsockopt as tcp_setsockopt
+from stack.tcp_sockopt import getsockopt as tcp_getsockopt
+from stack.tcp_sockopt import setsockopt as tcp_setsockopt
 from stack.udp import AF_INET, AF_INET6, UdpLayer, UdpSocket
 from stack.wire import icmpv4, icmpv6
 from vnet.link.capture import LINKTYPE_RAW, Capture, Direction

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from stack.tcp_connection import TcpState
-from stack.tcp_options import (
+from stack.tcp_sockopt import (
     TCP_CONGESTION,
     TCP_KEEPCNT,
     TCP_KEEPIDLE,

@@ -35,8 +35,8 @@ from stack.sockopt import getsockopt as udp_getsockopt
 from stack.sockopt import setsockopt as udp_setsockopt
 from stack.tcp import TcpSocket
 from stack.tcp_connection import TcpState
-from stack.tcp_options import getsockopt as tcp_getsockopt
-from stack.tcp_options import setsockopt as tcp_setsockopt
+from stack.tcp_sockopt import getsockopt as tcp_getsockopt
+from stack.tcp_sockopt import setsockopt as tcp_setsockopt
 from stack.udp import UdpSocket
 
 from .abi import GuestExit, host_function

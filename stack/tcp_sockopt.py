@@ -19,7 +19,7 @@ import socket as s
 import struct
 
 from .sockopt import SOCK_MIN_RCVBUF, SOCK_MIN_SNDBUF, buffer_size, check_unprivileged
-from .tcp import TcpSocket
+from .tcp_socket import TcpSocket
 
 TCP_NODELAY = 1
 TCP_MAXSEG = 2
