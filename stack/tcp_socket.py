@@ -17,6 +17,8 @@ import socket as _socket
 from collections import deque
 from typing import TYPE_CHECKING
 
+from . import tcp_sockopt
+from .socket import Socket, SocketReadiness, SocketStatus
 from .socket_memory import SEND_RESERVE, SocketMemory
 from .tcp_connection import CAN_SEND, TcpConnection, TcpState
 
@@ -56,10 +58,12 @@ class TcpListener:
         return max(self.backlog, 8)
 
 
-class TcpSocket:
+class TcpSocket(Socket):
     """A TCP socket: unconnected, listening, or holding one connection."""
 
     kind = "tcp"
+    type = _socket.SOCK_STREAM
+    proto = _socket.IPPROTO_TCP
 
     def __init__(self, layer: TcpLayer, family: int) -> None:
         if family not in (AF_INET, AF_INET6):
@@ -194,6 +198,10 @@ class TcpSocket:
             return LOOPBACK4
         return LOOPBACK6
 
+    def disconnect(self) -> None:
+        """connect(AF_UNSPEC): refused, as vnet always has (Linux would abort the connection)."""
+        raise _err(errno.EAFNOSUPPORT)
+
     def connect_result(self) -> int | None:
         """None while connecting; 0 once connected; an errno if it failed."""
         conn = self.conn
@@ -270,6 +278,28 @@ class TcpSocket:
         self.layer.settle_memory(conn)
         return sent
 
+    def sendto(self, data: bytes | memoryview, addr: bytes | None = None,
+               port: int | None = None) -> int:
+        """A connected stream ignores the address, as Linux; an unconnected one is ENOTCONN."""
+        if addr is not None and self.conn is None:
+            raise _err(errno.ENOTCONN)
+        return self.send(data)
+
+    def send_room(self) -> int:
+        conn = self.conn
+        if conn is None:
+            return 0
+        return min(conn.sndbuf - len(conn.sendq), self.memory.available() - SEND_RESERVE)
+
+    def recvfrom(self, size: int, peek: bool = False) -> tuple[bytes, bytes, int, bool]:
+        """The data and, once connected, the peer's address (b"", 0 before)."""
+        data = self.recv(size, peek)
+        try:
+            addr, port = self.getpeername()
+        except OSError:
+            addr, port = b"", 0
+        return data, addr, port, False
+
     def recv(self, size: int, peek: bool = False) -> bytes:
         if self.closed:
             raise _err(errno.EBADF)
@@ -314,7 +344,49 @@ class TcpSocket:
                 self.layer.settle_memory(self.conn, release=True)
         self.layer.release(self)
 
+    # --- options -----------------------------------------------------------
+    def setsockopt(self, level: int, name: int, value: int | bytes) -> None:
+        tcp_sockopt.setsockopt(self, level, name, value)
+
+    def getsockopt(self, level: int, name: int) -> int | bytes:
+        return tcp_sockopt.getsockopt(self, level, name)
+
+    def status(self) -> SocketStatus:
+        conn = self.conn
+        if self.closed:
+            return SocketStatus.CLOSED
+        if conn is None:
+            return SocketStatus.OPENED if self.listening else SocketStatus.OPENING
+        if conn.state in (TcpState.SYN_SENT, TcpState.SYN_RECEIVED):
+            return SocketStatus.OPENING
+        if conn.state == TcpState.CLOSED:
+            return SocketStatus.FAILED if conn.error or conn.reset_received else (
+                SocketStatus.CLOSED)
+        return SocketStatus.OPENED
+
     # --- readiness ---------------------------------------------------------
+    def poll_read(self) -> SocketReadiness:
+        err = self.error_pending()
+        if err:
+            return SocketReadiness(True, 0, hangup=self.hangup(), error=err)
+        conn = self.conn
+        if self.listening:
+            return SocketReadiness(self.readable(), 0)
+        if conn is None:
+            return SocketReadiness(False)
+        return SocketReadiness(self.readable(), len(conn.rcv_buf), hangup=self.hangup())
+
+    def poll_write(self) -> SocketReadiness:
+        conn = self.conn
+        if conn is None:
+            return SocketReadiness(not self.listening, 0)
+        err = self.error_pending()
+        if err:
+            return SocketReadiness(True, 0, hangup=self.hangup(), error=err)
+        ready = self.writable()
+        return SocketReadiness(ready, max(0, conn.sndbuf - len(conn.sendq)) if ready else 0,
+                               hangup=self.hangup())
+
     def readable(self) -> bool:
         if self.listener is not None:
             return bool(self.listener.accept_queue)
