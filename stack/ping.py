@@ -22,8 +22,10 @@ mean this host; a broadcast or multicast one is ENETUNREACH) and fixes a
 wildcard source to the route's; getpeername() stays ENOTCONN, all as
 Linux's ping sockets do. The only option is IP_TTL (the hop limit of both
 families, as vnet has always read it); SO_ERROR reads 0, anything else is
-ENOPROTOOPT. shutdown() is inet_shutdown's: it takes effect (a read then finds
-end of file, a send EPIPE) and, unless connected, still says ENOTCONN. The socket implements
+ENOPROTOOPT. shutdown() is inet_shutdown's: unless connected it says ENOTCONN,
+yet SHUT_WR takes effect either way (a send is then EPIPE); reads go on
+waiting for replies after SHUT_RD, as Linux's ping_recvmsg does (see
+tests/stack/test_ping_socket_vs_linux.py). The socket implements
 `stack.socket.Socket`; its queue is not charged to socket memory. This is how
 scripted hosts ping. Touches only its stack.
 """
@@ -67,7 +69,6 @@ class IcmpEchoSocket(Socket):
         self.family = family
         self.proto = _socket.IPPROTO_ICMP if family == AF_INET else _socket.IPPROTO_ICMPV6
         self.memory = layer.stack.socket_memory
-        self.shut_rd = False
         self.shut_wr = False
         self.ident = 0
         self.queue: deque[tuple[bytes, bytes]] = deque()
@@ -175,8 +176,6 @@ class IcmpEchoSocket(Socket):
     def recvfrom(self, size: int, peek: bool = False) -> tuple[bytes, bytes, int, bool]:
         """(the echo reply, its source, 0, False): a longer reply is cut to `size`."""
         if not self.queue:
-            if self.shut_rd:
-                return b"", self.local_addr, 0, False
             raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
         data, src = self.queue[0] if peek else self.queue.popleft()
         return data[:size], src, 0, False
@@ -193,7 +192,7 @@ class IcmpEchoSocket(Socket):
         raise _oserror(errno.ENOPROTOOPT)
 
     def readable(self) -> bool:
-        return bool(self.queue) or self.shut_rd or self.closed
+        return bool(self.queue) or self.closed
 
     def writable(self) -> bool:
         return True
@@ -201,11 +200,8 @@ class IcmpEchoSocket(Socket):
     def shutdown(self, how: int) -> None:
         if how not in (_socket.SHUT_RD, _socket.SHUT_WR, _socket.SHUT_RDWR):
             raise _oserror(errno.EINVAL)
-        if how in (_socket.SHUT_RD, _socket.SHUT_RDWR):
-            self.shut_rd = True
         if how in (_socket.SHUT_WR, _socket.SHUT_RDWR):
-            self.shut_wr = True
-        self.layer.stack.driver.wake()
+            self.shut_wr = True  # SHUT_RD changes nothing a ping socket's reader sees
         if self.peer is None:  # as UDP: the flags are set, and still ENOTCONN
             raise _oserror(errno.ENOTCONN)
 
