@@ -20,17 +20,25 @@ as on Linux; over IPv6 `::` is ENETUNREACH, also as on Linux. connect()
 sets the destination `send` uses (the same source checks; 0.0.0.0 and ::
 mean this host; a broadcast or multicast one is ENETUNREACH) and fixes a
 wildcard source to the route's; getpeername() stays ENOTCONN, all as
-Linux's ping sockets do. This is how scripted hosts ping. Touches only its
-stack.
+Linux's ping sockets do. The only option is IP_TTL (the hop limit of both
+families, as vnet has always read it); SO_ERROR reads 0, anything else is
+ENOPROTOOPT. shutdown() is inet_shutdown's: unless connected it says ENOTCONN,
+yet SHUT_WR takes effect either way (a send is then EPIPE); reads go on
+waiting for replies after SHUT_RD, as Linux's ping_recvmsg does (see
+tests/stack/test_ping_socket_vs_linux.py). The socket implements
+`stack.socket.Socket`; its queue is not charged to socket memory. This is how
+scripted hosts ping. Touches only its stack.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import socket as _socket
 from collections import deque
 from typing import TYPE_CHECKING
 
+from .socket import Socket
 from .wire import icmpv4, icmpv6
 from .wire.errors import WireError
 
@@ -50,12 +58,18 @@ def _oserror(code: int) -> OSError:
     return OSError(code, os.strerror(code))
 
 
-class IcmpEchoSocket:
+class IcmpEchoSocket(Socket):
+    """A ping socket (AF_INET + IPPROTO_ICMP, or AF_INET6 + IPPROTO_ICMPV6)."""
+
     kind = "icmp"
+    type = _socket.SOCK_DGRAM
 
     def __init__(self, layer: IcmpEchoLayer, family: int) -> None:
         self.layer = layer
         self.family = family
+        self.proto = _socket.IPPROTO_ICMP if family == AF_INET else _socket.IPPROTO_ICMPV6
+        self.memory = layer.stack.socket_memory
+        self.shut_wr = False
         self.ident = 0
         self.queue: deque[tuple[bytes, bytes]] = deque()
         self.closed = False
@@ -86,7 +100,7 @@ class IcmpEchoSocket:
             self._bind()
         self.local_addr = addr
 
-    def connect(self, addr: bytes) -> None:
+    def connect(self, addr: bytes, port: int = 0) -> None:
         """Linux's ip4/ip6_datagram_connect for a ping socket: the destination of send()."""
         if self.closed:
             raise _oserror(errno.EBADF)
@@ -108,15 +122,31 @@ class IcmpEchoSocket:
             self.local_addr = rt.src
         self.peer = addr
 
-    def send(self, data: bytes) -> int:
-        """send() on a connected ping socket (EDESTADDRREQ if it is not)."""
-        if self.peer is None:
-            raise _oserror(errno.EDESTADDRREQ)
-        return self.sendto(data, self.peer)
+    def disconnect(self) -> None:
+        """connect(AF_UNSPEC): send() has no destination again."""
+        self.peer = None
 
-    def sendto(self, data: bytes, addr: bytes) -> int:
+    def getsockname(self) -> tuple[bytes, int]:
+        return self.local_addr, self.ident
+
+    def getpeername(self) -> tuple[bytes, int]:
+        raise _oserror(errno.ENOTCONN)  # Linux's ping sockets have no getname for the peer
+
+    def send(self, data: bytes | memoryview) -> int:
+        """send() on a connected ping socket (EDESTADDRREQ if it is not)."""
+        return self.sendto(data)
+
+    def sendto(self, data: bytes | memoryview, addr: bytes | None = None,
+               port: int | None = None) -> int:
+        if addr is None:
+            if self.peer is None:
+                raise _oserror(errno.EDESTADDRREQ)
+            addr = self.peer
         if self.closed:
             raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+        if self.shut_wr:
+            raise _oserror(errno.EPIPE)
+        data = bytes(data)
         if (len(addr) == 4) != (self.family == AF_INET) or len(data) < 8:
             raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
         expected = icmpv4.TYPE_ECHO_REQUEST if self.family == AF_INET else icmpv6.TYPE_ECHO_REQUEST
@@ -143,14 +173,37 @@ class IcmpEchoSocket:
                 pass  # Linux: icmpv6_push_pending_frames ignores an OUTPUT drop (IPv4 reports it)
         return len(data)
 
-    def recvfrom(self, bufsize: int) -> tuple[bytes, bytes]:
+    def recvfrom(self, size: int, peek: bool = False) -> tuple[bytes, bytes, int, bool]:
+        """(the echo reply, its source, 0, False): a longer reply is cut to `size`."""
         if not self.queue:
             raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
-        data, src = self.queue.popleft()
-        return data[:bufsize], src
+        data, src = self.queue[0] if peek else self.queue.popleft()
+        return data[:size], src, 0, False
+
+    def setsockopt(self, level: int, name: int, value: int | bytes) -> None:
+        if level == _socket.IPPROTO_IP and name == _socket.IP_TTL:
+            self.ttl = value if isinstance(value, int) else int.from_bytes(value[:4], "little")
+            return
+        raise _oserror(errno.ENOPROTOOPT)
+
+    def getsockopt(self, level: int, name: int) -> int | bytes:
+        if level == _socket.SOL_SOCKET and name == _socket.SO_ERROR:
+            return 0
+        raise _oserror(errno.ENOPROTOOPT)
 
     def readable(self) -> bool:
         return bool(self.queue) or self.closed
+
+    def writable(self) -> bool:
+        return True
+
+    def shutdown(self, how: int) -> None:
+        if how not in (_socket.SHUT_RD, _socket.SHUT_WR, _socket.SHUT_RDWR):
+            raise _oserror(errno.EINVAL)
+        if how in (_socket.SHUT_WR, _socket.SHUT_RDWR):
+            self.shut_wr = True  # SHUT_RD changes nothing a ping socket's reader sees
+        if self.peer is None:  # as UDP: the flags are set, and still ENOTCONN
+            raise _oserror(errno.ENOTCONN)
 
     def close(self) -> None:
         self.closed = True

@@ -25,8 +25,13 @@ import errno
 import os
 import socket as s
 import struct
+from typing import TYPE_CHECKING
 
-from .udp import AF_INET, ANY4, UdpSocket
+if TYPE_CHECKING:
+    from .udp import UdpSocket
+
+AF_INET = s.AF_INET
+ANY4 = bytes(4)
 
 SO_REUSEPORT = getattr(s, "SO_REUSEPORT", 15)
 SO_BINDTODEVICE = getattr(s, "SO_BINDTODEVICE", 25)

@@ -86,6 +86,8 @@ import zlib
 from collections import deque
 from typing import TYPE_CHECKING
 
+from . import sockopt
+from .socket import Socket, SocketReadiness
 from .socket_memory import SocketMemory
 from .wire import udp as wire_udp
 from .wire.errors import WireError
@@ -159,10 +161,12 @@ def needs_scope_id(addr: bytes) -> bool:
     return addr[0] == 0xFF and addr[1] & 0x0F in (1, 2)
 
 
-class UdpSocket:
+class UdpSocket(Socket):
     """One UDP socket (AF_INET or AF_INET6). Non-blocking; errors as OSError."""
 
     kind = "udp"
+    type = _socket.SOCK_DGRAM
+    proto = _socket.IPPROTO_UDP
 
     def __init__(self, layer: UdpLayer, family: int) -> None:
         if family not in (AF_INET, AF_INET6):
@@ -381,8 +385,26 @@ class UdpSocket:
             src = to_mapped(src)
         return data[:bufsize], src, sport, len(data) > bufsize
 
+    def send(self, data: bytes | memoryview) -> int:
+        return self.sendto(data)
+
+    # --- options -----------------------------------------------------------
+    def setsockopt(self, level: int, name: int, value: int | bytes) -> None:
+        sockopt.setsockopt(self, level, name, value)
+
+    def getsockopt(self, level: int, name: int) -> int | bytes:
+        return sockopt.getsockopt(self, level, name)
+
+    # --- readiness ---------------------------------------------------------
     def readable(self) -> bool:
         return bool(self.queue) or bool(self.pending_error) or self.shut_rd or self.closed
+
+    def poll_read(self) -> SocketReadiness:
+        if self.queue:
+            return SocketReadiness(True, len(self.queue[0][0]))
+        if self.pending_error:
+            return SocketReadiness(True, 0, error=self.pending_error)
+        return SocketReadiness(self.readable())
 
     def writable(self) -> bool:
         return not self.closed

@@ -40,13 +40,10 @@ from stack.build import build_host
 from stack.driver import StackDriver
 from stack.host import HostStack
 from stack.interface import InterfaceAddress
-from stack.ping import IcmpEchoLayer, IcmpEchoSocket
-from stack.sockopt import getsockopt as stack_getsockopt
-from stack.sockopt import setsockopt as stack_setsockopt
-from stack.tcp import TcpLayer, TcpSocket
-from stack.tcp_options import getsockopt as tcp_getsockopt
-from stack.tcp_options import setsockopt as tcp_setsockopt
-from stack.udp import AF_INET, AF_INET6, UdpLayer, UdpSocket
+from stack.ping import IcmpEchoLayer
+from stack.socket import Socket
+from stack.tcp import TcpLayer
+from stack.udp import AF_INET, AF_INET6, UdpLayer
 from stack.wire import icmpv4, icmpv6
 from vnet.link.capture import LINKTYPE_RAW, Capture, Direction
 from vnet.link.impairment import Impairment
@@ -377,7 +374,7 @@ class HostSocket:
         self.type = type
         self.proto = proto
         self._timeout: float | None = _socket.getdefaulttimeout()
-        self._core: UdpSocket | IcmpEchoSocket | TcpSocket
+        self._core: Socket
         with self._turn():
             if type == SOCK_STREAM and proto in (0, _socket.IPPROTO_TCP):
                 self._core = host.tcp.socket(family)
@@ -441,15 +438,14 @@ class HostSocket:
     def bind(self, address: Any) -> None:
         addr, port = self._to_wire(address)
         with self._turn():
-            core = self._core
-            core.bind(addr, port)
+            self._core.bind(addr, port)
 
     @classmethod
-    def _wrap(cls, host: Host, core: TcpSocket) -> HostSocket:
+    def _wrap(cls, host: Host, core: Socket) -> HostSocket:
         sock = cls.__new__(cls)
         sock.host = host
         sock.family = core.family
-        sock.type = SOCK_STREAM
+        sock.type = core.type
         sock.proto = 0
         sock._timeout = _socket.getdefaulttimeout()
         sock._core = core
@@ -459,12 +455,9 @@ class HostSocket:
         addr, port = self._to_wire(address)
         core = self._core
         with self._turn():
-            if isinstance(core, IcmpEchoSocket):
-                core.connect(addr)
-                return
             core.connect(addr, port)
-        if not isinstance(core, TcpSocket):
-            return
+        if core.type != SOCK_STREAM:
+            return  # a datagram socket's connect() only sets its peer
         if self._timeout == 0.0:
             raise BlockingIOError(115, "Operation now in progress")
         if not self.host.network.wait(lambda: core.connect_result() is not None, self._timeout):
@@ -475,20 +468,15 @@ class HostSocket:
             raise OSError(result, _os_strerror(result))
 
     def listen(self, backlog: int = 128) -> None:
-        core = self._core
-        if not isinstance(core, TcpSocket):
-            raise OSError(95, "Operation not supported")
         with self._turn():
-            core.listen(backlog)
+            self._core.listen(backlog)  # EOPNOTSUPP on a datagram socket
 
     def accept(self) -> tuple[HostSocket, tuple[Any, ...]]:
         core = self._core
-        if not isinstance(core, TcpSocket):
-            raise OSError(95, "Operation not supported")
         while True:
             with self._turn():
                 try:
-                    child = core.accept()
+                    child: Socket | None = core.accept()  # EOPNOTSUPP on a datagram socket
                 except BlockingIOError:
                     child = None
                 if child is not None:
@@ -505,18 +493,12 @@ class HostSocket:
 
     def getsockname(self) -> tuple[Any, ...]:
         with self._turn():
-            core = self._core
-            if isinstance(core, IcmpEchoSocket):
-                return self._from_wire(core.local_addr, core.ident)
-            addr, port = core.getsockname()
+            addr, port = self._core.getsockname()
             return self._from_wire(addr, port)
 
     def getpeername(self) -> tuple[Any, ...]:
         with self._turn():
-            core = self._core
-            if isinstance(core, IcmpEchoSocket):
-                raise OSError(107, "Transport endpoint is not connected")
-            addr, port = core.getpeername()
+            addr, port = self._core.getpeername()
             return self._from_wire(addr, port)
 
     def _wait(self, ready: Callable[[], bool], what: str) -> None:
@@ -533,30 +515,24 @@ class HostSocket:
             address = args[1]
         else:
             raise TypeError("sendto() takes 2 or 3 arguments")
-        if isinstance(self._core, TcpSocket):
-            return self.send(data)  # TCP ignores the address, as Linux does
+        if self.type == SOCK_STREAM:
+            return self.send(data)  # a stream ignores the address, as Linux does
         addr, port = self._to_wire(address)
         with self._turn():
-            core = self._core
-            if isinstance(core, IcmpEchoSocket):
-                return core.sendto(bytes(data), addr)
-            assert isinstance(core, UdpSocket)
-            return core.sendto(memoryview(data), addr, port)
+            return self._core.sendto(memoryview(data), addr, port)
 
     def send(self, data: bytes, flags: int = 0) -> int:
         core = self._core
-        if isinstance(core, TcpSocket):
-            while True:
-                with self._turn():
-                    try:
-                        return core.send(memoryview(data))
-                    except BlockingIOError:
-                        pass
-                self._wait(core.writable, "send")
-        with self._turn():
-            if isinstance(core, IcmpEchoSocket):
-                return core.send(bytes(data))
-            return core.sendto(memoryview(data))
+        if self.type != SOCK_STREAM:
+            with self._turn():
+                return core.send(memoryview(data))  # a datagram goes whole or fails
+        while True:  # a stream waits for room
+            with self._turn():
+                try:
+                    return core.send(memoryview(data))
+                except BlockingIOError:
+                    pass
+            self._wait(core.writable, "send")
 
     def sendall(self, data: bytes, flags: int = 0) -> None:
         view = memoryview(data)
@@ -570,12 +546,8 @@ class HostSocket:
             with self._turn():
                 core = self._core
                 try:
-                    if isinstance(core, TcpSocket):
-                        data = core.recv(bufsize, peek)
-                        return data, ()
-                    if isinstance(core, IcmpEchoSocket):
-                        data, src = core.recvfrom(bufsize)
-                        return data, self._from_wire(src, 0)
+                    if self.type == SOCK_STREAM:
+                        return core.recv(bufsize, peek), ()  # a stream has no source address
                     data, src, port, _trunc = core.recvfrom(bufsize, peek)
                     return data, self._from_wire(src, port)
                 except BlockingIOError:
@@ -584,7 +556,7 @@ class HostSocket:
 
     def recv(self, bufsize: int, flags: int = 0) -> bytes:
         data = self.recvfrom(bufsize, flags)[0]
-        if flags & _socket.MSG_WAITALL and isinstance(self._core, TcpSocket):
+        if flags & _socket.MSG_WAITALL and self.type == SOCK_STREAM:
             chunks = [data]
             got = len(data)
             while data and got < bufsize:
@@ -601,27 +573,11 @@ class HostSocket:
 
     def setsockopt(self, level: int, optname: int, value: int | bytes) -> None:
         with self._turn():
-            core = self._core
-            if isinstance(core, TcpSocket):
-                tcp_setsockopt(core, level, optname, value)
-                return
-            if isinstance(core, IcmpEchoSocket):
-                if level == _socket.IPPROTO_IP and optname == _socket.IP_TTL:
-                    core.ttl = value if isinstance(value, int) else int.from_bytes(
-                        value[:4], "little")
-                    return
-                raise OSError(92, "Protocol not available")
-            stack_setsockopt(core, level, optname, value)
+            self._core.setsockopt(level, optname, value)
 
     def getsockopt(self, level: int, optname: int, buflen: int = 0) -> int | bytes:
         with self._turn():
-            core = self._core
-            if isinstance(core, IcmpEchoSocket):
-                raise OSError(92, "Protocol not available")
-            if isinstance(core, TcpSocket):
-                value = tcp_getsockopt(core, level, optname)
-            else:
-                value = stack_getsockopt(core, level, optname)
+            value = self._core.getsockopt(level, optname)
         if isinstance(value, bytes):
             if buflen:
                 return value[:buflen]
@@ -632,9 +588,7 @@ class HostSocket:
 
     def shutdown(self, how: int) -> None:
         with self._turn():
-            core = self._core
-            if isinstance(core, (UdpSocket, TcpSocket)):
-                core.shutdown(how)
+            self._core.shutdown(how)
 
     def close(self) -> None:
         with self._turn():

@@ -36,8 +36,9 @@ from scapy.packet import Packet, Raw
 from stack.build import build_host
 from stack.driver import ManualDriver
 from stack.host import HostStack
-from stack.tcp import TcpLayer, TcpSocket
+from stack.tcp import TcpLayer
 from stack.tcp_connection import TcpConfig, TcpConnection
+from stack.tcp_socket import TcpSocket
 from stack.wire.checksum import ones_sum, pseudo_header_v4, pseudo_header_v6
 from tests.stack.harness import OUR_MAC, OUR_MAC_S, PEER_MAC, PEER_MAC_S
 

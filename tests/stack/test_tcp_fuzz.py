@@ -17,8 +17,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from stack.tcp import TcpSocket
 from stack.tcp_connection import TcpState
+from stack.tcp_socket import TcpSocket
 from tests.stack.tcp_harness import MS, SEC, Dialogue
 
 EXAMPLES = 5000 if os.environ.get("VNET_FUZZ") == "long" else 250

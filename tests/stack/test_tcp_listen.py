@@ -226,7 +226,7 @@ def test_connect_on_a_listening_socket_is_eisconn_and_send_is_enotconn() -> None
 
 
 def test_accepted_socket_inherits_listener_options() -> None:
-    from stack.tcp_options import TCP_NODELAY, setsockopt
+    from stack.tcp_sockopt import TCP_NODELAY, setsockopt
 
     d = Dialogue()
     listener = d.listen()

@@ -9,8 +9,8 @@ import socket
 
 import pytest
 
-from stack.tcp import TcpSocket
-from stack.tcp_options import TCP_CONGESTION, TCP_MAXSEG, TCP_NODELAY, getsockopt, setsockopt
+from stack.tcp_socket import TcpSocket
+from stack.tcp_sockopt import TCP_CONGESTION, TCP_MAXSEG, TCP_NODELAY, getsockopt, setsockopt
 from tests.stack.tcp_harness import MS, SEC, Dialogue, options_of
 
 SACK_PEER = [("MSS", 1460), ("SAckOK", b"")]

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import socket
 
-from stack.tcp import TcpSocket
 from stack.tcp_connection import TcpConfig, TcpConnection
-from stack.tcp_options import TCP_NODELAY, setsockopt
+from stack.tcp_socket import TcpSocket
+from stack.tcp_sockopt import TCP_NODELAY, setsockopt
 from tests.stack.tcp_harness import MS, SEC, Dialogue, options_of
 
 MSS = 1460

@@ -13,9 +13,9 @@ import struct
 
 import pytest
 
-from stack.tcp import TcpSocket
 from stack.tcp_connection import TcpConfig, TcpState
-from stack.tcp_options import (
+from stack.tcp_socket import TcpSocket
+from stack.tcp_sockopt import (
     TCP_KEEPCNT,
     TCP_KEEPIDLE,
     TCP_KEEPINTVL,

@@ -17,7 +17,7 @@ import pytest
 
 from stack.ip import PROTO_TCP
 from stack.tcp_connection import TcpState
-from stack.tcp_options import (
+from stack.tcp_sockopt import (
     TCP_CONGESTION,
     TCP_KEEPCNT,
     TCP_KEEPIDLE,

@@ -1,7 +1,7 @@
 """Sockets as file descriptions in a guest's fd table, and the ABI's address codecs.
 
-`SocketDescription` wraps one stack socket (`stack.tcp.TcpSocket`,
-`stack.udp.UdpSocket` or `stack.ping.IcmpEchoSocket`) so that `fd_read`,
+`SocketDescription` wraps one stack socket (a `stack.socket.Socket`: TCP,
+UDP or ICMP echo, which it never needs to tell apart) so that `fd_read`,
 `fd_write`, `fd_close`, `fd_fdstat_*` and `poll_oneoff` treat it like any
 other fd. Its operations never block; the WASI layer waits through the
 scheduler when they raise EAGAIN and the fd is blocking.
@@ -20,10 +20,8 @@ import socket as _socket
 import struct
 from typing import TYPE_CHECKING, Any
 
-from stack.ping import IcmpEchoSocket
-from stack.socket_memory import SEND_RESERVE, SOCKET_OVERHEAD, SocketMemory
-from stack.tcp import TcpSocket
-from stack.udp import UdpSocket
+from stack.socket import Socket, SocketReadiness
+from stack.socket_memory import SOCKET_OVERHEAD, SocketMemory
 
 from .fdtable import FileDescription, Readiness
 from .memory import GuestMemory
@@ -135,9 +133,6 @@ def encode_addr_cidr(addr: bytes, prefix_len: int) -> bytes:
 
 # --- the fd ---------------------------------------------------------------------
 
-StackSocket = TcpSocket | UdpSocket | IcmpEchoSocket
-
-
 class SocketDescription(FileDescription):
     """A socket in the fd table."""
 
@@ -145,7 +140,7 @@ class SocketDescription(FileDescription):
     rights_base = int(RIGHTS_SOCKET_BASE)
     rights_inheriting = int(RIGHTS_SOCKET_BASE)
 
-    def __init__(self, host: Host, core: StackSocket, family: int, sock_type: int,
+    def __init__(self, host: Host, core: Socket, family: int, sock_type: int,
                  proto: int) -> None:
         super().__init__()
         self.host = host
@@ -175,87 +170,31 @@ class SocketDescription(FileDescription):
 
     def recv(self, size: int, peek: bool) -> tuple[bytes, bytes, int, bool]:
         """(data, source address, source port, truncated) or WasiError."""
-        core = self.core
         try:
-            if isinstance(core, TcpSocket):
-                data = core.recv(size, peek)
-                peer: tuple[bytes, int] = (b"", 0)
-                try:
-                    peer = core.getpeername()
-                except OSError:
-                    pass
-                return data, peer[0], peer[1], False
-            if isinstance(core, UdpSocket):
-                return core.recvfrom(size, peek)
-            data, src = core.recvfrom(size)
-            return data, src, 0, False
+            return self.core.recvfrom(size, peek)
         except OSError as e:
             raise_wasi(e)
             raise AssertionError from None
 
     def send_room(self) -> int:
         """How many bytes a send could take now (streams; 0 when it would block)."""
-        core = self.core
-        if not isinstance(core, TcpSocket) or core.conn is None:
-            return 0
-        conn = core.conn
-        return min(conn.sndbuf - len(conn.sendq), core.memory.available() - SEND_RESERVE)
+        return self.core.send_room()
 
     def send(self, data: bytes | memoryview, dest: tuple[bytes, int] | None) -> int:
-        core = self.core
         try:
-            if isinstance(core, TcpSocket):
-                if dest is not None and core.conn is None:
-                    raise WasiError(Errno.ENOTCONN)
-                return core.send(data)
-            if isinstance(core, UdpSocket):
-                if dest is None:
-                    return core.sendto(data)
-                return core.sendto(data, dest[0], dest[1])
             if dest is None:
-                return core.send(bytes(data))  # EDESTADDRREQ unless connected
-            return core.sendto(bytes(data), dest[0])
+                return self.core.send(data)  # EDESTADDRREQ on an unconnected datagram socket
+            return self.core.sendto(data, dest[0], dest[1])
         except OSError as e:
             raise_wasi(e)
             raise AssertionError from None
 
     # --- poll --------------------------------------------------------------
     def readiness_read(self) -> Readiness:
-        core = self.core
-        if isinstance(core, TcpSocket):
-            err = core.error_pending()
-            if err:
-                return Readiness(True, 0, hangup=core.hangup(),
-                                 error=_LINUX_TO_WASI.get(err, Errno.EIO))
-            conn = core.conn
-            if core.listening:
-                return Readiness(core.readable(), 0)
-            if conn is None:
-                return Readiness(False)
-            return Readiness(core.readable(), len(conn.rcv_buf), hangup=core.hangup())
-        if isinstance(core, UdpSocket):
-            if core.queue:
-                return Readiness(True, len(core.queue[0][0]))
-            if core.pending_error:
-                return Readiness(True, 0, error=_LINUX_TO_WASI.get(core.pending_error,
-                                                                    Errno.EIO))
-            return Readiness(core.readable())
-        return Readiness(core.readable(), 0)
+        return _wasi_readiness(self.core.poll_read())
 
     def readiness_write(self) -> Readiness:
-        core = self.core
-        if isinstance(core, TcpSocket):
-            conn = core.conn
-            if conn is None:
-                return Readiness(not core.listening, 0)
-            err = core.error_pending()
-            if err:
-                return Readiness(True, 0, hangup=core.hangup(),
-                                 error=_LINUX_TO_WASI.get(err, Errno.EIO))
-            ready = core.writable()
-            return Readiness(ready, max(0, conn.sndbuf - len(conn.sendq)) if ready else 0,
-                             hangup=core.hangup())
-        return Readiness(True, 65507)
+        return _wasi_readiness(self.core.poll_write())
 
     def close(self) -> None:
         self.core.close()
@@ -265,6 +204,13 @@ class SocketDescription(FileDescription):
 
     def __repr__(self) -> str:
         return f"<SocketDescription {self.core!r}>"
+
+
+def _wasi_readiness(r: SocketReadiness) -> Readiness:
+    if r.error:
+        return Readiness(r.ready, r.nbytes, hangup=r.hangup,
+                         error=_LINUX_TO_WASI.get(r.error, Errno.EIO))
+    return Readiness(r.ready, r.nbytes, hangup=r.hangup)
 
 
 def socket_description(fds: Any, fd: int) -> SocketDescription:

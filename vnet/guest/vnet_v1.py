@@ -15,8 +15,6 @@ import socket as _s
 import struct
 from typing import Any
 
-from stack.ping import IcmpEchoSocket
-
 from .abi import host_function
 from .context import GuestContext
 from .sockets import _LINUX_TO_WASI
@@ -110,11 +108,8 @@ def vnet_sock_getsockopt(ctx: GuestContext, fd: int, level: int, name: int, valu
         timeout = timeout or 0
         value = TIMEVAL.pack(timeout // 1_000_000_000, (timeout % 1_000_000_000) // 1000)
     elif level == _s.SOL_SOCKET and name == _s.SO_ERROR:
-        err = 0
-        if not isinstance(desc.core, IcmpEchoSocket):
-            got = _getsockopt(desc, level, name)
-            err = int(_LINUX_TO_WASI.get(got, Errno.EIO)) if isinstance(got, int) and got else 0
-        value = err
+        got = _getsockopt(desc, level, name)
+        value = int(_LINUX_TO_WASI.get(got, Errno.EIO)) if isinstance(got, int) and got else 0
     elif level == _s.SOL_SOCKET and name == _s.SO_TYPE:
         value = desc.sock_type
     elif level == _s.SOL_SOCKET and name == getattr(_s, "SO_PROTOCOL", 38):

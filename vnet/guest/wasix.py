@@ -27,17 +27,10 @@ from __future__ import annotations
 import socket as _s
 import struct
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from stack.ping import IcmpEchoSocket
+from stack.socket import Socket, SocketStatus
 from stack.socket_memory import SocketMemory
-from stack.sockopt import getsockopt as udp_getsockopt
-from stack.sockopt import setsockopt as udp_setsockopt
-from stack.tcp import TcpSocket
-from stack.tcp_connection import TcpState
-from stack.tcp_options import getsockopt as tcp_getsockopt
-from stack.tcp_options import setsockopt as tcp_setsockopt
-from stack.udp import UdpSocket
 
 from .abi import GuestExit, host_function
 from .context import GuestContext
@@ -85,6 +78,8 @@ SOCK_STREAM_WASIX = 1
 SOCK_DGRAM_WASIX = 2
 AF_UNSPEC_WASIX, AF_INET_WASIX, AF_INET6_WASIX = 0, 1, 2
 STATUS_OPENING, STATUS_OPENED, STATUS_CLOSED, STATUS_FAILED = 0, 1, 2, 3
+_WASIX_STATUS = {SocketStatus.OPENING: STATUS_OPENING, SocketStatus.OPENED: STATUS_OPENED,
+                 SocketStatus.CLOSED: STATUS_CLOSED, SocketStatus.FAILED: STATUS_FAILED}
 (OPT_NOOP, OPT_REUSE_PORT, OPT_REUSE_ADDR, OPT_NO_DELAY, OPT_DONT_ROUTE, OPT_ONLY_V6,
  OPT_BROADCAST, OPT_MCAST_LOOP_V4, OPT_MCAST_LOOP_V6, OPT_PROMISCUOUS, OPT_LISTENING,
  OPT_LAST_ERROR, OPT_KEEP_ALIVE, OPT_LINGER, OPT_OOB_INLINE, OPT_RECV_BUF, OPT_SEND_BUF,
@@ -203,32 +198,18 @@ def _socket_family_addr(desc: SocketDescription, addr: bytes) -> bytes:
 
 
 def _setsockopt(desc: SocketDescription, level: int, name: int, value: int | bytes) -> None:
-    core = desc.core
     try:
-        if isinstance(core, TcpSocket):
-            tcp_setsockopt(core, level, name, value)
-        elif isinstance(core, UdpSocket):
-            udp_setsockopt(core, level, name, value)
-        else:
-            if level == _s.IPPROTO_IP and name == _s.IP_TTL:
-                core.ttl = value if isinstance(value, int) else int.from_bytes(value[:4],
-                                                                               "little")
-                return
-            raise WasiError(Errno.ENOPROTOOPT)
+        desc.core.setsockopt(level, name, value)
     except OSError as e:
         raise_wasi(e)
 
 
 def _getsockopt(desc: SocketDescription, level: int, name: int) -> int | bytes:
-    core = desc.core
     try:
-        if isinstance(core, TcpSocket):
-            return tcp_getsockopt(core, level, name)
-        if isinstance(core, UdpSocket):
-            return udp_getsockopt(core, level, name)
+        return desc.core.getsockopt(level, name)
     except OSError as e:
         raise_wasi(e)
-    raise WasiError(Errno.ENOPROTOOPT)
+        raise AssertionError from None
 
 
 def _deadline(ctx: GuestContext, timeout_ns: int | None) -> int | None:
@@ -252,7 +233,7 @@ def sock_open(ctx: GuestContext, af: int, socktype: int, proto: int, fd_ptr: int
         raise WasiError(Errno.EMFILE)
     with host.network.scheduler.atomic():
         if socktype == SOCK_STREAM_WASIX and proto in (0, 6):
-            core: Any = host.tcp.socket(family)
+            core: Socket = host.tcp.socket(family)
             kind, linux_proto = _s.SOCK_STREAM, 6
         elif socktype == SOCK_DGRAM_WASIX and proto in (0, 17):
             core = host.udp.socket(family)
@@ -269,8 +250,7 @@ def sock_open(ctx: GuestContext, af: int, socktype: int, proto: int, fd_ptr: int
         else:
             raise WasiError(Errno.EINVAL)
     memory = guest_socket_memory(ctx, host)
-    if isinstance(core, (TcpSocket, UdpSocket)):
-        core.memory = memory
+    core.memory = memory
     desc = SocketDescription(host, core, family, kind, linux_proto)
     try:
         desc.charge_overhead(memory)
@@ -304,9 +284,7 @@ def sock_bind(ctx: GuestContext, fd: int, addr_ptr: int) -> int:
 def sock_listen(ctx: GuestContext, fd: int, backlog: int) -> int:
     desc = _sock(ctx, fd)
     core = desc.core
-    if not isinstance(core, TcpSocket):
-        raise WasiError(Errno.ENOTSUP)  # Linux: EOPNOTSUPP on datagram sockets
-    try:
+    try:  # Linux: EOPNOTSUPP on datagram sockets
         core.listen(backlog if backlog < 0x80000000 else 0)
     except OSError as e:
         raise_wasi(e)
@@ -318,29 +296,15 @@ def sock_connect(ctx: GuestContext, fd: int, addr_ptr: int) -> int:
     desc = _sock(ctx, fd)
     family, addr, port = read_addr_port(ctx.mem, addr_ptr)
     core = desc.core
-    if isinstance(core, UdpSocket):
-        try:
-            if family == _s.AF_UNSPEC:
-                core.disconnect()
-            else:
-                core.connect(_to_socket_family(desc, family, addr), port)
-        except OSError as e:
-            raise_wasi(e)
-        return Errno.SUCCESS
-    if isinstance(core, IcmpEchoSocket):
-        if family == _s.AF_UNSPEC:
-            core.peer = None
-            return Errno.SUCCESS
-        try:
-            core.connect(_to_socket_family(desc, family, addr))
-        except OSError as e:
-            raise_wasi(e)
-        return Errno.SUCCESS
-    addr = _to_socket_family(desc, family, addr)
     try:
-        core.connect(addr, port)
+        if family == _s.AF_UNSPEC:
+            core.disconnect()  # datagram sockets forget their peer; TCP: EAFNOSUPPORT
+        else:
+            core.connect(_to_socket_family(desc, family, addr), port)
     except OSError as e:
         raise_wasi(e)
+    if core.type != _s.SOCK_STREAM:
+        return Errno.SUCCESS  # a datagram socket's connect() only sets its peer
     if desc.nonblocking:
         desc.connect_pending = True
         raise WasiError(Errno.EINPROGRESS)
@@ -357,15 +321,17 @@ def sock_connect(ctx: GuestContext, fd: int, addr_ptr: int) -> int:
 def _accept(ctx: GuestContext, fd: int, flags: int) -> tuple[int, SocketDescription]:
     desc = _sock(ctx, fd)
     core = desc.core
-    if not isinstance(core, TcpSocket):
-        raise WasiError(Errno.ENOTSUP)
     if not core.listening:
+        try:  # EOPNOTSUPP on a datagram socket, EINVAL on a stream that is not listening
+            core.accept()
+        except OSError as e:
+            raise_wasi(e)
         raise WasiError(Errno.EINVAL)
     # a listener vnet opened for the guest (--tcplisten) is charged to it from now on,
     # and so is every connection it accepts
     core.memory = guest_socket_memory(ctx, desc.host)
 
-    def attempt() -> TcpSocket:
+    def attempt() -> Socket:
         try:
             return core.accept()
         except OSError as e:
@@ -389,9 +355,7 @@ def sock_accept_v2(ctx: GuestContext, fd: int, flags: int, fd_ptr: int, addr_ptr
     ctx.mem.check(fd_ptr, 4)
     ctx.mem.check(addr_ptr, ADDR_PORT_SIZE)
     new_fd, new = _accept(ctx, fd, flags)
-    core = new.core
-    assert isinstance(core, TcpSocket)
-    peer, port = core.getpeername()
+    peer, port = new.core.getpeername()
     ctx.mem.write_u32(fd_ptr, new_fd)
     write_addr_port(ctx.mem, addr_ptr, peer, port)
     return Errno.SUCCESS
@@ -434,7 +398,7 @@ def _recv(ctx: GuestContext, desc: SocketDescription, iovs_ptr: int, iovs_len: i
     deadline = _deadline(ctx, desc.recv_timeout_ns)
     data, src, port, truncated = wait_for_io(ctx, desc, lambda: desc.recv(total, peek),
                                              desc.readiness_read, deadline)
-    if (riflags & RIFLAGS_RECV_WAITALL and isinstance(desc.core, TcpSocket) and not peek
+    if (riflags & RIFLAGS_RECV_WAITALL and desc.core.type == _s.SOCK_STREAM and not peek
             and len(data) < total):
         chunks = [data]
         got = len(data)
@@ -497,7 +461,7 @@ def send_iovecs(ctx: GuestContext, desc: SocketDescription, iovs: list[tuple[int
     mem = ctx.mem
     total = min(sum(n for _, n in iovs), MAX_IO)
     deadline = _deadline(ctx, desc.send_timeout_ns)
-    if not isinstance(desc.core, TcpSocket):
+    if desc.core.type != _s.SOCK_STREAM:
         data = mem.gather(iovs, 0, min(total, DATAGRAM_COPY_MAX))
         return wait_for_io(ctx, desc, lambda: desc.send(data, dest), desc.readiness_write,
                            deadline)
@@ -555,12 +519,8 @@ def preview1_sock_shutdown(ctx: GuestContext, fd: int, how: int) -> int:
         linux_how = _s.SHUT_RDWR
     else:
         raise WasiError(Errno.EINVAL)
-    core = desc.core
     try:
-        if isinstance(core, (TcpSocket, UdpSocket)):
-            core.shutdown(linux_how)
-        else:
-            raise WasiError(Errno.ENOTCONN)
+        desc.core.shutdown(linux_how)
     except OSError as e:
         raise_wasi(e)
     return Errno.SUCCESS
@@ -577,12 +537,8 @@ def sock_send_file(ctx: GuestContext, out_fd: int, in_fd: int, offset: int, coun
 @host_function(X, "sock_addr_local", "ii")
 def sock_addr_local(ctx: GuestContext, fd: int, addr_ptr: int) -> int:
     desc = _sock(ctx, fd)
-    core = desc.core
     ctx.mem.check(addr_ptr, ADDR_PORT_SIZE)
-    if isinstance(core, IcmpEchoSocket):
-        addr, port = core.local_addr, core.ident
-    else:
-        addr, port = core.getsockname()
+    addr, port = desc.core.getsockname()
     write_addr_port(ctx.mem, addr_ptr, addr, port)
     return Errno.SUCCESS
 
@@ -590,12 +546,9 @@ def sock_addr_local(ctx: GuestContext, fd: int, addr_ptr: int) -> int:
 @host_function(X, "sock_addr_peer", "ii")
 def sock_addr_peer(ctx: GuestContext, fd: int, addr_ptr: int) -> int:
     desc = _sock(ctx, fd)
-    core = desc.core
     ctx.mem.check(addr_ptr, ADDR_PORT_SIZE)
-    if isinstance(core, IcmpEchoSocket):
-        raise WasiError(Errno.ENOTCONN)
     try:
-        addr, port = core.getpeername()
+        addr, port = desc.core.getpeername()
     except OSError as e:
         raise_wasi(e)
         raise AssertionError from None
@@ -606,19 +559,7 @@ def sock_addr_peer(ctx: GuestContext, fd: int, addr_ptr: int) -> int:
 @host_function(X, "sock_status", "ii")
 def sock_status(ctx: GuestContext, fd: int, status_ptr: int) -> int:
     desc = _sock(ctx, fd)
-    core = desc.core
-    status = STATUS_OPENED
-    if isinstance(core, TcpSocket):
-        conn = core.conn
-        if core.closed:
-            status = STATUS_CLOSED
-        elif conn is None:
-            status = STATUS_OPENED if core.listening else STATUS_OPENING
-        elif conn.state in (TcpState.SYN_SENT, TcpState.SYN_RECEIVED):
-            status = STATUS_OPENING
-        elif conn.state == TcpState.CLOSED:
-            status = STATUS_FAILED if conn.error or conn.reset_received else STATUS_CLOSED
-    ctx.mem.write_u8(status_ptr, status)
+    ctx.mem.write_u8(status_ptr, _WASIX_STATUS[desc.core.status()])
     return Errno.SUCCESS
 
 
@@ -648,8 +589,7 @@ def sock_get_opt_flag(ctx: GuestContext, fd: int, option: int, ret_ptr: int) -> 
         ctx.mem.write_u8(ret_ptr, 1 if value else 0)
         return Errno.SUCCESS
     if option == OPT_LISTENING:
-        core = desc.core
-        ctx.mem.write_u8(ret_ptr, int(isinstance(core, TcpSocket) and core.listening))
+        ctx.mem.write_u8(ret_ptr, int(desc.core.listening))
         return Errno.SUCCESS
     if option in (OPT_NOOP, OPT_OOB_INLINE, OPT_DONT_ROUTE):
         ctx.mem.write_u8(ret_ptr, 0)
@@ -685,8 +625,7 @@ def sock_get_opt_size(ctx: GuestContext, fd: int, option: int, ret_ptr: int) -> 
     elif option == OPT_PROTO:
         value = desc.proto
     elif option == OPT_LAST_ERROR:
-        got = _getsockopt(desc, _s.SOL_SOCKET, _s.SO_ERROR) if not isinstance(
-            desc.core, IcmpEchoSocket) else 0
+        got = _getsockopt(desc, _s.SOL_SOCKET, _s.SO_ERROR)
         value = int(_LINUX_TO_WASI.get(got, Errno.EIO)) if isinstance(got, int) and got else 0
     elif option in (OPT_RECV_LOWAT, OPT_SEND_LOWAT):
         value = 1
@@ -759,9 +698,7 @@ def _ifindex_for_v4(desc: SocketDescription, iface_addr: bytes) -> int:
 def _membership(ctx: GuestContext, desc: SocketDescription, group: bytes, ifindex: int,
                 join: bool) -> None:
     core = desc.core
-    if not isinstance(core, UdpSocket):
-        raise WasiError(Errno.ENOPROTOOPT)
-    try:
+    try:  # ENOPROTOOPT on anything but UDP
         if join:
             core.join_group(group, ifindex or None)
         else:

@@ -17,9 +17,12 @@ import errno
 import os
 import socket as s
 import struct
+from typing import TYPE_CHECKING
 
 from .sockopt import SOCK_MIN_RCVBUF, SOCK_MIN_SNDBUF, buffer_size, check_unprivileged
-from .tcp import TcpSocket
+
+if TYPE_CHECKING:
+    from .tcp_socket import TcpSocket
 
 TCP_NODELAY = 1
 TCP_MAXSEG = 2

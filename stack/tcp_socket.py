@@ -1,0 +1,424 @@
+"""TCP sockets: what the scripted-host API and the guest ABI hold for SOCK_STREAM.
+
+`TcpSocket` owns the socket options set before a connection exists, and the
+listener (`TcpListener`: its SYN and accept queues) or the connection
+afterwards; `TcpLayer` (stack/tcp.py) demultiplexes segments to them, binds
+their ports and answers SYNs. It implements `stack.socket.Socket`, the one
+interface of the stack's sockets. Operations never block: one that cannot
+proceed raises BlockingIOError and errors are OSError with Linux errno values.
+Touches only its layer, its connection and its stack.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import socket as _socket
+from collections import deque
+from typing import TYPE_CHECKING
+
+from . import tcp_sockopt
+from .socket import Socket, SocketReadiness, SocketStatus
+from .socket_memory import SEND_RESERVE, SocketMemory
+from .tcp_connection import CAN_SEND, TcpConnection, TcpState
+
+if TYPE_CHECKING:
+    from .tcp import TcpLayer
+
+AF_INET = _socket.AF_INET
+AF_INET6 = _socket.AF_INET6
+ANY4 = bytes(4)
+ANY6 = bytes(16)
+MAPPED_PREFIX = bytes(10) + b"\xff\xff"
+LOOPBACK4 = bytes((127, 0, 0, 1))
+LOOPBACK6 = bytes(15) + b"\x01"
+SOMAXCONN = 4096
+
+
+def _err(code: int) -> OSError:
+    return OSError(code, os.strerror(code))
+
+
+def _unmap(addr: bytes) -> bytes:
+    return addr[12:] if len(addr) == 16 and addr[:12] == MAPPED_PREFIX else addr
+
+
+class TcpListener:
+    def __init__(self, sock: TcpSocket, backlog: int) -> None:
+        self.socket = sock
+        self.backlog = max(1, min(backlog, SOMAXCONN))
+        self.syn_queue: dict[tuple[bytes, int, bytes, int], TcpConnection] = {}
+        self.accept_queue: deque[TcpConnection] = deque()
+        self.overflows = 0
+        self.cookies_sent = 0
+        self.cookies_accepted = 0
+
+    @property
+    def syn_queue_limit(self) -> int:
+        return max(self.backlog, 8)
+
+
+class TcpSocket(Socket):
+    """A TCP socket: unconnected, listening, or holding one connection."""
+
+    kind = "tcp"
+    type = _socket.SOCK_STREAM
+    proto = _socket.IPPROTO_TCP
+
+    def __init__(self, layer: TcpLayer, family: int) -> None:
+        if family not in (AF_INET, AF_INET6):
+            raise _err(errno.EAFNOSUPPORT)
+        self.layer = layer
+        self.family = family
+        self.local_addr: bytes | None = None
+        self.local_port = 0
+        self.explicit_bind = False
+        self.conn: TcpConnection | None = None
+        self.listener: TcpListener | None = None
+        self.closed = False
+        self.pending_error = 0
+        # options (applied to the connection when it exists)
+        self.reuseaddr = False
+        self.reuseport = False
+        self.v6only = False
+        self.nodelay = False
+        self.keepalive = False
+        self.keepalive_time_ns: int | None = None
+        self.keepalive_intvl_ns: int | None = None
+        self.keepalive_probes: int | None = None
+        self.linger: tuple[bool, int] = (False, 0)
+        self.rcvbuf = layer.config.rmem_default
+        self.sndbuf = layer.config.wmem_default
+        self.memory: SocketMemory = layer.stack.socket_memory  # a guest's, once it owns us
+        self.priority = 0  # SO_PRIORITY: kept and reported
+        self.user_timeout_ns = 0
+        self.congestion = layer.config.congestion
+        self.maxseg: int | None = None
+        self.ttl: int | None = None
+        self.tos = 0
+        self.bound_device: int | None = None
+        self.shut_wr = False
+        self.connect_failure = 0  # why the last connect() failed, once it has
+
+    # --- state -------------------------------------------------------------
+    @property
+    def any_addr(self) -> bytes:
+        return ANY4 if self.family == AF_INET else ANY6
+
+    @property
+    def listening(self) -> bool:
+        return self.listener is not None
+
+    def _check_family(self, addr: bytes) -> None:
+        if (self.family == AF_INET) != (len(addr) == 4):
+            raise _err(errno.EAFNOSUPPORT if self.family == AF_INET else errno.EINVAL)
+
+    def apply_options(self, conn: TcpConnection) -> None:
+        conn.nodelay = self.nodelay
+        conn.keepalive = self.keepalive
+        if self.keepalive_time_ns is not None:
+            conn.keepalive_time_ns = self.keepalive_time_ns
+        if self.keepalive_intvl_ns is not None:
+            conn.keepalive_intvl_ns = self.keepalive_intvl_ns
+        if self.keepalive_probes is not None:
+            conn.keepalive_probes = self.keepalive_probes
+        conn.linger = self.linger
+        conn.rcvbuf = self.rcvbuf
+        conn.sndbuf = self.sndbuf
+        conn.user_timeout_ns = self.user_timeout_ns
+        conn.ttl = self.ttl
+        conn.tos = self.tos
+        if self.maxseg:
+            conn.adv_mss = min(conn.adv_mss, self.maxseg)
+        if self.congestion != conn.cc.name:
+            from .congestion import make
+
+            conn.cc = make(self.congestion, conn._effective_mss())
+
+    # --- binding -----------------------------------------------------------
+    def bind(self, addr: bytes, port: int) -> None:
+        if self.closed:
+            raise _err(errno.EBADF)
+        if self.local_addr is not None:
+            raise _err(errno.EINVAL)
+        self._check_family(addr)
+        self.layer.bind(self, addr, port)
+        self.explicit_bind = True
+
+    def listen(self, backlog: int) -> None:
+        if self.closed:
+            raise _err(errno.EBADF)
+        if self.conn is not None:
+            raise _err(errno.EINVAL)
+        if self.listener is not None:
+            self.listener.backlog = max(1, min(backlog, SOMAXCONN))
+            return
+        if self.local_addr is None:
+            self.layer.bind(self, self.any_addr, 0)
+        self.layer.check_listen_conflict(self)
+        self.listener = TcpListener(self, backlog)
+        self.layer.add_listener(self.listener)
+
+    def connect(self, addr: bytes, port: int) -> None:
+        """Start connecting; the caller waits for `connect_result()`."""
+        if self.closed:
+            raise _err(errno.EBADF)
+        if self.listener is not None:
+            raise _err(errno.EISCONN)
+        self._check_family(addr)
+        conn = self.conn
+        if conn is not None:
+            if conn.state == TcpState.SYN_SENT:
+                raise _err(errno.EALREADY)
+            if conn.state != TcpState.CLOSED:
+                raise _err(errno.EISCONN)
+            if conn.error:
+                err, conn.error = conn.error, 0
+                raise _err(err)
+            self.conn = None
+        if port == 0:
+            raise _err(errno.ECONNREFUSED)
+        self.connect_failure = 0
+        wire = _unmap(addr) if self.family == AF_INET6 else addr
+        if self.family == AF_INET6 and len(wire) == 4 and self.v6only:
+            raise _err(errno.ENETUNREACH)
+        if wire == ANY4 or wire == ANY6:
+            wire = self._unspecified_peer(wire)
+        self.layer.connect(self, wire, port)
+
+    def _unspecified_peer(self, wire: bytes) -> bytes:
+        """connect() to 0.0.0.0 / :: means this host, as on Linux: IPv4 goes to the bound
+        address or else 127.0.0.1 (ip_route_connect); IPv6 to ::1, or to 127.0.0.1 when
+        the socket is bound to an IPv4-mapped address (tcp_v6_connect)."""
+        local = _unmap(self.local_addr) if self.local_addr is not None else None
+        if wire == ANY4:
+            return local if local is not None and len(local) == 4 and local != ANY4 else (
+                LOOPBACK4)
+        if local is not None and len(local) == 4:
+            return LOOPBACK4
+        return LOOPBACK6
+
+    def disconnect(self) -> None:
+        """connect(AF_UNSPEC): refused, as vnet always has (Linux would abort the connection)."""
+        raise _err(errno.EAFNOSUPPORT)
+
+    def connect_result(self) -> int | None:
+        """None while connecting; 0 once connected; an errno if it failed."""
+        conn = self.conn
+        if conn is None:
+            return errno.ENOTCONN
+        if conn.state == TcpState.SYN_SENT or conn.state == TcpState.SYN_RECEIVED:
+            return None
+        if conn.state == TcpState.CLOSED:
+            # the failure is reported by connect() once, and may be asked for repeatedly
+            # while a blocking connect() waits; SO_ERROR no longer returns it afterwards
+            if conn.error:
+                self.connect_failure = conn.error
+                conn.error = 0
+            return self.connect_failure or errno.ECONNREFUSED
+        return 0
+
+    def accept(self) -> TcpSocket:
+        if self.listener is None:
+            raise _err(errno.EINVAL)
+        queue = self.listener.accept_queue
+        while queue:
+            conn = queue.popleft()
+            if conn.state == TcpState.CLOSED:
+                continue  # reset before it was accepted
+            child = TcpSocket(self.layer, self.family)
+            child.local_addr = conn.local if self.family == AF_INET or len(conn.local) == 16 \
+                else MAPPED_PREFIX + conn.local
+            child.local_port = conn.lport
+            for name in ("nodelay", "keepalive", "keepalive_time_ns", "keepalive_intvl_ns",
+                         "keepalive_probes", "linger", "rcvbuf", "sndbuf", "user_timeout_ns",
+                         "ttl", "tos", "congestion", "maxseg", "reuseaddr", "memory",
+                         "priority"):
+                setattr(child, name, getattr(self, name))
+            child.conn = conn
+            conn.socket = child
+            conn.accepted = True
+            conn.listener = None
+            child.apply_options(conn)
+            conn.start_keepalive()
+            self.layer.port_users.setdefault(conn.lport, []).append(child)
+            return child
+        raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+
+    def getsockname(self) -> tuple[bytes, int]:
+        if self.local_addr is None:
+            return self.any_addr, 0
+        return self.local_addr, self.local_port
+
+    def getpeername(self) -> tuple[bytes, int]:
+        conn = self.conn
+        if conn is None or conn.state in (TcpState.SYN_SENT, TcpState.CLOSED):
+            raise _err(errno.ENOTCONN)
+        remote = conn.remote
+        if self.family == AF_INET6 and len(remote) == 4:
+            remote = MAPPED_PREFIX + remote
+        return remote, conn.rport
+
+    # --- data --------------------------------------------------------------
+    def send(self, data: bytes | memoryview) -> int:
+        if self.closed:
+            raise _err(errno.EBADF)
+        conn = self.conn
+        if conn is None:
+            raise _err(errno.EPIPE)  # Linux: sk_stream_wait_connect on CLOSE/LISTEN
+        if self.shut_wr:
+            raise _err(errno.EPIPE)
+        if conn.state in CAN_SEND and not conn.fin_queued and not conn.error:
+            allowed = self.memory.available() - SEND_RESERVE
+            if allowed <= 0:  # the owner's socket memory is used up: wait, as Linux
+                self.memory.refused += 1  # waits in sk_stream_wait_memory
+                raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
+            data = data[:allowed]
+        sent = conn.send(data)
+        self.layer.settle_memory(conn)
+        return sent
+
+    def sendto(self, data: bytes | memoryview, addr: bytes | None = None,
+               port: int | None = None) -> int:
+        """A connected stream ignores the address, as Linux; an unconnected one is ENOTCONN."""
+        if addr is not None and self.conn is None:
+            raise _err(errno.ENOTCONN)
+        return self.send(data)
+
+    def send_room(self) -> int:
+        conn = self.conn
+        if conn is None:
+            return 0
+        return min(conn.sndbuf - len(conn.sendq), self.memory.available() - SEND_RESERVE)
+
+    def recvfrom(self, size: int, peek: bool = False) -> tuple[bytes, bytes, int, bool]:
+        """The data and, once connected, the peer's address (b"", 0 before)."""
+        data = self.recv(size, peek)
+        try:
+            addr, port = self.getpeername()
+        except OSError:
+            addr, port = b"", 0
+        return data, addr, port, False
+
+    def recv(self, size: int, peek: bool = False) -> bytes:
+        if self.closed:
+            raise _err(errno.EBADF)
+        conn = self.conn
+        if conn is None:
+            raise _err(errno.ENOTCONN)
+        if size < 0:
+            raise ValueError("negative buffersize in recv")
+        data = conn.recv(size, peek)
+        if not peek:
+            self.layer.settle_memory(conn)
+        return data
+
+    def shutdown(self, how: int) -> None:
+        conn = self.conn
+        if conn is None or conn.state in (TcpState.CLOSED, TcpState.SYN_SENT):
+            if self.listener is not None and how in (_socket.SHUT_RD, _socket.SHUT_RDWR):
+                self.layer.close_listener(self.listener)
+                self.listener = None
+                return
+            raise _err(errno.ENOTCONN)
+        if how not in (_socket.SHUT_RD, _socket.SHUT_WR, _socket.SHUT_RDWR):
+            raise _err(errno.EINVAL)
+        if how in (_socket.SHUT_RD, _socket.SHUT_RDWR):
+            conn.shutdown_read()
+        if how in (_socket.SHUT_WR, _socket.SHUT_RDWR):
+            self.shut_wr = True
+            conn.shutdown_write()
+        self.layer.settle_memory(conn)
+        self.layer.stack.driver.wake()
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        if self.listener is not None:
+            self.layer.close_listener(self.listener)
+            self.listener = None
+        if self.conn is not None:
+            self.conn.close()
+            if self.conn.state == TcpState.CLOSED:
+                self.layer.settle_memory(self.conn, release=True)
+        self.layer.release(self)
+
+    # --- options -----------------------------------------------------------
+    def setsockopt(self, level: int, name: int, value: int | bytes) -> None:
+        tcp_sockopt.setsockopt(self, level, name, value)
+
+    def getsockopt(self, level: int, name: int) -> int | bytes:
+        return tcp_sockopt.getsockopt(self, level, name)
+
+    def status(self) -> SocketStatus:
+        conn = self.conn
+        if self.closed:
+            return SocketStatus.CLOSED
+        if conn is None:
+            return SocketStatus.OPENED if self.listening else SocketStatus.OPENING
+        if conn.state in (TcpState.SYN_SENT, TcpState.SYN_RECEIVED):
+            return SocketStatus.OPENING
+        if conn.state == TcpState.CLOSED:
+            return SocketStatus.FAILED if conn.error or conn.reset_received else (
+                SocketStatus.CLOSED)
+        return SocketStatus.OPENED
+
+    # --- readiness ---------------------------------------------------------
+    def poll_read(self) -> SocketReadiness:
+        err = self.error_pending()
+        if err:
+            return SocketReadiness(True, 0, hangup=self.hangup(), error=err)
+        conn = self.conn
+        if self.listening:
+            return SocketReadiness(self.readable(), 0)
+        if conn is None:
+            return SocketReadiness(False)
+        return SocketReadiness(self.readable(), len(conn.rcv_buf), hangup=self.hangup())
+
+    def poll_write(self) -> SocketReadiness:
+        conn = self.conn
+        if conn is None:
+            return SocketReadiness(not self.listening, 0)
+        err = self.error_pending()
+        if err:
+            return SocketReadiness(True, 0, hangup=self.hangup(), error=err)
+        ready = self.writable()
+        return SocketReadiness(ready, max(0, conn.sndbuf - len(conn.sendq)) if ready else 0,
+                               hangup=self.hangup())
+
+    def readable(self) -> bool:
+        if self.listener is not None:
+            return bool(self.listener.accept_queue)
+        conn = self.conn
+        if conn is None:
+            return self.closed
+        return conn.readable()
+
+    def writable(self) -> bool:
+        conn = self.conn
+        if conn is None:
+            return self.listener is None
+        if not conn.writable():
+            return False
+        if conn.state in CAN_SEND and not conn.fin_queued and not conn.error:
+            return self.memory.available() > SEND_RESERVE
+        return True
+
+    def hangup(self) -> bool:
+        conn = self.conn
+        if conn is None:
+            return False
+        return conn.state == TcpState.CLOSED or (conn.fin_received and self.shut_wr)
+
+    def error_pending(self) -> int:
+        conn = self.conn
+        return conn.error if conn is not None else self.pending_error
+
+    def take_error(self) -> int:
+        conn = self.conn
+        if conn is not None and conn.error:
+            err, conn.error = conn.error, 0
+            return err
+        err, self.pending_error = self.pending_error, 0
+        return err
