@@ -35,6 +35,9 @@ ALL_NODES_V6 = ipv6.ALL_NODES
 ALL_ROUTERS_V6 = ipv6.ALL_ROUTERS
 UNSPECIFIED_V6 = bytes(16)
 ANY_V4 = bytes(4)
+LOOPBACK_V4 = bytes((127, 0, 0, 1))
+LOOPBACK_V6 = bytes(15) + b"\x01"
+V4_MAPPED_PREFIX = bytes(10) + b"\xff\xff"  # ::ffff:0:0/96
 
 DEFAULT_TTL = 64
 
@@ -44,7 +47,17 @@ def is_multicast(addr: bytes) -> bool:
 
 
 def is_v4_mapped(addr: bytes) -> bool:
-    return len(addr) == 16 and addr[:12] == b"\0" * 10 + b"\xff\xff"
+    return len(addr) == 16 and addr[:12] == V4_MAPPED_PREFIX
+
+
+def to_v4_mapped(addr4: bytes) -> bytes:
+    """An IPv4 address as the IPv4-mapped IPv6 address ::ffff:a.b.c.d."""
+    return V4_MAPPED_PREFIX + addr4
+
+
+def unmap_v4(addr: bytes) -> bytes:
+    """IPv4-mapped IPv6 → the IPv4 address; anything else unchanged."""
+    return addr[12:] if is_v4_mapped(addr) else addr
 
 
 @dataclass(slots=True)
