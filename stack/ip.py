@@ -13,17 +13,19 @@ from typing import TYPE_CHECKING, Protocol
 
 from .wire import ipv6
 
+# The IANA protocol numbers live in stack/wire/ip.py; re-exported for the IP layers.
+from .wire.ip import PROTO_FRAGMENT as PROTO_FRAGMENT
+from .wire.ip import PROTO_HOPOPT as PROTO_HOPOPT
+from .wire.ip import PROTO_ICMP as PROTO_ICMP
+from .wire.ip import PROTO_ICMPV6 as PROTO_ICMPV6
+from .wire.ip import PROTO_IGMP as PROTO_IGMP
+from .wire.ip import PROTO_NONE as PROTO_NONE
+from .wire.ip import PROTO_TCP as PROTO_TCP
+from .wire.ip import PROTO_UDP as PROTO_UDP
+
 if TYPE_CHECKING:
     from .interface import Interface
 
-PROTO_HOPOPT = 0
-PROTO_ICMP = 1
-PROTO_IGMP = 2
-PROTO_TCP = 6
-PROTO_UDP = 17
-PROTO_FRAGMENT = 44
-PROTO_ICMPV6 = 58
-PROTO_NO_NEXT_HEADER = 59
 
 ETH_IPV4 = 0x0800
 ETH_IPV6 = 0x86DD
