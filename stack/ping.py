@@ -33,7 +33,6 @@ scripted hosts ping. Touches only its stack.
 from __future__ import annotations
 
 import errno
-import os
 import socket as _socket
 from collections import deque
 from typing import TYPE_CHECKING
@@ -137,15 +136,15 @@ class IcmpEchoSocket(Socket):
                 raise os_error(errno.EDESTADDRREQ)
             addr = self.peer
         if self.closed:
-            raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+            raise os_error(errno.EBADF)
         if self.shut_wr:
             raise os_error(errno.EPIPE)
         data = bytes(data)
         if (len(addr) == 4) != (self.family == AF_INET) or len(data) < 8:
-            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+            raise os_error(errno.EINVAL)
         expected = icmpv4.TYPE_ECHO_REQUEST if self.family == AF_INET else icmpv6.TYPE_ECHO_REQUEST
         if data[0] != expected or data[1] != 0:
-            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+            raise os_error(errno.EINVAL)
         self._bind()
         stack = self.layer.stack
         seq = int.from_bytes(data[6:8], "big")
@@ -220,7 +219,7 @@ class IcmpEchoLayer:
             if (sock.family, ident) not in self.sockets:
                 self.sockets[(sock.family, ident)] = sock
                 return ident
-        raise OSError(errno.EAGAIN, os.strerror(errno.EAGAIN))
+        raise os_error(errno.EAGAIN)
 
     def claim(self, sock: IcmpEchoSocket, ident: int) -> None:
         """bind() with a port: that identifier, if no other socket has it."""
