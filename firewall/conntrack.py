@@ -93,7 +93,7 @@ __all__ = [
     "UNTRACKED",
     "ConnTrack",
     "Connection",
-    "TcpState",
+    "ConntrackTcpState",
     "Timeouts",
 ]
 
@@ -116,7 +116,7 @@ HALF = 0x80000000
 MAX_ACK_WINDOW = 66000
 
 
-class TcpState:
+class ConntrackTcpState:
     """Linux's TCP conntrack states (`cat /proc/net/nf_conntrack` shows these names)."""
 
     NONE = 0
@@ -256,7 +256,7 @@ class Connection:
         self.killed = False  # removed from the table: never (re-)confirm
         self.packets = [0, 0]
         self.bytes = [0, 0]
-        self.tcp_state = TcpState.NONE
+        self.tcp_state = ConntrackTcpState.NONE
         self.sides = (TcpSide(), TcpSide()) if self.proto == PROTO_TCP else None
         self.last_index = K_NONE
         self.last_dir = ORIGINAL
@@ -272,7 +272,7 @@ class Connection:
         from stack.wire.ip import addr_str
 
         proto, src, sport, dst, dport = self.original
-        state = TcpState.NAMES[self.tcp_state] + " " if self.proto == PROTO_TCP else ""
+        state = ConntrackTcpState.NAMES[self.tcp_state] + " " if self.proto == PROTO_TCP else ""
         flags = ("" if self.seen_reply else "[UNREPLIED] ") + ("[ASSURED] " if self.assured
                                                                else "")
         return (f"proto={proto} {state}src={addr_str(src)} dst={addr_str(dst)} "
@@ -662,15 +662,15 @@ class ConnTrack:
     # --- TCP ---------------------------------------------------------------------------------
     def _tcp_new(self, conn: Connection, pkt: PacketInfo, now: int) -> bool:
         kind = _segment_kind(pkt.tcp_flags)
-        new_state = TCP_TRANSITIONS[ORIGINAL][kind][TcpState.NONE]
+        new_state = TCP_TRANSITIONS[ORIGINAL][kind][ConntrackTcpState.NONE]
         assert conn.sides is not None
         sender, receiver = conn.sides
         end = self._seg_end(pkt)
-        if new_state == TcpState.SYN_SENT:
+        if new_state == ConntrackTcpState.SYN_SENT:
             sender.end = sender.maxend = end
             sender.maxwin = pkt.window or 1
             _syn_options(pkt, sender)
-        elif new_state == TcpState.ESTABLISHED and self.tcp_loose:
+        elif new_state == ConntrackTcpState.ESTABLISHED and self.tcp_loose:
             sender.end = end
             sender.maxwin = pkt.window or 1
             sender.maxend = (end + sender.maxwin) & MASK32
@@ -695,17 +695,17 @@ class ConnTrack:
         sides = conn.sides
         assert sides is not None
         skip_window = False
-        if new == TcpState.SYN_SENT and old >= TcpState.TIME_WAIT:
+        if new == ConntrackTcpState.SYN_SENT and old >= ConntrackTcpState.TIME_WAIT:
             if ((sides[0].flags | sides[1].flags) & F_CLOSE_INIT) or (
                     conn.last_dir == direction and conn.last_index == K_RST):
                 self.stats["tcp_reopen"] += 1
                 return _REOPEN
-            new = TcpState.IGNORE
-        if new == TcpState.IGNORE:
+            new = ConntrackTcpState.IGNORE
+        if new == ConntrackTcpState.IGNORE:
             if (kind == K_SYNACK and conn.last_index == K_SYN and conn.last_dir != direction
                     and pkt.ack == conn.last_end):
                 # This SYN-ACK answers a SYN we ignored: both ends are in sync, we were not.
-                old, new = TcpState.SYN_SENT, TcpState.SYN_RECV
+                old, new = ConntrackTcpState.SYN_SENT, ConntrackTcpState.SYN_RECV
                 last = sides[conn.last_dir]
                 last.end = last.maxend = conn.last_end
                 last.maxwin = conn.last_win or 1
@@ -726,9 +726,9 @@ class ConnTrack:
                     conn.last_wscale = probe.scale
                 self.stats["tcp_ignored"] += 1
                 return _OK  # state unchanged; the packet passes
-        elif new == TcpState.INVALID:
+        elif new == ConntrackTcpState.INVALID:
             return INVALID
-        elif new == TcpState.CLOSE and kind == K_RST:
+        elif new == ConntrackTcpState.CLOSE and kind == K_RST:
             other = sides[1 - direction]
             if other.flags & F_MAXACK_SET and _before(pkt.seq, other.maxack):
                 return INVALID
@@ -741,7 +741,7 @@ class ConnTrack:
         conn.last_index = kind
         conn.last_dir = direction
         conn.tcp_state = new
-        if old != new and new == TcpState.FIN_WAIT:
+        if old != new and new == ConntrackTcpState.FIN_WAIT:
             sides[direction].flags |= F_CLOSE_INIT
         t = self.timeouts
         timeout = t.tcp[new]
@@ -753,8 +753,9 @@ class ConnTrack:
                 # Only a RST answered: nothing was established; forget the flow now.
                 self._refresh(conn, 0, now)
                 return _OK
-        elif not conn.assured and old in (TcpState.SYN_RECV, TcpState.ESTABLISHED) and (
-                new == TcpState.ESTABLISHED):
+        elif (not conn.assured
+              and old in (ConntrackTcpState.SYN_RECV, ConntrackTcpState.ESTABLISHED)
+              and new == ConntrackTcpState.ESTABLISHED):
             self._assure(conn)
         self._refresh(conn, timeout, now)
         return _OK
@@ -789,8 +790,9 @@ class ConnTrack:
                 sender.maxend = (end + sender.maxwin) & MASK32
                 if receiver.maxwin == 0:
                     receiver.end = receiver.maxend = sack
-        elif ((state == TcpState.SYN_SENT and direction == ORIGINAL)
-              or (state == TcpState.SYN_RECV and direction == REPLY)) and _after(end, sender.end):
+        elif ((state == ConntrackTcpState.SYN_SENT and direction == ORIGINAL)
+              or (state == ConntrackTcpState.SYN_RECV and direction == REPLY)) and _after(
+                  end, sender.end):
             # a retransmitted SYN (or SYN-ACK) with a new ISN
             sender.end = sender.maxend = end
             sender.maxwin = win or 1
@@ -799,7 +801,7 @@ class ConnTrack:
             ack = sack = receiver.end
         elif flags & (ACK | RST) == ACK | RST and ack == 0:
             ack = sack = receiver.end  # broken stacks: RST+ACK with a zero ACK
-        if seq == end and (not flags & RST or (seq == 0 and state == TcpState.SYN_SENT)):
+        if seq == end and (not flags & RST or (seq == 0 and state == ConntrackTcpState.SYN_SENT)):
             seq = end = sender.end  # no data: only the ACK is checked
         max_ack_window = sender.maxwin if sender.maxwin > MAX_ACK_WINDOW else MAX_ACK_WINDOW
         s_end = sender.end
@@ -854,7 +856,7 @@ def summarize(table: ConnTrack) -> ConntrackSummary:
     by_state: Counter[str] = Counter()
     for conn in table:
         if conn.proto == PROTO_TCP:
-            by_state[f"tcp {TcpState.NAMES[conn.tcp_state]}"] += 1
+            by_state[f"tcp {ConntrackTcpState.NAMES[conn.tcp_state]}"] += 1
         else:
             name = {PROTO_UDP: "udp", PROTO_ICMP: "icmp", PROTO_ICMPV6: "icmpv6"}.get(
                 conn.proto, f"proto {conn.proto}")

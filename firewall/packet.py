@@ -26,21 +26,21 @@ from typing import Any
 from stack.wire import ipv4, ipv6
 from stack.wire.errors import WireError
 
-PROTO_ICMP = 1
-PROTO_IGMP = 2
-PROTO_TCP = 6
-PROTO_UDP = 17
-PROTO_ICMPV6 = 58
-
-# TCP flag bits (byte 13 of the header).
-FIN = 0x01
-SYN = 0x02
-RST = 0x04
-PSH = 0x08
-ACK = 0x10
-URG = 0x20
-ECE = 0x40
-CWR = 0x80
+# Protocol numbers and TCP flag bits have their home in stack/wire; re-exported
+# here for the firewall modules that read them as packet.X.
+from stack.wire.ip import PROTO_ICMP as PROTO_ICMP
+from stack.wire.ip import PROTO_ICMPV6 as PROTO_ICMPV6
+from stack.wire.ip import PROTO_IGMP as PROTO_IGMP
+from stack.wire.ip import PROTO_TCP as PROTO_TCP
+from stack.wire.ip import PROTO_UDP as PROTO_UDP
+from stack.wire.tcp import ACK as ACK
+from stack.wire.tcp import CWR as CWR
+from stack.wire.tcp import ECE as ECE
+from stack.wire.tcp import FIN as FIN
+from stack.wire.tcp import PSH as PSH
+from stack.wire.tcp import RST as RST
+from stack.wire.tcp import SYN as SYN
+from stack.wire.tcp import URG as URG
 
 #: ICMPv4 / ICMPv6 error types (their body quotes the packet that caused them).
 ICMP_ERROR_TYPES = frozenset((3, 4, 5, 11, 12))

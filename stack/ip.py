@@ -13,17 +13,19 @@ from typing import TYPE_CHECKING, Protocol
 
 from .wire import ipv6
 
+# The IANA protocol numbers live in stack/wire/ip.py; re-exported for the IP layers.
+from .wire.ip import PROTO_FRAGMENT as PROTO_FRAGMENT
+from .wire.ip import PROTO_HOPOPT as PROTO_HOPOPT
+from .wire.ip import PROTO_ICMP as PROTO_ICMP
+from .wire.ip import PROTO_ICMPV6 as PROTO_ICMPV6
+from .wire.ip import PROTO_IGMP as PROTO_IGMP
+from .wire.ip import PROTO_NONE as PROTO_NONE
+from .wire.ip import PROTO_TCP as PROTO_TCP
+from .wire.ip import PROTO_UDP as PROTO_UDP
+
 if TYPE_CHECKING:
     from .interface import Interface
 
-PROTO_HOPOPT = 0
-PROTO_ICMP = 1
-PROTO_IGMP = 2
-PROTO_TCP = 6
-PROTO_UDP = 17
-PROTO_FRAGMENT = 44
-PROTO_ICMPV6 = 58
-PROTO_NO_NEXT_HEADER = 59
 
 ETH_IPV4 = 0x0800
 ETH_IPV6 = 0x86DD
@@ -35,6 +37,9 @@ ALL_NODES_V6 = ipv6.ALL_NODES
 ALL_ROUTERS_V6 = ipv6.ALL_ROUTERS
 UNSPECIFIED_V6 = bytes(16)
 ANY_V4 = bytes(4)
+LOOPBACK_V4 = bytes((127, 0, 0, 1))
+LOOPBACK_V6 = bytes(15) + b"\x01"
+V4_MAPPED_PREFIX = bytes(10) + b"\xff\xff"  # ::ffff:0:0/96
 
 DEFAULT_TTL = 64
 
@@ -44,7 +49,17 @@ def is_multicast(addr: bytes) -> bool:
 
 
 def is_v4_mapped(addr: bytes) -> bool:
-    return len(addr) == 16 and addr[:12] == b"\0" * 10 + b"\xff\xff"
+    return len(addr) == 16 and addr[:12] == V4_MAPPED_PREFIX
+
+
+def to_v4_mapped(addr4: bytes) -> bytes:
+    """An IPv4 address as the IPv4-mapped IPv6 address ::ffff:a.b.c.d."""
+    return V4_MAPPED_PREFIX + addr4
+
+
+def unmap_v4(addr: bytes) -> bytes:
+    """IPv4-mapped IPv6 → the IPv4 address; anything else unchanged."""
+    return addr[12:] if is_v4_mapped(addr) else addr
 
 
 @dataclass(slots=True)

@@ -22,7 +22,7 @@ from .ip import (
     ALL_NODES_V6,
     ALL_ROUTERS_V6,
     ETH_IPV6,
-    PROTO_NO_NEXT_HEADER,
+    PROTO_NONE,
     IpMeta,
     OutputRoute,
     is_multicast,
@@ -120,7 +120,7 @@ class Ipv6Layer:
                 pkt = rewritten
                 meta.packet = pkt.buf
         upper = pkt.upper_protocol
-        if upper == PROTO_NO_NEXT_HEADER:
+        if upper == PROTO_NONE:
             return
         host.deliver(meta, upper, pkt.upper_payload)
 

@@ -33,11 +33,12 @@ scripted hosts ping. Touches only its stack.
 from __future__ import annotations
 
 import errno
-import os
 import socket as _socket
 from collections import deque
 from typing import TYPE_CHECKING
 
+from .ip import ANY_V4, LOOPBACK_V4, LOOPBACK_V6, UNSPECIFIED_V6, V4_MAPPED_PREFIX
+from .oserror import os_error
 from .socket import Socket
 from .wire import icmpv4, icmpv6
 from .wire.errors import WireError
@@ -47,15 +48,7 @@ if TYPE_CHECKING:
 
 AF_INET = 2
 AF_INET6 = 10
-ANY4 = bytes(4)
-ANY6 = bytes(16)
-LOOPBACK4 = bytes((127, 0, 0, 1))
-LOOPBACK6 = bytes(15) + b"\x01"
-MAPPED_PREFIX = bytes(10) + b"\xff\xff"
 
-
-def _oserror(code: int) -> OSError:
-    return OSError(code, os.strerror(code))
 
 
 class IcmpEchoSocket(Socket):
@@ -74,7 +67,7 @@ class IcmpEchoSocket(Socket):
         self.queue: deque[tuple[bytes, bytes]] = deque()
         self.closed = False
         self.ttl: int | None = None
-        self.local_addr = ANY4 if family == AF_INET else ANY6
+        self.local_addr = ANY_V4 if family == AF_INET else UNSPECIFIED_V6
         self.peer: bytes | None = None  # connect()'s destination
 
     def _bind(self) -> None:
@@ -84,16 +77,16 @@ class IcmpEchoSocket(Socket):
     def bind(self, addr: bytes, port: int = 0) -> None:
         """bind((address, ident)): the checks of Linux's ping_check_bind_addr."""
         if self.closed:
-            raise _oserror(errno.EBADF)
+            raise os_error(errno.EBADF)
         if (len(addr) == 4) != (self.family == AF_INET):
-            raise _oserror(errno.EAFNOSUPPORT if self.family == AF_INET else errno.EINVAL)
+            raise os_error(errno.EAFNOSUPPORT if self.family == AF_INET else errno.EINVAL)
         stack = self.layer.stack
-        if len(addr) == 16 and (addr[0] == 0xFF or addr[:12] == MAPPED_PREFIX):
-            raise _oserror(errno.EINVAL)  # multicast or IPv4-mapped: not a unicast address
-        if addr not in (ANY4, ANY6) and not stack.is_local_address(addr):
-            raise _oserror(errno.EADDRNOTAVAIL)
+        if len(addr) == 16 and (addr[0] == 0xFF or addr[:12] == V4_MAPPED_PREFIX):
+            raise os_error(errno.EINVAL)  # multicast or IPv4-mapped: not a unicast address
+        if addr not in (ANY_V4, UNSPECIFIED_V6) and not stack.is_local_address(addr):
+            raise os_error(errno.EADDRNOTAVAIL)
         if self.ident:
-            raise _oserror(errno.EINVAL)
+            raise os_error(errno.EINVAL)
         if port:
             self.layer.claim(self, port)
         else:
@@ -103,20 +96,20 @@ class IcmpEchoSocket(Socket):
     def connect(self, addr: bytes, port: int = 0) -> None:
         """Linux's ip4/ip6_datagram_connect for a ping socket: the destination of send()."""
         if self.closed:
-            raise _oserror(errno.EBADF)
+            raise os_error(errno.EBADF)
         if (len(addr) == 4) != (self.family == AF_INET):
-            raise _oserror(errno.EAFNOSUPPORT if self.family == AF_INET else errno.EINVAL)
-        src = None if self.local_addr in (ANY4, ANY6) else self.local_addr
-        if addr == ANY4:
-            addr = src or LOOPBACK4
-        elif addr == ANY6:
-            addr = LOOPBACK6
+            raise os_error(errno.EAFNOSUPPORT if self.family == AF_INET else errno.EINVAL)
+        src = None if self.local_addr in (ANY_V4, UNSPECIFIED_V6) else self.local_addr
+        if addr == ANY_V4:
+            addr = src or LOOPBACK_V4
+        elif addr == UNSPECIFIED_V6:
+            addr = LOOPBACK_V6
         stack = self.layer.stack
         rt = stack.route_output(addr, src)
         if rt.is_broadcast or rt.is_multicast:
-            raise _oserror(errno.ENETUNREACH)
+            raise os_error(errno.ENETUNREACH)
         if len(addr) == 4 and rt.src[0] == 127 and not rt.iface.is_loopback:
-            raise _oserror(errno.EINVAL)
+            raise os_error(errno.EINVAL)
         self._bind()
         if src is None:
             self.local_addr = rt.src
@@ -130,7 +123,7 @@ class IcmpEchoSocket(Socket):
         return self.local_addr, self.ident
 
     def getpeername(self) -> tuple[bytes, int]:
-        raise _oserror(errno.ENOTCONN)  # Linux's ping sockets have no getname for the peer
+        raise os_error(errno.ENOTCONN)  # Linux's ping sockets have no getname for the peer
 
     def send(self, data: bytes | memoryview) -> int:
         """send() on a connected ping socket (EDESTADDRREQ if it is not)."""
@@ -140,27 +133,27 @@ class IcmpEchoSocket(Socket):
                port: int | None = None) -> int:
         if addr is None:
             if self.peer is None:
-                raise _oserror(errno.EDESTADDRREQ)
+                raise os_error(errno.EDESTADDRREQ)
             addr = self.peer
         if self.closed:
-            raise OSError(errno.EBADF, os.strerror(errno.EBADF))
+            raise os_error(errno.EBADF)
         if self.shut_wr:
-            raise _oserror(errno.EPIPE)
+            raise os_error(errno.EPIPE)
         data = bytes(data)
         if (len(addr) == 4) != (self.family == AF_INET) or len(data) < 8:
-            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+            raise os_error(errno.EINVAL)
         expected = icmpv4.TYPE_ECHO_REQUEST if self.family == AF_INET else icmpv6.TYPE_ECHO_REQUEST
         if data[0] != expected or data[1] != 0:
-            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+            raise os_error(errno.EINVAL)
         self._bind()
         stack = self.layer.stack
         seq = int.from_bytes(data[6:8], "big")
-        src = None if self.local_addr in (ANY4, ANY6) else self.local_addr
-        if addr == ANY4:
-            addr = src or LOOPBACK4  # Linux's route lookup: no destination is this host
+        src = None if self.local_addr in (ANY_V4, UNSPECIFIED_V6) else self.local_addr
+        if addr == ANY_V4:
+            addr = src or LOOPBACK_V4  # Linux's route lookup: no destination is this host
         rt = stack.route_output(addr, src)
         if len(addr) == 4 and rt.src[0] == 127 and not rt.iface.is_loopback:
-            raise _oserror(errno.EINVAL)  # a loopback source never leaves the host
+            raise os_error(errno.EINVAL)  # a loopback source never leaves the host
         body = data[8:]
         if self.family == AF_INET:
             message = icmpv4.Icmpv4Repr.echo_request(self.ident, seq).build(body)
@@ -184,12 +177,12 @@ class IcmpEchoSocket(Socket):
         if level == _socket.IPPROTO_IP and name == _socket.IP_TTL:
             self.ttl = value if isinstance(value, int) else int.from_bytes(value[:4], "little")
             return
-        raise _oserror(errno.ENOPROTOOPT)
+        raise os_error(errno.ENOPROTOOPT)
 
     def getsockopt(self, level: int, name: int) -> int | bytes:
         if level == _socket.SOL_SOCKET and name == _socket.SO_ERROR:
             return 0
-        raise _oserror(errno.ENOPROTOOPT)
+        raise os_error(errno.ENOPROTOOPT)
 
     def readable(self) -> bool:
         return bool(self.queue) or self.closed
@@ -199,11 +192,11 @@ class IcmpEchoSocket(Socket):
 
     def shutdown(self, how: int) -> None:
         if how not in (_socket.SHUT_RD, _socket.SHUT_WR, _socket.SHUT_RDWR):
-            raise _oserror(errno.EINVAL)
+            raise os_error(errno.EINVAL)
         if how in (_socket.SHUT_WR, _socket.SHUT_RDWR):
             self.shut_wr = True  # SHUT_RD changes nothing a ping socket's reader sees
         if self.peer is None:  # as UDP: the flags are set, and still ENOTCONN
-            raise _oserror(errno.ENOTCONN)
+            raise os_error(errno.ENOTCONN)
 
     def close(self) -> None:
         self.closed = True
@@ -226,12 +219,12 @@ class IcmpEchoLayer:
             if (sock.family, ident) not in self.sockets:
                 self.sockets[(sock.family, ident)] = sock
                 return ident
-        raise OSError(errno.EAGAIN, os.strerror(errno.EAGAIN))
+        raise os_error(errno.EAGAIN)
 
     def claim(self, sock: IcmpEchoSocket, ident: int) -> None:
         """bind() with a port: that identifier, if no other socket has it."""
         if (sock.family, ident) in self.sockets:
-            raise _oserror(errno.EADDRINUSE)
+            raise os_error(errno.EADDRINUSE)
         self.sockets[(sock.family, ident)] = sock
         sock.ident = ident
 
@@ -252,7 +245,7 @@ class IcmpEchoLayer:
                 return False
             ident = msg6.ident
         sock = self.sockets.get((family, ident))
-        if sock is None or sock.local_addr not in (ANY4, ANY6, meta.dst):
+        if sock is None or sock.local_addr not in (ANY_V4, UNSPECIFIED_V6, meta.dst):
             return False
         sock.queue.append((bytes(payload), meta.src))
         self.stack.driver.wake()

@@ -22,11 +22,12 @@ from __future__ import annotations
 
 import enum
 import errno
-import os
 import socket as _socket
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from .oserror import os_error
 
 if TYPE_CHECKING:
     from .socket_memory import SocketMemory
@@ -35,9 +36,6 @@ SOCK_STREAM = _socket.SOCK_STREAM
 SOCK_DGRAM = _socket.SOCK_DGRAM
 DATAGRAM_ROOM = 65507  # what poll reports a datagram socket's send side can take
 
-
-def _err(code: int) -> OSError:
-    return OSError(code, os.strerror(code))
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,10 +102,10 @@ class Socket(ABC):
         return False
 
     def listen(self, backlog: int) -> None:
-        raise _err(errno.EOPNOTSUPP)
+        raise os_error(errno.EOPNOTSUPP)
 
     def accept(self) -> Socket:
-        raise _err(errno.EOPNOTSUPP)
+        raise os_error(errno.EOPNOTSUPP)
 
     def status(self) -> SocketStatus:
         return SocketStatus.CLOSED if self.closed else SocketStatus.OPENED
@@ -147,10 +145,10 @@ class Socket(ABC):
         raise NotImplementedError
 
     def join_group(self, group: bytes, ifindex: int | None = None) -> None:
-        raise _err(errno.ENOPROTOOPT)
+        raise os_error(errno.ENOPROTOOPT)
 
     def leave_group(self, group: bytes, ifindex: int | None = None) -> None:
-        raise _err(errno.ENOPROTOOPT)
+        raise os_error(errno.ENOPROTOOPT)
 
     # --- readiness ---------------------------------------------------------
     @abstractmethod

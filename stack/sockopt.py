@@ -22,16 +22,17 @@ Touches only the socket and its stack.
 from __future__ import annotations
 
 import errno
-import os
 import socket as s
 import struct
 from typing import TYPE_CHECKING
+
+from .ip import ANY_V4
+from .oserror import os_error
 
 if TYPE_CHECKING:
     from .udp import UdpSocket
 
 AF_INET = s.AF_INET
-ANY4 = bytes(4)
 
 SO_REUSEPORT = getattr(s, "SO_REUSEPORT", 15)
 SO_BINDTODEVICE = getattr(s, "SO_BINDTODEVICE", 25)
@@ -56,9 +57,6 @@ _STORED = {s.SO_KEEPALIVE: 0, s.SO_PRIORITY: 0, s.SO_RCVLOWAT: 1, s.SO_SNDLOWAT:
 _IGNORED = {s.SO_LINGER, s.SO_RCVTIMEO, s.SO_SNDTIMEO}  # structs; the blocking layer's business
 
 
-def _err(code: int) -> OSError:
-    return OSError(code, os.strerror(code))
-
 
 def _raw(value: int | bytes) -> bytes:
     """The option buffer: Python passes an int as a native (little-endian) C int."""
@@ -73,7 +71,7 @@ def _int(raw: bytes, minimum: int = 4) -> int:
         return int(struct.unpack_from("<i", raw)[0])
     if minimum <= 1 and len(raw) >= 1:
         return raw[0]
-    raise _err(errno.EINVAL)
+    raise os_error(errno.EINVAL)
 
 
 def buffer_size(value: int, limit: int, minimum: int) -> int:
@@ -89,9 +87,9 @@ def check_unprivileged(name: int, value: int) -> None:
     are always refused, SO_PRIORITY outside 0..6 too.
     """
     if name in (SO_RCVBUFFORCE, SO_SNDBUFFORCE):
-        raise _err(errno.EPERM)
+        raise os_error(errno.EPERM)
     if name == s.SO_PRIORITY and not 0 <= value <= PRIORITY_MAX_UNPRIVILEGED:
-        raise _err(errno.EPERM)
+        raise os_error(errno.EPERM)
 
 
 def setsockopt(sock: UdpSocket, level: int, name: int, value: int | bytes) -> None:
@@ -103,7 +101,7 @@ def setsockopt(sock: UdpSocket, level: int, name: int, value: int | bytes) -> No
     elif level == s.IPPROTO_IPV6 and sock.family != AF_INET:
         _set_ipv6(sock, name, raw)
     else:
-        raise _err(errno.ENOPROTOOPT)
+        raise os_error(errno.ENOPROTOOPT)
 
 
 def _set_socket(sock: UdpSocket, name: int, raw: bytes) -> None:
@@ -116,7 +114,7 @@ def _set_socket(sock: UdpSocket, name: int, raw: bytes) -> None:
         try:
             sock.bound_device = layer.stack.interface(devname).index
         except KeyError:
-            raise _err(errno.ENODEV) from None
+            raise os_error(errno.ENODEV) from None
         sock.device_locked = True
         return
     if name in _IGNORED:
@@ -135,20 +133,20 @@ def _set_socket(sock: UdpSocket, name: int, raw: bytes) -> None:
         sock.sndbuf = buffer_size(val, layer.wmem_max, SOCK_MIN_SNDBUF)
     elif name == SO_BINDTOIFINDEX:
         if val and val not in layer.stack.interfaces:
-            raise _err(errno.ENODEV)
+            raise os_error(errno.ENODEV)
         sock.bound_device, sock.device_locked = (val or None), bool(val)
     elif name in _STORED:
         if name == s.SO_RCVLOWAT:
             val = val or 1
         sock.stored_options[(s.SOL_SOCKET, name)] = val
     else:
-        raise _err(errno.ENOPROTOOPT)
+        raise os_error(errno.ENOPROTOOPT)
 
 
 def _mreq(raw: bytes) -> tuple[bytes, bytes, int]:
     """struct ip_mreq (group, interface address) or ip_mreqn (… and ifindex)."""
     if len(raw) < 8:
-        raise _err(errno.EINVAL)
+        raise os_error(errno.EINVAL)
     ifindex = int(struct.unpack_from("<i", raw, 8)[0]) if len(raw) >= 12 else 0
     return raw[:4], raw[4:8], ifindex
 
@@ -165,11 +163,11 @@ def _set_ip(sock: UdpSocket, name: int, raw: bytes) -> None:
         _set_multicast_if_v4(sock, raw)
         return
     if not raw:
-        raise _err(errno.EINVAL)
+        raise os_error(errno.EINVAL)
     val = _int(raw, minimum=1)
     if name == s.IP_TTL:
         if val != -1 and not 1 <= val <= 255:
-            raise _err(errno.EINVAL)
+            raise os_error(errno.EINVAL)
         sock.ttl = None if val == -1 else val
     elif name == s.IP_TOS:
         sock.tos = val & 0xFF
@@ -177,45 +175,45 @@ def _set_ip(sock: UdpSocket, name: int, raw: bytes) -> None:
         if val == -1:
             val = 1
         if not 0 <= val <= 255:
-            raise _err(errno.EINVAL)
+            raise os_error(errno.EINVAL)
         sock.multicast_ttl = val
     elif name == s.IP_MULTICAST_LOOP:
         sock.multicast_loop = bool(val)
     elif name == IP_MULTICAST_ALL:
         if val not in (0, 1):
-            raise _err(errno.EINVAL)
+            raise os_error(errno.EINVAL)
         sock.multicast_all = bool(val)
     else:
-        raise _err(errno.ENOPROTOOPT)
+        raise os_error(errno.ENOPROTOOPT)
 
 
 def _set_multicast_if_v4(sock: UdpSocket, raw: bytes) -> None:
     """IP_MULTICAST_IF with struct in_addr, ip_mreq or ip_mreqn, as Linux reads them."""
     if len(raw) < 4:
-        raise _err(errno.EINVAL)
+        raise os_error(errno.EINVAL)
     if len(raw) >= 8:
         _, address, ifindex = _mreq(raw)
     else:
         address, ifindex = raw[:4], 0
     stack = sock.layer.stack
     if not ifindex:
-        if address == ANY4:
+        if address == ANY_V4:
             sock.multicast_if = sock.multicast_if_addr = None
             return
         ifindex = next((i.index for i in stack.interfaces.values() if i.has_address(address)),
                        0)
     if ifindex not in stack.interfaces:
-        raise _err(errno.EADDRNOTAVAIL)
+        raise os_error(errno.EADDRNOTAVAIL)
     if sock.bound_device and ifindex != sock.bound_device:
-        raise _err(errno.EINVAL)
+        raise os_error(errno.EINVAL)
     sock.multicast_if = ifindex
-    sock.multicast_if_addr = None if address == ANY4 else address
+    sock.multicast_if_addr = None if address == ANY_V4 else address
 
 
 def _set_ipv6(sock: UdpSocket, name: int, raw: bytes) -> None:
     if name in (IPV6_JOIN_GROUP, IPV6_LEAVE_GROUP):
         if len(raw) < 20:
-            raise _err(errno.EINVAL)
+            raise os_error(errno.EINVAL)
         group, ifindex = raw[:16], int(struct.unpack_from("<I", raw, 16)[0])
         if name == IPV6_JOIN_GROUP:
             sock.join_group_v6(group, ifindex)
@@ -225,34 +223,34 @@ def _set_ipv6(sock: UdpSocket, name: int, raw: bytes) -> None:
     val = _int(raw)
     if name == s.IPV6_V6ONLY:
         if sock.local_port:  # Linux: once inet_num is set
-            raise _err(errno.EINVAL)
+            raise os_error(errno.EINVAL)
         sock.v6only = bool(val)
     elif name == s.IPV6_UNICAST_HOPS:
         if not -1 <= val <= 255:
-            raise _err(errno.EINVAL)
+            raise os_error(errno.EINVAL)
         sock.hop_limit = None if val == -1 else val
     elif name == s.IPV6_MULTICAST_HOPS:
         if len(raw) != 4 or not -1 <= val <= 255:
-            raise _err(errno.EINVAL)
+            raise os_error(errno.EINVAL)
         sock.multicast_hops = 1 if val == -1 else val
     elif name == s.IPV6_MULTICAST_LOOP:
         if val not in (0, 1):
-            raise _err(errno.EINVAL)
+            raise os_error(errno.EINVAL)
         sock.multicast_loop6 = bool(val)
     elif name == s.IPV6_MULTICAST_IF:
         if val and val not in sock.layer.stack.interfaces:
-            raise _err(errno.ENODEV)
+            raise os_error(errno.ENODEV)
         if val and sock.bound_device and val != sock.bound_device:
-            raise _err(errno.EINVAL)
+            raise os_error(errno.EINVAL)
         sock.multicast_if6 = val or None
     elif name == IPV6_MULTICAST_ALL:
         sock.multicast_all6 = bool(val)
     elif name == IPV6_TCLASS:
         if len(raw) != 4 or not -1 <= val <= 255:
-            raise _err(errno.EINVAL)
+            raise os_error(errno.EINVAL)
         sock.tclass = 0 if val == -1 else val
     else:
-        raise _err(errno.ENOPROTOOPT)
+        raise os_error(errno.ENOPROTOOPT)
 
 
 def getsockopt(sock: UdpSocket, level: int, name: int) -> int | bytes:
@@ -261,10 +259,10 @@ def getsockopt(sock: UdpSocket, level: int, name: int) -> int | bytes:
     if level == s.IPPROTO_IP:
         return _get_ip(sock, name)
     if sock.family == AF_INET:
-        raise _err(errno.EOPNOTSUPP)  # do_ip_getsockopt: level != SOL_IP
+        raise os_error(errno.EOPNOTSUPP)  # do_ip_getsockopt: level != SOL_IP
     if level == s.IPPROTO_IPV6:
         return _get_ipv6(sock, name)
-    raise _err(errno.ENOPROTOOPT)
+    raise os_error(errno.ENOPROTOOPT)
 
 
 def _get_socket(sock: UdpSocket, name: int) -> int | bytes:
@@ -291,7 +289,7 @@ def _get_socket(sock: UdpSocket, name: int) -> int | bytes:
         return int(table[name])
     if name in _STORED:
         return sock.stored_options.get((s.SOL_SOCKET, name), _STORED[name])
-    raise _err(errno.ENOPROTOOPT)
+    raise os_error(errno.ENOPROTOOPT)
 
 
 def _get_ip(sock: UdpSocket, name: int) -> int | bytes:
@@ -306,8 +304,8 @@ def _get_ip(sock: UdpSocket, name: int) -> int | bytes:
     if name == IP_MULTICAST_ALL:
         return int(sock.multicast_all)
     if name == s.IP_MULTICAST_IF:
-        return sock.multicast_if_addr or ANY4
-    raise _err(errno.ENOPROTOOPT)
+        return sock.multicast_if_addr or ANY_V4
+    raise os_error(errno.ENOPROTOOPT)
 
 
 def _get_ipv6(sock: UdpSocket, name: int) -> int:
@@ -326,4 +324,4 @@ def _get_ipv6(sock: UdpSocket, name: int) -> int:
         return int(sock.multicast_all6)
     if name == IPV6_TCLASS:
         return sock.tclass
-    raise _err(errno.ENOPROTOOPT)
+    raise os_error(errno.ENOPROTOOPT)

@@ -53,6 +53,8 @@ import hashlib
 import socket as _socket
 from typing import TYPE_CHECKING
 
+from .ip import ANY_V4, UNSPECIFIED_V6, V4_MAPPED_PREFIX, unmap_v4
+from .oserror import os_error
 from .socket_memory import SocketMemory
 from .tcp_connection import (
     ACK,
@@ -68,7 +70,7 @@ from .tcp_connection import (
     TcpState,
     unwrap,
 )
-from .tcp_socket import TcpListener, TcpSocket, _err, _unmap
+from .tcp_socket import TcpListener, TcpSocket
 from .wire import tcp as wire_tcp
 from .wire.errors import WireError
 
@@ -77,9 +79,6 @@ if TYPE_CHECKING:
 
 AF_INET = _socket.AF_INET
 AF_INET6 = _socket.AF_INET6
-ANY4 = bytes(4)
-ANY6 = bytes(16)
-MAPPED_PREFIX = bytes(10) + b"\xff\xff"
 EPHEMERAL_RANGE = (32768, 60999)
 COOKIE_MSS_V4 = (536, 1300, 1440, 1460)
 COOKIE_MSS_V6 = (1220, 1400, 1440, 8940)
@@ -122,15 +121,15 @@ class TcpLayer:
                  b_family: int, b_v6only: bool, b_addr: bytes) -> bool:
         def covers_v4(family: int, v6only: bool, addr: bytes, v4: bytes) -> bool:
             if family == AF_INET:
-                return addr == ANY4 or v4 == ANY4 or addr == v4
+                return addr == ANY_V4 or v4 == ANY_V4 or addr == v4
             if v6only:
                 return False
-            if addr == ANY6:
+            if addr == UNSPECIFIED_V6:
                 return True
-            return addr[:12] == MAPPED_PREFIX and (addr[12:] == v4 or v4 == ANY4)
+            return addr[:12] == V4_MAPPED_PREFIX and (addr[12:] == v4 or v4 == ANY_V4)
 
         if a_family == b_family:
-            any_addr = ANY4 if a_family == AF_INET else ANY6
+            any_addr = ANY_V4 if a_family == AF_INET else UNSPECIFIED_V6
             return a_addr == b_addr or a_addr == any_addr or b_addr == any_addr
         if a_family == AF_INET:
             return covers_v4(b_family, b_v6only, b_addr, a_addr)
@@ -162,12 +161,12 @@ class TcpLayer:
         return False
 
     def bind(self, sock: TcpSocket, addr: bytes, port: int) -> None:
-        wire = _unmap(addr) if sock.family == AF_INET6 else addr
-        if wire not in (ANY4, ANY6):
+        wire = unmap_v4(addr) if sock.family == AF_INET6 else addr
+        if wire not in (ANY_V4, UNSPECIFIED_V6):
             if not self.stack.is_local_address(wire):
-                raise _err(errno.EADDRNOTAVAIL)
+                raise os_error(errno.EADDRNOTAVAIL)
             if sock.family == AF_INET6 and len(wire) == 4 and sock.v6only:
-                raise _err(errno.EADDRNOTAVAIL)
+                raise os_error(errno.EADDRNOTAVAIL)
         if port == 0:
             low, high = self.ephemeral_range
             span = high - low + 1
@@ -178,9 +177,9 @@ class TcpLayer:
                     port = candidate
                     break
             else:
-                raise _err(errno.EADDRINUSE)
+                raise os_error(errno.EADDRINUSE)
         elif self._conflicts(sock, addr, port, False):
-            raise _err(errno.EADDRINUSE)
+            raise os_error(errno.EADDRINUSE)
         sock.local_addr = addr
         sock.local_port = port
         self.port_users.setdefault(port, []).append(sock)
@@ -197,7 +196,7 @@ class TcpLayer:
                 continue
             if sock.reuseport and other.reuseport:
                 continue
-            raise _err(errno.EADDRINUSE)
+            raise os_error(errno.EADDRINUSE)
 
     def release(self, sock: TcpSocket) -> None:
         users = self.port_users.get(sock.local_port)
@@ -233,27 +232,27 @@ class TcpLayer:
         stack = self.stack
         local_pref = None
         if sock.local_addr is not None:
-            local_pref = _unmap(sock.local_addr)
-            if local_pref in (ANY4, ANY6) or len(local_pref) != len(remote):
+            local_pref = unmap_v4(sock.local_addr)
+            if local_pref in (ANY_V4, UNSPECIFIED_V6) or len(local_pref) != len(remote):
                 local_pref = None
         rt = stack.route_output(remote, local_pref, sock.bound_device)
         if rt.is_broadcast or rt.is_multicast:
-            raise _err(errno.ENETUNREACH)
+            raise os_error(errno.ENETUNREACH)
         local = rt.src
         if len(local) == 4 and local[0] == 127 and not rt.iface.is_loopback:
-            raise _err(errno.EINVAL)  # Linux __mkroute_output: 127/8 never leaves the host
+            raise os_error(errno.EINVAL)  # Linux __mkroute_output: 127/8 never leaves the host
         if sock.local_addr is None:
             port = self._pick_port(sock, local, remote, rport)
             sock.local_addr = local if sock.family == AF_INET or len(local) == 16 else (
-                MAPPED_PREFIX + local)
+                V4_MAPPED_PREFIX + local)
             sock.local_port = port
             self.port_users.setdefault(port, []).append(sock)
         else:
             if (local, sock.local_port, remote, rport) in self.conns:
-                raise _err(errno.EADDRNOTAVAIL)
-            if _unmap(sock.local_addr) in (ANY4, ANY6):
+                raise os_error(errno.EADDRNOTAVAIL)
+            if unmap_v4(sock.local_addr) in (ANY_V4, UNSPECIFIED_V6):
                 sock.local_addr = local if sock.family == AF_INET or len(local) == 16 else (
-                    MAPPED_PREFIX + local)
+                    V4_MAPPED_PREFIX + local)
         key = (local, sock.local_port, remote, rport)
         conn = TcpConnection(self, sock.family, local, sock.local_port, remote, rport, rt,
                              self._isn(key))
@@ -275,7 +274,7 @@ class TcpLayer:
                    for u in self.port_users.get(port, ())):
                 continue
             return port
-        raise _err(errno.EADDRNOTAVAIL)
+        raise os_error(errno.EADDRNOTAVAIL)
 
     def _register(self, conn: TcpConnection) -> None:
         self.conns[conn.key] = conn
@@ -474,17 +473,17 @@ class TcpLayer:
                     addr, score = local, 1
                 elif sock.v6only:
                     continue
-                elif local == ANY6:
-                    addr, score = ANY4, 0
-                elif local[:12] == MAPPED_PREFIX:
+                elif local == UNSPECIFIED_V6:
+                    addr, score = ANY_V4, 0
+                elif local[:12] == V4_MAPPED_PREFIX:
                     addr, score = local[12:], 0
                 else:
                     continue
-                any_addr = ANY4
+                any_addr = ANY_V4
             else:
                 if sock.family != AF_INET6:
                     continue
-                addr, score, any_addr = local, 1, ANY6
+                addr, score, any_addr = local, 1, UNSPECIFIED_V6
             if addr != any_addr:
                 if addr != meta.dst:
                     continue

@@ -93,8 +93,8 @@ Touches only its stack (IP output, timers, the TCP layer's tables).
 from __future__ import annotations
 
 import errno
-import os
 
+from .oserror import os_error
 from .tcp_ecn import TcpEcn
 from .tcp_output import TcpOutput
 from .tcp_recovery import TcpRecovery
@@ -615,13 +615,13 @@ class TcpConnection(TcpOutput, TcpTimers, TcpRecovery, TcpEcn):
     def send(self, data: bytes | memoryview) -> int:
         if self.error:
             err, self.error = self.error, 0
-            raise OSError(err, os.strerror(err))
+            raise os_error(err)
         if self.fin_queued or self.state not in CAN_SEND:
             if self.state in (TcpState.SYN_SENT, TcpState.SYN_RECEIVED):
                 raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
             if self.state == TcpState.CLOSED and not self.reset_received:
-                raise OSError(errno.ENOTCONN, os.strerror(errno.ENOTCONN))
-            raise OSError(errno.EPIPE, os.strerror(errno.EPIPE))
+                raise os_error(errno.ENOTCONN)
+            raise os_error(errno.EPIPE)
         room = self.sndbuf - len(self.sendq)
         if room <= 0:
             raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
@@ -646,11 +646,11 @@ class TcpConnection(TcpOutput, TcpTimers, TcpRecovery, TcpEcn):
             err = self.error
             if not peek:
                 self.error = 0
-            raise OSError(err, os.strerror(err))
+            raise os_error(err)
         if self.fin_received or self.shut_rd or self.reset_received:
             return b""
         if self.state in (TcpState.CLOSED, TcpState.LISTEN):
-            raise OSError(errno.ENOTCONN, os.strerror(errno.ENOTCONN))
+            raise os_error(errno.ENOTCONN)
         raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
 
     def _window_update_after_read(self, before: int) -> None:

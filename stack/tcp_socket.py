@@ -12,12 +12,13 @@ Touches only its layer, its connection and its stack.
 from __future__ import annotations
 
 import errno
-import os
 import socket as _socket
 from collections import deque
 from typing import TYPE_CHECKING
 
 from . import tcp_sockopt
+from .ip import ANY_V4, LOOPBACK_V4, LOOPBACK_V6, UNSPECIFIED_V6, V4_MAPPED_PREFIX, unmap_v4
+from .oserror import os_error
 from .socket import Socket, SocketReadiness, SocketStatus
 from .socket_memory import SEND_RESERVE, SocketMemory
 from .tcp_connection import CAN_SEND, TcpConnection, TcpState
@@ -27,20 +28,9 @@ if TYPE_CHECKING:
 
 AF_INET = _socket.AF_INET
 AF_INET6 = _socket.AF_INET6
-ANY4 = bytes(4)
-ANY6 = bytes(16)
-MAPPED_PREFIX = bytes(10) + b"\xff\xff"
-LOOPBACK4 = bytes((127, 0, 0, 1))
-LOOPBACK6 = bytes(15) + b"\x01"
 SOMAXCONN = 4096
 
 
-def _err(code: int) -> OSError:
-    return OSError(code, os.strerror(code))
-
-
-def _unmap(addr: bytes) -> bytes:
-    return addr[12:] if len(addr) == 16 and addr[:12] == MAPPED_PREFIX else addr
 
 
 class TcpListener:
@@ -67,7 +57,7 @@ class TcpSocket(Socket):
 
     def __init__(self, layer: TcpLayer, family: int) -> None:
         if family not in (AF_INET, AF_INET6):
-            raise _err(errno.EAFNOSUPPORT)
+            raise os_error(errno.EAFNOSUPPORT)
         self.layer = layer
         self.family = family
         self.local_addr: bytes | None = None
@@ -103,7 +93,7 @@ class TcpSocket(Socket):
     # --- state -------------------------------------------------------------
     @property
     def any_addr(self) -> bytes:
-        return ANY4 if self.family == AF_INET else ANY6
+        return ANY_V4 if self.family == AF_INET else UNSPECIFIED_V6
 
     @property
     def listening(self) -> bool:
@@ -111,7 +101,7 @@ class TcpSocket(Socket):
 
     def _check_family(self, addr: bytes) -> None:
         if (self.family == AF_INET) != (len(addr) == 4):
-            raise _err(errno.EAFNOSUPPORT if self.family == AF_INET else errno.EINVAL)
+            raise os_error(errno.EAFNOSUPPORT if self.family == AF_INET else errno.EINVAL)
 
     def apply_options(self, conn: TcpConnection) -> None:
         conn.nodelay = self.nodelay
@@ -138,18 +128,18 @@ class TcpSocket(Socket):
     # --- binding -----------------------------------------------------------
     def bind(self, addr: bytes, port: int) -> None:
         if self.closed:
-            raise _err(errno.EBADF)
+            raise os_error(errno.EBADF)
         if self.local_addr is not None:
-            raise _err(errno.EINVAL)
+            raise os_error(errno.EINVAL)
         self._check_family(addr)
         self.layer.bind(self, addr, port)
         self.explicit_bind = True
 
     def listen(self, backlog: int) -> None:
         if self.closed:
-            raise _err(errno.EBADF)
+            raise os_error(errno.EBADF)
         if self.conn is not None:
-            raise _err(errno.EINVAL)
+            raise os_error(errno.EINVAL)
         if self.listener is not None:
             self.listener.backlog = max(1, min(backlog, SOMAXCONN))
             return
@@ -162,27 +152,27 @@ class TcpSocket(Socket):
     def connect(self, addr: bytes, port: int) -> None:
         """Start connecting; the caller waits for `connect_result()`."""
         if self.closed:
-            raise _err(errno.EBADF)
+            raise os_error(errno.EBADF)
         if self.listener is not None:
-            raise _err(errno.EISCONN)
+            raise os_error(errno.EISCONN)
         self._check_family(addr)
         conn = self.conn
         if conn is not None:
             if conn.state == TcpState.SYN_SENT:
-                raise _err(errno.EALREADY)
+                raise os_error(errno.EALREADY)
             if conn.state != TcpState.CLOSED:
-                raise _err(errno.EISCONN)
+                raise os_error(errno.EISCONN)
             if conn.error:
                 err, conn.error = conn.error, 0
-                raise _err(err)
+                raise os_error(err)
             self.conn = None
         if port == 0:
-            raise _err(errno.ECONNREFUSED)
+            raise os_error(errno.ECONNREFUSED)
         self.connect_failure = 0
-        wire = _unmap(addr) if self.family == AF_INET6 else addr
+        wire = unmap_v4(addr) if self.family == AF_INET6 else addr
         if self.family == AF_INET6 and len(wire) == 4 and self.v6only:
-            raise _err(errno.ENETUNREACH)
-        if wire == ANY4 or wire == ANY6:
+            raise os_error(errno.ENETUNREACH)
+        if wire == ANY_V4 or wire == UNSPECIFIED_V6:
             wire = self._unspecified_peer(wire)
         self.layer.connect(self, wire, port)
 
@@ -190,17 +180,17 @@ class TcpSocket(Socket):
         """connect() to 0.0.0.0 / :: means this host, as on Linux: IPv4 goes to the bound
         address or else 127.0.0.1 (ip_route_connect); IPv6 to ::1, or to 127.0.0.1 when
         the socket is bound to an IPv4-mapped address (tcp_v6_connect)."""
-        local = _unmap(self.local_addr) if self.local_addr is not None else None
-        if wire == ANY4:
-            return local if local is not None and len(local) == 4 and local != ANY4 else (
-                LOOPBACK4)
+        local = unmap_v4(self.local_addr) if self.local_addr is not None else None
+        if wire == ANY_V4:
+            return local if local is not None and len(local) == 4 and local != ANY_V4 else (
+                LOOPBACK_V4)
         if local is not None and len(local) == 4:
-            return LOOPBACK4
-        return LOOPBACK6
+            return LOOPBACK_V4
+        return LOOPBACK_V6
 
     def disconnect(self) -> None:
         """connect(AF_UNSPEC): refused, as vnet always has (Linux would abort the connection)."""
-        raise _err(errno.EAFNOSUPPORT)
+        raise os_error(errno.EAFNOSUPPORT)
 
     def connect_result(self) -> int | None:
         """None while connecting; 0 once connected; an errno if it failed."""
@@ -220,7 +210,7 @@ class TcpSocket(Socket):
 
     def accept(self) -> TcpSocket:
         if self.listener is None:
-            raise _err(errno.EINVAL)
+            raise os_error(errno.EINVAL)
         queue = self.listener.accept_queue
         while queue:
             conn = queue.popleft()
@@ -228,7 +218,7 @@ class TcpSocket(Socket):
                 continue  # reset before it was accepted
             child = TcpSocket(self.layer, self.family)
             child.local_addr = conn.local if self.family == AF_INET or len(conn.local) == 16 \
-                else MAPPED_PREFIX + conn.local
+                else V4_MAPPED_PREFIX + conn.local
             child.local_port = conn.lport
             for name in ("nodelay", "keepalive", "keepalive_time_ns", "keepalive_intvl_ns",
                          "keepalive_probes", "linger", "rcvbuf", "sndbuf", "user_timeout_ns",
@@ -253,21 +243,21 @@ class TcpSocket(Socket):
     def getpeername(self) -> tuple[bytes, int]:
         conn = self.conn
         if conn is None or conn.state in (TcpState.SYN_SENT, TcpState.CLOSED):
-            raise _err(errno.ENOTCONN)
+            raise os_error(errno.ENOTCONN)
         remote = conn.remote
         if self.family == AF_INET6 and len(remote) == 4:
-            remote = MAPPED_PREFIX + remote
+            remote = V4_MAPPED_PREFIX + remote
         return remote, conn.rport
 
     # --- data --------------------------------------------------------------
     def send(self, data: bytes | memoryview) -> int:
         if self.closed:
-            raise _err(errno.EBADF)
+            raise os_error(errno.EBADF)
         conn = self.conn
         if conn is None:
-            raise _err(errno.EPIPE)  # Linux: sk_stream_wait_connect on CLOSE/LISTEN
+            raise os_error(errno.EPIPE)  # Linux: sk_stream_wait_connect on CLOSE/LISTEN
         if self.shut_wr:
-            raise _err(errno.EPIPE)
+            raise os_error(errno.EPIPE)
         if conn.state in CAN_SEND and not conn.fin_queued and not conn.error:
             allowed = self.memory.available() - SEND_RESERVE
             if allowed <= 0:  # the owner's socket memory is used up: wait, as Linux
@@ -282,7 +272,7 @@ class TcpSocket(Socket):
                port: int | None = None) -> int:
         """A connected stream ignores the address, as Linux; an unconnected one is ENOTCONN."""
         if addr is not None and self.conn is None:
-            raise _err(errno.ENOTCONN)
+            raise os_error(errno.ENOTCONN)
         return self.send(data)
 
     def send_room(self) -> int:
@@ -302,10 +292,10 @@ class TcpSocket(Socket):
 
     def recv(self, size: int, peek: bool = False) -> bytes:
         if self.closed:
-            raise _err(errno.EBADF)
+            raise os_error(errno.EBADF)
         conn = self.conn
         if conn is None:
-            raise _err(errno.ENOTCONN)
+            raise os_error(errno.ENOTCONN)
         if size < 0:
             raise ValueError("negative buffersize in recv")
         data = conn.recv(size, peek)
@@ -320,9 +310,9 @@ class TcpSocket(Socket):
                 self.layer.close_listener(self.listener)
                 self.listener = None
                 return
-            raise _err(errno.ENOTCONN)
+            raise os_error(errno.ENOTCONN)
         if how not in (_socket.SHUT_RD, _socket.SHUT_WR, _socket.SHUT_RDWR):
-            raise _err(errno.EINVAL)
+            raise os_error(errno.EINVAL)
         if how in (_socket.SHUT_RD, _socket.SHUT_RDWR):
             conn.shutdown_read()
         if how in (_socket.SHUT_WR, _socket.SHUT_RDWR):

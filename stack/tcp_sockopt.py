@@ -14,11 +14,11 @@ Touches only the socket and its connection.
 from __future__ import annotations
 
 import errno
-import os
 import socket as s
 import struct
 from typing import TYPE_CHECKING
 
+from .oserror import os_error
 from .sockopt import SOCK_MIN_RCVBUF, SOCK_MIN_SNDBUF, buffer_size, check_unprivileged
 
 if TYPE_CHECKING:
@@ -42,9 +42,6 @@ CONGESTION_BY_LINUX_NAME = {"reno": "newreno", "cubic": "cubic"}
 LINUX_NAME_OF_CONGESTION = {v: k for k, v in CONGESTION_BY_LINUX_NAME.items()}
 
 
-def _err(code: int) -> OSError:
-    return OSError(code, os.strerror(code))
-
 
 def _int(value: int | bytes) -> int:
     if isinstance(value, int):
@@ -53,7 +50,7 @@ def _int(value: int | bytes) -> int:
         return int(struct.unpack_from("<i", value)[0])
     if len(value) == 1:
         return value[0]
-    raise _err(errno.EINVAL)
+    raise os_error(errno.EINVAL)
 
 
 def setsockopt(sock: TcpSocket, level: int, name: int, value: int | bytes) -> None:
@@ -72,7 +69,7 @@ def setsockopt(sock: TcpSocket, level: int, name: int, value: int | bytes) -> No
                 conn.start_keepalive()
         elif name == s.SO_LINGER:
             if isinstance(value, int) or len(value) < 8:
-                raise _err(errno.EINVAL)
+                raise os_error(errno.EINVAL)
             onoff, seconds = struct.unpack_from("<ii", value)
             sock.linger = (bool(onoff), max(0, seconds))
             if conn is not None:
@@ -96,11 +93,11 @@ def setsockopt(sock: TcpSocket, level: int, name: int, value: int | bytes) -> No
                 try:
                     sock.bound_device = sock.layer.stack.interface(devname).index
                 except KeyError:
-                    raise _err(errno.ENODEV) from None
+                    raise os_error(errno.ENODEV) from None
         elif name in (s.SO_RCVTIMEO, s.SO_SNDTIMEO, s.SO_BROADCAST):
             return  # timeouts live in the blocking layer; SO_BROADCAST has no effect on TCP
         else:
-            raise _err(errno.ENOPROTOOPT)
+            raise os_error(errno.ENOPROTOOPT)
         return
     if level == s.IPPROTO_TCP:
         if name == TCP_NODELAY:
@@ -111,12 +108,12 @@ def setsockopt(sock: TcpSocket, level: int, name: int, value: int | bytes) -> No
         elif name == TCP_MAXSEG:
             mss = _int(value)
             if mss and not 88 <= mss <= 32767:
-                raise _err(errno.EINVAL)
+                raise os_error(errno.EINVAL)
             sock.maxseg = mss or None
         elif name in (TCP_KEEPIDLE, TCP_KEEPINTVL):
             seconds = _int(value)
             if not 1 <= seconds <= 32767:
-                raise _err(errno.EINVAL)
+                raise os_error(errno.EINVAL)
             if name == TCP_KEEPIDLE:
                 sock.keepalive_time_ns = seconds * SEC
             else:
@@ -127,14 +124,14 @@ def setsockopt(sock: TcpSocket, level: int, name: int, value: int | bytes) -> No
         elif name == TCP_KEEPCNT:
             count = _int(value)
             if not 1 <= count <= 127:
-                raise _err(errno.EINVAL)
+                raise os_error(errno.EINVAL)
             sock.keepalive_probes = count
             if conn is not None:
                 conn.keepalive_probes = count
         elif name == TCP_USER_TIMEOUT:
             ms = _int(value)
             if ms < 0:
-                raise _err(errno.EINVAL)
+                raise os_error(errno.EINVAL)
             sock.user_timeout_ns = ms * 1_000_000
             if conn is not None:
                 conn.user_timeout_ns = sock.user_timeout_ns
@@ -143,47 +140,47 @@ def setsockopt(sock: TcpSocket, level: int, name: int, value: int | bytes) -> No
             raw = value if isinstance(value, bytes) else _int(value).to_bytes(4, "little",
                                                                                signed=True)
             if not raw:
-                raise _err(errno.EINVAL)
+                raise os_error(errno.EINVAL)
             algo = raw[:TCP_CA_NAME_MAX - 1].split(b"\0", 1)[0].decode(errors="replace")
             if algo not in CONGESTION_BY_LINUX_NAME:
-                raise _err(errno.ENOENT)
+                raise os_error(errno.ENOENT)
             from .congestion import make
 
             sock.congestion = CONGESTION_BY_LINUX_NAME[algo]
             if conn is not None:
                 conn.cc = make(sock.congestion, conn._effective_mss())
         else:
-            raise _err(errno.ENOPROTOOPT)
+            raise os_error(errno.ENOPROTOOPT)
         return
     if level == s.IPPROTO_IP:
         if name == s.IP_TTL:
             ttl = _int(value)
             if ttl != -1 and not 1 <= ttl <= 255:
-                raise _err(errno.EINVAL)
+                raise os_error(errno.EINVAL)
             sock.ttl = None if ttl == -1 else ttl
         elif name == s.IP_TOS:
             sock.tos = _int(value) & 0xFF
         else:
-            raise _err(errno.ENOPROTOOPT)
+            raise os_error(errno.ENOPROTOOPT)
         if conn is not None:
             conn.ttl, conn.tos = sock.ttl, sock.tos
         return
     if level == s.IPPROTO_IPV6 and sock.family == s.AF_INET6:
         if name == s.IPV6_V6ONLY:
             if sock.local_addr is not None:
-                raise _err(errno.EINVAL)
+                raise os_error(errno.EINVAL)
             sock.v6only = bool(_int(value))
         elif name == s.IPV6_UNICAST_HOPS:
             hops = _int(value)
             if not -1 <= hops <= 255:
-                raise _err(errno.EINVAL)
+                raise os_error(errno.EINVAL)
             sock.ttl = None if hops == -1 else hops
             if conn is not None:
                 conn.ttl = sock.ttl
         else:
-            raise _err(errno.ENOPROTOOPT)
+            raise os_error(errno.ENOPROTOOPT)
         return
-    raise _err(errno.ENOPROTOOPT)
+    raise os_error(errno.ENOPROTOOPT)
 
 
 def getsockopt(sock: TcpSocket, level: int, name: int) -> int | bytes:
@@ -202,7 +199,7 @@ def getsockopt(sock: TcpSocket, level: int, name: int) -> int | bytes:
                  s.SO_SNDBUF: sock.sndbuf, s.SO_PRIORITY: sock.priority}
         if name in table:
             return int(table[name])
-        raise _err(errno.ENOPROTOOPT)
+        raise os_error(errno.ENOPROTOOPT)
     if level == s.IPPROTO_TCP:
         cfg = sock.layer.config
         if name == TCP_NODELAY:
@@ -224,16 +221,16 @@ def getsockopt(sock: TcpSocket, level: int, name: int) -> int | bytes:
             # a char[TCP_CA_NAME_MAX], NUL-padded, as Linux copies it out
             return LINUX_NAME_OF_CONGESTION.get(name_, name_).encode().ljust(TCP_CA_NAME_MAX,
                                                                             b"\0")
-        raise _err(errno.ENOPROTOOPT)
+        raise os_error(errno.ENOPROTOOPT)
     if level == s.IPPROTO_IP:
         if name == s.IP_TTL:
             return sock.ttl if sock.ttl is not None else sock.layer.stack.default_ttl
         if name == s.IP_TOS:
             return sock.tos
-        raise _err(errno.ENOPROTOOPT)
+        raise os_error(errno.ENOPROTOOPT)
     if level == s.IPPROTO_IPV6 and sock.family == s.AF_INET6:
         if name == s.IPV6_V6ONLY:
             return int(sock.v6only)
         if name == s.IPV6_UNICAST_HOPS:
             return sock.ttl if sock.ttl is not None else sock.layer.stack.default_hop_limit
-    raise _err(errno.ENOPROTOOPT)
+    raise os_error(errno.ENOPROTOOPT)

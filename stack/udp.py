@@ -80,13 +80,23 @@ it belongs to.
 from __future__ import annotations
 
 import errno
-import os
 import socket as _socket
 import zlib
 from collections import deque
 from typing import TYPE_CHECKING
 
 from . import sockopt
+from .ip import (
+    ANY_V4,
+    LOOPBACK_V4,
+    LOOPBACK_V6,
+    UNSPECIFIED_V6,
+    is_multicast,
+    is_v4_mapped,
+    to_v4_mapped,
+    unmap_v4,
+)
+from .oserror import os_error
 from .socket import Socket, SocketReadiness
 from .socket_memory import SocketMemory
 from .wire import udp as wire_udp
@@ -107,13 +117,8 @@ MAX_PAYLOAD_V4 = 65535 - 20 - 8
 MAX_PAYLOAD_V6 = 65535 - 8
 MAX_MEMBERSHIPS_V4 = 20  # Linux net.ipv4.igmp_max_memberships
 
-ANY4 = bytes(4)
-ANY6 = bytes(16)
-LOOPBACK4 = bytes((127, 0, 0, 1))
-LOOPBACK6 = bytes(15) + b"\x01"
 LOOPBACK4_IPV6 = bytes((127, 0, 0, 6))
 BROADCAST4 = b"\xff" * 4
-MAPPED_PREFIX = bytes(10) + b"\xff\xff"
 
 # skb truesize of a datagram the host sent itself, by payload length: Linux
 # 6.x on x86_64 puts it in one kmalloc'd head (these bucket sizes plus struct
@@ -133,25 +138,9 @@ def truesize(length: int, version: int) -> int:
     return length + 832
 
 
-def _oserror(code: int) -> OSError:
-    return OSError(code, os.strerror(code))
 
 
-def to_mapped(addr4: bytes) -> bytes:
-    return MAPPED_PREFIX + addr4
 
-
-def is_mapped(addr: bytes) -> bool:
-    return len(addr) == 16 and addr[:12] == MAPPED_PREFIX
-
-
-def unmap(addr: bytes) -> bytes:
-    """IPv4-mapped IPv6 → the IPv4 address; anything else unchanged."""
-    return addr[12:] if is_mapped(addr) else addr
-
-
-def _is_multicast(addr: bytes) -> bool:
-    return (addr[0] & 0xF0) == 0xE0 if len(addr) == 4 else addr[0] == 0xFF
 
 
 def needs_scope_id(addr: bytes) -> bool:
@@ -170,7 +159,7 @@ class UdpSocket(Socket):
 
     def __init__(self, layer: UdpLayer, family: int) -> None:
         if family not in (AF_INET, AF_INET6):
-            raise _oserror(errno.EAFNOSUPPORT)
+            raise os_error(errno.EAFNOSUPPORT)
         self.layer = layer
         self.family = family
         self.local_addr: bytes | None = None  # family-sized; None until first bound
@@ -219,15 +208,15 @@ class UdpSocket(Socket):
     # --- addressing --------------------------------------------------------
     @property
     def any_addr(self) -> bytes:
-        return ANY4 if self.family == AF_INET else ANY6
+        return ANY_V4 if self.family == AF_INET else UNSPECIFIED_V6
 
     def _check_family(self, addr: bytes) -> None:
         if (self.family == AF_INET) != (len(addr) == 4):
-            raise _oserror(errno.EAFNOSUPPORT if self.family == AF_INET else errno.EINVAL)
+            raise os_error(errno.EAFNOSUPPORT if self.family == AF_INET else errno.EINVAL)
 
     def _check_closed(self) -> None:
         if self.closed:
-            raise _oserror(errno.EBADF)
+            raise os_error(errno.EBADF)
 
     def bind(self, addr: bytes, port: int, scope_id: int = 0) -> None:
         """bind(); `scope_id` is sockaddr_in6's (an ifindex for link-local addresses)."""
@@ -240,29 +229,29 @@ class UdpSocket(Socket):
         if self.family == AF_INET:
             layer.check_bindable_v4(addr)  # Linux checks the address before double binds
             if self.local_port:
-                raise _oserror(errno.EINVAL)
+                raise os_error(errno.EINVAL)
         else:
             if self.local_port:
-                raise _oserror(errno.EINVAL)
-            if is_mapped(addr):
+                raise os_error(errno.EINVAL)
+            if is_v4_mapped(addr):
                 if self.v6only:
-                    raise _oserror(errno.EINVAL)
+                    raise os_error(errno.EINVAL)
                 layer.check_bindable_v4(addr[12:])
-            elif addr != ANY6:
+            elif addr != UNSPECIFIED_V6:
                 if needs_scope_id(addr):
                     if scope_id:
                         if scope_id not in layer.stack.interfaces:
-                            raise _oserror(errno.ENODEV)
+                            raise os_error(errno.ENODEV)
                         device = scope_id
                     if not device:
-                        raise _oserror(errno.EINVAL)
-                if not _is_multicast(addr) and not layer.is_local(addr, device):
-                    raise _oserror(errno.EADDRNOTAVAIL)
+                        raise os_error(errno.EINVAL)
+                if not is_multicast(addr) and not layer.is_local(addr, device):
+                    raise os_error(errno.EADDRNOTAVAIL)
         layer.bind(self, addr, port)
         self.bound_device = device
-        self.addr_locked = addr not in (ANY4, ANY6)
+        self.addr_locked = addr not in (ANY_V4, UNSPECIFIED_V6)
         self.port_locked = port != 0
-        if self.family == AF_INET6 and addr != ANY6 and not is_mapped(addr):
+        if self.family == AF_INET6 and addr != UNSPECIFIED_V6 and not is_v4_mapped(addr):
             self.v6only = True  # as Linux's __inet6_bind
 
     def ensure_bound(self) -> None:
@@ -273,29 +262,29 @@ class UdpSocket(Socket):
             except OSError as exc:
                 if exc.errno != errno.EADDRINUSE:
                     raise
-                raise _oserror(errno.EAGAIN) from None  # inet_autobind's error
+                raise os_error(errno.EAGAIN) from None  # inet_autobind's error
 
     def _destination(self, addr: bytes, explicit: bool, port: int) -> bytes:
         """The destination as it goes on the wire (4 or 16 bytes), with Linux's checks."""
         if self.family == AF_INET:
-            if addr == ANY4:  # "this host"
-                local = self.local_addr or ANY4
-                return local if self.layer.stack.is_local_address(local) else LOOPBACK4
+            if addr == ANY_V4:  # "this host"
+                local = self.local_addr or ANY_V4
+                return local if self.layer.stack.is_local_address(local) else LOOPBACK_V4
             return addr
-        if addr == ANY6:
-            return LOOPBACK4 if self.local_addr and is_mapped(self.local_addr) else LOOPBACK6
-        if is_mapped(addr):
+        if addr == UNSPECIFIED_V6:
+            return LOOPBACK_V4 if self.local_addr and is_v4_mapped(self.local_addr) else LOOPBACK_V6
+        if is_v4_mapped(addr):
             if self.v6only:
-                raise _oserror(errno.ENETUNREACH)
+                raise os_error(errno.ENETUNREACH)
             wire = addr[12:]
-            if wire == ANY4:
-                local = unmap(self.local_addr or ANY6)
-                wire = local if self.layer.stack.is_local_address(local) else LOOPBACK4
+            if wire == ANY_V4:
+                local = unmap_v4(self.local_addr or UNSPECIFIED_V6)
+                wire = local if self.layer.stack.is_local_address(local) else LOOPBACK_V4
             return wire
         if explicit and port == 0:
-            raise _oserror(errno.EINVAL)
-        if self.local_addr is not None and is_mapped(self.local_addr):
-            raise _oserror(errno.EAFNOSUPPORT)  # ip6_dst_lookup_tail: no mapped source on v6
+            raise os_error(errno.EINVAL)
+        if self.local_addr is not None and is_v4_mapped(self.local_addr):
+            raise os_error(errno.EAFNOSUPPORT)  # ip6_dst_lookup_tail: no mapped source on v6
         return addr
 
     def connect(self, addr: bytes, port: int, scope_id: int = 0) -> None:
@@ -308,20 +297,20 @@ class UdpSocket(Socket):
         if len(wire) == 16 and needs_scope_id(wire):
             if scope_id:
                 if device and device != scope_id:
-                    raise _oserror(errno.EINVAL)
+                    raise os_error(errno.EINVAL)
                 device = scope_id
-            if not device and _is_multicast(wire):
+            if not device and is_multicast(wire):
                 device = self.multicast_if6
             if not device:
-                raise _oserror(errno.EINVAL)
+                raise os_error(errno.EINVAL)
         rt = self.layer.route(self, wire, device)
         assert self.local_addr is not None
-        local = unmap(self.local_addr) if self.family == AF_INET6 else self.local_addr
-        if local in (ANY4, ANY6):  # Linux fixes the source address at connect time
-            self.local_addr = to_mapped(rt.src) if self.family == AF_INET6 and len(
+        local = unmap_v4(self.local_addr) if self.family == AF_INET6 else self.local_addr
+        if local in (ANY_V4, UNSPECIFIED_V6):  # Linux fixes the source address at connect time
+            self.local_addr = to_v4_mapped(rt.src) if self.family == AF_INET6 and len(
                 wire) == 4 else rt.src
         self.bound_device = device
-        peer = wire if self.family == AF_INET or len(wire) == 16 else to_mapped(wire)
+        peer = wire if self.family == AF_INET or len(wire) == 16 else to_v4_mapped(wire)
         self.remote = (peer, port)
 
     def disconnect(self) -> None:
@@ -339,7 +328,7 @@ class UdpSocket(Socket):
 
     def getpeername(self) -> tuple[bytes, int]:
         if self.remote is None or self.remote[1] == 0:  # Linux: no peer without a port
-            raise _oserror(errno.ENOTCONN)
+            raise os_error(errno.ENOTCONN)
         return self.remote
 
     # --- data --------------------------------------------------------------
@@ -349,7 +338,7 @@ class UdpSocket(Socket):
         self.ensure_bound()  # inet_send_prepare
         if addr is None:
             if self.remote is None:
-                raise _oserror(errno.EDESTADDRREQ)
+                raise os_error(errno.EDESTADDRREQ)
             addr, port = self.remote
             explicit = False
         else:
@@ -359,9 +348,9 @@ class UdpSocket(Socket):
         wire = self._destination(addr, explicit, port)
         if len(wire) == 4:
             if len(data) > 0xFFFF:
-                raise _oserror(errno.EMSGSIZE)
+                raise os_error(errno.EMSGSIZE)
             if explicit and port == 0:
-                raise _oserror(errno.EINVAL)
+                raise os_error(errno.EINVAL)
         device = scope_id if len(wire) == 16 and needs_scope_id(wire) and scope_id else None
         return self.layer.send(self, bytes(data), wire, port, device)
 
@@ -372,7 +361,7 @@ class UdpSocket(Socket):
             raise ValueError("negative buffersize in recvfrom")
         if self.pending_error:  # Linux reports it before any queued datagram
             err, self.pending_error = self.pending_error, 0
-            raise _oserror(err)
+            raise os_error(err)
         if not self.queue:
             if self.shut_rd:
                 return b"", self.any_addr, 0, False
@@ -382,7 +371,7 @@ class UdpSocket(Socket):
             self.queued_bytes -= cost
             self.memory.charge(-cost)
         if self.family == AF_INET6 and len(src) == 4:
-            src = to_mapped(src)
+            src = to_v4_mapped(src)
         return data[:bufsize], src, sport, len(data) > bufsize
 
     def send(self, data: bytes | memoryview) -> int:
@@ -413,14 +402,14 @@ class UdpSocket(Socket):
         """As Linux: the flags are set even on an unconnected socket, which gets ENOTCONN."""
         self._check_closed()
         if how not in (_socket.SHUT_RD, _socket.SHUT_WR, _socket.SHUT_RDWR):
-            raise _oserror(errno.EINVAL)
+            raise os_error(errno.EINVAL)
         if how in (_socket.SHUT_RD, _socket.SHUT_RDWR):
             self.shut_rd = True
         if how in (_socket.SHUT_WR, _socket.SHUT_RDWR):
             self.shut_wr = True
         self.layer.stack.driver.wake()
         if self.remote is None:
-            raise _oserror(errno.ENOTCONN)
+            raise os_error(errno.ENOTCONN)
 
     def close(self) -> None:
         if self.closed:
@@ -440,7 +429,7 @@ class UdpSocket(Socket):
         stack = self.layer.stack
         if ifindex:
             return ifindex if ifindex in stack.interfaces else None
-        if ifaddr != ANY4:
+        if ifaddr != ANY_V4:
             return next((i.index for i in stack.interfaces.values() if i.has_address(ifaddr)),
                         None)
         return None
@@ -451,29 +440,29 @@ class UdpSocket(Socket):
         except OSError:
             return None
 
-    def join_group_v4(self, group: bytes, ifaddr: bytes = ANY4, ifindex: int = 0) -> None:
+    def join_group_v4(self, group: bytes, ifaddr: bytes = ANY_V4, ifindex: int = 0) -> None:
         """IP_ADD_MEMBERSHIP (struct ip_mreq / ip_mreqn)."""
-        if not _is_multicast(group) or len(group) != 4:
-            raise _oserror(errno.EINVAL)
+        if not is_multicast(group) or len(group) != 4:
+            raise os_error(errno.EINVAL)
         device = self._find_device_v4(ifaddr, ifindex)
-        if device is None and not ifindex and ifaddr == ANY4:
+        if device is None and not ifindex and ifaddr == ANY_V4:
             device = self._route_device(group)
         if device is None:
-            raise _oserror(errno.ENODEV)
+            raise os_error(errno.ENODEV)
         if (device, group) in self.memberships:
-            raise _oserror(errno.EADDRINUSE)
+            raise os_error(errno.EADDRINUSE)
         if sum(len(g) == 4 for _, g in self.memberships) >= MAX_MEMBERSHIPS_V4:
-            raise _oserror(errno.ENOBUFS)
+            raise os_error(errno.ENOBUFS)
         self.memberships[(device, group)] = ifaddr
         self.layer.stack.join_group(device, group)
 
-    def leave_group_v4(self, group: bytes, ifaddr: bytes = ANY4, ifindex: int = 0) -> None:
+    def leave_group_v4(self, group: bytes, ifaddr: bytes = ANY_V4, ifindex: int = 0) -> None:
         """IP_DROP_MEMBERSHIP, matching as Linux's ip_mc_leave_group."""
         device = self._find_device_v4(ifaddr, ifindex)
-        if device is None and not ifindex and ifaddr == ANY4:
+        if device is None and not ifindex and ifaddr == ANY_V4:
             device = self._route_device(group)
             if device is None:
-                raise _oserror(errno.ENODEV)
+                raise os_error(errno.ENODEV)
         match = ifindex or device
         for key, joined_with in reversed(self.memberships.items()):
             if key[1] != group:
@@ -481,49 +470,49 @@ class UdpSocket(Socket):
             if match:
                 if key[0] != match:
                     continue
-            elif ifaddr != ANY4 and ifaddr != joined_with:
+            elif ifaddr != ANY_V4 and ifaddr != joined_with:
                 continue
             del self.memberships[key]
             self.layer.stack.leave_group(key[0], group)
             return
-        raise _oserror(errno.EADDRNOTAVAIL)
+        raise os_error(errno.EADDRNOTAVAIL)
 
     def join_group_v6(self, group: bytes, ifindex: int = 0) -> None:
         """IPV6_JOIN_GROUP (struct ipv6_mreq; ifindex 0: by route)."""
-        if len(group) != 16 or not _is_multicast(group):
-            raise _oserror(errno.EINVAL)
+        if len(group) != 16 or not is_multicast(group):
+            raise os_error(errno.EINVAL)
         if any(g == group and (not ifindex or i == ifindex) for i, g in self.memberships):
-            raise _oserror(errno.EADDRINUSE)
+            raise os_error(errno.EADDRINUSE)
         if ifindex:
             device: int | None = ifindex if ifindex in self.layer.stack.interfaces else None
         else:
             device = self._route_device(group)
         if device is None:
-            raise _oserror(errno.ENODEV)
+            raise os_error(errno.ENODEV)
         self.memberships[(device, group)] = b""
         self.layer.stack.join_group(device, group)
 
     def leave_group_v6(self, group: bytes, ifindex: int = 0) -> None:
-        if len(group) != 16 or not _is_multicast(group):
-            raise _oserror(errno.EINVAL)
+        if len(group) != 16 or not is_multicast(group):
+            raise os_error(errno.EINVAL)
         for key in reversed(list(self.memberships)):
             if key[1] == group and (not ifindex or key[0] == ifindex):
                 del self.memberships[key]
                 self.layer.stack.leave_group(key[0], group)
                 return
-        raise _oserror(errno.EADDRNOTAVAIL)
+        raise os_error(errno.EADDRNOTAVAIL)
 
     def join_group(self, group: bytes, ifindex: int | None = None) -> None:
         """Either family by interface index (None or 0: by route), as WASIX's
         sock_join_multicast_v4/v6 ask for it."""
         if len(group) == 4:
-            self.join_group_v4(group, ANY4, ifindex or 0)
+            self.join_group_v4(group, ANY_V4, ifindex or 0)
         else:
             self.join_group_v6(group, ifindex or 0)
 
     def leave_group(self, group: bytes, ifindex: int | None = None) -> None:
         if len(group) == 4:
-            self.leave_group_v4(group, ANY4, ifindex or 0)
+            self.leave_group_v4(group, ANY_V4, ifindex or 0)
         else:
             self.leave_group_v6(group, ifindex or 0)
 
@@ -563,10 +552,10 @@ class UdpLayer:
 
     def check_bindable_v4(self, addr: bytes) -> None:
         """Linux inet_addr_valid_or_nonlocal: the wildcard, local, broadcast or multicast."""
-        if addr == ANY4 or _is_multicast(addr) or self.is_broadcast(addr):
+        if addr == ANY_V4 or is_multicast(addr) or self.is_broadcast(addr):
             return
         if not self.stack.is_local_address(addr):
-            raise _oserror(errno.EADDRNOTAVAIL)
+            raise os_error(errno.EADDRNOTAVAIL)
 
     # --- binding -----------------------------------------------------------
     @staticmethod
@@ -576,9 +565,9 @@ class UdpLayer:
         wildcard overlaps unless the socket is v6-only (as binding, not connecting, makes it)."""
         if sock.family == AF_INET:
             return addr
-        if addr == ANY6:
-            return ANY4
-        return addr[12:] if is_mapped(addr) else LOOPBACK4_IPV6
+        if addr == UNSPECIFIED_V6:
+            return ANY_V4
+        return addr[12:] if is_v4_mapped(addr) else LOOPBACK4_IPV6
 
     def _addresses_overlap(self, sock: UdpSocket, addr: bytes, other: UdpSocket) -> bool:
         """Linux inet_rcv_saddr_equal(sock bound to addr, other, match_wildcard=True)."""
@@ -588,21 +577,21 @@ class UdpLayer:
             if other.v6only:
                 return False
             theirs = self._v4_view(other, other_addr)
-            return addr == theirs or addr == ANY4 or theirs == ANY4
+            return addr == theirs or addr == ANY_V4 or theirs == ANY_V4
         # ipv6_rcv_saddr_equal; an AF_INET socket stands for an IPv4-mapped address
-        mine_mapped = is_mapped(addr)
+        mine_mapped = is_v4_mapped(addr)
         theirs6 = other_addr if other.family == AF_INET6 else None
-        theirs_mapped = theirs6 is None or is_mapped(theirs6)
+        theirs_mapped = theirs6 is None or is_v4_mapped(theirs6)
         if mine_mapped and theirs_mapped:
             if other.v6only:
                 return False
             mine4, theirs4 = addr[12:], self._v4_view(other, other_addr)
-            return mine4 == theirs4 or mine4 == ANY4 or theirs4 == ANY4
-        if addr == ANY6 and theirs6 == ANY6:
+            return mine4 == theirs4 or mine4 == ANY_V4 or theirs4 == ANY_V4
+        if addr == UNSPECIFIED_V6 and theirs6 == UNSPECIFIED_V6:
             return True
-        if theirs6 == ANY6 and not (other.v6only and mine_mapped):
+        if theirs6 == UNSPECIFIED_V6 and not (other.v6only and mine_mapped):
             return True
-        if addr == ANY6 and not (sock.v6only and theirs_mapped):
+        if addr == UNSPECIFIED_V6 and not (sock.v6only and theirs_mapped):
             return True
         return theirs6 is not None and addr == theirs6
 
@@ -626,7 +615,7 @@ class UdpLayer:
         if port == 0:
             port = self._pick_ephemeral(sock, addr)
         elif self._conflicts(sock, addr, port):
-            raise _oserror(errno.EADDRINUSE)
+            raise os_error(errno.EADDRINUSE)
         sock.local_addr = addr
         sock.local_port = port
         self._bind_seq += 1
@@ -637,13 +626,13 @@ class UdpLayer:
         low, high = self.ephemeral_range
         span = high - low + 1
         if span <= 0:
-            raise _oserror(errno.EADDRINUSE)
+            raise os_error(errno.EADDRINUSE)
         start = self.stack.rng.randrange(span)
         for i in range(span):
             port = low + (start + i) % span
             if not self._conflicts(sock, addr, port):
                 return port
-        raise _oserror(errno.EADDRINUSE)
+        raise os_error(errno.EADDRINUSE)
 
     def unbind(self, sock: UdpSocket) -> None:
         bucket = self.ports.get(sock.local_port)
@@ -658,13 +647,13 @@ class UdpLayer:
         """Route dst for sock (its source, devices, multicast interface) and check EACCES."""
         stack = self.stack
         assert sock.local_addr is not None
-        local = unmap(sock.local_addr)
+        local = unmap_v4(sock.local_addr)
         src: bytes | None = None
-        if len(local) == len(dst) and local not in (ANY4, ANY6) and stack.is_local_address(
-                local):
+        if (len(local) == len(dst) and local not in (ANY_V4, UNSPECIFIED_V6)
+                and stack.is_local_address(local)):
             src = local  # bound (or connected) to one of ours; not to a group or broadcast
         ifindex = device or sock.bound_device
-        if _is_multicast(dst):
+        if is_multicast(dst):
             if len(dst) == 4:
                 ifindex = ifindex or sock.multicast_if
                 src = src or sock.multicast_if_addr
@@ -672,9 +661,9 @@ class UdpLayer:
                 ifindex = ifindex or sock.multicast_if6
         rt = stack.route_output(dst, src, ifindex)
         if len(dst) == 4 and rt.src[0] == 127 and not rt.iface.is_loopback:
-            raise _oserror(errno.EINVAL)  # a loopback source never leaves the host
+            raise os_error(errno.EINVAL)  # a loopback source never leaves the host
         if (rt.is_broadcast or self.is_broadcast(dst)) and not sock.broadcast:
-            raise _oserror(errno.EACCES)
+            raise os_error(errno.EACCES)
         return rt
 
     def send(self, sock: UdpSocket, data: bytes, dst: bytes, dport: int,
@@ -682,12 +671,12 @@ class UdpLayer:
         stack = self.stack
         rt = self.route(sock, dst, device)
         if len(data) > (MAX_PAYLOAD_V4 if len(dst) == 4 else MAX_PAYLOAD_V6):
-            raise _oserror(errno.EMSGSIZE)
+            raise os_error(errno.EMSGSIZE)
         if sock.pending_error:  # sock_alloc_send_skb reports it only now
             err, sock.pending_error = sock.pending_error, 0
-            raise _oserror(err)
+            raise os_error(err)
         if sock.shut_wr:
-            raise _oserror(errno.EPIPE)
+            raise os_error(errno.EPIPE)
         header = wire_udp.UdpRepr(sock.local_port, dport)
         datagram = header.build(data, rt.src, dst)
         stack.counters["udp.out"] += 1
@@ -715,24 +704,24 @@ class UdpLayer:
                 local, score = sock.local_addr, 2
             elif sock.v6only:
                 return -1
-            elif sock.local_addr == ANY6:
-                local, score = ANY4, 1
-            elif is_mapped(sock.local_addr):
+            elif sock.local_addr == UNSPECIFIED_V6:
+                local, score = ANY_V4, 1
+            elif is_v4_mapped(sock.local_addr):
                 local, score = sock.local_addr[12:], 1
             else:
                 return -1
-            any_addr = ANY4
+            any_addr = ANY_V4
         else:
             if sock.family != AF_INET6:
                 return -1
-            local, score, any_addr = sock.local_addr, 0, ANY6
+            local, score, any_addr = sock.local_addr, 0, UNSPECIFIED_V6
         if local != any_addr:
             if local != dst:
                 return -1
             score += 32  # Linux looks up sockets bound to the address before wildcard ones
         if sock.remote is not None:
             raddr, rport = sock.remote
-            if unmap(raddr) != meta.src or rport != sport:
+            if unmap_v4(raddr) != meta.src or rport != sport:
                 return -1
             score += 8
         if sock.bound_device is not None:
@@ -854,9 +843,9 @@ class UdpLayer:
             if sock.remote is None:
                 continue  # Linux ignores errors on unconnected sockets (no IP_RECVERR)
             raddr, rport = sock.remote
-            if unmap(raddr) == dst and rport == dport:
-                local = unmap(sock.local_addr or b"")
-                if local in (ANY4, ANY6) or local == src:
+            if unmap_v4(raddr) == dst and rport == dport:
+                local = unmap_v4(sock.local_addr or b"")
+                if local in (ANY_V4, UNSPECIFIED_V6) or local == src:
                     sock.pending_error = err
                     self.stack.counters["udp.icmp_error"] += 1
                     self.stack.driver.wake()

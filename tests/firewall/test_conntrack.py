@@ -16,7 +16,7 @@ from scapy.layers.inet6 import (
 from scapy.packet import Raw
 
 from firewall import ESTABLISHED, INVALID, NEW, RELATED, UNTRACKED, ConnTrack, PacketInfo
-from firewall.conntrack import TcpState
+from firewall.conntrack import ConntrackTcpState
 
 S = 1_000_000_000
 C4, S4 = "10.0.0.2", "10.1.0.2"
@@ -76,23 +76,23 @@ def _raw(text: str) -> bytes:
 def test_tcp_handshake_data_and_close_walk_the_state_machine(version: int) -> None:
     d = Dialogue(version=version)
     assert d.tcp("S", 1000) == NEW
-    assert d.conn().tcp_state == TcpState.SYN_SENT and not d.conn().seen_reply
+    assert d.conn().tcp_state == ConntrackTcpState.SYN_SENT and not d.conn().seen_reply
     assert d.tcp("S", 1000) == NEW  # a retransmitted SYN is still new
     assert d.tcp("SA", 5000, 1001, reply=True) == ESTABLISHED
-    assert d.conn().tcp_state == TcpState.SYN_RECV
+    assert d.conn().tcp_state == ConntrackTcpState.SYN_RECV
     assert d.tcp("A", 1001, 5001) == ESTABLISHED
     conn = d.conn()
-    assert conn.tcp_state == TcpState.ESTABLISHED and conn.assured
+    assert conn.tcp_state == ConntrackTcpState.ESTABLISHED and conn.assured
     assert d.tcp("PA", 1001, 5001, data=b"GET /") == ESTABLISHED
     assert d.tcp("A", 5001, 1006, reply=True) == ESTABLISHED
     assert d.tcp("FA", 1006, 5001) == ESTABLISHED
-    assert conn.tcp_state == TcpState.FIN_WAIT
+    assert conn.tcp_state == ConntrackTcpState.FIN_WAIT
     assert d.tcp("A", 5001, 1007, reply=True) == ESTABLISHED
-    assert conn.tcp_state == TcpState.CLOSE_WAIT
+    assert conn.tcp_state == ConntrackTcpState.CLOSE_WAIT
     assert d.tcp("FA", 5001, 1007, reply=True) == ESTABLISHED
-    assert conn.tcp_state == TcpState.LAST_ACK
+    assert conn.tcp_state == ConntrackTcpState.LAST_ACK
     assert d.tcp("A", 1007, 5002) == ESTABLISHED
-    assert conn.tcp_state == TcpState.TIME_WAIT
+    assert conn.tcp_state == ConntrackTcpState.TIME_WAIT
     assert conn.expires == d.now + 120 * S
 
 
@@ -141,7 +141,7 @@ def test_segment_outside_the_window_is_invalid() -> None:
     assert d.tcp("R", 5001 + 50_000_000, 0, reply=True) == INVALID  # a blind reset
     assert d.tcp("A", 1001, 5001 + 1_000_000) == INVALID  # ACKs data never sent
     assert d.tcp("A", 1001, 5001) == ESTABLISHED
-    assert d.conn().tcp_state == TcpState.ESTABLISHED
+    assert d.conn().tcp_state == ConntrackTcpState.ESTABLISHED
 
 
 def test_window_scaling_from_the_syns_is_honoured() -> None:
@@ -167,17 +167,17 @@ def test_syn_after_close_reopens_a_new_flow() -> None:
     d.tcp("FA", 1001, 5001)
     d.tcp("FA", 5001, 1002, reply=True)
     d.tcp("A", 1002, 5002)
-    assert d.conn().tcp_state == TcpState.TIME_WAIT
+    assert d.conn().tcp_state == ConntrackTcpState.TIME_WAIT
     old = d.conn()
     assert d.tcp("S", 9000) == NEW
-    assert d.conn() is not old and d.conn().tcp_state == TcpState.SYN_SENT
+    assert d.conn() is not old and d.conn().tcp_state == ConntrackTcpState.SYN_SENT
 
 
 def test_simultaneous_open() -> None:
     d = Dialogue()
     d.tcp("S", 1000)
     assert d.tcp("S", 5000, reply=True) == ESTABLISHED
-    assert d.conn().tcp_state == TcpState.SYN_SENT2
+    assert d.conn().tcp_state == ConntrackTcpState.SYN_SENT2
 
 
 @pytest.mark.parametrize("version", [4, 6])
