@@ -40,6 +40,7 @@ from stack.build import build_host
 from stack.driver import StackDriver
 from stack.host import HostStack
 from stack.interface import InterfaceAddress
+from stack.oserror import os_error
 from stack.ping import IcmpEchoLayer
 from stack.socket import Socket
 from stack.tcp import TcpLayer
@@ -325,12 +326,6 @@ class Host:
         return results
 
 
-def _os_strerror(code: int) -> str:
-    import os
-
-    return os.strerror(code)
-
-
 def _addr_bytes(host: Any, family: int, stack: HostStack | None = None) -> bytes:
     if isinstance(host, bytes):
         host = host.decode()
@@ -465,7 +460,7 @@ class HostSocket:
         with self._turn():
             result = core.connect_result()
         if result:
-            raise OSError(result, _os_strerror(result))
+            raise os_error(result)
 
     def listen(self, backlog: int = 128) -> None:
         with self._turn():

@@ -29,6 +29,7 @@ import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from stack.ip import to_v4_mapped
 from stack.socket import Socket, SocketStatus
 from stack.socket_memory import SocketMemory
 
@@ -186,14 +187,14 @@ def _to_socket_family(desc: SocketDescription, family: int, addr: bytes) -> byte
             raise WasiError(Errno.EAFNOSUPPORT)
         return addr
     if family == _s.AF_INET:
-        return bytes(10) + b"\xff\xff" + addr
+        return to_v4_mapped(addr)
     return addr
 
 
 def _socket_family_addr(desc: SocketDescription, addr: bytes) -> bytes:
     """An address for the guest: IPv4 peers of dual-stack sockets shown mapped."""
     if desc.family == _s.AF_INET6 and len(addr) == 4:
-        return bytes(10) + b"\xff\xff" + addr
+        return to_v4_mapped(addr)
     return addr
 
 
