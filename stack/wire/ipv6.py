@@ -512,10 +512,6 @@ class OptionsHeaderRepr:
         return offset + len(data)
 
 
-def is_multicast(addr: bytes) -> bool:
-    return addr[0] == 0xFF
-
-
 def solicited_node_multicast(addr: bytes) -> bytes:
     """ff02::1:ffXX:XXXX for ``addr`` (RFC 4291 2.7.1)."""
     return b"\xff\x02" + b"\x00" * 9 + b"\x01\xff" + addr[13:16]
