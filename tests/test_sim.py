@@ -92,3 +92,11 @@ def test_vnet_sim_cli_rejects_a_bad_topology(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert proc.stderr.strip().startswith(f"vnet sim: {bad}:")
     assert "segment 'nowhere' is not defined" in proc.stderr
+
+
+def test_the_demo_command_finds_its_topology() -> None:
+    """`scripts/demo` runs `python -m vnet.sim.demo`, which reads examples/demo.toml."""
+    from vnet.sim import demo
+
+    assert demo.TOPOLOGY.is_file(), demo.TOPOLOGY
+    assert demo.PCAPS.parent == demo.TOPOLOGY.parent / "build"

@@ -15,7 +15,7 @@ from vnet.guest.runtime import GuestLoadError
 from vnet.sim.runner import print_summary, run
 from vnet.sim.topology import TopologyError, load
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # vnet/sim/demo.py -> the repository
 TOPOLOGY = ROOT / "examples" / "demo.toml"
 PCAPS = ROOT / "examples" / "build" / "demo-pcaps"
 
