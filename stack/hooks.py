@@ -40,10 +40,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 if TYPE_CHECKING:
+    from .counters import StackCounters
     from .ip import IpMeta
+
+from .wire.errors import WireError
+
+Parsed = TypeVar("Parsed")
 
 PacketBuffer = bytes | bytearray | memoryview
 
@@ -101,3 +106,21 @@ class HookTable:
         if function is None:
             return ACCEPT
         return function(hook, meta, packet)
+
+    def run_on_arrival(self, hook: Hook, meta: IpMeta, packet: PacketBuffer,
+                       parsed: Parsed, parse: Callable[[PacketBuffer], Parsed | WireError],
+                       counters: StackCounters, layer: str) -> Parsed | None:
+        """Run an arrival hook (PREROUTING, INPUT) on a parsed packet: the packet to go on
+        with (`parsed`, or the hook's rewrite parsed again), or None when the hook dropped
+        it or rewrote it into something that does not parse (each counted as a drop)."""
+        verdict = self.run(hook, meta, packet)
+        if not verdict.accept:
+            counters.drop(layer, "firewall")
+            return None
+        if verdict.packet is None:
+            return parsed
+        rewritten = parse(verdict.packet)
+        if isinstance(rewritten, WireError):
+            counters.drop(layer, rewritten)
+            return None
+        return rewritten

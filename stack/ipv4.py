@@ -63,18 +63,13 @@ class Ipv4Layer:
             counters.drop("ipv4", "martian_source")
             return
         if host.hooks.get(Hook.PREROUTING) is not None:
-            verdict = host.hooks.run(Hook.PREROUTING, IpMeta(
+            arrived = host.hooks.run_on_arrival(Hook.PREROUTING, IpMeta(
                 4, src, pkt.dst, iface.index, pkt.ttl, pkt.dscp_ecn, link_broadcast,
-                is_multicast(pkt.dst), pkt.buf, pkt.router_alert), pkt.buf)
-            if not verdict.accept:
-                counters.drop("ipv4", "firewall")
+                is_multicast(pkt.dst), pkt.buf, pkt.router_alert), pkt.buf,
+                pkt, ipv4.Ipv4Packet.parse, counters, "ipv4")
+            if arrived is None:
                 return
-            if verdict.packet is not None:
-                rewritten = ipv4.Ipv4Packet.parse(verdict.packet)
-                if isinstance(rewritten, WireError):
-                    counters.drop("ipv4", rewritten)
-                    return
-                pkt = rewritten
+            pkt = arrived
         dst = pkt.dst
         local, bcast, mcast = self._destination(iface, dst)
         if not local:
@@ -100,17 +95,12 @@ class Ipv4Layer:
         meta = IpMeta(4, pkt.src, dst, iface.index, pkt.ttl, pkt.dscp_ecn, bcast, mcast,
                       pkt.buf, pkt.router_alert)
         if host.hooks.get(Hook.INPUT) is not None:
-            verdict = host.hooks.run(Hook.INPUT, meta, pkt.buf)
-            if not verdict.accept:
-                counters.drop("ipv4", "firewall")
+            arrived = host.hooks.run_on_arrival(Hook.INPUT, meta, pkt.buf, pkt,
+                                                ipv4.Ipv4Packet.parse, counters, "ipv4")
+            if arrived is None:
                 return
-            if verdict.packet is not None:
-                rewritten = ipv4.Ipv4Packet.parse(verdict.packet)
-                if isinstance(rewritten, WireError):
-                    counters.drop("ipv4", rewritten)
-                    return
-                pkt = rewritten
-                meta.packet = pkt.buf
+            pkt = arrived
+            meta.packet = pkt.buf
         host.deliver(meta, pkt.protocol, pkt.payload)
 
     def _destination(self, iface: Interface, dst: bytes) -> tuple[bool, bool, bool]:

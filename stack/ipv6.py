@@ -58,18 +58,13 @@ class Ipv6Layer:
             counters.drop("ipv6", "martian_source")
             return
         if host.hooks.get(Hook.PREROUTING) is not None:
-            verdict = host.hooks.run(Hook.PREROUTING, IpMeta(
+            arrived = host.hooks.run_on_arrival(Hook.PREROUTING, IpMeta(
                 6, pkt.src, pkt.dst, iface.index, pkt.hop_limit, pkt.traffic_class, False,
-                is_multicast(pkt.dst), pkt.buf, pkt.router_alert is not None), pkt.buf)
-            if not verdict.accept:
-                counters.drop("ipv6", "firewall")
+                is_multicast(pkt.dst), pkt.buf, pkt.router_alert is not None), pkt.buf,
+                pkt, ipv6.Ipv6Packet.parse, counters, "ipv6")
+            if arrived is None:
                 return
-            if verdict.packet is not None:
-                rewritten = ipv6.Ipv6Packet.parse(verdict.packet)
-                if isinstance(rewritten, WireError):
-                    counters.drop("ipv6", rewritten)
-                    return
-                pkt = rewritten
+            pkt = arrived
         src, dst = pkt.src, pkt.dst
         mcast = is_multicast(dst)
         if mcast:
@@ -108,17 +103,12 @@ class Ipv6Layer:
         meta = IpMeta(6, src, dst, iface.index, pkt.hop_limit, pkt.traffic_class, False, mcast,
                       pkt.buf, pkt.router_alert is not None)
         if host.hooks.get(Hook.INPUT) is not None:
-            verdict = host.hooks.run(Hook.INPUT, meta, pkt.buf)
-            if not verdict.accept:
-                counters.drop("ipv6", "firewall")
+            arrived = host.hooks.run_on_arrival(Hook.INPUT, meta, pkt.buf, pkt,
+                                                ipv6.Ipv6Packet.parse, counters, "ipv6")
+            if arrived is None:
                 return
-            if verdict.packet is not None:
-                rewritten = ipv6.Ipv6Packet.parse(verdict.packet)
-                if isinstance(rewritten, WireError):
-                    counters.drop("ipv6", rewritten)
-                    return
-                pkt = rewritten
-                meta.packet = pkt.buf
+            pkt = arrived
+            meta.packet = pkt.buf
         upper = pkt.upper_protocol
         if upper == PROTO_NONE:
             return
