@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from importlib.metadata import entry_points
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -221,3 +222,23 @@ def test_golden(vnet_network, vnet_capture, vnet_golden):
     assert "updated pcaps/exchange/udp-and-tcp.pcapng" in updated.stdout.str()
     assert golden.read_bytes() != written
     assert outcome(pytester.runpytest("test_golden.py")) == {"passed": 1}
+
+
+def test_a_failure_shows_each_guests_exit_and_last_output(pytester: pytest.Pytester,
+                                                          vnet_build: Any) -> None:
+    tour = vnet_build("examples/fs_tour.c")
+    pytester.makepyfile(test_guests=f'''
+def test_fails(vnet_network, tmp_path):
+    host = vnet_network.host("h")
+    done = host.run({str(tour)!r}, "/d", "words", env={{"GREETING": "hi"}},
+                    dirs={{"/d": tmp_path}})
+    waiting = host.run({str(tour)!r}, "/d", dirs={{"/d": tmp_path}}, delay=60)
+    assert done.wait(timeout=5) == 0
+    assert done.stdout_lines == [], "the tour printed something"
+''')
+    result = pytester.runpytest()
+    assert outcome(result) == {"failed": 1}
+    section = result.stdout.str().split("- vnet -", 1)[1]
+    assert ("guest h/fs_tour: exit 0\n  stdout (last 7 lines):\n"
+            "    2 argument(s) after the program name\n    GREETING is hi\n") in section
+    assert "    /d has 1 entry\nguest h/fs_tour: not started yet\n" in section  # its delay: 60 s

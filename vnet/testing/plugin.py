@@ -107,7 +107,8 @@ class TestRun:
         for net in self.networks:
             for process in net.processes:
                 code = process.exit_code
-                status = "still running" if code is None else f"exit {code}"
+                status = f"exit {code}" if code is not None else (
+                    "still running" if process.guest.task is not None else "not started yet")
                 if process.trap:
                     status += f" ({process.trap})"
                 lines.append(f"guest {process.name}: {status}")
