@@ -9,6 +9,7 @@ sockets on virtual hosts (no wasm), so each run takes a fraction of a second.
 
 from __future__ import annotations
 
+import importlib
 import re
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -19,6 +20,12 @@ import pytest
 from vnet.testing import read_pcapng
 
 pytest_plugins = ["pytester"]
+
+# Imported before any pytester run starts (see _lean_inner_runs).
+for _module in ("scapy.layers.igmp", "scapy.layers.inet", "scapy.layers.inet6",
+                "scapy.layers.l2", "vnet.guest.runtime", "vnet.network", "vnet.testing.expect",
+                "vnet.testing.pcap_diff"):
+    importlib.import_module(_module)
 
 #: A test module: two hosts, a UDP datagram each way, and a TCP connection.
 EXCHANGE = '''
@@ -50,6 +57,17 @@ def exchange(net):
             listener.accept()[0].close()
     net.run_for(1)
 '''
+
+
+@pytest.fixture(autouse=True)
+def _lean_inner_runs(pytester: pytest.Pytester) -> None:
+    """Inner runs load only what they need, and find vnet, wasmtime and scapy imported.
+
+    pytester removes the modules an in-process run imported when it ends, so
+    without this every run would import them again (seconds each); and
+    hypothesis's plugin alone costs seconds a run.
+    """
+    pytester.makeini("[pytest]\naddopts = -p no:hypothesispytest -p no:cacheprovider\n")
 
 
 def outcome(result: pytest.RunResult) -> dict[str, int]:
@@ -224,9 +242,14 @@ def test_golden(vnet_network, vnet_capture, vnet_golden):
     assert outcome(pytester.runpytest("test_golden.py")) == {"passed": 1}
 
 
+@pytest.fixture(scope="module")
+def tour(vnet_build: Any) -> Path:
+    """fs_tour.wasm, built before pytester moves HOME (and with it vnet's build cache)."""
+    return Path(vnet_build("examples/fs_tour.c"))
+
+
 def test_a_failure_shows_each_guests_exit_and_last_output(pytester: pytest.Pytester,
-                                                          vnet_build: Any) -> None:
-    tour = vnet_build("examples/fs_tour.c")
+                                                          tour: Path) -> None:
     pytester.makepyfile(test_guests=f'''
 def test_fails(vnet_network, tmp_path):
     host = vnet_network.host("h")
