@@ -137,3 +137,15 @@ def test_idle_topology_runs_its_simulated_minutes_exactly(
     assert result["datagrams"] == 4 * 6
     assert 7.0 <= result["simulated_s"] < 7.1
     assert result["speed"] > 0
+
+
+def test_a_fleet_that_ran_out_of_time_is_a_lower_bound_never_met() -> None:
+    fig = _figure("fleet_connect", 300.0)
+    fig.size, fig.lower_bound = 1000, True
+    fig.note = "only 929 of 1000 connected, then: time budget of 300 s spent"
+    assert fig.verdict() == "NOT met"
+    early = _figure("fleet_connect", 5.0)
+    early.size, early.lower_bound = 1000, True  # a guest failed after 5 s: not a pass
+    assert early.verdict() == "—"
+    text = table([fig], "header")
+    assert "≥ 300" in text and "only 929 of 1000 connected" in text

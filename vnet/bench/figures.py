@@ -137,6 +137,10 @@ class Figure:
     limit_notes: dict[str, str] = field(default_factory=dict)
     #: the size the figure was measured at, when its target depends on one
     size: int | None = None
+    #: the run stopped before the end (a time budget): vnet's value is a lower bound
+    lower_bound: bool = False
+    #: one line for the table's last column (why a value is what it is)
+    note: str | None = None
 
     @property
     def vnet(self) -> float | None:
@@ -169,7 +173,13 @@ class Figure:
         """Each target and whether it is met (None: not measured, or not at the target size)."""
         s = self.spec
         judged = s.target_size is None or self.size == s.target_size
-        return [(t, t.met(self.vnet, self.ratio) if judged else None) for t in s.targets]
+        results: list[tuple[Target, bool | None]] = []
+        for t in s.targets:
+            met = t.met(self.vnet, self.ratio) if judged else None
+            if self.lower_bound and met and t.op == "<=":
+                met = None  # the run stopped early: the real value may be above the bound
+            results.append((t, met))
+        return results
 
     def verdict(self) -> str:
         """"met", "NOT met", "goal met", … for each target; why not judged otherwise."""
@@ -203,6 +213,7 @@ class Figure:
                          "of_native": t.of_native, "goal": t.goal, "met": met}
                         for t, met in self.target_results()],
             "target_size": s.target_size, "size": self.size,
+            "vnet_is_lower_bound": self.lower_bound, "note": self.note,
             "detail": self.detail,
         }
 

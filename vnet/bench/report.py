@@ -70,9 +70,10 @@ def _rows(figures: list[Figure]) -> list[tuple[str, ...]]:
         ratio = fig.ratio
         limits = [fmt(fig.limits.get(kind)) if kind in fig.limits else "—"
                   for kind in LIMIT_KINDS]
-        rows.append((label(fig), s.unit, fmt(fig.native), fmt(fig.vnet),
+        vnet = ("≥ " if fig.lower_bound else "") + fmt(fig.vnet)
+        rows.append((label(fig), s.unit, fmt(fig.native), vnet,
                      f"{ratio:.3g}" if ratio is not None else "—", *limits,
-                     targets_text(fig), fig.verdict(), fig.native_skipped or ""))
+                     targets_text(fig), fig.verdict(), fig.note or fig.native_skipped or ""))
     return rows
 
 
