@@ -79,7 +79,7 @@ def test_quick_bench_reports_every_figure_with_machine_json_and_png(tmp_path: Pa
     png = (tmp_path / "bench.png").read_bytes()
     assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 1000
     readme_rows = (tmp_path / "bench.md").read_text()
-    assert "| TCP bulk static sender, MTU 1500 | MB/s |" in readme_rows
+    assert "| TCP bulk static sender, MTU 1500 (MB/s) |" in readme_rows
 
 
 def _figure(fid: str, vnet: float, native: float | None = None) -> Figure:
@@ -125,8 +125,8 @@ def test_limits_and_targets_follow_from_the_measured_ceilings() -> None:
     text = table(ordered, "header")
     assert "not judged at 50" in text and "32,768" in text
     rows = markdown(ordered, {"command": "scripts/bench", "mode": "full", "machine": {}})
-    assert "| 50 guests start + connect, one connection each | s | — | 12.0 |" in rows
-    assert "| TCP bulk, MTU 1500 | MB/s | 100 | 30.0 | 0.3 | 150 | 32,768 | 2,000 |" in rows
+    assert "| 50 guests start + connect, one connection each (s) | — | 12.0 |" in rows
+    assert "| TCP bulk, MTU 1500 (MB/s) | 100 | 30.0 | 0.3 | 150 | 32,768 | 2,000 |" in rows
 
 
 def test_idle_topology_runs_its_simulated_minutes_exactly(

@@ -107,15 +107,17 @@ def markdown(figures: list[Figure], payload: dict[str, Any]) -> str:
         f"{info.get('wasmtime')}, gcc {info.get('gcc')}; load average "
         f"{(info.get('loadavg_start') or ['?'])[0]} at start.",
         "",
-        "| figure | unit | native | vnet | vnet ÷ native | limit: guest compute "
+        "| figure (unit) | native | vnet | vnet ÷ native | limit: guest compute "
         "| limit: host-call floor | limit: kernel | Done-when target | met |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
     ]
     for row in _rows(figures):
         if row[-1].startswith("skipped"):
             continue
-        cells = list(row[:10])
-        cells[9] = cells[9].replace("NOT met", "**not met**")
+        cells = [f"{row[0]} ({row[1]})", *row[2:10]]
+        cells[8] = cells[8].replace("NOT met", "**not met**")
+        if row[-1] and row[-1] != "no native counterpart":  # e.g. why a value is a lower bound
+            cells[8] = f"{cells[8]} ({row[-1]})" if cells[8] else row[-1]
         lines.append("| " + " | ".join(c or "" for c in cells) + " |")
     lines += ["", "Limits are in each figure's unit: guest compute = the programs' own "
               "per-byte work in wasm without sockets; host-call floor = the empty host call "
