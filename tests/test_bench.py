@@ -149,3 +149,10 @@ def test_a_fleet_that_ran_out_of_time_is_a_lower_bound_never_met() -> None:
     assert early.verdict() == "—"
     text = table([fig], "header")
     assert "≥ 300" in text and "only 929 of 1000 connected" in text
+
+
+def test_the_limits_workload_always_runs_first() -> None:
+    from vnet.bench.cli import parse_args
+
+    assert parse_args(["--only", "udp,rtt"]).workloads == ["limits", "udp", "rtt"]
+    assert parse_args([]).workloads[0] == "limits"

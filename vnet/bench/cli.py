@@ -159,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     chart_path = out / "bench.png"
     chart = write_chart(chart_path, figures, title)
     payload = {
-        "schema": "vnet-bench/1",
+        "schema": "vnet-bench/2",  # 2: limits, targets, size, note per figure
         "mode": settings.name,
         "command": " ".join(["scripts/bench", *(argv if argv is not None else sys.argv[1:])]),
         "machine": info,
