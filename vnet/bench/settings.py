@@ -1,5 +1,5 @@
 """How big each workload is: `QUICK` (a smoke run, well under two minutes)
-and `FULL` (the numbers for the README; about fifteen minutes on the 2-core
+and `FULL` (the numbers for the README; 15 to 20 minutes on the 2-core
 reference machine). The native side gets bigger workloads than vnet so that
 both run for a comparable, timeable stretch.
 """
