@@ -2,11 +2,15 @@
 
     vnet build SRC.c [SRC.c ...] -o OUT.wasm [-I DIR] [-D NAME[=VALUE]] [-O LEVEL]
     vnet run [--dir HOST[::GUEST]] [--env NAME=VALUE] [--addr CIDR] [--tcplisten ADDR:PORT]
-             [--pcap FILE] [--virtual-time] [--seed N] GUEST.wasm [ARGS...]
+             [--pcap FILE|-] [--pcap-filter MATCH] [--pcap-loopback]
+             [--virtual-time] [--seed N] GUEST.wasm [ARGS...]
     vnet sim TOPOLOGY.toml [--virtual-time] [--seed N] [--pcap-dir DIR] [--duration D]
+             [--pcap-segment NAME] [--pcap FILE|-] [--pcap-filter MATCH] [--pcap-loopback]
+             [--draw FILE.svg]
     vnet firewall check [--strict] FILE...
     vnet firewall show [--firewall FILE] [--allow G] [--allow-out G] [--deny G] [--deny-out G]
     vnet pcap diff A.pcapng B.pcapng [--ignore FIELD[,FIELD]] [--max N]
+    vnet pcap ladder CAPTURE.pcapng -o FLOW.svg [--filter MATCH] [--max N]
 
 `vnet run` enforces the sandbox rules of `firewall.grants` (the guest reaches
 its own virtual network and nothing beyond) unless `--firewall FILE` names
@@ -16,8 +20,13 @@ grants go first, in order.
 Flag spellings follow `wasmtime run` where the two overlap (`--dir`,
 `--env`). Usage errors, bad files and invalid modules print one line naming
 the problem and exit with status 2; `vnet run` otherwise exits with the
-guest's exit status (134 if it trapped, as wasmtime does). This module parses
-arguments and reports; the work is done by vnet.build and vnet.guest.
+guest's exit status (134 if it trapped, as wasmtime does). SIGINT or SIGTERM
+stops `vnet run` and `vnet sim` cleanly (vnet.sim.signals): captures closed
+complete, the summary printed, TUN devices and namespaces removed, exit
+status 130 or 143. `--pcap -` streams pcapng to stdout for `wireshark -k -i
+-`; guest output and summaries then go to stderr. This module parses
+arguments and reports; the work is done by vnet.build, vnet.guest, vnet.sim
+and vnet.pictures.
 """
 
 from __future__ import annotations
@@ -193,6 +202,10 @@ def _cmd_sim(ns: argparse.Namespace) -> int:
             raise CliError(f"vnet sim: {e}") from None
         except OSError as e:
             raise CliError(f"vnet sim: {e.filename}: {e.strerror}") from None
+        except KeyboardInterrupt:  # a second signal: the captures are closed, no summary
+            print(f"vnet sim: interrupted by {interrupts.name or 'SIGINT'} (twice)",
+                  file=sys.stderr)
+            return interrupts.exit_status if interrupts.signum else 130
         print_summary(result, sys.stderr if plan.live else None)
         if interrupts.interrupted():
             print(f"vnet sim: interrupted by {interrupts.name}", file=sys.stderr)

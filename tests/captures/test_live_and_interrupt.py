@@ -106,3 +106,18 @@ def test_interrupted_sim_closes_complete_captures_and_prints_its_summary(
         capture = read_pcapng(pcaps / name)  # strict: a truncated block would raise
         assert len(capture) > 0, name
         assert len(tshark("-r", str(pcaps / name))) == len(capture), name
+
+
+def test_live_capture_whose_reader_goes_away_does_not_stop_the_run(
+        tmp_path: Path, example_wasm: Callable[[str], Path]) -> None:
+    # Far more pcapng than a pipe holds (64 KiB): the writer meets the closed pipe.
+    topology = routed_topology(tmp_path, example_wasm, page_bytes=200_000)
+    proc = subprocess.Popen(vnet_command("sim", str(topology), "--pcap", "-"),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=clean_env())
+    assert proc.stdout is not None
+    assert proc.stdout.read(64)[:4] == b"\x0a\x0d\x0d\x0a"  # a pcapng section header
+    proc.stdout.close()  # Wireshark closed
+    err = proc.communicate(timeout=60)[1].decode()
+    assert proc.returncode == 0, err
+    assert "web/get     | HTTP/1.1 200 OK, 200000 body bytes" in err
+    assert "(the reader closed the pipe: " in err and "Traceback" not in err

@@ -380,9 +380,7 @@ class CaptureTap:
                 direction,
             )
         except (BrokenPipeError, ConnectionResetError):
-            # A live capture's reader went away: stop writing, keep the network going.
-            writer.abandon()
-            capture.broken = True
+            capture._reader_gone()
             capture.dropped_after_close += 1
 
     def __repr__(self) -> str:
@@ -478,14 +476,25 @@ class Capture:
                 f"capture interface {name!r} needs a clock (pass clock=scheduler.realtime_ns)"
             )
         description, mac = self._descriptions.get(name, (None, None))
-        interface_id = self._writer.add_interface(name, linktype, snaplen,
-                                                  description=description, mac=mac)
-        tap = CaptureTap(self, self._writer, name, interface_id, linktype, clock)
+        interface_id = -1  # a closed or broken capture: the tap records nothing
+        writer = self._writer
+        if not writer.closed:
+            try:
+                interface_id = writer.add_interface(name, linktype, snaplen,
+                                                    description=description, mac=mac)
+                if self._pending_names:
+                    writer.add_names(self._pending_names)
+            except (BrokenPipeError, ConnectionResetError):
+                self._reader_gone()
+        self._pending_names = []
+        tap = CaptureTap(self, writer, name, interface_id, linktype, clock)
         self._taps[name] = tap
-        if self._pending_names:
-            self._writer.add_names(self._pending_names)
-            self._pending_names = []
         return tap
+
+    def _reader_gone(self) -> None:
+        """A live capture's reader closed the pipe: stop writing, keep the network going."""
+        self._writer.abandon()
+        self.broken = True
 
     def describe(self, name: str, description: str | None, mac: bytes | None = None) -> None:
         """Give interface ``name`` an ``if_description`` (and ``if_MACaddr``).
@@ -512,7 +521,10 @@ class Capture:
             # keep it until one registers.
             self._pending_names.extend(entries)
             return
-        self._writer.add_names(entries)
+        try:
+            self._writer.add_names(entries)
+        except (BrokenPipeError, ConnectionResetError):
+            self._reader_gone()
 
     @property
     def interfaces(self) -> list[str]:

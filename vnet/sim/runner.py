@@ -71,6 +71,8 @@ class SimResult:
     pcaps: list[Path] = field(default_factory=list)
     #: Packets written per capture (its path, or "-" for stdout).
     pcap_packets: dict[str, int] = field(default_factory=dict)
+    #: Packets a live capture could not write because its reader closed the pipe.
+    pcap_lost: int = 0
 
     @property
     def ok(self) -> bool:
@@ -318,6 +320,7 @@ def _run(topo: Topology, net: Network, hosts: dict[str, Host], captures: list[Ca
     for cap in captures:
         cap.close()
     packets = {(cap.path or "-"): cap.packets for cap in captures}
+    lost = sum(cap.dropped_after_close for cap in captures if cap.broken)
     results = [GuestResult(name, g.exit_code if g.exit_code is not None else None, g.trap)
                for name, g in guests.items()]
     nic_stats = {}
@@ -330,7 +333,8 @@ def _run(topo: Topology, net: Network, hosts: dict[str, Host], captures: list[Ca
                                                   "rx_frames": c.rx_frames,
                                                   "rx_bytes": c.rx_bytes}
         drops[host.name] = host.counters.drops()
-    return SimResult(ended, elapsed, results, clients, nic_stats, drops, pcaps, packets)
+    return SimResult(ended, elapsed, results, clients, nic_stats, drops, pcaps, packets,
+                     lost)
 
 
 def print_summary(result: SimResult, stream: TextIO | None = None) -> None:
@@ -363,4 +367,6 @@ def print_summary(result: SimResult, stream: TextIO | None = None) -> None:
     if result.pcaps:
         write(f"\npcaps: {result.pcaps[0].parent}/ ({len(result.pcaps)} files)\n")
     if "-" in result.pcap_packets:
-        write(f"\npcap: {result.pcap_packets['-']} packets written to stdout\n")
+        lost = (f" (the reader closed the pipe: {result.pcap_lost} more not written)"
+                if result.pcap_lost else "")
+        write(f"\npcap: {result.pcap_packets['-']} packets written to stdout{lost}\n")
