@@ -157,6 +157,11 @@ def _open_tun(ns: argparse.Namespace, net: Any, host: Any, addrs: list[str],
             with net.scheduler.lock:
                 host.stack.prefer_source(bridge.port_name, own[0])
     if capture is not None:
+        capture.describe(f"{host.name}/{bridge.port_name}",
+                         f"{host.name} {bridge.port_name}: TUN bridge to kernel device "
+                         f"{bridge.device}" + (f" in namespace {bridge.netns}" if bridge.netns
+                                               else "")
+                         + f" (kernel {' '.join(kernel_addrs)}, vnet {' '.join(tun_addrs)})")
         bridge.capture(capture)
     return bridge
 

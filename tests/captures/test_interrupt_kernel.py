@@ -106,3 +106,10 @@ def test_signal_leaves_complete_capture_and_no_device_or_namespace(
                   "-T", "fields", "-e", "tcp.flags.str")
     assert len(rows) >= 4, rows  # SYN, ACK, the request, ... FIN
     assert any(b"interrupted later" in p.data for p in capture)  # the page went out
+    described = tshark("-r", str(pcap), "-N", "n", "-Y", "http.request", "-T", "fields",
+                       "-e", "frame.interface_description", "-e", "ip.src_host",
+                       "-e", "ip.dst_host")
+    host = module.stem.replace("_", "-")  # vnet run names the host after the module
+    assert described == [f"{host} tun0: TUN bridge to kernel device {device} in namespace "
+                         f"{namespace} (kernel {KERNEL4}/30, vnet {BRIDGE4}/30)\tkernel\t"
+                         f"{host}"]

@@ -180,3 +180,16 @@ def test_sim_pcap_loopback_and_one_file_for_every_segment(
     assert result.ok, out.getvalue()
     names = {i.name for i in read_pcapng(tmp_path / "all.pcapng").interfaces}
     assert names == {"segment/lan", "segment/dmz", "web/lo", "gw/lo", "server/lo"}
+
+
+def test_same_seed_gives_byte_identical_segment_captures(
+        tmp_path: Path, example_wasm: Callable[[str], Path]) -> None:
+    topology = routed_topology(tmp_path, example_wasm, page_bytes=20_000)
+    for run_dir in ("a", "b"):
+        result = run(load(topology), out=io.BytesIO(),
+                     plan=CapturePlan(pcap_dir=tmp_path / run_dir, segments=["lan", "dmz"]))
+        assert result.ok
+    for name in ("segment-lan.pcapng", "segment-dmz.pcapng"):
+        first = (tmp_path / "a" / name).read_bytes()
+        assert first == (tmp_path / "b" / name).read_bytes(), name
+        assert len(first) > 20_000
