@@ -75,6 +75,7 @@ __all__ = [
     "Mapping",
     "NatBehaviour",
     "NatRouter",
+    "PacketView",
     "nat_behaviour",
     "npt_translate",
 ]
@@ -206,7 +207,7 @@ def _rewrite(buf: bytearray, offset: int, new: bytes, checksums: tuple[int, ...]
         buf[at:at + 2] = value.to_bytes(2, "big")
 
 
-class _View:
+class PacketView:
     """Offsets of one IPv4 packet's addresses, ports and checksums in `buf` at `start`."""
 
     __slots__ = ("buf", "end", "first_fragment", "fragment", "l4", "proto", "start")
@@ -222,7 +223,7 @@ class _View:
         self.first_fragment = not flags & 0x1FFF
 
     @classmethod
-    def parse(cls, buf: bytearray, start: int = 0, end: int | None = None) -> _View | None:
+    def parse(cls, buf: bytearray, start: int = 0, end: int | None = None) -> PacketView | None:
         end = len(buf) if end is None else end
         if end - start < 20 or buf[start] >> 4 != 4 or (buf[start] & 0x0F) < 5:
             return None
@@ -497,7 +498,7 @@ class NatRouter:
         return _remote_part(self.behaviour.filtering, remote, rport) in m.permitted
 
     @staticmethod
-    def _tcp_flags(view: _View) -> int:
+    def _tcp_flags(view: PacketView) -> int:
         return view.buf[view.l4 + 13] if view.proto == TCP and view.has(14) else 0
 
     # --- hooks -----------------------------------------------------------------------------
@@ -507,7 +508,7 @@ class NatRouter:
         if meta.version == 6:
             return self._npt(packet, outbound=True)
         buf = bytearray(packet)
-        view = _View.parse(buf)
+        view = PacketView.parse(buf)
         if view is None:
             return ACCEPT
         src = view.src
@@ -551,7 +552,7 @@ class NatRouter:
         if dst not in self._pool_set:
             return ACCEPT
         buf = bytearray(packet)
-        view = _View.parse(buf)
+        view = PacketView.parse(buf)
         if view is None or view.fragment or view.proto not in (TCP, UDP, ICMP) or not view.has(8):
             return ACCEPT
         if meta.ifindex != self.ifindex:
@@ -583,7 +584,7 @@ class NatRouter:
         self.counters["nat.in"] += 1
         return Verdict(True, buf)
 
-    def _hairpin(self, view: _View) -> Verdict:
+    def _hairpin(self, view: PacketView) -> Verdict:
         """A packet from inside to a pool address (RFC 4787 REQ-9)."""
         if not self.behaviour.hairpin or (view.proto == ICMP):
             return ACCEPT
@@ -610,20 +611,20 @@ class NatRouter:
         self.counters["nat.hairpin"] += 1
         return Verdict(True, view.buf)
 
-    def _embedded(self, view: _View) -> _View | None:
-        inner = _View.parse(view.buf, view.l4 + 8, view.end)
+    def _embedded(self, view: PacketView) -> PacketView | None:
+        inner = PacketView.parse(view.buf, view.l4 + 8, view.end)
         if inner is None or inner.proto not in (TCP, UDP, ICMP) or not inner.has(8):
             return None
         return inner
 
-    def _finish_error(self, view: _View) -> Verdict:
+    def _finish_error(self, view: PacketView) -> Verdict:
         buf = view.buf
         buf[view.l4 + 2:view.l4 + 4] = b"\0\0"
         buf[view.l4 + 2:view.l4 + 4] = internet_checksum(
             memoryview(buf)[view.l4:view.end]).to_bytes(2, "big")
         return Verdict(True, buf)
 
-    def _error_in(self, view: _View, now: int) -> Verdict:
+    def _error_in(self, view: PacketView, now: int) -> Verdict:
         """An ICMP error from outside about a packet that left through a mapping."""
         inner = self._embedded(view)
         if inner is None:
@@ -640,7 +641,7 @@ class NatRouter:
         self.counters["nat.icmp_error_in"] += 1
         return self._finish_error(view)
 
-    def _error_out(self, view: _View, translate_source: bool) -> Verdict:
+    def _error_out(self, view: PacketView, translate_source: bool) -> Verdict:
         """An ICMP error leaving, about a packet that came in through a mapping."""
         inner = self._embedded(view)
         if inner is None:
