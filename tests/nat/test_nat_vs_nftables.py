@@ -21,6 +21,8 @@ import pytest
 from scapy.layers.inet import ICMP, IP, UDP, IPerror, UDPerror
 from scapy.packet import Raw
 
+from firewall.nat_router import PRESETS, NatRouter
+from tests.firewall.helpers import RouterBench
 from tests.firewall.test_vs_nftables import (
     C4,
     S4,
@@ -156,3 +158,42 @@ def test_nat_matches_nftables_on_the_same_trace(case: str) -> None:
     assert vnet_counts == kernel_counts
     translated = [s for step in kernel for s in step if OUT4 in (s[2], s[3])]
     assert translated, "the kernel translated nothing: the bench is broken"
+
+
+def replay_through_preset(preset: str, steps: list[Step],
+                          times: list[int]) -> list[list[tuple[Any, ...]]]:
+    """The trace through a vnet router NATing eth1 with a preset (no rule file)."""
+    bench = RouterBench()
+    nat = NatRouter(PRESETS[preset], [bytes(map(int, OUT4.split(".")))])
+    nat.attach(bench.stack, "eth1")
+    outcomes = []
+    for step, at in zip(steps, times, strict=True):
+        bench.driver.run_until(at)
+        bench.stack.receive_frame(bench.stack.interface("eth0" if step.iface == "t0"
+                                                        else "eth1"), step.frame())
+        frames = [("t0", f) for f in bench.frames["eth0"]] + [
+            ("t1", f) for f in bench.frames["eth1"]]
+        bench.frames["eth0"].clear()
+        bench.frames["eth1"].clear()
+        outcomes.append(outcome(frames))
+    return outcomes
+
+
+def test_port_restricted_cone_translates_like_masquerade() -> None:
+    """Issue 14: the preset that behaves as Linux does translates the trace exactly as
+    nftables `masquerade` does (mapping, port preservation, ICMP, replies, the router's own)."""
+    require_kernel_tools()
+    _ours, theirs, make_trace = CASES["masquerade"]
+    steps = make_trace()
+    with kernel_router("natprc") as router:
+        router.load(theirs)
+        results = router.replay(steps)
+    kernel = [normalise(step, outcome([(i, bytes.fromhex(h)) for i, h in r["frames"]]))
+              for step, r in zip(steps, results, strict=True)]
+    vnet = [normalise(step, v) for step, v in zip(
+        steps, replay_through_preset("port-restricted-cone", steps, [r["t"] for r in results]),
+        strict=True)]
+    differences = [
+        f"step {n} ({step.note}):\n    kernel: {k}\n    vnet:   {v}"
+        for n, (step, k, v) in enumerate(zip(steps, kernel, vnet, strict=True), 1) if k != v]
+    assert not differences, "\n".join(differences)
