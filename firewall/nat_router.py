@@ -38,16 +38,28 @@ Behaviour (`NatBehaviour`, `PRESETS`):
   one inside address the same external address, otherwise each new mapping
   takes the next address in turn.
 
-Packets that are not IPv4, IPv4 fragments and protocols other than TCP, UDP
-and ICMP pass untranslated, counted (`counters["nat.untranslated"]`); the
-router's own traffic is never translated. With `nptv6=(inside, outside)`,
-IPv6 packets leaving the interface from the inside prefix get the outside
-prefix, and the reverse on arrival, checksum-neutrally (RFC 6296); without it
-IPv6 is routed untouched (no NAT66). The table holds at most `max_mappings`
-mappings; a new flow beyond that is dropped and counted. Ports come from a
-`random.Random` seeded by the caller, so a run is deterministic in virtual
-time. Checksums are updated incrementally (RFC 1624), so a truncated packet
-embedded in an ICMP error keeps a checksum consistent with its original.
+Fragments: the first fragment of a datagram carries its ports and is
+translated like a whole packet (its transport checksum covers the whole
+datagram, so the incremental update stays right); the translated address is
+remembered by (source, destination, protocol, IP identification) for
+`FRAGMENT_MEMORY` datagrams and `FRAGMENT_TIMEOUT_NS`, and the later fragments
+get the same address. A later fragment that arrives before its first one
+cannot be matched and is dropped (`nat.fragment_unmatched`); Linux
+reassembles before NAT and would not drop it. Packets that are not IPv4 and
+protocols other than TCP, UDP and ICMP pass untranslated, counted
+(`counters["nat.untranslated"]`); the router's own traffic is never
+translated. With `nptv6=(inside, outside)`, IPv6 packets leaving the
+interface from the inside prefix get the outside prefix, and the reverse on
+arrival, checksum-neutrally (RFC 6296); without it IPv6 is routed untouched
+(no NAT66).
+
+Bounds: the table holds at most `max_mappings` mappings and one inside
+address at most `max_mappings_per_host` (so one host cannot take every port
+from the others); a new flow beyond either is dropped and counted
+(`nat.table_full`, `nat.host_limit`). Ports come from a `random.Random`
+seeded by the caller, so a run is deterministic in virtual time. Checksums
+are updated incrementally (RFC 1624), so a truncated packet embedded in an
+ICMP error keeps a checksum consistent with its original.
 
 Touches the stack it is attached to (its hooks, interfaces and clock), nothing else.
 """
@@ -91,6 +103,8 @@ ECHO_REPLY, ECHO_REQUEST = 0, 8
 ICMP_ERRORS = frozenset((3, 4, 5, 11, 12))
 NS = 1_000_000_000
 SWEEP_PER_PACKET = 8
+FRAGMENT_MEMORY = 1024
+FRAGMENT_TIMEOUT_NS = 30 * NS
 
 _TCP_FIN, _TCP_SYN, _TCP_RST, _TCP_ACK = 0x01, 0x02, 0x04, 0x10
 
@@ -110,6 +124,7 @@ class NatBehaviour:
     tcp_transitory_timeout_s: float = 240.0
     icmp_timeout_s: float = 60.0
     max_mappings: int = 65536
+    max_mappings_per_host: int = 4096
 
     def __post_init__(self) -> None:
         if self.mapping not in KINDS:
@@ -126,8 +141,8 @@ class NatBehaviour:
             raise ValueError("NAT tcp_transitory_timeout_s: at least 240 s (RFC 5382 REQ-5)")
         if self.icmp_timeout_s < 60:
             raise ValueError("NAT icmp_timeout_s: at least 60 s (RFC 5508 REQ-1)")
-        if self.max_mappings < 1:
-            raise ValueError("NAT max_mappings: at least 1")
+        if self.max_mappings < 1 or self.max_mappings_per_host < 1:
+            raise ValueError("NAT max_mappings and max_mappings_per_host: at least 1")
 
 
 #: The names people use, as RFC 4787 section 3 relates them to its terms.
@@ -348,6 +363,11 @@ class NatRouter:
         self._by_outside: dict[tuple[int, bytes, int], Mapping] = {}
         self._paired: dict[bytes, list[object]] = {}  # inside address -> [outside, mappings]
         self._next_pool = 0
+        self._per_host: Counter[bytes] = Counter()
+        # (src, dst, proto, ident) of a datagram whose first fragment was translated ->
+        # (new address, time): the later fragments' new source (out) or destination (in)
+        self._fragments: OrderedDict[tuple[bytes, bytes, int, bytes], tuple[bytes, int]] = (
+            OrderedDict())
 
     # --- attaching -------------------------------------------------------------------------
     def attach(self, stack: HostStack, ifname: str) -> None:
@@ -395,6 +415,9 @@ class NatRouter:
             paired[1] = int(paired[1]) - 1  # type: ignore[call-overload]
             if paired[1] == 0:
                 del self._paired[m.inside]
+        self._per_host[m.inside] -= 1
+        if self._per_host[m.inside] <= 0:
+            del self._per_host[m.inside]
         self.counters["nat.expired"] += 1
 
     def _sweep(self, now: int) -> None:
@@ -473,6 +496,9 @@ class NatRouter:
             if len(self._by_inside) >= b.max_mappings:
                 self.counters["nat.table_full"] += 1
                 return None
+            if self._per_host[inside] >= b.max_mappings_per_host:
+                self.counters["nat.host_limit"] += 1
+                return None
             outside = self._pool_address(inside)
             outside_port = self._allocate_port(proto, outside, port, now)
             if outside_port < 0:
@@ -487,6 +513,7 @@ class NatRouter:
                         _remote_part(b.mapping, remote, rport), now, now)
             self._by_inside[key] = m
             self._by_outside[(proto, outside, outside_port)] = m
+            self._per_host[inside] += 1
             self.counters["nat.mappings_created"] += 1
         else:
             self._by_inside.move_to_end(key)
@@ -500,6 +527,30 @@ class NatRouter:
     @staticmethod
     def _tcp_flags(view: PacketView) -> int:
         return view.buf[view.l4 + 13] if view.proto == TCP and view.has(14) else 0
+
+    @staticmethod
+    def _fragment_key(view: PacketView) -> tuple[bytes, bytes, int, bytes]:
+        return (view.src, view.dst, view.proto, bytes(view.buf[4:6]))
+
+    def _remember_fragments(self, view: PacketView, new: bytes, now: int) -> None:
+        """After translating a first fragment (keyed as it was before)."""
+        key = self._fragment_key(view)
+        self._fragments[key] = (new, now)
+        self._fragments.move_to_end(key)
+        while len(self._fragments) > FRAGMENT_MEMORY:
+            self._fragments.popitem(last=False)
+
+    def _later_fragment(self, view: PacketView, outbound: bool) -> Verdict:
+        found = self._fragments.get(self._fragment_key(view))
+        if found is None or self._now() - found[1] >= FRAGMENT_TIMEOUT_NS:
+            self.counters["nat.fragment_unmatched"] += 1
+            return DROP
+        if outbound:
+            view.set_src(found[0])
+        else:
+            view.set_dst(found[0])
+        self.counters["nat.fragment"] += 1
+        return Verdict(True, view.buf)
 
     # --- hooks -----------------------------------------------------------------------------
     def postrouting(self, hook: Hook, meta: IpMeta, packet: PacketBuffer) -> Verdict:
@@ -516,7 +567,12 @@ class NatRouter:
             if view.proto == ICMP and view.has(8) and buf[view.l4] in ICMP_ERRORS:
                 return self._error_out(view, translate_source=False)
             return ACCEPT
-        if view.fragment or view.proto not in (TCP, UDP, ICMP) or not view.has(8):
+        if view.proto not in (TCP, UDP, ICMP):
+            self.counters["nat.untranslated"] += 1
+            return ACCEPT
+        if view.fragment and not view.first_fragment:
+            return self._later_fragment(view, outbound=True)
+        if not view.has(8):
             self.counters["nat.untranslated"] += 1
             return ACCEPT
         if view.proto == ICMP:
@@ -540,6 +596,8 @@ class NatRouter:
         elif flags & _TCP_SYN:
             m.syn_out = True  # an inside server's SYN-ACK
         m.packets_out += 1
+        if view.fragment:
+            self._remember_fragments(view, m.outside, now)
         view.set_src(m.outside)
         view.set_sport(m.outside_port)
         self.counters["nat.out"] += 1
@@ -553,9 +611,17 @@ class NatRouter:
             return ACCEPT
         buf = bytearray(packet)
         view = PacketView.parse(buf)
-        if view is None or view.fragment or view.proto not in (TCP, UDP, ICMP) or not view.has(8):
+        if view is None or view.proto not in (TCP, UDP, ICMP):
+            return ACCEPT
+        if view.fragment and not view.first_fragment:
+            if meta.ifindex != self.ifindex:
+                return ACCEPT  # hairpinned datagrams are not tracked by fragment
+            return self._later_fragment(view, outbound=False)
+        if not view.has(8):
             return ACCEPT
         if meta.ifindex != self.ifindex:
+            if view.fragment:
+                return ACCEPT
             return self._hairpin(view)
         now = self._now()
         if view.proto == ICMP:
@@ -579,6 +645,8 @@ class NatRouter:
         elif flags & (_TCP_FIN | _TCP_RST):
             m.closing = True
         m.packets_in += 1
+        if view.fragment:
+            self._remember_fragments(view, m.inside, now)
         view.set_dst(m.inside)
         view.set_dport(m.inside_port)
         self.counters["nat.in"] += 1
