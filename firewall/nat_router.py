@@ -12,7 +12,10 @@
   outer source.
 - PREROUTING, for packets arriving: on the outside interface, a packet to a
   pool address and a mapped port passes the mapping's filtering and has its
-  destination rewritten to the inside endpoint; an ICMP error whose embedded
+  destination rewritten to the inside endpoint (one without a mapping is the
+  router's own, except a TCP SYN to a port the router does not listen on,
+  which is dropped unanswered, RFC 5382 REQ-4/4a, where Linux would reset:
+  a TCP simultaneous open through the NAT must not be reset); an ICMP error whose embedded
   packet left through a mapping goes to the inside host with the embedded
   packet translated (RFC 5508). On any other interface, a packet to a pool
   address is hairpinned (RFC 4787 REQ-9) when `hairpin` is on: source and
@@ -524,6 +527,11 @@ class NatRouter:
     def _permits(self, m: Mapping, remote: bytes, rport: int) -> bool:
         return _remote_part(self.behaviour.filtering, remote, rport) in m.permitted
 
+    def _router_listens(self, port: int) -> bool:
+        """Has the router a TCP listener on `port` (its own service on a pool address)?"""
+        tcp = self.stack.transports.get(TCP) if self.stack is not None else None
+        return bool(getattr(tcp, "listeners", {}).get(port))
+
     @staticmethod
     def _tcp_flags(view: PacketView) -> int:
         return view.buf[view.l4 + 13] if view.proto == TCP and view.has(14) else 0
@@ -632,6 +640,12 @@ class NatRouter:
                 return ACCEPT
         m = self._live_outside(view.proto, dst, view.dport(), now)
         if m is None:
+            if view.proto == TCP and self._tcp_flags(view) & (_TCP_SYN | _TCP_ACK) == _TCP_SYN \
+                    and not self._router_listens(view.dport()):
+                # RFC 5382 REQ-4/4a: no reset for an unsolicited SYN (a simultaneous open
+                # may be on its way out); the router's own listeners still get theirs
+                self.counters["nat.unsolicited_syn"] += 1
+                return DROP
             return ACCEPT  # not a mapping: for the router itself
         src = view.src
         if not self._permits(m, src, 0 if view.proto == ICMP else view.sport()):

@@ -16,6 +16,8 @@ import socket
 
 import pytest
 from scapy.layers.inet import ICMP, IP, TCP, UDP, IPerror, UDPerror
+from scapy.layers.l2 import Ether
+from scapy.packet import Raw
 
 from firewall.nat_router import PRESETS, NatBehaviour, npt_translate
 from vnet.network import AF_INET, AF_INET6, SOCK_DGRAM, SOCK_STREAM, Host, Network
@@ -281,14 +283,58 @@ def test_tcp_closing_mapping_is_transitory_four_minutes() -> None:
     assert [m for m in lab.nat.mappings() if m.proto == 6] == []
 
 
-def test_inbound_syn_without_mapping_reaches_only_the_router() -> None:
+def test_unsolicited_syn_gets_no_reset_but_the_routers_own_listener_answers() -> None:
+    """RFC 5382 REQ-4/4a: an inbound SYN with no mapping is dropped unanswered (a
+    simultaneous open may be on its way out), unless the router itself listens there."""
     lab = Lab("full-cone")
     probe = lab.s1.socket(AF_INET, SOCK_STREAM)
     probe.settimeout(5)
-    # nothing listens on the router: it resets, the inside is never reached
-    with pytest.raises(ConnectionRefusedError):
+    with pytest.raises(TimeoutError):
         probe.connect((OUT, 40000))
+    assert lab.nat.counters["nat.unsolicited_syn"] >= 1
     assert lab.nat.counters["nat.in"] == 0
+    with lab.r.socket(AF_INET, SOCK_STREAM) as service:
+        service.bind((OUT, 22))
+        service.listen()
+        with lab.s1.socket(AF_INET, SOCK_STREAM) as ssh:
+            ssh.settimeout(5)
+            ssh.connect((OUT, 22))
+            assert ssh.getpeername() == (OUT, 22)
+
+
+def test_tcp_simultaneous_open_through_two_port_restricted_nats() -> None:
+    """TCP hole punching: both ends connect() at once from bound ports; neither NAT
+    resets the other's early SYN, so both connections come up (RFC 5382 REQ-4)."""
+    net = Network(virtual_time=True, seed=2)
+    wan = net.segment("wan")
+    ends = []
+    for n in (1, 2):
+        lan = net.segment(f"lan{n}")
+        router = net.router(f"r{n}")
+        router.connect(lan, f"10.0.{n}.1/24")
+        router.connect(wan, f"203.0.113.{n}/24")
+        router.nat("eth1", "port-restricted-cone")
+        host = net.host(f"h{n}")
+        host.connect(lan, f"10.0.{n}.2/24")
+        host.add_route("0.0.0.0/0", f"10.0.{n}.1")
+        ends.append(host)
+    results: dict[str, object] = {}
+
+    def dial(host: Host, peer: str, key: str) -> None:
+        sock = host.socket(AF_INET, SOCK_STREAM)
+        sock.bind(("", 40000))
+        sock.settimeout(10)
+        try:
+            sock.connect((peer, 40000))
+            sock.sendall(key.encode())
+            results[key] = sock.recv(10)
+        except OSError as e:
+            results[key] = e
+
+    net.spawn("one", lambda: dial(ends[0], "203.0.113.2", "one"))
+    net.spawn("two", lambda: dial(ends[1], "203.0.113.1", "two"))
+    net.wait(lambda: len(results) == 2, 30)
+    assert results == {"one": b"two", "two": b"one"}
 
 
 def test_icmp_echo_through_nat_with_captures_on_both_sides() -> None:
@@ -311,7 +357,9 @@ def test_icmp_echo_through_nat_with_captures_on_both_sides() -> None:
 
 
 def assert_checksums_valid(frames: object) -> None:
-    """Every IPv4 packet in the capture has valid IP and transport checksums (scapy recomputes)."""
+    """Every IPv4 packet in the capture has valid IP and transport checksums (scapy recomputes;
+    fragments: the IP header's; their datagram's transport checksum is checked by the
+    receiving stack, which drops a datagram whose checksum is wrong)."""
     checked = 0
     for p in frames:  # type: ignore[attr-defined]
         if IP not in p:
@@ -324,6 +372,9 @@ def assert_checksums_valid(frames: object) -> None:
                 del fresh[layer].chksum
         rebuilt = IP(bytes(fresh))
         assert rebuilt.chksum == ip.chksum, p.summary()
+        if ip.frag or ip.flags.MF:
+            checked += 1
+            continue  # a fragment's transport checksum covers the whole datagram
         for layer in (TCP, UDP, ICMP):
             if layer in ip and not (layer is UDP and ip[UDP].chksum == 0):
                 assert rebuilt[layer].chksum == ip[layer].chksum, (p.interface, p.summary())
@@ -457,3 +508,38 @@ def test_nat_refuses_an_unknown_preset_and_a_busy_hook() -> None:
         lab.b.nat("eth0", "cone-ish")
     with pytest.raises(ValueError, match="already in use"):
         lab.r.nat("eth0")
+
+
+def test_fragmented_datagrams_are_translated_both_ways() -> None:
+    """A 4000-byte datagram leaves in three fragments: all carry the external address
+    outside, the server reassembles it intact, and its 4000-byte answer comes back in."""
+    lab = Lab("port-restricted-cone", capture=True)
+    server = lab.udp(lab.s1, S1, 3478)
+    client = lab.udp(lab.a, "10.0.0.2", 5000)
+    payload = bytes(range(256)) * 15 + b"x" * 160
+    client.sendto(payload, (S1, 3478))
+    data, source = server.recvfrom(65535)
+    assert data == payload and source == (OUT, 5000)
+    server.sendto(payload[::-1], source)
+    assert client.recvfrom(65535) == (payload[::-1], (S1, 3478))
+    assert lab.nat.counters["nat.fragment"] == 4
+    assert lab.cap is not None
+    frames = read_pcapng(lab.cap.getvalue())
+    outside = [p for p in frames if p.interface == "s1/eth0" and IP in p and p[IP].proto == 17]
+    assert len(outside) == 6 and all(OUT in (p[IP].src, p[IP].dst) for p in outside)
+    assert_checksums_valid(frames)
+
+
+def test_a_later_fragment_without_its_first_is_dropped_and_counted() -> None:
+    lab = Lab("full-cone")
+    server = lab.udp(lab.s1, S1, 3478)
+    client = lab.udp(lab.a, "10.0.0.2", 5000)
+    public = reflected(server, client, (S1, 3478))
+    orphan = Ether(src=lab.s1.nics["eth0"].mac.hex(":"), dst=lab.r.nics["eth1"].mac.hex(":")) / IP(
+        src=S1, dst=public[0], proto=17, id=99, frag=100) / Raw(b"y" * 64)
+    with lab.net.scheduler.lock:
+        lab.r.stack.receive_frame(lab.r.stack.interface("eth1"), bytes(orphan))
+    lab.net.run_for(0.1)
+    assert lab.nat.counters["nat.fragment_unmatched"] == 1
+    server.sendto(b"still mapped", public)
+    assert arrives(client)
