@@ -20,7 +20,12 @@
   packet translated (RFC 5508). On any other interface, a packet to a pool
   address is hairpinned (RFC 4787 REQ-9) when `hairpin` is on: source and
   destination both become external endpoints as seen from outside, and the
-  routing decision sends it back inside.
+  routing decision sends it back inside. An ICMP error the router itself
+  sends about a packet it translated on its way out (fragmentation needed
+  on the outside link: the error is built after POSTROUTING, so it is
+  addressed to the external address and loops back) is translated like one
+  from outside and reaches the inside host, so path MTU discovery works
+  through the NAT.
 
 Behaviour (`NatBehaviour`, `PRESETS`):
 
@@ -630,6 +635,11 @@ class NatRouter:
         if meta.ifindex != self.ifindex:
             if view.fragment:
                 return ACCEPT
+            if view.proto == ICMP and buf[view.l4] in ICMP_ERRORS and self._is_local(view.src):
+                # the router's own error about a packet it translated on the way out (say,
+                # fragmentation needed on the outside link), looped back to the external
+                # address: to the inside host, embedded packet translated back
+                return self._error_in(view, self._now())
             return self._hairpin(view)
         now = self._now()
         if view.proto == ICMP:

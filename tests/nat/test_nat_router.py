@@ -543,3 +543,44 @@ def test_a_later_fragment_without_its_first_is_dropped_and_counted() -> None:
     assert lab.nat.counters["nat.fragment_unmatched"] == 1
     server.sendto(b"still mapped", public)
     assert arrives(client)
+
+
+@pytest.mark.parametrize("how", ["preset", "masquerade rule"])
+def test_path_mtu_discovery_through_the_nat(how: str) -> None:
+    """The outside link has MTU 1400 and the server a 1500 MSS: the router's own
+    'fragmentation needed' about translated segments reaches the inside host translated
+    back, its TCP lowers its segment size, and 100 kB get through."""
+    net = Network(virtual_time=True, seed=1)
+    lan, wan = net.segment("lan"), net.segment("wan")
+    r = net.router("r")
+    r.connect(lan, "10.0.0.1/24")
+    r.connect(wan, f"{OUT}/24", mtu=1400)
+    a = net.host("a")
+    a.connect(lan, "10.0.0.2/24")
+    a.add_route("0.0.0.0/0", "10.0.0.1")
+    s = net.host("s")
+    s.connect(wan, f"{S1}/24")
+    if how == "preset":
+        counters = r.nat("eth1").counters
+    else:
+        firewall = r.set_firewall("chain postrouting {\n    oifname eth1 masquerade\n}\n")
+        assert firewall is not None
+        counters = firewall.nat.counters
+    listener = s.socket(AF_INET, SOCK_STREAM)
+    listener.bind((S1, 80))
+    listener.listen()
+    client = a.socket(AF_INET, SOCK_STREAM)
+    client.settimeout(20)
+    client.connect((S1, 80))
+    conn, _ = listener.accept()
+    conn.settimeout(20)
+    client.sendall(b"x" * 100_000)
+    got = 0
+    while got < 100_000:
+        data = conn.recv(65536)
+        assert data
+        got += len(data)
+    assert r.counters["ipv4.drop.frag_needed"] >= 1
+    assert counters["nat.icmp_error_in" if how == "preset" else "nat.icmp_error"] >= (
+        r.counters["ipv4.drop.frag_needed"])
+    net.close()
