@@ -584,3 +584,30 @@ def test_path_mtu_discovery_through_the_nat(how: str) -> None:
     assert counters["nat.icmp_error_in" if how == "preset" else "nat.icmp_error"] >= (
         r.counters["ipv4.drop.frag_needed"])
     net.close()
+
+
+@pytest.mark.parametrize("hairpin", [True, False])
+@pytest.mark.parametrize("preset", sorted(PRESETS))
+def test_hole_punching_between_two_hosts_behind_the_same_nat(preset: str,
+                                                             hairpin: bool) -> None:
+    """Two inside hosts learn their public endpoints from a server and punch towards each
+    other's: the datagrams meet through the hairpin for every cone NAT with hairpinning
+    on; never with it off; never behind a symmetric NAT (each punch gets a new mapping
+    that the other side's filter has not seen)."""
+    lab = Lab(preset, hairpin=hairpin)
+    server = lab.udp(lab.s1, S1, 3478)
+    a_sock = lab.udp(lab.a, "10.0.0.2", 5000)
+    b_sock = lab.udp(lab.b, "10.0.0.3", 6000)
+    a_public = reflected(server, a_sock, (S1, 3478))
+    b_public = reflected(server, b_sock, (S1, 3478))
+    b_sock.sendto(b"punch", a_public)
+    a_sock.sendto(b"hello", b_public)
+    expected = hairpin and preset != "symmetric"
+    if not expected:
+        assert not arrives(b_sock)
+        return
+    assert b_sock.recvfrom(100) == (b"hello", a_public)
+    # b's punch passed only a full cone's filter (a had sent to the server alone)
+    assert arrives(a_sock) is (preset == "full-cone")
+    b_sock.sendto(b"answer", a_public)
+    assert a_sock.recvfrom(100) == (b"answer", b_public)
