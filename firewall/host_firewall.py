@@ -215,7 +215,15 @@ class HostFirewall:
         return cls(Ruleset.load(path), **kwargs)
 
     def attach(self, stack: HostStack) -> HostFirewall:
-        """Filter `stack`'s traffic from now on (replacing any hooks it had)."""
+        """Filter `stack`'s traffic from now on (replacing any hooks it had). ValueError,
+        with nothing attached, when the rules have nat chains and something else (a NAT
+        router) holds PREROUTING or POSTROUTING."""
+        if self.ruleset.uses_nat:
+            for hook in NAT_STACK_HOOKS:
+                current = stack.hooks.get(hook)
+                if current is not None and current != self.nat_hook:
+                    raise ValueError(f"{stack.name}: the {hook} hook is taken (a NAT router?): "
+                                     "rules with nat chains need it")
         self.stack = stack
         if not self.name:
             self.name = stack.name

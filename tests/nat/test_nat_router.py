@@ -20,6 +20,7 @@ from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
 from firewall.nat_router import PRESETS, NatBehaviour, npt_translate
+from stack.hooks import Hook
 from vnet.network import AF_INET, AF_INET6, SOCK_DGRAM, SOCK_STREAM, Host, Network
 from vnet.testing.pcap import read_pcapng
 
@@ -508,6 +509,11 @@ def test_nat_refuses_an_unknown_preset_and_a_busy_hook() -> None:
         lab.b.nat("eth0", "cone-ish")
     with pytest.raises(ValueError, match="already in use"):
         lab.r.nat("eth0")
+    with pytest.raises(ValueError, match="hook is taken"):
+        lab.r.set_firewall("chain postrouting {\n    masquerade\n}\n")
+    assert lab.r.stack.hooks.get(Hook.FORWARD) is None  # nothing half-attached
+    lab.r.set_firewall("chain forward {\n    accept\n}\n")  # a filter-only rule set is fine
+    assert classify(lab) == EXPECTED["full-cone"]
 
 
 def test_fragmented_datagrams_are_translated_both_ways() -> None:
