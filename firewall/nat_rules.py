@@ -18,7 +18,10 @@ masquerade) or `type nat hook prerouting` (dnat, redirect)::
 `NatSpec` is one parsed statement; `RuleNat` is the connection-based
 translation a `HostFirewall` runs at PREROUTING and POSTROUTING, the way
 Linux's conntrack NAT does: the NAT chains are consulted for the first
-packet of a connection only; the translation chosen then is applied to the
+packet of a connection only (for TCP, a SYN: a stray segment of no known
+connection is neither translated nor tracked, as conntrack with
+`nf_conntrack_tcp_loose=0` leaves it; add `ct state invalid drop` to the
+forward chain to keep such packets in); the translation chosen then is applied to the
 connection's later packets and undone on its replies, and ICMP errors about
 a translated connection get their outer and embedded addresses and ports
 translated (RFC 5508). A flow lives as Linux's conntrack keeps it (refreshed
@@ -368,6 +371,11 @@ class RuleNat:
             return ACCEPT
         found = self._find(key, now)
         if found is None:
+            if view.proto == TCP and view.has(14) and view.buf[view.l4 + 13] & 0x12 != 0x02:
+                # only a SYN starts a connection (conntrack with tcp_loose=0, vnet's
+                # default): a stray segment is not translated and creates nothing
+                self.counters["nat.untracked_tcp"] += 1
+                return ACCEPT
             spec = decide()
             if spec is None:
                 return ACCEPT

@@ -617,3 +617,69 @@ def test_hole_punching_between_two_hosts_behind_the_same_nat(preset: str,
     assert arrives(a_sock) is (preset == "full-cone")
     b_sock.sendto(b"answer", a_public)
     assert a_sock.recvfrom(100) == (b"answer", b_public)
+
+
+HOME_ROUTER = """
+chain forward {
+    policy drop
+    ct state established,related accept
+    iifname eth0 accept
+    iifname eth1 ip daddr 10.0.0.2 tcp dport 7000 ct state new accept
+}
+chain prerouting {
+    type nat hook prerouting priority dstnat
+    iifname eth1 tcp dport 80 dnat to 10.0.0.2:7000
+}
+chain postrouting {
+    type nat hook postrouting priority srcnat
+    oifname eth1 masquerade
+}
+"""
+
+
+def test_home_router_rules_filter_after_dnat_and_track_translated_flows() -> None:
+    """A stateful forward chain beside masquerade and a port forward: the filter sees the
+    forwarded port's inside address (DNAT happens first, as in Linux), replies of
+    masqueraded flows are `established`, and nothing else gets in."""
+    net = Network(virtual_time=True, seed=6)
+    lan, wan = net.segment("lan"), net.segment("wan")
+    r = net.router("r")
+    r.connect(lan, "10.0.0.1/24")
+    r.connect(wan, f"{OUT}/24")
+    a = net.host("a")
+    a.connect(lan, "10.0.0.2/24")
+    a.add_route("0.0.0.0/0", "10.0.0.1")
+    s = net.host("s")
+    s.connect(wan, f"{S1}/24")
+    firewall = r.set_firewall(HOME_ROUTER)
+    assert firewall is not None
+    with s.socket(AF_INET, SOCK_DGRAM) as server, a.socket(AF_INET, SOCK_DGRAM) as client:
+        server.bind((S1, 53))
+        server.settimeout(1)
+        client.bind(("10.0.0.2", 5353))
+        client.settimeout(1)
+        client.sendto(b"query", (S1, 53))
+        assert server.recvfrom(100) == (b"query", (OUT, 5353))
+        source = (OUT, 5353)
+        server.sendto(b"answer", source)
+        assert client.recvfrom(100) == (b"answer", (S1, 53))
+        server.sendto(b"unasked", (OUT, 5354))  # no flow: the router's, not forwarded
+        with pytest.raises(TimeoutError):
+            client.recvfrom(100)
+    with a.socket(AF_INET, SOCK_STREAM) as listener:
+        listener.bind(("10.0.0.2", 7000))
+        listener.listen()
+        with s.socket(AF_INET, SOCK_STREAM) as visitor:
+            visitor.settimeout(5)
+            visitor.connect((OUT, 80))
+            conn, peer = listener.accept()
+            assert peer[0] == S1
+            conn.sendall(b"welcome")
+            assert visitor.recv(100) == b"welcome"
+            conn.close()
+        with s.socket(AF_INET, SOCK_STREAM) as intruder:
+            intruder.settimeout(5)  # the router itself has nothing on 7000: a reset
+            with pytest.raises(ConnectionRefusedError):
+                intruder.connect((OUT, 7000))
+    assert firewall.counters["forward.drop"] == 0
+    assert firewall.nat.counters["nat.dnat"] == 1 and firewall.nat.counters["nat.masquerade"] == 1
