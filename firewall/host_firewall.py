@@ -301,6 +301,8 @@ class HostFirewall:
                 pkt.oif = name
             verdict = self.ruleset.evaluate(hook.value, pkt, now)
             self.counters[f"{hook}.{verdict.action}"] += 1
+            if verdict.logs:
+                self._log(hook, pkt, verdict, now)
             if verdict.action == DROP:
                 return DROP_CONNECTION
             return verdict.rule.nat if verdict.rule is not None else None
@@ -493,6 +495,12 @@ class HostFirewall:
         if table.stats:
             out.append("# conntrack stats: "
                        + ", ".join(f"{k} {v}" for k, v in table.stats.items()))
+        if self.ruleset.uses_nat:
+            now = self.stack.driver.now_ns() if self.stack is not None else 0
+            nat = ", ".join(f"{k.removeprefix('nat.')} {v}"
+                            for k, v in sorted(self.nat.counters.items()))
+            out.append(f"# nat: {len(self.nat.flows(now))} connections"
+                       + (f" ({nat})" if nat else ""))
         names = self.ruleset.names
         if len(names):
             now = self.stack.driver.now_ns() if self.stack is not None else 0

@@ -84,3 +84,32 @@ def errors_of(text: str) -> list[str]:
 def test_bad_nat_statements_name_file_line_and_reason(text: str, expected: str) -> None:
     errors = errors_of(text)
     assert any(e.startswith(expected) or expected in e for e in errors), errors
+
+
+def test_a_nat_rule_logs_and_the_firewall_shows_its_connections() -> None:
+    from vnet.network import AF_INET, SOCK_DGRAM, Network
+
+    net = Network(virtual_time=True, seed=1)
+    lan, wan = net.segment("lan"), net.segment("wan")
+    r = net.router("r")
+    r.connect(lan, "10.0.0.1/24")
+    r.connect(wan, "203.0.113.1/24")
+    a = net.host("a")
+    a.connect(lan, "10.0.0.2/24")
+    a.add_route("0.0.0.0/0", "10.0.0.1")
+    s = net.host("s")
+    s.connect(wan, "203.0.113.10/24")
+    firewall = r.set_firewall('chain postrouting {\n'
+                              '    oifname eth1 log prefix "nat: " masquerade\n}\n')
+    assert firewall is not None
+    with s.socket(AF_INET, SOCK_DGRAM) as server, a.socket(AF_INET, SOCK_DGRAM) as client:
+        server.bind(("203.0.113.10", 9))
+        server.settimeout(1)
+        for _ in range(3):
+            client.sendto(b"x", ("203.0.113.10", 9))
+            assert server.recvfrom(10)[1][0] == "203.0.113.1"
+    [record] = firewall.log  # the nat chain sees a connection's first packet only
+    assert record.hook == "postrouting" and record.prefix == "nat: "
+    assert record.action == "masquerade" and record.oif == "eth1"
+    assert "# nat: 1 connections (masquerade 1)" in firewall.show()
+    net.close()
