@@ -462,7 +462,7 @@ def test_nptv6_is_checksum_neutral_and_ipv6_untouched_without_it() -> None:
                                ipaddress.IPv6Network(outside))
     assert translated is not None and translated[:6] == bytes.fromhex("20010db80001")
     from stack.wire.checksum import ones_sum
-    # the worked example of RFC 6296 section 3.6
+    # the worked example of RFC 6296 (fd01:203:405::/48 to 2001:db8:1::/48)
     rfc = npt_translate(ipaddress.IPv6Address("fd01:203:405:1::1234").packed,
                         ipaddress.IPv6Network("fd01:203:405::/48"),
                         ipaddress.IPv6Network("2001:db8:1::/48"))
