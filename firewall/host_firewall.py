@@ -1,9 +1,11 @@
 """A rule set, a connection table and a name table, attached to one host's stack.
 
 `HostFirewall(ruleset).attach(stack)` registers its `hook` at the INPUT,
-OUTPUT and FORWARD hooks (`stack.hooks.Hook`) of a `stack.host.HostStack`
-(the rule language has no PREROUTING or POSTROUTING chains yet, so nothing
-is registered there and the stack accepts). Each hook call answers a
+OUTPUT and FORWARD hooks (`stack.hooks.Hook`) of a `stack.host.HostStack`,
+and, when the rules have nat chains, its `nat_hook` at PREROUTING and
+POSTROUTING, where `firewall.nat_rules.RuleNat` translates connections as
+the chains decide for their first packet (IPv4 only; the rewritten packet
+is the hook's verdict). Each filter hook call answers a
 `stack.hooks.Verdict` (accept or drop; the filter never rewrites) and:
 
 1. parses the packet once (`PacketInfo`) and fills in the interface names
@@ -46,6 +48,7 @@ table, interfaces, the driver's clock and `defer`), nothing else.
 from __future__ import annotations
 
 import ipaddress
+import random
 from collections import Counter, OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -59,9 +62,10 @@ from stack.icmp import TokenBucket
 
 from .conntrack import INVALID, RELATED, UNTRACKED, ConnTrack, summarize
 from .names import DEFAULT_TTL_NS
+from .nat_rules import DROP_CONNECTION, NatSpec, RuleNat
 from .packet import FIRST_FRAGMENT, LATER_FRAGMENT, PROTO_TCP, PROTO_UDP, PacketInfo
 from .reject import build_reject
-from .rules import ACCEPT, REJECT, Ruleset, Verdict
+from .rules import ACCEPT, DROP, REJECT, Ruleset, Verdict
 from .sets import AddressSet
 
 if TYPE_CHECKING:
@@ -83,6 +87,8 @@ REJECT_RATE_PER_S = 1000
 REJECT_BURST = 50
 #: The stack hooks a firewall filters at (its rule language's base chains).
 FILTER_HOOKS = (Hook.INPUT, Hook.OUTPUT, Hook.FORWARD)
+#: The stack hooks its NAT chains run at, when the rules have any.
+NAT_STACK_HOOKS = (Hook.PREROUTING, Hook.POSTROUTING)
 
 
 @dataclass(frozen=True)
@@ -196,6 +202,8 @@ class HostFirewall:
         self._tracking = False
         #: ct state of packets accepted at OUTPUT on lo, until they arrive at INPUT.
         self._looped_states: OrderedDict[bytes, int] = OrderedDict()
+        #: The connections its NAT chains translated (`firewall.nat_rules`).
+        self.nat = RuleNat(random.Random(f"vnet-nat:{name}"))
 
     # --- construction ----------------------------------------------------------------------
     @classmethod
@@ -207,7 +215,15 @@ class HostFirewall:
         return cls(Ruleset.load(path), **kwargs)
 
     def attach(self, stack: HostStack) -> HostFirewall:
-        """Filter `stack`'s traffic from now on (replacing any hooks it had)."""
+        """Filter `stack`'s traffic from now on (replacing any hooks it had). ValueError,
+        with nothing attached, when the rules have nat chains and something else (a NAT
+        router) holds PREROUTING or POSTROUTING."""
+        if self.ruleset.uses_nat:
+            for hook in NAT_STACK_HOOKS:
+                current = stack.hooks.get(hook)
+                if current is not None and current != self.nat_hook:
+                    raise ValueError(f"{stack.name}: the {hook} hook is taken (a NAT router?): "
+                                     "rules with nat chains need it")
         self.stack = stack
         if not self.name:
             self.name = stack.name
@@ -219,13 +235,30 @@ class HostFirewall:
         self._tracking = self.track_always or self.ruleset.uses_conntrack
         for hook in FILTER_HOOKS:
             stack.hooks.register(hook, self.hook)
+        self._attach_nat()
         return self
+
+    def _attach_nat(self) -> None:
+        stack = self.stack
+        if stack is None:
+            return
+        for hook in NAT_STACK_HOOKS:
+            current = stack.hooks.get(hook)
+            if not self.ruleset.uses_nat:
+                stack.hooks.unregister(hook, self.nat_hook)
+            elif current is None or current == self.nat_hook:
+                stack.hooks.register(hook, self.nat_hook)
+            else:
+                raise ValueError(f"{stack.name}: the {hook} hook is taken (a NAT router?): "
+                                 "rules with nat chains need it")
 
     def detach(self) -> None:
         stack = self.stack
         if stack is not None:
             for hook in FILTER_HOOKS:
                 stack.hooks.unregister(hook, self.hook)
+            for hook in NAT_STACK_HOOKS:
+                stack.hooks.unregister(hook, self.nat_hook)
         self.stack = None
 
     def replace_rules(self, ruleset: Ruleset) -> None:
@@ -235,6 +268,7 @@ class HostFirewall:
         ruleset.link()
         self.ruleset = ruleset
         self._tracking = self.track_always or ruleset.uses_conntrack
+        self._attach_nat()
 
     # --- names ----------------------------------------------------------------------------
     def learn(self, name: str, addresses: Any, now_ns: int | None = None,
@@ -244,6 +278,38 @@ class HostFirewall:
             now_ns = self.stack.driver.now_ns() if self.stack is not None else 0
         self.ruleset.names.learn(name, addresses, now_ns,
                                  self.name_ttl_ns if ttl_ns is None else ttl_ns)
+
+    # --- NAT -------------------------------------------------------------------------------
+    def nat_hook(self, hook: Hook, meta: IpMeta, data: Any) -> HookVerdict:
+        """PREROUTING and POSTROUTING: the nat chains' translation (`firewall.nat_rules`)."""
+        stack = self.stack
+        if stack is None or meta.version != 4:
+            return ACCEPT_PACKET  # no NAT66
+        now = stack.driver.now_ns()
+        pre = hook is Hook.PREROUTING
+        iface = stack.interfaces.get(meta.ifindex if pre else meta.out_ifindex)
+        name = iface.name if iface is not None else ""
+        address = iface.ipv4[0].address if iface is not None and iface.ipv4 else None
+
+        def decide() -> NatSpec | None:
+            pkt = PacketInfo.parse(data)
+            if pkt is None:
+                return None
+            if pre:
+                pkt.iif = name
+            else:
+                pkt.oif = name
+            verdict = self.ruleset.evaluate(hook.value, pkt, now)
+            self.counters[f"{hook}.{verdict.action}"] += 1
+            if verdict.logs:
+                self._log(hook, pkt, verdict, now)
+            if verdict.action == DROP:
+                return DROP_CONNECTION
+            return verdict.rule.nat if verdict.rule is not None else None
+
+        if pre:
+            return self.nat.prerouting(data, now, decide, address)
+        return self.nat.postrouting(data, now, decide, address)
 
     # --- the hook ----------------------------------------------------------------------------
     def hook(self, hook: Hook, meta: IpMeta | None, data: Any) -> HookVerdict:
@@ -429,6 +495,12 @@ class HostFirewall:
         if table.stats:
             out.append("# conntrack stats: "
                        + ", ".join(f"{k} {v}" for k, v in table.stats.items()))
+        if self.ruleset.uses_nat:
+            now = self.stack.driver.now_ns() if self.stack is not None else 0
+            nat = ", ".join(f"{k.removeprefix('nat.')} {v}"
+                            for k, v in sorted(self.nat.counters.items()))
+            out.append(f"# nat: {len(self.nat.flows(now))} connections"
+                       + (f" ({nat})" if nat else ""))
         names = self.ruleset.names
         if len(names):
             now = self.stack.driver.now_ns() if self.stack is not None else 0

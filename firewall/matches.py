@@ -475,8 +475,8 @@ class IfaceExpr(Expr):
             raise RuleBuildError("an interface name cannot be empty")
         self.field = field
         self.negate = negate
-        self.hooks = frozenset(("input", "forward") if field == "iifname"
-                               else ("output", "forward"))
+        self.hooks = frozenset(("input", "forward", "prerouting") if field == "iifname"
+                               else ("output", "forward", "postrouting"))
         self._regex = re.compile("|".join(fnmatch.translate(p) for p in self.patterns))
 
     def compile(self, ruleset: Ruleset) -> Predicate:

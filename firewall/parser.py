@@ -31,6 +31,11 @@ matter); `flush ruleset` and `counter` are accepted and ignored (every rule
 counts). `counter packets N bytes N`, as `nft list ruleset` prints it, is
 accepted too.
 
+NAT, as nft writes it (see firewall/nat_rules.py): chains `prerouting` and
+`postrouting` (or `type nat hook prerouting|postrouting priority ...`) hold
+`snat to ADDR[-ADDR][:PORT[-PORT]]`, `masquerade [to :PORTS] [random]`
+(postrouting), `dnat to ADDR[:PORT]` and `redirect to :PORT` (prerouting).
+
 Differences from nft, on purpose: `saddr`/`daddr` without `ip`/`ip6` match
 either family; an address may be a host name or `*.domain` (learned from the
 host's resolver, never resolved here); `@lan` and `@local` are this host's
@@ -97,12 +102,14 @@ from .matches import (
     RuleBuildError,
     TcpFlagsExpr,
 )
+from .nat_rules import NAT_FLAGS, NAT_VERDICTS, NatSpec
 from .rule_checks import check_rule, check_ruleset
 from .rules import (
     CONTINUE,
     GOTO,
     HOOKS,
     JUMP,
+    NAT_HOOKS,
     REJECT,
     Chain,
     Location,
@@ -124,7 +131,8 @@ _TOP_KEYWORDS = ("chain", "include", "define", "table", "flush")
 _MATCH_KEYWORDS = ("ip", "ip6", "saddr", "daddr", "meta", "tcp", "udp", "th", "icmp",
                    "icmpv6", "igmp", "ct", "iif", "iifname", "oif", "oifname", "limit")
 _STATEMENT_KEYWORDS = ("counter", "log", "comment")
-_VERDICT_KEYWORDS = ("accept", "drop", "reject", "jump", "goto", "return", "continue")
+_VERDICT_KEYWORDS = ("accept", "drop", "reject", "jump", "goto", "return", "continue",
+                     *NAT_VERDICTS)
 _RULE_KEYWORDS = _MATCH_KEYWORDS + _STATEMENT_KEYWORDS + _VERDICT_KEYWORDS
 _CHAIN_KEYWORDS = ("policy", "type", *_RULE_KEYWORDS)
 
@@ -309,16 +317,17 @@ class _Parser(TokenStream):
             return
         if tok.kind == WORD and tok.text == "type":
             self.next()
-            kind = self.expect_word("filter")
-            if kind.text != "filter":
-                self.fail(kind, f"only 'type filter' chains exist here, not {kind.text!r}")
+            kind = self.expect_word("filter or nat")
+            if kind.text not in ("filter", "nat"):
+                self.fail(kind, f"chains are 'type filter' or 'type nat', not {kind.text!r}")
             hook_kw = self.expect_word("hook")
             if hook_kw.text != "hook":
                 self.fail(hook_kw, "expected 'hook'")
-            hook = self.expect_word("input, output or forward")
-            if hook.text not in HOOKS:
-                self.fail(hook, f"unknown hook {hook.text!r} (hooks: input, output, forward)"
-                          + suggest(hook.text, HOOKS))
+            hooks = HOOKS if kind.text == "filter" else NAT_HOOKS
+            hook = self.expect_word(" or ".join(hooks))
+            if hook.text not in hooks:
+                self.fail(hook, f"a {kind.text} chain's hook is {' or '.join(hooks)}, not "
+                          f"{hook.text!r}" + suggest(hook.text, hooks))
             if self.peek().kind == WORD and self.peek().text == "priority":
                 self.next()
                 self.expect_word("a priority")
@@ -331,6 +340,11 @@ class _Parser(TokenStream):
             self.end_statement()
             return
         rule = self.parse_rule_tokens()
+        if rule.nat is not None and chain.hook is not None and chain.hook != rule.nat.hook:
+            self.ctx.report(Problem(tok.location, f"{rule.verdict} belongs in a chain of type "
+                                    f"nat hook {rule.nat.hook}, not in {chain.name!r} "
+                                    f"(hook {chain.hook})", "error", length=len(tok.text)))
+            return
         chain.rules.append(rule)
 
     # --- rules -------------------------------------------------------------------------
@@ -342,6 +356,7 @@ class _Parser(TokenStream):
         verdict = CONTINUE
         target: str | None = None
         reject: RejectSpec | None = None
+        nat: NatSpec | None = None
         verdict_tok: Token | None = None
         while not self.at_end_of_statement():
             tok = self.next()
@@ -358,6 +373,8 @@ class _Parser(TokenStream):
                     target = self.expect_word("a chain name").text
                 elif word == REJECT:
                     reject = self.parse_reject()
+                elif word in NAT_VERDICTS:
+                    nat = self.parse_nat(tok)
                 continue
             if word == "counter":
                 if self.peek().kind == WORD and self.peek().text == "packets":
@@ -383,9 +400,38 @@ class _Parser(TokenStream):
         if verdict == REJECT and reject is not None:
             exprs = self.reject_dependencies(exprs, reject, first)
         rule = Rule([e for e, _ in exprs], verdict, target=target, reject=reject, log=log,
-                    comment=comment, location=first.location)
+                    comment=comment, location=first.location, nat=nat)
         check_rule(rule, exprs, first, self.warn)
         return rule
+
+    def parse_nat(self, tok: Token) -> NatSpec:
+        """`snat [ip] to ADDR[-ADDR][:PORT[-PORT]] [FLAGS]`, `dnat [ip] to ...`,
+        `masquerade [to :PORT[-PORT]] [FLAGS]`, `redirect [to [:]PORT[-PORT]]`."""
+        kind = tok.text
+        follow = self.peek()
+        if follow.kind == WORD and follow.text in ("ip", "ip6"):
+            self.next()
+            if follow.text == "ip6":
+                self.fail(follow, f"{kind} ip6: IPv6 NAT (NAT66) is not supported "
+                          "(NPTv6 is, on a NAT router)")
+        target: str | None = None
+        if self.peek().kind == WORD and self.peek().text == "to":
+            self.next()
+            target_tok = self.expect_word("an address or :port")
+            target = target_tok.text
+            if kind in ("masquerade", "redirect") and target.replace("-", "").isdigit():
+                target = ":" + target
+        else:
+            target_tok = tok
+        flags: list[str] = []
+        while self.peek().kind == WORD and self.peek().text in NAT_FLAGS:
+            flags.append(self.next().text)
+            if self.peek().kind == PUNCT and self.peek().text == ",":
+                self.next()
+        try:
+            return NatSpec.parse(kind, target, tuple(flags))
+        except ValueError as e:
+            self.fail(target_tok, str(e))
 
     def expect_number(self, what: str) -> int:
         tok = self.expect_word(what)

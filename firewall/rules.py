@@ -9,6 +9,11 @@ expression holds decides, in file order. A rule with no verdict (only a
 `log`) lets evaluation go on to the next rule. Every rule and every policy
 counts the packets and bytes it saw.
 
+The chains `prerouting` and `postrouting` (or any chain given `type nat hook
+prerouting|postrouting`) are NAT chains: their verdicts `snat`, `dnat`,
+`masquerade` and `redirect` carry a `firewall.nat_rules.NatSpec`
+(`Rule.nat`), which `HostFirewall` applies to a connection's first packet.
+
 A rule is its match expressions (`Expr` subclasses: family, protocol,
 addresses with prefixes, sets, names and the dynamic `@lan`/`@local` sets,
 ports, ICMP type/code, TCP flags, connection state, interfaces, rate
@@ -63,6 +68,7 @@ from .matches import (
     TcpFlagsExpr,
 )
 from .names import NameTable
+from .nat_rules import NAT_VERDICTS, NatSpec
 from .packet import (
     PROTO_ICMP,
     PROTO_ICMPV6,
@@ -74,6 +80,7 @@ from .sets import AddressSet
 
 __all__ = [
     "HOOKS",
+    "NAT_HOOKS",
     "AddressExpr",
     "Chain",
     "CtStateExpr",
@@ -98,6 +105,9 @@ __all__ = [
 
 #: Base chain name -> the stack hook it is attached to.
 HOOKS = ("input", "output", "forward")
+#: The hooks of `type nat` chains (snat/masquerade at postrouting, dnat/redirect at prerouting).
+NAT_HOOKS = ("prerouting", "postrouting")
+ALL_HOOKS = HOOKS + NAT_HOOKS
 
 ACCEPT = "accept"
 DROP = "drop"
@@ -106,7 +116,7 @@ JUMP = "jump"
 GOTO = "goto"
 RETURN = "return"
 CONTINUE = "continue"  # no verdict: go on with the next rule
-TERMINAL = (ACCEPT, DROP, REJECT)
+TERMINAL = (ACCEPT, DROP, REJECT, *NAT_VERDICTS)
 
 
 
@@ -243,7 +253,7 @@ class LogMark:
     level: str
 
 
-_VERDICT_WORDS = (ACCEPT, DROP, REJECT, JUMP, GOTO, RETURN, CONTINUE)
+_VERDICT_WORDS = (ACCEPT, DROP, REJECT, JUMP, GOTO, RETURN, CONTINUE, *NAT_VERDICTS)
 
 
 class Rule:
@@ -252,7 +262,7 @@ class Rule:
     def __init__(self, exprs: Sequence[Expr] = (), verdict: str = CONTINUE, *,
                  target: str | None = None, reject: RejectSpec | None = None,
                  log: LogStatement | None = None, comment: str | None = None,
-                 location: Location | None = None) -> None:
+                 location: Location | None = None, nat: NatSpec | None = None) -> None:
         if verdict not in _VERDICT_WORDS:
             raise RuleBuildError(f"verdict is one of {', '.join(_VERDICT_WORDS)}, not "
                                  f"{verdict!r}")
@@ -262,6 +272,11 @@ class Rule:
         self.verdict = verdict
         self.target = target
         self.reject = (reject or RejectSpec()) if verdict == REJECT else None
+        if verdict in NAT_VERDICTS:
+            nat = nat or NatSpec.parse(verdict, None)
+            if nat.kind != verdict:
+                raise RuleBuildError(f"a {verdict} rule with a {nat.kind} statement")
+        self.nat = nat if verdict in NAT_VERDICTS else None
         self.log = log
         self.comment = comment
         self.location = location
@@ -394,6 +409,8 @@ class Rule:
             parts.append(str(self.log))
         if self.verdict == REJECT:
             parts.append(str(self.reject))
+        elif self.nat is not None:
+            parts.append(str(self.nat))
         elif self.verdict in (JUMP, GOTO):
             parts.append(f"{self.verdict} {self.target}")
         elif self.verdict != CONTINUE:
@@ -410,7 +427,7 @@ class Rule:
 
     def copy(self) -> Rule:
         return Rule(self.exprs, self.verdict, target=self.target, reject=self.reject,
-                    log=self.log, comment=self.comment, location=self.location)
+                    log=self.log, comment=self.comment, location=self.location, nat=self.nat)
 
 
 def _icmp_values(value: str | int | Iterable[str | int], version: int, what: str) -> list[int]:
@@ -443,9 +460,9 @@ class Chain:
     def __init__(self, name: str, policy: str | None = None,
                  location: Location | None = None, hook: str | None = None) -> None:
         self.name = name
-        if hook is not None and hook not in HOOKS:
-            raise RuleBuildError(f"hook is one of {', '.join(HOOKS)}, not {hook!r}")
-        self.hook = hook or (name if name in HOOKS else None)
+        if hook is not None and hook not in ALL_HOOKS:
+            raise RuleBuildError(f"hook is one of {', '.join(ALL_HOOKS)}, not {hook!r}")
+        self.hook = hook or (name if name in ALL_HOOKS else None)
         if policy is not None and self.hook is None:
             raise RuleBuildError(f"chain {name!r} is not a base chain (input, output, "
                                  "forward): only those have a policy")
@@ -612,6 +629,11 @@ class Ruleset:
         return any(isinstance(e, CtStateExpr) for r in self.rules() for e in r.exprs)
 
     @property
+    def uses_nat(self) -> bool:
+        """Has it `type nat` chains (prerouting, postrouting)?"""
+        return any(chain.hook in NAT_HOOKS for chain in self.chains.values())
+
+    @property
     def uses_names(self) -> bool:
         return any(isinstance(e, AddressExpr) and e.value.names
                    for r in self.rules() for e in r.exprs)
@@ -689,7 +711,8 @@ class Ruleset:
                 lines.append("")
             lines.append(f"chain {chain.name} {{")
             if chain.hook is not None and chain.hook != chain.name:
-                lines.append(f"    type filter hook {chain.hook} priority 0")
+                kind = "nat" if chain.hook in NAT_HOOKS else "filter"
+                lines.append(f"    type {kind} hook {chain.hook} priority 0")
             if chain.hook is not None:
                 policy = f"    policy {chain.policy}"
                 if counters:

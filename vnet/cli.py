@@ -2,11 +2,15 @@
 
     vnet build SRC.c [SRC.c ...] -o OUT.wasm [-I DIR] [-D NAME[=VALUE]] [-O LEVEL]
     vnet run [--dir HOST[::GUEST]] [--env NAME=VALUE] [--addr CIDR] [--tcplisten ADDR:PORT]
-             [--pcap FILE] [--virtual-time] [--seed N] GUEST.wasm [ARGS...]
+             [--pcap FILE|-] [--pcap-filter MATCH] [--pcap-loopback]
+             [--virtual-time] [--seed N] GUEST.wasm [ARGS...]
     vnet sim TOPOLOGY.toml [--virtual-time] [--seed N] [--pcap-dir DIR] [--duration D]
+             [--pcap-segment NAME] [--pcap FILE|-] [--pcap-filter MATCH] [--pcap-loopback]
+             [--draw FILE.svg]
     vnet firewall check [--strict] FILE...
     vnet firewall show [--firewall FILE] [--allow G] [--allow-out G] [--deny G] [--deny-out G]
     vnet pcap diff A.pcapng B.pcapng [--ignore FIELD[,FIELD]] [--max N]
+    vnet pcap ladder CAPTURE.pcapng -o FLOW.svg [--filter MATCH] [--max N]
 
 `vnet run` enforces the sandbox rules of `firewall.grants` (the guest reaches
 its own virtual network and nothing beyond) unless `--firewall FILE` names
@@ -16,8 +20,13 @@ grants go first, in order.
 Flag spellings follow `wasmtime run` where the two overlap (`--dir`,
 `--env`). Usage errors, bad files and invalid modules print one line naming
 the problem and exit with status 2; `vnet run` otherwise exits with the
-guest's exit status (134 if it trapped, as wasmtime does). This module parses
-arguments and reports; the work is done by vnet.build and vnet.guest.
+guest's exit status (134 if it trapped, as wasmtime does). SIGINT or SIGTERM
+stops `vnet run` and `vnet sim` cleanly (vnet.sim.signals): captures closed
+complete, the summary printed, TUN devices and namespaces removed, exit
+status 130 or 143. `--pcap -` streams pcapng to stdout for `wireshark -k -i
+-`; guest output and summaries then go to stderr. This module parses
+arguments and reports; the work is done by vnet.build, vnet.guest, vnet.sim
+and vnet.pictures.
 """
 
 from __future__ import annotations
@@ -148,27 +157,64 @@ def _open_tun(ns: argparse.Namespace, net: Any, host: Any, addrs: list[str],
             with net.scheduler.lock:
                 host.stack.prefer_source(bridge.port_name, own[0])
     if capture is not None:
+        capture.describe(f"{host.name}/{bridge.port_name}",
+                         f"{host.name} {bridge.port_name}: TUN bridge to kernel device "
+                         f"{bridge.device}" + (f" in namespace {bridge.netns}" if bridge.netns
+                                               else "")
+                         + f" (kernel {' '.join(kernel_addrs)}, vnet {' '.join(tun_addrs)})")
         bridge.capture(capture)
     return bridge
 
 
+def _capture_filter(text: str | None, where: str = "--pcap-filter") -> Any:
+    from vnet.link.capture import CaptureFilter
+
+    if text is None:
+        return None
+    try:
+        return CaptureFilter(text)
+    except ValueError as e:
+        raise CliError(f"{where}: {e}") from None
+
+
 def _cmd_sim(ns: argparse.Namespace) -> int:
     from vnet.guest.runtime import GuestLoadError
-    from vnet.sim.runner import print_summary, run
+    from vnet.sim.runner import CapturePlan, print_summary, run
+    from vnet.sim.signals import Interrupts
     from vnet.sim.topology import TopologyError, _duration, _Locator, load
 
-    try:
-        topo = load(ns.topology)
-        duration = None
-        if ns.duration is not None:
-            duration = _duration(ns.duration, (Path(ns.topology), _Locator(""), ("duration",)))
-        result = run(topo, virtual_time=ns.virtual_time, seed=ns.seed,
-                     pcap_dir=Path(ns.pcap_dir) if ns.pcap_dir else None, duration_ns=duration)
-    except TopologyError as e:
-        raise CliError(f"vnet sim: {e}") from None
-    except GuestLoadError as e:
-        raise CliError(f"vnet sim: {e}") from None
-    print_summary(result)
+    plan = CapturePlan(pcap_dir=Path(ns.pcap_dir) if ns.pcap_dir else None, pcap=ns.pcap,
+                       segments=ns.pcap_segment, loopback=ns.pcap_loopback,
+                       filter=_capture_filter(ns.pcap_filter, "vnet sim: --pcap-filter"))
+    with Interrupts() as interrupts:
+        try:
+            topo = load(ns.topology)
+            if ns.draw:
+                from vnet.pictures.topology import write_topology_svg
+
+                write_topology_svg(topo, ns.draw)
+            duration = None
+            if ns.duration is not None:
+                duration = _duration(ns.duration, (Path(ns.topology), _Locator(""),
+                                                   ("duration",)))
+            result = run(topo, virtual_time=ns.virtual_time, seed=ns.seed, duration_ns=duration,
+                         plan=plan, interrupted=interrupts.interrupted)
+        except TopologyError as e:
+            raise CliError(f"vnet sim: {e}") from None
+        except GuestLoadError as e:
+            raise CliError(f"vnet sim: {e}") from None
+        except ValueError as e:
+            raise CliError(f"vnet sim: {e}") from None
+        except OSError as e:
+            raise CliError(f"vnet sim: {e.filename}: {e.strerror}") from None
+        except KeyboardInterrupt:  # a second signal: the captures are closed, no summary
+            print(f"vnet sim: interrupted by {interrupts.name or 'SIGINT'} (twice)",
+                  file=sys.stderr)
+            return interrupts.exit_status if interrupts.signum else 130
+        print_summary(result, sys.stderr if plan.live else None)
+        if interrupts.interrupted():
+            print(f"vnet sim: interrupted by {interrupts.name}", file=sys.stderr)
+            return interrupts.exit_status
     return 0 if result.ok else 1
 
 
@@ -228,7 +274,15 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="open a listening TCP socket for the guest before it starts "
                      "(fd 3, 4, …), as wasmtime's --tcplisten does (repeatable)")
     run.add_argument("--pcap", metavar="FILE",
-                     help="capture eth0 (and the TUN port, with --tun) to a pcapng file")
+                     help="capture eth0 (and the TUN port, with --tun) to a pcapng file; "
+                     "'-' streams pcapng to stdout, flushed per packet (guest output then "
+                     "goes to stderr): vnet run --pcap - ... | wireshark -k -i -")
+    run.add_argument("--pcap-filter", metavar="MATCH",
+                     help="capture only packets matching this firewall match, e.g. "
+                     "'tcp dport 80', 'ip saddr 10.0.0.0/24 udp', or several joined by "
+                     "'or': 'tcp dport 80 or tcp sport 80'")
+    run.add_argument("--pcap-loopback", action="store_true",
+                     help="capture the guest host's loopback interface too")
     tun = run.add_argument_group(
         "TUN bridge (real time, needs CAP_NET_ADMIN and /dev/net/tun)",
         "Bridge the guest's host to the Linux kernel through a TUN device: the kernel side "
@@ -281,6 +335,21 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="deterministic virtual time (overrides the file's [sim] setting)")
     sim.add_argument("--seed", type=int, default=None, help="seed for virtual time")
     sim.add_argument("--pcap-dir", metavar="DIR", help="write DIR/HOST-NIC.pcapng per NIC")
+    sim.add_argument("--pcap-segment", action="append", default=[], metavar="NAME",
+                     help="capture segment NAME once per frame, as a switch's monitor port "
+                     "sees it (what Wireshark's TCP analysis needs): into --pcap, else "
+                     "DIR/segment-NAME.pcapng in --pcap-dir (repeatable)")
+    sim.add_argument("--pcap", metavar="FILE",
+                     help="one pcapng of the --pcap-segment segments (default: every "
+                     "segment); '-' streams it to stdout, flushed per packet, and sends guest "
+                     "output and the summary to stderr")
+    sim.add_argument("--pcap-filter", metavar="MATCH",
+                     help="capture only packets matching this firewall match, e.g. "
+                     "'tcp dport 80'")
+    sim.add_argument("--pcap-loopback", action="store_true",
+                     help="capture each host's loopback interface too")
+    sim.add_argument("--draw", metavar="FILE.svg",
+                     help="draw the topology (hosts, segments, routers, addresses) as SVG")
     sim.add_argument("--duration", metavar="D",
                      help="stop after this long, e.g. 30s (overrides the file)")
     sim.set_defaults(func=_cmd_sim, parser=sim)
@@ -304,8 +373,40 @@ def _build_parser() -> argparse.ArgumentParser:
     pcap_sub = pcap.add_subparsers(dest="pcap_command", metavar="COMMAND", required=True)
     pcap_sub.add_parser(  # main() hands `vnet pcap diff ...` to vnet.testing.pcap_diff
         "diff", help="compare two captures packet by packet (0 same, 1 differ, 2 error)")
+    ladder = pcap_sub.add_parser(
+        "ladder", help="draw packets between hosts over time as SVG (a flow graph)",
+        description="Draw a capture as a ladder diagram: one lane per host, one arrow per "
+        "packet from sender to receiver, labelled with the packet's summary, time going "
+        "down. Use a per-segment capture (vnet sim --pcap-segment) so each frame is drawn "
+        "once; in a capture of several NICs each frame's received copy is skipped.")
+    ladder.add_argument("capture", metavar="CAPTURE.pcapng", help="the capture")
+    ladder.add_argument("-o", "--output", required=True, metavar="FLOW.svg",
+                        help="where to write the SVG")
+    ladder.add_argument("--filter", metavar="MATCH",
+                        help="draw only packets matching this firewall match, e.g. "
+                        "'tcp dport 7000 or tcp sport 7000' (default: every IP packet)")
+    ladder.add_argument("--max", type=int, default=500, metavar="N",
+                        help="draw at most N packets (default 500)")
+    ladder.set_defaults(func=_cmd_pcap_ladder, parser=ladder)
     return parser
 
+
+
+def _cmd_pcap_ladder(ns: argparse.Namespace) -> int:
+    from vnet.pictures.ladder import LadderError, write_ladder_svg
+
+    keep = _capture_filter(ns.filter, "vnet pcap ladder: --filter")
+    if ns.max <= 0:
+        raise CliError("vnet pcap ladder: --max must be > 0")
+    try:
+        drawn = write_ladder_svg(ns.capture, ns.output, filter=keep, max_packets=ns.max)
+    except LadderError as e:
+        raise CliError(f"vnet pcap ladder: {e}") from None
+    except OSError as e:
+        raise CliError(f"vnet pcap ladder: {e.filename}: {e.strerror}") from None
+    print(f"vnet pcap ladder: {drawn.packets} packets between {len(drawn.lanes)} hosts "
+          f"-> {ns.output}", file=sys.stderr)
+    return 0
 
 
 def _cmd_firewall_check(ns: argparse.Namespace) -> int:
@@ -339,16 +440,8 @@ def _cmd_build(ns: argparse.Namespace) -> int:
 
 def _cmd_run(ns: argparse.Namespace) -> int:
     from firewall.commands import FirewallConfigError, run_ruleset
-    from vnet.guest.context import GuestLimits
-    from vnet.guest.runtime import (
-        KILLED_EXIT_CODE,
-        Guest,
-        GuestConfig,
-        GuestLoadError,
-        load_module,
-        write_through,
-    )
-    from vnet.network import Network
+    from vnet.guest.runtime import GuestLoadError, load_module
+    from vnet.sim.signals import Interrupts
 
     env = _parse_env(ns.env)
     dirs = _parse_dirs(ns.dir)
@@ -365,6 +458,32 @@ def _cmd_run(ns: argparse.Namespace) -> int:
         module = load_module(ns.module)
     except GuestLoadError as e:
         raise CliError(f"vnet run: {e}") from None
+    keep = _capture_filter(ns.pcap_filter, "vnet run: --pcap-filter")
+    if ns.pcap_loopback and not ns.pcap:
+        raise CliError("vnet run: --pcap-loopback needs --pcap FILE (or -)")
+    live = ns.pcap == "-"
+    with Interrupts() as interrupts:
+        return _run_guest(ns, rules, module, env, dirs, addrs, listeners, keep, live,
+                          interrupts)
+
+
+def _run_guest(ns: argparse.Namespace, rules: Any, module: Any, env: list[tuple[str, str]],
+               dirs: list[tuple[str, str]], addrs: list[str], listeners: list[tuple[str, int]],
+               keep: Any, live: bool, interrupts: Any) -> int:
+    """`vnet run` once its arguments are checked: build, run, clean up, report."""
+    from vnet.guest.context import GuestLimits
+    from vnet.guest.runtime import (
+        KILLED_EXIT_CODE,
+        Guest,
+        GuestConfig,
+        GuestLoadError,
+        write_through,
+    )
+    from vnet.link.capture import Capture
+    from vnet.link.loopback_tap import capture_loopback
+    from vnet.network import Network
+    from vnet.sim.runner import address_names, nic_description
+
     net = Network(virtual_time=ns.virtual_time, seed=ns.seed)
     sched = net.scheduler
     host = net.host(Path(ns.module).stem.replace("_", "-")[:32] or "guest")
@@ -372,41 +491,71 @@ def _cmd_run(ns: argparse.Namespace) -> int:
     capture = None
     if ns.pcap:  # attached first, so the capture holds the address announcements too
         try:
-            capture = net.capture(ns.pcap)
+            if live:
+                capture = Capture.to_stream(sys.stdout.buffer, clock=sched.realtime_ns,
+                                            filter=keep)
+                net.captures.append(capture)
+            else:
+                capture = net.capture(ns.pcap)
+                capture.filter = keep
         except OSError as e:
             raise CliError(f"vnet run: --pcap {ns.pcap}: {e.strerror}") from None
-    host.connect(net.segment("lan"), *addrs, ifname="eth0")
+        capture.describe(f"{host.name}/eth0", nic_description(host.name, "eth0", None, addrs,
+                                                              "lan"))
+        if ns.pcap_loopback:
+            capture_loopback(host.stack, capture, sched.realtime_ns, host.name)
+    out = sys.stderr if live else sys.stdout  # a live capture owns stdout
     bridge = None
-    if ns.tun:
-        bridge = _open_tun(ns, net, host, addrs, capture)
-    limits = GuestLimits(memory_bytes=ns.max_memory * 1024 * 1024, max_fds=ns.max_fds,
-                         cpu_time_ms=ns.cpu_time_limit)
-    config = GuestConfig(
-        module=ns.module, args=[ns.module, *ns.args], env=env, preopens=dirs,
-        stdin=_stdin_for(sched),
-        stdout=write_through(sys.stdout), stderr=write_through(sys.stderr),
-        limits=limits, name=Path(ns.module).stem, debug=ns.debug, host=host,
-        tcplisten=listeners,
-    )
+    guest = None
+    blocked = False
     try:
-        guest = Guest(sched, config, module)
-    except (GuestLoadError, OSError) as e:
-        raise CliError(f"vnet run: {e}") from None
-    guest.start()
-    try:
-        sched.run(until=lambda: guest.done)
-    except KeyboardInterrupt:
-        sched.stop_all()
-        return 130
+        host.connect(net.segment("lan"), *addrs, ifname="eth0")
+        if ns.tun:
+            bridge = _open_tun(ns, net, host, addrs, capture)
+        if capture is not None:
+            names = address_names(net)
+            if bridge is not None:
+                import ipaddress
+
+                names += [(ipaddress.ip_interface(a).ip.packed, "kernel")
+                          for a in (_parse_addrs(ns.tun_kernel_addr) or ["10.200.0.1/30"])]
+            capture.add_names(names)
+        limits = GuestLimits(memory_bytes=ns.max_memory * 1024 * 1024, max_fds=ns.max_fds,
+                             cpu_time_ms=ns.cpu_time_limit)
+        config = GuestConfig(
+            module=ns.module, args=[ns.module, *ns.args], env=env, preopens=dirs,
+            stdin=_stdin_for(sched),
+            stdout=write_through(out), stderr=write_through(sys.stderr),
+            limits=limits, name=Path(ns.module).stem, debug=ns.debug, host=host,
+            tcplisten=listeners,
+        )
+        try:
+            guest = Guest(sched, config, module)
+        except (GuestLoadError, OSError) as e:
+            raise CliError(f"vnet run: {e}") from None
+        guest.start()
+        running = guest
+        sched.run(until=lambda: running.done or interrupts.interrupted())
+        blocked = not running.done
+    except KeyboardInterrupt:  # a second signal while stopping
+        if interrupts.signum is None:
+            interrupts.signum = 2
     finally:
+        sched.stop_all()
         if bridge is not None:
             bridge.close()
         if capture is not None:
             capture.close()
         if ns.show_firewall and firewall is not None:
             print(firewall.show(), end="", file=sys.stderr)
-    if guest.exit_code is None:
-        sched.stop_all()
+    if interrupts.interrupted():
+        where = ""
+        if capture is not None:
+            where = f"; {capture.packets} packets in {'stdout' if live else ns.pcap}"
+        print(f"vnet run: interrupted by {interrupts.name}{where}", file=sys.stderr)
+        return int(interrupts.exit_status)
+    assert guest is not None
+    if blocked or guest.exit_code is None:
         print("vnet run: guest blocked forever (nothing left that could wake it)",
               file=sys.stderr)
         return KILLED_EXIT_CODE
@@ -414,7 +563,7 @@ def _cmd_run(ns: argparse.Namespace) -> int:
         print(f"vnet run: guest trapped: {guest.trap}", file=sys.stderr)
     for line in guest.ctx.diagnostics:
         print(f"vnet run: {line}", file=sys.stderr)
-    return guest.exit_code
+    return int(guest.exit_code)
 
 
 def _stdin_for(sched: Scheduler) -> InputStream | bytes:

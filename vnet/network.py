@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from firewall import ConnTrack, HostFirewall, LogRecord, Ruleset
+from firewall.nat_router import NatBehaviour, NatRouter, nat_behaviour
 from stack.build import build_host
 from stack.driver import StackDriver
 from stack.host import HostStack
@@ -352,6 +353,36 @@ class Host:
                 entry.packet, directions.get(entry.hook), comment=entry.comment())
 
         self.firewall.log_sinks.append(record)
+
+    def nat(self, out_interface: str, behaviour: str | NatBehaviour = "port-restricted-cone",
+            pool: list[str] | None = None, nptv6: tuple[str, str] | None = None,
+            **options: Any) -> NatRouter:
+        """NAT the IPv4 traffic leaving `out_interface` (a `firewall.nat_router.NatRouter`).
+
+        `behaviour` is a preset (`full-cone`, `restricted-cone`, `port-restricted-cone`,
+        `symmetric`) or a `NatBehaviour`; `options` change its fields (`hairpin=False`,
+        `ports="random"`, `port_parity=True`, `pairing=False`, `udp_timeout_s=...`).
+        `pool` lists the external addresses (default: the interface's IPv4
+        addresses); one the interface lacks is added to it as a /32. `nptv6=(inside
+        prefix, outside prefix)` also translates IPv6 prefixes (RFC 6296).
+        """
+        import random
+
+        chosen = nat_behaviour(behaviour, **options)
+        with self.network.scheduler.lock:
+            iface = self.stack.interface(out_interface)
+            if pool is None:
+                addresses = [a.address for a in iface.ipv4]
+            else:
+                addresses = [ipaddress.IPv4Address(a).packed for a in pool]
+                for address in addresses:
+                    if not iface.has_address(address):
+                        self.stack.add_address(out_interface,
+                                               f"{ipaddress.IPv4Address(address)}/32")
+            translator = NatRouter(chosen, addresses, nptv6=nptv6, rng=random.Random(
+                f"{self.network.seed}:{self.name}:nat:{out_interface}"))
+            translator.attach(self.stack, out_interface)
+        return translator
 
     @property
     def counters(self) -> Any:

@@ -6,7 +6,10 @@ Builds the programs (wasm with `vnet.build`, native with `gcc -O2 -Wall`),
 creates the loopback-only namespace for the native side (root only; without
 it the native column stays empty and says why), runs the workloads, deletes
 the namespace, and writes DIR/bench.json and DIR/bench.png, printing the
-table. `--profile` runs the profiler instead (see vnet.bench.profile).
+table, and DIR/bench.md (the same table as Markdown rows, for the README).
+The `limits` workload (guest compute and the host-call floor, a few seconds)
+always runs first, even with --only: every figure's limit columns come from
+it. `--profile` runs the profiler instead (see vnet.bench.profile).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from vnet.build import BuildError, build_wasm
 from .figures import SPECS, Figure
 from .labs import BenchError, NativeLoopback, namespace_problem
 from .machine import loadavg, machine_info
-from .report import table, write_chart, write_json
+from .report import markdown, table, write_chart, write_json
 from .settings import FULL, QUICK, memory_budget
 from .workloads import WORKLOAD_FIGURES, WORKLOADS, Context, run_workloads
 
@@ -34,6 +37,9 @@ SOURCES = {
     "udp_rtt": ROOT / "examples" / "udp_rtt.c",
     "tcp_echo_server": ROOT / "examples" / "tcp_echo_server.c",
     "hostcall": Path(__file__).resolve().parent / "hostcall.c",
+    "static_bulk": Path(__file__).resolve().parent / "static_bulk.c",
+    "ceiling": Path(__file__).resolve().parent / "ceiling.c",
+    "ticker": Path(__file__).resolve().parent / "ticker.c",
 }
 LOAD_WARNING = 1.0
 
@@ -80,6 +86,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     if unknown:
         parser.error(f"unknown workload(s) {', '.join(unknown)}; "
                      f"choose from {', '.join(WORKLOADS)}")
+    if "limits" not in names:
+        names.insert(0, "limits")  # every figure's limit columns come from it
     args.workloads = names
     return args
 
@@ -151,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     chart_path = out / "bench.png"
     chart = write_chart(chart_path, figures, title)
     payload = {
-        "schema": "vnet-bench/1",
+        "schema": "vnet-bench/2",  # 2: limits, targets, size, note per figure
         "mode": settings.name,
         "command": " ".join(["scripts/bench", *(argv if argv is not None else sys.argv[1:])]),
         "machine": info,
@@ -162,6 +170,13 @@ def main(argv: list[str] | None = None) -> int:
                       "two virtual hosts on one segment unless the figure says otherwise",
         "ratio": "vnet ÷ native, in each figure's unit; relative_performance is the ratio "
                  "when higher is better and its inverse otherwise (1 = native)",
+        "limits": "each figure's limits on this machine, in its unit: guest_compute (the "
+                  "programs' own per-byte work in wasm, no sockets), host_call_floor (the "
+                  "empty host call's cost times the host calls per unit), kernel (the "
+                  "kernel's loopback with programs doing no per-byte work, or the empty "
+                  "system call); limit_notes says how each was had",
+        "targets": "the issue's Done-when bounds for the figure; met is null when not "
+                   "measured or not measured at the target's size (target_size)",
         "settings": settings.as_json(),
         "chart": chart,
         "figures": [f.to_json() for f in figures],
@@ -174,7 +189,9 @@ def main(argv: list[str] | None = None) -> int:
               f"{info['loadavg_start'][0]} at start, {info['loadavg_end'][0]} at end; "
               f"{elapsed:.0f} s")
     print(table(figures, header))
-    print(f"\nwritten: {json_path}, {chart_path}")
+    md_path = out / "bench.md"
+    md_path.write_text(markdown(figures, payload) + "\n")
+    print(f"\nwritten: {json_path}, {chart_path}, {md_path}")
     return 0
 
 

@@ -15,7 +15,7 @@ import zlib
 from pathlib import Path
 from typing import Any
 
-from .figures import Figure
+from .figures import LIMIT_KINDS, Figure
 
 
 def fmt(value: float | None) -> str:
@@ -43,25 +43,88 @@ def versus(fig: Figure) -> str:
     return f"{worse:,.0f}x worse" if worse >= 100 else f"{worse:.3g}x worse"
 
 
-def table(figures: list[Figure], header: str) -> str:
-    rows = [("figure", "unit", "native", "vnet", "vnet/native", "")]
+def label(fig: Figure) -> str:
+    """The figure's title, with the size it was measured at where that matters."""
+    title = fig.spec.title
+    if fig.spec.id == "fleet_connect" and fig.size is not None:
+        return f"{fig.size:,} guests start + connect, one connection each"
+    if fig.spec.id == "virtual_time_speed" and "hosts" in fig.detail:
+        minutes = fig.detail.get("simulated_minutes")
+        return f"{title} ({fig.detail['hosts']} hosts, {minutes:g} simulated min)"
+    return title
+
+
+def targets_text(fig: Figure) -> str:
+    return "; ".join(t.text(fig.spec.unit) for t in fig.spec.targets)
+
+
+def _rows(figures: list[Figure]) -> list[tuple[str, ...]]:
+    """figure, unit, native, vnet, ratio, compute, floor, kernel, target, verdict, note."""
+    rows: list[tuple[str, ...]] = []
     for fig in figures:
         s = fig.spec
         if fig.skipped:
-            rows.append((s.title, s.unit, "—", "—", "", f"skipped: {fig.skipped}"))
+            rows.append((label(fig), s.unit, "—", "—", "", "", "", "", targets_text(fig), "",
+                         f"skipped: {fig.skipped}"))
             continue
         ratio = fig.ratio
-        rows.append((s.title, s.unit, fmt(fig.native), fmt(fig.vnet),
-                     f"{ratio:.3g}" if ratio is not None else "—",
-                     versus(fig) or (fig.native_skipped or "")))
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
-    lines = [header, ""]
+        limits = [fmt(fig.limits.get(kind)) if kind in fig.limits else "—"
+                  for kind in LIMIT_KINDS]
+        vnet = ("≥ " if fig.lower_bound else "") + fmt(fig.vnet)
+        rows.append((label(fig), s.unit, fmt(fig.native), vnet,
+                     f"{ratio:.3g}" if ratio is not None else "—", *limits,
+                     targets_text(fig), fig.verdict(), fig.note or fig.native_skipped or ""))
+    return rows
+
+
+def table(figures: list[Figure], header: str) -> str:
+    head = ("figure", "unit", "native", "vnet", "vnet/native", "compute", "call floor",
+            "kernel", "Done-when target", "met", "")
+    rows = [head, *_rows(figures)]
+    numeric = (2, 3, 4, 5, 6, 7)
+    widths = [max(len(r[i]) for r in rows) for i in range(len(head) - 1)]
+    lines = [header, "",
+             "limits on this machine, in the figure's unit: compute = the programs' own "
+             "per-byte work in wasm (no sockets); call floor = the empty host call times the "
+             "host calls per unit; kernel = the kernel's loopback with no per-byte work "
+             "(or the empty system call)", ""]
     for n, row in enumerate(rows):
-        cells = [row[0].ljust(widths[0]), row[1].ljust(widths[1]),
-                 *(row[i].rjust(widths[i]) for i in (2, 3, 4)), row[5]]
-        lines.append("  ".join(cells).rstrip())
+        cells = [row[i].rjust(widths[i]) if i in numeric else row[i].ljust(widths[i])
+                 for i in range(len(widths))]
+        lines.append("  ".join([*cells, row[-1]]).rstrip())
         if n == 0:
             lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)
+
+
+def markdown(figures: list[Figure], payload: dict[str, Any]) -> str:
+    """The README's "Performance" table: one Markdown row per measured figure."""
+    info = payload.get("machine", {})
+    lines = [
+        f"`{payload.get('command', 'scripts/bench')}` ({payload.get('mode')} run), "
+        f"{str(info.get('date', ''))[:16].replace('T', ' ')} UTC: {info.get('cpu_model')}, "
+        f"{info.get('cores')} cores, Python {info.get('python')}, wasmtime "
+        f"{info.get('wasmtime')}, gcc {info.get('gcc')}; load average "
+        f"{(info.get('loadavg_start') or ['?'])[0]} at start.",
+        "",
+        "| figure (unit) | native | vnet | vnet ÷ native | limit: guest compute "
+        "| limit: host-call floor | limit: kernel | Done-when target | met |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | --- |",
+    ]
+    for row in _rows(figures):
+        if row[-1].startswith("skipped"):
+            continue
+        cells = [f"{row[0]} ({row[1]})", *row[2:10]]
+        cells[8] = cells[8].replace("NOT met", "**not met**")
+        if row[-1] and row[-1] != "no native counterpart":  # e.g. why a value is a lower bound
+            cells[8] = f"{cells[8]} ({row[-1]})" if cells[8] else row[-1]
+        lines.append("| " + " | ".join(c or "" for c in cells) + " |")
+    lines += ["", "Limits are in each figure's unit: guest compute = the programs' own "
+              "per-byte work in wasm without sockets; host-call floor = the empty host call "
+              "(wasm → Python → wasm) times the host calls the programs make per unit; "
+              "kernel = the kernel's loopback with a sender and receiver that do no per-byte "
+              "work (static_bulk.c), or the native column where the program already does "
+              "none, or the empty system call."]
     return "\n".join(lines)
 
 

@@ -2,6 +2,7 @@
 
     python -m vnet.bench.scale --module tcp_echo_server.wasm [--cap N] [--time-budget S]
                                [--memory-budget BYTES] [--idle-sample K] [--batch B]
+    python -m vnet.bench.scale --module tcp_echo_server.wasm --fleet N [--time-budget S]
 
 Runs in a process of its own (`scripts/bench` starts it), so its memory
 figures are not muddled by earlier workloads and its thousands of threads
@@ -18,6 +19,13 @@ in real time.
    echoed, until the cap, the time budget or the memory budget is reached,
    or something fails (a guest that does not start, listen or echo within
    60 s). The answer is the number of guests with a working connection.
+
+With `--fleet N` it answers "how long do N guests take to start and get one
+connection each" instead (the issue's "1,000 guests with one connection
+each start and connect within 30 s"): all N guests are started at once,
+each on its own host; the clock runs from the first start until every one
+listens and has had its echoed connection (made one after another, as in
+step 3). If the time budget runs out first, it says how many got there.
 
 Prints one JSON object on the last line of stdout; progress goes to stderr.
 Touches only the virtual network it builds.
@@ -189,6 +197,38 @@ def search(module: str, cap: int, time_budget_s: float, memory_budget: int, idle
     }
 
 
+def fleet(module: str, count: int, time_budget_s: float, log: Any) -> dict[str, Any]:
+    """Seconds for `count` guests to start, listen and each echo one connection."""
+    fleet = Fleet(module)
+    started = time.monotonic()
+    guests = fleet.start(count)
+    launched = time.monotonic() - started
+    fleet.sched.run(until=lambda: all(b"listening" in o or g.done for _, g, o in guests),
+                    timeout_s=time_budget_s)
+    listening_at = time.monotonic() - started
+    listening = sum(b"listening" in o for _, _, o in guests)
+    problem = None
+    for host, guest, out in guests:
+        if time.monotonic() - started > time_budget_s:
+            problem = f"time budget of {time_budget_s:.0f} s spent"
+            break
+        if b"listening" not in out:
+            problem = f"guest {guest.config.name} did not start listening"
+            break
+        try:
+            fleet.conns.append(echo_connection(host))
+        except OSError as e:
+            problem = f"guest {guest.config.name}: connection failed: {e!r}"
+            break
+    seconds = time.monotonic() - started
+    log(f"fleet: {len(fleet.conns)} of {count} guests connected in {seconds:.1f} s "
+        f"(started in {launched:.1f} s, all listening at {listening_at:.1f} s)")
+    return {"guests": count, "connected": len(fleet.conns), "seconds": seconds,
+            "started_s": round(launched, 3), "listening_s": round(listening_at, 3),
+            "listening": listening, "problem": problem, "rss_bytes": rss_bytes(),
+            "threads": threading.active_count(), "time_budget_s": time_budget_s}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m vnet.bench.scale")
     parser.add_argument("--module", required=True, help="tcp_echo_server.wasm")
@@ -197,11 +237,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--memory-budget", type=int, default=4 * 2**30)
     parser.add_argument("--idle-sample", type=int, default=20)
     parser.add_argument("--batch", type=int, default=25)
+    parser.add_argument("--fleet", type=int, default=0,
+                        help="time N guests starting and connecting instead of searching")
     args = parser.parse_args(argv)
 
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
 
+    if args.fleet:
+        print(json.dumps(fleet(args.module, args.fleet, args.time_budget, log)), flush=True)
+        sys.stderr.flush()
+        os._exit(0)
     result = search(args.module, args.cap, args.time_budget, args.memory_budget,
                     args.idle_sample, args.batch, log)
     print(json.dumps(result), flush=True)

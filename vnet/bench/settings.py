@@ -1,5 +1,5 @@
 """How big each workload is: `QUICK` (a smoke run, well under two minutes)
-and `FULL` (the numbers for the README; about ten minutes on the 2-core
+and `FULL` (the numbers for the README; 15 to 20 minutes on the 2-core
 reference machine). The native side gets bigger workloads than vnet so that
 both run for a comparable, timeable stretch.
 """
@@ -16,6 +16,8 @@ class Settings:
     reps: int  # each workload runs this many times per side; figures are medians
     bulk_mb_native: float  # MiB per TCP bulk transfer
     bulk_mb_vnet: float
+    static_mb_native: float  # MiB per static-buffer TCP transfer (static_bulk.c)
+    static_mb_vnet: float
     udp_count_native: int  # 64-byte datagrams per UDP run
     udp_count_vnet: int
     conn_native: int  # connections per connection-rate run
@@ -32,6 +34,14 @@ class Settings:
     scale_batch: int  # guests started at a time during the search
     idle_native_procs: int  # idle native servers measured for memory
     profile_mb: float  # MiB moved by the profiled TCP bulk run
+    compute_mb_native: float  # MiB of bulk.c's per-byte work timed without sockets
+    compute_mb_vnet: float
+    empty_calls_native: int  # empty calls timed for the host-call floor
+    empty_calls_vnet: int
+    fleet_guests: int  # guests started at once, each then given one connection
+    fleet_budget_s: float  # ... given up after this long
+    idle_hosts: int  # hosts in the idle-heavy virtual-time topology
+    idle_minutes: float  # simulated minutes it runs (one datagram per host per second)
 
     def as_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -40,6 +50,7 @@ class Settings:
 QUICK = Settings(
     name="quick", reps=1,
     bulk_mb_native=128, bulk_mb_vnet=8,
+    static_mb_native=256, static_mb_vnet=8,
     udp_count_native=200_000, udp_count_vnet=5_000,
     conn_native=4_000, conn_vnet=300,
     rtt_native=1_000, rtt_vnet=500,
@@ -49,11 +60,16 @@ QUICK = Settings(
     scale_idle_sample=10, scale_batch=10,
     idle_native_procs=5,
     profile_mb=16,
+    compute_mb_native=64, compute_mb_vnet=16,
+    empty_calls_native=300_000, empty_calls_vnet=50_000,
+    fleet_guests=50, fleet_budget_s=60,
+    idle_hosts=50, idle_minutes=1,
 )
 
 FULL = Settings(
     name="full", reps=3,
     bulk_mb_native=512, bulk_mb_vnet=48,
+    static_mb_native=2048, static_mb_vnet=64,
     udp_count_native=1_000_000, udp_count_vnet=20_000,
     conn_native=20_000, conn_vnet=1_500,
     rtt_native=5_000, rtt_vnet=3_000,
@@ -63,6 +79,10 @@ FULL = Settings(
     scale_idle_sample=100, scale_batch=50,
     idle_native_procs=10,
     profile_mb=64,
+    compute_mb_native=256, compute_mb_vnet=128,
+    empty_calls_native=2_000_000, empty_calls_vnet=300_000,
+    fleet_guests=1000, fleet_budget_s=300,
+    idle_hosts=50, idle_minutes=10,
 )
 
 

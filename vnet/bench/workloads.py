@@ -8,8 +8,11 @@ ratio compares like with like. A workload repeats `settings.reps` times,
 alternating native and vnet runs; the figure is the median.
 
     figure             native (gcc, netns lo)            vnet (wasm, real time)
+    guest_compute      ceiling compute (no sockets)      same, one guest
+    hostcall_empty     ceiling empty: getppid            same: the proc_raise import
     tcp_bulk_mtu*      bulk recv / send 127.0.0.1,       two hosts on one segment,
                        lo MTU set                        NIC MTU set
+    tcp_static_mtu*    static_bulk sink / source         same, two hosts
     udp64_*            bulk udp-recv / udp-send 64 B     same, two hosts
     tcp_connrate       connrate server / client          same, two hosts
     udp_rtt_*          udp_rtt server / client           same, two hosts
@@ -18,9 +21,16 @@ alternating native and vnet runs; the figure is the median.
     hostcall_*         hostcall: getsockname, send 0 B   same, one guest
     guest_idle_memory  PSS of idle tcp_echo_server       vnet.bench.scale, a child process
     max_guests         (none)                            vnet.bench.scale
+    fleet_connect      (none)                            vnet.bench.scale --fleet N
+    virtual_time_speed (none)                            vnet.bench.idle: 50 ticker guests,
+                                                         virtual time, a child process
 
-Touches what the labs touch (see labs.py), plus a child Python process for
-the scale search.
+`apply_limits` then gives every figure its limits on this machine (see
+vnet.bench.figures) from guest_compute, hostcall_empty and the native
+static-sender figures.
+
+Touches what the labs touch (see labs.py), plus child Python processes for
+the scale search, the guest fleet and the virtual-time topology.
 """
 
 from __future__ import annotations
@@ -37,7 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from .figures import SPEC_BY_ID, Figure
-from .labs import BenchError, NativeLoopback, TunLab, VnetPair, tun_problem
+from .labs import BenchError, NativeLoopback, NativeProgram, TunLab, VnetPair, tun_problem
 from .settings import Settings
 
 Log = Callable[[str], None]
@@ -151,6 +161,66 @@ def tcp_bulk(ctx: Context, mtu: int) -> None:
                 send = pair.start("bravo", bulk_wasm, "send", VnetPair.ALPHA, port,
                                   str(s.bulk_mb_vnet))
                 return [bulk_rate(recv.wait(), send.wait())]
+            finally:
+                pair.close()
+
+        _attempt(ctx, [fig], "vnet", run_vnet)
+    _finish(ctx, [fig])
+
+
+_STATIC_RECEIVED = (r"static_bulk: received (\d+) bytes in (\d+) reads, (\d+) mismatches "
+                    r"in ([\d.]+) s")
+_STATIC_SENT = r"static_bulk: sent (\d+) bytes"
+
+
+def static_rate(receiver: str, sender: str) -> float:
+    """MB/s from static_bulk.c's receiver, after checking every byte arrived in order."""
+    got = _match(_STATIC_RECEIVED, receiver, "static_bulk sink")
+    sent = _match(_STATIC_SENT, sender, "static_bulk source")
+    if got.group(1) != sent.group(1) or got.group(3) != "0":
+        raise BenchError(f"static_bulk: stream damaged: sent {sent.group(0)!r}, "
+                         f"got {got.group(0)!r}")
+    seconds = float(got.group(4))
+    if seconds <= 0:
+        raise BenchError("static_bulk: transfer too short to time; use more megabytes")
+    return int(got.group(1)) / seconds / 1e6
+
+
+def tcp_static(ctx: Context, mtu: int) -> None:
+    s = ctx.settings
+    fig = ctx.figure(f"tcp_static_mtu{mtu}")
+    fig.detail.update(mtu=mtu, native_megabytes=s.static_mb_native,
+                      vnet_megabytes=s.static_mb_vnet,
+                      measured_by="static_bulk.c sink: bytes / seconds from accept to end of "
+                                  "stream; the source writes one static 64 KiB buffer")
+    binary, wasm = ctx.native_bin.get("static_bulk"), ctx.wasm["static_bulk"]
+    for rep in range(s.reps):
+        port = str(5150 + rep)
+        native = ctx.native
+        if native is not None and binary is not None:
+
+            def run_native(native: NativeLoopback = native, binary: Path = binary,
+                           port: str = port) -> list[float]:
+                native.set_mtu(mtu)
+                try:
+                    sink = native.start(binary, "sink", port)
+                    sink.wait_for("listening")
+                    source = native.start(binary, "source", "127.0.0.1", port,
+                                          str(s.static_mb_native))
+                    return [static_rate(sink.wait(), source.wait())]
+                finally:
+                    native.stop_all()
+
+            _attempt(ctx, [fig], "native", run_native)
+
+        def run_vnet(port: str = port) -> list[float]:
+            pair = VnetPair(mtu)
+            try:
+                sink = pair.start("alpha", wasm, "sink", port)
+                sink.wait_for("listening")
+                source = pair.start("bravo", wasm, "source", VnetPair.ALPHA, port,
+                                    str(s.static_mb_vnet))
+                return [static_rate(sink.wait(), source.wait())]
             finally:
                 pair.close()
 
@@ -450,6 +520,161 @@ def hostcall(ctx: Context) -> None:
     _finish(ctx, figs)
 
 
+# --- the ceilings: guest compute and the empty call ----------------------------------
+
+_COMPUTE = r"ceiling: {} (\d+) bytes in ([\d.]+) s \(([\d.]+) MB/s\)"
+_EMPTY = r"ceiling: empty (\d+) calls in ([\d.]+) s \(([\d.]+) ns/call\)"
+
+
+def compute_rates(out: str) -> tuple[float, float]:
+    """(sender fill+FNV MB/s, receiver FNV MB/s) from `ceiling compute`."""
+    send = _match(_COMPUTE.format(r"sender fill\+fnv"), out, "ceiling compute")
+    recv = _match(_COMPUTE.format("receiver fnv"), out, "ceiling compute")
+    return float(send.group(3)), float(recv.group(3))
+
+
+def ceilings(ctx: Context) -> None:
+    """guest_compute and hostcall_empty: the bench's own limits on this machine."""
+    s = ctx.settings
+    compute, empty = ctx.figure("guest_compute"), ctx.figure("hostcall_empty")
+    # no network involved: the native side runs without the namespace (and without root)
+    for fig in (compute, empty):
+        fig.native_skipped = None if "ceiling" in ctx.native_bin else fig.native_skipped
+    compute.detail.update(
+        native_megabytes=s.compute_mb_native, vnet_megabytes=s.compute_mb_vnet,
+        measured_by="vnet/bench/ceiling.c compute: bulk.c's sender work (xorshift fill + "
+                    "FNV-1a of every byte) in memory, no sockets; the receiver's (FNV-1a "
+                    "only) in detail.receiver_*")
+    empty.detail.update(
+        native_calls=s.empty_calls_native, vnet_calls=s.empty_calls_vnet,
+        measured_by="vnet/bench/ceiling.c empty: a loop of the cheapest call out of the "
+                    "program / calls (native: the getppid system call; vnet: the WASI "
+                    "proc_raise import, answered ENOSYS by the bridge, no lock taken)")
+    receivers: dict[str, list[float]] = {"native": [], "vnet": []}
+    binary, wasm = ctx.native_bin.get("ceiling"), ctx.wasm["ceiling"]
+    for _rep in range(s.reps):
+        if binary is not None:
+
+            def native_compute(binary: Path = binary) -> list[float]:
+                program = NativeProgram("ceiling compute",
+                                        [str(binary), "compute", str(s.compute_mb_native)])
+                try:
+                    send, recv = compute_rates(program.wait())
+                finally:
+                    program.stop()
+                receivers["native"].append(recv)
+                return [send]
+
+            def native_empty(binary: Path = binary) -> list[float]:
+                program = NativeProgram("ceiling empty",
+                                        [str(binary), "empty", str(s.empty_calls_native)])
+                try:
+                    return [float(_match(_EMPTY, program.wait(), "ceiling empty").group(3))]
+                finally:
+                    program.stop()
+
+            _attempt(ctx, [compute], "native", native_compute)
+            _attempt(ctx, [empty], "native", native_empty)
+
+        def vnet_compute() -> list[float]:
+            pair = VnetPair()
+            try:
+                send, recv = compute_rates(
+                    pair.start("alpha", wasm, "compute", str(s.compute_mb_vnet)).wait())
+            finally:
+                pair.close()
+            receivers["vnet"].append(recv)
+            return [send]
+
+        def vnet_empty() -> list[float]:
+            pair = VnetPair()
+            try:
+                out = pair.start("alpha", wasm, "empty", str(s.empty_calls_vnet)).wait()
+                return [float(_match(_EMPTY, out, "ceiling empty").group(3))]
+            finally:
+                pair.close()
+
+        _attempt(ctx, [compute], "vnet", vnet_compute)
+        _attempt(ctx, [empty], "vnet", vnet_empty)
+    compute.detail["receiver_native_runs"] = receivers["native"]
+    compute.detail["receiver_vnet_runs"] = receivers["vnet"]
+    _finish(ctx, [compute, empty])
+
+
+#: host calls the figure's programs make per unit of the figure (counted in their sources)
+CALLS_PER_64KIB_BULK = 2  # a 64 KiB write by the sender, a read of up to 64 KiB by the receiver
+CALLS_PER_DATAGRAM = 4  # udp-send: send; udp-recv: poll, recv, clock_time_get
+CALLS_PER_CONNECTION = 8  # client socket, connect, read, close; server accept, write, read, close
+CALLS_PER_ROUND_TRIP = 8  # client 3 clock reads, send, poll, recv; server recvfrom, sendto
+
+
+def apply_limits(ctx: Context) -> None:
+    """Fill in each figure's limits on this machine (see vnet.bench.figures)."""
+    figs = ctx.figures
+    compute, empty = figs.get("guest_compute"), figs.get("hostcall_empty")
+    floor_ns = empty.vnet if empty is not None else None
+    syscall_ns = empty.native if empty is not None else None
+
+    def median_of(runs: list[float]) -> float | None:
+        return sorted(runs)[len(runs) // 2] if runs else None
+
+    wasm_send = compute.vnet if compute is not None else None
+    wasm_recv = median_of(compute.detail.get("receiver_vnet_runs", [])) if compute else None
+    native_send = compute.native if compute is not None else None
+    native_recv = median_of(compute.detail.get("receiver_native_runs", [])) if compute else None
+
+    def lowest(*values: float | None) -> float | None:
+        known = [v for v in values if v is not None]
+        return min(known) if known else None
+
+    def put(fid: str, kind: str, value: float | None, note: str) -> None:
+        fig = figs.get(fid)
+        if fig is None or value is None or fig.skipped:
+            return
+        fig.limits[kind] = value
+        fig.limit_notes[kind] = note
+
+    bulk_floor = 65536 / (CALLS_PER_64KIB_BULK * floor_ns) * 1e3 if floor_ns else None
+    for mtu in (1500, 65520):
+        static = figs.get(f"tcp_static_mtu{mtu}")
+        loopback = static.native if static is not None else None
+        for fid in (f"tcp_bulk_mtu{mtu}", f"tcp_static_mtu{mtu}"):
+            put(fid, "host_call_floor", bulk_floor,
+                f"{CALLS_PER_64KIB_BULK} empty host calls per 64 KiB")
+            put(fid, "kernel", loopback,
+                f"static_bulk.c natively over lo at MTU {mtu} (no per-byte work)")
+        put(f"tcp_bulk_mtu{mtu}", "guest_compute", lowest(wasm_send, wasm_recv),
+            "bulk.c's sender (fill+FNV) or receiver (FNV) work in wasm, whichever is slower")
+    put("udp64_rate", "host_call_floor",
+        1e9 / (CALLS_PER_DATAGRAM * floor_ns) if floor_ns else None,
+        f"{CALLS_PER_DATAGRAM} empty host calls per datagram")
+    for fid in ("udp64_rate", "tcp_connrate", "udp_rtt_p50", "udp_rtt_p99"):
+        fig = figs.get(fid)
+        put(fid, "kernel", fig.native if fig is not None else None,
+            "the native column: the same C over lo")
+    put("tcp_connrate", "host_call_floor",
+        1e9 / (CALLS_PER_CONNECTION * floor_ns) if floor_ns else None,
+        f"{CALLS_PER_CONNECTION} empty host calls per connection")
+    for fid in ("udp_rtt_p50", "udp_rtt_p99"):
+        put(fid, "host_call_floor", CALLS_PER_ROUND_TRIP * floor_ns / 1e3 if floor_ns else None,
+            f"{CALLS_PER_ROUND_TRIP} empty host calls per round trip")
+    static1500 = figs.get("tcp_static_mtu1500")
+    tun_floor = 65536 / floor_ns * 1e3 if floor_ns else None
+    for fid, compute_limit, note in (
+            ("tun_kernel_to_guest", lowest(native_send, wasm_recv),
+             "native bulk.c sender (fill+FNV) or wasm receiver (FNV), whichever is slower"),
+            ("tun_guest_to_kernel", lowest(wasm_send, native_recv),
+             "wasm bulk.c sender (fill+FNV) or native receiver (FNV), whichever is slower")):
+        put(fid, "guest_compute", compute_limit, note)
+        put(fid, "host_call_floor", tun_floor, "1 empty host call per 64 KiB (one guest)")
+        put(fid, "kernel", static1500.native if static1500 is not None else None,
+            "static_bulk.c natively over lo at MTU 1500")
+    for fid in ("hostcall_getsockname", "hostcall_send0"):
+        put(fid, "host_call_floor", floor_ns, "one empty host call")
+        put(fid, "kernel", syscall_ns, "one empty system call (getppid)")
+    put("hostcall_empty", "kernel", syscall_ns, "one empty system call (getppid)")
+
+
 # --- scale --------------------------------------------------------------------------
 
 def _pss_bytes(pid: int) -> int:
@@ -512,28 +737,104 @@ def scale(ctx: Context, out_dir: Path) -> None:
     _finish(ctx, [memory, most])
 
 
+def _child_json(argv: list[str], timeout: float, log_path: Path, what: str) -> dict[str, Any]:
+    """Run a bench child process; its last JSON line of stdout."""
+    try:
+        proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise BenchError(f"{what} did not end in {timeout:.0f} s") from None
+    log_path.write_text(proc.stderr)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        raise BenchError(f"{what} failed (exit {proc.returncode}): {proc.stderr[-1500:]}")
+    result: dict[str, Any] = json.loads(lines[-1])
+    return result
+
+
+def guest_fleet(ctx: Context, out_dir: Path) -> None:
+    s = ctx.settings
+    fig = ctx.figure("fleet_connect")
+    fig.native_skipped = "no native counterpart"
+    fig.size = s.fleet_guests
+    fig.detail.update(guests=s.fleet_guests, time_budget_s=s.fleet_budget_s, measured_by=(
+        "vnet.bench.scale --fleet: N tcp_echo_server guests, each on its own host, started "
+        "at once; seconds from the first start until every one listens and has echoed one "
+        "connection from its host"))
+
+    def run_vnet() -> list[float]:
+        result = _child_json(
+            [sys.executable, "-m", "vnet.bench.scale", "--module",
+             str(ctx.wasm["tcp_echo_server"]), "--fleet", str(s.fleet_guests),
+             "--time-budget", str(s.fleet_budget_s)],
+            s.fleet_budget_s + 120, out_dir / "fleet.log", "the guest fleet")
+        fig.detail.update(result)
+        if result["connected"] != s.fleet_guests:
+            if result["listening"] == 0:
+                raise BenchError(f"no guest started: {result['problem']}")
+            # stopped early (the time budget, or a guest that failed): the time spent is a
+            # lower bound of the figure
+            fig.lower_bound = True
+            fig.note = (f"only {result['connected']} of {s.fleet_guests} connected, then: "
+                        f"{result['problem']}")
+        return [float(result["seconds"])]
+
+    _attempt(ctx, [fig], "vnet", run_vnet)
+    _finish(ctx, [fig])
+
+
+def virtual_time(ctx: Context, out_dir: Path) -> None:
+    s = ctx.settings
+    fig = ctx.figure("virtual_time_speed")
+    fig.native_skipped = "no native counterpart"
+    fig.detail.update(hosts=s.idle_hosts, simulated_minutes=s.idle_minutes, measured_by=(
+        "vnet.bench.idle: ticker.c guests on one segment, one 32-byte UDP datagram to the "
+        "next host every simulated second; simulated seconds / wall seconds"))
+
+    def run_vnet() -> list[float]:
+        result = _child_json(
+            [sys.executable, "-m", "vnet.bench.idle", "--module", str(ctx.wasm["ticker"]),
+             "--hosts", str(s.idle_hosts), "--minutes", str(s.idle_minutes)],
+            max(120.0, s.idle_minutes * 60 * 2), out_dir / "idle.log",
+            "the virtual-time topology")
+        fig.detail.setdefault("runs", []).append(result)
+        return [float(result["speed"])]
+
+    for _rep in range(s.reps):
+        _attempt(ctx, [fig], "vnet", run_vnet)
+    _finish(ctx, [fig])
+
+
 def _bulk(ctx: Context, _out: Path) -> None:
     tcp_bulk(ctx, 1500)
     tcp_bulk(ctx, 65520)
+    tcp_static(ctx, 1500)
+    tcp_static(ctx, 65520)
 
 
 WORKLOADS: dict[str, Callable[[Context, Path], None]] = {
+    "limits": lambda ctx, _out: ceilings(ctx),
     "bulk": _bulk,
     "udp": lambda ctx, _out: udp_rate(ctx),
     "connrate": lambda ctx, _out: tcp_connrate(ctx),
     "rtt": lambda ctx, _out: udp_rtt(ctx),
     "tun": lambda ctx, _out: tun_bridge(ctx),
     "hostcall": lambda ctx, _out: hostcall(ctx),
+    "vtime": virtual_time,
+    "fleet": guest_fleet,
     "scale": scale,
 }
 #: which figures each workload produces (for --only)
 WORKLOAD_FIGURES = {
-    "bulk": ("tcp_bulk_mtu1500", "tcp_bulk_mtu65520"),
+    "limits": ("guest_compute", "hostcall_empty"),
+    "bulk": ("tcp_bulk_mtu1500", "tcp_bulk_mtu65520", "tcp_static_mtu1500",
+             "tcp_static_mtu65520"),
     "udp": ("udp64_rate", "udp64_loss"),
     "connrate": ("tcp_connrate",),
     "rtt": ("udp_rtt_p50", "udp_rtt_p99"),
     "tun": ("tun_kernel_to_guest", "tun_guest_to_kernel"),
     "hostcall": ("hostcall_getsockname", "hostcall_send0"),
+    "vtime": ("virtual_time_speed",),
+    "fleet": ("fleet_connect",),
     "scale": ("guest_idle_memory", "max_guests"),
 }
 
@@ -545,3 +846,4 @@ def run_workloads(ctx: Context, names: list[str], out_dir: Path) -> None:
         ctx.log(f"  {name} …")
         WORKLOADS[name](ctx, out_dir)
         ctx.log(f"  {name}: {time.monotonic() - started:.1f} s")
+    apply_limits(ctx)

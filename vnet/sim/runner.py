@@ -9,21 +9,45 @@ guests that spin or busy-wait (host calls are charged virtual time, see
 vnet.scheduler). Then it stops the remaining guests and prints a summary:
 exit codes, frames and bytes per NIC, and drops. The exit status is 0 when every client exited 0.
 
-Touches the network it builds, guest output streams and the pcap directory.
+Captures (all optional, all closed and complete however the run ends):
+
+- ``pcap_dir``: ``DIR/HOST-NIC.pcapng`` per NIC (what that NIC sent and
+  received; a frame crossing a segment appears in two files);
+- ``pcap_segments``: per-segment captures, each frame once, as a monitor
+  port on the switch sees it -- the ones Wireshark's TCP analysis trusts.
+  Into ``pcap`` (a path, or ``"-"`` for a live pcapng stream on stdout,
+  flushed per packet; guest output and the summary then go to stderr) when
+  given, else ``DIR/segment-NAME.pcapng``. ``pcap`` without segments named
+  captures every segment;
+- ``pcap_loopback``: each host's ``lo`` too (``DIR/HOST-lo.pcapng``, or in ``pcap``);
+- ``pcap_filter``: keep only frames matching a firewall match
+  (``"tcp dport 80"``, see `vnet.link.capture.CaptureFilter`).
+
+Every capture carries a name-resolution block (each host's addresses ->
+its name) and interface descriptions (host, NIC, MAC, addresses, segment).
+``interrupted`` (a callable, e.g. `vnet.sim.signals.Interrupts.interrupted`)
+ends the run as a signal would: the guests are stopped and the result says
+``ended="interrupted"``.
+
+Touches the network it builds, guest output streams, the pcap directory
+and the pcap file or stream.
 """
 
 from __future__ import annotations
 
+import ipaddress
 import sys
 import time
 import zlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO, TextIO
 
 from vnet.guest.runtime import KILLED_EXIT_CODE, Guest, GuestConfig, load_module
-from vnet.link.capture import Capture
+from vnet.link.capture import Capture, CaptureFilter
 from vnet.link.impairment import Impairment
+from vnet.link.loopback_tap import capture_loopback
 from vnet.network import Host, Network
 from vnet.sim.output import PrefixedLines
 from vnet.sim.topology import SegmentSpec, Topology
@@ -45,6 +69,10 @@ class SimResult:
     nic_stats: dict[str, dict[str, int]]
     drops: dict[str, dict[str, int]]
     pcaps: list[Path] = field(default_factory=list)
+    #: Packets written per capture (its path, or "-" for stdout).
+    pcap_packets: dict[str, int] = field(default_factory=dict)
+    #: Packets a live capture could not write because its reader closed the pipe.
+    pcap_lost: int = 0
 
     @property
     def ok(self) -> bool:
@@ -65,19 +93,134 @@ def _impairment(segment: SegmentSpec, seed: int, host: str, nic: str,
                       seed=_seed_for(seed, host, nic, direction))
 
 
-def build(topo: Topology, virtual_time: bool, seed: int,
-          pcap_dir: Path | None) -> tuple[Network, dict[str, Host], list[Capture], list[Path]]:
+class CapturePlan:
+    """What to capture and where (see the module docstring)."""
+
+    def __init__(self, pcap_dir: Path | None = None, pcap: str | Path | None = None,
+                 segments: Sequence[str] = (), loopback: bool = False,
+                 filter: str | CaptureFilter | None = None) -> None:
+        self.pcap_dir = pcap_dir
+        self.pcap = pcap
+        self.segments = list(segments)
+        self.loopback = loopback
+        self.filter = CaptureFilter(filter) if isinstance(filter, str) else filter
+
+    @property
+    def live(self) -> bool:
+        return str(self.pcap) == "-"
+
+    def check(self, topo: Topology) -> None:
+        """Raise ValueError (one line for the user) if this topology cannot follow the plan."""
+        for name in self.segments:
+            if name not in topo.segments:
+                raise ValueError(f"--pcap-segment {name}: no such segment (segments: "
+                                 f"{', '.join(sorted(topo.segments)) or 'none'})")
+        if self.segments and self.pcap is None and self.pcap_dir is None:
+            raise ValueError("--pcap-segment needs --pcap FILE (or -) or --pcap-dir DIR")
+        if self.loopback and self.pcap is None and self.pcap_dir is None:
+            raise ValueError("--pcap-loopback needs --pcap FILE (or -) or --pcap-dir DIR")
+
+
+def nic_description(host: str, ifname: str, mac: bytes | None, addresses: Sequence[str],
+                    segment: str) -> str:
+    """What an interface description says: host, NIC, MAC, addresses, segment."""
+    parts = [f"{host} {ifname}"]
+    if mac is not None:
+        parts.append(":".join(f"{b:02x}" for b in mac))
+    parts.extend(addresses)
+    return " ".join(parts) + f" on segment {segment}"
+
+
+def address_names(net: Network) -> list[tuple[bytes, str]]:
+    """Every address of every host (loopback excluded) with the host's name."""
+    entries = []
+    for host in net.hosts.values():
+        for iface in host.stack.interfaces.values():
+            if iface.is_loopback:
+                continue
+            for addr in iface.addresses():
+                entries.append((addr.address, host.name))
+    return entries
+
+
+def topology_names(topo: Topology) -> list[tuple[bytes, str]]:
+    """The addresses a topology file gives its hosts, with the host's name."""
+    return [(ipaddress.ip_interface(a).ip.packed, hspec.name)
+            for hspec in topo.hosts.values() for nic in hspec.nics for a in nic.addresses]
+
+
+def _open_capture(target: str | Path, clock: Callable[[], int],
+                  filter: CaptureFilter | None, names: list[tuple[bytes, str]]) -> Capture:
+    """A new capture that names the topology's addresses before its first packet.
+
+    (Wireshark resolves a packet's addresses with the names read so far, so
+    the block goes first; link-local addresses follow once the NICs exist.)
+    """
+    if str(target) == "-":
+        cap = Capture.to_stream(sys.stdout.buffer, clock=clock, filter=filter)
+    else:
+        cap = Capture.to_file(target, clock=clock, filter=filter)
+    cap.add_names(names)
+    return cap
+
+
+def build(topo: Topology, virtual_time: bool, seed: int, pcap_dir: Path | None,
+          plan: CapturePlan | None = None,
+          ) -> tuple[Network, dict[str, Host], list[Capture], list[Path]]:
+    plan = plan or CapturePlan(pcap_dir=pcap_dir)
+    pcap_dir = plan.pcap_dir
     net = Network(virtual_time=virtual_time, seed=seed)
+    clock = net.scheduler.realtime_ns
     captures: list[Capture] = []
     pcaps: list[Path] = []
+    names = topology_names(topo)
+    if pcap_dir is not None:
+        pcap_dir.mkdir(parents=True, exist_ok=True)
+    # Every interface's description, by capture interface name.
+    descriptions: dict[str, str] = {}
+    members: dict[str, list[str]] = {name: [] for name in topo.segments}
+    for hspec in topo.hosts.values():
+        for nic_spec in hspec.nics:
+            members[nic_spec.segment].append(
+                " ".join([hspec.name + (" (router)" if hspec.forwarding else ""),
+                          *nic_spec.addresses]))
     for spec in topo.segments.values():
-        net.segment(spec.name, latency_ns=spec.latency_ns, snooping=spec.snooping)
+        seg = net.segment(spec.name, latency_ns=spec.latency_ns, snooping=spec.snooping)
+        descriptions[f"{seg.kind}/{spec.name}"] = (
+            f"segment {spec.name}: " + ", ".join(members[spec.name]))
+    shared: Capture | None = None
+    if plan.pcap is not None:
+        shared = _open_capture(plan.pcap, clock, plan.filter, names)
+        captures.append(shared)
+        if not plan.live:
+            pcaps.append(Path(plan.pcap))
+    for name in (plan.segments or (list(topo.segments) if shared is not None else [])):
+        segment = net.segments[name]
+        cap = shared
+        if cap is None:
+            assert pcap_dir is not None
+            path = pcap_dir / f"segment-{name}.pcapng"
+            cap = _open_capture(path, clock, plan.filter, names)
+            captures.append(cap)
+            pcaps.append(path)
+        cap.describe(f"{segment.kind}/{name}", descriptions[f"{segment.kind}/{name}"])
+        segment.capture(cap)
     hosts: dict[str, Host] = {}
     for hspec in topo.hosts.values():
         host = net.host(hspec.name, forwarding=hspec.forwarding)
         hosts[hspec.name] = host
         if hspec.firewall is not None:
             host.set_firewall(hspec.firewall.copy())
+        if plan.loopback:
+            cap = shared
+            if cap is None:
+                assert pcap_dir is not None
+                path = pcap_dir / f"{hspec.name}-lo.pcapng"
+                cap = _open_capture(path, clock, plan.filter, names)
+                captures.append(cap)
+                pcaps.append(path)
+            cap.describe(f"{hspec.name}/lo", f"{hspec.name} lo 127.0.0.1/8 ::1/128")
+            capture_loopback(host.stack, cap, clock, hspec.name)
         for nic_spec in hspec.nics:
             seg_spec = topo.segments[nic_spec.segment]
             nic = host.connect(
@@ -86,25 +229,50 @@ def build(topo: Topology, virtual_time: bool, seed: int,
                 tx_impairment=_impairment(seg_spec, seed, hspec.name, nic_spec.name, "tx"),
                 rx_impairment=_impairment(seg_spec, seed, hspec.name, nic_spec.name, "rx"))
             if pcap_dir is not None:
-                pcap_dir.mkdir(parents=True, exist_ok=True)
                 path = pcap_dir / f"{hspec.name}-{nic_spec.name}.pcapng"
-                cap = Capture.to_file(path, clock=net.scheduler.realtime_ns)
+                cap = _open_capture(path, clock, plan.filter, names)
+                cap.describe(nic.name, nic_description(hspec.name, nic_spec.name, nic.mac,
+                                                       nic_spec.addresses, nic_spec.segment))
                 nic.capture(cap)
                 host.log_firewall_to(cap)
                 captures.append(cap)
                 pcaps.append(path)
+        if shared is not None:
+            host.log_firewall_to(shared)
         for to, via, dev in hspec.routes:
             host.add_route(to, gateway=via, ifname=dev)
+    named = set(names)
+    later = [entry for entry in address_names(net) if entry not in named]
+    for cap in captures:
+        cap.add_names(later)
     return net, hosts, captures, pcaps
 
 
 def run(topo: Topology, *, virtual_time: bool | None = None, seed: int | None = None,
         pcap_dir: Path | None = None, duration_ns: int | None = None,
-        out: BinaryIO | None = None) -> SimResult:
+        out: BinaryIO | None = None, plan: CapturePlan | None = None,
+        interrupted: Callable[[], bool] | None = None) -> SimResult:
     virtual = topo.virtual_time if virtual_time is None else virtual_time
     seed_value = topo.seed if seed is None else seed
-    stream = out if out is not None else sys.stdout.buffer
-    net, hosts, captures, pcaps = build(topo, virtual, seed_value, pcap_dir)
+    plan = plan or CapturePlan(pcap_dir=pcap_dir)
+    plan.check(topo)
+    if out is not None:
+        stream = out
+    else:  # a live capture owns stdout
+        stream = sys.stderr.buffer if plan.live else sys.stdout.buffer
+    stop = interrupted or (lambda: False)
+    net, hosts, captures, pcaps = build(topo, virtual, seed_value, plan.pcap_dir, plan)
+    try:
+        return _run(topo, net, hosts, captures, pcaps, virtual, duration_ns, stream, stop)
+    finally:
+        net.scheduler.stop_all()
+        for cap in captures:
+            cap.close()
+
+
+def _run(topo: Topology, net: Network, hosts: dict[str, Host], captures: list[Capture],
+         pcaps: list[Path], virtual: bool, duration_ns: int | None, stream: BinaryIO,
+         stop: Callable[[], bool]) -> SimResult:
     sched = net.scheduler
     width = max((len(n) for n in topo.guest_names()), default=8)
     guests: dict[str, Guest] = {}
@@ -134,9 +302,11 @@ def run(topo: Topology, *, virtual_time: bool | None = None, seed: int | None = 
         sched.call_at(limit, lambda: None)
     until_limit = (lambda: sched.monotonic_ns() >= limit) if limit is not None else (
         lambda: False)
-    finished = sched.run(until=lambda: clients_done() or until_limit(),
+    finished = sched.run(until=lambda: clients_done() or until_limit() or stop(),
                          timeout_s=None if virtual or limit is None else limit / 1e9)
-    if clients_done():
+    if stop():
+        ended = "interrupted"
+    elif clients_done():
         ended = "clients exited"
     elif finished or until_limit():
         ended = "duration reached"
@@ -149,6 +319,8 @@ def run(topo: Topology, *, virtual_time: bool | None = None, seed: int | None = 
         sink.flush()
     for cap in captures:
         cap.close()
+    packets = {(cap.path or "-"): cap.packets for cap in captures}
+    lost = sum(cap.dropped_after_close for cap in captures if cap.broken)
     results = [GuestResult(name, g.exit_code if g.exit_code is not None else None, g.trap)
                for name, g in guests.items()]
     nic_stats = {}
@@ -161,7 +333,8 @@ def run(topo: Topology, *, virtual_time: bool | None = None, seed: int | None = 
                                                   "rx_frames": c.rx_frames,
                                                   "rx_bytes": c.rx_bytes}
         drops[host.name] = host.counters.drops()
-    return SimResult(ended, elapsed, results, clients, nic_stats, drops, pcaps)
+    return SimResult(ended, elapsed, results, clients, nic_stats, drops, pcaps, packets,
+                     lost)
 
 
 def print_summary(result: SimResult, stream: TextIO | None = None) -> None:
@@ -193,3 +366,7 @@ def print_summary(result: SimResult, stream: TextIO | None = None) -> None:
             write(f"  {host}: {listed}\n")
     if result.pcaps:
         write(f"\npcaps: {result.pcaps[0].parent}/ ({len(result.pcaps)} files)\n")
+    if "-" in result.pcap_packets:
+        lost = (f" (the reader closed the pipe: {result.pcap_lost} more not written)"
+                if result.pcap_lost else "")
+        write(f"\npcap: {result.pcap_packets['-']} packets written to stdout{lost}\n")
