@@ -95,6 +95,7 @@ class Network:
         #: The per-NIC pcapng files `from_topology(..., pcap_dir=)` writes.
         self.pcaps: list[Path] = []
         self._nic_captures: list[Capture] = []
+        self._segment_captures: list[Capture] = []
 
     @property
     def virtual(self) -> bool:
@@ -105,6 +106,8 @@ class Network:
             raise ValueError(f"segment {name!r} already exists")
         seg = Segment(self.scheduler, name, latency_ns, snooping)
         self.segments[name] = seg
+        for cap in self._segment_captures:
+            seg.capture(cap)
         return seg
 
     def host(self, name: str, forwarding: bool = False) -> Host:
@@ -208,11 +211,27 @@ class Network:
 
         return self.scheduler.spawn(name, run)
 
+    def capture_segments(self, path: str | Path | None = None) -> Capture:
+        """Capture every segment (now and later) to one pcapng, as ``segment/NAME``.
+
+        Each frame appears once, as the switch forwards it (`capture()` records
+        every NIC, so a frame shows twice: sent and received) — the capture
+        to open in Wireshark, whose TCP analysis then sees no false
+        retransmissions. A frame a NIC's impairment drops before the switch
+        is not in it.
+        """
+        cap = Capture.to_file(path, clock=self.scheduler.realtime_ns) if path else (
+            Capture.in_memory(clock=self.scheduler.realtime_ns))
+        self._segment_captures.append(cap)
+        for seg in self.segments.values():
+            seg.capture(cap)
+        return cap
+
     def close(self) -> None:
         for cap in self.captures:
             cap.close()
         self.scheduler.stop_all()
-        for cap in self._nic_captures:
+        for cap in [*self._nic_captures, *self._segment_captures]:
             cap.close()
 
     # --- topology files ------------------------------------------------------

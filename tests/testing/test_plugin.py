@@ -11,6 +11,9 @@ from __future__ import annotations
 
 import importlib
 import re
+import shutil
+import socket
+import subprocess
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any
@@ -112,7 +115,7 @@ def test_fails(vnet_network, vnet_capture):
     assert re.search(r"#\d+ \S+ a/eth0 10\.0\.0\.1 → 10\.0\.0\.2 TCP 74 \d+ → 80 \[SYN\]", text)
     assert "TCP.flags: expected R, actual S" in text
     pcaps = kept_pcaps(section)
-    assert [p.name for p in pcaps] == ["network.pcapng"]
+    assert [p.name for p in pcaps] == ["network.pcapng", "segments.pcapng"]
     assert pcaps[0].parent.name == "test_report.py_test_fails"
     capture = read_pcapng(pcaps[0])  # complete and readable once the run is over
     assert {p.interface for p in capture.packets} == {"a/eth0", "b/eth0"}
@@ -265,3 +268,37 @@ def test_fails(vnet_network, tmp_path):
     assert ("guest h/fs_tour: exit 0\n  stdout (last 7 lines):\n"
             "    2 argument(s) after the program name\n    GREETING is hi\n") in section
     assert "    /d has 1 entry\nguest h/fs_tour: not started yet\n" in section  # its delay: 60 s
+
+
+def test_the_segment_capture_holds_each_frame_once(vnet_network: Any, vnet_capture: Any) -> None:
+    lan = vnet_network.segment("lan", latency_ns=250_000)
+    a = vnet_network.host("a")
+    a.connect(lan, "10.0.0.1/24")
+    b = vnet_network.host("b")
+    b.connect(lan, "10.0.0.2/24")
+    with b.socket() as listener:
+        listener.bind(("10.0.0.2", 80))
+        listener.listen(1)
+        with a.socket() as client:
+            client.connect(("10.0.0.2", 80))
+            server, _ = listener.accept()
+            client.sendall(b"x" * 5000)
+            assert server.recv(5000, socket.MSG_WAITALL) == b"x" * 5000
+            server.close()
+    vnet_network.run_for(1)
+    crossed = vnet_capture.segment("lan")
+    sent = [p for p in vnet_capture() if p.direction == 2]  # each NIC's copy as it sent it
+    assert len(vnet_capture()) == 2 * len(sent) - 2  # a's first two frames: before b existed
+    assert sorted(p.data for p in crossed) == sorted(p.data for p in sent)  # once each
+    assert crossed.interfaces == ["segment/lan"] and len(crossed) > 15
+    tshark = shutil.which("tshark")
+    assert tshark, "tshark is missing: run scripts/install-test-tools (scripts/test does)"
+
+    def analysis_flags(path: Path) -> list[str]:
+        return subprocess.run(
+            [tshark, "-r", str(path), "-n", "-Y",
+             "tcp.analysis.retransmission or tcp.analysis.duplicate_ack"],
+            capture_output=True, text=True, check=True).stdout.splitlines()
+
+    assert analysis_flags(vnet_capture.segments_path) == []  # Wireshark sees what happened
+    assert analysis_flags(vnet_capture.path) != []  # each frame twice: false retransmissions

@@ -8,9 +8,11 @@ in a project with vnet installed can ask for its fixtures:
     recording every NIC (now and later) to one pcapng file, closed after the
     test. Build hosts on it and start guests with ``host.run(...)``.
 ``vnet_capture``
-    ``vnet_capture()`` reads what ``vnet_network`` has recorded so far as a
+    ``vnet_capture()`` reads what ``vnet_network``'s NICs recorded so far as a
     ``vnet.testing.Capture`` (``vnet_capture("bravo/eth0")``: one NIC's
     view, each frame once); ``vnet_capture.path`` is the file.
+    ``vnet_capture.segment("lan")``: the frames that crossed a segment, once
+    each (``segments.pcapng``, the file to open in Wireshark).
 ``vnet_topology``
     ``vnet_topology("examples/demo.toml")``: ``Network.from_topology`` with
     one pcapng per NIC in the test's pcap directory (``net.pcaps``). Its seed
@@ -85,7 +87,7 @@ class TestRun:
 
     def flush_captures(self) -> None:
         for net in self.networks:
-            for cap in [*net.captures, *net._nic_captures]:
+            for cap in [*net.captures, *net._nic_captures, *net._segment_captures]:
                 cap.flush()  # nothing to do once closed
 
     def report(self) -> str:
@@ -237,12 +239,17 @@ def vnet_pcap_dir(_vnet_run: TestRun) -> Path:
 
 @pytest.fixture
 def vnet_network(_vnet_run: TestRun, vnet_pcap_dir: Path) -> Network:
-    """A virtual-time Network seeded with vnet_seed, every NIC recorded to network.pcapng."""
+    """A virtual-time Network seeded with vnet_seed; its NICs and segments recorded.
+
+    Every NIC goes to network.pcapng (a frame twice: sent, received), every
+    segment to segments.pcapng (each frame once: the file for Wireshark).
+    """
     from vnet.network import Network
 
     net = Network(virtual_time=True, seed=_vnet_run.seed)
     _vnet_run.networks.append(net)
     net.capture(vnet_pcap_dir / "network.pcapng")
+    net.capture_segments(vnet_pcap_dir / "segments.pcapng")
     return net
 
 
@@ -260,6 +267,19 @@ class NetworkCapture:
         writer = next(c for c in self.network.captures if c.path == os.fspath(self.path))
         capture = Capture.of(writer)
         return capture.on(*interfaces) if interfaces else capture
+
+    @property
+    def segments_path(self) -> Path:
+        """segments.pcapng: every segment of vnet_network, each frame once."""
+        return self.path.with_name("segments.pcapng")
+
+    def segment(self, name: str) -> Capture:
+        """The frames that crossed segment ``name``, once each, as its switch forwarded them."""
+        from vnet.testing.expect import Capture
+
+        writer = next(c for c in self.network._segment_captures
+                      if c.path == os.fspath(self.segments_path))
+        return Capture.of(writer).on(f"{self.network.segments[name].kind}/{name}")
 
     def __repr__(self) -> str:
         return f"<NetworkCapture {self.path}>"
