@@ -10,6 +10,13 @@
         tx.sendto(b"hi", ("10.0.0.2", 9))
         data, addr = rx.recvfrom(100)         # blocks: the network runs meanwhile
 
+Guests run from Python too: `host.run("server.wasm", "7000")` starts a wasm
+guest on the host and returns a `GuestProcess` (like `subprocess.Popen`:
+`wait(timeout)`, `exit_code`, `stdout_lines`, `kill()`), and
+`Network.from_topology("examples/demo.toml")` builds a topology file's hosts,
+segments, routes and firewalls into these same objects (its guests start with
+`net.start_guests()`).
+
 A `Host` is a `stack.host.HostStack` plus its NICs and, once `set_firewall`
 is called, a `firewall.HostFirewall` on its hooks; what the resolver answers
 a host is passed on to its firewall (and to every router's) for domain-name
@@ -27,13 +34,14 @@ This module wires vnet pieces together; it builds no packets itself.
 from __future__ import annotations
 
 import ipaddress
+import os
 import socket as _socket
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from firewall import ConnTrack, HostFirewall, LogRecord, Ruleset
 from firewall.nat_router import NatBehaviour, NatRouter, nat_behaviour
@@ -52,7 +60,12 @@ from vnet.link.impairment import Impairment
 from vnet.link.nic import Nic
 from vnet.link.segment import Segment
 
-from .scheduler import GuestTask, Scheduler
+from .scheduler import GuestTask, Scheduler, Timer
+
+if TYPE_CHECKING:
+    from vnet.guest.context import GuestLimits
+    from vnet.guest.runtime import Guest
+    from vnet.sim.topology import Topology
 
 AF_UNSPEC = _socket.AF_UNSPEC
 SOCK_DGRAM = _socket.SOCK_DGRAM
@@ -66,6 +79,9 @@ _current_task = threading.local()
 class Network:
     """A whole virtual network on one scheduler."""
 
+    #: The topology file's contents, for a network built by `from_topology`.
+    topology: Topology | None = None
+
     def __init__(self, virtual_time: bool = False, seed: int = 0,
                  scheduler: Scheduler | None = None) -> None:
         self.scheduler = scheduler or Scheduler(virtual=virtual_time, seed=seed)
@@ -74,6 +90,12 @@ class Network:
         self.segments: dict[str, Segment] = {}
         self.captures: list[Capture] = []
         self._mac_serial = 0
+        #: Every guest `Host.run` started, in order.
+        self.processes: list[GuestProcess] = []
+        #: The per-NIC pcapng files `from_topology(..., pcap_dir=)` writes.
+        self.pcaps: list[Path] = []
+        self._nic_captures: list[Capture] = []
+        self._segment_captures: list[Capture] = []
 
     @property
     def virtual(self) -> bool:
@@ -84,6 +106,8 @@ class Network:
             raise ValueError(f"segment {name!r} already exists")
         seg = Segment(self.scheduler, name, latency_ns, snooping)
         self.segments[name] = seg
+        for cap in self._segment_captures:
+            seg.capture(cap)
         return seg
 
     def host(self, name: str, forwarding: bool = False) -> Host:
@@ -187,10 +211,72 @@ class Network:
 
         return self.scheduler.spawn(name, run)
 
+    def capture_segments(self, path: str | Path | None = None) -> Capture:
+        """Capture every segment (now and later) to one pcapng, as ``segment/NAME``.
+
+        Each frame appears once, as the switch forwards it (`capture()` records
+        every NIC, so a frame shows twice: sent and received) — the capture
+        to open in Wireshark, whose TCP analysis then sees no false
+        retransmissions. A frame a NIC's impairment drops before the switch
+        is not in it.
+        """
+        cap = Capture.to_file(path, clock=self.scheduler.realtime_ns) if path else (
+            Capture.in_memory(clock=self.scheduler.realtime_ns))
+        self._segment_captures.append(cap)
+        for seg in self.segments.values():
+            seg.capture(cap)
+        return cap
+
     def close(self) -> None:
         for cap in self.captures:
             cap.close()
         self.scheduler.stop_all()
+        for cap in [*self._nic_captures, *self._segment_captures]:
+            cap.close()
+
+    # --- topology files ------------------------------------------------------
+    @classmethod
+    def from_topology(cls, path: str | os.PathLike[str], *, seed: int | None = None,
+                      virtual_time: bool | None = None,
+                      pcap_dir: str | os.PathLike[str] | None = None) -> Network:
+        """The network a topology file describes (see `vnet.sim.topology`), not yet running.
+
+        Hosts, segments (latency, loss, snooping), addresses, routes and
+        firewalls are built exactly as `vnet sim` builds them; `seed` and
+        `virtual_time` default to the file's `[sim]` values. With `pcap_dir`
+        every NIC writes `DIR/HOST-NIC.pcapng` (`net.pcaps`), as
+        `vnet sim --pcap-dir`. The file's guests start with `start_guests()`.
+        Raises `vnet.sim.topology.TopologyError` for a bad file.
+        """
+        from vnet.sim import runner, topology
+
+        spec = topology.load(Path(path))
+        virtual = spec.virtual_time if virtual_time is None else virtual_time
+        net, _hosts, captures, pcaps = runner.build(
+            spec, virtual, spec.seed if seed is None else seed,
+            Path(pcap_dir) if pcap_dir is not None else None)
+        net.topology = spec
+        net.pcaps = pcaps
+        net._nic_captures = captures
+        return net
+
+    def start_guests(self) -> dict[str, GuestProcess]:
+        """Start the topology file's guests, each after its start delay: {"host/guest": process}.
+
+        Each guest gets its name as argv[0], its args, env, dirs and
+        tcplisten sockets, as `vnet sim` starts it.
+        """
+        if self.topology is None:
+            raise ValueError("start_guests() needs a network built by Network.from_topology")
+        started: dict[str, GuestProcess] = {}
+        for hspec in self.topology.hosts.values():
+            host = self.hosts[hspec.name]
+            for gspec in hspec.guests:
+                started[f"{hspec.name}/{gspec.name}"] = host.run(
+                    gspec.module, *gspec.args, argv0=gspec.name, env=dict(gspec.env),
+                    dirs=[f"{real}::{seen}" for real, seen in gspec.dirs],
+                    tcplisten=gspec.tcplisten, delay=gspec.start_ns / 1e9, name=gspec.name)
+        return started
 
 
 class Host:
@@ -320,6 +406,53 @@ class Host:
     @property
     def counters(self) -> Any:
         return self.stack.counters
+
+    def run(self, module: str | os.PathLike[str], *args: str,
+            env: Mapping[str, str] | None = None,
+            dirs: Mapping[str, str | os.PathLike[str]] | Sequence[str] | None = None,
+            stdin: bytes = b"", tcplisten: Sequence[tuple[str, int]] = (),
+            limits: GuestLimits | None = None, name: str | None = None,
+            argv0: str | None = None, delay: float = 0.0) -> GuestProcess:
+        """Start a wasm guest on this host; returns its `GuestProcess` at once.
+
+        `args` follow argv[0] (`argv0`, default the module's file stem).
+        `dirs` preopens directories: a mapping {guest path: host directory}
+        or strings "HOST[::GUEST]" as `vnet run --dir`. `tcplisten` hands
+        the guest listening sockets as fds 3, 4, ... (`[("0.0.0.0", 7000)]`).
+        The guest starts after `delay` seconds (virtual in virtual time) and
+        runs whenever the network runs: in `process.wait()`, a blocking
+        socket call, `net.run_for()`.
+        """
+        from vnet.guest.runtime import Guest, GuestConfig, load_module
+
+        path = Path(module)
+        preopens: list[tuple[str, str]] = []
+        if isinstance(dirs, Mapping):
+            preopens = [(os.fspath(real), seen) for seen, real in dirs.items()]
+        elif dirs is not None:
+            for item in dirs:
+                real, sep, seen = str(item).partition("::")
+                preopens.append((real, seen if sep else real))
+        program = argv0 or path.stem
+        label = f"{self.name}/{name or program}"
+        process = GuestProcess(self, label)
+        config = GuestConfig(module=str(path), args=[program, *args],
+                             env=[(str(k), str(v)) for k, v in (env or {}).items()],
+                             preopens=preopens, stdin=stdin, stdout=process._out.extend,
+                             stderr=process._err.extend, name=label, host=self,
+                             tcplisten=list(tcplisten))
+        if limits is not None:
+            config.limits = limits
+        process.guest = Guest(self.network.scheduler, config, load_module(path))
+        sched = self.network.scheduler
+        if delay > 0:
+            with sched.lock:
+                process._start_timer = sched.call_at(sched.monotonic_ns() + int(delay * 1e9),
+                                                     process.guest.start)
+        else:
+            process.guest.start()
+        self.network.processes.append(process)
+        return process
 
     def socket(self, family: int = AF_INET, type: int = SOCK_STREAM, proto: int = 0) -> HostSocket:
         """Like socket.socket(): AF_INET/AF_INET6, SOCK_STREAM (default) or SOCK_DGRAM."""
@@ -619,3 +752,111 @@ class HostSocket:
     def close(self) -> None:
         with self._turn():
             self._core.close()
+
+
+class GuestProcess:
+    """A wasm guest started with `Host.run`: its output, its exit code, and a way to stop it.
+
+    Like `subprocess.Popen`: `wait(timeout)` returns the exit code (raising
+    `TimeoutError` if the guest has not exited after `timeout` seconds, or
+    at once in virtual time when nothing is left that could make it exit),
+    `exit_code` is None while it runs, `kill()` stops it (exit code 137, as
+    SIGKILL). `stdout`/`stderr` hold everything it wrote so far, as text.
+    Timeouts count virtual seconds in a virtual-time network.
+    """
+
+    def __init__(self, host: Host, name: str) -> None:
+        self.host = host
+        self.name = name
+        self.guest: Guest
+        self._out = bytearray()
+        self._err = bytearray()
+        self._start_timer: Timer | None = None
+        self._killed_before_start = False
+
+    def __repr__(self) -> str:
+        state = "running" if self.exit_code is None else f"exit {self.exit_code}"
+        return f"<GuestProcess {self.name} {state}>"
+
+    @property
+    def done(self) -> bool:
+        """The guest has ended (exited, trapped or been killed); before it starts, False."""
+        return self._killed_before_start or self.guest.done
+
+    @property
+    def exit_code(self) -> int | None:
+        if not self.done:
+            return None
+        if self.guest.exit_code is None:  # killed before it ever ran
+            from vnet.guest.runtime import KILLED_EXIT_CODE
+
+            return KILLED_EXIT_CODE
+        return self.guest.exit_code
+
+    @property
+    def trap(self) -> str | None:
+        """Why the guest stopped when it did not exit by itself (a trap, "guest killed")."""
+        return self.guest.trap
+
+    @property
+    def stdout(self) -> str:
+        return bytes(self._out).decode(errors="replace")
+
+    @property
+    def stderr(self) -> str:
+        return bytes(self._err).decode(errors="replace")
+
+    @property
+    def stdout_lines(self) -> list[str]:
+        return self.stdout.splitlines()
+
+    @property
+    def stderr_lines(self) -> list[str]:
+        return self.stderr.splitlines()
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Let the network run until the guest ends; its exit code.
+
+        Raises TimeoutError naming the guest and showing its output when it
+        has not ended after `timeout` seconds (None: no limit), or, in
+        virtual time, when every guest waits for something that cannot come.
+        """
+        network = self.host.network
+        if not network.wait(lambda: self.done, timeout):
+            raise TimeoutError(self._not_done(
+                f"did not exit within {timeout} s" if timeout is not None else
+                "cannot exit: every guest is blocked and no timer is pending"))
+        code = self.exit_code
+        assert code is not None
+        return code
+
+    def wait_for(self, text: str, timeout: float | None = None) -> None:
+        """Run the network until the guest's stdout holds `text`; TimeoutError if it ends first."""
+        needle = text.encode()
+        self.host.network.wait(lambda: needle in self._out or self.done, timeout)
+        if needle not in self._out:
+            raise TimeoutError(self._not_done(f"never printed {text!r}"))
+
+    def kill(self) -> int:
+        """Stop the guest as SIGKILL would (at its next host call or CPU slice); its exit code."""
+        task = self.guest.task
+        sched = self.host.network.scheduler
+        if task is None:  # its start delay has not run out: it never starts
+            with sched.lock:
+                if self._start_timer is not None:
+                    self._start_timer.cancel()
+            self._killed_before_start = True
+            return self.wait(0)
+        if task.done:
+            return self.wait(0)
+        with sched.lock:
+            task.killed = True
+            if task.on_kill is not None:
+                task.on_kill()
+            if not sched.virtual:
+                sched.cond.notify_all()
+        return self.wait(None if sched.virtual else 5.0)
+
+    def _not_done(self, what: str) -> str:
+        return (f"guest {self.name} {what}\n--- stdout\n{self.stdout}--- stderr\n"
+                f"{self.stderr}")

@@ -119,3 +119,29 @@ def test_the_vnet_pcap_diff_command(runs: dict[str, Path]) -> None:
     missing = vnet(str(runs["seed1"]), str(runs["seed1"].with_name("absent.pcapng")))
     assert missing.returncode == 2
     assert missing.stderr.startswith("vnet pcap diff: ") and missing.stderr.count("\n") == 1
+
+
+def test_a_missing_packet_is_reported_alone_not_as_a_shift(runs: dict[str, Path],
+                                                           tmp_path: Path) -> None:
+    from vnet.link.capture import Capture as CaptureWriter
+    from vnet.testing import read_pcapng
+
+    original = read_pcapng(runs["seed1"])
+    dropped = original.packets[10]
+    copy = tmp_path / "one-less.pcapng"
+    writer = CaptureWriter.to_file(copy, clock=lambda: 0)
+    for packet in original.packets:
+        if packet is not dropped:
+            writer.interface(packet.interface, packet.linktype).record(
+                packet.data, packet.direction, timestamp_ns=packet.timestamp_ns)
+    writer.close()
+    result = diff_captures(runs["seed1"], copy)
+    assert len(result.differences) == 1  # not every packet after it
+    only = result.differences[0]
+    assert only.position == 10 and only.b is None
+    assert only.a is not None and (only.a.index, only.a.data) == (10, dropped.data)
+    assert f"packet #10: only in A\n  A {dropped.summary()}\n  B (no packet)" in result.report()
+    back = diff_captures(copy, runs["seed1"])
+    assert [(d.position, d.a, d.b and d.b.data) for d in back.differences] == [
+        (10, None, dropped.data)]
+    assert "packet #10: only in B" in back.report()

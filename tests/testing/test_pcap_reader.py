@@ -106,3 +106,18 @@ def test_truncated_and_foreign_files_fail_clearly(run: Run, tmp_path: Path) -> N
         read_pcapng(b"")
     with pytest.raises(PcapFormatError, match="not a pcapng"):
         read_pcapng(b"GET / HTTP/1.1\r\n\r\n")
+
+
+def test_igmp_summaries_read_as_tshark_shows_them() -> None:
+    tshark = shutil.which("tshark")
+    assert tshark, "tshark is missing: run scripts/install-test-tools (scripts/test does)"
+    golden = Path(__file__).resolve().parents[2] / "pcaps" / "multicast-join-leave.pcapng"
+    out = subprocess.run([tshark, "-r", str(golden), "-n", "-Y", "igmp", "-T", "fields",
+                          "-e", "frame.number", "-e", "_ws.col.Info"],
+                         capture_output=True, text=True, check=True).stdout
+    infos = {int(number) - 1: info for number, info in
+             (line.split("\t") for line in out.splitlines())}
+    pcap = read_pcapng(golden)
+    assert len(infos) >= 2 and {"Join", "Leave"} <= {i.split()[3] for i in infos.values()}
+    for index, info in infos.items():
+        assert pcap.packets[index].summary().endswith(f" IGMPv3 54 {info}")

@@ -2,8 +2,12 @@
 
 ``vnet.testing.pcap`` reads pcapng captures (time, interface, comments and
 scapy view of every packet); ``vnet.testing.expect`` asserts on them with
-partial packet templates; ``vnet.testing.pcap_diff`` compares two captures.
-This package reads files and uses scapy; nothing in it is on the data path.
+partial packet templates; ``vnet.testing.pcap_diff`` compares two captures;
+``vnet.testing.plugin`` is the pytest plugin (fixtures ``vnet_network``,
+``vnet_capture``, ``vnet_topology``, ``vnet_build``, ``vnet_golden``), loaded
+through its ``pytest11`` entry point; ``vnet.testing.netns`` guards the
+network namespaces kernel tests create. This package reads files and uses
+scapy; nothing in it is on the data path.
 """
 
 from __future__ import annotations

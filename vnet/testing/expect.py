@@ -31,10 +31,16 @@ and narrows to views: ``on("a/eth0")``, ``flow("10.0.0.1", "10.0.0.2:80",
 proto="tcp")``, ``conversation(packet)``, ``between(t0, t1)`` (virtual
 seconds), ``after(packet)``. Views keep the file's packet numbers and
 remember what narrowed them, so a failure report says exactly what was
-searched. A failure raises ``AssertionError`` whose message holds the
-template, the scope searched (interfaces, flow, virtual-time window, pcap
-path) and the nearest packets, one line each as tshark summarises them, each
-differing field named with its expected and actual value.
+searched. The assertions take the same narrowing as keywords: ``on=``,
+``flow=`` (a view or a packet whose conversation to keep), ``after=`` (a
+packet), and ``within=`` — a ``(start, end)`` window of virtual seconds, or
+one number: that many seconds from the ``after`` packet (``expect(reply,
+after=request, within=0.002)``: the reply came within 2 ms).
+
+A failure raises ``AssertionError`` whose message holds the template, the
+scope searched (interfaces, flow, virtual-time window, pcap path) and the
+nearest packets, one line each as tshark summarises them, each differing
+field named with its expected and actual value.
 
 A merged capture of every NIC holds each frame twice (sent by one NIC,
 received by the other): narrow with ``on=`` before a ``strict`` sequence or an
@@ -73,6 +79,9 @@ __all__ = [
 NEAREST = 5
 
 Predicate: TypeAlias = Callable[[CapturedPacket], Any]
+#: A virtual-time window: (start, end) in seconds (None is open), or a number of
+#: seconds from the ``after`` packet (from time 0 without one).
+Window: TypeAlias = "tuple[float | None, float | None] | float"
 
 
 @dataclass(frozen=True)
@@ -518,7 +527,7 @@ class Capture:
         return self._view((p for p in self.packets if p.index > packet.index),
                           f"after #{packet.index} ({packet.time_ns / 1e9:.9f} s)")
 
-    def _narrow(self, *, within: tuple[float | None, float | None] | None = None,
+    def _narrow(self, *, within: Window | None = None,
                 after: CapturedPacket | None = None, on: str | Sequence[str] | None = None,
                 flow: Capture | CapturedPacket | None = None) -> Capture:
         view = self
@@ -531,6 +540,9 @@ class Capture:
                 keep = {p.index for p in flow.packets}
                 view = view._view((p for p in view.packets if p.index in keep),
                                   "; ".join(flow.scope[len(self.scope):]) or "flow")
+        if isinstance(within, (int, float)):
+            start = after.time_ns / 1e9 if after is not None else 0.0
+            within = (start, start + within)
         if within is not None:
             view = view.between(*within)
         if after is not None:
@@ -572,7 +584,7 @@ class Capture:
         ]
 
     # --- assertions ---------------------------------------------------------------
-    def expect(self, template: TemplateLike, *, within: tuple[float | None, float | None] | None
+    def expect(self, template: TemplateLike, *, within: Window | None
                = None, after: CapturedPacket | None = None, on: str | Sequence[str] | None = None,
                flow: Capture | CapturedPacket | None = None,
                where: Predicate | None = None) -> CapturedPacket:
@@ -589,7 +601,7 @@ class Capture:
         raise AssertionError("\n".join(lines))
 
     def expect_sequence(self, templates: Sequence[TemplateLike], *, strict: bool = False,
-                        within: tuple[float | None, float | None] | None = None,
+                        within: Window | None = None,
                         after: CapturedPacket | None = None,
                         on: str | Sequence[str] | None = None,
                         flow: Capture | CapturedPacket | None = None) -> list[CapturedPacket]:
@@ -652,7 +664,7 @@ class Capture:
         raise AssertionError("\n".join(lines))
 
     def expect_none(self, template: TemplateLike, *,
-                    within: tuple[float | None, float | None] | None = None,
+                    within: Window | None = None,
                     after: CapturedPacket | None = None, on: str | Sequence[str] | None = None,
                     flow: Capture | CapturedPacket | None = None,
                     where: Predicate | None = None) -> None:
@@ -671,7 +683,7 @@ class Capture:
         raise AssertionError("\n".join(lines))
 
     def expect_only(self, templates: Sequence[TemplateLike], *,
-                    within: tuple[float | None, float | None] | None = None,
+                    within: Window | None = None,
                     after: CapturedPacket | None = None, on: str | Sequence[str] | None = None,
                     flow: Capture | CapturedPacket | None = None) -> list[CapturedPacket]:
         """Every packet of the view matches one of ``templates``: "no other packets than these".

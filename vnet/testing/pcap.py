@@ -160,6 +160,7 @@ class PcapFile:
 
 def decode(data: bytes, linktype: int) -> Packet:
     """Decode one frame with scapy according to its interface's link type."""
+    import scapy.layers.igmp  # noqa: F401  (binds IGMP to IP protocol 2: IGMPv3_MR, IGMPv3_MQ)
     from scapy.layers.inet import IP
     from scapy.layers.inet6 import IPv6
     from scapy.layers.l2 import Ether
@@ -421,9 +422,38 @@ def _info(pkt: Packet) -> str:
     for layer in pkt.layers():
         if layer.__name__.startswith("ICMPv6"):
             return str(pkt[layer].name)
+    igmp = _igmp_info(pkt)
+    if igmp:
+        return igmp
     if IP in pkt and (pkt[IP].flags.MF or pkt[IP].frag):
         return f"fragment offset={pkt[IP].frag * 8} id=0x{pkt[IP].id:04x}"
     return str(pkt.lastlayer().name)
+
+
+#: IGMPv3 group record types (RFC 3376 4.2.12) as tshark names them.
+_IGMP_RECORDS = {1: "Mode Is Include", 2: "Mode Is Exclude", 3: "Change To Include Mode",
+                 4: "Change To Exclude Mode", 5: "Allow New Sources", 6: "Block Old Sources"}
+
+
+def _igmp_info(pkt: Packet) -> str:
+    """tshark's Info for IGMPv3: ``Membership Report / Join group 239.1.2.3 for any sources``."""
+    from scapy.layers.igmp import IGMPv3_MQ, IGMPv3_MR
+
+    if IGMPv3_MQ in pkt:
+        group = pkt[IGMPv3_MQ].gaddr
+        return "Membership Query, general" if group == "0.0.0.0" else (
+            f"Membership Query, specific for group {group}")
+    if IGMPv3_MR not in pkt:
+        return ""
+    parts = []
+    for record in pkt[IGMPv3_MR].records:
+        if record.rtype == 4 and not record.numsrc:
+            parts.append(f"Join group {record.maddr} for any sources")
+        elif record.rtype == 3 and not record.numsrc:
+            parts.append(f"Leave group {record.maddr}")
+        else:
+            parts.append(f"{_IGMP_RECORDS.get(record.rtype, record.rtype)} {record.maddr}")
+    return " / ".join(["Membership Report", *parts])
 
 
 def summarize(captured: CapturedPacket) -> str:

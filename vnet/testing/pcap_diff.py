@@ -3,9 +3,12 @@
 Two virtual-time runs with the same topology, inputs and seed write
 byte-identical captures; this module says whether two captures are the same
 and, when they are not, which packet differs first and in which fields. It
-pairs packets by position (the n-th packet of A with the n-th of B) and
-compares, for each pair, the time stamp, the interface name, the comments and
-every field of every scapy layer.
+pairs packets as diff(1) pairs lines: packets with the same interface and
+bytes are matched in order (the longest common subsequence, difflib), so a
+packet one capture has and the other lacks is reported alone ("only in A")
+instead of shifting every later pair; the packets between matches are paired
+by position. For each pair it compares the time stamp, the interface name,
+the comments and every field of every scapy layer.
 
 Ignoring fields: each name is ``Layer.field`` (``IP.id``, ``TCP.seq``), a
 bare ``field`` (in any layer), a bare ``Layer`` (every field of that layer),
@@ -26,6 +29,7 @@ stdout (errors to stderr). Never on the data path.
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import sys
 from collections.abc import Iterable, Sequence
@@ -57,7 +61,11 @@ class FieldDifference:
 
 @dataclass
 class PacketDifference:
-    """The packets at one position that differ (``a`` or ``b`` is None past the end of a file)."""
+    """Two paired packets that differ, or a packet only one capture has (the other is None).
+
+    ``position`` is the packet's number in A (for a packet only in B: the
+    number in A of the packet it comes before).
+    """
 
     position: int
     a: CapturedPacket | None
@@ -95,7 +103,11 @@ class CaptureDiff:
         lines = [*head, f"{len(self.differences)} packet(s) differ{ignoring}; "
                         f"first at packet #{self.differences[0].position}"]
         for difference in self.differences[:limit]:
-            lines.append(f"packet #{difference.position}:")
+            if difference.a is None or difference.b is None:
+                which = "A" if difference.b is None else "B"
+                lines.append(f"packet #{difference.position}: only in {which}")
+            else:
+                lines.append(f"packet #{difference.position}:")
             lines.append("  A " + (difference.a.summary() if difference.a else "(no packet)"))
             lines.append("  B " + (difference.b.summary() if difference.b else "(no packet)"))
             lines.extend(f"    {f}" for f in difference.fields)
@@ -193,9 +205,7 @@ def diff_captures(a: str | os.PathLike[str] | bytes, b: str | os.PathLike[str] |
     first, second = read_pcapng(a), read_pcapng(b)
     result = CaptureDiff(first.source, second.source, len(first.packets), len(second.packets),
                          rules.names)
-    for position in range(max(len(first.packets), len(second.packets))):
-        packet_a = first.packets[position] if position < len(first.packets) else None
-        packet_b = second.packets[position] if position < len(second.packets) else None
+    for position, packet_a, packet_b in _pairs(first.packets, second.packets):
         if packet_a is None or packet_b is None:
             result.differences.append(PacketDifference(position, packet_a, packet_b, [
                 FieldDifference("packet", "present" if packet_a else "absent",
@@ -205,6 +215,22 @@ def diff_captures(a: str | os.PathLike[str] | bytes, b: str | os.PathLike[str] |
         if fields:
             result.differences.append(PacketDifference(position, packet_a, packet_b, fields))
     return result
+
+
+def _pairs(packets_a: list[CapturedPacket], packets_b: list[CapturedPacket],
+           ) -> Iterable[tuple[int, CapturedPacket | None, CapturedPacket | None]]:
+    """(position in A, packet of A, packet of B), aligned as diff(1) aligns lines."""
+    keys_a = [(p.interface, p.linktype, p.data) for p in packets_a]
+    keys_b = [(p.interface, p.linktype, p.data) for p in packets_b]
+    matcher = difflib.SequenceMatcher(None, keys_a, keys_b, autojunk=False)
+    for _tag, a_start, a_end, b_start, b_end in matcher.get_opcodes():
+        common = min(a_end - a_start, b_end - b_start)  # equal blocks, and replaced ones
+        for offset in range(common):
+            yield a_start + offset, packets_a[a_start + offset], packets_b[b_start + offset]
+        for index in range(a_start + common, a_end):
+            yield index, packets_a[index], None
+        for index in range(b_start + common, b_end):
+            yield a_end, None, packets_b[index]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
