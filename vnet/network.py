@@ -353,8 +353,9 @@ class Host:
                 self.firewall = None
             if rules is None:
                 return None
-            self.firewall = HostFirewall(rules, conntrack=conntrack, name=self.name)
-            self.firewall.attach(self.stack)
+            firewall = HostFirewall(rules, conntrack=conntrack, name=self.name)
+            firewall.attach(self.stack)  # may refuse (e.g. nat chains beside Host.nat)
+            self.firewall = firewall
             for cap in self.network.captures:
                 self.log_firewall_to(cap)
             return self.firewall
