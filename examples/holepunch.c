@@ -16,8 +16,8 @@
  * saw). It is done when it has heard the other and had its HELLO: datagrams
  * got through both NATs both ways. It prints one line to parse,
  *
- *   holepunch: RESULT connected NAME<->OTHER via ADDR:PORT
- *   holepunch: RESULT timeout NAME<->OTHER registered=0|1 heard=0|1
+ *   holepunch: RESULT connected name=NAME peer=OTHER via=ADDR:PORT
+ *   holepunch: RESULT timeout name=NAME peer=OTHER registered=0|1 heard=0|1
  *
  * and exits 0 or 1. TIMEOUT_S (default 10) counts from the start;
  * LOCAL_PORT (default: any) is the port the peer's socket binds.
@@ -147,7 +147,7 @@ static int peer(const char *server_ip, int port, const char *name, const char *o
     while (!(heard && acknowledged)) {
         long now = now_ms();
         if (now >= deadline) {
-            printf("holepunch: RESULT timeout %s<->%s registered=%d heard=%d\n", name, other,
+            printf("holepunch: RESULT timeout name=%s peer=%s registered=%d heard=%d\n", name, other,
                    registered, heard);
             close(fd);
             return 1;
@@ -211,7 +211,7 @@ static int peer(const char *server_ip, int port, const char *name, const char *o
     int len = snprintf(msg, sizeof msg, "HELLO %s", name);
     for (int i = 0; i < 3; i++)
         sendto(fd, msg, (size_t)len, 0, (struct sockaddr *)&target, sizeof target);
-    printf("holepunch: RESULT connected %s<->%s via %s\n", name, other,
+    printf("holepunch: RESULT connected name=%s peer=%s via=%s\n", name, other,
            endpoint(&target, where, sizeof where));
     close(fd);
     return 0;

@@ -62,7 +62,7 @@ def result(text: str) -> dict[str, str]:
     lines = [line for line in text.splitlines() if " RESULT " in line]
     assert len(lines) == 1, text
     fields = lines[0].split(" RESULT ", 1)[1].split()
-    return dict(f.split("=", 1) if "=" in f else (f, "") for f in fields)
+    return {key: value for key, _, value in (f.partition("=") for f in fields)}
 
 
 def native_build(name: str, out_dir: Path) -> Path:
