@@ -12,7 +12,7 @@
  * (flag 0x04) and/or the other port (0x02): that is how a client behind a
  * NAT learns what its NAT lets in. A request with an unknown
  * comprehension-required attribute gets a 420 error; anything that is not a
- * STUN request is ignored. Exits after COUNT requests (default: never).
+ * well-formed STUN Binding request is ignored. Exits after COUNT requests (default: never).
  *
  *   gcc -O2 -Wall examples/stun_server.c -o stun_server
  *   vnet build examples/stun_server.c -o stun_server.wasm
@@ -154,9 +154,13 @@ int main(int argc, char **argv) {
             unsigned change = 0;
             uint8_t unknown[16];
             size_t unknown_len = 0;
-            for (size_t at = 20; at + 4 <= (size_t)n;) {
+            int malformed = 0;
+            for (size_t at = 20; at < (size_t)n;) {
                 unsigned type = get16(in + at), len = get16(in + at + 2);
-                if (at + 4 + len > (size_t)n) break;
+                if (at + 4 + len > (size_t)n) {
+                    malformed = 1; /* an attribute running past the end */
+                    break;
+                }
                 if (type == ATTR_CHANGE_REQUEST && len == 4)
                     change = in[at + 7] & (CHANGE_IP | CHANGE_PORT);
                 else if (type < 0x8000 && unknown_len < sizeof unknown) {
@@ -165,6 +169,7 @@ int main(int argc, char **argv) {
                 }
                 at += 4 + ((len + 3) & ~3u);
             }
+            if (malformed) continue; /* discarded, unanswered */
             int ra = change & CHANGE_IP ? 1 - a : a, rp = change & CHANGE_PORT ? 1 - p : p;
             struct message out;
             if (unknown_len) {

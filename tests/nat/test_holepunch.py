@@ -105,10 +105,12 @@ def test_rerun_gives_identical_captures(example_wasm: Callable[[str], Path]) -> 
     assert first[3] == again[3] and len(first[3]) > 0
     assert [p.text for p in first[:3]] == [p.text for p in again[:3]]
     packets = read_pcapng(first[3])
-    # on the public segment only public addresses; inside only the inside host and public ones
-    for p in packets:
-        if IP in p and UDP in p and p.interface.startswith("s/"):
-            assert not p[IP].src.startswith("10.") and not p[IP].dst.startswith("10.")
+    # the server sees only public addresses; alice only her own and public ones
+    public = [p for p in packets if IP in p and UDP in p and p.interface == "s/eth0"]
+    assert public and all(not a.startswith("10.") for p in public
+                          for a in (p[IP].src, p[IP].dst))
+    inside = [p for p in packets if IP in p and UDP in p and p.interface == "alice/eth0"]
+    assert inside and {p[IP].src for p in inside} <= {"10.0.1.2", SERVER, "203.0.113.2"}
     hellos = [p for p in packets if UDP in p and bytes(p[UDP].payload).startswith(b"HELLO")]
     assert hellos
 
