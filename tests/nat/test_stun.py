@@ -199,7 +199,7 @@ def test_stun_server_ignores_junk_and_rejects_unknown_attributes(
     def ask(message: bytes) -> bytes | None:
         sock.sendto(message, (SERVER, 3478))
         try:
-            return sock.recvfrom(1500)[0]  # type: ignore[no-any-return]
+            return sock.recvfrom(1500)[0]
         except TimeoutError:
             return None
 
