@@ -139,3 +139,35 @@ def test_hole_punching_without_nat_natively(tmp_path: Path) -> None:
         assert peer.returncode == 0, text
         assert result(text)["via"] == f"127.0.0.1:{other_port}"
         assert "not the endpoint the server saw" not in text
+
+
+@pytest.mark.parametrize("hairpin", [True, False], ids=["hairpin", "no-hairpin"])
+def test_peers_behind_one_nat_meet_through_the_hairpin(
+        hairpin: bool, example_wasm: Callable[[str], Path]) -> None:
+    """Both peers on one LAN behind one port-restricted cone: the server gives each the
+    other's public endpoint, which only a hairpinning NAT turns back inside (RFC 4787
+    REQ-9); without it the punches leave for the router's own address and die there."""
+    net = Network(virtual_time=True, seed=3)
+    lan, wan = net.segment("lan"), net.segment("wan")
+    s = net.host("s")
+    s.connect(wan, f"{SERVER}/24")
+    r = net.router("r")
+    r.connect(lan, "10.0.0.1/24")
+    r.connect(wan, "203.0.113.1/24")
+    nat = r.nat("eth1", "port-restricted-cone", hairpin=hairpin)
+    module = example_wasm("holepunch")
+    Program(net, s, module, "rendezvous", "7400")
+    peers = []
+    for i, (name, other) in enumerate((("alice", "bob"), ("bob", "alice")), 2):
+        host = net.host(name)
+        host.connect(lan, f"10.0.0.{i}/24")
+        host.add_route("0.0.0.0/0", "10.0.0.1")
+        peers.append(Program(net, host, module, "peer", SERVER, "7400", name, other, "3"))
+    run_until(net, *peers)
+    for peer in peers:
+        found = result(peer.text)
+        assert ("connected" in found) == hairpin, peer.text
+        if hairpin:
+            assert found["via"].startswith("203.0.113.1:")  # the other's public endpoint
+    assert (nat.counters["nat.hairpin"] > 0) == hairpin
+    net.close()
