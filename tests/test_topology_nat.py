@@ -11,6 +11,7 @@ prefix on the wire.
 
 from __future__ import annotations
 
+import io
 import shutil
 import subprocess
 import sys
@@ -23,7 +24,7 @@ from scapy.layers.inet import IP
 from firewall.nat_router import NatBehaviour
 from tests.conftest import EXAMPLES
 from vnet.network import AF_INET6, SOCK_DGRAM
-from vnet.sim.runner import build
+from vnet.sim.runner import build, run
 from vnet.sim.topology import TopologyError, load
 from vnet.testing.pcap import read_pcapng
 
@@ -186,3 +187,33 @@ def test_vnet_sim_runs_the_nat_example(tmp_path: Path,
     wan = {a for p in read_pcapng((pcaps / "stun-eth0.pcapng").read_bytes()) if IP in p
            for a in (p[IP].src, p[IP].dst)}
     assert wan == {"203.0.113.1", "203.0.113.102", "203.0.113.10", "203.0.113.20"}
+
+
+def test_vnet_sim_reports_a_nat_mistake_as_file_line_reason(tmp_path: Path) -> None:
+    text = GOOD.replace('udp_timeout = "2h4m"', 'udp_timeout = "90s"')
+    path = write(tmp_path, text)
+    proc = subprocess.run([sys.executable, "-m", "vnet", "sim", str(path)], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip() == (f"vnet sim: {path}:{_line_of(text, 'udp_timeout')}: "
+                                   "NAT udp_timeout: at least 120 s (RFC 4787 REQ-5)")
+
+
+def test_the_nat_example_reruns_byte_identically(tmp_path: Path,
+                                                  example_wasm: Callable[[str], Path]) -> None:
+    (tmp_path / "build").mkdir()
+    for name in NAT_MODULES:
+        shutil.copyfile(example_wasm(name), tmp_path / "build" / f"{name}.wasm")
+    topology = tmp_path / "nat.toml"
+    topology.write_text((EXAMPLES / "nat.toml").read_text())
+    outputs = []
+    for run_dir in ("a", "b"):
+        out = io.BytesIO()
+        result = run(load(topology), pcap_dir=tmp_path / run_dir, out=out)
+        assert result.ok
+        outputs.append(out.getvalue())
+    assert outputs[0] == outputs[1] and b"RESULT connected" in outputs[0]
+    names = sorted(p.name for p in (tmp_path / "a").iterdir())
+    assert "gw2-wan0.pcapng" in names
+    for name in names:
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
