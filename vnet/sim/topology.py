@@ -40,8 +40,10 @@
     pairing = true
     udp_timeout = "5m"                   # also tcp_established_timeout, tcp_transitory_timeout,
                                          # icmp_timeout ("2h4m", "240s", seconds as a number)
-    nptv6 = { inside = "fd00:1::/48", outside = "2001:db8:1::/48" }
-    # several outside interfaces: [[hosts.gw.nat]] tables
+    max_mappings = 65536                 # the table's bound, and one inside host's share
+    max_mappings_per_host = 4096
+    nptv6 = { inside = "fd00:1::/48", outside = "2001:db8:1::/48" }   # RFC 6296 prefixes
+    # several outside interfaces: [[hosts.gw.nat]] tables; inline: nat = { interface = "eth1" }
 
     [[hosts.server.guests]]
     name = "chat"
