@@ -241,6 +241,8 @@ def build(topo: Topology, virtual_time: bool, seed: int, pcap_dir: Path | None,
             host.log_firewall_to(shared)
         for to, via, dev in hspec.routes:
             host.add_route(to, gateway=via, ifname=dev)
+        for nat in hspec.nat:
+            host.nat(nat.interface, nat.behaviour, pool=nat.pool, nptv6=nat.nptv6)
     named = set(names)
     later = [entry for entry in address_names(net) if entry not in named]
     for cap in captures:

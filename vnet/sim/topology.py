@@ -27,6 +27,24 @@
     name = "eth0"                # default eth0, eth1, …
     mtu = 1500
 
+    [hosts.gw.nat]               # NAT what leaves one interface (needs forwarding = true)
+    interface = "eth1"
+    behaviour = "port-restricted-cone"   # full-cone | restricted-cone |
+                                         # port-restricted-cone | symmetric
+    mapping = "endpoint-independent"     # overrides of the preset: mapping and filtering
+    filtering = "address-and-port-dependent"  # are endpoint-independent, address-dependent
+    hairpin = true                       #   or address-and-port-dependent
+    ports = "preserve"                   # or "random"
+    port_parity = false
+    pool = ["203.0.113.1"]               # default: the interface's IPv4 addresses
+    pairing = true
+    udp_timeout = "5m"                   # also tcp_established_timeout, tcp_transitory_timeout,
+                                         # icmp_timeout ("2h4m", "240s", seconds as a number)
+    max_mappings = 65536                 # the table's bound, and one inside host's share
+    max_mappings_per_host = 4096
+    nptv6 = { inside = "fd00:1::/48", outside = "2001:db8:1::/48" }   # RFC 6296 prefixes
+    # several outside interfaces: [[hosts.gw.nat]] tables; inline: nat = { interface = "eth1" }
+
     [[hosts.server.guests]]
     name = "chat"
     module = "../examples/build/chat_server.wasm"   # relative to this file
@@ -54,6 +72,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from firewall import Ruleset
+    from firewall.nat_router import NatBehaviour
 
 
 class TopologyError(Exception):
@@ -97,6 +116,16 @@ class GuestSpec:
 
 
 @dataclass
+class NatSpec:
+    """A `[hosts.NAME.nat]` table: the arguments of `Host.nat`."""
+
+    interface: str
+    behaviour: NatBehaviour
+    pool: list[str] | None = None
+    nptv6: tuple[str, str] | None = None
+
+
+@dataclass
 class HostSpec:
     name: str
     forwarding: bool = False
@@ -104,6 +133,7 @@ class HostSpec:
     routes: list[tuple[str, str | None, str | None]] = field(default_factory=list)
     guests: list[GuestSpec] = field(default_factory=list)
     firewall: Ruleset | None = None  # each run attaches its own copy
+    nat: list[NatSpec] = field(default_factory=list)
 
 
 @dataclass
@@ -319,7 +349,7 @@ def parse(data: dict[str, Any], path: Path, text: str = "") -> Topology:
         if not _NAME.match(hname):
             raise TopologyError(path, loc.line(*hkey), f"bad host name {hname!r}")
         _check_keys(hspec, {"forwarding", "nics", "routes", "guests", "firewall",
-                            "firewall_rules"}, path, loc, hkey, f"host {hname!r}")
+                            "firewall_rules", "nat"}, path, loc, hkey, f"host {hname!r}")
         host = HostSpec(hname)
         host.firewall = _firewall(hspec, path, loc, hkey, base)
         host.forwarding = _expect(hspec.get("forwarding", False), bool, path,
@@ -359,6 +389,8 @@ def parse(data: dict[str, Any], path: Path, text: str = "") -> Topology:
             if not 68 <= mtu <= 65535:
                 raise TopologyError(path, loc.line(*nkey, "mtu"), "mtu must be 68-65535")
             host.nics.append(NicSpec(segment, [str(a) for a in addresses], str(name), mtu))
+        if "nat" in hspec:
+            host.nat = _nats(hspec["nat"], host, path, loc, hkey)
         routes = _expect(hspec.get("routes", []), list, path, loc.line(*hkey, "routes"),
                          "routes")
         for route in routes:
@@ -423,6 +455,13 @@ def parse(data: dict[str, Any], path: Path, text: str = "") -> Topology:
                                          [(str(k), str(v)) for k, v in env.items()], dirs,
                                          listeners, start))
         topo.hosts[hname] = host
+    for host in topo.hosts.values():
+        for index, nat in enumerate(host.nat):
+            for address in nat.pool or ():
+                owner = seen_addresses.get(address)
+                if owner is not None and owner != host.name:
+                    raise TopologyError(path, loc.line("hosts", host.name, "nat", index, "pool"),
+                                        f"NAT pool address {address} belongs to host {owner}")
     names = set(topo.guest_names())
     for client in clients:
         if client not in names:
@@ -431,3 +470,120 @@ def parse(data: dict[str, Any], path: Path, text: str = "") -> Topology:
                                 f"{', '.join(sorted(names)) or 'none'})")
     topo.clients = [str(c) for c in clients]
     return topo
+
+
+_NAT_KEYS = {"interface", "behaviour", "mapping", "filtering", "hairpin", "ports", "port_parity",
+             "pool", "pairing", "udp_timeout", "tcp_established_timeout",
+             "tcp_transitory_timeout", "icmp_timeout", "max_mappings", "max_mappings_per_host",
+             "nptv6"}
+_NAT_FLAGS = ("hairpin", "port_parity", "pairing")
+_NAT_TIMEOUTS = ("udp_timeout", "tcp_established_timeout", "tcp_transitory_timeout",
+                 "icmp_timeout")
+_COMPOUND = re.compile(r"(\d+(?:\.\d+)?)\s*(ns|us|µs|ms|s|min|m|h)")
+
+
+def _compound_duration(value: Any, path: Path, line: int | None) -> float:
+    """Seconds from a number of seconds or a string like "5m", "2h4m", "1m30s", "240s"."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0:
+        return float(value)
+    if isinstance(value, str) and value.strip():
+        text = value.replace(" ", "")
+        parts = list(_COMPOUND.finditer(text))
+        if parts and "".join(m.group(0) for m in parts) == text:
+            return sum(float(m.group(1)) * _UNITS[m.group(2)] for m in parts) / 1e9
+    raise TopologyError(path, line, f"bad duration {value!r} (examples: \"5m\", \"2h4m\", "
+                        "\"240s\", 300)")
+
+
+def _nats(value: Any, host: HostSpec, path: Path, loc: _Locator,
+          hkey: tuple[str, ...]) -> list[NatSpec]:
+    """A host's `nat` table (or array of tables), checked against its NICs."""
+    tables = value if isinstance(value, list) else [value]
+    if not host.forwarding:
+        raise TopologyError(path, loc.line(*hkey, "nat"), f"host {host.name!r} has a NAT but "
+                            "does not forward: set forwarding = true (a router)")
+    found = []
+    for index, table in enumerate(tables):
+        key: tuple[str | int, ...] = (*hkey, "nat", index)
+        found.append(_nat(_expect(table, dict, path, loc.line(*key), "nat"), host, path, loc,
+                          key))
+        if sum(1 for n in found if n.interface == found[-1].interface) > 1:
+            raise TopologyError(path, loc.line(*key, "interface"),
+                                f"interface {found[-1].interface!r} has two NATs")
+    return found
+
+
+def _nat(spec: dict[str, Any], host: HostSpec, path: Path, loc: _Locator,
+         key: tuple[str | int, ...]) -> NatSpec:
+    from firewall.nat_router import KINDS, PRESETS, nat_behaviour
+
+    _check_keys(spec, _NAT_KEYS, path, loc, key, f"the nat of host {host.name!r}")
+    interface = spec.get("interface")
+    nic_names = [n.name for n in host.nics]
+    if not isinstance(interface, str):
+        raise TopologyError(path, loc.line(*key), "a nat needs interface = \"NAME\" (the "
+                            "outside interface: " + (", ".join(nic_names) or "no nics") + ")")
+    if interface not in nic_names:
+        raise TopologyError(path, loc.line(*key, "interface"),
+                            f"host {host.name!r} has no interface {interface!r} "
+                            f"(its nics: {', '.join(nic_names) or 'none'})")
+    behaviour = spec.get("behaviour", "port-restricted-cone")
+    if behaviour not in PRESETS:
+        raise TopologyError(path, loc.line(*key, "behaviour"),
+                            f"NAT behaviour {behaviour!r}: one of {', '.join(PRESETS)}")
+    fields: dict[str, object] = {}
+    for name in ("mapping", "filtering"):
+        if name in spec:
+            if spec[name] not in KINDS:
+                raise TopologyError(path, loc.line(*key, name),
+                                    f"NAT {name} {spec[name]!r}: one of {', '.join(KINDS)}")
+            fields[name] = spec[name]
+    for name in _NAT_FLAGS:
+        if name in spec:
+            fields[name] = _expect(spec[name], bool, path, loc.line(*key, name), name)
+    if "ports" in spec:
+        if spec["ports"] not in ("preserve", "random"):
+            raise TopologyError(path, loc.line(*key, "ports"),
+                                f"NAT ports {spec['ports']!r}: \"preserve\" or \"random\"")
+        fields["ports"] = spec["ports"]
+    for name in ("max_mappings", "max_mappings_per_host"):
+        if name in spec:
+            fields[name] = _expect(spec[name], int, path, loc.line(*key, name), name)
+    for name in _NAT_TIMEOUTS:
+        if name in spec:
+            fields[f"{name}_s"] = _compound_duration(spec[name], path, loc.line(*key, name))
+    try:
+        chosen = nat_behaviour(behaviour, **fields)
+    except ValueError as e:  # a timeout below its RFC minimum, a limit below 1
+        culprit = next((name for name in (*_NAT_TIMEOUTS, "max_mappings") if name in str(e)),
+                       None)
+        raise TopologyError(path, loc.line(*key, culprit) if culprit else loc.line(*key),
+                            str(e).replace("_s:", ":")) from None
+    pool = None
+    if "pool" in spec:
+        items = _expect(spec["pool"], list, path, loc.line(*key, "pool"), "pool")
+        pool = []
+        for item in items:
+            try:
+                pool.append(str(ipaddress.IPv4Address(item)))
+            except (ValueError, TypeError):
+                raise TopologyError(path, loc.line(*key, "pool"),
+                                    f"NAT pool: {item!r} is not an IPv4 address") from None
+        if not pool:
+            raise TopologyError(path, loc.line(*key, "pool"), "NAT pool is empty")
+    nptv6 = None
+    if "nptv6" in spec:
+        line = loc.line(*key, "nptv6")
+        table = _expect(spec["nptv6"], dict, path, line, "nptv6")
+        _check_keys(table, {"inside", "outside"}, path, loc, (*key, "nptv6"), "nptv6")
+        try:
+            inside, outside = (ipaddress.IPv6Network(table[k]) for k in ("inside", "outside"))
+        except KeyError:
+            raise TopologyError(path, line, "nptv6 needs inside and outside prefixes") from None
+        except (ValueError, TypeError) as e:
+            raise TopologyError(path, line, f"nptv6: {e}") from None
+        if inside.prefixlen != outside.prefixlen or inside.prefixlen > 64:
+            raise TopologyError(path, line, "nptv6: two prefixes of the same length, at most "
+                                "/64 (RFC 6296)")
+        nptv6 = (str(inside), str(outside))
+    return NatSpec(interface, chosen, pool, nptv6)
