@@ -470,6 +470,11 @@ class Scheduler:
         self._realtime0 = start_realtime_ns
         self.current: GuestTask | None = None
         self.stopping = False
+        # Virtual time: the run() in progress (its `until`), and what it returns
+        # (or raises) once a task thread hands the baton back.
+        self._running = False
+        self._until: Callable[[], bool] | None = None
+        self._outcome: bool | BaseException = False
         #: Times blocked tasks were woken by a change (`wake`/`notify`) or their deadline.
         self.wakeups = 0
         #: Real time: times a thread waiting in `run()` was woken before its own
@@ -919,7 +924,8 @@ class Scheduler:
                 return
 
     def _switch_to_loop(self, task: GuestTask) -> None:
-        self._back.release()
+        """Virtual time: `task` stops running (blocked, yielded, preempted) until resumed."""
+        self._pass_baton()
         task.go.acquire()
         task.state = TaskState.RUNNING
         task.ready = None
@@ -932,13 +938,13 @@ class Scheduler:
             self._blocked.pop(task, None)
             self._task_by_thread.pop(_get_ident(), None)
             self._changed = True  # someone may wait for this task to end
-            if self.virtual:
-                self._back.release()
-            else:
+            if not self.virtual:
                 if task.woken_by is not None:
                     self._handoff_done(task)
                 if not self._draining:
                     self._wake_ready(handoff=False)
+        if self.virtual:
+            self._pass_baton()  # outside the lock: the next one to run may need it
 
     # --- the loop ----------------------------------------------------------
     def run(self, until: Callable[[], bool] | None = None, timeout_s: float | None = None) -> bool:
@@ -1018,12 +1024,31 @@ class Scheduler:
             runq.append(task)
         self.wakeups += len(woken)
 
-    def _resume(self, task: GuestTask) -> None:
-        self.current = task
-        task.state = TaskState.RUNNING
-        task.go.release()
-        self._back.acquire()
-        self.current = None
+    def _pass_baton(self) -> None:
+        """Virtual time: the running task stops; decide, in its thread, who runs next.
+
+        The thread that gives up the baton takes the loop's next decision
+        itself (`_next_virtual`: due timers, wake-ups, the next runnable task)
+        and hands the baton straight to that task — one thread switch instead
+        of two through the thread in `run()` — or back to `run()` once its
+        `until` holds, every guest is done, or nothing can happen any more.
+        The decisions are the same whichever thread takes them, so runs stay
+        deterministic.
+        """
+        if not self._running:  # no run() in progress (stop_all): back to whoever waits
+            self._back.release()
+            return
+        try:
+            decision: GuestTask | bool | BaseException = self._next_virtual()
+        except BaseException as e:  # a timer callback's error surfaces in run()'s caller
+            decision = e
+        if isinstance(decision, GuestTask):
+            self.current = decision
+            decision.state = TaskState.RUNNING
+            decision.go.release()
+        else:
+            self._outcome = decision
+            self._back.release()
 
     def _next_event_time(self) -> int | None:
         deadlines = self._deadlines
@@ -1039,6 +1064,34 @@ class Scheduler:
 
     def _run_virtual(self, until: Callable[[], bool] | None) -> bool:
         self._changed = True  # the caller may have changed things before calling
+        self._until = until
+        self._running = True
+        try:
+            first = self._next_virtual()
+            if not isinstance(first, GuestTask):
+                return first
+            self.current = first
+            first.state = TaskState.RUNNING
+            first.go.release()
+            self._back.acquire()  # the tasks pass the baton round until one hands it back
+            outcome = self._outcome
+            if isinstance(outcome, BaseException):
+                raise outcome
+            return outcome
+        finally:
+            self._running = False
+            self._until = None
+            self.current = None
+
+    def _next_virtual(self) -> GuestTask | bool:
+        """Virtual time: the loop's next decision: the task to run, or run()'s result.
+
+        Fires due timers, wakes blocked tasks (deadlines; conditions after a
+        change), then picks the first runnable task; with none, advances the
+        clock to the next event. Returns True when `until` holds (or every
+        guest is done), False on deadlock.
+        """
+        until = self._until
         timers = self._timers
         deadlines = self._deadlines
         runq = self._runq
@@ -1052,7 +1105,7 @@ class Scheduler:
             if runq:
                 task = runq.popleft()
                 if not task.done:
-                    self._resume(task)
+                    return task
                 continue
             if until is None and self._live == 0:
                 return True
@@ -1064,7 +1117,7 @@ class Scheduler:
                                 else charge_until)
                 task = self._spinq.popleft()
                 if not task.done:
-                    self._resume(task)
+                    return task
                 continue
             if nxt is None:
                 return False  # deadlock: everyone waits for something that cannot come
