@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 
@@ -71,7 +72,7 @@ def test_virtual_deadlines_wake_tasks_in_creation_order_at_the_deadline() -> Non
     sched = Scheduler(virtual=True)
     woke: list[tuple[str, int]] = []
 
-    def sleeper(name: str, deadline: int):  # type: ignore[no-untyped-def]
+    def sleeper(name: str, deadline: int) -> Callable[[GuestTask], None]:
         def body(task: GuestTask) -> None:
             sched.block(task, lambda: False, deadline)
             woke.append((name, sched.monotonic_ns()))
@@ -155,3 +156,48 @@ def test_real_time_a_woken_task_runs_until_it_blocks_before_its_waker_goes_on() 
     singles = sum(1 for batch in taken if len(batch) == 1)
     assert singles >= 0.9 * items, f"{singles} of {items} taken one by one"
     assert recv_task.wakeups == len(taken)
+
+
+@pytest.mark.parametrize("virtual", [False, True], ids=["real", "virtual"])
+def test_a_stack_driver_wakes_re_check_only_the_tasks_of_its_key(virtual: bool) -> None:
+    """`driver_for(key).wake()` looks only at tasks spawned with that key (and keyless ones)."""
+    sched = Scheduler(virtual=virtual)
+    checks = {"a": 0, "b": 0, "any": 0}
+    boxes: dict[str, list[int]] = {"a": [], "b": [], "any": []}
+
+    def body(key: str) -> Callable[[GuestTask], None]:
+        def ready() -> bool:
+            checks[key] += 1
+            return bool(boxes[key])
+
+        def run(task: GuestTask) -> None:
+            with sched.host_call_lock:
+                sched.block(task, ready, None)
+        return run
+
+    tasks = {key: sched.spawn(key, body(key), wake_key=None if key == "any" else key)
+             for key in ("a", "b", "any")}
+    if virtual:
+        assert sched.run(until=lambda: all(t.state.value == "blocked" for t in tasks.values()))
+    else:
+        _until_blocked(sched, list(tasks.values()))
+    before = dict(checks)
+    with sched.lock:
+        boxes["a"].append(1)
+        sched.driver_for("a").wake()
+    if virtual:
+        assert sched.run(until=lambda: tasks["a"].done)
+    else:
+        assert sched.run(until=lambda: tasks["a"].done, timeout_s=30)
+    assert checks["b"] == before["b"]  # host b's guest was not even looked at
+    assert checks["any"] > before["any"]  # a task without a key may wait for anything
+    assert [t.wakeups for t in tasks.values()] == [1, 0, 0]
+    with sched.lock:
+        boxes["b"].append(1)
+        sched.wake()  # a plain wake-up still reaches everyone
+    if virtual:
+        assert sched.run(until=lambda: tasks["b"].done)
+    else:
+        assert sched.run(until=lambda: tasks["b"].done, timeout_s=30)
+    assert [t.wakeups for t in tasks.values()] == [1, 1, 0]
+    sched.stop_all()

@@ -249,10 +249,9 @@ class FairLock:
         gate.acquire()  # released by the thread that hands us the lock
         return True
 
-    def __enter__(self) -> bool:
-        return self.acquire()
+    __enter__ = acquire
 
-    def release(self) -> None:
+    def release(self, *_exc: object) -> None:
         if self._owner != _get_ident():
             raise RuntimeError("cannot release un-acquired lock")
         count = self._count - 1
@@ -274,8 +273,7 @@ class FairLock:
         self._held.release()
         mutex.release()
 
-    def __exit__(self, *_exc: object) -> None:
-        self.release()
+    __exit__ = release
 
     @property
     def waiting(self) -> int:
@@ -345,6 +343,8 @@ class GuestTask:
         #: true, its deadline passed, or it was killed). Real time also counts a
         #: wait that timed out on its own.
         self.wakeups = 0
+        #: What its conditions depend on (see `Scheduler.spawn`); None: anything.
+        self.wake_key: object = None
         #: Real time: what the task's thread waits on while blocked.
         self.gate = _Gate()
         #: Real time: tasks this guest's host calls woke that have not blocked again
@@ -408,6 +408,27 @@ class _LoopWaiter:
         self.wake_at_ns = 0
 
 
+class KeyedDriver:
+    """A stack's driver (stack.driver.StackDriver) whose wake-ups name the stack.
+
+    `Scheduler.driver_for(key)` makes one per stack: time, timers and
+    deferred work are the scheduler's; `wake()` re-checks only the tasks
+    spawned with the same `wake_key`.
+    """
+
+    __slots__ = ("call_at", "defer", "key", "now_ns", "scheduler")
+
+    def __init__(self, scheduler: Scheduler, key: object) -> None:
+        self.scheduler = scheduler
+        self.key = key
+        self.now_ns = scheduler.monotonic_ns
+        self.call_at = scheduler.call_at
+        self.defer = scheduler.defer
+
+    def wake(self) -> None:
+        self.scheduler.wake_key(self.key)
+
+
 class AtomicTurn:
     """`with scheduler.atomic():` — one network turn (see `Scheduler.atomic`)."""
 
@@ -452,8 +473,13 @@ class Scheduler:
         self._task_by_thread: dict[int, GuestTask] = {}
         #: Blocked tasks, in the order they blocked (a dict used as an ordered set).
         self._blocked: dict[GuestTask, None] = {}
-        #: Something changed that may make a blocked task's condition true.
+        #: Something changed that may make a blocked task's condition true: anything
+        #: (`wake`, `notify`: `_changed_all`) or only what tasks with a key wait for.
         self._changed = False
+        self._changed_all = False
+        self._changed_keys: set[object] = set()
+        #: The blocked tasks again, by their `wake_key`.
+        self._blocked_by_key: dict[object, dict[GuestTask, None]] = {}
         #: Virtual time: (deadline, task index, block serial, task) of blocked tasks.
         self._deadlines: list[tuple[int, int, int, GuestTask]] = []
         #: Real time: threads in `run()` waiting for the next timer or their `until`.
@@ -593,6 +619,27 @@ class Scheduler:
             if self._changed and not self.virtual:
                 self._wake_ready()
 
+    def enter_host_call(self) -> bool:
+        """Take the host-call lock and begin a network turn, in one call (a host call's hot path).
+
+        Returns whether this began the outermost turn; pass that to
+        `exit_host_call` (in a `finally`). The same as `with
+        scheduler.host_call_lock, scheduler.atomic():`, at about half the cost.
+        """
+        self.host_call_lock.acquire()
+        if self._draining:
+            return False
+        self._draining = True
+        return True
+
+    def exit_host_call(self, outer: bool) -> None:
+        """End what `enter_host_call` began: finish the turn (if it began it), release the lock."""
+        try:
+            if outer:
+                self.end_turn()
+        finally:
+            self.host_call_lock.release()
+
     def notify(self) -> None:
         """Something changed that may unblock a guest: wake those whose condition now holds.
 
@@ -600,10 +647,10 @@ class Scheduler:
         check waits for the turn to end.
         """
         if self.virtual:  # one thread at a time: the loop looks at its next step
-            self._changed = True
+            self._changed = self._changed_all = True
             return
         with self.lock:
-            self._changed = True
+            self._changed = self._changed_all = True
             if not self._draining:
                 self._wake_ready()
 
@@ -614,9 +661,59 @@ class Scheduler:
         are woken when the current network turn ends (at once outside a turn,
         in real time; at the loop's next step, in virtual time).
         """
-        self._changed = True
+        self._changed = self._changed_all = True
         if not self._draining and not self.virtual:
             self._wake_ready()
+
+    def wake_key(self, key: object) -> None:
+        """A finer `wake`: only what tasks spawned with this `wake_key` wait for changed.
+
+        The per-stack drivers of `driver_for(key)` call it, so a datagram for
+        one host re-checks only the conditions of the guests on that host
+        (and of tasks spawned without a key, which may wait for anything).
+        Caller holds the lock, as for `wake`.
+        """
+        self._changed = True
+        self._changed_keys.add(key)
+        if not self._draining and not self.virtual:
+            self._wake_ready()
+
+    def driver_for(self, key: object) -> KeyedDriver:
+        """A stack.driver.StackDriver for one stack whose `wake()` is `wake_key(key)`."""
+        return KeyedDriver(self, key)
+
+    def _candidates(self) -> list[GuestTask] | dict[GuestTask, None]:
+        """The blocked tasks whose condition the changes since the last check may affect.
+
+        Resets the change flags. Everything after a plain `wake`/`notify`;
+        after `wake_key` only the tasks with those keys and those without one.
+        """
+        self._changed = False
+        if self._changed_all:
+            self._changed_all = False
+            self._changed_keys.clear()
+            return self._blocked
+        by_key = self._blocked_by_key
+        keys = self._changed_keys
+        found: list[GuestTask] = list(by_key.get(None, ()))
+        for key in keys:
+            if key is not None:
+                found.extend(by_key.get(key, ()))
+        keys.clear()
+        return found
+
+    def _block_register(self, task: GuestTask) -> None:
+        self._blocked[task] = None
+        group = self._blocked_by_key.get(task.wake_key)
+        if group is None:
+            group = self._blocked_by_key[task.wake_key] = {}
+        group[task] = None
+
+    def _unblock(self, task: GuestTask) -> None:
+        blocked = self._blocked
+        if task in blocked:
+            del blocked[task]
+            del self._blocked_by_key[task.wake_key][task]
 
     def _wake_ready(self, handoff: bool = True) -> None:
         """Real time, lock held: wake each blocked task and loop whose condition now holds.
@@ -626,11 +723,11 @@ class Scheduler:
         call returns (`charge_host_call`), so a woken receiver runs before the
         sender goes on.
         """
-        self._changed = False
+        candidates = self._candidates()
         waker = None
-        if self._blocked:
+        if candidates:
             woken = []
-            for task in self._blocked:
+            for task in candidates:
                 ready = task.ready
                 if task.killed or ready is None or ready():
                     woken.append(task)
@@ -638,9 +735,8 @@ class Scheduler:
                 if handoff:
                     waker = self._task_by_thread.get(_get_ident())
                     now_ns = time.monotonic_ns()
-                blocked = self._blocked
                 for task in woken:
-                    del blocked[task]
+                    self._unblock(task)
                     task.state = TaskState.RUNNABLE
                     task.wakeups += 1
                     if waker is not None and waker is not task:
@@ -669,10 +765,18 @@ class Scheduler:
                 waker.handoff_gate.open()
 
     # --- guests ------------------------------------------------------------
-    def spawn(self, name: str, body: Callable[[GuestTask], None]) -> GuestTask:
-        """Create a guest task; it starts when `run()` runs (or at once in real time)."""
+    def spawn(self, name: str, body: Callable[[GuestTask], None],
+              wake_key: object = None) -> GuestTask:
+        """Create a guest task; it starts when `run()` runs (or at once in real time).
+
+        With a `wake_key` (a guest's host, say), the task's conditions are
+        re-checked only after `wake_key(key)` with that key or a plain
+        `wake`/`notify`; give one only to a task that waits for nothing but
+        the stack of `driver_for(key)` (and its own deadline).
+        """
         with self.lock:
             task = GuestTask(self, name, body, len(self._tasks))
+            task.wake_key = wake_key
             self._tasks.append(task)
             self._live += 1
             task.state = TaskState.RUNNABLE
@@ -735,7 +839,7 @@ class Scheduler:
             task.state = TaskState.BLOCKED
             task.ready = ready
             task.deadline = deadline_ns
-            self._blocked[task] = None
+            self._block_register(task)
             if task.woken_by is not None:
                 self._handoff_done(task)
             waiting_since = time.monotonic_ns()
@@ -747,7 +851,7 @@ class Scheduler:
             finally:
                 lock._acquire_restore(count)
                 gate.reset()
-                self._blocked.pop(task, None)
+                self._unblock(task)
                 task.state = TaskState.RUNNING
                 task.ready = None
                 task.deadline = None
@@ -766,7 +870,7 @@ class Scheduler:
             task.ready = ready
             task.deadline = deadline_ns
             task.block_serial += 1
-            self._blocked[task] = None
+            self._block_register(task)
             if deadline_ns is not None:
                 heapq.heappush(self._deadlines,
                                (deadline_ns, task.index, task.block_serial, task))
@@ -935,7 +1039,7 @@ class Scheduler:
         with self.lock:
             task.state = TaskState.DONE
             self._live -= 1
-            self._blocked.pop(task, None)
+            self._unblock(task)
             self._task_by_thread.pop(_get_ident(), None)
             self._changed = True  # someone may wait for this task to end
             if not self.virtual:
@@ -1006,8 +1110,7 @@ class Scheduler:
             if task.block_serial == serial and task.state is TaskState.BLOCKED:
                 woken.append(task)
         if self._changed:
-            self._changed = False
-            for task in self._blocked:
+            for task in self._candidates():
                 ready = task.ready
                 if task.killed or (ready is not None and ready()):
                     woken.append(task)
@@ -1015,10 +1118,9 @@ class Scheduler:
             return
         if len(woken) > 1:
             woken = sorted(set(woken), key=_task_index)
-        blocked = self._blocked
         runq = self._runq
         for task in woken:
-            del blocked[task]
+            self._unblock(task)
             task.state = TaskState.RUNNABLE
             task.wakeups += 1
             runq.append(task)
@@ -1146,7 +1248,7 @@ class Scheduler:
                 for task in pending:
                     if task.state in (TaskState.BLOCKED, TaskState.RUNNABLE, TaskState.NEW):
                         task.state = TaskState.RUNNING
-                        self._blocked.pop(task, None)
+                        self._unblock(task)
                         for queue in (self._runq, self._spinq):
                             if task in queue:
                                 queue.remove(task)
