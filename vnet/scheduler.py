@@ -16,18 +16,21 @@ Two modes:
 
 * **Real time** (`virtual=False`). The clock is `time.monotonic_ns()`. Guest
   threads run freely; host calls hold `lock` (the network lock), and a blocked
-  guest waits on `cond` with that lock released. The thread that calls `run()`
-  fires timers as they fall due. Any state change that may unblock a guest
-  calls `notify()`.
+  guest waits on a gate of its own with that lock released. The thread that
+  calls `run()` fires timers as they fall due. Any state change that may
+  unblock a guest calls `wake()` (the stack, lock held) or `notify()`.
 
-* **Virtual time** (`virtual=True`). Exactly one thing runs at a time: either
-  the loop in `run()` (firing timers, moving frames) or one guest, which holds
-  the baton until it blocks, yields, is preempted or ends. Runnable guests go
-  round-robin in FIFO order; blocked guests are re-checked in creation order.
+* **Virtual time** (`virtual=True`). Exactly one thing runs at a time: one
+  thread holds the baton and either takes the loop's next decision (fire due
+  timers, wake blocked guests, pick the next runnable guest; `_next_virtual`)
+  or runs its guest until it blocks, yields, is preempted or ends; then that
+  same thread takes the next decision and hands the baton straight to the
+  next guest (or back to the caller of `run()`). Runnable guests go
+  round-robin in FIFO order; guests woken together go in creation order.
   When nothing is runnable the clock jumps to the earliest timer or blocked
   guest's deadline. Guest compute takes no virtual time. With the same inputs
-  and seed every run makes the same decisions in the same order, so output and
-  captures are byte-identical.
+  and seed every run makes the same decisions in the same order, whichever
+  thread takes them, so output and captures are byte-identical.
 
   A guest that computes for a long stretch (`SPIN_THRESHOLD_NS` of wall time)
   without a single host call is taken to be compute-bound ("spinning"): from
@@ -37,6 +40,31 @@ Two modes:
   pass and sleepers still wake. This is the one place where wall time leaks
   into virtual time; guests that make a host call at least every
   `SPIN_THRESHOLD_NS` stay fully deterministic.
+
+Wake-ups
+--------
+A blocked guest is woken once, and only when its own condition can be true:
+`wake()`/`notify()` only mark that something changed; when the network turn
+that changed it ends (`atomic()`, a timer's callbacks, at once outside a
+turn), the conditions of the blocked guests are checked and those that hold
+are woken, each through its own gate (`GuestTask.wakeups` counts them). A
+stack driven by `driver_for(key)` marks only its own key, so a datagram for
+one host re-checks only the guests spawned with that `wake_key` (and those
+without one). A guest that blocks with a deadline is woken by it (virtual
+time: a heap of deadlines; real time: its gate's timeout). Nothing scans
+every task per step: the cost of a step is the woken guests plus, after a
+change, the conditions it may have made true.
+
+A woken guest runs until it blocks again before its waker goes on: in real
+time the guest whose host call woke others waits, when the call returns
+(`charge_host_call` → `wait_for_woken`, at most `HANDOFF_MAX_S` per call,
+again after its next call while a woken guest has not run at all), until each
+of them blocked again or ended — else a receiver woken by every datagram
+loses the race for the GIL and the lock to a sender that re-takes both within
+a microsecond, and its socket buffer overflows. In virtual time such a guest
+yields after the call, behind the guests it woke. The timer loop of real time
+sleeps until its next timer; a new timer wakes it only if it is sooner, and a
+change only once its `until` holds (`loop_wakeups` counts those).
 
 Host calls cost virtual time
 ----------------------------
@@ -953,6 +981,12 @@ class Scheduler:
             if until - now >= CHARGE_QUANTUM_NS:
                 task.charge_preemptions += 1
                 self._block_virtual(task, _never, until)
+            elif self._changed and self._blocked:
+                # the call may have woken someone: they run (until they block) first
+                woken = self.wakeups
+                self._wake_blocked()
+                if self.wakeups != woken:
+                    self.yield_task(task)
             return
         if task.handoff_tasks:
             self.wait_for_woken(task)
