@@ -770,6 +770,8 @@ class Scheduler:
                     if waker is not None and waker is not task:
                         task.woken_at_ns = now_ns
                         task.woken_by = waker
+                        if not waker.handoff_tasks:  # a stale signal must not end the next wait
+                            waker.handoff_gate.reset()
                         waker.handoff_tasks.add(task)
                     task.gate.open()
                 self.wakeups += len(woken)
