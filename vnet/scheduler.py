@@ -457,6 +457,17 @@ class KeyedDriver:
         self.scheduler.wake_key(self.key)
 
 
+class _VirtualRun:
+    """Virtual time: one `run()` in progress: its `until`, and the baton back to its caller."""
+
+    __slots__ = ("back", "outcome", "until")
+
+    def __init__(self, until: Callable[[], bool] | None) -> None:
+        self.until = until
+        self.back = _baton()
+        self.outcome: bool | BaseException = False
+
+
 class AtomicTurn:
     """`with scheduler.atomic():` — one network turn (see `Scheduler.atomic`)."""
 
@@ -526,9 +537,7 @@ class Scheduler:
         self.stopping = False
         # Virtual time: the run() in progress (its `until`), and what it returns
         # (or raises) once a task thread hands the baton back.
-        self._running = False
-        self._until: Callable[[], bool] | None = None
-        self._outcome: bool | BaseException = False
+        self._runs: list[_VirtualRun] = []
         #: Times blocked tasks were woken by a change (`wake`/`notify`) or their deadline.
         self.wakeups = 0
         #: Real time: times a thread waiting in `run()` was woken before its own
@@ -1173,7 +1182,8 @@ class Scheduler:
         The decisions are the same whichever thread takes them, so runs stay
         deterministic.
         """
-        if not self._running:  # no run() in progress (stop_all): back to whoever waits
+        runs = self._runs
+        if not runs:  # no run() in progress (stop_all): back to whoever waits
             self._back.release()
             return
         try:
@@ -1185,8 +1195,9 @@ class Scheduler:
             decision.state = TaskState.RUNNING
             decision.go.release()
         else:
-            self._outcome = decision
-            self._back.release()
+            innermost = runs[-1]
+            innermost.outcome = decision
+            innermost.back.release()
 
     def _next_event_time(self) -> int | None:
         deadlines = self._deadlines
@@ -1201,9 +1212,18 @@ class Scheduler:
         return nxt
 
     def _run_virtual(self, until: Callable[[], bool] | None) -> bool:
+        """Virtual time: run until `until` (see `run`).
+
+        May be called from a running task's own thread too (a scripted task
+        that lets the network run for a while): that run nests inside the
+        one that resumed the task; its decisions use its own `until`, and the
+        outer run goes on once the task gives up the baton again.
+        """
         self._changed = True  # the caller may have changed things before calling
-        self._until = until
-        self._running = True
+        run = _VirtualRun(until)
+        runs = self._runs
+        runs.append(run)
+        resumed_by = self.current  # the task whose thread this is, if nested
         try:
             first = self._next_virtual()
             if not isinstance(first, GuestTask):
@@ -1211,15 +1231,16 @@ class Scheduler:
             self.current = first
             first.state = TaskState.RUNNING
             first.go.release()
-            self._back.acquire()  # the tasks pass the baton round until one hands it back
-            outcome = self._outcome
+            run.back.acquire()  # the tasks pass the baton round until one hands it back
+            outcome = run.outcome
             if isinstance(outcome, BaseException):
                 raise outcome
             return outcome
         finally:
-            self._running = False
-            self._until = None
-            self.current = None
+            runs.pop()
+            self.current = resumed_by
+            if resumed_by is not None:
+                resumed_by.state = TaskState.RUNNING
 
     def _next_virtual(self) -> GuestTask | bool:
         """Virtual time: the loop's next decision: the task to run, or run()'s result.
@@ -1229,7 +1250,7 @@ class Scheduler:
         clock to the next event. Returns True when `until` holds (or every
         guest is done), False on deadlock.
         """
-        until = self._until
+        until = self._runs[-1].until
         timers = self._timers
         deadlines = self._deadlines
         runq = self._runq
