@@ -207,3 +207,25 @@ def test_a_stack_driver_wakes_re_check_only_the_tasks_of_its_key(virtual: bool) 
         assert sched.run(until=lambda: tasks["b"].done, timeout_s=30)
     assert [t.wakeups for t in tasks.values()] == [1, 1, 0]
     sched.stop_all()
+
+
+def test_virtual_run_for_inside_a_task_lets_the_others_run_meanwhile() -> None:
+    """A scripted task that calls run_for (as tests' attackers do) nests a run in its thread."""
+    sched = Scheduler(virtual=True)
+    log: list[tuple[str, int]] = []
+
+    def ticker(task: GuestTask) -> None:
+        for _ in range(5):
+            sched.block(task, lambda: False, sched.monotonic_ns() + 10)
+            log.append(("tick", sched.monotonic_ns()))
+
+    def pauser(task: GuestTask) -> None:
+        sched.run_for(25)  # the network (and the ticker) run meanwhile
+        log.append(("pauser", sched.monotonic_ns()))
+
+    sched.spawn("ticker", ticker)
+    sched.spawn("pauser", pauser)
+    assert sched.run()
+    assert log == [("tick", 10), ("tick", 20), ("pauser", 25), ("tick", 30), ("tick", 40),
+                   ("tick", 50)]
+    assert sched.current is None and all(t.done for t in sched.tasks)
