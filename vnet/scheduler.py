@@ -16,18 +16,21 @@ Two modes:
 
 * **Real time** (`virtual=False`). The clock is `time.monotonic_ns()`. Guest
   threads run freely; host calls hold `lock` (the network lock), and a blocked
-  guest waits on `cond` with that lock released. The thread that calls `run()`
-  fires timers as they fall due. Any state change that may unblock a guest
-  calls `notify()`.
+  guest waits on a gate of its own with that lock released. The thread that
+  calls `run()` fires timers as they fall due. Any state change that may
+  unblock a guest calls `wake()` (the stack, lock held) or `notify()`.
 
-* **Virtual time** (`virtual=True`). Exactly one thing runs at a time: either
-  the loop in `run()` (firing timers, moving frames) or one guest, which holds
-  the baton until it blocks, yields, is preempted or ends. Runnable guests go
-  round-robin in FIFO order; blocked guests are re-checked in creation order.
+* **Virtual time** (`virtual=True`). Exactly one thing runs at a time: one
+  thread holds the baton and either takes the loop's next decision (fire due
+  timers, wake blocked guests, pick the next runnable guest; `_next_virtual`)
+  or runs its guest until it blocks, yields, is preempted or ends; then that
+  same thread takes the next decision and hands the baton straight to the
+  next guest (or back to the caller of `run()`). Runnable guests go
+  round-robin in FIFO order; guests woken together go in creation order.
   When nothing is runnable the clock jumps to the earliest timer or blocked
   guest's deadline. Guest compute takes no virtual time. With the same inputs
-  and seed every run makes the same decisions in the same order, so output and
-  captures are byte-identical.
+  and seed every run makes the same decisions in the same order, whichever
+  thread takes them, so output and captures are byte-identical.
 
   A guest that computes for a long stretch (`SPIN_THRESHOLD_NS` of wall time)
   without a single host call is taken to be compute-bound ("spinning"): from
@@ -37,6 +40,31 @@ Two modes:
   pass and sleepers still wake. This is the one place where wall time leaks
   into virtual time; guests that make a host call at least every
   `SPIN_THRESHOLD_NS` stay fully deterministic.
+
+Wake-ups
+--------
+A blocked guest is woken once, and only when its own condition can be true:
+`wake()`/`notify()` only mark that something changed; when the network turn
+that changed it ends (`atomic()`, a timer's callbacks, at once outside a
+turn), the conditions of the blocked guests are checked and those that hold
+are woken, each through its own gate (`GuestTask.wakeups` counts them). A
+stack driven by `driver_for(key)` marks only its own key, so a datagram for
+one host re-checks only the guests spawned with that `wake_key` (and those
+without one). A guest that blocks with a deadline is woken by it (virtual
+time: a heap of deadlines; real time: its gate's timeout). Nothing scans
+every task per step: the cost of a step is the woken guests plus, after a
+change, the conditions it may have made true.
+
+A woken guest runs until it blocks again before its waker goes on: in real
+time the guest whose host call woke others waits, when the call returns
+(`charge_host_call` → `wait_for_woken`, at most `HANDOFF_MAX_S` per call,
+again after its next call while a woken guest has not run at all), until each
+of them blocked again or ended — else a receiver woken by every datagram
+loses the race for the GIL and the lock to a sender that re-takes both within
+a microsecond, and its socket buffer overflows. In virtual time such a guest
+yields after the call, behind the guests it woke. The timer loop of real time
+sleeps until its next timer; a new timer wakes it only if it is sooner, and a
+change only once its `until` holds (`loop_wakeups` counts those).
 
 Host calls cost virtual time
 ----------------------------
@@ -103,8 +131,7 @@ import itertools
 import threading
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from enum import Enum
 from typing import Any
 
@@ -141,6 +168,10 @@ VIRTUAL_EPOCH_NS = 946_684_800 * 1_000_000_000
 
 #: Real time: how long a yielding guest sleeps between looks at whether others went first.
 YIELD_STEP_S = 0.000_1
+#: Real time: the longest a guest whose host call woke others waits for them to block again.
+HANDOFF_MAX_S = 0.002
+
+_get_ident = threading.get_ident
 
 
 def _never() -> bool:
@@ -182,6 +213,12 @@ class _NoLock:
     def __exit__(self, *exc: object) -> None:
         return None
 
+    def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+        return True
+
+    def release(self) -> None:
+        return None
+
 
 class FairLock:
     """A reentrant lock that is handed to its waiters in the order they came (FIFO).
@@ -194,6 +231,10 @@ class FairLock:
     `_is_owned`). `acquisitions` counts how often a thread took the lock (not
     counting re-entry): a guest yielding its turn watches it to see that
     someone else went.
+
+    Uncontended, `acquire` is one non-blocking `Lock.acquire` and `release`
+    one `Lock.release` (the mutex that guards the waiter queue is taken only
+    when someone waits or may be queueing).
     """
 
     __slots__ = ("_count", "_held", "_mutex", "_owner", "_waiters", "acquisitions")
@@ -207,7 +248,7 @@ class FairLock:
         self.acquisitions = 0
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        me = threading.get_ident()
+        me = _get_ident()
         if self._owner == me:
             self._count += 1
             return True
@@ -239,11 +280,13 @@ class FairLock:
     __enter__ = acquire
 
     def release(self, *_exc: object) -> None:
-        if self._owner != threading.get_ident():
+        if self._owner != _get_ident():
             raise RuntimeError("cannot release un-acquired lock")
-        self._count -= 1
-        if self._count:
+        count = self._count - 1
+        if count:
+            self._count = count
             return
+        self._count = 0
         mutex = self._mutex
         mutex.acquire()
         if self._waiters:
@@ -267,7 +310,7 @@ class FairLock:
 
     # --- the protocol threading.Condition uses ---------------------------
     def _is_owned(self) -> bool:
-        return self._owner == threading.get_ident()
+        return self._owner == _get_ident()
 
     def _release_save(self) -> int:
         count = self._count
@@ -278,6 +321,32 @@ class FairLock:
     def _acquire_restore(self, count: int) -> None:
         self.acquire()
         self._count = count
+
+
+class _Gate:
+    """A one-shot wake-up for one waiting thread, signalled under the scheduler's lock.
+
+    A `threading.Lock` held while nobody signalled: `open()` releases it (once),
+    `wait()` takes it again. The waiter calls `reset()` once it holds the
+    scheduler's lock again, so a signal that came after a timeout is not
+    carried over to its next wait.
+    """
+
+    __slots__ = ("_lock",)
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lock.acquire()
+
+    def open(self) -> None:
+        if self._lock.locked():
+            self._lock.release()
+
+    def wait(self, timeout_s: float | None) -> bool:
+        return self._lock.acquire(True, -1 if timeout_s is None else timeout_s)
+
+    def reset(self) -> None:
+        self._lock.acquire(False)
 
 
 class GuestTask:
@@ -294,9 +363,28 @@ class GuestTask:
         self.deadline: int | None = None
         self.killed = False
         self.error: BaseException | None = None
-        self.go = threading.Semaphore(0)
+        #: Virtual time: the baton the loop hands this task (a lock used as a binary semaphore).
+        self.go = _baton()
         self.thread = threading.Thread(target=self._main, name=f"guest:{name}", daemon=True)
         self.on_kill: Callable[[], None] | None = None  # interrupts running wasm
+        #: Times the scheduler woke this task from `block` (its condition could be
+        #: true, its deadline passed, or it was killed). Real time also counts a
+        #: wait that timed out on its own.
+        self.wakeups = 0
+        #: What its conditions depend on (see `Scheduler.spawn`); None: anything.
+        self.wake_key: object = None
+        #: Real time: what the task's thread waits on while blocked.
+        self.gate = _Gate()
+        #: Real time: tasks this guest's host calls woke that have not blocked again
+        #: yet; `handoff_gate` opens when the last of them does.
+        self.handoff_tasks: set[GuestTask] = set()
+        self.handoff_gate = _Gate()
+        #: Real time: the guest whose host call woke this task (until it blocks again),
+        #: and when (time.monotonic_ns()).
+        self.woken_by: GuestTask | None = None
+        self.woken_at_ns = 0
+        #: Virtual time: bumped on every block, so stale deadline-heap entries are skipped.
+        self.block_serial = 0
         #: Virtual time: the guest's own clock, host-call charges included.
         self.charged_until_ns = 0
         #: Virtual time: all host-call time charged to this guest.
@@ -320,8 +408,12 @@ class GuestTask:
     def done(self) -> bool:
         return self.state is TaskState.DONE
 
+    def __repr__(self) -> str:
+        return f"<GuestTask {self.name} {self.state.value}>"
+
     def _main(self) -> None:
         sched = self.scheduler
+        sched._task_by_thread[_get_ident()] = self
         if sched.virtual:
             self.go.acquire()
         try:
@@ -331,6 +423,71 @@ class GuestTask:
             self.error = e
         finally:
             sched._task_finished(self)
+
+
+class _LoopWaiter:
+    """Real time: a thread running `Scheduler.run` while it waits for the next timer."""
+
+    __slots__ = ("gate", "until", "wake_at_ns")
+
+    def __init__(self, until: Callable[[], bool] | None) -> None:
+        self.gate = _Gate()
+        self.until = until
+        self.wake_at_ns = 0
+
+
+class KeyedDriver:
+    """A stack's driver (stack.driver.StackDriver) whose wake-ups name the stack.
+
+    `Scheduler.driver_for(key)` makes one per stack: time, timers and
+    deferred work are the scheduler's; `wake()` re-checks only the tasks
+    spawned with the same `wake_key`.
+    """
+
+    __slots__ = ("call_at", "defer", "key", "now_ns", "scheduler")
+
+    def __init__(self, scheduler: Scheduler, key: object) -> None:
+        self.scheduler = scheduler
+        self.key = key
+        self.now_ns = scheduler.monotonic_ns
+        self.call_at = scheduler.call_at
+        self.defer = scheduler.defer
+
+    def wake(self) -> None:
+        self.scheduler.wake_key(self.key)
+
+
+class _VirtualRun:
+    """Virtual time: one `run()` in progress: its `until`, and the baton back to its caller."""
+
+    __slots__ = ("back", "outcome", "until")
+
+    def __init__(self, until: Callable[[], bool] | None) -> None:
+        self.until = until
+        self.back = _baton()
+        self.outcome: bool | BaseException = False
+
+
+class AtomicTurn:
+    """`with scheduler.atomic():` — one network turn (see `Scheduler.atomic`)."""
+
+    __slots__ = ("_outer", "_scheduler")
+
+    def __init__(self, scheduler: Scheduler) -> None:
+        self._scheduler = scheduler
+        self._outer = False
+
+    def __enter__(self) -> None:
+        scheduler = self._scheduler
+        if scheduler._draining:
+            self._outer = False
+        else:
+            scheduler._draining = True
+            self._outer = True
+
+    def __exit__(self, *_exc: object) -> None:
+        if self._outer:
+            self._scheduler.end_turn()
 
 
 class Scheduler:
@@ -343,6 +500,7 @@ class Scheduler:
         # Real time: a FairLock, so a guest calling in a tight loop cannot starve the others.
         lock: Any = threading.RLock() if virtual else FairLock()
         self.lock = lock
+        #: Kept for callers that wait on it; the scheduler itself wakes waiters one by one.
         self.cond = threading.Condition(lock)
         #: Frames put on a link so far (Nic.transmit counts); charges go to the host call.
         self.frames_transmitted = 0
@@ -350,11 +508,26 @@ class Scheduler:
         self._timers: list[tuple[int, int, Timer]] = []
         self._seq = itertools.count()
         self._tasks: list[GuestTask] = []
+        self._live = 0  # tasks not done
+        self._task_by_thread: dict[int, GuestTask] = {}
+        #: Blocked tasks, in the order they blocked (a dict used as an ordered set).
+        self._blocked: dict[GuestTask, None] = {}
+        #: Something changed that may make a blocked task's condition true: anything
+        #: (`wake`, `notify`: `_changed_all`) or only what tasks with a key wait for.
+        self._changed = False
+        self._changed_all = False
+        self._changed_keys: set[object] = set()
+        #: The blocked tasks again, by their `wake_key`.
+        self._blocked_by_key: dict[object, dict[GuestTask, None]] = {}
+        #: Virtual time: (deadline, task index, block serial, task) of blocked tasks.
+        self._deadlines: list[tuple[int, int, int, GuestTask]] = []
+        #: Real time: threads in `run()` waiting for the next timer or their `until`.
+        self._loops: list[_LoopWaiter] = []
         self._runq: deque[GuestTask] = deque()
         self._spinq: deque[GuestTask] = deque()
         self._deferred: deque[Callable[[], Any]] = deque()
         self._draining = False
-        self._back = threading.Semaphore(0)
+        self._back = _baton()  # virtual time: a task hands the baton back to the loop
         self._now = 0
         self._t0 = time.monotonic_ns()
         if start_realtime_ns is None:
@@ -362,6 +535,14 @@ class Scheduler:
         self._realtime0 = start_realtime_ns
         self.current: GuestTask | None = None
         self.stopping = False
+        # Virtual time: the run() in progress (its `until`), and what it returns
+        # (or raises) once a task thread hands the baton back.
+        self._runs: list[_VirtualRun] = []
+        #: Times blocked tasks were woken by a change (`wake`/`notify`) or their deadline.
+        self.wakeups = 0
+        #: Real time: times a thread waiting in `run()` was woken before its own
+        #: timeout (its `until` came true, a guest ended, or an earlier timer was set).
+        self.loop_wakeups = 0
 
     # --- clocks ------------------------------------------------------------
     def monotonic_ns(self) -> int:
@@ -384,8 +565,12 @@ class Scheduler:
         timer = Timer(when_ns, callback)
         with self.lock:
             heapq.heappush(self._timers, (when_ns, next(self._seq), timer))
-            if not self.virtual:
-                self.cond.notify_all()
+            if self._loops:  # real time: wake a loop only if this moves its next deadline
+                for loop in self._loops:
+                    if when_ns < loop.wake_at_ns:
+                        loop.wake_at_ns = -1
+                        loop.gate.open()
+                        self.loop_wakeups += 1
         return timer
 
     def call_later(self, delay_ns: int, callback: Callable[[], Any]) -> Timer:
@@ -404,17 +589,20 @@ class Scheduler:
         """Run every timer due now, in (time, creation) order. True if any ran."""
         fired = False
         timers = self._timers
+        now = self.monotonic_ns()
         while timers:
             when, _, timer = timers[0]
             if timer.cancelled:
                 heapq.heappop(timers)
                 continue
-            if when > self.monotonic_ns():
+            if when > now:
                 break
             heapq.heappop(timers)
             timer.cancelled = True
             self.defer(timer.callback)
             fired = True
+        if self._changed and not self.virtual:
+            self._wake_ready()
         return fired
 
     def defer(self, callback: Callable[[], Any]) -> None:
@@ -436,44 +624,200 @@ class Scheduler:
         finally:
             self._draining = False
 
-    @contextmanager
-    def atomic(self) -> Iterator[None]:
+    def atomic(self) -> AtomicTurn:
         """Run a block as one network turn: work it defers runs when the block ends.
 
         Socket calls and timer callbacks run inside `atomic`, so a frame a
         stack transmits is delivered only after the operation that sent it
         has finished updating its state (no stack is ever re-entered from
-        inside its own transmit).
+        inside its own transmit). When the outermost turn ends, the blocked
+        guests its work may have unblocked are woken (real time).
+        """
+        return AtomicTurn(self)
+
+    def begin_turn(self) -> bool:
+        """`atomic()` without the context-manager object: True if this began the outermost turn.
+
+        The caller must call `end_turn()` (in a `finally`) if and only if this returned True.
         """
         if self._draining:
-            yield
-            return
+            return False
         self._draining = True
+        return True
+
+    def end_turn(self) -> None:
+        """End the outermost turn `begin_turn()` began: run its deferred work, wake waiters."""
         try:
-            yield
+            deferred = self._deferred
+            while deferred:
+                deferred.popleft()()
         finally:
-            try:
-                deferred = self._deferred
-                while deferred:
-                    deferred.popleft()()
-            finally:
-                self._draining = False
+            self._draining = False
+            if self._changed and not self.virtual:
+                self._wake_ready()
+
+    def enter_host_call(self) -> bool:
+        """Take the host-call lock and begin a network turn, in one call (a host call's hot path).
+
+        Returns whether this began the outermost turn; pass that to
+        `exit_host_call` (in a `finally`). The same as `with
+        scheduler.host_call_lock, scheduler.atomic():`, at about half the cost.
+        """
+        self.host_call_lock.acquire()
+        if self._draining:
+            return False
+        self._draining = True
+        return True
+
+    def exit_host_call(self, outer: bool) -> None:
+        """End what `enter_host_call` began: finish the turn (if it began it), release the lock."""
+        try:
+            if outer:
+                self.end_turn()
+        finally:
+            self.host_call_lock.release()
 
     def notify(self) -> None:
-        """Something changed that may unblock a guest (real time: wake waiters)."""
-        if not self.virtual:
-            with self.lock:
-                self.cond.notify_all()
+        """Something changed that may unblock a guest: wake those whose condition now holds.
 
-    #: The stack.driver.StackDriver view of notify().
-    wake = notify
+        Callable from any thread (it takes the lock). Inside a network turn the
+        check waits for the turn to end.
+        """
+        if self.virtual:  # one thread at a time: the loop looks at its next step
+            self._changed = self._changed_all = True
+            return
+        with self.lock:
+            self._changed = self._changed_all = True
+            if not self._draining:
+                self._wake_ready()
+
+    def wake(self) -> None:
+        """The stack.driver.StackDriver wake-up: the caller holds the lock.
+
+        Marks that something changed; the blocked tasks whose condition holds
+        are woken when the current network turn ends (at once outside a turn,
+        in real time; at the loop's next step, in virtual time).
+        """
+        self._changed = self._changed_all = True
+        if not self._draining and not self.virtual:
+            self._wake_ready()
+
+    def wake_key(self, key: object) -> None:
+        """A finer `wake`: only what tasks spawned with this `wake_key` wait for changed.
+
+        The per-stack drivers of `driver_for(key)` call it, so a datagram for
+        one host re-checks only the conditions of the guests on that host
+        (and of tasks spawned without a key, which may wait for anything).
+        Caller holds the lock, as for `wake`.
+        """
+        self._changed = True
+        self._changed_keys.add(key)
+        if not self._draining and not self.virtual:
+            self._wake_ready()
+
+    def driver_for(self, key: object) -> KeyedDriver:
+        """A stack.driver.StackDriver for one stack whose `wake()` is `wake_key(key)`."""
+        return KeyedDriver(self, key)
+
+    def _candidates(self) -> list[GuestTask] | dict[GuestTask, None]:
+        """The blocked tasks whose condition the changes since the last check may affect.
+
+        Resets the change flags. Everything after a plain `wake`/`notify`;
+        after `wake_key` only the tasks with those keys and those without one.
+        """
+        self._changed = False
+        if self._changed_all:
+            self._changed_all = False
+            self._changed_keys.clear()
+            return self._blocked
+        by_key = self._blocked_by_key
+        keys = self._changed_keys
+        found: list[GuestTask] = list(by_key.get(None, ()))
+        for key in keys:
+            if key is not None:
+                found.extend(by_key.get(key, ()))
+        keys.clear()
+        return found
+
+    def _block_register(self, task: GuestTask) -> None:
+        self._blocked[task] = None
+        group = self._blocked_by_key.get(task.wake_key)
+        if group is None:
+            group = self._blocked_by_key[task.wake_key] = {}
+        group[task] = None
+
+    def _unblock(self, task: GuestTask) -> None:
+        blocked = self._blocked
+        if task in blocked:
+            del blocked[task]
+            del self._blocked_by_key[task.wake_key][task]
+
+    def _wake_ready(self, handoff: bool = True) -> None:
+        """Real time, lock held: wake each blocked task and loop whose condition now holds.
+
+        With `handoff`, the guest whose host call caused this (if any)
+        records the tasks it woke, and waits for them to block again when its
+        call returns (`charge_host_call`), so a woken receiver runs before the
+        sender goes on.
+        """
+        candidates = self._candidates()
+        waker = None
+        if candidates:
+            woken = []
+            for task in candidates:
+                ready = task.ready
+                if task.killed or ready is None or ready():
+                    woken.append(task)
+            if woken:
+                if handoff:
+                    waker = self._task_by_thread.get(_get_ident())
+                    now_ns = time.monotonic_ns()
+                for task in woken:
+                    self._unblock(task)
+                    task.state = TaskState.RUNNABLE
+                    task.wakeups += 1
+                    if waker is not None and waker is not task:
+                        task.woken_at_ns = now_ns
+                        task.woken_by = waker
+                        if not waker.handoff_tasks:  # a stale signal must not end the next wait
+                            waker.handoff_gate.reset()
+                        waker.handoff_tasks.add(task)
+                    task.gate.open()
+                self.wakeups += len(woken)
+        for loop in self._loops:
+            until = loop.until
+            if loop.wake_at_ns >= 0 and ((self._live == 0) if until is None else until()):
+                loop.wake_at_ns = -1  # woken: nothing moves its deadline any more
+                loop.gate.open()
+                self.loop_wakeups += 1
+
+    def _handoff_done(self, task: GuestTask) -> None:
+        """Real time, lock held: `task` blocked again or ended; its waker may go on."""
+        waker = task.woken_by
+        if waker is None:
+            return
+        task.woken_by = None
+        pending = waker.handoff_tasks
+        if task in pending:
+            pending.discard(task)
+            if not pending:
+                waker.handoff_gate.open()
 
     # --- guests ------------------------------------------------------------
-    def spawn(self, name: str, body: Callable[[GuestTask], None]) -> GuestTask:
-        """Create a guest task; it starts when `run()` runs (or at once in real time)."""
+    def spawn(self, name: str, body: Callable[[GuestTask], None],
+              wake_key: object = None) -> GuestTask:
+        """Create a guest task; it starts when `run()` runs (or at once in real time).
+
+        With a `wake_key` (a guest's host, say), the task's conditions are
+        re-checked only after `wake_key(key)` with that key or a plain
+        `wake`/`notify`; give one only to a task that waits for nothing but
+        the stack of `driver_for(key)` (and its own deadline).
+        """
         with self.lock:
             task = GuestTask(self, name, body, len(self._tasks))
+            task.wake_key = wake_key
             self._tasks.append(task)
+            self._live += 1
             task.state = TaskState.RUNNABLE
             if self.virtual:
                 self._runq.append(task)
@@ -487,8 +831,11 @@ class Scheduler:
     def block(self, task: GuestTask, ready: Callable[[], bool], deadline_ns: int | None) -> bool:
         """Block the calling guest until ready() or the deadline. Returns ready().
 
-        A guest that blocks inside an atomic network turn first finishes the
-        turn's deferred work and steps out of it, so others can run theirs.
+        The task is woken only when something it may wait for changed
+        (`wake`/`notify`) and ready() then holds, or at its deadline, or when
+        it is killed. A guest that blocks inside an atomic network turn first
+        finishes the turn's deferred work and steps out of it, so others can
+        run theirs. Real time: the caller holds `lock` (released while it waits).
         """
         if not self._draining:
             return self._block_counting_frames(task, ready, deadline_ns)
@@ -505,31 +852,49 @@ class Scheduler:
                                deadline_ns: int | None) -> bool:
         before = self.frames_transmitted
         try:
-            return self._block(task, ready, deadline_ns)
+            if self.virtual:
+                return self._block_virtual(task, ready, deadline_ns)
+            return self._block_real(task, ready, deadline_ns)
         finally:
             task.frames_elsewhere += self.frames_transmitted - before
 
-    def _block(self, task: GuestTask, ready: Callable[[], bool], deadline_ns: int | None) -> bool:
-        if self.virtual:
-            return self._block_virtual(task, ready, deadline_ns)
-        with self.cond:
-            while True:
-                if task.killed:
-                    raise TaskKilled()
-                if ready():
-                    return True
-                if deadline_ns is None:
-                    timeout = None
-                else:
-                    remaining = deadline_ns - self.monotonic_ns()
-                    if remaining <= 0:
-                        return False
-                    timeout = remaining / 1e9
-                task.state = TaskState.BLOCKED
-                waiting_since = time.monotonic_ns()
-                self.cond.wait(timeout)
-                task.waited_ns += time.monotonic_ns() - waiting_since
+    def _block_real(self, task: GuestTask, ready: Callable[[], bool],
+                    deadline_ns: int | None) -> bool:
+        lock = self.lock
+        if self._changed:  # what this turn changed may unblock others first
+            self._wake_ready(handoff=False)
+        while True:
+            if task.killed:
+                raise TaskKilled()
+            if ready():
+                return True
+            if deadline_ns is None:
+                timeout = None
+            else:
+                remaining = deadline_ns - self.monotonic_ns()
+                if remaining <= 0:
+                    return False
+                timeout = remaining / 1e9
+            task.state = TaskState.BLOCKED
+            task.ready = ready
+            task.deadline = deadline_ns
+            self._block_register(task)
+            if task.woken_by is not None:
+                self._handoff_done(task)
+            waiting_since = time.monotonic_ns()
+            gate = task.gate
+            count = lock._release_save()
+            try:
+                if not gate.wait(timeout):
+                    task.wakeups += 1  # timed out on its own
+            finally:
+                lock._acquire_restore(count)
+                gate.reset()
+                self._unblock(task)
                 task.state = TaskState.RUNNING
+                task.ready = None
+                task.deadline = None
+                task.waited_ns += time.monotonic_ns() - waiting_since
 
     def _block_virtual(self, task: GuestTask, ready: Callable[[], bool],
                        deadline_ns: int | None) -> bool:
@@ -543,6 +908,11 @@ class Scheduler:
             task.state = TaskState.BLOCKED
             task.ready = ready
             task.deadline = deadline_ns
+            task.block_serial += 1
+            self._block_register(task)
+            if deadline_ns is not None:
+                heapq.heappush(self._deadlines,
+                               (deadline_ns, task.index, task.block_serial, task))
             self._switch_to_loop(task)
 
     def yield_task(self, task: GuestTask, spinning: bool = False) -> None:
@@ -573,6 +943,27 @@ class Scheduler:
         if task.killed:
             raise TaskKilled()
 
+    def wait_for_woken(self, task: GuestTask) -> None:
+        """Real time: let the tasks `task`'s host calls woke run until they block again.
+
+        Called without the lock, when a host call has returned (the guest ABI
+        does it through `charge_host_call`). Waits at most `HANDOFF_MAX_S`,
+        so a woken guest that computes instead of blocking holds nobody up
+        for long. Without it the receiver of a stream of datagrams loses the
+        race for the GIL and the lock against a sender that re-takes both
+        within a microsecond, and its socket buffer overflows.
+        """
+        pending = task.handoff_tasks
+        if pending and not task.killed:
+            if not task.handoff_gate.wait(HANDOFF_MAX_S):
+                # Timed out: stop waiting for the woken tasks that did run (they made
+                # a host call since, so they are computing, not starved); wait for
+                # the others again after this guest's next host call.
+                for woken in list(pending):
+                    if woken.done or woken.last_call_end_ns >= woken.woken_at_ns:
+                        pending.discard(woken)
+            task.handoff_gate.reset()
+
     def charge_host_call(self, task: GuestTask, charge_ns: int, frames: int,
                          call_wall_ns: int = 0, call_end_ns: int = 0) -> None:
         """A host call of `task` has returned: charge it, and preempt or yield if due.
@@ -580,12 +971,14 @@ class Scheduler:
         Virtual time: adds `charge_ns + frames * FRAME_CHARGE_NS` to the
         guest's own clock; if that clock is `CHARGE_QUANTUM_NS` or more ahead
         of virtual time, the guest sleeps until virtual time catches up
-        (others run, timers fire, the clock advances). Real time: adds the
-        call's wall time (`call_wall_ns`, ending at time.monotonic_ns()
-        `call_end_ns`) and frames to the guest's turn; if the turn is used
-        up, the guest yields (see the module docstring). Called without the
-        lock held and outside any network turn. Raises TaskKilled if the
-        guest was stopped while it waited.
+        (others run, timers fire, the clock advances). Real time: first lets
+        the guests this call woke run until they block again
+        (`wait_for_woken`); then adds the call's wall time (`call_wall_ns`,
+        ending at time.monotonic_ns() `call_end_ns`) and frames to the
+        guest's turn; if the turn is used up, the guest yields (see the
+        module docstring). Called without the lock held and outside any
+        network turn. Raises TaskKilled if the guest was stopped while it
+        waited.
         """
         if self.virtual:
             charge = charge_ns + frames * FRAME_CHARGE_NS
@@ -599,7 +992,15 @@ class Scheduler:
             if until - now >= CHARGE_QUANTUM_NS:
                 task.charge_preemptions += 1
                 self._block_virtual(task, _never, until)
+            elif self._changed and self._blocked:
+                # the call may have woken someone: they run (until they block) first
+                woken = self.wakeups
+                self._wake_blocked()
+                if self.wakeups != woken:
+                    self.yield_task(task)
             return
+        if task.handoff_tasks:
+            self.wait_for_woken(task)
         now = call_end_ns or time.monotonic_ns()
         used = call_wall_ns - task.waited_ns
         task.waited_ns = 0
@@ -652,6 +1053,9 @@ class Scheduler:
         for other in others:
             if other.network_time_ns < floor:
                 other.network_time_ns = floor
+        if others and not lock.waiting and task.network_time_ns - min(
+                o.network_time_ns for o in others) <= HOST_CALL_SLICE_NS:
+            return  # not ahead of anyone, and nobody queues for the network: go on
         task.charge_preemptions += 1
         taken = lock.acquisitions
         give_up = now + YIELD_MAX_NS
@@ -669,7 +1073,8 @@ class Scheduler:
                 return
 
     def _switch_to_loop(self, task: GuestTask) -> None:
-        self._back.release()
+        """Virtual time: `task` stops running (blocked, yielded, preempted) until resumed."""
+        self._pass_baton()
         task.go.acquire()
         task.state = TaskState.RUNNING
         task.ready = None
@@ -678,10 +1083,17 @@ class Scheduler:
     def _task_finished(self, task: GuestTask) -> None:
         with self.lock:
             task.state = TaskState.DONE
-            if self.virtual:
-                self._back.release()
-            else:
-                self.cond.notify_all()
+            self._live -= 1
+            self._unblock(task)
+            self._task_by_thread.pop(_get_ident(), None)
+            self._changed = True  # someone may wait for this task to end
+            if not self.virtual:
+                if task.woken_by is not None:
+                    self._handoff_done(task)
+                if not self._draining:
+                    self._wake_ready(handoff=False)
+        if self.virtual:
+            self._pass_baton()  # outside the lock: the next one to run may need it
 
     # --- the loop ----------------------------------------------------------
     def run(self, until: Callable[[], bool] | None = None, timeout_s: float | None = None) -> bool:
@@ -695,16 +1107,21 @@ class Scheduler:
         return self._run_real(until, timeout_s)
 
     def _all_done(self) -> bool:
-        return all(t.done for t in self._tasks)
+        return self._live == 0
 
     def _run_real(self, until: Callable[[], bool] | None, timeout_s: float | None) -> bool:
         give_up = None if timeout_s is None else time.monotonic() + timeout_s
-        with self.cond:
+        loop = _LoopWaiter(until)
+        lock = self.lock
+        with lock:
+            self._changed = True  # the caller may have changed things before calling
             while True:
                 self._fire_due_timers()
+                if self._changed:
+                    self._wake_ready()
                 if until is not None and until():
                     return True
-                if until is None and self._all_done():
+                if until is None and self._live == 0:
                     return True
                 now = time.monotonic()
                 if give_up is not None and now >= give_up:
@@ -715,46 +1132,141 @@ class Scheduler:
                     wait = min(wait, max(0.0, (nxt - self.monotonic_ns()) / 1e9))
                 if give_up is not None:
                     wait = min(wait, give_up - now)
-                if wait > 0:
-                    self.cond.wait(wait)
+                if wait <= 0:
+                    continue
+                loop.wake_at_ns = self.monotonic_ns() + int(wait * 1e9)
+                self._loops.append(loop)
+                count = lock._release_save()
+                try:
+                    loop.gate.wait(wait)
+                finally:
+                    lock._acquire_restore(count)
+                    loop.gate.reset()
+                    self._loops.remove(loop)
 
     def _wake_blocked(self) -> None:
-        for task in self._tasks:
-            if task.state is TaskState.BLOCKED:
+        """Virtual time: make runnable the blocked tasks whose deadline passed or whose
+        condition holds (checked only if something changed), in creation order."""
+        woken: list[GuestTask] = []
+        deadlines = self._deadlines
+        now = self._now
+        while deadlines and deadlines[0][0] <= now:
+            _, _, serial, task = heapq.heappop(deadlines)
+            if task.block_serial == serial and task.state is TaskState.BLOCKED:
+                woken.append(task)
+        if self._changed:
+            for task in self._candidates():
                 ready = task.ready
-                if task.killed or (ready is not None and ready()) or (
-                    task.deadline is not None and task.deadline <= self._now
-                ):
-                    task.state = TaskState.RUNNABLE
-                    self._runq.append(task)
+                if task.killed or (ready is not None and ready()):
+                    woken.append(task)
+        if not woken:
+            return
+        if len(woken) > 1:
+            woken = sorted(set(woken), key=_task_index)
+        runq = self._runq
+        for task in woken:
+            self._unblock(task)
+            task.state = TaskState.RUNNABLE
+            task.wakeups += 1
+            runq.append(task)
+        self.wakeups += len(woken)
 
-    def _resume(self, task: GuestTask) -> None:
-        self.current = task
-        task.state = TaskState.RUNNING
-        task.go.release()
-        self._back.acquire()
-        self.current = None
+    def _pass_baton(self) -> None:
+        """Virtual time: the running task stops; decide, in its thread, who runs next.
+
+        The thread that gives up the baton takes the loop's next decision
+        itself (`_next_virtual`: due timers, wake-ups, the next runnable task)
+        and hands the baton straight to that task — one thread switch instead
+        of two through the thread in `run()` — or back to `run()` once its
+        `until` holds, every guest is done, or nothing can happen any more.
+        The decisions are the same whichever thread takes them, so runs stay
+        deterministic.
+        """
+        runs = self._runs
+        if not runs:  # no run() in progress (stop_all): back to whoever waits
+            self._back.release()
+            return
+        try:
+            decision: GuestTask | bool | BaseException = self._next_virtual()
+        except BaseException as e:  # a timer callback's error surfaces in run()'s caller
+            decision = e
+        if isinstance(decision, GuestTask):
+            self.current = decision
+            decision.state = TaskState.RUNNING
+            decision.go.release()
+        else:
+            innermost = runs[-1]
+            innermost.outcome = decision
+            innermost.back.release()
 
     def _next_event_time(self) -> int | None:
-        candidates = [t.deadline for t in self._tasks
-                      if t.state is TaskState.BLOCKED and t.deadline is not None]
+        deadlines = self._deadlines
+        while deadlines:
+            _, _, serial, task = deadlines[0]
+            if task.block_serial == serial and task.state is TaskState.BLOCKED:
+                break
+            heapq.heappop(deadlines)
         nxt = self._next_timer_time()
-        if nxt is not None:
-            candidates.append(nxt)
-        return min(candidates) if candidates else None
+        if deadlines and (nxt is None or deadlines[0][0] < nxt):
+            return deadlines[0][0]
+        return nxt
 
     def _run_virtual(self, until: Callable[[], bool] | None) -> bool:
+        """Virtual time: run until `until` (see `run`).
+
+        May be called from a running task's own thread too (a scripted task
+        that lets the network run for a while): that run nests inside the
+        one that resumed the task; its decisions use its own `until`, and the
+        outer run goes on once the task gives up the baton again.
+        """
+        self._changed = True  # the caller may have changed things before calling
+        run = _VirtualRun(until)
+        runs = self._runs
+        runs.append(run)
+        resumed_by = self.current  # the task whose thread this is, if nested
+        try:
+            first = self._next_virtual()
+            if not isinstance(first, GuestTask):
+                return first
+            self.current = first
+            first.state = TaskState.RUNNING
+            first.go.release()
+            run.back.acquire()  # the tasks pass the baton round until one hands it back
+            outcome = run.outcome
+            if isinstance(outcome, BaseException):
+                raise outcome
+            return outcome
+        finally:
+            runs.pop()
+            self.current = resumed_by
+            if resumed_by is not None:
+                resumed_by.state = TaskState.RUNNING
+
+    def _next_virtual(self) -> GuestTask | bool:
+        """Virtual time: the loop's next decision: the task to run, or run()'s result.
+
+        Fires due timers, wakes blocked tasks (deadlines; conditions after a
+        change), then picks the first runnable task; with none, advances the
+        clock to the next event. Returns True when `until` holds (or every
+        guest is done), False on deadlock.
+        """
+        until = self._runs[-1].until
+        timers = self._timers
+        deadlines = self._deadlines
+        runq = self._runq
         while True:
-            self._fire_due_timers()
-            self._wake_blocked()
+            if timers and timers[0][0] <= self._now:
+                self._fire_due_timers()
+            if self._changed or (deadlines and deadlines[0][0] <= self._now):
+                self._wake_blocked()
             if until is not None and until():
                 return True
-            if self._runq:
-                task = self._runq.popleft()
+            if runq:
+                task = runq.popleft()
                 if not task.done:
-                    self._resume(task)
+                    return task
                 continue
-            if until is None and self._all_done():
+            if until is None and self._live == 0:
                 return True
             nxt = self._next_event_time()
             if self._spinq:
@@ -764,7 +1276,7 @@ class Scheduler:
                                 else charge_until)
                 task = self._spinq.popleft()
                 if not task.done:
-                    self._resume(task)
+                    return task
                 continue
             if nxt is None:
                 return False  # deadlock: everyone waits for something that cannot come
@@ -793,14 +1305,36 @@ class Scheduler:
                 for task in pending:
                     if task.state in (TaskState.BLOCKED, TaskState.RUNNABLE, TaskState.NEW):
                         task.state = TaskState.RUNNING
+                        self._unblock(task)
                         for queue in (self._runq, self._spinq):
                             if task in queue:
                                 queue.remove(task)
                         task.go.release()
                         self._back.acquire()
         else:
-            with self.cond:
-                self.cond.notify_all()
+            with self.lock:
+                for task in list(self._blocked):
+                    task.gate.open()
+                for task in self._tasks:
+                    task.handoff_gate.open()
+                for loop in self._loops:
+                    loop.gate.open()
         deadline = time.monotonic() + join_timeout_s
         for task in self._tasks:
             task.thread.join(max(0.0, deadline - time.monotonic()))
+
+
+def _baton() -> threading.Lock:
+    """A binary semaphore at 0: a plain lock, taken. `release()` passes it, `acquire()` waits.
+
+    The virtual-time loop and the tasks pass control strictly in turn, so a
+    release is never repeated before the matching acquire; a C-level lock
+    switches threads several times faster than `threading.Semaphore`.
+    """
+    baton = threading.Lock()
+    baton.acquire()
+    return baton
+
+
+def _task_index(task: GuestTask) -> int:
+    return task.index

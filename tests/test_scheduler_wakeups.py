@@ -1,0 +1,231 @@
+"""Who the scheduler wakes, and when: one wake-up per waiting task, only when it can go on.
+
+Plain-Python tasks on a bare `Scheduler` (no wasm, no network): each test
+blocks tasks on conditions of their own and checks, through the per-task
+`GuestTask.wakeups` counter and the order the tasks ran in, that a change
+wakes only the task whose condition it made true, that the timer loop sleeps
+through timers that do not move its next deadline, and that a task woken by
+another's host call runs before that caller goes on (real time).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+import pytest
+
+from vnet.scheduler import GuestTask, Scheduler
+
+
+def _blocked_on_boxes(sched: Scheduler, count: int) -> tuple[list[list[int]], list[GuestTask]]:
+    boxes: list[list[int]] = [[] for _ in range(count)]
+    tasks = []
+    for i in range(count):
+        def body(task: GuestTask, box: list[int] = boxes[i]) -> None:
+            # virtual time: one thread at a time, so a blocked task must not hold the lock
+            with sched.host_call_lock:
+                sched.block(task, lambda: bool(box), None)
+
+        tasks.append(sched.spawn(f"waiter{i}", body))
+    return boxes, tasks
+
+
+def _until_blocked(sched: Scheduler, tasks: list[GuestTask]) -> None:
+    for _ in range(5000):
+        with sched.lock:
+            if all(t.state.value == "blocked" for t in tasks):
+                return
+        time.sleep(0.001)
+    raise AssertionError("tasks never blocked")
+
+
+@pytest.mark.parametrize("virtual", [False, True], ids=["real", "virtual"])
+def test_a_change_wakes_only_the_task_whose_condition_it_makes_true(virtual: bool) -> None:
+    sched = Scheduler(virtual=virtual)
+    boxes, tasks = _blocked_on_boxes(sched, 20)
+    if virtual:
+        assert sched.run(until=lambda: all(t.state.value == "blocked" for t in tasks))
+    else:
+        _until_blocked(sched, tasks)
+    for _ in range(3):  # unrelated changes: nobody's condition holds
+        with sched.lock:
+            sched.wake()
+        sched.notify()
+        if virtual:
+            sched.run_for(1_000)
+    with sched.lock:
+        boxes[7].append(1)
+        sched.wake()
+    if virtual:
+        assert sched.run(until=lambda: tasks[7].done)
+    else:
+        assert sched.run(until=lambda: tasks[7].done, timeout_s=30)
+    assert [t.wakeups for t in tasks] == [1 if i == 7 else 0 for i in range(20)]
+    assert [t.done for t in tasks] == [i == 7 for i in range(20)]
+    sched.stop_all()
+    assert all(t.done for t in tasks)
+
+
+def test_virtual_deadlines_wake_tasks_in_creation_order_at_the_deadline() -> None:
+    sched = Scheduler(virtual=True)
+    woke: list[tuple[str, int]] = []
+
+    def sleeper(name: str, deadline: int) -> Callable[[GuestTask], None]:
+        def body(task: GuestTask) -> None:
+            sched.block(task, lambda: False, deadline)
+            woke.append((name, sched.monotonic_ns()))
+        return body
+
+    for i, deadline in enumerate([300, 100, 300, 200, 100]):
+        sched.spawn(f"s{i}", sleeper(f"s{i}", deadline))
+    assert sched.run()
+    assert woke == [("s1", 100), ("s4", 100), ("s3", 200), ("s0", 300), ("s2", 300)]
+    assert [t.wakeups for t in sched.tasks] == [1] * 5
+
+
+def test_real_time_loop_sleeps_through_timers_that_do_not_move_its_deadline() -> None:
+    sched = Scheduler(virtual=False)
+    flag: list[int] = []
+    sched.call_later(60_000_000_000, lambda: None)  # the loop's next deadline: a minute away
+
+    def producer() -> None:
+        time.sleep(0.05)
+        for i in range(200):  # later than the loop's deadline: must not wake it
+            sched.call_later(120_000_000_000 + i, lambda: None)
+        with sched.lock:
+            sched.wake()  # a change that does not make the loop's condition true
+        time.sleep(0.05)
+        with sched.lock:
+            flag.append(1)
+        sched.notify()
+
+    thread = threading.Thread(target=producer)
+    thread.start()
+    assert sched.run(until=lambda: bool(flag), timeout_s=30)
+    thread.join()
+    assert sched.loop_wakeups == 1  # once: when its condition came true
+
+    woke: list[int] = []
+    sched.call_later(20_000_000, lambda: woke.append(1))  # from outside the loop, sooner
+    before = sched.loop_wakeups
+    timer_thread = threading.Timer(0.05, lambda: sched.call_later(0, lambda: woke.append(2)))
+    timer_thread.start()
+    assert sched.run(until=lambda: len(woke) == 2, timeout_s=30)
+    timer_thread.join()
+    assert sorted(woke) == [1, 2]
+    assert sched.loop_wakeups >= before + 1  # the sooner timer woke it
+
+
+@pytest.mark.parametrize("virtual", [False, True], ids=["real", "virtual"])
+def test_a_woken_task_runs_until_it_blocks_before_its_waker_goes_on(virtual: bool) -> None:
+    """The sender 'sends' 200 items, one per host call; the receiver takes each.
+
+    With the hand-off the receiver takes every item before the sender's next
+    call (it runs until it blocks again); without it the sender re-takes the
+    lock at once (real time) or runs on until it blocks or is preempted
+    (virtual time) and the receiver finds items in batches. Real time has a
+    margin for a loaded machine (the hand-off waits at most HANDOFF_MAX_S per
+    call); virtual time is exact.
+    """
+    sched = Scheduler(virtual=virtual)
+    queue: list[int] = []
+    taken: list[list[int]] = []  # what the receiver found each time it woke
+    items = 200
+
+    def receiver(task: GuestTask) -> None:
+        got = 0
+        while got < items:
+            with sched.host_call_lock, sched.atomic():
+                sched.block(task, lambda: bool(queue), None)
+                batch = list(queue)
+                queue.clear()
+            taken.append(batch)
+            got += len(batch)
+
+    def sender(task: GuestTask) -> None:
+        for i in range(items):
+            with sched.host_call_lock, sched.atomic():
+                queue.append(i)
+                sched.wake()
+            sched.charge_host_call(task, 0, 0, 1_000, time.monotonic_ns())
+
+    recv_task = sched.spawn("receiver", receiver)
+    if virtual:
+        assert sched.run(until=lambda: recv_task.state.value == "blocked")
+    else:
+        _until_blocked(sched, [recv_task])
+    sched.spawn("sender", sender)
+    assert sched.run(timeout_s=60)
+    assert [i for batch in taken for i in batch] == list(range(items))
+    singles = sum(1 for batch in taken if len(batch) == 1)
+    assert singles >= (items if virtual else 0.9 * items), f"{singles} of {items} one by one"
+    assert recv_task.wakeups == len(taken)
+
+
+@pytest.mark.parametrize("virtual", [False, True], ids=["real", "virtual"])
+def test_a_stack_driver_wakes_re_check_only_the_tasks_of_its_key(virtual: bool) -> None:
+    """`driver_for(key).wake()` looks only at tasks spawned with that key (and keyless ones)."""
+    sched = Scheduler(virtual=virtual)
+    checks = {"a": 0, "b": 0, "any": 0}
+    boxes: dict[str, list[int]] = {"a": [], "b": [], "any": []}
+
+    def body(key: str) -> Callable[[GuestTask], None]:
+        def ready() -> bool:
+            checks[key] += 1
+            return bool(boxes[key])
+
+        def run(task: GuestTask) -> None:
+            with sched.host_call_lock:
+                sched.block(task, ready, None)
+        return run
+
+    tasks = {key: sched.spawn(key, body(key), wake_key=None if key == "any" else key)
+             for key in ("a", "b", "any")}
+    if virtual:
+        assert sched.run(until=lambda: all(t.state.value == "blocked" for t in tasks.values()))
+    else:
+        _until_blocked(sched, list(tasks.values()))
+    before = dict(checks)
+    with sched.lock:
+        boxes["a"].append(1)
+        sched.driver_for("a").wake()
+    if virtual:
+        assert sched.run(until=lambda: tasks["a"].done)
+    else:
+        assert sched.run(until=lambda: tasks["a"].done, timeout_s=30)
+    assert checks["b"] == before["b"]  # host b's guest was not even looked at
+    assert checks["any"] > before["any"]  # a task without a key may wait for anything
+    assert [t.wakeups for t in tasks.values()] == [1, 0, 0]
+    with sched.lock:
+        boxes["b"].append(1)
+        sched.wake()  # a plain wake-up still reaches everyone
+    if virtual:
+        assert sched.run(until=lambda: tasks["b"].done)
+    else:
+        assert sched.run(until=lambda: tasks["b"].done, timeout_s=30)
+    assert [t.wakeups for t in tasks.values()] == [1, 1, 0]
+    sched.stop_all()
+
+
+def test_virtual_run_for_inside_a_task_lets_the_others_run_meanwhile() -> None:
+    """A scripted task that calls run_for (as tests' attackers do) nests a run in its thread."""
+    sched = Scheduler(virtual=True)
+    log: list[tuple[str, int]] = []
+
+    def ticker(task: GuestTask) -> None:
+        for _ in range(5):
+            sched.block(task, lambda: False, sched.monotonic_ns() + 10)
+            log.append(("tick", sched.monotonic_ns()))
+
+    def pauser(task: GuestTask) -> None:
+        sched.run_for(25)  # the network (and the ticker) run meanwhile
+        log.append(("pauser", sched.monotonic_ns()))
+
+    sched.spawn("ticker", ticker)
+    sched.spawn("pauser", pauser)
+    assert sched.run()
+    assert log == [("tick", 10), ("tick", 20), ("pauser", 25), ("tick", 30), ("tick", 40),
+                   ("tick", 50)]
+    assert sched.current is None and all(t.done for t in sched.tasks)
