@@ -32,7 +32,8 @@ Two kinds of call:
   (`Scheduler.host_call_lock`) as one network turn: work they defer (a frame
   to deliver) runs when the call's own work is done.
 - **Read-only calls** (`READ_ONLY_CALLS`: getsockname, getpeername,
-  clock_gettime, fcntl(F_GETFL), args and environment, preopen names) read only
+  clock_gettime, fcntl(F_GETFL), args and environment, preopen names, and
+  proc_raise, which is ENOSYS) read only
   what the calling guest's own thread changes — its fd table, its sockets'
   names (bound and connected by its own calls), its clocks — or a single
   attribute another thread may set (a TCP connection's state). They take
@@ -92,7 +93,7 @@ _VALTYPE = {"i": ValType.i32, "s": ValType.i32, "I": ValType.i64, "S": ValType.i
 READ_ONLY_CALLS = frozenset({
     "sock_addr_local", "sock_addr_peer", "clock_time_get", "clock_res_get", "fd_fdstat_get",
     "args_get", "args_sizes_get", "environ_get", "environ_sizes_get", "fd_prestat_get",
-    "fd_prestat_dir_name",
+    "fd_prestat_dir_name", "proc_raise",
 })
 
 
