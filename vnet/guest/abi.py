@@ -1,12 +1,19 @@
 """The bridge between wasm imports and Python host-call implementations.
 
 Host functions are declared once, at import time, with `host_function(module,
-name, params, results)`; `HostFunctionTable.define_all` links every declared
-function into a wasmtime `Linker` for one guest through wasmtime's *unchecked*
-C API (`wasmtime_linker_define_func_unchecked`): arguments arrive as a raw
+name, params, results)`. `HostFunctionTable.define_all` links every declared
+function into a wasmtime `Linker` through wasmtime's *unchecked* C API
+(`wasmtime_linker_define_func_unchecked`): arguments arrive as a raw
 `wasmtime_val_raw_t` array and are decoded with one precompiled `struct`, which
 costs about a tenth of wasmtime-py's `Val` path. That API is why wasmtime is
 pinned to one major version.
+
+One callback per host function serves every guest in the process (the runtime
+links them into one shared `Linker`): a guest's wasm runs on its own thread,
+and `bind_thread(ctx)` — called by the runtime on that thread before the
+instance exists — tells the callbacks which guest is calling. Nothing of the
+bridge is built per guest but that binding, so an idle guest costs no
+callbacks, closures or linker of its own.
 
 Calling convention for implementations: `impl(ctx, *args) -> int` where `ctx`
 is the guest's `GuestContext` and the return value is the errno (or the
@@ -19,18 +26,33 @@ function's single i32/i64 result). Implementations may raise:
 - anything else        → counted as an internal error, reported on the guest's
   diagnostics, and EIO is returned. A Python exception never becomes a trap.
 
+Two kinds of call:
+
+- **Network calls** (the default) run under the network lock
+  (`Scheduler.host_call_lock`) as one network turn: work they defer (a frame
+  to deliver) runs when the call's own work is done.
+- **Read-only calls** (`READ_ONLY_CALLS`: getsockname, getpeername,
+  clock_gettime, fcntl(F_GETFL), args and environment, preopen names, and
+  proc_raise, which is ENOSYS) read only
+  what the calling guest's own thread changes — its fd table, its sockets'
+  names (bound and connected by its own calls), its clocks — or a single
+  attribute another thread may set (a TCP connection's state). They take
+  neither the lock nor a turn: nothing they do can be seen half-done.
+
 Every call first compares the guest's memory against its --max-memory:
 linear memory as last seen (`GuestMemory.known_size`) plus its socket
-memory — one attribute sum and compare; only past the limit does it call
-`ctx.enforce_memory_limit`, which reclaims or returns the OOM kill (see
-vnet.guest.wasix.memory_limit_enforcer).
+memory — one attribute sum and compare; only past the limit does it take the
+lock and call `ctx.enforce_memory_limit`, which reclaims or returns the OOM
+kill (see vnet.guest.wasix.memory_limit_enforcer).
 
 Every call is charged to the guest when it returns
-(`Scheduler.charge_host_call`): its fixed virtual cost from
-`host_call_charge_ns` plus the frames it put on links (virtual time), or its
-wall time and frames against the guest's turn (real time). That is where a
+(`Scheduler.charge_host_call`): in virtual time its fixed cost from
+`host_call_charge_ns` plus the frames it put on links; in real time a network
+call's wall time and frames against the guest's turn. That is where a
 busy-waiting guest is preempted and where a guest that used up its turn
-yields; see vnet/scheduler.py.
+yields; see vnet/scheduler.py. A read-only call in real time holds no network
+and is not charged to the turn; a guest killed meanwhile stops at its next
+call all the same.
 
 This module touches wasmtime's C API and the scheduler, nothing else.
 """
@@ -40,6 +62,7 @@ from __future__ import annotations
 import ctypes
 import struct
 import sys
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -56,6 +79,7 @@ from .wasi_types import Errno, WasiError
 
 if TYPE_CHECKING:
     from stack.socket_memory import SocketMemory
+    from vnet.scheduler import Scheduler
 
     from .context import GuestContext
 
@@ -63,6 +87,14 @@ _VAL_RAW_SIZE = ctypes.sizeof(ffi.wasmtime_val_raw_t)  # 16 on every host we sup
 
 _CODE = {"i": ("I", 4), "I": ("Q", 8), "s": ("i", 4), "S": ("q", 8)}
 _VALTYPE = {"i": ValType.i32, "s": ValType.i32, "I": ValType.i64, "S": ValType.i64}
+
+#: Calls that read only what the calling guest's own thread changes: they run
+#: without the network lock and outside any network turn (see the module docstring).
+READ_ONLY_CALLS = frozenset({
+    "sock_addr_local", "sock_addr_peer", "clock_time_get", "clock_res_get", "fd_fdstat_get",
+    "args_get", "args_sizes_get", "environ_get", "environ_sizes_get", "fd_prestat_get",
+    "fd_prestat_dir_name", "proc_raise",
+})
 
 
 class GuestExit(Exception):
@@ -116,11 +148,15 @@ class HostFunctionTable:
 
         return register
 
-    def define_all(self, linker: Linker, ctx: GuestContext, keep_alive: list[Any]) -> None:
-        """Link every function into `linker`, bound to one guest's context.
+    def define_all(self, linker: Linker, keep_alive: list[Any],
+                   ctx: GuestContext | None = None) -> None:
+        """Link every function into `linker`.
 
-        The ctypes callback objects are appended to `keep_alive`, which the
-        guest holds for as long as its store lives.
+        Without `ctx`, each callback serves whichever guest calls it (the one
+        `bind_thread` bound to the calling thread), so one linker serves every
+        guest of an engine; with `ctx`, the callbacks serve that guest only.
+        The ctypes callback objects are appended to `keep_alive`, which must
+        live as long as the linker and every instance made from it.
         """
         for fn in self.functions.values():
             callback = _make_callback(fn, ctx)
@@ -166,87 +202,243 @@ def make_trap(message: str) -> int:
     return ctypes.cast(trap, ctypes.c_void_p).value or 0
 
 
-def _make_callback(fn: HostFunction, ctx: GuestContext) -> Any:
-    params = _raw_layout(fn.params)
+# --- which guest is calling ------------------------------------------------------
+
+
+class Binding:
+    """What a host call needs of the guest that makes it, looked up once per guest.
+
+    Built by `bind_thread` (or by `_make_callback` for callbacks of one guest):
+    the scheduler's lock, turn and charge functions, and the --max-memory
+    check's operands, so that a call reads one object instead of walking
+    `ctx.scheduler` and `ctx.extensions`.
+    """
+
+    __slots__ = ("begin_turn", "charge_host_call", "ctx", "end_turn", "enforce_memory_limit",
+                 "lock", "memory_limit", "scheduler", "sockets", "stats", "virtual")
+
+    def __init__(self, ctx: GuestContext) -> None:
+        sched = ctx.scheduler
+        self.ctx = ctx
+        self.scheduler = sched
+        self.stats = ctx.stats
+        self.lock = ctx.host_call_lock
+        self.virtual = sched.virtual
+        self.charge_host_call = sched.charge_host_call
+        self.begin_turn, self.end_turn = _turn_functions(sched)
+        # --max-memory over linear memory and sockets: linear memory as last seen
+        # (the epoch callback refreshes it every tick) plus what the sockets hold
+        self.sockets: SocketMemory | None = ctx.extensions.get("socket_memory")
+        self.memory_limit = ctx.limits.memory_bytes
+        self.enforce_memory_limit = ctx.enforce_memory_limit
+
+
+def _turn_functions(sched: Scheduler) -> tuple[Callable[[], bool], Callable[[], None]]:
+    """`begin()` → True if it began the outermost network turn; `end()` ends that turn.
+
+    The scheduler's own `begin_turn`/`end_turn` when it has them (no context
+    manager object per call); otherwise its `atomic()` entered and left by hand.
+    """
+    begin = getattr(sched, "begin_turn", None)
+    end = getattr(sched, "end_turn", None)
+    if begin is not None and end is not None:
+        return begin, end
+    entered: list[Any] = []
+
+    def begin_atomic() -> bool:
+        turn = sched.atomic()
+        turn.__enter__()
+        entered.append(turn)
+        return True
+
+    def end_atomic() -> None:
+        entered.pop().__exit__(None, None, None)
+
+    return begin_atomic, end_atomic
+
+
+class _ThreadBinding(threading.local):
+    binding: Binding | None = None
+
+
+_thread = _ThreadBinding()
+
+
+def bind_thread(ctx: GuestContext | None) -> None:
+    """Make the calling thread's host calls those of `ctx`'s guest (None: of no guest).
+
+    The runtime calls it on the guest's own thread before instantiating it,
+    and with None when the guest has ended. Call again after the guest's
+    socket memory or memory enforcer changed.
+    """
+    _thread.binding = None if ctx is None else Binding(ctx)
+
+
+# --- the callback -----------------------------------------------------------------
+
+
+def _native_memory() -> memoryview:
+    """A byte view of the process's whole user address space, for the raw argument arrays.
+
+    wasmtime hands each callback the address of its `wasmtime_val_raw_t`
+    array; decoding straight from this view at that address saves creating a
+    ctypes array object per call. Only ever indexed at those addresses.
+    """
+    return memoryview((ctypes.c_ubyte * _ADDRESS_SPACE).from_address(0)).cast("B")
+
+
+_ADDRESS_SPACE = 1 << 47  # x86-64 and aarch64 Linux user space: 128 TiB
+_NATIVE = _native_memory()
+
+
+def _failed_call(ctx: GuestContext, qualified: str, error: BaseException) -> int:
+    """What a host call that raised returns: an errno, or (negative) a trap's address.
+
+    Returns the errno for WasiError, GuestFault (EFAULT), UnicodeDecodeError
+    (EILSEQ), RecursionError (ENOMEM) and our own bugs (EIO, counted); for
+    GuestExit or TaskKilled, records the exit request and returns the negated
+    trap pointer that stops the guest.
+    """
+    if isinstance(error, WasiError):
+        return int(error.errno)
+    if isinstance(error, GuestFault):
+        ctx.count_fault(qualified)
+        return int(Errno.EFAULT)
+    if isinstance(error, UnicodeDecodeError):
+        return int(Errno.EILSEQ)
+    if isinstance(error, GuestExit):
+        ctx.exit_request = error
+        return -make_trap(f"vnet: guest {error.reason} {error.code}")
+    if isinstance(error, TaskKilled):
+        return _killed(ctx)
+    if isinstance(error, RecursionError):
+        return int(Errno.ENOMEM)
+    ctx.count_internal_error(qualified, error)  # a bug of ours must never trap the guest
+    if ctx.debug:
+        traceback.print_exception(error, file=sys.stderr)
+    return int(Errno.EIO)
+
+
+def _killed(ctx: GuestContext) -> int:
+    ctx.exit_request = GuestExit(137, "killed")
+    return -make_trap("vnet: guest killed")
+
+
+def _over_memory_limit(b: Binding) -> None:
+    """Past --max-memory as last seen: reclaim as one network turn, or raise the OOM kill."""
+    enforce = b.enforce_memory_limit
+    assert enforce is not None
+    with b.lock:
+        outer = b.begin_turn()
+        try:
+            oom = enforce()
+        finally:
+            if outer:
+                b.end_turn()
+    if oom is not None:
+        raise oom
+
+
+def _make_callback(fn: HostFunction, ctx: GuestContext | None = None) -> Any:
+    """The ctypes callback for `fn`: for `ctx`'s guest, or for whichever guest calls."""
     nparams = len(fn.params)
-    result_layout = _raw_layout(fn.results[:1]) if fn.results else None
+    unpack_args = _raw_layout(fn.params).unpack_from
+    pack_result = _raw_layout(fn.results[:1]).pack_into if fn.results else None
     result_mask = 0xFFFFFFFFFFFFFFFF if fn.results[:1] in ("I", "S") else 0xFFFFFFFF
-    raw_bytes = _VAL_RAW_SIZE * max(nparams, len(fn.results), 1)
     impl = fn.impl
-    array_type = ctypes.c_ubyte * raw_bytes
-    lock = ctx.host_call_lock
-    sched = ctx.scheduler
-    atomic = sched.atomic
-    charge_host_call = sched.charge_host_call
-    virtual = sched.virtual
+    native = _NATIVE
     wall_clock = time.monotonic_ns
     charge_ns = host_call_charge_ns(fn.module, fn.name)
     qualified = f"{fn.module}.{fn.name}"
-    stats = ctx.stats
-    # --max-memory over linear memory and sockets: linear memory as last seen
-    # (the epoch callback refreshes it every tick) plus what the sockets hold
-    sockets: SocketMemory | None = ctx.extensions.get("socket_memory")
-    memory_limit = ctx.limits.memory_bytes
-    enforce_memory_limit = ctx.enforce_memory_limit
+    fixed = Binding(ctx) if ctx is not None else None
+    thread = _thread
 
-    def callback(_env: int, _caller: Any, args_and_results: int, _count: int) -> int:
-        raw = array_type.from_address(args_and_results)
-        frames = 0
-        call_started_ns = call_end_ns = 0
-        task = ctx.task
-        elsewhere_before = task.frames_elsewhere if task is not None else 0
-        try:
-            args = params.unpack_from(raw) if nparams else ()
-            with lock:
-                frames_before = sched.frames_transmitted
-                if not virtual:
-                    call_started_ns = wall_clock()
-                try:
-                    with atomic():
-                        stats.host_calls += 1
+    def unbound() -> int:
+        return make_trap(f"vnet: {qualified} called from a thread that runs no guest")
+
+    # Both kinds are named `callback`: profiles (vnet/bench/profile.py) find host calls by it.
+    if fn.name in READ_ONLY_CALLS:
+        def callback(_env: int, _caller: Any, args_and_results: int, _count: int) -> int:
+            b = fixed or thread.binding
+            if b is None:
+                return unbound()
+            ctx = b.ctx
+            try:
+                b.stats.host_calls += 1
+                memory = ctx.memory
+                sockets = b.sockets
+                if sockets is not None and memory is not None and (
+                        sockets.used + memory.known_size > b.memory_limit):
+                    _over_memory_limit(b)
+                result = impl(ctx, *unpack_args(native, args_and_results)) if nparams else impl(ctx)
+            except BaseException as e:
+                result = _failed_call(ctx, qualified, e)
+                if result < 0:
+                    return -result
+            task = ctx.task
+            if task is not None:
+                if b.virtual:
+                    try:
+                        b.charge_host_call(task, charge_ns, 0)
+                    except TaskKilled:
+                        return -_killed(ctx)
+                elif task.killed:  # real time: nothing to charge, only a kill to notice
+                    return -_killed(ctx)
+            if pack_result is not None:
+                pack_result(native, args_and_results, result & result_mask)
+            return 0
+
+    else:
+        def callback(_env: int, _caller: Any, args_and_results: int, _count: int) -> int:
+            b = fixed or thread.binding
+            if b is None:
+                return unbound()
+            ctx = b.ctx
+            sched = b.scheduler
+            virtual = b.virtual
+            task = ctx.task
+            elsewhere_before = task.frames_elsewhere if task is not None else 0
+            frames = 0
+            call_started_ns = call_end_ns = 0
+            try:
+                args = unpack_args(native, args_and_results) if nparams else ()
+                with b.lock:
+                    frames_before = sched.frames_transmitted
+                    if not virtual:
+                        call_started_ns = wall_clock()
+                    outer = b.begin_turn()
+                    try:
+                        b.stats.host_calls += 1
                         memory = ctx.memory
+                        sockets = b.sockets
                         if sockets is not None and memory is not None and (
-                                sockets.used + memory.known_size > memory_limit):
-                            assert enforce_memory_limit is not None
-                            oom = enforce_memory_limit()
+                                sockets.used + memory.known_size > b.memory_limit):
+                            enforce = b.enforce_memory_limit
+                            assert enforce is not None
+                            oom = enforce()
                             if oom is not None:
                                 raise oom
                         result = impl(ctx, *args)
-                finally:
-                    frames = sched.frames_transmitted - frames_before
-                    if not virtual:
-                        call_end_ns = wall_clock()
-        except WasiError as e:
-            result = int(e.errno)
-        except GuestFault:
-            ctx.count_fault(qualified)
-            result = int(Errno.EFAULT)
-        except UnicodeDecodeError:
-            result = int(Errno.EILSEQ)
-        except GuestExit as e:
-            ctx.exit_request = e
-            return make_trap(f"vnet: guest {e.reason} {e.code}")
-        except TaskKilled:
-            ctx.exit_request = GuestExit(137, "killed")
-            return make_trap("vnet: guest killed")
-        except RecursionError:
-            result = int(Errno.ENOMEM)
-        except BaseException as e:  # a bug of ours must never trap the guest
-            ctx.count_internal_error(qualified, e)
-            if ctx.debug:
-                traceback.print_exc(file=sys.stderr)
-            result = int(Errno.EIO)
-        if task is not None:
-            frames -= task.frames_elsewhere - elsewhere_before
-            try:
-                charge_host_call(task, charge_ns, frames, call_end_ns - call_started_ns,
-                                 call_end_ns)
-            except TaskKilled:
-                ctx.exit_request = GuestExit(137, "killed")
-                return make_trap("vnet: guest killed")
-        if result_layout is not None:
-            result_layout.pack_into(raw, 0, result & result_mask)
-        return 0
+                    finally:
+                        if outer:
+                            b.end_turn()
+                        frames = sched.frames_transmitted - frames_before
+                        if not virtual:
+                            call_end_ns = wall_clock()
+            except BaseException as e:
+                result = _failed_call(ctx, qualified, e)
+                if result < 0:
+                    return -result
+            if task is not None:
+                frames -= task.frames_elsewhere - elsewhere_before
+                try:
+                    b.charge_host_call(task, charge_ns, frames, call_end_ns - call_started_ns,
+                                       call_end_ns)
+                except TaskKilled:
+                    return -_killed(ctx)
+            if pack_result is not None:
+                pack_result(native, args_and_results, result & result_mask)
+            return 0
 
     return _UNCHECKED_CALLBACK(callback)
 

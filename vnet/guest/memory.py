@@ -24,8 +24,19 @@ from wasmtime import _ffi as ffi
 
 from .wasi_types import IOVEC, Errno, WasiError
 
+_U16 = struct.Struct("<H")
+_U32 = struct.Struct("<I")
+_U64 = struct.Struct("<Q")
+
 IOV_MAX = 1024  # Linux UIO_MAXIOV: more iovecs in one call is EINVAL
 MAX_RW_COUNT = 0x7FFFF000  # Linux: one read/write moves at most this many bytes
+
+
+def iovecs_total(iovs: list[tuple[int, int]]) -> int:
+    """The sum of the iovecs' lengths."""
+    if len(iovs) == 1:
+        return iovs[0][1]
+    return sum([n for _, n in iovs])
 
 
 class GuestFault(Exception):
@@ -74,46 +85,60 @@ class GuestMemory:
             if ptr < 0 or length < 0 or ptr + length > self._size:
                 raise GuestFault(f"guest range {ptr:#x}+{length} outside memory of {self._size}")
 
+    # Each accessor compares against the size last seen inline and calls
+    # `check` (which re-reads the size, or raises) only when that fails: a host
+    # call's reads and writes cost one compare and one slice or struct op each.
+
     def view(self, ptr: int, length: int) -> memoryview:
         """A zero-copy window onto guest memory. Valid until the guest runs again."""
-        self.check(ptr, length)
+        if ptr < 0 or length < 0 or ptr + length > self._size:
+            self.check(ptr, length)
         return self._view[ptr : ptr + length]
 
     def read(self, ptr: int, length: int) -> bytes:
-        self.check(ptr, length)
+        if ptr < 0 or length < 0 or ptr + length > self._size:
+            self.check(ptr, length)
         return self._view[ptr : ptr + length].tobytes()
 
     def write(self, ptr: int, data: bytes | bytearray | memoryview) -> None:
-        length = len(data)
-        self.check(ptr, length)
-        self._view[ptr : ptr + length] = data
+        end = ptr + len(data)
+        if ptr < 0 or end > self._size:
+            self.check(ptr, len(data))
+        self._view[ptr:end] = data
 
     def unpack(self, layout: struct.Struct, ptr: int) -> tuple[int, ...]:
-        self.check(ptr, layout.size)
+        if ptr < 0 or ptr + layout.size > self._size:
+            self.check(ptr, layout.size)
         return layout.unpack_from(self._view, ptr)
 
     def pack(self, layout: struct.Struct, ptr: int, *values: int) -> None:
-        self.check(ptr, layout.size)
+        if ptr < 0 or ptr + layout.size > self._size:
+            self.check(ptr, layout.size)
         layout.pack_into(self._view, ptr, *values)
 
     def read_u32(self, ptr: int) -> int:
-        self.check(ptr, 4)
-        return int.from_bytes(self._view[ptr : ptr + 4], "little")
+        if ptr < 0 or ptr + 4 > self._size:
+            self.check(ptr, 4)
+        return int(_U32.unpack_from(self._view, ptr)[0])
 
     def write_u32(self, ptr: int, value: int) -> None:
-        self.check(ptr, 4)
-        self._view[ptr : ptr + 4] = (value & 0xFFFFFFFF).to_bytes(4, "little")
+        if ptr < 0 or ptr + 4 > self._size:
+            self.check(ptr, 4)
+        _U32.pack_into(self._view, ptr, value & 0xFFFFFFFF)
 
     def write_u64(self, ptr: int, value: int) -> None:
-        self.check(ptr, 8)
-        self._view[ptr : ptr + 8] = (value & 0xFFFFFFFFFFFFFFFF).to_bytes(8, "little")
+        if ptr < 0 or ptr + 8 > self._size:
+            self.check(ptr, 8)
+        _U64.pack_into(self._view, ptr, value & 0xFFFFFFFFFFFFFFFF)
 
     def write_u16(self, ptr: int, value: int) -> None:
-        self.check(ptr, 2)
-        self._view[ptr : ptr + 2] = (value & 0xFFFF).to_bytes(2, "little")
+        if ptr < 0 or ptr + 2 > self._size:
+            self.check(ptr, 2)
+        _U16.pack_into(self._view, ptr, value & 0xFFFF)
 
     def write_u8(self, ptr: int, value: int) -> None:
-        self.check(ptr, 1)
+        if ptr < 0 or ptr >= self._size:
+            self.check(ptr, 1)
         self._view[ptr] = value & 0xFF
 
     def read_string(self, ptr: int, length: int) -> str:
@@ -127,13 +152,18 @@ class GuestMemory:
         """
         if count > IOV_MAX:
             raise WasiError(Errno.EINVAL)
-        self.check(ptr, count * IOVEC.size)
-        view = self._view
-        out = []
-        for i in range(count):
-            buf, length = IOVEC.unpack_from(view, ptr + i * IOVEC.size)
-            self.check(buf, length)
-            out.append((buf, length))
+        end = ptr + count * IOVEC.size
+        if end > self._size:
+            self.check(ptr, count * IOVEC.size)
+        if count == 1:
+            buf, length = pair = IOVEC.unpack_from(self._view, ptr)
+            if buf + length > self._size:
+                self.check(buf, length)
+            return [pair]
+        out: list[tuple[int, int]] = list(IOVEC.iter_unpack(self._view[ptr:end]))
+        for buf, length in out:
+            if buf + length > self._size:
+                self.check(buf, length)
         return out
 
     def gather(self, iovs: list[tuple[int, int]], start: int, length: int) -> bytes:
@@ -141,8 +171,12 @@ class GuestMemory:
 
         Copies only that range, however long the iovecs are in total.
         """
-        parts = []
         view = self._view
+        if len(iovs) == 1:  # the common case: one buffer, one copy
+            buf, n = iovs[0]
+            take = min(n - start, length)
+            return view[buf + start : buf + start + take].tobytes() if take > 0 else b""
+        parts = []
         for buf, n in iovs:
             if length <= 0:
                 break

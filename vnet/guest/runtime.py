@@ -3,9 +3,13 @@
 `load_module` compiles and validates a module (a core module, not a
 component; every import one vnet provides; a `_start` export and an exported
 memory). `Guest` instantiates it in its own wasmtime store with per-guest
-limits, links every declared host function through the unchecked ABI bridge,
-and runs `_start` on a scheduler task. `run_module` is the one-call form used
-by the CLI and tests.
+limits and runs `_start` on a scheduler task. Every host function is linked
+once per process (`shared_linker`, through the unchecked ABI bridge) and
+each module's imports are resolved once (`instance_pre`); a guest's thread
+is bound to its context (`abi.bind_thread`) so the shared callbacks know who
+calls. A guest therefore owns only its store, instance, context and thread:
+an idle one costs about 0.1 MiB. `run_module` is the one-call form used by
+the CLI and tests.
 
 Limits: linear memory is capped with store limits (`memory.grow` returns -1
 past the cap); --max-memory also covers what vnet holds for the guest's
@@ -39,14 +43,14 @@ from pathlib import Path
 from typing import Any
 
 import wasmtime
-from wasmtime import Config, Engine, Linker, Module, Store, WasmtimeError
+from wasmtime import Config, Engine, InstancePre, Linker, Module, Store, WasmtimeError
 from wasmtime import _ffi as ffi
 
 from vnet.scheduler import SPIN_THRESHOLD_NS, GuestTask, Scheduler
 
 # Importing these modules registers their host functions.
 from . import vnet_v1, wasi_core, wasi_fs, wasix  # noqa: F401
-from .abi import HOST_FUNCTIONS, GuestExit
+from .abi import HOST_FUNCTIONS, GuestExit, bind_thread
 from .context import GuestContext, GuestLimits
 from .fdtable import FileDescription, InputStream, OutputStream
 from .fs import open_preopen
@@ -93,6 +97,40 @@ def _tick_epochs(eng: Engine) -> None:
     while True:
         event.wait(_EPOCH_TICK_S)
         eng.increment_epoch()
+
+
+# --- the linker --------------------------------------------------------------------
+
+_linker: Linker | None = None
+_linker_keep_alive: list[Any] = []  # the linker's callbacks and function types
+_instance_pres: dict[int, tuple[Module, InstancePre]] = {}
+
+
+def shared_linker() -> Linker:
+    """The one linker with every host function, for every guest of the engine.
+
+    Its callbacks find the calling guest through `abi.bind_thread`, so no guest
+    needs a linker, callbacks or closures of its own.
+    """
+    global _linker
+    eng = engine()
+    with _engine_lock:
+        if _linker is None:
+            linker = Linker(eng)
+            HOST_FUNCTIONS.define_all(linker, _linker_keep_alive)
+            _linker = linker
+        return _linker
+
+
+def instance_pre(module: Module) -> InstancePre:
+    """`module` with its imports resolved against the shared linker, once per module."""
+    linker = shared_linker()
+    with _engine_lock:
+        cached = _instance_pres.get(id(module))
+        if cached is None or cached[0] is not module:
+            cached = (module, linker.instantiate_pre(module))
+            _instance_pres[id(module)] = cached
+        return cached[1]
 
 
 # --- modules ---------------------------------------------------------------------
@@ -239,9 +277,11 @@ class Guest:
 
     def _run(self, task: GuestTask) -> None:
         self.ctx.task = task
+        bind_thread(self.ctx)
         try:
             self._instantiate_and_start(task)
         finally:
+            bind_thread(None)
             # Closing sockets sends FINs/RSTs: one atomic network turn, under the lock,
             # like any host call (else a loopback peer could answer mid-close).
             sched = self.scheduler
@@ -258,10 +298,8 @@ class Guest:
         store.set_limits(memory_size=limits.memory_bytes, instances=1, tables=4, memories=1)
         self._install_epoch_callback(store, task)
         store.set_epoch_deadline(1)
-        linker = Linker(eng)
-        HOST_FUNCTIONS.define_all(linker, self.ctx, self._keep_alive)
         try:
-            instance = linker.instantiate(store, self.module)
+            instance = instance_pre(self.module).instantiate(store)
         except (WasmtimeError, wasmtime.Trap) as e:
             self.trap = _one_line(e)
             self.exit_code = TRAP_EXIT_CODE

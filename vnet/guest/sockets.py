@@ -154,6 +154,35 @@ class SocketDescription(FileDescription):
         self.send_timeout_ns: int | None = None
         self.connect_pending = False
         self.overhead_charged_to: SocketMemory | None = None
+        # (address, port, its addr_port encoding) last given for each name:
+        # reused while the socket's name stays the same
+        self._local_name: tuple[bytes, int, bytes] = (b"", -1, b"")
+        self._peer_name: tuple[bytes, int, bytes] = (b"", -1, b"")
+
+    # --- names ---------------------------------------------------------------
+    def local_name(self) -> bytes:
+        """getsockname() as a WASIX addr_port.
+
+        Encoded once per name: the stack's current name is compared with the
+        one last encoded, so a bind, connect or autobind shows at once.
+        """
+        addr, port = self.core.getsockname()
+        cached = self._local_name
+        if port == cached[1] and addr == cached[0]:
+            return cached[2]
+        encoded = encode_addr_port(addr, port)
+        self._local_name = (addr, port, encoded)
+        return encoded
+
+    def peer_name(self) -> bytes:
+        """getpeername() as a WASIX addr_port (OSError ENOTCONN from the stack)."""
+        addr, port = self.core.getpeername()
+        cached = self._peer_name
+        if port == cached[1] and addr == cached[0]:
+            return cached[2]
+        encoded = encode_addr_port(addr, port)
+        self._peer_name = (addr, port, encoded)
+        return encoded
 
     def charge_overhead(self, memory: SocketMemory) -> None:
         """Charge this open socket's own cost to its owner (ENOBUFS if it does not fit)."""

@@ -99,11 +99,17 @@ def environ_sizes_get(ctx: GuestContext, count_ptr: int, size_ptr: int) -> int:
 
 # --- clocks and randomness --------------------------------------------------
 
+# Plain ints for the hot calls: an enum member costs an attribute lookup per use.
+_REALTIME = int(Clockid.REALTIME)
+_MONOTONIC = int(Clockid.MONOTONIC)
+SUCCESS = int(Errno.SUCCESS)
+
+
 def _clock_now(ctx: GuestContext, clock_id: int) -> int:
-    if clock_id == Clockid.REALTIME:
-        return ctx.scheduler.realtime_ns()
-    if clock_id == Clockid.MONOTONIC:
+    if clock_id == _MONOTONIC:
         return ctx.scheduler.monotonic_ns()
+    if clock_id == _REALTIME:
+        return ctx.scheduler.realtime_ns()
     raise WasiError(Errno.EINVAL)
 
 
@@ -118,7 +124,7 @@ def clock_res_get(ctx: GuestContext, clock_id: int, res_ptr: int) -> int:
 @host_function(M, "clock_time_get", "iIi")
 def clock_time_get(ctx: GuestContext, clock_id: int, _precision: int, time_ptr: int) -> int:
     ctx.mem.write_u64(time_ptr, _clock_now(ctx, clock_id))
-    return Errno.SUCCESS
+    return SUCCESS
 
 
 @host_function(M, "random_get", "ii")
@@ -261,9 +267,9 @@ def fd_close(ctx: GuestContext, fd: int) -> int:
 def fd_fdstat_get(ctx: GuestContext, fd: int, stat_ptr: int) -> int:
     entry = ctx.fds.entry(fd)
     d = entry.description
-    ctx.mem.pack(FDSTAT, stat_ptr, int(d.filetype), d.fdflags, entry.rights_base,
+    ctx.mem.pack(FDSTAT, stat_ptr, d.filetype, d.fdflags, entry.rights_base,
                  entry.rights_inheriting)
-    return Errno.SUCCESS
+    return SUCCESS
 
 
 @host_function(M, "fd_fdstat_set_flags", "ii")

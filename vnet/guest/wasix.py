@@ -35,7 +35,7 @@ from stack.socket_memory import SocketMemory
 
 from .abi import GuestExit, host_function
 from .context import GuestContext
-from .memory import IOV_MAX
+from .memory import IOV_MAX, iovecs_total
 from .sockets import (
     _LINUX_TO_WASI,
     ADDR_CIDR_SIZE,
@@ -69,6 +69,7 @@ if TYPE_CHECKING:
 X = "wasix_32v1"
 P1 = "wasi_snapshot_preview1"
 
+SUCCESS = int(Errno.SUCCESS)  # a plain int: an enum member costs an attribute lookup per call
 MAX_IO = 64 * 1024 * 1024  # one send/recv moves at most this much (a short count beyond)
 DATAGRAM_COPY_MAX = 65536  # more than any datagram may carry: the rest is never copied
 MAX_SOCKETS_PER_GUEST = 4096
@@ -394,7 +395,7 @@ def _recv(ctx: GuestContext, desc: SocketDescription, iovs_ptr: int, iovs_len: i
     """Receive into iovecs: (bytes stored, roflags, source address, source port)."""
     mem = ctx.mem
     iovs = _message_iovecs(ctx, iovs_ptr, iovs_len)
-    total = min(sum(n for _, n in iovs), MAX_IO)
+    total = min(iovecs_total(iovs), MAX_IO)
     peek = bool(riflags & RIFLAGS_RECV_PEEK)
     deadline = _deadline(ctx, desc.recv_timeout_ns)
     data, src, port, truncated = wait_for_io(ctx, desc, lambda: desc.recv(total, peek),
@@ -460,9 +461,9 @@ def send_iovecs(ctx: GuestContext, desc: SocketDescription, iovs: list[tuple[int
     returns a short count. At most MAX_IO bytes per call.
     """
     mem = ctx.mem
-    total = min(sum(n for _, n in iovs), MAX_IO)
+    total = min(iovecs_total(iovs), MAX_IO)
     deadline = _deadline(ctx, desc.send_timeout_ns)
-    if desc.core.type != _s.SOCK_STREAM:
+    if desc.sock_type != _s.SOCK_STREAM:
         data = mem.gather(iovs, 0, min(total, DATAGRAM_COPY_MAX))
         return wait_for_io(ctx, desc, lambda: desc.send(data, dest), desc.readiness_write,
                            deadline)
@@ -535,26 +536,26 @@ def sock_send_file(ctx: GuestContext, out_fd: int, in_fd: int, offset: int, coun
 
 # --- addresses and status -----------------------------------------------------------
 
+# Both are read-only calls (vnet.guest.abi.READ_ONLY_CALLS): no network lock.
+
 @host_function(X, "sock_addr_local", "ii")
 def sock_addr_local(ctx: GuestContext, fd: int, addr_ptr: int) -> int:
-    desc = _sock(ctx, fd)
-    ctx.mem.check(addr_ptr, ADDR_PORT_SIZE)
-    addr, port = desc.core.getsockname()
-    write_addr_port(ctx.mem, addr_ptr, addr, port)
-    return Errno.SUCCESS
+    ctx.mem.write(addr_ptr, socket_description(ctx.fds, fd).local_name())
+    return SUCCESS
 
 
 @host_function(X, "sock_addr_peer", "ii")
 def sock_addr_peer(ctx: GuestContext, fd: int, addr_ptr: int) -> int:
-    desc = _sock(ctx, fd)
-    ctx.mem.check(addr_ptr, ADDR_PORT_SIZE)
+    desc = socket_description(ctx.fds, fd)
+    mem = ctx.mem
+    mem.check(addr_ptr, ADDR_PORT_SIZE)
     try:
-        addr, port = desc.core.getpeername()
+        name = desc.peer_name()
     except OSError as e:
         raise_wasi(e)
         raise AssertionError from None
-    write_addr_port(ctx.mem, addr_ptr, addr, port)
-    return Errno.SUCCESS
+    mem.write(addr_ptr, name)
+    return SUCCESS
 
 
 @host_function(X, "sock_status", "ii")

@@ -1243,6 +1243,109 @@ static void test_getaddrinfo(void) {
     CHECK("gethostbyname_unknown", he == NULL && h_errno == HOST_NOT_FOUND, "h_errno %d", h_errno);
 }
 
+/* --- names follow the socket ------------------------------------------------------ */
+
+static int name_errno; /* the errno of name_is's last call, 0 if it succeeded */
+
+/* Does getsockname (peer: getpeername) of fd say addr and port? port -1: any but 0.
+ * Fills got with what it said. */
+static int name_is(int fd, int peer, const char *addr, int port, char *got, size_t len) {
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof ss;
+    memset(&ss, 0, sizeof ss);
+    errno = 0;
+    int rc = peer ? getpeername(fd, (struct sockaddr *)&ss, &sl)
+                  : getsockname(fd, (struct sockaddr *)&ss, &sl);
+    name_errno = rc < 0 ? errno : 0;
+    if (rc < 0) {
+        snprintf(got, len, "errno %d (%s)", name_errno, strerror(name_errno));
+        return 0;
+    }
+    char text[INET6_ADDRSTRLEN + 16];
+    int p = ss.ss_family == AF_INET ? ntohs(((struct sockaddr_in *)&ss)->sin_port)
+                                    : ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    addr_text((struct sockaddr *)&ss, text, sizeof text);
+    snprintf(got, len, "%s port %d", text, p);
+    return strcmp(text, addr) == 0 && (port < 0 ? p != 0 : p == port);
+}
+
+/* getsockname/getpeername after every bind, connect and disconnect say the
+ * socket's name now (vnet encodes each socket's names once and reuses them
+ * while they stay the same), as Linux: UDP connect fixes the source address,
+ * connect(AF_UNSPEC) gives back what bind did not lock, accept's socket has
+ * the listener's port and its own address. */
+static void test_names(void) {
+    char got[160], got2[160];
+    int fd = socket(AF_INET, SOCK_DGRAM, 0);
+    CHECK("names_udp_unbound", name_is(fd, 0, "0.0.0.0", 0, got, sizeof got), "%s", got);
+    struct sockaddr_in to = sin4(peer_v4, 9);
+    int rc = connect(fd, (struct sockaddr *)&to, sizeof to);
+    int port = port_of(fd);
+    CHECK("names_udp_connect", rc == 0 && name_is(fd, 0, v4, -1, got, sizeof got) &&
+          name_is(fd, 1, peer_v4, 9, got2, sizeof got2) && port_of(fd) == port,
+          "rc %d, local %s, peer %s", rc, got, got2);
+    struct sockaddr unspec;
+    memset(&unspec, 0, sizeof unspec);
+    unspec.sa_family = AF_UNSPEC;
+    rc = connect(fd, &unspec, sizeof unspec);
+    CHECK("names_udp_disconnect", rc == 0 && name_is(fd, 0, "0.0.0.0", 0, got, sizeof got) &&
+          !name_is(fd, 1, peer_v4, 9, got2, sizeof got2) && name_errno == ENOTCONN,
+          "rc %d, local %s, peer %s", rc, got, got2);
+    to = sin4("127.0.0.1", 9);
+    rc = connect(fd, (struct sockaddr *)&to, sizeof to);
+    CHECK("names_udp_reconnect", rc == 0 && name_is(fd, 0, "127.0.0.1", -1, got, sizeof got) &&
+          name_is(fd, 1, "127.0.0.1", 9, got2, sizeof got2),
+          "rc %d, local %s, peer %s", rc, got, got2);
+    close(fd);
+
+    fd = udp_bound(AF_INET, v4);  /* the address is locked, the port is not */
+    port = port_of(fd);
+    to = sin4(peer_v4, 9);
+    rc = connect(fd, (struct sockaddr *)&to, sizeof to);
+    CHECK("names_udp_bound_connect", rc == 0 && port > 0 &&
+          name_is(fd, 0, v4, port, got, sizeof got), "rc %d, local %s", rc, got);
+    rc = connect(fd, &unspec, sizeof unspec);
+    CHECK("names_udp_bound_disconnect", rc == 0 && name_is(fd, 0, v4, 0, got, sizeof got),
+          "rc %d, local %s", rc, got);
+    close(fd);
+
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    set_int(lfd, SOL_SOCKET, SO_REUSEADDR, 1);
+    struct sockaddr_in any = sin4("0.0.0.0", 0);
+    rc = bind(lfd, (struct sockaddr *)&any, sizeof any);
+    int lport = port_of(lfd);
+    CHECK("names_tcp_bind", rc == 0 && listen(lfd, 4) == 0 &&
+          name_is(lfd, 0, "0.0.0.0", lport, got, sizeof got) && lport > 0,
+          "rc %d, local %s", rc, got);
+    int cfd = socket(AF_INET, SOCK_STREAM, 0);
+    int before = name_is(cfd, 0, "0.0.0.0", 0, got, sizeof got);
+    to = sin4("127.0.0.1", lport);
+    rc = connect(cfd, (struct sockaddr *)&to, sizeof to);
+    int cport = port_of(cfd);
+    CHECK("names_tcp_connect", before && rc == 0 &&
+          name_is(cfd, 0, "127.0.0.1", cport, got, sizeof got) && cport > 0 &&
+          name_is(cfd, 1, "127.0.0.1", lport, got2, sizeof got2),
+          "rc %d, local %s, peer %s", rc, got, got2);
+    int sfd = accept(lfd, NULL, NULL);
+    CHECK("names_tcp_accept", sfd >= 0 && name_is(sfd, 0, "127.0.0.1", lport, got, sizeof got) &&
+          name_is(sfd, 1, "127.0.0.1", cport, got2, sizeof got2) &&
+          name_is(lfd, 0, "0.0.0.0", lport, got2 + 80, sizeof got2 - 80),
+          "accepted %d, local %s, peer %s", sfd, got, got2);
+    close(sfd);
+    close(cfd);
+    close(lfd);
+
+    fd = socket(AF_INET6, SOCK_DGRAM, 0);
+    before = name_is(fd, 0, "::", 0, got, sizeof got);
+    struct sockaddr_in6 mapped = sin6("::ffff:127.0.0.1", 9);
+    rc = connect(fd, (struct sockaddr *)&mapped, sizeof mapped);
+    CHECK("names_v6_mapped", before && rc == 0 &&
+          name_is(fd, 0, "::ffff:127.0.0.1", -1, got, sizeof got) &&
+          name_is(fd, 1, "::ffff:127.0.0.1", 9, got2, sizeof got2),
+          "rc %d, local %s, peer %s", rc, got, got2);
+    close(fd);
+}
+
 static void test_errors(void) {
     char buf[16];
     int lfd = tcp_listener(AF_INET, "127.0.0.1");
@@ -1317,6 +1420,7 @@ int main(int argc, char **argv) {
     test_multicast6();
     test_interfaces();
     test_getaddrinfo();
+    test_names();
     test_errors();
     printf("summary: %d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
