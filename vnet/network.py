@@ -287,7 +287,7 @@ class Host:
 
         self.network = network
         self.name = name
-        driver: StackDriver = network.scheduler
+        driver: StackDriver = network.scheduler.driver_for(self)  # wakes only this host's tasks
         built = build_host(driver, name, rng=random.Random(f"{network.seed}:{name}"),
                            forwarding=forwarding)
         self.stack: HostStack = built.stack

@@ -234,27 +234,8 @@ class Binding:
 
 
 def _turn_functions(sched: Scheduler) -> tuple[Callable[[], bool], Callable[[], None]]:
-    """`begin()` → True if it began the outermost network turn; `end()` ends that turn.
-
-    The scheduler's own `begin_turn`/`end_turn` when it has them (no context
-    manager object per call); otherwise its `atomic()` entered and left by hand.
-    """
-    begin = getattr(sched, "begin_turn", None)
-    end = getattr(sched, "end_turn", None)
-    if begin is not None and end is not None:
-        return begin, end
-    entered: list[Any] = []
-
-    def begin_atomic() -> bool:
-        turn = sched.atomic()
-        turn.__enter__()
-        entered.append(turn)
-        return True
-
-    def end_atomic() -> None:
-        entered.pop().__exit__(None, None, None)
-
-    return begin_atomic, end_atomic
+    """`begin()` → True if it began the outermost network turn; `end()` ends that turn."""
+    return sched.begin_turn, sched.end_turn
 
 
 class _ThreadBinding(threading.local):

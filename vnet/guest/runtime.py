@@ -267,7 +267,7 @@ class Guest:
         return SocketDescription(host, core, family, _socket.SOCK_STREAM, 6)
 
     def start(self) -> GuestTask:
-        self.task = self.scheduler.spawn(self.config.name, self._run)
+        self.task = self.scheduler.spawn(self.config.name, self._run, wake_key=self.config.host)
         self.ctx.task = self.task
         return self.task
 
