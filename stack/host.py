@@ -161,6 +161,11 @@ class HostStack:
         self.router_adverts = RouterAdvertLayer(self)
         self._timer: TimerHandle | None = None
         self._timer_at: int | None = None
+        #: Every address of every interface (kept by add_address / remove_address).
+        self._local_addresses: set[bytes] = set()
+        #: Bumped whenever interfaces or their addresses change (with `routes.generation`,
+        #: what per-flow caches such as UDP's compare against).
+        self.generation = 0
         self.lo = self._add_loopback()
 
     # --- the layers' state, under the names other code uses -------------------------------
@@ -236,6 +241,7 @@ class HostStack:
                           InterfaceFlags.UP | InterfaceFlags.BROADCAST | InterfaceFlags.RUNNING
                           | InterfaceFlags.MULTICAST)
         self.interfaces[index] = iface
+        self.generation += 1
         self.neighbors.add_interface(index)
         self.membership.add_interface(index)
         self.add_address(name, str(InterfaceAddress(link_local_from_mac(mac), 64)))
@@ -254,6 +260,7 @@ class HostStack:
                           InterfaceFlags.UP | InterfaceFlags.RUNNING
                           | InterfaceFlags.POINTOPOINT | InterfaceFlags.MULTICAST)
         self.interfaces[index] = iface
+        self.generation += 1
         return iface
 
     def interface(self, name_or_index: str | int) -> Interface:
@@ -273,6 +280,8 @@ class HostStack:
         if addr in pool:
             return addr
         pool.append(addr)
+        self._local_addresses.add(addr.address)
+        self.generation += 1
         if not iface.is_loopback or addr.prefix_len < len(addr.address) * 8:
             self.routes.add(Route(addr.network, addr.prefix_len, iface.index,
                                   source="connected", preferred_source=addr.address))
@@ -288,6 +297,9 @@ class HostStack:
         pool = iface.ipv4 if addr.version == 4 else iface.ipv6
         if addr in pool:
             pool.remove(addr)
+            self._local_addresses = {a.address for i in self.interfaces.values()
+                                     for a in (*i.ipv4, *i.ipv6)}
+            self.generation += 1
             self.routes.remove_where(ifindex=iface.index, source="connected",
                                      prefix=addr.network, prefix_len=addr.prefix_len)
 
@@ -326,7 +338,7 @@ class HostStack:
     def is_local_address(self, addr: bytes) -> bool:
         if len(addr) == 4 and addr[0] == 127:
             return True
-        return any(i.has_address(addr) for i in self.interfaces.values())
+        return addr in self._local_addresses
 
 
     # --- timers ---------------------------------------------------------------------------

@@ -169,9 +169,12 @@ class Ipv4Layer:
 
         `offload`: the transport checksum is not computed and the packet leaves as one
         `GsoFrame` (cut into `gso_size`-byte segments on a wire that is observed); only
-        for a unicast route whose interface `HostStack.offload_output` allows."""
+        for a unicast route whose interface `HostStack.offload_output` allows, and a
+        packet whose wire segments fit the path MTU (no fragmentation)."""
         host = self.host
         if offload:
+            if path_mtu_discovery:  # the caller made sure it fits the path MTU
+                dont_frag = host.path_mtus.allows_df(rt.dst, host.driver.now_ns())
             self._send_offloaded(rt, protocol, payload, ttl, tos, dont_frag, gso_size)
             return
         if ttl is None:
