@@ -419,14 +419,23 @@ class TcpLayer:
         """True if the owner's budget holds the segment's payload; else strip it.
 
         The header (ACK, window, SACK, RST) is still processed; the payload and a
-        FIN riding on it are dropped, and the peer retransmits them.
+        FIN riding on it are dropped, and the peer retransmits them. A super-segment
+        taken whole (GRO, `stack.wire.gso`) keeps the whole segments that fit, as the
+        wire frames it stands for would have been taken one by one until the budget
+        ran out.
         """
         entry = self.memory_charged.get(conn)
         memory = entry[0] if entry is not None else self._memory_of(conn)
-        if len(seg.buf) - seg.data_offset <= memory.available():
+        payload_len = len(seg.buf) - seg.data_offset
+        available = memory.available()
+        if payload_len <= available:
             return True
         memory.refused += 1
-        seg.buf = seg.buf[:seg.data_offset]
+        keep = 0
+        if payload_len > conn.adv_mss and available > 0:
+            mss = conn._effective_mss()
+            keep = available - available % mss
+        seg.buf = seg.buf[:seg.data_offset + keep]
         seg.flags &= ~(FIN | wire_tcp.PSH)
         return False
 
