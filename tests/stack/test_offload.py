@@ -94,3 +94,60 @@ def test_the_udp_flow_follows_route_and_address_changes() -> None:
     h.stack.routes.remove_where(ifindex=eth1.index)
     sock.sendto(b"d", *dst)
     assert [raw(f[UDP].payload) for f in h.sent()] == [b"d"] and not eth1_frames
+
+
+def test_a_gro_stretch_ack_grows_slow_start_per_segment_it_covers() -> None:
+    from stack.congestion import NewReno, initial_window
+
+    mss = 1448
+    one, many = NewReno(mss), NewReno(mss)
+    one.on_ack(0, 20 * mss, 1_000_000, 40 * mss)  # a stretch ACK: RFC 3465's 2*MSS limit
+    many.on_ack(0, 20 * mss, 1_000_000, 40 * mss, acks=10)  # ... per wire ACK it stands for
+    assert one.cwnd == initial_window(mss) + 2 * mss
+    assert many.cwnd == initial_window(mss) + 20 * mss
+
+
+def _virtual_transfer_ns(offload: bool, size: int = 4 << 20) -> int:
+    from vnet.network import Network
+
+    net = Network(virtual_time=True, seed=5)
+    lan = net.segment("lan", latency_ns=200_000)
+    a, b = net.host("a"), net.host("b")
+    for host, addr in ((a, "10.0.0.1/24"), (b, "10.0.0.2/24")):
+        nic = host.connect(lan, addr)
+        nic.offload = offload
+        host.stack.interface("eth0").offload = offload
+    srv = b.socket()
+    srv.bind(("10.0.0.2", 5000))
+    srv.listen()
+    done: list[int] = []
+
+    def server() -> None:
+        conn, _ = srv.accept()
+        got = 0
+        while chunk := conn.recv(1 << 20):
+            got += len(chunk)
+        assert got == size
+        done.append(net.scheduler.monotonic_ns())
+
+    def client() -> None:
+        sock = a.socket()
+        sock.connect(("10.0.0.2", 5000))
+        sock.sendall(bytes(size))
+        sock.close()
+
+    start = net.scheduler.monotonic_ns()
+    net.spawn("server", server)
+    net.spawn("client", client)
+    net.run_for(30)
+    net.close()
+    assert done
+    return done[0] - start
+
+
+def test_super_segments_move_a_transfer_as_fast_in_virtual_time_as_real_frames() -> None:
+    """TSO/GRO must not slow TCP down where time is simulated: slow start, ACK clocking
+    and the windows behave as with one frame per segment (within 5 %)."""
+    with_offload = _virtual_transfer_ns(True)
+    without = _virtual_transfer_ns(False)
+    assert with_offload <= without * 1.05, (with_offload, without)
