@@ -207,13 +207,16 @@ class Ipv4Layer:
                         ttl: int | None, tos: int, dont_frag: bool, gso_size: int) -> None:
         """A super-packet: one IPv4 header for it all, IDs as a TSO NIC numbers them."""
         host = self.host
+        if rt.src[0] == 127:  # as `_postrouting`: a loopback source never leaves the host
+            host.counters["ipv4.out"] += 1
+            host.counters.drop("ipv4", "loopback_source")
+            return
         header = ipv4.Ipv4Repr(rt.src, rt.dst, protocol,
                                ttl=host.default_ttl if ttl is None else ttl, dscp=tos >> 2,
                                ecn=tos & 3, ident=self.next_ident(), dont_frag=dont_frag)
-        packet = bytearray(20 + len(payload))
-        header.emit_into(packet, 0, len(payload))
-        packet[20:] = payload
-        gso = GsoFrame.from_packet(packet, gso_size)
+        head = bytearray(20)
+        header.emit_into(head, 0, len(payload))
+        gso = GsoFrame.from_packet(bytes(head) + payload, gso_size)
         if gso.gso_segs > 1:  # the segments take the next IDs (Linux's ip_select_ident_segs)
             self._ident = (self._ident + gso.gso_segs - 1) & 0xFFFF
         host.counters["ipv4.out"] += 1

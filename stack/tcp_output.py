@@ -79,9 +79,15 @@ class TcpOutput(TransmissionControlBlock):
         return wire_tcp.NO_OPTIONS
 
     def _transmit(self, seq: int, flags: int, payload: bytes | bytearray | memoryview = b"",
-                  options: wire_tcp.TcpOptions | None = None, gso_size: int = 0) -> None:
+                  options: wire_tcp.TcpOptions | None = None, gso_size: int = 0,
+                  sendq_view: memoryview | None = None) -> None:
         """Build and send one segment; a super-segment of `gso_size`-byte pieces when
-        `gso_size` is set (its link offloads: see `_gso_limit`)."""
+        `gso_size` is set (its link offloads: see `_gso_limit`).
+
+        `payload` may be a slice of `sendq_view`, a view of the send queue: both are
+        released once the segment is built, before it is sent (sending may deliver an
+        ACK at once, which trims the queue, and a bytearray with a live view cannot
+        shrink)."""
         ack = self.rcv_nxt if flags & ACK else 0
         if options is None:
             options = self._data_options()
@@ -98,13 +104,20 @@ class TcpOutput(TransmissionControlBlock):
         header = wire_tcp.TcpRepr(self.lport, self.rport, seq & MASK, ack & MASK, flags,
                                   window, 0, options)
         offload = self.stack.offload_output(self.rt.iface)
-        segment = header.build(payload, self.rt.src, self.remote, checksum=not offload)
+        payload_len = len(payload)
+        try:
+            segment = header.build(payload, self.rt.src, self.remote, checksum=not offload)
+        finally:
+            if sendq_view is not None:
+                if isinstance(payload, memoryview):
+                    payload.release()
+                sendq_view.release()
         if flags & ACK:
             self.last_ack_sent = self.rcv_nxt
             self.ack_pending = 0
             self._cancel("dack")
         if gso_size and offload:
-            self.stats["segments_out"] += -(-len(payload) // gso_size)
+            self.stats["segments_out"] += -(-payload_len // gso_size)
         else:
             self.stats["segments_out"] += 1
             gso_size = 0
@@ -271,7 +284,8 @@ class TcpOutput(TransmissionControlBlock):
                 length = whole
                 fin = False
         offset = seq - self.sendq_seq
-        payload = self.sendq[offset: offset + length]
+        sendq_view = memoryview(self.sendq)  # released by `_transmit` (no copy here)
+        payload = sendq_view[offset: offset + length]
         flags = ACK | (PSH if seq + length >= self.sendq_seq + len(self.sendq) else 0)
         if fin:
             flags |= FIN
@@ -286,7 +300,7 @@ class TcpOutput(TransmissionControlBlock):
         if self.snd_una == self.snd_max or self.first_unacked_sent_ns == 0:
             self.first_unacked_sent_ns = now
         self._note_sent(seq, length, retransmit, now)
-        self._transmit(seq, flags, payload, options, gso_size)
+        self._transmit(seq, flags, payload, options, gso_size, sendq_view)
         return length
 
     def _send_fin(self, data_end: int) -> None:

@@ -109,7 +109,7 @@ class GsoFrame:
                     link_len: int = 0) -> GsoFrame:
         """Wrap a built packet (``link_len`` bytes of link header, then IPv4/IPv6, then TCP
         or UDP); ``gso_size`` 0 means one wire packet. ValueError if it cannot be one."""
-        data = bytes(packet)
+        data = packet if type(packet) is bytes else bytes(packet)
         l3 = link_len
         if len(data) < l3 + 20:
             raise ValueError("too short for an IP packet")

@@ -461,6 +461,10 @@ class TcpRepr:
     def build(self, payload: BytesLike, src: bytes, dst: bytes, *,
               checksum: bool = True) -> bytes:
         hlen = self.header_len
+        if not checksum:  # the header alone, then one copy of the payload behind it
+            head = bytearray(hlen)
+            self.emit_into(head, 0, len(payload), src, dst, checksum=False)
+            return bytes(head) + payload
         out = bytearray(hlen + len(payload))
         out[hlen:] = payload
         self.emit_into(out, 0, len(payload), src, dst, checksum=checksum)
