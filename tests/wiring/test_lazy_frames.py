@@ -27,6 +27,7 @@ from stack.wire.gso import (
     VIRTIO_NET_HDR_GSO_UDP_L4,
     GsoFrame,
 )
+from vnet.link.capture import Capture
 from vnet.link.impairment import Impairment
 from vnet.link.nic import Nic
 from vnet.network import Network
@@ -244,3 +245,71 @@ def test_a_smaller_mtu_nic_drops_what_is_too_big_for_it() -> None:
     legacy.deliver(gso_to("02:00:00:00:00:04"))  # does not offload: real frames
     assert [type(f) for f in got[1:]] == [bytes] * 3
     assert [len(f) for f in got[1:]] == [14 + 40 + 1448] * 2 + [14 + 40 + 1104]
+
+
+def _bulk(net: Network, sender: Any, receiver: Any, dst: str, size: int) -> bytes:
+    srv = receiver.socket()
+    srv.bind((dst, 5000))
+    srv.listen()
+    got = bytearray()
+    data = hashlib.sha256(b"x").digest() * (size // 32)
+
+    def server() -> None:
+        conn, _ = srv.accept()
+        while chunk := conn.recv(1 << 20):
+            got.extend(chunk)
+
+    def client() -> None:
+        sock = sender.socket()
+        sock.connect((dst, 5000))
+        sock.sendall(data)
+        sock.close()
+
+    net.spawn("server", server)
+    net.spawn("client", client)
+    net.run_for(20)
+    assert bytes(got) == data
+    return data
+
+
+def test_super_frames_cross_a_cable_whole() -> None:
+    from vnet.link.segment import Cable
+
+    net = Network(virtual_time=True, seed=2)
+    cable = Cable(net.scheduler, "a--b", latency_ns=10_000)
+    a, b = net.host("a"), net.host("b")
+    a.connect(cable, "10.0.0.1/24")
+    b.connect(cable, "10.0.0.2/24")
+    seen: list[int] = []
+    nic = b.nics["eth0"]
+    inner = nic.on_receive
+
+    def recording(frame: Any) -> None:
+        seen.append(frame.gso_segs if isinstance(frame, GsoFrame) else 1)
+        inner(frame)
+
+    nic.on_receive = recording
+    _bulk(net, a, b, "10.0.0.2", 512 * 1024)
+    assert max(seen) >= 10
+    net.close()
+
+
+def test_a_router_to_a_smaller_mtu_forwards_real_frames_and_pmtu_discovery_works() -> None:
+    net = Network(virtual_time=True, seed=4)
+    left, right = net.segment("left"), net.segment("right")
+    a, r, b = net.host("a"), net.router("r"), net.host("b")
+    a.connect(left, "10.0.1.2/24")
+    r.connect(left, "10.0.1.1/24")
+    r.connect(right, "10.0.2.1/24", mtu=1280)  # the hop towards b is smaller
+    b.connect(right, "10.0.2.2/24")  # b itself has 1500 and advertises MSS 1460
+    a.add_route("default", gateway="10.0.1.1")
+    b.add_route("default", gateway="10.0.2.1")
+    cap = Capture.in_memory(clock=net.scheduler.realtime_ns)
+    b.nics["eth0"].capture(cap)
+    _bulk(net, a, b, "10.0.2.2", 256 * 1024)
+    assert a.counters["tcp.pmtu_lowered"] >= 1  # the router said "fragmentation needed"
+    cap.close()
+    frames = [Ether(raw(p)) for p in PcapNgReader(io.BytesIO(cap.getvalue()))]
+    assert frames and max(len(raw(f)) for f in frames) <= 1280 + 14
+    assert all(rebuilt(f) == raw(f) for f in frames if f.haslayer(IP))
+    net.close()
