@@ -45,6 +45,8 @@ class RouteTable:
         # version → prefix_len → network → routes (lowest metric first)
         self._by_len: dict[int, dict[int, dict[bytes, list[Route]]]] = {4: {}, 6: {}}
         self._lengths: dict[int, list[int]] = {4: [], 6: []}
+        #: Bumped by every change: what caches of routing decisions compare against.
+        self.generation = 0
 
     def add(self, route: Route) -> Route:
         route = Route(mask_address(route.prefix, route.prefix_len), route.prefix_len,
@@ -57,6 +59,7 @@ class RouteTable:
         bucket.append(route)
         bucket.sort(key=lambda r: r.metric)
         self._lengths[route.version] = sorted(table, reverse=True)
+        self.generation += 1
         return route
 
     def remove(self, route: Route) -> bool:
@@ -65,6 +68,7 @@ class RouteTable:
         if not bucket or route not in bucket:
             return False
         bucket.remove(route)
+        self.generation += 1
         if not bucket:
             del table[route.prefix_len][route.prefix]
             if not table[route.prefix_len]:
@@ -78,7 +82,8 @@ class RouteTable:
             r for r in self.routes()
             if (ifindex is None or r.ifindex == ifindex)
             and (source is None or r.source == source)
-            and (prefix is None or r.prefix == mask_address(prefix, r.prefix_len))
+            and (prefix is None or (len(r.prefix) == len(prefix)
+                                    and r.prefix == mask_address(prefix, r.prefix_len)))
             and (prefix_len is None or r.prefix_len == prefix_len)
         ]
         for r in doomed:

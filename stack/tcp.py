@@ -298,16 +298,20 @@ class TcpLayer:
                 listener.accept_queue.remove(conn)
 
     # --- output ------------------------------------------------------------
-    def output(self, conn: TcpConnection, segment: bytes, ecn: int = 0) -> None:
+    def output(self, conn: TcpConnection, segment: bytes, ecn: int = 0, *,
+               offload: bool = False, gso_size: int = 0) -> None:
         """Send one of conn's segments. The IP header's ECN field is TCP's (`ecn`), never
-        the IP_TOS option's low bits (as Linux masks them for stream sockets)."""
+        the IP_TOS option's low bits (as Linux masks them for stream sockets).
+        `offload`: a checksum-partial (super-)segment of `gso_size`-byte pieces."""
         stack = self.stack
         tos = (conn.tos & ~3) | ecn
         try:
             if len(conn.remote) == 4:
-                stack.send_ipv4(conn.rt, 6, segment, ttl=conn.ttl, tos=tos, dont_frag=True)
+                stack.send_ipv4(conn.rt, 6, segment, ttl=conn.ttl, tos=tos, dont_frag=True,
+                                offload=offload, gso_size=gso_size)
             else:
-                stack.send_ipv6(conn.rt, 6, segment, hop_limit=conn.ttl, traffic_class=tos)
+                stack.send_ipv6(conn.rt, 6, segment, hop_limit=conn.ttl, traffic_class=tos,
+                                offload=offload, gso_size=gso_size)
         except OSError:
             stack.counters.drop("tcp", "output_refused")
             return
@@ -371,7 +375,8 @@ class TcpLayer:
     # --- input -------------------------------------------------------------
     def receive(self, meta: IpMeta, payload: memoryview) -> bool:
         stack = self.stack
-        seg = wire_tcp.TcpPacket.parse(payload, meta.src, meta.dst)
+        seg = wire_tcp.TcpPacket.parse(payload, meta.src, meta.dst,
+                                       verify_checksum=not meta.csum_trusted)
         if isinstance(seg, WireError):
             stack.counters.drop("tcp", seg)
             return True
@@ -414,14 +419,23 @@ class TcpLayer:
         """True if the owner's budget holds the segment's payload; else strip it.
 
         The header (ACK, window, SACK, RST) is still processed; the payload and a
-        FIN riding on it are dropped, and the peer retransmits them.
+        FIN riding on it are dropped, and the peer retransmits them. A super-segment
+        taken whole (GRO, `stack.wire.gso`) keeps the whole segments that fit, as the
+        wire frames it stands for would have been taken one by one until the budget
+        ran out.
         """
         entry = self.memory_charged.get(conn)
         memory = entry[0] if entry is not None else self._memory_of(conn)
-        if len(seg.buf) - seg.data_offset <= memory.available():
+        payload_len = len(seg.buf) - seg.data_offset
+        available = memory.available()
+        if payload_len <= available:
             return True
         memory.refused += 1
-        seg.buf = seg.buf[:seg.data_offset]
+        keep = 0
+        if payload_len > conn.adv_mss and available > 0:
+            mss = conn._effective_mss()
+            keep = available - available % mss
+        seg.buf = seg.buf[:seg.data_offset + keep]
         seg.flags &= ~(FIN | wire_tcp.PSH)
         return False
 

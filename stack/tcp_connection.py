@@ -508,7 +508,11 @@ class TcpConnection(TcpOutput, TcpTimers, TcpRecovery, TcpEcn):
             if ack >= self.round_end:
                 self.round_end = self.snd_max
                 self.cc.on_round_start(now)
-            self.cc.on_ack(now, acked, self.rtt_sample_ns or None, flight_before)
+            # a stretch ACK over a link that offloads acknowledges super-segments a
+            # receiver took whole: it stands for one wire ACK per two segments
+            acks = (-(-acked // (2 * mss)) if acked > 2 * mss
+                    and self.stack.offload_output(self.rt.iface) else 1)
+            self.cc.on_ack(now, acked, self.rtt_sample_ns or None, flight_before, acks)
         self.rtt_sample_ns = 0
         if self.loss_recover is not None and ack >= self.loss_recover:
             self.loss_recover = None
@@ -544,7 +548,9 @@ class TcpConnection(TcpOutput, TcpTimers, TcpRecovery, TcpEcn):
             for chunk in self.ooo.pop_in_order(self.rcv_nxt):
                 self.rcv_buf += chunk
                 self.rcv_nxt += len(chunk)
-            self.ack_pending += 1
+            # a super-segment taken whole (GRO) is at least two full-sized segments: ACK
+            # it at once, as Linux's __tcp_ack_snd_check does past one rcv_mss
+            self.ack_pending += 1 if len(payload) <= self.adv_mss else 2
             if had_holes or self.dsack_block is not None:
                 self._send_ack()  # a filled hole is acknowledged at once (RFC 5681 §4.2)
         else:

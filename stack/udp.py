@@ -204,6 +204,8 @@ class UdpSocket(Socket):
         self.closed = False
         self.drops = 0
         self.bind_seq = 0
+        #: The per-flow fast path: (what the last unicast route depended on, that route).
+        self.flow: tuple[tuple[object, ...], OutputRoute] | None = None
 
     # --- addressing --------------------------------------------------------
     @property
@@ -644,7 +646,26 @@ class UdpLayer:
 
     # --- output ------------------------------------------------------------
     def route(self, sock: UdpSocket, dst: bytes, device: int | None) -> OutputRoute:
-        """Route dst for sock (its source, devices, multicast interface) and check EACCES."""
+        """Route dst for sock (its source, devices, multicast interface) and check EACCES.
+
+        A unicast route is kept per socket (`UdpSocket.flow`) with everything it
+        depended on -- destination, devices, local address, SO_BROADCAST, and the
+        generations of the host's interfaces, addresses and routes -- and reused
+        while all of those are unchanged (the neighbour is still looked up per
+        datagram, so reachability and ARP keep working)."""
+        stack = self.stack
+        assert sock.local_addr is not None
+        key = (dst, device, sock.bound_device, sock.local_addr, sock.broadcast,
+               stack.generation, stack.routes.generation)
+        flow = sock.flow
+        if flow is not None and flow[0] == key:
+            return flow[1]
+        rt = self._route(sock, dst, device)
+        if not rt.is_multicast and not rt.is_broadcast:
+            sock.flow = (key, rt)
+        return rt
+
+    def _route(self, sock: UdpSocket, dst: bytes, device: int | None) -> OutputRoute:
         stack = self.stack
         assert sock.local_addr is not None
         local = unmap_v4(sock.local_addr)
@@ -678,18 +699,23 @@ class UdpLayer:
         if sock.shut_wr:
             raise os_error(errno.EPIPE)
         header = wire_udp.UdpRepr(sock.local_port, dport)
-        datagram = header.build(data, rt.src, dst)
+        # checksum-partial (stack.wire.gso) on a link that offloads, when it goes out
+        # whole: unicast, and no fragmentation at the path MTU
+        offload = (not rt.is_multicast and not rt.is_broadcast
+                   and stack.offload_output(rt.iface)
+                   and len(data) + (28 if len(dst) == 4 else 48) <= stack.path_mtu(rt))
+        datagram = header.build(data, rt.src, dst, checksum=not offload, partial=offload)
         stack.counters["udp.out"] += 1
         if len(dst) == 4:
             stack.send_ipv4(rt, 17, datagram,
                             ttl=sock.multicast_ttl if rt.is_multicast else sock.ttl,
                             tos=sock.tos, multicast_loop=sock.multicast_loop,
-                            path_mtu_discovery=True)
+                            path_mtu_discovery=True, offload=offload)
         else:
             stack.send_ipv6(rt, 17, datagram,
                             hop_limit=sock.multicast_hops if rt.is_multicast else sock.hop_limit,
                             traffic_class=sock.tclass, multicast_loop=sock.multicast_loop6,
-                            path_mtu_discovery=True)
+                            path_mtu_discovery=True, offload=offload)
         return len(data)
 
     # --- input -------------------------------------------------------------
@@ -744,7 +770,8 @@ class UdpLayer:
 
     def receive(self, meta: IpMeta, payload: memoryview) -> bool:
         stack = self.stack
-        pkt = wire_udp.UdpPacket.parse(payload, meta.src, meta.dst)
+        pkt = wire_udp.UdpPacket.parse(payload, meta.src, meta.dst,
+                                       verify_checksum=not meta.csum_trusted)
         if isinstance(pkt, WireError):
             stack.counters.drop("udp", pkt)
             return True  # counted; no ICMP for a broken datagram

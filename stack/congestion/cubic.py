@@ -157,11 +157,12 @@ class Cubic(NewReno):
 
     # --- events ---------------------------------------------------------------
 
-    def on_ack(self, now_ns: int, acked: int, rtt_ns: int | None, in_flight: int) -> None:
+    def on_ack(self, now_ns: int, acked: int, rtt_ns: int | None, in_flight: int,
+               acks: int = 1) -> None:
         if rtt_ns is not None and rtt_ns > 0:
             srtt = self._srtt_ns
             self._srtt_ns = rtt_ns if srtt is None else srtt + ((rtt_ns - srtt) >> 3)
-        super().on_ack(now_ns, acked, rtt_ns, in_flight)
+        super().on_ack(now_ns, acked, rtt_ns, in_flight, acks)
 
     def on_congestion(self, now_ns: int, in_flight: int) -> None:
         self._pristine = False

@@ -114,11 +114,16 @@ class NewReno:
 
     # --- events ---------------------------------------------------------------
 
-    def on_ack(self, now_ns: int, acked: int, rtt_ns: int | None, in_flight: int) -> None:
+    def on_ack(self, now_ns: int, acked: int, rtt_ns: int | None, in_flight: int,
+               acks: int = 1) -> None:
         """A cumulative ACK of ``acked`` new bytes, outside recovery.
 
         ``in_flight`` is the FlightSize the ACK found: bytes outstanding as
-        it arrived, the ``acked`` bytes included.
+        it arrived, the ``acked`` bytes included. ``acks``: how many ACKs a
+        wire would have carried for this one -- a receiver that took
+        super-segments whole (GRO) ACKs many segments at once, and Linux
+        counts each segment such an ACK covers; byte counting's 2*MSS limit
+        then applies per wire ACK.
         """
         if acked <= 0:
             return
@@ -131,7 +136,7 @@ class NewReno:
             self._app_limited(now_ns)
             return
         if self.cwnd < self.ssthresh:
-            acked = self._slow_start(acked)
+            acked = self._slow_start(acked, acks)
             if acked <= 0:
                 return
         self._avoid_congestion(now_ns, acked)
@@ -199,10 +204,11 @@ class NewReno:
         """Whether a timeout starts a new loss episode (and so recomputes ssthresh)."""
         return not (self._timed_out or self._in_recovery)
 
-    def _slow_start(self, acked: int) -> int:
-        """Grow cwnd by ``min(acked, 2*MSS)``, not past ssthresh; return bytes left over."""
+    def _slow_start(self, acked: int, acks: int = 1) -> int:
+        """Grow cwnd by ``min(acked, 2*MSS)`` per wire ACK, not past ssthresh; return bytes
+        left over."""
         room = self.ssthresh - self.cwnd
-        step = min(acked, 2 * self.mss)
+        step = min(acked, 2 * self.mss * acks)
         if self.hystart is not None and self.hystart.in_css:
             step = max(1, step // self.hystart.growth_divisor)  # RFC 9406 CSS
         if step < room:

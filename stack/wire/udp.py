@@ -112,21 +112,27 @@ class UdpRepr:
         dst: bytes,
         *,
         checksum: bool = True,
+        partial: bool = False,
     ) -> int:
-        """Write the header; the payload must already follow it. Returns the payload offset."""
+        """Write the header; the payload must already follow it. Returns the payload offset.
+
+        ``partial=True`` leaves the checksum field 0 over IPv6 too: a checksum-partial
+        datagram (`stack.wire.gso`) whose checksum is computed when it is materialised.
+        """
         length = HEADER_LEN + payload_len
         if length > 0xFFFF:
             raise ValueError(f"UDP length {length} exceeds 65535")
         _HEADER.pack_into(buf, offset, self.src_port, self.dst_port, length, 0)
-        if checksum or len(src) != 4:
+        if not partial and (checksum or len(src) != 4):
             csum = 0xFFFF - ones_sum(
                 memoryview(buf)[offset : offset + length], _pseudo(src, dst, length)
             )
             _U16.pack_into(buf, offset + FIELD_CHECKSUM, csum or 0xFFFF)
         return offset + HEADER_LEN
 
-    def build(self, payload: BytesLike, src: bytes, dst: bytes, *, checksum: bool = True) -> bytes:
+    def build(self, payload: BytesLike, src: bytes, dst: bytes, *, checksum: bool = True,
+              partial: bool = False) -> bytes:
         out = bytearray(HEADER_LEN + len(payload))
         out[HEADER_LEN:] = payload
-        self.emit_into(out, 0, len(payload), src, dst, checksum=checksum)
+        self.emit_into(out, 0, len(payload), src, dst, checksum=checksum, partial=partial)
         return bytes(out)
