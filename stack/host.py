@@ -19,8 +19,19 @@ interface implemented across per-protocol files, and routes between them:
   `stack.build.build_host` assembles with the stack.
 
 Frames come in through `receive_frame(iface, frame)` (called by the NIC the
-owner wired to the interface) and leave through `iface.transmit(frame)`. Time
-comes in through the `StackDriver`; the stack arms one driver timer for the
+owner wired to the interface) and leave through `iface.transmit(frame)`.
+
+Super-frames (`stack.wire.gso`): on an interface whose `offload` is set, TCP
+hands the link super-segments of up to 64 KiB with the checksum not
+computed, and UDP sends its datagrams checksum-partial; both are `GsoFrame`s.
+One arriving (through `receive_frame`, or `receive_packet` on a link without
+link layer) is taken whole, its transport checksum trusted (`IpMeta.
+csum_trusted`), unless this host would observe or change it on the way in:
+a host that forwards, or has PREROUTING or INPUT hooks (a firewall, NAT),
+materialises it and receives each real frame. Output is built as super-frames
+only where no OUTPUT or POSTROUTING hook runs (`offload_output`).
+
+Time comes in through the `StackDriver`; the stack arms one driver timer for the
 earliest of its layers' deadlines (neighbour retries, reassembly timeouts,
 multicast reports) and hands each layer its turn in `_on_timer`.
 
@@ -108,6 +119,7 @@ from .routing import Route, RouteTable
 from .socket_memory import HOST_SOCKET_MEMORY, SocketMemory
 from .wire import ethernet, icmpv4, icmpv6, ipv6
 from .wire.errors import WireError
+from .wire.gso import GsoFrame
 
 if TYPE_CHECKING:
     from .fragment import Reassembler
@@ -353,8 +365,31 @@ class HostStack:
         self.schedule()
 
     # --- input ----------------------------------------------------------------------------
-    def receive_frame(self, iface: Interface, frame: bytes | memoryview) -> None:
+    def takes_whole(self) -> bool:
+        """True when super-frames may be received whole (nothing on the way in looks)."""
+        hooks = self.hooks
+        return not self.forwarding and hooks.get(Hook.PREROUTING) is None and (
+            hooks.get(Hook.INPUT) is None)
+
+    def offload_output(self, iface: Interface) -> bool:
+        """True when a packet out of `iface` may leave as a super-frame."""
+        hooks = self.hooks
+        return iface.offload and hooks.get(Hook.OUTPUT) is None and (
+            hooks.get(Hook.POSTROUTING) is None)
+
+    def receive_frame(self, iface: Interface, frame: bytes | memoryview | GsoFrame) -> None:
         """An Ethernet frame arrived on iface (from its NIC)."""
+        trusted = False
+        if isinstance(frame, GsoFrame):
+            if not self.takes_whole() or (frame.gso_segs > 1 and frame.protocol != PROTO_TCP):
+                for wire in frame.materialise():
+                    self.receive_frame(iface, wire)
+                return
+            trusted = True
+            iface.counters.rx_frames += frame.gso_segs - 1  # count the wire frames
+            iface.counters.rx_bytes += frame.wire_bytes - len(frame.data)
+            frame = frame.data
+        assert not isinstance(frame, GsoFrame)
         counters = iface.counters
         counters.rx_frames += 1
         counters.rx_bytes += len(frame)
@@ -376,16 +411,30 @@ class HostStack:
             self.counters.drop("ethernet", "vlan")
             return
         if ethertype == ETH_IPV4:
-            self.ipv4.receive(iface, eth.payload, link_broadcast=dst == ethernet.BROADCAST)
+            self.ipv4.receive(iface, eth.payload, link_broadcast=dst == ethernet.BROADCAST,
+                              csum_trusted=trusted)
         elif ethertype == ETH_IPV6:
-            self.ipv6.receive(iface, eth.payload)
+            self.ipv6.receive(iface, eth.payload, csum_trusted=trusted)
         elif ethertype == ETH_ARP:
             self.neighbors.receive_arp(iface, eth.payload)
         else:
             self.counters.drop("ethernet", "unknown_ethertype")
 
-    def receive_packet(self, iface: Interface, packet: bytes | memoryview) -> None:
-        """An IP packet arrived on an interface without a link layer (lo, TUN)."""
+    def receive_packet(self, iface: Interface, packet: bytes | memoryview | GsoFrame) -> None:
+        """An IP packet arrived on an interface without a link layer (lo, TUN).
+
+        A `GsoFrame` (with ``link_len`` 0) is taken whole as `receive_frame` takes one."""
+        trusted = False
+        if isinstance(packet, GsoFrame):
+            if not self.takes_whole() or (packet.gso_segs > 1 and packet.protocol != PROTO_TCP):
+                for wire in packet.materialise():
+                    self.receive_packet(iface, wire)
+                return
+            trusted = True
+            iface.counters.rx_frames += packet.gso_segs - 1
+            iface.counters.rx_bytes += packet.wire_bytes - len(packet.data)
+            packet = packet.ip_packet
+        assert not isinstance(packet, GsoFrame)
         iface.counters.rx_frames += 1
         iface.counters.rx_bytes += len(packet)
         if not packet:
@@ -393,9 +442,10 @@ class HostStack:
             return
         version = packet[0] >> 4
         if version == 4:
-            self.ipv4.receive(iface, memoryview(packet), link_broadcast=False)
+            self.ipv4.receive(iface, memoryview(packet), link_broadcast=False,
+                              csum_trusted=trusted)
         elif version == 6:
-            self.ipv6.receive(iface, memoryview(packet))
+            self.ipv6.receive(iface, memoryview(packet), csum_trusted=trusted)
         else:
             self.counters.drop("ip", "bad_version")
 
@@ -610,24 +660,30 @@ class HostStack:
     def send_ipv4(self, rt: OutputRoute, protocol: int, payload: bytes | memoryview, *,
                   ttl: int | None = None, tos: int = 0, dont_frag: bool = False,
                   multicast_loop: bool = False, options: bytes = b"",
-                  path_mtu_discovery: bool = False) -> None:
+                  path_mtu_discovery: bool = False, offload: bool = False,
+                  gso_size: int = 0) -> None:
         """Send one datagram. `path_mtu_discovery` is Linux's IP_PMTUDISC_WANT (datagram
         sockets' default): DF when the datagram fits the path MTU, else fragments sized
-        to it, without DF. EPERM when OUTPUT refuses it."""
+        to it, without DF. EPERM when OUTPUT refuses it. `offload`: the transport
+        checksum is left to whoever materialises the packet, which leaves as one
+        `GsoFrame` (of `gso_size`-byte segments); only where `offload_output` allows."""
         self.ipv4.send(rt, protocol, payload, ttl=ttl, tos=tos, dont_frag=dont_frag,
                        multicast_loop=multicast_loop, options=options,
-                       path_mtu_discovery=path_mtu_discovery)
+                       path_mtu_discovery=path_mtu_discovery, offload=offload,
+                       gso_size=gso_size)
 
     def send_ipv6(self, rt: OutputRoute, next_header: int, payload: bytes | memoryview, *,
                   hop_limit: int | None = None, traffic_class: int = 0,
                   multicast_loop: bool = False, dont_frag: bool = False,
-                  path_mtu_discovery: bool = False) -> None:
+                  path_mtu_discovery: bool = False, offload: bool = False,
+                  gso_size: int = 0) -> None:
         """Send one datagram; with `path_mtu_discovery` (datagram sockets) fragment at the
         source to the path MTU learned from Packet Too Big, as Linux does. EPERM when
         OUTPUT refuses it, EMSGSIZE when it is too big and `dont_frag`."""
         self.ipv6.send(rt, next_header, payload, hop_limit=hop_limit,
                        traffic_class=traffic_class, multicast_loop=multicast_loop,
-                       dont_frag=dont_frag, path_mtu_discovery=path_mtu_discovery)
+                       dont_frag=dont_frag, path_mtu_discovery=path_mtu_discovery,
+                       offload=offload, gso_size=gso_size)
 
     def loopback(self, packet: bytes) -> None:
         """Send a packet through `lo`: it arrives at this host on the next turn."""

@@ -5,7 +5,8 @@ IPv4 and IPv6 addresses with prefix lengths. The loopback interface has no
 MAC and no link layer. Every Ethernet interface gets an IPv6 link-local
 address derived from its MAC (modified EUI-64, RFC 4291 §2.5.1) when it is
 created. How frames leave an interface is not this module's business: the
-stack sets `transmit` (wired by vnet to a NIC). Touches nothing.
+stack sets `transmit` (wired by vnet to a NIC), and `offload` when that link
+takes super-frames (`stack.wire.gso`). Touches nothing.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import ipaddress
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import IntFlag
+from typing import Any
 
 from .counters import InterfaceCounters
 
@@ -103,8 +105,13 @@ class Interface:
     ipv4: list[InterfaceAddress] = field(default_factory=list)
     ipv6: list[InterfaceAddress] = field(default_factory=list)
     counters: InterfaceCounters = field(default_factory=InterfaceCounters)
-    #: Hands a complete Ethernet frame to the link (set when a NIC is attached).
-    transmit: Callable[[bytes], None] | None = None
+    #: Hands a complete Ethernet frame to the link (set when a NIC is attached): ``bytes``,
+    #: or a `stack.wire.gso.GsoFrame` when `offload` is set.
+    transmit: Callable[[Any], None] | None = None
+    #: The link takes super-frames (`stack.wire.gso.GsoFrame`): TCP super-segments up to
+    #: 64 KiB and frames whose transport checksum is not computed (set by whoever wires the
+    #: interface to a device that offloads, e.g. vnet's NIC with ``offload=True``).
+    offload: bool = False
     #: Multicast groups joined on this interface, with how many sockets joined each.
     groups: dict[bytes, int] = field(default_factory=dict)
 

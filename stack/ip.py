@@ -77,6 +77,8 @@ class IpMeta:
     packet: memoryview  # the whole IP packet (for ICMP errors about it)
     router_alert: bool = False
     out_ifindex: int = 0  # FORWARD hook: the interface the packet will leave by
+    #: It came as a super-frame (`stack.wire.gso.GsoFrame`): trust its transport checksum.
+    csum_trusted: bool = False
 
 
 @dataclass(slots=True)

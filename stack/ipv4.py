@@ -28,6 +28,7 @@ from .ip import (
 )
 from .wire import icmpv4, ipv4
 from .wire.errors import WireError
+from .wire.gso import GsoFrame
 
 if TYPE_CHECKING:
     from .host import HostStack
@@ -47,7 +48,8 @@ class Ipv4Layer:
         return self._ident
 
     # --- input ------------------------------------------------------------------------
-    def receive(self, iface: Interface, data: memoryview, link_broadcast: bool) -> None:
+    def receive(self, iface: Interface, data: memoryview, link_broadcast: bool,
+                csum_trusted: bool = False) -> None:
         host = self.host
         counters = host.counters
         pkt = ipv4.Ipv4Packet.parse(data)
@@ -93,7 +95,7 @@ class Ipv4Layer:
                 return
             pkt = reparsed
         meta = IpMeta(4, pkt.src, dst, iface.index, pkt.ttl, pkt.dscp_ecn, bcast, mcast,
-                      pkt.buf, pkt.router_alert)
+                      pkt.buf, pkt.router_alert, csum_trusted=csum_trusted)
         if host.hooks.get(Hook.INPUT) is not None:
             arrived = host.hooks.run_on_arrival(Hook.INPUT, meta, pkt.buf, pkt,
                                                 ipv4.Ipv4Packet.parse, counters, "ipv4")
@@ -161,9 +163,17 @@ class Ipv4Layer:
     def send(self, rt: OutputRoute, protocol: int, payload: bytes | memoryview, *,
              ttl: int | None = None, tos: int = 0, dont_frag: bool = False,
              multicast_loop: bool = False, options: bytes = b"",
-             path_mtu_discovery: bool = False) -> None:
-        """Send one datagram (see `HostStack.send_ipv4`)."""
+             path_mtu_discovery: bool = False, offload: bool = False,
+             gso_size: int = 0) -> None:
+        """Send one datagram (see `HostStack.send_ipv4`).
+
+        `offload`: the transport checksum is not computed and the packet leaves as one
+        `GsoFrame` (cut into `gso_size`-byte segments on a wire that is observed); only
+        for a unicast route whose interface `HostStack.offload_output` allows."""
         host = self.host
+        if offload:
+            self._send_offloaded(rt, protocol, payload, ttl, tos, dont_frag, gso_size)
+            return
         if ttl is None:
             ttl = 1 if rt.is_multicast else host.default_ttl
         mtu = 0
@@ -189,6 +199,22 @@ class Ipv4Layer:
                 packet = bytearray(verdict.packet)
         self._postrouting(rt.iface, rt.next_hop, packet, dont_frag, mtu=mtu, local=rt,
                           multicast_loop=multicast_loop)
+
+    def _send_offloaded(self, rt: OutputRoute, protocol: int, payload: bytes | memoryview,
+                        ttl: int | None, tos: int, dont_frag: bool, gso_size: int) -> None:
+        """A super-packet: one IPv4 header for it all, IDs as a TSO NIC numbers them."""
+        host = self.host
+        header = ipv4.Ipv4Repr(rt.src, rt.dst, protocol,
+                               ttl=host.default_ttl if ttl is None else ttl, dscp=tos >> 2,
+                               ecn=tos & 3, ident=self.next_ident(), dont_frag=dont_frag)
+        packet = bytearray(20 + len(payload))
+        header.emit_into(packet, 0, len(payload))
+        packet[20:] = payload
+        gso = GsoFrame.from_packet(packet, gso_size)
+        if gso.gso_segs > 1:  # the segments take the next IDs (Linux's ip_select_ident_segs)
+            self._ident = (self._ident + gso.gso_segs - 1) & 0xFFFF
+        host.counters["ipv4.out"] += 1
+        host.neighbors.send(rt.iface, rt.next_hop, ETH_IPV4, gso)
 
     def _postrouting(self, iface: Interface, next_hop: bytes, packet: bytearray,
                      dont_frag: bool, *, from_iface: Interface | None = None, mtu: int = 0,

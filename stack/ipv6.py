@@ -29,6 +29,7 @@ from .ip import (
 )
 from .wire import icmpv6, ipv6
 from .wire.errors import WireError
+from .wire.gso import GsoFrame
 
 if TYPE_CHECKING:
     from .host import HostStack
@@ -43,7 +44,7 @@ class Ipv6Layer:
         self.reassembly = Reassembler(timeout_ns=60_000_000_000)
 
     # --- input ------------------------------------------------------------------------
-    def receive(self, iface: Interface, data: memoryview) -> None:
+    def receive(self, iface: Interface, data: memoryview, csum_trusted: bool = False) -> None:
         host = self.host
         counters = host.counters
         pkt = ipv6.Ipv6Packet.parse(data)
@@ -101,7 +102,7 @@ class Ipv6Layer:
                 return
             pkt = reparsed
         meta = IpMeta(6, src, dst, iface.index, pkt.hop_limit, pkt.traffic_class, False, mcast,
-                      pkt.buf, pkt.router_alert is not None)
+                      pkt.buf, pkt.router_alert is not None, csum_trusted=csum_trusted)
         if host.hooks.get(Hook.INPUT) is not None:
             arrived = host.hooks.run_on_arrival(Hook.INPUT, meta, pkt.buf, pkt,
                                                 ipv6.Ipv6Packet.parse, counters, "ipv6")
@@ -177,13 +178,19 @@ class Ipv6Layer:
     def send(self, rt: OutputRoute, next_header: int, payload: bytes | memoryview, *,
              hop_limit: int | None = None, traffic_class: int = 0,
              multicast_loop: bool = False, dont_frag: bool = False,
-             path_mtu_discovery: bool = False) -> None:
-        """Send one datagram (see `HostStack.send_ipv6`)."""
+             path_mtu_discovery: bool = False, offload: bool = False,
+             gso_size: int = 0) -> None:
+        """Send one datagram (see `HostStack.send_ipv6`); `offload` as `Ipv4Layer.send`."""
         host = self.host
         if hop_limit is None:
             hop_limit = 1 if rt.is_multicast else host.default_hop_limit
         header = ipv6.Ipv6Repr(rt.src, rt.dst, next_header, hop_limit, traffic_class)
         packet: bytes | bytearray = header.build(payload)
+        if offload:
+            host.counters["ipv6.out"] += 1
+            host.neighbors.send(rt.iface, rt.next_hop, ETH_IPV6,
+                                GsoFrame.from_packet(packet, gso_size))
+            return
         host.counters["ipv6.out"] += 1
         if host.hooks.get(Hook.OUTPUT) is not None:
             meta = IpMeta(6, rt.src, rt.dst, rt.iface.index, hop_limit, traffic_class, False,

@@ -52,6 +52,7 @@ from .ip import (
 from .wire import arp as wire_arp
 from .wire import ethernet, icmpv4, icmpv6, ndp
 from .wire.errors import WireError
+from .wire.gso import GsoFrame
 
 if TYPE_CHECKING:
     from .host import HostStack
@@ -254,7 +255,12 @@ class NeighborCache(Generic[P]):
         return probes, failed
 
 
-PendingPacket = tuple[bytes, bytes]  # (IP packet, next hop) waiting for resolution
+def _first_wire_packet(packet: bytes | GsoFrame) -> bytes:
+    """What an ICMP error quotes of a queued packet: a super-packet's first real one."""
+    return packet.materialise()[0] if isinstance(packet, GsoFrame) else packet
+
+
+PendingPacket = tuple[bytes | GsoFrame, bytes]  # (IP packet, next hop) waiting for resolution
 
 
 class NeighborLayer:
@@ -284,7 +290,7 @@ class NeighborLayer:
             for _addr, queued in failed:
                 for packet, _ in queued:
                     host.counters["arp.unresolved"] += 1
-                    host.icmp.error_v4(packet, icmpv4.TYPE_DEST_UNREACHABLE,
+                    host.icmp.error_v4(_first_wire_packet(packet), icmpv4.TYPE_DEST_UNREACHABLE,
                                        icmpv4.UNREACH_HOST)
         for index, cache in self.ndp.items():
             probes, failed = cache.on_timer(now)
@@ -294,7 +300,7 @@ class NeighborLayer:
             for _addr, queued in failed:
                 for packet, _ in queued:
                     host.counters["ndp.unresolved"] += 1
-                    host.icmp.error_v6(packet, icmpv6.TYPE_DEST_UNREACHABLE,
+                    host.icmp.error_v6(_first_wire_packet(packet), icmpv6.TYPE_DEST_UNREACHABLE,
                                        icmpv6.UNREACH_ADDRESS)
 
     # --- ARP ----------------------------------------------------------------------------
@@ -421,14 +427,21 @@ class NeighborLayer:
         host.output_control(iface, src, dst, ns.build(src, dst), hop_limit=255, eth_dst=mac)
 
     # --- the link -----------------------------------------------------------------------
-    def send(self, iface: Interface, next_hop: bytes, ethertype: int, packet: bytes) -> None:
-        """Put an IP packet on `iface` towards `next_hop`, resolving its MAC first."""
+    def send(self, iface: Interface, next_hop: bytes, ethertype: int,
+             packet: bytes | GsoFrame) -> None:
+        """Put an IP packet on `iface` towards `next_hop`, resolving its MAC first.
+
+        A `GsoFrame` (only built for an interface whose `offload` is set) goes out as one."""
         if iface.transmit is None:
             iface.counters.tx_dropped["no_link"] += 1
             return
         if iface.mac is None:  # point-to-point (TUN): the packet itself goes out
-            iface.counters.tx_frames += 1
-            iface.counters.tx_bytes += len(packet)
+            if isinstance(packet, GsoFrame):
+                iface.counters.tx_frames += packet.gso_segs
+                iface.counters.tx_bytes += packet.wire_bytes
+            else:
+                iface.counters.tx_frames += 1
+                iface.counters.tx_bytes += len(packet)
             iface.transmit(packet)
             return
         if is_multicast(next_hop):
@@ -458,11 +471,18 @@ class NeighborLayer:
         self.host.schedule()
 
     def frame_out(self, iface: Interface, dst_mac: bytes, ethertype: int,
-                  payload: bytes | memoryview) -> None:
+                  payload: bytes | memoryview | GsoFrame) -> None:
         transmit = iface.transmit
         if transmit is None or iface.mac is None:
             iface.counters.tx_dropped["no_link"] += 1
             return
+        if isinstance(payload, GsoFrame):
+            gso = payload.with_link_header(dst_mac + iface.mac + ethertype.to_bytes(2, "big"))
+            iface.counters.tx_frames += gso.gso_segs
+            iface.counters.tx_bytes += gso.wire_bytes
+            transmit(gso)
+            return
+        assert not isinstance(payload, GsoFrame)
         frame = dst_mac + iface.mac + ethertype.to_bytes(2, "big") + payload
         iface.counters.tx_frames += 1
         iface.counters.tx_bytes += len(frame)

@@ -298,16 +298,20 @@ class TcpLayer:
                 listener.accept_queue.remove(conn)
 
     # --- output ------------------------------------------------------------
-    def output(self, conn: TcpConnection, segment: bytes, ecn: int = 0) -> None:
+    def output(self, conn: TcpConnection, segment: bytes, ecn: int = 0, *,
+               offload: bool = False, gso_size: int = 0) -> None:
         """Send one of conn's segments. The IP header's ECN field is TCP's (`ecn`), never
-        the IP_TOS option's low bits (as Linux masks them for stream sockets)."""
+        the IP_TOS option's low bits (as Linux masks them for stream sockets).
+        `offload`: a checksum-partial (super-)segment of `gso_size`-byte pieces."""
         stack = self.stack
         tos = (conn.tos & ~3) | ecn
         try:
             if len(conn.remote) == 4:
-                stack.send_ipv4(conn.rt, 6, segment, ttl=conn.ttl, tos=tos, dont_frag=True)
+                stack.send_ipv4(conn.rt, 6, segment, ttl=conn.ttl, tos=tos, dont_frag=True,
+                                offload=offload, gso_size=gso_size)
             else:
-                stack.send_ipv6(conn.rt, 6, segment, hop_limit=conn.ttl, traffic_class=tos)
+                stack.send_ipv6(conn.rt, 6, segment, hop_limit=conn.ttl, traffic_class=tos,
+                                offload=offload, gso_size=gso_size)
         except OSError:
             stack.counters.drop("tcp", "output_refused")
             return
@@ -371,7 +375,8 @@ class TcpLayer:
     # --- input -------------------------------------------------------------
     def receive(self, meta: IpMeta, payload: memoryview) -> bool:
         stack = self.stack
-        seg = wire_tcp.TcpPacket.parse(payload, meta.src, meta.dst)
+        seg = wire_tcp.TcpPacket.parse(payload, meta.src, meta.dst,
+                                       verify_checksum=not meta.csum_trusted)
         if isinstance(seg, WireError):
             stack.counters.drop("tcp", seg)
             return True

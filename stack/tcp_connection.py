@@ -544,7 +544,9 @@ class TcpConnection(TcpOutput, TcpTimers, TcpRecovery, TcpEcn):
             for chunk in self.ooo.pop_in_order(self.rcv_nxt):
                 self.rcv_buf += chunk
                 self.rcv_nxt += len(chunk)
-            self.ack_pending += 1
+            # a super-segment taken whole (GRO) is at least two full-sized segments: ACK
+            # it at once, as Linux's __tcp_ack_snd_check does past one rcv_mss
+            self.ack_pending += 1 if len(payload) <= self.adv_mss else 2
             if had_holes or self.dsack_block is not None:
                 self._send_ack()  # a filled hole is acknowledged at once (RFC 5681 §4.2)
         else:

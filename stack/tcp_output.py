@@ -28,6 +28,7 @@ from .tcp_tcb import (
     TransmissionControlBlock,
 )
 from .wire import tcp as wire_tcp
+from .wire.gso import GSO_MAX_SIZE
 
 
 class TcpOutput(TransmissionControlBlock):
@@ -78,7 +79,9 @@ class TcpOutput(TransmissionControlBlock):
         return wire_tcp.NO_OPTIONS
 
     def _transmit(self, seq: int, flags: int, payload: bytes | bytearray | memoryview = b"",
-                  options: wire_tcp.TcpOptions | None = None) -> None:
+                  options: wire_tcp.TcpOptions | None = None, gso_size: int = 0) -> None:
+        """Build and send one segment; a super-segment of `gso_size`-byte pieces when
+        `gso_size` is set (its link offloads: see `_gso_limit`)."""
         ack = self.rcv_nxt if flags & ACK else 0
         if options is None:
             options = self._data_options()
@@ -94,13 +97,19 @@ class TcpOutput(TransmissionControlBlock):
             flags, ecn = self._ecn_mark(seq, flags, len(payload))
         header = wire_tcp.TcpRepr(self.lport, self.rport, seq & MASK, ack & MASK, flags,
                                   window, 0, options)
-        segment = header.build(payload, self.rt.src, self.remote)
+        offload = self.stack.offload_output(self.rt.iface)
+        segment = header.build(payload, self.rt.src, self.remote, checksum=not offload)
         if flags & ACK:
             self.last_ack_sent = self.rcv_nxt
             self.ack_pending = 0
             self._cancel("dack")
-        self.stats["segments_out"] += 1
-        self.layer.output(self, segment, ecn)  # type: ignore[arg-type]  # (a TcpConnection)
+        if gso_size and offload:
+            self.stats["segments_out"] += -(-len(payload) // gso_size)
+        else:
+            self.stats["segments_out"] += 1
+            gso_size = 0
+        self.layer.output(self, segment, ecn,  # type: ignore[arg-type]  # (a TcpConnection)
+                          offload=offload, gso_size=gso_size)
 
     def _send_ack(self) -> None:
         # SND.MAX, not SND.NXT: after a timeout SND.NXT falls back to SND.UNA, and the
@@ -130,11 +139,28 @@ class TcpOutput(TransmissionControlBlock):
         return self.snd_max - self.snd_una if self.snd_nxt >= self.snd_max else (
             self.snd_nxt - self.snd_una)
 
+    def _gso_limit(self, mss: int) -> int:
+        """Payload bytes one (super-)segment may carry: `mss`, or on a link that offloads
+        a multiple of it sized as Linux's tcp_tso_autosize does -- about 1 ms of the
+        pacing rate (2x cwnd/srtt in slow start, 1.2x after), at least two segments,
+        at most a 64 KiB IP packet."""
+        if not self.stack.offload_output(self.rt.iface):
+            return mss
+        most = (GSO_MAX_SIZE - 60 - 60) // mss  # IP header and TCP header with options
+        srtt = self.srtt_ns
+        if srtt:
+            cc = self.cc
+            ratio = 2.0 if cc.cwnd < cc.ssthresh else 1.2
+            per_ms = int(ratio * cc.cwnd * 1_000_000 / srtt)
+            most = min(most, max(2, per_ms // mss))
+        return max(1, most) * mss
+
     def _output(self) -> None:
         """Send whatever the windows, Nagle and the state allow."""
         if self.state not in SENDS_DATA:
             return
         mss = self._effective_mss()
+        gso_limit = self._gso_limit(mss)
         cwnd = (self.prr_cwnd if self.in_recovery and self.sack_enabled else self.cc.cwnd) + (
             self.recovery_inflation + self.limited_transmit)
         sent_any = False
@@ -191,7 +217,9 @@ class TcpOutput(TransmissionControlBlock):
                     if self.snd_una == self.snd_max:
                         self._arm_persist()
                 break
-            length = min(mss, available, room)
+            length = min(gso_limit, available, room)
+            if length > mss:  # a super-segment of whole segments; a short tail goes alone
+                length -= length % mss
             retransmitting = self.snd_nxt < self.snd_max
             if length < mss and not retransmitting and not self._persist_force:
                 more_coming = available > length
@@ -228,12 +256,20 @@ class TcpOutput(TransmissionControlBlock):
         the path allow: the payload is shortened (and a FIN then waits).
         """
         options = self._data_options()
-        room = self._effective_mss()
+        mss = self._effective_mss()
+        room = mss
         if options.sack_blocks:
             room -= 4 + 8 * min(len(options.sack_blocks), 3 if self.ts_enabled else 4)
+        gso_size = 0
         if length > room:
-            length = room
-            fin = False
+            if length > mss and self.stack.offload_output(self.rt.iface):
+                gso_size = room  # a super-segment of whole segments (see `_gso_limit`)
+                whole = length - length % room
+            else:
+                whole = room
+            if whole != length:
+                length = whole
+                fin = False
         offset = seq - self.sendq_seq
         payload = self.sendq[offset: offset + length]
         flags = ACK | (PSH if seq + length >= self.sendq_seq + len(self.sendq) else 0)
@@ -250,7 +286,7 @@ class TcpOutput(TransmissionControlBlock):
         if self.snd_una == self.snd_max or self.first_unacked_sent_ns == 0:
             self.first_unacked_sent_ns = now
         self._note_sent(seq, length, retransmit, now)
-        self._transmit(seq, flags, payload, options)
+        self._transmit(seq, flags, payload, options, gso_size)
         return length
 
     def _send_fin(self, data_end: int) -> None:

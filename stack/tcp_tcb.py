@@ -221,6 +221,7 @@ class TransmissionControlBlock:
         # timers (stack/tcp_timers.py): kind -> armed handle, kind -> due time
         self._timers: dict[str, TimerHandle] = {}
         self._timer_due: dict[str, int] = {}
+        self._timer_at: dict[str, int] = {}  # when the armed driver timer fires
         # statistics
         self.stats: dict[str, int] = {"segments_in": 0, "segments_out": 0, "retransmits": 0,
                                       "fast_retransmits": 0, "timeouts": 0, "dupacks_in": 0,

@@ -10,8 +10,13 @@ Rules
 - What a timer does when it fires is its row in `TIMERS`: the method to call,
   and whether the application must be woken afterwards (readiness may have
   changed). `_fire` looks the row up; nothing else dispatches on the kind.
-- At most one timer of each kind is armed; arming it again moves it (unless
-  the due time is the same instant, which keeps the scheduler's heap small).
+- At most one timer of each kind is armed; arming it again moves it. Moving it
+  later is lazy (as Linux's sk_reset_timer on a pending timer is cheap): the
+  driver timer already armed stays, `_timer_due` holds the new due time, and
+  when the old one fires early `_fire` sleeps on until the due time. Every ACK
+  pushes the retransmission and TLP timers later; this way a bulk transfer
+  arms about one driver timer per RTO instead of two per ACK. `_timer_at` is
+  when the armed driver timer fires. Moving a timer earlier re-arms it.
 
 Kinds
 -----
@@ -72,15 +77,18 @@ class TcpTimers(TransmissionControlBlock):
         when = self.now() + delay_ns
         old = self._timers.get(kind)
         if old is not None:
-            if self._timer_due.get(kind) == when:
+            if when >= self._timer_at[kind]:
+                self._timer_due[kind] = when  # later: the armed timer sleeps on (`_fire`)
                 return
             old.cancel()
         self._timer_due[kind] = when
+        self._timer_at[kind] = when
         self._timers[kind] = self.stack.driver.call_at(when, lambda: self._fire(kind))
 
     def _cancel(self, kind: str) -> None:
         timer = self._timers.pop(kind, None)
         self._timer_due.pop(kind, None)
+        self._timer_at.pop(kind, None)
         if timer is not None:
             timer.cancel()
 
@@ -89,8 +97,14 @@ class TcpTimers(TransmissionControlBlock):
             self._cancel(kind)
 
     def _fire(self, kind: str) -> None:
+        due = self._timer_due.get(kind)
+        if due is not None and due > self.now():  # moved later since it was armed
+            self._timer_at[kind] = due
+            self._timers[kind] = self.stack.driver.call_at(due, lambda: self._fire(kind))
+            return
         self._timers.pop(kind, None)
         self._timer_due.pop(kind, None)
+        self._timer_at.pop(kind, None)
         row = TIMERS[kind]
         row.on_fire(self)
         if row.wakes:

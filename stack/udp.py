@@ -744,7 +744,8 @@ class UdpLayer:
 
     def receive(self, meta: IpMeta, payload: memoryview) -> bool:
         stack = self.stack
-        pkt = wire_udp.UdpPacket.parse(payload, meta.src, meta.dst)
+        pkt = wire_udp.UdpPacket.parse(payload, meta.src, meta.dst,
+                                       verify_checksum=not meta.csum_trusted)
         if isinstance(pkt, WireError):
             stack.counters.drop("udp", pkt)
             return True  # counted; no ICMP for a broken datagram

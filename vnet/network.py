@@ -230,8 +230,9 @@ class Host:
             iface = self.stack.add_interface(ifname, mac, mtu)
             stack = self.stack
             nic = Nic(self.network.scheduler, f"{self.name}/{ifname}", mac,
-                      lambda frame: stack.receive_frame(iface, frame), mtu)
+                      lambda frame: stack.receive_frame(iface, frame), mtu, offload=True)
             iface.transmit = nic.transmit
+            iface.offload = nic.offload  # super-frames between vnet hosts (stack.wire.gso)
             for cap in self.network.captures:
                 nic.capture(cap)
             nic.attach(segment, tx_impairment=tx_impairment, rx_impairment=rx_impairment)

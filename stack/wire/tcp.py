@@ -424,12 +424,15 @@ class TcpRepr:
         return HEADER_LEN + self.options.encoded_len
 
     def emit_into(
-        self, buf: WritableBuffer, offset: int, payload_len: int, src: bytes, dst: bytes
+        self, buf: WritableBuffer, offset: int, payload_len: int, src: bytes, dst: bytes,
+        *, checksum: bool = True,
     ) -> int:
         """Write the header; the payload must already follow it. Returns the payload offset.
 
         The payload's position depends on the options' length: allocate
         ``header_len + payload_len`` and put the payload at ``header_len``.
+        ``checksum=False`` leaves the checksum field 0, for a checksum-partial
+        super-frame (`stack.wire.gso`) that computes it only when materialised.
         """
         opts = b"" if self.options is NO_OPTIONS else self.options.encode()
         hlen = HEADER_LEN + len(opts)
@@ -448,14 +451,17 @@ class TcpRepr:
         )
         if opts:
             buf[offset + HEADER_LEN : offset + hlen] = opts
-        end = offset + hlen + payload_len
-        csum = 0xFFFF - ones_sum(memoryview(buf)[offset:end], _pseudo(src, dst, end - offset))
-        _U16.pack_into(buf, offset + FIELD_CHECKSUM, csum)
+        if checksum:
+            end = offset + hlen + payload_len
+            csum = 0xFFFF - ones_sum(memoryview(buf)[offset:end],
+                                     _pseudo(src, dst, end - offset))
+            _U16.pack_into(buf, offset + FIELD_CHECKSUM, csum)
         return offset + hlen
 
-    def build(self, payload: BytesLike, src: bytes, dst: bytes) -> bytes:
+    def build(self, payload: BytesLike, src: bytes, dst: bytes, *,
+              checksum: bool = True) -> bytes:
         hlen = self.header_len
         out = bytearray(hlen + len(payload))
         out[hlen:] = payload
-        self.emit_into(out, 0, len(payload), src, dst)
+        self.emit_into(out, 0, len(payload), src, dst, checksum=checksum)
         return bytes(out)

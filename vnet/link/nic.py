@@ -32,6 +32,20 @@ Frames are ``bytes`` and are never copied (a ``bytearray`` or
 delivery may happen later). Capture sees only frames actually sent or
 received.
 
+Super-frames (``stack.wire.gso.GsoFrame``): a NIC built with ``offload=True``
+may be handed a GsoFrame by its stack (a TCP super-segment of up to 64 KiB,
+or a frame whose transport checksum is not computed yet) and passes it on
+whole; whoever wires the NIC to a stack sets the stack interface's
+``offload`` from ``nic.offload``. A GsoFrame counts as the wire frames it
+stands for (``tx_frames``, ``tx_bytes``, ``scheduler.frames_transmitted``,
+and the receive counters), its size checks use its longest wire frame, and a
+capture tap records its materialised frames (``materialise()``), never the
+super-frame: so a capture changes nothing but the pcap. On receive, a
+GsoFrame goes to ``on_receive`` whole when this NIC offloads and its wire
+frames fit this NIC's MTU; otherwise it is materialised here and each wire
+frame is received as if it came alone (a smaller-MTU receiver drops what is
+too big for it, as a real one does).
+
 Thread-safety: like every data-path object, a Nic is used with the
 scheduler's ``lock`` held (real time) or from the one running thread
 (virtual time).
@@ -43,6 +57,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from typing import TYPE_CHECKING
 
+from stack.wire.gso import GsoFrame
 from vnet.link.capture import BytesLike, Capture, CaptureTap, Direction
 from vnet.link.impairment import Impairment
 from vnet.link.segment import Cable, Segment, SegmentPort
@@ -92,10 +107,11 @@ class Nic:
         scheduler: Scheduler,
         name: str,
         mac: bytes,
-        on_receive: Callable[[bytes], None],
+        on_receive: Callable[[bytes | GsoFrame], None],
         mtu: int = 1500,
         *,
         promiscuous: bool = False,
+        offload: bool = False,
     ) -> None:
         if len(mac) != 6:
             raise ValueError(f"a MAC address is 6 bytes, not {len(mac)}")
@@ -106,6 +122,8 @@ class Nic:
         self.mac = bytes(mac)
         self.on_receive = on_receive
         self.promiscuous = promiscuous
+        #: Super-frames (GsoFrame) pass whole: from the stack, and to ``on_receive``.
+        self.offload = offload
         self.counters = NicCounters()
         self.port: SegmentPort | None = None
         self._link_up = True
@@ -191,8 +209,11 @@ class Nic:
         self._link_up = bool(up)
 
     # --- data path -----------------------------------------------------------
-    def transmit(self, frame: BytesLike) -> None:
+    def transmit(self, frame: BytesLike | GsoFrame) -> None:
         """Send one Ethernet frame (no preamble, no FCS). Called by the stack."""
+        if isinstance(frame, GsoFrame):
+            self._transmit_gso(frame)
+            return
         counters = self.counters
         if not self._link_up:
             counters.tx_dropped_link_down += 1
@@ -218,8 +239,37 @@ class Nic:
             tap.record(frame, _OUTBOUND)
         port.send(frame)
 
-    def deliver(self, frame: bytes) -> None:
+    def _transmit_gso(self, frame: GsoFrame) -> None:
+        counters = self.counters
+        segs = frame.gso_segs
+        if not self.offload:
+            for wire in frame.materialise():
+                self.transmit(wire)
+            return
+        if not self._link_up:
+            counters.tx_dropped_link_down += segs
+            return
+        if frame.max_wire_len > self._max_len or frame.header_len < ETHERNET_HEADER_LEN:
+            for wire in frame.materialise():  # the same verdicts as for the real frames
+                self.transmit(wire)
+            return
+        port = self.port
+        if port is None:
+            counters.tx_dropped_unattached += segs
+            return
+        counters.tx_frames += segs
+        counters.tx_bytes += frame.wire_bytes
+        self.scheduler.frames_transmitted += segs
+        for tap in self._taps:
+            for wire in frame.materialise():
+                tap.record(wire, _OUTBOUND)
+        port.send(frame)
+
+    def deliver(self, frame: bytes | GsoFrame) -> None:
         """A frame from the wire. Called by the segment or cable."""
+        if isinstance(frame, GsoFrame):
+            self._deliver_gso(frame)
+            return
         counters = self.counters
         if not self._link_up:
             counters.rx_dropped_link_down += 1
@@ -239,6 +289,27 @@ class Nic:
         counters.rx_bytes += length
         for tap in self._taps:
             tap.record(frame, _INBOUND)
+        self.on_receive(frame)
+
+    def _deliver_gso(self, frame: GsoFrame) -> None:
+        if not self.offload or frame.max_wire_len > self._max_len:
+            for wire in frame.materialise():
+                self.deliver(wire)
+            return
+        counters = self.counters
+        segs = frame.gso_segs
+        if not self._link_up:
+            counters.rx_dropped_link_down += segs
+            return
+        data = frame.data
+        if not data[0] & 1 and not self.promiscuous and not data.startswith(self.mac):
+            counters.rx_filtered += segs
+            return
+        counters.rx_frames += segs
+        counters.rx_bytes += frame.wire_bytes
+        for tap in self._taps:
+            for wire in frame.materialise():
+                tap.record(wire, _INBOUND)
         self.on_receive(frame)
 
     def _tagged_fits(self, frame: bytes, length: int) -> bool:

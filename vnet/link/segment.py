@@ -33,6 +33,15 @@ So with ``latency_ns == 0`` and no impairment, ``endpoint.deliver`` may run
 before ``port.send`` returns (when no deferred work is already running), and
 a reply sent from inside ``deliver`` is queued behind it, never nested.
 
+Super-frames (``stack.wire.gso.GsoFrame``, from NICs that offload) cross a
+segment or cable whole: the switch reads their addresses from ``data``, and
+the counters count the wire frames they stand for. Where the wire is
+observed or changed they become their real frames first: a capture tap of
+the segment records ``materialise()``'s frames (a copy: the super-frame goes
+on unchanged), and a port with an ingress or egress Impairment takes each
+real frame through it separately (loss, delay, rate, reordering apply per
+wire frame, drawing from the generator exactly as if they had come alone).
+
 The switch is VLAN-unaware: tagged frames are forwarded unchanged in the same
 broadcast domain. MAC learning ages lazily: an entry older than ``aging_ns``
 is ignored and removed when looked up. The table holds at most ``max_macs``
@@ -89,6 +98,7 @@ from stack.wire.ethernet import (
     multicast_mac_v4,
     multicast_mac_v6,
 )
+from stack.wire.gso import GsoFrame
 from stack.wire.icmpv6 import MLD_TYPES, Icmpv6Packet
 from stack.wire.ip import PROTO_HOPOPT, PROTO_ICMPV6, PROTO_IGMP
 from stack.wire.ipv4 import Ipv4Packet
@@ -131,7 +141,7 @@ _REPORT = 2
 class Endpoint(Protocol):
     """Anything a segment port can deliver frames to (a ``Nic``, a router port, ...)."""
 
-    def deliver(self, frame: bytes) -> None: ...
+    def deliver(self, frame: bytes | GsoFrame) -> None: ...
 
 
 @dataclass(slots=True)
@@ -175,13 +185,16 @@ class SegmentPort:
         self.ingress = ingress
         self.egress = egress
         self.counters = PortCounters()
-        self._deliver_to: Callable[[bytes], None] = endpoint.deliver
+        self._deliver_to: Callable[[bytes | GsoFrame], None] = endpoint.deliver
 
-    def send(self, frame: BytesLike) -> None:
+    def send(self, frame: BytesLike | GsoFrame) -> None:
         """Hand a frame to the segment (a ``bytes`` object is never copied)."""
         segment = self.segment
         if segment is None:
             self.counters.drop(DROP_DETACHED)
+            return
+        if isinstance(frame, GsoFrame):
+            segment._receive_gso(self, frame)
             return
         segment._receive(self, frame if type(frame) is bytes else bytes(frame))
 
@@ -190,13 +203,17 @@ class SegmentPort:
         if self.segment is not None:
             self.segment.detach(self)
 
-    def _deliver(self, frame: bytes) -> None:
+    def _deliver(self, frame: bytes | GsoFrame) -> None:
         counters = self.counters
         if self.segment is None:
             counters.drop(DROP_DETACHED)
             return
-        counters.frames_out += 1
-        counters.bytes_out += len(frame)
+        if isinstance(frame, GsoFrame):
+            counters.frames_out += frame.gso_segs
+            counters.bytes_out += frame.wire_bytes
+        else:
+            counters.frames_out += 1
+            counters.bytes_out += len(frame)
         self._deliver_to(frame)
 
     def __repr__(self) -> str:
@@ -360,20 +377,36 @@ class Segment:
             else:
                 self._switch(port, frame)
 
-    def _switch(self, port: SegmentPort, frame: bytes) -> None:
+    def _receive_gso(self, port: SegmentPort, frame: GsoFrame) -> None:
+        """A super-frame from ``port``'s endpoint: whole, unless an impairment splits it."""
+        if port.ingress is not None:
+            for wire in frame.materialise():
+                self._receive(port, wire)
+            return
+        counters = port.counters
+        counters.frames_in += frame.gso_segs
+        counters.bytes_in += frame.wire_bytes
+        self._switch(port, frame)
+
+    def _switch(self, port: SegmentPort, frame: bytes | GsoFrame) -> None:
         """Learn, tap and forward a frame that has reached the switch."""
         if port.segment is not self:
             port.counters.drop(DROP_DETACHED)
             return
         now = self._now()
+        head = frame.data if isinstance(frame, GsoFrame) else frame
         for tap in self._taps:
-            tap.record(frame)
+            if isinstance(frame, GsoFrame):
+                for wire in frame.materialise():
+                    tap.record(wire)
+            else:
+                tap.record(frame)
         if self._hub:
             self._flood(port, frame, now)
             return
         table = self._macs
-        if not frame[6] & 1:
-            src = frame[6:12]
+        if not head[6] & 1:
+            src = head[6:12]
             entry = table.get(src)
             if entry is None:
                 self._learn(src, port, now)
@@ -382,13 +415,14 @@ class Segment:
                     entry.port = port
                     self._count("mac_moved")
                 entry.seen = now
-        if frame[0] & 1:
-            if self.snooping and not frame.startswith(_BROADCAST):
-                self._forward_multicast(port, frame, now)
+        if head[0] & 1:
+            if isinstance(frame, GsoFrame):  # never built for group addresses; be safe anyway
+                for wire in frame.materialise():
+                    self._switch_multicast(port, wire, now)
             else:
-                self._flood(port, frame, now)
+                self._switch_multicast(port, frame, now)
             return
-        dst = frame[0:6]
+        dst = head[0:6]
         entry = table.get(dst)
         if entry is None:
             self._flood(port, frame, now)
@@ -403,6 +437,12 @@ class Segment:
             return
         self._egress(out, frame, now)
 
+    def _switch_multicast(self, port: SegmentPort, frame: bytes, now: int) -> None:
+        if self.snooping and not frame.startswith(_BROADCAST):
+            self._forward_multicast(port, frame, now)
+        else:
+            self._flood(port, frame, now)
+
     def _learn(self, src: bytes, port: SegmentPort, now: int) -> None:
         table = self._macs
         if len(table) >= self.max_macs:
@@ -414,12 +454,12 @@ class Segment:
                 return
         table[src] = _MacEntry(port, now)
 
-    def _flood(self, port: SegmentPort, frame: bytes, now: int) -> None:
+    def _flood(self, port: SegmentPort, frame: bytes | GsoFrame, now: int) -> None:
         for out in self._ports:
             if out is not port:
                 self._egress(out, frame, now)
 
-    def _egress(self, out: SegmentPort, frame: bytes, now: int) -> None:
+    def _egress(self, out: SegmentPort, frame: bytes | GsoFrame, now: int) -> None:
         """Schedule delivery of one copy to ``out``, through its egress impairment."""
         impairment = out.egress
         latency = self.latency_ns
@@ -428,6 +468,10 @@ class Segment:
                 self._call_later(latency, partial(out._deliver, frame))
             else:
                 self._defer(partial(out._deliver, frame))
+            return
+        if isinstance(frame, GsoFrame):
+            for wire in frame.materialise():
+                self._egress(out, wire, now)
             return
         delays = impairment.decide(now, len(frame))
         if not delays:
