@@ -383,6 +383,14 @@ class HostStack:
         return not self.forwarding and hooks.get(Hook.PREROUTING) is None and (
             hooks.get(Hook.INPUT) is None)
 
+    def forwards_whole(self) -> bool:
+        """True when a router may pass super-frames on whole: no hook looks on the way
+        (as Linux forwards a GRO packet and segments it only where the egress needs)."""
+        hooks = self.hooks
+        return self.forwarding and hooks.get(Hook.PREROUTING) is None and (
+            hooks.get(Hook.INPUT) is None and hooks.get(Hook.FORWARD) is None
+            and hooks.get(Hook.POSTROUTING) is None)
+
     def offload_output(self, iface: Interface) -> bool:
         """True when a packet out of `iface` may leave as a super-frame."""
         hooks = self.hooks
@@ -392,12 +400,16 @@ class HostStack:
     def receive_frame(self, iface: Interface, frame: bytes | memoryview | GsoFrame) -> None:
         """An Ethernet frame arrived on iface (from its NIC)."""
         trusted = False
+        gso_size = 0
         if isinstance(frame, GsoFrame):
-            if not self.takes_whole() or (frame.gso_segs > 1 and frame.protocol != PROTO_TCP):
+            if not (self.takes_whole() or self.forwards_whole()) or (
+                    frame.gso_segs > 1 and frame.protocol != PROTO_TCP):
                 for wire in frame.materialise():
                     self.receive_frame(iface, wire)
                 return
             trusted = True
+            if frame.gso_segs > 1:
+                gso_size = frame.gso_size
             iface.counters.rx_frames += frame.gso_segs - 1  # count the wire frames
             iface.counters.rx_bytes += frame.wire_bytes - len(frame.data)
             frame = frame.data
@@ -424,9 +436,9 @@ class HostStack:
             return
         if ethertype == ETH_IPV4:
             self.ipv4.receive(iface, eth.payload, link_broadcast=dst == ethernet.BROADCAST,
-                              csum_trusted=trusted)
+                              csum_trusted=trusted, gso_size=gso_size)
         elif ethertype == ETH_IPV6:
-            self.ipv6.receive(iface, eth.payload, csum_trusted=trusted)
+            self.ipv6.receive(iface, eth.payload, csum_trusted=trusted, gso_size=gso_size)
         elif ethertype == ETH_ARP:
             self.neighbors.receive_arp(iface, eth.payload)
         else:
@@ -437,12 +449,16 @@ class HostStack:
 
         A `GsoFrame` (with ``link_len`` 0) is taken whole as `receive_frame` takes one."""
         trusted = False
+        gso_size = 0
         if isinstance(packet, GsoFrame):
-            if not self.takes_whole() or (packet.gso_segs > 1 and packet.protocol != PROTO_TCP):
+            if not (self.takes_whole() or self.forwards_whole()) or (
+                    packet.gso_segs > 1 and packet.protocol != PROTO_TCP):
                 for wire in packet.materialise():
                     self.receive_packet(iface, wire)
                 return
             trusted = True
+            if packet.gso_segs > 1:
+                gso_size = packet.gso_size
             iface.counters.rx_frames += packet.gso_segs - 1
             iface.counters.rx_bytes += packet.wire_bytes - len(packet.data)
             packet = packet.ip_packet
@@ -455,9 +471,10 @@ class HostStack:
         version = packet[0] >> 4
         if version == 4:
             self.ipv4.receive(iface, memoryview(packet), link_broadcast=False,
-                              csum_trusted=trusted)
+                              csum_trusted=trusted, gso_size=gso_size)
         elif version == 6:
-            self.ipv6.receive(iface, memoryview(packet), csum_trusted=trusted)
+            self.ipv6.receive(iface, memoryview(packet), csum_trusted=trusted,
+                              gso_size=gso_size)
         else:
             self.counters.drop("ip", "bad_version")
 

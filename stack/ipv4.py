@@ -49,7 +49,10 @@ class Ipv4Layer:
 
     # --- input ------------------------------------------------------------------------
     def receive(self, iface: Interface, data: memoryview, link_broadcast: bool,
-                csum_trusted: bool = False) -> None:
+                csum_trusted: bool = False, gso_size: int = 0) -> None:
+        """One IPv4 packet from `iface`. `gso_size`: it is a TCP super-segment of
+        `gso_size`-byte segments, taken whole (only with `HostStack.takes_whole` or
+        `forwards_whole`: no hook looks at it)."""
         host = self.host
         counters = host.counters
         pkt = ipv4.Ipv4Packet.parse(data)
@@ -78,7 +81,7 @@ class Ipv4Layer:
             if is_multicast(dst) or link_broadcast or bcast:
                 counters.drop("ipv4", "not_member" if is_multicast(dst) else "broadcast")
                 return
-            self.forward(iface, pkt)
+            self.forward(iface, pkt, csum_trusted, gso_size)
             return
         if pkt.is_fragment:
             whole = self.reassembly.add_ipv4(host.driver.now_ns(), pkt)
@@ -122,10 +125,24 @@ class Ipv4Layer:
         return self.host.is_local_address(dst), False, False
 
     # --- forwarding ---------------------------------------------------------------------
-    def forward(self, iface: Interface, pkt: ipv4.Ipv4Packet) -> None:
+    def forward(self, iface: Interface, pkt: ipv4.Ipv4Packet, whole: bool = False,
+                gso_size: int = 0) -> None:
+        """Route a packet on (RFC 1812).
+
+        `whole`: the packet came as a super-frame (its transport checksum possibly
+        not computed; a super-segment of `gso_size`-byte segments if `gso_size`). It
+        goes on as one where the egress offloads and its wire packets fit the egress
+        MTU; otherwise it is cut into its wire packets (checksums computed), each
+        forwarded (and refused) as any packet."""
         host = self.host
         if not host.forwarding:
             host.counters.drop("ipv4", "not_for_us")
+            return
+        if whole and not self._forwards_whole(pkt, gso_size):
+            for wire in GsoFrame.from_packet(pkt.buf, gso_size).materialise():
+                piece = ipv4.Ipv4Packet.parse(wire)
+                if not isinstance(piece, WireError):
+                    self.forward(iface, piece)
             return
         icmp = host.icmp
         if pkt.ttl <= 1:
@@ -157,7 +174,25 @@ class Ipv4Layer:
                 packet = bytearray(verdict.packet)
         host.counters["ipv4.forwarded"] += 1
         next_hop = route.gateway or pkt.dst
+        if whole:
+            frame = GsoFrame.from_packet(bytes(packet), gso_size)
+            host.counters["ipv4.forwarded"] += frame.gso_segs - 1
+            host.neighbors.send(out, next_hop, ETH_IPV4, frame)
+            return
         self._postrouting(out, next_hop, packet, pkt.dont_frag, from_iface=iface)
+
+    def _forwards_whole(self, pkt: ipv4.Ipv4Packet, gso_size: int) -> bool:
+        """May this super-segment leave whole: TTL left, a route, an egress that offloads
+        and whose MTU each of its wire packets fits."""
+        host = self.host
+        if pkt.ttl <= 1:
+            return False
+        route = host.routes.lookup(pkt.dst)
+        if route is None:
+            return False
+        out = host.interfaces[route.ifindex]
+        return host.offload_output(out) and (
+            GsoFrame.from_packet(pkt.buf, gso_size).max_wire_len <= out.mtu)
 
     # --- output -------------------------------------------------------------------------
     def send(self, rt: OutputRoute, protocol: int, payload: bytes | memoryview, *,

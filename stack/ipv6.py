@@ -44,7 +44,9 @@ class Ipv6Layer:
         self.reassembly = Reassembler(timeout_ns=60_000_000_000)
 
     # --- input ------------------------------------------------------------------------
-    def receive(self, iface: Interface, data: memoryview, csum_trusted: bool = False) -> None:
+    def receive(self, iface: Interface, data: memoryview, csum_trusted: bool = False,
+                gso_size: int = 0) -> None:
+        """One IPv6 packet from `iface`; `gso_size` as `Ipv4Layer.receive`."""
         host = self.host
         counters = host.counters
         pkt = ipv6.Ipv6Packet.parse(data)
@@ -81,7 +83,7 @@ class Ipv6Layer:
             if mcast:
                 counters.drop("ipv6", "not_member")
                 return
-            self.forward(iface, pkt)
+            self.forward(iface, pkt, csum_trusted, gso_size)
             return
         frag = pkt.fragment
         if frag is not None:
@@ -132,10 +134,18 @@ class Ipv6Layer:
         return True
 
     # --- forwarding ---------------------------------------------------------------------
-    def forward(self, iface: Interface, pkt: ipv6.Ipv6Packet) -> None:
+    def forward(self, iface: Interface, pkt: ipv6.Ipv6Packet, whole: bool = False,
+                gso_size: int = 0) -> None:
+        """Route a packet on; a super-frame (`whole`, `gso_size`) as `Ipv4Layer.forward`."""
         host = self.host
         if not host.forwarding:
             host.counters.drop("ipv6", "not_for_us")
+            return
+        if whole and not self._forwards_whole(pkt, gso_size):
+            for wire in GsoFrame.from_packet(pkt.buf, gso_size).materialise():
+                piece = ipv6.Ipv6Packet.parse(wire)
+                if not isinstance(piece, WireError):
+                    self.forward(iface, piece)
             return
         icmp = host.icmp
         if pkt.dst[:2] == b"\xfe\x80" or pkt.src[:2] == b"\xfe\x80":
@@ -155,7 +165,7 @@ class Ipv6Layer:
                           from_iface=iface)
             return
         out = host.interfaces[route.ifindex]
-        if len(pkt.buf) > out.mtu:
+        if len(pkt.buf) > out.mtu and not whole:
             host.counters.drop("ipv6", "too_big")
             icmp.error_v6(pkt.buf, icmpv6.TYPE_PACKET_TOO_BIG, 0, out.mtu, from_iface=iface)
             return
@@ -172,7 +182,24 @@ class Ipv6Layer:
             if verdict.packet is not None:
                 packet = bytearray(verdict.packet)
         host.counters["ipv6.forwarded"] += 1
+        if whole:
+            frame = GsoFrame.from_packet(bytes(packet), gso_size)
+            host.counters["ipv6.forwarded"] += frame.gso_segs - 1
+            host.neighbors.send(out, route.gateway or pkt.dst, ETH_IPV6, frame)
+            return
         self._postrouting(out, route.gateway or pkt.dst, packet, out.mtu)
+
+    def _forwards_whole(self, pkt: ipv6.Ipv6Packet, gso_size: int) -> bool:
+        """As `Ipv4Layer._forwards_whole`; link-local packets are never forwarded."""
+        host = self.host
+        if pkt.hop_limit <= 1 or pkt.dst[:2] == b"\xfe\x80" or pkt.src[:2] == b"\xfe\x80":
+            return False
+        route = host.routes.lookup(pkt.dst)
+        if route is None:
+            return False
+        out = host.interfaces[route.ifindex]
+        return host.offload_output(out) and (
+            GsoFrame.from_packet(pkt.buf, gso_size).max_wire_len <= out.mtu)
 
     # --- output -------------------------------------------------------------------------
     def send(self, rt: OutputRoute, next_header: int, payload: bytes | memoryview, *,
