@@ -24,6 +24,7 @@ test prefixes), and vnet's socket is opened inside the underlay namespace
 from __future__ import annotations
 
 import hashlib
+import os
 import signal
 import subprocess
 import sys
@@ -308,3 +309,83 @@ def test_refuses_remote_not_given(tmp_path: Path) -> None:
     with pytest.raises(VxlanError, match="VNI"):
         VxlanPort(net.scheduler, lan, vni=1 << 24, local="127.0.0.1", remotes=["127.0.0.2"])
     net.close()
+
+
+# --- two vnet processes share one segment ------------------------------------------------
+_MACHINE = """\
+[sim]
+duration = "40s"
+clients = ["{host}/{guest}"]
+
+[segments.lan.vxlan]
+vni = 42
+local = "{local}"
+remote = ["{remote}"]
+port = 4789
+
+[hosts.{host}]
+[[hosts.{host}.nics]]
+segment = "lan"
+addresses = ["{address}/24", "{address6}/64"]
+mtu = 1450
+
+[[hosts.{host}.guests]]
+name = "{guest}"
+module = "{module}"
+args = {args}
+start = "{start}"
+"""
+
+
+def test_two_vnet_processes_share_a_segment(tmp_path: Path,
+                                            kernel_example: Any) -> None:
+    """`vnet sim` A (an echo server guest) and `vnet sim` B (a client guest), one LAN.
+
+    Both run in one namespace the test makes (only lo): A's VXLAN socket binds
+    127.0.0.1, B's 127.0.0.2, each names the other as its remote.
+    """
+    require_kernel_privileges()
+    server = kernel_example("tcp_echo_server")
+    client = kernel_example("tcp_echo_client")
+    a = tmp_path / "machine-a.toml"
+    b = tmp_path / "machine-b.toml"
+    a.write_text(_MACHINE.format(host="alpha", guest="echo", local="127.0.0.1",
+                                 remote="127.0.0.2", address="10.42.0.1", address6="fd42::1",
+                                 module=server, args='["7000", "2"]', start="0s"))
+    b.write_text(_MACHINE.format(host="beta", guest="client", local="127.0.0.2",
+                                 remote="127.0.0.1", address="10.42.0.2", address6="fd42::2",
+                                 module=client, args='["10.42.0.1", "7000", "over", "vxlan"]',
+                                 start="0s")
+                 + f'\n[[hosts.beta.guests]]\nname = "client6"\nmodule = "{client}"\n'
+                   'args = ["fd42::1", "7000", "v6", "too"]\nstart = "1s"\n')
+    b.write_text(b.read_text().replace('clients = ["beta/client"]',
+                                       'clients = ["beta/client", "beta/client6"]'))
+    with Namespace(unique_name("vxp", ""), sysctls=("net.ipv6.conf.all.accept_dad=0",)) as ns:
+        ns.check_isolated([], prefixes=[])
+        env = {**clean_env(), "PYTHONPATH": os.pathsep.join(sys.path)}
+        argv = [sys.executable, "-m", "vnet", "sim", "--pcap-dir"]
+        machines: list[KernelProcess] = []
+        try:
+            for name, topo in (("a", a), ("b", b)):
+                popen = subprocess.Popen(ns.command(*argv, str(tmp_path / name), str(topo)),
+                                         env=env, stdout=subprocess.PIPE,
+                                         stderr=subprocess.PIPE)
+                machines.append(KernelProcess(f"vnet sim {topo.name}", popen))
+                machines[-1].start_readers()
+                if name == "a":  # B starts once A's guest listens (its VXLAN port is up)
+                    machines[-1].wait_for(b"listening on port 7000")
+            for machine in reversed(machines):
+                assert machine.wait(60) == 0, machine.describe()
+        finally:
+            for machine in machines:
+                machine.stop(signal.SIGKILL)
+    out_a, out_b = (bytes(m.stdout).decode() for m in machines)
+    assert 'echo ok "over"' in out_b and 'echo ok "vxlan"' in out_b, out_b
+    assert 'echo ok "v6"' in out_b, out_b
+    assert "served 2 client(s)" in out_a, out_a
+    # The summary counts the frames each VXLAN port carried; nothing dropped.
+    for out in (out_a, out_b):
+        row = next(line for line in out.splitlines() if line.startswith("lan/vxlan42"))
+        tx_frames, _, rx_frames, _ = map(int, row.split()[1:5])
+        assert tx_frames > 5 and rx_frames > 5, row
+        assert "lan/vxlan42:" not in out, out
