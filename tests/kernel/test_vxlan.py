@@ -249,7 +249,8 @@ def test_ping_both_ways_and_captures_agree(vxlan_lab: Any, underlay: int) -> Non
 
 
 @pytest.mark.parametrize("fam", [4, 6], ids=["ipv4", "ipv6"])
-def test_tcp_transfer_both_ways_sha256(vxlan_lab: Any, fam: int) -> None:
+def test_tcp_transfer_both_ways_sha256(vxlan_lab: Any, fam: int,
+                                       interop_results: Any) -> None:
     lab: VxlanLab = vxlan_lab(4)
     size = 1_000_000
     payload = hashlib.sha256(b"vxlan").digest() * (size // 32)
@@ -279,7 +280,14 @@ def test_tcp_transfer_both_ways_sha256(vxlan_lab: Any, fam: int) -> None:
                 received += data
             return bytes(received)
 
+    started = time.monotonic()
     echoed = lab.in_vnet(transfer, timeout_s=40)
+    elapsed = time.monotonic() - started
+    assert lab.port is not None
+    interop_results(f"vxlan tcp echo ipv{fam}", bytes_each_way=size,
+                    seconds=round(elapsed, 3), mbit_each_way=round(size * 8 / elapsed / 1e6, 1),
+                    vxlan_datagrams_out=lab.port.counters.tx_datagrams,
+                    vxlan_datagrams_in=lab.port.counters.rx_datagrams)
     assert echo.wait() == 0
     _stop_tcpdump(tcpdump)
     vnet_pcap = lab.close_capture()

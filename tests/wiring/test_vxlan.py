@@ -13,7 +13,9 @@ from functools import partial
 
 import pytest
 
+from vnet.link.capture import Capture
 from vnet.link.vxlan import FLAG_VNI, decapsulate, encapsulate, overhead
+from vnet.testing.pcap import packets_from
 
 from .vxlan_support import VNI, VxlanPair
 
@@ -41,6 +43,10 @@ def test_header_is_rfc7348() -> None:
 
 
 def test_ping_floods_then_learns(pair: VxlanPair) -> None:
+    cap = Capture.in_memory()
+    with pair.nets[0].scheduler.lock:  # (the hosts' first MLD reports may be out already)
+        pair.ports[0].capture(cap)
+        tx_before, rx_before = pair.ports[0].counters.tx_frames, pair.ports[0].counters.rx_frames
     def ping(target: str) -> list[float | None]:
         return pair.hosts[0].ping(target, count=3, timeout=2.0)
 
@@ -55,6 +61,15 @@ def test_ping_floods_then_learns(pair: VxlanPair) -> None:
     assert a.counters.tx_frames > a.counters.tx_flooded  # the echoes went unicast
     for port in pair.ports:
         assert port.counters.drop_unknown_remote == port.counters.drop_wrong_vni == 0
+    # The port's capture holds the inner frames it sent and received, as the counters say.
+    with pair.nets[0].scheduler.lock:  # no frame between the close and the counters
+        cap.close()
+        tx_frames = a.counters.tx_frames - tx_before
+        rx_frames = a.counters.rx_frames - rx_before
+    frames = packets_from(cap.getvalue())
+    assert {f.interface for f in frames} == {"lan/vxlan4242"}
+    assert sum(f.direction == 2 for f in frames) == tx_frames
+    assert sum(f.direction == 1 for f in frames) == rx_frames
 
 
 def test_tcp_transfer_sha256(pair: VxlanPair) -> None:
