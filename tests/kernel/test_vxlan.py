@@ -287,7 +287,8 @@ def test_tcp_transfer_both_ways_sha256(vxlan_lab: Any, fam: int,
     interop_results(f"vxlan tcp echo ipv{fam}", bytes_each_way=size,
                     seconds=round(elapsed, 3), mbit_each_way=round(size * 8 / elapsed / 1e6, 1),
                     vxlan_datagrams_out=lab.port.counters.tx_datagrams,
-                    vxlan_datagrams_in=lab.port.counters.rx_datagrams)
+                    vxlan_datagrams_in=lab.port.counters.rx_datagrams,
+                    super_frames_materialised=lab.port.counters.tx_super_frames)
     assert echo.wait() == 0
     _stop_tcpdump(tcpdump)
     vnet_pcap = lab.close_capture()

@@ -133,3 +133,4 @@ def test_a_super_frame_is_sent_as_its_wire_frames(pair: VxlanPair) -> None:
             a.remotes.remove("127.0.0.3")
         receiver.close()
     assert received == [encapsulate(VNI, frame) for frame in frames]
+    assert a.counters.tx_super_frames == 1

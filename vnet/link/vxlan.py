@@ -124,6 +124,7 @@ class VxlanCounters:
     tx_bytes: int = 0  # UDP payload bytes
     tx_errors: int = 0  # the kernel refused a sendto (no route, buffer full)
     tx_flooded: int = 0  # frames sent to every remote (BUM or unknown unicast)
+    tx_super_frames: int = 0  # GsoFrames the segment handed over, sent as their wire frames
     rx_datagrams: int = 0
     rx_bytes: int = 0
     rx_frames: int = 0  # delivered into the segment
@@ -293,6 +294,7 @@ class VxlanPort:
             return
         materialise = getattr(frame, "materialise", None)
         if materialise is not None:  # a GsoFrame: each real wire frame on its own
+            self.counters.tx_super_frames += 1
             for wire_frame in materialise():
                 self._send_frame(wire_frame)
         else:
