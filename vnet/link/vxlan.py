@@ -31,9 +31,10 @@ address family than ``local``.
 MTU: encapsulation adds 50 bytes over IPv4 (outer IPv4 20 + UDP 8 + VXLAN 8 +
 inner Ethernet 14), 70 over IPv6. With a 1500-byte underlay, the NICs on the
 segment (and a Linux vxlan device, whose default is exactly this) use MTU
-1450; or give the underlay MTU 1550 and keep 1500 inside. A frame that does
-not fit is still sent (the kernel fragments the outer IPv4 datagram) but
-Linux drops what exceeds its vxlan device's MTU, so match them.
+1450 (1430 over an IPv6 underlay); or give the underlay MTU 1550 and keep
+1500 inside. A frame that does not fit is still sent (the kernel fragments
+the outer datagram), but every end of the segment must use the same MTU:
+each stack sizes its TCP segments and answers by its own.
 
 Super-frames: a frame handed to `deliver` that is not ``bytes`` (a
 `stack.wire.gso.GsoFrame`) is materialised and each real wire frame is sent
