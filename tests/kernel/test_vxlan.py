@@ -12,7 +12,10 @@ The kernel pings the vnet host and the vnet host pings the kernel (IPv4 and
 IPv6 inside; the underlay is IPv4 or IPv6), and a TCP transfer goes from a
 kernel socket to the vnet host and back (SHA-256 equal). Both ends are
 captured -- vnet's segment capture and tcpdump on vx0 in the namespace -- and
-must hold the same ICMP exchanges and the same TCP payload.
+must hold the same ICMP exchanges and the same TCP payload. With three ends
+the kernel's vx0 has no `remote` but a static FDB (two all-zeros entries,
+`bridge fdb append`), and a second vnet network's VXLAN socket binds
+10.219.0.3 on u0: Linux and two vnet networks share one broadcast domain.
 
 Network safety: both namespaces are made by the audited guard
 (vnet.testing.netns); the only link out of each is the veth between them,
@@ -31,6 +34,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +59,8 @@ UNDER_VNET = {4: "10.219.0.1", 6: "fd79::1"}
 UNDER_KERNEL = {4: "10.219.0.2", 6: "fd79::2"}
 KERNEL = {4: "10.218.0.1", 6: "fd78::1"}
 VNET = {4: "10.218.0.2", 6: "fd78::2"}
+VNET2 = {4: "10.218.0.3", 6: "fd78::3"}  # the third end's host
+UNDER_VNET2 = "10.219.0.3"
 PREFIXES = ("10.218.0.0/24", "fd78::/64", "10.219.0.0/24", "fd79::/64")
 # `ethtool -K DEV FEATURE off ...` without ethtool: SIOCETHTOOL ioctls setting 0 for
 # each command given (ETHTOOL_STXCSUM 0x17, ETHTOOL_STSO 0x1f, ETHTOOL_SGSO 0x24,
@@ -72,9 +78,11 @@ MTU = 1450  # the underlay's 1500 minus 50 bytes of VXLAN encapsulation (IPv4 un
 class VxlanLab:
     """Two namespaces joined by a veth underlay; a kernel vxlan device; a vnet host."""
 
-    def __init__(self, tmp: Path, underlay: int) -> None:
+    def __init__(self, tmp: Path, underlay: int, third: bool = False) -> None:
         self.tmp = tmp
         self.underlay = underlay
+        #: A second vnet network (host h2, VTEP 10.219.0.3) on the same segment: three ends.
+        self.third = third
         self.ns_vnet = Namespace(unique_name("vxu", ""), sysctls=("net.ipv6.conf.all.accept_dad=0",
                                  "net.ipv6.conf.default.accept_dad=0"))
         self.ns_kernel = Namespace(unique_name("vxk", ""), sysctls=(
@@ -86,11 +94,18 @@ class VxlanLab:
         self.mtu = MTU if underlay == 4 else MTU - 20
         self.nic = self.host.connect(self.lan, f"{VNET[4]}/24", f"{VNET[6]}/64", mtu=self.mtu)
         self.port: VxlanPort | None = None
+        self.net2 = Network()
+        self.lan2 = self.net2.segment("lan")
+        self.host2 = self.net2.host("h2")
+        self.host2.connect(self.lan2, f"{VNET2[4]}/24", f"{VNET2[6]}/64", mtu=self.mtu,
+                           mac=bytes.fromhex("020000000a03"))
+        self.port2: VxlanPort | None = None
         self.processes: list[KernelProcess] = []
         self.capture_path = tmp / "vnet-segment.pcapng"
         self.capture: Capture | None = None
         self._stop = threading.Event()
         self._loop: threading.Thread | None = None
+        self._loop2: threading.Thread | None = None
         self.loop_error: BaseException | None = None
 
     def start(self) -> VxlanLab:
@@ -101,6 +116,8 @@ class VxlanLab:
         fam = self.underlay
         plen = 24 if fam == 4 else 64
         v.add_address("u0", f"{UNDER_VNET[fam]}/{plen}")
+        if self.third:
+            v.add_address("u0", f"{UNDER_VNET2}/24")
         k.add_address("u1", f"{UNDER_KERNEL[fam]}/{plen}")
         v.set_up("u0")
         k.set_up("u1")
@@ -108,9 +125,13 @@ class VxlanLab:
         # checksum of an encapsulated frame would never be filled in (a real NIC fills
         # it). Checksum in software, as on a NIC without offload.
         k.run(sys.executable, "-I", "-c", _ETHTOOL_OFF, "u1", "0x17")
+        remote = () if self.third else ("remote", UNDER_VNET[fam])
         k.ip("link", "add", "vx0", "type", "vxlan", "id", str(VNI), "local", UNDER_KERNEL[fam],
-             "remote", UNDER_VNET[fam], "dstport", "4789", "dev", "u1",
+             *remote, "dstport", "4789", "dev", "u1",
              *(("udp6zerocsumrx",) if fam == 6 else ()))
+        if self.third:  # a static FDB: every BUM frame to both vnet ends (head-end replication)
+            for dst in (UNDER_VNET[fam], UNDER_VNET2):
+                k.run("bridge", "fdb", "append", "00:00:00:00:00:00", "dev", "vx0", "dst", dst)
         k.ip("link", "set", "vx0", "mtu", str(self.mtu))
         k.add_address("vx0", f"{KERNEL[4]}/24")
         k.add_address("vx0", f"{KERNEL[6]}/64")
@@ -119,19 +140,29 @@ class VxlanLab:
         k.set_up("vx0")
         v.check_isolated(["u0"], prefixes=PREFIXES)
         k.check_isolated(["u1", "vx0"], prefixes=PREFIXES)
+        others = [UNDER_VNET2] if self.third else []
         self.port = VxlanPort(self.net.scheduler, self.lan, vni=VNI, local=UNDER_VNET[fam],
-                              remotes=[UNDER_KERNEL[fam]], netns=v.name).open()
+                              remotes=[UNDER_KERNEL[fam], *others], netns=v.name).open()
+        if self.third:
+            self.port2 = VxlanPort(self.net2.scheduler, self.lan2, vni=VNI, local=UNDER_VNET2,
+                                   remotes=[UNDER_KERNEL[fam], UNDER_VNET[fam]],
+                                   netns=v.name).open()
         sched = self.net.scheduler
         self.capture = Capture.to_file(self.capture_path, clock=sched.realtime_ns)
         with sched.lock:
             self.lan.capture(self.capture)
-        self._loop = threading.Thread(target=self._run, daemon=True, name="vxlan-lab")
+        self._loop = threading.Thread(target=self._run, args=(self.net,), daemon=True,
+                                      name="vxlan-lab")
         self._loop.start()
+        if self.third:
+            self._loop2 = threading.Thread(target=self._run, args=(self.net2,), daemon=True,
+                                           name="vxlan-lab2")
+            self._loop2.start()
         return self
 
-    def _run(self) -> None:
+    def _run(self, net: Network) -> None:
         try:
-            self.net.scheduler.run(until=self._stop.is_set)
+            net.scheduler.run(until=self._stop.is_set)
         except BaseException as e:
             self.loop_error = e
 
@@ -141,14 +172,18 @@ class VxlanLab:
                 proc.stop(signal.SIGKILL)
             self._stop.set()
             self.net.scheduler.notify()
-            if self._loop is not None:
-                self._loop.join(10)
-            if self.port is not None:
-                self.port.close()
+            self.net2.scheduler.notify()
+            for loop in (self._loop, self._loop2):
+                if loop is not None:
+                    loop.join(10)
+            for port in (self.port, self.port2):
+                if port is not None:
+                    port.close()
             if self.capture is not None:
                 with self.net.scheduler.lock:
                     self.capture.close()
             self.net.close()
+            self.net2.close()
         finally:
             self.ns_kernel.delete()
             self.ns_vnet.delete()
@@ -168,13 +203,13 @@ class VxlanLab:
         self.processes.append(proc)
         return proc
 
-    def in_vnet(self, fn: Any, timeout_s: float = 30) -> Any:
+    def in_vnet(self, fn: Any, timeout_s: float = 30, net: Network | None = None) -> Any:
         box: dict[str, Any] = {}
 
         def body() -> None:
             box["value"] = fn()
 
-        task = self.net.spawn("script", body)
+        task = (net or self.net).spawn("script", body)
         wait_until(lambda: task.done, timeout_s, "the vnet script")
         if task.error is not None:
             raise task.error
@@ -192,8 +227,8 @@ def vxlan_lab(tmp_path: Path) -> Iterator[Any]:
     require_kernel_privileges()
     labs: list[VxlanLab] = []
 
-    def make(underlay: int = 4) -> VxlanLab:
-        lab = VxlanLab(tmp_path, underlay)
+    def make(underlay: int = 4, third: bool = False) -> VxlanLab:
+        lab = VxlanLab(tmp_path, underlay, third)
         labs.append(lab)
         return lab.start()
 
@@ -306,6 +341,42 @@ def test_tcp_transfer_both_ways_sha256(vxlan_lab: Any, fam: int,
             assert max(n for _, n in segments[peer]) <= lab.mtu - (60 if fam == 6 else 40)
         seen.append(segments)
     assert seen[0] == seen[1]
+
+
+def test_three_ends_one_segment_linux_static_fdb(vxlan_lab: Any) -> None:
+    """Linux (static FDB, two all-zeros entries) and two vnet networks: one broadcast domain.
+
+    Each end floods broadcast to both others and learns where each MAC is:
+    the kernel pings both vnet hosts, and the vnet hosts ping each other and
+    the kernel, over IPv4 and IPv6.
+    """
+    lab: VxlanLab = vxlan_lab(4, third=True)
+    for fam in (4, 6):
+        for target in (VNET[fam], VNET2[fam]):
+            out = lab.run("ping", f"-{fam}", "-n", "-c", "2", "-i", "0.05", "-W", "2", target)
+            assert "2 packets transmitted, 2 received" in out, out
+        for net, host, target in ((lab.net, lab.host, VNET2[fam]),
+                                  (lab.net2, lab.host2, VNET[fam]),
+                                  (lab.net2, lab.host2, KERNEL[fam])):
+            rtts = lab.in_vnet(partial(host.ping, target, count=2, timeout=2.0), net=net)
+            assert all(rtt is not None for rtt in rtts), (host, target, rtts)
+    assert lab.port is not None and lab.port2 is not None
+    kernel_mac = bytes.fromhex(lab.run("cat", "/sys/class/net/vx0/address").strip()
+                               .replace(":", ""))
+    assert lab.port.fdb() == {kernel_mac: UNDER_KERNEL[4],
+                              bytes.fromhex("020000000a03"): UNDER_VNET2}
+    assert lab.port2.fdb() == {kernel_mac: UNDER_KERNEL[4],
+                               lab.nic.mac: UNDER_VNET[4]}
+    # The kernel learned both vnet MACs behind the right VTEPs too.
+    fdb = lab.run("bridge", "fdb", "show", "dev", "vx0")
+    assert f"{_mac_text(lab.nic.mac)} dst {UNDER_VNET[4]}" in fdb, fdb
+    assert f"02:00:00:00:0a:03 dst {UNDER_VNET2}" in fdb, fdb
+    for port in (lab.port, lab.port2):
+        assert port.counters.drop_unknown_remote == port.counters.drop_wrong_vni == 0
+
+
+def _mac_text(mac: bytes) -> str:
+    return ":".join(f"{b:02x}" for b in mac)
 
 
 def test_refuses_remote_not_given(tmp_path: Path) -> None:
