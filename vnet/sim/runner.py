@@ -23,6 +23,14 @@ Captures (all optional, all closed and complete however the run ends):
 - ``pcap_filter``: keep only frames matching a firewall match
   (``"tcp dport 80"``, see `vnet.link.capture.CaptureFilter`).
 
+A segment with a ``[segments.NAME.vxlan]`` table (real time only) gets a
+`vnet.link.vxlan.VxlanPort` when the run starts (`open_vxlan`): its UDP
+socket binds the table's ``local`` address and port and the segment is
+shared with the remotes named there; it is closed when the run ends, and
+its frames and drops are in the summary as ``SEGMENT/vxlanVNI``. A port
+that cannot open (the address is not this machine's, the port is taken) is
+a `TopologyError` at the table's line.
+
 Every capture carries a name-resolution block (each host's addresses ->
 its name) and interface descriptions (host, NIC, MAC, addresses, segment).
 ``interrupted`` (a callable, e.g. `vnet.sim.signals.Interrupts.interrupted`)
@@ -35,6 +43,7 @@ and the pcap file or stream.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 import sys
 import time
@@ -48,9 +57,10 @@ from vnet.guest.runtime import KILLED_EXIT_CODE, Guest, GuestConfig, load_module
 from vnet.link.capture import Capture, CaptureFilter
 from vnet.link.impairment import Impairment
 from vnet.link.loopback_tap import capture_loopback
+from vnet.link.vxlan import VxlanError, VxlanPort
 from vnet.network import Host, Network
 from vnet.sim.output import PrefixedLines
-from vnet.sim.topology import SegmentSpec, Topology
+from vnet.sim.topology import SegmentSpec, Topology, TopologyError, VxlanSpec
 
 
 @dataclass
@@ -223,9 +233,12 @@ def build(topo: Topology, virtual_time: bool, seed: int, pcap_dir: Path | None,
             capture_loopback(host.stack, cap, clock, hspec.name)
         for nic_spec in hspec.nics:
             seg_spec = topo.segments[nic_spec.segment]
+            mac = nic_spec.mac
+            if mac is None and seg_spec.vxlan is not None:
+                mac = vxlan_mac(seg_spec.vxlan, hspec.name, nic_spec.name)
             nic = host.connect(
                 net.segments[nic_spec.segment], *nic_spec.addresses, ifname=nic_spec.name,
-                mtu=nic_spec.mtu,
+                mtu=nic_spec.mtu, mac=mac,
                 tx_impairment=_impairment(seg_spec, seed, hspec.name, nic_spec.name, "tx"),
                 rx_impairment=_impairment(seg_spec, seed, hspec.name, nic_spec.name, "rx"))
             if pcap_dir is not None:
@@ -250,6 +263,36 @@ def build(topo: Topology, virtual_time: bool, seed: int, pcap_dir: Path | None,
     return net, hosts, captures, pcaps
 
 
+def vxlan_mac(vxlan: VxlanSpec, host: str, nic: str) -> bytes:
+    """A NIC's MAC on a VXLAN segment: locally administered, unicast, and different on
+    every machine sharing the segment (allocation in order would give each the same)."""
+    digest = hashlib.sha256(f"{vxlan.vni}/{vxlan.local}/{host}/{nic}".encode()).digest()
+    return bytes([(digest[0] & 0xFC) | 0x02]) + digest[1:6]
+
+
+def open_vxlan(topo: Topology, net: Network) -> list[VxlanPort]:
+    """Open the VXLAN port of every segment that has one (TopologyError if one cannot)."""
+    ports: list[VxlanPort] = []
+    try:
+        for spec in topo.segments.values():
+            vx = spec.vxlan
+            if vx is None:
+                continue
+            if net.virtual:
+                raise TopologyError(topo.path, vx.line, f"segment {spec.name!r} has a VXLAN "
+                                    "port, which runs in real time only (not --virtual-time)")
+            try:
+                ports.append(VxlanPort(net.scheduler, net.segments[spec.name], vni=vx.vni,
+                                       local=vx.local, remotes=vx.remotes, port=vx.port).open())
+            except VxlanError as e:
+                raise TopologyError(topo.path, vx.line, str(e)) from None
+    except BaseException:
+        for port in ports:
+            port.close()
+        raise
+    return ports
+
+
 def run(topo: Topology, *, virtual_time: bool | None = None, seed: int | None = None,
         pcap_dir: Path | None = None, duration_ns: int | None = None,
         out: BinaryIO | None = None, plan: CapturePlan | None = None,
@@ -264,17 +307,22 @@ def run(topo: Topology, *, virtual_time: bool | None = None, seed: int | None = 
         stream = sys.stderr.buffer if plan.live else sys.stdout.buffer
     stop = interrupted or (lambda: False)
     net, hosts, captures, pcaps = build(topo, virtual, seed_value, plan.pcap_dir, plan)
+    vxlan_ports: list[VxlanPort] = []
     try:
-        return _run(topo, net, hosts, captures, pcaps, virtual, duration_ns, stream, stop)
+        vxlan_ports = open_vxlan(topo, net)
+        return _run(topo, net, hosts, captures, pcaps, virtual, duration_ns, stream, stop,
+                    vxlan_ports)
     finally:
         net.scheduler.stop_all()
+        for port in vxlan_ports:
+            port.close()
         for cap in captures:
             cap.close()
 
 
 def _run(topo: Topology, net: Network, hosts: dict[str, Host], captures: list[Capture],
          pcaps: list[Path], virtual: bool, duration_ns: int | None, stream: BinaryIO,
-         stop: Callable[[], bool]) -> SimResult:
+         stop: Callable[[], bool], vxlan_ports: Sequence[VxlanPort] = ()) -> SimResult:
     sched = net.scheduler
     width = max((len(n) for n in topo.guest_names()), default=8)
     guests: dict[str, Guest] = {}
@@ -335,6 +383,15 @@ def _run(topo: Topology, net: Network, hosts: dict[str, Host], captures: list[Ca
                                                   "rx_frames": c.rx_frames,
                                                   "rx_bytes": c.rx_bytes}
         drops[host.name] = host.counters.drops()
+    for port in vxlan_ports:
+        v = port.counters
+        nic_stats[f"{port.segment.name}/{port.name}"] = {
+            "tx_frames": v.tx_frames, "tx_bytes": v.tx_bytes,
+            "rx_frames": v.rx_frames, "rx_bytes": v.rx_bytes}
+        vxlan_drops = {key: value for key, value in v.as_dict().items()
+                       if value and (key.startswith("drop_") or key == "tx_errors")}
+        if vxlan_drops:
+            drops[f"{port.segment.name}/{port.name}"] = vxlan_drops
     return SimResult(ended, elapsed, results, clients, nic_stats, drops, pcaps, packets,
                      lost)
 

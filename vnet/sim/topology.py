@@ -13,6 +13,13 @@
     reorder = 0.0                #   loss / reorder / duplicate are probabilities
     duplicate = 0.0
 
+    [segments.lan.vxlan]         # real time only: share this segment over VXLAN (RFC 7348)
+    vni = 42                     # 0..16777215, the same on every end
+    local = "192.0.2.1"          # this machine's underlay address (the socket binds it)
+    remote = ["192.0.2.2"]       # every other end, explicitly (no default, no multicast)
+    port = 4789                  # UDP port, the same on every end (default 4789)
+    # NICs on the segment: mtu = 1450 (VXLAN adds 50 bytes over IPv4, 70 over IPv6)
+
     [hosts.server]
     forwarding = false           # true: a router between its segments
     routes = [{ to = "0.0.0.0/0", via = "10.0.0.254" }]
@@ -26,6 +33,8 @@
     addresses = ["10.0.0.1/24", "fd00::1/64"]
     name = "eth0"                # default eth0, eth1, …
     mtu = 1500
+    mac = "02:00:00:00:00:01"    # default: allocated in order; on a VXLAN segment derived
+                                 #   from the VNI, local address, host and NIC names
 
     [hosts.gw.nat]               # NAT what leaves one interface (needs forwarding = true)
     interface = "eth1"
@@ -87,6 +96,17 @@ class TopologyError(Exception):
 
 
 @dataclass
+class VxlanSpec:
+    """A `[segments.NAME.vxlan]` table: the arguments of `vnet.link.vxlan.VxlanPort`."""
+
+    vni: int
+    local: str
+    remotes: list[str]
+    port: int = 4789
+    line: int | None = None  # where the table is, for errors found when it opens
+
+
+@dataclass
 class SegmentSpec:
     name: str
     latency_ns: int = 0
@@ -94,6 +114,7 @@ class SegmentSpec:
     loss: float = 0.0
     reorder: float = 0.0
     duplicate: float = 0.0
+    vxlan: VxlanSpec | None = None
 
 
 @dataclass
@@ -102,6 +123,7 @@ class NicSpec:
     addresses: list[str]
     name: str
     mtu: int = 1500
+    mac: bytes | None = None  # None: allocated (on a VXLAN segment: derived, see runner)
 
 
 @dataclass
@@ -153,6 +175,7 @@ class Topology:
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ns|us|µs|ms|s|m|min|h)?\s*$")
 _UNITS = {None: 1_000_000_000, "s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "µs": 1_000,
           "ns": 1, "m": 60_000_000_000, "min": 60_000_000_000, "h": 3_600_000_000_000}
+_MAC = re.compile(r"^[0-9A-Fa-f]{2}([:-][0-9A-Fa-f]{2}){5}$")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$")
 
 
@@ -323,8 +346,8 @@ def parse(data: dict[str, Any], path: Path, text: str = "") -> Topology:
         _expect(spec, dict, path, loc.line(*key), f"segment {name}")
         if not _NAME.match(name):
             raise TopologyError(path, loc.line(*key), f"bad segment name {name!r}")
-        _check_keys(spec, {"latency", "snooping", "loss", "reorder", "duplicate"}, path, loc,
-                    key, f"segment {name!r}")
+        _check_keys(spec, {"latency", "snooping", "loss", "reorder", "duplicate", "vxlan"},
+                    path, loc, key, f"segment {name!r}")
         seg = SegmentSpec(name)
         if "latency" in spec:
             seg.latency_ns = _duration(spec["latency"], (path, loc, (*key, "latency")))
@@ -337,6 +360,12 @@ def parse(data: dict[str, Any], path: Path, text: str = "") -> Topology:
                 raise TopologyError(path, loc.line(*key, field_name),
                                     f"{field_name} is a probability between 0 and 1")
             setattr(seg, field_name, float(value))
+        if "vxlan" in spec:
+            seg.vxlan = _vxlan(spec["vxlan"], path, loc, (*key, "vxlan"))
+            if topo.virtual_time:
+                raise TopologyError(path, loc.line(*key, "vxlan"),
+                                    f"segment {name!r} has a VXLAN port, which runs in real "
+                                    "time only (virtual_time = false)")
         topo.segments[name] = seg
 
     hosts = _expect(data.get("hosts", {}), dict, path, loc.line("hosts"), "[hosts]")
@@ -358,7 +387,7 @@ def parse(data: dict[str, Any], path: Path, text: str = "") -> Topology:
         for index, nspec in enumerate(nics):
             nkey = (*hkey, "nics", index)
             _expect(nspec, dict, path, loc.line(*nkey), "a nic")
-            _check_keys(nspec, {"segment", "addresses", "name", "mtu"}, path, loc, nkey,
+            _check_keys(nspec, {"segment", "addresses", "name", "mtu", "mac"}, path, loc, nkey,
                         f"a nic of host {hname!r}")
             segment = nspec.get("segment")
             if not isinstance(segment, str):
@@ -388,7 +417,18 @@ def parse(data: dict[str, Any], path: Path, text: str = "") -> Topology:
             mtu = _expect(nspec.get("mtu", 1500), int, path, loc.line(*nkey, "mtu"), "mtu")
             if not 68 <= mtu <= 65535:
                 raise TopologyError(path, loc.line(*nkey, "mtu"), "mtu must be 68-65535")
-            host.nics.append(NicSpec(segment, [str(a) for a in addresses], str(name), mtu))
+            mac = None
+            if "mac" in nspec:
+                mac_text = _expect(nspec["mac"], str, path, loc.line(*nkey, "mac"), "mac")
+                if not _MAC.match(mac_text):
+                    raise TopologyError(path, loc.line(*nkey, "mac"),
+                                        f"bad mac {mac_text!r}: expected six hex bytes like "
+                                        "02:00:00:00:00:01")
+                mac = bytes.fromhex(mac_text.replace(":", "").replace("-", ""))
+                if mac[0] & 1:
+                    raise TopologyError(path, loc.line(*nkey, "mac"),
+                                        f"mac {mac_text} is a group address, not a NIC's")
+            host.nics.append(NicSpec(segment, [str(a) for a in addresses], str(name), mtu, mac))
         if "nat" in hspec:
             host.nat = _nats(hspec["nat"], host, path, loc, hkey)
         routes = _expect(hspec.get("routes", []), list, path, loc.line(*hkey, "routes"),
@@ -480,6 +520,62 @@ _NAT_FLAGS = ("hairpin", "port_parity", "pairing")
 _NAT_TIMEOUTS = ("udp_timeout", "tcp_established_timeout", "tcp_transitory_timeout",
                  "icmp_timeout")
 _COMPOUND = re.compile(r"(\d+(?:\.\d+)?)\s*(ns|us|µs|ms|s|min|m|h)")
+
+
+def _vxlan(spec: Any, path: Path, loc: _Locator, key: tuple[str, ...]) -> VxlanSpec:
+    """Validate a `[segments.NAME.vxlan]` table (addresses, VNI, port; explicit remotes)."""
+    line = loc.line(*key)
+    _expect(spec, dict, path, line, "vxlan")
+    _check_keys(spec, {"vni", "local", "remote", "port"}, path, loc, key, "vxlan")
+    if "vni" not in spec:
+        raise TopologyError(path, line, "vxlan needs vni = N (0..16777215)")
+    vni = _expect(spec["vni"], int, path, loc.line(*key, "vni"), "vni")
+    if not 0 <= vni <= 0xFFFFFF:
+        raise TopologyError(path, loc.line(*key, "vni"), f"vni must be 0..16777215, not {vni}")
+    port = _expect(spec.get("port", 4789), int, path, loc.line(*key, "port"), "port")
+    if not 1 <= port <= 65535:
+        raise TopologyError(path, loc.line(*key, "port"), f"port must be 1..65535, not {port}")
+    if "local" not in spec:
+        raise TopologyError(path, line, "vxlan needs local = \"ADDRESS\" (this machine's "
+                            "underlay address)")
+    local_text = _expect(spec["local"], str, path, loc.line(*key, "local"), "local")
+    try:
+        local = ipaddress.ip_address(local_text)
+    except ValueError:
+        raise TopologyError(path, loc.line(*key, "local"),
+                            f"local {local_text!r} is not an IP address") from None
+    if local.is_multicast or local.is_unspecified:
+        raise TopologyError(path, loc.line(*key, "local"),
+                            f"local {local} must be a unicast address of this machine")
+    if "remote" not in spec:
+        raise TopologyError(path, line, "vxlan needs remote = [\"ADDRESS\", ...]: every "
+                            "other end, given explicitly")
+    remote_line = loc.line(*key, "remote")
+    remotes_value = spec["remote"]
+    if isinstance(remotes_value, str):
+        remotes_value = [remotes_value]
+    remote_list = _expect(remotes_value, list, path, remote_line, "remote")
+    if not remote_list:
+        raise TopologyError(path, remote_line, "remote is empty: name every other end "
+                            "explicitly (there is no default remote and no multicast group)")
+    remotes: list[str] = []
+    for text in remote_list:
+        _expect(text, str, path, remote_line, "a remote")
+        try:
+            remote = ipaddress.ip_address(text)
+        except ValueError:
+            raise TopologyError(path, remote_line, f"remote {text!r} is not an IP address"
+                                ) from None
+        if remote.version != local.version:
+            raise TopologyError(path, remote_line, f"remote {remote} is not of the address "
+                                f"family of local {local}")
+        if remote.is_multicast or remote.is_unspecified or str(remote) == "255.255.255.255":
+            raise TopologyError(path, remote_line, f"remote {remote} must be one unicast "
+                                "address (multicast groups and broadcast are refused)")
+        if remote == local:
+            raise TopologyError(path, remote_line, f"remote {remote} is the local address")
+        remotes.append(str(remote))
+    return VxlanSpec(vni, str(local), remotes, port, line)
 
 
 def _compound_duration(value: Any, path: Path, line: int | None) -> float:
