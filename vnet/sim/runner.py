@@ -49,6 +49,8 @@ from vnet.link.capture import Capture, CaptureFilter
 from vnet.link.impairment import Impairment
 from vnet.link.loopback_tap import capture_loopback
 from vnet.network import Host, Network
+from vnet.sim.faults import FaultInjector, draw_random
+from vnet.sim.faults import plan as fault_plan
 from vnet.sim.output import PrefixedLines
 from vnet.sim.topology import SegmentSpec, Topology
 
@@ -73,6 +75,8 @@ class SimResult:
     pcap_packets: dict[str, int] = field(default_factory=dict)
     #: Packets a live capture could not write because its reader closed the pipe.
     pcap_lost: int = 0
+    #: One line per fault applied (vnet.sim.faults), in order.
+    faults: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -294,6 +298,7 @@ def _run(topo: Topology, net: Network, hosts: dict[str, Host], captures: list[Ca
             else:
                 guest.start()
     clients = topo.clients or list(guests)
+    injector = schedule_faults(topo, net, hosts, guests)
     limit = duration_ns if duration_ns is not None else topo.duration_ns
     started_wall = time.monotonic()
 
@@ -336,7 +341,25 @@ def _run(topo: Topology, net: Network, hosts: dict[str, Host], captures: list[Ca
                                                   "rx_bytes": c.rx_bytes}
         drops[host.name] = host.counters.drops()
     return SimResult(ended, elapsed, results, clients, nic_stats, drops, pcaps, packets,
-                     lost)
+                     lost, list(injector.log))
+
+
+def schedule_faults(topo: Topology, net: Network, hosts: dict[str, Host],
+                    guests: dict[str, Guest]) -> FaultInjector:
+    """Arm the topology's `[[faults]]` and the `[random_faults]` drawn from the seed."""
+    seed = net.scheduler.seed
+    specs = list(topo.faults)
+    if topo.random_faults is not None:
+        on_segment: dict[str, list[str]] = {name: [] for name in topo.segments}
+        nics = []
+        for hspec in topo.hosts.values():
+            for nic in hspec.nics:
+                on_segment[nic.segment].append(hspec.name)
+                nics.append(f"{hspec.name}/{nic.name}")
+        specs += draw_random(topo.random_faults, seed, on_segment, nics)
+    injector = FaultInjector(net, hosts, guests, seed)
+    injector.schedule(fault_plan(specs))
+    return injector
 
 
 def print_summary(result: SimResult, stream: TextIO | None = None) -> None:
@@ -360,6 +383,10 @@ def print_summary(result: SimResult, stream: TextIO | None = None) -> None:
         for name, s in result.nic_stats.items():
             write(f"{name:<{nwidth}}  {s['tx_frames']:>9} {s['tx_bytes']:>10} "
                   f"{s['rx_frames']:>9} {s['rx_bytes']:>10}\n")
+    if result.faults:
+        write("\nfaults:\n")
+        for line in result.faults:
+            write(f"  {line}\n")
     dropped = {h: d for h, d in result.drops.items() if d}
     if dropped:
         write("\ndrops:\n")
