@@ -241,6 +241,8 @@ class FaultInjector:
         self.log: list[str] = []
         self._partitions: dict[str, _Partition] = {}
         self._saved: dict[int, list[tuple[SegmentPort, str, Any]]] = {}
+        #: Guests a fault killed and nobody restarted: "host/name" -> virtual time (ns).
+        self.killed: dict[str, int] = {}
         self.on_restart: list[Callable[[str, Guest], None]] = []
 
     # --- scheduling ----------------------------------------------------------
@@ -385,6 +387,7 @@ class FaultInjector:
         task.killed = True
         if task.on_kill is not None:
             task.on_kill()
+        self.killed[spec.guest] = self.net.scheduler.monotonic_ns()
         return f"kill {spec.guest}"
 
     def _restart(self, _event: FaultEvent, spec: FaultSpec) -> str:
@@ -396,6 +399,7 @@ class FaultInjector:
             return f"restart {spec.guest}: still running, left alone"
         guest = Guest(old.scheduler, old.config, old.module)
         self.guests[spec.guest] = guest
+        self.killed.pop(spec.guest, None)
         guest.start()
         for callback in self.on_restart:
             callback(spec.guest, guest)

@@ -328,7 +328,9 @@ def _run(topo: Topology, net: Network, hosts: dict[str, Host], captures: list[Ca
         cap.close()
     packets = {(cap.path or "-"): cap.packets for cap in captures}
     lost = sum(cap.dropped_after_close for cap in captures if cap.broken)
-    results = [GuestResult(name, g.exit_code if g.exit_code is not None else None, g.trap)
+    results = [GuestResult(name, g.exit_code if g.exit_code is not None else None,
+                           f"killed by a fault at {injector.killed[name] / 1e9:.3f} s"
+                           if name in injector.killed else g.trap)
                for name, g in guests.items()]
     nic_stats = {}
     drops = {}
@@ -370,7 +372,7 @@ def print_summary(result: SimResult, stream: TextIO | None = None) -> None:
     for g in result.guests:
         if g.exit_code is None:
             status = "did not start"
-        elif g.exit_code == KILLED_EXIT_CODE and g.trap and "killed" in g.trap:
+        elif g.exit_code == KILLED_EXIT_CODE and g.trap == "guest killed":
             status = "stopped at the end"
         else:
             status = str(g.exit_code) + (f" (trap: {g.trap})" if g.trap else "")
