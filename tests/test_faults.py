@@ -181,6 +181,38 @@ for = "1s"
     assert result.elapsed_ns >= 1040 * MS
 
 
+def test_fault_after_a_guest_prints_counts_from_then(workdir: Path, tmp_path: Path) -> None:
+    text = BULK.replace('start = "10ms"', 'start = "100ms"') + """
+[[faults]]
+after = { guest = "client/send", prints = "sent" }
+at = "1s"
+action = "kill"
+guest = "server/recv"
+
+[[faults]]
+after = { guest = "server/recv", prints = "listening" }
+at = "120ms"
+action = "link-down"
+nic = "client/eth0"
+for = "500ms"
+"""
+    result, output = _run(_topology(workdir, "after", text), tmp_path)
+    assert result.ok, output
+    # the server printed "listening" at once (plus its host calls' charge in virtual time)
+    trigger, down, up, sent = result.faults
+    assert trigger.endswith("  server/recv printed 'listening'")
+    started = float(trigger.split()[0])
+    assert started < 0.001
+    assert down == f"{started + 0.120:9.3f} s  link down client/eth0"
+    assert up == f"{started + 0.620:9.3f} s  link up client/eth0"
+    # the client prints "sent" as it exits: the kill that triggers is due 1 s later,
+    # after the run has ended
+    assert sent.endswith("  client/send printed 'sent'") and float(sent.split()[0]) > 0.62
+    assert result.elapsed_ns < float(sent.split()[0]) * S + 1 * S
+    frames = [p.time_ns for p in read_pcapng(tmp_path / "client-eth0.pcapng")]
+    assert not [t for t in frames if 121 * MS < t < 620 * MS]
+
+
 def test_impairment_change_slows_the_transfer_then_is_restored(workdir: Path,
                                                                tmp_path: Path) -> None:
     path = _topology(workdir, "bulk", BULK)

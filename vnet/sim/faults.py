@@ -34,7 +34,9 @@ Actions
     the old one among the run's guests (a restarted client is waited for).
 
 Every action but ``heal``/``link-up``/``restart`` takes ``for = DURATION``,
-which schedules its reverse (for ``kill``, a restart). Freezing a host (no
+which schedules its reverse (for ``kill``, a restart). ``after = { guest =
+"HOST/NAME", prints = "TEXT" }`` makes ``at`` count from the first time that
+guest writes TEXT (a trigger, logged too) instead of from the start. Freezing a host (no
 guest of it runs, its timers wait) needs the scheduler's help and is not
 offered here yet.
 
@@ -82,6 +84,10 @@ class FaultSpec:
     jitter_ns: int | None = None
     rate_bps: int | None = None
     duration_ns: int | None = None  # ``for``: undo after this long
+    #: ``after = { guest = "host/name", prints = "TEXT" }``: ``at`` counts from the
+    #: virtual instant that guest first writes TEXT (stdout or stderr), not from the start.
+    after_guest: str | None = None
+    after_output: str | None = None
 
 
 @dataclass
@@ -160,13 +166,21 @@ def draw_random(bounds: RandomFaults, seed: int, segments: dict[str, list[str]],
     return drawn
 
 
-def plan(specs: list[FaultSpec]) -> list[FaultEvent]:
-    """Expand ``for`` into reverse events; order by time (plan order at equal times)."""
+def plan(specs: list[FaultSpec], start_ns: int | None = None) -> list[FaultEvent]:
+    """Expand ``for`` into reverse events; order by time (plan order at equal times).
+
+    Without ``start_ns``, specs with an ``after`` trigger are left out:
+    `FaultInjector.trigger` plans them when their trigger happens
+    (``start_ns`` = then).
+    """
     events: list[FaultEvent] = []
     for spec in specs:
-        events.append(FaultEvent(spec.at_ns, len(events), spec.action, spec))
+        if spec.after_guest is not None and start_ns is None:
+            continue
+        at = (start_ns or 0) + spec.at_ns
+        events.append(FaultEvent(at, len(events), spec.action, spec))
         if spec.duration_ns is not None and spec.action in REVERSE:
-            events.append(FaultEvent(spec.at_ns + spec.duration_ns, len(events),
+            events.append(FaultEvent(at + spec.duration_ns, len(events),
                                      REVERSE[spec.action], spec))
     return sorted(events)
 
@@ -244,6 +258,8 @@ class FaultInjector:
         #: Guests a fault killed and nobody restarted: "host/name" -> virtual time (ns).
         self.killed: dict[str, int] = {}
         self.on_restart: list[Callable[[str, Guest], None]] = []
+        self._waiting: dict[str, list[FaultSpec]] = {}  # guest -> specs it triggers
+        self._tails: dict[str, bytes] = {}  # guest -> output since its last newline
 
     # --- scheduling ----------------------------------------------------------
     def schedule(self, events: list[FaultEvent]) -> None:
@@ -252,6 +268,39 @@ class FaultInjector:
             self._check(event)
         sched = self.net.scheduler
         for event in events:
+            sched.call_at(event.at_ns, partial(self.apply, event))
+
+    def schedule_after(self, specs: list[FaultSpec]) -> None:
+        """Arm specs with an ``after`` trigger (see `watch_output`); each fires once."""
+        for spec in specs:
+            if spec.after_guest is None:
+                continue
+            self._check(FaultEvent(0, 0, spec.action, spec))
+            if spec.after_guest not in self.guests:
+                raise ValueError(f"fault {spec.action}: after: no guest {spec.after_guest!r}")
+            self._waiting.setdefault(spec.after_guest, []).append(spec)
+
+    def watch_output(self, label: str, sink: Callable[[bytes], None]) -> Callable[[bytes], None]:
+        """Wrap a guest's output sink so ``after = {guest, prints}`` triggers can see it."""
+
+        def watched(data: bytes) -> None:
+            waiting = self._waiting.get(label)
+            if waiting:
+                text = self._tails.get(label, b"") + data
+                for spec in [w for w in waiting if (w.after_output or "").encode() in text]:
+                    waiting.remove(spec)
+                    self.trigger(spec, f"{label} printed {spec.after_output!r}")
+                self._tails[label] = text[text.rfind(b"\n") + 1:][-4096:]
+            sink(data)
+
+        return watched
+
+    def trigger(self, spec: FaultSpec, why: str) -> None:
+        """A trigger happened now: plan ``spec`` from this instant."""
+        sched = self.net.scheduler
+        now = sched.monotonic_ns()
+        self.log.append(f"{now / 1e9:9.3f} s  {why}")
+        for event in plan([spec], start_ns=now):
             sched.call_at(event.at_ns, partial(self.apply, event))
 
     def _check(self, event: FaultEvent) -> None:

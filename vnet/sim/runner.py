@@ -283,13 +283,16 @@ def _run(topo: Topology, net: Network, hosts: dict[str, Host], captures: list[Ca
     width = max((len(n) for n in topo.guest_names()), default=8)
     guests: dict[str, Guest] = {}
     sinks: list[PrefixedLines] = []
+    injector = FaultInjector(net, hosts, guests, sched.seed)
     for hspec in topo.hosts.values():
         for gspec in hspec.guests:
             label = f"{hspec.name}/{gspec.name}"
             sink = PrefixedLines(label, stream, width)
             sinks.append(sink)
             cfg = GuestConfig(module=str(gspec.module), args=[gspec.name, *gspec.args],
-                              env=gspec.env, preopens=gspec.dirs, stdout=sink, stderr=sink,
+                              env=gspec.env, preopens=gspec.dirs,
+                              stdout=injector.watch_output(label, sink),
+                              stderr=injector.watch_output(label, sink),
                               name=label, host=hosts[hspec.name], tcplisten=gspec.tcplisten)
             guest = Guest(sched, cfg, load_module(gspec.module))
             guests[label] = guest
@@ -298,7 +301,7 @@ def _run(topo: Topology, net: Network, hosts: dict[str, Host], captures: list[Ca
             else:
                 guest.start()
     clients = topo.clients or list(guests)
-    injector = schedule_faults(topo, net, hosts, guests)
+    schedule_faults(topo, injector)
     limit = duration_ns if duration_ns is not None else topo.duration_ns
     started_wall = time.monotonic()
 
@@ -346,10 +349,8 @@ def _run(topo: Topology, net: Network, hosts: dict[str, Host], captures: list[Ca
                      lost, list(injector.log))
 
 
-def schedule_faults(topo: Topology, net: Network, hosts: dict[str, Host],
-                    guests: dict[str, Guest]) -> FaultInjector:
+def schedule_faults(topo: Topology, injector: FaultInjector) -> None:
     """Arm the topology's `[[faults]]` and the `[random_faults]` drawn from the seed."""
-    seed = net.scheduler.seed
     specs = list(topo.faults)
     if topo.random_faults is not None:
         on_segment: dict[str, list[str]] = {name: [] for name in topo.segments}
@@ -358,10 +359,9 @@ def schedule_faults(topo: Topology, net: Network, hosts: dict[str, Host],
             for nic in hspec.nics:
                 on_segment[nic.segment].append(hspec.name)
                 nics.append(f"{hspec.name}/{nic.name}")
-        specs += draw_random(topo.random_faults, seed, on_segment, nics)
-    injector = FaultInjector(net, hosts, guests, seed)
+        specs += draw_random(topo.random_faults, injector.seed, on_segment, nics)
     injector.schedule(fault_plan(specs))
-    return injector
+    injector.schedule_after(specs)
 
 
 def print_summary(result: SimResult, stream: TextIO | None = None) -> None:

@@ -51,6 +51,7 @@
     segment = "lan"              #   groups) | impair (nic or segment; loss, delay, jitter,
     groups = [["alice", "bob"], ["server"]]  # rate in bit/s) | kill | restart (guest)
     for = "3s"                   # undo after this long (a kill: restart then)
+    # after = { guest = "server/chat", prints = "listening" }   # at counts from then
 
     [random_faults]              # a plan drawn from the seed, within these bounds:
     within = "60s"               # every fault starts in the first minute
@@ -616,7 +617,7 @@ def _nat(spec: dict[str, Any], host: HostSpec, path: Path, loc: _Locator,
 
 _FAULT_TABLES = ("faults", "random_faults")
 _FAULT_KEYS = {"at", "action", "nic", "segment", "groups", "guest", "loss", "delay", "jitter",
-               "rate", "for"}
+               "rate", "for", "after"}
 _RANDOM_FAULT_KEYS = {"within", "partitions", "partition_max", "segments", "link_flaps",
                       "link_flap_max", "nics", "kills", "kill_guests", "restart_max"}
 
@@ -704,6 +705,17 @@ def _faults(data: dict[str, Any], topo: Topology, path: Path, loc: _Locator) -> 
             if action in ("link-up", "heal", "restart"):
                 raise TopologyError(path, loc.line(*key, "for"), f"{action} takes no \"for\"")
             spec.duration_ns = _duration(item["for"], (path, loc, (*key, "for")))
+        if "after" in item:
+            line = loc.line(*key, "after")
+            after = _expect(item["after"], dict, path, line, "after")
+            _check_keys(after, {"guest", "prints"}, path, loc, (*key, "after"), "after")
+            if "guest" not in after or "prints" not in after:
+                raise TopologyError(path, line, "after = { guest = \"HOST/NAME\", prints = "
+                                    "\"TEXT\" }")
+            spec.after_guest = _fault_guest(topo, after["guest"], path, line)
+            spec.after_output = _expect(after["prints"], str, path, line, "prints")
+            if not spec.after_output:
+                raise TopologyError(path, line, "after: prints must not be empty")
         topo.faults.append(spec)
     if "random_faults" in data:
         key = ("random_faults",)
