@@ -331,3 +331,48 @@ def test_bad_faults_name_the_file_and_line(workdir: Path, fault: str, reason: st
         load(path)
     assert reason in str(info.value)
     assert str(info.value).startswith(f"{path}:")
+
+
+DEMO_MODULES = ["chat_server", "chat_client", "http_server", "http_get", "lobby"]
+
+
+@pytest.fixture(scope="module")
+def demo_copy(tmp_path_factory: pytest.TempPathFactory,
+              example_wasm: Callable[[str], Path]) -> Path:
+    """examples/demo.toml beside freshly built example guests."""
+    from tests.conftest import EXAMPLES
+
+    directory = tmp_path_factory.mktemp("demo")
+    (directory / "build").mkdir()
+    for name in DEMO_MODULES:
+        shutil.copyfile(example_wasm(name), directory / "build" / f"{name}.wasm")
+    shutil.copyfile(EXAMPLES / "ticker.c", directory / "ticker.c")
+    return directory
+
+
+@pytest.mark.parametrize(("length", "failing"), [
+    ("2s", set()),  # TCP retransmits carry the chat across; the lobby re-announces
+    ("10s", {"alice/chat", "bob/chat", "carol/chat"}),  # the chat clients give up
+])
+def test_partition_on_the_demo_fails_and_recovers_the_expected_clients(
+        demo_copy: Path, tmp_path: Path, length: str, failing: set[str]) -> None:
+    from tests.conftest import EXAMPLES
+
+    text = (EXAMPLES / "demo.toml").read_text() + f"""
+[[faults]]
+at = "200ms"
+action = "partition"
+segment = "lan"
+groups = [["alice"]]
+for = "{length}"
+"""
+    path = _topology(demo_copy, f"demo-{length}", text)
+    first, output = _run(path, tmp_path / "a")
+    failed = {g.name for g in first.guests if g.name in first.clients and g.exit_code != 0}
+    assert failed == failing, output
+    assert first.faults[0] == "    0.200 s  partition lan: alice | bob carol server web"
+    assert "lobby: alice heard 2 peer(s): bob carol" in output
+    again, output_again = _run(path, tmp_path / "b")
+    assert output_again == output and again.faults == first.faults
+    for pcap in sorted((tmp_path / "a").iterdir()):
+        assert pcap.read_bytes() == (tmp_path / "b" / pcap.name).read_bytes(), pcap.name

@@ -6,7 +6,9 @@ find exactly the seeds whose own `vnet.sim.runner.run` fails, keep their
 pcaps (and only theirs), print a replay command that reproduces a failure
 byte-identically, and give the same table and byte-identical pcaps on a Dask
 LocalCluster the test starts (Dask distributed is installed into the venv if
-missing: the `cluster` extra). VNET_SWEEP_LONG=1 sweeps 200 seeds on both.
+missing: the `cluster` extra). VNET_SWEEP=long sweeps 200 seeds on both:
+
+    VNET_SWEEP=long .venv/bin/pytest tests/test_sweep.py -q
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from vnet.sim.runner import run
 from vnet.sim.sweep import SweepResult, parse_seeds, summarize, sweep
 from vnet.sim.topology import load
 
-SEEDS = range(1, 201) if os.environ.get("VNET_SWEEP_LONG") == "1" else range(1, 11)
+SEEDS = range(1, 201) if os.environ.get("VNET_SWEEP") == "long" else range(1, 11)
 
 LOSSY_ECHO = """
 [sim]
