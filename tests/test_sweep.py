@@ -181,3 +181,15 @@ def test_dask_cluster_gives_the_same_table_and_byte_identical_pcaps(
         there = pool_sweep.results_dir / f"seed-{seed}"
         assert _pcaps(here) == _pcaps(there), seed
         assert (here / "output.txt").read_bytes() == (there / "output.txt").read_bytes()
+
+
+def test_a_seed_whose_run_breaks_fails_with_the_reason(tmp_path: Path) -> None:
+    (tmp_path / "udp_echo.wasm").write_bytes(b"not wasm at all")
+    topology = tmp_path / "broken.toml"
+    topology.write_text(LOSSY_ECHO)
+    result = sweep(topology, [4, 5], results_dir=tmp_path / "results", workers=1)
+    assert [o.seed for o in result.failed] == [4, 5]
+    for outcome in result.failed:
+        assert outcome.reason.startswith("error: GuestLoadError: ")
+        assert "not a WebAssembly module" in outcome.reason
+        assert (tmp_path / "results" / f"seed-{outcome.seed}" / "result.json").is_file()

@@ -29,7 +29,8 @@ whose captures are byte-identical to ``RESULTS/seed-N/pcaps``.
 Where seeds run
 ---------------
 By default on every local core: a process pool (``--workers N``, default
-``os.cpu_count()``; spawned processes, one seed at a time each). With
+``os.cpu_count()``; spawned processes, one seed at a time each; with one
+worker, this process runs the seeds itself). With
 ``--cluster ADDRESS`` (``tcp://HOST:8786``), on a Dask distributed cluster
 (the optional extra ``pip install 'vnet[cluster]'``); its workers need vnet
 installed and must see the topology file and its modules at the same paths
@@ -217,11 +218,18 @@ def _judge(outcome: SeedOutcome, seed_dir: Path, topology: Path, check: str | No
 
 
 def _local_pool(jobs: list[SeedJob], workers: int) -> Iterator[SeedOutcome]:
+    if workers == 1:  # no pool to start: this process runs the seeds, one after another
+        for job in jobs:
+            yield run_seed(job)
+        return
     context = multiprocessing.get_context("spawn")  # no fork of a process with threads
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        futures = [pool.submit(run_seed, job) for job in jobs]
+        futures = {pool.submit(run_seed, job): job for job in jobs}
         for future in as_completed(futures):
-            yield future.result()
+            try:
+                yield future.result()
+            except Exception as e:  # the worker process died (a crash, the OOM killer)
+                yield _lost(futures[future], e)
 
 
 def _dask_cluster(jobs: list[SeedJob], address: str) -> Iterator[SeedOutcome]:
@@ -233,8 +241,18 @@ def _dask_cluster(jobs: list[SeedJob], address: str) -> Iterator[SeedOutcome]:
                            ) from None
     with Client(address, timeout="30s") as client:
         futures = client.map(run_seed, jobs, pure=False)
+        by_key = {future.key: job for future, job in zip(futures, jobs, strict=True)}
         for future in dask_as_completed(futures):
-            yield future.result()
+            try:
+                yield future.result()
+            except Exception as e:  # the worker died, or could not import vnet
+                yield _lost(by_key[future.key], e)
+
+
+def _lost(job: SeedJob, error: BaseException) -> SeedOutcome:
+    """A seed whose worker never sent a result back: it fails, saying why."""
+    return SeedOutcome(job.seed, False, "error", {}, [], b"", "",
+                       error=f"worker failed: {type(error).__name__}: {error}")
 
 
 def sweep(topology: str | Path, seeds: Iterable[int], *, results_dir: str | Path,
