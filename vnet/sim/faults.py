@@ -23,6 +23,8 @@ Actions
     (counted on the port as ``egress_impairment`` and in the log). Frames
     already past the switch when the partition starts are still delivered;
     frames from a MAC that is not a NIC on the segment are never blocked.
+    A segment has one partition at a time: a later ``partition`` replaces
+    the groups, and any ``heal`` joins the whole segment again.
 ``impair`` (``nic`` or ``segment``; ``loss``, ``delay``, ``jitter``, ``rate``)
     Both directions of the NIC(s) get a new impairment (seeded from the run's
     seed); with ``for`` the previous ones come back afterwards.
