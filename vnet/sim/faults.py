@@ -328,6 +328,9 @@ class FaultInjector:
         sched = self.net.scheduler
         with sched.lock, sched.atomic():
             what = getattr(self, "_" + event.action.replace("-", "_"))(event, spec)
+        # a killed guest blocked in a host call must be looked at again (as after any
+        # change that may unblock a guest), so that it stops now, not at its next wake-up
+        sched.notify()
         self.log.append(f"{sched.monotonic_ns() / 1e9:9.3f} s  {what}")
 
     def _link_down(self, _event: FaultEvent, spec: FaultSpec) -> str:
