@@ -193,3 +193,39 @@ def test_a_seed_whose_run_breaks_fails_with_the_reason(tmp_path: Path) -> None:
         assert outcome.reason.startswith("error: GuestLoadError: ")
         assert "not a WebAssembly module" in outcome.reason
         assert (tmp_path / "results" / f"seed-{outcome.seed}" / "result.json").is_file()
+
+
+CHECK_TEST = '''
+import os
+from pathlib import Path
+
+from vnet.testing.pcap import read_pcapng
+
+RESULTS = Path(os.environ["VNET_SWEEP_DIR"])
+
+
+def test_every_echo_came_back():
+    assert "udp_echo: 3 of 3 echoed" in (RESULTS / "output.txt").read_text()
+
+
+def test_the_client_sent_its_probes():
+    probes = [p for p in read_pcapng(RESULTS / "pcaps" / "client-eth0.pcapng")
+              if p.direction == 2 and b"ping " in p.data]
+    assert len(probes) >= 3
+'''
+
+
+def test_a_pytest_file_as_the_check(lossy_topology: Path, pool_sweep: SweepResult,
+                                    tmp_path: Path) -> None:
+    verdicts = summarize(pool_sweep.outcomes)
+    seeds = [next(s for s in SEEDS if verdicts[s]), next(s for s in SEEDS if not verdicts[s])]
+    check_file = tmp_path / "test_run.py"
+    check_file.write_text(CHECK_TEST)
+    check = f"{shlex.quote(sys.executable)} -m pytest -q -p no:cacheprovider {check_file}"
+    result = sweep(lossy_topology, seeds, results_dir=tmp_path / "results", workers=1,
+                   check=check)
+    assert summarize(result.outcomes) == {seed: verdicts[seed] for seed in seeds}
+    passed, failed = (tmp_path / "results" / f"seed-{seed}" / "check.txt" for seed in seeds)
+    assert "2 passed" in passed.read_text()
+    assert "1 failed, 1 passed" in failed.read_text()
+    assert result.failed[0].reason == "check exited 1 (check.txt)"
