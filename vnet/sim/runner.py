@@ -7,7 +7,10 @@ directory, and ends when the client guests (or, if none are named, all
 guests) have exited, or when the duration runs out — always, even beside
 guests that spin or busy-wait (host calls are charged virtual time, see
 vnet.scheduler). Then it stops the remaining guests and prints a summary:
-exit codes, frames and bytes per NIC, and drops. The exit status is 0 when every client exited 0.
+exit codes, frames and bytes per NIC, drops, and the faults applied (the
+topology's ``[[faults]]`` and the ``[random_faults]`` drawn from the seed,
+armed by `schedule_faults` before the run: vnet.sim.faults). The exit
+status is 0 when every client exited 0.
 
 Captures (all optional, all closed and complete however the run ends):
 
