@@ -7,6 +7,8 @@
     vnet sim TOPOLOGY.toml [--virtual-time] [--seed N] [--pcap-dir DIR] [--duration D]
              [--pcap-segment NAME] [--pcap FILE|-] [--pcap-filter MATCH] [--pcap-loopback]
              [--draw FILE.svg]
+    vnet sweep TOPOLOGY.toml --seeds 1-1000 [--check CMD] [--results DIR] [--keep]
+             [--workers N | --cluster ADDRESS] [--duration D]
     vnet firewall check [--strict] FILE...
     vnet firewall show [--firewall FILE] [--allow G] [--allow-out G] [--deny G] [--deny-out G]
     vnet pcap diff A.pcapng B.pcapng [--ignore FIELD[,FIELD]] [--max N]
@@ -218,6 +220,20 @@ def _cmd_sim(ns: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def _cmd_sweep(ns: argparse.Namespace) -> int:
+    from vnet.sim.sweep import main_args
+    from vnet.sim.topology import TopologyError, _duration, _Locator
+
+    try:
+        duration = None if ns.duration is None else _duration(
+            ns.duration, (Path(ns.topology), _Locator(""), ("duration",)))
+        return main_args(ns.topology, ns.seeds, workers=ns.workers, cluster=ns.cluster,
+                         check=ns.check, results=ns.results, keep=ns.keep,
+                         duration_ns=duration)
+    except (TopologyError, ValueError, RuntimeError) as e:
+        raise CliError(f"vnet sweep: {e}") from None
+
+
 def _add_firewall_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--firewall", metavar="FILE",
                         help="enforce this rule file instead of the sandbox rules (by default "
@@ -353,6 +369,28 @@ def _build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--duration", metavar="D",
                      help="stop after this long, e.g. 30s (overrides the file)")
     sim.set_defaults(func=_cmd_sim, parser=sim)
+
+    sweep = sub.add_parser(  # vnet.sim.sweep does the work
+        "sweep", help="run a topology once per seed (virtual time) and list failing seeds",
+        description="Run the topology in virtual time once per seed, on every local core "
+        "or a Dask cluster; print the failing seeds, each with the command that replays it. "
+        "Exit status 0 when every seed passed.")
+    sweep.add_argument("topology", metavar="TOPOLOGY.toml", help="the topology file")
+    sweep.add_argument("--seeds", required=True, metavar="LIST",
+                       help="seeds to run: 1-1000, 7, 1,5,10-12")
+    sweep.add_argument("--check", metavar="CMD",
+                       help="a seed passes when CMD (shell, run in the seed's results "
+                       "directory, VNET_SWEEP_SEED/DIR/TOPOLOGY/CLIENTS_OK set) exits 0; "
+                       "default: when every client exited 0")
+    sweep.add_argument("--results", metavar="DIR",
+                       help="where RESULTS/seed-N/ go (default ./sweep-TOPOLOGY)")
+    sweep.add_argument("--keep", action="store_true", help="keep passing seeds' pcaps too")
+    sweep.add_argument("--workers", type=int, metavar="N",
+                       help="local worker processes (default: every core)")
+    sweep.add_argument("--cluster", metavar="ADDRESS",
+                       help="run on this Dask scheduler (tcp://HOST:8786) instead")
+    sweep.add_argument("--duration", metavar="D", help="stop each run after D (virtual)")
+    sweep.set_defaults(func=_cmd_sweep, parser=sweep)
 
     fw = sub.add_parser(
         "firewall", help="check rule files; show the rules vnet run enforces",

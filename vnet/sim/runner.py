@@ -7,7 +7,10 @@ directory, and ends when the client guests (or, if none are named, all
 guests) have exited, or when the duration runs out — always, even beside
 guests that spin or busy-wait (host calls are charged virtual time, see
 vnet.scheduler). Then it stops the remaining guests and prints a summary:
-exit codes, frames and bytes per NIC, and drops. The exit status is 0 when every client exited 0.
+exit codes, frames and bytes per NIC, drops, and the faults applied (the
+topology's ``[[faults]]`` and the ``[random_faults]`` drawn from the seed,
+armed by `schedule_faults` before the run: vnet.sim.faults). The exit
+status is 0 when every client exited 0.
 
 Captures (all optional, all closed and complete however the run ends):
 
@@ -59,6 +62,8 @@ from vnet.link.impairment import Impairment
 from vnet.link.loopback_tap import capture_loopback
 from vnet.link.vxlan import VxlanError, VxlanPort
 from vnet.network import Host, Network
+from vnet.sim.faults import FaultInjector, draw_random
+from vnet.sim.faults import plan as fault_plan
 from vnet.sim.output import PrefixedLines
 from vnet.sim.topology import SegmentSpec, Topology, TopologyError, VxlanSpec
 
@@ -83,6 +88,8 @@ class SimResult:
     pcap_packets: dict[str, int] = field(default_factory=dict)
     #: Packets a live capture could not write because its reader closed the pipe.
     pcap_lost: int = 0
+    #: One line per fault applied (vnet.sim.faults), in order.
+    faults: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -327,13 +334,16 @@ def _run(topo: Topology, net: Network, hosts: dict[str, Host], captures: list[Ca
     width = max((len(n) for n in topo.guest_names()), default=8)
     guests: dict[str, Guest] = {}
     sinks: list[PrefixedLines] = []
+    injector = FaultInjector(net, hosts, guests, sched.seed)
     for hspec in topo.hosts.values():
         for gspec in hspec.guests:
             label = f"{hspec.name}/{gspec.name}"
             sink = PrefixedLines(label, stream, width)
             sinks.append(sink)
             cfg = GuestConfig(module=str(gspec.module), args=[gspec.name, *gspec.args],
-                              env=gspec.env, preopens=gspec.dirs, stdout=sink, stderr=sink,
+                              env=gspec.env, preopens=gspec.dirs,
+                              stdout=injector.watch_output(label, sink),
+                              stderr=injector.watch_output(label, sink),
                               name=label, host=hosts[hspec.name], tcplisten=gspec.tcplisten)
             guest = Guest(sched, cfg, load_module(gspec.module))
             guests[label] = guest
@@ -342,6 +352,7 @@ def _run(topo: Topology, net: Network, hosts: dict[str, Host], captures: list[Ca
             else:
                 guest.start()
     clients = topo.clients or list(guests)
+    schedule_faults(topo, injector)
     limit = duration_ns if duration_ns is not None else topo.duration_ns
     started_wall = time.monotonic()
 
@@ -371,7 +382,9 @@ def _run(topo: Topology, net: Network, hosts: dict[str, Host], captures: list[Ca
         cap.close()
     packets = {(cap.path or "-"): cap.packets for cap in captures}
     lost = sum(cap.dropped_after_close for cap in captures if cap.broken)
-    results = [GuestResult(name, g.exit_code if g.exit_code is not None else None, g.trap)
+    results = [GuestResult(name, g.exit_code if g.exit_code is not None else None,
+                           f"killed by a fault at {injector.killed[name] / 1e9:.3f} s"
+                           if name in injector.killed else g.trap)
                for name, g in guests.items()]
     nic_stats = {}
     drops = {}
@@ -393,7 +406,22 @@ def _run(topo: Topology, net: Network, hosts: dict[str, Host], captures: list[Ca
         if vxlan_drops:
             drops[f"{port.segment.name}/{port.name}"] = vxlan_drops
     return SimResult(ended, elapsed, results, clients, nic_stats, drops, pcaps, packets,
-                     lost)
+                     lost, list(injector.log))
+
+
+def schedule_faults(topo: Topology, injector: FaultInjector) -> None:
+    """Arm the topology's `[[faults]]` and the `[random_faults]` drawn from the seed."""
+    specs = list(topo.faults)
+    if topo.random_faults is not None:
+        on_segment: dict[str, list[str]] = {name: [] for name in topo.segments}
+        nics = []
+        for hspec in topo.hosts.values():
+            for nic in hspec.nics:
+                on_segment[nic.segment].append(hspec.name)
+                nics.append(f"{hspec.name}/{nic.name}")
+        specs += draw_random(topo.random_faults, injector.seed, on_segment, nics)
+    injector.schedule(fault_plan(specs))
+    injector.schedule_after(specs)
 
 
 def print_summary(result: SimResult, stream: TextIO | None = None) -> None:
@@ -404,7 +432,7 @@ def print_summary(result: SimResult, stream: TextIO | None = None) -> None:
     for g in result.guests:
         if g.exit_code is None:
             status = "did not start"
-        elif g.exit_code == KILLED_EXIT_CODE and g.trap and "killed" in g.trap:
+        elif g.exit_code == KILLED_EXIT_CODE and g.trap == "guest killed":
             status = "stopped at the end"
         else:
             status = str(g.exit_code) + (f" (trap: {g.trap})" if g.trap else "")
@@ -417,6 +445,10 @@ def print_summary(result: SimResult, stream: TextIO | None = None) -> None:
         for name, s in result.nic_stats.items():
             write(f"{name:<{nwidth}}  {s['tx_frames']:>9} {s['tx_bytes']:>10} "
                   f"{s['rx_frames']:>9} {s['rx_bytes']:>10}\n")
+    if result.faults:
+        write("\nfaults:\n")
+        for line in result.faults:
+            write(f"  {line}\n")
     dropped = {h: d for h, d in result.drops.items() if d}
     if dropped:
         write("\ndrops:\n")

@@ -54,6 +54,23 @@
     nptv6 = { inside = "fd00:1::/48", outside = "2001:db8:1::/48" }   # RFC 6296 prefixes
     # several outside interfaces: [[hosts.gw.nat]] tables; inline: nat = { interface = "eth1" }
 
+    [[faults]]                   # at a time since the start: a fault (vnet.sim.faults)
+    at = "2s"
+    action = "partition"         # link-down | link-up (nic) | partition | heal (segment,
+    segment = "lan"              #   groups) | impair (nic or segment; loss, delay, jitter,
+    groups = [["alice", "bob"], ["server"]]  # rate in bit/s) | kill | restart (guest)
+    for = "3s"                   # undo after this long (a kill: restart then)
+    # after = { guest = "server/chat", prints = "listening" }   # at counts from then
+
+    [random_faults]              # a plan drawn from the seed, within these bounds:
+    within = "60s"               # every fault starts in the first minute
+    partitions = 3               # up to 3 partitions (of segments, default all) ...
+    partition_max = "5s"         # ... of up to 5 s each
+    link_flaps = 2               # up to 2 link flaps (of nics = ["host/eth0"], default all)
+    link_flap_max = "1s"
+    kills = 1                    # up to 1 kill of one of kill_guests = ["server/chat"],
+    restart_max = "2s"           #   restarted up to 2 s later (no restart_max: stays dead)
+
     [[hosts.server.guests]]
     name = "chat"
     module = "../examples/build/chat_server.wasm"   # relative to this file
@@ -78,6 +95,8 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from vnet.sim.faults import ACTIONS, FaultSpec, RandomFaults
 
 if TYPE_CHECKING:
     from firewall import Ruleset
@@ -167,6 +186,9 @@ class Topology:
     clients: list[str] = field(default_factory=list)  # "host/guest"
     segments: dict[str, SegmentSpec] = field(default_factory=dict)
     hosts: dict[str, HostSpec] = field(default_factory=dict)
+    #: ``[[faults]]`` in file order, and the ``[random_faults]`` bounds (vnet.sim.faults).
+    faults: list[FaultSpec] = field(default_factory=list)
+    random_faults: RandomFaults | None = None
 
     def guest_names(self) -> list[str]:
         return [f"{h.name}/{g.name}" for h in self.hosts.values() for g in h.guests]
@@ -326,7 +348,8 @@ def load(path: str | Path) -> Topology:
 def parse(data: dict[str, Any], path: Path, text: str = "") -> Topology:
     loc = _Locator(text)
     base = path.resolve().parent
-    _check_keys(data, {"sim", "segments", "hosts"}, path, loc, (), "the top level")
+    _check_keys(data, {"sim", "segments", "hosts", *_FAULT_TABLES}, path, loc, (),
+                "the top level")
     topo = Topology(path)
 
     sim = _expect(data.get("sim", {}), dict, path, loc.line("sim"), "[sim]")
@@ -509,6 +532,7 @@ def parse(data: dict[str, Any], path: Path, text: str = "") -> Topology:
                                 f"client {client!r} is not a guest (guests: "
                                 f"{', '.join(sorted(names)) or 'none'})")
     topo.clients = [str(c) for c in clients]
+    _faults(data, topo, path, loc)
     return topo
 
 
@@ -683,3 +707,138 @@ def _nat(spec: dict[str, Any], host: HostSpec, path: Path, loc: _Locator,
                                 "/64 (RFC 6296)")
         nptv6 = (str(inside), str(outside))
     return NatSpec(interface, chosen, pool, nptv6)
+
+
+# --- faults (vnet.sim.faults) -------------------------------------------------------
+
+_FAULT_TABLES = ("faults", "random_faults")
+_FAULT_KEYS = {"at", "action", "nic", "segment", "groups", "guest", "loss", "delay", "jitter",
+               "rate", "for", "after"}
+_RANDOM_FAULT_KEYS = {"within", "partitions", "partition_max", "segments", "link_flaps",
+                      "link_flap_max", "nics", "kills", "kill_guests", "restart_max"}
+
+
+def _fault_nic(topo: Topology, value: Any, path: Path, line: int | None) -> str:
+    name = _expect(value, str, path, line, "nic")
+    host, _, ifname = name.partition("/")
+    if host not in topo.hosts or ifname not in [n.name for n in topo.hosts[host].nics]:
+        known = [f"{h.name}/{n.name}" for h in topo.hosts.values() for n in h.nics]
+        raise TopologyError(path, line, f"no NIC {name!r} (nics: {', '.join(known) or 'none'})")
+    return name
+
+
+def _fault_guest(topo: Topology, value: Any, path: Path, line: int | None) -> str:
+    name = _expect(value, str, path, line, "guest")
+    if name not in topo.guest_names():
+        raise TopologyError(path, line, f"no guest {name!r} (guests: "
+                            f"{', '.join(topo.guest_names()) or 'none'})")
+    return name
+
+
+def _fault_segment(topo: Topology, value: Any, path: Path, line: int | None) -> str:
+    name = _expect(value, str, path, line, "segment")
+    if name not in topo.segments:
+        raise TopologyError(path, line, f"segment {name!r} is not defined under [segments]")
+    return name
+
+
+def _faults(data: dict[str, Any], topo: Topology, path: Path, loc: _Locator) -> None:
+    """``[[faults]]`` and ``[random_faults]``, checked against the hosts, NICs and guests."""
+    items = _expect(data.get("faults", []), list, path, loc.line("faults"), "[[faults]]")
+    for index, item in enumerate(items):
+        key: tuple[str | int, ...] = ("faults", index)
+        _expect(item, dict, path, loc.line(*key), "a fault")
+        _check_keys(item, _FAULT_KEYS, path, loc, key, "a fault")
+        action = item.get("action")
+        if action not in ACTIONS:
+            raise TopologyError(path, loc.line(*key, "action"),
+                                f"fault action {action!r}: one of {', '.join(ACTIONS)}")
+        if "at" not in item:
+            raise TopologyError(path, loc.line(*key), "a fault needs at = \"TIME\" (e.g. \"2s\")")
+        spec = FaultSpec(_duration(item["at"], (path, loc, (*key, "at"))), action)
+        if action in ("link-down", "link-up") or ("nic" in item):
+            if "nic" not in item and action in ("link-down", "link-up"):
+                raise TopologyError(path, loc.line(*key), f"{action} needs nic = \"HOST/IF\"")
+            if "nic" in item:
+                spec.nic = _fault_nic(topo, item["nic"], path, loc.line(*key, "nic"))
+        if "segment" in item:
+            spec.segment = _fault_segment(topo, item["segment"], path, loc.line(*key, "segment"))
+        if action in ("partition", "heal") and spec.segment is None:
+            raise TopologyError(path, loc.line(*key), f"{action} needs segment = \"NAME\"")
+        if action == "impair" and spec.nic is None and spec.segment is None:
+            raise TopologyError(path, loc.line(*key), "impair needs nic or segment")
+        if action == "partition":
+            line = loc.line(*key, "groups")
+            groups = _expect(item.get("groups"), list, path, line or loc.line(*key), "groups")
+            on_segment = {h.name for h in topo.hosts.values()
+                          if any(n.segment == spec.segment for n in h.nics)}
+            for group in groups:
+                _expect(group, list, path, line, "a group")
+                for host in group:
+                    if host not in on_segment:
+                        raise TopologyError(path, line, f"host {host!r} has no NIC on segment "
+                                            f"{spec.segment!r}")
+                spec.groups.append([str(h) for h in group])
+            if not spec.groups:
+                raise TopologyError(path, line, "groups = [[\"a\"], [\"b\"]]: at least one")
+        if action in ("kill", "restart"):
+            if "guest" not in item:
+                raise TopologyError(path, loc.line(*key), f"{action} needs guest = \"HOST/NAME\"")
+            spec.guest = _fault_guest(topo, item["guest"], path, loc.line(*key, "guest"))
+        if "loss" in item:
+            spec.loss = float(_expect(item["loss"], (int, float), path, loc.line(*key, "loss"),
+                                      "loss"))
+            if not 0.0 <= spec.loss <= 1.0:
+                raise TopologyError(path, loc.line(*key, "loss"), "loss is a probability 0-1")
+        for name in ("delay", "jitter"):
+            if name in item:
+                setattr(spec, f"{name}_ns", _duration(item[name], (path, loc, (*key, name))))
+        if "rate" in item:
+            spec.rate_bps = _expect(item["rate"], int, path, loc.line(*key, "rate"), "rate")
+            if spec.rate_bps <= 0:
+                raise TopologyError(path, loc.line(*key, "rate"), "rate is bits per second > 0")
+        if "for" in item:
+            if action in ("link-up", "heal", "restart"):
+                raise TopologyError(path, loc.line(*key, "for"), f"{action} takes no \"for\"")
+            spec.duration_ns = _duration(item["for"], (path, loc, (*key, "for")))
+        if "after" in item:
+            line = loc.line(*key, "after")
+            after = _expect(item["after"], dict, path, line, "after")
+            _check_keys(after, {"guest", "prints"}, path, loc, (*key, "after"), "after")
+            if "guest" not in after or "prints" not in after:
+                raise TopologyError(path, line, "after = { guest = \"HOST/NAME\", prints = "
+                                    "\"TEXT\" }")
+            spec.after_guest = _fault_guest(topo, after["guest"], path, line)
+            spec.after_output = _expect(after["prints"], str, path, line, "prints")
+            if not spec.after_output:
+                raise TopologyError(path, line, "after: prints must not be empty")
+        topo.faults.append(spec)
+    if "random_faults" in data:
+        key = ("random_faults",)
+        table = _expect(data["random_faults"], dict, path, loc.line(*key), "[random_faults]")
+        _check_keys(table, _RANDOM_FAULT_KEYS, path, loc, key, "[random_faults]")
+        if "within" not in table:
+            raise TopologyError(path, loc.line(*key), "[random_faults] needs within = \"60s\"")
+        bounds = RandomFaults(_duration(table["within"], (path, loc, (*key, "within"))))
+        for name in ("partitions", "link_flaps", "kills"):
+            if name in table:
+                count = _expect(table[name], int, path, loc.line(*key, name), name)
+                if count < 0:
+                    raise TopologyError(path, loc.line(*key, name), f"{name} must be >= 0")
+                setattr(bounds, name, count)
+        for name in ("partition_max", "link_flap_max", "restart_max"):
+            if name in table:
+                setattr(bounds, f"{name}_ns", _duration(table[name], (path, loc, (*key, name))))
+        bounds.segments = [_fault_segment(topo, s, path, loc.line(*key, "segments"))
+                           for s in _expect(table.get("segments", []), list, path,
+                                            loc.line(*key, "segments"), "segments")]
+        bounds.nics = [_fault_nic(topo, n, path, loc.line(*key, "nics"))
+                       for n in _expect(table.get("nics", []), list, path,
+                                        loc.line(*key, "nics"), "nics")]
+        bounds.kill_guests = [_fault_guest(topo, g, path, loc.line(*key, "kill_guests"))
+                              for g in _expect(table.get("kill_guests", []), list, path,
+                                               loc.line(*key, "kill_guests"), "kill_guests")]
+        if bounds.kills and not bounds.kill_guests:
+            raise TopologyError(path, loc.line(*key, "kills"),
+                                "kills needs kill_guests = [\"HOST/NAME\", ...]")
+        topo.random_faults = bounds

@@ -1,0 +1,378 @@
+"""Faults on a schedule: partitions, link flaps, impairment changes, killed and restarted guests.
+
+Every run is in virtual time, so times are exact: a 4 MiB TCP transfer
+(examples/bulk.c) on a 1 ms LAN takes 82 ms; faults are placed inside it.
+Assertions are on what a user sees: the client's exit status and output, the
+run's summary, and the frames in each NIC's capture.
+"""
+
+from __future__ import annotations
+
+import io
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from vnet.sim.faults import FaultSpec, RandomFaults, draw_random, plan
+from vnet.sim.runner import SimResult, print_summary, run
+from vnet.sim.topology import TopologyError, load
+from vnet.testing.pcap import read_pcapng
+
+MS = 1_000_000
+S = 1_000_000_000
+
+BULK = """
+[sim]
+virtual_time = true
+seed = 3
+duration = "60s"
+clients = ["client/send"]
+
+[segments.lan]
+latency = "1ms"
+
+[hosts.server]
+[[hosts.server.nics]]
+segment = "lan"
+addresses = ["10.0.0.1/24"]
+[[hosts.server.guests]]
+name = "recv"
+module = "bulk.wasm"
+args = ["recv", "5001"]
+
+[hosts.client]
+[[hosts.client.nics]]
+segment = "lan"
+addresses = ["10.0.0.2/24"]
+[[hosts.client.guests]]
+name = "send"
+module = "bulk.wasm"
+args = ["send", "10.0.0.1", "5001", "4"]
+start = "10ms"
+"""
+
+ECHO = """
+[sim]
+virtual_time = true
+duration = "60s"
+clients = ["early/echo", "late/echo"]
+
+[segments.lan]
+latency = "1ms"
+
+[hosts.server]
+[[hosts.server.nics]]
+segment = "lan"
+addresses = ["10.0.0.1/24"]
+[[hosts.server.guests]]
+name = "echo"
+module = "tcp_echo_server.wasm"
+args = ["7000"]
+
+[hosts.early]
+[[hosts.early.nics]]
+segment = "lan"
+addresses = ["10.0.0.2/24"]
+[[hosts.early.guests]]
+name = "echo"
+module = "tcp_echo_client.wasm"
+args = ["10.0.0.1", "7000", "hello"]
+start = "600ms"
+
+[hosts.late]
+[[hosts.late.nics]]
+segment = "lan"
+addresses = ["10.0.0.3/24"]
+[[hosts.late.guests]]
+name = "echo"
+module = "tcp_echo_client.wasm"
+args = ["10.0.0.1", "7000", "again"]
+start = "1500ms"
+
+[[faults]]
+at = "500ms"
+action = "kill"
+guest = "server/echo"
+for = "500ms"
+"""
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory: pytest.TempPathFactory,
+            example_wasm: Callable[[str], Path]) -> Path:
+    directory = tmp_path_factory.mktemp("faults")
+    for name in ("bulk", "tcp_echo_server", "tcp_echo_client"):
+        shutil.copyfile(example_wasm(name), directory / f"{name}.wasm")
+    return directory
+
+
+def _topology(workdir: Path, name: str, text: str) -> Path:
+    path = workdir / f"{name}.toml"
+    path.write_text(text)
+    return path
+
+
+def _run(path: Path, pcaps: Path,
+         faults: list[FaultSpec] | None = None) -> tuple[SimResult, str]:
+    topo = load(path)
+    topo.faults.extend(faults or [])  # the Python API: FaultSpec objects
+    out = io.BytesIO()
+    result = run(topo, pcap_dir=pcaps, out=out)
+    return result, out.getvalue().decode()
+
+
+def _summary(result: SimResult) -> str:
+    text = io.StringIO()
+    print_summary(result, text)
+    return text.getvalue()
+
+
+def _frame_times(pcap: Path, direction: int) -> list[int]:
+    """Virtual times (ns) of the TCP/IPv4 frames a NIC captured in one direction."""
+    return [p.time_ns for p in read_pcapng(pcap) if p.direction == direction
+            and p.data[12:14] == b"\x08\x00"]
+
+
+def test_partition_delays_a_tcp_transfer_by_its_length(workdir: Path, tmp_path: Path) -> None:
+    path = _topology(workdir, "bulk", BULK)
+    baseline, _ = _run(path, tmp_path / "base")
+    assert baseline.ok and baseline.elapsed_ns == 82 * MS
+    partition = FaultSpec(40 * MS, "partition", segment="lan", groups=[["client"], ["server"]],
+                          duration_ns=2 * S)
+    cut, text = _run(path, tmp_path / "cut", [partition])
+    assert cut.ok, text
+    assert "bulk: sent 4194304 bytes fnv1a64=19e1f9b344866b0d" in text  # every byte, intact
+    delay = cut.elapsed_ns - baseline.elapsed_ns
+    # the transfer resumes at the first retransmission after the heal: at least the
+    # partition's length later, at most one (doubled) retransmission timeout after it
+    assert 2 * S <= delay <= 2 * 2 * S, delay
+    assert cut.faults[0] == "    0.040 s  partition lan: client | server"
+    assert cut.faults[1].startswith("    2.040 s  heal lan (") and "frames dropped" in cut.faults[1]
+    # nothing from the client reached the server while the segment was split
+    inbound = _frame_times(tmp_path / "cut" / "server-eth0.pcapng", 1)
+    assert not [t for t in inbound if 42 * MS <= t < 2040 * MS]
+    assert [t for t in inbound if t < 40 * MS] and [t for t in inbound if t >= 2040 * MS]
+    # ... while the client kept sending (retransmissions) into the partition
+    outbound = _frame_times(tmp_path / "cut" / "client-eth0.pcapng", 2)
+    assert [t for t in outbound if 42 * MS <= t < 2040 * MS]
+    assert "faults:\n      0.040 s  partition lan: client | server\n" in _summary(cut)
+    _run(path, tmp_path / "again", [partition])
+    for pcap in ("server-eth0.pcapng", "client-eth0.pcapng"):
+        assert (tmp_path / "cut" / pcap).read_bytes() == (tmp_path / "again" / pcap).read_bytes()
+
+
+def test_link_flap_is_a_gap_in_the_capture(workdir: Path, tmp_path: Path) -> None:
+    text = BULK + """
+[[faults]]
+at = "40ms"
+action = "link-down"
+nic = "client/eth0"
+for = "1s"
+"""
+    result, output = _run(_topology(workdir, "flap", text), tmp_path)
+    assert result.ok, output
+    assert result.faults == ["    0.040 s  link down client/eth0",
+                             "    1.040 s  link up client/eth0"]
+    frames = [p.time_ns for p in read_pcapng(tmp_path / "client-eth0.pcapng")]
+    assert not [t for t in frames if 40 * MS < t < 1040 * MS]
+    assert [t for t in frames if t <= 40 * MS] and [t for t in frames if t >= 1040 * MS]
+    assert result.elapsed_ns >= 1040 * MS
+
+
+def test_fault_after_a_guest_prints_counts_from_then(workdir: Path, tmp_path: Path) -> None:
+    text = BULK.replace('start = "10ms"', 'start = "100ms"') + """
+[[faults]]
+after = { guest = "client/send", prints = "sent" }
+at = "1s"
+action = "kill"
+guest = "server/recv"
+
+[[faults]]
+after = { guest = "server/recv", prints = "listening" }
+at = "120ms"
+action = "link-down"
+nic = "client/eth0"
+for = "500ms"
+"""
+    result, output = _run(_topology(workdir, "after", text), tmp_path)
+    assert result.ok, output
+    # the server printed "listening" at once (plus its host calls' charge in virtual time)
+    trigger, down, up, sent = result.faults
+    assert trigger.endswith("  server/recv printed 'listening'")
+    started = float(trigger.split()[0])
+    assert started < 0.001
+    assert down == f"{started + 0.120:9.3f} s  link down client/eth0"
+    assert up == f"{started + 0.620:9.3f} s  link up client/eth0"
+    # the client prints "sent" as it exits: the kill that triggers is due 1 s later,
+    # after the run has ended
+    assert sent.endswith("  client/send printed 'sent'") and float(sent.split()[0]) > 0.62
+    assert result.elapsed_ns < float(sent.split()[0]) * S + 1 * S
+    frames = [p.time_ns for p in read_pcapng(tmp_path / "client-eth0.pcapng")]
+    assert not [t for t in frames if 121 * MS < t < 620 * MS]
+
+
+def test_impairment_change_slows_the_transfer_then_is_restored(workdir: Path,
+                                                               tmp_path: Path) -> None:
+    path = _topology(workdir, "bulk", BULK)
+    delay = FaultSpec(0, "impair", nic="server/eth0", delay_ns=20 * MS, duration_ns=60 * S)
+    slow, output = _run(path, tmp_path / "slow", [delay])
+    assert slow.ok, output
+    assert slow.faults == ["    0.000 s  impair server/eth0: delay 20 ms"]  # the run ended first
+    # +20 ms on each direction of the server's NIC: the handshake alone takes 80 ms more
+    assert slow.elapsed_ns > 82 * MS + 80 * MS
+    brief = FaultSpec(0, "impair", nic="server/eth0", delay_ns=20 * MS, duration_ns=5 * MS)
+    restored, _ = _run(path, tmp_path / "brief", [brief])
+    assert restored.faults[1] == "    0.005 s  impairment of server/eth0 restored"
+    assert restored.elapsed_ns == 82 * MS  # nothing was sent before the client started
+
+
+def test_killed_guest_peer_sees_a_reset(workdir: Path, tmp_path: Path) -> None:
+    text = BULK + """
+[[faults]]
+at = "40ms"
+action = "kill"
+guest = "server/recv"
+"""
+    result, output = _run(_topology(workdir, "kill", text), tmp_path)
+    assert not result.ok
+    codes = {g.name: (g.exit_code, g.trap) for g in result.guests}
+    assert codes["server/recv"] == (137, "killed by a fault at 0.040 s")
+    assert codes["client/send"][0] == 1
+    assert "client/send | bulk: write: Broken pipe" in output
+    summary = _summary(result)
+    assert "server/recv  137 (trap: killed by a fault at 0.040 s)" in summary
+    from scapy.layers.inet import TCP
+
+    resets = [p for p in read_pcapng(tmp_path / "server-eth0.pcapng")
+              if p.direction == 2 and TCP in p and p[TCP].flags & 0x04]
+    assert resets and resets[0].time_ns >= 40 * MS
+
+
+def test_restarted_guest_serves_again(workdir: Path, tmp_path: Path) -> None:
+    result, output = _run(_topology(workdir, "echo", ECHO), tmp_path)
+    codes = {g.name: g.exit_code for g in result.guests}
+    assert codes["early/echo"] == 2, output  # the server was down: refused
+    assert "early/echo  | tcp_echo_client: 10.0.0.1 port 7000: Connection refused" in output
+    assert codes["late/echo"] == 0, output
+    assert 'late/echo   | tcp_echo_client: echo ok "again"' in output
+    assert output.count("server/echo | tcp_echo_server: listening on port 7000") == 2
+    assert result.faults == ["    0.500 s  kill server/echo", "    1.000 s  restart server/echo"]
+
+
+def test_random_fault_plans_follow_the_seed_within_bounds() -> None:
+    bounds = RandomFaults(within_ns=60 * S, partitions=3, partition_max_ns=5 * S,
+                          link_flaps=2, link_flap_max_ns=1 * S, kills=1,
+                          kill_guests=["server/echo"], restart_max_ns=2 * S)
+    segments = {"lan": ["a", "b", "c", "server"]}
+    nics = ["a/eth0", "b/eth0", "c/eth0", "server/eth0"]
+    plans = [draw_random(bounds, seed, segments, nics) for seed in range(40)]
+    assert plans == [draw_random(bounds, seed, segments, nics) for seed in range(40)]
+    assert len({repr(p) for p in plans}) > 30
+    counts: dict[str, set[int]] = {kind: set() for kind in ("partition", "link-down", "kill")}
+    for drawn in plans:
+        for kind in counts:
+            counts[kind].add(sum(1 for f in drawn if f.action == kind))
+        for fault in drawn:
+            assert 0 <= fault.at_ns < 60 * S
+            if fault.action == "partition":
+                assert fault.duration_ns is not None and fault.duration_ns <= 5 * S
+                a, b = fault.groups
+                assert a and b and sorted(a + b) == ["a", "b", "c", "server"]
+            elif fault.action == "link-down":
+                assert fault.nic in nics and fault.duration_ns is not None
+                assert fault.duration_ns <= 1 * S
+            else:
+                assert fault.guest == "server/echo" and fault.duration_ns is not None
+                assert fault.duration_ns <= 2 * S
+    assert counts == {"partition": {0, 1, 2, 3}, "link-down": {0, 1, 2}, "kill": {0, 1}}
+    events = plan(plans[1])
+    assert [e.at_ns for e in events] == sorted(e.at_ns for e in events)
+
+
+def test_random_faults_in_a_topology_print_and_replay(workdir: Path, tmp_path: Path) -> None:
+    text = BULK + """
+[random_faults]
+within = "60ms"
+partitions = 2
+partition_max = "300ms"
+link_flaps = 1
+link_flap_max = "200ms"
+"""
+    path = _topology(workdir, "random", text)
+    seen = set()
+    for seed in (1, 2, 3):
+        topo = load(path)
+        first = run(topo, seed=seed, pcap_dir=tmp_path / f"a{seed}", out=io.BytesIO())
+        second = run(load(path), seed=seed, pcap_dir=tmp_path / f"b{seed}", out=io.BytesIO())
+        assert first.faults == second.faults and first.ok and second.ok
+        assert (tmp_path / f"a{seed}" / "client-eth0.pcapng").read_bytes() == (
+            tmp_path / f"b{seed}" / "client-eth0.pcapng").read_bytes()
+        seen.add(tuple(first.faults))
+        drawn = draw_random(topo.random_faults, seed, {"lan": ["server", "client"]},  # type: ignore[arg-type]
+                            ["server/eth0", "client/eth0"])
+        assert len(first.faults) <= 2 * len(drawn)
+    assert len(seen) > 1
+
+
+@pytest.mark.parametrize(("fault", "reason"), [
+    ('at = "1s"\naction = "explode"', "fault action 'explode': one of link-down"),
+    ('at = "1s"\naction = "link-down"\nnic = "nobody/eth0"', "no NIC 'nobody/eth0'"),
+    ('at = "1s"\naction = "kill"\nguest = "server/nope"', "no guest 'server/nope'"),
+    ('at = "1s"\naction = "partition"\nsegment = "lan"\ngroups = [["ghost"]]',
+     "host 'ghost' has no NIC on segment 'lan'"),
+    ('action = "heal"\nsegment = "lan"', "a fault needs at ="),
+    ('at = "1s"\naction = "heal"\nsegment = "lan"\nfor = "1s"', 'heal takes no "for"'),
+])
+def test_bad_faults_name_the_file_and_line(workdir: Path, fault: str, reason: str) -> None:
+    path = _topology(workdir, "bad", BULK + "\n[[faults]]\n" + fault + "\n")
+    with pytest.raises(TopologyError) as info:
+        load(path)
+    assert reason in str(info.value)
+    assert str(info.value).startswith(f"{path}:")
+
+
+DEMO_MODULES = ["chat_server", "chat_client", "http_server", "http_get", "lobby"]
+
+
+@pytest.fixture(scope="module")
+def demo_copy(tmp_path_factory: pytest.TempPathFactory,
+              example_wasm: Callable[[str], Path]) -> Path:
+    """examples/demo.toml beside freshly built example guests."""
+    from tests.conftest import EXAMPLES
+
+    directory = tmp_path_factory.mktemp("demo")
+    (directory / "build").mkdir()
+    for name in DEMO_MODULES:
+        shutil.copyfile(example_wasm(name), directory / "build" / f"{name}.wasm")
+    shutil.copyfile(EXAMPLES / "ticker.c", directory / "ticker.c")
+    return directory
+
+
+@pytest.mark.parametrize(("length", "failing"), [
+    ("2s", set()),  # TCP retransmits carry the chat across; the lobby re-announces
+    ("10s", {"alice/chat", "bob/chat", "carol/chat"}),  # the chat clients give up
+])
+def test_partition_on_the_demo_fails_and_recovers_the_expected_clients(
+        demo_copy: Path, tmp_path: Path, length: str, failing: set[str]) -> None:
+    from tests.conftest import EXAMPLES
+
+    text = (EXAMPLES / "demo.toml").read_text() + f"""
+[[faults]]
+at = "200ms"
+action = "partition"
+segment = "lan"
+groups = [["alice"]]
+for = "{length}"
+"""
+    path = _topology(demo_copy, f"demo-{length}", text)
+    first, output = _run(path, tmp_path / "a")
+    failed = {g.name for g in first.guests if g.name in first.clients and g.exit_code != 0}
+    assert failed == failing, output
+    assert first.faults[0] == "    0.200 s  partition lan: alice | bob carol server web"
+    assert "lobby: alice heard 2 peer(s): bob carol" in output
+    again, output_again = _run(path, tmp_path / "b")
+    assert output_again == output and again.faults == first.faults
+    for pcap in sorted((tmp_path / "a").iterdir()):
+        assert pcap.read_bytes() == (tmp_path / "b" / pcap.name).read_bytes(), pcap.name
