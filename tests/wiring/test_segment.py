@@ -8,6 +8,7 @@ from tests.wiring.helpers import BROADCAST, Sink, frame, mac, read_pcapng
 from vnet.link.capture import Capture
 from vnet.link.segment import (
     DROP_DETACHED,
+    DROP_PARTITIONED,
     DROP_RUNT,
     DROP_SAME_PORT,
     Cable,
@@ -59,6 +60,22 @@ def test_unicast_to_a_mac_on_the_ingress_port_is_dropped() -> None:
     ports[0].send(frame(mac(1), mac(9)))  # mac(1) lives behind port 0 itself
     assert [s.frames for s in sinks] == [[], []]
     assert ports[0].counters.drops == {DROP_SAME_PORT: 1}
+
+
+def test_a_partition_passes_frames_only_within_a_group_until_healed() -> None:
+    _, seg, sinks, ports = lan(4)
+    seg.partition([[ports[0], ports[1]], [ports[2]]])  # port 3 is in no group: one more
+    b = frame(BROADCAST, mac(1))
+    ports[0].send(b)
+    assert [s.frames for s in sinks] == [[], [b], [], []]
+    u = frame(mac(1), mac(3), b"across")  # mac(1) learned behind port 0
+    ports[2].send(u)
+    assert sinks[0].frames == []
+    assert ports[0].counters.drops == {DROP_PARTITIONED: 1}
+    assert ports[2].counters.drops[DROP_PARTITIONED] == 1  # the broadcast's copy
+    seg.partition(None)
+    ports[2].send(u)
+    assert sinks[0].frames == [u]
 
 
 def test_a_mac_that_moves_is_relearned_on_its_new_port() -> None:

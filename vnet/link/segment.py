@@ -22,7 +22,10 @@ A frame an endpoint hands to ``port.send(frame)`` goes through:
      frame never goes back out of the port it came in on;
    - unicast to an unknown or aged-out MAC, broadcast, and multicast: every
      other port (flooding), except multicast under snooping (below).
-3. **port egress**: the port's ``egress`` Impairment (switch -> endpoint) may
+3. **partition** (``segment.partition(groups)``, the fault schedule's
+   partitions): a copy for a port of another group than the ingress port's is
+   dropped (``partitioned``, on the port it would have left by);
+4. **port egress**: the port's ``egress`` Impairment (switch -> endpoint) may
    drop, duplicate or delay each copy; the copy is then delivered after the
    segment's ``latency_ns`` plus that delay -- through ``scheduler.defer``
    when the total is zero (run now, FIFO, never recursive), else
@@ -84,7 +87,7 @@ segment-wide events (MAC moves, table full, snooped messages by kind).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Protocol
@@ -126,6 +129,7 @@ DROP_INGRESS_IMPAIRMENT = "ingress_impairment"
 DROP_EGRESS_IMPAIRMENT = "egress_impairment"
 DROP_DETACHED = "detached"
 DROP_NO_RECEIVERS = "no_receivers"
+DROP_PARTITIONED = "partitioned"
 
 _BROADCAST = b"\xff\xff\xff\xff\xff\xff"
 _V4_CONTROL_PREFIX = b"\x01\x00\x5e\x00\x00"  # 224.0.0.0/24
@@ -267,6 +271,8 @@ class Segment:
         self._next_index = 0
         self._macs: dict[bytes, _MacEntry] = {}
         self._taps: list[CaptureTap] = []
+        #: A partition: port -> group; frames cross only within a group (None: whole).
+        self._partition: dict[SegmentPort, int] | None = None
         self._now = scheduler.monotonic_ns
         self._defer = scheduler.defer
         self._call_later = scheduler.call_later
@@ -319,6 +325,17 @@ class Segment:
     @property
     def ports(self) -> tuple[SegmentPort, ...]:
         return tuple(self._ports)
+
+    def partition(self, groups: Sequence[Sequence[SegmentPort]] | None) -> None:
+        """Split the switch: frames go only between ports of one group (ports in no
+        group form one more); dropped copies count as ``partitioned`` on the port
+        they would have left by. ``None`` (or no groups) heals it. Frames already
+        past the switch are still delivered, as on a real switch reconfigured."""
+        if not groups:
+            self._partition = None
+            return
+        self._partition = {port: number for number, group in enumerate(groups)
+                           for port in group}
 
     def capture(self, capture: Capture) -> CaptureTap:
         """Record every frame crossing this segment (once each) as ``<kind>/<name>``."""
@@ -435,7 +452,7 @@ class Segment:
         if out is port:
             port.counters.drop(DROP_SAME_PORT)
             return
-        self._egress(out, frame, now)
+        self._egress(port, out, frame, now)
 
     def _switch_multicast(self, port: SegmentPort, frame: bytes, now: int) -> None:
         if self.snooping and not frame.startswith(_BROADCAST):
@@ -457,10 +474,15 @@ class Segment:
     def _flood(self, port: SegmentPort, frame: bytes | GsoFrame, now: int) -> None:
         for out in self._ports:
             if out is not port:
-                self._egress(out, frame, now)
+                self._egress(port, out, frame, now)
 
-    def _egress(self, out: SegmentPort, frame: bytes | GsoFrame, now: int) -> None:
-        """Schedule delivery of one copy to ``out``, through its egress impairment."""
+    def _egress(self, port: SegmentPort, out: SegmentPort, frame: bytes | GsoFrame,
+                now: int) -> None:
+        """Schedule delivery of one copy from ``port`` to ``out``, through its egress impairment."""
+        groups = self._partition
+        if groups is not None and groups.get(out, -1) != groups.get(port, -1):
+            out.counters.drop(DROP_PARTITIONED)
+            return
         impairment = out.egress
         latency = self.latency_ns
         if impairment is None:
@@ -471,7 +493,7 @@ class Segment:
             return
         if isinstance(frame, GsoFrame):
             for wire in frame.materialise():
-                self._egress(out, wire, now)
+                self._egress(port, out, wire, now)
             return
         delays = impairment.decide(now, len(frame))
         if not delays:
@@ -502,7 +524,7 @@ class Segment:
         if kind == _REPORT:
             for out in self._ports:
                 if out is not port and routers.get(out, -1) > now:
-                    self._egress(out, frame, now)
+                    self._egress(port, out, frame, now)
             return
         if (
             frame.startswith(_V4_CONTROL_PREFIX)
@@ -519,7 +541,7 @@ class Segment:
             if routers.get(out, -1) > now or (
                 by_port is not None and _member(by_port.get(out), now)
             ):
-                self._egress(out, frame, now)
+                self._egress(port, out, frame, now)
                 sent = True
         if not sent and len(self._ports) > 1:
             port.counters.drop(DROP_NO_RECEIVERS)

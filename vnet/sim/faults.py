@@ -16,15 +16,11 @@ Actions
     as ``tx/rx_dropped_link_down``), so its captures show the gap.
 ``partition`` (``segment``, ``groups = [["a", "b"], ["c"]]``) / ``heal``
     Frames between hosts of different groups stop at the switch; hosts left
-    out of every group form one more group. Implemented without a hook in
-    the switch: a probe registered as a segment capture notes each frame's
-    source MAC as the switch takes it, and a gate standing in each port's
-    egress impairment slot drops a copy whose sender is in another group
-    (counted on the port as ``egress_impairment`` and in the log). Frames
-    already past the switch when the partition starts are still delivered;
-    frames from a MAC that is not a NIC on the segment are never blocked.
-    A segment has one partition at a time: a later ``partition`` replaces
-    the groups, and any ``heal`` joins the whole segment again.
+    out of every group form one more group (`Segment.partition`: the switch
+    drops a copy for a port of another group, counted on the port as
+    ``partitioned`` and in the log). Frames already past the switch when the
+    partition starts are still delivered. A segment has one partition at a
+    time: a later ``partition`` replaces the groups, and any ``heal`` joins the whole segment again.
 ``impair`` (``nic`` or ``segment``; ``loss``, ``delay``, ``jitter``, ``rate``)
     Both directions of the NIC(s) get a new impairment (seeded from the run's
     seed); with ``for`` the previous ones come back afterwards.
@@ -43,7 +39,7 @@ guest of it runs, its timers wait) needs the scheduler's help and is not
 offered here yet.
 
 This module touches the network it is given (NIC link state, segment port
-impairment slots, a segment capture probe), guest tasks (their ``killed``
+impairment slots, `Segment.partition`), guest tasks (their ``killed``
 flag) and the scheduler (timers); it reads no clock of its own.
 """
 
@@ -56,6 +52,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from vnet.link.impairment import Impairment
+from vnet.link.segment import DROP_PARTITIONED
 
 if TYPE_CHECKING:
     from vnet.guest.runtime import Guest
@@ -187,57 +184,15 @@ def plan(specs: list[FaultSpec], start_ns: int | None = None) -> list[FaultEvent
     return sorted(events)
 
 
-class _SenderProbe:
-    """Registered as a segment 'capture': notes the source MAC of each frame the switch takes."""
-
-    def __init__(self) -> None:
-        self.source: bytes = b""
-
-    def interface(self, _name: str, clock: Any = None) -> _SenderProbe:
-        return self
-
-    def record(self, frame: bytes, *_args: Any, **_kwargs: Any) -> None:
-        self.source = frame[6:12]
-
-
-class _PartitionGate:
-    """Stands in a port's egress impairment slot; drops copies from another group's sender."""
-
-    def __init__(self, partition: _Partition, port: SegmentPort,
-                 inner: Impairment | None) -> None:
-        self.partition = partition
-        self.port = port
-        self.inner = inner
-        mac = getattr(port.endpoint, "mac", b"")
-        self.mac: bytes = mac if isinstance(mac, bytes) else b""
-
-    def decide(self, now_ns: int, length: int) -> tuple[int, ...]:
-        partition = self.partition
-        groups = partition.group_of
-        if groups:
-            sender = groups.get(partition.probe.source)
-            mine = groups.get(self.mac)
-            if sender is not None and mine is not None and sender != mine:
-                partition.dropped += 1
-                return ()
-        inner = self.inner
-        return inner.decide(now_ns, length) if inner is not None else (0,)
-
-
 class _Partition:
-    """A segment's partition state: MAC -> group number (empty: healed)."""
+    """A segment's partition as the fault schedule set it (counts what it dropped)."""
 
     def __init__(self, segment: Segment) -> None:
         self.segment = segment
-        self.probe = _SenderProbe()
-        self.group_of: dict[bytes, int] = {}
-        self.dropped = 0
-        segment.capture(self.probe)  # type: ignore[arg-type]
-        self.gates: list[_PartitionGate] = []
-        for port in segment.ports:
-            gate = _PartitionGate(self, port, port.egress)
-            port.egress = gate  # type: ignore[assignment]
-            self.gates.append(gate)
+
+    @property
+    def dropped(self) -> int:
+        return sum(port.counters.drops.get(DROP_PARTITIONED, 0) for port in self.segment.ports)
 
 
 class FaultInjector:
@@ -363,26 +318,26 @@ class FaultInjector:
     def _partition(self, _event: FaultEvent, spec: FaultSpec) -> str:
         assert spec.segment is not None
         partition = self._partition_of(spec.segment)
-        members = self._segment_hosts(spec.segment)
-        group_of: dict[bytes, int] = {}
-        named: set[str] = set()
-        for number, group in enumerate(spec.groups):
-            for host in group:
-                named.add(host)
-                for mac in members.get(host, []):
-                    group_of[mac] = number
-        rest = [h for h in members if h not in named]
-        for host in rest:
-            for mac in members[host]:
-                group_of[mac] = len(spec.groups)
-        partition.group_of = group_of
+        seg = partition.segment
+        ports: dict[str, list[SegmentPort]] = {}
+        for host in self.hosts.values():
+            for nic in host.nics.values():
+                if nic.port is not None and nic.port.segment is seg:
+                    ports.setdefault(host.name, []).append(nic.port)
+        named = {host for group in spec.groups for host in group}
+        rest = [h for h in ports if h not in named]
+        port_groups = [[p for host in group for p in ports.get(host, [])]
+                       for group in spec.groups]
+        if rest:
+            port_groups.append([p for host in rest for p in ports[host]])
+        seg.partition(port_groups)
         groups = [sorted(g) for g in spec.groups] + ([sorted(rest)] if rest else [])
         return f"partition {spec.segment}: " + " | ".join(" ".join(g) for g in groups)
 
     def _heal(self, _event: FaultEvent, spec: FaultSpec) -> str:
         assert spec.segment is not None
         partition = self._partition_of(spec.segment)
-        partition.group_of = {}
+        partition.segment.partition(None)
         return f"heal {spec.segment} ({partition.dropped} frames dropped so far)"
 
     def _ports(self, spec: FaultSpec) -> list[tuple[str, SegmentPort]]:
@@ -405,13 +360,8 @@ class FaultInjector:
                 new = Impairment(loss=spec.loss or 0.0, delay_ns=spec.delay_ns or 0,
                                  jitter_ns=spec.jitter_ns or 0, rate_bps=spec.rate_bps,
                                  seed=_fault_seed(self.seed, event.index, name, direction))
-                current = getattr(port, slot)
-                if isinstance(current, _PartitionGate):
-                    saved.append((port, "gate", current.inner))
-                    current.inner = new
-                else:
-                    saved.append((port, slot, current))
-                    setattr(port, slot, new)
+                saved.append((port, slot, getattr(port, slot)))
+                setattr(port, slot, new)
         self._saved[id(spec)] = saved
         target = spec.nic or f"segment {spec.segment}"
         parts = [f"loss {spec.loss:g}" if spec.loss is not None else "",
@@ -422,14 +372,7 @@ class FaultInjector:
 
     def _restore(self, _event: FaultEvent, spec: FaultSpec) -> str:
         for port, slot, previous in self._saved.pop(id(spec), []):
-            if slot == "gate":
-                gate = port.egress
-                assert isinstance(gate, _PartitionGate)
-                gate.inner = previous
-            elif slot == "egress" and isinstance(port.egress, _PartitionGate):
-                port.egress.inner = previous
-            else:
-                setattr(port, slot, previous)
+            setattr(port, slot, previous)
         return f"impairment of {spec.nic or 'segment ' + str(spec.segment)} restored"
 
     def _kill(self, _event: FaultEvent, spec: FaultSpec) -> str:
