@@ -195,7 +195,7 @@ class HostPoll:
         sched = self.host.network.scheduler
         with sched.lock:
             found = self._ready()
-        if found or timeout_s == 0.0 and sched.virtual:
+        if found:
             return found
         _wait_for(self.host, lambda: bool(self._ready()), timeout_s)
         with sched.lock:
@@ -213,7 +213,7 @@ class HostEpoll(HostPoll):
         super().__init__(host)
         self.closed = False
 
-    def poll(self, timeout: float | None = None,  # type: ignore[override]
+    def poll(self, timeout: float | None = None,
              maxevents: int = -1) -> list[tuple[int, int]]:
         """Seconds; None or negative waits until a socket is ready."""
         found = self._poll_s(None if timeout is None or timeout < 0 else timeout)

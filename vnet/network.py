@@ -525,7 +525,7 @@ class Host:
         return text, service
 
     def create_connection(self, address: tuple[str, int],
-                          timeout: float | None | object = _socket._GLOBAL_DEFAULT_TIMEOUT,  # type: ignore[attr-defined]
+                          timeout: object = _socket._GLOBAL_DEFAULT_TIMEOUT,  # type: ignore[attr-defined]
                           source_address: tuple[str, int] | None = None) -> HostSocket:
         """socket.create_connection() on this host: each address of the name in turn."""
         host, port = address
@@ -735,10 +735,10 @@ def _getaddrinfo(host: Host, name: str | bytes | None, port: str | int | bytes |
     answers: list[tuple[Any, Any, int, str, tuple[Any, ...]]] = []
     for address in wanted:
         fam = _socket.AddressFamily(AF_INET if len(address) == 4 else AF_INET6)
-        for kind, kproto, number in numbers:
+        for sock_kind, kproto, number in numbers:
             sockaddr: tuple[Any, ...] = ((_addr_text(address), number) if fam == AF_INET
                                          else (_addr_text(address), number, 0, 0))
-            answers.append((fam, _socket.SocketKind(kind), kproto, canon, sockaddr))
+            answers.append((fam, _socket.SocketKind(sock_kind), kproto, canon, sockaddr))
             canon = ""
     return answers
 
@@ -1042,7 +1042,7 @@ class HostSocket:
             if "b" not in mode:
                 raise ValueError("unbuffered streams must be binary")
             return raw
-        buffer: io.BufferedIOBase
+        buffer: Any
         if reading and writing:
             buffer = io.BufferedRWPair(raw, raw, buffering)
         elif reading:
