@@ -692,18 +692,18 @@ def _getaddrinfo(host: Host, name: str | bytes | None, port: str | int | bytes |
     kinds = [(k, p) for k, p in _KINDS if type in (0, k) and proto in (0, p)]
     if not kinds:
         raise _socket.gaierror(_socket.EAI_SOCKTYPE, "ai_socktype not supported")
+    if type == _socket.SOCK_RAW and port is not None:
+        raise _socket.gaierror(_socket.EAI_SERVICE, "Servname not supported for ai_socktype")
     numbers: list[tuple[int, int, int]] = []  # (kind, proto, port)
     for kind, kproto in kinds:
         if port is None:
             numbers.append((kind, kproto, 0))
         elif isinstance(port, int) or str(port).isdigit():
             numbers.append((kind, kproto, int(port)))
-        elif kind == _socket.SOCK_RAW or flags & _socket.AI_NUMERICSERV:
-            if flags & _socket.AI_NUMERICSERV:
-                raise _socket.gaierror(_socket.EAI_NONAME, "Name or service not known")
-            if type == _socket.SOCK_RAW:
-                raise _socket.gaierror(_socket.EAI_SERVICE,
-                                       "Servname not supported for ai_socktype")
+        elif flags & _socket.AI_NUMERICSERV:
+            raise _socket.gaierror(_socket.EAI_NONAME, "Name or service not known")
+        elif kind == _socket.SOCK_RAW:
+            continue
         else:
             try:
                 number = _socket.getservbyname(str(port), "tcp" if kind == SOCK_STREAM else "udp")
