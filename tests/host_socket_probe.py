@@ -72,6 +72,10 @@ def probe() -> dict[str, Any]:
     client.settimeout(5)
     record["peer recv after file closed"] = outcome(lambda: client.recv(10))
     record["fileno after close"] = outcome(server.fileno)
+    record["recv after close"] = outcome(lambda: server.recv(1))
+    record["send after close"] = outcome(lambda: server.send(b"x"))
+    record["getsockname after close"] = outcome(server.getsockname)
+    record["close twice"] = outcome(server.close)
     for mode in ("r", "w", "rw", "rb", "wb", "rwb", "x", "r+", "rb+"):
         record[f"makefile {mode}"] = outcome(lambda m=mode: type(client.makefile(m)).__name__)
     record["makefile r unbuffered"] = outcome(lambda: client.makefile("r", buffering=0))

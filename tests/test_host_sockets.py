@@ -243,3 +243,37 @@ def test_select_waits_in_virtual_time(net: Network) -> None:
             assert rx.recvfrom(100) == (b"ping", sender)
             with pytest.raises(TimeoutError):  # nothing left that could ever wake it
                 poller.poll()
+
+
+def test_http_client_in_real_time(example_wasm: Callable[[str], Path], site: Path) -> None:
+    network = Network(virtual_time=False, seed=7)
+    try:
+        lan = network.segment("lan")
+        network.host("alpha").connect(lan, "10.0.0.1/24")
+        network.host("bravo").connect(lan, "10.0.0.2/24")
+        start_http_server(network, example_wasm, site)
+        with network.hosts["bravo"].sockets():
+            conn = http.client.HTTPConnection("alpha", 8080, timeout=10)
+            conn.request("GET", "/")
+            response = conn.getresponse()
+            assert (response.status, response.read()) == (200, PAGE.encode())
+            conn.close()
+    finally:
+        network.close()
+
+
+def test_host_create_connection_and_create_server(net: Network) -> None:
+    alpha, bravo = net.hosts["alpha"], net.hosts["bravo"]
+    with alpha.create_server(("", 9000)) as listener:
+        assert listener.getsockname() == ("0.0.0.0", 9000)
+        with bravo.create_connection(("alpha", 9000), timeout=5) as client:
+            server, peer = listener.accept()
+            assert peer == client.getsockname() == ("10.0.0.2", peer[1])
+            assert client.gettimeout() == 5
+            client.sendmsg([b"two ", b"parts"])
+            assert server.recv(100) == b"two parts"
+            server.close()
+        with pytest.raises(ConnectionRefusedError):
+            bravo.create_connection(("alpha", 9001), timeout=5)
+        with pytest.raises(socket.gaierror):
+            bravo.create_connection(("nowhere", 9000), timeout=5)

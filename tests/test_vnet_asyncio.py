@@ -150,3 +150,34 @@ def test_a_wait_nothing_can_end_raises_instead_of_hanging(net: Network) -> None:
 
     with pytest.raises(TimeoutError, match="every task is blocked"):
         vnet.aio.run(wait_forever(), net.hosts["alpha"])
+
+
+def test_asyncio_echo_in_real_time() -> None:
+    network = Network(virtual_time=False)
+    try:
+        lan = network.segment("lan")
+        network.host("alpha").connect(lan, "10.0.0.1/24")
+        network.host("bravo").connect(lan, "10.0.0.2/24")
+        alpha, bravo = network.hosts["alpha"], network.hosts["bravo"]
+        listening = []
+
+        async def serve() -> None:
+            server = await asyncio.start_server(echo, "bravo", 7)
+            listening.append(True)
+            async with server:
+                await asyncio.sleep(2)
+
+        async def client() -> bytes:
+            while not listening:
+                await asyncio.sleep(0.01)
+            reader, writer = await asyncio.open_connection("bravo", 7)
+            writer.write(b"real\n")
+            reply = await reader.readline()
+            writer.close()
+            await writer.wait_closed()
+            return reply
+
+        bravo.spawn("echo-server", lambda: vnet.aio.run(serve(), bravo))
+        assert vnet.aio.run(client(), alpha) == b"REAL\n"
+    finally:
+        network.close()

@@ -789,6 +789,8 @@ class HostSocket:
     @contextmanager
     def _turn(self) -> Iterator[None]:
         """The network lock plus one atomic network turn (see Scheduler.atomic)."""
+        if getattr(self, "_fd", 0) == -1:
+            raise os_error(errno.EBADF)  # closed: every call fails as on a closed fd
         sched = self.host.network.scheduler
         with sched.lock, sched.atomic():
             yield
@@ -1085,10 +1087,10 @@ class HostSocket:
         """Close the socket once no makefile() object is open any more (as socket.socket)."""
         self._closed = True
         if self._io_refs <= 0 and self._fd != -1:
-            open_host_sockets.pop(self._fd, None)
-            self._fd = -1
             with self._turn():
                 self._core.close()
+            open_host_sockets.pop(self._fd, None)
+            self._fd = -1
 
     def detach(self) -> int:
         raise OSError(errno.EOPNOTSUPP, "a virtual host's socket has no kernel fd to detach")
