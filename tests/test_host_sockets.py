@@ -243,6 +243,15 @@ def test_select_waits_in_virtual_time(net: Network) -> None:
             assert rx.recvfrom(100) == (b"ping", sender)
             with pytest.raises(TimeoutError):  # nothing left that could ever wake it
                 poller.poll()
+            with selectors.DefaultSelector() as selector:  # epoll on Linux
+                selector.register(rx, selectors.EVENT_READ, "rx")
+                before = net.scheduler.monotonic_ns()
+                assert selector.select(0.75) == []
+                assert net.scheduler.monotonic_ns() - before == 750_000_000
+                with bravo.socket(socket.AF_INET, socket.SOCK_DGRAM) as tx:
+                    tx.sendto(b"again", ("alpha", 5000))
+                [(key, events)] = selector.select(1)
+                assert (key.data, events) == ("rx", selectors.EVENT_READ)
 
 
 def test_http_client_in_real_time(example_wasm: Callable[[str], Path], site: Path) -> None:

@@ -28,6 +28,13 @@ the scheduler; one made from any other thread (a test's main thread) runs the
 scheduler's loop itself until it can return — so in virtual time a test
 "sleeps" through simulated seconds instantly.
 
+Python programs run on a host too: `with host.sockets():` makes this
+thread's standard `socket` module create sockets on the host and resolve
+the network's host names (see `vnet.host_sockets`), so `http.client`,
+`urllib.request`, `socketserver` and `smtplib` work unchanged;
+`host.spawn(name, fn)` runs such code as a scheduler task (a server), and
+`vnet.aio` is an asyncio event loop on a host, in the network's time.
+
 This module wires vnet pieces together; it builds no packets itself.
 """
 
