@@ -20,6 +20,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -286,3 +287,40 @@ def test_host_create_connection_and_create_server(net: Network) -> None:
             bravo.create_connection(("alpha", 9001), timeout=5)
         with pytest.raises(socket.gaierror):
             bravo.create_connection(("nowhere", 9000), timeout=5)
+
+
+def fnv1a(data: bytes) -> int:
+    value = 0x811C9DC5
+    for byte in data:
+        value = ((value ^ byte) * 0x01000193) & 0xFFFFFFFF
+    return value
+
+
+def test_a_wasm_client_fetches_from_python_http_server(
+        net: Network, example_wasm: Callable[[str], Path], site: Path) -> None:
+    import functools
+    import http.server
+
+    alpha, bravo = net.hosts["alpha"], net.hosts["bravo"]
+    logged: list[str] = []
+
+    class QuietHandler(http.server.SimpleHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:
+            logged.append(format % args)
+
+    def serve() -> None:
+        with http.server.HTTPServer(("", 8000), functools.partial(
+                QuietHandler, directory=str(site))) as server:
+            assert server.server_name == "alpha"  # socket.getfqdn() on the virtual host
+            server.handle_request()
+
+    task = alpha.spawn("httpd", serve)
+    net.run_for(0.001)
+    client = bravo.run(example_wasm("http_get"), "alpha", "8000", "/index.html")
+    assert client.wait(timeout=30) == 0
+    net.run_for(0.01)
+    assert task.done and task.error is None
+    body = PAGE.encode()
+    assert client.stdout_lines == [f"HTTP/1.0 200 OK, {len(body)} body bytes, "
+                                   f"fnv1a {fnv1a(body):08x}"]
+    assert len(logged) == 1 and '"GET /index.html HTTP/1.1" 200' in logged[0]
