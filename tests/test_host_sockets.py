@@ -324,3 +324,41 @@ def test_a_wasm_client_fetches_from_python_http_server(
     assert client.stdout_lines == [f"HTTP/1.0 200 OK, {len(body)} body bytes, "
                                    f"fnv1a {fnv1a(body):08x}"]
     assert len(logged) == 1 and '"GET /index.html HTTP/1.1" 200' in logged[0]
+
+
+def test_threads_in_real_time_threading_server_and_concurrent_clients() -> None:
+    """In real time any thread may wait on the network: ThreadingTCPServer, client threads."""
+    network = Network(virtual_time=False)
+    try:
+        lan = network.segment("lan")
+        network.host("alpha").connect(lan, "10.0.0.1/24")
+        network.host("bravo").connect(lan, "10.0.0.2/24")
+        alpha, bravo = network.hosts["alpha"], network.hosts["bravo"]
+        with alpha.sockets():
+            server = socketserver.ThreadingTCPServer(("alpha", 7), UpperHandler)
+
+        def serve() -> None:
+            with alpha.sockets():
+                server.serve_forever(poll_interval=0.05)
+
+        def client(number: int) -> None:
+            with bravo.sockets(), socket.create_connection(("alpha", 7), timeout=10) as sock:
+                sock.sendall(b"client %d\n" % number)
+                sock.shutdown(socket.SHUT_WR)
+                replies[number] = sock.makefile("rb").read()
+
+        replies: dict[int, bytes] = {}
+        serving = threading.Thread(target=serve)
+        serving.start()
+        clients = [threading.Thread(target=client, args=(n,)) for n in range(4)]
+        for thread in clients:
+            thread.start()
+        for thread in clients:
+            thread.join(30)
+        server.shutdown()
+        serving.join(10)
+        server.server_close()
+        assert replies == {n: b"CLIENT %d\n" % n for n in range(4)}
+        assert socket.socket is KERNEL_SOCKET
+    finally:
+        network.close()
