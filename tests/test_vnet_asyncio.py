@@ -181,3 +181,34 @@ def test_asyncio_echo_in_real_time() -> None:
         assert vnet.aio.run(client(), alpha) == b"REAL\n"
     finally:
         network.close()
+
+
+def test_low_level_sock_calls_and_wait_for_timeouts_in_virtual_seconds(net: Network) -> None:
+    alpha = net.hosts["alpha"]
+
+    async def main() -> tuple[bytes, float, str]:
+        loop = asyncio.get_running_loop()
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)  # alpha's: inside the loop
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        listener.setblocking(False)
+        client = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        client.setblocking(False)
+        await loop.sock_connect(client, listener.getsockname())
+        server, _ = await loop.sock_accept(listener)
+        await loop.sock_sendall(client, b"over loopback")
+        data = await loop.sock_recv(server, 100)
+        start = loop.time()
+        try:
+            await asyncio.wait_for(loop.sock_recv(server, 100), 3)
+            outcome = "received"
+        except TimeoutError:
+            outcome = "timed out"
+        waited = loop.time() - start
+        for sock in (server, client, listener):
+            sock.close()
+        return data, waited, outcome
+
+    data, waited, outcome = vnet.aio.run(main(), alpha)
+    assert (data, outcome) == (b"over loopback", "timed out")
+    assert waited == 3.0
