@@ -28,16 +28,27 @@ the scheduler; one made from any other thread (a test's main thread) runs the
 scheduler's loop itself until it can return — so in virtual time a test
 "sleeps" through simulated seconds instantly.
 
+Python programs run on a host too: `with host.sockets():` makes this
+thread's standard `socket` module create sockets on the host and resolve
+the network's host names (see `vnet.host_sockets`), so `http.client`,
+`urllib.request`, `socketserver` and `smtplib` work unchanged;
+`host.spawn(name, fn)` runs such code as a scheduler task (a server), and
+`vnet.aio` is an asyncio event loop on a host, in the network's time.
+
 This module wires vnet pieces together; it builds no packets itself.
 """
 
 from __future__ import annotations
 
+import errno
+import io
 import ipaddress
+import itertools
 import os
 import socket as _socket
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -460,6 +471,136 @@ class Host:
         """Like socket.socket(): AF_INET/AF_INET6, SOCK_STREAM (default) or SOCK_DGRAM."""
         return HostSocket(self, family, type, proto)
 
+    # --- the socket module's functions, as this host sees the network ------------
+    def getaddrinfo(self, host: str | bytes | None, port: str | int | bytes | None,
+                    family: int = 0, type: int = 0, proto: int = 0,
+                    flags: int = 0) -> list[tuple[Any, Any, int, str, tuple[Any, ...]]]:
+        """socket.getaddrinfo() through the network's resolver (host names of the topology)."""
+        return _getaddrinfo(self, host, port, family, type, proto, flags)
+
+    def gethostname(self) -> str:
+        return self.name
+
+    def gethostbyname(self, name: str) -> str:
+        """The first IPv4 address of `name` (socket.gaierror if it has none)."""
+        return self.gethostbyname_ex(name)[2][0]
+
+    def gethostbyname_ex(self, name: str) -> tuple[str, list[str], list[str]]:
+        found = [a for a in self.network.resolve(name, asking=self) if len(a) == 4]
+        if not found:
+            raise _socket.gaierror(_socket.EAI_NONAME, "Name or service not known")
+        return name, [], [_addr_text(a) for a in found]
+
+    def gethostbyaddr(self, address: str) -> tuple[str, list[str], list[str]]:
+        """The host name of an address (or of a name) of this network; socket.herror if none."""
+        addresses = self.network.resolve(address, asking=self)
+        for other in self.network.hosts.values():
+            with self.network.scheduler.lock:
+                if any(i.has_address(a) for i in other.stack.interfaces.values()
+                       if not i.is_loopback for a in addresses):
+                    mine = self.network.resolve(other.name)
+                    return other.name, [], [_addr_text(a) for a in mine]
+        if addresses and addresses[0] in (bytes(15) + b"\x01", bytes((127, 0, 0, 1))):
+            return "localhost", [], [_addr_text(addresses[0])]
+        raise _socket.herror(1, "Unknown host")
+
+    def getfqdn(self, name: str = "") -> str:
+        name = name.strip()
+        if not name or name in ("0.0.0.0", "::"):
+            return self.name
+        try:
+            return self.gethostbyaddr(name)[0]
+        except OSError:
+            return name
+
+    def getnameinfo(self, sockaddr: tuple[Any, ...], flags: int) -> tuple[str, str]:
+        """socket.getnameinfo(): numeric unless NI_NUMERICHOST is unset and the address is known."""
+        host, port = sockaddr[0], sockaddr[1]
+        text = _addr_text(_addr_bytes(host, AF_INET6 if ":" in str(host) else AF_INET))
+        if not flags & _socket.NI_NUMERICHOST:
+            try:
+                text = self.gethostbyaddr(text)[0]
+            except OSError:
+                if flags & _socket.NI_NAMEREQD:
+                    raise _socket.gaierror(_socket.EAI_NONAME,
+                                           "Name or service not known") from None
+        service = str(port)
+        if not flags & _socket.NI_NUMERICSERV:
+            try:
+                service = _socket.getservbyport(port, "udp" if flags & _socket.NI_DGRAM else "tcp")
+            except OSError:
+                pass
+        return text, service
+
+    def create_connection(self, address: tuple[str, int],
+                          timeout: object = _socket._GLOBAL_DEFAULT_TIMEOUT,  # type: ignore[attr-defined]
+                          source_address: tuple[str, int] | None = None) -> HostSocket:
+        """socket.create_connection() on this host: each address of the name in turn."""
+        host, port = address
+        error: OSError | None = None
+        for family, kind, proto, _canon, sockaddr in self.getaddrinfo(host, port, 0, SOCK_STREAM):
+            sock = HostSocket(self, family, kind, proto)
+            try:
+                if timeout is not _socket._GLOBAL_DEFAULT_TIMEOUT:  # type: ignore[attr-defined]
+                    sock.settimeout(timeout)  # type: ignore[arg-type]
+                if source_address:
+                    sock.bind(source_address)
+                sock.connect(sockaddr)
+                return sock
+            except OSError as e:
+                error = e
+                sock.close()
+        if error is not None:
+            raise error
+        raise OSError("getaddrinfo returns an empty list")
+
+    def create_server(self, address: tuple[str, int], *, family: int = AF_INET,
+                      backlog: int | None = None, reuse_port: bool = False,
+                      dualstack_ipv6: bool = False) -> HostSocket:
+        """socket.create_server() on this host: bound and listening."""
+        if reuse_port:
+            raise ValueError("SO_REUSEPORT not supported on this platform")
+        if dualstack_ipv6:
+            raise ValueError("dualstack_ipv6 not supported on this platform")
+        sock = HostSocket(self, family, SOCK_STREAM)
+        try:
+            sock.setsockopt(_socket.SOL_SOCKET, _socket.SO_REUSEADDR, 1)
+            sock.bind(address)
+            sock.listen(backlog if backlog is not None else 128)
+        except OSError:
+            sock.close()
+            raise
+        return sock
+
+    def sockets(self) -> Any:
+        """A context manager: inside it, this thread's `socket` module is this host's.
+
+        `socket.socket()`, `socket.create_connection()`, `getaddrinfo()` and
+        the other name functions, `select.select`/`select.poll` and the
+        `selectors` poll/epoll selectors then create, resolve and wait on
+        this host, so unmodified stdlib clients and servers run on it. Only
+        the thread that entered the block is redirected (see
+        `vnet.host_sockets`); everything is restored when the block ends,
+        also on an exception.
+        """
+        from vnet.host_sockets import redirect
+
+        return redirect(self)
+
+    def spawn(self, name: str, body: Callable[[], Any]) -> GuestTask:
+        """Run Python code as a scheduler task of this network, inside `self.sockets()`.
+
+        The task runs like a guest: in virtual time only while the network
+        runs (a blocking call elsewhere, `net.run_for`), its blocking socket
+        calls and `select`/`poll` waits waiting in virtual time; a
+        `socketserver` server's `serve_forever` runs this way.
+        """
+        def body_on_host() -> None:
+            with self.sockets():
+                body()
+
+        return self.network.spawn(f"{self.name}/{name}", body_on_host)
+
     def ping(self, address: str, count: int = 1, timeout: float = 1.0, size: int = 56,
              interval: float = 0.0) -> list[float | None]:
         """Echo requests like ping(8); returns each round-trip time in seconds or None."""
@@ -524,18 +665,119 @@ def _addr_text(addr: bytes) -> str:
     return _socket.inet_ntop(AF_INET if len(addr) == 4 else AF_INET6, addr)
 
 
+def _is_literal(name: str) -> bool:
+    try:
+        ipaddress.ip_address(name.split("%", 1)[0])
+    except ValueError:
+        return False
+    return True
+
+
+def _resolve_one(host: Host, name: str, family: int) -> bytes:
+    """The address a socket of `family` on `host` connects to for a host name (as glibc)."""
+    for address in host.network.resolve(name, asking=host):
+        if len(address) == (4 if family == AF_INET else 16):
+            return address
+    raise _socket.gaierror(_socket.EAI_NONAME, "Name or service not known")
+
+
+_KINDS = ((SOCK_STREAM, _socket.IPPROTO_TCP), (SOCK_DGRAM, _socket.IPPROTO_UDP),
+          (_socket.SOCK_RAW, 0))
+
+
+def _getaddrinfo(host: Host, name: str | bytes | None, port: str | int | bytes | None,
+                 family: int, type: int, proto: int,
+                 flags: int) -> list[tuple[Any, Any, int, str, tuple[Any, ...]]]:
+    """glibc's getaddrinfo answers, for names the network's resolver knows."""
+    if isinstance(name, bytes):
+        name = name.decode("idna")
+    if isinstance(port, bytes):
+        port = port.decode()
+    if name is None and port is None:
+        raise _socket.gaierror(_socket.EAI_NONAME, "Name or service not known")
+    if family not in (AF_UNSPEC, AF_INET, AF_INET6):
+        raise _socket.gaierror(_socket.EAI_FAMILY, "ai_family not supported")
+    kinds = [(k, p) for k, p in _KINDS if type in (0, k) and proto in (0, p)]
+    if not kinds:
+        raise _socket.gaierror(_socket.EAI_SOCKTYPE, "ai_socktype not supported")
+    if type == _socket.SOCK_RAW and port is not None:
+        raise _socket.gaierror(_socket.EAI_SERVICE, "Servname not supported for ai_socktype")
+    numbers: list[tuple[int, int, int]] = []  # (kind, proto, port)
+    for kind, kproto in kinds:
+        if port is None:
+            numbers.append((kind, kproto, 0))
+        elif isinstance(port, int) or str(port).isdigit():
+            numbers.append((kind, kproto, int(port)))
+        elif flags & _socket.AI_NUMERICSERV:
+            raise _socket.gaierror(_socket.EAI_NONAME, "Name or service not known")
+        elif kind == _socket.SOCK_RAW:
+            continue
+        else:
+            try:
+                number = _socket.getservbyname(str(port), "tcp" if kind == SOCK_STREAM else "udp")
+            except OSError:
+                continue
+            numbers.append((kind, kproto, number))
+    if not numbers:
+        raise _socket.gaierror(_socket.EAI_SERVICE, "Servname not supported for ai_socktype")
+    if name is None:
+        any4, any6 = bytes(4), bytes(16)
+        loop4, loop6 = bytes((127, 0, 0, 1)), bytes(15) + b"\x01"
+        addresses = [any4, any6] if flags & _socket.AI_PASSIVE else [loop6, loop4]
+    elif _is_literal(name):
+        addresses = [ipaddress.ip_address(name.split("%", 1)[0]).packed]
+    elif flags & _socket.AI_NUMERICHOST:
+        raise _socket.gaierror(_socket.EAI_NONAME, "Name or service not known")
+    else:
+        addresses = host.network.resolve(name, asking=host)
+        if not addresses:
+            raise _socket.gaierror(_socket.EAI_NONAME, "Name or service not known")
+    wanted = [a for a in addresses if family == AF_UNSPEC or len(a) == (4 if family == AF_INET
+                                                                        else 16)]
+    if not wanted:
+        if name is not None and _is_literal(name):
+            raise _socket.gaierror(_socket.EAI_ADDRFAMILY,
+                                   "Address family for hostname not supported")
+        raise _socket.gaierror(_socket.EAI_NONAME, "Name or service not known")
+    canon = name if flags & _socket.AI_CANONNAME and name is not None else ""
+    answers: list[tuple[Any, Any, int, str, tuple[Any, ...]]] = []
+    for address in wanted:
+        fam = _socket.AddressFamily(AF_INET if len(address) == 4 else AF_INET6)
+        for sock_kind, kproto, number in numbers:
+            sockaddr: tuple[Any, ...] = ((_addr_text(address), number) if fam == AF_INET
+                                         else (_addr_text(address), number, 0, 0))
+            answers.append((fam, _socket.SocketKind(sock_kind), kproto, canon, sockaddr))
+            canon = ""
+    return answers
+
+
+_fake_fds = itertools.count(0x4000_0000)
+#: Every open HostSocket by its file number (a number no kernel fd has: see HostSocket.fileno).
+open_host_sockets: weakref.WeakValueDictionary[int, HostSocket] = weakref.WeakValueDictionary()
+
+
 class HostSocket:
-    """A socket on a virtual host with the standard library's interface."""
+    """A socket on a virtual host with the standard library's interface.
+
+    Beyond the data calls: `makefile()` (the file objects keep the socket
+    open until they are closed too, as a socket.socket does), `sendmsg`/
+    `recvmsg` (no ancillary data: vnet has none to give yet), host names
+    of the network in every address (`connect(("b", 80))`, resolved for
+    the socket's family through `Network.resolve`), and `fileno()` giving
+    a number no kernel fd has (0x40000000 and up), which `select`,
+    `selectors` and asyncio accept inside `Host.sockets()`.
+    """
 
     def __init__(self, host: Host, family: int, type: int, proto: int = 0) -> None:
         if family not in (AF_INET, AF_INET6):
             raise OSError(97, "Address family not supported by protocol")
         self.host = host
-        self.family = family
-        self.type = type
+        self.family = _socket.AddressFamily(family)
+        self.type = _socket.SocketKind(type)
         self.proto = proto
         self._timeout: float | None = _socket.getdefaulttimeout()
         self._core: Socket
+        self._setup()
         with self._turn():
             if type == SOCK_STREAM and proto in (0, _socket.IPPROTO_TCP):
                 self._core = host.tcp.socket(family)
@@ -546,9 +788,17 @@ class HostSocket:
             else:
                 raise OSError(93, "Protocol not supported")
 
+    def _setup(self) -> None:
+        self._fd = next(_fake_fds)
+        self._io_refs = 0  # open makefile() objects
+        self._closed = False
+        open_host_sockets[self._fd] = self
+
     @contextmanager
     def _turn(self) -> Iterator[None]:
         """The network lock plus one atomic network turn (see Scheduler.atomic)."""
+        if getattr(self, "_fd", 0) == -1:
+            raise os_error(errno.EBADF)  # closed: every call fails as on a closed fd
         sched = self.host.network.scheduler
         with sched.lock, sched.atomic():
             yield
@@ -561,10 +811,16 @@ class HostSocket:
         self.close()
 
     def __repr__(self) -> str:
-        return f"<HostSocket {self.host.name} family={self.family} type={self.type}>"
+        return (f"<HostSocket {self.host.name} fd={self.fileno()} family={self.family.name} "
+                f"type={self.type.name}>")
 
     def fileno(self) -> int:
-        return -1
+        """A number unique to this socket while it is open (no kernel fd has it); -1 once closed."""
+        return self._fd
+
+    @property
+    def timeout(self) -> float | None:
+        return self._timeout
 
     def settimeout(self, value: float | None) -> None:
         if value is not None and value < 0:
@@ -589,6 +845,11 @@ class HostSocket:
             raise TypeError("'port' must be an integer")
         if not 0 <= port <= 0xFFFF:
             raise OverflowError("port must be 0-65535.")
+        if isinstance(host, bytes):
+            host = host.decode()
+        if (isinstance(host, str) and host not in ("", "<broadcast>", "localhost")
+                and not _is_literal(host)):
+            return _resolve_one(self.host, host, self.family), port
         return _addr_bytes(host, self.family), port
 
     def _from_wire(self, addr: bytes, port: int) -> tuple[Any, ...]:
@@ -605,11 +866,12 @@ class HostSocket:
     def _wrap(cls, host: Host, core: Socket) -> HostSocket:
         sock = cls.__new__(cls)
         sock.host = host
-        sock.family = core.family
-        sock.type = core.type
+        sock.family = _socket.AddressFamily(core.family)
+        sock.type = _socket.SocketKind(core.type)
         sock.proto = 0
         sock._timeout = _socket.getdefaulttimeout()
         sock._core = core
+        sock._setup()
         return sock
 
     def connect(self, address: Any) -> None:
@@ -707,8 +969,8 @@ class HostSocket:
             with self._turn():
                 core = self._core
                 try:
-                    if self.type == SOCK_STREAM:
-                        return core.recv(bufsize, peek), ()  # a stream has no source address
+                    if self.type == SOCK_STREAM:  # a stream has no source address
+                        return core.recv(bufsize, peek), None  # type: ignore[return-value]
                     data, src, port, _trunc = core.recvfrom(bufsize, peek)
                     return data, self._from_wire(src, port)
                 except BlockingIOError:
@@ -729,8 +991,86 @@ class HostSocket:
 
     def recv_into(self, buffer: Any, nbytes: int = 0, flags: int = 0) -> int:
         data = self.recv(nbytes or len(buffer), flags)
-        buffer[: len(data)] = data
+        memoryview(buffer).cast("B")[: len(data)] = data
         return len(data)
+
+    def recvfrom_into(self, buffer: Any, nbytes: int = 0,
+                      flags: int = 0) -> tuple[int, tuple[Any, ...] | None]:
+        data, address = self.recvfrom(nbytes or len(buffer), flags)
+        memoryview(buffer).cast("B")[: len(data)] = data
+        return len(data), address
+
+    def sendmsg(self, buffers: Any, ancdata: Any = (), flags: int = 0,
+                address: Any = None) -> int:
+        """socket.sendmsg() without ancillary data (EINVAL if some is given)."""
+        if list(ancdata):
+            raise OSError(errno.EINVAL, "vnet: sendmsg() ancillary data is not supported")
+        data = b"".join(bytes(b) for b in buffers)
+        if address is not None:
+            return self.sendto(data, flags, address)
+        return self.send(data, flags)
+
+    def recvmsg(self, bufsize: int, ancbufsize: int = 0,
+                flags: int = 0) -> tuple[bytes, list[Any], int, tuple[Any, ...] | None]:
+        """socket.recvmsg(): (data, [], msg_flags, address); MSG_TRUNC for a cut datagram."""
+        if bufsize < 0:
+            raise ValueError("negative buffer size in recvmsg()")
+        if self.type == SOCK_STREAM:
+            data = self.recv(bufsize, flags)
+            return data, [], 0, None
+        peek = bool(flags & _socket.MSG_PEEK)
+        while True:
+            with self._turn():
+                core = self._core
+                try:
+                    data, src, port, truncated = core.recvfrom(bufsize, peek)
+                    return (data, [], _socket.MSG_TRUNC if truncated else 0,
+                            self._from_wire(src, port))
+                except BlockingIOError:
+                    pass
+            self._wait(core.readable, "recv")
+
+    def makefile(self, mode: str = "r", buffering: int | None = None, *,
+                 encoding: str | None = None, errors: str | None = None,
+                 newline: str | None = None) -> Any:
+        """A file object reading and/or writing the socket, as socket.socket.makefile.
+
+        Modes are combinations of r, w, b; the file counts as a reference, so
+        the connection stays open until both it and the socket are closed.
+        """
+        if not set(mode) <= {"r", "w", "b"}:
+            raise ValueError(f"invalid mode {mode!r} (only r, w, b allowed)")
+        writing = "w" in mode
+        reading = "r" in mode or not writing
+        raw = _socket.SocketIO(self, ("r" if reading else "") + ("w" if writing else ""))  # type: ignore[arg-type]
+        self._io_refs += 1
+        if buffering is None:
+            buffering = -1
+        if buffering < 0:
+            buffering = io.DEFAULT_BUFFER_SIZE
+        if buffering == 0:
+            if "b" not in mode:
+                raise ValueError("unbuffered streams must be binary")
+            return raw
+        buffer: Any
+        if reading and writing:
+            buffer = io.BufferedRWPair(raw, raw, buffering)
+        elif reading:
+            buffer = io.BufferedReader(raw, buffering)
+        else:
+            buffer = io.BufferedWriter(raw, buffering)
+        if "b" in mode:
+            return buffer
+        text = io.TextIOWrapper(buffer, encoding, errors, newline)
+        text.mode = mode  # type: ignore[misc]
+        return text
+
+    def _decref_socketios(self) -> None:
+        """A makefile() object was closed (socket.SocketIO calls this)."""
+        if self._io_refs > 0:
+            self._io_refs -= 1
+        if self._closed:
+            self.close()
 
     def setsockopt(self, level: int, optname: int, value: int | bytes) -> None:
         with self._turn():
@@ -752,8 +1092,16 @@ class HostSocket:
             self._core.shutdown(how)
 
     def close(self) -> None:
-        with self._turn():
-            self._core.close()
+        """Close the socket once no makefile() object is open any more (as socket.socket)."""
+        self._closed = True
+        if self._io_refs <= 0 and self._fd != -1:
+            with self._turn():
+                self._core.close()
+            open_host_sockets.pop(self._fd, None)
+            self._fd = -1
+
+    def detach(self) -> int:
+        raise OSError(errno.EOPNOTSUPP, "a virtual host's socket has no kernel fd to detach")
 
 
 class GuestProcess:
