@@ -157,8 +157,10 @@ FRAMES_PER_TURN = 64
 YIELD_MAX_NS = 2_000_000
 #: Real time: what one frame a guest sends counts in its fair share, on top of the
 #: call's own time: carrying it over a link with latency and through the receiving
-#: stack is work the timer loop does later on the guest's behalf.
-FRAME_SHARE_NS = 20_000
+#: stack is work the timer loop does later on the guest's behalf. A super-frame
+#: (TCP's 64 KiB segments between vnet NICs) counts once here: it is carried and
+#: received as one (in virtual time it is charged per wire frame it stands for).
+FRAME_SHARE_NS = 40_000
 #: Real time: a guest that made a host call this recently (and is not blocked) wants the network.
 CONTENDING_WINDOW_NS = 2_000_000
 

@@ -37,8 +37,9 @@ may be handed a GsoFrame by its stack (a TCP super-segment of up to 64 KiB,
 or a frame whose transport checksum is not computed yet) and passes it on
 whole; whoever wires the NIC to a stack sets the stack interface's
 ``offload`` from ``nic.offload``. A GsoFrame counts as the wire frames it
-stands for (``tx_frames``, ``tx_bytes``, ``scheduler.frames_transmitted``,
-and the receive counters), its size checks use its longest wire frame, and a
+stands for (``tx_frames``, ``tx_bytes``, the receive counters, and in virtual
+time ``scheduler.frames_transmitted``; in real time that counts it once, as
+the fair share charges the work of carrying it), its size checks use its longest wire frame, and a
 capture tap records its materialised frames (``materialise()``), never the
 super-frame: so a capture changes nothing but the pcap. On receive, a
 GsoFrame goes to ``on_receive`` whole when this NIC offloads and its wire
@@ -118,6 +119,7 @@ class Nic:
         if mac[0] & 1:
             raise ValueError("a NIC's MAC address must be unicast (group bit clear)")
         self.scheduler = scheduler
+        self._real_time = not scheduler.virtual  # fair share: a super-frame is one send
         self.name = name
         self.mac = bytes(mac)
         self.on_receive = on_receive
@@ -259,7 +261,7 @@ class Nic:
             return
         counters.tx_frames += segs
         counters.tx_bytes += frame.wire_bytes
-        self.scheduler.frames_transmitted += segs
+        self.scheduler.frames_transmitted += 1 if self._real_time else segs
         for tap in self._taps:
             for wire in frame.materialise():
                 tap.record(wire, _OUTBOUND)
