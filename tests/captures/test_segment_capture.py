@@ -92,7 +92,8 @@ def test_vnet_sim_pcap_segment_is_clean_in_tsharks_tcp_analysis(routed_run: Path
     summary = (routed_run / "summary.txt").read_text().splitlines()
     sent = sum(int(line.split()[1]) for line in summary
                if line.startswith(("web/eth0 ", "gw/eth0 ")))
-    assert len(read_pcapng(routed_run / "segment-lan.pcapng")) == sent > 300
+    # 300 kB: at least 209 data segments, plus the ACKs (one per super-segment received)
+    assert len(read_pcapng(routed_run / "segment-lan.pcapng")) == sent > 250
 
 
 def test_captures_name_hosts_and_describe_interfaces(routed_run: Path) -> None:
@@ -121,7 +122,7 @@ def test_pcap_filter_keeps_exactly_the_matching_packets(
     expected = tshark("-r", str(everything), "-Y", "tcp.dstport == 8080", "-T", "fields",
                       "-e", "tcp.seq_raw", "-e", "tcp.ack_raw")
     kept = tshark("-r", str(to_server), "-T", "fields", "-e", "tcp.seq_raw", "-e", "tcp.ack_raw")
-    assert len(expected) > 10
+    assert len(expected) > 5  # the request and the ACKs of a 20 kB page (one per super-segment)
     assert kept == expected
     bad = run_vnet("sim", str(topology), "--pcap", str(tmp_path / "x.pcapng"),
                    "--pcap-filter", "tcp dportx 80")
