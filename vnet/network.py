@@ -1203,8 +1203,7 @@ class GuestProcess:
             task.killed = True
             if task.on_kill is not None:
                 task.on_kill()
-            if not sched.virtual:
-                sched.cond.notify_all()
+        sched.notify()  # a blocked guest looks at its `killed` flag now, not at the next event
         return self.wait(None if sched.virtual else 5.0)
 
     def _not_done(self, what: str) -> str:
