@@ -54,6 +54,7 @@ _TAKES_VALUE = {
     "-l", "-target", "-Xclang", "-Xlinker", "-Xpreprocessor", "-Xassembler", "-arch",
     "-T", "-u", "-z", "-e", "-mllvm", "-std", "-W", "--param",
 }
+_SOURCE_SUFFIXES = {".c", ".cc", ".cpp", ".cxx", ".C", ".i", ".s", ".S"}
 _NO_LINK = {"-c", "-S", "-E", "-M", "-MM", "-fsyntax-only"}
 _INFO_ONLY = ("--version", "-v", "-V", "-dumpversion", "-dumpmachine", "-qversion", "--help",
               "-print-", "--print-", "-###")
@@ -117,8 +118,17 @@ def command(args: Sequence[str], language: str = "cc") -> list[str]:
     info_only = not _inputs(user) and any(a.startswith(_INFO_ONLY) for a in user)
     if info_only:
         return [*cmd, *user]
-    cmd += ["-I", str(SDK_INCLUDE), *COMPILE_DEFINES, *user]
-    if links(user):
+    linking = links(user)
+    if linking and not any(a.startswith("-O") for a in user) and not any(
+            Path(a).suffix in _SOURCE_SUFFIXES for a in _inputs(user)):
+        # Linking objects only: -O picks the prebuilt wasi-libc zig links (not the
+        # user's code), and -O2's is the one every vnet build already has.
+        cmd.append("-O2")
+    # zig cc turns on UBSan when no -O is given, which clang does not: code built
+    # that way needs zig's ubsan runtime at link time. Be clang (a user's
+    # -fsanitize=undefined, later on the line, still wins).
+    cmd += ["-fno-sanitize=undefined", "-I", str(SDK_INCLUDE), *COMPILE_DEFINES, *user]
+    if linking:
         cmd += [str(sdk_archive()), *LINK_FLAGS]
     return cmd
 

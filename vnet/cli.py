@@ -140,10 +140,11 @@ def _open_tun(ns: argparse.Namespace, net: Any, host: Any, addrs: list[str],
     # With --tun-nat the kernel gets no route back: the guest is reached through NAT only.
     routes = [] if ns.tun_nat else sorted({str(ipaddress.ip_interface(a).network)
                                            for a in addrs})
-    bridge = TunBridge(net, host, device=ns.tun_device, netns=ns.tun_netns,
-                       kernel_addresses=kernel_addrs, router_addresses=tun_addrs, routes=routes,
-                       snat=ns.tun_nat, publish=publish)
+    _check_tun_device(ns.tun_device, ns.tun_netns)
     try:
+        bridge = TunBridge(net, host, device=ns.tun_device, netns=ns.tun_netns,
+                           kernel_addresses=kernel_addrs, router_addresses=tun_addrs,
+                           routes=routes, snat=ns.tun_nat, publish=publish)
         bridge.open()
     except TunBridgeError as e:
         raise CliError(f"vnet run: {e}") from None
@@ -166,6 +167,52 @@ def _open_tun(ns: argparse.Namespace, net: Any, host: Any, addrs: list[str],
     return bridge
 
 
+IFNAMSIZ = 16  # Linux's limit on a network device's name, with its NUL
+
+
+def _check_tun_name(name: str) -> None:
+    if not name or len(name) >= IFNAMSIZ or "/" in name or any(c.isspace() for c in name) \
+            or name in (".", ".."):
+        raise CliError(f"vnet run: --tun-device {name!r}: a Linux device name is 1 to "
+                       f"{IFNAMSIZ - 1} characters, without '/' or spaces")
+
+
+def _device_exists(name: str, netns: str | None) -> bool:
+    import subprocess
+
+    if netns is None:
+        return os.path.exists(f"/sys/class/net/{name}")
+    try:
+        proc = subprocess.run(["ip", "-n", netns, "link", "show", "dev", name],
+                              capture_output=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return proc.returncode == 0
+
+
+def _check_tun_device(name: str, netns: str | None) -> None:
+    """Refuse a device name that is taken: vnet deletes only the TUN device it created."""
+    _check_tun_name(name)
+    if _device_exists(name, netns):
+        where = f" in namespace {netns}" if netns else ""
+        raise CliError(f"vnet run: --tun-device {name}: a network device of that name already "
+                       f"exists{where}; vnet creates (and later deletes) its own device, so "
+                       "name one that does not exist")
+
+
+def _check_pcap_dir(directory: str) -> None:
+    """`--pcap-dir`: made if missing and tried for writing before anything runs."""
+    path = Path(directory)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".vnet-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise CliError(f"vnet sim: --pcap-dir {directory}: cannot write there: "
+                       f"{e.strerror or e}") from None
+
+
 def _capture_filter(text: str | None, where: str = "--pcap-filter") -> Any:
     from vnet.link.capture import CaptureFilter
 
@@ -183,6 +230,8 @@ def _cmd_sim(ns: argparse.Namespace) -> int:
     from vnet.sim.signals import Interrupts
     from vnet.sim.topology import TopologyError, _duration, _Locator, load
 
+    if ns.pcap_dir:
+        _check_pcap_dir(ns.pcap_dir)
     plan = CapturePlan(pcap_dir=Path(ns.pcap_dir) if ns.pcap_dir else None, pcap=ns.pcap,
                        segments=ns.pcap_segment, loopback=ns.pcap_loopback,
                        filter=_capture_filter(ns.pcap_filter, "vnet sim: --pcap-filter"))
@@ -502,6 +551,8 @@ def _cmd_run(ns: argparse.Namespace) -> int:
     dirs = _parse_dirs(ns.dir)
     addrs = _parse_addrs(ns.addr)
     listeners = _parse_tcplisten(ns.tcplisten)
+    if ns.tun:
+        _check_tun_name(ns.tun_device)
     if ns.max_memory <= 0 or ns.max_fds < 3 or ns.cpu_time_limit < 0:
         raise CliError("vnet run: --max-memory must be > 0, --max-fds >= 3, "
                        "--cpu-time-limit >= 0")
@@ -786,9 +837,17 @@ def _version() -> str:
 
 def _implicit_run(args: list[str]) -> list[str]:
     """`vnet GUEST.wasm ARGS` is `vnet run GUEST.wasm ARGS`, as in wasmtime."""
-    if args and args[0].endswith((".wasm", ".wat")) and not args[0].startswith("-"):
+    if not args or args[0].startswith("-") or args[0] in ("build", "run", "sim", "firewall",
+                                                          "pcap", "cc", "c++", "ar", "ranlib"):
+        return args
+    if args[0].endswith((".wasm", ".wat")):
         return ["run", *args]
-    return args
+    try:
+        with open(args[0], "rb") as f:
+            magic = f.read(4)
+    except OSError:
+        return args
+    return ["run", *args] if magic == b"\0asm" else args
 
 
 def _toolchain_command(args: list[str]) -> int | None:
