@@ -298,3 +298,22 @@ start = "100ms"
     answer = [line for line in ran.stdout.splitlines() if line.startswith("client/adig")
               and "IN\tA\t" in line]
     assert answer and answer[0].split()[-1] == "10.0.0.99"
+
+
+def test_cxx_builds_with_vnet_cxx(tmp_path: Path) -> None:
+    """`vnet c++` is zig's clang++ and libc++ (no exceptions in wasm32-wasi: it says so)."""
+    (tmp_path / "hello.cpp").write_text(
+        "#include <iostream>\n#include <string>\n#include <vector>\n#include <sys/socket.h>\n"
+        "int main() { std::vector<std::string> words{\"c++\", \"on\", \"vnet\"};\n"
+        "  int fd = socket(AF_INET, SOCK_DGRAM, 0);\n"
+        "  for (const auto &w : words) std::cout << w << ' ';\n"
+        "  std::cout << \"fd \" << fd << std::endl; return 0; }\n")
+    built = vnet("c++", "-O2", "hello.cpp", "-o", "hello.wasm", cwd=tmp_path)
+    assert built.returncode == 0, built.stderr
+    ran = vnet("run", str(tmp_path / "hello.wasm"))
+    assert ran.stdout == "c++ on vnet fd 3\n"
+    (tmp_path / "throw.cpp").write_text(
+        "#include <stdexcept>\nint main() { throw std::runtime_error(\"no\"); }\n")
+    refused = vnet("c++", "-O2", "throw.cpp", "-o", "throw.wasm", cwd=tmp_path)
+    assert refused.returncode != 0
+    assert "C++ exceptions" in refused.stderr.strip().splitlines()[-1]

@@ -288,6 +288,10 @@ WASI_MISSING = {
     "longjmp": "setjmp/longjmp: wasm32-wasi needs exception-handling support that this "
                "toolchain does not enable",
     "dlopen": "dlopen: WASI modules cannot load shared libraries",
+    "__cxa_throw": "C++ exceptions: zig's libc++ for wasm32-wasi has none; build with "
+                   "-fno-exceptions (vnet c++ does) and do not throw",
+    "__cxa_allocate_exception": "C++ exceptions: zig's libc++ for wasm32-wasi has none; "
+                                "build with -fno-exceptions (vnet c++ does) and do not throw",
 }
 
 _MISSING_PATTERNS = (
@@ -308,6 +312,8 @@ def wasi_hint(diagnostics: str) -> str | None:
             return WASI_MISSING["setjmp"]
         if "signal" in diagnostics and "_WASI_EMULATED_SIGNAL" in diagnostics:
             return WASI_MISSING["sigaction"]
+        if "exceptions disabled" in diagnostics:
+            return WASI_MISSING["__cxa_throw"]
         for word in ("fork", "pthread_create"):
             if f"'{word}'" in diagnostics:
                 return WASI_MISSING[word]

@@ -8,9 +8,11 @@ once and cached, vnet.build's cache) and the wasi-libc emulation libraries
 are added after the user's inputs. Every other flag goes to clang unchanged,
 so `CC="vnet cc" ./configure --host=wasm32-wasi`, Makefiles and the CMake
 toolchain file (`vnet cc --print-toolchain`, vnet/sdk/cmake/vnet-wasm32.cmake)
-work as with any cross compiler. The driver's exit status is the
-compiler's; a failure on something WASI cannot have (fork, exec, threads …)
-gets one explaining line after clang's diagnostics.
+work as with any cross compiler. `vnet c++` is zig's clang++ with zig's
+libc++, built for wasm32-wasi without exceptions, so it adds
+`-fno-exceptions`. The driver's exit status is the compiler's; a failure on
+something WASI cannot have (fork, exec, threads …) gets one explaining line
+after clang's diagnostics.
 
 This module runs the compiler and writes the SDK archive into the build
 cache; nothing else.
@@ -127,7 +129,12 @@ def command(args: Sequence[str], language: str = "cc") -> list[str]:
     # zig cc turns on UBSan when no -O is given, which clang does not: code built
     # that way needs zig's ubsan runtime at link time. Be clang (a user's
     # -fsanitize=undefined, later on the line, still wins).
-    cmd += ["-fno-sanitize=undefined", "-I", str(SDK_INCLUDE), *COMPILE_DEFINES, *user]
+    cmd += ["-fno-sanitize=undefined", "-I", str(SDK_INCLUDE), *COMPILE_DEFINES]
+    if language == "c++":
+        # zig's libc++ for wasm32-wasi is built without exceptions: even code that never
+        # throws links only when its templates are compiled without them.
+        cmd.append("-fno-exceptions")
+    cmd += user
     if linking:
         cmd += [str(sdk_archive()), *LINK_FLAGS]
     return cmd

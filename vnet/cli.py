@@ -343,7 +343,7 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("-W", dest="wasm_options", action="append", default=[],
                      metavar="OPTION=VALUE",
                      help="wasmtime's wasm options: max-memory-size=BYTES (= --max-memory), "
-                     "timeout=DURATION (e.g. 10s, 500ms: stop the guest, exit 134), "
+                     "timeout=DURATION (wall-clock, e.g. 10s, 500ms: stop the guest, exit 134), "
                      "fuel=N is not supported")
     run.add_argument("--invoke", metavar="FUNCTION",
                      help="the export to run (vnet runs WASI commands: only _start)")
@@ -560,10 +560,11 @@ def _cmd_run(ns: argparse.Namespace) -> int:
         rules = run_ruleset(ns.firewall, ns.allow, ns.allow_out, ns.deny, ns.deny_out)
     except FirewallConfigError as e:
         raise CliError(f"vnet run: {e}") from None
+    compiled = _wat_to_wasm(ns.module)
     try:
-        module = load_module(_wat_to_wasm(ns.module))
-    except GuestLoadError as e:
-        raise CliError(f"vnet run: {e}") from None
+        module = load_module(compiled)
+    except GuestLoadError as e:  # named as the user named it, not as the .wat's cache entry
+        raise CliError(f"vnet run: {str(e).replace(compiled, ns.module)}") from None
     keep = _capture_filter(ns.pcap_filter, "vnet run: --pcap-filter")
     if ns.pcap_loopback and not ns.pcap:
         raise CliError("vnet run: --pcap-loopback needs --pcap FILE (or -)")
