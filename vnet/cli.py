@@ -1,6 +1,10 @@
 """The `vnet` command line: build and run guests.
 
     vnet build SRC.c [SRC.c ...] -o OUT.wasm [-I DIR] [-D NAME[=VALUE]] [-O LEVEL]
+             [-g0] [--strip] [-v]
+    vnet cc|c++ CLANG-ARGS...   (a compiler for configure, Make, CMake: vnet.cc)
+    vnet cc --print-toolchain   (the CMake toolchain file)
+    vnet GUEST.wasm|GUEST.wat [ARGS...]   (= vnet run GUEST ARGS, as in wasmtime)
     vnet run [--dir HOST[::GUEST]] [--env NAME=VALUE] [--addr CIDR] [--tcplisten ADDR:PORT]
              [--pcap FILE|-] [--pcap-filter MATCH] [--pcap-loopback]
              [--virtual-time] [--seed N] GUEST.wasm [ARGS...]
@@ -285,6 +289,10 @@ def _build_parser() -> argparse.ArgumentParser:
         prog="vnet",
         description="Run untrusted WebAssembly network programs on a virtual, inspectable, "
         "reproducible network.",
+        epilog="Also: `vnet cc ARGS` / `vnet c++ ARGS` compile and link like clang for "
+        "wasm32-wasi with the vnet SDK (CC=\"vnet cc\" ./configure --host=wasm32-wasi; "
+        "CMake: -DCMAKE_TOOLCHAIN_FILE=$(vnet cc --print-toolchain)); `vnet GUEST.wasm ARGS` "
+        "is `vnet run GUEST.wasm ARGS`.",
     )
     parser.add_argument("--version", action="version", version=f"vnet {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
