@@ -172,13 +172,21 @@ def test_autoconf_project_configures_and_makes_with_vnet_cc(tmp_path: Path,
 
 def test_cache_hit_by_any_path_spelling_runs_no_compiler(tmp_path: Path,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    # a fresh module/object cache, but zig's own (libc) cache stays the shared one
+    monkeypatch.setenv("ZIG_GLOBAL_CACHE_DIR",
+                       os.environ.get("ZIG_GLOBAL_CACHE_DIR",
+                                      str(vnet_build.cache_dir().parent / "zig")))
     monkeypatch.setenv("VNET_CACHE_DIR", str(tmp_path / "cache"))
     work = tmp_path / "work"
     work.mkdir()
+    (work / "inc").mkdir()
+    (work / "inc" / "msg.h").write_text('#define MSG "spelled"\n')
     src = work / "spell.c"
-    src.write_text('#include <stdio.h>\nint main(void) { puts("spelled"); return 0; }\n')
+    src.write_text('#include <stdio.h>\n#include "msg.h"\n'
+                   'int main(void) { puts(MSG); return 0; }\n')
     (tmp_path / "link.c").symlink_to(src)
-    first = build_wasm([src], tmp_path / "first.wasm", quiet=True)
+    first = build_wasm([src], tmp_path / "first.wasm", flags=[f"-I{work / 'inc'}"],
+                       quiet=True)
     calls: list[list[str]] = []
 
     def no_compiler() -> list[str]:
@@ -187,14 +195,16 @@ def test_cache_hit_by_any_path_spelling_runs_no_compiler(tmp_path: Path,
 
     monkeypatch.setattr(vnet_build, "zig_command", no_compiler)
     monkeypatch.chdir(work)
-    for i, spelling in enumerate(["spell.c", "./spell.c", str(src), "../work/spell.c",
-                                  str(tmp_path / "link.c"), f"{work}//spell.c"]):
-        out = build_wasm([spelling], tmp_path / f"again{i}.wasm", quiet=True)
-        assert out.read_bytes() == first.read_bytes(), spelling
+    for i, (spelling, include) in enumerate([
+            ("spell.c", ["-Iinc"]), ("./spell.c", ["-I", "./inc"]), (str(src), ["-Iinc/"]),
+            ("../work/spell.c", [f"-I{work}/inc"]), (str(tmp_path / "link.c"), ["-I../work/inc"]),
+            (f"{work}//spell.c", ["-I", "inc"])]):
+        out = build_wasm([spelling], tmp_path / f"again{i}.wasm", flags=include, quiet=True)
+        assert out.read_bytes() == first.read_bytes(), (spelling, include)
     assert calls == []  # every rebuild was a hit: the compiler was never asked for
-    src.write_text('#include <stdio.h>\nint main(void) { puts("changed"); return 0; }\n')
-    with pytest.raises(BuildError):  # changed content misses the cache: the compiler runs
-        build_wasm([src], tmp_path / "changed.wasm", quiet=True)
+    (work / "inc" / "msg.h").write_text('#define MSG "changed"\n')
+    with pytest.raises(BuildError):  # a changed header misses the cache: the compiler runs
+        build_wasm([src], tmp_path / "changed.wasm", flags=["-Iinc"], quiet=True)
     assert calls
 
 
@@ -219,14 +229,16 @@ def test_build_progress_strip_and_missing_output_dir(tmp_path: Path) -> None:
     assert not (tmp_path / "nodir").exists()
 
 
-@pytest.mark.parametrize(("call", "reason"), [
-    ("fork()", "fork: WASI has no processes"),
-    ("execvp(\"ls\", 0)", "exec: WASI has no processes"),
+@pytest.mark.parametrize(("header", "call", "reason"), [
+    ("unistd.h", "fork()", "fork: WASI has no processes"),
+    ("unistd.h", "execvp(\"ls\", 0)", "exec: WASI has no processes"),
+    ("signal.h", "sigaction(SIGINT, 0, 0)", "sigaction: WASI has no signals"),
+    ("setjmp.h", "setjmp(0)", "setjmp/longjmp: wasm32-wasi needs exception-handling"),
 ])
-def test_build_names_what_wasi_cannot_have_in_one_line(tmp_path: Path, call: str,
+def test_build_names_what_wasi_cannot_have_in_one_line(tmp_path: Path, header: str, call: str,
                                                        reason: str) -> None:
     src = tmp_path / "proc.c"
-    src.write_text(f"#include <unistd.h>\nint main(void) {{ return {call}; }}\n")
+    src.write_text(f"#include <{header}>\nint main(void) {{ return {call}; }}\n")
     built = vnet("build", str(src), "-o", str(tmp_path / "proc.wasm"))
     assert built.returncode == 1
     last = built.stderr.strip().splitlines()[-1]
