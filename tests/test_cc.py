@@ -8,10 +8,11 @@ spelling of a path with no compiler run; progress, `--strip`, `-o` into a
 missing directory, and the one-line reason when a program needs something
 WASI cannot have. Every built program is run under vnet and its output read.
 
-`VNET_SLOW=1` adds the c-ares test: the pycares sdist from PyPI (its
-deps/c-ares is c-ares's CMake build, unmodified) built with the toolchain
-file, and c-ares's `adig` asking a DNS responder guest on another host under
-`vnet sim` (several minutes of CPU).
+`VNET_SLOW=1` adds the c-ares tests: c-ares from the pycares sdist on PyPI
+(deps/c-ares, unmodified) built once with CMake and the toolchain file and
+once with autoreconf, `CC="vnet cc" ./configure --host=wasm32-wasi` and
+make (libtool from apt-get if missing); each time c-ares's `adig` asks a DNS
+responder guest on another host under `vnet sim` (several minutes of CPU).
 """
 
 from __future__ import annotations
@@ -248,33 +249,8 @@ def test_build_names_what_wasi_cannot_have_in_one_line(tmp_path: Path, header: s
     assert reason in cc.stderr.strip().splitlines()[-1]
 
 
-@pytest.mark.skipif(os.environ.get("VNET_SLOW") != "1", reason="VNET_SLOW=1: builds c-ares")
-def test_c_ares_builds_unmodified_and_adig_asks_a_dns_guest(tmp_path: Path,
-                                                            vnet_on_path: Path) -> None:
-    if shutil.which("cmake") is None:
-        pytest.skip("cmake is not installed")
-    fetched = subprocess.run([sys.executable, "-m", "pip", "download", "pycares",
-                              "--no-binary", ":all:", "--no-deps", "-d", str(tmp_path)],
-                             capture_output=True, text=True, timeout=600)
-    assert fetched.returncode == 0, fetched.stderr
-    sdist = next(tmp_path.glob("pycares-*.tar.gz"))
-    with tarfile.open(sdist) as tar:
-        tar.extractall(tmp_path, filter="data")
-    cares = next(tmp_path.glob("pycares-*/deps/c-ares"))
-    toolchain = vnet("cc", "--print-toolchain").stdout.strip()
-    env = _env(vnet_on_path)
-    build = tmp_path / "build"
-    for step in (["cmake", f"-DCMAKE_TOOLCHAIN_FILE={toolchain}", "-DCARES_STATIC=ON",
-                  "-DCARES_SHARED=OFF", "-DCARES_BUILD_TOOLS=ON", "-DCARES_THREADS=OFF",
-                  "-DCMAKE_BUILD_TYPE=Release", "-B", str(build), str(cares)],
-                 ["cmake", "--build", str(build), "-j", "2"]):
-        proc = subprocess.run(step, capture_output=True, text=True, env=env, timeout=3600)
-        assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
-    adig = build / "bin" / "adig.wasm"
-    responder = build_wasm([HERE / "cc" / "dns_responder.c"], tmp_path / "dnsr.wasm",
-                           quiet=True)
-    topology = tmp_path / "adig.toml"
-    topology.write_text(f"""
+SLOW = pytest.mark.skipif(os.environ.get("VNET_SLOW") != "1", reason="VNET_SLOW=1: builds c-ares")
+ADIG_TOPOLOGY = """
 [sim]
 virtual_time = true
 seed = 1
@@ -302,7 +278,28 @@ name = "adig"
 module = "{adig}"
 args = ["-s", "10.0.0.53", "www.example.test"]
 start = "100ms"
-""")
+"""
+
+
+@pytest.fixture(scope="module")
+def c_ares(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """c-ares's sources, unmodified, from the pycares sdist on PyPI (deps/c-ares)."""
+    where = tmp_path_factory.mktemp("pycares")
+    fetched = subprocess.run([sys.executable, "-m", "pip", "download", "pycares",
+                              "--no-binary", ":all:", "--no-deps", "-d", str(where)],
+                             capture_output=True, text=True, timeout=600)
+    assert fetched.returncode == 0, fetched.stderr
+    with tarfile.open(next(where.glob("pycares-*.tar.gz"))) as tar:
+        tar.extractall(where, filter="data")
+    return next(where.glob("pycares-*/deps/c-ares"))
+
+
+def _adig_answers(adig: Path, tmp_path: Path) -> None:
+    """adig (a c-ares example program) asks a DNS responder guest on another host."""
+    responder = build_wasm([HERE / "cc" / "dns_responder.c"], tmp_path / "dnsr.wasm",
+                           quiet=True)
+    topology = tmp_path / "adig.toml"
+    topology.write_text(ADIG_TOPOLOGY.format(responder=responder, adig=adig))
     ran = vnet("sim", str(topology), timeout=300)
     assert ran.returncode == 0, ran.stdout + ran.stderr
     assert "ns/dns      | query type 1 answered" in ran.stdout
@@ -310,6 +307,50 @@ start = "100ms"
     answer = [line for line in ran.stdout.splitlines() if line.startswith("client/adig")
               and "IN\tA\t" in line]
     assert answer and answer[0].split()[-1] == "10.0.0.99"
+
+
+@SLOW
+def test_c_ares_builds_unmodified_with_cmake_and_adig_asks_a_dns_guest(
+        tmp_path: Path, vnet_on_path: Path, c_ares: Path) -> None:
+    if shutil.which("cmake") is None:
+        pytest.skip("cmake is not installed")
+    toolchain = vnet("cc", "--print-toolchain").stdout.strip()
+    env = _env(vnet_on_path)
+    build = tmp_path / "build"
+    # CARES_THREADS=OFF: its event thread needs pipe(), which wasi-libc lacks
+    for step in (["cmake", f"-DCMAKE_TOOLCHAIN_FILE={toolchain}", "-DCARES_STATIC=ON",
+                  "-DCARES_SHARED=OFF", "-DCARES_BUILD_TOOLS=ON", "-DCARES_THREADS=OFF",
+                  "-DCMAKE_BUILD_TYPE=Release", "-B", str(build), str(c_ares)],
+                 ["cmake", "--build", str(build), "-j", "2"]):
+        proc = subprocess.run(step, capture_output=True, text=True, env=env, timeout=3600)
+        assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-4000:]
+    _adig_answers(build / "bin" / "adig.wasm", tmp_path)
+
+
+@SLOW
+def test_c_ares_builds_unmodified_with_configure_and_make(
+        tmp_path: Path, vnet_on_path: Path, c_ares: Path) -> None:
+    if not _have_autotools() or shutil.which("libtoolize") is None:
+        subprocess.run(["apt-get", "install", "-y", "-q", "libtool"], capture_output=True,
+                       timeout=600)
+    if shutil.which("libtoolize") is None or shutil.which("autoreconf") is None:
+        pytest.skip("autoconf/automake/libtool missing and apt-get could not install them")
+    source = tmp_path / "c-ares"
+    shutil.copytree(c_ares, source)
+    env = _env(vnet_on_path)
+    # Cross-compiling answers configure cannot find by linking: zig's include path
+    # has musl's <sys/epoll.h> and wasi-libc declares gethostname, but neither links.
+    steps = [["autoreconf", "-fi"],
+             ["./configure", "--host=wasm32-wasi", "CC=vnet cc", "--disable-shared",
+              "--enable-static", "--disable-tests", "--disable-cares-threads",
+              "ac_cv_header_sys_epoll_h=no", "ac_cv_have_decl_epoll_create1=no",
+              "ac_cv_have_decl_gethostname=no"],
+             ["make", "-j2"]]
+    for step in steps:
+        proc = subprocess.run(step, cwd=source, capture_output=True, text=True, env=env,
+                              timeout=3600)
+        assert proc.returncode == 0, f"{step}: {proc.stdout[-4000:]}{proc.stderr[-4000:]}"
+    _adig_answers(source / "src" / "tools" / "adig", tmp_path)
 
 
 def test_cxx_builds_with_vnet_cxx(tmp_path: Path) -> None:
