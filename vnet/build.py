@@ -7,11 +7,17 @@ include path, and its C sources (vnet/sdk/src/*.c) are compiled in, so
 guests get vnet's socket layer and the wasi-libc emulations (signals,
 process clocks, getpid, mman) without extra flags.
 
-Builds are cached by content: the key covers the compiler version, the
-flags, every source, the headers next to each source and in -I directories,
-and the SDK. A hit copies the cached module to the output path. Compiler
-diagnostics pass through to stderr unchanged; a failed build raises
-`BuildError`. This module touches the file system and runs the compiler;
+Each source is compiled on its own (`building 3/10 x.c` on stderr when
+stderr is a terminal or the caller asks), then the objects are linked.
+Objects and modules are cached by content: a key covers the compiler
+version, the flags (with -I directories resolved), the source's bytes and
+the headers next to it, in -I directories and in the SDK, with every path
+resolved, so `x.c`, `./x.c`, `/abs/x.c` or a symlink to it hit the same
+entry and run no compiler. The SDK's objects are shared by every build with
+the same flags. Compiler diagnostics pass through to stderr unchanged; a
+failed build raises `BuildError`, with one line more when the failure is on
+something WASI cannot have and vnet does not emulate (fork, exec, threads,
+signals …). This module touches the file system and runs the compiler;
 nothing else.
 """
 
@@ -19,12 +25,14 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 SDK_DIR = Path(__file__).resolve().parent / "sdk"
 SDK_INCLUDE = SDK_DIR / "include"
@@ -95,18 +103,113 @@ def _include_dirs(flags: Sequence[str]) -> list[Path]:
     return dirs
 
 
-def cache_key(sources: Sequence[Path], flags: Sequence[str]) -> str:
+def normalize_flags(flags: Sequence[str]) -> list[str]:
+    """`flags` with every -I directory resolved, so the key ignores how a path was typed."""
+    out: list[str] = []
+    it = iter(flags)
+    for flag in it:
+        if flag == "-I":
+            out.append(f"-I{Path(next(it, '.')).resolve()}")
+        elif flag.startswith("-I"):
+            out.append(f"-I{Path(flag[2:]).resolve()}")
+        else:
+            out.append(flag)
+    return out
+
+
+def _digest_files(digest: Any, paths: Iterable[Path]) -> None:
+    for path in paths:
+        digest.update(str(path.resolve()).encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
+
+
+def object_key(source: Path, flags: Sequence[str]) -> str:
+    """The cache key of one compiled source: its content, its flags, the headers it can see.
+
+    Paths enter only resolved (absolute, symlinks followed), so `x.c`, `./x.c`,
+    `/abs/x.c` and a symlink to it are the same entry.
+    """
     digest = hashlib.sha256()
     digest.update(zig_version().encode())
-    digest.update("\0".join([*BASE_FLAGS, *LINK_FLAGS, *flags]).encode())
-    header_dirs = {s.resolve().parent for s in sources} | {
-        d.resolve() for d in _include_dirs(flags)
-    }
-    inputs = [*sources, *sdk_sources(), *_headers_in([SDK_INCLUDE, *sorted(header_dirs)])]
-    for path in inputs:
-        digest.update(str(path).encode() + b"\0")
-        digest.update(path.read_bytes())
+    digest.update("\0".join([*BASE_FLAGS, *normalize_flags(flags)]).encode())
+    header_dirs = {source.resolve().parent} | {d.resolve() for d in _include_dirs(flags)}
+    _digest_files(digest, [source, *_headers_in([SDK_INCLUDE, *sorted(header_dirs)])])
     return digest.hexdigest()[:32]
+
+
+def cache_key(sources: Sequence[Path], flags: Sequence[str],
+              link_flags: Sequence[str] = ()) -> str:
+    """The cache key of a whole module (every source's object key, the link flags)."""
+    digest = hashlib.sha256()
+    digest.update("\0".join([*LINK_FLAGS, *link_flags]).encode())
+    for source in [*sources, *sdk_sources()]:
+        digest.update(object_key(source, flags).encode())
+    return digest.hexdigest()[:32]
+
+
+def _zig_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("ZIG_GLOBAL_CACHE_DIR", str(cache_dir().parent / "zig"))
+    return env
+
+
+def _store(produced: Path, cached: Path) -> None:
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    partial = cached.with_name(f"{cached.name}.tmp{os.getpid()}")
+    shutil.copyfile(produced, partial)
+    os.replace(partial, cached)
+
+
+def _run_zig(cmd: list[str], quiet: bool, what: str) -> None:
+    try:
+        proc = subprocess.run(cmd, env=_zig_env(), capture_output=True, text=True, timeout=600)
+    except OSError as e:
+        raise BuildError(f"cannot run the zig compiler: {e}") from None
+    if proc.stderr and (proc.returncode != 0 or not quiet):
+        sys.stderr.write(proc.stderr)
+    if proc.returncode != 0:
+        hint = wasi_hint(proc.stderr)
+        raise BuildError(f"{what} failed (exit {proc.returncode})" + (f": {hint}" if hint else ""))
+
+
+def compile_object(source: Path, flags: Sequence[str], use_cache: bool = True,
+                   quiet: bool = False) -> Path:
+    """Compile one C source (SDK headers first) to a cached object file; return its path."""
+    key = object_key(source, flags)
+    cached = cache_dir() / "obj" / f"{key}.o"
+    if use_cache and cached.is_file():
+        return cached
+    with tempfile.TemporaryDirectory(prefix="vnet-build-") as tmp:
+        tmp_out = Path(tmp) / "out.o"
+        cmd = [*zig_command(), "cc", *BASE_FLAGS, "-I", str(SDK_INCLUDE),
+               *normalize_flags(flags), "-c", str(source), "-o", str(tmp_out)]
+        _run_zig(cmd, quiet, f"compilation of {source}")
+        _store(tmp_out, cached)
+    return cached
+
+
+class Progress:
+    """`building 7/15 lobby.c` on stderr, when stderr is a terminal or `verbose` is set."""
+
+    def __init__(self, total: int, verbose: bool | None = None) -> None:
+        self.total = total
+        self.done = 0
+        if verbose is None:
+            verbose = sys.stderr.isatty()
+        self.enabled = verbose
+
+    def step(self, name: str) -> None:
+        self.done += 1
+        if self.enabled:
+            print(f"building {self.done}/{self.total} {name}", file=sys.stderr, flush=True)
+
+
+def check_output_dir(output: Path) -> None:
+    """Fail as a compiler does when the output's directory does not exist."""
+    parent = output.parent
+    if not parent.is_dir():
+        raise BuildError(f"unable to open output file '{output}': "
+                         f"{parent}: No such file or directory")
 
 
 def build_wasm(
@@ -116,8 +219,16 @@ def build_wasm(
     optimize: str = "-O2",
     use_cache: bool = True,
     quiet: bool = False,
+    link_flags: Sequence[str] = (),
+    verbose: bool | None = None,
+    make_dirs: bool = True,
 ) -> Path:
-    """Compile C sources (plus the SDK) into one wasm32-wasip1 module at `output`."""
+    """Compile C sources (plus the SDK) into one wasm32-wasip1 module at `output`.
+
+    Each source is compiled to its own cached object (so the SDK's objects are
+    shared by every build), then everything is linked. `make_dirs=False`
+    refuses a missing output directory, as a compiler does (`vnet build -o`).
+    """
     srcs = [Path(s) for s in sources]
     if not srcs:
         raise BuildError("no source files given")
@@ -125,36 +236,85 @@ def build_wasm(
         if not src.is_file():
             raise BuildError(f"{src}: no such source file")
     out = Path(output)
+    if not make_dirs:
+        check_output_dir(out)
     all_flags = [optimize, *flags]
-    key = cache_key(srcs, all_flags) if use_cache else None
-    cached = cache_dir() / f"{key}.wasm" if key else None
-    if cached is not None and cached.is_file():
+    key = cache_key(srcs, all_flags, link_flags)
+    cached = cache_dir() / f"{key}.wasm"
+    if use_cache and cached.is_file():
         out.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(cached, out)
         return out
+    everything = [*srcs, *sdk_sources()]
+    progress = Progress(len(everything) + 1, False if quiet and verbose is None else verbose)
+    objects = []
+    for source in everything:
+        progress.step(source.name)
+        objects.append(compile_object(source, all_flags, use_cache, quiet))
+    progress.step(out.name)
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="vnet-build-") as tmp:
         tmp_out = Path(tmp) / "out.wasm"
-        cmd = [
-            *zig_command(), "cc", *BASE_FLAGS, "-I", str(SDK_INCLUDE), *all_flags,
-            *(str(s) for s in srcs), *(str(s) for s in sdk_sources()),
-            *LINK_FLAGS, "-o", str(tmp_out),
-        ]
-        env = dict(os.environ)
-        env.setdefault("ZIG_GLOBAL_CACHE_DIR", str(cache_dir().parent / "zig"))
-        try:
-            proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
-        except OSError as e:
-            raise BuildError(f"cannot run the zig compiler: {e}") from None
-        if proc.stderr and (proc.returncode != 0 or not quiet):
-            sys.stderr.write(proc.stderr)
-        if proc.returncode != 0:
-            names = ", ".join(str(s) for s in srcs)
-            raise BuildError(f"compilation of {names} failed (exit {proc.returncode})")
-        if cached is not None:
-            cached.parent.mkdir(parents=True, exist_ok=True)
-            partial = cached.with_suffix(f".tmp{os.getpid()}")
-            shutil.copyfile(tmp_out, partial)
-            os.replace(partial, cached)
+        cmd = [*zig_command(), "cc", "-target", TARGET, optimize, *link_flags,
+               *(str(o) for o in objects), *LINK_FLAGS, "-o", str(tmp_out)]
+        names = ", ".join(str(s) for s in srcs)
+        _run_zig(cmd, quiet, f"linking {names}")
+        _store(tmp_out, cached)
         shutil.copyfile(tmp_out, out)
     return out
+
+
+# Things WASI cannot have and vnet does not emulate: a symbol (undefined at
+# link time or undeclared at compile time) and the one line that says why.
+WASI_MISSING = {
+    "fork": "fork: WASI has no processes (no fork/exec/wait); run each program as its own guest",
+    "vfork": "vfork: WASI has no processes; run each program as its own guest",
+    "execv": "exec: WASI has no processes (no fork/exec/wait); run each program as its own guest",
+    "execve": "exec: WASI has no processes; run each program as its own guest",
+    "execvp": "exec: WASI has no processes; run each program as its own guest",
+    "execl": "exec: WASI has no processes; run each program as its own guest",
+    "execlp": "exec: WASI has no processes; run each program as its own guest",
+    "waitpid": "waitpid: WASI has no child processes",
+    "wait": "wait: WASI has no child processes",
+    "system": "system: WASI has no shell and no processes",
+    "popen": "popen: WASI has no shell and no processes",
+    "pthread_create": "pthread_create: vnet guests are single-threaded (no thread spawning "
+                      "in WASI preview1)",
+    "sigaction": "sigaction: WASI has no signals (signal() and raise() are emulated in-process)",
+    "kill": "kill: WASI has no signals between processes",
+    "sigprocmask": "sigprocmask: WASI has no signals",
+    "setjmp": "setjmp/longjmp: wasm32-wasi needs exception-handling support that this "
+              "toolchain does not enable",
+    "longjmp": "setjmp/longjmp: wasm32-wasi needs exception-handling support that this "
+               "toolchain does not enable",
+    "dlopen": "dlopen: WASI modules cannot load shared libraries",
+    "__cxa_throw": "C++ exceptions: zig's libc++ for wasm32-wasi has none; build with "
+                   "-fno-exceptions (vnet c++ does) and do not throw",
+    "__cxa_allocate_exception": "C++ exceptions: zig's libc++ for wasm32-wasi has none; "
+                                "build with -fno-exceptions (vnet c++ does) and do not throw",
+}
+
+_MISSING_PATTERNS = (
+    re.compile(r"undefined symbol: (\w+)"),
+    re.compile(r"undeclared function '(\w+)'"),
+    re.compile(r"implicit declaration of function '(\w+)'"),
+)
+
+
+def wasi_hint(diagnostics: str) -> str | None:
+    """One line saying which missing thing WASI cannot have, if the diagnostics show one."""
+    for pattern in _MISSING_PATTERNS:
+        for match in pattern.finditer(diagnostics):
+            if match.group(1) in WASI_MISSING:
+                return WASI_MISSING[match.group(1)]
+    if "#error" in diagnostics or "error: " in diagnostics:
+        if "setjmp" in diagnostics and ("exception" in diagnostics.lower()):
+            return WASI_MISSING["setjmp"]
+        if "signal" in diagnostics and "_WASI_EMULATED_SIGNAL" in diagnostics:
+            return WASI_MISSING["sigaction"]
+        if "exceptions disabled" in diagnostics:
+            return WASI_MISSING["__cxa_throw"]
+        for word in ("fork", "pthread_create"):
+            if f"'{word}'" in diagnostics:
+                return WASI_MISSING[word]
+    return None

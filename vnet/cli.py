@@ -1,6 +1,10 @@
 """The `vnet` command line: build and run guests.
 
     vnet build SRC.c [SRC.c ...] -o OUT.wasm [-I DIR] [-D NAME[=VALUE]] [-O LEVEL]
+             [-g0] [--strip] [-v]
+    vnet cc|c++ CLANG-ARGS...   (a compiler for configure, Make, CMake: vnet.cc)
+    vnet cc --print-toolchain   (the CMake toolchain file)
+    vnet GUEST.wasm|GUEST.wat [ARGS...]   (= vnet run GUEST ARGS, as in wasmtime)
     vnet run [--dir HOST[::GUEST]] [--env NAME=VALUE] [--addr CIDR] [--tcplisten ADDR:PORT]
              [--pcap FILE|-] [--pcap-filter MATCH] [--pcap-loopback]
              [--virtual-time] [--seed N] GUEST.wasm [ARGS...]
@@ -142,10 +146,11 @@ def _open_tun(ns: argparse.Namespace, net: Any, host: Any, addrs: list[str],
     # With --tun-nat the kernel gets no route back: the guest is reached through NAT only.
     routes = [] if ns.tun_nat else sorted({str(ipaddress.ip_interface(a).network)
                                            for a in addrs})
-    bridge = TunBridge(net, host, device=ns.tun_device, netns=ns.tun_netns,
-                       kernel_addresses=kernel_addrs, router_addresses=tun_addrs, routes=routes,
-                       snat=ns.tun_nat, publish=publish)
+    _check_tun_device(ns.tun_device, ns.tun_netns)
     try:
+        bridge = TunBridge(net, host, device=ns.tun_device, netns=ns.tun_netns,
+                           kernel_addresses=kernel_addrs, router_addresses=tun_addrs,
+                           routes=routes, snat=ns.tun_nat, publish=publish)
         bridge.open()
     except TunBridgeError as e:
         raise CliError(f"vnet run: {e}") from None
@@ -168,6 +173,52 @@ def _open_tun(ns: argparse.Namespace, net: Any, host: Any, addrs: list[str],
     return bridge
 
 
+IFNAMSIZ = 16  # Linux's limit on a network device's name, with its NUL
+
+
+def _check_tun_name(name: str) -> None:
+    if not name or len(name) >= IFNAMSIZ or "/" in name or any(c.isspace() for c in name) \
+            or name in (".", ".."):
+        raise CliError(f"vnet run: --tun-device {name!r}: a Linux device name is 1 to "
+                       f"{IFNAMSIZ - 1} characters, without '/' or spaces")
+
+
+def _device_exists(name: str, netns: str | None) -> bool:
+    import subprocess
+
+    if netns is None:
+        return os.path.exists(f"/sys/class/net/{name}")
+    try:
+        proc = subprocess.run(["ip", "-n", netns, "link", "show", "dev", name],
+                              capture_output=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return proc.returncode == 0
+
+
+def _check_tun_device(name: str, netns: str | None) -> None:
+    """Refuse a device name that is taken: vnet deletes only the TUN device it created."""
+    _check_tun_name(name)
+    if _device_exists(name, netns):
+        where = f" in namespace {netns}" if netns else ""
+        raise CliError(f"vnet run: --tun-device {name}: a network device of that name already "
+                       f"exists{where}; vnet creates (and later deletes) its own device, so "
+                       "name one that does not exist")
+
+
+def _check_pcap_dir(directory: str) -> None:
+    """`--pcap-dir`: made if missing and tried for writing before anything runs."""
+    path = Path(directory)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / f".vnet-write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as e:
+        raise CliError(f"vnet sim: --pcap-dir {directory}: cannot write there: "
+                       f"{e.strerror or e}") from None
+
+
 def _capture_filter(text: str | None, where: str = "--pcap-filter") -> Any:
     from vnet.link.capture import CaptureFilter
 
@@ -185,6 +236,8 @@ def _cmd_sim(ns: argparse.Namespace) -> int:
     from vnet.sim.signals import Interrupts
     from vnet.sim.topology import TopologyError, _duration, _Locator, load
 
+    if ns.pcap_dir:
+        _check_pcap_dir(ns.pcap_dir)
     plan = CapturePlan(pcap_dir=Path(ns.pcap_dir) if ns.pcap_dir else None, pcap=ns.pcap,
                        segments=ns.pcap_segment, loopback=ns.pcap_loopback,
                        filter=_capture_filter(ns.pcap_filter, "vnet sim: --pcap-filter"))
@@ -252,7 +305,12 @@ def _build_parser() -> argparse.ArgumentParser:
         prog="vnet",
         description="Run untrusted WebAssembly network programs on a virtual, inspectable, "
         "reproducible network.",
+        epilog="Also: `vnet cc ARGS` / `vnet c++ ARGS` compile and link like clang for "
+        "wasm32-wasi with the vnet SDK (CC=\"vnet cc\" ./configure --host=wasm32-wasi; "
+        "CMake: -DCMAKE_TOOLCHAIN_FILE=$(vnet cc --print-toolchain)); `vnet GUEST.wasm ARGS` "
+        "is `vnet run GUEST.wasm ARGS`.",
     )
+    parser.add_argument("--version", action="version", version=f"vnet {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     build = sub.add_parser(
@@ -270,6 +328,14 @@ def _build_parser() -> argparse.ArgumentParser:
                        help="define a preprocessor macro")
     build.add_argument("-O", dest="opt", default="2", choices=["0", "1", "2", "3", "s", "z"],
                        help="optimisation level (default 2)")
+    build.add_argument("-g", dest="debug_info", nargs="?", const="", default=None,
+                       choices=["", "0", "1", "2", "3"], metavar="LEVEL",
+                       help="debug information (-g0: none, for small modules)")
+    build.add_argument("--strip", action="store_true",
+                       help="strip debug information and names from the module (smallest)")
+    build.add_argument("-v", "--verbose", action="store_true",
+                       help="print progress (building 3/10 x.c) even when stderr is not a "
+                       "terminal")
     build.add_argument("--no-cache", action="store_true", help="always run the compiler")
     build.set_defaults(func=_cmd_build, parser=build)
 
@@ -288,7 +354,23 @@ def _build_parser() -> argparse.ArgumentParser:
                      "fd00::2/64 (repeatable; eth0 always has an IPv6 link-local address)")
     run.add_argument("--tcplisten", action="append", default=[], metavar="ADDR:PORT",
                      help="open a listening TCP socket for the guest before it starts "
-                     "(fd 3, 4, …), as wasmtime's --tcplisten does (repeatable)")
+                     "(fd 3, 4, …), as wasmtime's --tcplisten does (repeatable). Unlike "
+                     "wasmtime's, the socket is on the guest's virtual host, not the "
+                     "machine's: reach it from the host with --tun --publish")
+    run.add_argument("-S", dest="wasi_options", action="append", default=[],
+                     metavar="OPTION[=VALUE]",
+                     help="wasmtime's WASI options: tcplisten=ADDR:PORT (= --tcplisten, a "
+                     "virtual socket), inherit-network (granted as --allow-out tcp:*:* "
+                     "--allow-out udp:*:*; beyond the virtual network only with --tun), "
+                     "allow-ip-name-lookup (always on: names resolve through the virtual "
+                     "network's resolver)")
+    run.add_argument("-W", dest="wasm_options", action="append", default=[],
+                     metavar="OPTION=VALUE",
+                     help="wasmtime's wasm options: max-memory-size=BYTES (= --max-memory), "
+                     "timeout=DURATION (wall-clock, e.g. 10s, 500ms: stop the guest, exit 134), "
+                     "fuel=N is not supported")
+    run.add_argument("--invoke", metavar="FUNCTION",
+                     help="the export to run (vnet runs WASI commands: only _start)")
     run.add_argument("--pcap", metavar="FILE",
                      help="capture eth0 (and the TUN port, with --tun) to a pcapng file; "
                      "'-' streams pcapng to stdout, flushed per packet (guest output then "
@@ -450,7 +532,32 @@ def _cmd_pcap_ladder(ns: argparse.Namespace) -> int:
 def _cmd_firewall_check(ns: argparse.Namespace) -> int:
     from firewall.commands import check
 
-    return check(ns.files, sys.stdout, sys.stderr, strict=ns.strict)
+    if "-" not in ns.files:
+        return check(ns.files, sys.stdout, sys.stderr, strict=ns.strict)
+    status = 0
+    for path in ns.files:  # '-' is the rule text on stdin, named <stdin> in messages
+        result = _check_stdin(ns.strict) if path == "-" else check(
+            [path], sys.stdout, sys.stderr, strict=ns.strict)
+        status = max(status, result)
+    return status
+
+
+def _check_stdin(strict: bool) -> int:
+    from firewall.parser import RuleFileError, parse_text
+
+    try:
+        ruleset = parse_text(sys.stdin.read(), file="<stdin>")
+    except RuleFileError as e:
+        print(e.render(), file=sys.stderr)
+        errors = len(e.errors)
+        print(f"<stdin>: {errors} error{'s' if errors != 1 else ''}", file=sys.stderr)
+        return 2
+    for warning in ruleset.warnings:
+        print(warning.render(), file=sys.stderr)
+    rules = sum(len(c.rules) for c in ruleset.chains.values())
+    note = f", {len(ruleset.warnings)} warnings" if ruleset.warnings else ""
+    print(f"<stdin>: ok ({len(ruleset.chains)} chains, {rules} rules{note})")
+    return 1 if strict and ruleset.warnings else 0
 
 
 def _cmd_firewall_show(ns: argparse.Namespace) -> int:
@@ -467,9 +574,13 @@ def _cmd_build(ns: argparse.Namespace) -> int:
         if not Path(source).is_file():
             raise CliError(f"vnet build: {source}: no such source file")
     flags = [f"-I{d}" for d in ns.include] + [f"-D{d}" for d in ns.define]
+    if ns.debug_info is not None:
+        flags.append(f"-g{ns.debug_info}" if ns.debug_info != "" else "-g")
+    link_flags = ["-s"] if ns.strip else []
     try:
         build_wasm(ns.sources, ns.output, flags=flags, optimize=f"-O{ns.opt}",
-                   use_cache=not ns.no_cache)
+                   use_cache=not ns.no_cache, link_flags=link_flags,
+                   verbose=True if ns.verbose else None, make_dirs=False)
     except BuildError as e:
         print(f"vnet build: {e}", file=sys.stderr)
         return 1
@@ -481,10 +592,13 @@ def _cmd_run(ns: argparse.Namespace) -> int:
     from vnet.guest.runtime import GuestLoadError, load_module
     from vnet.sim.signals import Interrupts
 
+    _apply_wasmtime_options(ns)
     env = _parse_env(ns.env)
     dirs = _parse_dirs(ns.dir)
     addrs = _parse_addrs(ns.addr)
     listeners = _parse_tcplisten(ns.tcplisten)
+    if ns.tun:
+        _check_tun_name(ns.tun_device)
     if ns.max_memory <= 0 or ns.max_fds < 3 or ns.cpu_time_limit < 0:
         raise CliError("vnet run: --max-memory must be > 0, --max-fds >= 3, "
                        "--cpu-time-limit >= 0")
@@ -492,10 +606,11 @@ def _cmd_run(ns: argparse.Namespace) -> int:
         rules = run_ruleset(ns.firewall, ns.allow, ns.allow_out, ns.deny, ns.deny_out)
     except FirewallConfigError as e:
         raise CliError(f"vnet run: {e}") from None
+    compiled = _wat_to_wasm(ns.module)
     try:
-        module = load_module(ns.module)
-    except GuestLoadError as e:
-        raise CliError(f"vnet run: {e}") from None
+        module = load_module(compiled)
+    except GuestLoadError as e:  # named as the user named it, not as the .wat's cache entry
+        raise CliError(f"vnet run: {str(e).replace(compiled, ns.module)}") from None
     keep = _capture_filter(ns.pcap_filter, "vnet run: --pcap-filter")
     if ns.pcap_loopback and not ns.pcap:
         raise CliError("vnet run: --pcap-loopback needs --pcap FILE (or -)")
@@ -512,6 +627,7 @@ def _run_guest(ns: argparse.Namespace, rules: Any, module: Any, env: list[tuple[
     from vnet.guest.context import GuestLimits
     from vnet.guest.runtime import (
         KILLED_EXIT_CODE,
+        TRAP_EXIT_CODE,
         Guest,
         GuestConfig,
         GuestLoadError,
@@ -573,7 +689,13 @@ def _run_guest(ns: argparse.Namespace, rules: Any, module: Any, env: list[tuple[
             raise CliError(f"vnet run: {e}") from None
         guest.start()
         running = guest
-        sched.run(until=lambda: running.done or interrupts.interrupted())
+        timer = _start_timeout(ns, sched)
+        sched.run(until=lambda: running.done or interrupts.interrupted() or timer.expired)
+        timer.cancel()
+        if timer.expired and not running.done:
+            print(f"vnet run: guest interrupted: -W timeout={ns.timeout_text} expired",
+                  file=sys.stderr)
+            return TRAP_EXIT_CODE  # wasmtime's timeout is an interrupt trap
         blocked = not running.done
     except KeyboardInterrupt:  # a second signal while stopping
         if interrupts.signum is None:
@@ -602,6 +724,118 @@ def _run_guest(ns: argparse.Namespace, rules: Any, module: Any, env: list[tuple[
     for line in guest.ctx.diagnostics:
         print(f"vnet run: {line}", file=sys.stderr)
     return int(guest.exit_code)
+
+
+_DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
+
+
+def _seconds(text: str, where: str) -> float:
+    import re
+
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)(ns|us|ms|s|m|h)?", text.strip())
+    if not match:
+        raise CliError(f"vnet run: {where}: expected a duration such as 10s, 500ms or 2m")
+    return float(match.group(1)) * _DURATION_UNITS[match.group(2) or "s"]
+
+
+def _apply_wasmtime_options(ns: argparse.Namespace) -> None:
+    """Map wasmtime's `-S`/`-W`/`--invoke` spellings onto vnet's own flags (or refuse)."""
+    import math
+
+    ns.timeout_seconds = None
+    ns.timeout_text = ""
+    for item in ns.wasi_options:
+        for option in item.split(","):
+            name, _sep, value = option.partition("=")
+            if name == "tcplisten" and value:
+                ns.tcplisten.append(value)
+            elif name == "inherit-network" and value in ("", "y", "yes", "true", "1"):
+                ns.allow_out += ["tcp:*:*", "udp:*:*"]
+                print("vnet run: -S inherit-network: granted as --allow-out tcp:*:* "
+                      "--allow-out udp:*:* (the guest's network is virtual: the machine's "
+                      "network is reached only through --tun)", file=sys.stderr)
+            elif name in ("inherit-network", "allow-ip-name-lookup", "tcp", "udp", "network",
+                          "cli", "preview2") and value in ("", "y", "yes", "true", "1"):
+                pass  # always on in vnet: sockets and name lookup on the virtual network
+            else:
+                raise CliError(f"vnet run: -S {option}: not supported (vnet takes "
+                               "tcplisten=ADDR:PORT, inherit-network, allow-ip-name-lookup)")
+    for item in ns.wasm_options:
+        for option in item.split(","):
+            name, _sep, value = option.partition("=")
+            if name == "max-memory-size" and value:
+                try:
+                    size = int(value, 0)
+                except ValueError:
+                    raise CliError(f"vnet run: -W {option}: expected a size in bytes") from None
+                if size <= 0:
+                    raise CliError(f"vnet run: -W {option}: the size must be > 0")
+                ns.max_memory = max(1, math.ceil(size / (1024 * 1024)))
+            elif name == "timeout" and value:
+                ns.timeout_seconds = _seconds(value, f"-W {option}")
+                ns.timeout_text = value
+            elif name == "fuel":
+                raise CliError(f"vnet run: -W {option}: fuel is not supported (vnet limits a "
+                               "guest with --cpu-time-limit MS or -W timeout=DURATION)")
+            else:
+                raise CliError(f"vnet run: -W {option}: not supported (vnet takes "
+                               "max-memory-size=BYTES, timeout=DURATION)")
+    if ns.invoke not in (None, "_start"):
+        raise CliError(f"vnet run: --invoke {ns.invoke}: vnet runs WASI commands through "
+                       "their _start export only")
+
+
+class _Timeout:
+    """`-W timeout=`: a real-time deadline that wakes the scheduler when it passes."""
+
+    def __init__(self, seconds: float | None, sched: Scheduler) -> None:
+        self.expired = False
+        self._timer: threading.Timer | None = None
+        if seconds is not None:
+            self._timer = threading.Timer(seconds, self._fire, args=(sched,))
+            self._timer.daemon = True
+            self._timer.start()
+
+    def _fire(self, sched: Scheduler) -> None:
+        with sched.lock:
+            self.expired = True
+            sched.notify()
+
+    def cancel(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+
+
+def _start_timeout(ns: argparse.Namespace, sched: Scheduler) -> _Timeout:
+    return _Timeout(getattr(ns, "timeout_seconds", None), sched)
+
+
+def _wat_to_wasm(module: str) -> str:
+    """A `.wat` module compiled to a .wasm beside vnet's cache (wasmtime compiles the text)."""
+    if not module.endswith(".wat"):
+        return module
+    import hashlib
+
+    import wasmtime
+
+    from vnet.build import cache_dir
+
+    try:
+        text = Path(module).read_text()
+    except OSError as e:
+        raise CliError(f"vnet run: {module}: {e.strerror}") from None
+    try:
+        binary = wasmtime.wat2wasm(text)
+    except Exception as e:  # wasmtime raises its own error type with the parser's message
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise CliError(f"vnet run: {module}: not valid WebAssembly text: {first}") from None
+    out = cache_dir().parent / "wat" / f"{hashlib.sha256(binary).hexdigest()[:32]}.wasm"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if not out.is_file():
+        partial = out.with_name(f"{out.name}.tmp{os.getpid()}")
+        partial.write_bytes(binary)
+        os.replace(partial, out)
+    return str(out)
 
 
 def _stdin_for(sched: Scheduler) -> InputStream | bytes:
@@ -639,12 +873,55 @@ def _stdin_for(sched: Scheduler) -> InputStream | bytes:
     return stream
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("vnet")
+    except PackageNotFoundError:
+        return "unknown (not installed)"
+
+
+def _implicit_run(args: list[str]) -> list[str]:
+    """`vnet GUEST.wasm ARGS` is `vnet run GUEST.wasm ARGS`, as in wasmtime."""
+    if not args or args[0].startswith("-") or args[0] in ("build", "run", "sim", "firewall",
+                                                          "pcap", "cc", "c++", "ar", "ranlib"):
+        return args
+    if args[0].endswith((".wasm", ".wat")):
+        return ["run", *args]
+    try:
+        with open(args[0], "rb") as f:
+            magic = f.read(4)
+    except OSError:
+        return args
+    return ["run", *args] if magic == b"\0asm" else args
+
+
+def _toolchain_command(args: list[str]) -> int | None:
+    """`vnet cc`, `vnet c++`, `vnet ar`, `vnet ranlib`: every argument goes to the tool."""
+    if not args or args[0] not in ("cc", "c++", "ar", "ranlib"):
+        return None
+    if args[0] in ("cc", "c++"):
+        from vnet.cc import main as cc_main
+
+        return cc_main(args[1:], language=args[0])
+    import subprocess
+
+    from vnet.build import _zig_env, zig_command
+
+    return subprocess.run([*zig_command(), args[0], *args[1:]], env=_zig_env()).returncode
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     if args[:2] == ["pcap", "diff"]:  # its own parser, flags first or last
         from vnet.testing.pcap_diff import main as pcap_diff_main
 
         return pcap_diff_main(args[2:])
+    args = _implicit_run(args)
+    toolchain = _toolchain_command(args)
+    if toolchain is not None:
+        return toolchain
     parser = _build_parser()
     ns: argparse.Namespace | None = None
     try:

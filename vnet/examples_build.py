@@ -3,7 +3,8 @@
 Each `examples/NAME.c` becomes `OUT_DIR/NAME.wasm` (a directory
 `examples/NAME/` with several .c files becomes one module). Used by
 scripts/demo, scripts/test and scripts/bench; builds are cached, so a second
-run is fast. Touches the file system and the compiler, through vnet.build.
+run is fast. On a terminal (or with -v) it prints `building 7/15 lobby` per
+example on stderr. Touches the file system and the compiler, through vnet.build.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from vnet.build import BuildError, build_wasm
+from vnet.build import BuildError, Progress, build_wasm
 
 
 def example_sources(examples: Path) -> dict[str, list[Path]]:
@@ -26,12 +27,17 @@ def example_sources(examples: Path) -> dict[str, list[Path]]:
 
 
 def main(argv: list[str]) -> int:
+    verbose = "-v" in argv
+    argv = [a for a in argv if a != "-v"]
     if len(argv) != 2:
-        print("usage: python -m vnet.examples_build EXAMPLES_DIR OUT_DIR", file=sys.stderr)
+        print("usage: python -m vnet.examples_build [-v] EXAMPLES_DIR OUT_DIR", file=sys.stderr)
         return 2
     examples, out = Path(argv[0]), Path(argv[1])
     failed = []
-    for name, sources in example_sources(examples).items():
+    found = example_sources(examples)
+    progress = Progress(len(found), True if verbose else None)
+    for name, sources in found.items():
+        progress.step(name)
         try:
             build_wasm(sources, out / f"{name}.wasm", quiet=True)
         except BuildError as e:
