@@ -391,6 +391,16 @@ class HostStack:
             hooks.get(Hook.INPUT) is None and hooks.get(Hook.FORWARD) is None
             and hooks.get(Hook.POSTROUTING) is None)
 
+    def egress_takes_whole(self, dst: bytes, packet: bytes | memoryview, gso_size: int) -> bool:
+        """May a super-frame routed to `dst` leave whole: a route whose interface offloads
+        and whose MTU each of its wire packets fits."""
+        route = self.routes.lookup(dst)
+        if route is None:
+            return False
+        out = self.interfaces[route.ifindex]
+        return self.offload_output(out) and (
+            GsoFrame.from_packet(packet, gso_size).max_wire_len <= out.mtu)
+
     def offload_output(self, iface: Interface) -> bool:
         """True when a packet out of `iface` may leave as a super-frame."""
         hooks = self.hooks

@@ -185,14 +185,7 @@ class Ipv4Layer:
         """May this super-segment leave whole: TTL left, a route, an egress that offloads
         and whose MTU each of its wire packets fits."""
         host = self.host
-        if pkt.ttl <= 1:
-            return False
-        route = host.routes.lookup(pkt.dst)
-        if route is None:
-            return False
-        out = host.interfaces[route.ifindex]
-        return host.offload_output(out) and (
-            GsoFrame.from_packet(pkt.buf, gso_size).max_wire_len <= out.mtu)
+        return pkt.ttl > 1 and host.egress_takes_whole(pkt.dst, pkt.buf, gso_size)
 
     # --- output -------------------------------------------------------------------------
     def send(self, rt: OutputRoute, protocol: int, payload: bytes | memoryview, *,

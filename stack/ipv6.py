@@ -194,12 +194,7 @@ class Ipv6Layer:
         host = self.host
         if pkt.hop_limit <= 1 or pkt.dst[:2] == b"\xfe\x80" or pkt.src[:2] == b"\xfe\x80":
             return False
-        route = host.routes.lookup(pkt.dst)
-        if route is None:
-            return False
-        out = host.interfaces[route.ifindex]
-        return host.offload_output(out) and (
-            GsoFrame.from_packet(pkt.buf, gso_size).max_wire_len <= out.mtu)
+        return host.egress_takes_whole(pkt.dst, pkt.buf, gso_size)
 
     # --- output -------------------------------------------------------------------------
     def send(self, rt: OutputRoute, next_header: int, payload: bytes | memoryview, *,

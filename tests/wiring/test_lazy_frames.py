@@ -313,3 +313,54 @@ def test_a_router_to_a_smaller_mtu_forwards_real_frames_and_pmtu_discovery_works
     assert frames and max(len(raw(f)) for f in frames) <= 1280 + 14
     assert all(rebuilt(f) == raw(f) for f in frames if f.haslayer(IP))
     net.close()
+
+
+def _routed(seed: int) -> tuple[Network, Any, Any, Any]:
+    net = Network(virtual_time=True, seed=seed)
+    left, right = net.segment("left"), net.segment("right")
+    a, r, b = net.host("a"), net.router("r"), net.host("b")
+    a.connect(left, "10.0.1.2/24")
+    r.connect(left, "10.0.1.1/24")
+    r.connect(right, "10.0.2.1/24")
+    b.connect(right, "10.0.2.2/24")
+    a.add_route("default", gateway="10.0.1.1")
+    b.add_route("default", gateway="10.0.2.1")
+    return net, a, r, b
+
+
+def _record_deliveries(host: Any) -> list[int]:
+    seen: list[int] = []
+    nic = host.nics["eth0"]
+    inner = nic.on_receive
+
+    def recording(frame: Any) -> None:
+        seen.append(frame.gso_segs if isinstance(frame, GsoFrame) else 1)
+        inner(frame)
+
+    nic.on_receive = recording
+    return seen
+
+
+def test_a_router_with_no_hook_forwards_super_frames_whole_with_valid_wire_frames() -> None:
+    net, a, r, b = _routed(5)
+    seen = _record_deliveries(b)
+    cap = Capture.in_memory(clock=net.scheduler.realtime_ns)
+    b.nics["eth0"].capture(cap)
+    _bulk(net, a, b, "10.0.2.2", 512 * 1024)
+    assert max(seen) >= 10  # crossed the router as super-frames
+    assert r.counters["ipv4.forwarded"] >= 512 * 1024 // 1448  # counted as wire packets
+    cap.close()
+    frames = [Ether(raw(p)) for p in PcapNgReader(io.BytesIO(cap.getvalue()))]
+    assert max(len(raw(f)) for f in frames) <= 1500 + 14
+    assert all(f[IP].ttl == 63 for f in frames if f.haslayer(IP) and f[IP].src == "10.0.1.2")
+    assert all(rebuilt(f) == raw(f) for f in frames if f.haslayer(IP))  # checksums right
+    net.close()
+
+
+def test_a_router_with_a_forward_hook_forwards_real_frames() -> None:
+    net, a, r, b = _routed(5)
+    r.set_firewall("chain forward {\n  type filter hook forward priority 0; policy accept\n}\n")
+    seen = _record_deliveries(b)
+    _bulk(net, a, b, "10.0.2.2", 256 * 1024)
+    assert seen and max(seen) == 1  # the hook sees every wire packet; so does the receiver
+    net.close()

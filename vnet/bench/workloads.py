@@ -133,21 +133,30 @@ def tcp_bulk(ctx: Context, mtu: int) -> None:
     fig = ctx.figure(f"tcp_bulk_mtu{mtu}")
     fig.detail.update(mtu=mtu, native_megabytes=s.bulk_mb_native, vnet_megabytes=s.bulk_mb_vnet,
                       measured_by="bulk.c receiver: bytes / seconds from accept to end of stream")
-    bulk_native, bulk_wasm = ctx.native_bin.get("bulk"), ctx.wasm["bulk"]
-    for rep in range(s.reps):
-        port = str(5100 + rep)
-        native = ctx.native
-        if native is not None and bulk_native is not None:
+    _stream_figure(ctx, fig, mtu, "bulk", ("recv", "send"), (s.bulk_mb_native, s.bulk_mb_vnet),
+                   5100, bulk_rate)
 
-            def run_native(native: NativeLoopback = native, binary: Path = bulk_native,
+
+def _stream_figure(ctx: Context, fig: Figure, mtu: int, program: str, roles: tuple[str, str],
+                   megabytes: tuple[float, float], port_base: int,
+                   rate: Callable[[str, str], float]) -> None:
+    """One TCP stream figure: `program`'s receiving role on one end, its sending role on
+    the other, natively over lo and between two vnet hosts, `ctx.settings.reps` times."""
+    receiver, sender = roles
+    binary, wasm = ctx.native_bin.get(program), ctx.wasm[program]
+    for rep in range(ctx.settings.reps):
+        port = str(port_base + rep)
+        native = ctx.native
+        if native is not None and binary is not None:
+
+            def run_native(native: NativeLoopback = native, binary: Path = binary,
                            port: str = port) -> list[float]:
                 native.set_mtu(mtu)
                 try:
-                    recv = native.start(binary, "recv", port)
+                    recv = native.start(binary, receiver, port)
                     recv.wait_for("listening")
-                    send = native.start(binary, "send", "127.0.0.1", port,
-                                        str(s.bulk_mb_native))
-                    return [bulk_rate(recv.wait(), send.wait())]
+                    send = native.start(binary, sender, "127.0.0.1", port, str(megabytes[0]))
+                    return [rate(recv.wait(), send.wait())]
                 finally:
                     native.stop_all()
 
@@ -156,11 +165,10 @@ def tcp_bulk(ctx: Context, mtu: int) -> None:
         def run_vnet(port: str = port) -> list[float]:
             pair = VnetPair(mtu)
             try:
-                recv = pair.start("alpha", bulk_wasm, "recv", port)
+                recv = pair.start("alpha", wasm, receiver, port)
                 recv.wait_for("listening")
-                send = pair.start("bravo", bulk_wasm, "send", VnetPair.ALPHA, port,
-                                  str(s.bulk_mb_vnet))
-                return [bulk_rate(recv.wait(), send.wait())]
+                send = pair.start("bravo", wasm, sender, VnetPair.ALPHA, port, str(megabytes[1]))
+                return [rate(recv.wait(), send.wait())]
             finally:
                 pair.close()
 
@@ -193,39 +201,8 @@ def tcp_static(ctx: Context, mtu: int) -> None:
                       vnet_megabytes=s.static_mb_vnet,
                       measured_by="static_bulk.c sink: bytes / seconds from accept to end of "
                                   "stream; the source writes one static 64 KiB buffer")
-    binary, wasm = ctx.native_bin.get("static_bulk"), ctx.wasm["static_bulk"]
-    for rep in range(s.reps):
-        port = str(5150 + rep)
-        native = ctx.native
-        if native is not None and binary is not None:
-
-            def run_native(native: NativeLoopback = native, binary: Path = binary,
-                           port: str = port) -> list[float]:
-                native.set_mtu(mtu)
-                try:
-                    sink = native.start(binary, "sink", port)
-                    sink.wait_for("listening")
-                    source = native.start(binary, "source", "127.0.0.1", port,
-                                          str(s.static_mb_native))
-                    return [static_rate(sink.wait(), source.wait())]
-                finally:
-                    native.stop_all()
-
-            _attempt(ctx, [fig], "native", run_native)
-
-        def run_vnet(port: str = port) -> list[float]:
-            pair = VnetPair(mtu)
-            try:
-                sink = pair.start("alpha", wasm, "sink", port)
-                sink.wait_for("listening")
-                source = pair.start("bravo", wasm, "source", VnetPair.ALPHA, port,
-                                    str(s.static_mb_vnet))
-                return [static_rate(sink.wait(), source.wait())]
-            finally:
-                pair.close()
-
-        _attempt(ctx, [fig], "vnet", run_vnet)
-    _finish(ctx, [fig])
+    _stream_figure(ctx, fig, mtu, "static_bulk", ("sink", "source"),
+                   (s.static_mb_native, s.static_mb_vnet), 5150, static_rate)
 
 
 # --- UDP datagram rate -------------------------------------------------------------
