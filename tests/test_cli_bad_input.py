@@ -80,3 +80,31 @@ def test_a_device_vnet_did_not_create_is_refused_and_kept(
         assert kept.returncode == 0  # still there: vnet did not delete it
     finally:
         subprocess.run(["ip", "netns", "del", ns], check=False)
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ip") is None
+                    or not os.path.exists("/dev/net/tun"),
+                    reason="needs root, iproute2 and /dev/net/tun")
+def test_the_tun_bridge_refuses_and_keeps_a_device_it_did_not_create() -> None:
+    from vnet.link.tun_bridge import TunBridge, TunBridgeError
+    from vnet.network import Network
+    from vnet.testing.netns import Namespace
+
+    namespace = Namespace(f"vnetbr{os.getpid()}")
+    namespace.create()
+    net = Network(virtual_time=False)
+    try:
+        subprocess.run(["ip", "-n", namespace.name, "tuntap", "add", "dev", "theirs0",
+                        "mode", "tun"], check=True)
+        router = net.router("r")
+        bridge = TunBridge(net, router, device="theirs0", netns=namespace.name,
+                           kernel_addresses=["10.209.0.1/30"], router_addresses=["10.209.0.2/30"])
+        with pytest.raises(TunBridgeError, match="already exists"):
+            bridge.open()
+        bridge.close()  # closing a bridge that never opened deletes nothing either
+        kept = subprocess.run(["ip", "-n", namespace.name, "link", "show", "dev", "theirs0"],
+                              capture_output=True)
+        assert kept.returncode == 0
+    finally:
+        net.close()
+        namespace.delete()

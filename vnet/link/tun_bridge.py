@@ -162,6 +162,7 @@ class TunBridge:
         self._stop = threading.Event()
         self._taps: list[CaptureTap] = []
         self._created_netns: Namespace | None = None
+        self._created_device = False
         self.packets_to_kernel = 0
         self.packets_from_kernel = 0
         self.write_errors = 0
@@ -175,6 +176,10 @@ class TunBridge:
         check_privileges()
         import pytun
 
+        if self._device_exists():
+            raise TunBridgeError(f"a network device named {self.device} already exists"
+                                 + (f" in namespace {self.netns}" if self.netns else "")
+                                 + "; vnet uses (and deletes) only a device it creates")
         try:
             tun = pytun.TunTapDevice(name=self.device,
                                      flags=pytun.IFF_TUN | pytun.IFF_NO_PI | pytun.IFF_VNET_HDR)
@@ -186,6 +191,7 @@ class TunBridge:
             raise TunBridgeError(f"cannot create TUN device {self.device}: {e}") from None
         self._tun = tun
         self._fd = tun.fileno()
+        self._created_device = True
         try:
             # Offloads: the kernel may hand vnet 64 KiB TCP segments with the checksum left
             # partial, and accepts them from vnet, as it does with a virtio-net guest. Not
@@ -250,10 +256,21 @@ class TunBridge:
                 pass
             self._tun = None
             self._fd = -1
-        _ip("link", "del", "dev", self.device, netns=self.netns, check=False)
+        if self._created_device:  # never a device someone else made
+            _ip("link", "del", "dev", self.device, netns=self.netns, check=False)
+            self._created_device = False
         if self._created_netns is not None:
             self._created_netns.delete()
             self._created_netns = None
+
+    def _device_exists(self) -> bool:
+        """Is there a device with our name where the TUN device is made or will go?"""
+        if os.path.exists(f"/sys/class/net/{self.device}"):
+            return True
+        if self.netns and self.netns in _ip("netns", "list").stdout.split():
+            return _ip("link", "show", "dev", self.device, netns=self.netns,
+                       check=False).returncode == 0
+        return False
 
     def __enter__(self) -> TunBridge:
         return self.open()
