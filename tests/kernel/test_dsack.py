@@ -43,14 +43,31 @@ KEYS = ("Tcp.OutSegs", "Tcp.RetransSegs", "TcpExt.TCPDSACKRecv", "TcpExt.TCPDSAC
 def test_kernel_sender_counts_dsacks_and_undoes_spurious_retransmissions(
         kernel_lab: Callable[..., KernelLab], payloads: Callable[[int], Payload],
         interop_results: Callable[..., None]) -> None:
+    """The kernel undoes a recovery only when every retransmission of the episode was
+    D-SACKed, which depends on the loss draw of a real-time run: a second transfer runs
+    when the first one happened to give the kernel no episode to undo."""
     payload = payloads(SIZE)
     lab = kernel_lab(to_kernel_impairment=Impairment(loss=0.02, reorder=0.05, seed=31),
                      from_kernel_impairment=Impairment(loss=0.02, reorder=0.05, seed=32))
+    totals: dict[str, int] = {}
+    for port in (5010, 5011):
+        kernel = _kernel_to_vnet_transfer(lab, payload, port, interop_results)
+        for key, value in kernel.items():
+            totals[key] = totals.get(key, 0) + value
+        if totals["TCPDSACKUndo"] > 0:
+            break
+    assert totals["TCPDSACKRecv"] > 0, totals
+    assert totals["TCPDSACKUndo"] > 0, totals
+
+
+def _kernel_to_vnet_transfer(lab: KernelLab, payload: Payload, port: int,
+                             interop_results: Callable[..., None]) -> dict[str, int]:
+    """`nc` in the kernel sends the payload to a guest socket; the kernel's counter deltas."""
     listening: list[bool] = []
 
     def receive() -> tuple[str, int, dict[str, int]]:
         with lab.guest.socket(socket.AF_INET, SOCK_STREAM) as server:
-            server.bind((GUEST4, 5010))
+            server.bind((GUEST4, port))
             server.listen(1)
             listening.append(True)
             server.settimeout(TIMEOUT_S)
@@ -66,12 +83,12 @@ def test_kernel_sender_counts_dsacks_and_undoes_spurious_retransmissions(
                 stats = dict(core.stats) if core is not None else {}
                 return digest.hexdigest(), total, stats
 
-    job = lab.start_guest(receive, name="dsack-receive")
+    job = lab.start_guest(receive, name=f"dsack-receive-{port}")
     while not listening and not job.done:
         time.sleep(0.01)
     before = lab.kernel_counters()
     with open(payload.path, "rb") as data:
-        sender = lab.popen("nc", "-n", "-N", GUEST4, "5010", stdin=data, name="nc")
+        sender = lab.popen("nc", "-n", "-N", GUEST4, str(port), stdin=data, name="nc")
     digest, total, ours = job.result(TIMEOUT_S + 10)
     assert sender.wait() == 0, sender.describe()
     after = lab.kernel_counters()
@@ -81,8 +98,7 @@ def test_kernel_sender_counts_dsacks_and_undoes_spurious_retransmissions(
                     vnet_ooo_segments=ours.get("ooo_segments", 0))
     assert total == SIZE and digest == payload.sha256
     assert ours.get("dsacks_sent", 0) > 0, ours
-    assert kernel["TCPDSACKRecv"] > 0, kernel
-    assert kernel["TCPDSACKUndo"] > 0, kernel
+    return kernel
 
 
 def test_vnet_sender_uses_the_kernels_dsacks_to_undo_spurious_recoveries(
