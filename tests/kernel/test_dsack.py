@@ -2,8 +2,8 @@
 retransmissions from vnet's D-SACKs (RFC 2883) and undoes their congestion response.
 
 A kernel `nc` sends VNET_DSACK_BYTES (default 16 MB) to a guest socket through
-the TUN bridge, which drops 2 % and reorders 5 % of the frames in both
-directions. Reordering makes the kernel retransmit segments that were only
+the TUN bridge, which reorders 5 % of the frames in both directions (no loss:
+a real loss in a recovery episode forbids the kernel's undo). Reordering makes the kernel retransmit segments that were only
 late; when the late original and the retransmission both reach vnet, vnet's
 ACK reports the second copy in a D-SACK block, and the kernel counts it
 (TcpExt.TCPDSACKRecv) and, when every retransmission of a recovery episode
@@ -40,24 +40,31 @@ KEYS = ("Tcp.OutSegs", "Tcp.RetransSegs", "TcpExt.TCPDSACKRecv", "TcpExt.TCPDSAC
         "TcpExt.TCPTimeouts", "TcpExt.TCPLossProbes", "TcpExt.TCPFastRetrans")
 
 
+#: How Linux counts a recovery it undid as spurious: by D-SACK when the D-SACK decides it,
+#: by the echoed timestamp (Eifel) when that came first (TCPFullUndo/TCPPartialUndo), or
+#: after an RTO (TCPLossUndo). With timestamps on, the timestamp often wins the race.
+UNDOS = ("TCPDSACKUndo", "TCPFullUndo", "TCPPartialUndo", "TCPLossUndo")
+
+
 def test_kernel_sender_counts_dsacks_and_undoes_spurious_retransmissions(
         kernel_lab: Callable[..., KernelLab], payloads: Callable[[int], Payload],
         interop_results: Callable[..., None]) -> None:
     """The kernel undoes a recovery only when every retransmission of the episode was
-    D-SACKed, which depends on the loss draw of a real-time run: a second transfer runs
-    when the first one happened to give the kernel no episode to undo."""
+    D-SACKed: one real loss in the episode forbids it. So this direction reorders without
+    losing (every retransmission the kernel makes is spurious), and a second transfer runs
+    when the first happened to give the kernel no episode to undo."""
     payload = payloads(SIZE)
-    lab = kernel_lab(to_kernel_impairment=Impairment(loss=0.02, reorder=0.05, seed=31),
-                     from_kernel_impairment=Impairment(loss=0.02, reorder=0.05, seed=32))
+    lab = kernel_lab(to_kernel_impairment=Impairment(reorder=0.05, seed=31),
+                     from_kernel_impairment=Impairment(reorder=0.05, seed=32))
     totals: dict[str, int] = {}
     for port in (5010, 5011):
         kernel = _kernel_to_vnet_transfer(lab, payload, port, interop_results)
         for key, value in kernel.items():
             totals[key] = totals.get(key, 0) + value
-        if totals["TCPDSACKUndo"] > 0:
+        if sum(totals[key] for key in UNDOS) > 0:
             break
     assert totals["TCPDSACKRecv"] > 0, totals
-    assert totals["TCPDSACKUndo"] > 0, totals
+    assert sum(totals[key] for key in UNDOS) > 0, totals
 
 
 def _kernel_to_vnet_transfer(lab: KernelLab, payload: Payload, port: int,
