@@ -1,21 +1,22 @@
-"""The kernel, sending to vnet over a lossy, reordering bridge, learns of its spurious
+"""The kernel, sending to vnet over a reordering bridge, learns of its spurious
 retransmissions from vnet's D-SACKs (RFC 2883) and undoes their congestion response.
 
 A kernel `nc` sends VNET_DSACK_BYTES (default 16 MB) to a guest socket through
 the TUN bridge, which reorders 5 % of the frames in both directions (no loss:
-a real loss in a recovery episode forbids the kernel's undo). Reordering makes the kernel retransmit segments that were only
-late; when the late original and the retransmission both reach vnet, vnet's
-ACK reports the second copy in a D-SACK block, and the kernel counts it
-(TcpExt.TCPDSACKRecv) and, when every retransmission of a recovery episode
-was D-SACKed, restores its window (TcpExt.TCPDSACKUndo). The counters are
-read in the kernel's namespace (/proc/net/netstat, what `ip netns exec NS
-nstat -az` prints) before and after the transfer; the deltas and the
+a real loss in a recovery episode forbids the kernel's undo). Reordering makes
+the kernel retransmit segments that were only late; when the late original and
+the retransmission both reach vnet, vnet's ACK reports the second copy in a
+D-SACK block, and the kernel counts it (TcpExt.TCPDSACKRecv) and restores its
+window for the episodes it finds spurious (TcpExt.TCPDSACKUndo, or
+TCPPartialUndo/TCPFullUndo when the echoed timestamp decided first). The
+counters are read in the kernel's namespace (/proc/net/netstat, what `ip netns
+exec NS nstat -az` prints) before and after the transfer; the deltas and the
 kernel's retransmission count go to `interop_results`.
 
-The other way round, vnet sends the same amount to a kernel `nc -l` over the
-same kind of link: the kernel's D-SACKs (net.ipv4.tcp_dsack=1, the default)
-reach vnet, which counts them and undoes the recoveries they show were
-spurious (its `dsacks_in` and `undos` statistics).
+The other way round, vnet sends the same amount to a kernel `nc -l` over a
+link that also drops 2 %: the kernel's D-SACKs (net.ipv4.tcp_dsack=1, the
+default) reach vnet, which counts them and undoes the recoveries they show
+were spurious (its `dsacks_in` and `undos` statistics).
 """
 
 from __future__ import annotations
