@@ -502,8 +502,6 @@ class Scheduler:
         # Real time: a FairLock, so a guest calling in a tight loop cannot starve the others.
         lock: Any = threading.RLock() if virtual else FairLock()
         self.lock = lock
-        #: Kept for callers that wait on it; the scheduler itself wakes waiters one by one.
-        self.cond = threading.Condition(lock)
         #: Frames put on a link so far (Nic.transmit counts); charges go to the host call.
         self.frames_transmitted = 0
         self.host_call_lock: Any = _NoLock() if virtual else self.lock
