@@ -328,9 +328,14 @@ def _build_parser() -> argparse.ArgumentParser:
                        help="define a preprocessor macro")
     build.add_argument("-O", dest="opt", default="2", choices=["0", "1", "2", "3", "s", "z"],
                        help="optimisation level (default 2)")
-    build.add_argument("-g", dest="debug_info", nargs="?", const="", default=None,
-                       choices=["", "0", "1", "2", "3"], metavar="LEVEL",
-                       help="debug information (-g0: none, for small modules)")
+    # -g is a flag and -g0..-g3 are options of their own, as a compiler spells them:
+    # `vnet build -g x.c` must not read x.c as the level
+    build.add_argument("-g", dest="debug_info", action="store_const", const="", default=None,
+                       help="debug information (DWARF: file:line in trap backtraces)")
+    for level in "0123":
+        build.add_argument(f"-g{level}", dest="debug_info", action="store_const", const=level,
+                           help="no debug information, for small modules" if level == "0"
+                           else argparse.SUPPRESS)
     build.add_argument("--strip", action="store_true",
                        help="strip debug information and names from the module (smallest)")
     build.add_argument("-v", "--verbose", action="store_true",
@@ -370,7 +375,8 @@ def _build_parser() -> argparse.ArgumentParser:
                      "timeout=DURATION (wall-clock, e.g. 10s, 500ms: stop the guest, exit 134), "
                      "fuel=N is not supported")
     run.add_argument("--invoke", metavar="FUNCTION",
-                     help="the export to run (vnet runs WASI commands: only _start)")
+                     help="run this export instead of _start, with ARGS as its arguments; its "
+                     "results are printed one per line (as wasmtime run --invoke)")
     run.add_argument("--pcap", metavar="FILE",
                      help="capture eth0 (and the TUN port, with --tun) to a pcapng file; "
                      "'-' streams pcapng to stdout, flushed per packet (guest output then "
@@ -608,7 +614,7 @@ def _cmd_run(ns: argparse.Namespace) -> int:
         raise CliError(f"vnet run: {e}") from None
     compiled = _wat_to_wasm(ns.module)
     try:
-        module = load_module(compiled)
+        module = load_module(compiled, ns.invoke or "_start")
     except GuestLoadError as e:  # named as the user named it, not as the .wat's cache entry
         raise CliError(f"vnet run: {str(e).replace(compiled, ns.module)}") from None
     keep = _capture_filter(ns.pcap_filter, "vnet run: --pcap-filter")
@@ -683,6 +689,9 @@ def _run_guest(ns: argparse.Namespace, rules: Any, module: Any, env: list[tuple[
             limits=limits, name=Path(ns.module).stem, debug=ns.debug, host=host,
             tcplisten=listeners,
         )
+        if ns.invoke not in (None, "_start"):
+            config.entry = ns.invoke
+            config.invoke_args = list(ns.args)
         try:
             guest = Guest(sched, config, module)
         except (GuestLoadError, OSError) as e:
@@ -721,9 +730,22 @@ def _run_guest(ns: argparse.Namespace, rules: Any, module: Any, env: list[tuple[
         return KILLED_EXIT_CODE
     if guest.trap and not guest.ctx.stats.oom_kills:  # an OOM kill said why on its stderr
         print(f"vnet run: guest trapped: {guest.trap}", file=sys.stderr)
+        print_backtrace(guest.trap_backtrace, "vnet run")
     for line in guest.ctx.diagnostics:
         print(f"vnet run: {line}", file=sys.stderr)
     return int(guest.exit_code)
+
+
+def print_backtrace(frames: list[str], prefix: str) -> None:
+    """wasmtime's backtrace of a trap on stderr, and how to get file:line when it has none."""
+    if not frames:
+        return
+    print(f"{prefix}: wasm backtrace:", file=sys.stderr)
+    for frame in frames:
+        print(frame, file=sys.stderr)
+    if not any(frame.strip().startswith("at ") for frame in frames):
+        print(f"{prefix}: for file:line, set WASMTIME_BACKTRACE_DETAILS=1 (the module "
+              "needs its debug information: not built with -g0 or --strip)", file=sys.stderr)
 
 
 _DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -780,9 +802,6 @@ def _apply_wasmtime_options(ns: argparse.Namespace) -> None:
             else:
                 raise CliError(f"vnet run: -W {option}: not supported (vnet takes "
                                "max-memory-size=BYTES, timeout=DURATION)")
-    if ns.invoke not in (None, "_start"):
-        raise CliError(f"vnet run: --invoke {ns.invoke}: vnet runs WASI commands through "
-                       "their _start export only")
 
 
 class _Timeout:
