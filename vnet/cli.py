@@ -41,6 +41,7 @@ import argparse
 import os
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -232,10 +233,12 @@ def _capture_filter(text: str | None, where: str = "--pcap-filter") -> Any:
 
 def _cmd_sim(ns: argparse.Namespace) -> int:
     from vnet.guest.runtime import GuestLoadError
+    from vnet.sim.report import sim_summary, write_json
     from vnet.sim.runner import CapturePlan, print_summary, run
     from vnet.sim.signals import Interrupts
     from vnet.sim.topology import TopologyError, _duration, _Locator, load
 
+    _check_output_flags(ns, "sim")
     if ns.pcap_dir:
         _check_pcap_dir(ns.pcap_dir)
     plan = CapturePlan(pcap_dir=Path(ns.pcap_dir) if ns.pcap_dir else None, pcap=ns.pcap,
@@ -252,8 +255,15 @@ def _cmd_sim(ns: argparse.Namespace) -> int:
             if ns.duration is not None:
                 duration = _duration(ns.duration, (Path(ns.topology), _Locator(""),
                                                    ("duration",)))
+            virtual = topo.virtual_time if ns.virtual_time is None else ns.virtual_time
+            seed = topo.seed if ns.seed is None else ns.seed
+            if ns.verbose:
+                print(f"vnet sim: {ns.topology}: "
+                      f"{'virtual time, seed ' + str(seed) if virtual else 'real time'}",
+                      file=sys.stderr)
             result = run(topo, virtual_time=ns.virtual_time, seed=ns.seed, duration_ns=duration,
-                         plan=plan, interrupted=interrupts.interrupted)
+                         plan=plan, interrupted=interrupts.interrupted,
+                         out=sys.stderr.buffer if ns.json == "-" else None)
         except TopologyError as e:
             raise CliError(f"vnet sim: {e}") from None
         except GuestLoadError as e:
@@ -266,7 +276,13 @@ def _cmd_sim(ns: argparse.Namespace) -> int:
             print(f"vnet sim: interrupted by {interrupts.name or 'SIGINT'} (twice)",
                   file=sys.stderr)
             return interrupts.exit_status if interrupts.signum else 130
-        print_summary(result, sys.stderr if plan.live else None)
+        if not ns.quiet:
+            print_summary(result, sys.stderr if plan.live or ns.json == "-" else None)
+        if ns.json is not None:
+            try:
+                write_json(sim_summary(result, seed=seed, virtual_time=virtual), ns.json)
+            except OSError as e:
+                raise CliError(f"vnet sim: --json {ns.json}: {e.strerror}") from None
         if interrupts.interrupted():
             print(f"vnet sim: interrupted by {interrupts.name}", file=sys.stderr)
             return interrupts.exit_status
@@ -285,6 +301,27 @@ def _cmd_sweep(ns: argparse.Namespace) -> int:
                          duration_ns=duration)
     except (TopologyError, ValueError, RuntimeError) as e:
         raise CliError(f"vnet sweep: {e}") from None
+
+
+def _add_output_flags(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--json", metavar="FILE",
+                        help=f"write {what} as JSON to FILE ('-': stdout, and guest output "
+                        "goes to stderr)")
+    loudness = parser.add_mutually_exclusive_group()
+    loudness.add_argument("-q", "--quiet", action="store_true",
+                          help="print no summary and no notes: guest output and errors only")
+    loudness.add_argument("-v", "--verbose", action="store_true",
+                          help="say more: the seed and mode at the start, a summary at the end")
+
+
+def _check_output_flags(ns: argparse.Namespace, command: str) -> None:
+    if ns.json == "-" and ns.pcap == "-":
+        raise CliError(f"vnet {command}: --json - and --pcap - both want stdout: give one "
+                       "of them a file")
+    if ns.json not in (None, "-"):
+        parent = Path(ns.json).resolve().parent
+        if not parent.is_dir():
+            raise CliError(f"vnet {command}: --json {ns.json}: no such directory {parent}")
 
 
 def _add_firewall_flags(parser: argparse.ArgumentParser) -> None:
@@ -423,6 +460,7 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="print the firewall's rules with their counters to stderr at exit")
     run.add_argument("--debug", action="store_true",
                      help="print vnet-internal errors with tracebacks")
+    _add_output_flags(run, "a summary of the run (exit status, trap, frames, drops)")
     run.add_argument("module", metavar="GUEST.wasm", help="the guest module")
     run.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS",
                      help="arguments passed to the guest")
@@ -456,6 +494,7 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="draw the topology (hosts, segments, routers, addresses) as SVG")
     sim.add_argument("--duration", metavar="D",
                      help="stop after this long, e.g. 30s (overrides the file)")
+    _add_output_flags(sim, "the run's summary")
     sim.set_defaults(func=_cmd_sim, parser=sim)
 
     sweep = sub.add_parser(  # vnet.sim.sweep does the work
@@ -598,6 +637,7 @@ def _cmd_run(ns: argparse.Namespace) -> int:
     from vnet.guest.runtime import GuestLoadError, load_module
     from vnet.sim.signals import Interrupts
 
+    _check_output_flags(ns, "run")
     _apply_wasmtime_options(ns)
     env = _parse_env(ns.env)
     dirs = _parse_dirs(ns.dir)
@@ -622,14 +662,59 @@ def _cmd_run(ns: argparse.Namespace) -> int:
         raise CliError("vnet run: --pcap-loopback needs --pcap FILE (or -)")
     live = ns.pcap == "-"
     with Interrupts() as interrupts:
-        return _run_guest(ns, rules, module, env, dirs, addrs, listeners, keep, live,
-                          interrupts)
+        facts: dict[str, Any] = {}
+        status = _run_guest(ns, rules, module, env, dirs, addrs, listeners, keep, live,
+                            interrupts, facts)
+    _report_run(ns, status, facts)
+    return status
+
+
+def _report_run(ns: argparse.Namespace, status: int, facts: dict[str, Any]) -> None:
+    """`vnet run -v` and `--json`: what happened, for people and for scripts."""
+    from vnet.sim.drop_reasons import explain
+    from vnet.sim.report import FORMAT, drops_json, write_json
+
+    guest, host = facts.get("guest"), facts.get("host")
+    if guest is None or host is None:
+        return
+    nics = {f"{host.name}/{name}": {"tx_frames": nic.counters.tx_frames,
+                                     "tx_bytes": nic.counters.tx_bytes,
+                                     "rx_frames": nic.counters.rx_frames,
+                                     "rx_bytes": nic.counters.rx_bytes}
+            for name, nic in host.nics.items()}
+    drops = {host.name: host.counters.drops()}
+    if ns.verbose:
+        print(f"vnet run: {facts['ended']} after {facts['elapsed_ns'] / 1e9:.3f} s, "
+              f"exit status {status}", file=sys.stderr)
+        for name, stats in nics.items():
+            print(f"vnet run: {name}: {stats['tx_frames']} frames ({stats['tx_bytes']} bytes) "
+                  f"out, {stats['rx_frames']} ({stats['rx_bytes']} bytes) in",
+                  file=sys.stderr)
+        for counter, count in sorted(drops[host.name].items()):
+            why = explain(counter)
+            print(f"vnet run: dropped {count} {counter}: {why.kind}: {why.text}",
+                  file=sys.stderr)
+    if ns.json is not None:
+        summary = {
+            "format": FORMAT, "command": "run", "ok": status == 0, "ended": facts["ended"],
+            "exit_status": status, "elapsed_s": facts["elapsed_ns"] / 1e9,
+            "virtual_time": bool(ns.virtual_time), "seed": ns.seed,
+            "guest": {"name": guest.config.name, "exit_code": guest.exit_code,
+                      "trap": guest.trap, "backtrace": guest.trap_backtrace},
+            "nics": nics, "drops": drops_json(drops),
+            "pcap": ns.pcap, "pcap_packets": facts.get("pcap_packets"),
+        }
+        try:
+            write_json(summary, ns.json)
+        except OSError as e:
+            raise CliError(f"vnet run: --json {ns.json}: {e.strerror}") from None
 
 
 def _run_guest(ns: argparse.Namespace, rules: Any, module: Any, env: list[tuple[str, str]],
                dirs: list[tuple[str, str]], addrs: list[str], listeners: list[tuple[str, int]],
-               keep: Any, live: bool, interrupts: Any) -> int:
-    """`vnet run` once its arguments are checked: build, run, clean up, report."""
+               keep: Any, live: bool, interrupts: Any, facts: dict[str, Any]) -> int:
+    """`vnet run` once its arguments are checked: build, run, clean up, report.
+    `facts` receives the guest, its host and how the run ended, for _report_run."""
     from vnet.guest.context import GuestLimits
     from vnet.guest.runtime import (
         KILLED_EXIT_CODE,
@@ -664,7 +749,9 @@ def _run_guest(ns: argparse.Namespace, rules: Any, module: Any, env: list[tuple[
                                                               "lan"))
         if ns.pcap_loopback:
             capture_loopback(host.stack, capture, sched.realtime_ns, host.name)
-    out = sys.stderr if live else sys.stdout  # a live capture owns stdout
+    out = sys.stderr if live or ns.json == "-" else sys.stdout  # a live capture owns stdout
+    facts.update(host=host, ended="guest exited", elapsed_ns=0)
+    started_wall = time.monotonic()
     bridge = None
     guest = None
     blocked = False
@@ -696,14 +783,23 @@ def _run_guest(ns: argparse.Namespace, rules: Any, module: Any, env: list[tuple[
             guest = Guest(sched, config, module)
         except (GuestLoadError, OSError) as e:
             raise CliError(f"vnet run: {e}") from None
+        facts["guest"] = guest
+        if ns.verbose:
+            print(f"vnet run: {ns.module} on host {host.name} "
+                  f"({', '.join(addrs) or 'no addresses'}), "
+                  f"{'virtual time, seed ' + str(ns.seed) if ns.virtual_time else 'real time'}",
+                  file=sys.stderr)
         guest.start()
         running = guest
         timer = _start_timeout(ns, sched)
         sched.run(until=lambda: running.done or interrupts.interrupted() or timer.expired)
         timer.cancel()
+        facts["elapsed_ns"] = (sched.monotonic_ns() if ns.virtual_time
+                               else int((time.monotonic() - started_wall) * 1e9))
         if timer.expired and not running.done:
             print(f"vnet run: guest interrupted: -W timeout={ns.timeout_text} expired",
                   file=sys.stderr)
+            facts["ended"] = f"-W timeout={ns.timeout_text} expired"
             return TRAP_EXIT_CODE  # wasmtime's timeout is an interrupt trap
         blocked = not running.done
     except KeyboardInterrupt:  # a second signal while stopping
@@ -715,6 +811,7 @@ def _run_guest(ns: argparse.Namespace, rules: Any, module: Any, env: list[tuple[
             bridge.close()
         if capture is not None:
             capture.close()
+            facts["pcap_packets"] = capture.packets
         if ns.show_firewall and firewall is not None:
             print(firewall.show(), end="", file=sys.stderr)
     if interrupts.interrupted():
@@ -722,12 +819,16 @@ def _run_guest(ns: argparse.Namespace, rules: Any, module: Any, env: list[tuple[
         if capture is not None:
             where = f"; {capture.packets} packets in {'stdout' if live else ns.pcap}"
         print(f"vnet run: interrupted by {interrupts.name}{where}", file=sys.stderr)
+        facts["ended"] = f"interrupted by {interrupts.name}"
         return int(interrupts.exit_status)
     assert guest is not None
     if blocked or guest.exit_code is None:
         print("vnet run: guest blocked forever (nothing left that could wake it)",
               file=sys.stderr)
+        facts["ended"] = "guest blocked forever"
         return KILLED_EXIT_CODE
+    if guest.trap:
+        facts["ended"] = "guest trapped"
     if guest.trap and not guest.ctx.stats.oom_kills:  # an OOM kill said why on its stderr
         print(f"vnet run: guest trapped: {guest.trap}", file=sys.stderr)
         print_backtrace(guest.trap_backtrace, "vnet run")
@@ -773,9 +874,10 @@ def _apply_wasmtime_options(ns: argparse.Namespace) -> None:
                 ns.tcplisten.append(value)
             elif name == "inherit-network" and value in ("", "y", "yes", "true", "1"):
                 ns.allow_out += ["tcp:*:*", "udp:*:*"]
-                print("vnet run: -S inherit-network: granted as --allow-out tcp:*:* "
-                      "--allow-out udp:*:* (the guest's network is virtual: the machine's "
-                      "network is reached only through --tun)", file=sys.stderr)
+                if not ns.quiet:
+                    print("vnet run: -S inherit-network: granted as --allow-out tcp:*:* "
+                          "--allow-out udp:*:* (the guest's network is virtual: the "
+                          "machine's network is reached only through --tun)", file=sys.stderr)
             elif name in ("inherit-network", "allow-ip-name-lookup", "tcp", "udp", "network",
                           "cli", "preview2") and value in ("", "y", "yes", "true", "1"):
                 pass  # always on in vnet: sockets and name lookup on the virtual network

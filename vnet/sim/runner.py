@@ -62,6 +62,7 @@ from vnet.link.impairment import Impairment
 from vnet.link.loopback_tap import capture_loopback
 from vnet.link.vxlan import VxlanError, VxlanPort
 from vnet.network import Host, Network
+from vnet.sim.drop_reasons import explain as explain_drop
 from vnet.sim.faults import FaultInjector, draw_random
 from vnet.sim.faults import plan as fault_plan
 from vnet.sim.output import PrefixedLines
@@ -451,10 +452,14 @@ def print_summary(result: SimResult, stream: TextIO | None = None) -> None:
             write(f"  {line}\n")
     dropped = {h: d for h, d in result.drops.items() if d}
     if dropped:
-        write("\ndrops:\n")
+        write("\ndrops (what each means: normal, limit, config, bad input):\n")
+        hwidth = max(len(h) for h in dropped)
+        cwidth = max(len(k) for reasons in dropped.values() for k in reasons)
         for host, reasons in dropped.items():
-            listed = ", ".join(f"{k} {v}" for k, v in sorted(reasons.items()))
-            write(f"  {host}: {listed}\n")
+            for counter, count in sorted(reasons.items()):
+                why = explain_drop(counter)
+                write(f"  {host:<{hwidth}}  {counter:<{cwidth}} {count:>6}  "
+                      f"{why.kind}: {why.text}\n")
     if result.pcaps:
         write(f"\npcaps: {result.pcaps[0].parent}/ ({len(result.pcaps)} files)\n")
     if "-" in result.pcap_packets:
