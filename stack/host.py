@@ -112,6 +112,7 @@ from .ipv4 import Ipv4Layer
 from .ipv6 import Ipv6Layer, next_header_pointer
 from .membership import MembershipLayer
 from .multicast import IgmpHost, MldHost
+from .multicast_routing import MulticastRoutes
 from .neighbor import NeighborCache, NeighborLayer, PendingPacket
 from .path_mtu import PathMtuCache
 from .router_advert import RouterAdvertLayer
@@ -159,6 +160,12 @@ class HostStack:
         self.icmp = IcmpLayer(self)
         self.membership = MembershipLayer(self)
         self.router_adverts = RouterAdvertLayer(self)
+        #: The resolvers this host uses (packed addresses), as resolv.conf's nameservers.
+        self.dns_servers: list[bytes] = []
+        #: `stack.dhcp.DhcpLayer.receive` once a DHCP client or server runs here.
+        self.dhcp_handler: Callable[[IpMeta, memoryview], bool] | None = None
+        #: Static multicast routes (`stack.multicast_routing`), once one is added.
+        self.multicast_routes: MulticastRoutes | None = None
         self._timer: TimerHandle | None = None
         self._timer_at: int | None = None
         #: Every address of every interface (kept by add_address / remove_address).
@@ -498,6 +505,9 @@ class HostStack:
             return
         if protocol == PROTO_ICMPV6 and meta.version == 6:
             self.icmp.receive_v6(meta, payload)
+            return
+        if protocol == PROTO_UDP and self.dhcp_handler is not None and (
+                self.dhcp_handler(meta, payload)):
             return
         transport = self.transports.get(protocol)
         if transport is None:
