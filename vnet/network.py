@@ -198,8 +198,8 @@ class Network:
             ifname = f"eth{len(host.nics)}"
             seed = zlib.crc32(f"{self.seed}:{host.name}:{ifname}:{name}".encode())
             host.connect(cable, *listed, ifname=ifname,
-                         tx_impairment=shape.impairment(seed, "tx"),
-                         rx_impairment=shape.impairment(seed + 1, "rx"))
+                         tx_impairment=shape.impairment(seed, "tx", cable=True),
+                         rx_impairment=shape.impairment(seed + 1, "rx", cable=True))
         return cable
 
     def ping_all(self, timeout: float = 1.0, family: int | None = None) -> dict[
@@ -218,7 +218,10 @@ class Network:
                     if family is not None and family != (
                             AF_INET6 if version == 6 else AF_INET):
                         continue
-                    rtt = source.ping(address, timeout=timeout)[0]
+                    try:
+                        rtt = source.ping(address, timeout=timeout)[0]
+                    except OSError:  # no route: unreachable as well
+                        rtt = None
                     if rtt is None:
                         failed.append((source.name, target.name, address))
                     else:

@@ -110,7 +110,7 @@ def _impairment(segment: SegmentSpec, seed: int, host: str, nic: str,
                                           segment.duplicate or None))
     if nic_spec is not None:
         shape = nic_spec.shape.over(shape)
-    return shape.impairment(_seed_for(seed, host, nic, direction), direction)
+    return shape.impairment(_seed_for(seed, host, nic, direction), direction, segment.cable)
 
 
 class CapturePlan:

@@ -153,25 +153,26 @@ class LinkShape:
         return (self.loss, self.reorder, self.duplicate, self.delay_ns, self.jitter_ns,
                 self.bandwidth_bps, self.queue_packets, self.queue_bytes)
 
-    def impairment(self, seed: int, direction: str) -> Impairment | None:
+    def impairment(self, seed: int, direction: str, cable: bool = False) -> Impairment | None:
         """The Impairment of one direction of one NIC ("tx": NIC to link, "rx": link to NIC).
 
-        Loss, reordering and duplication apply both ways; the bandwidth and its queue
-        too (the NIC's uplink and the switch port's egress, full duplex); delay and
-        jitter once, on the way out. None when nothing is set.
+        Loss, reordering and duplication apply both ways; on a segment the bandwidth
+        and its queue too (the NIC's uplink and the switch port's egress, full duplex,
+        store and forward: a frame is serialized twice), on a `cable` only on the way
+        out (one wire); delay and jitter once, on the way out. None when nothing is set.
         """
         from vnet.link.impairment import Impairment
 
         loss, reorder, duplicate = self.loss or 0.0, self.reorder or 0.0, self.duplicate or 0.0
         delay = (self.delay_ns or 0) if direction == "tx" else 0
         jitter = (self.jitter_ns or 0) if direction == "tx" else 0
-        if not (loss or reorder or duplicate or delay or jitter or self.bandwidth_bps):
+        rate = self.bandwidth_bps if direction == "tx" or not cable else None
+        if not (loss or reorder or duplicate or delay or jitter or rate):
             return None
         return Impairment(loss=loss, reorder=reorder, duplicate=duplicate, delay_ns=delay,
-                          jitter_ns=jitter, rate_bps=self.bandwidth_bps,
-                          queue_limit=self.queue_packets if self.bandwidth_bps else None,
-                          queue_limit_bytes=self.queue_bytes if self.bandwidth_bps else None,
-                          seed=seed)
+                          jitter_ns=jitter, rate_bps=rate,
+                          queue_limit=self.queue_packets if rate else None,
+                          queue_limit_bytes=self.queue_bytes if rate else None, seed=seed)
 
 
 @dataclass
