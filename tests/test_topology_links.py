@@ -5,6 +5,7 @@ guest limits and stop times -- measured through guests and the stack in virtual 
 from __future__ import annotations
 
 import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -327,3 +328,23 @@ def test_vnet_sim_reports_a_bad_route_as_file_line_reason(tmp_path: Path, route:
     assert proc.returncode != 0
     assert "Traceback" not in proc.stderr, proc.stderr
     assert f"{path}:{line}: route to " in proc.stderr and reason in proc.stderr, proc.stderr
+
+
+def test_vnet_sim_runs_the_routers_example(tmp_path: Path,
+                                           example_wasm: Callable[[str], Path]) -> None:
+    """examples/routers.toml: DHCP and SLAAC laptops from a template, a 10 Mbit/s cable."""
+    examples = Path(__file__).resolve().parent.parent / "examples"
+    (tmp_path / "build").mkdir()
+    for name in ("udp_echo", "bulk"):
+        shutil.copyfile(example_wasm(name), tmp_path / "build" / f"{name}.wasm")
+    topology = tmp_path / "routers.toml"
+    topology.write_text((examples / "routers.toml").read_text())
+    proc = subprocess.run([sys.executable, "-m", "vnet", "sim", str(topology)],
+                          capture_output=True, text=True, timeout=300)
+    out = proc.stdout
+    assert proc.returncode == 0, out + proc.stderr
+    for n in (1, 2, 3):
+        assert f"udp_echo: 20 bytes from 10.1.0.10{n - 1}: \"hello from laptop{n} 3\"" in out
+        assert f"laptop{n}/echo | udp_echo: 3 of 3 echoed" in out
+    # the cable's 10 Mbit/s, less slow start over its 40 ms round trip (2 MiB only)
+    assert 8.0 <= _goodput_mbit(out) <= 10.0, out

@@ -11,6 +11,7 @@ frames cross the segments and are captured.
 from __future__ import annotations
 
 import ipaddress
+import shutil
 import socket
 import subprocess
 import sys
@@ -316,3 +317,54 @@ def test_vnet_sim_runs_a_dhcp_topology(routed: Path, tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     pcap = (tmp_path / "pcaps" / "client1-eth0.pcapng").read_bytes()
     assert b"\x63\x82\x53\x63" in pcap  # the DHCP magic cookie
+
+
+def test_dhcp_and_ra_as_scapy_and_tshark_read_them(routed: Path, tmp_path: Path) -> None:
+    """Interop with implementations nobody here wrote: scapy's and Wireshark's
+    dissectors read vnet's DHCP and RA messages with the options it meant."""
+    from scapy.layers.dhcp import BOOTP, DHCP
+    from scapy.layers.inet6 import (
+        ICMPv6ND_RA,
+        ICMPv6NDOptMTU,
+        ICMPv6NDOptPrefixInfo,
+        ICMPv6NDOptRDNSS,
+    )
+
+    with Network.from_topology(routed, pcap_dir=tmp_path) as net:
+        net.run_for(3)
+    pcap = tmp_path / "client1-eth0.pcapng"
+    packets = [p.packet for p in packets_from(pcap)]
+    acks = [p for p in packets if DHCP in p and ("message-type", 5) in p[DHCP].options]
+    assert acks, "no DHCPACK"
+    ack = acks[0]
+    options = {o[0]: o[1:] for o in ack[DHCP].options if isinstance(o, tuple)}
+    assert options["subnet_mask"] == ("255.255.255.0",)
+    assert options["router"] == ("10.0.0.1",)
+    assert options["name_server"] == ("10.9.0.53",)
+    assert options["lease_time"] == (120,) and options["renewal_time"] == (60,)
+    assert options["server_id"] == ("10.0.0.1",)
+    assert ack[BOOTP].yiaddr.startswith("10.0.0.1") and ack[BOOTP].op == 2
+    ra = next(p for p in packets if ICMPv6ND_RA in p)
+    assert ra[ICMPv6NDOptPrefixInfo].prefix == "fd00:1::" and ra[ICMPv6NDOptPrefixInfo].A == 1
+    assert ra[ICMPv6NDOptMTU].mtu == 1500
+    assert ra[ICMPv6NDOptRDNSS].dns == ["fd00:9::53"] and ra[ICMPv6NDOptRDNSS].lifetime == 90
+    tshark = shutil.which("tshark")
+    if tshark is None:
+        return  # scapy's reading above stands; Wireshark's is an extra
+    out = subprocess.run([tshark, "-r", str(pcap), "-Y", "dhcp || icmpv6.type == 134",
+                          "-T", "fields", "-e", "dhcp.option.dhcp", "-e",
+                          "icmpv6.opt.rdnss", "-e", "_ws.expert.severity"],
+                         capture_output=True, text=True, timeout=60, check=True).stdout
+    rows = [line.split("\t") for line in out.splitlines()]
+    assert {"1", "2", "3", "5"} <= {r[0] for r in rows if r[0]}  # DISCOVER..ACK
+    assert any(r[1] == "fd00:9::53" for r in rows)
+    assert not [r for r in rows if r[2]], rows  # no expert warnings or errors
+
+
+def test_a_dhcp_and_ra_run_repeats_byte_for_byte(routed: Path, tmp_path: Path) -> None:
+    digests = []
+    for attempt in ("one", "two"):
+        with Network.from_topology(routed, pcap_dir=tmp_path / attempt) as net:
+            net.run_for(70)  # through a renewal
+        digests.append({p.name: p.read_bytes() for p in (tmp_path / attempt).iterdir()})
+    assert digests[0] == digests[1]
