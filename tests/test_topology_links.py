@@ -291,6 +291,21 @@ def test_a_guest_is_stopped_at_its_stop_time(tmp_path: Path,
     (lambda t: t.replace('[hosts.tx]', '[hosts.tx]\ncount = 0'), "count", "count must be"),
     (lambda t: t.replace('start = "100ms"', 'start = "100ms"\nmemory = "lots"'), "memory",
      "memory: bad size"),
+    (lambda t: t.replace('[[hosts.tx.nics]]', '[hosts.tx.tun]\ndevice = "vt0"\n'
+                         '[[hosts.tx.nics]]'), "[hosts.tx.tun]", "runs in real time only"),
+    (lambda t: t.replace('[[hosts.rx.nics]]', '[hosts.rx.ra]\ninterface = "eth0"\n'
+                         '[[hosts.rx.nics]]'), "[hosts.rx.ra]", "does not forward"),
+    (lambda t: t.replace('[[hosts.rx.nics]]', '[hosts.rx.dhcp_server]\ninterface = "eth0"\n'
+                         'range = ["10.0.0.10", "10.0.1.10"]\n[[hosts.rx.nics]]'), "range",
+     "is not inside 10.0.0.0/24"),
+    (lambda t: t.replace('[[hosts.rx.nics]]', '[hosts.rx.dhcp_server]\ninterface = "eth9"\n'
+                         'range = ["10.0.0.10", "10.0.0.20"]\n[[hosts.rx.nics]]'), "eth9",
+     "has no interface 'eth9'"),
+    (lambda t: t.replace('addresses = ["10.0.0.2/24"]', 'addresses = ["10.0.0.2/24"]\n'
+                         'dhcp = true'), "dhcp = true", "dhcp = true and a static IPv4"),
+    (lambda t: t.replace('[hosts.rx]', '[hosts.rx]\nforwarding = true\nmroutes = [{ group = '
+                         '"224.0.0.251", from = "eth0", to = ["eth0"] }]'), "mroutes",
+     "not a routable multicast group"),
 ])
 def test_mistakes_in_the_new_keys_name_file_line_and_reason(
         tmp_path: Path, mutate: Callable[[str], str], needle: str, reason: str) -> None:

@@ -27,6 +27,7 @@ import select
 import subprocess
 import threading
 import time
+from pathlib import Path
 
 from vnet.link.segment import SegmentPort
 from vnet.network import Network
@@ -190,3 +191,58 @@ def test_a_scapy_dhcp_client_on_a_kernel_device_gets_a_lease_from_vnet() -> None
             endpoint.stop.set()
             net.close()
             tap.close()
+
+
+TUN_TOPOLOGY = """\
+[segments.lan]
+
+[hosts.gw]
+forwarding = true
+[[hosts.gw.nics]]
+segment = "lan"
+addresses = ["10.211.0.1/24"]
+[hosts.gw.tun]
+device = "DEVICE"
+netns = "NETNS"
+kernel_addresses = ["10.200.9.1/30"]
+addresses = ["10.200.9.2/30"]
+
+[hosts.inner]
+routes = [{ to = "0.0.0.0/0", via = "10.211.0.1" }]
+[[hosts.inner.nics]]
+segment = "lan"
+addresses = ["10.211.0.2/24"]
+"""
+
+
+def test_a_topology_tun_key_bridges_a_router_to_the_kernel(tmp_path: Path) -> None:
+    """`[hosts.gw.tun]` as `vnet run --tun`: the kernel in its namespace pings a host
+    behind the router; the namespace (made by the bridge's guard) is gone afterwards."""
+    problem = tun_problem()
+    if problem:
+        refuse(f"the TUN key test {problem}")
+    from vnet.sim.router_services import open_tuns
+    from vnet.sim.runner import build
+    from vnet.sim.topology import load
+
+    device, netns = f"vtk{os.getpid() % 100000}", f"vtk{os.getpid()}"
+    path = tmp_path / "tun.toml"
+    path.write_text(TUN_TOPOLOGY.replace("DEVICE", device).replace("NETNS", netns))
+    topo = load(path)
+    net, _hosts, _captures, _pcaps = build(topo, False, 0, None)
+    bridges = open_tuns(topo, net, None)
+    try:
+        result: list[subprocess.CompletedProcess[str]] = []
+        pinger = threading.Thread(target=lambda: result.append(subprocess.run(
+            ["ip", "netns", "exec", netns, "ping", "-c", "1", "-W", "3", "10.211.0.2"],
+            capture_output=True, text=True, timeout=30)))
+        pinger.start()
+        while pinger.is_alive():
+            net.run_for(0.1)
+        assert result[0].returncode == 0, result[0].stdout + result[0].stderr
+    finally:
+        for bridge in bridges:
+            bridge.close()
+        net.close()
+    assert netns not in subprocess.run(["ip", "netns", "list"], capture_output=True,
+                                       text=True).stdout
