@@ -13,7 +13,11 @@ interface implemented across per-protocol files, and routes between them:
 - `stack.icmp.IcmpLayer` (`icmp`): echo, errors in (→ errno for the transports,
   path MTU) and out (rate limited);
 - `stack.membership.MembershipLayer` (`membership`): IGMP / MLD group state;
-- `stack.router_advert.RouterAdvertLayer` (`router_adverts`): RS / RA, SLAAC;
+- `stack.router_advert.RouterAdvertLayer` (`router_adverts`): RS / RA, SLAAC,
+  RDNSS into `dns_servers`, and a router's own RAs (`stack.ra_sender`);
+- optional, once configured: `stack.dhcp.DhcpLayer` (`dhcp_handler`, DHCPv4 client
+  and server on UDP 67/68) and `stack.multicast_routing.MulticastRoutes`
+  (`multicast_routes`, static multicast forwarding);
 - the transports (`transports[protocol]`: `stack.udp.UdpLayer`,
   `stack.tcp.TcpLayer`), and the ping sockets (`stack.ping`), which
   `stack.build.build_host` assembles with the stack.

@@ -20,9 +20,30 @@
     port = 4789                  # UDP port, the same on every end (default 4789)
     # NICs on the segment: mtu = 1450 (VXLAN adds 50 bytes over IPv4, 70 over IPv6)
 
+    [segments.lan]               # link keys (also per NIC, overriding the segment's):
+    bandwidth = "10Mbit"         #   each NIC's way in and out (store and forward)
+    jitter = "2ms"               #   uniform +-, on each NIC's way out (can reorder)
+    delay = "5ms"                #   extra one-way delay on each NIC's way out
+    queue = 100                  #   the rate queue: packets, or bytes ("64KB")
+
+    [cables.wan]                 # a point-to-point link: two NICs say cable = "wan"
+    latency = "20ms"             #   (not segment); bandwidth serialized once (one wire)
+    bandwidth = "10Mbit"         #   and the other link keys as on a segment
+
+    [defaults]                   # keys every host starts from (a host's own win)
+    routes = [{ to = "default", via = "10.0.0.254" }]
+    [templates.pc]               # a host with template = "pc" starts from these
+    dhcp = true
+    [hosts.pc]
+    template = "pc"
+    count = 3                    # pc1, pc2, pc3 ([hosts."pc-{n}"]: pc-1 ...); in every
+                                 #   string {n}, {10+n}, {2*n-1}: "10.0.0.{10+n}/24"
+
     [hosts.server]
     forwarding = false           # true: a router between its segments
-    routes = [{ to = "0.0.0.0/0", via = "10.0.0.254" }]
+    dhcp = true                  # every NIC by DHCP (or per NIC: dhcp = true)
+    mroutes = [{ group = "239.1.1.1", from = "eth0", to = ["eth1"] }]  # (routers)
+    routes = [{ to = "0.0.0.0/0", via = "10.0.0.254" }]   # via: on a link of the host
     firewall = "server.rules"    # rules (relative to this file); or inline rules:
     # firewall_rules = '''
     # chain input { policy drop; ct state established,related accept; tcp dport 7000 accept }
@@ -54,6 +75,31 @@
     nptv6 = { inside = "fd00:1::/48", outside = "2001:db8:1::/48" }   # RFC 6296 prefixes
     # several outside interfaces: [[hosts.gw.nat]] tables; inline: nat = { interface = "eth1" }
 
+    [hosts.gw.ra]                # router advertisements (forwarding = true); [[...]]: several
+    interface = "eth0"
+    prefixes = ["fd00:1::/64"]   # default: the interface's; or { prefix = "...", on_link =
+                                 #   true, autonomous = true, valid = "1d", preferred = "4h" }
+    interval = "600s"            # MaxRtrAdvInterval (4 s - 1800 s); lifetime = "30m"
+    mtu = 1500                   # default the interface's; 0: no MTU option
+    rdnss = ["fd00:1::53"]       # resolvers (RFC 8106); rdnss_lifetime, managed, other,
+                                 #   hop_limit
+
+    [hosts.gw.dhcp_server]       # DHCPv4 on an interface with a static IPv4 address
+    interface = "eth0"
+    range = ["10.0.0.100", "10.0.0.199"]
+    lease = "1h"
+    router = "10.0.0.1"          # default: the interface's address; "" for none
+    dns = ["10.0.0.53"]
+    fixed = { printer = "10.0.0.5", "02:00:00:00:00:09" = "10.0.0.6" }  # name or MAC
+
+    [hosts.gw.tun]               # real time only: a TUN bridge to the kernel (vnet run --tun)
+    device = "vnet0"
+    netns = "vnet-test"          # made and deleted by the audited guard if missing
+    kernel_addresses = ["10.200.0.1/30"]
+    addresses = ["10.200.0.2/30"]
+    nat = false                  # true: source NAT to the bridge address (--tun-nat)
+    publish = ["8080:10.0.0.1:80"]    # [HOSTADDR:]PORT:GUESTADDR:PORT[/udp]
+
     [[faults]]                   # at a time since the start: a fault (vnet.sim.faults)
     at = "2s"
     action = "partition"         # link-down | link-up (nic) | partition | heal (segment,
@@ -79,6 +125,14 @@
     dirs = ["www::/www"]         # HOST[::GUEST], relative to this file
     tcplisten = ["0.0.0.0:8080"]
     start = "500ms"              # start delay
+    stop = "30s"                 # killed then (a kill fault)
+    memory = "64MB"              # limits: linear memory, open fds, CPU time
+    fds = 64
+    cpu_time = "10s"
+
+Units are strings everywhere, the same as in the Python API (`vnet.units`):
+durations "2ms" / "1.5s" / "3min", rates "10Mbit" / "1Gbit" / "512kbit", sizes
+"64KB" / "1MB" (1024-based, as tc).
 
 Several guests on one host share its stack, ports and interfaces. Every
 problem — a TOML syntax error, an unknown key, a bad CIDR, overlapping
