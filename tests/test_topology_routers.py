@@ -368,3 +368,25 @@ def test_a_dhcp_and_ra_run_repeats_byte_for_byte(routed: Path, tmp_path: Path) -
             net.run_for(70)  # through a renewal
         digests.append({p.name: p.read_bytes() for p in (tmp_path / attempt).iterdir()})
     assert digests[0] == digests[1]
+
+
+def test_a_router_that_stops_advertising_is_no_longer_a_default_router() -> None:
+    """RFC 4861 6.2.5: a final RA with router lifetime 0; hosts drop the default route."""
+    with Network(virtual_time=True, seed=4) as net:
+        lan = net.segment("lan", latency="1ms")
+        gw = net.router("gw")
+        gw.connect(lan, "fd00:5::1/64")
+        gw.advertise("eth0", interval=10)
+        host = net.host("h")
+        host.connect(lan)
+        net.run_for(1)
+        assert [r for r in host.stack.routes.routes(6) if r.prefix_len == 0]
+        with net.scheduler.lock:
+            advertiser = gw.stack.router_adverts.advertiser
+            assert advertiser is not None
+            advertiser.stop("eth0")
+        net.run_for(1)
+        assert not [r for r in host.stack.routes.routes(6) if r.prefix_len == 0]
+        sent = gw.counters["ndp.ra_out"]
+        net.run_for(60)
+        assert gw.counters["ndp.ra_out"] == sent  # and no more advertisements

@@ -316,7 +316,6 @@ class Topology:
         return [f"{h.name}/{g.name}" for h in self.hosts.values() for g in h.guests]
 
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ns|us|µs|ms|s|m|min|h)?\s*$")
 _UNITS = {None: 1_000_000_000, "s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "µs": 1_000,
           "ns": 1, "m": 60_000_000_000, "min": 60_000_000_000, "h": 3_600_000_000_000}
 _MAC = re.compile(r"^[0-9A-Fa-f]{2}([:-][0-9A-Fa-f]{2}){5}$")
@@ -389,17 +388,14 @@ class _Locator:
 
 
 def _duration(value: Any, where: tuple[Path, _Locator, tuple[str | int, ...]]) -> int:
+    """Nanoseconds from "500ms", "2s", 1.5 ... (vnet.units: the Python API's parser too)."""
+    from vnet.units import parse_duration_ns
+
     path, locator, key = where
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if value < 0:
-            raise TopologyError(path, locator.line(*key), "a duration cannot be negative")
-        return int(value * 1_000_000_000)
-    if isinstance(value, str):
-        match = _DURATION.match(value)
-        if match:
-            return int(float(match.group(1)) * _UNITS[match.group(2)])
-    raise TopologyError(path, locator.line(*key),
-                        f"bad duration {value!r} (examples: \"500ms\", \"2s\", 1.5)")
+    try:
+        return parse_duration_ns(value)
+    except ValueError as e:
+        raise TopologyError(path, locator.line(*key), str(e)) from None
 
 
 def _check_keys(table: dict[str, Any], allowed: set[str], path: Path, locator: _Locator,
