@@ -74,6 +74,7 @@ def test_bandwidth_from_a_topology_file_gives_that_tcp_goodput(
     text = out.read_text()
     assert result.ok, text
     goodput = _goodput_mbit(text)
+    print(f"goodput {goodput:.3f} Mbit/s (queue {queue})")
     assert 9.0 <= goodput <= 10.0, text
 
 
@@ -363,3 +364,52 @@ def test_vnet_sim_runs_the_routers_example(tmp_path: Path,
         assert f"laptop{n}/echo | udp_echo: 3 of 3 echoed" in out
     # the cable's 10 Mbit/s, less slow start over its 40 ms round trip (2 MiB only)
     assert 8.0 <= _goodput_mbit(out) <= 10.0, out
+
+
+QUEUE = """\
+[sim]
+virtual_time = true
+
+[segments.lan]
+bandwidth = "1Mbit"
+queue = QUEUE
+
+[hosts.a]
+[[hosts.a.nics]]
+segment = "lan"
+addresses = ["10.0.0.1/24"]
+
+[hosts.b]
+[[hosts.b.nics]]
+segment = "lan"
+addresses = ["10.0.0.2/24"]
+"""
+
+
+@pytest.mark.parametrize("queue,kept", [("4", 4), ('"8KB"', 8192 // 1042)])
+def test_a_burst_overflows_the_rate_queue_packets_or_bytes(tmp_path: Path, queue: str,
+                                                           kept: int) -> None:
+    """50 datagrams of 1000 bytes at once into 1 Mbit/s: the NIC's queue holds `queue`
+    (the frame being serialized included), the rest are tail-dropped and counted."""
+    path = tmp_path / "queue.toml"
+    path.write_text(QUEUE.replace("QUEUE", queue))
+    with Network.from_topology(path) as net:
+        a, b = net.hosts["a"], net.hosts["b"]
+        assert a.ping("10.0.0.2", timeout=1)[0] is not None  # ARP out of the way
+        rx = b.socket(2, 2)
+        rx.bind(("10.0.0.2", 9))
+        rx.settimeout(1)
+        tx = a.socket(2, 2)
+        for n in range(50):
+            tx.sendto(bytes(1000) + bytes([n]), ("10.0.0.2", 9))
+        got = []
+        while True:
+            try:
+                got.append(rx.recvfrom(2000)[0][-1])
+            except TimeoutError:
+                break
+        port = a.nics["eth0"].port
+        assert port is not None and port.ingress is not None
+        dropped = port.ingress.stats.queue_dropped
+    assert got == list(range(len(got))) and dropped == 50 - len(got)
+    assert len(got) == kept, (len(got), kept)
