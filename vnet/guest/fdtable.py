@@ -235,6 +235,20 @@ class FdTable:
             self._preopen_names[fd] = preopen_name
         return fd
 
+    def add_at(self, fd: int, description: FileDescription,
+               preopen_name: str | None = None) -> int:
+        """Install at a given free number (the guest's synthetic /dev); EMFILE past the cap,
+        EBADF if the number is taken."""
+        if len(self._entries) >= self.max_fds:
+            raise WasiError(Errno.EMFILE)
+        if fd in self._entries:
+            raise WasiError(Errno.EBADF)
+        self._entries[fd] = FdEntry(description, description.rights_base,
+                                    description.rights_inheriting)
+        if preopen_name is not None:
+            self._preopen_names[fd] = preopen_name
+        return fd
+
     def preopen_name(self, fd: int) -> str | None:
         self.entry(fd)
         return self._preopen_names.get(fd)

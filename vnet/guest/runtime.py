@@ -46,12 +46,14 @@ import wasmtime
 from wasmtime import Config, Engine, InstancePre, Linker, Module, Store, WasmtimeError
 from wasmtime import _ffi as ffi
 
+from vnet.link.guest_tun import GuestDeviceGrant
 from vnet.scheduler import SPIN_THRESHOLD_NS, GuestTask, Scheduler
 
 # Importing these modules registers their host functions.
-from . import ioctl, vnet_v1, wasi_core, wasi_fs, wasix  # noqa: F401
+from . import ioctl, tundev, vnet_v1, wasi_core, wasi_fs, wasix  # noqa: F401
 from .abi import HOST_FUNCTIONS, GuestExit, bind_thread
 from .context import GuestContext, GuestLimits
+from .devfs import install_dev
 from .fdtable import FileDescription, InputStream, OutputStream
 from .fs import open_preopen
 from .memory import GuestMemory
@@ -205,6 +207,8 @@ class GuestConfig:
     #: Listening TCP sockets opened before the guest starts, as wasmtime's
     #: --tcplisten gives them: fds 3, 4, … (before preopened directories).
     tcplisten: list[tuple[str, int]] = field(default_factory=list)
+    #: TUN/TAP devices the guest may create through /dev/net/tun (vnet.guest.tundev).
+    devices: list[GuestDeviceGrant] = field(default_factory=list)
 
 
 class Guest:
@@ -243,6 +247,9 @@ class Guest:
             self.ctx.fds.add(self._listening_socket(address, port))
         for host_dir, guest_path in cfg.preopens:
             self.ctx.fds.add(open_preopen(host_dir), preopen_name=guest_path)
+        self.ctx.extensions[tundev.GRANTS_KEY] = list(cfg.devices)
+        if len(self.ctx.fds) < self.ctx.limits.max_fds:
+            install_dev(self.ctx)  # the synthetic /dev (vnet.guest.devfs)
 
     def _listening_socket(self, address: str, port: int) -> FileDescription:
         import ipaddress
