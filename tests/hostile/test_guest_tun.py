@@ -1,0 +1,75 @@
+"""Hostile use of a guest TUN device: each attempt is a clear errno or a counted drop.
+
+tests/guest/c/tun_probe.c in its `hostile` mode, on a host that granted it
+tun0 (10.8.0.1/24) and whose firewall drops packets from 10.66.0.0/16
+arriving on tun0: it asks for devices it was not granted (another name, a
+filled-in name, a TAP, `eth0`'s name, multi-queue), tries to make its device
+persistent, writes an empty packet, a packet of version 7, a 1-byte packet, a
+packet with a bad header checksum, a spoofed source the firewall forbids, a
+legitimate datagram, one larger than the MTU and one larger than any IP
+packet, and finally reads three queued answers one byte at a time. A UDP
+socket on the host at 10.8.0.1:9999 shows what got through.
+"""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Callable
+from pathlib import Path
+
+from vnet.network import Network
+
+PROBE = "tests/guest/c/tun_probe.c"
+RULES = "chain input {\n    iifname tun0 ip saddr 10.66.0.0/16 drop\n}\n"
+
+
+def test_hostile_tun_guest_gets_errnos_and_counted_drops(
+        vnet_build: Callable[..., Path]) -> None:
+    net = Network(virtual_time=True, seed=5)
+    host = net.host("h")
+    host.connect(net.segment("lan"), "192.168.0.1/24")
+    firewall = host.set_firewall(RULES)
+    assert firewall is not None
+    sock = host.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind(("0.0.0.0", 9999))
+    guest = host.run(vnet_build(PROBE), "hostile", devices=["tun0=10.8.0.1/24"])
+    assert guest.wait(timeout=60) == 0, guest.stderr
+    lines = guest.stdout_lines
+    for expected in [
+        "setiff 0",
+        "setiff_ungranted -1 EPERM",  # a second device without a grant (Linux: no CAP_NET_ADMIN)
+        "setiff_ungranted_auto -1 EPERM",  # "" becomes tun1, not granted either
+        "setiff_ungranted_tap -1 EPERM",
+        "setiff_eth0 -1 EINVAL",  # the host's NIC is no tun device
+        "setiff_multiqueue -1 EINVAL",
+        "persist -1 EPERM",
+        "not_persist 0",
+        "write_empty -1 EINVAL",
+        "write_bad_version -1 EINVAL",
+        "write_runt 1",  # accepted, then dropped by IP and counted
+        "write_bad_checksum 60",
+        "write_spoofed 60",
+        "write_legit 60",
+        "write_over_mtu 3000",  # delivered locally, as Linux does
+        "write_over_64k -1 EINVAL",
+        "tiny reads 3 then EAGAIN",  # each 1-byte read took a whole packet
+    ]:
+        assert expected in lines, (expected, lines)
+
+    sock.setblocking(False)
+    received = []
+    while True:
+        try:
+            data, source = sock.recvfrom(65536)
+        except BlockingIOError:
+            break
+        received.append((source[0], len(data)))
+    assert sorted(received) == [("10.8.0.2", 32), ("10.8.0.2", 2972)]  # not 10.66.0.1
+    assert firewall.counters["input.drop"] == 1
+    tun0 = host.stack.interface("tun0") if any(
+        i.name == "tun0" for i in host.stack.interfaces.values()) else None
+    assert tun0 is None  # closed with its fd: no persistent device left behind
+    drops = host.stack.counters.drops("ipv4")
+    assert sum(drops.values()) >= 2, drops  # the runt and the bad checksum
+    sock.close()
+    net.close()
