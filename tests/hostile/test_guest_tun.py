@@ -17,6 +17,9 @@ import socket
 from collections.abc import Callable
 from pathlib import Path
 
+from tests.hostile.sched_support import GuestLab, LabGuest, hostile_source
+from vnet.guest.runtime import Guest, GuestConfig, load_module
+from vnet.link.guest_tun import GuestDeviceGrant
 from vnet.network import Network
 
 PROBE = "tests/guest/c/tun_probe.c"
@@ -73,3 +76,44 @@ def test_hostile_tun_guest_gets_errnos_and_counted_drops(
     assert sum(drops.values()) >= 2, drops  # the runt and the bad checksum
     sock.close()
     net.close()
+
+
+def test_tun_flooder_leaves_a_tcp_pair_its_throughput_in_virtual_time(
+        build_guest: Callable[..., Path], example_wasm: Callable[[str], Path]) -> None:
+    """A guest writing forged packets into its TUN device in a tight loop, which its
+    host (h3, forwarding) routes to h4 on the victims' LAN, while examples/bulk.c
+    moves 2 MiB over TCP from h1 to h2: the victim's time beside the flooder against
+    its time alone, both in virtual time (deterministic), must stay within 0.8."""
+    flood = build_guest(hostile_source("tun_flood"), "-O2")
+    bulk = example_wasm("bulk")
+
+    def victim(with_flooder: bool) -> tuple[int, int]:
+        lab = GuestLab(virtual=True, hosts=4, latency_ns=200_000)
+        try:
+            lab.start("victim-recv", "h2", bulk, "recv", "5001")
+            if with_flooder:
+                h3 = lab.hosts["h3"]
+                h3.stack.forwarding = True
+                config = GuestConfig(module=str(flood), args=["tun_flood", "tun0", "10.0.0.4",
+                                                              "1200"],
+                                     name="flooder", host=h3,
+                                     devices=[GuestDeviceGrant("tun0", "tun",
+                                                               ("10.8.0.1/24",))])
+                flooder = LabGuest(Guest(lab.sched, config, load_module(flood)))
+                lab.guests["flooder"] = flooder
+                flooder.start()
+            lab.run_until_output("victim-recv", "listening")
+            sender = lab.start("victim-send", "h1", bulk, "send", "10.0.0.2", "5001", "2")
+            assert lab.run_until_exited(["victim-send", "victim-recv"])
+            assert sender.exit_code == 0 and lab.guests["victim-recv"].exit_code == 0
+            return sender.took_ns, lab.hosts["h4"].nics["eth0"].counters.rx_frames
+        finally:
+            lab.close()
+
+    alone_ns, _ = victim(False)
+    beside_ns, flooded = victim(True)
+    ratio = alone_ns / beside_ns
+    print(f"\nvictim alone {alone_ns / 1e6:.3f} ms, beside the TUN flooder "
+          f"{beside_ns / 1e6:.3f} ms, ratio {ratio:.3f}; h4 received {flooded} frames")
+    assert flooded > 1000  # the flooder flooded through its device and h3's forwarding
+    assert ratio >= 0.8
