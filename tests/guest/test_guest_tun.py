@@ -149,3 +149,32 @@ def test_guest_tun_spec_parses_as_the_cli_takes_it(spec: str, grant: GuestDevice
 def test_bad_guest_tun_specs_are_refused_with_a_reason(spec: str) -> None:
     with pytest.raises(ValueError):
         parse_guest_tun(spec)
+
+
+def test_tap_mode_carries_arp_and_ndp_across_the_tunnel(
+        vnet_build: Callable[..., Path]) -> None:
+    """simpletun -a: Ethernet frames through TAP devices; the hosts resolve each
+    other's tunnel addresses with ARP and NDP, whose frames cross the tunnel."""
+    net = Network(virtual_time=True, seed=2)
+    capture = net.capture()
+    wan = net.segment("wan")
+    a, b = net.host("a"), net.host("b")
+    a.connect(wan, "192.168.0.1/24")
+    b.connect(wan, "192.168.0.2/24")
+    wasm = vnet_build(SIMPLETUN)
+    server = a.run(wasm, "-i", "tap0", "-a", "-s", devices=["tap0:tap=10.9.0.1/24,fd09::1/64"])
+    client = b.run(wasm, "-i", "tap0", "-a", "-c", "192.168.0.1",
+                   devices=["tap0:tap=10.9.0.2/24,fd09::2/64"])
+    server.wait_for("tunnel up on tap0", timeout=30)
+    client.wait_for("tunnel up on tap0", timeout=30)
+    assert all(rtt is not None for rtt in a.ping("10.9.0.2", count=2, timeout=2))
+    assert all(rtt is not None for rtt in a.ping("fd09::2", count=2, timeout=2))
+    b_mac = b.stack.interface("tap0").mac
+    packets = [p for p in read_pcapng(capture.getvalue()).packets if p.interface == "a/tap0"]
+    summaries = [p.summary() for p in packets]
+    assert any("ARP" in s and "10.9.0.2 is at" in s for s in summaries), summaries
+    assert any("Neighbor Advertisement" in s and "fd09::2 → fd09::1" in s
+               for s in summaries), summaries
+    replies = [p for p in packets if ICMP in p and p[ICMP].type == 0]
+    assert len(replies) == 2 and all(p.data[6:12] == b_mac for p in replies)
+    net.close()
