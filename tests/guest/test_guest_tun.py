@@ -13,6 +13,7 @@ fd numbering as on Linux.
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,6 +21,7 @@ import pytest
 from scapy.layers.inet import ICMP, IP, TCP
 
 from vnet.link.guest_tun import GuestDeviceGrant, parse_guest_tun
+from vnet.link.host_bridge import HostBridge
 from vnet.network import Network
 from vnet.testing.pcap import read_pcapng
 
@@ -177,4 +179,45 @@ def test_tap_mode_carries_arp_and_ndp_across_the_tunnel(
                for s in summaries), summaries
     replies = [p for p in packets if ICMP in p and p[ICMP].type == 0]
     assert len(replies) == 2 and all(p.data[6:12] == b_mac for p in replies)
+    net.close()
+
+
+def test_bridged_tap_vpn_joins_two_segments_into_one_l2_domain(
+        vnet_build: Callable[..., Path]) -> None:
+    """Two LANs in one /24, each behind a gateway whose software bridge br0 joins its
+    LAN NIC (eth1) and the TAP device of a simpletun -a guest: hosts on the two LANs
+    resolve each other with ARP (and IPv6 link-local NDP) across the tunnel and ping;
+    each bridge learns the far host's MAC on its TAP port."""
+    net = Network(virtual_time=True, seed=3)
+    capture = net.capture()
+    wan, lan1, lan2 = net.segment("wan"), net.segment("lan1"), net.segment("lan2")
+    gw_a, gw_b = net.host("gw-a"), net.host("gw-b")
+    gw_a.connect(wan, "192.168.0.1/24")
+    gw_b.connect(wan, "192.168.0.2/24")
+    gw_a.connect(lan1, ifname="eth1")
+    gw_b.connect(lan2, ifname="eth1")
+    bridge_a = HostBridge(gw_a, "br0", ports=["eth1", "tap0"], addresses=["10.50.0.1/24"])
+    bridge_b = HostBridge(gw_b, "br0", ports=["eth1", "tap0"], addresses=["10.50.0.2/24"])
+    x, y = net.host("x"), net.host("y")
+    x.connect(lan1, "10.50.0.10/24")
+    y.connect(lan2, "10.50.0.20/24")
+    wasm = vnet_build(SIMPLETUN)
+    server = gw_a.run(wasm, "-i", "tap0", "-a", "-s", devices=["tap0:tap"])
+    client = gw_b.run(wasm, "-i", "tap0", "-a", "-c", "192.168.0.1", devices=["tap0:tap"])
+    server.wait_for("tunnel up on tap0", timeout=30)
+    client.wait_for("tunnel up on tap0", timeout=30)
+
+    assert all(rtt is not None for rtt in x.ping("10.50.0.20", count=2, timeout=2))
+    assert x.ping("10.50.0.2", timeout=2)[0] is not None  # the far gateway's br0
+    y_link_local = ipaddress.ip_address(y.stack.interface("eth0").link_local_v6() or b"")
+    assert x.ping(f"{y_link_local}%eth0", timeout=2)[0] is not None  # NDP across too
+
+    x_mac, y_mac = x.stack.interface("eth0").mac, y.stack.interface("eth0").mac
+    assert x_mac is not None and y_mac is not None
+    assert bridge_a.fdb[y_mac].name == "tap0" and bridge_a.fdb[x_mac].name == "eth1"
+    assert bridge_b.fdb[x_mac].name == "tap0" and bridge_b.fdb[y_mac].name == "eth1"
+    on_tap = [p.summary() for p in read_pcapng(capture.getvalue()).packets
+              if p.interface == "gw-a/tap0"]
+    assert any("Who has 10.50.0.20? Tell 10.50.0.10" in s for s in on_tap), on_tap
+    assert any("10.50.0.20 is at" in s for s in on_tap), on_tap
     net.close()

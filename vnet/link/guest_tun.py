@@ -40,12 +40,14 @@ import ipaddress
 import re
 import struct
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from stack.interface import Interface, InterfaceFlags
 from stack.wire.gso import GsoFrame
 from vnet.link.capture import LINKTYPE_ETHERNET, LINKTYPE_RAW, CaptureTap, Direction
+from vnet.link.host_bridge import HostBridge, bridge_for
 
 if TYPE_CHECKING:
     from vnet.network import Host
@@ -139,6 +141,10 @@ class GuestTunDevice:
     queue: deque[bytes] = field(init=False, default_factory=deque)
     closed: bool = field(init=False, default=False)
     taps: list[CaptureTap] = field(init=False, default_factory=list)
+    #: Set when the TAP device is a port of a `vnet.link.host_bridge.HostBridge`: what the
+    #: guest writes goes to the bridge instead of the host's stack.
+    ingress: Callable[[bytes], None] | None = field(init=False, default=None)
+    bridge: HostBridge | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         """Create the interface (caller holds the network lock, inside a turn)."""
@@ -152,6 +158,13 @@ class GuestTunDevice:
         iface.transmit = self._from_stack
         iface.offload = False  # the guest reads wire packets, never super-frames
         self.iface = iface
+        bridge = bridge_for(host, self.name) if self.is_tap else None
+        if bridge is not None:  # a bridge port: no addresses, frames to and from the bridge
+            for address in list(iface.addresses()):
+                stack.remove_address(self.name, address)
+            iface.transmit = None
+            self.bridge = bridge
+            self.ingress = bridge.attach_tap(self)
         for cidr in self.grant.addresses:
             stack.add_address(self.name, cidr)
         for prefix in self.grant.routes:
@@ -172,6 +185,10 @@ class GuestTunDevice:
             for wire in packet.materialise():
                 self._from_stack(bytes(wire))
             return
+        self.enqueue(packet)
+
+    def enqueue(self, packet: bytes | memoryview) -> None:
+        """Queue one packet or frame for the guest to read (drop and count when full)."""
         if self.closed:
             return
         if len(self.queue) >= TX_QUEUE_LEN:
@@ -241,7 +258,10 @@ class GuestTunDevice:
                 counters.rx_dropped["runt"] += 1
                 raise DeviceWriteError("EINVAL")
             self._record_in(payload)
-            stack.receive_frame(self.iface, payload)
+            if self.ingress is not None:
+                self.ingress(payload)
+            else:
+                stack.receive_frame(self.iface, payload)
             return size
         if not self.packet_info:
             version = payload[0] >> 4
@@ -266,6 +286,8 @@ class GuestTunDevice:
             return
         self.closed = True
         self.queue.clear()
+        if self.bridge is not None:
+            self.bridge.detach_tap(self.name)
         stack = self.host.stack
         iface = self.iface
         iface.transmit = None
