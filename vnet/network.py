@@ -286,7 +286,8 @@ class Network:
                 started[f"{hspec.name}/{gspec.name}"] = host.run(
                     gspec.module, *gspec.args, argv0=gspec.name, env=dict(gspec.env),
                     dirs=[f"{real}::{seen}" for real, seen in gspec.dirs],
-                    tcplisten=gspec.tcplisten, delay=gspec.start_ns / 1e9, name=gspec.name)
+                    tcplisten=gspec.tcplisten, delay=gspec.start_ns / 1e9, name=gspec.name,
+                    devices=gspec.devices)
         return started
 
 

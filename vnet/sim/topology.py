@@ -79,6 +79,8 @@
     dirs = ["www::/www"]         # HOST[::GUEST], relative to this file
     tcplisten = ["0.0.0.0:8080"]
     start = "500ms"              # start delay
+    devices = [{ name = "tun0", kind = "tun", addresses = ["10.8.0.1/24"] }]  # TUN/TAP it
+                                 # may create (/dev/net/tun), or "tun0:tun=10.8.0.1/24"
 
 Several guests on one host share its stack, ports and interfaces. Every
 problem — a TOML syntax error, an unknown key, a bad CIDR, overlapping
@@ -96,6 +98,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from vnet.link.guest_tun import GuestDeviceGrant, parse_guest_tun
 from vnet.sim.faults import ACTIONS, FaultSpec, RandomFaults
 
 if TYPE_CHECKING:
@@ -154,6 +157,8 @@ class GuestSpec:
     dirs: list[tuple[str, str]] = field(default_factory=list)
     tcplisten: list[tuple[str, int]] = field(default_factory=list)
     start_ns: int = 0
+    #: TUN/TAP devices granted to the guest (its `devices` key; `_guest_devices`).
+    devices: list[GuestDeviceGrant] = field(default_factory=list)
 
 
 @dataclass
@@ -473,7 +478,8 @@ def parse(data: dict[str, Any], path: Path, text: str = "") -> Topology:
         for index, gspec in enumerate(guests):
             gkey = (*hkey, "guests", index)
             _expect(gspec, dict, path, loc.line(*gkey), "a guest")
-            _check_keys(gspec, {"name", "module", "args", "env", "dirs", "tcplisten", "start"},
+            _check_keys(gspec, {"name", "module", "args", "env", "dirs", "tcplisten", "start",
+                                "devices"},
                         path, loc, gkey, f"a guest of host {hname!r}")
             module = gspec.get("module")
             if not isinstance(module, str):
@@ -517,6 +523,8 @@ def parse(data: dict[str, Any], path: Path, text: str = "") -> Topology:
             host.guests.append(GuestSpec(gname, module_path, [str(a) for a in args],
                                          [(str(k), str(v)) for k, v in env.items()], dirs,
                                          listeners, start))
+            host.guests[-1].devices = _guest_devices(gspec.get("devices", []), path,
+                                                     loc.line(*gkey, "devices"))
         topo.hosts[hname] = host
     for host in topo.hosts.values():
         for index, nat in enumerate(host.nat):
@@ -842,3 +850,38 @@ def _faults(data: dict[str, Any], topo: Topology, path: Path, loc: _Locator) -> 
             raise TopologyError(path, loc.line(*key, "kills"),
                                 "kills needs kill_guests = [\"HOST/NAME\", ...]")
         topo.random_faults = bounds
+
+
+def _guest_devices(value: object, path: Path, line: int | None) -> list[GuestDeviceGrant]:
+    """A guest's ``devices``: the TUN/TAP devices it may create through /dev/net/tun.
+
+    Each is a table ``{name = "tun0", kind = "tun" | "tap", addresses = ["10.8.0.1/24"],
+    routes = ["10.2.0.0/24"], mtu = 1500}`` (only ``name`` required) or the string
+    ``"NAME[:tun|tap][=CIDR,...]"`` as ``vnet run --guest-tun`` takes it.
+    """
+    if not isinstance(value, list):
+        raise TopologyError(path, line, "devices must be a list of devices")
+    grants: list[GuestDeviceGrant] = []
+    for item in value:
+        try:
+            if isinstance(item, str):
+                grant = parse_guest_tun(item)
+            elif isinstance(item, dict):
+                unknown = set(item) - {"name", "kind", "addresses", "routes", "mtu"}
+                if unknown:
+                    raise ValueError(f"unknown key {sorted(unknown)[0]!r} (keys: name, kind, "
+                                     "addresses, routes, mtu)")
+                if not isinstance(item.get("name"), str):
+                    raise ValueError("a device needs name = \"tun0\"")
+                grant = GuestDeviceGrant(item["name"], str(item.get("kind", "tun")),
+                                         tuple(str(a) for a in item.get("addresses", [])),
+                                         tuple(str(r) for r in item.get("routes", [])),
+                                         int(item.get("mtu", 1500)))
+            else:
+                raise ValueError(f"{item!r} is neither a table nor \"NAME[:KIND][=CIDR,...]\"")
+        except (ValueError, TypeError) as e:
+            raise TopologyError(path, line, f"bad device: {e}") from None
+        if any(g.name == grant.name for g in grants):
+            raise TopologyError(path, line, f"device {grant.name} is granted twice")
+        grants.append(grant)
+    return grants
