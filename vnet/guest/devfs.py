@@ -2,7 +2,8 @@
 
 No host directory backs it. `install_dev` puts a read-only `DevDirectory` in
 the guest's fd table at `DEV_DIR_FD` (a fixed high number, so the fds a
-program opens are numbered as on Linux: its first socket is still fd 3); the
+program opens are numbered as on Linux: its first socket is still fd 3; and
+not counted against --max-fds, since on Linux /dev takes no fd); the
 SDK registers that fd as the preopen for "/dev" from a constructor
 (vnet/sdk/src/devfs.c, `__wasilibc_register_preopened_fd`), so wasi-libc
 maps `open("/dev/urandom")`, `fopen("/dev/null")` … to `path_open` on it. A

@@ -248,8 +248,7 @@ class Guest:
         for host_dir, guest_path in cfg.preopens:
             self.ctx.fds.add(open_preopen(host_dir), preopen_name=guest_path)
         self.ctx.extensions[tundev.GRANTS_KEY] = list(cfg.devices)
-        if len(self.ctx.fds) < self.ctx.limits.max_fds:
-            install_dev(self.ctx)  # the synthetic /dev (vnet.guest.devfs)
+        install_dev(self.ctx)  # the synthetic /dev (vnet.guest.devfs), not counted in max_fds
 
     def _listening_socket(self, address: str, port: int) -> FileDescription:
         import ipaddress

@@ -13,6 +13,10 @@
 
 #define VNET_DEV_DIR_FD 1023
 
-__attribute__((constructor)) static void __vnet_register_dev(void) {
+/* Not static: `vnet cc` links the SDK as an archive and names this symbol
+ * (-Wl,--export: zig ignores -u for wasm) so that the member holding it is linked in. */
+void __vnet_dev_preopen(void);
+
+__attribute__((constructor)) void __vnet_dev_preopen(void) {
     (void)__wasilibc_register_preopened_fd(VNET_DEV_DIR_FD, "/dev");
 }
