@@ -21,6 +21,7 @@ from tests.hostile.sched_support import GuestLab, LabGuest, hostile_source
 from vnet.guest.runtime import Guest, GuestConfig, load_module
 from vnet.link.guest_tun import GuestDeviceGrant
 from vnet.network import Network
+from vnet.testing.pcap import read_pcapng
 
 PROBE = "tests/guest/c/tun_probe.c"
 RULES = "chain input {\n    iifname tun0 ip saddr 10.66.0.0/16 drop\n}\n"
@@ -117,3 +118,27 @@ def test_tun_flooder_leaves_a_tcp_pair_its_throughput_in_virtual_time(
           f"{beside_ns / 1e6:.3f} ms, ratio {ratio:.3f}; h4 received {flooded} frames")
     assert flooded > 1000  # the flooder flooded through its device and h3's forwarding
     assert ratio >= 0.8
+
+
+def test_a_guest_that_never_reads_gets_500_packets_queued_and_the_rest_counted(
+        vnet_build: Callable[..., Path]) -> None:
+    """The receive queue is bounded as Linux's (txqueuelen 500): 700 datagrams routed to
+    a device whose guest sleeps leave 500 to read and 200 counted drops; a capture
+    started after the device appeared records it too."""
+    net = Network(virtual_time=True, seed=6)
+    host = net.host("h")
+    host.connect(net.segment("lan"), "192.168.0.1/24")
+    guest = host.run(vnet_build(PROBE), "idle", "5", devices=["tun0=10.8.0.1/24"])
+    guest.wait_for("setiff 0", timeout=30)
+    capture = net.capture()  # after the device exists
+    with host.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for n in range(700):
+            sock.sendto(n.to_bytes(4, "big"), ("10.8.0.2", 9))
+    tun0 = host.stack.interface("tun0")
+    dropped = tun0.counters.tx_dropped["queue_full"]
+    assert guest.wait(timeout=60) == 0, guest.stderr
+    assert "queued 500 then EAGAIN" in guest.stdout_lines
+    assert dropped == 200
+    recorded = [p for p in read_pcapng(capture.getvalue()).packets if p.interface == "h/tun0"]
+    assert len(recorded) == 500  # what the device took; the drops never reached it
+    net.close()

@@ -25,8 +25,8 @@ kind) and how its host configures it when it appears (addresses, MTU, routes
 through it). The device comes up configured, as `ip addr add … ; ip link set
 up` would leave it; it is removed when its fd closes (no persistence).
 
-Captures: every capture of the network when the device is created gets an
-interface HOST/NAME (raw IP for TUN, Ethernet for TAP) recording both
+Captures: every capture of the network (made before the device or since) gets
+an interface HOST/NAME (raw IP for TUN, Ethernet for TAP) recording both
 directions as a NIC's taps do: inbound what the guest wrote, outbound what it
 was handed (a packet dropped because the queue was full is not recorded).
 
@@ -141,6 +141,7 @@ class GuestTunDevice:
     queue: deque[bytes] = field(init=False, default_factory=deque)
     closed: bool = field(init=False, default=False)
     taps: list[CaptureTap] = field(init=False, default_factory=list)
+    _tapped: int = field(init=False, default=0)
     #: Set when the TAP device is a port of a `vnet.link.host_bridge.HostBridge`: what the
     #: guest writes goes to the bridge instead of the host's stack.
     ingress: Callable[[bytes], None] | None = field(init=False, default=None)
@@ -169,11 +170,20 @@ class GuestTunDevice:
             stack.add_address(self.name, cidr)
         for prefix in self.grant.routes:
             stack.add_route(prefix, ifname=self.name)
-        linktype = LINKTYPE_ETHERNET if self.is_tap else LINKTYPE_RAW
-        clock = host.network.scheduler.realtime_ns
-        for capture in host.network.captures:
-            self.taps.append(capture.interface(f"{host.name}/{self.name}", linktype,
-                                               clock=clock))
+        self._tapped = 0
+        self._current_taps()
+
+    def _current_taps(self) -> list[CaptureTap]:
+        """The taps of every capture of the network, including captures made since."""
+        captures = self.host.network.captures
+        if len(captures) != self._tapped:
+            linktype = LINKTYPE_ETHERNET if self.is_tap else LINKTYPE_RAW
+            clock = self.host.network.scheduler.realtime_ns
+            for capture in captures[self._tapped:]:
+                self.taps.append(capture.interface(f"{self.host.name}/{self.name}", linktype,
+                                                   clock=clock))
+            self._tapped = len(captures)
+        return self.taps
 
     @property
     def is_tap(self) -> bool:
@@ -196,7 +206,7 @@ class GuestTunDevice:
             return
         data = bytes(packet)
         self.queue.append(data)
-        for tap in self.taps:
+        for tap in self._current_taps():
             tap.record(data, Direction.OUTBOUND)
         self.host.stack.driver.wake()
 
@@ -276,7 +286,7 @@ class GuestTunDevice:
         return size
 
     def _record_in(self, packet: bytes) -> None:
-        for tap in self.taps:
+        for tap in self._current_taps():
             tap.record(packet, Direction.INBOUND)
 
     # --- lifetime --------------------------------------------------------------------

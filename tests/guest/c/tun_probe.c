@@ -9,6 +9,8 @@
  *                        10-byte buffer
  *   tun_probe hostile    what a hostile guest tries: a device it was not
  *                        granted, malformed and spoofed packets, oversized writes
+ *   tun_probe idle SECS  creates tun0, sleeps without reading, then counts the
+ *                        packets that waited for it
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -203,8 +205,25 @@ static int hostile(void) {
     return 0;
 }
 
+/* Create tun0, sleep (never reading), then count what waited in the device. */
+static int idle(int seconds) {
+    char name[IFNAMSIZ + 1] = {0};
+    unsigned char pkt[2048];
+    int fd = open("/dev/net/tun", O_RDWR | O_NONBLOCK);
+    report("setiff", setiff(fd, "tun0", IFF_TUN | IFF_NO_PI, name));
+    fflush(stdout);
+    sleep((unsigned)seconds);
+    int queued = 0;
+    while (read(fd, pkt, sizeof pkt) > 0)
+        queued++;
+    printf("queued %d then %s\n", queued, name_of(errno));
+    return 0;
+}
+
 int main(int argc, char **argv) {
     if (argc > 1 && strcmp(argv[1], "hostile") == 0)
         return hostile();
+    if (argc > 2 && strcmp(argv[1], "idle") == 0)
+        return idle(atoi(argv[2]));
     return compare();
 }
