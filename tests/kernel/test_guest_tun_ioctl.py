@@ -14,6 +14,10 @@ kernel cuts the 16-byte one to. The outputs must be equal line for line,
 except one documented difference: Linux answers EBADFD for a read on an fd
 not attached yet, vnet EBADF (WASI has no EBADFD).
 
+And tests/guest/c/simpletun.c, the program the vnet tunnel tests run as
+guests, compiled with gcc, tunnels ping between two namespaces joined by a
+veth pair through real TUN devices.
+
 Needs root and /dev/net/tun (the namespace guard of vnet.testing.netns);
 fails without them, never skips.
 """
@@ -84,3 +88,55 @@ def test_tun_ioctls_reads_and_writes_match_linux(vnet_build: Callable[..., Path]
     expected = ["read_unattached -1 EBADF" if line == "read_unattached -1 EBADFD" else line
                 for line in linux]
     assert ours == expected
+
+
+def _wait_for_line(process: subprocess.Popen[str], text: str, timeout: float = 20) -> None:
+    assert process.stdout is not None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if text in line:
+            return
+        if not line:
+            break
+    raise AssertionError(f"no {text!r} from {process.args}")
+
+
+def test_simpletun_is_real_linux_tun_code(tmp_path: Path) -> None:
+    """The simpletun.c that vnet runs as a guest, compiled with gcc, tunnels ping between
+    two namespaces over a veth pair through real TUN devices: the program is Linux code,
+    not something written for vnet."""
+    require_root("the native simpletun run needs root (network namespaces, TUN devices)")
+    problem = tun_problem()
+    assert problem is None, problem
+    gcc = shutil.which("gcc")
+    assert gcc is not None, "needs gcc (Debian package gcc)"
+    binary = tmp_path / "simpletun"
+    subprocess.run([gcc, "-O1", "-Wall", "-Werror", "-o", str(binary),
+                    "tests/guest/c/simpletun.c"], check=True)
+    pid = os.getpid()
+    with Namespace(f"vst{pid}a") as ns_a, Namespace(f"vst{pid}b") as ns_b:
+        ns_a.add_veth("wan0", "wan0", peer_netns=ns_b)
+        ns_a.add_address("wan0", "192.168.77.1/24")
+        ns_b.add_address("wan0", "192.168.77.2/24")
+        ns_a.set_up("wan0")
+        ns_b.set_up("wan0")
+        server = subprocess.Popen(ns_a.command(str(binary), "-i", "tun0", "-s", "-p", "5555"),
+                                  stdout=subprocess.PIPE, text=True, env=clean_env())
+        client = subprocess.Popen(ns_b.command(str(binary), "-i", "tun0", "-c",
+                                               "192.168.77.1", "-p", "5555"),
+                                  stdout=subprocess.PIPE, text=True, env=clean_env())
+        try:
+            _wait_for_line(server, "tunnel up on tun0")
+            _wait_for_line(client, "tunnel up on tun0")
+            for ns, cidr in ((ns_a, "10.8.0.1/24"), (ns_b, "10.8.0.2/24")):
+                ns.add_address("tun0", cidr)
+                ns.set_up("tun0")
+                ns.check_isolated(["wan0", "tun0"])
+            ping = ns_a.run("ping", "-c", "2", "-W", "2", "10.8.0.2", check=False)
+            assert ping.returncode == 0, ping.stdout + ping.stderr
+            assert "2 received" in ping.stdout
+        finally:
+            for process in (server, client):
+                process.kill()
+                process.wait(timeout=10)
