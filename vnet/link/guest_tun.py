@@ -221,14 +221,15 @@ class GuestTunDevice:
         """The next packet, cut to `size` bytes (the rest is lost, as Linux); None if none.
 
         With packet information, a buffer shorter than the header is
-        DeviceWriteError("EINVAL") and one shorter than the packet sets
+        DeviceWriteError("EINVAL") (and the packet is dropped, as Linux's
+        tun_do_read drops it), and one shorter than the packet sets
         TUN_PKT_STRIP in the header.
         """
-        if self.packet_info and size < _PI.size:
-            raise DeviceWriteError("EINVAL")
         if not self.queue:
             return None
         packet = self.queue.popleft()
+        if self.packet_info and size < _PI.size:
+            raise DeviceWriteError("EINVAL")  # the packet is lost, as on Linux
         if not self.packet_info:
             return packet[:size]
         if self.is_tap:

@@ -4,9 +4,10 @@
  * and a run under vnet can be compared line by line. Portable Linux C.
  *
  *   tun_probe            the comparison: mistakes and their errnos, then (after
- *                        a line on stdin, once tun0 is up with 10.8.0.1/24) a
- *                        ping written into the device, its answer read with a
- *                        10-byte buffer
+ *                        a line on stdin, once tun0 is up with 10.8.0.1/24 and
+ *                        tun1 with 10.9.0.1/24) a ping written into each device
+ *                        and its answer read with short buffers (tun1 carries
+ *                        the 4-byte packet information header)
  *   tun_probe hostile    what a hostile guest tries: a device it was not
  *                        granted, malformed and spoofed packets, oversized writes
  *   tun_probe idle SECS  creates tun0, sleeps without reading, then counts the
@@ -137,6 +138,8 @@ static int compare(void) {
     report("read_empty", read(fd, pkt, sizeof pkt));
     report("write_empty", write(fd, pkt, 0));
     report("ioctl_on_stdout", ioctl(1, TUNSETIFF, (void *)&ifr));
+    int pi = open("/dev/net/tun", O_RDWR);
+    report("setiff_pi", setiff(pi, "tun1", IFF_TUN, name));
     printf("created\n");
     fflush(stdout);
     char line[16];
@@ -156,6 +159,28 @@ static int compare(void) {
     report("read_tiny", read(fd, pkt, 10));
     printf("tiny first byte %#x protocol %d\n", pkt[0], pkt[9]);
     report("read_rest", read(fd, pkt, sizeof pkt));
+
+    /* tun1: with the 4-byte packet information header (no IFF_NO_PI) */
+    fcntl(pi, F_SETFL, fcntl(pi, F_GETFL) | O_NONBLOCK);
+    report("pi_write_short", write(pi, pkt, 2));
+    for (int round = 0; round < 2; round++) {
+        unsigned char framed[4 + 84] = {0, 0, 0x08, 0x00};
+        len = ip_packet(framed + 4, "10.9.0.2", "10.9.0.1", 1, 84);
+        report("pi_write_ping", write(pi, framed, (size_t)len + 4));
+        FD_ZERO(&rd);
+        FD_SET(pi, &rd);
+        struct timeval wait = {2, 0};
+        report("pi_select", select(pi + 1, &rd, NULL, NULL, &wait));
+        if (round == 0) {
+            report("pi_read_3", read(pi, pkt, 3));
+        } else {
+            memset(pkt, 0, sizeof pkt);
+            report("pi_read_10", read(pi, pkt, 10));
+            printf("pi header %02x%02x%02x%02x first byte %#x\n", pkt[0], pkt[1], pkt[2],
+                   pkt[3], pkt[4]);
+        }
+        report("pi_read_rest", read(pi, pkt, sizeof pkt));
+    }
     return 0;
 }
 
