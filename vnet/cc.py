@@ -136,7 +136,9 @@ def command(args: Sequence[str], language: str = "cc") -> list[str]:
         cmd.append("-fno-exceptions")
     cmd += user
     if linking:
-        cmd += [str(sdk_archive()), *LINK_FLAGS]
+        # the archive member with /dev's preopen has only a constructor: pull it in by
+        # exporting it (zig ignores -u for wasm)
+        cmd += ["-Wl,--export=__vnet_dev_preopen", str(sdk_archive()), *LINK_FLAGS]
     return cmd
 
 

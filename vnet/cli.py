@@ -177,6 +177,22 @@ def _open_tun(ns: argparse.Namespace, net: Any, host: Any, addrs: list[str],
 IFNAMSIZ = 16  # Linux's limit on a network device's name, with its NUL
 
 
+def _parse_guest_tun(specs: Sequence[str]) -> list[Any]:
+    """--guest-tun NAME[:tun|tap][=CIDR,...] → vnet.link.guest_tun.GuestDeviceGrant each."""
+    from vnet.link.guest_tun import parse_guest_tun
+
+    grants = []
+    for spec in specs:
+        try:
+            grants.append(parse_guest_tun(spec))
+        except ValueError as e:
+            raise CliError(f"vnet run: --guest-tun {spec!r}: {e}") from None
+    names = [g.name for g in grants]
+    if len(set(names)) != len(names):
+        raise CliError("vnet run: --guest-tun: a device name is granted twice")
+    return grants
+
+
 def _check_tun_name(name: str) -> None:
     if not name or len(name) >= IFNAMSIZ or "/" in name or any(c.isspace() for c in name) \
             or name in (".", ".."):
@@ -430,6 +446,12 @@ def _build_parser() -> argparse.ArgumentParser:
                      "'or': 'tcp dport 80 or tcp sport 80'")
     run.add_argument("--pcap-loopback", action="store_true",
                      help="capture the guest host's loopback interface too")
+    run.add_argument("--guest-tun", action="append", default=[],
+                     metavar="NAME[:tun|tap][=CIDR,...]",
+                     help="grant the guest a TUN (default) or TAP device NAME, which it "
+                     "creates with open(\"/dev/net/tun\") and ioctl(TUNSETIFF) and which "
+                     "appears on its host with these addresses (repeatable; not the kernel "
+                     "bridge --tun)")
     tun = run.add_argument_group(
         "TUN bridge (real time, needs CAP_NET_ADMIN and /dev/net/tun)",
         "Bridge the guest's host to the Linux kernel through a TUN device: the kernel side "
@@ -790,7 +812,7 @@ def _run_guest(ns: argparse.Namespace, rules: Any, module: Any, env: list[tuple[
             stdin=_stdin_for(sched),
             stdout=write_through(out), stderr=write_through(sys.stderr),
             limits=limits, name=Path(ns.module).stem, debug=ns.debug, host=host,
-            tcplisten=listeners,
+            tcplisten=listeners, devices=_parse_guest_tun(ns.guest_tun),
         )
         if ns.invoke not in (None, "_start"):
             config.entry = ns.invoke

@@ -391,7 +391,8 @@ class Network:
                 started[f"{hspec.name}/{gspec.name}"] = host.run(
                     gspec.module, *gspec.args, argv0=gspec.name, env=dict(gspec.env),
                     dirs=[f"{real}::{seen}" for real, seen in gspec.dirs],
-                    tcplisten=gspec.tcplisten, delay=gspec.start_ns / 1e9, name=gspec.name)
+                    tcplisten=gspec.tcplisten, delay=gspec.start_ns / 1e9, name=gspec.name,
+                    devices=gspec.devices)
         return started
 
 
@@ -627,7 +628,8 @@ class Host:
             dirs: Mapping[str, str | os.PathLike[str]] | Sequence[str] | None = None,
             stdin: bytes = b"", tcplisten: Sequence[tuple[str, int]] = (),
             limits: GuestLimits | None = None, name: str | None = None,
-            argv0: str | None = None, delay: float = 0.0) -> GuestProcess:
+            argv0: str | None = None, delay: float = 0.0,
+            devices: Sequence[Any] = ()) -> GuestProcess:
         """Start a wasm guest on this host; returns its `GuestProcess` at once.
 
         `args` follow argv[0] (`argv0`, default the module's file stem).
@@ -636,7 +638,9 @@ class Host:
         the guest listening sockets as fds 3, 4, ... (`[("0.0.0.0", 7000)]`).
         The guest starts after `delay` seconds (virtual in virtual time) and
         runs whenever the network runs: in `process.wait()`, a blocking
-        socket call, `net.run_for()`.
+        socket call, `net.run_for()`. `devices` grants TUN/TAP devices
+        (`vnet.link.guest_tun.GuestDeviceGrant`, or "NAME[:tun|tap][=CIDR,...]"
+        as `vnet run --guest-tun`), which the guest creates through /dev/net/tun.
         """
         from vnet.guest.runtime import Guest, GuestConfig, load_module
 
@@ -655,7 +659,7 @@ class Host:
                              env=[(str(k), str(v)) for k, v in (env or {}).items()],
                              preopens=preopens, stdin=stdin, stdout=process._out.extend,
                              stderr=process._err.extend, name=label, host=self,
-                             tcplisten=list(tcplisten))
+                             tcplisten=list(tcplisten), devices=_device_grants(devices))
         if limits is not None:
             config.limits = limits
         process.guest = Guest(self.network.scheduler, config, load_module(path))
@@ -1411,3 +1415,10 @@ class GuestProcess:
     def _not_done(self, what: str) -> str:
         return (f"guest {self.name} {what}\n--- stdout\n{self.stdout}--- stderr\n"
                 f"{self.stderr}")
+
+
+def _device_grants(devices: Sequence[Any]) -> list[Any]:
+    """`Host.run(devices=...)`: grants, or their `--guest-tun` spellings, as grants."""
+    from vnet.link.guest_tun import GuestDeviceGrant, parse_guest_tun
+
+    return [d if isinstance(d, GuestDeviceGrant) else parse_guest_tun(str(d)) for d in devices]

@@ -356,7 +356,8 @@ def _run(topo: Topology, net: Network, hosts: dict[str, Host], captures: list[Ca
                               env=gspec.env, preopens=gspec.dirs,
                               stdout=injector.watch_output(label, sink),
                               stderr=injector.watch_output(label, sink),
-                              name=label, host=hosts[hspec.name], tcplisten=gspec.tcplisten)
+                              name=label, host=hosts[hspec.name], tcplisten=gspec.tcplisten,
+                              devices=gspec.devices)
             if gspec.limits is not None:
                 cfg.limits = gspec.limits
             guest = Guest(sched, cfg, load_module(gspec.module))

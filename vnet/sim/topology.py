@@ -129,6 +129,8 @@
     memory = "64MB"              # limits: linear memory, open fds, CPU time
     fds = 64
     cpu_time = "10s"
+    devices = [{ name = "tun0", kind = "tun", addresses = ["10.8.0.1/24"] }]  # TUN/TAP it
+                                 # may create (/dev/net/tun), or "tun0:tun=10.8.0.1/24"
 
 Units are strings everywhere, the same as in the Python API (`vnet.units`):
 durations "2ms" / "1.5s" / "3min", rates "10Mbit" / "1Gbit" / "512kbit", sizes
@@ -150,6 +152,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from vnet.link.guest_tun import GuestDeviceGrant, parse_guest_tun
 from vnet.sim.faults import ACTIONS, FaultSpec, RandomFaults
 
 if TYPE_CHECKING:
@@ -270,6 +273,8 @@ class GuestSpec:
     limits: GuestLimits | None = None
     #: `stop`: killed this long after the run starts (None: runs to the end).
     stop_ns: int | None = None
+    #: TUN/TAP devices granted to the guest (its `devices` key; `_guest_devices`).
+    devices: list[GuestDeviceGrant] = field(default_factory=list)
 
 
 @dataclass
@@ -596,7 +601,7 @@ def parse(data: dict[str, Any], path: Path, text: str = "") -> Topology:
             gkey = (*hkey, "guests", index)
             _expect(gspec, dict, path, loc.line(*gkey), "a guest")
             _check_keys(gspec, {"name", "module", "args", "env", "dirs", "tcplisten", "start",
-                                *_GUEST_LIMIT_KEYS}, path, loc, gkey,
+                                *_GUEST_LIMIT_KEYS, "devices"}, path, loc, gkey,
                         f"a guest of host {hname!r}")
             module = gspec.get("module")
             if not isinstance(module, str):
@@ -641,6 +646,8 @@ def parse(data: dict[str, Any], path: Path, text: str = "") -> Topology:
                                          [(str(k), str(v)) for k, v in env.items()], dirs,
                                          listeners, start))
             _guest_limits(gspec, host.guests[-1], path, loc, gkey)
+            host.guests[-1].devices = _guest_devices(gspec.get("devices", []), path,
+                                                     loc.line(*gkey, "devices"))
         _router_keys(hspec, host, topo, path, loc, hkey)
         topo.hosts[hname] = host
     _check_links(topo, path, loc)
@@ -1556,3 +1563,38 @@ def _tun(spec: Any, topo: Topology, path: Path, loc: _Locator,
                 raise TopologyError(path, loc.line(*key, "publish"), f"publish: {e}") from None
             tun.publish.append(str(item))
     return tun
+
+
+def _guest_devices(value: object, path: Path, line: int | None) -> list[GuestDeviceGrant]:
+    """A guest's ``devices``: the TUN/TAP devices it may create through /dev/net/tun.
+
+    Each is a table ``{name = "tun0", kind = "tun" | "tap", addresses = ["10.8.0.1/24"],
+    routes = ["10.2.0.0/24"], mtu = 1500}`` (only ``name`` required) or the string
+    ``"NAME[:tun|tap][=CIDR,...]"`` as ``vnet run --guest-tun`` takes it.
+    """
+    if not isinstance(value, list):
+        raise TopologyError(path, line, "devices must be a list of devices")
+    grants: list[GuestDeviceGrant] = []
+    for item in value:
+        try:
+            if isinstance(item, str):
+                grant = parse_guest_tun(item)
+            elif isinstance(item, dict):
+                unknown = set(item) - {"name", "kind", "addresses", "routes", "mtu"}
+                if unknown:
+                    raise ValueError(f"unknown key {sorted(unknown)[0]!r} (keys: name, kind, "
+                                     "addresses, routes, mtu)")
+                if not isinstance(item.get("name"), str):
+                    raise ValueError("a device needs name = \"tun0\"")
+                grant = GuestDeviceGrant(item["name"], str(item.get("kind", "tun")),
+                                         tuple(str(a) for a in item.get("addresses", [])),
+                                         tuple(str(r) for r in item.get("routes", [])),
+                                         int(item.get("mtu", 1500)))
+            else:
+                raise ValueError(f"{item!r} is neither a table nor \"NAME[:KIND][=CIDR,...]\"")
+        except (ValueError, TypeError) as e:
+            raise TopologyError(path, line, f"bad device: {e}") from None
+        if any(g.name == grant.name for g in grants):
+            raise TopologyError(path, line, f"device {grant.name} is granted twice")
+        grants.append(grant)
+    return grants
