@@ -5,8 +5,11 @@ flags, MTU, addresses with prefixes; the layout is `struct vnet_if` in
 vnet/sdk/ABI.md), `fd_limit` tells the SDK's poll() the guest's descriptor
 limit, and `sock_setsockopt`/`sock_getsockopt` take Linux-numbered options
 with the option's raw bytes, so the SDK's setsockopt/getsockopt reach the
-stack with Linux's rules. Like vnet.guest.wasix, each call reads and writes
-guest memory through `ctx.mem` and acts on the guest's own host only.
+stack with Linux's rules. `host_name` gives gethostname/uname the virtual
+host's name, `fd_dup` is dup/dup2/dup3 on the guest's fd table and `fd_pipe`
+makes a pipe inside the guest (vnet.guest.pipe). Like vnet.guest.wasix, each
+call reads and writes guest memory through `ctx.mem` and acts on the guest's
+own host only.
 """
 
 from __future__ import annotations
@@ -17,9 +20,10 @@ from typing import Any
 
 from .abi import host_function
 from .context import GuestContext
+from .pipe import new_pipe
 from .sockets import _LINUX_TO_WASI
-from .wasi_types import Errno, WasiError
-from .wasix import _getsockopt, _host, _setsockopt, _sock
+from .wasi_types import FDFLAGS_NONBLOCK, Errno, WasiError
+from .wasix import _getsockopt, _host, _setsockopt, _sock, guest_socket_memory
 
 V = "vnet_v1"
 
@@ -122,4 +126,61 @@ def vnet_sock_getsockopt(ctx: GuestContext, fd: int, level: int, name: int, valu
     data = data[:capacity]
     ctx.mem.write(value_ptr, data)
     ctx.mem.write_u32(len_ptr, len(data))
+    return Errno.SUCCESS
+
+
+# --- POSIX pieces: host name, dup, pipe (the SDK's unistd.c) ----------------------
+
+HOST_NAME_MAX = 64  # Linux's: the longest name gethostname returns (uname's nodename is 65)
+FD_DUP_LOWEST = 0xFFFFFFFF  # fd_dup's `target` for dup(): the lowest free fd
+
+
+@host_function(V, "host_name", "iii")
+def host_name(ctx: GuestContext, buf_ptr: int, buf_len: int, len_ptr: int) -> int:
+    """The virtual host's name (gethostname, uname's nodename): its length always
+    goes to *len_ptr; the bytes (no terminator) only if they fit in buf_len."""
+    host = ctx.extensions.get("host")
+    name = str(getattr(host, "name", None) or "localhost").encode()[:HOST_NAME_MAX]
+    ctx.mem.write_u32(len_ptr, len(name))
+    if len(name) > buf_len:
+        raise WasiError(Errno.ENAMETOOLONG)
+    ctx.mem.write(buf_ptr, name)
+    return Errno.SUCCESS
+
+
+@host_function(V, "fd_dup", "iiii")
+def fd_dup(ctx: GuestContext, fd: int, target: int, lowest: int, ret_fd_ptr: int) -> int:
+    """dup (target FD_DUP_LOWEST: the lowest free fd ≥ `lowest`, as F_DUPFD) and dup2
+    (target: that fd, closing what it held). Both fds share one open description."""
+    ctx.mem.check(ret_fd_ptr, 4)
+    if target == FD_DUP_LOWEST:
+        new = ctx.fds.dup(fd, lowest)
+    else:
+        new = ctx.fds.dup_to(fd, target)
+    ctx.mem.write_u32(ret_fd_ptr, new)
+    return Errno.SUCCESS
+
+
+PIPE_FLAG_NONBLOCK = 1
+
+
+@host_function(V, "fd_pipe", "iii")
+def fd_pipe(ctx: GuestContext, flags: int, read_fd_ptr: int, write_fd_ptr: int) -> int:
+    """pipe2: a read end and a write end (PIPE_FLAG_NONBLOCK: both non-blocking)."""
+    if flags & ~PIPE_FLAG_NONBLOCK:
+        raise WasiError(Errno.EINVAL)
+    ctx.mem.check(read_fd_ptr, 4)
+    ctx.mem.check(write_fd_ptr, 4)
+    if len(ctx.fds) + 2 > ctx.fds.max_fds:
+        raise WasiError(Errno.EMFILE)
+    host = ctx.extensions.get("host")
+    memory = guest_socket_memory(ctx, host) if host is not None else None
+    read_end, write_end = new_pipe(memory)
+    if flags & PIPE_FLAG_NONBLOCK:
+        read_end.set_fdflags(FDFLAGS_NONBLOCK)
+        write_end.set_fdflags(FDFLAGS_NONBLOCK)
+    read_fd = ctx.fds.add(read_end)
+    write_fd = ctx.fds.add(write_end)
+    ctx.mem.write_u32(read_fd_ptr, read_fd)
+    ctx.mem.write_u32(write_fd_ptr, write_fd)
     return Errno.SUCCESS
