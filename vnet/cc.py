@@ -11,8 +11,9 @@ toolchain file (`vnet cc --print-toolchain`, vnet/sdk/cmake/vnet-wasm32.cmake)
 work as with any cross compiler. `vnet c++` is zig's clang++ with zig's
 libc++, built for wasm32-wasi without exceptions, so it adds
 `-fno-exceptions`. The driver's exit status is the compiler's; a failure on
-something WASI cannot have (fork, exec, threads …) gets one explaining line
-after clang's diagnostics.
+something WASI cannot have (threads, signals …) gets one explaining line
+after clang's diagnostics; fork, exec and friends link (the SDK defines them
+to fail at run time with ENOSYS).
 
 This module runs the compiler and writes the SDK archive into the build
 cache; nothing else.
