@@ -47,6 +47,11 @@ BASE_FLAGS = [
     *(f"-D_WASI_EMULATED_{e.upper().replace('-', '_')}" for e in EMULATIONS),
 ]
 LINK_FLAGS = [f"-lwasi-emulated-{e}" for e in EMULATIONS]
+#: `vnet build --linux` / `vnet cc --linux`: the macros gcc defines on Linux (not
+#: __gnu_linux__, which promises glibc), for programs that take their Linux branch
+#: (`#ifdef __linux__`: TUN, rtnetlink, SO_* options). wasi-libc's headers compile
+#: with them, and the SDK gives the Linux APIs such programs reach for.
+LINUX_DEFINES = ["-D__linux__", "-D__linux"]
 
 
 class BuildError(Exception):

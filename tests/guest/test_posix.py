@@ -233,3 +233,82 @@ def test_vnet_cc_links_process_calls_and_a_daemon_carries_on(tmp_path: Path) -> 
         "fork: Function not implemented\n"
         "waitpid: No child process\n"
         "serving on daemon (daemon)\n")
+
+
+LINUX_BRANCH_PROGRAM = r"""
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <ifaddrs.h>
+#include <net/if.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/random.h>
+#include <sys/select.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/types.h>
+#include <sys/uio.h>
+#include <sys/utsname.h>
+#include <sys/wait.h>
+#include <syslog.h>
+#include <time.h>
+#include <unistd.h>
+
+int main(void) {
+#ifdef __linux__
+    int p[2];
+    unsigned char r[4];
+    int s = socket(AF_INET, SOCK_DGRAM, 0);
+    int tos = 0x10;
+    if (pipe2(p, O_NONBLOCK) == 0 && getrandom(r, sizeof r, GRND_NONBLOCK) == 4 &&
+        setsockopt(s, IPPROTO_IP, IP_TOS, &tos, sizeof tos) == 0)
+        puts("linux branch");
+#else
+    puts("portable branch");
+#endif
+    return 0;
+}
+"""
+
+
+def test_linux_flag_defines_linux_and_the_linux_branch_builds(tmp_path: Path) -> None:
+    """`vnet build --linux` and `vnet cc --linux` take a program's `#ifdef __linux__`
+    branch, as gcc on Linux does; without the flag the portable branch is built."""
+    src = tmp_path / "branch.c"
+    src.write_text(LINUX_BRANCH_PROGRAM)
+    native = subprocess.run(["gcc", "-Wall", "-Werror", str(src), "-o", str(tmp_path / "n")],
+                            capture_output=True, text=True, timeout=120)
+    assert native.returncode == 0, native.stderr
+    assert subprocess.run([str(tmp_path / "n")], capture_output=True, text=True,
+                          timeout=60).stdout == "linux branch\n"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    vnet = [sys.executable, "-m", "vnet"]
+    builds = {
+        "build --linux": ["build", "--linux", str(src), "-o", str(tmp_path / "a.wasm")],
+        "cc --linux": ["cc", "--linux", "-Wall", "-Werror", str(src), "-o",
+                       str(tmp_path / "b.wasm")],
+        "build": ["build", str(src), "-o", str(tmp_path / "c.wasm")],
+    }
+    outputs = {}
+    for label, argv in builds.items():
+        built = subprocess.run([*vnet, *argv], capture_output=True, text=True, env=env,
+                               timeout=600)
+        assert built.returncode == 0, f"{label}: {built.stderr}"
+        ran = subprocess.run([*vnet, "run", "--virtual-time", argv[-1]], capture_output=True,
+                             text=True, env=env, timeout=120)
+        assert ran.returncode == 0, f"{label}: {ran.stderr}"
+        outputs[label] = ran.stdout
+    assert outputs == {"build --linux": "linux branch\n", "cc --linux": "linux branch\n",
+                       "build": "portable branch\n"}
