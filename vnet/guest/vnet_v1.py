@@ -7,7 +7,9 @@ limit, and `sock_setsockopt`/`sock_getsockopt` take Linux-numbered options
 with the option's raw bytes, so the SDK's setsockopt/getsockopt reach the
 stack with Linux's rules. `host_name` gives gethostname/uname the virtual
 host's name, `fd_dup` is dup/dup2/dup3 on the guest's fd table and `fd_pipe`
-makes a pipe inside the guest (vnet.guest.pipe). Like vnet.guest.wasix, each
+makes a pipe inside the guest (vnet.guest.pipe), and `sock_recvmsg` is
+sock_recv_from with the datagram's control messages (IP_PKTINFO, SO_TIMESTAMP
+…, stack.ancillary). Like vnet.guest.wasix, each
 call reads and writes guest memory through `ctx.mem` and acts on the guest's
 own host only.
 """
@@ -20,10 +22,29 @@ from typing import Any
 
 from .abi import host_function
 from .context import GuestContext
+from .memory import iovecs_total
 from .pipe import new_pipe
-from .sockets import _LINUX_TO_WASI
-from .wasi_types import FDFLAGS_NONBLOCK, Errno, WasiError
-from .wasix import _getsockopt, _host, _setsockopt, _sock, guest_socket_memory
+from .sockets import _LINUX_TO_WASI, ADDR_PORT_SIZE, raise_wasi, write_addr_port
+from .wasi_core import wait_for_io
+from .wasi_types import (
+    FDFLAGS_NONBLOCK,
+    RIFLAGS_RECV_PEEK,
+    ROFLAGS_RECV_DATA_TRUNCATED,
+    Errno,
+    WasiError,
+)
+from .wasix import (
+    MAX_IO,
+    _deadline,
+    _getsockopt,
+    _host,
+    _message_iovecs,
+    _recv,
+    _setsockopt,
+    _sock,
+    _socket_family_addr,
+    guest_socket_memory,
+)
 
 V = "vnet_v1"
 
@@ -183,4 +204,74 @@ def fd_pipe(ctx: GuestContext, flags: int, read_fd_ptr: int, write_fd_ptr: int) 
     write_fd = ctx.fds.add(write_end)
     ctx.mem.write_u32(read_fd_ptr, read_fd)
     ctx.mem.write_u32(write_fd_ptr, write_fd)
+    return Errno.SUCCESS
+
+
+# --- recvmsg with control messages (the SDK's recvmsg) ----------------------------
+
+CONTROL_RECORD = struct.Struct("<III")  # level, type, data length; data follows, 4-aligned
+
+
+def encode_control(records: list[tuple[int, int, bytes]]) -> bytes:
+    out = bytearray()
+    for level, kind, data in records:
+        out += CONTROL_RECORD.pack(level, kind, len(data)) + data
+        out += bytes(-len(out) % 4)
+    return bytes(out)
+
+
+@host_function(V, "sock_recvmsg", "iiiiiiiiii")
+def sock_recvmsg(ctx: GuestContext, fd: int, iovs_ptr: int, iovs_len: int, riflags: int,
+                 size_ptr: int, roflags_ptr: int, addr_ptr: int, control_ptr: int,
+                 control_len: int, control_used_ptr: int) -> int:
+    """wasix sock_recv_from plus the datagram's control messages (stack.ancillary).
+
+    The records (u32 level, u32 type, u32 length, data padded to 4 bytes) that
+    fit in control_len are written at control_ptr; *control_used_ptr gets the
+    length of all of them, so the SDK sees what was cut (MSG_CTRUNC). A socket
+    that asked for no control message receives exactly as sock_recv_from does.
+    """
+    desc = _sock(ctx, fd)
+    mem = ctx.mem
+    mem.check(size_ptr, 4)
+    mem.check(roflags_ptr, 2)
+    mem.check(addr_ptr, ADDR_PORT_SIZE)
+    mem.check(control_used_ptr, 4)
+    core = desc.core
+    recvmsg = getattr(core, "recvmsg", None)
+    control: list[tuple[int, int, bytes]] = []
+    if recvmsg is None or not getattr(core, "recv_ancillary", 0):
+        stored, roflags, src, port = _recv(ctx, desc, iovs_ptr, iovs_len, riflags)
+    else:
+        iovs = _message_iovecs(ctx, iovs_ptr, iovs_len)
+        total = min(iovecs_total(iovs), MAX_IO)
+        peek = bool(riflags & RIFLAGS_RECV_PEEK)
+        sched = ctx.scheduler
+        offset = sched.realtime_ns() - sched.monotonic_ns()
+
+        def attempt() -> tuple[bytes, bytes, int, bool]:
+            try:
+                data, source, sport, truncated, found = recvmsg(total, peek, offset)
+            except OSError as e:
+                raise_wasi(e)
+                raise AssertionError from None
+            control[:] = found
+            return data, source, sport, truncated
+
+        data, src, port, truncated = wait_for_io(ctx, desc, attempt, desc.readiness_read,
+                                                 _deadline(ctx, desc.recv_timeout_ns))
+        stored = mem.scatter(iovs, data)
+        roflags = ROFLAGS_RECV_DATA_TRUNCATED if truncated else 0
+    encoded = encode_control(control)
+    fitting = b""
+    for count in range(len(control), 0, -1):
+        candidate = encode_control(control[:count])
+        if len(candidate) <= control_len:
+            fitting = candidate
+            break
+    mem.write(control_ptr, fitting)
+    mem.write_u32(control_used_ptr, len(encoded))
+    mem.write_u32(size_ptr, stored)
+    mem.write_u16(roflags_ptr, roflags)
+    write_addr_port(mem, addr_ptr, _socket_family_addr(desc, src) if src else src, port)
     return Errno.SUCCESS
