@@ -14,8 +14,9 @@ Linux's put_cmsg does it). The same source runs
   addresses, in virtual and in real time;
 
 and both must print the same lines. Under vnet it also sends a datagram with
-IP_TOS 0xb9 to ``bravo`` and one with IPV6_TCLASS 0x2a: the capture shows the
-bits in the IPv4 and IPv6 headers. SO_TIMESTAMP is checked to lie between the
+IP_TOS 0xb9 to ``bravo`` and one with IPV6_TCLASS 0x2a, and opens a TCP
+connection each way with 0xb9 / 0x2b: the capture shows the bits in the IPv4
+and IPv6 headers (without the ECN bits on TCP, as Linux). SO_TIMESTAMP is checked to lie between the
 program's own gettimeofday before and after the call (virtual time when
 virtual).
 
@@ -30,7 +31,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from scapy.layers.inet import IP, UDP
+from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.inet6 import IPv6
 
 from vnet.build import build_wasm
@@ -127,6 +128,17 @@ def test_tos_and_traffic_class_are_in_the_sent_headers(
     assert [ip.tos for ip in v4] and all(ip.tos == 0xb9 for ip in v4), sent
     assert [ip.tc for ip in v6] and all(ip.tc == 0x2a for ip in v6), sent
     assert bytes(v4[0][UDP].payload) == b"tos" and bytes(v6[0][UDP].payload) == b"tclass"
+
+
+def test_tcp_syn_carries_tos_without_the_ecn_bits(vnet_virtual: tuple[str, bytes]) -> None:
+    """IP_TOS 0xb9 / IPV6_TCLASS 0x2b on a TCP socket: the SYN says 0xb8 / 0x28, as Linux
+    keeps a stream's ECN field TCP's own (getsockopt reports the same, compared above)."""
+    syns = [p.packet for p in packets_from(vnet_virtual[1])
+            if p.packet.haslayer(TCP) and p.packet[TCP].dport == 9 and p.packet[TCP].flags.S]
+    v4 = [p[IP].tos for p in syns if p.haslayer(IP)]
+    v6 = [p[IPv6].tc for p in syns if p.haslayer(IPv6)]
+    assert v4 and set(v4) == {0xb8}, syns
+    assert v6 and set(v6) == {0x28}, syns
 
 
 def test_timestamps_are_virtual_time(wasm: Path, vnet_virtual: tuple[str, bytes]) -> None:

@@ -21,6 +21,7 @@
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -302,6 +303,31 @@ static void ipv6(void) {
     close(tx4);
 }
 
+/* TCP: the marking options keep the ECN bits TCP's own; the per-datagram ones are
+ * accepted and reported (a stream delivers no control message for them). */
+static void tcp(void) {
+    int s4 = socket(AF_INET, SOCK_STREAM, 0);
+    int s6 = socket(AF_INET6, SOCK_STREAM, 0);
+    ERR("tcp_ip_tos_set", setint(s4, IPPROTO_IP, IP_TOS, 0xb9));
+    VAL("tcp_ip_tos_get", getint(s4, IPPROTO_IP, IP_TOS));
+    ERR("tcp_ipv6_tclass_set", setint(s6, IPPROTO_IPV6, IPV6_TCLASS, 0x2b));
+    VAL("tcp_ipv6_tclass_get", getint(s6, IPPROTO_IPV6, IPV6_TCLASS));
+    ERR("tcp_ipv6_tclass_minus_one", setint(s6, IPPROTO_IPV6, IPV6_TCLASS, -1));
+    VAL("tcp_ipv6_tclass_after_minus_one", getint(s6, IPPROTO_IPV6, IPV6_TCLASS));
+    ERR("tcp_ipv6_tclass_too_big", setint(s6, IPPROTO_IPV6, IPV6_TCLASS, 256));
+    ERR("tcp_ipv6_tclass_on_inet", setint(s4, IPPROTO_IPV6, IPV6_TCLASS, 8));
+    ERR("tcp_ip_tos_on_inet6", setint(s6, IPPROTO_IP, IP_TOS, 0x20));
+    VAL("tcp_ip_tos_on_inet6_get", getint(s6, IPPROTO_IP, IP_TOS));
+    ERR("tcp_so_timestamp_set", setint(s4, SOL_SOCKET, SO_TIMESTAMP, 1));
+    VAL("tcp_so_timestamp_get", getint(s4, SOL_SOCKET, SO_TIMESTAMP));
+    ERR("tcp_ip_pktinfo_set", setint(s4, IPPROTO_IP, IP_PKTINFO, 1));
+    VAL("tcp_ip_pktinfo_get", getint(s4, IPPROTO_IP, IP_PKTINFO));
+    ERR("tcp_ipv6_recvpktinfo_set", setint(s6, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1));
+    VAL("tcp_ipv6_recvpktinfo_get", getint(s6, IPPROTO_IPV6, IPV6_RECVPKTINFO));
+    close(s4);
+    close(s6);
+}
+
 int main(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (strncmp(argv[i], "v4=", 3) == 0)
@@ -320,16 +346,38 @@ int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     ipv4();
     ipv6();
+    tcp();
     if (peer4) {
         int fd = socket(AF_INET, SOCK_DGRAM, 0);
         setint(fd, IPPROTO_IP, IP_TOS, 0xb9);
         send_to(fd, peer4, 9, "tos");
+        close(fd);
+        /* a TCP SYN carries IP_TOS without its ECN bits */
+        fd = socket(AF_INET, SOCK_STREAM, 0);
+        setint(fd, IPPROTO_IP, IP_TOS, 0xb9);
+        struct sockaddr_in a = {0};
+        a.sin_family = AF_INET;
+        a.sin_port = htons(9);
+        inet_pton(AF_INET, peer4, &a.sin_addr);
+        int flags = fcntl(fd, F_GETFL);
+        fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+        connect(fd, (struct sockaddr *)&a, sizeof a);
         close(fd);
     }
     if (peer6) {
         int fd = socket(AF_INET6, SOCK_DGRAM, 0);
         setint(fd, IPPROTO_IPV6, IPV6_TCLASS, 0x2a);
         send_to(fd, peer6, 9, "tclass");
+        close(fd);
+        fd = socket(AF_INET6, SOCK_STREAM, 0);
+        setint(fd, IPPROTO_IPV6, IPV6_TCLASS, 0x2b);
+        struct sockaddr_in6 a = {0};
+        a.sin6_family = AF_INET6;
+        a.sin6_port = htons(9);
+        inet_pton(AF_INET6, peer6, &a.sin6_addr);
+        int flags = fcntl(fd, F_GETFL);
+        fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+        connect(fd, (struct sockaddr *)&a, sizeof a);
         close(fd);
     }
     result(CMSG_LEN(0) == CMSG_ALIGN(sizeof(struct cmsghdr)), "cmsg_len_macro", "CMSG_LEN(0)");
