@@ -237,6 +237,7 @@ def sock_recvmsg(ctx: GuestContext, fd: int, iovs_ptr: int, iovs_len: int, rifla
     mem.check(roflags_ptr, 2)
     mem.check(addr_ptr, ADDR_PORT_SIZE)
     mem.check(control_used_ptr, 4)
+    mem.check(control_ptr, control_len)
     core = desc.core
     recvmsg = getattr(core, "recvmsg", None)
     control: list[tuple[int, int, bytes]] = []
