@@ -222,6 +222,14 @@ static void test_dup(void) {
     CHECK_ERRNO("dup3_same_fd", dup3(d, d, 0), EINVAL);
     CHECK_ERRNO("dup3_bad_flags", dup3(d, t, 0x4242), EINVAL);
     CHECK("dup3_cloexec", dup3(d, t, O_CLOEXEC) == t, "dup3: %s", strerror(errno));
+    int at = fcntl(d, F_DUPFD, 150);
+    CHECK("fcntl_dupfd", at >= 150 && lseek(at, 0, SEEK_CUR) == 6, "F_DUPFD %d", at);
+    int at2 = fcntl(d, F_DUPFD_CLOEXEC, 150);
+    CHECK("fcntl_dupfd_cloexec", at2 > at, "F_DUPFD_CLOEXEC %d (after %d)", at2, at);
+    close(at);
+    close(at2);
+    CHECK_ERRNO("fcntl_dupfd_negative", fcntl(d, F_DUPFD, -1), EINVAL);
+    CHECK_ERRNO("fcntl_dupfd_bad_fd", fcntl(999, F_DUPFD, 0), EBADF);
     int high = dup2(d, 200);
     CHECK("dup2_high_fd", high == 200 && lseek(200, 0, SEEK_CUR) == 6, "dup2 %d", high);
     CHECK("dup_after_high", dup(d) < 200, "lowest");

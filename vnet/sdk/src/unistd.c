@@ -1,6 +1,6 @@
 /*
  * unistd.c — vnet SDK: the POSIX calls that need the host: pipe, pipe2,
- * dup, dup2, dup3 (vnet_v1.fd_pipe, fd_dup), gethostname, uname (the
+ * dup, dup2, dup3, fcntl's F_DUPFD (vnet_v1.fd_pipe, fd_dup), gethostname, uname (the
  * virtual host's name, vnet_v1.host_name) and getrandom (WASI random_get,
  * seeded in virtual time). errno values and argument checks are Linux's.
  */
@@ -9,6 +9,7 @@
 #endif
 #include <errno.h>
 #include <fcntl.h>
+#include <stdarg.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/utsname.h>
@@ -53,6 +54,24 @@ int dup3(int fd, int target, int flags) {
     if (fd == target)
         return errno = EINVAL, -1;
     return dup2(fd, target);
+}
+
+/* wasi-libc's fcntl, under its own link name */
+int __wasilibc_fcntl(int, int, ...) __asm__("fcntl");
+
+int fcntl(int fd, int cmd, ...) {
+    va_list ap;
+    va_start(ap, cmd);
+    int arg = va_arg(ap, int); /* every command takes an int or a pointer (32 bits) */
+    va_end(ap);
+    if (cmd == F_DUPFD || cmd == F_DUPFD_CLOEXEC) {
+        if (arg < 0)
+            return errno = EINVAL, -1;
+        int32_t new_fd;
+        int32_t err = __vnet_fd_dup(fd, VNET_FD_DUP_LOWEST, (uint32_t)arg, &new_fd);
+        return err ? (errno = err, -1) : new_fd;
+    }
+    return __wasilibc_fcntl(fd, cmd, arg);
 }
 
 /* gethostname as glibc: copies at most len bytes; ENAMETOOLONG when the name and
