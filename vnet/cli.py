@@ -1,7 +1,7 @@
 """The `vnet` command line: build and run guests.
 
     vnet build SRC.c [SRC.c ...] -o OUT.wasm [-I DIR] [-D NAME[=VALUE]] [-O LEVEL]
-             [-g0] [--strip] [-v]
+             [-g0] [--strip] [-v] [--linux]
     vnet cc|c++ CLANG-ARGS...   (a compiler for configure, Make, CMake: vnet.cc)
     vnet cc --print-toolchain   (the CMake toolchain file)
     vnet GUEST.wasm|GUEST.wat [ARGS...]   (= vnet run GUEST ARGS, as in wasmtime)
