@@ -23,6 +23,7 @@ it has one (its --max-memory), as socket queues are. Touches no guest memory.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from .fdtable import FileDescription, Filestat, Readiness
@@ -43,13 +44,20 @@ _NOT_READY = Readiness(False)
 class Pipe:
     """The shared buffer: pages of bytes, and whether each end is still open."""
 
-    def __init__(self, memory: Any = None) -> None:
+    def __init__(self, memory: Any = None, wake: Callable[[], None] | None = None) -> None:
         # each page: [bytearray of what was written into it, read offset]
         self.pages: deque[list[Any]] = deque()
         self.queued = 0
         self.readers = 1
         self.writers = 1
         self.memory = memory  # a stack.socket_memory.SocketMemory, or None
+        #: tells the scheduler that a waiter's readiness may have changed (another
+        #: thread of the guest blocked on the other end); called under the network lock
+        self.wake = wake
+
+    def changed(self) -> None:
+        if self.wake is not None:
+            self.wake()
 
     def _charge(self, size: int) -> bool:
         if self.memory is None:
@@ -93,6 +101,7 @@ class Pipe:
         self.queued += done
         if done == 0:
             raise WasiError(Errno.EAGAIN)
+        self.changed()
         return done
 
     def read(self, size: int) -> bytes:
@@ -113,6 +122,7 @@ class Pipe:
                 entry[1] = offset
         self.queued -= len(out)
         self._charge(-len(out))
+        self.changed()
         return bytes(out)
 
     def release(self) -> None:
@@ -153,6 +163,7 @@ class PipeReadEnd(FileDescription):
         pipe.readers -= 1
         if not pipe.readers:
             pipe.release()  # nobody can read what is queued any more
+        pipe.changed()
 
 
 class PipeWriteEnd(FileDescription):
@@ -185,8 +196,10 @@ class PipeWriteEnd(FileDescription):
         pipe.writers -= 1
         if not pipe.readers and not pipe.writers:
             pipe.release()
+        pipe.changed()
 
 
-def new_pipe(memory: Any = None) -> tuple[PipeReadEnd, PipeWriteEnd]:
-    pipe = Pipe(memory)
+def new_pipe(memory: Any = None, wake: Callable[[], None] | None = None
+             ) -> tuple[PipeReadEnd, PipeWriteEnd]:
+    pipe = Pipe(memory, wake)
     return PipeReadEnd(pipe), PipeWriteEnd(pipe)

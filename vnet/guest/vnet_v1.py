@@ -196,7 +196,7 @@ def fd_pipe(ctx: GuestContext, flags: int, read_fd_ptr: int, write_fd_ptr: int) 
         raise WasiError(Errno.EMFILE)
     host = ctx.extensions.get("host")
     memory = guest_socket_memory(ctx, host) if host is not None else None
-    read_end, write_end = new_pipe(memory)
+    read_end, write_end = new_pipe(memory, host.stack.driver.wake if host is not None else None)
     if flags & PIPE_FLAG_NONBLOCK:
         read_end.set_fdflags(FDFLAGS_NONBLOCK)
         write_end.set_fdflags(FDFLAGS_NONBLOCK)
