@@ -3,10 +3,10 @@
 tests/guest/c/sockopt_cmsg.c sets and reads IP_TOS, IP_TTL, IPV6_TCLASS,
 IPV6_UNICAST_HOPS, IP_PKTINFO, IP_RECVTTL, IP_RECVTOS, IPV6_RECVPKTINFO,
 IPV6_RECVHOPLIMIT, IPV6_RECVTCLASS, SO_TIMESTAMP and SO_TIMESTAMPNS, sends
-datagrams to itself (loopback, its own address, broadcast, IPv4 to an
-AF_INET6 socket) and prints every value and control message it gets (level,
-type, data length, decoded data; truncation by a short control buffer as
-Linux's put_cmsg does it). The same source runs
+datagrams to itself (loopback, its own address, broadcast, a multicast group
+it joined, IPv4 to an AF_INET6 socket) and prints every value and control
+message it gets (level, type, data length, decoded data; truncation by a
+short control buffer as Linux's put_cmsg does it). The same source runs
 
 - compiled with gcc in a throwaway network namespace (`lo`, and a veth
   ``eth0`` index 2 with 10.0.0.1/24 broadcast 10.0.0.255 and fd00::1/64);
@@ -147,7 +147,7 @@ def test_timestamps_are_virtual_time(wasm: Path, vnet_virtual: tuple[str, bytes]
     otherwise byte-identical, capture included."""
     times = [float(line.split()[2]) for line in vnet_virtual[0].splitlines()
              if line.startswith("timestamp ")]
-    assert len(times) == 5, vnet_virtual[0]
+    assert len(times) == 6, vnet_virtual[0]
     assert all(946_684_800 <= t < 946_684_800 + 60 for t in times), times
     again = run_on_vnet(wasm, virtual_time=True)
     assert again == vnet_virtual

@@ -3,7 +3,9 @@
  * each datagram (IP_PKTINFO, IP_RECVTTL, IP_RECVTOS, IPV6_RECVPKTINFO,
  * IPV6_RECVHOPLIMIT, IPV6_RECVTCLASS, SO_TIMESTAMP, SO_TIMESTAMPNS) and the
  * ones that mark what it sends (IP_TOS, IPV6_TCLASS, IP_TTL,
- * IPV6_UNICAST_HOPS), with the control messages recvmsg returns.
+ * IPV6_UNICAST_HOPS), with the control messages recvmsg returns for datagrams
+ * sent to loopback, the host's own address, broadcast and a joined multicast
+ * group.
  *
  * Portable C: compiled with gcc and run in a network namespace (lo, eth0
  * 10.0.0.1/24 and fd00::1/64), and built with `vnet build` and run on a
@@ -239,6 +241,16 @@ static void ipv4(void) {
     setsockopt(tx, SOL_SOCKET, SO_BROADCAST, &yes, sizeof yes);
     send_to(tx, bcast, port, "bcast");
     receive("v4_broadcast", rx, 512);
+    struct ip_mreq mreq;
+    memset(&mreq, 0, sizeof mreq);
+    inet_pton(AF_INET, "239.1.2.3", &mreq.imr_multiaddr);
+    inet_pton(AF_INET, v4, &mreq.imr_interface);
+    ERR("ip_add_membership", setsockopt(rx, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mreq, sizeof mreq)
+                                 < 0 ? -errno : 0);
+    ERR("ip_multicast_if", setsockopt(tx, IPPROTO_IP, IP_MULTICAST_IF, &mreq.imr_interface,
+                                      sizeof mreq.imr_interface) < 0 ? -errno : 0);
+    send_to(tx, "239.1.2.3", port, "mcast");
+    receive("v4_multicast", rx, 512);
 
     /* cut control buffers, as put_cmsg cuts them */
     send_to(tx, "127.0.0.1", port, "x");
