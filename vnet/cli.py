@@ -1,7 +1,7 @@
 """The `vnet` command line: build and run guests.
 
     vnet build SRC.c [SRC.c ...] -o OUT.wasm [-I DIR] [-D NAME[=VALUE]] [-O LEVEL]
-             [-g0] [--strip] [-v]
+             [-g0] [--strip] [-v] [--linux]
     vnet cc|c++ CLANG-ARGS...   (a compiler for configure, Make, CMake: vnet.cc)
     vnet cc --print-toolchain   (the CMake toolchain file)
     vnet GUEST.wasm|GUEST.wat [ARGS...]   (= vnet run GUEST ARGS, as in wasmtime)
@@ -401,6 +401,9 @@ def _build_parser() -> argparse.ArgumentParser:
                        help="print progress (building 3/10 x.c) even when stderr is not a "
                        "terminal")
     build.add_argument("--no-cache", action="store_true", help="always run the compiler")
+    build.add_argument("--linux", action="store_true",
+                       help="define __linux__ (and __linux), for programs with a Linux branch "
+                       "(same as -D__linux__ -D__linux; `vnet cc --linux` too)")
     build.set_defaults(func=_cmd_build, parser=build)
 
     run = sub.add_parser(
@@ -657,6 +660,10 @@ def _cmd_build(ns: argparse.Namespace) -> int:
         if not Path(source).is_file():
             raise CliError(f"vnet build: {source}: no such source file")
     flags = [f"-I{d}" for d in ns.include] + [f"-D{d}" for d in ns.define]
+    if getattr(ns, "linux", False):
+        from vnet.build import LINUX_DEFINES
+
+        flags += LINUX_DEFINES
     if ns.debug_info is not None:
         flags.append(f"-g{ns.debug_info}" if ns.debug_info != "" else "-g")
     link_flags = ["-s"] if ns.strip else []

@@ -282,6 +282,39 @@ class FdTable:
             self._preopen_names[fd_to] = name
         self._release(target.description)
 
+    def dup(self, fd: int, lowest: int = 0) -> int:
+        """dup / fcntl(F_DUPFD): a new fd (the lowest free one ≥ `lowest`) for the same
+        description and rights; the description stays open until its last fd closes."""
+        entry = self.entry(fd)
+        if lowest >= self.max_fds:
+            raise WasiError(Errno.EINVAL)  # F_DUPFD past RLIMIT_NOFILE, as Linux
+        if len(self._entries) >= self.max_fds:
+            raise WasiError(Errno.EMFILE)
+        new = lowest
+        while new in self._entries:
+            new += 1
+        if new >= self.max_fds:
+            raise WasiError(Errno.EMFILE)
+        self._entries[new] = FdEntry(entry.description, entry.rights_base,
+                                     entry.rights_inheriting)
+        return new
+
+    def dup_to(self, fd: int, target: int) -> int:
+        """dup2: `target` refers to fd's description; what it referred to is closed
+        (released if that was its last fd). EBADF for a target past the fd limit."""
+        entry = self.entry(fd)
+        if not 0 <= target < self.max_fds:
+            raise WasiError(Errno.EBADF)
+        if target == fd:
+            return target
+        old = self._entries.get(target)
+        self._entries[target] = FdEntry(entry.description, entry.rights_base,
+                                        entry.rights_inheriting)
+        self._preopen_names.pop(target, None)
+        if old is not None:
+            self._release(old.description)
+        return target
+
     def close_all(self) -> None:
         for fd in sorted(self._entries):
             entry = self._entries.pop(fd)
