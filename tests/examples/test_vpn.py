@@ -161,3 +161,20 @@ def test_vpn_in_real_time(tmp_path: Path) -> None:
     assert len(found["udp"]) >= DATAGRAMS * 0.95
     assert found["http"] == 0
     _check_capture(found["capture"], payload)
+
+
+def test_vpn_reconnects_after_the_underlay_is_cut(tmp_path: Path) -> None:
+    net = Network.from_topology(_topology(tmp_path), seed=5, virtual_time=True)
+    client = net.hosts["client"]
+    guests = net.start_guests()
+    guests["gw2/vpn"].wait_for("tunnel up", timeout=60)
+    assert client.ping("10.1.0.10", count=1, timeout=2)[0] is not None
+    internet = net.segments["internet"]
+    ports = internet.ports
+    internet.partition([[ports[0]], [ports[1]]])  # gw1 and gw2 cannot hear each other
+    guests["gw2/vpn"].wait_for("tunnel down", timeout=10)
+    assert client.ping("10.1.0.10", count=1, timeout=1)[0] is None
+    internet.partition(None)
+    guests["gw2/vpn"].wait_for("reconnected", timeout=10)
+    assert client.ping("10.1.0.10", count=2, timeout=2) != [None, None]
+    net.close()
