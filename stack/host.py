@@ -166,6 +166,8 @@ class HostStack:
         #: Bumped whenever interfaces or their addresses change (with `routes.generation`,
         #: what per-flow caches such as UDP's compare against).
         self.generation = 0
+        #: The host's resolvers (4- or 16-byte addresses, in order), as resolv.conf lists them.
+        self.dns_servers: list[bytes] = []
         self.lo = self._add_loopback()
 
     # --- the layers' state, under the names other code uses -------------------------------

@@ -243,6 +243,10 @@ class Guest:
             self.ctx.fds.add(self._listening_socket(address, port))
         for host_dir, guest_path in cfg.preopens:
             self.ctx.fds.add(open_preopen(host_dir), preopen_name=guest_path)
+        from .etc_files import GUEST_PATH, EtcDirectory, wants_etc  # /etc: resolv.conf, hosts
+
+        if wants_etc(cfg.host, cfg.preopens):
+            self.ctx.fds.add(EtcDirectory(cfg.host), preopen_name=GUEST_PATH)
 
     def _listening_socket(self, address: str, port: int) -> FileDescription:
         import ipaddress
