@@ -172,3 +172,43 @@ def test_same_seed_gives_the_same_capture(resolver_wasm: Path) -> None:
     first = run_resolver(resolver_wasm, "web:a", "big.example.test:txt")
     second = run_resolver(resolver_wasm, "web:a", "big.example.test:txt")
     assert first[0] == second[0] and first[1] == second[1]
+
+
+def test_sdk_getaddrinfo_and_getnameinfo_ask_on_the_wire(vnet_build: Callable[..., Path],
+                                                        tmp_path: Path) -> None:
+    """A plain getaddrinfo/getnameinfo program: with a resolver configured its lookups
+    are DNS queries in the capture (AAAA then A, PTR), /etc/hosts answers localhost and
+    the host's own name without a query, NXDOMAIN is EAI_NONAME and REFUSED EAI_AGAIN;
+    on a host without resolvers the same program still resolves through the host call."""
+    wasm = vnet_build("tests/dns/c/sdk_lookup.c")
+    net, a, ns, web = lan()
+    cap = Capture.in_memory(clock=net.scheduler.realtime_ns)
+    a.nics["eth0"].capture(cap)
+    net.dns(ns, records=RECORDS, policy=POLICY, clients=[a])
+    proc = a.run(wasm, "api.example.test", "localhost", "a", "nothere.test", "x.blocked.test",
+                 "-r", WEB, "fd00::53", "10.9.9.9")
+    assert proc.wait(60) == 0, proc.stderr
+    assert proc.stdout_lines == [
+        "api.example.test fd00::80", f"api.example.test {WEB}",
+        "localhost ::1", "localhost 127.0.0.1", "a fd00::1", "a 10.0.0.1",
+        "nothere.test error -2: Name or service not known",
+        "x.blocked.test error -3: Temporary failure in name resolution",
+        f"{WEB} getnameinfo web", f"{WEB} gethostbyaddr web",
+        "fd00::53 getnameinfo ns", "fd00::53 gethostbyaddr ns",
+        "10.9.9.9 getnameinfo error -2: Name or service not known",
+        "10.9.9.9 gethostbyaddr Unknown host"]
+    questions = [(p[DNS].qd[0].qname.decode(), p[DNS].qd[0].qtype)
+                 for p in dns_packets(cap.getvalue(), "a/eth0") if p[DNS].qr == 0]
+    assert questions[:2] == [("api.example.test.", 28), ("api.example.test.", 1)]
+    assert ("80.0.0.10.in-addr.arpa.", 12) in questions
+    assert not any(name.startswith(("localhost", "a.")) for name, _ in questions)
+    # REFUSED: each type asked once (the only server refused it: no second round)
+    assert [q for q in questions if q[0] == "x.blocked.test."] == [("x.blocked.test.", 28),
+                                                                  ("x.blocked.test.", 1)]
+    cap.close()
+
+    other = web.run(wasm, "ns", "nothere.test")  # web has no resolver: the host call
+    assert other.wait(60) == 0
+    assert other.stdout_lines == ["ns fd00::53", f"ns {NS}",
+                                  "nothere.test error -2: Name or service not known"]
+    net.close()

@@ -4,8 +4,11 @@ A guest on a host with a resolver list (`HostStack.dns_servers`, set by
 `Host.set_resolvers`, a topology's `resolvers = [...]` or `Network.dns(...,
 clients=)`) gets a preopened directory `/etc` that exists on no disk:
 
-- `resolv.conf`: one `nameserver ADDRESS` line per resolver (at most three,
-  as glibc reads), then `options timeout:1 attempts:2`;
+- `resolv.conf`: a first line `# vnet resolv.conf for host NAME` (the
+  SDK's resolver uses only a resolv.conf that starts so, never one of the
+  real machine's a guest may see through a preopened host directory), one
+  `nameserver ADDRESS` line per resolver (at most three, as glibc reads),
+  then `options timeout:1 attempts:2`;
 - `hosts`: `localhost` on 127.0.0.1 and ::1, and the host's own name on
   each of its addresses, as a Linux host's /etc/hosts has them. Other hosts
   of the topology are not listed: their names come from DNS, on the wire.
@@ -46,8 +49,13 @@ _DEV = 0x7665  # "ve": a device number no host file system has
 _INODES = {".": 1, "hosts": 2, "resolv.conf": 3}
 
 
+#: The first line of the resolv.conf vnet writes: the SDK's resolver trusts only such a file.
+RESOLV_MARK = "# vnet resolv.conf"
+
+
 def resolv_conf_text(host: Host) -> bytes:
-    lines = [f"nameserver {ipaddress.ip_address(a)}"
+    lines = [f"{RESOLV_MARK} for host {host.name}"]
+    lines += [f"nameserver {ipaddress.ip_address(a)}"
              for a in host.stack.dns_servers[:MAX_NAMESERVERS]]
     lines.append("options timeout:1 attempts:2")
     return ("\n".join(lines) + "\n").encode()

@@ -101,6 +101,7 @@ from vnet.sim.faults import ACTIONS, FaultSpec, RandomFaults
 if TYPE_CHECKING:
     from firewall import Ruleset
     from firewall.nat_router import NatBehaviour
+    from vnet.sim.topology_dns import DnsSpec
 
 
 class TopologyError(Exception):
@@ -175,6 +176,8 @@ class HostSpec:
     guests: list[GuestSpec] = field(default_factory=list)
     firewall: Ruleset | None = None  # each run attaches its own copy
     nat: list[NatSpec] = field(default_factory=list)
+    dns: DnsSpec | None = None  # a DNS server on this host (vnet.sim.topology_dns)
+    resolvers: list[str] = field(default_factory=list)  # addresses or host names
 
 
 @dataclass
@@ -401,7 +404,8 @@ def parse(data: dict[str, Any], path: Path, text: str = "") -> Topology:
         if not _NAME.match(hname):
             raise TopologyError(path, loc.line(*hkey), f"bad host name {hname!r}")
         _check_keys(hspec, {"forwarding", "nics", "routes", "guests", "firewall",
-                            "firewall_rules", "nat"}, path, loc, hkey, f"host {hname!r}")
+                            "firewall_rules", "nat", "dns", "resolvers"}, path, loc, hkey,
+                    f"host {hname!r}")
         host = HostSpec(hname)
         host.firewall = _firewall(hspec, path, loc, hkey, base)
         host.forwarding = _expect(hspec.get("forwarding", False), bool, path,
@@ -533,6 +537,9 @@ def parse(data: dict[str, Any], path: Path, text: str = "") -> Topology:
                                 f"{', '.join(sorted(names)) or 'none'})")
     topo.clients = [str(c) for c in clients]
     _faults(data, topo, path, loc)
+    from vnet.sim.topology_dns import dns_keys  # dns = {...}, resolvers = [...]
+
+    dns_keys(data, topo, path, loc)
     return topo
 
 
