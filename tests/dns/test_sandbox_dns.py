@@ -50,7 +50,7 @@ def test_sandbox_lets_dns_reach_the_resolver_and_nothing_else_on_port_53() -> No
 
 
 def test_a_grant_still_opens_port_53() -> None:
-    net, a, ns, web = lan()
+    net, a, _ns, web = lan()
     web.serve_dns(records=RECORDS)
     a.set_firewall(sandbox_ruleset([parse_grant(f"udp:{WEB}:53", "out")]))
     with a.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
