@@ -17,7 +17,8 @@ from pathlib import Path
 
 import pytest
 from scapy.layers.dns import DNS
-from scapy.layers.inet import TCP, UDP
+from scapy.layers.inet import IP, TCP, UDP
+from scapy.layers.inet6 import IPv6
 from scapy.packet import Packet
 
 from tests.dns.support import NS, POLICY, RECORDS, WEB, lan, listen_web
@@ -211,4 +212,21 @@ def test_sdk_getaddrinfo_and_getnameinfo_ask_on_the_wire(vnet_build: Callable[..
     assert other.wait(60) == 0
     assert other.stdout_lines == ["ns fd00::53", f"ns {NS}",
                                   "nothere.test error -2: Name or service not known"]
+    net.close()
+
+
+def test_a_resolver_on_ipv6_is_asked_over_ipv6(resolver_wasm: Path) -> None:
+    net, a, ns, _web = lan()
+    cap = Capture.in_memory(clock=net.scheduler.realtime_ns)
+    a.nics["eth0"].capture(cap)
+    net.dns(ns, records=RECORDS)
+    a.set_resolvers(["fd00::53"])
+    proc = a.run(resolver_wasm, "web:a", "big.example.test:txt")  # UDP, then TCP after TC
+    assert proc.wait(60) == 0, proc.stdout + proc.stderr
+    assert proc.stdout_lines[:2] == ["resolver fd00::53", f"web A {WEB} ttl=60"]
+    assert "big.example.test txt: truncated, asking over tcp" in proc.stdout_lines
+    seen = dns_packets(cap.getvalue(), "a/eth0")
+    assert seen and all(IPv6 in p and IP not in p for p in seen)
+    assert any(TCP in p for p in seen) and any(UDP in p for p in seen)
+    cap.close()
     net.close()
