@@ -31,10 +31,13 @@ import socket as _socket
 from collections import Counter
 from typing import TYPE_CHECKING
 
+from vnet import network as network_module
+from vnet.network import HostSocket, _addr_bytes
+
 from .zone import Client, DnsZone
 
 if TYPE_CHECKING:
-    from vnet.network import Host, HostSocket
+    from vnet.network import Host
     from vnet.scheduler import GuestTask
 
 __all__ = ["DnsServer"]
@@ -75,8 +78,6 @@ class DnsServer:
     # --- life ---------------------------------------------------------------------
     def start(self) -> DnsServer:
         """Bind the sockets now (OSError if the port is taken) and start answering."""
-        from vnet.network import HostSocket
-
         host = self.host
         try:
             for family, any_addr in ((_socket.AF_INET, "0.0.0.0"), (_socket.AF_INET6, "::")):
@@ -111,8 +112,6 @@ class DnsServer:
         self._clients.clear()
 
     def _spawn(self) -> GuestTask:
-        from vnet import network as network_module
-
         def run(task: GuestTask) -> None:
             network_module._current_task.task = task
             self._serve()
@@ -188,8 +187,6 @@ class DnsServer:
             except BlockingIOError:
                 return
             self.counters["udp.received"] += 1
-            from vnet.network import _addr_bytes
-
             address = _addr_bytes(peer[0], sock.family)
             reply = self.zone.answer(data, self._client(address, tcp=False))
             if reply is None:
@@ -201,8 +198,6 @@ class DnsServer:
                 self.counters[f"udp.send_error.{errno.errorcode.get(e.errno or 0, '?')}"] += 1
 
     def _accept(self, listener: HostSocket, now: int) -> None:
-        from vnet.network import _addr_bytes
-
         while True:
             try:
                 sock, peer = listener.accept()
