@@ -74,7 +74,8 @@ def hosts_text(host: Host) -> bytes:
 
 def wants_etc(host: Host | None, preopens: list[tuple[str, str]]) -> bool:
     """A guest gets the synthetic /etc when its host has resolvers and it has no /etc of its own."""
-    if host is None or not host.stack.dns_servers:
+    stack = getattr(host, "stack", None)
+    if stack is None or not getattr(stack, "dns_servers", None):
         return False
     return not any(seen.rstrip("/") in ("", "/etc") for _real, seen in preopens)
 
