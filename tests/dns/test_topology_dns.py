@@ -4,6 +4,7 @@ their mistakes as 'FILE:LINE: reason', and examples/nat_dns.toml under `vnet sim
 
 from __future__ import annotations
 
+import io
 import shutil
 import socket
 import subprocess
@@ -17,6 +18,7 @@ from scapy.layers.dns import DNS
 from stack.wire import dns
 from tests.conftest import EXAMPLES
 from vnet.network import Network
+from vnet.sim.runner import run
 from vnet.sim.topology import TopologyError, load
 from vnet.testing.pcap import read_pcapng
 
@@ -141,3 +143,21 @@ def test_vnet_sim_runs_the_nat_and_dns_example(tmp_path: Path,
     assert kid and all(p[DNS].rcode == 5 for p in kid)  # REFUSED
     wan = [p for p in read_pcapng((pcaps / "gw-wan0.pcapng").read_bytes()) if DNS in p]
     assert wan == []  # the router answers itself: no DNS leaves the home
+
+
+def test_the_nat_and_dns_example_reruns_byte_identically(
+        tmp_path: Path, example_wasm: Callable[[str], Path]) -> None:
+    (tmp_path / "build").mkdir()
+    for name in EXAMPLE_MODULES:
+        shutil.copyfile(example_wasm(name), tmp_path / "build" / f"{name}.wasm")
+    topology = tmp_path / "nat_dns.toml"
+    topology.write_text((EXAMPLES / "nat_dns.toml").read_text())
+    outputs, captures = [], []
+    for run_dir in ("a", "b"):
+        out = io.BytesIO()
+        result = run(load(topology), pcap_dir=tmp_path / run_dir, out=out)
+        assert result.ok
+        outputs.append(out.getvalue())
+        captures.append([p.read_bytes() for p in sorted((tmp_path / run_dir).iterdir())])
+    assert outputs[0] == outputs[1] and b"all echoes matched" in outputs[0]
+    assert captures[0] == captures[1]
