@@ -132,14 +132,15 @@ class Network:
         return self.host(name, forwarding=True)
 
     def dns(self, host: Host | str, records: Sequence[Any] = (), policy: Any = None,
-            ttl: int = 60, clients: Sequence[Host | str] | None = None) -> Any:
+            ttl: int = 60, clients: Sequence[Host | str] | None = None,
+            forward: Sequence[str] = ()) -> Any:
         """A DNS server on `host` (see `Host.serve_dns`); `clients` get it as their resolver.
 
         Each client's resolver is the server's first address on a network the
         client shares with it (else its first address).
         """
         server_host = self.hosts[host] if isinstance(host, str) else host
-        server = server_host.serve_dns(records, policy, ttl)
+        server = server_host.serve_dns(records, policy, ttl, forward=forward)
         for client in clients or ():
             other = self.hosts[client] if isinstance(client, str) else client
             other.set_resolvers([_reachable_address(server_host, other)])
@@ -617,18 +618,20 @@ class Host:
 
     # --- DNS (vnet.dns) ---------------------------------------------------------------
     def serve_dns(self, records: Sequence[Any] = (), policy: Any = None, ttl: int = 60,
-                  port: int = 53) -> Any:
+                  port: int = 53, forward: Sequence[str] = ()) -> Any:
         """Run a DNS server on this host (UDP and TCP `port`); returns its `DnsServer`.
 
         It answers the network's host names (A/AAAA, PTR), `records`
         (`{"name", "type", "value", "ttl"}` tables or `vnet.dns.StaticRecord`s:
         A, AAAA, CNAME, TXT, SRV, MX, PTR, NS) and applies `policy` (tables
         `{"clients": [...], "deny" or "allow": [names], "action": "refuse" |
-        "nxdomain"}`), as `vnet.dns.zone` describes. ValueError for bad records.
+        "nxdomain"}`), as `vnet.dns.zone` describes; recursive queries for other
+        names go to the `forward` servers (addresses), if any. ValueError for bad
+        records.
         """
         from vnet.dns import serve_dns
 
-        return serve_dns(self, records, policy, ttl, port)
+        return serve_dns(self, records, policy, ttl, port, forward)
 
     def set_resolvers(self, addresses: Sequence[str]) -> None:
         """This host's resolver list (`nameserver` lines of the guests' /etc/resolv.conf)."""

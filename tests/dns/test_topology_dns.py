@@ -100,7 +100,9 @@ def test_dns_keys_build_a_server_and_resolver_lists(tmp_path: Path) -> None:
     ('resolvers = ["ns", "fd00::53"]', 'resolvers = ["web"]', "resolvers",
      "resolver 'web' runs no DNS server (give host 'web' a dns table)"),
     ("[hosts.ns.dns]\n", "[hosts.ns.dns]\nzone = 1\n", "zone = 1",
-     "unknown key 'zone' in the dns of host 'ns' (allowed: policy, records, ttl)"),
+     "unknown key 'zone' in the dns of host 'ns' (allowed: forward, policy, records, ttl)"),
+    ("ttl = 30\n", 'ttl = 30\nforward = ["upstream"]\n', "forward =",
+     "forwarder 'upstream' is not an IP address"),
 ])
 def test_dns_mistakes_name_file_and_line(tmp_path: Path, old: str, new: str, needle: str,
                                          reason: str) -> None:

@@ -14,6 +14,7 @@ what is wrong. Touches what those modules touch.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -24,8 +25,8 @@ if TYPE_CHECKING:
 
     from .server import DnsServer
 
-__all__ = ["DnsZone", "PolicyRule", "StaticRecord", "policy_from", "records_from",
-           "serve_dns", "static_record"]
+__all__ = ["DnsZone", "PolicyRule", "StaticRecord", "forwarders_from", "policy_from",
+           "records_from", "serve_dns", "static_record"]
 
 RECORD_KEYS = {"name", "type", "value", "ttl"}
 POLICY_KEYS = {"clients", "deny", "allow", "action"}
@@ -91,9 +92,24 @@ def policy_from(items: Iterable[PolicyRule | Mapping[str, Any]] | Mapping[str, A
     return rules
 
 
+def forwarders_from(items: Iterable[str]) -> list[bytes]:
+    """Forwarder addresses (ValueError for one that is not an IP address)."""
+    found = []
+    for item in items:
+        try:
+            if not isinstance(item, str):
+                raise ValueError
+            found.append(ipaddress.ip_address(item).packed)
+        except ValueError:
+            raise ValueError(f"forwarder {item!r} is not an IP address") from None
+    return found
+
+
 def serve_dns(host: Host, records: Iterable[StaticRecord | Mapping[str, Any]] = (),
-              policy: Any = None, ttl: int = DEFAULT_TTL, port: int = 53) -> DnsServer:
-    """Start a DNS server on `host` for the network's names, `records` and `policy`."""
+              policy: Any = None, ttl: int = DEFAULT_TTL, port: int = 53,
+              forward: Iterable[str] = ()) -> DnsServer:
+    """Start a DNS server on `host` for the network's names, `records` and `policy`,
+    passing recursive queries for other names to the `forward` servers (addresses)."""
     from .server import DnsServer
 
     network = host.network
@@ -113,5 +129,6 @@ def serve_dns(host: Host, records: Iterable[StaticRecord | Mapping[str, Any]] = 
         return None
 
     zone = DnsZone(host.name, host_addresses=host_addresses, address_owner=address_owner,
-                   records=records_from(records), policy=policy_from(policy), ttl=ttl)
+                   records=records_from(records), policy=policy_from(policy), ttl=ttl,
+                   forwarders=forwarders_from(forward))
     return DnsServer(host, zone, port).start()

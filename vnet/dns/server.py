@@ -20,6 +20,17 @@ host's routing picks towards the client (as a server bound to the wildcard
 without IP_PKTINFO), which is the queried address on a host with one
 address per network.
 
+Forwarding (the zone has `forwarders`): a query `DnsZone.forward_query`
+picks is sent on to the first forwarder over UDP from the host's own
+ephemeral port with a fresh query ID (drawn from the network's seed), with
+EDNS0 (1232 bytes); the answer, matched by forwarder, ID and question, goes
+back to the client with its own ID, RA set and AA clear, cut to the
+client's size with TC as any answer. A forwarder silent for
+`FORWARD_TIMEOUT_S` is replaced by the next; after the last the client gets
+SERVFAIL. At most `MAX_FORWARDED` queries wait at once (beyond: SERVFAIL at
+once). A truncated upstream answer reaches the client truncated (over TCP:
+SERVFAIL): the server does not retry upstream over TCP.
+
 Every event is counted in `counters` (with the zone's counters in
 `zone.counters`). Touches the host's sockets and the network's scheduler.
 """
@@ -27,14 +38,19 @@ Every event is counted in `counters` (with the zone's counters in
 from __future__ import annotations
 
 import errno
+import ipaddress
+import random
 import socket as _socket
 from collections import Counter
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
 
+from stack.wire import dns
+from stack.wire.errors import WireError
 from vnet import network as network_module
 from vnet.network import HostSocket, _addr_bytes
 
-from .zone import Client, DnsZone
+from .zone import EDNS_UDP_LIMIT, Client, DnsZone
 
 if TYPE_CHECKING:
     from vnet.network import Host
@@ -48,6 +64,8 @@ MAX_TCP_CONNECTIONS = 64
 MAX_TCP_PENDING = 256 * 1024
 #: Datagrams taken from one socket per wake-up before the others get a turn.
 UDP_BATCH = 64
+FORWARD_TIMEOUT_S = 2.0
+MAX_FORWARDED = 256
 
 
 class _TcpClient:
@@ -59,6 +77,20 @@ class _TcpClient:
         self.inbuf = bytearray()
         self.outbuf = bytearray()
         self.last_active_ns = now_ns
+
+
+@dataclass
+class _Forwarded:
+    """A client's query waiting for a forwarder's answer."""
+
+    query: dns.DnsMessage
+    limit: int  # the client's answer size
+    deadline_ns: int
+    forwarder: int  # index into zone.forwarders
+    upstream_id: int
+    udp: HostSocket | None = None  # where a UDP client's answer goes
+    peer: Any = None
+    tcp: _TcpClient | None = None
 
 
 class DnsServer:
@@ -74,6 +106,9 @@ class DnsServer:
         self._clients: list[_TcpClient] = []
         self._stopped = False
         self.task: GuestTask | None = None
+        self._upstream: dict[int, HostSocket] = {}  # family -> socket, when forwarding
+        self._forwarded: dict[tuple[bytes, int], _Forwarded] = {}
+        self._ids = random.Random(f"{host.network.seed}:{host.name}:dns-forward")
 
     # --- life ---------------------------------------------------------------------
     def start(self) -> DnsServer:
@@ -92,6 +127,12 @@ class DnsServer:
                     sock.bind((any_addr, self.port))
                     sock.setblocking(False)
                 tcp.listen(MAX_TCP_CONNECTIONS)
+            for size in sorted({len(a) for a in self.zone.forwarders}):  # 4 or 16 bytes
+                upstream = HostSocket(host, _socket.AF_INET if size == 4 else
+                                      _socket.AF_INET6, _socket.SOCK_DGRAM)
+                self._upstream[size] = upstream
+                upstream.bind(("0.0.0.0" if size == 4 else "::", 0))
+                upstream.setblocking(False)
         except BaseException:
             self._close_all()
             raise
@@ -107,9 +148,11 @@ class DnsServer:
             sched.notify()
 
     def _close_all(self) -> None:
-        for sock in self._udp + self._listeners + [c.sock for c in self._clients]:
+        for sock in (self._udp + self._listeners + [c.sock for c in self._clients]
+                     + list(self._upstream.values())):
             sock.close()
         self._clients.clear()
+        self._forwarded.clear()
 
     def _spawn(self) -> GuestTask:
         def run(task: GuestTask) -> None:
@@ -130,6 +173,9 @@ class DnsServer:
         for sock in self._listeners:
             if sock._core.readable():
                 return True
+        for sock in self._upstream.values():
+            if sock._core.readable():
+                return True
         for client in self._clients:
             core = client.sock._core
             if core.readable() or (client.outbuf and core.writable()):
@@ -140,10 +186,11 @@ class DnsServer:
         network = self.host.network
         sched = network.scheduler
         while not self._stopped:
+            deadlines = [c.last_active_ns + int(TCP_IDLE_S * 1e9) for c in self._clients]
+            deadlines += [f.deadline_ns for f in self._forwarded.values()]
             timeout = None
-            if self._clients:
-                oldest = min(c.last_active_ns for c in self._clients)
-                timeout = max(0.0, (oldest + int(TCP_IDLE_S * 1e9) - sched.monotonic_ns()) / 1e9)
+            if deadlines:
+                timeout = max(0.0, (min(deadlines) - sched.monotonic_ns()) / 1e9)
             network.wait(self._ready, timeout)
             if self._stopped:
                 break
@@ -155,8 +202,14 @@ class DnsServer:
                 self.counters[f"error.{errno.errorcode.get(e.errno or 0, e.errno)}"] += 1
 
     def _turn(self, now: int) -> None:
+        for sock in self._upstream.values():
+            self._serve_upstream(sock)
+        for key, waiting in [(k, f) for k, f in self._forwarded.items() if f.deadline_ns <= now]:
+            del self._forwarded[key]
+            self.counters["forward.timeout"] += 1
+            self._send_upstream(waiting, waiting.forwarder + 1, now)
         for sock in self._udp:
-            self._serve_udp(sock)
+            self._serve_udp(sock, now)
         for listener in self._listeners:
             self._accept(listener, now)
         for client in list(self._clients):
@@ -180,7 +233,7 @@ class DnsServer:
             return self.host.name
         return None
 
-    def _serve_udp(self, sock: HostSocket) -> None:
+    def _serve_udp(self, sock: HostSocket, now: int) -> None:
         for _ in range(UDP_BATCH):
             try:
                 data, peer = sock.recvfrom(65535)
@@ -188,7 +241,13 @@ class DnsServer:
                 return
             self.counters["udp.received"] += 1
             address = _addr_bytes(peer[0], sock.family)
-            reply = self.zone.answer(data, self._client(address, tcp=False))
+            client = self._client(address, tcp=False)
+            query = self.zone.forward_query(data, client)
+            if query is not None:
+                self._forward(_Forwarded(query, _udp_limit(query), 0, 0, 0, udp=sock,
+                                         peer=peer), now)
+                continue
+            reply = self.zone.answer(data, client)
             if reply is None:
                 continue
             try:
@@ -239,7 +298,12 @@ class DnsServer:
                     break
                 query = bytes(inbuf[2:2 + length])
                 del inbuf[:2 + length]
-                reply = self.zone.answer(query, self._client(client.address, tcp=True))
+                who = self._client(client.address, tcp=True)
+                forward = self.zone.forward_query(query, who)
+                if forward is not None:
+                    self._forward(_Forwarded(forward, 65535, 0, 0, 0, tcp=client), now)
+                    continue
+                reply = self.zone.answer(query, who)
                 if reply is not None:
                     client.outbuf += len(reply).to_bytes(2, "big") + reply
             if len(client.outbuf) > MAX_TCP_PENDING:
@@ -264,3 +328,93 @@ class DnsServer:
             self._clients.remove(client)
         client.sock.close()
 
+
+
+    # --- forwarding ----------------------------------------------------------------
+    def _forward(self, waiting: _Forwarded, now: int) -> None:
+        self.counters["forward.queries"] += 1
+        if len(self._forwarded) >= MAX_FORWARDED:
+            self.counters["forward.full"] += 1
+            self._reply(waiting, self._servfail(waiting))
+            return
+        self._send_upstream(waiting, 0, now)
+
+    def _send_upstream(self, waiting: _Forwarded, index: int, now: int) -> None:
+        forwarders = self.zone.forwarders
+        while index < len(forwarders):
+            target = forwarders[index]
+            sock = self._upstream[len(target)]
+            ident = self._ids.randrange(0x10000)
+            while (target, ident) in self._forwarded:
+                ident = self._ids.randrange(0x10000)
+            upstream = replace(waiting.query, id=ident, additionals=(
+                dns.Record("", dns.TYPE_OPT, EDNS_UDP_LIMIT, 0, b""),))
+            try:
+                sock.sendto(upstream.build(), (str(ipaddress.ip_address(target)), 53))
+            except OSError as e:
+                self.counters[f"forward.send_error.{errno.errorcode.get(e.errno or 0, '?')}"] += 1
+                index += 1
+                continue
+            waiting.forwarder, waiting.upstream_id = index, ident
+            waiting.deadline_ns = now + int(FORWARD_TIMEOUT_S * 1e9)
+            self._forwarded[(target, ident)] = waiting
+            return
+        self.counters["forward.servfail"] += 1
+        self._reply(waiting, self._servfail(waiting))
+
+    def _serve_upstream(self, sock: HostSocket) -> None:
+        for _ in range(UDP_BATCH):
+            try:
+                data, peer = sock.recvfrom(65535)
+            except BlockingIOError:
+                return
+            except OSError:  # an ICMP error for an earlier query: the timeout handles it
+                continue
+            msg = dns.parse(data)
+            if isinstance(msg, WireError) or not msg.qr:
+                self.counters["forward.malformed"] += 1
+                continue
+            key = (_addr_bytes(peer[0], sock.family), msg.id)
+            waiting = self._forwarded.get(key)
+            if waiting is None or [(dns.name_key(q.name), q.qtype) for q in msg.questions] != [
+                    (dns.name_key(q.name), q.qtype) for q in waiting.query.questions]:
+                self.counters["forward.unexpected"] += 1
+                continue
+            del self._forwarded[key]
+            self.counters["forward.answered"] += 1
+            if msg.tc and waiting.tcp is not None:
+                self._reply(waiting, self._servfail(waiting))
+                continue
+            client_opt = waiting.query.opt
+            reply = replace(msg, id=waiting.query.id, aa=False, ra=True, rd=waiting.query.rd,
+                            questions=waiting.query.questions,
+                            additionals=tuple(r for r in msg.additionals
+                                              if r.rtype != dns.TYPE_OPT)
+                            + ((dns.Record("", dns.TYPE_OPT, EDNS_UDP_LIMIT, 0, b""),)
+                               if client_opt is not None else ()))
+            self._reply(waiting, reply.build(waiting.limit))
+
+    @staticmethod
+    def _servfail(waiting: _Forwarded) -> bytes:
+        query = waiting.query
+        return dns.DnsMessage(query.id, qr=True, rd=query.rd, ra=True,
+                              rcode=dns.RCODE_SERVFAIL, questions=query.questions).build()
+
+    def _reply(self, waiting: _Forwarded, reply: bytes) -> None:
+        if waiting.tcp is not None:
+            client = waiting.tcp
+            if client in self._clients:
+                client.outbuf += len(reply).to_bytes(2, "big") + reply
+                self._flush(client)
+            return
+        assert waiting.udp is not None
+        try:
+            waiting.udp.sendto(reply, waiting.peer)
+            self.counters["udp.sent"] += 1
+        except OSError as e:
+            self.counters[f"udp.send_error.{errno.errorcode.get(e.errno or 0, '?')}"] += 1
+
+
+def _udp_limit(query: dns.DnsMessage) -> int:
+    opt = query.opt
+    return max(512, min(opt.rclass, EDNS_UDP_LIMIT)) if opt is not None else 512

@@ -33,6 +33,12 @@ else) or `nxdomain` (NXDOMAIN with the SOA, as if the name did not exist).
 The first rule whose clients include the sender and that denies the name
 decides. A CNAME chain is checked at every name it passes through.
 
+Forwarding (`forwarders`, optional): a recursive query (RD set) for a name
+the zone does not have, and the policy lets the client look up, is passed
+to the forwarders by the server (`forward_query` says which queries), whose
+answer goes back with RA set and AA clear. Without forwarders, or without
+RD, such a name is NXDOMAIN here and RA stays clear.
+
 Bad input: a message that does not parse gets FORMERR when its header at
 least is there and it is a query; anything else (a response, less than a
 header) is dropped. Opcodes other than QUERY get NOTIMP, more or fewer
@@ -228,8 +234,10 @@ class DnsZone:
                  host_addresses: Callable[[str], list[bytes]] = lambda name: [],
                  address_owner: Callable[[bytes], str | None] = lambda address: None,
                  records: Iterable[StaticRecord] = (), policy: Iterable[PolicyRule] = (),
-                 ttl: int = DEFAULT_TTL) -> None:
+                 ttl: int = DEFAULT_TTL, forwarders: Sequence[bytes] = ()) -> None:
         self.server_name = server_name
+        #: Upstream servers for names the zone does not have (`forward_query`).
+        self.forwarders = list(forwarders)
         self.host_addresses = host_addresses
         self.address_owner = address_owner
         self.ttl = ttl
@@ -277,6 +285,30 @@ class DnsZone:
         return None
 
     # --- answering -----------------------------------------------------------------
+    def forward_query(self, query: bytes | bytearray | memoryview,
+                      client: Client) -> DnsMessage | None:
+        """The query, if it is one to pass to a forwarder rather than answer here:
+        a well-formed recursive (RD) QUERY for a name the zone does not have and
+        the policy does not deny, when there are forwarders. Never raises."""
+        if not self.forwarders:
+            return None
+        msg = dns.parse(query)
+        if (isinstance(msg, WireError) or msg.qr or msg.opcode != OPCODE_QUERY or not msg.rd
+                or len(msg.questions) != 1):
+            return None
+        question = msg.questions[0]
+        if question.qclass not in (CLASS_IN, CLASS_ANY) or question.qtype in (TYPE_AXFR,
+                                                                              TYPE_IXFR):
+            return None
+        opt = msg.opt
+        if opt is not None and (opt.ttl >> 16) & 0xFF != 0:
+            return None
+        if self._denied(client, question.name) is not None:
+            return None
+        if self.records_at(question.name) is not None:
+            return None
+        return msg
+
     def answer(self, query: bytes | bytearray | memoryview, client: Client) -> bytes | None:
         """The reply to `query` (None: send nothing). Never raises on bad input."""
         counters = self.counters

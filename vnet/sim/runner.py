@@ -277,7 +277,8 @@ def start_dns(topo: Topology, hosts: dict[str, Host]) -> None:
 
     for hspec in topo.hosts.values():
         if hspec.dns is not None:
-            hosts[hspec.name].serve_dns(hspec.dns.records, hspec.dns.policy, hspec.dns.ttl)
+            hosts[hspec.name].serve_dns(hspec.dns.records, hspec.dns.policy, hspec.dns.ttl,
+                                        forward=hspec.dns.forward)
     for hspec in topo.hosts.values():
         if hspec.resolvers:
             host = hosts[hspec.name]

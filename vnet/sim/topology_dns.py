@@ -8,6 +8,8 @@
       { name = "_game._udp.example.test", type = "SRV", value = "5 10 27015 web" },
       { name = "example.test", type = "TXT", value = ["v=spf1 -all"] },
     ]
+    forward = ["203.0.113.53"]           # optional: recursive queries for other names go
+                                         #   there (answers with RA); without: NXDOMAIN
     policy = [                           # per client: names it may not look up
       { clients = ["kid"], deny = ["*.games.test"], action = "refuse" },   # or "nxdomain"
       { clients = ["10.0.9.0/24"], allow = ["web", "*.example.test"], action = "nxdomain" },
@@ -31,13 +33,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from vnet.dns import policy_from, records_from
+from vnet.dns import forwarders_from, policy_from, records_from
 from vnet.dns.zone import DEFAULT_TTL, PolicyRule, StaticRecord
 
 if TYPE_CHECKING:
     from vnet.sim.topology import Topology, _Locator
 
-DNS_KEYS = {"records", "policy", "ttl"}
+DNS_KEYS = {"records", "policy", "ttl", "forward"}
 
 
 @dataclass
@@ -47,6 +49,7 @@ class DnsSpec:
     records: list[StaticRecord] = field(default_factory=list)
     policy: list[PolicyRule] = field(default_factory=list)
     ttl: int = DEFAULT_TTL
+    forward: list[str] = field(default_factory=list)  # upstream servers' addresses
 
 
 def dns_keys(data: dict[str, Any], topo: Topology, path: Path, loc: _Locator) -> None:
@@ -85,6 +88,13 @@ def dns_keys(data: dict[str, Any], topo: Topology, path: Path, loc: _Locator) ->
                     raise TopologyError(path, _item_line(loc, (*hkey, "dns", "policy"), index),
                                         str(e).replace("rule 1", f"rule {index + 1}",
                                                        1)) from None
+            forward = _expect(table.get("forward", []), list, path,
+                              loc.line(*hkey, "dns", "forward"), "forward")
+            try:
+                forwarders_from(forward)
+            except (ValueError, TypeError) as e:
+                raise TopologyError(path, loc.line(*hkey, "dns", "forward"), str(e)) from None
+            spec.forward = [str(f) for f in forward]
             host.dns = spec
         if "resolvers" in hspec:
             line = loc.line(*hkey, "resolvers")
