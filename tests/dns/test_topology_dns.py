@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 from scapy.layers.dns import DNS
+from scapy.layers.inet import IP
 
 from stack.wire import dns
 from tests.conftest import EXAMPLES
@@ -120,8 +121,9 @@ EXAMPLE_MODULES = ["tcp_echo_server", "tcp_echo_client", "udp_echo"]
 def test_vnet_sim_runs_the_nat_and_dns_example(tmp_path: Path,
                                                example_wasm: Callable[[str], Path]) -> None:
     """alice finds echo.example.test (a CNAME to the topology host echo) and
-    udp.example.test (a static A) with getaddrinfo through gw's DNS server and talks to
-    them through gw's NAT; kid's lookup of play.games.test is REFUSED by gw's policy."""
+    udp.example.test (a static A), records of isp's DNS server, with getaddrinfo through
+    gw's, which forwards them, and talks to them through gw's NAT; kid's lookup of
+    play.games.test is REFUSED by gw's policy and never leaves the home."""
     (tmp_path / "build").mkdir()
     for name in EXAMPLE_MODULES:
         shutil.copyfile(example_wasm(name), tmp_path / "build" / f"{name}.wasm")
@@ -144,7 +146,10 @@ def test_vnet_sim_runs_the_nat_and_dns_example(tmp_path: Path,
            if DNS in p and p[DNS].qr == 1]
     assert kid and all(p[DNS].rcode == 5 for p in kid)  # REFUSED
     wan = [p for p in read_pcapng((pcaps / "gw-wan0.pcapng").read_bytes()) if DNS in p]
-    assert wan == []  # the router answers itself: no DNS leaves the home
+    forwarded = {p[DNS].qd[0].qname for p in wan if p[DNS].qr == 0}
+    assert forwarded == {b"echo.example.test.", b"udp.example.test."}  # from gw's address
+    assert all(p[IP].src == "203.0.113.1" for p in wan if p[DNS].qr == 0)
+    assert all(p[DNS].ra == 1 for p in alice)  # gw recursed for alice
 
 
 def test_the_nat_and_dns_example_reruns_byte_identically(
