@@ -1,5 +1,6 @@
 """The /etc a guest sees (vnet/guest/etc_files.py): resolv.conf and hosts, read-only,
-present only when its host has resolvers, and never over a /etc the guest was given."""
+taking no fd number, showing the resolvers its host has now, and never over a /etc
+the guest was given."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from tests.dns.support import lan
+from vnet.guest.context import GuestLimits
 
 HOSTS_A = ("127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n"
            "10.0.0.1\ta\nfd00::1\ta\n")
@@ -17,9 +19,10 @@ def test_guest_sees_its_hosts_resolvers_and_names_read_only(
     wasm = vnet_build("tests/dns/c/etc_probe.c")
     net, a, _ns, web = lan()
     a.set_resolvers(["10.0.0.53", "fd00::53"])
-    proc = a.run(wasm)
+    proc = a.run(wasm, limits=GuestLimits(max_fds=4))  # /etc is not counted
     assert proc.wait(30) == 0, proc.stderr
-    lines = proc.stdout_lines
+    assert proc.stdout_lines[0] == "first fd 3"  # numbered as on Linux
+    lines = proc.stdout_lines[1:]
     assert lines[:4] == ["/etc/resolv.conf: # vnet resolv.conf for host a",
                          "/etc/resolv.conf: nameserver 10.0.0.53",
                          "/etc/resolv.conf: nameserver fd00::53",
@@ -37,16 +40,19 @@ def test_guest_sees_its_hosts_resolvers_and_names_read_only(
     a.set_resolvers(["10.0.0.54"])  # read at open: the next guest sees the new list
     again = a.run(wasm)
     assert again.wait(30) == 0
-    assert again.stdout_lines[1] == "/etc/resolv.conf: nameserver 10.0.0.54"
+    assert again.stdout_lines[2] == "/etc/resolv.conf: nameserver 10.0.0.54"
 
-    plain = web.run(wasm)  # no resolvers: no /etc at all
+    plain = web.run(wasm)  # no resolvers: no nameserver (the SDK asks the host call)
     assert plain.wait(30) == 0
-    assert plain.stdout_lines[0].startswith("open /etc/resolv.conf: ")
+    assert plain.stdout_lines[1:4] == ["/etc/resolv.conf: # vnet resolv.conf for host web",
+                                       "/etc/resolv.conf: options timeout:1 attempts:2",
+                                       "/etc/hosts: 127.0.0.1\tlocalhost"]
 
     own = tmp_path / "etc"
     own.mkdir()
     (own / "resolv.conf").write_text("nameserver 192.0.2.1\n")
     mine = a.run(wasm, dirs={"/etc": own})  # the guest's own /etc wins
     assert mine.wait(30) == 0
-    assert mine.stdout_lines[0] == "/etc/resolv.conf: nameserver 192.0.2.1"
+    assert mine.stdout_lines[1:3] == ["/etc/resolv.conf: nameserver 192.0.2.1",
+                                      "open /etc/hosts: No such file or directory"]
     net.close()

@@ -168,3 +168,51 @@ def test_the_nat_and_dns_example_reruns_byte_identically(
         captures.append([p.read_bytes() for p in sorted((tmp_path / run_dir).iterdir())])
     assert outputs[0] == outputs[1] and b"all echoes matched" in outputs[0]
     assert captures[0] == captures[1]
+
+
+DHCP_TOPOLOGY = """\
+[sim]
+virtual_time = true
+
+[segments.office]
+
+[hosts.gw]
+forwarding = true
+[[hosts.gw.nics]]
+segment = "office"
+addresses = ["10.1.0.1/24"]
+[hosts.gw.dhcp_server]
+interface = "eth0"
+range = ["10.1.0.100", "10.1.0.199"]
+dns = ["10.1.0.1"]
+[hosts.gw.dns]
+records = [{ name = "intranet.office.test", type = "CNAME", value = "gw" }]
+
+[hosts.laptop]
+dhcp = true
+[[hosts.laptop.nics]]
+segment = "office"
+[[hosts.laptop.guests]]
+name = "resolve"
+module = "RESOLVER"
+args = ["intranet.office.test:a"]
+start = "3s"
+"""
+
+
+def test_a_dhcp_host_gets_its_resolver_from_the_dhcp_server_and_asks_it(
+        tmp_path: Path, vnet_build: Callable[..., Path]) -> None:
+    """laptop has no resolvers of its own: DHCP gives it gw (option 6), its guest finds gw
+    in /etc/resolv.conf and resolves a name gw's DNS server has, on the wire."""
+    wasm = vnet_build("tests/dns/c/own_resolver.c")
+    path = write(tmp_path, DHCP_TOPOLOGY.replace("RESOLVER", str(wasm)))
+    net = Network.from_topology(path)
+    laptop = net.hosts["laptop"]
+    assert net.topology is not None and net.topology.hosts["laptop"].resolvers == []
+    procs = net.start_guests()
+    proc = procs["laptop/resolve"]
+    assert proc.wait(60) == 0, proc.stdout + proc.stderr
+    assert laptop.resolvers == ["10.1.0.1"]
+    assert proc.stdout_lines == ["resolver 10.1.0.1", "intranet.office.test CNAME gw",
+                                 "gw A 10.1.0.1 ttl=60", "intranet.office.test a: rcode 0"]
+    net.close()

@@ -1,8 +1,10 @@
 """A guest's `/etc`: a synthetic, read-only preopen with `resolv.conf` and `hosts`.
 
-A guest on a host with a resolver list (`HostStack.dns_servers`, set by
-`Host.set_resolvers`, a topology's `resolvers = [...]` or `Network.dns(...,
-clients=)`) gets a preopened directory `/etc` that exists on no disk:
+A guest on a virtual host gets a preopened directory `/etc` that exists on
+no disk, showing the host's resolver list (`HostStack.dns_servers`, set by
+`Host.set_resolvers`, a topology's `resolvers = [...]`, `Network.dns(...,
+clients=)`, `vnet run --resolver`, or learned from DHCP or RA's RDNSS —
+also after the guest started):
 
 - `resolv.conf`: a first line `# vnet resolv.conf for host NAME` (the
   SDK's resolver uses only a resolv.conf that starts so, never one of the
@@ -15,9 +17,18 @@ clients=)`) gets a preopened directory `/etc` that exists on no disk:
 
 Contents are made when a file is opened, so a changed resolver list shows
 at the next open. Everything that would write is EROFS (a read-only mount
-on Linux); `..` is EPERM, an unknown name ENOENT. Registered by
-`vnet.guest.runtime` when the guest's configuration has none of its own
-`/etc` preopen. Touches no host file: only the host's stack, read.
+on Linux); `..` is EPERM, an unknown name ENOENT.
+
+Like vnet's /dev (vnet.guest.devfs), the directory sits at a fixed, high fd
+(`ETC_DIR_FD`, not counted against --max-fds), so the fds a program opens
+are numbered as on Linux; the SDK registers it as the preopen for "/etc"
+from a constructor (vnet/sdk/src/etcfs.c) when `fd_prestat_get` finds it
+there; a guest not built with the SDK finds it with `fd_prestat_get` too.
+`install_etc` (called by `vnet.guest.runtime`) puts it there for every
+guest on a host that was given no `/etc` (or `/`) of its own. With no
+resolvers its resolv.conf lists no nameserver, and the SDK's getaddrinfo
+asks the host call, as before DNS went on the wire. Touches no host file:
+only the host's stack, read.
 """
 
 from __future__ import annotations
@@ -41,9 +52,15 @@ from .wasi_types import (
 if TYPE_CHECKING:
     from vnet.network import Host
 
-__all__ = ["EtcDirectory", "hosts_text", "resolv_conf_text", "wants_etc"]
+    from .context import GuestContext
+
+__all__ = ["ETC_DIR_FD", "EtcDirectory", "hosts_text", "install_etc", "resolv_conf_text",
+           "wants_etc"]
 
 GUEST_PATH = "/etc"
+#: Where /etc sits in the fd table: must equal VNET_ETC_DIR_FD in vnet/sdk/src/etcfs.c
+#: (just below /dev's, vnet.guest.devfs.DEV_DIR_FD).
+ETC_DIR_FD = 1022
 MAX_NAMESERVERS = 3  # glibc's MAXNS
 _DEV = 0x7665  # "ve": a device number no host file system has
 _INODES = {".": 1, "hosts": 2, "resolv.conf": 3}
@@ -73,11 +90,17 @@ def hosts_text(host: Host) -> bytes:
 
 
 def wants_etc(host: Host | None, preopens: list[tuple[str, str]]) -> bool:
-    """A guest gets the synthetic /etc when its host has resolvers and it has no /etc of its own."""
+    """A guest gets the synthetic /etc when it runs on a host and has no /etc of its own."""
     stack = getattr(host, "stack", None)
-    if stack is None or not getattr(stack, "dns_servers", None):
+    if stack is None or not hasattr(stack, "dns_servers"):
         return False
     return not any(seen.rstrip("/") in ("", "/etc") for _real, seen in preopens)
+
+
+def install_etc(ctx: GuestContext, host: Host | None, preopens: list[tuple[str, str]]) -> None:
+    """Put the synthetic /etc at ETC_DIR_FD when the guest gets one (see `wants_etc`)."""
+    if host is not None and wants_etc(host, preopens):
+        ctx.fds.add_at(ETC_DIR_FD, EtcDirectory(host), preopen_name=GUEST_PATH)
 
 
 def _stat(filetype: Filetype, ino: int, size: int) -> Filestat:

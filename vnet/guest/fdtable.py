@@ -193,6 +193,8 @@ class FdTable:
         self.max_fds = max_fds
         self._entries: dict[int, FdEntry] = {}
         self._preopen_names: dict[int, str] = {}
+        #: fds installed by `add_at` that do not count against max_fds (the synthetic /dev).
+        self._uncounted: set[int] = set()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -221,7 +223,7 @@ class FdTable:
         preopen_name: str | None = None,
     ) -> int:
         """Install at the lowest free number; EMFILE past the cap."""
-        if len(self._entries) >= self.max_fds:
+        if len(self._entries) - len(self._uncounted) >= self.max_fds:
             raise WasiError(Errno.EMFILE)
         fd = 0
         while fd in self._entries:
@@ -233,6 +235,19 @@ class FdTable:
         )
         if preopen_name is not None:
             self._preopen_names[fd] = preopen_name
+        return fd
+
+    def add_at(self, fd: int, description: FileDescription,
+               preopen_name: str | None = None) -> int:
+        """Install at a given free number, not counted against max_fds (the guest's
+        synthetic /dev, which on Linux takes no fd); EBADF if the number is taken."""
+        if fd in self._entries:
+            raise WasiError(Errno.EBADF)
+        self._entries[fd] = FdEntry(description, description.rights_base,
+                                    description.rights_inheriting)
+        if preopen_name is not None:
+            self._preopen_names[fd] = preopen_name
+        self._uncounted.add(fd)
         return fd
 
     def preopen_name(self, fd: int) -> str | None:
@@ -248,6 +263,7 @@ class FdTable:
         if entry is None:
             raise WasiError(Errno.EBADF)
         self._preopen_names.pop(fd, None)
+        self._uncounted.discard(fd)
         self._release(entry.description)
 
     def renumber(self, fd_from: int, fd_to: int) -> None:
@@ -260,6 +276,8 @@ class FdTable:
         name = self._preopen_names.pop(fd_from, None)
         self._entries[fd_to] = source
         self._preopen_names.pop(fd_to, None)
+        self._uncounted.discard(fd_from)
+        self._uncounted.discard(fd_to)
         if name is not None:
             self._preopen_names[fd_to] = name
         self._release(target.description)
@@ -269,6 +287,7 @@ class FdTable:
             entry = self._entries.pop(fd)
             self._release(entry.description)
         self._preopen_names.clear()
+        self._uncounted.clear()
 
     def items(self) -> list[tuple[int, FdEntry]]:
         return sorted(self._entries.items())

@@ -52,11 +52,12 @@ class DnsSpec:
     forward: list[str] = field(default_factory=list)  # upstream servers' addresses
 
 
-def dns_keys(data: dict[str, Any], topo: Topology, path: Path, loc: _Locator) -> None:
-    """Fill each HostSpec's `dns` and `resolvers` from the file's tables."""
+def dns_keys(hosts: dict[str, Any], topo: Topology, path: Path, loc: _Locator) -> None:
+    """Fill each HostSpec's `dns` and `resolvers` from the host tables (after `[defaults]`,
+    templates and `count` were applied)."""
     from vnet.sim.topology import TopologyError, _check_keys, _expect
 
-    for hname, hspec in data.get("hosts", {}).items():
+    for hname, hspec in hosts.items():
         host = topo.hosts[hname]
         hkey = ("hosts", hname)
         if "dns" in hspec:
@@ -111,7 +112,7 @@ def dns_keys(data: dict[str, Any], topo: Topology, path: Path, loc: _Locator) ->
                 if item not in topo.hosts:
                     raise TopologyError(path, line, f"resolver {item!r} is neither an IP "
                                         "address nor a host of this topology")
-                if item != hname and "dns" not in data["hosts"][item]:
+                if item != hname and "dns" not in hosts[item]:
                     raise TopologyError(path, line, f"resolver {item!r} runs no DNS server "
                                         f"(give host {item!r} a dns table)")
             host.resolvers = [str(r) for r in resolvers]
