@@ -93,6 +93,18 @@ def _parse_dirs(values: Sequence[str]) -> list[tuple[str, str]]:
     return dirs
 
 
+def _resolvers(values: Sequence[str]) -> list[str]:
+    """`--resolver` addresses, checked (CliError for one that is not an address)."""
+    import ipaddress
+
+    for value in values:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            raise CliError(f"vnet run: --resolver {value!r} is not an IP address") from None
+    return list(values)
+
+
 def _parse_addrs(values: Sequence[str]) -> list[str]:
     import ipaddress
 
@@ -419,6 +431,10 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--addr", action="append", default=[], metavar="CIDR",
                      help="an address for the guest host's eth0, e.g. 10.0.0.2/24 or "
                      "fd00::2/64 (repeatable; eth0 always has an IPv6 link-local address)")
+    run.add_argument("--resolver", action="append", default=[], metavar="ADDRESS",
+                     help="a DNS server for the guest's host (repeatable): listed in the "
+                     "guest's /etc/resolv.conf, asked by the SDK's getaddrinfo, and the only "
+                     "place the default firewall lets DNS (port 53) go")
     run.add_argument("--tcplisten", action="append", default=[], metavar="ADDR:PORT",
                      help="open a listening TCP socket for the guest before it starts "
                      "(fd 3, 4, …), as wasmtime's --tcplisten does (repeatable). Unlike "
@@ -694,7 +710,8 @@ def _cmd_run(ns: argparse.Namespace) -> int:
         raise CliError("vnet run: --max-memory must be > 0, --max-fds >= 3, "
                        "--cpu-time-limit >= 0")
     try:
-        rules = run_ruleset(ns.firewall, ns.allow, ns.allow_out, ns.deny, ns.deny_out)
+        rules = run_ruleset(ns.firewall, ns.allow, ns.allow_out, ns.deny, ns.deny_out,
+                            _resolvers(ns.resolver))
     except FirewallConfigError as e:
         raise CliError(f"vnet run: {e}") from None
     compiled = _wat_to_wasm(ns.module)
@@ -802,6 +819,7 @@ def _run_guest(ns: argparse.Namespace, rules: Any, module: Any, env: list[tuple[
     blocked = False
     try:
         host.connect(net.segment("lan"), *addrs, ifname="eth0")
+        host.set_resolvers(_resolvers(ns.resolver))  # the guest's /etc/resolv.conf
         if ns.tun:
             bridge = _open_tun(ns, net, host, addrs, capture)
         if capture is not None:

@@ -271,11 +271,27 @@ def build(topo: Topology, virtual_time: bool, seed: int, pcap_dir: Path | None,
         for nat in hspec.nat:
             host.nat(nat.interface, nat.behaviour, pool=nat.pool, nptv6=nat.nptv6)
         start_router_services(hspec, host)  # RA, DHCP servers and clients, mroutes
+    start_dns(topo, hosts)
     named = set(names)
     later = [entry for entry in address_names(net) if entry not in named]
     for cap in captures:
         cap.add_names(later)
     return net, hosts, captures, pcaps
+
+
+def start_dns(topo: Topology, hosts: dict[str, Host]) -> None:
+    """The topology's DNS servers, then each host's resolver list (vnet.sim.topology_dns)."""
+    from vnet.network import _reachable_address
+
+    for hspec in topo.hosts.values():
+        if hspec.dns is not None:
+            hosts[hspec.name].serve_dns(hspec.dns.records, hspec.dns.policy, hspec.dns.ttl,
+                                        forward=hspec.dns.forward)
+    for hspec in topo.hosts.values():
+        if hspec.resolvers:
+            host = hosts[hspec.name]
+            host.set_resolvers([r if r not in hosts else _reachable_address(hosts[r], host)
+                                for r in hspec.resolvers])
 
 
 def vxlan_mac(vxlan: VxlanSpec, host: str, nic: str) -> bytes:

@@ -160,6 +160,7 @@ if TYPE_CHECKING:
     from firewall.nat_router import NatBehaviour
     from vnet.guest.context import GuestLimits
     from vnet.link.impairment import Impairment
+    from vnet.sim.topology_dns import DnsSpec
 
 
 class TopologyError(Exception):
@@ -302,6 +303,8 @@ class HostSpec:
     dhcp_servers: list[DhcpServerSpec] = field(default_factory=list)
     mroutes: list[MrouteSpec] = field(default_factory=list)
     tun: TunSpec | None = None
+    dns: DnsSpec | None = None  # a DNS server on this host (vnet.sim.topology_dns)
+    resolvers: list[str] = field(default_factory=list)  # addresses or host names
 
 
 @dataclass
@@ -530,7 +533,8 @@ def parse(data: dict[str, Any], path: Path, text: str = "") -> Topology:
         if not _NAME.match(hname):
             raise TopologyError(path, loc.line(*hkey), f"bad host name {hname!r}")
         _check_keys(hspec, {"forwarding", "nics", "routes", "guests", "firewall",
-                            "firewall_rules", "nat", *_ROUTER_KEYS}, path, loc, hkey,
+                            "firewall_rules", "nat", *_ROUTER_KEYS, "dns", "resolvers"},
+                    path, loc, hkey,
                     f"host {hname!r}")
         host = HostSpec(hname)
         host.firewall = _firewall(hspec, path, loc, hkey, base)
@@ -667,6 +671,9 @@ def parse(data: dict[str, Any], path: Path, text: str = "") -> Topology:
     topo.clients = [str(c) for c in clients]
     _faults(data, topo, path, loc)
     _guest_stops(topo)
+    from vnet.sim.topology_dns import dns_keys  # dns = {...}, resolvers = [...]
+
+    dns_keys(hosts, topo, path, loc)
     return topo
 
 
