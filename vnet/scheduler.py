@@ -1050,11 +1050,15 @@ class Scheduler:
         """Real time: the other guests that want the network now.
 
         A guest wants it if it is not blocked and made a host call within the
-        last `CONTENDING_WINDOW_NS` (it is probably waiting to make the next).
+        last `CONTENDING_WINDOW_NS` (it is probably waiting to make the next),
+        unless it is waiting for `task` itself to block again (`wait_for_woken`:
+        its host call woke `task`): it cannot go first, so yielding to it
+        would only idle both.
         """
         return [other for other in self._tasks
                 if other is not task and other.state in (TaskState.RUNNING, TaskState.RUNNABLE)
-                and now - other.last_call_end_ns < CONTENDING_WINDOW_NS]
+                and now - other.last_call_end_ns < CONTENDING_WINDOW_NS
+                and task not in other.handoff_tasks]
 
     def _end_turn(self, task: GuestTask, now: int) -> None:
         """Real time: `task` used up a turn; wait while it is ahead of the others.
