@@ -175,6 +175,9 @@ HANDOFF_MAX_S = 0.002
 
 _get_ident = threading.get_ident
 
+#: `Scheduler._timer_check_ns` when no timer was armed in the current turn.
+_NO_TIMER_CHECK = 1 << 126
+
 
 def _never() -> bool:
     return False
@@ -543,6 +546,9 @@ class Scheduler:
         #: Real time: times a thread waiting in `run()` was woken before its own
         #: timeout (its `until` came true, a guest ended, or an earlier timer was set).
         self.loop_wakeups = 0
+        #: Real time: the earliest timer armed inside the current network turn while a
+        #: loop waited (`_NO_TIMER_CHECK`: none); the turn's end looks whether it must wake it.
+        self._timer_check_ns = _NO_TIMER_CHECK
 
     # --- clocks ------------------------------------------------------------
     def monotonic_ns(self) -> int:
@@ -566,12 +572,31 @@ class Scheduler:
         with self.lock:
             heapq.heappush(self._timers, (when_ns, next(self._seq), timer))
             if self._loops:  # real time: wake a loop only if this moves its next deadline
-                for loop in self._loops:
-                    if when_ns < loop.wake_at_ns:
-                        loop.wake_at_ns = -1
-                        loop.gate.open()
-                        self.loop_wakeups += 1
+                if self._draining:
+                    # inside a network turn: look when it ends (`_wake_loops_for_timers`),
+                    # when a timer armed and cancelled within it (TCP's, often) is gone
+                    if when_ns < self._timer_check_ns:
+                        self._timer_check_ns = when_ns
+                else:
+                    self._wake_loops_before(when_ns)
         return timer
+
+    def _wake_loops_before(self, when_ns: int) -> None:
+        """Real time, lock held: wake the loops that sleep past `when_ns` (a new timer's time)."""
+        for loop in self._loops:
+            if when_ns < loop.wake_at_ns:
+                loop.wake_at_ns = -1
+                loop.gate.open()
+                self.loop_wakeups += 1
+
+    def _wake_loops_for_timers(self) -> None:
+        """Real time, lock held, at the end of a turn that armed timers: wake the loops
+        that sleep past the earliest timer still armed."""
+        self._timer_check_ns = _NO_TIMER_CHECK
+        if self._loops:
+            nxt = self._next_timer_time()
+            if nxt is not None:
+                self._wake_loops_before(nxt)
 
     def call_later(self, delay_ns: int, callback: Callable[[], Any]) -> Timer:
         return self.call_at(self.monotonic_ns() + max(0, delay_ns), callback)
@@ -623,6 +648,8 @@ class Scheduler:
                 deferred.popleft()()
         finally:
             self._draining = False
+            if self._timer_check_ns != _NO_TIMER_CHECK:
+                self._wake_loops_for_timers()
 
     def atomic(self) -> AtomicTurn:
         """Run a block as one network turn: work it defers runs when the block ends.
@@ -653,6 +680,8 @@ class Scheduler:
                 deferred.popleft()()
         finally:
             self._draining = False
+            if self._timer_check_ns != _NO_TIMER_CHECK:
+                self._wake_loops_for_timers()
             if self._changed and not self.virtual:
                 self._wake_ready()
 
@@ -843,6 +872,8 @@ class Scheduler:
         while deferred:
             deferred.popleft()()
         self._draining = False
+        if self._timer_check_ns != _NO_TIMER_CHECK:
+            self._wake_loops_for_timers()
         try:
             return self._block_counting_frames(task, ready, deadline_ns)
         finally:
@@ -1019,11 +1050,15 @@ class Scheduler:
         """Real time: the other guests that want the network now.
 
         A guest wants it if it is not blocked and made a host call within the
-        last `CONTENDING_WINDOW_NS` (it is probably waiting to make the next).
+        last `CONTENDING_WINDOW_NS` (it is probably waiting to make the next),
+        unless it is waiting for `task` itself to block again (`wait_for_woken`:
+        its host call woke `task`): it cannot go first, so yielding to it
+        would only idle both.
         """
         return [other for other in self._tasks
                 if other is not task and other.state in (TaskState.RUNNING, TaskState.RUNNABLE)
-                and now - other.last_call_end_ns < CONTENDING_WINDOW_NS]
+                and now - other.last_call_end_ns < CONTENDING_WINDOW_NS
+                and task not in other.handoff_tasks]
 
     def _end_turn(self, task: GuestTask, now: int) -> None:
         """Real time: `task` used up a turn; wait while it is ahead of the others.
