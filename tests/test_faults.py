@@ -292,6 +292,19 @@ def test_random_fault_plans_follow_the_seed_within_bounds() -> None:
     assert counts == {"partition": {0, 1, 2, 3}, "link-down": {0, 1, 2}, "kill": {0, 1}}
     events = plan(plans[1])
     assert [e.at_ns for e in events] == sorted(e.at_ns for e in events)
+    # freezes are drawn after everything else: adding them leaves each seed's other faults
+    bounds.freezes, bounds.freeze_max_ns, bounds.freeze_hosts = 2, 3 * S, ["a", "server"]
+    frozen_counts = set()
+    for seed, before in enumerate(plans):
+        drawn = draw_random(bounds, seed, segments, nics)
+        assert drawn[:len(before)] == before
+        freezes = drawn[len(before):]
+        frozen_counts.add(len(freezes))
+        for fault in freezes:
+            assert fault.action == "freeze" and fault.host in ("a", "server")
+            assert 0 <= fault.at_ns < 60 * S and fault.duration_ns is not None
+            assert 100 * MS <= fault.duration_ns <= 3 * S
+    assert frozen_counts == {0, 1, 2}
 
 
 def test_random_faults_in_a_topology_print_and_replay(workdir: Path, tmp_path: Path) -> None:
@@ -302,10 +315,12 @@ partitions = 2
 partition_max = "300ms"
 link_flaps = 1
 link_flap_max = "200ms"
+freezes = 1
+freeze_max = "300ms"
 """
     path = _topology(workdir, "random", text)
     seen = set()
-    for seed in (1, 2, 3):
+    for seed in (1, 2, 4):  # seed 4 draws a freeze too
         topo = load(path)
         first = run(topo, seed=seed, pcap_dir=tmp_path / f"a{seed}", out=io.BytesIO())
         second = run(load(path), seed=seed, pcap_dir=tmp_path / f"b{seed}", out=io.BytesIO())
@@ -317,6 +332,7 @@ link_flap_max = "200ms"
                             ["server/eth0", "client/eth0"])
         assert len(first.faults) <= 2 * len(drawn)
     assert len(seen) > 1
+    assert any("freeze" in line for faults in seen for line in faults), seen
 
 
 @pytest.mark.parametrize(("fault", "reason"), [

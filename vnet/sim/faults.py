@@ -115,7 +115,10 @@ class RandomFaults:
     Up to ``partitions`` partitions of up to ``partition_max_ns`` each,
     up to ``link_flaps`` link flaps of up to ``link_flap_max_ns``, up to
     ``kills`` kills of one of ``kill_guests`` (restarted after up to
-    ``restart_max_ns``, if given), all starting within ``within_ns``.
+    ``restart_max_ns``, if given), up to ``freezes`` freezes of one of
+    ``freeze_hosts`` (default: every host with a NIC) of up to
+    ``freeze_max_ns``, all starting within ``within_ns``. Freezes are drawn
+    last, so adding them leaves the other draws of a seed as they were.
     """
 
     within_ns: int
@@ -128,6 +131,9 @@ class RandomFaults:
     kills: int = 0
     kill_guests: list[str] = field(default_factory=list)
     restart_max_ns: int | None = None
+    freezes: int = 0
+    freeze_max_ns: int = 1_000_000_000
+    freeze_hosts: list[str] = field(default_factory=list)  # default: every host with a NIC
 
 
 @dataclass(order=True)
@@ -181,6 +187,11 @@ def draw_random(bounds: RandomFaults, seed: int, segments: dict[str, list[str]],
                                                      bounds.restart_max_ns + 1))
                    if bounds.restart_max_ns is not None else None)
         drawn.append(FaultSpec(at, "kill", guest=guest, duration_ns=restart))
+    freezable = bounds.freeze_hosts or sorted({h for hosts in segments.values() for h in hosts})
+    for _ in range(rng.randint(0, bounds.freezes) if freezable else 0):
+        host = rng.choice(freezable)
+        at, length = when_and_length(bounds.freeze_max_ns)
+        drawn.append(FaultSpec(at, "freeze", host=host, duration_ns=length))
     return drawn
 
 

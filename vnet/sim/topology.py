@@ -72,6 +72,7 @@
     link_flap_max = "1s"
     kills = 1                    # up to 1 kill of one of kill_guests = ["server/chat"],
     restart_max = "2s"           #   restarted up to 2 s later (no restart_max: stays dead)
+    # freezes = 1, freeze_max = "1s", freeze_hosts = ["server"]   (virtual time)
 
     [[hosts.server.guests]]
     name = "chat"
@@ -719,7 +720,8 @@ _FAULT_TABLES = ("faults", "random_faults")
 _FAULT_KEYS = {"at", "action", "nic", "segment", "groups", "guest", "loss", "delay", "jitter",
                "rate", "for", "after", "host"}
 _RANDOM_FAULT_KEYS = {"within", "partitions", "partition_max", "segments", "link_flaps",
-                      "link_flap_max", "nics", "kills", "kill_guests", "restart_max"}
+                      "link_flap_max", "nics", "kills", "kill_guests", "restart_max",
+                      "freezes", "freeze_max", "freeze_hosts"}
 
 
 def _fault_nic(topo: Topology, value: Any, path: Path, line: int | None) -> str:
@@ -846,6 +848,7 @@ def _faults(data: dict[str, Any], topo: Topology, path: Path, loc: _Locator) -> 
         if bounds.kills and not bounds.kill_guests:
             raise TopologyError(path, loc.line(*key, "kills"),
                                 "kills needs kill_guests = [\"HOST/NAME\", ...]")
+        _random_freezes(table, bounds, topo, path, loc, key)
         topo.random_faults = bounds
 
 
@@ -879,3 +882,21 @@ def _fault_host(item: dict[str, Any], spec: FaultSpec, topo: Topology, path: Pat
         raise TopologyError(path, loc.line(*key, "host"), f"no host {name!r} (hosts: "
                             f"{', '.join(topo.hosts) or 'none'})")
     spec.host = name  # virtual time only: `vnet sim` refuses it in real time
+
+
+def _random_freezes(table: dict[str, Any], bounds: RandomFaults, topo: Topology, path: Path,
+                    loc: _Locator, key: tuple[str, ...]) -> None:
+    """``[random_faults]`` freezes = N, freeze_max = "1s", freeze_hosts = ["NAME", ...]."""
+    if "freezes" in table:
+        count = _expect(table["freezes"], int, path, loc.line(*key, "freezes"), "freezes")
+        if count < 0:
+            raise TopologyError(path, loc.line(*key, "freezes"), "freezes must be >= 0")
+        bounds.freezes = count
+    if "freeze_max" in table:
+        bounds.freeze_max_ns = _duration(table["freeze_max"], (path, loc, (*key, "freeze_max")))
+    line = loc.line(*key, "freeze_hosts")
+    for name in _expect(table.get("freeze_hosts", []), list, path, line, "freeze_hosts"):
+        if name not in topo.hosts:
+            raise TopologyError(path, line, f"no host {name!r} (hosts: "
+                                f"{', '.join(topo.hosts) or 'none'})")
+        bounds.freeze_hosts.append(name)
