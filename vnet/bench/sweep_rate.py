@@ -15,7 +15,9 @@ temporary directory first, with the build cache).
   default schedule, explore) with 1 worker (this process), 2 worker
   processes, and a Dask `LocalCluster` of 2 single-threaded worker processes
   (if `distributed` is installed and not `--skip-dask`). Reported: seeds per
-  minute, pool or cluster start-up included (as a user sees it).
+  minute, pool or cluster start-up included (as a user sees it), and the
+  CPU time the sweep used in all its processes (this one and the reaped
+  workers), so a loaded machine's figure can be read as seeds per CPU minute.
 
 On a shared machine wall-clock figures are noisy: compare the CPU-time
 figures, or the medians of several runs.
@@ -29,6 +31,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import resource
 import shutil
 import statistics
 import sys
@@ -91,6 +94,18 @@ def exploration_cost(topology: Path, runs: int) -> dict[str, Any]:
     return report
 
 
+def _cpu_s() -> float:
+    """CPU seconds of this process and of its reaped children (the sweep's workers)."""
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+
+
+def _figure(seeds: int, wall: float, cpu: float, failed: list[int]) -> dict[str, Any]:
+    return {"seeds": seeds, "wall_s": wall, "cpu_s": cpu, "seeds_per_minute": 60 * seeds / wall,
+            "seeds_per_cpu_minute": 60 * seeds / cpu if cpu > 0 else None, "failed": failed}
+
+
 def sweep_throughput(topology: Path, seeds: int, dask: bool, work: Path) -> dict[str, Any]:
     """Seeds per minute on 1 and 2 local workers and on a 2-worker Dask LocalCluster."""
     from vnet.sim.sweep import sweep
@@ -98,27 +113,24 @@ def sweep_throughput(topology: Path, seeds: int, dask: bool, work: Path) -> dict
     seed_list = list(range(1, seeds + 1))
     report: dict[str, Any] = {}
     for workers in (1, 2):
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), _cpu_s()
         result = sweep(topology, seed_list, results_dir=work / f"pool{workers}",
                        workers=workers)
-        wall = time.perf_counter() - started
-        report[f"pool_{workers}"] = {"seeds": seeds, "wall_s": wall,
-                                     "seeds_per_minute": 60 * seeds / wall,
-                                     "failed": [o.seed for o in result.failed]}
+        report[f"pool_{workers}"] = _figure(seeds, time.perf_counter() - started,
+                                            _cpu_s() - cpu, [o.seed for o in result.failed])
     if dask:
         try:
             from distributed import LocalCluster
         except ImportError:
             report["dask_2"] = "distributed not installed (pip install 'vnet[cluster]')"
             return report
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), _cpu_s()
         with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                           dashboard_address=None) as cluster:
             result = sweep(topology, seed_list, results_dir=work / "dask",
                            cluster=cluster.scheduler_address)
-        wall = time.perf_counter() - started
-        report["dask_2"] = {"seeds": seeds, "wall_s": wall, "seeds_per_minute": 60 * seeds / wall,
-                            "failed": [o.seed for o in result.failed]}
+        report["dask_2"] = _figure(seeds, time.perf_counter() - started, _cpu_s() - cpu,
+                                   [o.seed for o in result.failed])
     return report
 
 
@@ -129,13 +141,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, default=20, help="seeds per sweep")
     parser.add_argument("--skip-dask", action="store_true", help="no Dask LocalCluster sweep")
     parser.add_argument("--skip-sweep", action="store_true", help="exploration cost only")
+    parser.add_argument("--skip-cost", action="store_true", help="sweep throughput only")
     parser.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     ns = parser.parse_args(argv)
     with tempfile.TemporaryDirectory(prefix="vnet-sweep-rate-") as tmp:
         work = Path(tmp)
         topology = demo_copy(work / "demo")
-        figures: dict[str, Any] = {"exploration": exploration_cost(topology, ns.runs)}
-        for schedule in ("fifo", "explore"):
+        figures: dict[str, Any] = {}
+        if not ns.skip_cost:
+            figures["exploration"] = exploration_cost(topology, ns.runs)
+        for schedule in ("fifo", "explore") if not ns.skip_cost else ():
             f = figures["exploration"][schedule]
             print(f"demo, schedule {schedule:<7}: {f['sim_s_median']:.3f} simulated s in "
                   f"{f['wall_s_median']:.2f} s wall / {f['cpu_s_median']:.2f} s CPU (median of "
@@ -148,8 +163,9 @@ def main(argv: list[str] | None = None) -> int:
                 if isinstance(f, str):
                     print(f"sweep {engine}: {f}")
                     continue
-                print(f"sweep {engine:<7}: {f['seeds']} demo seeds in {f['wall_s']:.1f} s: "
-                      f"{f['seeds_per_minute']:.1f} seeds per minute (failed: "
+                print(f"sweep {engine:<7}: {f['seeds']} demo seeds in {f['wall_s']:.1f} s wall, "
+                      f"{f['cpu_s']:.1f} s CPU: {f['seeds_per_minute']:.0f} seeds per minute, "
+                      f"{f['seeds_per_cpu_minute']:.0f} per CPU minute (failed: "
                       f"{f['failed'] or 'none'})", flush=True)
     if ns.json:
         Path(ns.json).write_text(json.dumps(figures, indent=2) + "\n")
