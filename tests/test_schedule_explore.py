@@ -99,6 +99,28 @@ def test_a_failing_seed_replays_byte_identically(explored: SweepResult) -> None:
     assert fifo.returncode == 0, fifo.stdout + fifo.stderr
 
 
+def test_vnet_sweep_prints_the_failing_seeds_with_their_replay_commands(
+        race: Path, explored: SweepResult, tmp_path: Path) -> None:
+    seeds = list(SEEDS)[:8]
+    failing = [s for s in seeds if not summarize(explored.outcomes)[s]]
+    assert failing, "seeds 1-8 include a lost race (see the sweep above)"
+    proc = subprocess.run([sys.executable, "-m", "vnet", "sweep", str(race), "--seeds",
+                           f"{seeds[0]}-{seeds[-1]}", "--workers", "1", "--results",
+                           str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stdout.startswith(f"vnet sweep: {len(seeds)} seeds, "
+                                  f"{len(seeds) - len(failing)} passed, {len(failing)} failed "
+                                  "(schedule explore, process pool (1 worker), ")
+    rows = [line.split() for line in proc.stdout.splitlines() if line.split()[:1] and
+            line.split()[0].isdigit()]
+    assert [int(row[0]) for row in rows] == failing
+    for row in rows:  # seed, why ("exit a/register=1 b/register=1"), replay command
+        assert row[1:4] == ["exit", "a/register=1", "b/register=1"]
+        assert " ".join(row[4:]) == shlex.join([
+            "vnet", "sim", str(race), "--virtual-time", "--seed", row[0], "--schedule",
+            "explore", "--pcap-dir", str(tmp_path / f"seed-{row[0]}" / "replay")])
+
+
 def _syns(pcap: Path) -> list[tuple[int, int]]:
     """(source port, sequence number) of each TCP SYN (no ACK) a NIC sent, IPv4."""
     found = []

@@ -95,6 +95,8 @@ order, before its guests run again. Guests blocked with a deadline that
 passes during the freeze wake at the thaw. Frames arriving for it are the
 NICs' business (vnet.sim.faults queues them). Only between decisions, when
 none of its guests is running: faults are timers, so that always holds.
+Tasks spawned without a `wake_key` (Python code run by `Host.spawn`) and
+timers armed on the scheduler directly are not the host's and go on.
 
 Host calls cost virtual time
 ----------------------------
