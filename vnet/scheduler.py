@@ -79,10 +79,13 @@ stream of its own (`random.Random("vnet-schedule:SEED")`), so exploration
 never shifts the other draws made from the seed (ISNs, ports, impairment,
 random fault plans): a run under `explore` differs from `fifo` only by the
 order of guests at equal instants (and what follows from it). The same seed
-makes the same choices, so replays stay byte-identical. Every interleaving
-it can pick is one FIFO could produce with another arrival order: a guest
-that yields behind the guests it woke may now run before them, which is
-what a real machine with more CPUs than guests does too.
+makes the same choices, so replays stay byte-identical. One rule holds in
+both: a guest that yields after a host call woke others (see "Wake-ups")
+runs only once each guest it woke has run (`GuestTask.behind`) — as a
+receiver on its own CPU would drain what a sender hands it — so exploring
+never starves a woken receiver behind a sender's burst; everything else
+runnable at that instant, the woken guests among themselves included, is
+in the seed's hands.
 
 Frozen hosts (virtual time)
 ---------------------------
@@ -424,6 +427,9 @@ class GuestTask:
         #: and when (time.monotonic_ns()).
         self.woken_by: GuestTask | None = None
         self.woken_at_ns = 0
+        #: Virtual time, explore: the guests this one woke and yielded to; it is not picked
+        #: while one of them is still waiting to run (see "Schedules").
+        self.behind: list[GuestTask] | None = None
         #: Virtual time: bumped on every block, so stale deadline-heap entries are skipped.
         self.block_serial = 0
         #: Virtual time: the guest's own clock, host-call charges included.
@@ -1057,8 +1063,12 @@ class Scheduler:
             elif self._changed and self._blocked:
                 # the call may have woken someone: they run (until they block) first
                 woken = self.wakeups
+                runq = self._runq
+                queued = len(runq)
                 self._wake_blocked()
                 if self.wakeups != woken:
+                    if self._explore:  # the woken are the newest in the run queue
+                        task.behind = list(itertools.islice(runq, queued, None))
                     self.yield_task(task)
             return
         if task.handoff_tasks:
@@ -1141,6 +1151,7 @@ class Scheduler:
         task.state = TaskState.RUNNING
         task.ready = None
         task.deadline = None
+        task.behind = None
 
     def _task_finished(self, task: GuestTask) -> None:
         with self.lock:
@@ -1352,11 +1363,20 @@ class Scheduler:
             self._now = max(self._now, nxt)
 
     def _pick_runnable(self, runq: deque[GuestTask]) -> GuestTask:
-        """Virtual time, explore: take one of the runnable guests, the seed's choice."""
+        """Virtual time, explore: take one of the runnable guests, the seed's choice.
+
+        A guest that yielded to guests it woke waits until none of them is
+        queued any more (see "Schedules").
+        """
         self.schedule_choices += 1
-        index = self._schedule_rng.randrange(len(runq))
+        eligible = [i for i, t in enumerate(runq)
+                    if t.behind is None or not any(w in runq for w in t.behind)]
+        if not eligible:  # cannot happen (the woken wait for nobody); never stall on it
+            eligible = list(range(len(runq)))
+        index = eligible[self._schedule_rng.randrange(len(eligible))]
         task = runq[index]
         del runq[index]
+        task.behind = None
         return task
 
     # --- frozen hosts (virtual time) ---------------------------------------
