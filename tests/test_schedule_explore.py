@@ -207,48 +207,59 @@ def test_a_topology_can_ask_for_exploration(race: Path, explored: SweepResult) -
     assert result.schedule == "explore" and not result.ok
 
 
+def _hand_over(seed: int, items: int) -> tuple[list[list[int]], list[str], int]:
+    """A sender hands `items` over one host call each to a blocked receiver while two
+    bystanders yield in a loop: what the receiver took each time, the bystanders' turns,
+    and the decisions the seed took."""
+    sched = Scheduler(virtual=True, seed=seed, schedule="explore")
+    queue: list[int] = []
+    taken: list[list[int]] = []
+    bystanders: list[str] = []
+
+    def receiver(task: GuestTask) -> None:
+        got = 0
+        while got < items:
+            with sched.host_call_lock, sched.atomic():
+                sched.block(task, lambda: bool(queue), None)
+                batch = list(queue)
+                queue.clear()
+            taken.append(batch)
+            got += len(batch)
+
+    def sender(task: GuestTask) -> None:
+        for i in range(items):
+            with sched.host_call_lock, sched.atomic():
+                queue.append(i)
+                sched.wake()
+            sched.charge_host_call(task, 0, 0)
+
+    def bystander(name: str) -> Callable[[GuestTask], None]:
+        def go(task: GuestTask) -> None:
+            for _ in range(20):
+                bystanders.append(name)
+                sched.yield_task(task)
+        return go
+
+    recv_task = sched.spawn("receiver", receiver)
+    assert sched.run(until=lambda: recv_task.state.value == "blocked")
+    sched.spawn("sender", sender)
+    for name in ("x", "y"):
+        sched.spawn(name, bystander(name))
+    assert sched.run()
+    return taken, bystanders, sched.schedule_choices
+
+
 def test_explore_still_runs_a_woken_guest_before_its_waker_goes_on() -> None:
-    """A sender hands 200 items over one host call each; under every explored seed the
-    receiver takes each before the sender's next call, as under fifo (no starved receiver
-    behind a burst), while the seed still orders the other guests runnable with them."""
+    """Under every explored seed the receiver takes each item before the sender's next
+    call, as under fifo (no woken receiver starved behind a sender's burst), while the
+    seed still orders the other guests runnable with them."""
     items = 200
+    orders = set()
     for seed in range(1, 6):
-        sched = Scheduler(virtual=True, seed=seed, schedule="explore")
-        queue: list[int] = []
-        taken: list[list[int]] = []
-        bystanders: list[str] = []
-
-        def receiver(task: GuestTask) -> None:
-            got = 0
-            while got < items:
-                with sched.host_call_lock, sched.atomic():
-                    sched.block(task, lambda: bool(queue), None)
-                    batch = list(queue)
-                    queue.clear()
-                taken.append(batch)
-                got += len(batch)
-
-        def sender(task: GuestTask) -> None:
-            for i in range(items):
-                with sched.host_call_lock, sched.atomic():
-                    queue.append(i)
-                    sched.wake()
-                sched.charge_host_call(task, 0, 0)
-
-        def bystander(name: str) -> Callable[[GuestTask], None]:
-            def go(task: GuestTask) -> None:
-                for _ in range(20):
-                    bystanders.append(name)
-                    sched.yield_task(task)
-            return go
-
-        recv_task = sched.spawn("receiver", receiver)
-        assert sched.run(until=lambda: recv_task.state.value == "blocked")
-        sched.spawn("sender", sender)
-        for name in ("x", "y"):
-            sched.spawn(name, bystander(name))
-        assert sched.run()
+        taken, bystanders, choices = _hand_over(seed, items)
         assert [i for batch in taken for i in batch] == list(range(items))
         assert all(len(batch) == 1 for batch in taken), seed
         assert sorted(bystanders) == ["x"] * 20 + ["y"] * 20
-        assert sched.schedule_choices > 20
+        assert choices > 20
+        orders.add(tuple(bystanders))
+    assert len(orders) > 1
