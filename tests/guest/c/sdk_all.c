@@ -36,6 +36,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/ioctl.h>
+#include <linux/sockios.h>
 #include <sys/select.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -1402,6 +1403,43 @@ static void test_errors(void) {
     close(lfd);
 }
 
+/* ioctl with Linux's request numbers: what FIONREAD counts on each kind of
+ * socket, and the errnos for a request the fd does not take and a closed fd. */
+static void test_ioctl(void) {
+    int rx = udp_bound(AF_INET, "127.0.0.1");
+    int tx = socket(AF_INET, SOCK_DGRAM, 0);
+    struct sockaddr_in to;
+    socklen_t tolen = sizeof to;
+    getsockname(rx, (struct sockaddr *)&to, &tolen);
+    sendto(tx, "abc", 3, 0, (struct sockaddr *)&to, sizeof to);
+    sendto(tx, "0123456789", 10, 0, (struct sockaddr *)&to, sizeof to);
+    wait_readable(rx, 2000);
+    int avail = -1;
+    CHECK("ioctl_fionread_udp_next_datagram", ioctl(rx, FIONREAD, &avail) == 0 && avail == 3,
+          "avail %d errno %d", avail, errno);
+    char buf[16];
+    recv(rx, buf, sizeof buf, 0);
+    wait_readable(rx, 2000);
+    avail = -1;
+    CHECK("ioctl_fionread_udp_second", ioctl(rx, FIONREAD, &avail) == 0 && avail == 10,
+          "avail %d errno %d", avail, errno);
+    recv(rx, buf, sizeof buf, 0);
+    avail = -1;
+    CHECK("ioctl_fionread_udp_empty", ioctl(rx, FIONREAD, &avail) == 0 && avail == 0,
+          "avail %d errno %d", avail, errno);
+    CHECK("ioctl_siocinq_is_fionread", SIOCINQ == FIONREAD, "SIOCINQ %#x", SIOCINQ);
+    int lfd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in any = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    bind(lfd, (struct sockaddr *)&any, sizeof any);
+    listen(lfd, 1);
+    CHECK_ERRNO("ioctl_fionread_listening", ioctl(lfd, FIONREAD, &avail), EINVAL);
+    CHECK_ERRNO("ioctl_unknown_request", ioctl(tx, 0x5401 /* TCGETS */, buf), ENOTTY);
+    close(lfd);
+    close(tx);
+    close(rx);
+    CHECK_ERRNO("ioctl_closed_fd", ioctl(rx, FIONREAD, &avail), EBADF);
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     parse_args(argc, argv);
@@ -1422,6 +1460,7 @@ int main(int argc, char **argv) {
     test_getaddrinfo();
     test_names();
     test_errors();
+    test_ioctl();
     printf("summary: %d passed, %d failed\n", passed, failed);
     return failed ? 1 : 0;
 }

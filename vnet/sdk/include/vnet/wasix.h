@@ -244,6 +244,7 @@ int32_t __vnet_sock_setsockopt(int32_t fd, int32_t level, int32_t name, const vo
 int32_t __vnet_sock_getsockopt(int32_t fd, int32_t level, int32_t name, void *value,
                                uint32_t *value_len) __VNET_V1(sock_getsockopt);
 int32_t __vnet_fd_limit(uint32_t *max_fds) __VNET_V1(fd_limit);
+int32_t __vnet_host_ioctl(int32_t fd, int32_t request, void *arg, int32_t *result) __VNET_V1(ioctl);
 
 #ifdef __cplusplus
 }
