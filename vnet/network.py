@@ -106,8 +106,10 @@ class Network:
     topology: Topology | None = None
 
     def __init__(self, virtual_time: bool = False, seed: int = 0,
-                 scheduler: Scheduler | None = None) -> None:
-        self.scheduler = scheduler or Scheduler(virtual=virtual_time, seed=seed)
+                 scheduler: Scheduler | None = None, schedule: str = "fifo") -> None:
+        # schedule: "fifo" or "explore" (the seed orders simultaneous guests; vnet.scheduler)
+        self.scheduler = scheduler or Scheduler(virtual=virtual_time, seed=seed,
+                                                schedule=schedule)
         self.seed = seed
         self.hosts: dict[str, Host] = {}
         self.segments: dict[str, Segment] = {}
@@ -369,12 +371,13 @@ class Network:
     @classmethod
     def from_topology(cls, path: str | os.PathLike[str], *, seed: int | None = None,
                       virtual_time: bool | None = None,
-                      pcap_dir: str | os.PathLike[str] | None = None) -> Network:
+                      pcap_dir: str | os.PathLike[str] | None = None,
+                      schedule: str | None = None) -> Network:
         """The network a topology file describes (see `vnet.sim.topology`), not yet running.
 
         Hosts, segments (latency, loss, snooping), addresses, routes and
         firewalls are built exactly as `vnet sim` builds them; `seed` and
-        `virtual_time` default to the file's `[sim]` values. With `pcap_dir`
+        `virtual_time` (and `schedule`) default to the file's `[sim]` values. With `pcap_dir`
         every NIC writes `DIR/HOST-NIC.pcapng` (`net.pcaps`), as
         `vnet sim --pcap-dir`. The file's guests start with `start_guests()`.
         Raises `vnet.sim.topology.TopologyError` for a bad file.
@@ -385,7 +388,8 @@ class Network:
         virtual = spec.virtual_time if virtual_time is None else virtual_time
         net, _hosts, captures, pcaps = runner.build(
             spec, virtual, spec.seed if seed is None else seed,
-            Path(pcap_dir) if pcap_dir is not None else None)
+            Path(pcap_dir) if pcap_dir is not None else None,
+            schedule=schedule or spec.schedule or "fifo")
         net.topology = spec
         net.pcaps = pcaps
         net._nic_captures = captures
