@@ -286,6 +286,7 @@ def _cmd_sim(ns: argparse.Namespace) -> int:
                                                    ("duration",)))
             virtual = topo.virtual_time if ns.virtual_time is None else ns.virtual_time
             seed = topo.seed if ns.seed is None else ns.seed
+            schedule = ns.schedule or topo.schedule or "fifo"
             if ns.verbose:
                 print(f"vnet sim: {ns.topology}: "
                       f"{'virtual time, seed ' + str(seed) if virtual else 'real time'}",
@@ -310,7 +311,8 @@ def _cmd_sim(ns: argparse.Namespace) -> int:
             print_summary(result, sys.stderr if plan.live or ns.json == "-" else None)
         if ns.json is not None:
             try:
-                write_json(sim_summary(result, seed=seed, virtual_time=virtual), ns.json)
+                write_json(sim_summary(result, seed=seed, virtual_time=virtual,
+                                       schedule=schedule), ns.json)
             except OSError as e:
                 raise CliError(f"vnet sim: --json {ns.json}: {e.strerror}") from None
         if interrupts.interrupted():
