@@ -268,6 +268,8 @@ def _cmd_sim(ns: argparse.Namespace) -> int:
     from vnet.sim.topology import TopologyError, _duration, _Locator, load
 
     _check_output_flags(ns, "sim")
+    if ns.progress is not None and not ns.progress > 0:
+        raise CliError("vnet sim: --progress SECONDS must be > 0")
     if ns.pcap_dir:
         _check_pcap_dir(ns.pcap_dir)
     plan = CapturePlan(pcap_dir=Path(ns.pcap_dir) if ns.pcap_dir else None, pcap=ns.pcap,
@@ -294,7 +296,7 @@ def _cmd_sim(ns: argparse.Namespace) -> int:
             result = run(topo, virtual_time=ns.virtual_time, seed=ns.seed, duration_ns=duration,
                          plan=plan, interrupted=interrupts.interrupted,
                          out=sys.stderr.buffer if ns.json == "-" else None,
-                         schedule=ns.schedule)
+                         schedule=ns.schedule, progress_s=ns.progress)
         except TopologyError as e:
             raise CliError(f"vnet sim: {e}") from None
         except GuestLoadError as e:
@@ -555,6 +557,10 @@ def _build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--duration", metavar="D",
                      help="stop after this long, e.g. 30s (overrides the file)")
     _add_output_flags(sim, "the run's summary")
+    sim.add_argument("--progress", nargs="?", type=float, const=5.0, default=None,
+                     metavar="SECONDS",
+                     help="print a heartbeat on stderr every SECONDS of wall time (default "
+                     "5): simulated time, speed, guests still running, frames")
     sim.set_defaults(func=_cmd_sim, parser=sim)
 
     demo = sub.add_parser(

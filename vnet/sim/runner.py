@@ -67,6 +67,7 @@ from vnet.sim.drop_reasons import explain as explain_drop
 from vnet.sim.faults import FaultInjector, draw_random
 from vnet.sim.faults import plan as fault_plan
 from vnet.sim.output import PrefixedLines
+from vnet.sim.progress import Heartbeat
 from vnet.sim.router_services import open_tuns, start_router_services
 from vnet.sim.topology import LinkShape, NicSpec, SegmentSpec, Topology, TopologyError, VxlanSpec
 
@@ -334,7 +335,7 @@ def run(topo: Topology, *, virtual_time: bool | None = None, seed: int | None = 
         pcap_dir: Path | None = None, duration_ns: int | None = None,
         out: BinaryIO | None = None, plan: CapturePlan | None = None,
         interrupted: Callable[[], bool] | None = None,
-        schedule: str | None = None) -> SimResult:
+        schedule: str | None = None, progress_s: float | None = None) -> SimResult:
     """Build and run the topology; ``schedule`` (default: the file's, else "fifo") is the
     order of guests runnable at one virtual instant (vnet.scheduler, "Schedules")."""
     virtual = topo.virtual_time if virtual_time is None else virtual_time
@@ -355,7 +356,7 @@ def run(topo: Topology, *, virtual_time: bool | None = None, seed: int | None = 
         vxlan_ports = open_vxlan(topo, net)
         tuns = open_tuns(topo, net, captures[0] if captures else None)
         return _run(topo, net, hosts, captures, pcaps, virtual, duration_ns, stream, stop,
-                    vxlan_ports)
+                    vxlan_ports, progress_s)
     finally:
         net.scheduler.stop_all()
         for port in vxlan_ports:
@@ -368,7 +369,8 @@ def run(topo: Topology, *, virtual_time: bool | None = None, seed: int | None = 
 
 def _run(topo: Topology, net: Network, hosts: dict[str, Host], captures: list[Capture],
          pcaps: list[Path], virtual: bool, duration_ns: int | None, stream: BinaryIO,
-         stop: Callable[[], bool], vxlan_ports: Sequence[VxlanPort] = ()) -> SimResult:
+         stop: Callable[[], bool], vxlan_ports: Sequence[VxlanPort] = (),
+         progress_s: float | None = None) -> SimResult:
     sched = net.scheduler
     width = max((len(n) for n in topo.guest_names()), default=8)
     guests: dict[str, Guest] = {}
@@ -405,8 +407,14 @@ def _run(topo: Topology, net: Network, hosts: dict[str, Host], captures: list[Ca
         sched.call_at(limit, lambda: None)
     until_limit = (lambda: sched.monotonic_ns() >= limit) if limit is not None else (
         lambda: False)
-    finished = sched.run(until=lambda: clients_done() or until_limit() or stop(),
-                         timeout_s=None if virtual or limit is None else limit / 1e9)
+    heartbeat = (Heartbeat(progress_s, sched.monotonic_ns, guests, hosts).start()
+                 if progress_s else None)
+    try:
+        finished = sched.run(until=lambda: clients_done() or until_limit() or stop(),
+                             timeout_s=None if virtual or limit is None else limit / 1e9)
+    finally:
+        if heartbeat is not None:
+            heartbeat.stop()
     if stop():
         ended = "interrupted"
     elif clients_done():
