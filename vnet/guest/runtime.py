@@ -49,7 +49,7 @@ from wasmtime import _ffi as ffi
 from vnet.scheduler import SPIN_THRESHOLD_NS, GuestTask, Scheduler
 
 # Importing these modules registers their host functions.
-from . import ioctl, vnet_v1, wasi_core, wasi_fs, wasix  # noqa: F401
+from . import ifconfig, ioctl, rtnetlink, vnet_v1, wasi_core, wasi_fs, wasix  # noqa: F401
 from .abi import HOST_FUNCTIONS, GuestExit, bind_thread
 from .context import GuestContext, GuestLimits
 from .fdtable import FileDescription, InputStream, OutputStream

@@ -31,6 +31,7 @@
 #include <string.h>
 #include <sys/uio.h>
 
+#include <vnet/netlink_sdk.h>
 #include <vnet/sdk_internal.h>
 
 #ifndef IOV_MAX
@@ -67,6 +68,9 @@ static ssize_t do_recv(int fd, const struct iovec *iov, int iovcnt, int flags,
                        struct sockaddr *from, socklen_t *fromlen, int *msg_flags) {
     if (iovcnt < 0 || iovcnt > IOV_MAX)
         return __vnet_fail(EMSGSIZE);
+    ssize_t nl = __vnet_netlink_recvmsg(fd, iov, iovcnt, flags, from, fromlen, msg_flags);
+    if (nl != VNET_NOT_NETLINK) /* rtnetlink: netlink.c */
+        return nl;
     if (flags & MSG_OOB)
         return __vnet_fail(EOPNOTSUPP);
     if (flags & MSG_ERRQUEUE)
@@ -142,6 +146,9 @@ static ssize_t do_send(int fd, const struct iovec *iov, int iovcnt, int flags,
                        const struct sockaddr *to, socklen_t tolen) {
     if (iovcnt < 0 || iovcnt > IOV_MAX)
         return __vnet_fail(EMSGSIZE);
+    ssize_t nl = __vnet_netlink_sendmsg(fd, iov, iovcnt, flags, to, tolen);
+    if (nl != VNET_NOT_NETLINK) /* rtnetlink: netlink.c */
+        return nl;
     if (flags & MSG_OOB)
         return __vnet_fail(EOPNOTSUPP);
     vnet_addr_port dest;

@@ -1,0 +1,130 @@
+"""Interface configuration, call by call, against a real Linux TUN device.
+
+tests/guest/c/ifconf_probe.c makes every SIOC* interface ioctl and a series
+of rtnetlink requests (dumps of links, addresses and routes; adding and
+deleting addresses and routes; MTU and up/down through RTM_NEWLINK; a
+subscriber's notifications; errors for unknown indexes, duplicates, missing
+entries, bad values and malformed messages) on a point-to-point interface
+`tun0`, and prints one line per call: return value, errno, result fields.
+
+- Natively (gcc), in a namespace of its own whose only other interface is
+  `lo`, the probe creates `tun0` itself with /dev/net/tun + TUNSETIFF
+  (`attach`), so it is a real, running TUN device. IPv6 address generation
+  and DAD are off in the namespace (net.ipv6.conf.default.addr_gen_mode=1,
+  accept_dad=0), so Linux gives the device no link-local address of its own.
+- Under vnet (`vnet build`), the virtual host has `lo` and a point-to-point
+  interface `tun0` with a fresh TUN device's flags (POINTOPOINT|NOARP|
+  MULTICAST, down), which the guest may configure (its name is in the
+  guest's `configurable_interfaces`).
+
+The two outputs must be equal line for line. The probe normalises only
+what must differ: the interface index (printed as `idx_ok=1`: equal to
+if_nametoindex) and netlink port ids (`pid_ok`, `pid_set`), and it prints a
+subscriber's repeated identical address notification once (Linux announces
+an IPv6 address twice). MACs do not appear: a TUN device has none.
+
+Touches: a network namespace named vnifc-PID (vnet.testing.netns), gcc,
+/dev/net/tun inside that namespace.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from stack.interface import InterfaceFlags
+from vnet.build import build_wasm
+from vnet.guest.runtime import Guest, GuestConfig
+from vnet.network import Host, Network
+from vnet.testing.netns import Namespace, refuse, require_root, tun_problem
+
+SOURCE = Path(__file__).resolve().parent / "c" / "ifconf_probe.c"
+FRESH_TUN_FLAGS = InterfaceFlags(0x1090)  # POINTOPOINT | NOARP | MULTICAST, down
+
+
+@pytest.fixture(scope="module")
+def native_output(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    require_root("the native probe needs root: it creates a namespace and a TUN device")
+    problem = tun_problem()
+    if problem:
+        refuse(f"the native probe {problem}")
+    binary = tmp_path_factory.mktemp("native") / "ifconf_probe"
+    proc = subprocess.run(["gcc", "-std=gnu11", "-O2", "-Wall", "-Wextra", str(SOURCE), "-o",
+                           str(binary)], capture_output=True, text=True, timeout=120)
+    if proc.returncode != 0 or proc.stderr.strip():
+        pytest.fail(f"gcc ifconf_probe.c:\n{proc.stderr}", pytrace=False)
+    sysctls = ("net.ipv6.conf.default.addr_gen_mode=1", "net.ipv6.conf.all.accept_dad=0",
+               "net.ipv6.conf.default.accept_dad=0")
+    with Namespace(f"vnifc-{os.getpid()}", sysctls=sysctls) as ns:
+        ns.check_isolated([])
+        run = ns.run(str(binary), "attach", "ifname=tun0", timeout=120, check=False)
+    assert run.returncode == 0, run.stdout + run.stderr
+    return run.stdout.splitlines()
+
+
+@pytest.fixture(scope="module")
+def wasm(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return build_wasm([SOURCE], tmp_path_factory.mktemp("wasm") / "ifconf_probe.wasm",
+                      flags=["-Wextra", "-Werror"], quiet=True)
+
+
+def run_probe_on_vnet(wasm: Path, virtual_time: bool = True) -> tuple[list[str], Host]:
+    """The probe on a host with lo and a fresh point-to-point tun0 it may configure."""
+    net = Network(virtual_time=virtual_time, seed=1)
+    alpha = net.host("alpha")
+    with net.scheduler.lock:
+        tun = alpha.stack.add_point_to_point("tun0")
+        tun.flags = FRESH_TUN_FLAGS
+    out, err = bytearray(), bytearray()
+    guest = Guest(net.scheduler, GuestConfig(module=str(wasm), args=["ifconf_probe", "ifname=tun0"],
+                                             host=alpha, stdout=out.extend, stderr=err.extend,
+                                             name="ifconf_probe@alpha"))
+    guest.ctx.configurable_interfaces.add("tun0")
+    guest.start()
+    finished = net.scheduler.run(until=lambda: guest.done, timeout_s=120)
+    text = out.decode(errors="replace")
+    assert finished and guest.exit_code == 0, f"{guest.exit_code} {guest.trap}\n{text}\n{err!r}"
+    assert not guest.ctx.stats.internal_errors, guest.ctx.diagnostics
+    return text.splitlines(), alpha
+
+
+@pytest.fixture(scope="module")
+def vnet_output(wasm: Path) -> list[str]:
+    return run_probe_on_vnet(wasm)[0]
+
+
+def _section(lines: list[str], netlink: bool) -> list[str]:
+    start = next(i for i, line in enumerate(lines) if line.startswith("nl_socket_bad_protocol"))
+    return lines[start:] if netlink else lines[:start]
+
+
+def test_native_probe_ran_every_call(native_output: list[str]) -> None:
+    assert native_output[-1] == "end"
+    assert "sifaddr ret=0 errno=0" in native_output
+    assert "getlink_dump done count=2 multi=1 seq_ok=1 pid_ok=1" in native_output
+
+
+def test_ioctls_match_linux_call_by_call(native_output: list[str],
+                                        vnet_output: list[str]) -> None:
+    assert _section(vnet_output, netlink=False) == _section(native_output, netlink=False)
+
+
+def test_rtnetlink_matches_linux_call_by_call(native_output: list[str],
+                                             vnet_output: list[str]) -> None:
+    assert _section(vnet_output, netlink=True) == _section(native_output, netlink=True)
+
+
+def test_probe_configured_the_virtual_interface(wasm: Path) -> None:
+    """What the calls did is visible in the stack afterwards (not only in the output)."""
+    lines, alpha = run_probe_on_vnet(wasm)
+    tun = alpha.stack.interface("tun0")
+    assert tun.mtu == 1280 and tun.is_up
+    assert tun.ipv4 == [] and tun.ipv6 == []
+    assert "setlink_mtu error=0 seq_ok=1 pid_ok=1 echo_type=16 echo_seq_ok=1" in lines
+
+
+def test_same_output_in_real_time(wasm: Path, vnet_output: list[str]) -> None:
+    assert run_probe_on_vnet(wasm, virtual_time=False)[0] == vnet_output
