@@ -14,6 +14,8 @@
  * Arguments:
  *   ifname=tun0   the point-to-point interface to configure
  *   attach        (native) create it with /dev/net/tun + TUNSETIFF first
+ *   listen=N      instead: subscribe to link, address and route changes and
+ *                 print the first N notifications (blocking receives)
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
@@ -588,10 +590,10 @@ static int read_replies(int fd, uint32_t want_seq, const char *what) {
  * TUN device, and whether a link message with `mtu` came. */
 static void drain_subscriber(int fd, const char *what, uint32_t mtu) {
     int link_seen = 0;
-    /* Linux announces an IPv6 address twice (added, then its DAD state settled):
-     * a line equal to the one before is printed once. */
-    static char last[512];
-    last[0] = 0;
+    /* Linux announces an IPv6 address twice (added, then, from a work queue, its DAD
+     * state settled), the second time sometimes only by a later drain: an address
+     * already announced, and not deleted since, is printed once. */
+    static char announced[16][512];
     for (;;) {
         ssize_t n = recv(fd, reply, sizeof reply, MSG_DONTWAIT);
         if (n < 0) {
@@ -604,12 +606,27 @@ static void drain_subscriber(int fd, const char *what, uint32_t mtu) {
              h = NLMSG_NEXT(h, len)) {
             if (h->nlmsg_type == RTM_NEWADDR || h->nlmsg_type == RTM_DELADDR) {
                 struct ifaddrmsg *ifa = NLMSG_DATA(h);
-                char line[512];
+                char line[512], what[512];
                 addr_line(h, h->nlmsg_type == RTM_NEWADDR ? "sub_newaddr" : "sub_deladdr", line,
                           sizeof line);
-                if ((int)ifa->ifa_index == tun_index && strcmp(line, last) != 0) {
+                addr_line(h, "", what, sizeof what);
+                int slot = -1, free_slot = -1;
+                for (int k = 0; k < 16; k++) {
+                    if (strcmp(announced[k], what) == 0)
+                        slot = k;
+                    if (announced[k][0] == 0 && free_slot < 0)
+                        free_slot = k;
+                }
+                if ((int)ifa->ifa_index != tun_index)
+                    continue;
+                if (h->nlmsg_type == RTM_DELADDR) {
+                    if (slot >= 0)
+                        announced[slot][0] = 0;
                     printf("%s\n", line);
-                    snprintf(last, sizeof last, "%s", line);
+                } else if (slot < 0) {
+                    if (free_slot >= 0)
+                        snprintf(announced[free_slot], sizeof announced[0], "%s", what);
+                    printf("%s\n", line);
                 }
             } else if (h->nlmsg_type == RTM_NEWROUTE) {
                 print_route(h, "sub_newroute");
@@ -882,6 +899,66 @@ static void netlink_calls(void) {
     close(fd);
 }
 
+static void listen_for(int count) {
+    int fd = socket(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE);
+    struct sockaddr_nl groups;
+    memset(&groups, 0, sizeof groups);
+    groups.nl_family = AF_NETLINK;
+    groups.nl_groups = RTMGRP_LINK | RTMGRP_IPV4_IFADDR | RTMGRP_IPV6_IFADDR |
+                       RTMGRP_IPV4_ROUTE | RTMGRP_IPV6_ROUTE;
+    if (bind(fd, (struct sockaddr *)&groups, sizeof groups) < 0) {
+        perror("bind");
+        return;
+    }
+    printf("subscribed\n");
+    int seen = 0;
+    while (seen < count) {
+        struct sockaddr_nl from;
+        socklen_t fromlen = sizeof from;
+        ssize_t n = recvfrom(fd, reply, sizeof reply, 0, (struct sockaddr *)&from, &fromlen);
+        if (n < 0) {
+            printf("recv errno=%s\n", ename(errno));
+            return;
+        }
+        int len = (int)n;
+        for (struct nlmsghdr *h = (struct nlmsghdr *)reply; NLMSG_OK(h, len);
+             h = NLMSG_NEXT(h, len), seen++) {
+            char name[IFNAMSIZ] = "?";
+            if (h->nlmsg_type == RTM_NEWLINK) {
+                struct ifinfomsg *ifi = NLMSG_DATA(h);
+                if_indextoname((unsigned)ifi->ifi_index, name);
+                printf("event group=0x%x newlink %s flags=0x%x\n", from.nl_groups, name,
+                       ifi->ifi_flags & 0xffff);
+            } else if (h->nlmsg_type == RTM_NEWADDR || h->nlmsg_type == RTM_DELADDR) {
+                struct ifaddrmsg *ifa = NLMSG_DATA(h);
+                char text[64] = "?";
+                int alen = (int)IFA_PAYLOAD(h);
+                for (struct rtattr *rta = IFA_RTA(ifa); RTA_OK(rta, alen);
+                     rta = RTA_NEXT(rta, alen))
+                    if (rta->rta_type == IFA_ADDRESS)
+                        format_addr(ifa->ifa_family, RTA_DATA(rta), text, sizeof text);
+                if_indextoname(ifa->ifa_index, name);
+                printf("event group=0x%x %s %s %s/%u\n", from.nl_groups,
+                       h->nlmsg_type == RTM_NEWADDR ? "newaddr" : "deladdr", name, text,
+                       ifa->ifa_prefixlen);
+            } else if (h->nlmsg_type == RTM_NEWROUTE || h->nlmsg_type == RTM_DELROUTE) {
+                struct rtmsg *rtm = NLMSG_DATA(h);
+                char text[64] = "default";
+                int alen = (int)RTM_PAYLOAD(h);
+                for (struct rtattr *rta = RTM_RTA(rtm); RTA_OK(rta, alen);
+                     rta = RTA_NEXT(rta, alen))
+                    if (rta->rta_type == RTA_DST)
+                        format_addr(rtm->rtm_family, RTA_DATA(rta), text, sizeof text);
+                printf("event group=0x%x %s %s/%u\n", from.nl_groups,
+                       h->nlmsg_type == RTM_NEWROUTE ? "newroute" : "delroute", text,
+                       rtm->rtm_dst_len);
+            } else {
+                printf("event type=%u\n", h->nlmsg_type);
+            }
+        }
+    }
+}
+
 int main(int argc, char **argv) {
     int attach = 0;
     setvbuf(stdout, NULL, _IOLBF, 0);
@@ -890,6 +967,11 @@ int main(int argc, char **argv) {
             snprintf(ifname, sizeof ifname, "%s", argv[i] + 7);
         else if (strcmp(argv[i], "attach") == 0)
             attach = 1;
+        else if (strncmp(argv[i], "listen=", 7) == 0) {
+            listen_for(atoi(argv[i] + 7));
+            printf("end\n");
+            return 0;
+        }
     }
     if (attach) {
 #if defined(__linux__) && defined(TUNSETIFF)
