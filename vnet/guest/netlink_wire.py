@@ -195,14 +195,16 @@ def message(msg_type: int, flags: int, seq: int, port_id: int, body: bytes) -> b
             + bytes(align4(length) - length))
 
 
-def error_message(error: int, request: NetlinkMessage, port_id: int) -> bytes:
+def error_message(error: int, request: NetlinkMessage, port_id: int,
+                  capped: bool = False) -> bytes:
     """NLMSG_ERROR for `request`: `error` is the negated errno (0: an ack).
 
     As Linux: an ack echoes the request's header only (NLM_F_CAPPED), an error the
-    whole request.
+    whole request, unless `capped` (NETLINK_CAP_ACK).
     """
-    echoed = bytes(request.raw) if error else bytes(request.raw[:NLMSG_HDRLEN])
-    flags = 0 if error else NLM_F_CAPPED
+    capped = capped or not error
+    echoed = bytes(request.raw[:NLMSG_HDRLEN]) if capped else bytes(request.raw)
+    flags = NLM_F_CAPPED if capped else 0
     return message(NLMSG_ERROR, flags, request.seq, port_id, I32.pack(error) + echoed)
 
 

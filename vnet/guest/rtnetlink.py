@@ -21,10 +21,11 @@ change of its host's configuration, whoever made it (this guest, another
 guest, the topology or the Python API): it listens on
 `HostStack.config_listeners`.
 
-What the guest cannot make the host hold: a receive queue is capped at
-Linux's default SO_RCVBUF (212992 bytes); past it a reply or notification
-is dropped, counted (`netlink.drop.overrun` in the host's counters) and the
-next receive fails with ENOBUFS, as on Linux. A send is capped at 32 KiB
+What the guest cannot make the host hold: a receive queue is capped at the
+socket's SO_RCVBUF (Linux's default, 212992 bytes; at most twice that, as
+Linux's rmem_max allows); past it a reply or notification is dropped,
+counted (`netlink.drop.overrun` in the host's counters) and the next
+receive fails with ENOBUFS, as on Linux (not with NETLINK_NO_ENOBUFS). A send is capped at 32 KiB
 (EMSGSIZE; Linux's own limit is the send buffer, 212960 bytes by default),
 so no single call holds the network long. Malformed messages are handled
 as the kernel handles them (vnet.guest.netlink_wire): never an exception.
@@ -33,7 +34,11 @@ Differences from Linux, on purpose: one routing table (main; the local
 table is shown in dumps, derived from the addresses, but cannot be
 changed), unicast routes only (other route types and tables: EOPNOTSUPP),
 no device creation, deletion or renaming through RTM_NEWLINK / DELLINK
-(EOPNOTSUPP), no NETLINK_* socket options.
+(EOPNOTSUPP). Socket options (`netlink_setsockopt` / `netlink_getsockopt`):
+SO_RCVBUF, SO_SNDBUF (and their FORCE forms), SO_RCVTIMEO, SO_PASSCRED,
+NETLINK_ADD/DROP_MEMBERSHIP (groups 1-32 deliver), NETLINK_CAP_ACK,
+NETLINK_NO_ENOBUFS, the other NETLINK_* flags (kept, without effect),
+NETLINK_LIST_MEMBERSHIPS, SO_TYPE / SO_PROTOCOL / SO_DOMAIN / SO_ERROR.
 
 Touches the guest's fd table and memory and its host's stack configuration.
 """
@@ -90,7 +95,18 @@ NETLINK_ROUTE = 0
 MAX_LINKS = 32
 ESOCKTNOSUPPORT = 94  # the SDK's errno.h value (not a WASI errno)
 SOCKADDR_NL = struct.Struct("<HHII")
-RECEIVE_BUFFER = 212992  # Linux's default SO_RCVBUF
+RECEIVE_BUFFER = 212992  # Linux's default SO_RCVBUF (and net.core.rmem_max)
+SOL_SOCKET = 1
+SOL_NETLINK = 270
+NETLINK_ADD_MEMBERSHIP = 1
+NETLINK_DROP_MEMBERSHIP = 2
+NETLINK_NO_ENOBUFS = 5
+NETLINK_LIST_MEMBERSHIPS = 9
+NETLINK_CAP_ACK = 10
+#: SOL_NETLINK options that are flags (PKTINFO, BROADCAST_ERROR, NO_ENOBUFS,
+#: LISTEN_ALL_NSID, CAP_ACK, EXT_ACK, GET_STRICT_CHK)
+NETLINK_FLAG_OPTIONS = frozenset({3, 4, 5, 8, 10, 11, 12})
+TIMEVAL = struct.Struct("<qq")
 MAX_SEND = 32768
 DUMP_CHUNK_MIN = 4096 - 320  # NLMSG_GOODSIZE for 4 KiB pages
 DUMP_CHUNK_MAX = 32768 - 320
@@ -277,6 +293,12 @@ class NetlinkDescription(FileDescription):
         self._listener: Callable[[ConfigChange], None] | None = None
         self.closed = False
         self.send_timeout_ns: int | None = None  # what fd_write's socket path reads
+        self.recv_timeout_ns: int | None = None
+        self.receive_buffer = RECEIVE_BUFFER
+        self.send_buffer = RECEIVE_BUFFER
+        #: SOL_NETLINK flags set through setsockopt (NETLINK_CAP_ACK, NETLINK_EXT_ACK …)
+        self.options: dict[int, int] = {}
+        self.passcred = 0
 
     # --- names ----------------------------------------------------------------
     def _ports(self) -> dict[int, NetlinkDescription]:
@@ -341,8 +363,9 @@ class NetlinkDescription(FileDescription):
                                          route_body(self.stack, change.route)), bit)
 
     def _deliver(self, datagram: bytes, group: int = 0) -> None:
-        if self.queued_bytes + len(datagram) > RECEIVE_BUFFER:
-            self.overrun = True
+        if self.queued_bytes + len(datagram) > self.receive_buffer:
+            if not self.options.get(NETLINK_NO_ENOBUFS):
+                self.overrun = True
             self.stack.counters["netlink.drop.overrun"] += 1
         else:
             self.queue.append((datagram, group))
@@ -377,7 +400,8 @@ class NetlinkDescription(FileDescription):
             started_dump = self._dispatch(request)
         except WasiError as e:
             self.stack.counters["netlink.request.error"] += 1
-            self._deliver(nl.error_message(-int(e.errno), request, self.port_id))
+            self._deliver(nl.error_message(-int(e.errno), request, self.port_id,
+                                           capped=bool(self.options.get(NETLINK_CAP_ACK))))
             return
         if ack and not started_dump:
             self._deliver(nl.error_message(0, request, self.port_id))
@@ -827,10 +851,100 @@ def netlink_recv(ctx: GuestContext, fd: int, iovs_ptr: int, iovs_len: int, flags
     if flags & MSG_DONTWAIT or sock.nonblocking:
         data, full_length, group = attempt()
     else:
-        data, full_length, group = wait_for_io(ctx, sock, attempt, sock.readiness_read)
+        deadline = (None if sock.recv_timeout_ns is None
+                    else ctx.now_ns() + sock.recv_timeout_ns)
+        data, full_length, group = wait_for_io(ctx, sock, attempt, sock.readiness_read,
+                                               deadline)
     ctx.mem.scatter(iovs, data)
     ctx.mem.write_u32(size_ptr, full_length if flags & MSG_TRUNC else len(data))
     ctx.mem.write_u32(msg_flags_ptr, MSG_TRUNC if full_length > len(data) else 0)
     if addr_ptr:
         ctx.mem.write(addr_ptr, SOCKADDR_NL.pack(GUEST_AF_NETLINK, 0, 0, group))
+    return Errno.SUCCESS
+
+
+def _set_option(sock: NetlinkDescription, level: int, name: int, raw: bytes) -> None:
+    """setsockopt on a netlink socket, as Linux's netlink_setsockopt and sock_setsockopt."""
+    if level == SOL_SOCKET and name in (_s.SO_RCVTIMEO, _s.SO_SNDTIMEO):
+        if len(raw) < TIMEVAL.size:
+            raise WasiError(Errno.EINVAL)
+        seconds, micros = TIMEVAL.unpack_from(raw)
+        if seconds < 0 or not 0 <= micros < 1_000_000:
+            raise WasiError(Errno.EDOM)
+        timeout = (seconds * 1_000_000_000 + micros * 1000) or None
+        if name == _s.SO_RCVTIMEO:
+            sock.recv_timeout_ns = timeout
+        else:
+            sock.send_timeout_ns = timeout
+        return
+    if len(raw) < 4:
+        raise WasiError(Errno.EINVAL)
+    (value,) = nl.I32.unpack_from(raw)
+    if level == SOL_SOCKET:
+        if name in (_s.SO_RCVBUF, getattr(_s, "SO_RCVBUFFORCE", 33)):
+            sock.receive_buffer = max(2304, 2 * min(max(value, 0), RECEIVE_BUFFER))
+        elif name in (_s.SO_SNDBUF, getattr(_s, "SO_SNDBUFFORCE", 32)):
+            sock.send_buffer = max(4608, 2 * min(max(value, 0), RECEIVE_BUFFER))
+        elif name == getattr(_s, "SO_PASSCRED", 16):
+            sock.passcred = int(value != 0)
+        else:
+            raise WasiError(Errno.ENOPROTOOPT)
+        return
+    if level != SOL_NETLINK:
+        raise WasiError(Errno.ENOPROTOOPT)
+    if name in (NETLINK_ADD_MEMBERSHIP, NETLINK_DROP_MEMBERSHIP):
+        if not 0 < value <= 64:
+            raise WasiError(Errno.EINVAL)
+        sock.autobind()
+        if value <= 32:
+            bit = nl.group_bit(value)
+            sock.set_groups(sock.groups | bit if name == NETLINK_ADD_MEMBERSHIP
+                            else sock.groups & ~bit)
+        return
+    if name in NETLINK_FLAG_OPTIONS:
+        sock.options[name] = int(value != 0)
+        return
+    raise WasiError(Errno.ENOPROTOOPT)
+
+
+def _get_option(sock: NetlinkDescription, level: int, name: int) -> bytes:
+    if level == SOL_SOCKET:
+        if name in (_s.SO_RCVTIMEO, _s.SO_SNDTIMEO):
+            timeout = (sock.recv_timeout_ns if name == _s.SO_RCVTIMEO
+                       else sock.send_timeout_ns) or 0
+            return TIMEVAL.pack(timeout // 1_000_000_000, (timeout % 1_000_000_000) // 1000)
+        values = {_s.SO_RCVBUF: sock.receive_buffer, _s.SO_SNDBUF: sock.send_buffer,
+                  _s.SO_TYPE: sock.sock_type, getattr(_s, "SO_PROTOCOL", 38): NETLINK_ROUTE,
+                  getattr(_s, "SO_DOMAIN", 39): GUEST_AF_NETLINK, _s.SO_ERROR: 0,
+                  getattr(_s, "SO_PASSCRED", 16): sock.passcred}
+        if name not in values:
+            raise WasiError(Errno.ENOPROTOOPT)
+        return nl.I32.pack(values[name])
+    if level != SOL_NETLINK:
+        raise WasiError(Errno.ENOPROTOOPT)
+    if name == NETLINK_LIST_MEMBERSHIPS:  # rtnetlink has more than 32 groups: two words
+        return nl.U32.pack(sock.groups) + bytes(4)
+    if name in NETLINK_FLAG_OPTIONS:
+        return nl.I32.pack(sock.options.get(name, 0))
+    raise WasiError(Errno.ENOPROTOOPT)
+
+
+@host_function(V, "netlink_setsockopt", "iiiii")
+def netlink_setsockopt(ctx: GuestContext, fd: int, level: int, name: int, value_ptr: int,
+                       value_len: int) -> int:
+    sock = _netlink(ctx, fd)
+    if value_len > 256:
+        raise WasiError(Errno.EINVAL)
+    _set_option(sock, level, name, ctx.mem.read(value_ptr, value_len))
+    return Errno.SUCCESS
+
+
+@host_function(V, "netlink_getsockopt", "iiiii")
+def netlink_getsockopt(ctx: GuestContext, fd: int, level: int, name: int, value_ptr: int,
+                       len_ptr: int) -> int:
+    sock = _netlink(ctx, fd)
+    capacity = ctx.mem.read_u32(len_ptr)
+    data = _get_option(sock, level, name)[:capacity]
+    ctx.mem.write(value_ptr, data)
+    ctx.mem.write_u32(len_ptr, len(data))
     return Errno.SUCCESS

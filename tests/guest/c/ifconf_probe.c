@@ -80,6 +80,7 @@ static const char *ename(int e) {
     case EDESTADDRREQ: return "EDESTADDRREQ";
     case ENOTCONN: return "ENOTCONN";
     case EPROTOTYPE: return "EPROTOTYPE";
+    case ENOPROTOOPT: return "ENOPROTOOPT";
     default: return "E?";
     }
 }
@@ -718,6 +719,40 @@ static void no_reply_expected(int fd, const char *what) {
     printf("%s recv=%d errno=%s\n", what, (int)n, n < 0 ? ename(errno) : "0");
 }
 
+static void option(int fd, int level, int name, int value, const char *what) {
+    errno = 0;
+    int r = setsockopt(fd, level, name, &value, sizeof value);
+    print_call(what, r);
+    int got = -1;
+    socklen_t len = sizeof got;
+    errno = 0;
+    r = getsockopt(fd, level, name, &got, &len);
+    printf(" get_ret=%d get_errno=%s value=%d len=%d\n", r, r < 0 ? ename(errno) : "0",
+           r == 0 ? got : -1, (int)len);
+}
+
+static void socket_options(int fd, int sub) {
+    option(fd, SOL_SOCKET, SO_RCVBUF, 65536, "nl_so_rcvbuf");
+    option(fd, SOL_SOCKET, SO_SNDBUF, 32768, "nl_so_sndbuf");
+    int value = -1;
+    socklen_t len = sizeof value;
+    int r = getsockopt(fd, SOL_SOCKET, SO_TYPE, &value, &len);
+    printf("nl_so_type ret=%d value=%d\n", r, value == SOCK_RAW);
+    r = getsockopt(fd, SOL_SOCKET, SO_PROTOCOL, &value, &len);
+    printf("nl_so_protocol ret=%d value=%d\n", r, value);
+    r = getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &value, &len);
+    printf("nl_so_domain ret=%d value=%s\n", r, family(value));
+    option(sub, SOL_NETLINK, NETLINK_EXT_ACK, 1, "nl_ext_ack");
+    option(sub, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, RTNLGRP_IPV6_ROUTE, "nl_add_membership");
+    uint32_t groups[4] = {0};
+    len = sizeof groups;
+    r = getsockopt(sub, SOL_NETLINK, NETLINK_LIST_MEMBERSHIPS, groups, &len);
+    printf("nl_list_memberships ret=%d groups=0x%x len=%d\n", r, groups[0], (int)len);
+    option(sub, SOL_NETLINK, NETLINK_DROP_MEMBERSHIP, RTNLGRP_IPV6_ROUTE, "nl_drop_membership");
+    option(sub, SOL_NETLINK, NETLINK_ADD_MEMBERSHIP, 0, "nl_add_membership_0");
+    option(sub, SOL_NETLINK, 999, 1, "nl_unknown_option");
+}
+
 static void netlink_calls(void) {
     int fd, r;
     errno = 0;
@@ -771,6 +806,7 @@ static void netlink_calls(void) {
     getsockname(sub, (struct sockaddr *)&groups, &alen);
     printf(" groups=0x%x pid_differs=%d\n", groups.nl_groups, groups.nl_pid != my_pid);
 
+    socket_options(fd, sub);
     dump(fd, RTM_GETLINK, AF_UNSPEC, "getlink_dump");
 
     struct request req;

@@ -2,8 +2,9 @@
  * netlink.c — vnet SDK: rtnetlink sockets (socket(AF_NETLINK, SOCK_RAW,
  * NETLINK_ROUTE)) over the vnet_v1.netlink_* imports.
  *
- * socket.c sends socket(AF_NETLINK, …), bind and getsockname here, and
- * sendrecv.c every send* and recv*, for the fds this file opened (a bitmap
+ * socket.c sends socket(AF_NETLINK, …), bind and getsockname here,
+ * sendrecv.c every send* and recv*, and sockopt.c setsockopt and
+ * getsockopt, for the fds this file opened (a bitmap
  * of fd numbers; the host answers ENOTSOCK for an fd that is no longer a
  * netlink socket, and the ordinary path runs). read, write, poll, select
  * and close need nothing here: the host's fd table has the socket.
@@ -108,4 +109,26 @@ ssize_t __vnet_netlink_recvmsg(int fd, const struct iovec *iov, int iovcnt, int 
         *fromlen = sizeof name;
     }
     return (ssize_t)size;
+}
+
+int __vnet_netlink_setsockopt(int fd, int level, int name, const void *value, socklen_t len) {
+    if (!is_netlink(fd))
+        return VNET_NOT_NETLINK;
+    int32_t err = __vnet_netlink_set_option(fd, level, name, value, len);
+    if (err == ENOTSOCK)
+        return forget(fd);
+    return __vnet_check(err);
+}
+
+int __vnet_netlink_getsockopt(int fd, int level, int name, void *value, socklen_t *len) {
+    if (!is_netlink(fd))
+        return VNET_NOT_NETLINK;
+    uint32_t n = *len;
+    int32_t err = __vnet_netlink_get_option(fd, level, name, value, &n);
+    if (err == ENOTSOCK)
+        return forget(fd);
+    if (err != 0)
+        return __vnet_fail((int)err);
+    *len = n;
+    return 0;
 }

@@ -1,9 +1,10 @@
 /*
  * <vnet/netlink_sdk.h> — vnet SDK (internal): rtnetlink sockets.
  *
- * The vnet_v1.netlink_* imports, and the helpers socket.c and sendrecv.c
- * call so that socket(AF_NETLINK, …), bind, getsockname and every send*
- * and recv* reach them for a netlink fd (vnet/sdk/src/netlink.c). The SDK
+ * The vnet_v1.netlink_* imports, and the helpers socket.c, sendrecv.c and
+ * sockopt.c call so that socket(AF_NETLINK, …), bind, getsockname, every
+ * send* and recv*, setsockopt and getsockopt reach them for a netlink fd
+ * (vnet/sdk/src/netlink.c). The SDK
  * remembers which fds it opened as netlink sockets; the host has the last
  * word (ENOTSOCK for an fd that is not one any more, after which the
  * ordinary socket path runs).
@@ -35,6 +36,10 @@ int32_t __vnet_netlink_send(int32_t fd, const struct iovec *iov, int32_t iovcnt,
 int32_t __vnet_netlink_recv(int32_t fd, const struct iovec *iov, int32_t iovcnt, int32_t flags,
                             uint32_t *size, uint32_t *msg_flags, void *addr12)
     __VNET_NL_IMPORT(netlink_recv);
+int32_t __vnet_netlink_set_option(int32_t fd, int32_t level, int32_t name, const void *value,
+                                  uint32_t len) __VNET_NL_IMPORT(netlink_setsockopt);
+int32_t __vnet_netlink_get_option(int32_t fd, int32_t level, int32_t name, void *value,
+                                  uint32_t *len) __VNET_NL_IMPORT(netlink_getsockopt);
 
 /* Returned by the helpers below when fd is not a netlink socket: the caller
  * goes on with the ordinary socket path. */
@@ -51,5 +56,7 @@ ssize_t __vnet_netlink_sendmsg(int fd, const struct iovec *iov, int iovcnt, int 
                                const struct sockaddr *to, socklen_t tolen);
 ssize_t __vnet_netlink_recvmsg(int fd, const struct iovec *iov, int iovcnt, int flags,
                                struct sockaddr *from, socklen_t *fromlen, int *msg_flags);
+int __vnet_netlink_setsockopt(int fd, int level, int name, const void *value, socklen_t len);
+int __vnet_netlink_getsockopt(int fd, int level, int name, void *value, socklen_t *len);
 
 #endif
