@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import os
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -166,3 +167,29 @@ def test_subscriber_hears_changes_from_any_source(wasm: Path) -> None:
         "event group=0x40 newroute 10.9.0.1/32",
         "end",
     ]
+
+
+ABUSE_SOURCE = Path(__file__).resolve().parents[1] / "hostile" / "c" / "ifconf_abuse.c"
+
+
+@pytest.mark.parametrize("net_admin", [True, False], ids=["net-admin", "no-grant"])
+def test_vnet_run_guest_net_admin_grants_every_interface(
+    tmp_path: Path, net_admin: bool,
+) -> None:
+    """`vnet run --guest-net-admin`: the guest may change eth0 (as with CAP_NET_ADMIN);
+    without the flag every change is EPERM and reads still work."""
+    wasm = build_wasm([ABUSE_SOURCE], tmp_path / "ifconf_abuse.wasm", quiet=True)
+    flags = ["--guest-net-admin"] if net_admin else []
+    proc = subprocess.run([sys.executable, "-m", "vnet", "run", "--virtual-time",
+                           "--addr", "10.0.0.1/24", *flags, str(wasm), "other", "eth0"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    lines = dict(line.split(" ", 1) for line in proc.stdout.splitlines() if " " in line)
+    assert lines["gifflags"] == "ret=0 errno=0"
+    expected = "ret=0 errno=0" if net_admin else "ret=-1 errno=EPERM"
+    for name in ("sifflags_down", "sifmtu", "sifaddr", "sifhwaddr"):
+        assert lines[name] == expected, (name, proc.stdout)
+    # eth0 is down by then: a route through it is ENETDOWN, as on Linux
+    assert lines["addrt"] == ("ret=-1 errno=ENETDOWN" if net_admin else "ret=-1 errno=EPERM")
+    assert lines["nl_setlink"] == ("error=0" if net_admin else "error=EPERM")
+    assert f"mtu_after={1200 if net_admin else 1500}" in proc.stdout.splitlines()

@@ -3,7 +3,8 @@
 A guest reads every interface of its own virtual host (SIOCGIF*, as `ip
 addr` may) but changes only the interfaces it may configure: the names in
 `GuestContext.configurable_interfaces` (a guest TUN/TAP device it created,
-a NIC a test or the user granted). A guest with no such name is an
+a NIC a test or the user granted; `EVERY_INTERFACE`, "*", for a guest run
+with `vnet run --guest-net-admin`). A guest with no such name is an
 unprivileged Linux process: every change is EPERM before anything else is
 looked at; a guest with one gets ENODEV for an unknown name, and EPERM for
 an interface that exists but is not its own. Changes go through the
@@ -105,6 +106,10 @@ CHANGEABLE_FLAGS = 0x4 | 0x20 | 0x80 | 0x100 | 0x200 | 0x1000 | 0x2000 | 0x4000 
 
 # --- who may configure what ------------------------------------------------------
 
+#: In `configurable_interfaces`: every interface of the host (`--guest-net-admin`).
+EVERY_INTERFACE = "*"
+
+
 def stack_of(ctx: GuestContext) -> HostStack:
     return _host(ctx).stack
 
@@ -123,7 +128,7 @@ def require_grant(ctx: GuestContext) -> None:
 def require_configurable(ctx: GuestContext, iface: Interface) -> None:
     """EPERM unless the guest may change this interface."""
     if iface.name not in ctx.configurable_interfaces and (
-            "*" not in ctx.configurable_interfaces):
+            EVERY_INTERFACE not in ctx.configurable_interfaces):
         raise WasiError(Errno.EPERM)
 
 

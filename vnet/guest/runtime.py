@@ -205,6 +205,9 @@ class GuestConfig:
     #: Listening TCP sockets opened before the guest starts, as wasmtime's
     #: --tcplisten gives them: fds 3, 4, … (before preopened directories).
     tcplisten: list[tuple[str, int]] = field(default_factory=list)
+    #: May configure every interface of its host (`vnet run --guest-net-admin`), as
+    #: CAP_NET_ADMIN; else only those in `ctx.configurable_interfaces` (vnet.guest.ifconfig).
+    net_admin: bool = False
 
 
 class Guest:
@@ -219,6 +222,8 @@ class Guest:
             config.name, scheduler, list(config.args), list(config.env), config.limits,
             random.Random(seed_material), config.debug,
         )
+        if config.net_admin:
+            self.ctx.configurable_interfaces.add(ifconfig.EVERY_INTERFACE)
         self.exit_code: int | None = None
         self.trap: str | None = None
         self.memory_bytes_at_exit = 0

@@ -43,6 +43,9 @@ static const char *ename(int e) {
     case EAGAIN: return "EAGAIN";
     case EOPNOTSUPP: return "EOPNOTSUPP";
     case EMSGSIZE: return "EMSGSIZE";
+    case ENETDOWN: return "ENETDOWN";
+    case EADDRNOTAVAIL: return "EADDRNOTAVAIL";
+    case ESRCH: return "ESRCH";
     default: return "E?";
     }
 }
