@@ -15,9 +15,9 @@ Attacks (tests/hostile/c/ifconf_abuse.c):
   every malformed datagram is a counted drop (`netlink.drop.malformed`), no
   host-side exception, and the socket still answers afterwards;
 * dump requests in a loop without reading: one dump at a time (EBUSY for
-  the others, as Linux), the receive queue stays within SO_RCVBUF and what
-  does not fit is a counted drop reported as ENOBUFS, after which a new
-  dump completes;
+  the others, as Linux), the receive queue stays within SO_RCVBUF and is
+  charged to the guest's socket memory, what does not fit is a counted drop
+  reported as ENOBUFS, after which a new dump completes;
 * a flood of rtnetlink requests beside a TCP transfer on other hosts of the
   same network, in virtual time: the victim keeps >= 80 % of its
   throughput, and the run is deterministic.
@@ -134,7 +134,7 @@ def test_dumps_in_a_loop_stay_bounded(abuse: Path) -> None:
 
     NetlinkDescription._deliver = watch  # type: ignore[method-assign]
     try:
-        text, _guest, host = _run(abuse, ["dumps", "20000"], set())
+        text, guest, host = _run(abuse, ["dumps", "20000"], set())
     finally:
         NetlinkDescription._deliver = original  # type: ignore[method-assign]
     m = re.search(r"dumps sent=(\d+) send_failures=(\d+) datagrams=(\d+) done=(\d+) "
@@ -148,6 +148,9 @@ def test_dumps_in_a_loop_stay_bounded(abuse: Path) -> None:
     assert datagrams >= busy
     assert "after_dumps dump_complete=1" in text
     assert sockets
+    # what was queued was charged to the guest's socket memory, and given back at exit
+    memory = guest.ctx.extensions["socket_memory"]
+    assert memory.peak >= RECEIVE_BUFFER - 100 and memory.used == 0
 
 
 def test_netlink_flood_leaves_a_victim_its_throughput(

@@ -21,13 +21,15 @@ change of its host's configuration, whoever made it (this guest, another
 guest, the topology or the Python API): it listens on
 `HostStack.config_listeners`.
 
-What the guest cannot make the host hold: a receive queue is capped at the
-socket's SO_RCVBUF (Linux's default, 212992 bytes; at most twice that, as
-Linux's rmem_max allows); past it a reply or notification is dropped,
-counted (`netlink.drop.overrun` in the host's counters) and the next
-receive fails with ENOBUFS, as on Linux (not with NETLINK_NO_ENOBUFS). A send is capped at 32 KiB
-(EMSGSIZE; Linux's own limit is the send buffer, 212960 bytes by default),
-so no single call holds the network long. Malformed messages are handled
+What the guest cannot make the host hold: every socket and every queued
+byte is charged to the guest's socket memory (its --max-memory budget), and
+a receive queue is capped at the socket's SO_RCVBUF (Linux's default,
+212992 bytes; at most twice that, as Linux's rmem_max allows); past either
+a reply or notification is dropped, counted (`netlink.drop.overrun` in the
+host's counters) and the next receive fails with ENOBUFS, as on Linux (not
+with NETLINK_NO_ENOBUFS). A send is capped at 32 KiB (EMSGSIZE; Linux's own
+limit is the send buffer, 212960 bytes by default), so no single call holds
+the network long. Malformed messages are handled
 as the kernel handles them (vnet.guest.netlink_wire): never an exception.
 
 Differences from Linux, on purpose: one routing table (main; the local
@@ -55,6 +57,7 @@ from typing import TYPE_CHECKING
 from stack.host import ConfigChange
 from stack.interface import IFF_UP, Interface, InterfaceAddress, mask_address
 from stack.routing import Route
+from stack.socket_memory import SOCKET_OVERHEAD, SocketMemory
 
 from . import netlink_wire as nl
 from .abi import host_function
@@ -83,7 +86,7 @@ from .ifconfig import (
 )
 from .wasi_core import wait_for_io
 from .wasi_types import RIGHTS_SOCKET_BASE, Errno, Filetype, WasiError
-from .wasix import _host
+from .wasix import _host, guest_socket_memory
 
 if TYPE_CHECKING:
     from stack.host import HostStack
@@ -275,10 +278,13 @@ class NetlinkDescription(FileDescription):
     rights_base = int(RIGHTS_SOCKET_BASE)
     rights_inheriting = int(RIGHTS_SOCKET_BASE)
 
-    def __init__(self, ctx: GuestContext, host: Host, sock_type: int) -> None:
+    def __init__(self, ctx: GuestContext, host: Host, sock_type: int,
+                 memory: SocketMemory) -> None:
         super().__init__()
         self.ctx = ctx
         self.host = host
+        #: The guest's socket budget: the socket's own cost and every queued byte
+        self.memory = memory
         self.stack: HostStack = host.stack
         self.sock_type = sock_type
         self.port_id = 0
@@ -363,7 +369,8 @@ class NetlinkDescription(FileDescription):
                                          route_body(self.stack, change.route)), bit)
 
     def _deliver(self, datagram: bytes, group: int = 0) -> None:
-        if self.queued_bytes + len(datagram) > self.receive_buffer:
+        if self.queued_bytes + len(datagram) > self.receive_buffer or (
+                not self.memory.try_charge(len(datagram))):
             if not self.options.get(NETLINK_NO_ENOBUFS):
                 self.overrun = True
             self.stack.counters["netlink.drop.overrun"] += 1
@@ -473,6 +480,7 @@ class NetlinkDescription(FileDescription):
             self.dump = None
         self.queue.append((bytes(chunk), 0))
         self.queued_bytes += len(chunk)
+        self.memory.charge(len(chunk))  # one datagram at most: produced as the guest reads
 
     # --- receiving -------------------------------------------------------------------
     def recv(self, size: int, flags: int) -> tuple[bytes, int, int]:
@@ -489,6 +497,7 @@ class NetlinkDescription(FileDescription):
         if not flags & MSG_PEEK:
             self.queue.popleft()
             self.queued_bytes -= len(datagram)
+            self.memory.charge(-len(datagram))
         return datagram[:size], len(datagram), group
 
     def read(self, size: int) -> bytes:
@@ -510,7 +519,9 @@ class NetlinkDescription(FileDescription):
         self.set_groups(0)
         if self.port_id:
             self._ports().pop(self.port_id, None)
+        self.memory.charge(-(self.queued_bytes + SOCKET_OVERHEAD))
         self.queue.clear()
+        self.queued_bytes = 0
         self.dump = None
 
     def __repr__(self) -> str:
@@ -789,8 +800,17 @@ def netlink_open(ctx: GuestContext, sock_type: int, protocol: int, fd_ptr: int) 
         return ESOCKTNOSUPPORT
     if protocol != NETLINK_ROUTE:
         raise WasiError(Errno.EPROTONOSUPPORT)
-    description = NetlinkDescription(ctx, _host(ctx), sock_type)
-    ctx.mem.write_u32(fd_ptr, ctx.fds.add(description))
+    host = _host(ctx)
+    memory = guest_socket_memory(ctx, host)
+    if not memory.try_charge(SOCKET_OVERHEAD):
+        raise WasiError(Errno.ENOBUFS)
+    description = NetlinkDescription(ctx, host, sock_type, memory)
+    try:
+        fd = ctx.fds.add(description)
+    except WasiError:
+        description.close()
+        raise
+    ctx.mem.write_u32(fd_ptr, fd)
     return Errno.SUCCESS
 
 
