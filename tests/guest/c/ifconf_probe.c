@@ -691,6 +691,18 @@ static void request_route(int fd, int type, int flags, const char *dst, int dst_
     read_replies(fd, req.h.nlmsg_seq, what);
 }
 
+static void route_get(int fd, const char *dst, const char *what) {
+    struct request req;
+    start(&req, RTM_GETROUTE, 0, sizeof(struct rtmsg));
+    req.body.rtm.rtm_family = AF_INET;
+    req.body.rtm.rtm_dst_len = 32;
+    unsigned char addr[4];
+    inet_pton(AF_INET, dst, addr);
+    add_attr(&req, RTA_DST, addr, 4);
+    send_request(fd, &req);
+    read_replies(fd, req.h.nlmsg_seq, what);
+}
+
 static void dump(int fd, int type, int fam, const char *what) {
     struct request req;
     size_t body = type == RTM_GETLINK ? sizeof(struct ifinfomsg)
@@ -850,6 +862,10 @@ static void netlink_calls(void) {
     request_route(fd, RTM_NEWROUTE, NLM_F_ACK | NLM_F_CREATE | NLM_F_EXCL, "10.13.0.0", 16,
                   "192.0.2.77", 0, "newroute_unreachable_gw");
     drain_subscriber(sub, "sub_after_newroute", 0);
+    route_get(fd, "10.9.1.5", "getroute_one");
+    route_get(fd, "10.11.3.4", "getroute_via_gateway");
+    route_get(fd, "10.9.1.1", "getroute_local");
+    route_get(fd, "192.0.2.1", "getroute_unreachable");
     dump(fd, RTM_GETROUTE, AF_INET, "getroute_dump");
     request_route(fd, RTM_DELROUTE, NLM_F_ACK, "10.10.0.0", 16, NULL, tun_index, "delroute");
     request_route(fd, RTM_DELROUTE, NLM_F_ACK, "10.10.0.0", 16, NULL, tun_index,
