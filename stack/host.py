@@ -331,6 +331,7 @@ class HostStack:
             pool.remove(addr)
             prefix = self._connected_prefix(iface, addr)
             iface.peers.pop(addr.address, None)
+            iface.broadcasts.pop(addr.address, None)
             self._local_addresses = {a.address for i in self.interfaces.values()
                                      for a in (*i.ipv4, *i.ipv6)}
             self.generation += 1

@@ -119,6 +119,9 @@ class Interface:
     #: The far end of a point-to-point link for a local IPv4 address, where one was set
     #: (SIOCSIFDSTADDR, rtnetlink's IFA_ADDRESS): what `ip addr` shows as `peer`.
     peers: dict[bytes, bytes] = field(default_factory=dict)
+    #: A broadcast address set for a local IPv4 address of an interface without
+    #: IFF_BROADCAST (SIOCSIFBRDADDR on a TUN device): kept and reported, never used.
+    broadcasts: dict[bytes, bytes] = field(default_factory=dict)
 
     def __setattr__(self, name: str, value: object) -> None:
         object.__setattr__(self, name, value)

@@ -70,6 +70,7 @@ SIOCSIFADDR = 0x8916
 SIOCGIFDSTADDR = 0x8917
 SIOCSIFDSTADDR = 0x8918
 SIOCGIFBRDADDR = 0x8919
+SIOCSIFBRDADDR = 0x891A
 SIOCGIFNETMASK = 0x891B
 SIOCSIFNETMASK = 0x891C
 SIOCGIFMTU = 0x8921
@@ -166,8 +167,10 @@ def reported_flags(iface: Interface) -> int:
 
 def broadcast_of(iface: Interface, addr: InterfaceAddress) -> bytes | None:
     """An IPv4 address's broadcast address, on an interface that has broadcast."""
-    if addr.version != 4 or not int(iface.flags) & IFF_BROADCAST:
+    if addr.version != 4:
         return None
+    if not int(iface.flags) & IFF_BROADCAST:
+        return iface.broadcasts.get(addr.address)
     return addr.broadcast
 
 
@@ -216,13 +219,19 @@ def change_flags(stack: HostStack, iface: Interface, flags: int) -> None:
 
 
 def replace_ipv4(stack: HostStack, iface: Interface, old: InterfaceAddress | None,
-                 new: InterfaceAddress | None, peer: bytes | None) -> None:
-    """Take `old` off and put `new` on (with its peer), as Linux re-inserts an ifa."""
+                 new: InterfaceAddress | None, peer: bytes | None,
+                 broadcast: bytes | None = None) -> None:
+    """Take `old` off and put `new` on (with its peer, and the broadcast address kept
+    for an interface without IFF_BROADCAST), as Linux re-inserts an ifa."""
     if old is not None:
+        if broadcast is None and new is not None and new.address == old.address:
+            broadcast = iface.broadcasts.get(old.address)
         stack.remove_address(iface.name, old)
     if new is not None:
         if peer is not None and peer != new.address:
             iface.peers[new.address] = peer
+        if broadcast is not None and not int(iface.flags) & IFF_BROADCAST:
+            iface.broadcasts[new.address] = broadcast
         stack.add_address(iface.name, new)
 
 
@@ -411,7 +420,7 @@ def get_conf(ctx: GuestContext, fd: int, arg_ptr: int) -> int:
 # --- IPv4 addresses (Linux's devinet_ioctl, AF_INET sockets) ----------------------------
 
 _GETS = (SIOCGIFADDR, SIOCGIFBRDADDR, SIOCGIFDSTADDR, SIOCGIFNETMASK)
-_SETS = (SIOCSIFADDR, SIOCSIFDSTADDR, SIOCSIFNETMASK)
+_SETS = (SIOCSIFADDR, SIOCSIFDSTADDR, SIOCSIFNETMASK, SIOCSIFBRDADDR)
 
 
 def _label_address(iface: Interface, wanted: bytes | None) -> InterfaceAddress | None:
@@ -479,6 +488,16 @@ def ipv4_address_request(ctx: GuestContext, fd: int, request: int, arg_ptr: int)
         if classful_prefix(sa_address) is None:
             raise WasiError(Errno.EINVAL)
         replace_ipv4(stack, iface, addr, addr, sa_address)
+        return 0
+    if request == SIOCSIFBRDADDR:
+        # vnet derives the broadcast address from the prefix: setting that one (or any, on
+        # an interface without IFF_BROADCAST, where Linux keeps but never uses it) is
+        # accepted; another one is not something vnet can do
+        if int(iface.flags) & IFF_BROADCAST:
+            if sa_address != addr.broadcast:
+                raise WasiError(Errno.ENOTSUP)
+        elif sa_address != iface.broadcasts.get(addr.address):
+            replace_ipv4(stack, iface, addr, addr, iface.peers.get(addr.address), sa_address)
         return 0
     # SIOCSIFNETMASK
     prefix = prefix_of_mask(sa_address)

@@ -294,6 +294,8 @@ static void ioctl_calls(void) {
     set_addr(s4, SIOCSIFNETMASK, "sifnetmask_bad", ifname, AF_INET, "255.0.255.0");
     set_addr(s4, SIOCSIFNETMASK, "sifnetmask", ifname, AF_INET, "255.255.255.0");
     get_addr(s4, SIOCGIFNETMASK, "gifnetmask_after", ifname);
+    set_addr(s4, SIOCSIFBRDADDR, "sifbrdaddr", ifname, AF_INET, "10.9.0.255");
+    get_addr(s4, SIOCGIFBRDADDR, "gifbrdaddr_after", ifname);
     get_addr(s4, SIOCGIFADDR, "gifaddr_after_netmask", ifname);
     get_addr(s4, SIOCGIFADDR, "gifaddr_lo", "lo");
     get_addr(s4, SIOCGIFNETMASK, "gifnetmask_lo", "lo");
