@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import ipaddress
 import struct
+import weakref
 from typing import TYPE_CHECKING
 
 from stack.interface import (
@@ -259,6 +260,40 @@ def find_routes(stack: HostStack, prefix: bytes, prefix_len: int, ifindex: int |
             and (ifindex is None or r.ifindex == ifindex)
             and (gateway is None or r.gateway == gateway)
             and (metric is None or r.metric == metric)]
+
+
+RTPROT_KERNEL = 2
+RTPROT_BOOT = 3
+RTPROT_RA = 9
+RT_SCOPE_UNIVERSE = 0
+RT_SCOPE_LINK = 253
+
+#: The protocol and scope a route was installed with (rtnetlink, SIOCADDRT), per host.
+_route_origins: weakref.WeakKeyDictionary[HostStack, dict[Route, tuple[int, int]]] = (
+    weakref.WeakKeyDictionary())
+
+
+def remember_origin(stack: HostStack, route: Route, protocol: int, scope: int) -> None:
+    origins = _route_origins.get(stack)
+    if origins is None:
+        origins = _route_origins[stack] = {}
+    origins[route] = (protocol, scope)
+
+
+def forget_origin(stack: HostStack, route: Route) -> None:
+    _route_origins.get(stack, {}).pop(route, None)
+
+
+def route_origin(stack: HostStack, route: Route) -> tuple[int, int]:
+    """(rtnetlink protocol, scope) of a route in vnet's table: kernel for connected
+    routes, what it was installed with, else boot (ra for router advertisements)."""
+    if route.source == "connected":
+        return RTPROT_KERNEL, RT_SCOPE_LINK
+    known = _route_origins.get(stack, {}).get(route)
+    if known is not None:
+        return known
+    protocol = RTPROT_RA if route.source == "ra" else RTPROT_BOOT
+    return protocol, RT_SCOPE_UNIVERSE if route.gateway else RT_SCOPE_LINK
 
 
 # --- struct ifreq ------------------------------------------------------------------------
@@ -563,9 +598,57 @@ def delete_address(ctx: GuestContext, fd: int, arg_ptr: int) -> int:
 
 # --- routes: struct rtentry on an AF_INET socket (Linux's ip_rt_ioctl) ------------------
 
+IN6_RTMSG_SIZE = 72  # wasm32: rtmsg_info is a 4-byte unsigned long
+IP6_RT_PRIO_USER = 1024
+
+
+def route6_request(ctx: GuestContext, request: int, arg_ptr: int) -> int:
+    """SIOCADDRT / SIOCDELRT with a `struct in6_rtmsg` on an AF_INET6 socket."""
+    require_grant(ctx)
+    raw = ctx.mem.read(arg_ptr, IN6_RTMSG_SIZE)
+    dst, gateway = raw[0:16], raw[32:48]
+    dst_len, _src_len, metric = struct.unpack_from("<HHI", raw, 52)
+    flags, ifindex = struct.unpack_from("<Ii", raw, 64)
+    stack = stack_of(ctx)
+    gw = gateway if flags & RTF_GATEWAY else None
+    if request == SIOCDELRT:
+        matches = [r for r in find_routes(stack, mask_address(dst, min(dst_len, 128)),
+                                          min(dst_len, 128), ifindex or None, gw,
+                                          metric or None)
+                   if route_origin(stack, r)[0] == RTPROT_BOOT]
+        if dst_len > 128 or not matches:
+            raise WasiError(Errno.ESRCH)
+        require_configurable(ctx, stack.interfaces[matches[0].ifindex])
+        stack.withdraw_route(matches[0])
+        forget_origin(stack, matches[0])
+        return 0
+    if dst_len > 128:
+        raise WasiError(Errno.EINVAL)
+    if ifindex:
+        interface_by_index(stack, ifindex)
+    if gw is not None and gw[:2] == b"\xfe\x80" and ifindex:
+        gw_ifindex: int | None = ifindex  # a link-local gateway is on the link named
+    elif gw is not None:
+        try:
+            gw_ifindex = check_gateway(stack, gw, ifindex or None)
+        except WasiError as e:
+            raise WasiError(Errno.EHOSTUNREACH if e.errno == Errno.ENETUNREACH
+                            else e.errno) from None
+    else:
+        gw_ifindex = ifindex or None
+    route = add_route(ctx, stack, mask_address(dst, dst_len), dst_len, gw_ifindex, None,
+                      metric or IP6_RT_PRIO_USER, exclusive=False, replace=False,
+                      gateway_checked=gw)
+    remember_origin(stack, route, RTPROT_BOOT, RT_SCOPE_UNIVERSE)
+    return 0
+
+
 def route_request(ctx: GuestContext, fd: int, request: int, arg_ptr: int) -> int:
-    if _family(_description(ctx, fd)) != 2:
-        raise WasiError(Errno.ENOTSUP)  # IPv6's in6_rtmsg is not emulated
+    family = _family(_description(ctx, fd))
+    if family == 10:
+        return route6_request(ctx, request, arg_ptr)
+    if family != 2:
+        raise WasiError(Errno.ENOTTY)
     require_grant(ctx)
     raw = ctx.mem.read(arg_ptr, RTENTRY_SIZE)
     dst_family, _, dst = SOCKADDR_IN.unpack_from(raw, 4)
@@ -598,7 +681,6 @@ def route_request(ctx: GuestContext, fd: int, request: int, arg_ptr: int) -> int
     if request == SIOCDELRT:
         matches = find_routes(stack, dst, prefix_len, ifindex, gw,
                               route_metric if metric else None)
-        matches = [r for r in matches if r.source != "connected" or (gw is None and ifindex)]
         if not matches:
             raise WasiError(Errno.ESRCH)
         require_configurable(ctx, stack.interfaces[matches[0].ifindex])
@@ -613,11 +695,15 @@ def route_request(ctx: GuestContext, fd: int, request: int, arg_ptr: int) -> int
 
 def add_route(ctx: GuestContext, stack: HostStack, dst: bytes, prefix_len: int,
               ifindex: int | None, gateway: bytes | None, metric: int, *, exclusive: bool,
-              replace: bool, preferred_source: bytes | None = None) -> Route:
+              replace: bool, preferred_source: bytes | None = None,
+              gateway_checked: bytes | None = None) -> Route:
     """Install a unicast route as Linux's fib_table_insert; EPERM, ENODEV, ENETUNREACH,
-    ENETDOWN or EEXIST as Linux for the same request."""
+    ENETDOWN or EEXIST as Linux for the same request. `gateway_checked`: a gateway the
+    caller already found `ifindex` for."""
     if gateway is not None:
         ifindex = check_gateway(stack, gateway, ifindex)
+    else:
+        gateway = gateway_checked
     if ifindex is None:
         raise WasiError(Errno.ENODEV)
     iface = interface_by_index(stack, ifindex)

@@ -74,14 +74,17 @@ from .ifconfig import (
     change_flags,
     delete_ipv6,
     find_routes,
+    forget_origin,
     interface_by_index,
     interface_by_name,
     link_type,
     peer_of,
+    remember_origin,
     replace_ipv4,
     reported_flags,
     require_configurable,
     require_grant,
+    route_origin,
     validate_mtu,
 )
 from .wasi_core import wait_for_io
@@ -118,9 +121,6 @@ MSG_TRUNC = 0x20
 MSG_DONTWAIT = 0x40
 IFF_LOWER_UP = 0x10000
 
-#: The protocol and scope a route was installed with (rtnetlink / SIOCADDRT), per host.
-_route_origins: weakref.WeakKeyDictionary[HostStack, dict[Route, tuple[int, int]]] = (
-    weakref.WeakKeyDictionary())
 #: Port ids in use on each host, and the last one handed out.
 _ports: weakref.WeakKeyDictionary[HostStack, dict[int, NetlinkDescription]] = (
     weakref.WeakKeyDictionary())
@@ -196,19 +196,8 @@ def address_body(iface: Interface, addr: InterfaceAddress) -> bytes:
     return header + b"".join(attrs)
 
 
-def _origin(stack: HostStack, route: Route) -> tuple[int, int]:
-    """(protocol, scope) of a route in vnet's table."""
-    if route.source == "connected":
-        return nl.RTPROT_KERNEL, nl.RT_SCOPE_LINK
-    known = _route_origins.get(stack, {}).get(route)
-    if known is not None:
-        return known
-    protocol = nl.RTPROT_RA if route.source == "ra" else nl.RTPROT_BOOT
-    return protocol, nl.RT_SCOPE_UNIVERSE if route.gateway else nl.RT_SCOPE_LINK
-
-
 def route_body(stack: HostStack, route: Route) -> bytes:
-    protocol, scope = _origin(stack, route)
+    protocol, scope = route_origin(stack, route)
     table, route_type = nl.RT_TABLE_MAIN, nl.RTN_UNICAST
     iface = stack.interfaces.get(route.ifindex)
     if route.source == "connected" and iface is not None and iface.is_loopback:
@@ -709,12 +698,9 @@ def new_route(sock: NetlinkDescription, request: nl.NetlinkMessage) -> None:
     route = add_route(sock.ctx, stack, dst, dst_len, oif or None, gateway, metric,
                       exclusive=bool(request.flags & nl.NLM_F_EXCL),
                       replace=bool(request.flags & nl.NLM_F_REPLACE), preferred_source=preferred)
-    origins = _route_origins.get(stack)
-    if origins is None:
-        origins = _route_origins[stack] = {}
     if scope == nl.RT_SCOPE_NOWHERE:
         scope = nl.RT_SCOPE_LINK if gateway is None else nl.RT_SCOPE_UNIVERSE
-    origins[route] = (protocol or nl.RTPROT_BOOT, scope)
+    remember_origin(stack, route, protocol or nl.RTPROT_BOOT, scope)
 
 
 def delete_route(sock: NetlinkDescription, request: nl.NetlinkMessage) -> None:
@@ -733,12 +719,12 @@ def delete_route(sock: NetlinkDescription, request: nl.NetlinkMessage) -> None:
             nl.RTN_UNSPEC, nl.RTN_UNICAST):
         raise WasiError(Errno.ESRCH)
     matches = [r for r in find_routes(stack, dst, dst_len, oif or None, gateway, metric)
-               if not protocol or _origin(stack, r)[0] == protocol]
+               if not protocol or route_origin(stack, r)[0] == protocol]
     if not matches:
         raise WasiError(Errno.ESRCH)
     require_configurable(sock.ctx, stack.interfaces[matches[0].ifindex])
     stack.withdraw_route(matches[0])
-    _route_origins.get(stack, {}).pop(matches[0], None)
+    forget_origin(stack, matches[0])
 
 
 def get_route(sock: NetlinkDescription, request: nl.NetlinkMessage) -> None:

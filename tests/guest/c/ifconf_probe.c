@@ -43,6 +43,19 @@
 #define IFF_NOARP 0x80
 #endif
 
+struct in6_rtmsg_probe { /* <linux/ipv6_route.h>'s struct in6_rtmsg */
+    struct in6_addr rtmsg_dst;
+    struct in6_addr rtmsg_src;
+    struct in6_addr rtmsg_gateway;
+    uint32_t rtmsg_type;
+    uint16_t rtmsg_dst_len;
+    uint16_t rtmsg_src_len;
+    uint32_t rtmsg_metric;
+    unsigned long rtmsg_info;
+    uint32_t rtmsg_flags;
+    int rtmsg_ifindex;
+};
+
 struct in6_ifreq_probe { /* <linux/ipv6.h>'s struct in6_ifreq */
     struct in6_addr ifr6_addr;
     uint32_t ifr6_prefixlen;
@@ -81,6 +94,7 @@ static const char *ename(int e) {
     case ENOTCONN: return "ENOTCONN";
     case EPROTOTYPE: return "EPROTOTYPE";
     case ENOPROTOOPT: return "ENOPROTOOPT";
+    case EHOSTUNREACH: return "EHOSTUNREACH";
     default: return "E?";
     }
 }
@@ -220,6 +234,24 @@ static void in6_ioctl(int fd, unsigned long request, const char *what, const cha
     req.ifr6_ifindex = ifindex;
     errno = 0;
     int r = ioctl(fd, request, &req);
+    print_call(what, r);
+    printf("\n");
+}
+
+static void route6_ioctl(int fd, unsigned long request, const char *what, const char *dst,
+                         int dst_len, const char *gw, int ifindex) {
+    struct in6_rtmsg_probe rt;
+    memset(&rt, 0, sizeof rt);
+    inet_pton(AF_INET6, dst, &rt.rtmsg_dst);
+    rt.rtmsg_dst_len = (uint16_t)dst_len;
+    rt.rtmsg_flags = RTF_UP;
+    if (gw != NULL) {
+        inet_pton(AF_INET6, gw, &rt.rtmsg_gateway);
+        rt.rtmsg_flags |= RTF_GATEWAY;
+    }
+    rt.rtmsg_ifindex = ifindex;
+    errno = 0;
+    int r = ioctl(fd, request, &rt);
     print_call(what, r);
     printf("\n");
 }
@@ -372,6 +404,18 @@ static void ioctl_calls(void) {
     in6_ioctl(s6, SIOCSIFADDR, "sifaddr6_again", "fd00:9::1", 64, tun_index);
     in6_ioctl(s6, SIOCSIFADDR, "sifaddr6_unknown", "fd00:9::2", 64, 999999);
     in6_ioctl(s6, SIOCSIFADDR, "sifaddr6_prefix129", "fd00:9::3", 129, tun_index);
+    route6_ioctl(s6, SIOCADDRT, "addrt6", "fd00:10::", 64, NULL, tun_index);
+    route6_ioctl(s6, SIOCADDRT, "addrt6_again", "fd00:10::", 64, NULL, tun_index);
+    route6_ioctl(s6, SIOCADDRT, "addrt6_gateway", "fd00:11::", 64, "fd00:9::2", 0);
+    route6_ioctl(s6, SIOCADDRT, "addrt6_gateway_dev", "fd00:12::", 64, "fd00:9::2", tun_index);
+    route6_ioctl(s6, SIOCADDRT, "addrt6_unknown_dev", "fd00:13::", 64, NULL, 999999);
+    route6_ioctl(s6, SIOCADDRT, "addrt6_unreachable_gw", "fd00:14::", 64, "fd00:77::1", 0);
+    route6_ioctl(s6, SIOCADDRT, "addrt6_bad_len", "fd00:15::", 129, NULL, tun_index);
+    route6_ioctl(s6, SIOCADDRT, "addrt6_no_dev", "fd00:16::", 64, NULL, 0);
+    route6_ioctl(s6, SIOCDELRT, "delrt6", "fd00:10::", 64, NULL, tun_index);
+    route6_ioctl(s6, SIOCDELRT, "delrt6_again", "fd00:10::", 64, NULL, tun_index);
+    route6_ioctl(s6, SIOCDELRT, "delrt6_gateway", "fd00:11::", 64, "fd00:9::2", 0);
+    route6_ioctl(s6, SIOCDELRT, "delrt6_gateway_dev", "fd00:12::", 64, "fd00:9::2", tun_index);
     in6_ioctl(s6, SIOCDIFADDR, "difaddr6", "fd00:9::1", 64, tun_index);
     in6_ioctl(s6, SIOCDIFADDR, "difaddr6_again", "fd00:9::1", 64, tun_index);
     in6_ioctl(s4, SIOCDIFADDR, "difaddr6_on_inet", "fd00:9::1", 64, tun_index);
