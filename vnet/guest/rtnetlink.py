@@ -686,7 +686,7 @@ def new_route(sock: NetlinkDescription, request: nl.NetlinkMessage) -> None:
     gateway = _address_attr(attrs, nl.RTA_GATEWAY, version)
     preferred = _address_attr(attrs, nl.RTA_PREFSRC, version)
     oif = nl.u32_of(attrs.get(nl.RTA_OIF))
-    metric = nl.u32_of(attrs.get(nl.RTA_PRIORITY)) or 0
+    metric = nl.u32_of(attrs.get(nl.RTA_PRIORITY)) or (1024 if version == 6 else 0)
     stack = sock.stack
     if oif:
         interface_by_index(stack, oif)
