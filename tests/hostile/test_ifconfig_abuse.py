@@ -19,15 +19,19 @@ Attacks (tests/hostile/c/ifconf_abuse.c):
   charged to the guest's socket memory, what does not fit is a counted drop
   reported as ENOBUFS, after which a new dump completes;
 * a flood of rtnetlink requests beside a TCP transfer on other hosts of the
-  same network, in virtual time: the victim keeps >= 80 % of its
-  throughput, and the run is deterministic.
+  same network: in virtual time the victim keeps >= 80 % of its throughput
+  and the run is deterministic; in real time, against a control run beside
+  a guest that only computes, medians of three, the ratio must be >= 0.4
+  (as tests/hostile/test_flood_fairness.py bounds a UDP flood; measured
+  0.9 on the two-core machine with other work running).
 
-About 10 s of CPU.
+About 15 s of CPU.
 """
 
 from __future__ import annotations
 
 import re
+import statistics
 from collections.abc import Callable
 from pathlib import Path
 
@@ -184,3 +188,37 @@ def test_netlink_flood_leaves_a_victim_its_throughput(
           f"{beside_ns / 1e6:.3f} ms, ratio {ratio:.3f}")
     assert ratio >= 0.8
     assert (again_ns, again_text) == (beside_ns, text)  # deterministic
+
+
+def test_netlink_flood_leaves_a_victim_its_share_in_real_time(
+    abuse: Path, example_wasm: Callable[[str], Path], build_guest: Callable[..., Path],
+) -> None:
+    """Real time: the victim beside the netlink flooder against the victim beside a guest
+    that only computes (as test_flood_fairness does for a UDP flood): what flooding
+    rtnetlink costs the victim beyond sharing two cores. Medians of three."""
+    bulk = example_wasm("bulk")
+    hog = build_guest(hostile_source("cpu_hog"), "-O2")
+
+    def transfer(neighbour: Path, args: list[str], ready: str) -> int:
+        lab = GuestLab(virtual=False, hosts=3, latency_ns=200_000)
+        try:
+            lab.start("victim-recv", "h2", bulk, "recv", "5001")
+            lab.start("neighbour", "h3", neighbour, *args)
+            lab.run_until_output("neighbour", ready)
+            lab.run_until_output("victim-recv", "listening")
+            sender = lab.start("victim-send", "h1", bulk, "send", "10.0.0.2", "5001", "4")
+            assert lab.run_until_exited(["victim-send", "victim-recv"])
+            assert sender.exit_code == 0
+            return sender.took_ns
+        finally:
+            lab.close()
+
+    control, beside = [], []
+    for _ in range(3):
+        control.append(transfer(hog, [], "hogging"))
+        beside.append(transfer(abuse, ["flood"], "flooding"))
+    ratio = statistics.median(control) / statistics.median(beside)
+    print(f"\nreal time: victim beside a CPU hog {[round(t / 1e6) for t in control]} ms, "
+          f"beside the netlink flooder {[round(t / 1e6) for t in beside]} ms, "
+          f"ratio of medians {ratio:.2f}")
+    assert ratio >= 0.4
