@@ -13,7 +13,11 @@ interface implemented across per-protocol files, and routes between them:
 - `stack.icmp.IcmpLayer` (`icmp`): echo, errors in (→ errno for the transports,
   path MTU) and out (rate limited);
 - `stack.membership.MembershipLayer` (`membership`): IGMP / MLD group state;
-- `stack.router_advert.RouterAdvertLayer` (`router_adverts`): RS / RA, SLAAC;
+- `stack.router_advert.RouterAdvertLayer` (`router_adverts`): RS / RA, SLAAC,
+  RDNSS into `dns_servers`, and a router's own RAs (`stack.ra_sender`);
+- optional, once configured: `stack.dhcp.DhcpLayer` (`dhcp_handler`, DHCPv4 client
+  and server on UDP 67/68) and `stack.multicast_routing.MulticastRoutes`
+  (`multicast_routes`, static multicast forwarding);
 - the transports (`transports[protocol]`: `stack.udp.UdpLayer`,
   `stack.tcp.TcpLayer`), and the ping sockets (`stack.ping`), which
   `stack.build.build_host` assembles with the stack.
@@ -126,6 +130,7 @@ from .ipv4 import Ipv4Layer
 from .ipv6 import Ipv6Layer, next_header_pointer
 from .membership import MembershipLayer
 from .multicast import IgmpHost, MldHost
+from .multicast_routing import MulticastRoutes
 from .neighbor import NeighborCache, NeighborLayer, PendingPacket
 from .path_mtu import PathMtuCache
 from .router_advert import RouterAdvertLayer
@@ -187,6 +192,12 @@ class HostStack:
         self.icmp = IcmpLayer(self)
         self.membership = MembershipLayer(self)
         self.router_adverts = RouterAdvertLayer(self)
+        #: The resolvers this host uses (packed addresses), as resolv.conf's nameservers.
+        self.dns_servers: list[bytes] = []
+        #: `stack.dhcp.DhcpLayer.receive` once a DHCP client or server runs here.
+        self.dhcp_handler: Callable[[IpMeta, memoryview], bool] | None = None
+        #: Static multicast routes (`stack.multicast_routing`), once one is added.
+        self.multicast_routes: MulticastRoutes | None = None
         self._timer: TimerHandle | None = None
         self._timer_at: int | None = None
         #: Every address of every interface (kept by add_address / remove_address).
@@ -622,6 +633,9 @@ class HostStack:
             return
         if protocol == PROTO_ICMPV6 and meta.version == 6:
             self.icmp.receive_v6(meta, payload)
+            return
+        if protocol == PROTO_UDP and self.dhcp_handler is not None and (
+                self.dhcp_handler(meta, payload)):
             return
         transport = self.transports.get(protocol)
         if transport is None:

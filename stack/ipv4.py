@@ -76,6 +76,8 @@ class Ipv4Layer:
                 return
             pkt = arrived
         dst = pkt.dst
+        if host.multicast_routes is not None and is_multicast(dst):
+            host.multicast_routes.forward(iface, pkt.buf, dst)  # stack.multicast_routing
         local, bcast, mcast = self._destination(iface, dst)
         if not local:
             if is_multicast(dst) or link_broadcast or bcast:

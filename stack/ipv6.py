@@ -70,6 +70,8 @@ class Ipv6Layer:
             pkt = arrived
         src, dst = pkt.src, pkt.dst
         mcast = is_multicast(dst)
+        if mcast and host.multicast_routes is not None:
+            host.multicast_routes.forward(iface, pkt.buf, dst)  # stack.multicast_routing
         if mcast:
             local = (dst == ALL_NODES_V6 or dst in iface.groups
                      or (host.forwarding and dst == ALL_ROUTERS_V6)

@@ -406,6 +406,7 @@ class NeighborLayer:
         elif isinstance(parsed, ndp.RouterSolicit):
             if host.forwarding:
                 host.counters["ndp.rs_in"] += 1
+                host.router_adverts.receive_solicit(iface)
         host.schedule()
 
     def _send_neighbor_advert(self, iface: Interface, target: bytes, dst: bytes,

@@ -4,9 +4,12 @@
 router) that accepts RAs (`accept`, Linux's accept_ra) installs a default
 route through the advertising link-local router, the on-link prefixes, the
 advertised MTU, and with `slaac` an EUI-64 address for each autonomous /64
-(RFC 4861 §6.3.4, RFC 4862). A router sends RAs (`send_advert`) and a host
-solicits them (`send_solicit`); both go out through
-`HostStack.output_control`. Touches only its host's state.
+(RFC 4861 §6.3.4, RFC 4862), and the resolvers of an RDNSS option (RFC 8106)
+into `HostStack.dns_servers` (a lifetime of 0 removes them; lifetimes are not
+otherwise timed). A router sends RAs (`send_advert`, or periodically and in
+answer to solicitations once `advertise` starts a `stack.ra_sender.
+RouterAdvertiser`) and a host solicits them (`send_solicit`); both go out
+through `HostStack.output_control`. Touches only its host's state.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ from .wire import ndp
 if TYPE_CHECKING:
     from .host import HostStack
     from .interface import Interface
+    from .ra_sender import RaConfig, RouterAdvertiser
 
 
 class RouterAdvertLayer:
@@ -30,6 +34,21 @@ class RouterAdvertLayer:
         self.host = host
         self.accept = True  # accept_ra
         self.slaac = True
+        #: Periodic RAs and answers to RS, once `advertise` is called.
+        self.advertiser: RouterAdvertiser | None = None
+
+    def advertise(self, ifname: str, config: RaConfig) -> None:
+        """Advertise on an interface periodically and when solicited (stack.ra_sender)."""
+        from .ra_sender import RouterAdvertiser
+
+        if self.advertiser is None:
+            self.advertiser = RouterAdvertiser(self.host)
+        self.advertiser.advertise(ifname, config)
+
+    def receive_solicit(self, iface: Interface) -> None:
+        """A Router Solicitation arrived on a router's interface."""
+        if self.advertiser is not None:
+            self.advertiser.solicited(iface)
 
     def receive(self, iface: Interface, meta: IpMeta, ra: ndp.RouterAdvert) -> None:
         host = self.host
@@ -64,6 +83,26 @@ class RouterAdvertLayer:
                 if not iface.has_address(address):
                     host.counters["ndp.slaac_address"] += 1
                     host.add_address(iface.name, InterfaceAddress(address, 64))
+        for kind, data in ra.options.other:
+            if kind == ndp.OPT_RDNSS:
+                self._rdnss(data)
+
+    def _rdnss(self, data: bytes) -> None:
+        """An RDNSS option (RFC 8106 5.1): 2 reserved bytes, lifetime, addresses."""
+        host = self.host
+        if len(data) < 22 or (len(data) - 6) % 16:
+            host.counters.drop("ndp", "bad_rdnss")
+            return
+        lifetime = int.from_bytes(data[2:6], "big")
+        servers = host.dns_servers
+        for offset in range(6, len(data), 16):
+            address = bytes(data[offset:offset + 16])
+            if lifetime == 0:
+                if address in servers:
+                    servers.remove(address)
+            elif address not in servers:
+                servers.append(address)
+                host.counters["ndp.rdnss_server"] += 1
 
     def send_solicit(self, iface: Interface) -> None:
         src = iface.link_local_v6() or UNSPECIFIED_V6

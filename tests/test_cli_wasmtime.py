@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from collections.abc import Callable
@@ -91,8 +92,85 @@ def test_w_options(build_guest: Callable[..., Path]) -> None:
     assert vnet("run", "-W", "timeout=500ms", spin).returncode == 134
 
 
-def test_invoke(build_guest: Callable[..., Path]) -> None:
+WAT_REACTOR = """(module
+  (import "wasi_snapshot_preview1" "fd_write"
+    (func $fd_write (param i32 i32 i32 i32) (result i32)))
+  (memory (export "memory") 1)
+  (global $base (mut i32) (i32.const 0))
+  (data (i32.const 16) "init\\n")
+  (func (export "_initialize")
+    (i32.store (i32.const 0) (i32.const 16))
+    (i32.store (i32.const 4) (i32.const 5))
+    (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
+    (global.set $base (i32.const 100)))
+  (func (export "add") (param i32 i64) (result i64)
+    (i64.add (i64.extend_i32_s (i32.add (local.get 0) (global.get $base))) (local.get 1)))
+  (func (export "pair") (param f64) (result f64 i32)
+    (f64.mul (local.get 0) (f64.const 2)) (i32.const -1)))
+"""
+
+
+def test_invoke(tmp_path: Path, build_guest: Callable[..., Path]) -> None:
     wasm = str(build_guest("basics"))
     assert vnet("run", "--invoke", "_start", wasm, "exit7").returncode == 7
-    other = vnet("run", "--invoke", "main", wasm)
-    assert other.returncode == 2 and "only" in other.stderr and other.stderr.count("\n") == 1
+    reactor = tmp_path / "reactor.wat"
+    reactor.write_text(WAT_REACTOR)
+    # the reactor's _initialize runs first; arguments take the parameters' types
+    added = vnet("run", "--invoke", "add", str(reactor), "1", "0x10")
+    assert added.returncode == 0, added.stderr
+    assert added.stdout == "init\n117\n"
+    # several results, one per line, as wasmtime prints them
+    pair = vnet("run", "--invoke", "pair", str(reactor), "1.25")
+    assert pair.returncode == 0 and pair.stdout == "init\n2.5\n-1\n"
+    missing = vnet("run", "--invoke", "nothing", str(reactor))
+    assert missing.returncode == 2 and "exports no 'nothing'" in missing.stderr
+    assert missing.stderr.count("\n") == 1
+    not_func = vnet("run", "--invoke", "memory", str(reactor))
+    assert not_func.returncode == 2 and "not a function" in not_func.stderr
+    too_few = vnet("run", "--invoke", "add", str(reactor), "1")
+    assert too_few.returncode == 1 and "takes 2 argument(s), 1 given" in too_few.stderr
+    bad = vnet("run", "--invoke", "add", str(reactor), "one", "2")
+    assert bad.returncode == 1 and "'one' is not a valid i32" in bad.stderr
+
+
+TRAPPING_C = r"""
+#include <stdio.h>
+#include <string.h>
+__attribute__((noinline)) static int read_far(volatile int *p) { return p[0]; }
+int main(int argc, char **argv) {
+    printf("before\n");
+    fflush(stdout);
+    if (argc > 1 && strcmp(argv[1], "unreachable") == 0)
+        __builtin_trap();
+    return read_far((volatile int *)0x7ffffff0);
+}
+"""
+
+
+def test_trap_reason_and_backtrace(tmp_path: Path) -> None:
+    source = tmp_path / "trapper.c"
+    source.write_text(TRAPPING_C)
+    wasm = tmp_path / "trapper.wasm"
+    built = vnet("build", "-g", str(source), "-o", str(wasm), timeout=600)
+    assert built.returncode == 0, built.stderr
+    oob = vnet("run", str(wasm))
+    assert oob.returncode == 134 and oob.stdout == "before\n"
+    lines = oob.stderr.splitlines()
+    assert lines[0] == ("vnet run: guest trapped: wasm trap: out of bounds memory access "
+                        "(memory fault at wasm address 0x7ffffff0 in linear memory of size "
+                        f"{lines[0].rsplit(' ', 1)[1]}")
+    assert lines[1] == "vnet run: wasm backtrace:"
+    assert "read_far" in oob.stderr and "!_start" in oob.stderr
+    assert "WASMTIME_BACKTRACE_DETAILS=1" in lines[-1]
+    unreachable = vnet("run", str(wasm), "unreachable")
+    assert unreachable.returncode == 134
+    assert ("vnet run: guest trapped: wasm trap: wasm `unreachable` instruction executed"
+            in unreachable.stderr)
+    # file:line from the module's DWARF, as wasmtime gives it
+    detailed = subprocess.run([*VNET, "run", str(wasm)], capture_output=True, text=True,
+                              timeout=120, stdin=subprocess.DEVNULL,
+                              env={**os.environ,
+                                   "WASMTIME_BACKTRACE_DETAILS": "1"})
+    assert detailed.returncode == 134
+    assert f"at {source}:4:" in detailed.stderr, detailed.stderr
+

@@ -2,7 +2,8 @@
 
 `vnet cc ARGS...` is `zig cc -target wasm32-wasi ARGS...` with the vnet SDK
 added: the SDK's include directory goes first and the wasi-libc emulation
-macros are defined on every compile; when the command links (no `-c`, `-S`,
+macros are defined on every compile (`--linux`, vnet's one flag of its own,
+also defines __linux__ for programs with a Linux branch); when the command links (no `-c`, `-S`,
 `-E`, `-M`/`-MM`, `-fsyntax-only`), the SDK's archive (its sources compiled
 once and cached, vnet.build's cache) and the wasi-libc emulation libraries
 are added after the user's inputs. Every other flag goes to clang unchanged,
@@ -11,8 +12,9 @@ toolchain file (`vnet cc --print-toolchain`, vnet/sdk/cmake/vnet-wasm32.cmake)
 work as with any cross compiler. `vnet c++` is zig's clang++ with zig's
 libc++, built for wasm32-wasi without exceptions, so it adds
 `-fno-exceptions`. The driver's exit status is the compiler's; a failure on
-something WASI cannot have (fork, exec, threads …) gets one explaining line
-after clang's diagnostics.
+something WASI cannot have (threads, signals …) gets one explaining line
+after clang's diagnostics; fork, exec and friends link (the SDK defines them
+to fail at run time with ENOSYS).
 
 This module runs the compiler and writes the SDK archive into the build
 cache; nothing else.
@@ -32,6 +34,7 @@ from pathlib import Path
 from vnet.build import (
     EMULATIONS,
     LINK_FLAGS,
+    LINUX_DEFINES,
     SDK_DIR,
     SDK_INCLUDE,
     TARGET,
@@ -111,8 +114,14 @@ def sdk_archive() -> Path:
 
 
 def command(args: Sequence[str], language: str = "cc") -> list[str]:
-    """The zig command line `vnet cc ARGS` (or `vnet c++ ARGS`) runs."""
-    user = list(args)
+    """The zig command line `vnet cc ARGS` (or `vnet c++ ARGS`) runs.
+
+    `--linux` is vnet's own flag (not passed to clang): it defines __linux__ and
+    __linux, as `vnet build --linux` does (vnet.build.LINUX_DEFINES).
+    """
+    user = [a for a in args if a != "--linux"]
+    if len(user) != len(args):
+        user = [*LINUX_DEFINES, *user]
     has_target = any(a in ("-target",) or a.startswith("--target=") for a in user)
     cmd = [*zig_command(), language]
     if not has_target:
@@ -136,7 +145,9 @@ def command(args: Sequence[str], language: str = "cc") -> list[str]:
         cmd.append("-fno-exceptions")
     cmd += user
     if linking:
-        cmd += [str(sdk_archive()), *LINK_FLAGS]
+        # the archive member with /dev's preopen has only a constructor: pull it in by
+        # exporting it (zig ignores -u for wasm)
+        cmd += ["-Wl,--export=__vnet_dev_preopen", str(sdk_archive()), *LINK_FLAGS]
     return cmd
 
 

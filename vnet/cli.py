@@ -1,7 +1,7 @@
 """The `vnet` command line: build and run guests.
 
     vnet build SRC.c [SRC.c ...] -o OUT.wasm [-I DIR] [-D NAME[=VALUE]] [-O LEVEL]
-             [-g0] [--strip] [-v]
+             [-g0] [--strip] [-v] [--linux]
     vnet cc|c++ CLANG-ARGS...   (a compiler for configure, Make, CMake: vnet.cc)
     vnet cc --print-toolchain   (the CMake toolchain file)
     vnet GUEST.wasm|GUEST.wat [ARGS...]   (= vnet run GUEST ARGS, as in wasmtime)
@@ -41,6 +41,7 @@ import argparse
 import os
 import sys
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -176,6 +177,22 @@ def _open_tun(ns: argparse.Namespace, net: Any, host: Any, addrs: list[str],
 IFNAMSIZ = 16  # Linux's limit on a network device's name, with its NUL
 
 
+def _parse_guest_tun(specs: Sequence[str]) -> list[Any]:
+    """--guest-tun NAME[:tun|tap][=CIDR,...] → vnet.link.guest_tun.GuestDeviceGrant each."""
+    from vnet.link.guest_tun import parse_guest_tun
+
+    grants = []
+    for spec in specs:
+        try:
+            grants.append(parse_guest_tun(spec))
+        except ValueError as e:
+            raise CliError(f"vnet run: --guest-tun {spec!r}: {e}") from None
+    names = [g.name for g in grants]
+    if len(set(names)) != len(names):
+        raise CliError("vnet run: --guest-tun: a device name is granted twice")
+    return grants
+
+
 def _check_tun_name(name: str) -> None:
     if not name or len(name) >= IFNAMSIZ or "/" in name or any(c.isspace() for c in name) \
             or name in (".", ".."):
@@ -232,10 +249,12 @@ def _capture_filter(text: str | None, where: str = "--pcap-filter") -> Any:
 
 def _cmd_sim(ns: argparse.Namespace) -> int:
     from vnet.guest.runtime import GuestLoadError
+    from vnet.sim.report import sim_summary, write_json
     from vnet.sim.runner import CapturePlan, print_summary, run
     from vnet.sim.signals import Interrupts
     from vnet.sim.topology import TopologyError, _duration, _Locator, load
 
+    _check_output_flags(ns, "sim")
     if ns.pcap_dir:
         _check_pcap_dir(ns.pcap_dir)
     plan = CapturePlan(pcap_dir=Path(ns.pcap_dir) if ns.pcap_dir else None, pcap=ns.pcap,
@@ -252,8 +271,15 @@ def _cmd_sim(ns: argparse.Namespace) -> int:
             if ns.duration is not None:
                 duration = _duration(ns.duration, (Path(ns.topology), _Locator(""),
                                                    ("duration",)))
+            virtual = topo.virtual_time if ns.virtual_time is None else ns.virtual_time
+            seed = topo.seed if ns.seed is None else ns.seed
+            if ns.verbose:
+                print(f"vnet sim: {ns.topology}: "
+                      f"{'virtual time, seed ' + str(seed) if virtual else 'real time'}",
+                      file=sys.stderr)
             result = run(topo, virtual_time=ns.virtual_time, seed=ns.seed, duration_ns=duration,
-                         plan=plan, interrupted=interrupts.interrupted)
+                         plan=plan, interrupted=interrupts.interrupted,
+                         out=sys.stderr.buffer if ns.json == "-" else None)
         except TopologyError as e:
             raise CliError(f"vnet sim: {e}") from None
         except GuestLoadError as e:
@@ -266,11 +292,23 @@ def _cmd_sim(ns: argparse.Namespace) -> int:
             print(f"vnet sim: interrupted by {interrupts.name or 'SIGINT'} (twice)",
                   file=sys.stderr)
             return interrupts.exit_status if interrupts.signum else 130
-        print_summary(result, sys.stderr if plan.live else None)
+        if not ns.quiet:
+            print_summary(result, sys.stderr if plan.live or ns.json == "-" else None)
+        if ns.json is not None:
+            try:
+                write_json(sim_summary(result, seed=seed, virtual_time=virtual), ns.json)
+            except OSError as e:
+                raise CliError(f"vnet sim: --json {ns.json}: {e.strerror}") from None
         if interrupts.interrupted():
             print(f"vnet sim: interrupted by {interrupts.name}", file=sys.stderr)
             return interrupts.exit_status
     return 0 if result.ok else 1
+
+
+def _cmd_demo(ns: argparse.Namespace) -> int:
+    from vnet.sim.demo import main as demo_main
+
+    return demo_main([ns.workdir] if ns.workdir else [])
 
 
 def _cmd_sweep(ns: argparse.Namespace) -> int:
@@ -285,6 +323,27 @@ def _cmd_sweep(ns: argparse.Namespace) -> int:
                          duration_ns=duration)
     except (TopologyError, ValueError, RuntimeError) as e:
         raise CliError(f"vnet sweep: {e}") from None
+
+
+def _add_output_flags(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--json", metavar="FILE",
+                        help=f"write {what} as JSON to FILE ('-': stdout, and guest output "
+                        "goes to stderr)")
+    loudness = parser.add_mutually_exclusive_group()
+    loudness.add_argument("-q", "--quiet", action="store_true",
+                          help="print no summary and no notes: guest output and errors only")
+    loudness.add_argument("-v", "--verbose", action="store_true",
+                          help="say more: the seed and mode at the start, a summary at the end")
+
+
+def _check_output_flags(ns: argparse.Namespace, command: str) -> None:
+    if ns.json == "-" and ns.pcap == "-":
+        raise CliError(f"vnet {command}: --json - and --pcap - both want stdout: give one "
+                       "of them a file")
+    if ns.json not in (None, "-"):
+        parent = Path(ns.json).resolve().parent
+        if not parent.is_dir():
+            raise CliError(f"vnet {command}: --json {ns.json}: no such directory {parent}")
 
 
 def _add_firewall_flags(parser: argparse.ArgumentParser) -> None:
@@ -328,15 +387,23 @@ def _build_parser() -> argparse.ArgumentParser:
                        help="define a preprocessor macro")
     build.add_argument("-O", dest="opt", default="2", choices=["0", "1", "2", "3", "s", "z"],
                        help="optimisation level (default 2)")
-    build.add_argument("-g", dest="debug_info", nargs="?", const="", default=None,
-                       choices=["", "0", "1", "2", "3"], metavar="LEVEL",
-                       help="debug information (-g0: none, for small modules)")
+    # -g is a flag and -g0..-g3 are options of their own, as a compiler spells them:
+    # `vnet build -g x.c` must not read x.c as the level
+    build.add_argument("-g", dest="debug_info", action="store_const", const="", default=None,
+                       help="debug information (DWARF: file:line in trap backtraces)")
+    for level in "0123":
+        build.add_argument(f"-g{level}", dest="debug_info", action="store_const", const=level,
+                           help="no debug information, for small modules" if level == "0"
+                           else argparse.SUPPRESS)
     build.add_argument("--strip", action="store_true",
                        help="strip debug information and names from the module (smallest)")
     build.add_argument("-v", "--verbose", action="store_true",
                        help="print progress (building 3/10 x.c) even when stderr is not a "
                        "terminal")
     build.add_argument("--no-cache", action="store_true", help="always run the compiler")
+    build.add_argument("--linux", action="store_true",
+                       help="define __linux__ (and __linux), for programs with a Linux branch "
+                       "(same as -D__linux__ -D__linux; `vnet cc --linux` too)")
     build.set_defaults(func=_cmd_build, parser=build)
 
     run = sub.add_parser(
@@ -374,7 +441,8 @@ def _build_parser() -> argparse.ArgumentParser:
                      "timeout=DURATION (wall-clock, e.g. 10s, 500ms: stop the guest, exit 134), "
                      "fuel=N is not supported")
     run.add_argument("--invoke", metavar="FUNCTION",
-                     help="the export to run (vnet runs WASI commands: only _start)")
+                     help="run this export instead of _start, with ARGS as its arguments; its "
+                     "results are printed one per line (as wasmtime run --invoke)")
     run.add_argument("--pcap", metavar="FILE",
                      help="capture eth0 (and the TUN port, with --tun) to a pcapng file; "
                      "'-' streams pcapng to stdout, flushed per packet (guest output then "
@@ -385,6 +453,12 @@ def _build_parser() -> argparse.ArgumentParser:
                      "'or': 'tcp dport 80 or tcp sport 80'")
     run.add_argument("--pcap-loopback", action="store_true",
                      help="capture the guest host's loopback interface too")
+    run.add_argument("--guest-tun", action="append", default=[],
+                     metavar="NAME[:tun|tap][=CIDR,...]",
+                     help="grant the guest a TUN (default) or TAP device NAME, which it "
+                     "creates with open(\"/dev/net/tun\") and ioctl(TUNSETIFF) and which "
+                     "appears on its host with these addresses (repeatable; not the kernel "
+                     "bridge --tun)")
     tun = run.add_argument_group(
         "TUN bridge (real time, needs CAP_NET_ADMIN and /dev/net/tun)",
         "Bridge the guest's host to the Linux kernel through a TUN device: the kernel side "
@@ -421,6 +495,7 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="print the firewall's rules with their counters to stderr at exit")
     run.add_argument("--debug", action="store_true",
                      help="print vnet-internal errors with tracebacks")
+    _add_output_flags(run, "a summary of the run (exit status, trap, frames, drops)")
     run.add_argument("module", metavar="GUEST.wasm", help="the guest module")
     run.add_argument("args", nargs=argparse.REMAINDER, metavar="ARGS",
                      help="arguments passed to the guest")
@@ -454,7 +529,18 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="draw the topology (hosts, segments, routers, addresses) as SVG")
     sim.add_argument("--duration", metavar="D",
                      help="stop after this long, e.g. 30s (overrides the file)")
+    _add_output_flags(sim, "the run's summary")
     sim.set_defaults(func=_cmd_sim, parser=sim)
+
+    demo = sub.add_parser(
+        "demo", help="run the built-in demo (a chat, a game lobby and a web page on one LAN)",
+        description="Run the demo topology in virtual time and say where its captures went. "
+        "In a checkout it uses examples/ (as scripts/demo); from an installed package it "
+        "copies the packaged examples into DIR, builds them there and runs them.")
+    demo.add_argument("workdir", nargs="?", metavar="DIR",
+                      help="where to build and capture (default: the checkout's examples/, "
+                      "or ./vnet-demo when vnet is installed from a wheel)")
+    demo.set_defaults(func=_cmd_demo, parser=demo)
 
     sweep = sub.add_parser(  # vnet.sim.sweep does the work
         "sweep", help="run a topology once per seed (virtual time) and list failing seeds",
@@ -578,6 +664,10 @@ def _cmd_build(ns: argparse.Namespace) -> int:
         if not Path(source).is_file():
             raise CliError(f"vnet build: {source}: no such source file")
     flags = [f"-I{d}" for d in ns.include] + [f"-D{d}" for d in ns.define]
+    if getattr(ns, "linux", False):
+        from vnet.build import LINUX_DEFINES
+
+        flags += LINUX_DEFINES
     if ns.debug_info is not None:
         flags.append(f"-g{ns.debug_info}" if ns.debug_info != "" else "-g")
     link_flags = ["-s"] if ns.strip else []
@@ -596,6 +686,7 @@ def _cmd_run(ns: argparse.Namespace) -> int:
     from vnet.guest.runtime import GuestLoadError, load_module
     from vnet.sim.signals import Interrupts
 
+    _check_output_flags(ns, "run")
     _apply_wasmtime_options(ns)
     env = _parse_env(ns.env)
     dirs = _parse_dirs(ns.dir)
@@ -612,7 +703,7 @@ def _cmd_run(ns: argparse.Namespace) -> int:
         raise CliError(f"vnet run: {e}") from None
     compiled = _wat_to_wasm(ns.module)
     try:
-        module = load_module(compiled)
+        module = load_module(compiled, ns.invoke or "_start")
     except GuestLoadError as e:  # named as the user named it, not as the .wat's cache entry
         raise CliError(f"vnet run: {str(e).replace(compiled, ns.module)}") from None
     keep = _capture_filter(ns.pcap_filter, "vnet run: --pcap-filter")
@@ -620,14 +711,59 @@ def _cmd_run(ns: argparse.Namespace) -> int:
         raise CliError("vnet run: --pcap-loopback needs --pcap FILE (or -)")
     live = ns.pcap == "-"
     with Interrupts() as interrupts:
-        return _run_guest(ns, rules, module, env, dirs, addrs, listeners, keep, live,
-                          interrupts)
+        facts: dict[str, Any] = {}
+        status = _run_guest(ns, rules, module, env, dirs, addrs, listeners, keep, live,
+                            interrupts, facts)
+    _report_run(ns, status, facts)
+    return status
+
+
+def _report_run(ns: argparse.Namespace, status: int, facts: dict[str, Any]) -> None:
+    """`vnet run -v` and `--json`: what happened, for people and for scripts."""
+    from vnet.sim.drop_reasons import explain
+    from vnet.sim.report import FORMAT, drops_json, write_json
+
+    guest, host = facts.get("guest"), facts.get("host")
+    if guest is None or host is None:
+        return
+    nics = {f"{host.name}/{name}": {"tx_frames": nic.counters.tx_frames,
+                                     "tx_bytes": nic.counters.tx_bytes,
+                                     "rx_frames": nic.counters.rx_frames,
+                                     "rx_bytes": nic.counters.rx_bytes}
+            for name, nic in host.nics.items()}
+    drops = {host.name: host.counters.drops()}
+    if ns.verbose:
+        print(f"vnet run: {facts['ended']} after {facts['elapsed_ns'] / 1e9:.3f} s, "
+              f"exit status {status}", file=sys.stderr)
+        for name, stats in nics.items():
+            print(f"vnet run: {name}: {stats['tx_frames']} frames ({stats['tx_bytes']} bytes) "
+                  f"out, {stats['rx_frames']} ({stats['rx_bytes']} bytes) in",
+                  file=sys.stderr)
+        for counter, count in sorted(drops[host.name].items()):
+            why = explain(counter)
+            print(f"vnet run: dropped {count} {counter}: {why.kind}: {why.text}",
+                  file=sys.stderr)
+    if ns.json is not None:
+        summary = {
+            "format": FORMAT, "command": "run", "ok": status == 0, "ended": facts["ended"],
+            "exit_status": status, "elapsed_s": facts["elapsed_ns"] / 1e9,
+            "virtual_time": bool(ns.virtual_time), "seed": ns.seed,
+            "guest": {"name": guest.config.name, "exit_code": guest.exit_code,
+                      "trap": guest.trap, "backtrace": guest.trap_backtrace},
+            "nics": nics, "drops": drops_json(drops),
+            "pcap": ns.pcap, "pcap_packets": facts.get("pcap_packets"),
+        }
+        try:
+            write_json(summary, ns.json)
+        except OSError as e:
+            raise CliError(f"vnet run: --json {ns.json}: {e.strerror}") from None
 
 
 def _run_guest(ns: argparse.Namespace, rules: Any, module: Any, env: list[tuple[str, str]],
                dirs: list[tuple[str, str]], addrs: list[str], listeners: list[tuple[str, int]],
-               keep: Any, live: bool, interrupts: Any) -> int:
-    """`vnet run` once its arguments are checked: build, run, clean up, report."""
+               keep: Any, live: bool, interrupts: Any, facts: dict[str, Any]) -> int:
+    """`vnet run` once its arguments are checked: build, run, clean up, report.
+    `facts` receives the guest, its host and how the run ended, for _report_run."""
     from vnet.guest.context import GuestLimits
     from vnet.guest.runtime import (
         KILLED_EXIT_CODE,
@@ -662,7 +798,9 @@ def _run_guest(ns: argparse.Namespace, rules: Any, module: Any, env: list[tuple[
                                                               "lan"))
         if ns.pcap_loopback:
             capture_loopback(host.stack, capture, sched.realtime_ns, host.name)
-    out = sys.stderr if live else sys.stdout  # a live capture owns stdout
+    out = sys.stderr if live or ns.json == "-" else sys.stdout  # a live capture owns stdout
+    facts.update(host=host, ended="guest exited", elapsed_ns=0)
+    started_wall = time.monotonic()
     bridge = None
     guest = None
     blocked = False
@@ -685,20 +823,33 @@ def _run_guest(ns: argparse.Namespace, rules: Any, module: Any, env: list[tuple[
             stdin=_stdin_for(sched),
             stdout=write_through(out), stderr=write_through(sys.stderr),
             limits=limits, name=Path(ns.module).stem, debug=ns.debug, host=host,
-            tcplisten=listeners, net_admin=ns.guest_net_admin,
+            tcplisten=listeners, devices=_parse_guest_tun(ns.guest_tun),
+            net_admin=ns.guest_net_admin,
         )
+        if ns.invoke not in (None, "_start"):
+            config.entry = ns.invoke
+            config.invoke_args = list(ns.args)
         try:
             guest = Guest(sched, config, module)
         except (GuestLoadError, OSError) as e:
             raise CliError(f"vnet run: {e}") from None
+        facts["guest"] = guest
+        if ns.verbose:
+            print(f"vnet run: {ns.module} on host {host.name} "
+                  f"({', '.join(addrs) or 'no addresses'}), "
+                  f"{'virtual time, seed ' + str(ns.seed) if ns.virtual_time else 'real time'}",
+                  file=sys.stderr)
         guest.start()
         running = guest
         timer = _start_timeout(ns, sched)
         sched.run(until=lambda: running.done or interrupts.interrupted() or timer.expired)
         timer.cancel()
+        facts["elapsed_ns"] = (sched.monotonic_ns() if ns.virtual_time
+                               else int((time.monotonic() - started_wall) * 1e9))
         if timer.expired and not running.done:
             print(f"vnet run: guest interrupted: -W timeout={ns.timeout_text} expired",
                   file=sys.stderr)
+            facts["ended"] = f"-W timeout={ns.timeout_text} expired"
             return TRAP_EXIT_CODE  # wasmtime's timeout is an interrupt trap
         blocked = not running.done
     except KeyboardInterrupt:  # a second signal while stopping
@@ -710,6 +861,7 @@ def _run_guest(ns: argparse.Namespace, rules: Any, module: Any, env: list[tuple[
             bridge.close()
         if capture is not None:
             capture.close()
+            facts["pcap_packets"] = capture.packets
         if ns.show_firewall and firewall is not None:
             print(firewall.show(), end="", file=sys.stderr)
     if interrupts.interrupted():
@@ -717,17 +869,34 @@ def _run_guest(ns: argparse.Namespace, rules: Any, module: Any, env: list[tuple[
         if capture is not None:
             where = f"; {capture.packets} packets in {'stdout' if live else ns.pcap}"
         print(f"vnet run: interrupted by {interrupts.name}{where}", file=sys.stderr)
+        facts["ended"] = f"interrupted by {interrupts.name}"
         return int(interrupts.exit_status)
     assert guest is not None
     if blocked or guest.exit_code is None:
         print("vnet run: guest blocked forever (nothing left that could wake it)",
               file=sys.stderr)
+        facts["ended"] = "guest blocked forever"
         return KILLED_EXIT_CODE
+    if guest.trap:
+        facts["ended"] = "guest trapped"
     if guest.trap and not guest.ctx.stats.oom_kills:  # an OOM kill said why on its stderr
         print(f"vnet run: guest trapped: {guest.trap}", file=sys.stderr)
+        print_backtrace(guest.trap_backtrace, "vnet run")
     for line in guest.ctx.diagnostics:
         print(f"vnet run: {line}", file=sys.stderr)
     return int(guest.exit_code)
+
+
+def print_backtrace(frames: list[str], prefix: str) -> None:
+    """wasmtime's backtrace of a trap on stderr, and how to get file:line when it has none."""
+    if not frames:
+        return
+    print(f"{prefix}: wasm backtrace:", file=sys.stderr)
+    for frame in frames:
+        print(frame, file=sys.stderr)
+    if not any(frame.strip().startswith("at ") for frame in frames):
+        print(f"{prefix}: for file:line, set WASMTIME_BACKTRACE_DETAILS=1 (the module "
+              "needs its debug information: not built with -g0 or --strip)", file=sys.stderr)
 
 
 _DURATION_UNITS = {"ns": 1e-9, "us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0, "h": 3600.0}
@@ -755,9 +924,10 @@ def _apply_wasmtime_options(ns: argparse.Namespace) -> None:
                 ns.tcplisten.append(value)
             elif name == "inherit-network" and value in ("", "y", "yes", "true", "1"):
                 ns.allow_out += ["tcp:*:*", "udp:*:*"]
-                print("vnet run: -S inherit-network: granted as --allow-out tcp:*:* "
-                      "--allow-out udp:*:* (the guest's network is virtual: the machine's "
-                      "network is reached only through --tun)", file=sys.stderr)
+                if not ns.quiet:
+                    print("vnet run: -S inherit-network: granted as --allow-out tcp:*:* "
+                          "--allow-out udp:*:* (the guest's network is virtual: the "
+                          "machine's network is reached only through --tun)", file=sys.stderr)
             elif name in ("inherit-network", "allow-ip-name-lookup", "tcp", "udp", "network",
                           "cli", "preview2") and value in ("", "y", "yes", "true", "1"):
                 pass  # always on in vnet: sockets and name lookup on the virtual network
@@ -784,9 +954,6 @@ def _apply_wasmtime_options(ns: argparse.Namespace) -> None:
             else:
                 raise CliError(f"vnet run: -W {option}: not supported (vnet takes "
                                "max-memory-size=BYTES, timeout=DURATION)")
-    if ns.invoke not in (None, "_start"):
-        raise CliError(f"vnet run: --invoke {ns.invoke}: vnet runs WASI commands through "
-                       "their _start export only")
 
 
 class _Timeout:

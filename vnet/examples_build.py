@@ -1,7 +1,8 @@
 """Build every example guest: `python -m vnet.examples_build EXAMPLES_DIR OUT_DIR`.
 
 Each `examples/NAME.c` becomes `OUT_DIR/NAME.wasm` (a directory
-`examples/NAME/` with several .c files becomes one module). Used by
+`examples/NAME/` with its .c files becomes one module, built with the
+third-party sources its `third_party.toml` names: vnet/third_party.py). Used by
 scripts/demo, scripts/test and scripts/bench; builds are cached, so a second
 run is fast. On a terminal (or with -v) it prints `building 7/15 lobby` per
 example on stderr. Touches the file system and the compiler, through vnet.build.
@@ -13,6 +14,7 @@ import sys
 from pathlib import Path
 
 from vnet.build import BuildError, Progress, build_wasm
+from vnet.third_party import Fetched, ThirdPartyError, fetch
 
 
 def example_sources(examples: Path) -> dict[str, list[Path]]:
@@ -39,8 +41,10 @@ def main(argv: list[str]) -> int:
     for name, sources in found.items():
         progress.step(name)
         try:
-            build_wasm(sources, out / f"{name}.wasm", quiet=True)
-        except BuildError as e:
+            extra = Fetched() if sources[0].parent == examples else fetch(sources[0].parent)
+            build_wasm([*sources, *extra.sources], out / f"{name}.wasm",
+                       flags=[f"-I{d}" for d in extra.include_dirs], quiet=True)
+        except (BuildError, ThirdPartyError) as e:
             print(f"vnet: example {name}: {e}", file=sys.stderr)
             failed.append(name)
     return 1 if failed else 0

@@ -49,6 +49,7 @@ import socket as _socket
 import threading
 import time
 import weakref
+import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -69,7 +70,8 @@ from stack.wire import icmpv4, icmpv6
 from vnet.link.capture import LINKTYPE_RAW, Capture, Direction
 from vnet.link.impairment import Impairment
 from vnet.link.nic import Nic
-from vnet.link.segment import Segment
+from vnet.link.segment import Cable, Segment
+from vnet.units import parse_duration_ns, parse_rate_bps, parse_size_bytes
 
 from .scheduler import GuestTask, Scheduler, Timer
 
@@ -87,8 +89,18 @@ IPPROTO_ICMPV6 = _socket.IPPROTO_ICMPV6
 _current_task = threading.local()
 
 
+class Unreachable(AssertionError):
+    """`Network.ping_all` found hosts that cannot reach others: `pairs` lists
+    (from host, to host, address) for each unanswered ping."""
+
+    def __init__(self, pairs: list[tuple[str, str, str]]) -> None:
+        self.pairs = pairs
+        listed = "; ".join(f"{a} cannot reach {b} at {address}" for a, b, address in pairs)
+        super().__init__(f"{len(pairs)} unanswered: {listed}")
+
+
 class Network:
-    """A whole virtual network on one scheduler."""
+    """A whole virtual network on one scheduler (`with Network() as net:` closes it)."""
 
     #: The topology file's contents, for a network built by `from_topology`.
     topology: Topology | None = None
@@ -112,9 +124,13 @@ class Network:
     def virtual(self) -> bool:
         return self.scheduler.virtual
 
-    def segment(self, name: str, latency_ns: int = 0, snooping: bool = False) -> Segment:
+    def segment(self, name: str, latency_ns: int = 0, snooping: bool = False, *,
+                latency: str | float | None = None) -> Segment:
+        """A switch; `latency` in units as in topology files ("1ms"), or `latency_ns`."""
         if name in self.segments:
             raise ValueError(f"segment {name!r} already exists")
+        if latency is not None:
+            latency_ns = parse_duration_ns(latency)
         seg = Segment(self.scheduler, name, latency_ns, snooping)
         self.segments[name] = seg
         for cap in self._segment_captures:
@@ -128,8 +144,97 @@ class Network:
         self.hosts[name] = host
         return host
 
-    def router(self, name: str) -> Host:
-        return self.host(name, forwarding=True)
+    def router(self, name: str, *, nat: str | NatBehaviour | None = None,
+               nat_interface: str | None = None) -> Host:
+        """A host that forwards. With `nat` (a preset: "full-cone", "restricted-cone",
+        "port-restricted-cone", "symmetric"; or a NatBehaviour) the IPv4 traffic
+        leaving `nat_interface` (default "eth1": the second interface connected, the
+        first being the inside) is translated from the moment that interface is
+        connected, as `host.nat(nat_interface, nat)` would."""
+        router = self.host(name, forwarding=True)
+        if nat is not None:
+            router._pending_nat = (nat, nat_interface or "eth1")
+        return router
+
+    # --- links and whole-network checks (units as in topology files: vnet.units) --------
+    def cable(self, name: str, latency: str | float | int = 0) -> Cable:
+        """A point-to-point link (two ends); `latency` like "5ms" (a number: seconds)."""
+        if name in self.segments:
+            raise ValueError(f"segment or cable {name!r} already exists")
+        cable = Cable(self.scheduler, name, parse_duration_ns(latency))
+        self.segments[name] = cable
+        for cap in self._segment_captures:
+            cable.capture(cap)
+        return cable
+
+    def link(self, a: Host, b: Host, a_addresses: str | Sequence[str] = (),
+             b_addresses: str | Sequence[str] = (), *, delay: str | float = 0,
+             bandwidth: str | int | None = None, jitter: str | float = 0,
+             loss: float = 0.0, reorder: float = 0.0, duplicate: float = 0.0,
+             queue: int | str | None = None, name: str | None = None) -> Cable:
+        """Join two hosts with a cable: a new NIC on each, with these addresses.
+
+        `delay` is one-way ("5ms"), `bandwidth` each way ("10Mbit"), `jitter`
+        (uniform +-, on the way out of each NIC), `loss` / `reorder` / `duplicate`
+        probabilities on each NIC both ways, `queue` the rate queue's limit in packets
+        (100) or bytes ("64KB"): the keys and units of a topology file's `[cables]`.
+        """
+        from vnet.sim.topology import LinkShape
+
+        name = name or f"{a.name}-{b.name}"
+        cable = self.cable(name, delay)
+        shape = LinkShape(loss or None, reorder or None, duplicate or None, None,
+                          parse_duration_ns(jitter) or None,
+                          parse_rate_bps(bandwidth) if bandwidth is not None else None)
+        if queue is not None:
+            if bandwidth is None:
+                raise ValueError("queue needs a bandwidth beside it")
+            if isinstance(queue, int):
+                shape.queue_packets = queue
+            else:
+                shape.queue_bytes = parse_size_bytes(queue)
+        for host, addresses in ((a, a_addresses), (b, b_addresses)):
+            listed = [addresses] if isinstance(addresses, str) else list(addresses)
+            ifname = f"eth{len(host.nics)}"
+            seed = zlib.crc32(f"{self.seed}:{host.name}:{ifname}:{name}".encode())
+            host.connect(cable, *listed, ifname=ifname,
+                         tx_impairment=shape.impairment(seed, "tx", cable=True),
+                         rx_impairment=shape.impairment(seed + 1, "rx", cable=True))
+        return cable
+
+    def ping_all(self, timeout: float = 1.0, family: int | None = None) -> dict[
+            tuple[str, str], float]:
+        """Ping every other host's every address (IPv4 and IPv6, not link-local) from
+        every host; returns {(from, address): round trip seconds}. Raises
+        `Unreachable` listing who cannot reach whom when any ping is unanswered."""
+        answered: dict[tuple[str, str], float] = {}
+        failed: list[tuple[str, str, str]] = []
+        for source in self.hosts.values():
+            for target in self.hosts.values():
+                if target is source:
+                    continue
+                for address in target.addresses():
+                    version = 6 if ":" in address else 4
+                    if family is not None and family != (
+                            AF_INET6 if version == 6 else AF_INET):
+                        continue
+                    try:
+                        rtt = source.ping(address, timeout=timeout)[0]
+                    except OSError:  # no route: unreachable as well
+                        rtt = None
+                    if rtt is None:
+                        failed.append((source.name, target.name, address))
+                    else:
+                        answered[(source.name, address)] = rtt
+        if failed:
+            raise Unreachable(failed)
+        return answered
+
+    def __enter__(self) -> Network:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     def allocate_mac(self) -> bytes:
         """Locally administered, unicast, deterministic: 02:00:00:00:xx:xx."""
@@ -286,7 +391,8 @@ class Network:
                 started[f"{hspec.name}/{gspec.name}"] = host.run(
                     gspec.module, *gspec.args, argv0=gspec.name, env=dict(gspec.env),
                     dirs=[f"{real}::{seen}" for real, seen in gspec.dirs],
-                    tcplisten=gspec.tcplisten, delay=gspec.start_ns / 1e9, name=gspec.name)
+                    tcplisten=gspec.tcplisten, delay=gspec.start_ns / 1e9, name=gspec.name,
+                    devices=gspec.devices)
         return started
 
 
@@ -308,9 +414,102 @@ class Host:
         self.tcp: TcpLayer = built.tcp
         self.nics: dict[str, Nic] = {}
         self.firewall: HostFirewall | None = None
+        #: `Network.router(nat=...)`: (behaviour, outside interface) until it is connected.
+        self._pending_nat: tuple[str | NatBehaviour, str] | None = None
 
     def __repr__(self) -> str:
         return f"<Host {self.name}>"
+
+    def addresses(self) -> list[str]:
+        """Its addresses (not loopback, not link-local), IPv4 first, as text."""
+        found = [a.address for i in self.stack.interfaces.values() if not i.is_loopback
+                 for a in i.addresses() if a.address[:2] != b"\xfe\x80"]
+        return [_addr_text(a) for a in sorted(found, key=len)]
+
+    # --- router services: RA, DHCP (stack.ra_sender, stack.dhcp) ---------------------
+    def advertise(self, ifname: str, prefixes: Sequence[str] | None = None, *,
+                  interval: str | float = 600, lifetime: int = 1800,
+                  mtu: int | None = None, rdnss: Sequence[str] = (),
+                  rdnss_lifetime: int | None = None, managed: bool = False,
+                  other: bool = False, valid: int = 86400, preferred: int = 14400,
+                  autonomous: bool = True, on_link: bool = True) -> None:
+        """Send router advertisements on an interface: periodically (at most `interval`
+        apart) and in answer to solicitations, with `prefixes` (default: the
+        interface's global IPv6 prefixes), the MTU option (default the
+        interface's; 0: none) and RDNSS resolvers (RFC 8106)."""
+        from stack.ra_sender import RaConfig
+        from stack.wire import ndp
+
+        with self.network.scheduler.lock:
+            iface = self.stack.interface(ifname)
+            if prefixes is None:
+                prefixes = [str(ipaddress.ip_interface(f"{_addr_text(a.address)}/"
+                                                       f"{a.prefix_len}").network)
+                            for a in iface.ipv6 if a.address[:2] != b"\xfe\x80"]
+            infos = tuple(ndp.PrefixInfo(n.prefixlen, n.network_address.packed, on_link,
+                                         autonomous, valid, preferred)
+                          for n in (ipaddress.IPv6Network(p) for p in prefixes))
+            config = RaConfig(infos, parse_duration_ns(interval), lifetime,
+                              iface.mtu if mtu is None else mtu,
+                              tuple(ipaddress.IPv6Address(r).packed for r in rdnss),
+                              rdnss_lifetime, managed, other)
+            self.stack.router_adverts.advertise(ifname, config)
+
+    def _dhcp(self) -> Any:
+        from stack.dhcp import DhcpLayer
+
+        layer = getattr(self, "_dhcp_layer", None)
+        if layer is None:
+            layer = self._dhcp_layer = DhcpLayer(self.stack)
+        return layer
+
+    def dhcp_server(self, ifname: str, first: str, last: str, *, lease: str | float = 3600,
+                    router: str | None = None, dns: Sequence[str] = (),
+                    fixed: Mapping[str, str] | None = None) -> Any:
+        """Serve DHCPv4 on an interface: leases of `first`..`last` for `lease` ("1h"),
+        with the subnet mask of the interface's address, `router` (default that
+        address; "" for none) and `dns` resolvers; `fixed` maps a MAC
+        ("02:00:..") or a host name to an address. Returns the
+        `stack.dhcp_server.DhcpServer` (its `leases(now)`, `counters`)."""
+        from stack.dhcp_server import DhcpServer
+
+        with self.network.scheduler.lock:
+            iface = self.stack.interface(ifname)
+            if not iface.ipv4:
+                raise ValueError(f"{self.name}/{ifname} needs an IPv4 address to serve DHCP")
+            own = iface.ipv4[0]
+            routers = () if router == "" else (
+                ipaddress.IPv4Address(router).packed if router else own.address,)
+            fixed_map: dict[bytes | str, bytes] = {}
+            for who, address in (fixed or {}).items():
+                key: bytes | str = bytes.fromhex(who.replace(":", "")) if ":" in who else (
+                    who.lower())
+                fixed_map[key] = ipaddress.IPv4Address(address).packed
+            server = DhcpServer(own.address, own.prefix_len,
+                                ipaddress.IPv4Address(first).packed,
+                                ipaddress.IPv4Address(last).packed,
+                                parse_duration_ns(lease) // 1_000_000_000, routers,
+                                tuple(ipaddress.IPv4Address(d).packed for d in dns), fixed_map)
+            self._dhcp().serve(ifname, server)
+        return server
+
+    def mroute(self, group: str, from_interface: str, to_interfaces: Sequence[str]) -> None:
+        """Forward multicast `group` arriving on `from_interface` out of `to_interfaces`
+        (TTL decremented; static, no PIM): `stack.multicast_routing`."""
+        from stack.multicast_routing import MulticastRoutes
+
+        with self.network.scheduler.lock, self.network.scheduler.atomic():
+            if self.stack.multicast_routes is None:
+                self.stack.multicast_routes = MulticastRoutes(self.stack)
+            self.stack.multicast_routes.add(ipaddress.ip_address(group).packed, from_interface,
+                                            list(to_interfaces))
+
+    def dhcp_client(self, ifname: str = "eth0") -> Any:
+        """Configure an interface by DHCP (address, default route, resolvers in
+        `stack.dns_servers`); returns the `stack.dhcp_client.DhcpClient` (its
+        `state`, `lease`)."""
+        with self.network.scheduler.lock, self.network.scheduler.atomic():
+            return self._dhcp().start_client(ifname)
 
     def connect(self, segment: Segment, *addresses: str, ifname: str | None = None,
                 mac: bytes | None = None, mtu: int = 1500,
@@ -337,6 +536,10 @@ class Host:
             self.nics[ifname] = nic
             for cidr in addresses:
                 self.stack.add_address(ifname, cidr)
+        if self._pending_nat is not None and self._pending_nat[1] == ifname:
+            behaviour, _ = self._pending_nat
+            self._pending_nat = None
+            self.nat(ifname, behaviour)
         return nic
 
     def add_address(self, ifname: str, cidr: str) -> InterfaceAddress:
@@ -425,7 +628,8 @@ class Host:
             dirs: Mapping[str, str | os.PathLike[str]] | Sequence[str] | None = None,
             stdin: bytes = b"", tcplisten: Sequence[tuple[str, int]] = (),
             limits: GuestLimits | None = None, name: str | None = None,
-            argv0: str | None = None, delay: float = 0.0) -> GuestProcess:
+            argv0: str | None = None, delay: float = 0.0,
+            devices: Sequence[Any] = ()) -> GuestProcess:
         """Start a wasm guest on this host; returns its `GuestProcess` at once.
 
         `args` follow argv[0] (`argv0`, default the module's file stem).
@@ -434,7 +638,9 @@ class Host:
         the guest listening sockets as fds 3, 4, ... (`[("0.0.0.0", 7000)]`).
         The guest starts after `delay` seconds (virtual in virtual time) and
         runs whenever the network runs: in `process.wait()`, a blocking
-        socket call, `net.run_for()`.
+        socket call, `net.run_for()`. `devices` grants TUN/TAP devices
+        (`vnet.link.guest_tun.GuestDeviceGrant`, or "NAME[:tun|tap][=CIDR,...]"
+        as `vnet run --guest-tun`), which the guest creates through /dev/net/tun.
         """
         from vnet.guest.runtime import Guest, GuestConfig, load_module
 
@@ -453,7 +659,7 @@ class Host:
                              env=[(str(k), str(v)) for k, v in (env or {}).items()],
                              preopens=preopens, stdin=stdin, stdout=process._out.extend,
                              stderr=process._err.extend, name=label, host=self,
-                             tcplisten=list(tcplisten))
+                             tcplisten=list(tcplisten), devices=_device_grants(devices))
         if limits is not None:
             config.limits = limits
         process.guest = Guest(self.network.scheduler, config, load_module(path))
@@ -1209,3 +1415,10 @@ class GuestProcess:
     def _not_done(self, what: str) -> str:
         return (f"guest {self.name} {what}\n--- stdout\n{self.stdout}--- stderr\n"
                 f"{self.stderr}")
+
+
+def _device_grants(devices: Sequence[Any]) -> list[Any]:
+    """`Host.run(devices=...)`: grants, or their `--guest-tun` spellings, as grants."""
+    from vnet.link.guest_tun import GuestDeviceGrant, parse_guest_tun
+
+    return [d if isinstance(d, GuestDeviceGrant) else parse_guest_tun(str(d)) for d in devices]

@@ -36,6 +36,7 @@ from __future__ import annotations
 import ctypes
 import os
 import random
+import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,12 +47,14 @@ import wasmtime
 from wasmtime import Config, Engine, InstancePre, Linker, Module, Store, WasmtimeError
 from wasmtime import _ffi as ffi
 
+from vnet.link.guest_tun import GuestDeviceGrant
 from vnet.scheduler import SPIN_THRESHOLD_NS, GuestTask, Scheduler
 
 # Importing these modules registers their host functions.
-from . import ifconfig, ioctl, rtnetlink, vnet_v1, wasi_core, wasi_fs, wasix  # noqa: F401
+from . import ifconfig, ioctl, rtnetlink, tundev, vnet_v1, wasi_core, wasi_fs, wasix  # noqa: F401
 from .abi import HOST_FUNCTIONS, GuestExit, bind_thread
 from .context import GuestContext, GuestLimits
+from .devfs import install_dev
 from .fdtable import FileDescription, InputStream, OutputStream
 from .fs import open_preopen
 from .memory import GuestMemory
@@ -138,8 +141,24 @@ def instance_pre(module: Module) -> InstancePre:
 _module_cache: dict[tuple[str, int, int], Module] = {}
 
 
-def load_module(path: str | os.PathLike[str]) -> Module:
-    """Compile and validate a guest module, or raise GuestLoadError."""
+def load_module(path: str | os.PathLike[str], entry: str = "_start") -> Module:
+    """Compile and validate a guest module, or raise GuestLoadError.
+
+    `entry` is the exported function the guest will run: `_start` for a WASI command,
+    another export for `--invoke` (a reactor's `_initialize` runs first)."""
+    module = _load_module(path)
+    exports = {e.name: e for e in module.exports}
+    if entry not in exports:
+        if entry == "_start":
+            raise GuestLoadError(f"{path}: no _start export (not a wasip1 command module; "
+                                 "--invoke FUNCTION runs another export)")
+        raise GuestLoadError(f"{path}: --invoke {entry}: the module exports no {entry!r}")
+    if not isinstance(exports[entry].type, wasmtime.FuncType):
+        raise GuestLoadError(f"{path}: --invoke {entry}: {entry!r} is not a function")
+    return module
+
+
+def _load_module(path: str | os.PathLike[str]) -> Module:
     p = Path(path)
     try:
         st = p.stat()
@@ -173,8 +192,6 @@ def load_module(path: str | os.PathLike[str]) -> Module:
                 "(is this a wasm32-wasip1 module?)"
             )
     exports = {e.name: e for e in module.exports}
-    if "_start" not in exports:
-        raise GuestLoadError(f"{p}: no _start export (not a wasip1 command module)")
     if "memory" not in exports:
         raise GuestLoadError(f"{p}: exports no memory")
     _module_cache[key] = module
@@ -205,6 +222,13 @@ class GuestConfig:
     #: Listening TCP sockets opened before the guest starts, as wasmtime's
     #: --tcplisten gives them: fds 3, 4, … (before preopened directories).
     tcplisten: list[tuple[str, int]] = field(default_factory=list)
+    #: The export to run (wasmtime's --invoke): `_start` for a command; another function
+    #: gets `invoke_args` converted to its parameter types, and its results are printed
+    #: on stdout one per line, as wasmtime does.
+    entry: str = "_start"
+    invoke_args: list[str] = field(default_factory=list)
+    #: TUN/TAP devices the guest may create through /dev/net/tun (vnet.guest.tundev).
+    devices: list[GuestDeviceGrant] = field(default_factory=list)
     #: May configure every interface of its host (`vnet run --guest-net-admin`), as
     #: CAP_NET_ADMIN; else only those in `ctx.configurable_interfaces` (vnet.guest.ifconfig).
     net_admin: bool = False
@@ -216,7 +240,8 @@ class Guest:
     def __init__(self, scheduler: Scheduler, config: GuestConfig, module: Module | None = None):
         self.scheduler = scheduler
         self.config = config
-        self.module = module if module is not None else load_module(config.module)
+        self.module = (module if module is not None
+                       else load_module(config.module, config.entry))
         seed_material = f"{scheduler.seed}:{config.name}".encode()
         self.ctx = GuestContext(
             config.name, scheduler, list(config.args), list(config.env), config.limits,
@@ -226,6 +251,9 @@ class Guest:
             self.ctx.configurable_interfaces.add(ifconfig.EVERY_INTERFACE)
         self.exit_code: int | None = None
         self.trap: str | None = None
+        # wasmtime's backtrace of the trap, one line per frame (function names; file:line
+        # from DWARF when WASMTIME_BACKTRACE_DETAILS=1 and the module has debug info)
+        self.trap_backtrace: list[str] = []
         self.memory_bytes_at_exit = 0
         self.task: GuestTask | None = None
         self._keep_alive: list[object] = []
@@ -248,6 +276,8 @@ class Guest:
             self.ctx.fds.add(self._listening_socket(address, port))
         for host_dir, guest_path in cfg.preopens:
             self.ctx.fds.add(open_preopen(host_dir), preopen_name=guest_path)
+        self.ctx.extensions[tundev.GRANTS_KEY] = list(cfg.devices)
+        install_dev(self.ctx)  # the synthetic /dev (vnet.guest.devfs), not counted in max_fds
 
     def _listening_socket(self, address: str, port: int) -> FileDescription:
         import ipaddress
@@ -312,11 +342,18 @@ class Guest:
         memory = instance.exports(store)["memory"]
         assert isinstance(memory, wasmtime.Memory)
         self.ctx.memory = GuestMemory(store, memory)
-        start = instance.exports(store)["_start"]
+        exports = instance.exports(store)
+        start = exports[self.config.entry]
         assert isinstance(start, wasmtime.Func)
         try:
-            start(store)
+            if self.config.entry == "_start":
+                start(store)
+            else:
+                self._invoke(store, exports, start)
             self.exit_code = 0
+        except _InvokeError as e:
+            (self.config.stderr or _discard)(f"vnet: {e}\n".encode())
+            self.exit_code = 1
         except (wasmtime.Trap, WasmtimeError) as e:
             request = self.ctx.exit_request
             if request is not None and request.reason == "exit":
@@ -332,7 +369,37 @@ class Guest:
                 self.trap = f"guest {request.reason}"
             else:
                 self.trap = _one_line(e)
+                self.trap_backtrace = wasm_backtrace(e)
                 self.exit_code = TRAP_EXIT_CODE
+
+    def _invoke(self, store: Store, exports: Any, func: wasmtime.Func) -> None:
+        """Run an export other than _start, as `wasmtime run --invoke`: the reactor's
+        _initialize first, arguments converted to the parameters' types, results printed
+        one per line. A bad argument ends the guest with exit status 1 and one line why."""
+        initialize = exports.get("_initialize")
+        if isinstance(initialize, wasmtime.Func):
+            initialize(store)
+        params = func.type(store).params
+        name = self.config.entry
+        args = self.config.invoke_args
+        if len(args) != len(params):
+            raise _InvokeError(f"--invoke {name}: takes {len(params)} argument(s), "
+                               f"{len(args)} given")
+        values: list[int | float] = []
+        for index, (text, kind) in enumerate(zip(args, params, strict=True)):
+            try:
+                values.append(int(text, 0) if str(kind) in ("i32", "i64") else float(text))
+            except ValueError:
+                raise _InvokeError(f"--invoke {name}: argument {index + 1} {text!r} is not "
+                                   f"a valid {kind}") from None
+        results = func(store, *values)
+        if results is None:
+            results = []
+        elif not isinstance(results, list):
+            results = [results]
+        out = self.config.stdout or _discard
+        for value in results:
+            out(f"{value}\n".encode())
 
     def _install_epoch_callback(self, store: Store, task: GuestTask) -> None:
         sched = self.scheduler
@@ -405,14 +472,25 @@ def _new_error(message: str) -> int:
     return _error_new(message.encode()) or 0
 
 
+class _InvokeError(Exception):
+    """--invoke was given arguments the function cannot take."""
+
+
 def _discard(_data: bytes) -> None:
     return None
 
 
 def _one_line(error: BaseException) -> str:
+    """The reason for a trap in one line: wasmtime's last cause ("wasm trap: out of
+    bounds memory access") with the causes before it in brackets ("memory fault at wasm
+    address 0x7fffffff in linear memory of size 0x1020000")."""
     text = str(error).strip()
     lines = [line.strip() for line in text.splitlines() if line.strip()]
-    # wasmtime puts the trap reason on the last line after a backtrace.
+    if "Caused by:" in lines:
+        causes = [_CAUSE_NUMBER.sub("", line) for line in lines[lines.index("Caused by:") + 1:]]
+        if causes:
+            reason, details = causes[-1], causes[:-1]
+            return reason + (f" ({'; '.join(details)})" if details else "")
     for line in reversed(lines):
         if line.startswith(("wasm trap:", "error while executing")):
             return line
@@ -421,6 +499,23 @@ def _one_line(error: BaseException) -> str:
             if "trap" in line:
                 return line
     return lines[0] if lines else type(error).__name__
+
+
+_CAUSE_NUMBER = re.compile(r"^\d+:\s*")
+
+
+def wasm_backtrace(error: BaseException) -> list[str]:
+    """The frames of wasmtime's backtrace for a trap, as wasmtime prints them."""
+    frames: list[str] = []
+    inside = False
+    for line in str(error).splitlines():
+        if line.rstrip().endswith("wasm backtrace:"):
+            inside = True
+        elif inside:
+            if not line.strip() or line.startswith(("note:", "Caused by:")):
+                break
+            frames.append(line.rstrip())
+    return frames
 
 
 @dataclass

@@ -23,7 +23,9 @@ decisions -- that is what keeps virtual-time runs byte-identical:
    a. **rate**: with ``rate_bps`` the copy is serialized behind the frames
       already queued on this direction (``length * 8 / rate_bps`` seconds
       each); with ``queue_limit`` a copy arriving when that many frames are
-      still waiting to be serialized is tail-dropped;
+      still waiting to be serialized is tail-dropped, and with
+      ``queue_limit_bytes`` one that would bring the bytes waiting above it
+      (a byte-limited FIFO, as tc's ``bfifo limit``);
    b. **delay / jitter**: ``delay_ns`` plus a uniform offset in
       ``[-jitter_ns, +jitter_ns]`` (never below zero). As with Linux netem,
       jitter alone can reorder frames;
@@ -85,6 +87,7 @@ class Impairment:
         rate_bps: int | None = None,
         queue_limit: int | None = None,
         seed: int = 0,
+        queue_limit_bytes: int | None = None,
     ) -> None:
         for label, p in (("loss", loss), ("duplicate", duplicate), ("reorder", reorder)):
             if not 0.0 <= p <= 1.0:
@@ -100,6 +103,9 @@ class Impairment:
             raise ValueError(f"impairment rate_bps must be > 0 or None, not {rate_bps!r}")
         if queue_limit is not None and queue_limit < 1:
             raise ValueError(f"impairment queue_limit must be >= 1 or None, not {queue_limit!r}")
+        if queue_limit_bytes is not None and queue_limit_bytes < 1:
+            raise ValueError("impairment queue_limit_bytes must be >= 1 or None, not "
+                             f"{queue_limit_bytes!r}")
         self.loss = float(loss)
         self.duplicate = float(duplicate)
         self.reorder = float(reorder)
@@ -108,11 +114,15 @@ class Impairment:
         self.jitter_ns = int(jitter_ns)
         self.rate_bps = rate_bps
         self.queue_limit = queue_limit
+        self.queue_limit_bytes = queue_limit_bytes
         self.seed = seed
         self.stats = ImpairmentStats()
         self._random = random.Random(seed).random
         # Departure times (scheduler ns) of copies still being serialized, oldest first.
         self._queue: deque[int] = deque()
+        # Their lengths, kept only with queue_limit_bytes (and their sum).
+        self._queue_lengths: deque[int] = deque()
+        self._queued_bytes = 0
         self._busy_until = 0
 
     def __repr__(self) -> str:
@@ -171,9 +181,23 @@ class Impairment:
     def _serialize(self, now_ns: int, length: int, rate_bps: int) -> int | None:
         """Queue a copy behind the ones still serializing; its wait, or None if tail-dropped."""
         queue = self._queue
-        while queue and queue[0] <= now_ns:
-            queue.popleft()
+        byte_limit = self.queue_limit_bytes
+        if byte_limit is None:
+            while queue and queue[0] <= now_ns:
+                queue.popleft()
+        else:
+            lengths = self._queue_lengths
+            while queue and queue[0] <= now_ns:
+                queue.popleft()
+                self._queued_bytes -= lengths.popleft()
+            if self._queued_bytes + length > byte_limit and queue:
+                self.stats.queue_dropped += 1
+                return None
+            lengths.append(length)
+            self._queued_bytes += length
         if self.queue_limit is not None and len(queue) >= self.queue_limit:
+            if byte_limit is not None:
+                self._queued_bytes -= self._queue_lengths.pop()
             self.stats.queue_dropped += 1
             return None
         tx_ns = (length * 8 * 1_000_000_000 + rate_bps - 1) // rate_bps

@@ -54,7 +54,7 @@ import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, TextIO
+from typing import Any, BinaryIO, TextIO
 
 from vnet.guest.runtime import KILLED_EXIT_CODE, Guest, GuestConfig, load_module
 from vnet.link.capture import Capture, CaptureFilter
@@ -62,10 +62,12 @@ from vnet.link.impairment import Impairment
 from vnet.link.loopback_tap import capture_loopback
 from vnet.link.vxlan import VxlanError, VxlanPort
 from vnet.network import Host, Network
+from vnet.sim.drop_reasons import explain as explain_drop
 from vnet.sim.faults import FaultInjector, draw_random
 from vnet.sim.faults import plan as fault_plan
 from vnet.sim.output import PrefixedLines
-from vnet.sim.topology import SegmentSpec, Topology, TopologyError, VxlanSpec
+from vnet.sim.router_services import open_tuns, start_router_services
+from vnet.sim.topology import LinkShape, NicSpec, SegmentSpec, Topology, TopologyError, VxlanSpec
 
 
 @dataclass
@@ -102,12 +104,14 @@ def _seed_for(*parts: object) -> int:
 
 
 def _impairment(segment: SegmentSpec, seed: int, host: str, nic: str,
-                direction: str) -> Impairment | None:
-    """The segment's impairment for one direction of one NIC, seeded per NIC."""
-    if not (segment.loss or segment.reorder or segment.duplicate):
-        return None
-    return Impairment(loss=segment.loss, reorder=segment.reorder, duplicate=segment.duplicate,
-                      seed=_seed_for(seed, host, nic, direction))
+                direction: str, nic_spec: NicSpec | None = None) -> Impairment | None:
+    """The impairment of one direction of one NIC (its own link keys over its segment's),
+    seeded per NIC."""
+    shape = segment.shape.over(LinkShape(segment.loss or None, segment.reorder or None,
+                                          segment.duplicate or None))
+    if nic_spec is not None:
+        shape = nic_spec.shape.over(shape)
+    return shape.impairment(_seed_for(seed, host, nic, direction), direction, segment.cable)
 
 
 class CapturePlan:
@@ -202,7 +206,8 @@ def build(topo: Topology, virtual_time: bool, seed: int, pcap_dir: Path | None,
                 " ".join([hspec.name + (" (router)" if hspec.forwarding else ""),
                           *nic_spec.addresses]))
     for spec in topo.segments.values():
-        seg = net.segment(spec.name, latency_ns=spec.latency_ns, snooping=spec.snooping)
+        seg = net.cable(spec.name, spec.latency_ns / 1e9) if spec.cable else net.segment(
+            spec.name, latency_ns=spec.latency_ns, snooping=spec.snooping)
         descriptions[f"{seg.kind}/{spec.name}"] = (
             f"segment {spec.name}: " + ", ".join(members[spec.name]))
     shared: Capture | None = None
@@ -246,8 +251,10 @@ def build(topo: Topology, virtual_time: bool, seed: int, pcap_dir: Path | None,
             nic = host.connect(
                 net.segments[nic_spec.segment], *nic_spec.addresses, ifname=nic_spec.name,
                 mtu=nic_spec.mtu, mac=mac,
-                tx_impairment=_impairment(seg_spec, seed, hspec.name, nic_spec.name, "tx"),
-                rx_impairment=_impairment(seg_spec, seed, hspec.name, nic_spec.name, "rx"))
+                tx_impairment=_impairment(seg_spec, seed, hspec.name, nic_spec.name, "tx",
+                                          nic_spec),
+                rx_impairment=_impairment(seg_spec, seed, hspec.name, nic_spec.name, "rx",
+                                          nic_spec))
             if pcap_dir is not None:
                 path = pcap_dir / f"{hspec.name}-{nic_spec.name}.pcapng"
                 cap = _open_capture(path, clock, plan.filter, names)
@@ -263,6 +270,7 @@ def build(topo: Topology, virtual_time: bool, seed: int, pcap_dir: Path | None,
             host.add_route(to, gateway=via, ifname=dev)
         for nat in hspec.nat:
             host.nat(nat.interface, nat.behaviour, pool=nat.pool, nptv6=nat.nptv6)
+        start_router_services(hspec, host)  # RA, DHCP servers and clients, mroutes
     named = set(names)
     later = [entry for entry in address_names(net) if entry not in named]
     for cap in captures:
@@ -315,14 +323,18 @@ def run(topo: Topology, *, virtual_time: bool | None = None, seed: int | None = 
     stop = interrupted or (lambda: False)
     net, hosts, captures, pcaps = build(topo, virtual, seed_value, plan.pcap_dir, plan)
     vxlan_ports: list[VxlanPort] = []
+    tuns: list[Any] = []
     try:
         vxlan_ports = open_vxlan(topo, net)
+        tuns = open_tuns(topo, net, captures[0] if captures else None)
         return _run(topo, net, hosts, captures, pcaps, virtual, duration_ns, stream, stop,
                     vxlan_ports)
     finally:
         net.scheduler.stop_all()
         for port in vxlan_ports:
             port.close()
+        for bridge in tuns:
+            bridge.close()
         for cap in captures:
             cap.close()
 
@@ -344,7 +356,10 @@ def _run(topo: Topology, net: Network, hosts: dict[str, Host], captures: list[Ca
                               env=gspec.env, preopens=gspec.dirs,
                               stdout=injector.watch_output(label, sink),
                               stderr=injector.watch_output(label, sink),
-                              name=label, host=hosts[hspec.name], tcplisten=gspec.tcplisten)
+                              name=label, host=hosts[hspec.name], tcplisten=gspec.tcplisten,
+                              devices=gspec.devices)
+            if gspec.limits is not None:
+                cfg.limits = gspec.limits
             guest = Guest(sched, cfg, load_module(gspec.module))
             guests[label] = guest
             if gspec.start_ns:
@@ -451,10 +466,14 @@ def print_summary(result: SimResult, stream: TextIO | None = None) -> None:
             write(f"  {line}\n")
     dropped = {h: d for h, d in result.drops.items() if d}
     if dropped:
-        write("\ndrops:\n")
+        write("\ndrops (what each means: normal, limit, config, bad input):\n")
+        hwidth = max(len(h) for h in dropped)
+        cwidth = max(len(k) for reasons in dropped.values() for k in reasons)
         for host, reasons in dropped.items():
-            listed = ", ".join(f"{k} {v}" for k, v in sorted(reasons.items()))
-            write(f"  {host}: {listed}\n")
+            for counter, count in sorted(reasons.items()):
+                why = explain_drop(counter)
+                write(f"  {host:<{hwidth}}  {counter:<{cwidth}} {count:>6}  "
+                      f"{why.kind}: {why.text}\n")
     if result.pcaps:
         write(f"\npcaps: {result.pcaps[0].parent}/ ({len(result.pcaps)} files)\n")
     if "-" in result.pcap_packets:

@@ -20,9 +20,30 @@
     port = 4789                  # UDP port, the same on every end (default 4789)
     # NICs on the segment: mtu = 1450 (VXLAN adds 50 bytes over IPv4, 70 over IPv6)
 
+    [segments.lan]               # link keys (also per NIC, overriding the segment's):
+    bandwidth = "10Mbit"         #   each NIC's way in and out (store and forward)
+    jitter = "2ms"               #   uniform +-, on each NIC's way out (can reorder)
+    delay = "5ms"                #   extra one-way delay on each NIC's way out
+    queue = 100                  #   the rate queue: packets, or bytes ("64KB")
+
+    [cables.wan]                 # a point-to-point link: two NICs say cable = "wan"
+    latency = "20ms"             #   (not segment); bandwidth serialized once (one wire)
+    bandwidth = "10Mbit"         #   and the other link keys as on a segment
+
+    [defaults]                   # keys every host starts from (a host's own win)
+    routes = [{ to = "default", via = "10.0.0.254" }]
+    [templates.pc]               # a host with template = "pc" starts from these
+    dhcp = true
+    [hosts.pc]
+    template = "pc"
+    count = 3                    # pc1, pc2, pc3 ([hosts."pc-{n}"]: pc-1 ...); in every
+                                 #   string {n}, {10+n}, {2*n-1}: "10.0.0.{10+n}/24"
+
     [hosts.server]
     forwarding = false           # true: a router between its segments
-    routes = [{ to = "0.0.0.0/0", via = "10.0.0.254" }]
+    dhcp = true                  # every NIC by DHCP (or per NIC: dhcp = true)
+    mroutes = [{ group = "239.1.1.1", from = "eth0", to = ["eth1"] }]  # (routers)
+    routes = [{ to = "0.0.0.0/0", via = "10.0.0.254" }]   # via: on a link of the host
     firewall = "server.rules"    # rules (relative to this file); or inline rules:
     # firewall_rules = '''
     # chain input { policy drop; ct state established,related accept; tcp dport 7000 accept }
@@ -54,6 +75,31 @@
     nptv6 = { inside = "fd00:1::/48", outside = "2001:db8:1::/48" }   # RFC 6296 prefixes
     # several outside interfaces: [[hosts.gw.nat]] tables; inline: nat = { interface = "eth1" }
 
+    [hosts.gw.ra]                # router advertisements (forwarding = true); [[...]]: several
+    interface = "eth0"
+    prefixes = ["fd00:1::/64"]   # default: the interface's; or { prefix = "...", on_link =
+                                 #   true, autonomous = true, valid = "1d", preferred = "4h" }
+    interval = "600s"            # MaxRtrAdvInterval (4 s - 1800 s); lifetime = "30m"
+    mtu = 1500                   # default the interface's; 0: no MTU option
+    rdnss = ["fd00:1::53"]       # resolvers (RFC 8106); rdnss_lifetime, managed, other,
+                                 #   hop_limit
+
+    [hosts.gw.dhcp_server]       # DHCPv4 on an interface with a static IPv4 address
+    interface = "eth0"
+    range = ["10.0.0.100", "10.0.0.199"]
+    lease = "1h"
+    router = "10.0.0.1"          # default: the interface's address; "" for none
+    dns = ["10.0.0.53"]
+    fixed = { printer = "10.0.0.5", "02:00:00:00:00:09" = "10.0.0.6" }  # name or MAC
+
+    [hosts.gw.tun]               # real time only: a TUN bridge to the kernel (vnet run --tun)
+    device = "vnet0"
+    netns = "vnet-test"          # made and deleted by the audited guard if missing
+    kernel_addresses = ["10.200.0.1/30"]
+    addresses = ["10.200.0.2/30"]
+    nat = false                  # true: source NAT to the bridge address (--tun-nat)
+    publish = ["8080:10.0.0.1:80"]    # [HOSTADDR:]PORT:GUESTADDR:PORT[/udp]
+
     [[faults]]                   # at a time since the start: a fault (vnet.sim.faults)
     at = "2s"
     action = "partition"         # link-down | link-up (nic) | partition | heal (segment,
@@ -79,6 +125,16 @@
     dirs = ["www::/www"]         # HOST[::GUEST], relative to this file
     tcplisten = ["0.0.0.0:8080"]
     start = "500ms"              # start delay
+    stop = "30s"                 # killed then (a kill fault)
+    memory = "64MB"              # limits: linear memory, open fds, CPU time
+    fds = 64
+    cpu_time = "10s"
+    devices = [{ name = "tun0", kind = "tun", addresses = ["10.8.0.1/24"] }]  # TUN/TAP it
+                                 # may create (/dev/net/tun), or "tun0:tun=10.8.0.1/24"
+
+Units are strings everywhere, the same as in the Python API (`vnet.units`):
+durations "2ms" / "1.5s" / "3min", rates "10Mbit" / "1Gbit" / "512kbit", sizes
+"64KB" / "1MB" (1024-based, as tc).
 
 Several guests on one host share its stack, ports and interfaces. Every
 problem — a TOML syntax error, an unknown key, a bad CIDR, overlapping
@@ -96,11 +152,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from vnet.link.guest_tun import GuestDeviceGrant, parse_guest_tun
 from vnet.sim.faults import ACTIONS, FaultSpec, RandomFaults
 
 if TYPE_CHECKING:
     from firewall import Ruleset
     from firewall.nat_router import NatBehaviour
+    from vnet.guest.context import GuestLimits
+    from vnet.link.impairment import Impairment
 
 
 class TopologyError(Exception):
@@ -126,6 +185,54 @@ class VxlanSpec:
 
 
 @dataclass
+class LinkShape:
+    """What a segment, a cable or one NIC does to frames (None: not set here).
+
+    Keys `bandwidth`, `jitter`, `delay`, `queue` and `loss` / `reorder` /
+    `duplicate`; a NIC's own values override its segment's (`over`).
+    """
+
+    loss: float | None = None
+    reorder: float | None = None
+    duplicate: float | None = None
+    delay_ns: int | None = None
+    jitter_ns: int | None = None
+    bandwidth_bps: int | None = None
+    queue_packets: int | None = None
+    queue_bytes: int | None = None
+
+    def over(self, base: LinkShape) -> LinkShape:
+        """These values where set, else `base`'s."""
+        return LinkShape(*(mine if mine is not None else theirs for mine, theirs in zip(
+            self.astuple(), base.astuple(), strict=True)))
+
+    def astuple(self) -> tuple[Any, ...]:
+        return (self.loss, self.reorder, self.duplicate, self.delay_ns, self.jitter_ns,
+                self.bandwidth_bps, self.queue_packets, self.queue_bytes)
+
+    def impairment(self, seed: int, direction: str, cable: bool = False) -> Impairment | None:
+        """The Impairment of one direction of one NIC ("tx": NIC to link, "rx": link to NIC).
+
+        Loss, reordering and duplication apply both ways; on a segment the bandwidth
+        and its queue too (the NIC's uplink and the switch port's egress, full duplex,
+        store and forward: a frame is serialized twice), on a `cable` only on the way
+        out (one wire); delay and jitter once, on the way out. None when nothing is set.
+        """
+        from vnet.link.impairment import Impairment
+
+        loss, reorder, duplicate = self.loss or 0.0, self.reorder or 0.0, self.duplicate or 0.0
+        delay = (self.delay_ns or 0) if direction == "tx" else 0
+        jitter = (self.jitter_ns or 0) if direction == "tx" else 0
+        rate = self.bandwidth_bps if direction == "tx" or not cable else None
+        if not (loss or reorder or duplicate or delay or jitter or rate):
+            return None
+        return Impairment(loss=loss, reorder=reorder, duplicate=duplicate, delay_ns=delay,
+                          jitter_ns=jitter, rate_bps=rate,
+                          queue_limit=self.queue_packets if rate else None,
+                          queue_limit_bytes=self.queue_bytes if rate else None, seed=seed)
+
+
+@dataclass
 class SegmentSpec:
     name: str
     latency_ns: int = 0
@@ -134,6 +241,10 @@ class SegmentSpec:
     reorder: float = 0.0
     duplicate: float = 0.0
     vxlan: VxlanSpec | None = None
+    #: Every link key of the segment (loss, reorder, duplicate repeated here).
+    shape: LinkShape = field(default_factory=LinkShape)
+    #: A `[cables.NAME]`: a point-to-point link with two ends, not a switch.
+    cable: bool = False
 
 
 @dataclass
@@ -143,6 +254,10 @@ class NicSpec:
     name: str
     mtu: int = 1500
     mac: bytes | None = None  # None: allocated (on a VXLAN segment: derived, see runner)
+    #: The NIC's own link keys (bandwidth, jitter, ...), over its segment's.
+    shape: LinkShape = field(default_factory=LinkShape)
+    #: Its address, gateway and resolvers come from a DHCP server (stack.dhcp).
+    dhcp: bool = False
 
 
 @dataclass
@@ -154,6 +269,12 @@ class GuestSpec:
     dirs: list[tuple[str, str]] = field(default_factory=list)
     tcplisten: list[tuple[str, int]] = field(default_factory=list)
     start_ns: int = 0
+    #: `memory`, `fds`, `cpu_time` (a vnet.guest.context.GuestLimits), None: the defaults.
+    limits: GuestLimits | None = None
+    #: `stop`: killed this long after the run starts (None: runs to the end).
+    stop_ns: int | None = None
+    #: TUN/TAP devices granted to the guest (its `devices` key; `_guest_devices`).
+    devices: list[GuestDeviceGrant] = field(default_factory=list)
 
 
 @dataclass
@@ -175,6 +296,12 @@ class HostSpec:
     guests: list[GuestSpec] = field(default_factory=list)
     firewall: Ruleset | None = None  # each run attaches its own copy
     nat: list[NatSpec] = field(default_factory=list)
+    #: Router advertisements it sends (`ra`), DHCP servers it runs (`dhcp_server`),
+    #: static multicast routes (`mroutes`), a TUN bridge (`tun`): see `routers`.
+    ra: list[RaSpec] = field(default_factory=list)
+    dhcp_servers: list[DhcpServerSpec] = field(default_factory=list)
+    mroutes: list[MrouteSpec] = field(default_factory=list)
+    tun: TunSpec | None = None
 
 
 @dataclass
@@ -194,7 +321,6 @@ class Topology:
         return [f"{h.name}/{g.name}" for h in self.hosts.values() for g in h.guests]
 
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ns|us|µs|ms|s|m|min|h)?\s*$")
 _UNITS = {None: 1_000_000_000, "s": 1_000_000_000, "ms": 1_000_000, "us": 1_000, "µs": 1_000,
           "ns": 1, "m": 60_000_000_000, "min": 60_000_000_000, "h": 3_600_000_000_000}
 _MAC = re.compile(r"^[0-9A-Fa-f]{2}([:-][0-9A-Fa-f]{2}){5}$")
@@ -206,6 +332,8 @@ class _Locator:
 
     def __init__(self, text: str) -> None:
         self.lines = text.splitlines()
+        #: A host stamped out by `count` -> the table it came from ("client3" -> "client").
+        self.host_aliases: dict[str, str] = {}
 
     def _table_start(self, table: str, index: int | None) -> int | None:
         pattern = re.compile(r"^\s*\[\[?\s*" + re.escape(table).replace(r"\.", r"\s*\.\s*")
@@ -228,6 +356,8 @@ class _Locator:
         Walks the path through table headers ([a.b], and the n-th [[a.b]] for an
         index), then looks for `key =` inside the last table found.
         """
+        if len(path) > 1 and path[0] == "hosts" and path[1] in self.host_aliases:
+            path = ("hosts", self.host_aliases[str(path[1])], *path[2:])
         start = 1
         table: list[str] = []
         key: str | None = None
@@ -263,17 +393,14 @@ class _Locator:
 
 
 def _duration(value: Any, where: tuple[Path, _Locator, tuple[str | int, ...]]) -> int:
+    """Nanoseconds from "500ms", "2s", 1.5 ... (vnet.units: the Python API's parser too)."""
+    from vnet.units import parse_duration_ns
+
     path, locator, key = where
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if value < 0:
-            raise TopologyError(path, locator.line(*key), "a duration cannot be negative")
-        return int(value * 1_000_000_000)
-    if isinstance(value, str):
-        match = _DURATION.match(value)
-        if match:
-            return int(float(match.group(1)) * _UNITS[match.group(2)])
-    raise TopologyError(path, locator.line(*key),
-                        f"bad duration {value!r} (examples: \"500ms\", \"2s\", 1.5)")
+    try:
+        return parse_duration_ns(value)
+    except ValueError as e:
+        raise TopologyError(path, locator.line(*key), str(e)) from None
 
 
 def _check_keys(table: dict[str, Any], allowed: set[str], path: Path, locator: _Locator,
@@ -348,8 +475,8 @@ def load(path: str | Path) -> Topology:
 def parse(data: dict[str, Any], path: Path, text: str = "") -> Topology:
     loc = _Locator(text)
     base = path.resolve().parent
-    _check_keys(data, {"sim", "segments", "hosts", *_FAULT_TABLES}, path, loc, (),
-                "the top level")
+    _check_keys(data, {"sim", "segments", "hosts", *_FAULT_TABLES, *_LINK_TABLES}, path, loc,
+                (), "the top level")
     topo = Topology(path)
 
     sim = _expect(data.get("sim", {}), dict, path, loc.line("sim"), "[sim]")
@@ -369,8 +496,8 @@ def parse(data: dict[str, Any], path: Path, text: str = "") -> Topology:
         _expect(spec, dict, path, loc.line(*key), f"segment {name}")
         if not _NAME.match(name):
             raise TopologyError(path, loc.line(*key), f"bad segment name {name!r}")
-        _check_keys(spec, {"latency", "snooping", "loss", "reorder", "duplicate", "vxlan"},
-                    path, loc, key, f"segment {name!r}")
+        _check_keys(spec, {"latency", "snooping", "loss", "reorder", "duplicate", "vxlan",
+                           *_SHAPE_KEYS}, path, loc, key, f"segment {name!r}")
         seg = SegmentSpec(name)
         if "latency" in spec:
             seg.latency_ns = _duration(spec["latency"], (path, loc, (*key, "latency")))
@@ -383,6 +510,7 @@ def parse(data: dict[str, Any], path: Path, text: str = "") -> Topology:
                 raise TopologyError(path, loc.line(*key, field_name),
                                     f"{field_name} is a probability between 0 and 1")
             setattr(seg, field_name, float(value))
+        seg.shape = _shape(spec, path, loc, key)
         if "vxlan" in spec:
             seg.vxlan = _vxlan(spec["vxlan"], path, loc, (*key, "vxlan"))
             if topo.virtual_time:
@@ -391,7 +519,8 @@ def parse(data: dict[str, Any], path: Path, text: str = "") -> Topology:
                                     "time only (virtual_time = false)")
         topo.segments[name] = seg
 
-    hosts = _expect(data.get("hosts", {}), dict, path, loc.line("hosts"), "[hosts]")
+    _cables(data, topo, path, loc)
+    hosts = _expand_hosts(data, path, loc)
     if not hosts:
         raise TopologyError(path, None, "the topology has no hosts")
     seen_addresses: dict[str, str] = {}
@@ -401,7 +530,8 @@ def parse(data: dict[str, Any], path: Path, text: str = "") -> Topology:
         if not _NAME.match(hname):
             raise TopologyError(path, loc.line(*hkey), f"bad host name {hname!r}")
         _check_keys(hspec, {"forwarding", "nics", "routes", "guests", "firewall",
-                            "firewall_rules", "nat"}, path, loc, hkey, f"host {hname!r}")
+                            "firewall_rules", "nat", *_ROUTER_KEYS}, path, loc, hkey,
+                    f"host {hname!r}")
         host = HostSpec(hname)
         host.firewall = _firewall(hspec, path, loc, hkey, base)
         host.forwarding = _expect(hspec.get("forwarding", False), bool, path,
@@ -410,14 +540,9 @@ def parse(data: dict[str, Any], path: Path, text: str = "") -> Topology:
         for index, nspec in enumerate(nics):
             nkey = (*hkey, "nics", index)
             _expect(nspec, dict, path, loc.line(*nkey), "a nic")
-            _check_keys(nspec, {"segment", "addresses", "name", "mtu", "mac"}, path, loc, nkey,
-                        f"a nic of host {hname!r}")
-            segment = nspec.get("segment")
-            if not isinstance(segment, str):
-                raise TopologyError(path, loc.line(*nkey), "a nic needs segment = \"NAME\"")
-            if segment not in topo.segments:
-                raise TopologyError(path, loc.line(*nkey, "segment"),
-                                    f"segment {segment!r} is not defined under [segments]")
+            _check_keys(nspec, {"segment", "addresses", "name", "mtu", "mac", *_NIC_KEYS}, path,
+                        loc, nkey, f"a nic of host {hname!r}")
+            segment = _nic_link(nspec, topo, path, loc, nkey)
             addresses = _expect(nspec.get("addresses", []), list, path,
                                 loc.line(*nkey, "addresses"), "addresses")
             for cidr in addresses:
@@ -452,6 +577,7 @@ def parse(data: dict[str, Any], path: Path, text: str = "") -> Topology:
                     raise TopologyError(path, loc.line(*nkey, "mac"),
                                         f"mac {mac_text} is a group address, not a NIC's")
             host.nics.append(NicSpec(segment, [str(a) for a in addresses], str(name), mtu, mac))
+            _nic_extras(nspec, host, host.nics[-1], hspec, path, loc, nkey)
         if "nat" in hspec:
             host.nat = _nats(hspec["nat"], host, path, loc, hkey)
         routes = _expect(hspec.get("routes", []), list, path, loc.line(*hkey, "routes"),
@@ -467,14 +593,16 @@ def parse(data: dict[str, Any], path: Path, text: str = "") -> Topology:
                     ipaddress.ip_address(route["via"])
             except (ValueError, TypeError):
                 raise TopologyError(path, line, f"bad route {route!r}") from None
+            _check_route(route, host, hspec, path, line)
             host.routes.append((str(to), route.get("via"), route.get("dev")))
         guests = _expect(hspec.get("guests", []), list, path, loc.line(*hkey, "guests"),
                          "guests")
         for index, gspec in enumerate(guests):
             gkey = (*hkey, "guests", index)
             _expect(gspec, dict, path, loc.line(*gkey), "a guest")
-            _check_keys(gspec, {"name", "module", "args", "env", "dirs", "tcplisten", "start"},
-                        path, loc, gkey, f"a guest of host {hname!r}")
+            _check_keys(gspec, {"name", "module", "args", "env", "dirs", "tcplisten", "start",
+                                *_GUEST_LIMIT_KEYS, "devices"}, path, loc, gkey,
+                        f"a guest of host {hname!r}")
             module = gspec.get("module")
             if not isinstance(module, str):
                 raise TopologyError(path, loc.line(*gkey), "a guest needs module = \"FILE.wasm\"")
@@ -517,7 +645,12 @@ def parse(data: dict[str, Any], path: Path, text: str = "") -> Topology:
             host.guests.append(GuestSpec(gname, module_path, [str(a) for a in args],
                                          [(str(k), str(v)) for k, v in env.items()], dirs,
                                          listeners, start))
+            _guest_limits(gspec, host.guests[-1], path, loc, gkey)
+            host.guests[-1].devices = _guest_devices(gspec.get("devices", []), path,
+                                                     loc.line(*gkey, "devices"))
+        _router_keys(hspec, host, topo, path, loc, hkey)
         topo.hosts[hname] = host
+    _check_links(topo, path, loc)
     for host in topo.hosts.values():
         for index, nat in enumerate(host.nat):
             for address in nat.pool or ():
@@ -533,6 +666,7 @@ def parse(data: dict[str, Any], path: Path, text: str = "") -> Topology:
                                 f"{', '.join(sorted(names)) or 'none'})")
     topo.clients = [str(c) for c in clients]
     _faults(data, topo, path, loc)
+    _guest_stops(topo)
     return topo
 
 
@@ -842,3 +976,625 @@ def _faults(data: dict[str, Any], topo: Topology, path: Path, loc: _Locator) -> 
             raise TopologyError(path, loc.line(*key, "kills"),
                                 "kills needs kill_guests = [\"HOST/NAME\", ...]")
         topo.random_faults = bounds
+
+
+# --- links, templates, routers (bandwidth/jitter/queue, cables, count, RA, DHCP, ...) ---
+
+_LINK_TABLES = ("cables", "defaults", "templates")
+_SHAPE_KEYS = {"bandwidth", "jitter", "delay", "queue"}
+_NIC_KEYS = {"cable", "dhcp", "loss", "reorder", "duplicate", *_SHAPE_KEYS}
+_ROUTER_KEYS = {"dhcp", "ra", "dhcp_server", "mroutes", "tun"}
+_GUEST_LIMIT_KEYS = {"memory", "fds", "cpu_time", "stop"}
+_TEMPLATE_KEYS = {"template", "count"}
+_COUNT_EXPR = re.compile(r"\{([0-9n+\-*/% ()]+)\}")
+
+
+@dataclass
+class RaPrefix:
+    """One Prefix Information option of a router's advertisements (RFC 4861 4.6.2)."""
+
+    prefix: str
+    on_link: bool = True
+    autonomous: bool = True
+    valid_s: int = 86400
+    preferred_s: int = 14400
+
+
+@dataclass
+class RaSpec:
+    """A `[hosts.NAME.ra]` table: router advertisements on one interface (stack.ra_sender)."""
+
+    interface: str
+    prefixes: list[RaPrefix] = field(default_factory=list)
+    interval_s: float = 600.0  # MaxRtrAdvInterval; MinRtrAdvInterval is a third of it
+    lifetime_s: int = 1800  # the router lifetime (0: not a default router)
+    mtu: int | None = None  # None: the interface's; 0: no MTU option
+    rdnss: list[str] = field(default_factory=list)
+    rdnss_lifetime_s: int | None = None  # None: 3 x interval (RFC 8106 suggests >= 3x)
+    managed: bool = False
+    other: bool = False
+    hop_limit: int = 64
+
+
+@dataclass
+class DhcpServerSpec:
+    """A `[hosts.NAME.dhcp_server]` table: a DHCPv4 server on one interface (stack.dhcp)."""
+
+    interface: str
+    first: str
+    last: str
+    lease_s: int = 3600
+    router: str | None = None  # None: the interface's address; "" : no router option
+    dns: list[str] = field(default_factory=list)
+    #: host name or MAC -> fixed address ("static leases")
+    fixed: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class MrouteSpec:
+    """One `mroutes` entry: forward `group` arriving on `source` out of `to` (TTL - 1)."""
+
+    group: str
+    source: str
+    to: list[str]
+
+
+@dataclass
+class TunSpec:
+    """A `[hosts.NAME.tun]` table: a TUN bridge to the kernel (real time only), as
+    `vnet run --tun` (vnet.link.tun_bridge)."""
+
+    device: str = "vnet0"
+    netns: str | None = None
+    kernel_addresses: list[str] = field(default_factory=lambda: ["10.200.0.1/30"])
+    addresses: list[str] = field(default_factory=lambda: ["10.200.0.2/30"])
+    nat: bool = False
+    publish: list[str] = field(default_factory=list)
+    line: int | None = None
+
+
+def _shape(spec: dict[str, Any], path: Path, loc: _Locator,
+           key: tuple[str | int, ...]) -> LinkShape:
+    """The link keys of a segment, cable or NIC, in vnet.units' units."""
+    from vnet.units import parse_duration_ns, parse_rate_bps, parse_size_bytes
+
+    shape = LinkShape()
+    for name in ("loss", "reorder", "duplicate"):
+        if name in spec:
+            value = _expect(spec[name], (int, float), path, loc.line(*key, name), name)
+            if not 0.0 <= value <= 1.0:
+                raise TopologyError(path, loc.line(*key, name),
+                                    f"{name} is a probability between 0 and 1")
+            setattr(shape, name, float(value))
+    for name, parse_unit, attribute in (("bandwidth", parse_rate_bps, "bandwidth_bps"),
+                                        ("jitter", parse_duration_ns, "jitter_ns"),
+                                        ("delay", parse_duration_ns, "delay_ns")):
+        if name in spec:
+            try:
+                setattr(shape, attribute, parse_unit(spec[name]))
+            except ValueError as e:
+                raise TopologyError(path, loc.line(*key, name), f"{name}: {e}") from None
+    if "queue" in spec:
+        line = loc.line(*key, "queue")
+        value = spec["queue"]
+        if isinstance(value, int) and not isinstance(value, bool):
+            if value < 1:
+                raise TopologyError(path, line, "queue is at least 1 packet")
+            shape.queue_packets = value
+        else:
+            try:
+                shape.queue_bytes = parse_size_bytes(value)
+            except ValueError as e:
+                raise TopologyError(path, line, f"queue: a number of packets (100) or a "
+                                    f"size (\"64KB\"): {e}") from None
+            if shape.queue_bytes < 1:
+                raise TopologyError(path, line, "queue is at least 1 byte")
+        if "bandwidth" not in spec:
+            raise TopologyError(path, line, "queue needs bandwidth = \"RATE\" beside it (a "
+                                "queue fills only behind a rate limit)")
+    return shape
+
+
+def _cables(data: dict[str, Any], topo: Topology, path: Path, loc: _Locator) -> None:
+    """`[cables.NAME]`: point-to-point links (two NICs name them with `cable = "NAME"`)."""
+    cables = _expect(data.get("cables", {}), dict, path, loc.line("cables"), "[cables]")
+    for name, spec in cables.items():
+        key = ("cables", name)
+        _expect(spec, dict, path, loc.line(*key), f"cable {name}")
+        if not _NAME.match(name):
+            raise TopologyError(path, loc.line(*key), f"bad cable name {name!r}")
+        if name in topo.segments:
+            raise TopologyError(path, loc.line(*key), f"{name!r} is both a segment and a "
+                                "cable")
+        _check_keys(spec, {"latency", "loss", "reorder", "duplicate", *_SHAPE_KEYS}, path, loc,
+                    key, f"cable {name!r}")
+        seg = SegmentSpec(name, cable=True)
+        if "latency" in spec:
+            seg.latency_ns = _duration(spec["latency"], (path, loc, (*key, "latency")))
+        seg.shape = _shape(spec, path, loc, key)
+        seg.loss = seg.shape.loss or 0.0
+        seg.reorder = seg.shape.reorder or 0.0
+        seg.duplicate = seg.shape.duplicate or 0.0
+        topo.segments[name] = seg
+
+
+def _nic_link(nspec: dict[str, Any], topo: Topology, path: Path, loc: _Locator,
+              nkey: tuple[str | int, ...]) -> str:
+    """The segment or cable a NIC is on."""
+    if "segment" in nspec and "cable" in nspec:
+        raise TopologyError(path, loc.line(*nkey, "cable"), "a nic is on a segment or a "
+                            "cable, not both")
+    kind = "cable" if "cable" in nspec else "segment"
+    name = nspec.get(kind)
+    if not isinstance(name, str):
+        raise TopologyError(path, loc.line(*nkey), "a nic needs segment = \"NAME\" (or "
+                            "cable = \"NAME\")")
+    spec = topo.segments.get(name)
+    if spec is None or spec.cable != (kind == "cable"):
+        table = "[cables]" if kind == "cable" else "[segments]"
+        raise TopologyError(path, loc.line(*nkey, kind), f"{kind} {name!r} is not defined "
+                            f"under {table}")
+    return name
+
+
+def _nic_extras(nspec: dict[str, Any], host: HostSpec, nic: NicSpec, hspec: dict[str, Any],
+                path: Path, loc: _Locator, nkey: tuple[str | int, ...]) -> None:
+    nic.shape = _shape(nspec, path, loc, nkey)
+    host_dhcp = _expect(hspec.get("dhcp", False), bool, path, loc.line(*nkey[:2], "dhcp"),
+                        "dhcp")
+    nic.dhcp = _expect(nspec.get("dhcp", host_dhcp), bool, path, loc.line(*nkey, "dhcp"),
+                       "dhcp")
+    if nic.dhcp and any(ipaddress.ip_interface(a).version == 4 for a in nic.addresses):
+        raise TopologyError(path, loc.line(*nkey, "dhcp"), f"nic {nic.name} of host "
+                            f"{host.name!r} has dhcp = true and a static IPv4 address: one "
+                            "or the other")
+
+
+def _check_links(topo: Topology, path: Path, loc: _Locator) -> None:
+    """A cable has at most two ends."""
+    ends: dict[str, list[str]] = {}
+    for host in topo.hosts.values():
+        for index, nic in enumerate(host.nics):
+            if topo.segments[nic.segment].cable:
+                ends.setdefault(nic.segment, []).append(f"{host.name}/{nic.name}")
+                if len(ends[nic.segment]) > 2:
+                    raise TopologyError(path, loc.line("hosts", host.name, "nics", index,
+                                                       "cable"),
+                                        f"cable {nic.segment!r} already joins "
+                                        f"{' and '.join(ends[nic.segment][:2])}")
+
+
+def _check_route(route: dict[str, Any], host: HostSpec, hspec: dict[str, Any], path: Path,
+                 line: int | None) -> None:
+    """A route goes through an interface the host has, to a gateway on one of its links."""
+    names = [n.name for n in host.nics]
+    if "tun" in hspec:
+        names.append("tun0")
+    dev = route.get("dev")
+    if dev is not None and dev not in [*names, "lo"]:
+        raise TopologyError(path, line, f"route to {route.get('to')}: host {host.name!r} has "
+                            f"no interface {dev!r} (its nics: {', '.join(names) or 'none'})")
+    via = route.get("via")
+    if via is None:
+        if dev is None:
+            raise TopologyError(path, line, f"route to {route.get('to')}: give via = "
+                                "\"GATEWAY\" or dev = \"INTERFACE\"")
+        return
+    gateway = ipaddress.ip_address(via)
+    candidates = [n for n in host.nics if dev is None or n.name == dev]
+    if any(gateway in ipaddress.ip_interface(a).network for n in candidates
+           for a in n.addresses) or (gateway.version == 6 and gateway.is_link_local):
+        return
+    if any(n.dhcp for n in candidates) and gateway.version == 4:
+        return  # the DHCP lease will say; the stack refuses it then
+    where = f" through {dev}" if dev else ""
+    raise TopologyError(path, line, f"route to {route.get('to')}: gateway {via} is not on a "
+                        f"network of host {host.name!r}{where} (its addresses: "
+                        + (", ".join(a for n in candidates for a in n.addresses) or "none")
+                        + ")")
+
+
+def _guest_limits(gspec: dict[str, Any], guest: GuestSpec, path: Path, loc: _Locator,
+                  gkey: tuple[str | int, ...]) -> None:
+    """`memory = "64MB"`, `fds = 64`, `cpu_time = "2s"`, `stop = "30s"` of one guest."""
+    from vnet.guest.context import GuestLimits
+    from vnet.units import parse_size_bytes
+
+    if not any(k in gspec for k in ("memory", "fds", "cpu_time")):
+        limits = None
+    else:
+        limits = GuestLimits()
+        if "memory" in gspec:
+            try:
+                limits.memory_bytes = parse_size_bytes(gspec["memory"])
+            except ValueError as e:
+                raise TopologyError(path, loc.line(*gkey, "memory"), f"memory: {e}") from None
+            if limits.memory_bytes < 65536:
+                raise TopologyError(path, loc.line(*gkey, "memory"), "memory is at least "
+                                    "\"64KB\" (one wasm page)")
+        if "fds" in gspec:
+            limits.max_fds = _expect(gspec["fds"], int, path, loc.line(*gkey, "fds"), "fds")
+            if limits.max_fds < 3:
+                raise TopologyError(path, loc.line(*gkey, "fds"), "fds is at least 3 (stdio)")
+        if "cpu_time" in gspec:
+            cpu_ns = _duration(gspec["cpu_time"], (path, loc, (*gkey, "cpu_time")))
+            limits.cpu_time_ms = max(1, cpu_ns // 1_000_000)
+    guest.limits = limits
+    if "stop" in gspec:
+        guest.stop_ns = _duration(gspec["stop"], (path, loc, (*gkey, "stop")))
+        if guest.stop_ns <= guest.start_ns:
+            raise TopologyError(path, loc.line(*gkey, "stop"), "stop comes after start")
+
+
+def _guest_stops(topo: Topology) -> None:
+    """A guest's `stop` is a kill fault at that time (vnet.sim.faults)."""
+    for host in topo.hosts.values():
+        for guest in host.guests:
+            if guest.stop_ns is not None:
+                topo.faults.append(FaultSpec(guest.stop_ns, "kill",
+                                             guest=f"{host.name}/{guest.name}"))
+
+
+def _count_text(text: str, n: int) -> str:
+    """`{n}`, `{10+n}`, `{2*n-1}` in a stamped host's strings, with n = 1, 2, ..."""
+    import ast
+
+    def value(node: ast.AST) -> int:
+        if isinstance(node, ast.Expression):
+            return value(node.body)
+        if isinstance(node, ast.Constant) and type(node.value) is int:
+            return node.value
+        if isinstance(node, ast.Name) and node.id == "n":
+            return n
+        if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+            return -value(node.operand)
+        if isinstance(node, ast.BinOp):
+            left, right = value(node.left), value(node.right)
+            if isinstance(node.op, ast.Add):
+                return left + right
+            if isinstance(node.op, ast.Sub):
+                return left - right
+            if isinstance(node.op, ast.Mult):
+                return left * right
+            if isinstance(node.op, (ast.FloorDiv, ast.Div)) and right:
+                return left // right
+            if isinstance(node.op, ast.Mod) and right:
+                return left % right
+        raise ValueError(text)
+
+    return _COUNT_EXPR.sub(lambda m: str(value(ast.parse(m.group(1), mode="eval"))), text)
+
+
+def _stamp(value: Any, n: int) -> Any:
+    if isinstance(value, str):
+        return _count_text(value, n)
+    if isinstance(value, list):
+        return [_stamp(v, n) for v in value]
+    if isinstance(value, dict):
+        return {k: _stamp(v, n) for k, v in value.items()}
+    return value
+
+
+def _expand_hosts(data: dict[str, Any], path: Path, loc: _Locator) -> dict[str, Any]:
+    """`[hosts]` with `[defaults]` and `[templates.NAME]` merged in and `count` stamped out.
+
+    A host's own keys win over its template's, which win over `[defaults]`
+    (whole values: a host's `nics` replaces the template's). `count = N` makes
+    N hosts named NAME1..NAMEN (or with `{n}` in a quoted name: "client{n}")
+    with `{n}`, `{10+n}`, `{2*n}` ... replaced in every string of their table.
+    """
+    hosts = _expect(data.get("hosts", {}), dict, path, loc.line("hosts"), "[hosts]")
+    defaults = _expect(data.get("defaults", {}), dict, path, loc.line("defaults"),
+                       "[defaults]")
+    templates = _expect(data.get("templates", {}), dict, path, loc.line("templates"),
+                        "[templates]")
+    for tname, template in templates.items():
+        _expect(template, dict, path, loc.line("templates", tname), f"template {tname}")
+    expanded: dict[str, Any] = {}
+    for hname, hspec in hosts.items():
+        hkey = ("hosts", hname)
+        _expect(hspec, dict, path, loc.line(*hkey), f"host {hname}")
+        merged = dict(defaults)
+        if "template" in hspec:
+            tname = hspec["template"]
+            if not isinstance(tname, str) or tname not in templates:
+                raise TopologyError(path, loc.line(*hkey, "template"),
+                                    f"template {tname!r} is not defined under [templates] "
+                                    f"(templates: {', '.join(templates) or 'none'})")
+            merged.update(templates[tname])
+        merged.update(hspec)
+        count = merged.pop("count", None)
+        merged.pop("template", None)
+        if count is None:
+            if hname in expanded:
+                raise TopologyError(path, loc.line(*hkey), f"host {hname!r} is defined twice")
+            expanded[hname] = merged
+            continue
+        count = _expect(count, int, path, loc.line(*hkey, "count"), "count")
+        if not 1 <= count <= 4096:
+            raise TopologyError(path, loc.line(*hkey, "count"), "count must be 1-4096")
+        for n in range(1, count + 1):
+            name = _count_text(hname, n) if "{" in hname else f"{hname}{n}"
+            if name in expanded or (name in hosts and name != hname):
+                raise TopologyError(path, loc.line(*hkey, "count"),
+                                    f"count makes a host {name!r}, which already exists")
+            try:
+                expanded[name] = _stamp(merged, n)
+            except (ValueError, SyntaxError, RecursionError):
+                raise TopologyError(path, loc.line(*hkey), "bad {expression} in a counted "
+                                    "host: use n, integers and + - * // % ()") from None
+            loc.host_aliases[name] = hname
+    return expanded
+
+
+def _interface_of(host: HostSpec, value: Any, path: Path, line: int | None,
+                  what: str) -> NicSpec:
+    name = _expect(value, str, path, line, f"{what} interface")
+    for nic in host.nics:
+        if nic.name == name:
+            return nic
+    raise TopologyError(path, line, f"{what}: host {host.name!r} has no interface {name!r} "
+                        f"(its nics: {', '.join(n.name for n in host.nics) or 'none'})")
+
+
+def _router_keys(hspec: dict[str, Any], host: HostSpec, topo: Topology, path: Path,
+                 loc: _Locator, hkey: tuple[str, ...]) -> None:
+    """`ra`, `dhcp_server`, `mroutes`, `tun` of one host."""
+    if "ra" in hspec:
+        value = hspec["ra"]
+        for index, table in enumerate(value if isinstance(value, list) else [value]):
+            key: tuple[str | int, ...] = (*hkey, "ra", index) if isinstance(value, list) else (
+                *hkey, "ra")
+            host.ra.append(_ra(_expect(table, dict, path, loc.line(*key), "ra"), host, path,
+                               loc, key))
+    if "dhcp_server" in hspec:
+        value = hspec["dhcp_server"]
+        for index, table in enumerate(value if isinstance(value, list) else [value]):
+            key = (*hkey, "dhcp_server", index) if isinstance(value, list) else (
+                *hkey, "dhcp_server")
+            host.dhcp_servers.append(_dhcp_server(
+                _expect(table, dict, path, loc.line(*key), "dhcp_server"), host, path, loc,
+                key))
+    if "mroutes" in hspec:
+        line = loc.line(*hkey, "mroutes")
+        if not host.forwarding:
+            raise TopologyError(path, line, f"host {host.name!r} has mroutes but does not "
+                                "forward: set forwarding = true (a router)")
+        for item in _expect(hspec["mroutes"], list, path, line, "mroutes"):
+            _expect(item, dict, path, line, "an mroute")
+            _check_keys(item, {"group", "from", "to"}, path, loc, (*hkey, "mroutes"),
+                        "an mroute")
+            try:
+                group = ipaddress.ip_address(item.get("group"))
+            except (ValueError, TypeError):
+                raise TopologyError(path, line, f"mroute group {item.get('group')!r} is not "
+                                    "an IP address") from None
+            if not group.is_multicast or (group.version == 4 and str(group).startswith(
+                    "224.0.0.")) or (group.version == 6 and (group.packed[1] & 0x0F) <= 2):
+                raise TopologyError(path, line, f"mroute group {group} is not a routable "
+                                    "multicast group (224.0.0.x and ff02:: stay on their link)")
+            source = _interface_of(host, item.get("from"), path, line, "mroute from").name
+            outs = item.get("to")
+            outs = [outs] if isinstance(outs, str) else _expect(outs, list, path, line, "to")
+            to = [_interface_of(host, o, path, line, "mroute to").name for o in outs]
+            if not to or source in to:
+                raise TopologyError(path, line, "mroute to: other interfaces than from")
+            host.mroutes.append(MrouteSpec(str(group), source, to))
+    if "tun" in hspec:
+        host.tun = _tun(hspec["tun"], topo, path, loc, (*hkey, "tun"))
+
+
+def _seconds(value: Any, path: Path, line: int | None) -> int:
+    return int(_compound_duration(value, path, line))
+
+
+def _ra(spec: dict[str, Any], host: HostSpec, path: Path, loc: _Locator,
+        key: tuple[str | int, ...]) -> RaSpec:
+    _check_keys(spec, {"interface", "prefixes", "interval", "lifetime", "mtu", "rdnss",
+                       "rdnss_lifetime", "managed", "other", "hop_limit"}, path, loc, key,
+                f"the ra of host {host.name!r}")
+    if not host.forwarding:
+        raise TopologyError(path, loc.line(*key), f"host {host.name!r} advertises itself as "
+                            "a router (ra) but does not forward: set forwarding = true")
+    nic = _interface_of(host, spec.get("interface"), path, loc.line(*key, "interface")
+                        or loc.line(*key), "ra")
+    ra = RaSpec(nic.name)
+    line = loc.line(*key, "prefixes")
+    items = _expect(spec.get("prefixes", []), list, path, line, "prefixes")
+    if not items:  # default: the interface's global /64s
+        items = [str(ipaddress.ip_interface(a).network) for a in nic.addresses
+                 if ipaddress.ip_interface(a).version == 6
+                 and not ipaddress.ip_interface(a).is_link_local]
+        if not items:
+            raise TopologyError(path, loc.line(*key), f"ra on {nic.name}: no prefixes given "
+                                "and the interface has no IPv6 prefix to advertise")
+    for item in items:
+        table = {"prefix": item} if isinstance(item, str) else _expect(
+            item, dict, path, line, "a prefix")
+        _check_keys(table, {"prefix", "on_link", "autonomous", "valid", "preferred"}, path,
+                    loc, (*key, "prefixes"), "a prefix")
+        try:
+            network = ipaddress.IPv6Network(table.get("prefix"))
+        except (ValueError, TypeError):
+            raise TopologyError(path, line, f"ra prefix {table.get('prefix')!r}: expected an "
+                                "IPv6 prefix like \"fd00:1::/64\"") from None
+        prefix = RaPrefix(str(network))
+        for flag in ("on_link", "autonomous"):
+            if flag in table:
+                setattr(prefix, flag, _expect(table[flag], bool, path, line, flag))
+        if "valid" in table:
+            prefix.valid_s = _seconds(table["valid"], path, line)
+        if "preferred" in table:
+            prefix.preferred_s = _seconds(table["preferred"], path, line)
+        if prefix.preferred_s > prefix.valid_s:
+            raise TopologyError(path, line, f"ra prefix {network}: preferred lifetime above "
+                                "the valid lifetime (RFC 4862 5.5.3 ignores it)")
+        ra.prefixes.append(prefix)
+    if "interval" in spec:
+        ra.interval_s = _compound_duration(spec["interval"], path, loc.line(*key, "interval"))
+        if not 4 <= ra.interval_s <= 1800:
+            raise TopologyError(path, loc.line(*key, "interval"), "ra interval (MaxRtrAdv"
+                                "Interval) is 4 s to 1800 s (RFC 4861 6.2.1)")
+    if "lifetime" in spec:
+        ra.lifetime_s = _seconds(spec["lifetime"], path, loc.line(*key, "lifetime"))
+        if ra.lifetime_s > 9000:
+            raise TopologyError(path, loc.line(*key, "lifetime"), "ra lifetime is at most "
+                                "9000 s (RFC 4861 6.2.1)")
+    if "mtu" in spec:
+        ra.mtu = _expect(spec["mtu"], int, path, loc.line(*key, "mtu"), "mtu")
+        if ra.mtu and not 1280 <= ra.mtu <= nic.mtu:
+            raise TopologyError(path, loc.line(*key, "mtu"), f"ra mtu is 1280 to the "
+                                f"interface's {nic.mtu} (0: no MTU option)")
+    for name in ("managed", "other"):
+        if name in spec:
+            setattr(ra, name, _expect(spec[name], bool, path, loc.line(*key, name), name))
+    if "hop_limit" in spec:
+        ra.hop_limit = _expect(spec["hop_limit"], int, path, loc.line(*key, "hop_limit"),
+                               "hop_limit")
+        if not 0 <= ra.hop_limit <= 255:
+            raise TopologyError(path, loc.line(*key, "hop_limit"), "hop_limit is 0-255")
+    line = loc.line(*key, "rdnss")
+    for text in _expect(spec.get("rdnss", []), list, path, line, "rdnss"):
+        try:
+            ra.rdnss.append(str(ipaddress.IPv6Address(text)))
+        except (ValueError, TypeError):
+            raise TopologyError(path, line, f"rdnss {text!r} is not an IPv6 address") from None
+    if "rdnss_lifetime" in spec:
+        ra.rdnss_lifetime_s = _seconds(spec["rdnss_lifetime"], path,
+                                       loc.line(*key, "rdnss_lifetime"))
+    return ra
+
+
+def _dhcp_server(spec: dict[str, Any], host: HostSpec, path: Path, loc: _Locator,
+                 key: tuple[str | int, ...]) -> DhcpServerSpec:
+    _check_keys(spec, {"interface", "range", "lease", "router", "dns", "fixed"}, path, loc,
+                key, f"the dhcp_server of host {host.name!r}")
+    nic = _interface_of(host, spec.get("interface"), path, loc.line(*key, "interface")
+                        or loc.line(*key), "dhcp_server")
+    own = [ipaddress.ip_interface(a) for a in nic.addresses
+           if ipaddress.ip_interface(a).version == 4]
+    if not own:
+        raise TopologyError(path, loc.line(*key, "interface"), f"dhcp_server on {nic.name}: "
+                            "the interface needs a static IPv4 address")
+    network = own[0].network
+    line = loc.line(*key, "range")
+    pool = spec.get("range")
+    if not (isinstance(pool, list) and len(pool) == 2):
+        raise TopologyError(path, line or loc.line(*key), "dhcp_server needs range = "
+                            "[\"FIRST\", \"LAST\"] (addresses it leases)")
+    try:
+        first, last = (ipaddress.IPv4Address(a) for a in pool)
+    except (ValueError, TypeError):
+        raise TopologyError(path, line, f"range {pool!r}: two IPv4 addresses") from None
+    if first > last or first not in network or last not in network or (
+            first == network.network_address or last == network.broadcast_address):
+        raise TopologyError(path, line, f"range {first} - {last} is not inside {network} "
+                            "(host addresses, first <= last)")
+    server = DhcpServerSpec(nic.name, str(first), str(last))
+    if "lease" in spec:
+        server.lease_s = _seconds(spec["lease"], path, loc.line(*key, "lease"))
+        if server.lease_s < 10:
+            raise TopologyError(path, loc.line(*key, "lease"), "lease is at least 10 s")
+    if "router" in spec:
+        router = _expect(spec["router"], str, path, loc.line(*key, "router"), "router")
+        if router:
+            try:
+                if ipaddress.IPv4Address(router) not in network:
+                    raise ValueError
+            except ValueError:
+                raise TopologyError(path, loc.line(*key, "router"), f"router {router!r} is not "
+                                    f"an address in {network}") from None
+        server.router = router
+    line = loc.line(*key, "dns")
+    for text in _expect(spec.get("dns", []), list, path, line, "dns"):
+        try:
+            server.dns.append(str(ipaddress.IPv4Address(text)))
+        except (ValueError, TypeError):
+            raise TopologyError(path, line, f"dns {text!r} is not an IPv4 address") from None
+    line = loc.line(*key, "fixed")
+    for who, address in _expect(spec.get("fixed", {}), dict, path, line, "fixed").items():
+        try:
+            fixed = ipaddress.IPv4Address(address)
+        except (ValueError, TypeError):
+            raise TopologyError(path, line, f"fixed {who}: {address!r} is not an IPv4 "
+                                "address") from None
+        if fixed not in network:
+            raise TopologyError(path, line, f"fixed {who}: {fixed} is not in {network}")
+        server.fixed[str(who).lower()] = str(fixed)
+    return server
+
+
+def _tun(spec: Any, topo: Topology, path: Path, loc: _Locator,
+         key: tuple[str, ...]) -> TunSpec:
+    line = loc.line(*key)
+    _expect(spec, dict, path, line, "tun")
+    _check_keys(spec, {"device", "netns", "kernel_addresses", "addresses", "nat", "publish"},
+                path, loc, key, "tun")
+    if topo.virtual_time:
+        raise TopologyError(path, line, "a TUN bridge runs in real time only "
+                            "(virtual_time = false)")
+    tun = TunSpec(line=line)
+    if "device" in spec:
+        tun.device = _expect(spec["device"], str, path, loc.line(*key, "device"), "device")
+        if not re.match(r"^[A-Za-z0-9_.-]{1,15}$", tun.device):
+            raise TopologyError(path, loc.line(*key, "device"), f"device {tun.device!r}: "
+                                "1 to 15 letters, digits, _ . -")
+    if "netns" in spec:
+        tun.netns = _expect(spec["netns"], str, path, loc.line(*key, "netns"), "netns")
+    for name in ("kernel_addresses", "addresses"):
+        if name in spec:
+            items = _expect(spec[name], list, path, loc.line(*key, name), name)
+            for item in items:
+                try:
+                    ipaddress.ip_interface(item)
+                except (ValueError, TypeError):
+                    raise TopologyError(path, loc.line(*key, name), f"{name}: bad address "
+                                        f"{item!r}") from None
+            setattr(tun, name, [str(a) for a in items])
+    if "nat" in spec:
+        tun.nat = _expect(spec["nat"], bool, path, loc.line(*key, "nat"), "nat")
+    if "publish" in spec:
+        from firewall.nat import Publish
+
+        for item in _expect(spec["publish"], list, path, loc.line(*key, "publish"), "publish"):
+            try:
+                Publish.parse(str(item))
+            except ValueError as e:
+                raise TopologyError(path, loc.line(*key, "publish"), f"publish: {e}") from None
+            tun.publish.append(str(item))
+    return tun
+
+
+def _guest_devices(value: object, path: Path, line: int | None) -> list[GuestDeviceGrant]:
+    """A guest's ``devices``: the TUN/TAP devices it may create through /dev/net/tun.
+
+    Each is a table ``{name = "tun0", kind = "tun" | "tap", addresses = ["10.8.0.1/24"],
+    routes = ["10.2.0.0/24"], mtu = 1500}`` (only ``name`` required) or the string
+    ``"NAME[:tun|tap][=CIDR,...]"`` as ``vnet run --guest-tun`` takes it.
+    """
+    if not isinstance(value, list):
+        raise TopologyError(path, line, "devices must be a list of devices")
+    grants: list[GuestDeviceGrant] = []
+    for item in value:
+        try:
+            if isinstance(item, str):
+                grant = parse_guest_tun(item)
+            elif isinstance(item, dict):
+                unknown = set(item) - {"name", "kind", "addresses", "routes", "mtu"}
+                if unknown:
+                    raise ValueError(f"unknown key {sorted(unknown)[0]!r} (keys: name, kind, "
+                                     "addresses, routes, mtu)")
+                if not isinstance(item.get("name"), str):
+                    raise ValueError("a device needs name = \"tun0\"")
+                grant = GuestDeviceGrant(item["name"], str(item.get("kind", "tun")),
+                                         tuple(str(a) for a in item.get("addresses", [])),
+                                         tuple(str(r) for r in item.get("routes", [])),
+                                         int(item.get("mtu", 1500)))
+            else:
+                raise ValueError(f"{item!r} is neither a table nor \"NAME[:KIND][=CIDR,...]\"")
+        except (ValueError, TypeError) as e:
+            raise TopologyError(path, line, f"bad device: {e}") from None
+        if any(g.name == grant.name for g in grants):
+            raise TopologyError(path, line, f"device {grant.name} is granted twice")
+        grants.append(grant)
+    return grants
