@@ -2,20 +2,25 @@
 
 tests/guest/c/ifconf_probe.c makes every SIOC* interface ioctl and a series
 of rtnetlink requests (dumps of links, addresses and routes; adding and
-deleting addresses and routes; MTU and up/down through RTM_NEWLINK; a
-subscriber's notifications; errors for unknown indexes, duplicates, missing
-entries, bad values and malformed messages) on a point-to-point interface
-`tun0`, and prints one line per call: return value, errno, result fields.
+deleting addresses and routes; MTU and up/down through RTM_NEWLINK; socket
+options; a subscriber's notifications; errors for unknown indexes,
+duplicates, missing entries, bad values and malformed messages) on a TUN
+device `tun0` it attaches to with open("/dev/net/tun") + TUNSETIFF, and
+prints one line per call: return value, errno, result fields.
 
 - Natively (gcc), in a namespace of its own whose only other interface is
-  `lo`, the probe creates `tun0` itself with /dev/net/tun + TUNSETIFF
-  (`attach`), so it is a real, running TUN device. IPv6 address generation
+  `lo`: the probe's TUNSETIFF creates `tun0`, and the probe brings it up
+  (`up`) before its calls begin, as vnet's granted devices come up. (A
+  device created with `ip tuntap add` and up before a program attaches
+  reports operstate UP rather than UNKNOWN: the flow compared here is the
+  usual VPN one.) IPv6 address generation
   and DAD are off in the namespace (net.ipv6.conf.default.addr_gen_mode=1,
   accept_dad=0), so Linux gives the device no link-local address of its own.
-- Under vnet (`vnet build`), the virtual host has `lo` and a point-to-point
-  interface `tun0` with a fresh TUN device's flags (POINTOPOINT|NOARP|
-  MULTICAST, down), which the guest may configure (its name is in the
-  guest's `configurable_interfaces`).
+- Under vnet (`vnet build --linux`), on a host with `lo` only, granted the
+  device `tun0` (`GuestConfig.devices`, as `vnet run --guest-tun tun0`): the
+  guest's TUNSETIFF creates it, up, as vnet's granted devices come, and the
+  guest may configure it (TUNSETIFF puts its name in the guest's
+  `configurable_interfaces`).
 
 The two outputs must be equal line for line. The probe normalises only
 what must differ: the interface index (printed as `idx_ok=1`: equal to
@@ -40,7 +45,8 @@ from pathlib import Path
 import pytest
 
 from stack.interface import InterfaceFlags
-from vnet.build import build_wasm
+from vnet.build import LINUX_DEFINES, build_wasm
+from vnet.link.guest_tun import GuestDeviceGrant
 from vnet.guest.runtime import Guest, GuestConfig
 from vnet.network import Host, Network
 from vnet.testing.netns import Namespace, refuse, require_root, tun_problem
@@ -64,7 +70,7 @@ def native_output(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
                "net.ipv6.conf.default.accept_dad=0")
     with Namespace(f"vnifc-{os.getpid()}", sysctls=sysctls) as ns:
         ns.check_isolated([])
-        run = ns.run(str(binary), "attach", "ifname=tun0", timeout=120, check=False)
+        run = ns.run(str(binary), "attach", "up", "ifname=tun0", timeout=120, check=False)
     assert run.returncode == 0, run.stdout + run.stderr
     return run.stdout.splitlines()
 
@@ -72,21 +78,18 @@ def native_output(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
 @pytest.fixture(scope="module")
 def wasm(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build_wasm([SOURCE], tmp_path_factory.mktemp("wasm") / "ifconf_probe.wasm",
-                      flags=["-Wextra", "-Werror"], quiet=True)
+                      flags=["-Wextra", "-Werror", *LINUX_DEFINES], quiet=True)
 
 
 def run_probe_on_vnet(wasm: Path, virtual_time: bool = True) -> tuple[list[str], Host]:
-    """The probe on a host with lo and a fresh point-to-point tun0 it may configure."""
+    """The probe on a host with lo only, granted the TUN device tun0."""
     net = Network(virtual_time=virtual_time, seed=1)
     alpha = net.host("alpha")
-    with net.scheduler.lock:
-        tun = alpha.stack.add_point_to_point("tun0")
-        tun.flags = FRESH_TUN_FLAGS
     out, err = bytearray(), bytearray()
-    guest = Guest(net.scheduler, GuestConfig(module=str(wasm), args=["ifconf_probe", "ifname=tun0"],
-                                             host=alpha, stdout=out.extend, stderr=err.extend,
-                                             name="ifconf_probe@alpha"))
-    guest.ctx.configurable_interfaces.add("tun0")
+    guest = Guest(net.scheduler, GuestConfig(
+        module=str(wasm), args=["ifconf_probe", "attach", "up", "ifname=tun0"], host=alpha,
+        stdout=out.extend, stderr=err.extend, name="ifconf_probe@alpha",
+        devices=[GuestDeviceGrant("tun0")]))
     guest.start()
     finished = net.scheduler.run(until=lambda: guest.done, timeout_s=120)
     text = out.decode(errors="replace")
@@ -121,13 +124,13 @@ def test_rtnetlink_matches_linux_call_by_call(native_output: list[str],
     assert _section(vnet_output, netlink=True) == _section(native_output, netlink=True)
 
 
-def test_probe_configured_the_virtual_interface(wasm: Path) -> None:
-    """What the calls did is visible in the stack afterwards (not only in the output)."""
+def test_probe_configured_the_device_and_its_end_removed_it(wasm: Path) -> None:
+    """The calls reached the stack (not only the output): the routes the probe added
+    and removed, and the device itself gone with its fd when the probe exited."""
     lines, alpha = run_probe_on_vnet(wasm)
-    tun = alpha.stack.interface("tun0")
-    assert tun.mtu == 1280 and tun.is_up
-    assert tun.ipv4 == [] and tun.ipv6 == []
     assert "setlink_mtu error=0 seq_ok=1 pid_ok=1 echo_type=16 echo_seq_ok=1" in lines
+    assert [i.name for i in alpha.stack.interfaces.values()] == ["lo"]
+    assert all(r.ifindex == 1 for r in alpha.stack.routes.routes())
 
 
 def test_same_output_in_real_time(wasm: Path, vnet_output: list[str]) -> None:

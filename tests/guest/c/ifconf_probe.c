@@ -13,7 +13,10 @@
  *
  * Arguments:
  *   ifname=tun0   the point-to-point interface to configure
- *   attach        (native) create it with /dev/net/tun + TUNSETIFF first
+ *   attach        attach to it with open("/dev/net/tun") + TUNSETIFF first (this
+ *                 creates it, natively, and under vnet with a device grant)
+ *   up            then bring it up (SIOCSIFFLAGS) before the calls begin: a device
+ *                 vnet grants comes up configured, Linux's TUNSETIFF leaves it down
  *   listen=N      instead: subscribe to link, address and route changes and
  *                 print the first N notifications (blocking receives)
  */
@@ -1058,13 +1061,15 @@ static void listen_for(int count) {
 }
 
 int main(int argc, char **argv) {
-    int attach = 0;
+    int attach = 0, up = 0;
     setvbuf(stdout, NULL, _IOLBF, 0);
     for (int i = 1; i < argc; i++) {
         if (strncmp(argv[i], "ifname=", 7) == 0)
             snprintf(ifname, sizeof ifname, "%s", argv[i] + 7);
         else if (strcmp(argv[i], "attach") == 0)
             attach = 1;
+        else if (strcmp(argv[i], "up") == 0)
+            up = 1;
         else if (strncmp(argv[i], "listen=", 7) == 0) {
             listen_for(atoi(argv[i] + 7));
             printf("end\n");
@@ -1086,6 +1091,18 @@ int main(int argc, char **argv) {
         fprintf(stderr, "attach needs <linux/if_tun.h>\n");
         return 2;
 #endif
+    }
+    if (up) {
+        int s = socket(AF_INET, SOCK_DGRAM, 0);
+        struct ifreq ifr;
+        memset(&ifr, 0, sizeof ifr);
+        snprintf(ifr.ifr_name, IFNAMSIZ, "%s", ifname);
+        ifr.ifr_flags = IFF_UP | IFF_POINTOPOINT | IFF_NOARP | IFF_MULTICAST;
+        if (ioctl(s, SIOCSIFFLAGS, &ifr) < 0) {
+            perror("SIOCSIFFLAGS");
+            return 2;
+        }
+        close(s);
     }
     ioctl_calls();
     netlink_calls();
