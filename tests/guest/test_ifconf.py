@@ -46,8 +46,8 @@ import pytest
 
 from stack.interface import InterfaceFlags
 from vnet.build import LINUX_DEFINES, build_wasm
-from vnet.link.guest_tun import GuestDeviceGrant
 from vnet.guest.runtime import Guest, GuestConfig
+from vnet.link.guest_tun import GuestDeviceGrant
 from vnet.network import Host, Network
 from vnet.testing.netns import Namespace, refuse, require_root, tun_problem
 
