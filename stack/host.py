@@ -68,8 +68,8 @@ addresses is accepted on any interface.
 A firewall registers at `hooks`; with nothing registered nothing is
 filtered.
 
-Configuration changes (an interface added, brought up or down, its MTU or
-MAC changed; an address added or removed; a route installed or withdrawn)
+Configuration changes (an interface added or removed, brought up or down,
+its MTU or MAC changed; an address added or removed; a route installed or withdrawn)
 go through this class's methods, which tell every function in
 `config_listeners` what changed (a `ConfigChange`) after the change: that is
 how rtnetlink sockets learn of changes from any source. None of this is on
@@ -157,8 +157,8 @@ __all__ = [
 class ConfigChange:
     """One change of a host's configuration, as `HostStack.config_listeners` hear it.
 
-    kind: "link" (added, up/down, MTU or MAC changed), "newaddr", "deladdr"
-    (`address` set), "newroute", "delroute" (`route` set).
+    kind: "link" (added, up/down, MTU or MAC changed), "dellink" (removed),
+    "newaddr", "deladdr" (`address` set), "newroute", "delroute" (`route` set).
     """
 
     kind: str
@@ -444,6 +444,25 @@ class HostStack:
                 if route.ifindex == iface.index:
                     self.withdraw_route(route)
             self._tell(ConfigChange("link", iface))
+
+    def remove_interface(self, iface: Interface) -> None:
+        """Take an interface away (a guest's TUN/TAP device whose fd closed): down first
+        (its routes withdrawn), its addresses removed, then the interface itself."""
+        if self.interfaces.get(iface.index) is not iface:
+            return
+        self.set_link_up(iface, False)
+        for address in list(iface.addresses()):
+            self.remove_address(iface.name, address)
+        for route in self.routes.routes():
+            if route.ifindex == iface.index:
+                self.withdraw_route(route)
+        del self.interfaces[iface.index]
+        self.neighbors.arp.pop(iface.index, None)
+        self.neighbors.ndp.pop(iface.index, None)
+        self.membership.igmp.pop(iface.index, None)
+        self.membership.mld.pop(iface.index, None)
+        self.generation += 1
+        self._tell(ConfigChange("dellink", iface))
 
     def set_link_flags(self, iface: Interface, flags: int) -> None:
         """Set flags other than IFF_UP / IFF_RUNNING (NOARP, MULTICAST …) as given."""

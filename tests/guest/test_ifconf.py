@@ -196,3 +196,30 @@ def test_vnet_run_guest_net_admin_grants_every_interface(
     assert lines["addrt"] == ("ret=-1 errno=ENETDOWN" if net_admin else "ret=-1 errno=EPERM")
     assert lines["nl_setlink"] == ("error=0" if net_admin else "error=EPERM")
     assert f"mtu_after={1200 if net_admin else 1500}" in proc.stdout.splitlines()
+
+
+def test_subscriber_hears_a_guest_device_come_and_go(wasm: Path) -> None:
+    """A guest's TUN device appears with TUNSETIFF and disappears when its fd closes (the
+    probe exits): a subscriber hears RTM_NEWLINK first and RTM_DELLINK last."""
+    net = Network(virtual_time=True, seed=1)
+    alpha = net.host("alpha")
+    heard = bytearray()
+    listener = Guest(net.scheduler, GuestConfig(module=str(wasm), args=["probe", "listen=1000"],
+                                                host=alpha, stdout=heard.extend,
+                                                name="listener"))
+    listener.start()
+    assert net.scheduler.run(until=lambda: b"subscribed" in heard, timeout_s=60)
+    device_guest = Guest(net.scheduler, GuestConfig(
+        module=str(wasm), args=["probe", "attach", "up", "ifname=tun0"], host=alpha,
+        name="device", devices=[GuestDeviceGrant("tun0")]))
+    device_guest.start()
+    assert net.scheduler.run(until=lambda: device_guest.done, timeout_s=120)
+    net.run_for(0.01)
+    events = [line for line in heard.decode().splitlines() if line.startswith("event")]
+    try:
+        assert events[0].startswith("event group=0x1 newlink tun0 ")
+        assert events[-1] == "event group=0x1 dellink tun0 flags=0x1090"
+        assert sum("dellink" in e for e in events) == 1
+        assert [i.name for i in alpha.stack.interfaces.values()] == ["lo"]
+    finally:
+        net.close()

@@ -336,10 +336,11 @@ class NetlinkDescription(FileDescription):
 
     # --- notifications --------------------------------------------------------------
     def _hear(self, change: ConfigChange) -> None:
-        if change.kind == "link":
+        if change.kind in ("link", "dellink"):
             bit = nl.group_bit(nl.RTNLGRP_LINK)
             if self.groups & bit:
-                self._deliver(nl.message(nl.RTM_NEWLINK, 0, 0, 0, link_body(change.iface)), bit)
+                msg_type = nl.RTM_NEWLINK if change.kind == "link" else nl.RTM_DELLINK
+                self._deliver(nl.message(msg_type, 0, 0, 0, link_body(change.iface)), bit)
             return
         if change.address is not None:
             version = change.address.version

@@ -299,15 +299,7 @@ class GuestTunDevice:
         self.queue.clear()
         if self.bridge is not None:
             self.bridge.detach_tap(self.name)
-        stack = self.host.stack
-        iface = self.iface
-        iface.transmit = None
-        iface.flags = InterfaceFlags(int(iface.flags) & ~(InterfaceFlags.UP
-                                                          | InterfaceFlags.RUNNING))
-        for address in list(iface.addresses()):
-            stack.remove_address(self.name, address)
-        stack.routes.remove_where(ifindex=iface.index)
-        stack.interfaces.pop(iface.index, None)
-        stack.neighbors.arp.pop(iface.index, None)
-        stack.neighbors.ndp.pop(iface.index, None)
-        stack.generation += 1
+        self.iface.transmit = None
+        # down, routes and addresses withdrawn, the interface gone: each change told to the
+        # stack's listeners (rtnetlink subscribers get RTM_DELADDR, RTM_DELLINK …)
+        self.host.stack.remove_interface(self.iface)

@@ -1025,10 +1025,16 @@ static void listen_for(int count) {
         for (struct nlmsghdr *h = (struct nlmsghdr *)reply; NLMSG_OK(h, len);
              h = NLMSG_NEXT(h, len), seen++) {
             char name[IFNAMSIZ] = "?";
-            if (h->nlmsg_type == RTM_NEWLINK) {
+            if (h->nlmsg_type == RTM_NEWLINK || h->nlmsg_type == RTM_DELLINK) {
                 struct ifinfomsg *ifi = NLMSG_DATA(h);
-                if_indextoname((unsigned)ifi->ifi_index, name);
-                printf("event group=0x%x newlink %s flags=0x%x\n", from.nl_groups, name,
+                int alen = (int)IFLA_PAYLOAD(h);
+                for (struct rtattr *rta = IFLA_RTA(ifi); RTA_OK(rta, alen);
+                     rta = RTA_NEXT(rta, alen))
+                    if (rta->rta_type == IFLA_IFNAME)
+                        snprintf(name, sizeof name, "%.*s", (int)RTA_PAYLOAD(rta),
+                                 (char *)RTA_DATA(rta));
+                printf("event group=0x%x %s %s flags=0x%x\n", from.nl_groups,
+                       h->nlmsg_type == RTM_NEWLINK ? "newlink" : "dellink", name,
                        ifi->ifi_flags & 0xffff);
             } else if (h->nlmsg_type == RTM_NEWADDR || h->nlmsg_type == RTM_DELADDR) {
                 struct ifaddrmsg *ifa = NLMSG_DATA(h);
