@@ -20,16 +20,18 @@ Attacks (tests/hostile/c/ifconf_abuse.c):
   reported as ENOBUFS, after which a new dump completes;
 * a flood of rtnetlink requests beside a TCP transfer on other hosts of the
   same network: in virtual time the victim keeps >= 80 % of its throughput
-  and the run is deterministic; in real time, against a control run beside
-  a guest that only computes, medians of three, the ratio must be >= 0.4
-  (as tests/hostile/test_flood_fairness.py bounds a UDP flood; measured
-  0.9 on the two-core machine with other work running).
+  and the run is deterministic. In real time (`VNET_SLOW=1`: on a shared
+  two-core machine the control itself varied 95-770 ms between runs, and
+  ratios of medians of three from 0.43 to 3.3), against a control run
+  beside a guest that only computes, medians of five, the ratio must be
+  >= 0.4, as tests/hostile/test_flood_fairness.py bounds a UDP flood.
 
-About 15 s of CPU.
+About 10 s of CPU (20 s more with VNET_SLOW=1).
 """
 
 from __future__ import annotations
 
+import os
 import re
 import statistics
 from collections.abc import Callable
@@ -190,12 +192,14 @@ def test_netlink_flood_leaves_a_victim_its_throughput(
     assert (again_ns, again_text) == (beside_ns, text)  # deterministic
 
 
+@pytest.mark.skipif(os.environ.get("VNET_SLOW") != "1",
+                    reason="VNET_SLOW=1: wall-clock ratios, noisy on a shared machine")
 def test_netlink_flood_leaves_a_victim_its_share_in_real_time(
     abuse: Path, example_wasm: Callable[[str], Path], build_guest: Callable[..., Path],
 ) -> None:
     """Real time: the victim beside the netlink flooder against the victim beside a guest
     that only computes (as test_flood_fairness does for a UDP flood): what flooding
-    rtnetlink costs the victim beyond sharing two cores. Medians of three."""
+    rtnetlink costs the victim beyond sharing two cores. Medians of five."""
     bulk = example_wasm("bulk")
     hog = build_guest(hostile_source("cpu_hog"), "-O2")
 
@@ -214,7 +218,7 @@ def test_netlink_flood_leaves_a_victim_its_share_in_real_time(
             lab.close()
 
     control, beside = [], []
-    for _ in range(3):
+    for _ in range(5):
         control.append(transfer(hog, [], "hogging"))
         beside.append(transfer(abuse, ["flood"], "flooding"))
     ratio = statistics.median(control) / statistics.median(beside)

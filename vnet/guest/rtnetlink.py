@@ -19,7 +19,9 @@ A socket bound to multicast groups (RTMGRP_LINK, RTMGRP_IPV4_IFADDR,
 RTMGRP_IPV6_IFADDR, RTMGRP_IPV4_ROUTE, RTMGRP_IPV6_ROUTE) hears every
 change of its host's configuration, whoever made it (this guest, another
 guest, the topology or the Python API): it listens on
-`HostStack.config_listeners`.
+`HostStack.config_listeners`. As on Linux, the notification of an IPv4
+address or of a route that a netlink request changed carries that
+request's port id and sequence number; every other one carries 0, 0.
 
 What the guest cannot make the host hold: every socket and every queued
 byte is charged to the guest's socket memory (its --max-memory budget), and
@@ -120,6 +122,11 @@ MSG_PEEK = 0x2
 MSG_TRUNC = 0x20
 MSG_DONTWAIT = 0x40
 IFF_LOWER_UP = 0x10000
+
+#: While a request changes addresses ("address") or routes ("route"): its kind, the
+#: requester's port id and the request's sequence number, which the notifications of
+#: exactly those changes carry (as Linux's do; everything else notifies with 0, 0).
+_requester: tuple[str, int, int] | None = None
 
 #: Port ids in use on each host, and the last one handed out.
 _ports: weakref.WeakKeyDictionary[HostStack, dict[int, NetlinkDescription]] = (
@@ -342,12 +349,16 @@ class NetlinkDescription(FileDescription):
                 msg_type = nl.RTM_NEWLINK if change.kind == "link" else nl.RTM_DELLINK
                 self._deliver(nl.message(msg_type, 0, 0, 0, link_body(change.iface)), bit)
             return
+        requester = _requester
         if change.address is not None:
             version = change.address.version
             bit = nl.group_bit(nl.RTNLGRP_IPV4_IFADDR if version == 4 else nl.RTNLGRP_IPV6_IFADDR)
             if self.groups & bit:
                 msg_type = nl.RTM_NEWADDR if change.kind == "newaddr" else nl.RTM_DELADDR
-                self._deliver(nl.message(msg_type, 0, 0, 0,
+                # Linux names the requester for IPv4 addresses only (IPv6's come from addrconf)
+                port, seq = (requester[1:] if requester is not None
+                             and requester[0] == "address" and version == 4 else (0, 0))
+                self._deliver(nl.message(msg_type, 0, seq, port,
                                          address_body(change.iface, change.address)), bit)
             return
         if change.route is not None:
@@ -355,7 +366,10 @@ class NetlinkDescription(FileDescription):
             bit = nl.group_bit(nl.RTNLGRP_IPV4_ROUTE if version == 4 else nl.RTNLGRP_IPV6_ROUTE)
             if self.groups & bit:
                 msg_type = nl.RTM_NEWROUTE if change.kind == "newroute" else nl.RTM_DELROUTE
-                self._deliver(nl.message(msg_type, 0, 0, 0,
+                # the requested route, not the connected routes an address change makes
+                port, seq = (requester[1:] if requester is not None and requester[0] == "route"
+                             and change.route.source != "connected" else (0, 0))
+                self._deliver(nl.message(msg_type, 0, seq, port,
                                          route_body(self.stack, change.route)), bit)
 
     def _deliver(self, datagram: bytes, group: int = 0) -> None:
@@ -422,7 +436,14 @@ class NetlinkDescription(FileDescription):
         handler = _HANDLERS.get(msg_type)
         if handler is None:
             raise WasiError(Errno.ENOTSUP)
-        handler(self, request)
+        global _requester
+        kind_of_change = _CHANGES.get(msg_type)
+        _requester = (None if kind_of_change is None
+                      else (kind_of_change, self.port_id, request.seq))
+        try:
+            handler(self, request)
+        finally:
+            _requester = None
         return False
 
     def _start_dump(self, request: nl.NetlinkMessage) -> None:
@@ -749,6 +770,9 @@ def get_route(sock: NetlinkDescription, request: nl.NetlinkMessage) -> None:
     body = body[:flags_offset] + struct.pack("<I", 0x200) + body[flags_offset + 4:]  # CLONED
     sock._reply(request, nl.RTM_NEWROUTE, body)
 
+
+_CHANGES = {nl.RTM_NEWADDR: "address", nl.RTM_DELADDR: "address",
+            nl.RTM_NEWROUTE: "route", nl.RTM_DELROUTE: "route"}
 
 _HANDLERS: dict[int, Handler] = {
     nl.RTM_GETLINK: get_link,

@@ -535,9 +535,11 @@ static void addr_line(struct nlmsghdr *h, const char *tag, char *out, size_t siz
         }
     }
     snprintf(out, size,
-             "%s family=%s prefix=%u scope=%u idx_ok=%d local=%s address=%s brd=%s label=%s",
+             "%s family=%s prefix=%u scope=%u idx_ok=%d local=%s address=%s brd=%s label=%s "
+             "pid_own=%d seq_set=%d",
              tag, family(ifa->ifa_family), ifa->ifa_prefixlen, ifa->ifa_scope,
-             (int)ifa->ifa_index == tun_index, local, address, brd, label);
+             (int)ifa->ifa_index == tun_index, local, address, brd, label,
+             h->nlmsg_pid == my_pid, h->nlmsg_seq != 0);
 }
 
 static void print_addr(struct nlmsghdr *h, const char *tag) {
@@ -577,7 +579,7 @@ static void print_route(struct nlmsghdr *h, const char *tag) {
            rtm->rtm_scope, rtm->rtm_type);
     if (rtm->rtm_family == AF_INET)
         printf(" priority=%u", priority);
-    printf("\n");
+    printf(" pid_own=%d seq_set=%d\n", h->nlmsg_pid == my_pid, h->nlmsg_seq != 0);
 }
 
 /* Reads replies to request `want_seq` until DONE, an error/ack or a single answer;
