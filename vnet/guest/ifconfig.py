@@ -48,6 +48,7 @@ from .context import GuestContext
 from .fdtable import FileDescription
 from .ioctl import ioctl_handler
 from .sockets import SocketDescription
+from .tundev import TunFile
 from .wasi_types import Errno, WasiError
 from .wasix import _host
 
@@ -313,11 +314,27 @@ def read_sockaddr_in(ctx: GuestContext, ptr: int) -> tuple[int, bytes]:
 
 
 def _description(ctx: GuestContext, fd: int) -> FileDescription:
-    """The fd's description; ENOTTY unless it is a socket (Linux sends SIOC* to sockets)."""
+    """The fd's description; ENOTTY unless it is a socket (Linux sends SIOC* to sockets).
+
+    A TUN/TAP fd answers as Linux's tun driver: EBADF (Linux: EBADFD) before
+    TUNSETIFF, EINVAL for the requests it does not take (all but the hardware
+    address ones, see `_tun_interface`)."""
     description = ctx.fds.get(fd)
+    if isinstance(description, TunFile):
+        description._attached()
+        raise WasiError(Errno.EINVAL)
     if not description.is_socket:
         raise WasiError(Errno.ENOTTY)
     return description
+
+
+def _tun_interface(ctx: GuestContext, fd: int) -> Interface | None:
+    """The interface of an attached TUN/TAP fd (SIOC[GS]IFHWADDR on it act on its own
+    device, whatever name the ifreq holds, as Linux's tun driver), or None for a socket."""
+    description = ctx.fds.get(fd)
+    if isinstance(description, TunFile):
+        return description._attached().iface
+    return None
 
 
 def _family(description: FileDescription) -> int:
@@ -396,8 +413,10 @@ def set_mtu(ctx: GuestContext, fd: int, arg_ptr: int) -> int:
 
 @ioctl_handler(SIOCGIFHWADDR)
 def get_hwaddr(ctx: GuestContext, fd: int, arg_ptr: int) -> int:
-    _description(ctx, fd)
-    iface = interface_by_name(stack_of(ctx), read_name(ctx, arg_ptr))
+    iface = _tun_interface(ctx, fd)
+    if iface is None:
+        _description(ctx, fd)
+        iface = interface_by_name(stack_of(ctx), read_name(ctx, arg_ptr))
     mac = iface.mac or bytes(6)
     ctx.mem.write(arg_ptr + IFNAMSIZ, struct.pack("<H", link_type(iface)) + mac.ljust(14, b"\0"))
     return 0
@@ -405,11 +424,13 @@ def get_hwaddr(ctx: GuestContext, fd: int, arg_ptr: int) -> int:
 
 @ioctl_handler(SIOCSIFHWADDR)
 def set_hwaddr(ctx: GuestContext, fd: int, arg_ptr: int) -> int:
-    _description(ctx, fd)
-    require_grant(ctx)
     stack = stack_of(ctx)
-    iface = interface_by_name(stack, read_name(ctx, arg_ptr))
-    require_configurable(ctx, iface)
+    iface = _tun_interface(ctx, fd)  # the device's own fd needs no grant
+    if iface is None:
+        _description(ctx, fd)
+        require_grant(ctx)
+        iface = interface_by_name(stack, read_name(ctx, arg_ptr))
+        require_configurable(ctx, iface)
     raw = ctx.mem.read(arg_ptr + IFNAMSIZ, 16)
     if iface.mac is None or iface.is_loopback:
         raise WasiError(Errno.ENOTSUP)  # no link-layer address to set (TUN, lo)

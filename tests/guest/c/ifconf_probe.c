@@ -112,6 +112,7 @@ static const char *family(int f) {
 
 static char ifname[IFNAMSIZ] = "tun0";
 static int tun_index;
+static int tun_fd = -1; /* the attached /dev/net/tun fd, if any */
 
 /* --- ioctl helpers -------------------------------------------------------- */
 
@@ -432,6 +433,19 @@ static void ioctl_calls(void) {
     r = ioctl(999, SIOCGIFFLAGS, &ifr);
     print_call("gifflags_on_closed_fd", r);
     printf("\n");
+    if (tun_fd >= 0) { /* the TUN fd itself takes a few of them */
+        r = ifreq_call(tun_fd, SIOCGIFFLAGS, &ifr, ifname);
+        print_call("gifflags_on_tun_fd", r);
+        printf("\n");
+        r = ifreq_call(tun_fd, SIOCGIFHWADDR, &ifr, "lo");
+        print_call("gifhwaddr_on_tun_fd", r);
+        if (r == 0)
+            printf(" type=%u", (unsigned)ifr.ifr_hwaddr.sa_family);
+        printf("\n");
+        r = ifreq_call(tun_fd, SIOCGIFMTU, &ifr, ifname);
+        print_call("gifmtu_on_tun_fd", r);
+        printf("\n");
+    }
     errno = 0;
     r = ioctl(s4, 0x89ff, &ifr); /* nobody's request */
     print_call("unknown_request", r);
@@ -1095,6 +1109,7 @@ int main(int argc, char **argv) {
             perror("TUNSETIFF");
             return 2;
         }
+        tun_fd = tun;
 #else
         fprintf(stderr, "attach needs <linux/if_tun.h>\n");
         return 2;
