@@ -16,11 +16,16 @@ The ioctl handlers take their argument as a wasm32 Linux program lays it
 out: `struct ifreq` is 32 bytes (a 16-byte name, a 16-byte union whose
 `struct sockaddr` has the SDK's address family numbers: AF_INET 1, AF_INET6
 2), `struct ifconf` 8 bytes (length, pointer), `struct rtentry` 84 bytes
-(with `rt_dev` a pointer into guest memory), `struct in6_ifreq` 24 bytes.
-What Linux does for each request and mistake — which fd kinds take it, the
-errno of each bad value, classful netmasks from SIOCSIFADDR, a /32 on a
-point-to-point interface — was checked call by call against a real TUN
-device (tests/guest/test_ifconf.py).
+(with `rt_dev` a pointer into guest memory), `struct in6_rtmsg` 72 bytes
+(on an AF_INET6 socket), `struct in6_ifreq` 24 bytes. What Linux does for
+each request and mistake — which fd kinds take it (any socket for the
+device requests, AF_INET sockets for the IPv4 address ones, AF_INET6 for
+in6_ifreq and in6_rtmsg, a TUN fd for its own hardware address; ENOTTY on
+other fds), the errno of each bad value, classful netmasks from
+SIOCSIFADDR, a /32 on a point-to-point interface — was checked call by
+call against a real TUN device (tests/guest/test_ifconf.py). Deliberate
+difference: a broadcast address other than the subnet's on an interface
+with IFF_BROADCAST is EOPNOTSUPP (vnet derives it from the prefix).
 
 Touches the calling guest's host's stack configuration and guest memory.
 """
@@ -34,7 +39,6 @@ from typing import TYPE_CHECKING
 
 from stack.interface import (
     IFF_BROADCAST,
-    IFF_LOOPBACK,
     IFF_POINTOPOINT,
     IFF_RUNNING,
     IFF_UP,
@@ -754,8 +758,9 @@ for _request in (SIOCADDRT, SIOCDELRT):
     _register_route(_request)
 
 __all__ = [
-    "GUEST_AF_INET", "GUEST_AF_INET6", "GUEST_AF_NETLINK", "GUEST_AF_UNSPEC", "IFF_LOOPBACK",
+    "EVERY_INTERFACE", "GUEST_AF_INET", "GUEST_AF_INET6", "GUEST_AF_NETLINK", "GUEST_AF_UNSPEC",
     "add_ipv6", "add_route", "broadcast_of", "change_flags", "delete_ipv6", "find_routes",
-    "interface_by_index", "interface_by_name", "link_type", "peer_of", "replace_ipv4",
-    "reported_flags", "require_configurable", "require_grant", "stack_of", "validate_mtu",
+    "forget_origin", "interface_by_index", "interface_by_name", "link_type", "peer_of",
+    "remember_origin", "replace_ipv4", "reported_flags", "require_configurable",
+    "require_grant", "route_origin", "stack_of", "validate_mtu",
 ]
