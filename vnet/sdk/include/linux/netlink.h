@@ -6,7 +6,9 @@
  * vnet answers NETLINK_ROUTE only (see <linux/rtnetlink.h>); socket() with
  * another protocol fails with EPROTONOSUPPORT, as on a kernel without it.
  * AF_NETLINK has Linux's value 16 (the SDK's other families keep
- * wasi-libc's numbers, which do not collide with it).
+ * wasi-libc's numbers, which do not collide with it). The error in an
+ * NLMSG_ERROR message is the negated errno as this SDK's <errno.h> numbers
+ * it, so `errno = -err->error; perror(...)` works as on Linux.
  */
 #ifndef __vnet_linux_netlink_h
 #define __vnet_linux_netlink_h
