@@ -18,6 +18,10 @@ Attacks (tests/hostile/c/ifconf_abuse.c):
   the others, as Linux), the receive queue stays within SO_RCVBUF and is
   charged to the guest's socket memory, what does not fit is a counted drop
   reported as ENOBUFS, after which a new dump completes;
+* pointers outside the guest's memory in every ioctl argument (the ifreq,
+  an rtentry, its rt_dev, an ifconf buffer, in6_rtmsg, in6_ifreq) and every
+  netlink call (send, sendto, bind, recv, setsockopt, getsockopt): EFAULT
+  each, nothing changed, and the socket still answers;
 * a flood of rtnetlink requests beside a TCP transfer on other hosts of the
   same network: in virtual time the victim keeps >= 80 % of its throughput
   and the run is deterministic. In real time (`VNET_SLOW=1`: on a shared
@@ -157,6 +161,18 @@ def test_dumps_in_a_loop_stay_bounded(abuse: Path) -> None:
     # what was queued was charged to the guest's socket memory, and given back at exit
     memory = guest.ctx.extensions["socket_memory"]
     assert memory.peak >= RECEIVE_BUFFER - 100 and memory.used == 0
+
+
+def test_pointers_outside_memory_are_efault(abuse: Path) -> None:
+    text, guest, host = _run(abuse, ["badptr"], {"tun0"})
+    lines = dict(line.split(" ", 1) for line in text.splitlines() if " " in line)
+    for name in ("gifflags_wild", "sifaddr_wild", "addrt_wild", "addrt6_wild", "sifaddr6_wild",
+                 "gifconf_wild_buffer", "addrt_wild_dev", "nl_send_wild", "nl_sendto_wild",
+                 "nl_bind_wild", "nl_recv_wild", "nl_setsockopt_wild", "nl_getsockopt_wild"):
+        assert lines[name] == "ret=-1 errno=EFAULT", (name, text)
+    assert lines["after_wild"] == "getlink=reply"
+    assert sum(guest.ctx.stats.faults.values()) >= 13
+    assert host.stack.interface("tun0").ipv4 == []
 
 
 def test_netlink_flood_leaves_a_victim_its_throughput(

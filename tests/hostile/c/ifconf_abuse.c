@@ -6,6 +6,7 @@
  *   ifconf_abuse malformed N SEED   sends N malformed rtnetlink datagrams
  *   ifconf_abuse dumps N            asks for N dumps without reading a reply
  *   ifconf_abuse flood              requests and reads link dumps forever
+ *   ifconf_abuse badptr             hands every call pointers outside its memory
  *
  * Prints one line per attempt or a summary; tests/hostile/test_ifconfig_abuse.py
  * asserts on them and on the host afterwards.
@@ -46,6 +47,7 @@ static const char *ename(int e) {
     case ENETDOWN: return "ENETDOWN";
     case EADDRNOTAVAIL: return "EADDRNOTAVAIL";
     case ESRCH: return "ESRCH";
+    case EFAULT: return "EFAULT";
     default: return "E?";
     }
 }
@@ -319,6 +321,46 @@ static void flood(void) {
     }
 }
 
+/* Pointers past the end of linear memory: every call must fail with EFAULT. */
+static void badptr(void) {
+    void *wild = (void *)(uintptr_t)0xfffffff0u;
+    int s4 = socket(AF_INET, SOCK_DGRAM, 0);
+    int s6 = socket(AF_INET6, SOCK_DGRAM, 0);
+    report("gifflags_wild", ioctl(s4, SIOCGIFFLAGS, wild));
+    report("sifaddr_wild", ioctl(s4, SIOCSIFADDR, wild));
+    report("addrt_wild", ioctl(s4, SIOCADDRT, wild));
+    report("addrt6_wild", ioctl(s6, SIOCADDRT, wild));
+    report("sifaddr6_wild", ioctl(s6, SIOCSIFADDR, wild));
+    struct ifconf ifc = {.ifc_len = 4096};
+    ifc.ifc_buf = wild;
+    report("gifconf_wild_buffer", ioctl(s4, SIOCGIFCONF, &ifc));
+    struct rtentry rt;
+    memset(&rt, 0, sizeof rt);
+    ((struct sockaddr_in *)&rt.rt_dst)->sin_family = AF_INET;
+    ((struct sockaddr_in *)&rt.rt_genmask)->sin_family = AF_INET;
+    rt.rt_dev = wild;
+    report("addrt_wild_dev", ioctl(s4, SIOCADDRT, &rt));
+    int nl = nl_open();
+    report("nl_send_wild", (int)send(nl, wild, 64, 0));
+    struct sockaddr_nl to = {.nl_family = AF_NETLINK};
+    report("nl_sendto_wild", (int)sendto(nl, wild, 64, 0, (struct sockaddr *)&to, sizeof to));
+    report("nl_bind_wild", bind(nl, wild, sizeof to));
+    struct {
+        struct nlmsghdr h;
+        struct ifinfomsg ifi;
+    } req = {{sizeof req, RTM_GETLINK, NLM_F_REQUEST, 1, 0}, {0}};
+    req.ifi.ifi_index = 1;
+    send(nl, &req, sizeof req, 0);
+    report("nl_recv_wild", (int)recv(nl, wild, 4096, 0));
+    report("nl_setsockopt_wild", setsockopt(nl, SOL_SOCKET, SO_RCVBUF, wild, 4));
+    socklen_t len = 4;
+    report("nl_getsockopt_wild", getsockopt(nl, SOL_SOCKET, SO_RCVBUF, wild, &len));
+    /* still answers */
+    req.h.nlmsg_seq = 2;
+    int err = nl_request(nl, &req, sizeof req);
+    printf("after_wild getlink=%s\n", err == 1 ? "reply" : ename(-err));
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     if (argc >= 3 && strcmp(argv[1], "other") == 0)
@@ -329,6 +371,8 @@ int main(int argc, char **argv) {
         dumps(atoi(argv[2]));
     else if (argc >= 2 && strcmp(argv[1], "flood") == 0)
         flood();
+    else if (argc >= 2 && strcmp(argv[1], "badptr") == 0)
+        badptr();
     else {
         fprintf(stderr, "usage: ifconf_abuse other IFNAME | malformed N SEED | dumps N | flood\n");
         return 2;
