@@ -119,6 +119,11 @@ MAX_PAYLOAD_V6 = 65535 - 8
 MAX_MEMBERSHIPS_V4 = 20  # Linux net.ipv4.igmp_max_memberships
 
 LOOPBACK4_IPV6 = bytes((127, 0, 0, 6))
+
+# what poll_read says of a socket with nothing queued (immutable: shared, not rebuilt
+# on every poll)
+_READABLE = SocketReadiness(True)
+_NOT_READABLE = SocketReadiness(False)
 BROADCAST4 = b"\xff" * 4
 
 # skb truesize of a datagram the host sent itself, by payload length: Linux
@@ -414,7 +419,7 @@ class UdpSocket(Socket):
             return SocketReadiness(True, len(self.queue[0][0]))
         if self.pending_error:
             return SocketReadiness(True, 0, error=self.pending_error)
-        return SocketReadiness(self.readable())
+        return _READABLE if self.readable() else _NOT_READABLE
 
     def writable(self) -> bool:
         return not self.closed

@@ -145,9 +145,10 @@ def command(args: Sequence[str], language: str = "cc") -> list[str]:
         cmd.append("-fno-exceptions")
     cmd += user
     if linking:
-        # the archive member with /dev's preopen has only a constructor: pull it in by
-        # exporting it (zig ignores -u for wasm)
-        cmd += ["-Wl,--export=__vnet_dev_preopen", str(sdk_archive()), *LINK_FLAGS]
+        # the archive members with /dev's and /etc's preopens have only a constructor:
+        # pull them in by exporting it (zig ignores -u for wasm)
+        cmd += ["-Wl,--export=__vnet_dev_preopen", "-Wl,--export=__vnet_etc_preopen",
+                str(sdk_archive()), *LINK_FLAGS]
     return cmd
 
 

@@ -7,12 +7,13 @@
     vnet GUEST.wasm|GUEST.wat [ARGS...]   (= vnet run GUEST ARGS, as in wasmtime)
     vnet run [--dir HOST[::GUEST]] [--env NAME=VALUE] [--addr CIDR] [--tcplisten ADDR:PORT]
              [--pcap FILE|-] [--pcap-filter MATCH] [--pcap-loopback]
-             [--virtual-time] [--seed N] GUEST.wasm [ARGS...]
-    vnet sim TOPOLOGY.toml [--virtual-time] [--seed N] [--pcap-dir DIR] [--duration D]
+             [--virtual-time] [--seed N] [--schedule fifo|explore] GUEST.wasm [ARGS...]
+    vnet sim TOPOLOGY.toml [--virtual-time] [--seed N] [--schedule fifo|explore]
+             [--pcap-dir DIR] [--duration D]
              [--pcap-segment NAME] [--pcap FILE|-] [--pcap-filter MATCH] [--pcap-loopback]
              [--draw FILE.svg]
     vnet sweep TOPOLOGY.toml --seeds 1-1000 [--check CMD] [--results DIR] [--keep]
-             [--workers N | --cluster ADDRESS] [--duration D]
+             [--workers N | --cluster ADDRESS] [--duration D] [--schedule explore|fifo]
     vnet firewall check [--strict] FILE...
     vnet firewall show [--firewall FILE] [--allow G] [--allow-out G] [--deny G] [--deny-out G]
     vnet pcap diff A.pcapng B.pcapng [--ignore FIELD[,FIELD]] [--max N]
@@ -91,6 +92,18 @@ def _parse_dirs(values: Sequence[str]) -> list[tuple[str, str]]:
             raise CliError(f"--dir {item!r}: {host} is not a directory")
         dirs.append((host, guest))
     return dirs
+
+
+def _resolvers(values: Sequence[str]) -> list[str]:
+    """`--resolver` addresses, checked (CliError for one that is not an address)."""
+    import ipaddress
+
+    for value in values:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            raise CliError(f"vnet run: --resolver {value!r} is not an IP address") from None
+    return list(values)
 
 
 def _parse_addrs(values: Sequence[str]) -> list[str]:
@@ -273,13 +286,15 @@ def _cmd_sim(ns: argparse.Namespace) -> int:
                                                    ("duration",)))
             virtual = topo.virtual_time if ns.virtual_time is None else ns.virtual_time
             seed = topo.seed if ns.seed is None else ns.seed
+            schedule = ns.schedule or topo.schedule or "fifo"
             if ns.verbose:
                 print(f"vnet sim: {ns.topology}: "
                       f"{'virtual time, seed ' + str(seed) if virtual else 'real time'}",
                       file=sys.stderr)
             result = run(topo, virtual_time=ns.virtual_time, seed=ns.seed, duration_ns=duration,
                          plan=plan, interrupted=interrupts.interrupted,
-                         out=sys.stderr.buffer if ns.json == "-" else None)
+                         out=sys.stderr.buffer if ns.json == "-" else None,
+                         schedule=ns.schedule)
         except TopologyError as e:
             raise CliError(f"vnet sim: {e}") from None
         except GuestLoadError as e:
@@ -296,7 +311,8 @@ def _cmd_sim(ns: argparse.Namespace) -> int:
             print_summary(result, sys.stderr if plan.live or ns.json == "-" else None)
         if ns.json is not None:
             try:
-                write_json(sim_summary(result, seed=seed, virtual_time=virtual), ns.json)
+                write_json(sim_summary(result, seed=seed, virtual_time=virtual,
+                                       schedule=schedule), ns.json)
             except OSError as e:
                 raise CliError(f"vnet sim: --json {ns.json}: {e.strerror}") from None
         if interrupts.interrupted():
@@ -320,9 +336,16 @@ def _cmd_sweep(ns: argparse.Namespace) -> int:
             ns.duration, (Path(ns.topology), _Locator(""), ("duration",)))
         return main_args(ns.topology, ns.seeds, workers=ns.workers, cluster=ns.cluster,
                          check=ns.check, results=ns.results, keep=ns.keep,
-                         duration_ns=duration)
+                         duration_ns=duration, schedule=ns.schedule)
     except (TopologyError, ValueError, RuntimeError) as e:
         raise CliError(f"vnet sweep: {e}") from None
+
+
+def _add_schedule_flag(parser: argparse.ArgumentParser, default: str) -> None:
+    parser.add_argument("--schedule", choices=("fifo", "explore"), default=None,
+                        help="virtual time: the order of guests runnable at the same instant: "
+                        "fifo (first in, first out) or explore (the seed picks) (default: "
+                        f"{default})")
 
 
 def _add_output_flags(parser: argparse.ArgumentParser, what: str) -> None:
@@ -419,6 +442,10 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--addr", action="append", default=[], metavar="CIDR",
                      help="an address for the guest host's eth0, e.g. 10.0.0.2/24 or "
                      "fd00::2/64 (repeatable; eth0 always has an IPv6 link-local address)")
+    run.add_argument("--resolver", action="append", default=[], metavar="ADDRESS",
+                     help="a DNS server for the guest's host (repeatable): listed in the "
+                     "guest's /etc/resolv.conf, asked by the SDK's getaddrinfo, and the only "
+                     "place the default firewall lets DNS (port 53) go")
     run.add_argument("--tcplisten", action="append", default=[], metavar="ADDR:PORT",
                      help="open a listening TCP socket for the guest before it starts "
                      "(fd 3, 4, …), as wasmtime's --tcplisten does (repeatable). Unlike "
@@ -483,6 +510,7 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="run in deterministic virtual time")
     run.add_argument("--seed", type=int, default=0,
                      help="seed for random_get in virtual time (default 0)")
+    _add_schedule_flag(run, "fifo")
     run.add_argument("--max-memory", type=int, default=256, metavar="MIB",
                      help="cap on the guest's linear memory plus what its sockets hold, "
                           "in MiB (default 256); past it the guest is killed (137)")
@@ -511,6 +539,7 @@ def _build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--virtual-time", action="store_true", default=None,
                      help="deterministic virtual time (overrides the file's [sim] setting)")
     sim.add_argument("--seed", type=int, default=None, help="seed for virtual time")
+    _add_schedule_flag(sim, "the file's [sim] schedule, else fifo")
     sim.add_argument("--pcap-dir", metavar="DIR", help="write DIR/HOST-NIC.pcapng per NIC")
     sim.add_argument("--pcap-segment", action="append", default=[], metavar="NAME",
                      help="capture segment NAME once per frame, as a switch's monitor port "
@@ -562,6 +591,7 @@ def _build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--cluster", metavar="ADDRESS",
                        help="run on this Dask scheduler (tcp://HOST:8786) instead")
     sweep.add_argument("--duration", metavar="D", help="stop each run after D (virtual)")
+    _add_schedule_flag(sweep, "the file's [sim] schedule, else explore")
     sweep.set_defaults(func=_cmd_sweep, parser=sweep)
 
     fw = sub.add_parser(
@@ -698,7 +728,8 @@ def _cmd_run(ns: argparse.Namespace) -> int:
         raise CliError("vnet run: --max-memory must be > 0, --max-fds >= 3, "
                        "--cpu-time-limit >= 0")
     try:
-        rules = run_ruleset(ns.firewall, ns.allow, ns.allow_out, ns.deny, ns.deny_out)
+        rules = run_ruleset(ns.firewall, ns.allow, ns.allow_out, ns.deny, ns.deny_out,
+                            _resolvers(ns.resolver))
     except FirewallConfigError as e:
         raise CliError(f"vnet run: {e}") from None
     compiled = _wat_to_wasm(ns.module)
@@ -778,8 +809,10 @@ def _run_guest(ns: argparse.Namespace, rules: Any, module: Any, env: list[tuple[
     from vnet.network import Network
     from vnet.sim.runner import address_names, nic_description
 
-    net = Network(virtual_time=ns.virtual_time, seed=ns.seed)
+    net = Network(virtual_time=ns.virtual_time, seed=ns.seed, schedule=ns.schedule or "fifo")
     sched = net.scheduler
+    if ns.schedule == "explore" and ns.virtual_time:  # stderr is the guest's otherwise
+        print(f"vnet run: virtual time, seed {ns.seed}, schedule explore", file=sys.stderr)
     host = net.host(Path(ns.module).stem.replace("_", "-")[:32] or "guest")
     firewall = host.set_firewall(rules)  # logs go to the captures: net.capture wires them
     capture = None
@@ -806,6 +839,7 @@ def _run_guest(ns: argparse.Namespace, rules: Any, module: Any, env: list[tuple[
     blocked = False
     try:
         host.connect(net.segment("lan"), *addrs, ifname="eth0")
+        host.set_resolvers(_resolvers(ns.resolver))  # the guest's /etc/resolv.conf
         if ns.tun:
             bridge = _open_tun(ns, net, host, addrs, capture)
         if capture is not None:

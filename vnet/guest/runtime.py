@@ -278,6 +278,9 @@ class Guest:
             self.ctx.fds.add(open_preopen(host_dir), preopen_name=guest_path)
         self.ctx.extensions[tundev.GRANTS_KEY] = list(cfg.devices)
         install_dev(self.ctx)  # the synthetic /dev (vnet.guest.devfs), not counted in max_fds
+        from .etc_files import install_etc  # /etc: resolv.conf, hosts (vnet.guest.etc_files)
+
+        install_etc(self.ctx, cfg.host, cfg.preopens)
 
     def _listening_socket(self, address: str, port: int) -> FileDescription:
         import ipaddress

@@ -62,6 +62,7 @@ from vnet.link.impairment import Impairment
 from vnet.link.loopback_tap import capture_loopback
 from vnet.link.vxlan import VxlanError, VxlanPort
 from vnet.network import Host, Network
+from vnet.scheduler import Scheduler
 from vnet.sim.drop_reasons import explain as explain_drop
 from vnet.sim.faults import FaultInjector, draw_random
 from vnet.sim.faults import plan as fault_plan
@@ -92,6 +93,10 @@ class SimResult:
     pcap_lost: int = 0
     #: One line per fault applied (vnet.sim.faults), in order.
     faults: list[str] = field(default_factory=list)
+    #: The run's seed and schedule ("fifo" / "explore"); virtual time or not.
+    seed: int = 0
+    schedule: str = "fifo"
+    virtual: bool = False
 
     @property
     def ok(self) -> bool:
@@ -186,11 +191,12 @@ def _open_capture(target: str | Path, clock: Callable[[], int],
 
 
 def build(topo: Topology, virtual_time: bool, seed: int, pcap_dir: Path | None,
-          plan: CapturePlan | None = None,
+          plan: CapturePlan | None = None, schedule: str = "fifo",
           ) -> tuple[Network, dict[str, Host], list[Capture], list[Path]]:
     plan = plan or CapturePlan(pcap_dir=pcap_dir)
     pcap_dir = plan.pcap_dir
-    net = Network(virtual_time=virtual_time, seed=seed)
+    net = Network(virtual_time=virtual_time, seed=seed,
+                  scheduler=Scheduler(virtual=virtual_time, seed=seed, schedule=schedule))
     clock = net.scheduler.realtime_ns
     captures: list[Capture] = []
     pcaps: list[Path] = []
@@ -271,11 +277,27 @@ def build(topo: Topology, virtual_time: bool, seed: int, pcap_dir: Path | None,
         for nat in hspec.nat:
             host.nat(nat.interface, nat.behaviour, pool=nat.pool, nptv6=nat.nptv6)
         start_router_services(hspec, host)  # RA, DHCP servers and clients, mroutes
+    start_dns(topo, hosts)
     named = set(names)
     later = [entry for entry in address_names(net) if entry not in named]
     for cap in captures:
         cap.add_names(later)
     return net, hosts, captures, pcaps
+
+
+def start_dns(topo: Topology, hosts: dict[str, Host]) -> None:
+    """The topology's DNS servers, then each host's resolver list (vnet.sim.topology_dns)."""
+    from vnet.network import _reachable_address
+
+    for hspec in topo.hosts.values():
+        if hspec.dns is not None:
+            hosts[hspec.name].serve_dns(hspec.dns.records, hspec.dns.policy, hspec.dns.ttl,
+                                        forward=hspec.dns.forward)
+    for hspec in topo.hosts.values():
+        if hspec.resolvers:
+            host = hosts[hspec.name]
+            host.set_resolvers([r if r not in hosts else _reachable_address(hosts[r], host)
+                                for r in hspec.resolvers])
 
 
 def vxlan_mac(vxlan: VxlanSpec, host: str, nic: str) -> bytes:
@@ -311,9 +333,13 @@ def open_vxlan(topo: Topology, net: Network) -> list[VxlanPort]:
 def run(topo: Topology, *, virtual_time: bool | None = None, seed: int | None = None,
         pcap_dir: Path | None = None, duration_ns: int | None = None,
         out: BinaryIO | None = None, plan: CapturePlan | None = None,
-        interrupted: Callable[[], bool] | None = None) -> SimResult:
+        interrupted: Callable[[], bool] | None = None,
+        schedule: str | None = None) -> SimResult:
+    """Build and run the topology; ``schedule`` (default: the file's, else "fifo") is the
+    order of guests runnable at one virtual instant (vnet.scheduler, "Schedules")."""
     virtual = topo.virtual_time if virtual_time is None else virtual_time
     seed_value = topo.seed if seed is None else seed
+    schedule_name = schedule or topo.schedule or "fifo"
     plan = plan or CapturePlan(pcap_dir=pcap_dir)
     plan.check(topo)
     if out is not None:
@@ -321,7 +347,8 @@ def run(topo: Topology, *, virtual_time: bool | None = None, seed: int | None = 
     else:  # a live capture owns stdout
         stream = sys.stderr.buffer if plan.live else sys.stdout.buffer
     stop = interrupted or (lambda: False)
-    net, hosts, captures, pcaps = build(topo, virtual, seed_value, plan.pcap_dir, plan)
+    net, hosts, captures, pcaps = build(topo, virtual, seed_value, plan.pcap_dir, plan,
+                                        schedule_name)
     vxlan_ports: list[VxlanPort] = []
     tuns: list[Any] = []
     try:
@@ -411,6 +438,9 @@ def _run(topo: Topology, net: Network, hosts: dict[str, Host], captures: list[Ca
                                                   "rx_frames": c.rx_frames,
                                                   "rx_bytes": c.rx_bytes}
         drops[host.name] = host.counters.drops()
+    for nic_name, count in injector.rx_dropped_frozen.items():
+        host_drops = drops.setdefault(nic_name.partition("/")[0], {})
+        host_drops["rx_dropped_frozen"] = host_drops.get("rx_dropped_frozen", 0) + count
     for port in vxlan_ports:
         v = port.counters
         nic_stats[f"{port.segment.name}/{port.name}"] = {
@@ -421,7 +451,7 @@ def _run(topo: Topology, net: Network, hosts: dict[str, Host], captures: list[Ca
         if vxlan_drops:
             drops[f"{port.segment.name}/{port.name}"] = vxlan_drops
     return SimResult(ended, elapsed, results, clients, nic_stats, drops, pcaps, packets,
-                     lost, list(injector.log))
+                     lost, list(injector.log), sched.seed, sched.schedule, virtual)
 
 
 def schedule_faults(topo: Topology, injector: FaultInjector) -> None:
@@ -441,7 +471,9 @@ def schedule_faults(topo: Topology, injector: FaultInjector) -> None:
 
 def print_summary(result: SimResult, stream: TextIO | None = None) -> None:
     write = (stream if stream is not None else sys.stdout).write
-    write(f"\nvnet sim: {result.ended} after {result.elapsed_ns / 1e9:.3f} s\n")
+    how = (f" (virtual time, seed {result.seed}, schedule {result.schedule})"
+           if result.virtual else "")
+    write(f"\nvnet sim: {result.ended} after {result.elapsed_ns / 1e9:.3f} s{how}\n")
     width = max((len(g.name) for g in result.guests), default=5)
     write(f"{'guest':<{width}}  exit\n")
     for g in result.guests:

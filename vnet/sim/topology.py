@@ -3,6 +3,7 @@
     [sim]
     virtual_time = true          # deterministic mode (also: vnet sim --virtual-time)
     seed = 7
+    schedule = "fifo"            # or "explore": the seed orders simultaneous guests
     duration = "60s"             # give up after this long (virtual or real time)
     clients = ["alice/chat"]     # the run ends when these guests exit (default: all)
 
@@ -107,6 +108,7 @@
     groups = [["alice", "bob"], ["server"]]  # rate in bit/s) | kill | restart (guest)
     for = "3s"                   # undo after this long (a kill: restart then)
     # after = { guest = "server/chat", prints = "listening" }   # at counts from then
+    # action = "freeze", host = "server", for = "2s": paused as a VM (virtual time; thaw)
 
     [random_faults]              # a plan drawn from the seed, within these bounds:
     within = "60s"               # every fault starts in the first minute
@@ -116,6 +118,7 @@
     link_flap_max = "1s"
     kills = 1                    # up to 1 kill of one of kill_guests = ["server/chat"],
     restart_max = "2s"           #   restarted up to 2 s later (no restart_max: stays dead)
+    # freezes = 1, freeze_max = "1s", freeze_hosts = ["server"]   (virtual time)
 
     [[hosts.server.guests]]
     name = "chat"
@@ -160,6 +163,7 @@ if TYPE_CHECKING:
     from firewall.nat_router import NatBehaviour
     from vnet.guest.context import GuestLimits
     from vnet.link.impairment import Impairment
+    from vnet.sim.topology_dns import DnsSpec
 
 
 class TopologyError(Exception):
@@ -302,6 +306,8 @@ class HostSpec:
     dhcp_servers: list[DhcpServerSpec] = field(default_factory=list)
     mroutes: list[MrouteSpec] = field(default_factory=list)
     tun: TunSpec | None = None
+    dns: DnsSpec | None = None  # a DNS server on this host (vnet.sim.topology_dns)
+    resolvers: list[str] = field(default_factory=list)  # addresses or host names
 
 
 @dataclass
@@ -309,6 +315,7 @@ class Topology:
     path: Path
     virtual_time: bool = False
     seed: int = 0
+    schedule: str | None = None  # [sim] schedule: "fifo" / "explore" (vnet.scheduler)
     duration_ns: int | None = None
     clients: list[str] = field(default_factory=list)  # "host/guest"
     segments: dict[str, SegmentSpec] = field(default_factory=dict)
@@ -480,8 +487,9 @@ def parse(data: dict[str, Any], path: Path, text: str = "") -> Topology:
     topo = Topology(path)
 
     sim = _expect(data.get("sim", {}), dict, path, loc.line("sim"), "[sim]")
-    _check_keys(sim, {"virtual_time", "seed", "duration", "clients"}, path, loc, ("sim",),
-                "[sim]")
+    _check_keys(sim, {"virtual_time", "seed", "duration", "clients", "schedule"}, path, loc,
+                ("sim",), "[sim]")
+    _sim_schedule(sim, topo, path, loc)
     topo.virtual_time = _expect(sim.get("virtual_time", False), bool, path,
                                 loc.line("sim", "virtual_time"), "virtual_time")
     topo.seed = _expect(sim.get("seed", 0), int, path, loc.line("sim", "seed"), "seed")
@@ -530,7 +538,8 @@ def parse(data: dict[str, Any], path: Path, text: str = "") -> Topology:
         if not _NAME.match(hname):
             raise TopologyError(path, loc.line(*hkey), f"bad host name {hname!r}")
         _check_keys(hspec, {"forwarding", "nics", "routes", "guests", "firewall",
-                            "firewall_rules", "nat", *_ROUTER_KEYS}, path, loc, hkey,
+                            "firewall_rules", "nat", *_ROUTER_KEYS, "dns", "resolvers"},
+                    path, loc, hkey,
                     f"host {hname!r}")
         host = HostSpec(hname)
         host.firewall = _firewall(hspec, path, loc, hkey, base)
@@ -667,6 +676,9 @@ def parse(data: dict[str, Any], path: Path, text: str = "") -> Topology:
     topo.clients = [str(c) for c in clients]
     _faults(data, topo, path, loc)
     _guest_stops(topo)
+    from vnet.sim.topology_dns import dns_keys  # dns = {...}, resolvers = [...]
+
+    dns_keys(hosts, topo, path, loc)
     return topo
 
 
@@ -847,9 +859,10 @@ def _nat(spec: dict[str, Any], host: HostSpec, path: Path, loc: _Locator,
 
 _FAULT_TABLES = ("faults", "random_faults")
 _FAULT_KEYS = {"at", "action", "nic", "segment", "groups", "guest", "loss", "delay", "jitter",
-               "rate", "for", "after"}
+               "rate", "for", "after", "host"}
 _RANDOM_FAULT_KEYS = {"within", "partitions", "partition_max", "segments", "link_flaps",
-                      "link_flap_max", "nics", "kills", "kill_guests", "restart_max"}
+                      "link_flap_max", "nics", "kills", "kill_guests", "restart_max",
+                      "freezes", "freeze_max", "freeze_hosts"}
 
 
 def _fault_nic(topo: Topology, value: Any, path: Path, line: int | None) -> str:
@@ -946,6 +959,7 @@ def _faults(data: dict[str, Any], topo: Topology, path: Path, loc: _Locator) -> 
             spec.after_output = _expect(after["prints"], str, path, line, "prints")
             if not spec.after_output:
                 raise TopologyError(path, line, "after: prints must not be empty")
+        _fault_host(item, spec, topo, path, loc, key)
         topo.faults.append(spec)
     if "random_faults" in data:
         key = ("random_faults",)
@@ -975,7 +989,58 @@ def _faults(data: dict[str, Any], topo: Topology, path: Path, loc: _Locator) -> 
         if bounds.kills and not bounds.kill_guests:
             raise TopologyError(path, loc.line(*key, "kills"),
                                 "kills needs kill_guests = [\"HOST/NAME\", ...]")
+        _random_freezes(table, bounds, topo, path, loc, key)
         topo.random_faults = bounds
+
+
+# --- schedule exploration and frozen hosts (vnet.scheduler, vnet.sim.faults) ---------------
+
+def _sim_schedule(sim: dict[str, Any], topo: Topology, path: Path, loc: _Locator) -> None:
+    """``[sim] schedule = "fifo" | "explore"``."""
+    from vnet.scheduler import SCHEDULES
+
+    if "schedule" not in sim:
+        return
+    line = loc.line("sim", "schedule")
+    value = _expect(sim["schedule"], str, path, line, "schedule")
+    if value not in SCHEDULES:
+        raise TopologyError(path, line, f"schedule {value!r}: one of {', '.join(SCHEDULES)}")
+    topo.schedule = value
+
+
+def _fault_host(item: dict[str, Any], spec: FaultSpec, topo: Topology, path: Path,
+                loc: _Locator, key: tuple[str | int, ...]) -> None:
+    """A fault's ``host = "NAME"`` (freeze / thaw need one; nothing else takes it)."""
+    if spec.action not in ("freeze", "thaw"):
+        if "host" in item:
+            raise TopologyError(path, loc.line(*key, "host"),
+                                f"{spec.action} takes no host (only freeze and thaw do)")
+        return
+    if "host" not in item:
+        raise TopologyError(path, loc.line(*key), f"{spec.action} needs host = \"NAME\"")
+    name = _expect(item["host"], str, path, loc.line(*key, "host"), "host")
+    if name not in topo.hosts:
+        raise TopologyError(path, loc.line(*key, "host"), f"no host {name!r} (hosts: "
+                            f"{', '.join(topo.hosts) or 'none'})")
+    spec.host = name  # virtual time only: `vnet sim` refuses it in real time
+
+
+def _random_freezes(table: dict[str, Any], bounds: RandomFaults, topo: Topology, path: Path,
+                    loc: _Locator, key: tuple[str, ...]) -> None:
+    """``[random_faults]`` freezes = N, freeze_max = "1s", freeze_hosts = ["NAME", ...]."""
+    if "freezes" in table:
+        count = _expect(table["freezes"], int, path, loc.line(*key, "freezes"), "freezes")
+        if count < 0:
+            raise TopologyError(path, loc.line(*key, "freezes"), "freezes must be >= 0")
+        bounds.freezes = count
+    if "freeze_max" in table:
+        bounds.freeze_max_ns = _duration(table["freeze_max"], (path, loc, (*key, "freeze_max")))
+    line = loc.line(*key, "freeze_hosts")
+    for name in _expect(table.get("freeze_hosts", []), list, path, line, "freeze_hosts"):
+        if name not in topo.hosts:
+            raise TopologyError(path, line, f"no host {name!r} (hosts: "
+                                f"{', '.join(topo.hosts) or 'none'})")
+        bounds.freeze_hosts.append(name)
 
 
 # --- links, templates, routers (bandwidth/jitter/queue, cables, count, RA, DHCP, ...) ---
