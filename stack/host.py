@@ -66,8 +66,18 @@ weak host model applies, as on Linux: a packet for any of the host's
 addresses is accepted on any interface.
 
 A firewall registers at `hooks`; with nothing registered nothing is
-filtered. This module touches no clock, thread, file or socket of the real
-host.
+filtered.
+
+Configuration changes (an interface added or removed, brought up or down,
+its MTU or MAC changed; an address added or removed; a route installed or withdrawn)
+go through this class's methods, which tell every function in
+`config_listeners` what changed (a `ConfigChange`) after the change: that is
+how rtnetlink sockets learn of changes from any source. None of this is on
+the per-packet path. As on Linux, a down interface has no routes: bringing
+it down withdraws every route through it (static ones are gone for good),
+bringing it up installs the connected routes of its addresses again.
+
+This module touches no clock, thread, file or socket of the real host.
 """
 
 from __future__ import annotations
@@ -75,6 +85,7 @@ from __future__ import annotations
 import errno
 import random
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from .counters import StackCounters
@@ -82,10 +93,13 @@ from .driver import StackDriver, TimerHandle
 from .hooks import Hook, HookTable
 from .icmp import ICMPV4_UNREACH_ERRNO, ICMPV6_UNREACH_ERRNO, IcmpLayer, TokenBucket
 from .interface import (
+    IFF_RUNNING,
+    IFF_UP,
     Interface,
     InterfaceAddress,
     InterfaceFlags,
     link_local_from_mac,
+    mask_address,
     solicited_node,
 )
 from .ip import (
@@ -139,6 +153,20 @@ __all__ = [
 ]
 
 
+@dataclass(frozen=True, slots=True)
+class ConfigChange:
+    """One change of a host's configuration, as `HostStack.config_listeners` hear it.
+
+    kind: "link" (added, up/down, MTU or MAC changed), "dellink" (removed),
+    "newaddr", "deladdr" (`address` set), "newroute", "delroute" (`route` set).
+    """
+
+    kind: str
+    iface: Interface
+    address: InterfaceAddress | None = None
+    route: Route | None = None
+
+
 class HostStack:
     """The network stack of one virtual host."""
 
@@ -177,6 +205,8 @@ class HostStack:
         #: Bumped whenever interfaces or their addresses change (with `routes.generation`,
         #: what per-flow caches such as UDP's compare against).
         self.generation = 0
+        #: Told of every `ConfigChange` after it happened (rtnetlink notifications).
+        self.config_listeners: list[Callable[[ConfigChange], None]] = []
         self.lo = self._add_loopback()
 
     # --- the layers' state, under the names other code uses -------------------------------
@@ -255,6 +285,7 @@ class HostStack:
         self.generation += 1
         self.neighbors.add_interface(index)
         self.membership.add_interface(index)
+        self._tell(ConfigChange("link", iface))
         self.add_address(name, str(InterfaceAddress(link_local_from_mac(mac), 64)))
         return iface
 
@@ -272,6 +303,7 @@ class HostStack:
                           | InterfaceFlags.POINTOPOINT | InterfaceFlags.MULTICAST)
         self.interfaces[index] = iface
         self.generation += 1
+        self._tell(ConfigChange("link", iface))
         return iface
 
     def interface(self, name_or_index: str | int) -> Interface:
@@ -293,9 +325,9 @@ class HostStack:
         pool.append(addr)
         self._local_addresses.add(addr.address)
         self.generation += 1
-        if not iface.is_loopback or addr.prefix_len < len(addr.address) * 8:
-            self.routes.add(Route(addr.network, addr.prefix_len, iface.index,
-                                  source="connected", preferred_source=addr.address))
+        self._tell(ConfigChange("newaddr", iface, address=addr))
+        if iface.is_up:
+            self._add_connected_route(iface, addr)
         if addr.version == 6 and not iface.is_loopback:
             self.join_group(iface.index, solicited_node(addr.address))
         if not iface.is_loopback:
@@ -308,11 +340,17 @@ class HostStack:
         pool = iface.ipv4 if addr.version == 4 else iface.ipv6
         if addr in pool:
             pool.remove(addr)
+            prefix = self._connected_prefix(iface, addr)
+            iface.peers.pop(addr.address, None)
+            iface.broadcasts.pop(addr.address, None)
             self._local_addresses = {a.address for i in self.interfaces.values()
                                      for a in (*i.ipv4, *i.ipv6)}
             self.generation += 1
-            self.routes.remove_where(ifindex=iface.index, source="connected",
-                                     prefix=addr.network, prefix_len=addr.prefix_len)
+            self._tell(ConfigChange("deladdr", iface, address=addr))
+            for route in self.routes.routes(addr.version):
+                if (route.ifindex == iface.index and route.source == "connected"
+                        and route.prefix == prefix and route.prefix_len == addr.prefix_len):
+                    self.withdraw_route(route)
 
     def prefer_source(self, ifname: str, source: str) -> None:
         """Make `source` the preferred source of every route through an interface
@@ -341,7 +379,112 @@ class HostStack:
             ifindex = on_link.ifindex
         else:
             raise ValueError("a route needs a gateway or an interface")
-        return self.routes.add(Route(net.network, net.prefix_len, ifindex, gw, metric))
+        route = Route(net.network, net.prefix_len, ifindex, gw, metric)
+        self.install_route(route)
+        return route
+
+    # --- configuration (interfaces, routes): never on the per-packet path ------------------
+    def _tell(self, change: ConfigChange) -> None:
+        for listener in list(self.config_listeners):
+            listener(change)
+
+    @staticmethod
+    def _connected_prefix(iface: Interface, addr: InterfaceAddress) -> bytes:
+        """The network an address makes on-link: its own, or its point-to-point peer's."""
+        peer = iface.peers.get(addr.address)
+        return addr.network if peer is None else mask_address(peer, addr.prefix_len)
+
+    def _add_connected_route(self, iface: Interface, addr: InterfaceAddress) -> None:
+        if not iface.is_loopback or addr.prefix_len < len(addr.address) * 8:
+            self.install_route(Route(self._connected_prefix(iface, addr), addr.prefix_len,
+                                     iface.index, source="connected",
+                                     preferred_source=addr.address))
+
+    def has_route(self, route: Route) -> bool:
+        return route in self.routes.routes(route.version)
+
+    def install_route(self, route: Route) -> bool:
+        """Add a route (its prefix masked); False if the same route is already there."""
+        route = Route(mask_address(route.prefix, route.prefix_len), route.prefix_len,
+                      route.ifindex, route.gateway, route.metric, route.source,
+                      route.preferred_source)
+        if self.has_route(route):
+            return False
+        self.routes.add(route)
+        self._tell(ConfigChange("newroute", self.interfaces[route.ifindex], route=route))
+        return True
+
+    def withdraw_route(self, route: Route) -> bool:
+        """Remove a route; False if there is no such route."""
+        if not self.routes.remove(route):
+            return False
+        iface = self.interfaces.get(route.ifindex)
+        if iface is not None:
+            self._tell(ConfigChange("delroute", iface, route=route))
+        return True
+
+    def set_link_up(self, iface: Interface, up: bool) -> None:
+        """Bring an interface up or down (`ip link set … up|down`, IFF_UP).
+
+        Down: it receives nothing, and every route through it is withdrawn;
+        up: the connected routes of its addresses come back (as on Linux).
+        """
+        if iface.is_up == up:
+            return
+        if up:
+            iface.flags = InterfaceFlags(int(iface.flags) | IFF_UP | IFF_RUNNING)
+            self.generation += 1
+            self._tell(ConfigChange("link", iface))
+            for addr in iface.addresses():
+                self._add_connected_route(iface, addr)
+        else:
+            iface.flags = InterfaceFlags(int(iface.flags) & ~(IFF_UP | IFF_RUNNING))
+            self.generation += 1
+            for route in self.routes.routes():
+                if route.ifindex == iface.index:
+                    self.withdraw_route(route)
+            self._tell(ConfigChange("link", iface))
+
+    def remove_interface(self, iface: Interface) -> None:
+        """Take an interface away (a guest's TUN/TAP device whose fd closed): down first
+        (its routes withdrawn), its addresses removed, then the interface itself."""
+        if self.interfaces.get(iface.index) is not iface:
+            return
+        self.set_link_up(iface, False)
+        for address in list(iface.addresses()):
+            self.remove_address(iface.name, address)
+        for route in self.routes.routes():
+            if route.ifindex == iface.index:
+                self.withdraw_route(route)
+        del self.interfaces[iface.index]
+        self.neighbors.arp.pop(iface.index, None)
+        self.neighbors.ndp.pop(iface.index, None)
+        self.membership.igmp.pop(iface.index, None)
+        self.membership.mld.pop(iface.index, None)
+        self.generation += 1
+        self._tell(ConfigChange("dellink", iface))
+
+    def set_link_flags(self, iface: Interface, flags: int) -> None:
+        """Set flags other than IFF_UP / IFF_RUNNING (NOARP, MULTICAST …) as given."""
+        keep = int(iface.flags) & (IFF_UP | IFF_RUNNING)
+        new = InterfaceFlags((flags & ~(IFF_UP | IFF_RUNNING)) | keep)
+        if new != iface.flags:
+            iface.flags = new
+            self._tell(ConfigChange("link", iface))
+
+    def set_mtu(self, iface: Interface, mtu: int) -> None:
+        if mtu != iface.mtu:
+            iface.mtu = mtu
+            self.generation += 1
+            self._tell(ConfigChange("link", iface))
+
+    def set_mac(self, iface: Interface, mac: bytes) -> None:
+        if len(mac) != 6 or iface.mac is None:
+            raise ValueError("only an Ethernet interface has a MAC of 6 bytes")
+        if mac != iface.mac:
+            iface.mac = bytes(mac)
+            self.generation += 1
+            self._tell(ConfigChange("link", iface))
 
     def local_addresses(self, version: int | None = None) -> list[bytes]:
         return [a.address for i in self.interfaces.values() for a in i.addresses(version)]

@@ -24,6 +24,7 @@ IFF_BROADCAST = 0x2
 IFF_LOOPBACK = 0x8
 IFF_POINTOPOINT = 0x10
 IFF_RUNNING = 0x40
+IFF_NOARP = 0x80
 IFF_MULTICAST = 0x1000
 
 
@@ -35,6 +36,7 @@ class InterfaceFlags(IntFlag):
     LOOPBACK = IFF_LOOPBACK
     POINTOPOINT = IFF_POINTOPOINT
     RUNNING = IFF_RUNNING
+    NOARP = IFF_NOARP
     MULTICAST = IFF_MULTICAST
 
 
@@ -114,6 +116,12 @@ class Interface:
     offload: bool = False
     #: Multicast groups joined on this interface, with how many sockets joined each.
     groups: dict[bytes, int] = field(default_factory=dict)
+    #: The far end of a point-to-point link for a local IPv4 address, where one was set
+    #: (SIOCSIFDSTADDR, rtnetlink's IFA_ADDRESS): what `ip addr` shows as `peer`.
+    peers: dict[bytes, bytes] = field(default_factory=dict)
+    #: A broadcast address set for a local IPv4 address of an interface without
+    #: IFF_BROADCAST (SIOCSIFBRDADDR on a TUN device): kept and reported, never used.
+    broadcasts: dict[bytes, bytes] = field(default_factory=dict)
 
     def __setattr__(self, name: str, value: object) -> None:
         object.__setattr__(self, name, value)

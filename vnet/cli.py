@@ -453,6 +453,10 @@ def _build_parser() -> argparse.ArgumentParser:
                      "(fd 3, 4, …), as wasmtime's --tcplisten does (repeatable). Unlike "
                      "wasmtime's, the socket is on the guest's virtual host, not the "
                      "machine's: reach it from the host with --tun --publish")
+    run.add_argument("--guest-net-admin", action="store_true",
+                     help="let the guest configure every interface of its virtual host "
+                     "(SIOCS* ioctls, rtnetlink changes), as CAP_NET_ADMIN does; without it "
+                     "a guest configures only the interfaces it was given")
     run.add_argument("-S", dest="wasi_options", action="append", default=[],
                      metavar="OPTION[=VALUE]",
                      help="wasmtime's WASI options: tcplisten=ADDR:PORT (= --tcplisten, a "
@@ -860,6 +864,7 @@ def _run_guest(ns: argparse.Namespace, rules: Any, module: Any, env: list[tuple[
             stdout=write_through(out), stderr=write_through(sys.stderr),
             limits=limits, name=Path(ns.module).stem, debug=ns.debug, host=host,
             tcplisten=listeners, devices=_parse_guest_tun(ns.guest_tun),
+            net_admin=ns.guest_net_admin,
         )
         if ns.invoke not in (None, "_start"):
             config.entry = ns.invoke

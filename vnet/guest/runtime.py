@@ -51,7 +51,7 @@ from vnet.link.guest_tun import GuestDeviceGrant
 from vnet.scheduler import SPIN_THRESHOLD_NS, GuestTask, Scheduler
 
 # Importing these modules registers their host functions.
-from . import ioctl, tundev, vnet_v1, wasi_core, wasi_fs, wasix  # noqa: F401
+from . import ifconfig, ioctl, rtnetlink, tundev, vnet_v1, wasi_core, wasi_fs, wasix  # noqa: F401
 from .abi import HOST_FUNCTIONS, GuestExit, bind_thread
 from .context import GuestContext, GuestLimits
 from .devfs import install_dev
@@ -229,6 +229,9 @@ class GuestConfig:
     invoke_args: list[str] = field(default_factory=list)
     #: TUN/TAP devices the guest may create through /dev/net/tun (vnet.guest.tundev).
     devices: list[GuestDeviceGrant] = field(default_factory=list)
+    #: May configure every interface of its host (`vnet run --guest-net-admin`), as
+    #: CAP_NET_ADMIN; else only those in `ctx.configurable_interfaces` (vnet.guest.ifconfig).
+    net_admin: bool = False
 
 
 class Guest:
@@ -244,6 +247,8 @@ class Guest:
             config.name, scheduler, list(config.args), list(config.env), config.limits,
             random.Random(seed_material), config.debug,
         )
+        if config.net_admin:
+            self.ctx.configurable_interfaces.add(ifconfig.EVERY_INTERFACE)
         self.exit_code: int | None = None
         self.trap: str | None = None
         # wasmtime's backtrace of the trap, one line per frame (function names; file:line

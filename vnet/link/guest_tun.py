@@ -44,7 +44,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from stack.interface import Interface, InterfaceFlags
+from stack.interface import Interface
 from stack.wire.gso import GsoFrame
 from vnet.link.capture import LINKTYPE_ETHERNET, LINKTYPE_RAW, CaptureTap, Direction
 from vnet.link.host_bridge import HostBridge, bridge_for
@@ -155,7 +155,7 @@ class GuestTunDevice:
             iface = stack.add_interface(self.name, host.network.allocate_mac(), self.grant.mtu)
         else:
             iface = stack.add_point_to_point(self.name, self.grant.mtu)
-            iface.flags = iface.flags | InterfaceFlags(IFF_NOARP)
+            stack.set_link_flags(iface, int(iface.flags) | IFF_NOARP)  # told to listeners
         iface.transmit = self._from_stack
         iface.offload = False  # the guest reads wire packets, never super-frames
         self.iface = iface
@@ -299,15 +299,7 @@ class GuestTunDevice:
         self.queue.clear()
         if self.bridge is not None:
             self.bridge.detach_tap(self.name)
-        stack = self.host.stack
-        iface = self.iface
-        iface.transmit = None
-        iface.flags = InterfaceFlags(int(iface.flags) & ~(InterfaceFlags.UP
-                                                          | InterfaceFlags.RUNNING))
-        for address in list(iface.addresses()):
-            stack.remove_address(self.name, address)
-        stack.routes.remove_where(ifindex=iface.index)
-        stack.interfaces.pop(iface.index, None)
-        stack.neighbors.arp.pop(iface.index, None)
-        stack.neighbors.ndp.pop(iface.index, None)
-        stack.generation += 1
+        self.iface.transmit = None
+        # down, routes and addresses withdrawn, the interface gone: each change told to the
+        # stack's listeners (rtnetlink subscribers get RTM_DELADDR, RTM_DELLINK …)
+        self.host.stack.remove_interface(self.iface)

@@ -35,6 +35,7 @@
 #include <string.h>
 #include <sys/uio.h>
 
+#include <vnet/netlink_sdk.h>
 #include <vnet/posix.h>
 #include <vnet/sdk_internal.h>
 
@@ -80,6 +81,9 @@ static ssize_t do_recv(int fd, const struct iovec *iov, int iovcnt, int flags,
                        struct control_request *control) {
     if (iovcnt < 0 || iovcnt > IOV_MAX)
         return __vnet_fail(EMSGSIZE);
+    ssize_t nl = __vnet_netlink_recvmsg(fd, iov, iovcnt, flags, from, fromlen, msg_flags);
+    if (nl != VNET_NOT_NETLINK) /* rtnetlink: netlink.c */
+        return nl;
     if (flags & MSG_OOB)
         return __vnet_fail(EOPNOTSUPP);
     if (flags & MSG_ERRQUEUE)
@@ -160,6 +164,9 @@ static ssize_t do_send(int fd, const struct iovec *iov, int iovcnt, int flags,
                        const struct sockaddr *to, socklen_t tolen) {
     if (iovcnt < 0 || iovcnt > IOV_MAX)
         return __vnet_fail(EMSGSIZE);
+    ssize_t nl = __vnet_netlink_sendmsg(fd, iov, iovcnt, flags, to, tolen);
+    if (nl != VNET_NOT_NETLINK) /* rtnetlink: netlink.c */
+        return nl;
     if (flags & MSG_OOB)
         return __vnet_fail(EOPNOTSUPP);
     vnet_addr_port dest;

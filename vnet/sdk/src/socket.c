@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <vnet/netlink_sdk.h>
 #include <vnet/sdk_internal.h>
 
 /* O_NONBLOCK on a fresh fd (SOCK_NONBLOCK); closes it on failure. */
@@ -55,6 +56,10 @@ static int wasix_family(int domain) {
 
 int socket(int domain, int type, int protocol) {
     int flags = type & (SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (domain == AF_NETLINK) { /* rtnetlink: netlink.c */
+        int nl = __vnet_netlink_socket(type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC), protocol);
+        return (nl >= 0 && (flags & SOCK_NONBLOCK)) ? apply_nonblock(nl) : nl;
+    }
     int af = wasix_family(domain);
     int st = wasix_type(type & ~(SOCK_NONBLOCK | SOCK_CLOEXEC));
     if (af < 0)
@@ -94,6 +99,9 @@ int socketpair(int domain, int type, int protocol, int sv[2]) {
 }
 
 int bind(int fd, const struct sockaddr *addr, socklen_t len) {
+    int nl = __vnet_netlink_bind_fd(fd, addr, len); /* rtnetlink: netlink.c */
+    if (nl != VNET_NOT_NETLINK)
+        return nl;
     vnet_addr_port ap;
     int err = __vnet_sockaddr_to_wasix(addr, len, &ap);
     if (err)
@@ -171,6 +179,9 @@ static int name_of(int32_t (*query)(int32_t, vnet_addr_port *), int fd,
 }
 
 int getsockname(int fd, struct sockaddr *__restrict addr, socklen_t *__restrict len) {
+    int nl = __vnet_netlink_getsockname(fd, addr, len); /* rtnetlink: netlink.c */
+    if (nl != VNET_NOT_NETLINK)
+        return nl;
     return name_of(__wasix_sock_addr_local, fd, addr, len);
 }
 

@@ -23,6 +23,7 @@
 #include <sys/time.h>
 #include <netinet/tcp.h>
 
+#include <vnet/netlink_sdk.h>
 #include <vnet/sdk_internal.h>
 
 enum kind {
@@ -141,6 +142,9 @@ int setsockopt(int fd, int level, int name, const void *value, socklen_t len) {
         return __vnet_fail(EINVAL);
     if (value == NULL && len > 0)
         return __vnet_fail(EFAULT);
+    int nl = __vnet_netlink_setsockopt(fd, level, name, value, len);
+    if (nl != VNET_NOT_NETLINK) /* rtnetlink: netlink.c */
+        return nl;
     const struct row *row = find(level, name);
     if (row == NULL)
         return __vnet_check(__vnet_sock_setsockopt(fd, level, name, value, len));
@@ -263,6 +267,9 @@ int getsockopt(int fd, int level, int name, void *__restrict value, socklen_t *_
         return __vnet_fail(EFAULT);
     if ((int)*len < 0)
         return __vnet_fail(EINVAL);
+    int nl = __vnet_netlink_getsockopt(fd, level, name, value, len);
+    if (nl != VNET_NOT_NETLINK) /* rtnetlink: netlink.c */
+        return nl;
     const struct row *row = find(level, name);
     if (row == NULL) {
         uint32_t n = *len;
