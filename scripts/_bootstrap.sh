@@ -17,6 +17,16 @@ if [ ! -f "$STAMP" ] || [ "$VNET_ROOT/pyproject.toml" -nt "$STAMP" ]; then
     "$VENV/bin/python" -m pip install -q -e "$VNET_ROOT[test]"
     touch "$STAMP"
 fi
+# Optional, opt-in: VNET_COMPILE_STACK=1 compiles the hot stack modules with mypyc (when
+# stack/ changed since the last build). Without a C compiler (or with VNET_PURE_PYTHON=1)
+# it says so in one line and the pure-Python stack runs, as it does by default.
+if [ "${VNET_COMPILE_STACK:-0}" = 1 ]; then
+    "$VNET_ROOT/scripts/compile-stack" --if-possible \
+        || echo "vnet: compiling the stack failed: the stack runs as pure Python" >&2
+elif [ -d "$VNET_ROOT/build/compiled-stack" ]; then
+    # Built earlier: say so in one line when stack/ changed since (the pure stack runs then).
+    "$VENV/bin/python" -m vnet.compile_stack --check 2>&1 | grep -v "mypyc-compiled" >&2 || true
+fi
 export PATH="$VENV/bin:$PATH"
 echo "vnet: building example guests" >&2
 "$VENV/bin/python" -m vnet.examples_build "$VNET_ROOT/examples" "$VNET_ROOT/examples/build"

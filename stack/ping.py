@@ -55,7 +55,7 @@ class IcmpEchoSocket(Socket):
     """A ping socket (AF_INET + IPPROTO_ICMP, or AF_INET6 + IPPROTO_ICMPV6)."""
 
     kind = "icmp"
-    type = _socket.SOCK_DGRAM
+    type: int = _socket.SOCK_DGRAM
 
     def __init__(self, layer: IcmpEchoLayer, family: int) -> None:
         self.layer = layer

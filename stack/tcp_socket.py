@@ -52,7 +52,7 @@ class TcpSocket(Socket):
     """A TCP socket: unconnected, listening, or holding one connection."""
 
     kind = "tcp"
-    type = _socket.SOCK_STREAM
+    type: int = _socket.SOCK_STREAM
     proto = _socket.IPPROTO_TCP
 
     def __init__(self, layer: TcpLayer, family: int) -> None:

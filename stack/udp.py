@@ -160,7 +160,7 @@ class UdpSocket(Socket):
     """One UDP socket (AF_INET or AF_INET6). Non-blocking; errors as OSError."""
 
     kind = "udp"
-    type = _socket.SOCK_DGRAM
+    type: int = _socket.SOCK_DGRAM
     proto = _socket.IPPROTO_UDP
 
     def __init__(self, layer: UdpLayer, family: int) -> None:

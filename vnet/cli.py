@@ -1087,10 +1087,13 @@ def _stdin_for(sched: Scheduler) -> InputStream | bytes:
 def _version() -> str:
     from importlib.metadata import PackageNotFoundError, version
 
+    from stack import compiled  # which build of the stack runs (scripts/compile-stack)
+
     try:
-        return version("vnet")
+        number = version("vnet")
     except PackageNotFoundError:
-        return "unknown (not installed)"
+        number = "unknown (not installed)"
+    return f"{number} (stack: {compiled.STATE})"
 
 
 def _implicit_run(args: list[str]) -> list[str]:

@@ -71,7 +71,15 @@ def machine_info() -> dict[str, Any]:
         "python_implementation": platform.python_implementation(),
         "wasmtime": _package("wasmtime"),
         "vnet": _package("vnet"),
+        "stack": _stack_build(),
         "gcc": _version(["gcc", "-dumpfullversion"]),
         "zig": zig,
         "loadavg_start": loadavg(),
     }
+
+
+def _stack_build() -> str:
+    """Which build of the stack this run uses: mypyc-compiled or pure Python (and why)."""
+    from stack import compiled
+
+    return compiled.STATE

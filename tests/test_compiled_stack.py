@@ -1,0 +1,164 @@
+"""The mypyc-compiled stack (scripts/compile-stack) behaves as the pure-Python one, to the byte.
+
+The built-in demo topology (examples/demo.toml: TCP chat, HTTP, IPv4 multicast, in
+virtual time with its seed) runs twice in subprocesses, once on the compiled build and
+once with VNET_PURE_PYTHON=1: the guests' output and every NIC's pcapng must be
+identical. The build is the current one in build/compiled-stack when there is one
+(scripts/compile-stack, or VNET_COMPILE_STACK=1 scripts/test, makes it), else the test
+makes its own under .vnet-cache/compiled-stack (about 75 CPU-seconds, once per change of
+stack/). That test is skipped only when this machine cannot compile (no C compiler or
+Python headers: scripts/install-test-tools installs gcc and python3-dev when run as
+root); the fallback tests run everywhere.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from stack import compiled
+from tests.conftest import EXAMPLES
+from vnet import compile_stack
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO_MODULES = ["chat_server", "chat_client", "http_server", "http_get", "lobby"]
+TEST_BUILD = ROOT / ".vnet-cache" / "compiled-stack"
+
+# Run in a child: say which build runs and from which files, then run `vnet ARGS`.
+CHILD = """
+import sys
+from stack import compiled
+import stack.udp, stack.wire.checksum
+print("STATE", compiled.ACTIVE, compiled.STATE, file=sys.stderr)
+print("FILE", stack.udp.__file__, stack.wire.checksum.__file__, file=sys.stderr)
+from vnet.cli import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+def _env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("VNET_PURE_PYTHON", "VNET_COMPILED_STACK")}
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [env.get("PYTHONPATH")])])
+    env.update(extra)
+    return env
+
+
+def _vnet(args: list[str], **env: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-c", CHILD, *args], env=_env(**env), cwd=ROOT,
+                          capture_output=True, text=True, timeout=600)
+
+
+@pytest.fixture(scope="module")
+def compiled_build() -> Path:
+    """A current compiled build of this checkout's stack/ (made here if need be)."""
+    if compiled.check_build(compiled.DEFAULT_BUILD_DIR)[0] is not None:
+        return compiled.DEFAULT_BUILD_DIR
+    if compiled.check_build(TEST_BUILD)[0] is None:
+        missing = compile_stack.missing_prerequisite()
+        if missing is not None:
+            pytest.skip(f"cannot compile the stack here: {missing}")
+        proc = subprocess.run([sys.executable, "-m", "vnet.compile_stack", "--out",
+                               str(TEST_BUILD)], env=_env(), cwd=ROOT, capture_output=True,
+                              text=True, timeout=1500)
+        assert proc.returncode == 0, proc.stderr
+    usable, state = compiled.check_build(TEST_BUILD)
+    assert usable is not None, state
+    return TEST_BUILD
+
+
+@pytest.fixture(scope="module")
+def demo_topology(tmp_path_factory: pytest.TempPathFactory,
+                  example_wasm: Callable[[str], Path]) -> Path:
+    """The demo topology pointing at freshly built example guests."""
+    directory = tmp_path_factory.mktemp("demo")
+    (directory / "build").mkdir()
+    for name in DEMO_MODULES:
+        shutil.copyfile(example_wasm(name), directory / "build" / f"{name}.wasm")
+    shutil.copyfile(EXAMPLES / "ticker.c", directory / "ticker.c")
+    topology = directory / "demo.toml"
+    topology.write_text((EXAMPLES / "demo.toml").read_text())
+    return topology
+
+
+def _stderr_lines(proc: subprocess.CompletedProcess[str], tag: str) -> list[str]:
+    return [line for line in proc.stderr.splitlines() if line.startswith(tag + " ")]
+
+
+def test_compiled_and_pure_stacks_give_byte_identical_pcaps(
+        compiled_build: Path, demo_topology: Path, tmp_path: Path) -> None:
+    suffix = compiled.platform_tag()["ext_suffix"]
+    runs = {}
+    for name, env in (("compiled", {"VNET_COMPILED_STACK": str(compiled_build)}),
+                      ("pure", {"VNET_PURE_PYTHON": "1"})):
+        pcaps = tmp_path / name
+        proc = _vnet(["sim", str(demo_topology), "--pcap-dir", str(pcaps)], **env)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        runs[name] = (proc, pcaps)
+    compiled_run, pure_run = runs["compiled"][0], runs["pure"][0]
+    # Each ran the build it was asked for: extension modules, or the .py sources.
+    assert _stderr_lines(compiled_run, "STATE")[0].startswith("STATE True mypyc-compiled")
+    assert all(f.endswith(suffix) for f in _stderr_lines(compiled_run, "FILE")[0].split()[1:])
+    assert _stderr_lines(pure_run, "STATE") == [
+        "STATE False pure Python (VNET_PURE_PYTHON is set)"]
+    assert all(f.endswith(".py") for f in _stderr_lines(pure_run, "FILE")[0].split()[1:])
+    # The guests did their work, and saw and sent the same bytes at the same virtual times.
+    assert "bob/chat    | < alice: hello bob" in pure_run.stdout
+    assert (compiled_run.stdout.replace(str(runs["compiled"][1]), "PCAPS")
+            == pure_run.stdout.replace(str(runs["pure"][1]), "PCAPS"))
+    names = sorted(p.name for p in runs["pure"][1].iterdir())
+    assert names == sorted(p.name for p in runs["compiled"][1].iterdir())
+    assert len(names) == 5
+    for name in names:
+        assert (runs["compiled"][1] / name).read_bytes() == (runs["pure"][1] / name).read_bytes(), \
+            name
+
+
+def _fake_build(tmp_path: Path, **changes: object) -> Path:
+    """A build directory whose manifest matches these sources, but for `changes`."""
+    manifest = {"format": compiled.MANIFEST_FORMAT, "platform": compiled.platform_tag(),
+                "sources": compiled.sources_digest(), "modules": {}}
+    manifest.update(changes)
+    (tmp_path / compiled.MANIFEST).write_text(json.dumps(manifest))
+    return tmp_path
+
+
+@pytest.mark.parametrize(("changes", "reason"), [
+    ({"sources": "0" * 64}, "stack/ changed since the compiled build"),
+    ({"platform": {"cache_tag": "cpython-27", "ext_suffix": ".so"}}, "for another Python"),
+    ({"modules": {"stack.udp": "stack/udp.missing.so"}}, "compiled build incomplete"),
+])
+def test_a_build_that_does_not_match_runs_the_pure_stack_and_says_why(
+        tmp_path: Path, changes: dict[str, object], reason: str) -> None:
+    build = _fake_build(tmp_path, **changes)
+    proc = subprocess.run([sys.executable, "-m", "vnet", "--version"], cwd=ROOT,
+                          env=_env(VNET_COMPILED_STACK=str(build)), capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert "stack: pure Python (" in proc.stdout and reason in proc.stdout, proc.stdout
+
+
+def test_without_a_c_compiler_the_install_step_says_so_and_succeeds(tmp_path: Path) -> None:
+    """A machine with only python3: `compile-stack --if-possible` (the bootstrap's step)
+    exits 0 with one line, builds nothing, and the stack runs as pure Python."""
+    out = tmp_path / "build"
+    env = _env(PATH=str(tmp_path))  # no cc, gcc or clang on it
+    proc = subprocess.run([sys.executable, "-m", "vnet.compile_stack", "--if-possible",
+                           "--out", str(out)], cwd=ROOT, env=env, capture_output=True,
+                          text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stderr.splitlines()
+    assert len(lines) == 1 and "no C compiler" in lines[0], proc.stderr
+    assert lines[0].endswith("the stack runs as pure Python")
+    assert not out.exists()
+    version = subprocess.run([sys.executable, "-m", "vnet", "--version"], cwd=ROOT,
+                             env=_env(PATH=str(tmp_path), VNET_COMPILED_STACK=str(out)),
+                             capture_output=True, text=True, timeout=120)
+    assert "stack: pure Python (no compiled build" in version.stdout, version.stdout

@@ -1,0 +1,167 @@
+"""Compile the hot stack modules with mypyc: `python -m vnet.compile_stack` (scripts/compile-stack).
+
+Copies ``stack/`` to a scratch directory, compiles `COMPILED_MODULES` there as one
+mypyc group, and installs the extension files with a manifest
+into ``build/compiled-stack/`` (or ``--out DIR``), where `stack.compiled` finds them at
+the next start. The build is all or nothing: it is written under a temporary name and
+renamed into place only once complete, and the manifest records the SHA-256 of the
+sources it was made from, so an edit to any file of ``stack/`` makes the stack run as
+pure Python again until the next build.
+
+``--if-possible`` (scripts/_bootstrap.sh with VNET_COMPILE_STACK=1) turns "no C compiler",
+"no Python headers" and "VNET_PURE_PYTHON is set" into one line on stderr and exit
+status 0: the pure-Python stack is the fallback and needs nothing but python3.
+``--check`` only says whether the current build is in use. Touches the scratch
+directory, the output directory and the C compiler.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tempfile
+import time
+from pathlib import Path
+
+from stack import compiled
+
+#: The modules compiled, by path under stack/. Left out, and why (mypyc 2.x):
+#: tcp_tcb, tcp_output, tcp_timers, tcp_recovery, tcp_ecn, tcp_connection — TcpConnection
+#: inherits four classes, and a compiled class may inherit only one (besides traits);
+#: ip.py — its dataclasses' annotations name ``memoryview`` and a class imported only for
+#: type checking, which compiled code looks up at import and fails on; neighbor.py — a
+#: generic dataclass fails at import; wire/ipv6.py — ``cls.__new__(cls)`` is not
+#: supported; congestion/cubic.py — an attribute narrowed to None stays None for mypyc
+#: across the call that sets it (``assert`` fails with TypeError), and newreno.py with it
+#: (Cubic inherits it); the ``__init__`` files and compiled.py itself (they pick the build).
+COMPILED_MODULES = (
+    "wire/_multicast.py", "wire/_types.py", "wire/arp.py", "wire/checksum.py",
+    "wire/errors.py", "wire/ethernet.py", "wire/gso.py", "wire/icmpv4.py", "wire/icmpv6.py",
+    "wire/igmp.py", "wire/ip.py", "wire/ipv4.py", "wire/mld.py", "wire/ndp.py",
+    "wire/tcp.py", "wire/udp.py",
+    "congestion/hystart.py",
+    "build.py", "counters.py", "driver.py", "fragment.py", "hooks.py", "host.py", "icmp.py",
+    "interface.py", "ipv4.py", "ipv6.py", "membership.py", "multicast.py", "oserror.py",
+    "path_mtu.py", "ping.py", "router_advert.py", "routing.py", "socket.py",
+    "socket_memory.py", "sockopt.py", "tcp.py", "tcp_sack.py", "tcp_socket.py",
+    "tcp_sockopt.py", "udp.py",
+)
+GROUP = "vnet_compiled_stack"  # its shared library: vnet_compiled_stack__mypyc.<suffix>
+
+
+def missing_prerequisite() -> str | None:
+    """Why a build is impossible here (no compiler, no headers, no mypyc), or None."""
+    cc = (sysconfig.get_config_var("CC") or "cc").split()[0]
+    if shutil.which(cc) is None:
+        return f"no C compiler ({cc})"
+    include = Path(sysconfig.get_paths()["include"])
+    if not (include / "Python.h").is_file():
+        return f"no Python headers ({include}/Python.h; Debian: python3-dev)"
+    try:
+        import mypyc.build  # noqa: F401
+        import setuptools  # noqa: F401
+    except ImportError as e:
+        return f"no {e.name} (pip install mypy setuptools)"
+    return None
+
+
+def _build_in(scratch: Path, jobs: int) -> None:
+    """Compile the staged copy of stack/ under `scratch` in place (a child process,
+    so that mypyc's and setuptools' state and output stay out of this one)."""
+    script = (
+        "import sys\n"
+        "from setuptools import setup\n"
+        "from mypyc.build import mypycify\n"
+        "paths = sys.argv[1:]\n"
+        f"setup(name='vnet-compiled-stack', script_args=['-q', 'build_ext', '--inplace',"
+        f" '-j', '{jobs}', '--build-temp', 'tmp'],\n"
+        f"      ext_modules=mypycify(paths, group_name={GROUP!r}, opt_level='3',"
+        " multi_file=True))\n"
+    )
+    paths = [f"stack/{rel}" for rel in COMPILED_MODULES]
+    proc = subprocess.run([sys.executable, "-c", script, *paths], cwd=scratch,
+                          capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"mypyc failed (exit {proc.returncode}):\n"
+                           f"{proc.stdout[-4000:]}{proc.stderr[-4000:]}")
+
+
+def build(out: Path, jobs: int = 2) -> dict[str, str]:
+    """Compile into `out` (replacing it whole); returns the module → file map."""
+    suffix = compiled.platform_tag()["ext_suffix"]
+    with tempfile.TemporaryDirectory(prefix="vnet-compile-stack-") as tmp:
+        scratch = Path(tmp)
+        shutil.copytree(compiled.PACKAGE_DIR, scratch / "stack",
+                        ignore=shutil.ignore_patterns("__pycache__", "*.so"))
+        digest = compiled.sources_digest(scratch / "stack")
+        _build_in(scratch, jobs)
+        staged = out.with_name(out.name + ".partial")
+        shutil.rmtree(staged, ignore_errors=True)
+        modules: dict[str, str] = {}
+        names = [f"stack.{rel[:-3].replace('/', '.')}" for rel in COMPILED_MODULES]
+        for name in [*names, f"{GROUP}__mypyc"]:
+            rel = name.replace(".", "/") + suffix
+            if not (scratch / rel).is_file():
+                raise RuntimeError(f"mypyc built no {rel}")
+            (staged / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(scratch / rel, staged / rel)
+            modules[name] = rel
+        manifest = {"format": compiled.MANIFEST_FORMAT, "platform": compiled.platform_tag(),
+                    "sources": digest, "modules": modules}
+        (staged / compiled.MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
+        shutil.rmtree(out, ignore_errors=True)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staged.rename(out)
+    return modules
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="scripts/compile-stack", description=__doc__.split(
+        "\n\n")[0])
+    parser.add_argument("--out", type=Path, default=None,
+                        help="where the build goes (default: $VNET_COMPILED_STACK or "
+                             "build/compiled-stack)")
+    parser.add_argument("--if-possible", action="store_true",
+                        help="no compiler or VNET_PURE_PYTHON set: say so, exit 0")
+    parser.add_argument("--force", action="store_true", help="rebuild even if current")
+    parser.add_argument("--check", action="store_true",
+                        help="only say whether the build is current; exit 1 if not")
+    parser.add_argument("-j", "--jobs", type=int, default=min(2, os.cpu_count() or 1))
+    args = parser.parse_args(argv)
+    out = args.out if args.out is not None else compiled.build_dir()
+    usable, state = compiled.check_build(out)
+    if args.check:
+        hint = "" if usable is not None else f" (scripts/compile-stack builds {out})"
+        print(f"vnet: stack: {state}{hint}", file=sys.stderr)
+        return 0 if usable is not None else 1
+    if args.if_possible and os.environ.get("VNET_PURE_PYTHON", "") not in ("", "0"):
+        print("vnet: VNET_PURE_PYTHON is set: the stack runs as pure Python", file=sys.stderr)
+        return 0
+    if usable is not None and not args.force:
+        print(f"vnet: stack: {state}: up to date", file=sys.stderr)
+        return 0
+    missing = missing_prerequisite()
+    if missing is not None:
+        print(f"vnet: {missing}: the stack runs as pure Python", file=sys.stderr)
+        return 0 if args.if_possible else 1
+    print(f"vnet: compiling {len(COMPILED_MODULES)} stack modules with mypyc into {out} "
+          "(a few minutes)", file=sys.stderr)
+    start = time.monotonic()
+    try:
+        modules = build(out, args.jobs)
+    except (RuntimeError, OSError) as e:
+        print(f"vnet: compiling the stack failed: {e}\nvnet: the stack runs as pure Python",
+              file=sys.stderr)
+        return 0 if args.if_possible else 1
+    print(f"vnet: compiled {len(modules) - 1} stack modules in "
+          f"{time.monotonic() - start:.0f} s", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
