@@ -43,7 +43,8 @@ def main(argv: list[str]) -> int:
         try:
             extra = Fetched() if sources[0].parent == examples else fetch(sources[0].parent)
             build_wasm([*sources, *extra.sources], out / f"{name}.wasm",
-                       flags=[f"-I{d}" for d in extra.include_dirs], quiet=True)
+                       flags=[f"-I{d}" for d in extra.include_dirs], quiet=True,
+                       threads=any("<pthread.h>" in s.read_text() for s in sources))
         except (BuildError, ThirdPartyError) as e:
             print(f"vnet: example {name}: {e}", file=sys.stderr)
             failed.append(name)

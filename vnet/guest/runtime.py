@@ -51,6 +51,7 @@ from vnet.scheduler import SPIN_THRESHOLD_NS, GuestTask, Scheduler
 
 # Importing these modules registers their host functions.
 from . import ioctl, vnet_v1, wasi_core, wasi_fs, wasix  # noqa: F401
+from . import threads as guest_threads  # wraps the blocking calls; after the modules above
 from .abi import HOST_FUNCTIONS, GuestExit, bind_thread
 from .context import GuestContext, GuestLimits
 from .fdtable import FileDescription, InputStream, OutputStream
@@ -334,8 +335,11 @@ class Guest:
         exports = instance.exports(store)
         start = exports[self.config.entry]
         assert isinstance(start, wasmtime.Func)
+        threads = guest_threads.attach(self.ctx, store, self.module, exports, start)
         try:
-            if self.config.entry == "_start":
+            if threads is not None and self.config.entry == "_start":
+                threads.run(start)
+            elif self.config.entry == "_start":
                 start(store)
             else:
                 self._invoke(store, exports, start)
