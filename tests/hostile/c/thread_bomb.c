@@ -1,0 +1,44 @@
+/* thread_bomb MODE — attacks on vnet's -pthread runtime.
+ *
+ *   bomb   create threads that block forever until pthread_create refuses;
+ *          print how many were created and the error, then exit 0.
+ *   spin   start a thread that computes forever without a host call; main
+ *          joins it (blocks), so the guest never ends by itself. */
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t never = PTHREAD_COND_INITIALIZER;
+
+static void *wait_forever(void *arg) {
+    (void)arg;
+    pthread_mutex_lock(&lock);
+    for (;;) pthread_cond_wait(&never, &lock);
+    return NULL;
+}
+
+static volatile unsigned long long spins;
+
+static void *spin(void *arg) {
+    (void)arg;
+    for (;;) spins++;
+    return NULL;
+}
+
+int main(int argc, char **argv) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    const char *mode = argc > 1 ? argv[1] : "bomb";
+    pthread_t t;
+    if (strcmp(mode, "spin") == 0) {
+        pthread_create(&t, NULL, spin, NULL);
+        printf("spinning\n");
+        pthread_join(t, NULL);
+        return 0;
+    }
+    int created = 0, err;
+    while ((err = pthread_create(&t, NULL, wait_forever, NULL)) == 0 && created < 100000)
+        created++;
+    printf("created %d threads, then: %s\n", created, strerror(err));
+    return 0;
+}
