@@ -18,5 +18,6 @@ if [ ! -f "$STAMP" ] || [ "$VNET_ROOT/pyproject.toml" -nt "$STAMP" ]; then
     touch "$STAMP"
 fi
 export PATH="$VENV/bin:$PATH"
+"$VNET_ROOT/scripts/install-binaryen" || true  # wasm-opt for -pthread guests
 echo "vnet: building example guests" >&2
 "$VENV/bin/python" -m vnet.examples_build "$VNET_ROOT/examples" "$VNET_ROOT/examples/build"

@@ -15,14 +15,17 @@ Binaryen from npm and builds).
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from tests.examples.harness import HOSTS, Lab, NativeLab, NativeNet, VnetLab
-from vnet.guest.runtime import Guest, GuestConfig
+from vnet.guest.runtime import Guest, GuestConfig, load_module
+from vnet.guest.threads import GuestThreads
 from vnet.link.nic import Nic
 from vnet.network import Host, Network
 
@@ -185,3 +188,26 @@ def test_single_threaded_code_behaves_the_same_built_with_pthread(
         finally:
             lab.close()
     assert outputs[0] == outputs[1]
+
+
+def test_vnet_build_pthread_gives_a_module_the_host_can_switch(tmp_path: Path) -> None:
+    out = tmp_path / "client.wasm"
+    proc = subprocess.run([sys.executable, "-m", "vnet", "build", "-pthread",
+                           str(EXAMPLES / "threaded_client.c"), "-o", str(out)],
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr
+    module = load_module(out)
+    assert GuestThreads.wanted(module)
+    assert "vnet_thread_start" in {e.name for e in module.exports}
+
+
+def test_pthread_without_binaryen_is_one_line_before_compiling(tmp_path: Path) -> None:
+    env = {"HOME": str(tmp_path), "VNET_CACHE_DIR": str(tmp_path / "cache"),
+           "PATH": str(tmp_path / "nothing-here"), "PYTHONPATH": os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.run([sys.executable, "-m", "vnet", "build", "-pthread",
+                           str(EXAMPLES / "threaded_client.c"), "-o", str(tmp_path / "x.wasm")],
+                          capture_output=True, text=True, timeout=120, env=env)
+    assert proc.returncode == 1
+    assert proc.stderr == ("vnet build: -pthread needs Binaryen's wasm-opt: install node and "
+                           "npm (apt-get install nodejs npm) or set VNET_WASM_OPT\n")
+    assert not (tmp_path / "cache" / "obj").exists()  # nothing was compiled

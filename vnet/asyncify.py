@@ -76,7 +76,8 @@ def asyncify(module: Path, imports: tuple[str, ...] | list[str]) -> None:
     tmp = module.with_name(f"{module.name}.asyncify{os.getpid()}")
     cmd = [*wasm_opt(), str(module), "-o", str(tmp), "--enable-bulk-memory",
            "--enable-sign-ext", "--enable-mutable-globals", "--enable-nontrapping-float-to-int",
-           "--asyncify", f"--pass-arg=asyncify-imports@{','.join(imports)}", "-O2"]
+           "--asyncify", f"--pass-arg=asyncify-imports@{','.join(imports)}", "-O2",
+           "-g"]  # keeps the names section: trap backtraces still name functions
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     except (OSError, subprocess.SubprocessError) as e:

@@ -251,6 +251,8 @@ def build_wasm(
         threads = True
     flags = [f for f in flags if f != "-pthread"]
     if threads:
+        from vnet.asyncify import wasm_opt
+        wasm_opt()  # fail fast, before compiling, when Binaryen cannot be had
         flags = [f"-I{SDK_PTHREAD_INCLUDE}", "-D_REENTRANT", *flags]
     all_flags = [optimize, *flags]
     if threads:

@@ -179,6 +179,9 @@ def main(argv: Sequence[str], language: str = "cc") -> int:
         print(SDK_DIR)
         return 0
     try:
+        if wants_threads(args) and links([a for a in args if a != "-pthread"]):
+            from vnet.asyncify import wasm_opt
+            wasm_opt()  # fail fast, before compiling, when Binaryen cannot be had
         cmd = command(args, language)
     except BuildError as e:
         print(f"vnet {language}: {e}", file=sys.stderr)
