@@ -8,7 +8,8 @@ native threads interleave as they like). In virtual time a rerun gives
 byte-identical captures and output. A thread blocked in recv() lets the other
 threads of its guest run; the pthread calls (mutexes incl. trylock and
 recursive, condition variables incl. timedwait, once, keys, exit, detach)
-print the same as natively; and single-threaded code behaves the same built
+and setjmp/longjmp (which -pthread gives through the same Asyncify
+transform) print the same as natively; and single-threaded code behaves the same built
 with -pthread or without. About 30 s of CPU (the first run also installs
 Binaryen from npm and builds).
 """
@@ -170,6 +171,22 @@ def test_pthread_calls_print_what_they_print_natively(
     code, text = _run_guest(build_guest(source, "-pthread"), virtual_time)
     assert code == 0
     assert text == native.stdout
+
+
+@pytest.mark.parametrize("virtual_time", [False, True], ids=["real", "virtual"])
+def test_setjmp_longjmp_print_what_they_print_natively(
+        build_guest: Callable[..., Path], native_threaded: Callable[[str], Path],
+        virtual_time: bool) -> None:
+    source = GUEST_C / "setjmp_longjmp.c"
+    native = subprocess.run([str(native_threaded(str(source)))], capture_output=True,
+                            text=True, timeout=60)
+    assert native.returncode == 0
+    assert 'parse "abcdef!": error 106 (deepest 6)' in native.stdout
+    code, text = _run_guest(build_guest(source, "-pthread"), virtual_time)
+    assert code == 0
+    # the three threads' lines come in the order their sleeps end, natively as they like
+    assert sorted(text.splitlines()) == sorted(native.stdout.splitlines())
+    assert text.splitlines()[:5] == native.stdout.splitlines()[:5]
 
 
 def test_single_threaded_code_behaves_the_same_built_with_pthread(

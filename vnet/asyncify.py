@@ -30,7 +30,8 @@ ASYNCIFY_IMPORTS = (
                                    "sock_recv", "sock_send", "sched_yield")),
     *(f"wasix_32v1.{name}" for name in ("sock_accept", "sock_accept_v2", "sock_connect",
                                         "sock_recv_from", "sock_send_to")),
-    *(f"vnet_threads.{name}" for name in ("futex_wait", "exit_thread", "yield")),
+    *(f"vnet_threads.{name}" for name in ("futex_wait", "exit_thread", "yield", "setjmp",
+                                          "longjmp")),
 )
 
 

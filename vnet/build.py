@@ -307,10 +307,10 @@ WASI_MISSING = {
     "sigaction": "sigaction: WASI has no signals (signal() and raise() are emulated in-process)",
     "kill": "kill: WASI has no signals between processes",
     "sigprocmask": "sigprocmask: WASI has no signals",
-    "setjmp": "setjmp/longjmp: wasm32-wasi needs exception-handling support that this "
-              "toolchain does not enable",
-    "longjmp": "setjmp/longjmp: wasm32-wasi needs exception-handling support that this "
-               "toolchain does not enable",
+    "setjmp": "setjmp/longjmp: build with -pthread (vnet cc -pthread, vnet build -pthread): "
+              "vnet gives them through Asyncify",
+    "longjmp": "setjmp/longjmp: build with -pthread (vnet cc -pthread, vnet build -pthread): "
+               "vnet gives them through Asyncify",
     "dlopen": "dlopen: WASI modules cannot load shared libraries",
     "__cxa_throw": "C++ exceptions: zig's libc++ for wasm32-wasi has none; build with "
                    "-fno-exceptions (vnet c++ does) and do not throw",

@@ -7,7 +7,9 @@ vnet.guest.threads.MAX_THREADS threads alive (the main thread included), or
 earlier when the guest's --max-memory cannot hold another stack, and the guest
 goes on (exits 0, memory within its limit, never killed); a spinning thread
 does not keep another guest from finishing its work in virtual time, and the
-guest's CPU-time limit counts the spinning thread (killed, status 137). About
+guest's CPU-time limit counts the spinning thread (killed, status 137); a
+longjmp to a jmp_buf that setjmp did not fill on the same thread (garbage, or
+another thread's) aborts the guest with one line, never a host error. About
 10 s of CPU.
 """
 
@@ -20,7 +22,7 @@ from pathlib import Path
 import pytest
 
 from vnet.guest.context import GuestLimits
-from vnet.guest.runtime import KILLED_EXIT_CODE, Guest, GuestConfig
+from vnet.guest.runtime import KILLED_EXIT_CODE, TRAP_EXIT_CODE, Guest, GuestConfig
 from vnet.guest.threads import MAX_THREADS
 from vnet.network import Network
 
@@ -88,3 +90,15 @@ def test_the_cpu_limit_counts_every_thread(bomb: Path) -> None:
         assert guest.exit_code == KILLED_EXIT_CODE, out.decode()
         assert guest.trap is not None and "CPU time limit" in guest.trap
         assert time.process_time() - started < 30
+
+
+@pytest.mark.parametrize("mode", ["badjmp", "otherjmp"])
+def test_longjmp_to_a_jmp_buf_setjmp_did_not_fill_aborts_the_guest(bomb: Path,
+                                                                   mode: str) -> None:
+    with Network(virtual_time=True, seed=1) as net:
+        guest, out = _run(net, bomb, mode)
+        assert net.scheduler.run(until=lambda: guest.done, timeout_s=60)
+        assert guest.exit_code == TRAP_EXIT_CODE
+        assert out.decode() == ("vnet: longjmp to a jmp_buf that setjmp did not fill on this "
+                                "thread\n")
+        assert not guest.ctx.stats.internal_errors

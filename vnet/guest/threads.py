@@ -73,6 +73,9 @@ X = "wasix_32v1"
 
 #: Threads alive at once in one guest, the main thread included.
 MAX_THREADS = 128
+#: Bytes of setjmp snapshots kept per guest (host memory); past it the oldest go,
+#: and a longjmp to one of those aborts the guest.
+MAX_SNAPSHOT_BYTES = 4 * 1024 * 1024
 
 
 #: What a module built with -pthread exports for this module.
@@ -102,6 +105,21 @@ class GreenThread:
     retrying: bool = False
     futex_woken: bool = False
     futex_address: int = -1
+    #: setjmp asked for a snapshot of this thread's stack into this jmp_buf
+    setjmp_env: int | None = None
+    #: longjmp asked to rewind this snapshot; setjmp then returns setjmp_value
+    longjmp_to: Snapshot | None = None
+    setjmp_value: int = 0
+
+
+@dataclass(eq=False)
+class Snapshot:
+    """A thread's unwound stack at a setjmp: the Asyncify data and the stack pointer."""
+
+    serial: int
+    tid: int
+    data: bytes
+    stack_pointer: int
 
 
 @dataclass
@@ -134,6 +152,10 @@ class GuestThreads:
         self.runq: deque[GreenThread] = deque()
         self.futex_waiters: dict[int, deque[GreenThread]] = {}
         self.next_tid = 1
+        #: setjmp snapshots by jmp_buf address (oldest first), at most MAX_SNAPSHOT_BYTES
+        self.snapshots: dict[int, Snapshot] = {}
+        self.snapshot_bytes = 0
+        self.snapshot_serial = 0
         self.unwinding = False
         self.rewinding = False
         self.may_switch = False
@@ -204,6 +226,14 @@ class GuestThreads:
                 self.unwinding = False
                 self.exports.stop_unwind(store)
                 assert current is not None
+                if current.setjmp_env is not None:
+                    self._take_snapshot(current)
+                    call = self._resume(current)  # setjmp returns 0 at once
+                    continue
+                if current.longjmp_to is not None:
+                    self._restore_snapshot(current)
+                    call = self._resume(current)  # setjmp returns again
+                    continue
                 if current.state == DONE:
                     self._forget(current)
             elif current is None or current is self.main:
@@ -215,6 +245,37 @@ class GuestThreads:
                 return  # the last thread ended (main had called pthread_exit): exit 0
             thread = self._next()
             call = self._resume(thread)
+
+    def _take_snapshot(self, thread: GreenThread) -> None:
+        env = thread.setjmp_env
+        assert env is not None
+        thread.setjmp_env = None
+        mem = self.ctx.mem
+        start = thread.unwind_buffer + 8
+        data = mem.read(start, mem.read_u32(thread.unwind_buffer) - start)
+        self.snapshot_serial = (self.snapshot_serial + 1) & 0xFFFFFFFF or 1
+        old = self.snapshots.pop(env, None)
+        if old is not None:
+            self.snapshot_bytes -= len(old.data)
+        self.snapshots[env] = Snapshot(self.snapshot_serial, thread.tid, data,
+                                       thread.stack_pointer)
+        self.snapshot_bytes += len(data)
+        while self.snapshot_bytes > MAX_SNAPSHOT_BYTES and len(self.snapshots) > 1:
+            oldest = next(iter(self.snapshots))
+            self.snapshot_bytes -= len(self.snapshots.pop(oldest).data)
+        mem.write_u32(env, self.snapshot_serial)
+        mem.write_u32(env + 4, thread.tid)
+        thread.setjmp_value = 0
+
+    def _restore_snapshot(self, thread: GreenThread) -> None:
+        snapshot = thread.longjmp_to
+        assert snapshot is not None
+        thread.longjmp_to = None
+        mem = self.ctx.mem
+        start = thread.unwind_buffer + 8
+        mem.write(start, snapshot.data)
+        mem.write_u32(thread.unwind_buffer, start + len(snapshot.data))
+        thread.stack_pointer = snapshot.stack_pointer
 
     def _forget(self, thread: GreenThread) -> None:
         if thread in self.threads:
@@ -397,6 +458,36 @@ def _yield(ctx: GuestContext) -> int:
     thread.state = BLOCKED
     thread.ready = _always
     thread.deadline = None
+    raise ThreadSwitch()
+
+
+@host_function(T, "setjmp", "i")
+def setjmp(ctx: GuestContext, env: int) -> int:
+    threads = threads_of(ctx)
+    thread = threads.current if threads is not None else None
+    if thread is None:
+        raise WasiError(Errno.ENOSYS)
+    if thread.retrying:  # rewound: after the snapshot (0) or after a longjmp (its value)
+        thread.retrying = False
+        value, thread.setjmp_value = thread.setjmp_value, 0
+        return value
+    ctx.mem.check(env, 16)
+    thread.setjmp_env = env
+    raise ThreadSwitch()
+
+
+@host_function(T, "longjmp", "ii")
+def longjmp(ctx: GuestContext, env: int, value: int) -> int:
+    threads = threads_of(ctx)
+    thread = threads.current if threads is not None else None
+    if threads is None or thread is None:
+        raise WasiError(Errno.ENOSYS)
+    snapshot = threads.snapshots.get(env)
+    if (snapshot is None or snapshot.tid != thread.tid
+            or ctx.mem.read_u32(env) != snapshot.serial):
+        raise WasiError(Errno.EINVAL)  # the SDK prints why and aborts
+    thread.longjmp_to = snapshot
+    thread.setjmp_value = value if value != 0 else 1  # longjmp(env, 0) returns 1
     raise ThreadSwitch()
 
 

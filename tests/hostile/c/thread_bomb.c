@@ -3,8 +3,11 @@
  *   bomb   create threads that block forever until pthread_create refuses;
  *          print how many were created and the error, then exit 0.
  *   spin   start a thread that computes forever without a host call; main
- *          joins it (blocks), so the guest never ends by itself. */
+ *          joins it (blocks), so the guest never ends by itself.
+ *   badjmp longjmp to a jmp_buf no setjmp filled (garbage), then to one another
+ *          thread filled. */
 #include <pthread.h>
+#include <setjmp.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -26,6 +29,14 @@ static void *spin(void *arg) {
     return NULL;
 }
 
+static jmp_buf theirs;
+
+static void *fill_theirs(void *arg) {
+    (void)arg;
+    setjmp(theirs);
+    return NULL;
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     const char *mode = argc > 1 ? argv[1] : "bomb";
@@ -35,6 +46,16 @@ int main(int argc, char **argv) {
         printf("spinning\n");
         pthread_join(t, NULL);
         return 0;
+    }
+    if (strcmp(mode, "badjmp") == 0 || strcmp(mode, "otherjmp") == 0) {
+        jmp_buf garbage;
+        memset(garbage, 0x55, sizeof garbage);
+        if (strcmp(mode, "otherjmp") == 0) {
+            pthread_create(&t, NULL, fill_theirs, NULL);
+            pthread_join(t, NULL);
+            longjmp(theirs, 1);
+        }
+        longjmp(garbage, 1);
     }
     int created = 0, err;
     while ((err = pthread_create(&t, NULL, wait_forever, NULL)) == 0 && created < 100000)

@@ -22,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #define VT_IMPORT(name) __attribute__((__import_module__("vnet_threads"), __import_name__(#name)))
 
@@ -408,3 +409,35 @@ int pthread_attr_getdetachstate(const pthread_attr_t *a, int *state) {
 
 /* sleep(), usleep() and nanosleep() are wasi-libc's: they end in poll_oneoff, which
  * vnet's host makes switch threads like any blocking call. */
+
+/* --- setjmp/longjmp (see vnet/sdk/pthread/include/setjmp.h) --- */
+
+VT_IMPORT(setjmp) int __vnet_setjmp(void *env);
+VT_IMPORT(longjmp) int __vnet_longjmp(void *env, int value);
+
+struct vt_jmp_buf { unsigned serial, tid, reserved[2]; };
+
+__attribute__((__returns_twice__)) int setjmp(struct vt_jmp_buf *env) {
+    vt_register();
+    return __vnet_setjmp(env);
+}
+
+_Noreturn void longjmp(struct vt_jmp_buf *env, int value) {
+    __vnet_longjmp(env, value);
+    static const char message[] = "vnet: longjmp to a jmp_buf that setjmp did not fill "
+                                  "on this thread\n";
+    write(2, message, sizeof message - 1);
+    abort();
+}
+
+__attribute__((__returns_twice__)) int _setjmp(struct vt_jmp_buf *env) {
+    vt_register();
+    return __vnet_setjmp(env);
+}
+_Noreturn void _longjmp(struct vt_jmp_buf *env, int value) { longjmp(env, value); }
+__attribute__((__returns_twice__)) int sigsetjmp(struct vt_jmp_buf *env, int save_mask) {
+    (void)save_mask; /* WASI has no signal mask to save */
+    vt_register();
+    return __vnet_setjmp(env);
+}
+_Noreturn void siglongjmp(struct vt_jmp_buf *env, int value) { longjmp(env, value); }
