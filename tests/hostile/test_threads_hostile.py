@@ -102,3 +102,13 @@ def test_longjmp_to_a_jmp_buf_setjmp_did_not_fill_aborts_the_guest(bomb: Path,
         assert out.decode() == ("vnet: longjmp to a jmp_buf that setjmp did not fill on this "
                                 "thread\n")
         assert not guest.ctx.stats.internal_errors
+
+
+@pytest.mark.parametrize("virtual", [True, False], ids=["virtual", "real"])
+def test_a_guest_whose_threads_all_wait_can_be_killed(bomb: Path, virtual: bool) -> None:
+    with Network(virtual_time=virtual, seed=1) as net:
+        guest, out = _run(net, bomb, "wait")
+        net.scheduler.run(until=lambda: b"waiting" in out, timeout_s=60)
+        assert out.decode() == "waiting\n" and not guest.done
+        net.scheduler.stop_all()
+        assert guest.done and guest.exit_code == KILLED_EXIT_CODE

@@ -61,9 +61,10 @@ from typing import Any
 import wasmtime
 
 from vnet.asyncify import ASYNCIFY_IMPORTS
+from vnet.scheduler import TaskKilled
 
 from . import wasix
-from .abi import HOST_FUNCTIONS, HostFunction, host_function
+from .abi import HOST_FUNCTIONS, GuestExit, HostFunction, host_function
 from .context import GuestContext
 from .wasi_types import RIFLAGS_RECV_WAITALL, Errno, WasiError
 
@@ -243,7 +244,11 @@ class GuestThreads:
                 self._forget(current)
             if not self.threads:
                 return  # the last thread ended (main had called pthread_exit): exit 0
-            thread = self._next()
+            try:
+                thread = self._next()
+            except TaskKilled:  # killed while every thread waited: as inside a host call
+                self.ctx.exit_request = GuestExit(137, "killed")
+                raise wasmtime.Trap("vnet: guest killed") from None
             call = self._resume(thread)
 
     def _take_snapshot(self, thread: GreenThread) -> None:

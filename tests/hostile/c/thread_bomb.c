@@ -4,6 +4,7 @@
  *          print how many were created and the error, then exit 0.
  *   spin   start a thread that computes forever without a host call; main
  *          joins it (blocks), so the guest never ends by itself.
+ *   wait   three threads wait forever and main joins them: every thread blocked.
  *   badjmp longjmp to a jmp_buf no setjmp filled (garbage), then to one another
  *          thread filled. */
 #include <pthread.h>
@@ -44,6 +45,12 @@ int main(int argc, char **argv) {
     if (strcmp(mode, "spin") == 0) {
         pthread_create(&t, NULL, spin, NULL);
         printf("spinning\n");
+        pthread_join(t, NULL);
+        return 0;
+    }
+    if (strcmp(mode, "wait") == 0) {
+        for (int i = 0; i < 3; i++) pthread_create(&t, NULL, wait_forever, NULL);
+        printf("waiting\n");
         pthread_join(t, NULL);
         return 0;
     }
