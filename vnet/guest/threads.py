@@ -13,7 +13,8 @@ Theory of operation:
 - A thread that would block in a host call (`GuestContext.block_until`,
   reached from poll_oneoff, accept, recv, connect, sleep or a futex wait)
   raises `ThreadSwitch` when another thread of the guest is alive. The import's
-  wrapper (installed over the host function by this module) catches it, saves
+  wrapper (`threaded_functions`: -pthread modules get a linker of their own,
+  so other guests never run these wrappers) catches it, saves
   the thread's `__stack_pointer` and calls `asyncify_start_unwind`: the wasm
   stack unwinds into the thread's buffer and the export that runs the thread
   returns to `GuestThreads.run`.
@@ -64,7 +65,7 @@ from vnet.asyncify import ASYNCIFY_IMPORTS
 from vnet.scheduler import TaskKilled
 
 from . import wasix
-from .abi import HOST_FUNCTIONS, GuestExit, HostFunction, host_function
+from .abi import HOST_FUNCTIONS, GuestExit, HostFunction, HostFunctionTable, host_function
 from .context import GuestContext
 from .wasi_types import RIFLAGS_RECV_WAITALL, Errno, WasiError
 
@@ -606,27 +607,38 @@ _POLICY: dict[str, Callable[..., bool]] = {
 _IN_PLACE = {f"{P1}.fd_write", f"{P1}.sock_send", f"{X}.sock_send_to"}
 
 
-def _install_wrappers() -> None:
-    """Wrap every import in ASYNCIFY_IMPORTS (before the shared linker is built)."""
-    table = HOST_FUNCTIONS.functions
-    for qualified in ASYNCIFY_IMPORTS:
-        module, name = qualified.split(".", 1)
-        fn: HostFunction = table[(module, name)]
-        impl = fn.impl
-        adapt = _ADAPT.get(qualified)
-        if adapt is not None:
-            impl = adapt(impl)
-        if qualified in _IN_PLACE:
-            policy: Callable[..., bool] | None = _never
-        else:
-            policy = _POLICY.get(qualified)
-        table[(module, name)] = dataclasses.replace(fn, impl=_switchable(impl, policy))
+def threaded_functions() -> HostFunctionTable:
+    """Every host function, with those in ASYNCIFY_IMPORTS wrapped for threaded guests.
+
+    The runtime links -pthread modules against these (a linker of their own), so
+    guests without threads never pay for the wrappers."""
+    global _threaded
+    if _threaded is None:
+        table = HostFunctionTable()
+        table.functions = dict(HOST_FUNCTIONS.functions)
+        for qualified in ASYNCIFY_IMPORTS:
+            module, name = qualified.split(".", 1)
+            fn: HostFunction = table.functions[(module, name)]
+            impl = fn.impl
+            adapt = _ADAPT.get(qualified)
+            if adapt is not None:
+                impl = adapt(impl)
+            if qualified in _IN_PLACE:
+                policy: Callable[..., bool] | None = _never
+            else:
+                policy = _POLICY.get(qualified)
+            table.functions[(module, name)] = dataclasses.replace(
+                fn, impl=_switchable(impl, policy))
+        _threaded = table
+    return _threaded
+
+
+_threaded: HostFunctionTable | None = None
 
 
 def _never(*_args: Any) -> bool:
     return False
 
 
-_install_wrappers()
-
-__all__ = ["ASYNCIFY_IMPORTS", "MAX_THREADS", "GuestThreads", "ThreadSwitch", "attach"]
+__all__ = ["ASYNCIFY_IMPORTS", "MAX_THREADS", "GuestThreads", "ThreadSwitch", "attach",
+           "threaded_functions"]
