@@ -228,3 +228,20 @@ def test_pthread_without_binaryen_is_one_line_before_compiling(tmp_path: Path) -
     assert proc.stderr == ("vnet build: -pthread needs Binaryen's wasm-opt: install node and "
                            "npm (apt-get install nodejs npm) or set VNET_WASM_OPT\n")
     assert not (tmp_path / "cache" / "obj").exists()  # nothing was compiled
+
+
+def test_vnet_cc_pthread_compiles_and_links_separately(tmp_path: Path,
+                                                      native_threaded: Callable[[str], Path]
+                                                      ) -> None:
+    """As a build system drives it: `vnet cc -pthread -c`, then `vnet cc -pthread x.o`."""
+    source = GUEST_C / "threads_api.c"
+    obj, out = tmp_path / "threads_api.o", tmp_path / "threads_api.wasm"
+    for args in (["-pthread", "-O2", "-c", str(source), "-o", str(obj)],
+                 ["-pthread", str(obj), "-o", str(out)]):
+        proc = subprocess.run([sys.executable, "-m", "vnet", "cc", *args], capture_output=True,
+                              text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr
+    native = subprocess.run([str(native_threaded(str(source)))], capture_output=True,
+                            text=True, timeout=60)
+    code, text = _run_guest(out, True)
+    assert code == 0 and text == native.stdout

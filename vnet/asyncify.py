@@ -35,6 +35,10 @@ ASYNCIFY_IMPORTS = (
 )
 
 
+class BinaryenMissing(BuildError):
+    """wasm-opt is not there and cannot be installed (one line saying what is missing)."""
+
+
 def _npm_wasm_opt() -> Path:
     return (cache_dir() / f"binaryen-{BINARYEN_VERSION}" / "node_modules" / "binaryen" / "bin"
             / "wasm-opt")
@@ -47,7 +51,7 @@ def install_binaryen() -> Path:
         return target
     npm = shutil.which("npm")
     if npm is None or shutil.which("node") is None:
-        raise BuildError("-pthread needs Binaryen's wasm-opt: install node and npm "
+        raise BinaryenMissing("-pthread needs Binaryen's wasm-opt: install node and npm "
                          "(apt-get install nodejs npm) or set VNET_WASM_OPT")
     prefix = cache_dir() / f"binaryen-{BINARYEN_VERSION}"
     prefix.mkdir(parents=True, exist_ok=True)
@@ -56,10 +60,11 @@ def install_binaryen() -> Path:
                                "--no-fund", f"binaryen@{BINARYEN_VERSION}"],
                               capture_output=True, text=True, timeout=600)
     except (OSError, subprocess.SubprocessError) as e:
-        raise BuildError(f"-pthread needs Binaryen's wasm-opt: npm install failed: {e}") from None
+        raise BinaryenMissing(f"-pthread needs Binaryen's wasm-opt: npm install failed: {e}"
+                              ) from None
     if proc.returncode != 0 or not target.is_file():
         last = (proc.stderr.strip().splitlines() or ["no output"])[-1]
-        raise BuildError(f"-pthread needs Binaryen's wasm-opt: `npm install binaryen@"
+        raise BinaryenMissing(f"-pthread needs Binaryen's wasm-opt: `npm install binaryen@"
                          f"{BINARYEN_VERSION}` failed: {last}")
     return target
 
