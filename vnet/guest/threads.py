@@ -37,6 +37,15 @@ Theory of operation:
   threads are cooperative), but never other guests: epoch interruption
   preempts the guest as a whole, as for any guest.
 
+What the model does not give (as a user sees it): a thread that spins on a
+flag without any host call never lets the sibling that would set it run (use
+a mutex, a condition variable, sched_yield or a sleep); `_Thread_local` /
+`__thread` variables and `errno` are one per guest, not per thread (wasm
+without the atomics feature has one TLS block; errno is still right after any
+failed call, since it is set after the call returns); stdio streams are not
+locked (flockfile is a no-op), as in any single-threaded libc. Threads never
+run in parallel on two cores.
+
 Everything is deterministic: the order of threads is a function of the order
 of host calls, so in virtual time the same seed gives the same interleaving.
 
