@@ -7,7 +7,8 @@ vnet.guest.threads.MAX_THREADS threads alive (the main thread included), or
 earlier when the guest's --max-memory cannot hold another stack, and the guest
 goes on (exits 0, memory within its limit, never killed); a spinning thread
 does not keep another guest from finishing its work in virtual time, and the
-guest's CPU-time limit counts the spinning thread (killed, status 137); a
+guest's CPU-time limit counts the spinning thread (killed, status 137); the
+fd limit counts every thread's sockets (one fd table); a
 longjmp to a jmp_buf that setjmp did not fill on the same thread (garbage, or
 another thread's) aborts the guest with one line, never a host error. About
 10 s of CPU.
@@ -112,3 +113,12 @@ def test_a_guest_whose_threads_all_wait_can_be_killed(bomb: Path, virtual: bool)
         assert out.decode() == "waiting\n" and not guest.done
         net.scheduler.stop_all()
         assert guest.done and guest.exit_code == KILLED_EXIT_CODE
+
+
+def test_the_fd_limit_counts_every_thread(bomb: Path) -> None:
+    """One fd table: four threads opening sockets share --max-fds (stdio takes 3)."""
+    with Network(virtual_time=True, seed=1) as net:
+        guest, out = _run(net, bomb, "fds", limits=GuestLimits(max_fds=64))
+        assert net.scheduler.run(until=lambda: guest.done, timeout_s=60)
+        assert guest.exit_code == 0
+        assert out.decode() == "opened 61 sockets, then: No file descriptors available\n"

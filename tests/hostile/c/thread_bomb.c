@@ -4,13 +4,17 @@
  *          print how many were created and the error, then exit 0.
  *   spin   start a thread that computes forever without a host call; main
  *          joins it (blocks), so the guest never ends by itself.
+ *   fds    four threads open UDP sockets until EMFILE: print the total.
  *   wait   three threads wait forever and main joins them: every thread blocked.
  *   badjmp longjmp to a jmp_buf no setjmp filled (garbage), then to one another
  *          thread filled. */
+#include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/socket.h>
 
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t never = PTHREAD_COND_INITIALIZER;
@@ -30,6 +34,22 @@ static void *spin(void *arg) {
     return NULL;
 }
 
+static int opened;
+static int last_error;
+
+static void *open_until_refused(void *arg) {
+    (void)arg;
+    for (;;) {
+        int fd = socket(AF_INET, SOCK_DGRAM, 0);
+        if (fd < 0) {
+            last_error = errno;
+            return NULL;
+        }
+        opened++;
+        sched_yield(); /* the other threads open theirs in between */
+    }
+}
+
 static jmp_buf theirs;
 
 static void *fill_theirs(void *arg) {
@@ -46,6 +66,13 @@ int main(int argc, char **argv) {
         pthread_create(&t, NULL, spin, NULL);
         printf("spinning\n");
         pthread_join(t, NULL);
+        return 0;
+    }
+    if (strcmp(mode, "fds") == 0) {
+        pthread_t ids[4];
+        for (int i = 0; i < 4; i++) pthread_create(&ids[i], NULL, open_until_refused, NULL);
+        for (int i = 0; i < 4; i++) pthread_join(ids[i], NULL);
+        printf("opened %d sockets, then: %s\n", opened, strerror(last_error));
         return 0;
     }
     if (strcmp(mode, "wait") == 0) {
