@@ -65,7 +65,7 @@ import dataclasses
 import functools
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import wasmtime
@@ -76,7 +76,18 @@ from vnet.scheduler import TaskKilled
 from . import wasix
 from .abi import HOST_FUNCTIONS, GuestExit, HostFunction, HostFunctionTable, host_function
 from .context import GuestContext
-from .wasi_types import RIFLAGS_RECV_WAITALL, Errno, WasiError
+from .wasi_core import _clock_now, max_subscriptions
+from .wasi_types import (
+    RIFLAGS_RECV_WAITALL,
+    SUBCLOCKFLAGS_ABSTIME,
+    SUBSCRIPTION_CLOCK,
+    SUBSCRIPTION_HEAD,
+    SUBSCRIPTION_SIZE,
+    Clockid,
+    Errno,
+    Eventtype,
+    WasiError,
+)
 
 T = "vnet_threads"
 P1 = "wasi_snapshot_preview1"
@@ -121,6 +132,9 @@ class GreenThread:
     #: longjmp asked to rewind this snapshot; setjmp then returns setjmp_value
     longjmp_to: Snapshot | None = None
     setjmp_value: int = 0
+    #: poll_oneoff's relative clocks made absolute while it may be retried: (address,
+    #: timeout, flags) as the guest wrote them
+    relative_clocks: list[tuple[int, int, int]] = field(default_factory=list)
 
 
 @dataclass(eq=False)
@@ -592,6 +606,61 @@ def _connect_resume(impl: Callable[..., int]) -> Callable[..., int]:
     return connect
 
 
+def _poll_absolute(impl: Callable[..., int]) -> Callable[..., int]:
+    """poll_oneoff: relative clock subscriptions become absolute for the call's length.
+
+    A thread switched out in poll_oneoff calls it again when rewound; with its
+    clocks absolute, the retry waits for the same deadlines and reports the
+    clock events of the first call (a relative timeout would start again). The
+    guest's subscriptions are put back as they were when the call returns.
+    """
+
+    def poll_oneoff(ctx: GuestContext, in_ptr: int, out_ptr: int, count: int,
+                    nevents_ptr: int) -> int:
+        threads = ctx.extensions.get("threads")
+        thread = threads.current if threads is not None else None
+        if thread is None or count <= 0 or count > max_subscriptions(ctx):
+            return impl(ctx, in_ptr, out_ptr, count, nevents_ptr)
+        mem = ctx.mem
+        if not thread.retrying:
+            mem.check(in_ptr, count * SUBSCRIPTION_SIZE)
+            made_absolute = []
+            for index in range(count):
+                base = in_ptr + index * SUBSCRIPTION_SIZE
+                if mem.unpack(SUBSCRIPTION_HEAD, base)[1] != Eventtype.CLOCK:
+                    continue
+                clock_id, timeout, precision, flags = mem.unpack(SUBSCRIPTION_CLOCK, base + 16)
+                if flags & SUBCLOCKFLAGS_ABSTIME or clock_id not in _CLOCKS:
+                    continue
+                now = _clock_now(ctx, clock_id)
+                mem.pack(SUBSCRIPTION_CLOCK, base + 16, clock_id,
+                         min(now + timeout, 0xFFFFFFFFFFFFFFFF), precision,
+                         flags | SUBCLOCKFLAGS_ABSTIME)
+                made_absolute.append((base, timeout, flags))
+            thread.relative_clocks = made_absolute
+        switched = True
+        try:
+            result = impl(ctx, in_ptr, out_ptr, count, nevents_ptr)
+            switched = False
+            return result
+        except ThreadSwitch:
+            raise
+        except BaseException:
+            switched = False
+            raise
+        finally:
+            if not switched:
+                for base, timeout, flags in thread.relative_clocks:
+                    clock_id, _, precision, _ = mem.unpack(SUBSCRIPTION_CLOCK, base + 16)
+                    mem.pack(SUBSCRIPTION_CLOCK, base + 16, clock_id, timeout, precision, flags)
+                thread.relative_clocks = []
+
+    return poll_oneoff
+
+
+_CLOCKS = (int(Clockid.REALTIME), int(Clockid.MONOTONIC))
+
+
 def _sched_yield(impl: Callable[..., int]) -> Callable[..., int]:
     def sched_yield(ctx: GuestContext) -> int:
         if threads_of(ctx) is None:
@@ -602,6 +671,7 @@ def _sched_yield(impl: Callable[..., int]) -> Callable[..., int]:
 
 
 _ADAPT: dict[str, Callable[[Callable[..., int]], Callable[..., int]]] = {
+    f"{P1}.poll_oneoff": _poll_absolute,
     f"{P1}.fd_write": _wait_for_room,
     f"{P1}.sock_send": _wait_for_room,
     f"{X}.sock_send_to": _wait_for_room,

@@ -56,6 +56,16 @@ static void *exiter(void *arg) {
     return NULL;
 }
 
+static void *nap(void *arg) {
+    long ms = (long)arg;
+    struct timespec ts = {0, ms * 1000000L}, t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int r = nanosleep(&ts, NULL);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    long took = (t1.tv_sec - t0.tv_sec) * 1000 + (t1.tv_nsec - t0.tv_nsec) / 1000000;
+    return (void *)(long)(r == 0 && took >= ms ? 1 : 0);
+}
+
 static void *holder(void *arg) {
     pthread_mutex_t *m = arg;
     pthread_mutex_lock(m);
@@ -126,5 +136,15 @@ int main(void) {
     pthread_mutex_lock(&m); /* waits for the detached thread to let go */
     pthread_mutex_unlock(&m);
     printf("detached thread done\n");
+
+    /* sleeps in several threads at once each last their own time and return 0 */
+    long naps_ok = 0;
+    for (long i = 0; i < 3; i++) pthread_create(&ids[i], NULL, nap, (void *)(10 - 3 * i));
+    for (int i = 0; i < 3; i++) {
+        void *ok;
+        pthread_join(ids[i], &ok);
+        naps_ok += (long)ok;
+    }
+    printf("concurrent nanosleeps ok: %ld of 3\n", naps_ok);
     return 0;
 }
