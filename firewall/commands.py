@@ -49,11 +49,11 @@ def grants_from_flags(allow: Sequence[str] = (), allow_out: Sequence[str] = (),
 
 def run_ruleset(firewall: str | None = None, allow: Sequence[str] = (),
                 allow_out: Sequence[str] = (), deny: Sequence[str] = (),
-                deny_out: Sequence[str] = ()) -> Ruleset:
-    """The rules `vnet run` enforces for these flags."""
+                deny_out: Sequence[str] = (), resolvers: Sequence[str] = ()) -> Ruleset:
+    """The rules `vnet run` enforces for these flags (`resolvers`: the host's DNS servers)."""
     grants = grants_from_flags(allow, allow_out, deny, deny_out)
     if firewall is None:
-        return sandbox_ruleset(grants)
+        return sandbox_ruleset(grants, resolvers)
     try:
         ruleset = parse_file(firewall)
     except RuleFileError as e:

@@ -29,8 +29,13 @@ leaves at all, unless a grant allows it (`--allow-out udp:239.1.2.3:5000`,
 interfaces, reaches it (plus pings, as ufw allows them); replies to its own
 flows come back (`ct state established,related`), and nothing is forwarded
 but between its own networks. Grants go after that prelude, in command-line order, before the
-catch-all rules. With a `--firewall` file, `apply_grants` puts them at the
-top of its input and output chains. Touches nothing.
+catch-all rules. DNS is the exception to "its own network": a guest
+sends DNS (UDP and TCP port 53) to its host's resolvers (`vnet run
+--resolver`) and nowhere else, not even on its own network (a rejected
+query fails at once) — after the grants, so `--allow-out udp:*:53` still
+opens it. With a `--firewall` file, `apply_grants` puts them at the top
+of its input and output chains, and the file says itself where DNS may go
+(`daddr 10.0.0.53 udp dport 53 accept`). Touches nothing.
 """
 
 from __future__ import annotations
@@ -196,10 +201,25 @@ SANDBOX_FORWARD = """\
 """
 
 
-def sandbox_ruleset(grants: Sequence[Grant] = ()) -> Ruleset:
+def sandbox_dns_rules(resolvers: Sequence[str] = ()) -> str:
+    """The output rules for DNS: to the host's resolvers, and nowhere else on port 53."""
+    text = ""
+    if resolvers:
+        targets = ", ".join(str(ipaddress.ip_address(r)) for r in resolvers)
+        for proto in ("udp", "tcp"):
+            text += (f"    daddr {{ {targets} }} {proto} dport 53 accept "
+                     f'comment "DNS to the host\'s resolver"\n')
+    for proto in ("udp", "tcp"):
+        text += (f"    {proto} dport 53 reject with icmpx admin-prohibited "
+                 f'comment "DNS only to the host\'s resolver"\n')
+    return text
+
+
+def sandbox_ruleset(grants: Sequence[Grant] = (), resolvers: Sequence[str] = ()) -> Ruleset:
     """The rules `vnet run` enforces without --firewall (see the module docstring)."""
     inbound = "".join(f"    {g.rule_text()}\n" for g in grants if g.direction == "in")
     outbound = "".join(f"    {g.rule_text()}\n" for g in grants if g.direction == "out")
+    outbound += sandbox_dns_rules(resolvers)
     text = ("# vnet run: the guest reaches its own virtual network and nothing else\n"
             "chain input {\n    policy drop\n" + SANDBOX_INPUT_PRELUDE + inbound
             + SANDBOX_INPUT_TAIL + "}\n"

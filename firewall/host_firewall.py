@@ -61,7 +61,7 @@ from stack.hooks import Verdict as HookVerdict
 from stack.icmp import TokenBucket
 
 from .conntrack import INVALID, RELATED, UNTRACKED, ConnTrack, summarize
-from .names import DEFAULT_TTL_NS
+from .names import DEFAULT_TTL_NS, DNS_PORT, DnsAnswerLearner
 from .nat_rules import DROP_CONNECTION, NatSpec, RuleNat
 from .packet import FIRST_FRAGMENT, LATER_FRAGMENT, PROTO_TCP, PROTO_UDP, PacketInfo
 from .reject import build_reject
@@ -204,6 +204,8 @@ class HostFirewall:
         self._looped_states: OrderedDict[bytes, int] = OrderedDict()
         #: The connections its NAT chains translated (`firewall.nat_rules`).
         self.nat = RuleNat(random.Random(f"vnet-nat:{name}"))
+        #: Learns names from the DNS answers this host receives or forwards.
+        self.dns_learner = DnsAnswerLearner()
 
     # --- construction ----------------------------------------------------------------------
     @classmethod
@@ -365,7 +367,23 @@ class HostFirewall:
                 looped.popitem(last=False)
         if pkt.fragment == FIRST_FRAGMENT and hook is Hook.FORWARD:
             self._remember_fragment(pkt, accepted, now)
+        if accepted and DNS_PORT in (pkt.sport, pkt.dport):
+            self._snoop_dns(hook, pkt, now)
         return accepted
+
+    def _snoop_dns(self, hook: Hook, pkt: PacketInfo, now: int) -> None:
+        """DNS on the wire: learn names from answers to queries seen (`firewall.names`)."""
+        if not pkt.l4_ok or pkt.proto not in (PROTO_TCP, PROTO_UDP):
+            return
+        start = pkt.l4_offset + (pkt.tcp_hlen if pkt.proto == PROTO_TCP else 8)
+        payload = memoryview(pkt.data)[start:]
+        if not payload:
+            return
+        if pkt.dport == DNS_PORT and hook in (Hook.OUTPUT, Hook.FORWARD):
+            self.dns_learner.saw_query(pkt.proto, pkt.src, pkt.sport, pkt.dst, payload, now)
+        elif pkt.sport == DNS_PORT and hook in (Hook.INPUT, Hook.FORWARD):
+            self.dns_learner.saw_answer(pkt.proto, pkt.src, pkt.dst, pkt.dport, payload,
+                                        self.ruleset.names, now)
 
     def _judge(self, hook: Hook, pkt: PacketInfo, now: int, track: bool) -> bool:
         verdict = self.ruleset.evaluate(hook, pkt, now)

@@ -15,17 +15,35 @@ name below `game.test` (`eu.game.test`, `a.b.game.test`) but not
 `game.test` itself. Names compare case-insensitively, without a trailing dot.
 
 The table is bounded (`max_entries` name/address pairs); when full, the
-entry closest to expiry is forgotten first. Touches nothing: the caller
-passes the time.
+entry closest to expiry is forgotten first.
+
+DNS on the wire (`DnsAnswerLearner`): the host firewall also learns from
+the DNS answers its host receives (INPUT) or forwards (FORWARD), so a guest
+that brings its own resolver is governed by the same rules. It remembers
+each query it lets out (OUTPUT, FORWARD; UDP or TCP port 53: the client
+address and port, the server address and the query ID and question) and
+learns from an answer only when it matches one of those exactly — an
+unsolicited or forged answer teaches nothing (`dns.unsolicited`). From a
+matching answer it follows the CNAME chain from the question's name and
+learns every name of the chain (the question's and each alias) for the A
+and AAAA addresses at its end, valid for the smallest TTL along the chain
+but at least `MIN_LEARNED_TTL_NS` (a connection follows its lookup
+closely). Over TCP only a segment that holds whole length-prefixed
+messages is read (a server's answer normally does). At most
+`MAX_PENDING_QUERIES` queries are remembered, each for `QUERY_MEMORY_NS`.
+Touches nothing: the caller passes the time.
 """
 
 from __future__ import annotations
 
 import heapq
 import re
+from collections import Counter, OrderedDict
 from collections.abc import Iterable
 
-__all__ = ["DEFAULT_TTL_NS", "NamePattern", "NameTable", "normalize_name"]
+from stack.wire import dns as dns_wire
+
+__all__ = ["DEFAULT_TTL_NS", "DnsAnswerLearner", "NamePattern", "NameTable", "normalize_name"]
 
 #: TTL given to answers of the virtual resolver, which has none of its own.
 DEFAULT_TTL_NS = 300 * 1_000_000_000
@@ -165,3 +183,90 @@ class NameTable:
 
     def __len__(self) -> int:
         return self.entries
+
+
+MIN_LEARNED_TTL_NS = 5 * 1_000_000_000
+MAX_PENDING_QUERIES = 1024
+QUERY_MEMORY_NS = 30 * 1_000_000_000
+DNS_PORT = 53
+_PROTO_TCP, _PROTO_UDP = 6, 17
+
+_QueryKey = tuple[bytes, int, bytes, int, int]  # client, client port, server, proto, id
+
+
+class DnsAnswerLearner:
+    """Learns names for a `NameTable` from the DNS answers a firewall sees (see above)."""
+
+    def __init__(self) -> None:
+        self.pending: OrderedDict[_QueryKey, tuple[str, int, int]] = OrderedDict()
+        self.counters: Counter[str] = Counter()
+
+    @staticmethod
+    def _messages(proto: int, payload: memoryview) -> list[memoryview]:
+        if proto == _PROTO_UDP:
+            return [payload]
+        found = []
+        while len(payload) >= 2:
+            length = int.from_bytes(payload[:2], "big")
+            if length == 0 or len(payload) < 2 + length:
+                break
+            found.append(payload[2:2 + length])
+            payload = payload[2 + length:]
+        return found
+
+    def saw_query(self, proto: int, src: bytes, sport: int, dst: bytes, payload: memoryview,
+                  now_ns: int) -> None:
+        """A query leaving (or passing through) the host: remember it."""
+        for data in self._messages(proto, payload):
+            msg = dns_wire.parse(data)
+            if isinstance(msg, dns_wire.WireError) or msg.qr or len(msg.questions) != 1:
+                continue
+            q = msg.questions[0]
+            key = (bytes(src), sport, bytes(dst), proto, msg.id)
+            self.pending[key] = (normalize_name(q.name), q.qtype, now_ns + QUERY_MEMORY_NS)
+            self.pending.move_to_end(key)
+            while len(self.pending) > MAX_PENDING_QUERIES:
+                self.pending.popitem(last=False)
+                self.counters["dns.queries_forgotten"] += 1
+
+    def saw_answer(self, proto: int, src: bytes, dst: bytes, dport: int, payload: memoryview,
+                   table: NameTable, now_ns: int) -> None:
+        """An answer arriving (or passing through): learn from it if it answers a query."""
+        for data in self._messages(proto, payload):
+            msg = dns_wire.parse(data)
+            if isinstance(msg, dns_wire.WireError) or not msg.qr:
+                self.counters["dns.malformed"] += 1
+                continue
+            asked = self.pending.pop((bytes(dst), dport, bytes(src), proto, msg.id), None)
+            if asked is None or asked[2] <= now_ns or len(msg.questions) != 1 or (
+                    normalize_name(msg.questions[0].name), msg.questions[0].qtype) != asked[:2]:
+                self.counters["dns.unsolicited"] += 1
+                continue
+            if msg.tc:
+                self.pending[(bytes(dst), dport, bytes(src), proto, msg.id)] = asked
+            self._learn(msg, asked[0], table, now_ns)
+
+    def _learn(self, msg: dns_wire.DnsMessage, qname: str, table: NameTable,
+               now_ns: int) -> None:
+        chain = [qname]
+        ttl = None
+        addresses: list[bytes] = []
+        for record in msg.answers:
+            owner = normalize_name(record.name)
+            if owner != chain[-1] and owner not in chain:
+                continue
+            if record.rtype == dns_wire.TYPE_CNAME and isinstance(record.data, str):
+                target = normalize_name(record.data)
+                if target not in chain and len(chain) < 16:
+                    chain.append(target)
+                    ttl = record.ttl if ttl is None else min(ttl, record.ttl)
+            elif record.rtype in (dns_wire.TYPE_A, dns_wire.TYPE_AAAA) and isinstance(
+                    record.data, bytes) and owner == chain[-1]:
+                addresses.append(record.data)
+                ttl = record.ttl if ttl is None else min(ttl, record.ttl)
+        if not addresses or ttl is None:
+            return
+        ttl_ns = max(ttl * 1_000_000_000, MIN_LEARNED_TTL_NS)
+        for name in chain:
+            table.learn(name, addresses, now_ns, ttl_ns)
+        self.counters["dns.learned"] += 1

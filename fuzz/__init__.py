@@ -19,8 +19,10 @@ Target = Callable[[bytes], None]
 
 def all_targets() -> tuple[dict[str, Target], dict[str, list[bytes]]]:
     """Every target and its seeds (imported here, so a caller can instrument the import)."""
-    from fuzz import tcp_engine, wire_targets
+    from fuzz import dns_targets, tcp_engine, wire_targets
 
-    targets: dict[str, Target] = {**wire_targets.TARGETS, **tcp_engine.TARGETS}
-    seeds: dict[str, list[bytes]] = {**wire_targets.SEEDS, **tcp_engine.SEEDS}
+    targets: dict[str, Target] = {**wire_targets.TARGETS, **tcp_engine.TARGETS,
+                                  **dns_targets.TARGETS}
+    seeds: dict[str, list[bytes]] = {**wire_targets.SEEDS, **tcp_engine.SEEDS,
+                                     **dns_targets.SEEDS}
     return targets, seeds

@@ -99,10 +99,14 @@ class HookTable:
 
     def get(self, hook: Hook) -> HookFunction | None:
         """The function at `hook`, or None (callers skip building metadata then)."""
-        return self._functions.get(hook)
+        functions = self._functions
+        # no hook at all (the common case): no lookup, whose hash of the enum member
+        # is a Python-level call (Enum.__hash__)
+        return functions.get(hook) if functions else None
 
     def run(self, hook: Hook, meta: IpMeta, packet: PacketBuffer) -> Verdict:
-        function = self._functions.get(hook)
+        functions = self._functions
+        function = functions.get(hook) if functions else None
         if function is None:
             return ACCEPT
         return function(hook, meta, packet)

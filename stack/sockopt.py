@@ -16,7 +16,8 @@ capped at the host's `rmem_max`/`wmem_max`, doubled, and raised to
 SOCK_MIN_RCVBUF/SOCK_MIN_SNDBUF (`rmem_max`/`wmem_max` default to Linux's
 212992). A vnet socket has no CAP_NET_ADMIN: SO_RCVBUFFORCE/SO_SNDBUFFORCE
 and SO_PRIORITY above 6 are EPERM, as for an unprivileged Linux process.
-Touches only the socket and its stack.
+The options that ask for control messages (IP_PKTINFO, SO_TIMESTAMP …) are
+stack.ancillary's. Touches only the socket and its stack.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ import socket as s
 import struct
 from typing import TYPE_CHECKING
 
+from . import ancillary
 from .ip import ANY_V4
 from .oserror import os_error
 
@@ -92,9 +94,17 @@ def check_unprivileged(name: int, value: int) -> None:
         raise os_error(errno.EPERM)
 
 
+def _ancillary_option(sock: UdpSocket, level: int, name: int) -> bool:
+    """One of the options that ask for control messages (stack.ancillary)?"""
+    return (level, name) in ancillary.OPTION_BITS and not (
+        level == s.IPPROTO_IPV6 and sock.family == AF_INET)
+
+
 def setsockopt(sock: UdpSocket, level: int, name: int, value: int | bytes) -> None:
     raw = _raw(value)
-    if level == s.SOL_SOCKET:
+    if _ancillary_option(sock, level, name):
+        sock.recv_ancillary = ancillary.set_option(sock.recv_ancillary, level, name, raw)
+    elif level == s.SOL_SOCKET:
         _set_socket(sock, name, raw)
     elif level == s.IPPROTO_IP:
         _set_ip(sock, name, raw)
@@ -254,6 +264,8 @@ def _set_ipv6(sock: UdpSocket, name: int, raw: bytes) -> None:
 
 
 def getsockopt(sock: UdpSocket, level: int, name: int) -> int | bytes:
+    if _ancillary_option(sock, level, name):
+        return ancillary.get_option(sock.recv_ancillary, level, name)
     if level == s.SOL_SOCKET:
         return _get_socket(sock, name)
     if level == s.IPPROTO_IP:

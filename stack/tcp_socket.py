@@ -85,7 +85,11 @@ class TcpSocket(Socket):
         self.congestion = layer.config.congestion
         self.maxseg: int | None = None
         self.ttl: int | None = None
-        self.tos = 0
+        self.tos = 0  # IP_TOS: IPv4 (and v4-mapped) traffic
+        self.tclass = 0  # IPV6_TCLASS: IPv6 traffic of an AF_INET6 socket
+        #: stack.ancillary bits (SO_TIMESTAMP, IP_PKTINFO …): kept and reported, as Linux
+        #: accepts them on TCP sockets; recvmsg on a stream delivers no control message
+        self.recv_ancillary = 0
         self.bound_device: int | None = None
         self.shut_wr = False
         self.connect_failure = 0  # why the last connect() failed, once it has
@@ -117,7 +121,7 @@ class TcpSocket(Socket):
         conn.sndbuf = self.sndbuf
         conn.user_timeout_ns = self.user_timeout_ns
         conn.ttl = self.ttl
-        conn.tos = self.tos
+        conn.tos = self.tclass if len(conn.local) == 16 else self.tos
         if self.maxseg:
             conn.adv_mss = min(conn.adv_mss, self.maxseg)
         if self.congestion != conn.cc.name:
@@ -222,8 +226,8 @@ class TcpSocket(Socket):
             child.local_port = conn.lport
             for name in ("nodelay", "keepalive", "keepalive_time_ns", "keepalive_intvl_ns",
                          "keepalive_probes", "linger", "rcvbuf", "sndbuf", "user_timeout_ns",
-                         "ttl", "tos", "congestion", "maxseg", "reuseaddr", "memory",
-                         "priority"):
+                         "ttl", "tos", "tclass", "congestion", "maxseg", "reuseaddr",
+                         "memory", "priority", "recv_ancillary"):
                 setattr(child, name, getattr(self, name))
             child.conn = conn
             conn.socket = child

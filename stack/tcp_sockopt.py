@@ -7,8 +7,11 @@ connection too. SO_RCVBUF/SO_SNDBUF are clamped to the layer's
 `rmem_max`/`wmem_max` (Linux's 212992) and doubled, as Linux does;
 *BUFFORCE and SO_PRIORITY above 6 are EPERM (no CAP_NET_ADMIN here).
 TCP_CONGESTION takes and reports Linux's names, `reno` and `cubic`.
-Errors are OSError: ENOPROTOOPT for unknown options, EINVAL for bad values.
-Touches only the socket and its connection.
+IP_TOS and IPV6_TCLASS (AF_INET6: its IPv6 connections; IP_TOS its IPv4 and
+v4-mapped ones) keep the ECN bits TCP's own, as Linux does for streams; the
+options asking for control messages (SO_TIMESTAMP, IP_PKTINFO …,
+stack.ancillary) are kept and reported. Errors are OSError: ENOPROTOOPT for
+unknown options, EINVAL for bad values. Touches only the socket and its connection.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import socket as s
 import struct
 from typing import TYPE_CHECKING
 
+from . import ancillary
 from .oserror import os_error
 from .sockopt import SOCK_MIN_RCVBUF, SOCK_MIN_SNDBUF, buffer_size, check_unprivileged
 
@@ -34,6 +38,7 @@ TCP_USER_TIMEOUT = 18
 SO_REUSEPORT = getattr(s, "SO_REUSEPORT", 15)
 SO_BINDTODEVICE = getattr(s, "SO_BINDTODEVICE", 25)
 SO_ACCEPTCONN = getattr(s, "SO_ACCEPTCONN", 30)
+IPV6_TCLASS = 67
 SEC = 1_000_000_000
 TCP_CA_NAME_MAX = 16
 # Linux's names for the algorithms an unprivileged socket may pick (the default
@@ -53,8 +58,23 @@ def _int(value: int | bytes) -> int:
     raise os_error(errno.EINVAL)
 
 
+def _ancillary_option(sock: TcpSocket, level: int, name: int) -> bool:
+    return (level, name) in ancillary.OPTION_BITS and not (
+        level == s.IPPROTO_IPV6 and sock.family == s.AF_INET)
+
+
+def _without_ecn(value: int, current: int) -> int:
+    """IP_TOS / IPV6_TCLASS on a stream socket: TCP owns the ECN bits (Linux keeps the
+    socket's own low two bits, as __ip_sock_set_tos and ip6_setsockopt do)."""
+    return (value & 0xFC) | (current & 0x03)
+
+
 def setsockopt(sock: TcpSocket, level: int, name: int, value: int | bytes) -> None:
     conn = sock.conn
+    if _ancillary_option(sock, level, name):
+        raw = value.to_bytes(4, "little", signed=True) if isinstance(value, int) else value
+        sock.recv_ancillary = ancillary.set_option(sock.recv_ancillary, level, name, raw)
+        return
     if level == s.SOL_SOCKET:
         if name not in (s.SO_LINGER, SO_BINDTODEVICE, s.SO_RCVTIMEO, s.SO_SNDTIMEO):
             check_unprivileged(name, _int(value))
@@ -159,11 +179,13 @@ def setsockopt(sock: TcpSocket, level: int, name: int, value: int | bytes) -> No
                 raise os_error(errno.EINVAL)
             sock.ttl = None if ttl == -1 else ttl
         elif name == s.IP_TOS:
-            sock.tos = _int(value) & 0xFF
+            sock.tos = _without_ecn(_int(value), sock.tos)
         else:
             raise os_error(errno.ENOPROTOOPT)
         if conn is not None:
-            conn.ttl, conn.tos = sock.ttl, sock.tos
+            conn.ttl = sock.ttl
+            if len(conn.local) == 4:
+                conn.tos = sock.tos
         return
     if level == s.IPPROTO_IPV6 and sock.family == s.AF_INET6:
         if name == s.IPV6_V6ONLY:
@@ -177,6 +199,14 @@ def setsockopt(sock: TcpSocket, level: int, name: int, value: int | bytes) -> No
             sock.ttl = None if hops == -1 else hops
             if conn is not None:
                 conn.ttl = sock.ttl
+        elif name == IPV6_TCLASS:
+            raw = value if isinstance(value, bytes) else value.to_bytes(4, "little", signed=True)
+            tclass = _int(value)
+            if len(raw) != 4 or not -1 <= tclass <= 255:
+                raise os_error(errno.EINVAL)
+            sock.tclass = _without_ecn(0 if tclass == -1 else tclass, sock.tclass)
+            if conn is not None and len(conn.local) == 16:
+                conn.tos = sock.tclass
         else:
             raise os_error(errno.ENOPROTOOPT)
         return
@@ -185,6 +215,8 @@ def setsockopt(sock: TcpSocket, level: int, name: int, value: int | bytes) -> No
 
 def getsockopt(sock: TcpSocket, level: int, name: int) -> int | bytes:
     conn = sock.conn
+    if _ancillary_option(sock, level, name):
+        return ancillary.get_option(sock.recv_ancillary, level, name)
     if level == s.SOL_SOCKET:
         if name == s.SO_ERROR:
             return sock.take_error()
@@ -233,4 +265,6 @@ def getsockopt(sock: TcpSocket, level: int, name: int) -> int | bytes:
             return int(sock.v6only)
         if name == s.IPV6_UNICAST_HOPS:
             return sock.ttl if sock.ttl is not None else sock.layer.stack.default_hop_limit
+        if name == IPV6_TCLASS:
+            return sock.tclass
     raise os_error(errno.ENOPROTOOPT)

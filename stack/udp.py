@@ -85,7 +85,8 @@ import zlib
 from collections import deque
 from typing import TYPE_CHECKING
 
-from . import sockopt
+from . import ancillary, sockopt
+from .ancillary import Arrival
 from .ip import (
     ANY_V4,
     LOOPBACK_V4,
@@ -118,6 +119,11 @@ MAX_PAYLOAD_V6 = 65535 - 8
 MAX_MEMBERSHIPS_V4 = 20  # Linux net.ipv4.igmp_max_memberships
 
 LOOPBACK4_IPV6 = bytes((127, 0, 0, 6))
+
+# what poll_read says of a socket with nothing queued (immutable: shared, not rebuilt
+# on every poll)
+_READABLE = SocketReadiness(True)
+_NOT_READABLE = SocketReadiness(False)
 BROADCAST4 = b"\xff" * 4
 
 # skb truesize of a datagram the host sent itself, by payload length: Linux
@@ -167,8 +173,11 @@ class UdpSocket(Socket):
         self.addr_locked = False  # bind() gave an address (Linux SOCK_BINDADDR_LOCK)
         self.port_locked = False  # bind() gave a port (SOCK_BINDPORT_LOCK)
         self.remote: tuple[bytes, int] | None = None
-        # data, source address, source port, ifindex, truesize charged
-        self.queue: deque[tuple[bytes, bytes, int, int, int]] = deque()
+        # data, source address, source port, ifindex, truesize charged, and what
+        # recvmsg's control messages need (only while recv_ancillary asks for any)
+        self.queue: deque[tuple[bytes, bytes, int, int, int, Arrival | None]] = deque()
+        #: stack.ancillary bits: IP_PKTINFO, IPV6_RECVPKTINFO, SO_TIMESTAMP … (0: none)
+        self.recv_ancillary = 0
         self.queued_bytes = 0
         self.memory: SocketMemory = layer.stack.socket_memory  # a guest's, once it owns us
         self.rcvbuf = DEFAULT_RCVBUF
@@ -368,7 +377,8 @@ class UdpSocket(Socket):
             if self.shut_rd:
                 return b"", self.any_addr, 0, False
             raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
-        data, src, sport, _ifindex, cost = self.queue[0] if peek else self.queue.popleft()
+        data, src, sport, _ifindex, cost, _arrival = (self.queue[0] if peek
+                                                      else self.queue.popleft())
         if not peek:
             self.queued_bytes -= cost
             self.memory.charge(-cost)
@@ -376,6 +386,20 @@ class UdpSocket(Socket):
             src = to_v4_mapped(src)
         return data[:bufsize], src, sport, len(data) > bufsize
 
+    def recvmsg(self, bufsize: int, peek: bool = False, realtime_offset_ns: int = 0
+                ) -> tuple[bytes, bytes, int, bool, list[tuple[int, int, bytes]]]:
+        """recvfrom plus the datagram's control messages (stack.ancillary).
+
+        Arrival times are on the stack's clock; `realtime_offset_ns` (the wall
+        clock minus the stack's) turns them into SO_TIMESTAMP's wall-clock time.
+        """
+        arrival = self.queue[0][5] if self.queue else None
+        flags = self.recv_ancillary
+        data, src, sport, truncated = self.recvfrom(bufsize, peek)
+        control = (ancillary.control_messages(flags, self.family == AF_INET6, arrival,
+                                              realtime_offset_ns)
+                   if arrival is not None and flags else [])
+        return data, src, sport, truncated, control
     def send(self, data: bytes | memoryview) -> int:
         return self.sendto(data)
 
@@ -395,7 +419,7 @@ class UdpSocket(Socket):
             return SocketReadiness(True, len(self.queue[0][0]))
         if self.pending_error:
             return SocketReadiness(True, 0, error=self.pending_error)
-        return SocketReadiness(self.readable())
+        return _READABLE if self.readable() else _NOT_READABLE
 
     def writable(self) -> bool:
         return not self.closed
@@ -842,10 +866,26 @@ class UdpLayer:
             sock.drops += 1
             self.stack.counters.drop("udp", "memory")
             return
-        sock.queue.append((data, meta.src, sport, ifindex, cost))
+        arrival = self._arrival(meta, ifindex) if sock.recv_ancillary else None
+        sock.queue.append((data, meta.src, sport, ifindex, cost, arrival))
         sock.queued_bytes += cost
         self.stack.counters["udp.delivered"] += 1
         self.stack.driver.wake()
+
+    def _arrival(self, meta: IpMeta, ifindex: int) -> Arrival:
+        """What IP_PKTINFO and friends report (only for sockets that asked)."""
+        spec_dst = meta.dst
+        if meta.version == 4 and (meta.is_broadcast or meta.is_multicast):
+            # fib_compute_spec_dst: the arrival interface's address (on the sender's subnet)
+            iface = self.stack.interfaces.get(ifindex)
+            candidates = [a for a in iface.addresses() if len(a.address) == 4] if iface else []
+            on_link = [a for a in candidates if a.prefix_len and int.from_bytes(
+                a.address, "big") >> (32 - a.prefix_len) == int.from_bytes(
+                meta.src, "big") >> (32 - a.prefix_len)]
+            chosen = (on_link or candidates)
+            spec_dst = chosen[0].address if chosen else ANY_V4
+        return Arrival(meta.version, meta.dst, spec_dst, ifindex, meta.ttl, meta.tos,
+                       self.stack.driver.now_ns())
 
     def icmp_error(self, version: int, err: int, invoking: memoryview, icmp_type: int,
                    icmp_code: int, info: int) -> None:

@@ -148,13 +148,13 @@ def test_autoconf_project_configures_and_makes_with_vnet_cc(tmp_path: Path,
     (tmp_path / "configure.ac").write_text(
         "AC_INIT([tiny], [1.0])\nAM_INIT_AUTOMAKE([foreign])\nAC_PROG_CC\n"
         "AC_CHECK_HEADERS([sys/socket.h netinet/in.h])\n"
-        "AC_CHECK_FUNCS([socket getaddrinfo fork])\n"
+        "AC_CHECK_FUNCS([socket getaddrinfo kill])\n"
         "AC_CONFIG_HEADERS([config.h])\nAC_CONFIG_FILES([Makefile])\nAC_OUTPUT\n")
     (tmp_path / "Makefile.am").write_text("bin_PROGRAMS = tiny\ntiny_SOURCES = main.c greet.c\n")
     (tmp_path / "main.c").write_text('#include "config.h"\n' + SOCKET_MAIN)
     (tmp_path / "greet.c").write_text(
         '#include "config.h"\nconst char *greeting(void) {\n#if defined(HAVE_SOCKET) && '
-        'defined(HAVE_GETADDRINFO) && !defined(HAVE_FORK)\n  return PACKAGE_STRING;\n#else\n'
+        'defined(HAVE_GETADDRINFO) && !defined(HAVE_KILL)\n  return PACKAGE_STRING;\n#else\n'
         '  return "wrong config";\n#endif\n}\n')
     env = _env(vnet_on_path)
     steps = [["autoreconf", "-i"], ["./configure", "--host=wasm32-wasi", "CC=vnet cc"],
@@ -231,8 +231,7 @@ def test_build_progress_strip_and_missing_output_dir(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("header", "call", "reason"), [
-    ("unistd.h", "fork()", "fork: WASI has no processes"),
-    ("unistd.h", "execvp(\"ls\", 0)", "exec: WASI has no processes"),
+    ("signal.h", "kill(1, 9)", "kill: WASI has no signals between processes"),
     ("signal.h", "sigaction(SIGINT, 0, 0)", "sigaction: WASI has no signals"),
     ("setjmp.h", "setjmp(0)", "setjmp/longjmp: build with -pthread"),
 ])

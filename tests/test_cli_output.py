@@ -119,3 +119,25 @@ def test_every_drop_reason_the_stack_counts_is_explained() -> None:
     assert explain("udp.drop.bad_checksum").kind == MALFORMED  # a parser's reason
     assert explain("tcp.drop.truncated").text.startswith("malformed tcp")
     assert explain("something.drop.new_reason").kind == OTHER
+
+
+def test_sim_progress_heartbeat(tmp_path: Path) -> None:
+    """`--progress S`: a line on stderr every S wall seconds (real time here, so the run
+    lasts long enough on any machine), the guests' output unchanged."""
+    topology = tmp_path / "ticking.toml"
+    topology.write_text(
+        '[sim]\nvirtual_time = false\nclients = ["h/tick"]\n[segments.lan]\n'
+        '[hosts.h]\n[[hosts.h.nics]]\nsegment = "lan"\naddresses = ["10.0.0.1/24"]\n'
+        f'[[hosts.h.guests]]\nname = "tick"\nmodule = "{ROOT / "examples/build/ticker.wasm"}"\n'
+        'args = ["t", "40"]\n')  # 40 sleeps of 1-100 ms: about 2 s of wall time
+    done = vnet("sim", str(topology), "--progress", "0.3")
+    assert done.returncode == 0, done.stderr
+    beats = re.findall(r"^vnet sim: (\d+\.\d{3}) s simulated in (\d+\.\d) s \((\d+\.\d)x\), "
+                       r"(\d+)/1 guests running, (\d+) frames$", done.stderr, re.M)
+    assert len(beats) >= 2, done.stderr
+    simulated = [float(b[0]) for b in beats]
+    assert simulated == sorted(simulated) and simulated[-1] > simulated[0]
+    assert all(b[3] in ("0", "1") for b in beats)
+    assert done.stdout.count("h/tick") >= 40  # every tick line is still there
+    bad = vnet("sim", str(topology), "--progress", "0")
+    assert bad.returncode == 2 and "--progress SECONDS must be > 0" in bad.stderr

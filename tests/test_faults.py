@@ -1,4 +1,5 @@
-"""Faults on a schedule: partitions, link flaps, impairment changes, killed and restarted guests.
+"""Faults on a schedule: partitions, link flaps, impairment changes, killed and restarted guests,
+frozen hosts.
 
 Every run is in virtual time, so times are exact: a 4 MiB TCP transfer
 (examples/bulk.c) on a 1 ms LAN takes 82 ms; faults are placed inside it.
@@ -10,6 +11,8 @@ from __future__ import annotations
 
 import io
 import shutil
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -103,7 +106,7 @@ for = "500ms"
 def workdir(tmp_path_factory: pytest.TempPathFactory,
             example_wasm: Callable[[str], Path]) -> Path:
     directory = tmp_path_factory.mktemp("faults")
-    for name in ("bulk", "tcp_echo_server", "tcp_echo_client"):
+    for name in ("bulk", "tcp_echo_server", "tcp_echo_client", "ticker"):
         shutil.copyfile(example_wasm(name), directory / f"{name}.wasm")
     return directory
 
@@ -289,6 +292,19 @@ def test_random_fault_plans_follow_the_seed_within_bounds() -> None:
     assert counts == {"partition": {0, 1, 2, 3}, "link-down": {0, 1, 2}, "kill": {0, 1}}
     events = plan(plans[1])
     assert [e.at_ns for e in events] == sorted(e.at_ns for e in events)
+    # freezes are drawn after everything else: adding them leaves each seed's other faults
+    bounds.freezes, bounds.freeze_max_ns, bounds.freeze_hosts = 2, 3 * S, ["a", "server"]
+    frozen_counts = set()
+    for seed, before in enumerate(plans):
+        drawn = draw_random(bounds, seed, segments, nics)
+        assert drawn[:len(before)] == before
+        freezes = drawn[len(before):]
+        frozen_counts.add(len(freezes))
+        for fault in freezes:
+            assert fault.action == "freeze" and fault.host in ("a", "server")
+            assert 0 <= fault.at_ns < 60 * S and fault.duration_ns is not None
+            assert 100 * MS <= fault.duration_ns <= 3 * S
+    assert frozen_counts == {0, 1, 2}
 
 
 def test_random_faults_in_a_topology_print_and_replay(workdir: Path, tmp_path: Path) -> None:
@@ -299,10 +315,12 @@ partitions = 2
 partition_max = "300ms"
 link_flaps = 1
 link_flap_max = "200ms"
+freezes = 1
+freeze_max = "300ms"
 """
     path = _topology(workdir, "random", text)
     seen = set()
-    for seed in (1, 2, 3):
+    for seed in (1, 2, 4):  # seed 4 draws a freeze too
         topo = load(path)
         first = run(topo, seed=seed, pcap_dir=tmp_path / f"a{seed}", out=io.BytesIO())
         second = run(load(path), seed=seed, pcap_dir=tmp_path / f"b{seed}", out=io.BytesIO())
@@ -314,6 +332,7 @@ link_flap_max = "200ms"
                             ["server/eth0", "client/eth0"])
         assert len(first.faults) <= 2 * len(drawn)
     assert len(seen) > 1
+    assert any("freeze" in line for faults in seen for line in faults), seen
 
 
 @pytest.mark.parametrize(("fault", "reason"), [
@@ -324,6 +343,10 @@ link_flap_max = "200ms"
      "host 'ghost' has no NIC on segment 'lan'"),
     ('action = "heal"\nsegment = "lan"', "a fault needs at ="),
     ('at = "1s"\naction = "heal"\nsegment = "lan"\nfor = "1s"', 'heal takes no "for"'),
+    ('at = "1s"\naction = "freeze"\nfor = "1s"', 'freeze needs host = "NAME"'),
+    ('at = "1s"\naction = "freeze"\nhost = "ghost"', "no host 'ghost' (hosts: server, client)"),
+    ('at = "1s"\naction = "kill"\nguest = "server/recv"\nhost = "server"',
+     "kill takes no host (only freeze and thaw do)"),
 ])
 def test_bad_faults_name_the_file_and_line(workdir: Path, fault: str, reason: str) -> None:
     path = _topology(workdir, "bad", BULK + "\n[[faults]]\n" + fault + "\n")
@@ -376,3 +399,187 @@ for = "{length}"
     assert output_again == output and again.faults == first.faults
     for pcap in sorted((tmp_path / "a").iterdir()):
         assert pcap.read_bytes() == (tmp_path / "b" / pcap.name).read_bytes(), pcap.name
+
+
+# --- frozen hosts ---------------------------------------------------------------------
+
+TICKERS = """
+[sim]
+virtual_time = true
+seed = 5
+duration = "60s"
+clients = ["frozen/tick", "free/tick"]
+
+[segments.lan]
+latency = "1ms"
+
+[hosts.frozen]
+[[hosts.frozen.nics]]
+segment = "lan"
+addresses = ["10.0.0.1/24"]
+[[hosts.frozen.guests]]
+name = "tick"
+module = "ticker.wasm"
+args = ["frozen", "30"]
+
+[hosts.free]
+[[hosts.free.nics]]
+segment = "lan"
+addresses = ["10.0.0.2/24"]
+[[hosts.free.guests]]
+name = "tick"
+module = "ticker.wasm"
+args = ["free", "30"]
+
+[[faults]]
+at = "200ms"
+action = "freeze"
+host = "frozen"
+for = "1s"
+"""
+
+
+def _ticks(output: str, name: str) -> list[int]:
+    """The ticker's tick times (ms since it started at 0, so virtual time)."""
+    return [int(line.split(" after ")[1].split(" ms")[0]) for line in output.splitlines()
+            if line.startswith(f"{name}/tick") and " tick " in line]
+
+
+def test_frozen_host_guest_waits_for_the_thaw_and_others_go_on(workdir: Path,
+                                                                tmp_path: Path) -> None:
+    path = _topology(workdir, "tickers", TICKERS)
+    result, output = _run(path, tmp_path / "a")
+    assert result.ok, output
+    frozen, free = _ticks(output, "frozen"), _ticks(output, "free")
+    assert len(frozen) == len(free) == 30
+    # the nap that was due during the pause ends at the thaw, not before
+    assert not [t for t in frozen if 200 <= t < 1200], frozen
+    assert 1200 in frozen and any(t < 200 for t in frozen)
+    assert len([t for t in free if 200 <= t < 1200]) >= 5, free  # the other host ran on
+    assert result.faults[0] == "    0.200 s  freeze frozen"
+    assert result.faults[1].startswith("    1.200 s  thaw frozen (")
+    # deterministic per seed: the same seed replays byte-identically, another differs
+    _, output_again = _run(path, tmp_path / "b")
+    assert output_again == output
+    for pcap in sorted((tmp_path / "a").iterdir()):
+        assert pcap.read_bytes() == (tmp_path / "b" / pcap.name).read_bytes(), pcap.name
+    out = io.BytesIO()
+    assert run(load(path), seed=6, out=out).ok
+    other = _ticks(out.getvalue().decode(), "frozen")
+    assert other != frozen and not [t for t in other if 200 <= t < 1200] and 1200 in other
+
+
+def test_frozen_sender_holds_its_tcp_retransmit_until_the_thaw(workdir: Path,
+                                                                tmp_path: Path) -> None:
+    """The receiver's link goes down at 30 ms: the sender's RTO retransmits at ~36 ms,
+    then 200 and 600 ms later (backing off). Frozen from 40 ms to 1040 ms, its RTO due
+    at ~236 ms waits and fires at the thaw, to the nanosecond."""
+    down = BULK + """
+[[faults]]
+at = "30ms"
+action = "link-down"
+nic = "server/eth0"
+for = "600ms"
+"""
+    unfrozen, _ = _run(_topology(workdir, "rto", down), tmp_path / "plain")
+    path = _topology(workdir, "rto-freeze", down + """
+[[faults]]
+at = "40ms"
+action = "freeze"
+host = "client"
+for = "1s"
+""")
+    frozen, output = _run(path, tmp_path / "frozen")
+    assert unfrozen.ok and frozen.ok, output
+
+    def retransmits(directory: Path, before_ns: int) -> list[int]:
+        return sorted({t for t in _frame_times(directory / "client-eth0.pcapng", 2)
+                       if 31 * MS <= t < before_ns})
+
+    first, *later = retransmits(tmp_path / "plain", 640 * MS)
+    assert 31 * MS < first < 40 * MS and later == [first + 200 * MS, first + 600 * MS]
+    assert retransmits(tmp_path / "frozen", 1070 * MS) == [first, 1_040_000_000]
+    assert frozen.faults[1:] == ["    0.040 s  freeze client", "    0.630 s  link up server/eth0",
+                                 "    1.040 s  thaw client (0 frames held)"]
+    _run(path, tmp_path / "again")
+    for pcap in sorted((tmp_path / "frozen").iterdir()):
+        assert pcap.read_bytes() == (tmp_path / "again" / pcap.name).read_bytes(), pcap.name
+
+
+def test_frozen_receiver_queues_arriving_frames_and_answers_at_the_thaw(
+        workdir: Path, tmp_path: Path) -> None:
+    path = _topology(workdir, "freeze-server", BULK + """
+[[faults]]
+at = "30ms"
+action = "freeze"
+host = "server"
+for = "500ms"
+""")
+    result, output = _run(path, tmp_path / "a", faults=None)
+    assert result.ok, output
+    server_out = _frame_times(tmp_path / "a" / "server-eth0.pcapng", 2)
+    server_in = _frame_times(tmp_path / "a" / "server-eth0.pcapng", 1)
+    # a paused host sends nothing; frames still reach (and are captured on) its NIC
+    assert not [t for t in server_out if 30 * MS < t < 530 * MS]
+    assert [t for t in server_in if 30 * MS < t < 530 * MS]
+    assert min(t for t in server_out if t >= 530 * MS) == 530 * MS
+    held = [p for p in read_pcapng(tmp_path / "a" / "server-eth0.pcapng")
+            if p.direction == 1 and 30 * MS < p.time_ns < 530 * MS]  # IPv6 too
+    assert result.faults[1] == f"    0.530 s  thaw server ({len(held)} frames held)"
+
+
+def test_frames_past_a_frozen_nics_queue_are_dropped_and_counted() -> None:
+    """Python API: FaultSpec + FaultInjector on a Network; 300 datagrams for a frozen host."""
+    from socket import AF_INET, SO_RCVBUF, SOCK_DGRAM, SOL_SOCKET
+
+    from vnet.network import Network
+    from vnet.sim.faults import FROZEN_RX_QUEUE_FRAMES, FaultInjector
+
+    net = Network(virtual_time=True, seed=1)
+    lan = net.segment("lan", latency_ns=MS)
+    a, b = net.host("a"), net.host("b")
+    a.connect(lan, "10.0.0.1/24")
+    b.connect(lan, "10.0.0.2/24")
+    injector = FaultInjector(net)
+    with b.socket(AF_INET, SOCK_DGRAM) as rx, a.socket(AF_INET, SOCK_DGRAM) as tx:
+        rx.setsockopt(SOL_SOCKET, SO_RCVBUF, 4 << 20)
+        rx.bind(("10.0.0.2", 9))
+        tx.sendto(b"first", ("10.0.0.2", 9))
+        assert rx.recvfrom(100)[0] == b"first"  # neighbours resolved
+        now = net.scheduler.monotonic_ns()
+        injector.schedule(plan([FaultSpec(now + MS, "freeze", host="b",
+                                          duration_ns=100 * MS)]))
+        net.run_for(0.002)
+        for i in range(300):
+            tx.sendto(b"%d" % i, ("10.0.0.2", 9))
+        net.run_for(0.01)
+        rx.setblocking(False)
+        with pytest.raises(BlockingIOError):
+            rx.recvfrom(100)  # frozen: nothing delivered yet
+        net.run_for(0.2)
+        got = []
+        while True:
+            try:
+                got.append(rx.recvfrom(100)[0])
+            except BlockingIOError:
+                break
+    assert got == [b"%d" % i for i in range(FROZEN_RX_QUEUE_FRAMES)]
+    assert injector.rx_dropped_frozen == {"b/eth0": 300 - FROZEN_RX_QUEUE_FRAMES}
+    assert injector.log[-1].endswith(
+        f"thaw b ({FROZEN_RX_QUEUE_FRAMES} frames held, 44 dropped: queue full)")
+
+
+def test_freeze_in_real_time_is_refused_with_a_reason(workdir: Path, tmp_path: Path) -> None:
+    path = _topology(workdir, "freeze-real", BULK.replace("virtual_time = true",
+                                                          "virtual_time = false") + """
+[[faults]]
+at = "1s"
+action = "freeze"
+host = "server"
+for = "1s"
+""")
+    proc = subprocess.run([sys.executable, "-m", "vnet", "sim", str(path)],
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip() == ("vnet sim: fault freeze: freezing a host needs virtual "
+                                   "time")

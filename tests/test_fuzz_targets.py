@@ -54,7 +54,7 @@ def test_target_runs_clean(name: str, tmp_path: Path) -> None:
 @pytest.mark.parametrize("name", sorted(set(TARGETS) - {"frame", "tcp_engine"}))
 def test_header_seeds_are_accepted_by_their_parser(name: str) -> None:
     from fuzz.wire_targets import DST4, DST6, SRC4, SRC6
-    from stack.wire import arp, ethernet, icmpv4, icmpv6, igmp, ipv4, ipv6, tcp, udp
+    from stack.wire import arp, dns, ethernet, icmpv4, icmpv6, igmp, ipv4, ipv6, tcp, udp
 
     parse = {
         "ethernet": lambda b: ethernet.EthernetFrame.parse(b),
@@ -66,6 +66,7 @@ def test_header_seeds_are_accepted_by_their_parser(name: str) -> None:
         "igmp": lambda b: igmp.parse(b[1:]),
         "tcp": lambda b: tcp.TcpPacket.parse(b[1:], SRC4, DST4, verify_checksum=False),
         "udp": lambda b: udp.UdpPacket.parse(b[1:], SRC4, DST4, verify_checksum=False),
+        "dns": lambda b: dns.parse(b),
     }[name]
     assert SEEDS[name]
     for seed in SEEDS[name]:

@@ -93,9 +93,12 @@ def test_sweep_finds_exactly_the_seeds_whose_client_fails(lossy_topology: Path,
                                                           pool_sweep: SweepResult) -> None:
     verdicts = summarize(pool_sweep.outcomes)
     assert sorted(verdicts) == list(SEEDS)
-    # each seed run alone, in this process, as `vnet sim --seed N` would
+    # each seed run alone, in this process, as `vnet sim --seed N --schedule explore` would
+    # (a sweep explores schedules unless told otherwise)
+    assert pool_sweep.schedule == "explore"
     for seed in list(SEEDS)[:10]:
-        alone = run(load(lossy_topology), virtual_time=True, seed=seed, out=io.BytesIO())
+        alone = run(load(lossy_topology), virtual_time=True, seed=seed, out=io.BytesIO(),
+                    schedule="explore")
         assert verdicts[seed] == alone.ok, seed
     assert any(verdicts.values()) and not all(verdicts.values()), verdicts
     failing = [o.seed for o in pool_sweep.failed]
@@ -137,7 +140,7 @@ def test_cli_table_keeps_only_failing_pcaps_and_check_gets_the_results(
     for row in table:
         assert " ".join(row[3:]) == shlex.join(
             ["vnet", "sim", str(lossy_topology), "--virtual-time", "--seed", row[0],
-             "--pcap-dir", str(results / f"seed-{row[0]}" / "replay")])
+             "--schedule", "explore", "--pcap-dir", str(results / f"seed-{row[0]}" / "replay")])
     for seed in seeds:
         kept = (results / f"seed-{seed}" / "pcaps").exists()
         assert kept == (seed in expected_failing), seed

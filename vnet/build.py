@@ -16,8 +16,8 @@ resolved, so `x.c`, `./x.c`, `/abs/x.c` or a symlink to it hit the same
 entry and run no compiler. The SDK's objects are shared by every build with
 the same flags. Compiler diagnostics pass through to stderr unchanged; a
 failed build raises `BuildError`, with one line more when the failure is on
-something WASI cannot have and vnet does not emulate (fork, exec, threads,
-signals …). This module touches the file system and runs the compiler;
+something WASI cannot have and vnet does not emulate (threads, signals,
+setjmp …). This module touches the file system and runs the compiler;
 nothing else.
 """
 
@@ -53,6 +53,11 @@ BASE_FLAGS = [
     *(f"-D_WASI_EMULATED_{e.upper().replace('-', '_')}" for e in EMULATIONS),
 ]
 LINK_FLAGS = [f"-lwasi-emulated-{e}" for e in EMULATIONS]
+#: `vnet build --linux` / `vnet cc --linux`: the macros gcc defines on Linux (not
+#: __gnu_linux__, which promises glibc), for programs that take their Linux branch
+#: (`#ifdef __linux__`: TUN, rtnetlink, SO_* options). wasi-libc's headers compile
+#: with them, and the SDK gives the Linux APIs such programs reach for.
+LINUX_DEFINES = ["-D__linux__", "-D__linux"]
 
 
 class BuildError(Exception):
@@ -290,18 +295,10 @@ def build_wasm(
 
 # Things WASI cannot have and vnet does not emulate: a symbol (undefined at
 # link time or undeclared at compile time) and the one line that says why.
+# fork, vfork, the exec family, wait/waitpid, system, popen, daemon and the
+# setuid family are not here: the SDK defines them (vnet/sdk/src/process.c),
+# so programs link and take their error path at run time (ENOSYS, ECHILD).
 WASI_MISSING = {
-    "fork": "fork: WASI has no processes (no fork/exec/wait); run each program as its own guest",
-    "vfork": "vfork: WASI has no processes; run each program as its own guest",
-    "execv": "exec: WASI has no processes (no fork/exec/wait); run each program as its own guest",
-    "execve": "exec: WASI has no processes; run each program as its own guest",
-    "execvp": "exec: WASI has no processes; run each program as its own guest",
-    "execl": "exec: WASI has no processes; run each program as its own guest",
-    "execlp": "exec: WASI has no processes; run each program as its own guest",
-    "waitpid": "waitpid: WASI has no child processes",
-    "wait": "wait: WASI has no child processes",
-    "system": "system: WASI has no shell and no processes",
-    "popen": "popen: WASI has no shell and no processes",
     "pthread_create": "pthread_create: threads need -pthread (vnet cc -pthread, vnet build "
                       "-pthread): vnet's green threads",
     "sigaction": "sigaction: WASI has no signals (signal() and raise() are emulated in-process)",
@@ -338,7 +335,7 @@ def wasi_hint(diagnostics: str) -> str | None:
             return WASI_MISSING["sigaction"]
         if "exceptions disabled" in diagnostics:
             return WASI_MISSING["__cxa_throw"]
-        for word in ("fork", "pthread_create"):
+        for word in ("pthread_create",):
             if f"'{word}'" in diagnostics:
                 return WASI_MISSING[word]
     return None

@@ -2,7 +2,8 @@
 
 `vnet cc ARGS...` is `zig cc -target wasm32-wasi ARGS...` with the vnet SDK
 added: the SDK's include directory goes first and the wasi-libc emulation
-macros are defined on every compile; when the command links (no `-c`, `-S`,
+macros are defined on every compile (`--linux`, vnet's one flag of its own,
+also defines __linux__ for programs with a Linux branch); when the command links (no `-c`, `-S`,
 `-E`, `-M`/`-MM`, `-fsyntax-only`), the SDK's archive (its sources compiled
 once and cached, vnet.build's cache) and the wasi-libc emulation libraries
 are added after the user's inputs. Every other flag goes to clang unchanged,
@@ -11,8 +12,9 @@ toolchain file (`vnet cc --print-toolchain`, vnet/sdk/cmake/vnet-wasm32.cmake)
 work as with any cross compiler. `vnet c++` is zig's clang++ with zig's
 libc++, built for wasm32-wasi without exceptions, so it adds
 `-fno-exceptions`. The driver's exit status is the compiler's; a failure on
-something WASI cannot have (fork, exec, threads …) gets one explaining line
-after clang's diagnostics.
+something WASI cannot have (threads, signals …) gets one explaining line
+after clang's diagnostics; fork, exec and friends link (the SDK defines them
+to fail at run time with ENOSYS).
 
 This module runs the compiler and writes the SDK archive into the build
 cache; nothing else.
@@ -32,6 +34,7 @@ from pathlib import Path
 from vnet.build import (
     EMULATIONS,
     LINK_FLAGS,
+    LINUX_DEFINES,
     PTHREAD_LINK_FLAGS,
     SDK_DIR,
     SDK_INCLUDE,
@@ -134,9 +137,14 @@ def command(args: Sequence[str], language: str = "cc") -> list[str]:
 
     -pthread is vnet's: it is taken off the line (zig's would pick wasi-libc's
     thread stubs), defines _REENTRANT, and when linking adds the pthread runtime
-    and the __stack_pointer export; `main` then runs Asyncify over the output."""
+    and the __stack_pointer export; `main` then runs Asyncify over the output.
+    `--linux` is vnet's own flag (not passed to clang): it defines __linux__ and
+    __linux, as `vnet build --linux` does (vnet.build.LINUX_DEFINES).
+    """
     threads = wants_threads(args)
-    user = [a for a in args if a != "-pthread"]
+    user = [a for a in args if a not in ("--linux", "-pthread")]
+    if "--linux" in args:
+        user = [*LINUX_DEFINES, *user]
     has_target = any(a in ("-target",) or a.startswith("--target=") for a in user)
     cmd = [*zig_command(), language]
     if not has_target:
@@ -165,7 +173,10 @@ def command(args: Sequence[str], language: str = "cc") -> list[str]:
                     *PTHREAD_LINK_FLAGS]
     cmd += user
     if linking:
-        cmd += [str(sdk_archive()), *LINK_FLAGS]
+        # the archive members with /dev's and /etc's preopens have only a constructor:
+        # pull them in by exporting it (zig ignores -u for wasm)
+        cmd += ["-Wl,--export=__vnet_dev_preopen", "-Wl,--export=__vnet_etc_preopen",
+                str(sdk_archive()), *LINK_FLAGS]
     return cmd
 
 

@@ -1,18 +1,19 @@
 """The `vnet` command line: build and run guests.
 
     vnet build SRC.c [SRC.c ...] -o OUT.wasm [-I DIR] [-D NAME[=VALUE]] [-O LEVEL]
-             [-g0] [--strip] [-v]
+             [-g0] [--strip] [-v] [--linux]
     vnet cc|c++ CLANG-ARGS...   (a compiler for configure, Make, CMake: vnet.cc)
     vnet cc --print-toolchain   (the CMake toolchain file)
     vnet GUEST.wasm|GUEST.wat [ARGS...]   (= vnet run GUEST ARGS, as in wasmtime)
     vnet run [--dir HOST[::GUEST]] [--env NAME=VALUE] [--addr CIDR] [--tcplisten ADDR:PORT]
              [--pcap FILE|-] [--pcap-filter MATCH] [--pcap-loopback]
-             [--virtual-time] [--seed N] GUEST.wasm [ARGS...]
-    vnet sim TOPOLOGY.toml [--virtual-time] [--seed N] [--pcap-dir DIR] [--duration D]
+             [--virtual-time] [--seed N] [--schedule fifo|explore] GUEST.wasm [ARGS...]
+    vnet sim TOPOLOGY.toml [--virtual-time] [--seed N] [--schedule fifo|explore]
+             [--pcap-dir DIR] [--duration D]
              [--pcap-segment NAME] [--pcap FILE|-] [--pcap-filter MATCH] [--pcap-loopback]
              [--draw FILE.svg]
     vnet sweep TOPOLOGY.toml --seeds 1-1000 [--check CMD] [--results DIR] [--keep]
-             [--workers N | --cluster ADDRESS] [--duration D]
+             [--workers N | --cluster ADDRESS] [--duration D] [--schedule explore|fifo]
     vnet firewall check [--strict] FILE...
     vnet firewall show [--firewall FILE] [--allow G] [--allow-out G] [--deny G] [--deny-out G]
     vnet pcap diff A.pcapng B.pcapng [--ignore FIELD[,FIELD]] [--max N]
@@ -91,6 +92,18 @@ def _parse_dirs(values: Sequence[str]) -> list[tuple[str, str]]:
             raise CliError(f"--dir {item!r}: {host} is not a directory")
         dirs.append((host, guest))
     return dirs
+
+
+def _resolvers(values: Sequence[str]) -> list[str]:
+    """`--resolver` addresses, checked (CliError for one that is not an address)."""
+    import ipaddress
+
+    for value in values:
+        try:
+            ipaddress.ip_address(value)
+        except ValueError:
+            raise CliError(f"vnet run: --resolver {value!r} is not an IP address") from None
+    return list(values)
 
 
 def _parse_addrs(values: Sequence[str]) -> list[str]:
@@ -177,6 +190,22 @@ def _open_tun(ns: argparse.Namespace, net: Any, host: Any, addrs: list[str],
 IFNAMSIZ = 16  # Linux's limit on a network device's name, with its NUL
 
 
+def _parse_guest_tun(specs: Sequence[str]) -> list[Any]:
+    """--guest-tun NAME[:tun|tap][=CIDR,...] → vnet.link.guest_tun.GuestDeviceGrant each."""
+    from vnet.link.guest_tun import parse_guest_tun
+
+    grants = []
+    for spec in specs:
+        try:
+            grants.append(parse_guest_tun(spec))
+        except ValueError as e:
+            raise CliError(f"vnet run: --guest-tun {spec!r}: {e}") from None
+    names = [g.name for g in grants]
+    if len(set(names)) != len(names):
+        raise CliError("vnet run: --guest-tun: a device name is granted twice")
+    return grants
+
+
 def _check_tun_name(name: str) -> None:
     if not name or len(name) >= IFNAMSIZ or "/" in name or any(c.isspace() for c in name) \
             or name in (".", ".."):
@@ -239,6 +268,8 @@ def _cmd_sim(ns: argparse.Namespace) -> int:
     from vnet.sim.topology import TopologyError, _duration, _Locator, load
 
     _check_output_flags(ns, "sim")
+    if ns.progress is not None and not ns.progress > 0:
+        raise CliError("vnet sim: --progress SECONDS must be > 0")
     if ns.pcap_dir:
         _check_pcap_dir(ns.pcap_dir)
     plan = CapturePlan(pcap_dir=Path(ns.pcap_dir) if ns.pcap_dir else None, pcap=ns.pcap,
@@ -257,13 +288,15 @@ def _cmd_sim(ns: argparse.Namespace) -> int:
                                                    ("duration",)))
             virtual = topo.virtual_time if ns.virtual_time is None else ns.virtual_time
             seed = topo.seed if ns.seed is None else ns.seed
+            schedule = ns.schedule or topo.schedule or "fifo"
             if ns.verbose:
                 print(f"vnet sim: {ns.topology}: "
                       f"{'virtual time, seed ' + str(seed) if virtual else 'real time'}",
                       file=sys.stderr)
             result = run(topo, virtual_time=ns.virtual_time, seed=ns.seed, duration_ns=duration,
                          plan=plan, interrupted=interrupts.interrupted,
-                         out=sys.stderr.buffer if ns.json == "-" else None)
+                         out=sys.stderr.buffer if ns.json == "-" else None,
+                         schedule=ns.schedule, progress_s=ns.progress)
         except TopologyError as e:
             raise CliError(f"vnet sim: {e}") from None
         except GuestLoadError as e:
@@ -280,7 +313,8 @@ def _cmd_sim(ns: argparse.Namespace) -> int:
             print_summary(result, sys.stderr if plan.live or ns.json == "-" else None)
         if ns.json is not None:
             try:
-                write_json(sim_summary(result, seed=seed, virtual_time=virtual), ns.json)
+                write_json(sim_summary(result, seed=seed, virtual_time=virtual,
+                                       schedule=schedule), ns.json)
             except OSError as e:
                 raise CliError(f"vnet sim: --json {ns.json}: {e.strerror}") from None
         if interrupts.interrupted():
@@ -304,9 +338,16 @@ def _cmd_sweep(ns: argparse.Namespace) -> int:
             ns.duration, (Path(ns.topology), _Locator(""), ("duration",)))
         return main_args(ns.topology, ns.seeds, workers=ns.workers, cluster=ns.cluster,
                          check=ns.check, results=ns.results, keep=ns.keep,
-                         duration_ns=duration)
+                         duration_ns=duration, schedule=ns.schedule)
     except (TopologyError, ValueError, RuntimeError) as e:
         raise CliError(f"vnet sweep: {e}") from None
+
+
+def _add_schedule_flag(parser: argparse.ArgumentParser, default: str) -> None:
+    parser.add_argument("--schedule", choices=("fifo", "explore"), default=None,
+                        help="virtual time: the order of guests runnable at the same instant: "
+                        "fifo (first in, first out) or explore (the seed picks) (default: "
+                        f"{default})")
 
 
 def _add_output_flags(parser: argparse.ArgumentParser, what: str) -> None:
@@ -388,6 +429,9 @@ def _build_parser() -> argparse.ArgumentParser:
     build.add_argument("-pthread", action="store_true",
                        help="POSIX threads (vnet's green threads: the module is transformed "
                        "by Binaryen's Asyncify, installed from npm on first use)")
+    build.add_argument("--linux", action="store_true",
+                       help="define __linux__ (and __linux), for programs with a Linux branch "
+                       "(same as -D__linux__ -D__linux; `vnet cc --linux` too)")
     build.set_defaults(func=_cmd_build, parser=build)
 
     run = sub.add_parser(
@@ -403,6 +447,10 @@ def _build_parser() -> argparse.ArgumentParser:
     run.add_argument("--addr", action="append", default=[], metavar="CIDR",
                      help="an address for the guest host's eth0, e.g. 10.0.0.2/24 or "
                      "fd00::2/64 (repeatable; eth0 always has an IPv6 link-local address)")
+    run.add_argument("--resolver", action="append", default=[], metavar="ADDRESS",
+                     help="a DNS server for the guest's host (repeatable): listed in the "
+                     "guest's /etc/resolv.conf, asked by the SDK's getaddrinfo, and the only "
+                     "place the default firewall lets DNS (port 53) go")
     run.add_argument("--tcplisten", action="append", default=[], metavar="ADDR:PORT",
                      help="open a listening TCP socket for the guest before it starts "
                      "(fd 3, 4, …), as wasmtime's --tcplisten does (repeatable). Unlike "
@@ -433,6 +481,12 @@ def _build_parser() -> argparse.ArgumentParser:
                      "'or': 'tcp dport 80 or tcp sport 80'")
     run.add_argument("--pcap-loopback", action="store_true",
                      help="capture the guest host's loopback interface too")
+    run.add_argument("--guest-tun", action="append", default=[],
+                     metavar="NAME[:tun|tap][=CIDR,...]",
+                     help="grant the guest a TUN (default) or TAP device NAME, which it "
+                     "creates with open(\"/dev/net/tun\") and ioctl(TUNSETIFF) and which "
+                     "appears on its host with these addresses (repeatable; not the kernel "
+                     "bridge --tun)")
     tun = run.add_argument_group(
         "TUN bridge (real time, needs CAP_NET_ADMIN and /dev/net/tun)",
         "Bridge the guest's host to the Linux kernel through a TUN device: the kernel side "
@@ -457,6 +511,7 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="run in deterministic virtual time")
     run.add_argument("--seed", type=int, default=0,
                      help="seed for random_get in virtual time (default 0)")
+    _add_schedule_flag(run, "fifo")
     run.add_argument("--max-memory", type=int, default=256, metavar="MIB",
                      help="cap on the guest's linear memory plus what its sockets hold, "
                           "in MiB (default 256); past it the guest is killed (137)")
@@ -485,6 +540,7 @@ def _build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--virtual-time", action="store_true", default=None,
                      help="deterministic virtual time (overrides the file's [sim] setting)")
     sim.add_argument("--seed", type=int, default=None, help="seed for virtual time")
+    _add_schedule_flag(sim, "the file's [sim] schedule, else fifo")
     sim.add_argument("--pcap-dir", metavar="DIR", help="write DIR/HOST-NIC.pcapng per NIC")
     sim.add_argument("--pcap-segment", action="append", default=[], metavar="NAME",
                      help="capture segment NAME once per frame, as a switch's monitor port "
@@ -504,6 +560,10 @@ def _build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--duration", metavar="D",
                      help="stop after this long, e.g. 30s (overrides the file)")
     _add_output_flags(sim, "the run's summary")
+    sim.add_argument("--progress", nargs="?", type=float, const=5.0, default=None,
+                     metavar="SECONDS",
+                     help="print a heartbeat on stderr every SECONDS of wall time (default "
+                     "5): simulated time, speed, guests still running, frames")
     sim.set_defaults(func=_cmd_sim, parser=sim)
 
     demo = sub.add_parser(
@@ -536,6 +596,7 @@ def _build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--cluster", metavar="ADDRESS",
                        help="run on this Dask scheduler (tcp://HOST:8786) instead")
     sweep.add_argument("--duration", metavar="D", help="stop each run after D (virtual)")
+    _add_schedule_flag(sweep, "the file's [sim] schedule, else explore")
     sweep.set_defaults(func=_cmd_sweep, parser=sweep)
 
     fw = sub.add_parser(
@@ -638,6 +699,10 @@ def _cmd_build(ns: argparse.Namespace) -> int:
         if not Path(source).is_file():
             raise CliError(f"vnet build: {source}: no such source file")
     flags = [f"-I{d}" for d in ns.include] + [f"-D{d}" for d in ns.define]
+    if getattr(ns, "linux", False):
+        from vnet.build import LINUX_DEFINES
+
+        flags += LINUX_DEFINES
     if ns.debug_info is not None:
         flags.append(f"-g{ns.debug_info}" if ns.debug_info != "" else "-g")
     link_flags = ["-s"] if ns.strip else []
@@ -669,7 +734,8 @@ def _cmd_run(ns: argparse.Namespace) -> int:
         raise CliError("vnet run: --max-memory must be > 0, --max-fds >= 3, "
                        "--cpu-time-limit >= 0")
     try:
-        rules = run_ruleset(ns.firewall, ns.allow, ns.allow_out, ns.deny, ns.deny_out)
+        rules = run_ruleset(ns.firewall, ns.allow, ns.allow_out, ns.deny, ns.deny_out,
+                            _resolvers(ns.resolver))
     except FirewallConfigError as e:
         raise CliError(f"vnet run: {e}") from None
     compiled = _wat_to_wasm(ns.module)
@@ -749,8 +815,10 @@ def _run_guest(ns: argparse.Namespace, rules: Any, module: Any, env: list[tuple[
     from vnet.network import Network
     from vnet.sim.runner import address_names, nic_description
 
-    net = Network(virtual_time=ns.virtual_time, seed=ns.seed)
+    net = Network(virtual_time=ns.virtual_time, seed=ns.seed, schedule=ns.schedule or "fifo")
     sched = net.scheduler
+    if ns.schedule == "explore" and ns.virtual_time:  # stderr is the guest's otherwise
+        print(f"vnet run: virtual time, seed {ns.seed}, schedule explore", file=sys.stderr)
     host = net.host(Path(ns.module).stem.replace("_", "-")[:32] or "guest")
     firewall = host.set_firewall(rules)  # logs go to the captures: net.capture wires them
     capture = None
@@ -777,6 +845,7 @@ def _run_guest(ns: argparse.Namespace, rules: Any, module: Any, env: list[tuple[
     blocked = False
     try:
         host.connect(net.segment("lan"), *addrs, ifname="eth0")
+        host.set_resolvers(_resolvers(ns.resolver))  # the guest's /etc/resolv.conf
         if ns.tun:
             bridge = _open_tun(ns, net, host, addrs, capture)
         if capture is not None:
@@ -794,7 +863,7 @@ def _run_guest(ns: argparse.Namespace, rules: Any, module: Any, env: list[tuple[
             stdin=_stdin_for(sched),
             stdout=write_through(out), stderr=write_through(sys.stderr),
             limits=limits, name=Path(ns.module).stem, debug=ns.debug, host=host,
-            tcplisten=listeners,
+            tcplisten=listeners, devices=_parse_guest_tun(ns.guest_tun),
         )
         if ns.invoke not in (None, "_start"):
             config.entry = ns.invoke

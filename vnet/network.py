@@ -106,8 +106,10 @@ class Network:
     topology: Topology | None = None
 
     def __init__(self, virtual_time: bool = False, seed: int = 0,
-                 scheduler: Scheduler | None = None) -> None:
-        self.scheduler = scheduler or Scheduler(virtual=virtual_time, seed=seed)
+                 scheduler: Scheduler | None = None, schedule: str = "fifo") -> None:
+        # schedule: "fifo" or "explore" (the seed orders simultaneous guests; vnet.scheduler)
+        self.scheduler = scheduler or Scheduler(virtual=virtual_time, seed=seed,
+                                                schedule=schedule)
         self.seed = seed
         self.hosts: dict[str, Host] = {}
         self.segments: dict[str, Segment] = {}
@@ -236,6 +238,21 @@ class Network:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
+    def dns(self, host: Host | str, records: Sequence[Any] = (), policy: Any = None,
+            ttl: int = 60, clients: Sequence[Host | str] | None = None,
+            forward: Sequence[str] = ()) -> Any:
+        """A DNS server on `host` (see `Host.serve_dns`); `clients` get it as their resolver.
+
+        Each client's resolver is the server's first address on a network the
+        client shares with it (else its first address).
+        """
+        server_host = self.hosts[host] if isinstance(host, str) else host
+        server = server_host.serve_dns(records, policy, ttl, forward=forward)
+        for client in clients or ():
+            other = self.hosts[client] if isinstance(client, str) else client
+            other.set_resolvers([_reachable_address(server_host, other)])
+        return server
+
     def allocate_mac(self) -> bytes:
         """Locally administered, unicast, deterministic: 02:00:00:00:xx:xx."""
         self._mac_serial += 1
@@ -354,12 +371,13 @@ class Network:
     @classmethod
     def from_topology(cls, path: str | os.PathLike[str], *, seed: int | None = None,
                       virtual_time: bool | None = None,
-                      pcap_dir: str | os.PathLike[str] | None = None) -> Network:
+                      pcap_dir: str | os.PathLike[str] | None = None,
+                      schedule: str | None = None) -> Network:
         """The network a topology file describes (see `vnet.sim.topology`), not yet running.
 
         Hosts, segments (latency, loss, snooping), addresses, routes and
         firewalls are built exactly as `vnet sim` builds them; `seed` and
-        `virtual_time` default to the file's `[sim]` values. With `pcap_dir`
+        `virtual_time` (and `schedule`) default to the file's `[sim]` values. With `pcap_dir`
         every NIC writes `DIR/HOST-NIC.pcapng` (`net.pcaps`), as
         `vnet sim --pcap-dir`. The file's guests start with `start_guests()`.
         Raises `vnet.sim.topology.TopologyError` for a bad file.
@@ -370,7 +388,8 @@ class Network:
         virtual = spec.virtual_time if virtual_time is None else virtual_time
         net, _hosts, captures, pcaps = runner.build(
             spec, virtual, spec.seed if seed is None else seed,
-            Path(pcap_dir) if pcap_dir is not None else None)
+            Path(pcap_dir) if pcap_dir is not None else None,
+            schedule=schedule or spec.schedule or "fifo")
         net.topology = spec
         net.pcaps = pcaps
         net._nic_captures = captures
@@ -391,7 +410,8 @@ class Network:
                 started[f"{hspec.name}/{gspec.name}"] = host.run(
                     gspec.module, *gspec.args, argv0=gspec.name, env=dict(gspec.env),
                     dirs=[f"{real}::{seen}" for real, seen in gspec.dirs],
-                    tcplisten=gspec.tcplisten, delay=gspec.start_ns / 1e9, name=gspec.name)
+                    tcplisten=gspec.tcplisten, delay=gspec.start_ns / 1e9, name=gspec.name,
+                    devices=gspec.devices)
         return started
 
 
@@ -627,7 +647,8 @@ class Host:
             dirs: Mapping[str, str | os.PathLike[str]] | Sequence[str] | None = None,
             stdin: bytes = b"", tcplisten: Sequence[tuple[str, int]] = (),
             limits: GuestLimits | None = None, name: str | None = None,
-            argv0: str | None = None, delay: float = 0.0) -> GuestProcess:
+            argv0: str | None = None, delay: float = 0.0,
+            devices: Sequence[Any] = ()) -> GuestProcess:
         """Start a wasm guest on this host; returns its `GuestProcess` at once.
 
         `args` follow argv[0] (`argv0`, default the module's file stem).
@@ -636,7 +657,9 @@ class Host:
         the guest listening sockets as fds 3, 4, ... (`[("0.0.0.0", 7000)]`).
         The guest starts after `delay` seconds (virtual in virtual time) and
         runs whenever the network runs: in `process.wait()`, a blocking
-        socket call, `net.run_for()`.
+        socket call, `net.run_for()`. `devices` grants TUN/TAP devices
+        (`vnet.link.guest_tun.GuestDeviceGrant`, or "NAME[:tun|tap][=CIDR,...]"
+        as `vnet run --guest-tun`), which the guest creates through /dev/net/tun.
         """
         from vnet.guest.runtime import Guest, GuestConfig, load_module
 
@@ -655,7 +678,7 @@ class Host:
                              env=[(str(k), str(v)) for k, v in (env or {}).items()],
                              preopens=preopens, stdin=stdin, stdout=process._out.extend,
                              stderr=process._err.extend, name=label, host=self,
-                             tcplisten=list(tcplisten))
+                             tcplisten=list(tcplisten), devices=_device_grants(devices))
         if limits is not None:
             config.limits = limits
         process.guest = Guest(self.network.scheduler, config, load_module(path))
@@ -803,6 +826,33 @@ class Host:
 
         return self.network.spawn(f"{self.name}/{name}", body_on_host)
 
+    # --- DNS (vnet.dns) ---------------------------------------------------------------
+    def serve_dns(self, records: Sequence[Any] = (), policy: Any = None, ttl: int = 60,
+                  port: int = 53, forward: Sequence[str] = ()) -> Any:
+        """Run a DNS server on this host (UDP and TCP `port`); returns its `DnsServer`.
+
+        It answers the network's host names (A/AAAA, PTR), `records`
+        (`{"name", "type", "value", "ttl"}` tables or `vnet.dns.StaticRecord`s:
+        A, AAAA, CNAME, TXT, SRV, MX, PTR, NS) and applies `policy` (tables
+        `{"clients": [...], "deny" or "allow": [names], "action": "refuse" |
+        "nxdomain"}`), as `vnet.dns.zone` describes; recursive queries for other
+        names go to the `forward` servers (addresses), if any. ValueError for bad
+        records.
+        """
+        from vnet.dns import serve_dns
+
+        return serve_dns(self, records, policy, ttl, port, forward)
+
+    def set_resolvers(self, addresses: Sequence[str]) -> None:
+        """This host's resolver list (`nameserver` lines of the guests' /etc/resolv.conf)."""
+        packed = [ipaddress.ip_address(a).packed for a in addresses]
+        with self.network.scheduler.lock:
+            self.stack.dns_servers[:] = packed
+
+    @property
+    def resolvers(self) -> list[str]:
+        return [str(ipaddress.ip_address(a)) for a in self.stack.dns_servers]
+
     def ping(self, address: str, count: int = 1, timeout: float = 1.0, size: int = 56,
              interval: float = 0.0) -> list[float | None]:
         """Echo requests like ping(8); returns each round-trip time in seconds or None."""
@@ -833,6 +883,23 @@ class Host:
                 if interval and seq < count:
                     self.network.run_for(interval)
         return results
+
+
+def _reachable_address(server: Host, client: Host) -> str:
+    """The server's address a client reaches directly: on a network they share, IPv4 first."""
+    mine = [a for i in server.stack.interfaces.values() if not i.is_loopback
+            for a in i.addresses() if a.address[:2] != b"\xfe\x80"]
+    theirs = [ipaddress.ip_interface(f"{ipaddress.ip_address(a.address)}/{a.prefix_len}")
+              for i in client.stack.interfaces.values() if not i.is_loopback
+              for a in i.addresses()]
+    ordered = sorted(mine, key=lambda a: len(a.address))
+    for a in ordered:
+        ip = ipaddress.ip_address(a.address)
+        if any(ip in net.network for net in theirs):
+            return str(ip)
+    if not ordered:
+        raise ValueError(f"{server.name} has no address to serve DNS on")
+    return str(ipaddress.ip_address(ordered[0].address))
 
 
 def _addr_bytes(host: Any, family: int, stack: HostStack | None = None) -> bytes:
@@ -1411,3 +1478,10 @@ class GuestProcess:
     def _not_done(self, what: str) -> str:
         return (f"guest {self.name} {what}\n--- stdout\n{self.stdout}--- stderr\n"
                 f"{self.stderr}")
+
+
+def _device_grants(devices: Sequence[Any]) -> list[Any]:
+    """`Host.run(devices=...)`: grants, or their `--guest-tun` spellings, as grants."""
+    from vnet.link.guest_tun import GuestDeviceGrant, parse_guest_tun
+
+    return [d if isinstance(d, GuestDeviceGrant) else parse_guest_tun(str(d)) for d in devices]

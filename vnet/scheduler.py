@@ -25,8 +25,10 @@ Two modes:
   timers, wake blocked guests, pick the next runnable guest; `_next_virtual`)
   or runs its guest until it blocks, yields, is preempted or ends; then that
   same thread takes the next decision and hands the baton straight to the
-  next guest (or back to the caller of `run()`). Runnable guests go
-  round-robin in FIFO order; guests woken together go in creation order.
+  next guest (or back to the caller of `run()`). With `schedule="fifo"`
+  runnable guests go round-robin in FIFO order; guests woken together go in
+  creation order. With `schedule="explore"` each decision with more than one
+  runnable guest picks one of them at random (see "Schedules" below).
   When nothing is runnable the clock jumps to the earliest timer or blocked
   guest's deadline. Guest compute takes no virtual time. With the same inputs
   and seed every run makes the same decisions in the same order, whichever
@@ -65,6 +67,39 @@ a microsecond, and its socket buffer overflows. In virtual time such a guest
 yields after the call, behind the guests it woke. The timer loop of real time
 sleeps until its next timer; a new timer wakes it only if it is sooner, and a
 change only once its `until` holds (`loop_wakeups` counts those).
+
+Schedules (virtual time)
+------------------------
+Guests runnable at the same virtual instant are independent CPUs: the
+network promises no order between them. `schedule="fifo"` (the default)
+runs them first-in first-out, so one topology always runs one interleaving.
+`schedule="explore"` lets the seed choose: whenever the run queue holds
+more than one guest, `_pick_runnable` takes one uniformly at random, from a
+stream of its own (`random.Random("vnet-schedule:SEED")`), so exploration
+never shifts the other draws made from the seed (ISNs, ports, impairment,
+random fault plans): a run under `explore` differs from `fifo` only by the
+order of guests at equal instants (and what follows from it). The same seed
+makes the same choices, so replays stay byte-identical. One rule holds in
+both: a guest that yields after a host call woke others (see "Wake-ups")
+runs only once each guest it woke has run (`GuestTask.behind`) — as a
+receiver on its own CPU would drain what a sender hands it — so exploring
+never starves a woken receiver behind a sender's burst; everything else
+runnable at that instant, the woken guests among themselves included, is
+in the seed's hands.
+
+Frozen hosts (virtual time)
+---------------------------
+`freeze(key)` pauses a host as a paused VM is paused: its guests (tasks
+spawned with that `wake_key`) are not run — a task of it picked from the run
+queue waits in the freeze until `thaw(key)` — and its timers (those armed
+through `driver_for(key)`: TCP retransmits, delayed ACKs, neighbour
+probes) that fall due meanwhile are held and fire at the thaw, in their
+order, before its guests run again. Guests blocked with a deadline that
+passes during the freeze wake at the thaw. Frames arriving for it are the
+NICs' business (vnet.sim.faults queues them). Only between decisions, when
+none of its guests is running: faults are timers, so that always holds.
+Tasks spawned without a `wake_key` (Python code run by `Host.spawn`) and
+timers armed on the scheduler directly are not the host's and go on.
 
 Host calls cost virtual time
 ----------------------------
@@ -126,8 +161,10 @@ packets or sockets.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
+import random
 import threading
 import time
 from collections import deque
@@ -164,6 +201,9 @@ FRAME_SHARE_NS = 40_000
 #: Real time: a guest that made a host call this recently (and is not blocked) wants the network.
 CONTENDING_WINDOW_NS = 2_000_000
 
+#: The orders virtual time can run guests runnable at the same instant in (see "Schedules").
+SCHEDULES = ("fifo", "explore")
+
 #: Virtual-time wall clock starts here (2000-01-01T00:00:00Z) unless told otherwise.
 VIRTUAL_EPOCH_NS = 946_684_800 * 1_000_000_000
 
@@ -174,6 +214,9 @@ YIELD_STEP_S = 0.000_1
 HANDOFF_MAX_S = 0.002
 
 _get_ident = threading.get_ident
+
+#: `Scheduler._timer_check_ns` when no timer was armed in the current turn.
+_NO_TIMER_CHECK = 1 << 126
 
 
 def _never() -> bool:
@@ -195,12 +238,14 @@ class TaskKilled(Exception):
 class Timer:
     """A callback due at `when` (scheduler nanoseconds). `cancel()` is idempotent."""
 
-    __slots__ = ("callback", "cancelled", "when")
+    __slots__ = ("callback", "cancelled", "key", "when")
 
-    def __init__(self, when: int, callback: Callable[[], Any]) -> None:
+    def __init__(self, when: int, callback: Callable[[], Any], key: object = None) -> None:
         self.when = when
         self.callback = callback
         self.cancelled = False
+        #: Whose timer it is (a host: the `driver_for` key), so a frozen host's timers wait.
+        self.key = key
 
     def cancel(self) -> None:
         self.cancelled = True
@@ -385,6 +430,9 @@ class GuestTask:
         #: and when (time.monotonic_ns()).
         self.woken_by: GuestTask | None = None
         self.woken_at_ns = 0
+        #: Virtual time, explore: the guests this one woke and yielded to; it is not picked
+        #: while one of them is still waiting to run (see "Schedules").
+        self.behind: list[GuestTask] | None = None
         #: Virtual time: bumped on every block, so stale deadline-heap entries are skipped.
         self.block_serial = 0
         #: Virtual time: the guest's own clock, host-call charges included.
@@ -452,7 +500,7 @@ class KeyedDriver:
         self.scheduler = scheduler
         self.key = key
         self.now_ns = scheduler.monotonic_ns
-        self.call_at = scheduler.call_at
+        self.call_at = functools.partial(scheduler.call_at, key=key)  # a frozen host's wait
         self.defer = scheduler.defer
 
     def wake(self) -> None:
@@ -492,13 +540,33 @@ class AtomicTurn:
             self._scheduler.end_turn()
 
 
+class _Freeze:
+    """Virtual time: a frozen host's guests and timers, held until its thaw."""
+
+    __slots__ = ("tasks", "timers")
+
+    def __init__(self) -> None:
+        self.tasks: list[GuestTask] = []
+        self.timers: list[Timer] = []
+
+
 class Scheduler:
     """Clock, timers and guest scheduling, in real or virtual time."""
 
     def __init__(self, virtual: bool = False, seed: int = 0,
-                 start_realtime_ns: int | None = None) -> None:
+                 start_realtime_ns: int | None = None, schedule: str = "fifo") -> None:
+        if schedule not in SCHEDULES:
+            raise ValueError(f"schedule {schedule!r}: one of {', '.join(SCHEDULES)}")
         self.virtual = virtual
         self.seed = seed
+        #: Virtual time: the order of guests runnable at one instant (see "Schedules").
+        self.schedule = schedule
+        self._explore = virtual and schedule == "explore"
+        self._schedule_rng = random.Random(f"vnet-schedule:{seed}")
+        #: Virtual time, explore: decisions the seed took (more than one guest was runnable).
+        self.schedule_choices = 0
+        #: Virtual time: frozen hosts (`freeze`), by key.
+        self._frozen: dict[object, _Freeze] = {}
         # Real time: a FairLock, so a guest calling in a tight loop cannot starve the others.
         lock: Any = threading.RLock() if virtual else FairLock()
         self.lock = lock
@@ -543,6 +611,9 @@ class Scheduler:
         #: Real time: times a thread waiting in `run()` was woken before its own
         #: timeout (its `until` came true, a guest ended, or an earlier timer was set).
         self.loop_wakeups = 0
+        #: Real time: the earliest timer armed inside the current network turn while a
+        #: loop waited (`_NO_TIMER_CHECK`: none); the turn's end looks whether it must wake it.
+        self._timer_check_ns = _NO_TIMER_CHECK
 
     # --- clocks ------------------------------------------------------------
     def monotonic_ns(self) -> int:
@@ -561,17 +632,36 @@ class Scheduler:
         return time.time_ns()
 
     # --- timers ------------------------------------------------------------
-    def call_at(self, when_ns: int, callback: Callable[[], Any]) -> Timer:
-        timer = Timer(when_ns, callback)
+    def call_at(self, when_ns: int, callback: Callable[[], Any], key: object = None) -> Timer:
+        timer = Timer(when_ns, callback, key)
         with self.lock:
             heapq.heappush(self._timers, (when_ns, next(self._seq), timer))
             if self._loops:  # real time: wake a loop only if this moves its next deadline
-                for loop in self._loops:
-                    if when_ns < loop.wake_at_ns:
-                        loop.wake_at_ns = -1
-                        loop.gate.open()
-                        self.loop_wakeups += 1
+                if self._draining:
+                    # inside a network turn: look when it ends (`_wake_loops_for_timers`),
+                    # when a timer armed and cancelled within it (TCP's, often) is gone
+                    if when_ns < self._timer_check_ns:
+                        self._timer_check_ns = when_ns
+                else:
+                    self._wake_loops_before(when_ns)
         return timer
+
+    def _wake_loops_before(self, when_ns: int) -> None:
+        """Real time, lock held: wake the loops that sleep past `when_ns` (a new timer's time)."""
+        for loop in self._loops:
+            if when_ns < loop.wake_at_ns:
+                loop.wake_at_ns = -1
+                loop.gate.open()
+                self.loop_wakeups += 1
+
+    def _wake_loops_for_timers(self) -> None:
+        """Real time, lock held, at the end of a turn that armed timers: wake the loops
+        that sleep past the earliest timer still armed."""
+        self._timer_check_ns = _NO_TIMER_CHECK
+        if self._loops:
+            nxt = self._next_timer_time()
+            if nxt is not None:
+                self._wake_loops_before(nxt)
 
     def call_later(self, delay_ns: int, callback: Callable[[], Any]) -> Timer:
         return self.call_at(self.monotonic_ns() + max(0, delay_ns), callback)
@@ -598,6 +688,9 @@ class Scheduler:
             if when > now:
                 break
             heapq.heappop(timers)
+            if self._frozen and timer.key in self._frozen:  # virtual time: waits for the thaw
+                self._frozen[timer.key].timers.append(timer)
+                continue
             timer.cancelled = True
             self.defer(timer.callback)
             fired = True
@@ -623,6 +716,8 @@ class Scheduler:
                 deferred.popleft()()
         finally:
             self._draining = False
+            if self._timer_check_ns != _NO_TIMER_CHECK:
+                self._wake_loops_for_timers()
 
     def atomic(self) -> AtomicTurn:
         """Run a block as one network turn: work it defers runs when the block ends.
@@ -653,6 +748,8 @@ class Scheduler:
                 deferred.popleft()()
         finally:
             self._draining = False
+            if self._timer_check_ns != _NO_TIMER_CHECK:
+                self._wake_loops_for_timers()
             if self._changed and not self.virtual:
                 self._wake_ready()
 
@@ -843,6 +940,8 @@ class Scheduler:
         while deferred:
             deferred.popleft()()
         self._draining = False
+        if self._timer_check_ns != _NO_TIMER_CHECK:
+            self._wake_loops_for_timers()
         try:
             return self._block_counting_frames(task, ready, deadline_ns)
         finally:
@@ -995,8 +1094,12 @@ class Scheduler:
             elif self._changed and self._blocked:
                 # the call may have woken someone: they run (until they block) first
                 woken = self.wakeups
+                runq = self._runq
+                queued = len(runq)
                 self._wake_blocked()
                 if self.wakeups != woken:
+                    if self._explore:  # the woken are the newest in the run queue
+                        task.behind = list(itertools.islice(runq, queued, None))
                     self.yield_task(task)
             return
         if task.handoff_tasks:
@@ -1019,11 +1122,15 @@ class Scheduler:
         """Real time: the other guests that want the network now.
 
         A guest wants it if it is not blocked and made a host call within the
-        last `CONTENDING_WINDOW_NS` (it is probably waiting to make the next).
+        last `CONTENDING_WINDOW_NS` (it is probably waiting to make the next),
+        unless it is waiting for `task` itself to block again (`wait_for_woken`:
+        its host call woke `task`): it cannot go first, so yielding to it
+        would only idle both.
         """
         return [other for other in self._tasks
                 if other is not task and other.state in (TaskState.RUNNING, TaskState.RUNNABLE)
-                and now - other.last_call_end_ns < CONTENDING_WINDOW_NS]
+                and now - other.last_call_end_ns < CONTENDING_WINDOW_NS
+                and task not in other.handoff_tasks]
 
     def _end_turn(self, task: GuestTask, now: int) -> None:
         """Real time: `task` used up a turn; wait while it is ahead of the others.
@@ -1079,6 +1186,7 @@ class Scheduler:
         task.state = TaskState.RUNNING
         task.ready = None
         task.deadline = None
+        task.behind = None
 
     def _task_finished(self, task: GuestTask) -> None:
         with self.lock:
@@ -1262,10 +1370,14 @@ class Scheduler:
             if until is not None and until():
                 return True
             if runq:
-                task = runq.popleft()
-                if not task.done:
-                    return task
-                continue
+                task = self._pick_runnable(runq) if self._explore and len(runq) > 1 else (
+                    runq.popleft())
+                if task.done:
+                    continue
+                if self._frozen and task.wake_key in self._frozen:
+                    self._frozen[task.wake_key].tasks.append(task)  # runs after the thaw
+                    continue
+                return task
             if until is None and self._live == 0:
                 return True
             nxt = self._next_event_time()
@@ -1275,12 +1387,61 @@ class Scheduler:
                 self._now = max(self._now, min(charge_until, nxt) if nxt is not None
                                 else charge_until)
                 task = self._spinq.popleft()
-                if not task.done:
-                    return task
-                continue
+                if task.done:
+                    continue
+                if self._frozen and task.wake_key in self._frozen:
+                    self._frozen[task.wake_key].tasks.append(task)
+                    continue
+                return task
             if nxt is None:
                 return False  # deadlock: everyone waits for something that cannot come
             self._now = max(self._now, nxt)
+
+    def _pick_runnable(self, runq: deque[GuestTask]) -> GuestTask:
+        """Virtual time, explore: take one of the runnable guests, the seed's choice.
+
+        A guest that yielded to guests it woke waits until none of them is
+        queued any more (see "Schedules").
+        """
+        self.schedule_choices += 1
+        eligible = [i for i, t in enumerate(runq)
+                    if t.behind is None or not any(w in runq for w in t.behind)]
+        if not eligible:  # cannot happen (the woken wait for nobody); never stall on it
+            eligible = list(range(len(runq)))
+        index = eligible[self._schedule_rng.randrange(len(eligible))]
+        task = runq[index]
+        del runq[index]
+        task.behind = None
+        return task
+
+    # --- frozen hosts (virtual time) ---------------------------------------
+    def freeze(self, key: object) -> None:
+        """Virtual time: pause the guests and timers of host `key` (see "Frozen hosts").
+
+        Call it from a timer callback or outside `run()` (no guest of the
+        host is running then). Freezing a frozen host changes nothing.
+        """
+        if not self.virtual:
+            raise ValueError("freezing a host needs virtual time")
+        if key not in self._frozen:
+            self._frozen[key] = _Freeze()
+
+    def thaw(self, key: object) -> None:
+        """Virtual time: end `freeze(key)`: its held timers fire now, then its guests run."""
+        frozen = self._frozen.pop(key, None)
+        if frozen is None:
+            return
+        now = self._now
+        with self.lock:
+            for timer in frozen.timers:
+                if not timer.cancelled:
+                    heapq.heappush(self._timers, (now, next(self._seq), timer))
+            self._runq.extend(frozen.tasks)
+            self._changed = self._changed_all = True  # held timers may unblock guests
+
+    def frozen(self, key: object) -> bool:
+        """Whether host `key` is frozen now."""
+        return key in self._frozen
 
     def run_for(self, duration_ns: int) -> None:
         """Advance the network (timers only, plus guests) for a stretch of time."""

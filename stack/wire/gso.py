@@ -86,6 +86,7 @@ class GsoFrame:
         "header_len",
         "l4_offset",
         "link_len",
+        "wire_bytes",
     )
 
     def __init__(self, data: bytes, *, link_len: int, l4_offset: int, header_len: int,
@@ -102,6 +103,8 @@ class GsoFrame:
         self.gso_segs = gso_segs
         self.csum_partial = csum_partial
         self._wire: list[bytes] | None = None
+        #: Total length of the wire frames it stands for (every link counts it: kept).
+        self.wire_bytes = len(data) + (gso_segs - 1) * header_len
 
     # --- building -------------------------------------------------------------------
     @classmethod
@@ -152,11 +155,6 @@ class GsoFrame:
                         csum_partial=self.csum_partial)
 
     # --- what a link needs to know without materialising ----------------------------
-    @property
-    def wire_bytes(self) -> int:
-        """Total length of the wire frames it stands for."""
-        return len(self.data) + (self.gso_segs - 1) * self.header_len
-
     @property
     def max_wire_len(self) -> int:
         """Length of its longest wire frame (the first): what an MTU check compares."""

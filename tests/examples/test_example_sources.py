@@ -9,7 +9,7 @@ import pytest
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 COVERED = ["tcp_echo_server", "tcp_echo_client", "udp_echo", "chat_server", "chat_client",
            "lobby", "http_server", "udp_rtt", "bulk", "ipaddr", "stun_server", "stun_client",
-           "holepunch"]
+           "holepunch", "registration"]
 
 
 @pytest.mark.parametrize("name", COVERED)

@@ -63,6 +63,8 @@ table inet sandbox {
         oifname lo accept
         icmpv6 type { nd-neighbor-solicit, nd-neighbor-advert, nd-router-solicit,
                       mld2-listener-report } accept
+        udp dport 53 reject with icmpx type admin-prohibited
+        tcp dport 53 reject with icmpx type admin-prohibited
         oifname eth0 ip daddr 10.0.0.0/24 accept
         oifname eth0 ip6 daddr fd00::/64 accept
         oifname eth0 ip daddr { 224.0.0.0/24, 255.255.255.255 } accept

@@ -130,7 +130,7 @@ def ask(options):
     frame = (Ether(dst="ff:ff:ff:ff:ff:ff", src=mac) / IP(src="0.0.0.0", dst="255.255.255.255")
              / UDP(sport=68, dport=67) / BOOTP(chaddr=chaddr, xid=0x5eed)
              / DHCP(options=options + ["end"]))
-    reply = srp1(frame, iface=iface, timeout=5, verbose=0)
+    reply = srp1(frame, iface=iface, timeout=5, retry=3, verbose=0)  # a DHCP client retransmits
     if reply is None:
         print("NO REPLY")
         sys.exit(1)

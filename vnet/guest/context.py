@@ -74,6 +74,7 @@ class GuestContext:
         self.rng = rng
         self.debug = debug
         self.fds = FdTable(limits.max_fds)
+        self.configurable_interfaces: set[str] = set()
         self.stats = GuestStats()
         self.memory: GuestMemory | None = None  # set once the instance exists
         self.task: GuestTask | None = None  # set when the scheduler starts it

@@ -193,6 +193,8 @@ class FdTable:
         self.max_fds = max_fds
         self._entries: dict[int, FdEntry] = {}
         self._preopen_names: dict[int, str] = {}
+        #: fds installed by `add_at` that do not count against max_fds (the synthetic /dev).
+        self._uncounted: set[int] = set()
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -221,7 +223,7 @@ class FdTable:
         preopen_name: str | None = None,
     ) -> int:
         """Install at the lowest free number; EMFILE past the cap."""
-        if len(self._entries) >= self.max_fds:
+        if len(self._entries) - len(self._uncounted) >= self.max_fds:
             raise WasiError(Errno.EMFILE)
         fd = 0
         while fd in self._entries:
@@ -233,6 +235,19 @@ class FdTable:
         )
         if preopen_name is not None:
             self._preopen_names[fd] = preopen_name
+        return fd
+
+    def add_at(self, fd: int, description: FileDescription,
+               preopen_name: str | None = None) -> int:
+        """Install at a given free number, not counted against max_fds (the guest's
+        synthetic /dev, which on Linux takes no fd); EBADF if the number is taken."""
+        if fd in self._entries:
+            raise WasiError(Errno.EBADF)
+        self._entries[fd] = FdEntry(description, description.rights_base,
+                                    description.rights_inheriting)
+        if preopen_name is not None:
+            self._preopen_names[fd] = preopen_name
+        self._uncounted.add(fd)
         return fd
 
     def preopen_name(self, fd: int) -> str | None:
@@ -248,6 +263,7 @@ class FdTable:
         if entry is None:
             raise WasiError(Errno.EBADF)
         self._preopen_names.pop(fd, None)
+        self._uncounted.discard(fd)
         self._release(entry.description)
 
     def renumber(self, fd_from: int, fd_to: int) -> None:
@@ -260,15 +276,51 @@ class FdTable:
         name = self._preopen_names.pop(fd_from, None)
         self._entries[fd_to] = source
         self._preopen_names.pop(fd_to, None)
+        self._uncounted.discard(fd_from)
+        self._uncounted.discard(fd_to)
         if name is not None:
             self._preopen_names[fd_to] = name
         self._release(target.description)
+
+    def dup(self, fd: int, lowest: int = 0) -> int:
+        """dup / fcntl(F_DUPFD): a new fd (the lowest free one ≥ `lowest`) for the same
+        description and rights; the description stays open until its last fd closes."""
+        entry = self.entry(fd)
+        if lowest >= self.max_fds:
+            raise WasiError(Errno.EINVAL)  # F_DUPFD past RLIMIT_NOFILE, as Linux
+        if len(self._entries) >= self.max_fds:
+            raise WasiError(Errno.EMFILE)
+        new = lowest
+        while new in self._entries:
+            new += 1
+        if new >= self.max_fds:
+            raise WasiError(Errno.EMFILE)
+        self._entries[new] = FdEntry(entry.description, entry.rights_base,
+                                     entry.rights_inheriting)
+        return new
+
+    def dup_to(self, fd: int, target: int) -> int:
+        """dup2: `target` refers to fd's description; what it referred to is closed
+        (released if that was its last fd). EBADF for a target past the fd limit."""
+        entry = self.entry(fd)
+        if not 0 <= target < self.max_fds:
+            raise WasiError(Errno.EBADF)
+        if target == fd:
+            return target
+        old = self._entries.get(target)
+        self._entries[target] = FdEntry(entry.description, entry.rights_base,
+                                        entry.rights_inheriting)
+        self._preopen_names.pop(target, None)
+        if old is not None:
+            self._release(old.description)
+        return target
 
     def close_all(self) -> None:
         for fd in sorted(self._entries):
             entry = self._entries.pop(fd)
             self._release(entry.description)
         self._preopen_names.clear()
+        self._uncounted.clear()
 
     def items(self) -> list[tuple[int, FdEntry]]:
         return sorted(self._entries.items())

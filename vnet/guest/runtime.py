@@ -47,13 +47,15 @@ import wasmtime
 from wasmtime import Config, Engine, InstancePre, Linker, Module, Store, WasmtimeError
 from wasmtime import _ffi as ffi
 
+from vnet.link.guest_tun import GuestDeviceGrant
 from vnet.scheduler import SPIN_THRESHOLD_NS, GuestTask, Scheduler
 
 # Importing these modules registers their host functions.
-from . import ioctl, vnet_v1, wasi_core, wasi_fs, wasix  # noqa: F401
+from . import ioctl, tundev, vnet_v1, wasi_core, wasi_fs, wasix  # noqa: F401
 from . import threads as guest_threads
 from .abi import HOST_FUNCTIONS, GuestExit, bind_thread
 from .context import GuestContext, GuestLimits
+from .devfs import install_dev
 from .fdtable import FileDescription, InputStream, OutputStream
 from .fs import open_preopen
 from .memory import GuestMemory
@@ -229,6 +231,8 @@ class GuestConfig:
     #: on stdout one per line, as wasmtime does.
     entry: str = "_start"
     invoke_args: list[str] = field(default_factory=list)
+    #: TUN/TAP devices the guest may create through /dev/net/tun (vnet.guest.tundev).
+    devices: list[GuestDeviceGrant] = field(default_factory=list)
 
 
 class Guest:
@@ -271,6 +275,11 @@ class Guest:
             self.ctx.fds.add(self._listening_socket(address, port))
         for host_dir, guest_path in cfg.preopens:
             self.ctx.fds.add(open_preopen(host_dir), preopen_name=guest_path)
+        self.ctx.extensions[tundev.GRANTS_KEY] = list(cfg.devices)
+        install_dev(self.ctx)  # the synthetic /dev (vnet.guest.devfs), not counted in max_fds
+        from .etc_files import install_etc  # /etc: resolv.conf, hosts (vnet.guest.etc_files)
+
+        install_etc(self.ctx, cfg.host, cfg.preopens)
 
     def _listening_socket(self, address: str, port: int) -> FileDescription:
         import ipaddress

@@ -235,10 +235,17 @@ class SocketDescription(FileDescription):
         return f"<SocketDescription {self.core!r}>"
 
 
+#: A socket with nothing to report (values are never changed once built: shared, as
+#: fdtable.READY is).
+_NOT_READY = Readiness(False)
+
+
 def _wasi_readiness(r: SocketReadiness) -> Readiness:
     if r.error:
         return Readiness(r.ready, r.nbytes, hangup=r.hangup,
                          error=_LINUX_TO_WASI.get(r.error, Errno.EIO))
+    if not r.ready and not r.hangup and not r.nbytes:
+        return _NOT_READY
     return Readiness(r.ready, r.nbytes, hangup=r.hangup)
 
 

@@ -238,17 +238,26 @@ def poll_oneoff(ctx: GuestContext, in_ptr: int, out_ptr: int, nsubscriptions: in
             if state.ready or state.hangup or state.error:
                 flags = EVENTRWFLAGS_HANGUP if state.hangup else 0
                 events.append((userdata, state.error, tag, state.nbytes, flags))
-        current = sched.monotonic_ns()
-        for userdata, deadline in clocks:
-            if deadline <= current:
-                events.append((userdata, Errno.SUCCESS, Eventtype.CLOCK, 0, 0))
+        if clocks:
+            current = sched.monotonic_ns()
+            for userdata, deadline in clocks:
+                if deadline <= current:
+                    events.append((userdata, Errno.SUCCESS, Eventtype.CLOCK, 0, 0))
         return events
 
     events = collect()
     if not events:
         earliest = min((d for _, d in clocks), default=None)
-        ctx.block_until(lambda: bool(collect()) if fd_subs else False, earliest)
-        events = collect()
+        found: list[tuple[int, int, int, int, int]] = []
+
+        def ready() -> bool:
+            # block_until returns True right after the waiting guest's own call of
+            # this (under the lock): what it found then is the answer, not collected again
+            nonlocal found
+            found = collect() if fd_subs else []
+            return bool(found)
+
+        events = found if ctx.block_until(ready, earliest) else collect()
     for index, (userdata, error, tag, nbytes, flags) in enumerate(events):
         mem.pack(EVENT, out_ptr + index * EVENT.size, userdata, int(error), int(tag), nbytes, flags)
     mem.write_u32(nevents_ptr, len(events))

@@ -136,6 +136,12 @@ _BY_PROTOCOL_REASON: dict[str, DropReason] = {
                                         "link-local address: spoofed"),
     "ipv6.unknown_option": DropReason(MALFORMED, "an IPv6 option the receiver must not "
                                       "skip"),
+    "ndp.bad_rdnss": DropReason(MALFORMED, "a router advertisement's resolver option "
+                                "(RDNSS) with an impossible length"),
+    "ndp.ra_no_link_local": DropReason(CONFIG, "a router advertisement not sent: the "
+                                       "interface is down or has no link-local address yet"),
+    "rx_dropped_frozen": DropReason(LIMIT, "frames for a frozen host beyond what its NIC "
+                                    "holds until the thaw (256 per NIC)"),
     "ip.bad_version": DropReason(MALFORMED, "neither IPv4 nor IPv6"),
     "ip.empty": DropReason(MALFORMED, "an empty packet"),
 }
@@ -162,6 +168,9 @@ def explain(counter: str) -> DropReason:
     if known is not None:
         return known
     reason = reason or counter.rpartition(".")[2]
+    inner, _sep, wire_reason = reason.partition("_")  # e.g. dhcp's "udp_bad_checksum"
+    if wire_reason in _WIRE_ERRORS:
+        protocol, reason = inner, wire_reason
     if reason in _WIRE_ERRORS:
         return DropReason(MALFORMED, f"malformed {protocol or 'packet'}: "
                           f"{_WIRE_ERRORS[reason]}")

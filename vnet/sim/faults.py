@@ -1,4 +1,5 @@
-"""Faults on a schedule: links down and up, partitions, impairment changes, killed guests.
+"""Faults on a schedule: links down and up, partitions, impairment changes, killed guests,
+frozen hosts.
 
 A fault plan is a list of `FaultEvent`s, each at a virtual (or real) time
 since the run started. `FaultInjector` arms one scheduler timer per event on
@@ -31,16 +32,29 @@ Actions
     directories; its output goes on under the same prefix and it replaces
     the old one among the run's guests (a restarted client is waited for).
 
-Every action but ``heal``/``link-up``/``restart`` takes ``for = DURATION``,
+``freeze`` / ``thaw`` (``host = "NAME"``; virtual time only)
+    The host stops as a paused VM does (`Scheduler.freeze`): none of its
+    guests runs, and its stack's timers (TCP retransmits, delayed ACKs,
+    neighbour probes) and its guests' deadlines that fall due wait for the
+    thaw, when they fire in their order, before its guests run again. Frames
+    that arrive for it meanwhile are captured as they arrive and queued on
+    the NIC that received them, as a paused VM's virtio NIC holds its
+    receive ring: up to `FROZEN_RX_QUEUE_FRAMES` (256, virtio-net's default
+    ring) per NIC; past that they are dropped and counted
+    (``rx_dropped_frozen``, in the run's drops and in the thaw's log line).
+    At the thaw the queued frames reach the stack first, in arrival order,
+    then the held timers fire, then its guests run. Its clocks jump by the
+    pause, as a paused VM's do.
+
+Every action but ``heal``/``link-up``/``restart``/``thaw`` takes ``for = DURATION``,
 which schedules its reverse (for ``kill``, a restart). ``after = { guest =
 "HOST/NAME", prints = "TEXT" }`` makes ``at`` count from the first time that
-guest writes TEXT (a trigger, logged too) instead of from the start. Freezing a host (no
-guest of it runs, its timers wait) needs the scheduler's help and is not
-offered here yet.
+guest writes TEXT (a trigger, logged too) instead of from the start.
 
-This module touches the network it is given (NIC link state, segment port
-impairment slots, `Segment.partition`), guest tasks (their ``killed``
-flag) and the scheduler (timers); it reads no clock of its own.
+This module touches the network it is given (NIC link state and receive
+callback, segment port impairment slots, `Segment.partition`), guest tasks
+(their ``killed`` flag) and the scheduler (timers, `freeze`/`thaw`); it
+reads no clock of its own.
 """
 
 from __future__ import annotations
@@ -63,9 +77,13 @@ if TYPE_CHECKING:
 __all__ = ["ACTIONS", "FaultEvent", "FaultInjector", "FaultSpec", "RandomFaults",
            "draw_random", "plan"]
 
-ACTIONS = ("link-down", "link-up", "partition", "heal", "impair", "kill", "restart")
+ACTIONS = ("link-down", "link-up", "partition", "heal", "impair", "kill", "restart", "freeze",
+           "thaw")
 #: What ``for = D`` schedules after each action.
-REVERSE = {"link-down": "link-up", "partition": "heal", "impair": "restore", "kill": "restart"}
+REVERSE = {"link-down": "link-up", "partition": "heal", "impair": "restore", "kill": "restart",
+           "freeze": "thaw"}
+#: Frames a frozen host's NIC holds (each); later ones are dropped (``rx_dropped_frozen``).
+FROZEN_RX_QUEUE_FRAMES = 256
 
 
 @dataclass
@@ -78,6 +96,7 @@ class FaultSpec:
     segment: str | None = None
     groups: list[list[str]] = field(default_factory=list)
     guest: str | None = None  # "host/name"
+    host: str | None = None  # freeze / thaw
     loss: float | None = None
     delay_ns: int | None = None
     jitter_ns: int | None = None
@@ -96,7 +115,10 @@ class RandomFaults:
     Up to ``partitions`` partitions of up to ``partition_max_ns`` each,
     up to ``link_flaps`` link flaps of up to ``link_flap_max_ns``, up to
     ``kills`` kills of one of ``kill_guests`` (restarted after up to
-    ``restart_max_ns``, if given), all starting within ``within_ns``.
+    ``restart_max_ns``, if given), up to ``freezes`` freezes of one of
+    ``freeze_hosts`` (default: every host with a NIC) of up to
+    ``freeze_max_ns``, all starting within ``within_ns``. Freezes are drawn
+    last, so adding them leaves the other draws of a seed as they were.
     """
 
     within_ns: int
@@ -109,6 +131,9 @@ class RandomFaults:
     kills: int = 0
     kill_guests: list[str] = field(default_factory=list)
     restart_max_ns: int | None = None
+    freezes: int = 0
+    freeze_max_ns: int = 1_000_000_000
+    freeze_hosts: list[str] = field(default_factory=list)  # default: every host with a NIC
 
 
 @dataclass(order=True)
@@ -162,6 +187,11 @@ def draw_random(bounds: RandomFaults, seed: int, segments: dict[str, list[str]],
                                                      bounds.restart_max_ns + 1))
                    if bounds.restart_max_ns is not None else None)
         drawn.append(FaultSpec(at, "kill", guest=guest, duration_ns=restart))
+    freezable = bounds.freeze_hosts or sorted({h for hosts in segments.values() for h in hosts})
+    for _ in range(rng.randint(0, bounds.freezes) if freezable else 0):
+        host = rng.choice(freezable)
+        at, length = when_and_length(bounds.freeze_max_ns)
+        drawn.append(FaultSpec(at, "freeze", host=host, duration_ns=length))
     return drawn
 
 
@@ -215,6 +245,9 @@ class FaultInjector:
         #: Guests a fault killed and nobody restarted: "host/name" -> virtual time (ns).
         self.killed: dict[str, int] = {}
         self.on_restart: list[Callable[[str, Guest], None]] = []
+        #: Frames a frozen host's NIC dropped because its queue was full: "host/if" -> count.
+        self.rx_dropped_frozen: dict[str, int] = {}
+        self._frozen: dict[str, list[_FrozenNic]] = {}  # host -> its NICs' held frames
         self._waiting: dict[str, list[FaultSpec]] = {}  # guest -> specs it triggers
         self._tails: dict[str, bytes] = {}  # guest -> output since its last newline
 
@@ -266,6 +299,12 @@ class FaultInjector:
             self._nic(spec.nic)
         if spec.segment is not None and spec.segment not in self.net.segments:
             raise ValueError(f"fault {spec.action}: no segment {spec.segment!r}")
+        if spec.action in ("freeze", "thaw"):
+            if spec.host is None or spec.host not in self.hosts:
+                raise ValueError(f"fault {spec.action}: no host {spec.host!r} (hosts: "
+                                 f"{', '.join(sorted(self.hosts)) or 'none'})")
+            if not self.net.scheduler.virtual:
+                raise ValueError(f"fault {spec.action}: freezing a host needs virtual time")
         if spec.guest is not None and spec.guest not in self.guests:
             raise ValueError(f"fault {spec.action}: no guest {spec.guest!r} (guests: "
                              f"{', '.join(sorted(self.guests)) or 'none'})")
@@ -401,6 +440,65 @@ class FaultInjector:
         for callback in self.on_restart:
             callback(spec.guest, guest)
         return f"restart {spec.guest}"
+
+    def _freeze(self, _event: FaultEvent, spec: FaultSpec) -> str:
+        assert spec.host is not None
+        if spec.host in self._frozen:
+            return f"freeze {spec.host}: already frozen"
+        host = self.hosts[spec.host]
+        held = []
+        for ifname, nic in host.nics.items():
+            queue = _FrozenNic(f"{spec.host}/{ifname}", nic, self.rx_dropped_frozen)
+            nic.on_receive = queue.hold
+            held.append(queue)
+        self._frozen[spec.host] = held
+        self.net.scheduler.freeze(host)
+        return f"freeze {spec.host}"
+
+    def _thaw(self, _event: FaultEvent, spec: FaultSpec) -> str:
+        assert spec.host is not None
+        held = self._frozen.pop(spec.host, None)
+        if held is None:
+            return f"thaw {spec.host}: not frozen"
+        delivered = dropped = 0
+        for queue in held:  # the NICs' queues first, in arrival order, then the timers
+            delivered += queue.queued
+            dropped += queue.dropped
+            queue.release()
+        self.net.scheduler.thaw(self.hosts[spec.host])
+        held_text = f"{delivered} frame{'' if delivered == 1 else 's'} held"
+        return (f"thaw {spec.host} ({held_text}, {dropped} dropped: queue full)"
+                if dropped else f"thaw {spec.host} ({held_text})")
+
+
+class _FrozenNic:
+    """A frozen host's NIC: receives into a bounded queue until the thaw (see ``freeze``)."""
+
+    def __init__(self, name: str, nic: Nic, drops: dict[str, int]) -> None:
+        self.name = name
+        self.nic = nic
+        self.on_receive = nic.on_receive
+        self.frames: list[Any] = []
+        self.queued = 0  # wire frames (a super-frame counts as the frames it stands for)
+        self.dropped = 0
+        self._drops = drops
+
+    def hold(self, frame: Any) -> None:
+        count = getattr(frame, "gso_segs", 1)
+        if self.queued + count > FROZEN_RX_QUEUE_FRAMES:
+            self.dropped += count
+            self._drops[self.name] = self._drops.get(self.name, 0) + count
+            return
+        self.queued += count
+        self.frames.append(frame)
+
+    def release(self) -> None:
+        """Give the NIC back its receive path and deliver what it held, in order."""
+        if self.nic.on_receive == self.hold:
+            self.nic.on_receive = self.on_receive
+        frames, self.frames = self.frames, []
+        for frame in frames:
+            self.on_receive(frame)
 
 
 def _fault_seed(seed: int, index: int, nic: str, direction: str) -> int:

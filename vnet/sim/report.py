@@ -33,7 +33,8 @@ def drops_json(drops: Mapping[str, Mapping[str, int]]) -> list[dict[str, Any]]:
     return listed
 
 
-def sim_summary(result: Any, *, seed: int, virtual_time: bool) -> dict[str, Any]:
+def sim_summary(result: Any, *, seed: int, virtual_time: bool,
+                schedule: str = "fifo") -> dict[str, Any]:
     """`vnet sim`'s summary (a vnet.sim.runner.SimResult) as a JSON-ready dict."""
     return {
         "format": FORMAT,
@@ -43,6 +44,7 @@ def sim_summary(result: Any, *, seed: int, virtual_time: bool) -> dict[str, Any]
         "elapsed_s": result.elapsed_ns / 1e9,
         "virtual_time": virtual_time,
         "seed": seed,
+        "schedule": schedule,
         "guests": [{"name": g.name, "exit_code": g.exit_code, "trap": g.trap,
                     "client": g.name in result.clients} for g in result.guests],
         "nics": {name: dict(stats) for name, stats in result.nic_stats.items()},

@@ -62,10 +62,12 @@ from vnet.link.impairment import Impairment
 from vnet.link.loopback_tap import capture_loopback
 from vnet.link.vxlan import VxlanError, VxlanPort
 from vnet.network import Host, Network
+from vnet.scheduler import Scheduler
 from vnet.sim.drop_reasons import explain as explain_drop
 from vnet.sim.faults import FaultInjector, draw_random
 from vnet.sim.faults import plan as fault_plan
 from vnet.sim.output import PrefixedLines
+from vnet.sim.progress import Heartbeat
 from vnet.sim.router_services import open_tuns, start_router_services
 from vnet.sim.topology import LinkShape, NicSpec, SegmentSpec, Topology, TopologyError, VxlanSpec
 
@@ -92,6 +94,10 @@ class SimResult:
     pcap_lost: int = 0
     #: One line per fault applied (vnet.sim.faults), in order.
     faults: list[str] = field(default_factory=list)
+    #: The run's seed and schedule ("fifo" / "explore"); virtual time or not.
+    seed: int = 0
+    schedule: str = "fifo"
+    virtual: bool = False
 
     @property
     def ok(self) -> bool:
@@ -186,11 +192,12 @@ def _open_capture(target: str | Path, clock: Callable[[], int],
 
 
 def build(topo: Topology, virtual_time: bool, seed: int, pcap_dir: Path | None,
-          plan: CapturePlan | None = None,
+          plan: CapturePlan | None = None, schedule: str = "fifo",
           ) -> tuple[Network, dict[str, Host], list[Capture], list[Path]]:
     plan = plan or CapturePlan(pcap_dir=pcap_dir)
     pcap_dir = plan.pcap_dir
-    net = Network(virtual_time=virtual_time, seed=seed)
+    net = Network(virtual_time=virtual_time, seed=seed,
+                  scheduler=Scheduler(virtual=virtual_time, seed=seed, schedule=schedule))
     clock = net.scheduler.realtime_ns
     captures: list[Capture] = []
     pcaps: list[Path] = []
@@ -271,11 +278,27 @@ def build(topo: Topology, virtual_time: bool, seed: int, pcap_dir: Path | None,
         for nat in hspec.nat:
             host.nat(nat.interface, nat.behaviour, pool=nat.pool, nptv6=nat.nptv6)
         start_router_services(hspec, host)  # RA, DHCP servers and clients, mroutes
+    start_dns(topo, hosts)
     named = set(names)
     later = [entry for entry in address_names(net) if entry not in named]
     for cap in captures:
         cap.add_names(later)
     return net, hosts, captures, pcaps
+
+
+def start_dns(topo: Topology, hosts: dict[str, Host]) -> None:
+    """The topology's DNS servers, then each host's resolver list (vnet.sim.topology_dns)."""
+    from vnet.network import _reachable_address
+
+    for hspec in topo.hosts.values():
+        if hspec.dns is not None:
+            hosts[hspec.name].serve_dns(hspec.dns.records, hspec.dns.policy, hspec.dns.ttl,
+                                        forward=hspec.dns.forward)
+    for hspec in topo.hosts.values():
+        if hspec.resolvers:
+            host = hosts[hspec.name]
+            host.set_resolvers([r if r not in hosts else _reachable_address(hosts[r], host)
+                                for r in hspec.resolvers])
 
 
 def vxlan_mac(vxlan: VxlanSpec, host: str, nic: str) -> bytes:
@@ -311,9 +334,13 @@ def open_vxlan(topo: Topology, net: Network) -> list[VxlanPort]:
 def run(topo: Topology, *, virtual_time: bool | None = None, seed: int | None = None,
         pcap_dir: Path | None = None, duration_ns: int | None = None,
         out: BinaryIO | None = None, plan: CapturePlan | None = None,
-        interrupted: Callable[[], bool] | None = None) -> SimResult:
+        interrupted: Callable[[], bool] | None = None,
+        schedule: str | None = None, progress_s: float | None = None) -> SimResult:
+    """Build and run the topology; ``schedule`` (default: the file's, else "fifo") is the
+    order of guests runnable at one virtual instant (vnet.scheduler, "Schedules")."""
     virtual = topo.virtual_time if virtual_time is None else virtual_time
     seed_value = topo.seed if seed is None else seed
+    schedule_name = schedule or topo.schedule or "fifo"
     plan = plan or CapturePlan(pcap_dir=pcap_dir)
     plan.check(topo)
     if out is not None:
@@ -321,14 +348,15 @@ def run(topo: Topology, *, virtual_time: bool | None = None, seed: int | None = 
     else:  # a live capture owns stdout
         stream = sys.stderr.buffer if plan.live else sys.stdout.buffer
     stop = interrupted or (lambda: False)
-    net, hosts, captures, pcaps = build(topo, virtual, seed_value, plan.pcap_dir, plan)
+    net, hosts, captures, pcaps = build(topo, virtual, seed_value, plan.pcap_dir, plan,
+                                        schedule_name)
     vxlan_ports: list[VxlanPort] = []
     tuns: list[Any] = []
     try:
         vxlan_ports = open_vxlan(topo, net)
         tuns = open_tuns(topo, net, captures[0] if captures else None)
         return _run(topo, net, hosts, captures, pcaps, virtual, duration_ns, stream, stop,
-                    vxlan_ports)
+                    vxlan_ports, progress_s)
     finally:
         net.scheduler.stop_all()
         for port in vxlan_ports:
@@ -341,7 +369,8 @@ def run(topo: Topology, *, virtual_time: bool | None = None, seed: int | None = 
 
 def _run(topo: Topology, net: Network, hosts: dict[str, Host], captures: list[Capture],
          pcaps: list[Path], virtual: bool, duration_ns: int | None, stream: BinaryIO,
-         stop: Callable[[], bool], vxlan_ports: Sequence[VxlanPort] = ()) -> SimResult:
+         stop: Callable[[], bool], vxlan_ports: Sequence[VxlanPort] = (),
+         progress_s: float | None = None) -> SimResult:
     sched = net.scheduler
     width = max((len(n) for n in topo.guest_names()), default=8)
     guests: dict[str, Guest] = {}
@@ -356,7 +385,8 @@ def _run(topo: Topology, net: Network, hosts: dict[str, Host], captures: list[Ca
                               env=gspec.env, preopens=gspec.dirs,
                               stdout=injector.watch_output(label, sink),
                               stderr=injector.watch_output(label, sink),
-                              name=label, host=hosts[hspec.name], tcplisten=gspec.tcplisten)
+                              name=label, host=hosts[hspec.name], tcplisten=gspec.tcplisten,
+                              devices=gspec.devices)
             if gspec.limits is not None:
                 cfg.limits = gspec.limits
             guest = Guest(sched, cfg, load_module(gspec.module))
@@ -377,8 +407,14 @@ def _run(topo: Topology, net: Network, hosts: dict[str, Host], captures: list[Ca
         sched.call_at(limit, lambda: None)
     until_limit = (lambda: sched.monotonic_ns() >= limit) if limit is not None else (
         lambda: False)
-    finished = sched.run(until=lambda: clients_done() or until_limit() or stop(),
-                         timeout_s=None if virtual or limit is None else limit / 1e9)
+    heartbeat = (Heartbeat(progress_s, sched.monotonic_ns, guests, hosts).start()
+                 if progress_s else None)
+    try:
+        finished = sched.run(until=lambda: clients_done() or until_limit() or stop(),
+                             timeout_s=None if virtual or limit is None else limit / 1e9)
+    finally:
+        if heartbeat is not None:
+            heartbeat.stop()
     if stop():
         ended = "interrupted"
     elif clients_done():
@@ -410,6 +446,9 @@ def _run(topo: Topology, net: Network, hosts: dict[str, Host], captures: list[Ca
                                                   "rx_frames": c.rx_frames,
                                                   "rx_bytes": c.rx_bytes}
         drops[host.name] = host.counters.drops()
+    for nic_name, count in injector.rx_dropped_frozen.items():
+        host_drops = drops.setdefault(nic_name.partition("/")[0], {})
+        host_drops["rx_dropped_frozen"] = host_drops.get("rx_dropped_frozen", 0) + count
     for port in vxlan_ports:
         v = port.counters
         nic_stats[f"{port.segment.name}/{port.name}"] = {
@@ -420,7 +459,7 @@ def _run(topo: Topology, net: Network, hosts: dict[str, Host], captures: list[Ca
         if vxlan_drops:
             drops[f"{port.segment.name}/{port.name}"] = vxlan_drops
     return SimResult(ended, elapsed, results, clients, nic_stats, drops, pcaps, packets,
-                     lost, list(injector.log))
+                     lost, list(injector.log), sched.seed, sched.schedule, virtual)
 
 
 def schedule_faults(topo: Topology, injector: FaultInjector) -> None:
@@ -440,7 +479,9 @@ def schedule_faults(topo: Topology, injector: FaultInjector) -> None:
 
 def print_summary(result: SimResult, stream: TextIO | None = None) -> None:
     write = (stream if stream is not None else sys.stdout).write
-    write(f"\nvnet sim: {result.ended} after {result.elapsed_ns / 1e9:.3f} s\n")
+    how = (f" (virtual time, seed {result.seed}, schedule {result.schedule})"
+           if result.virtual else "")
+    write(f"\nvnet sim: {result.ended} after {result.elapsed_ns / 1e9:.3f} s{how}\n")
     width = max((len(g.name) for g in result.guests), default=5)
     write(f"{'guest':<{width}}  exit\n")
     for g in result.guests:

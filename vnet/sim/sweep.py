@@ -2,10 +2,15 @@
 
     vnet sweep TOPOLOGY.toml --seeds 1-1000 [--workers N | --cluster ADDRESS]
                [--check CMD] [--results DIR] [--keep] [--duration D]
+               [--schedule explore|fifo]
 
-Each seed is one `vnet sim TOPOLOGY --virtual-time --seed N` run (the
-topology's `[[faults]]` and `[faults.random]` included, so a random fault
-plan is drawn from the seed too). A seed **passes** when every client guest
+Each seed is one `vnet sim TOPOLOGY --virtual-time --seed N --schedule S` run
+(the topology's `[[faults]]` and `[random_faults]` included, so a random fault
+plan is drawn from the seed too). The schedule is ``explore`` unless
+``--schedule`` or the file's ``[sim] schedule`` says otherwise: a sweep is
+where the seed should also choose the order of guests runnable at the same
+virtual instant (vnet.scheduler, "Schedules"), so a race the network does
+not rule out shows up as failing seeds. A seed **passes** when every client guest
 exited 0 — or, with ``--check CMD``, when CMD exits 0 after the run. CMD runs
 through the shell, in the seed's results directory, with:
 
@@ -23,7 +28,7 @@ and ``pcaps/HOST-NIC.pcapng``. A pytest file makes a good check:
 ``--check 'pytest -q /path/to/test_run.py'`` with tests reading
 ``VNET_SWEEP_DIR``. Passing seeds' pcaps are deleted afterwards unless
 ``--keep``; failing seeds keep everything, and the table prints the command
-that replays each one (``vnet sim ... --seed N --pcap-dir RESULTS/seed-N/replay``),
+that replays each one (``vnet sim ... --seed N --schedule S --pcap-dir RESULTS/seed-N/replay``),
 whose captures are byte-identical to ``RESULTS/seed-N/pcaps``.
 
 Where seeds run
@@ -83,6 +88,7 @@ class SeedJob:
     topology: str
     seed: int
     duration_ns: int | None = None
+    schedule: str = "explore"
 
 
 @dataclass
@@ -110,6 +116,7 @@ class SweepResult:
     topology: Path
     engine: str  # "process pool (N workers)" or "dask cluster ADDRESS"
     wall_s: float
+    schedule: str = "explore"
 
     @property
     def failed(self) -> list[SeedOutcome]:
@@ -117,7 +124,8 @@ class SweepResult:
 
     def table(self) -> list[tuple[int, str, str]]:
         """(seed, reason, replay command) of each failing seed, by seed."""
-        return [(o.seed, o.reason, replay_command(self.topology, o.seed, self.results_dir))
+        return [(o.seed, o.reason, replay_command(self.topology, o.seed, self.results_dir,
+                                                  self.schedule))
                 for o in sorted(self.failed, key=lambda o: o.seed)]
 
 
@@ -143,9 +151,11 @@ def parse_seeds(text: str) -> list[int]:
     return seeds
 
 
-def replay_command(topology: Path, seed: int, results_dir: Path) -> str:
+def replay_command(topology: Path, seed: int, results_dir: Path,
+                   schedule: str = "explore") -> str:
     """The `vnet sim` command that replays one seed into RESULTS/seed-N/replay."""
     return shlex.join(["vnet", "sim", str(topology), "--virtual-time", "--seed", str(seed),
+                       "--schedule", schedule,
                        "--pcap-dir", str(results_dir / f"seed-{seed}" / "replay")])
 
 
@@ -160,7 +170,7 @@ def run_seed(job: SeedJob) -> SeedOutcome:
         try:
             topo = load(job.topology)
             result = run(topo, virtual_time=True, seed=job.seed, pcap_dir=pcap_dir,
-                         duration_ns=job.duration_ns, out=out)
+                         duration_ns=job.duration_ns, out=out, schedule=job.schedule)
         except Exception as e:  # a bad file or module, or a bug: the seed fails, visibly
             return SeedOutcome(job.seed, False, "error", {}, [], out.getvalue(), "",
                                error=f"{type(e).__name__}: {e}")
@@ -258,15 +268,24 @@ def _lost(job: SeedJob, error: BaseException) -> SeedOutcome:
 def sweep(topology: str | Path, seeds: Iterable[int], *, results_dir: str | Path,
           workers: int | None = None, cluster: str | None = None, check: str | None = None,
           keep: bool = False, duration_ns: int | None = None,
-          progress: Callable[[SeedOutcome, int, int], None] | None = None) -> SweepResult:
-    """Run every seed; write RESULTS/seed-N/ and RESULTS/sweep.json; return the verdicts."""
+          progress: Callable[[SeedOutcome, int, int], None] | None = None,
+          schedule: str | None = None) -> SweepResult:
+    """Run every seed; write RESULTS/seed-N/ and RESULTS/sweep.json; return the verdicts.
+
+    ``schedule``: "explore" or "fifo"; by default the file's ``[sim] schedule``, else
+    "explore" (see the module docstring).
+    """
+    from vnet.scheduler import SCHEDULES
     from vnet.sim.topology import load
 
     topo_path = Path(topology).resolve()
-    load(topo_path)  # a bad file fails here, once, with FILE:LINE
+    topo = load(topo_path)  # a bad file fails here, once, with FILE:LINE
+    chosen = schedule or topo.schedule or "explore"
+    if chosen not in SCHEDULES:
+        raise ValueError(f"schedule {chosen!r}: one of {', '.join(SCHEDULES)}")
     results = Path(results_dir).resolve()
     results.mkdir(parents=True, exist_ok=True)
-    jobs = [SeedJob(str(topo_path), seed, duration_ns) for seed in seeds]
+    jobs = [SeedJob(str(topo_path), seed, duration_ns, chosen) for seed in seeds]
     if not jobs:
         raise ValueError("no seeds to run")
     started = time.monotonic()
@@ -290,8 +309,9 @@ def sweep(topology: str | Path, seeds: Iterable[int], *, results_dir: str | Path
             if progress is not None:
                 progress(judged, len(outcomes), len(jobs))
     outcomes.sort(key=lambda o: o.seed)
-    result = SweepResult(outcomes, results, topo_path, engine, time.monotonic() - started)
-    record = {"topology": str(topo_path), "engine": engine, "check": check,
+    result = SweepResult(outcomes, results, topo_path, engine, time.monotonic() - started,
+                         chosen)
+    record = {"topology": str(topo_path), "engine": engine, "check": check, "schedule": chosen,
               "seeds": [{k: v for k, v in asdict(o).items() if k not in ("output", "pcaps",
                                                                           "summary")}
                         for o in outcomes]}
@@ -305,7 +325,7 @@ def print_table(result: SweepResult, stream: TextIO | None = None) -> None:
     total = len(result.outcomes)
     failed = result.table()
     write(f"vnet sweep: {total} seeds, {total - len(failed)} passed, {len(failed)} failed "
-          f"({result.engine}, {result.wall_s:.1f} s)\n")
+          f"(schedule {result.schedule}, {result.engine}, {result.wall_s:.1f} s)\n")
     if not failed:
         return
     width = max(4, *(len(str(seed)) for seed, _, _ in failed))
@@ -318,7 +338,7 @@ def print_table(result: SweepResult, stream: TextIO | None = None) -> None:
 
 def main_args(topology: str, seeds: str, *, workers: int | None, cluster: str | None,
               check: str | None, results: str | None, keep: bool,
-              duration_ns: int | None) -> int:
+              duration_ns: int | None, schedule: str | None = None) -> int:
     """`vnet sweep` (called by vnet.cli): 0 when every seed passed, 1 otherwise."""
     seed_list = parse_seeds(seeds)
     results_dir = Path(results) if results else Path(f"sweep-{Path(topology).stem}")
@@ -330,7 +350,7 @@ def main_args(topology: str, seeds: str, *, workers: int | None, cluster: str | 
 
     result = sweep(topology, seed_list, results_dir=results_dir, workers=workers,
                    cluster=cluster, check=check, keep=keep, duration_ns=duration_ns,
-                   progress=progress)
+                   progress=progress, schedule=schedule)
     print_table(result)
     return 1 if result.failed else 0
 

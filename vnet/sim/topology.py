@@ -3,6 +3,7 @@
     [sim]
     virtual_time = true          # deterministic mode (also: vnet sim --virtual-time)
     seed = 7
+    schedule = "fifo"            # or "explore": the seed orders simultaneous guests
     duration = "60s"             # give up after this long (virtual or real time)
     clients = ["alice/chat"]     # the run ends when these guests exit (default: all)
 
@@ -107,6 +108,7 @@
     groups = [["alice", "bob"], ["server"]]  # rate in bit/s) | kill | restart (guest)
     for = "3s"                   # undo after this long (a kill: restart then)
     # after = { guest = "server/chat", prints = "listening" }   # at counts from then
+    # action = "freeze", host = "server", for = "2s": paused as a VM (virtual time; thaw)
 
     [random_faults]              # a plan drawn from the seed, within these bounds:
     within = "60s"               # every fault starts in the first minute
@@ -116,6 +118,7 @@
     link_flap_max = "1s"
     kills = 1                    # up to 1 kill of one of kill_guests = ["server/chat"],
     restart_max = "2s"           #   restarted up to 2 s later (no restart_max: stays dead)
+    # freezes = 1, freeze_max = "1s", freeze_hosts = ["server"]   (virtual time)
 
     [[hosts.server.guests]]
     name = "chat"
@@ -129,6 +132,8 @@
     memory = "64MB"              # limits: linear memory, open fds, CPU time
     fds = 64
     cpu_time = "10s"
+    devices = [{ name = "tun0", kind = "tun", addresses = ["10.8.0.1/24"] }]  # TUN/TAP it
+                                 # may create (/dev/net/tun), or "tun0:tun=10.8.0.1/24"
 
 Units are strings everywhere, the same as in the Python API (`vnet.units`):
 durations "2ms" / "1.5s" / "3min", rates "10Mbit" / "1Gbit" / "512kbit", sizes
@@ -150,6 +155,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from vnet.link.guest_tun import GuestDeviceGrant, parse_guest_tun
 from vnet.sim.faults import ACTIONS, FaultSpec, RandomFaults
 
 if TYPE_CHECKING:
@@ -157,6 +163,7 @@ if TYPE_CHECKING:
     from firewall.nat_router import NatBehaviour
     from vnet.guest.context import GuestLimits
     from vnet.link.impairment import Impairment
+    from vnet.sim.topology_dns import DnsSpec
 
 
 class TopologyError(Exception):
@@ -270,6 +277,8 @@ class GuestSpec:
     limits: GuestLimits | None = None
     #: `stop`: killed this long after the run starts (None: runs to the end).
     stop_ns: int | None = None
+    #: TUN/TAP devices granted to the guest (its `devices` key; `_guest_devices`).
+    devices: list[GuestDeviceGrant] = field(default_factory=list)
 
 
 @dataclass
@@ -297,6 +306,8 @@ class HostSpec:
     dhcp_servers: list[DhcpServerSpec] = field(default_factory=list)
     mroutes: list[MrouteSpec] = field(default_factory=list)
     tun: TunSpec | None = None
+    dns: DnsSpec | None = None  # a DNS server on this host (vnet.sim.topology_dns)
+    resolvers: list[str] = field(default_factory=list)  # addresses or host names
 
 
 @dataclass
@@ -304,6 +315,7 @@ class Topology:
     path: Path
     virtual_time: bool = False
     seed: int = 0
+    schedule: str | None = None  # [sim] schedule: "fifo" / "explore" (vnet.scheduler)
     duration_ns: int | None = None
     clients: list[str] = field(default_factory=list)  # "host/guest"
     segments: dict[str, SegmentSpec] = field(default_factory=dict)
@@ -475,8 +487,9 @@ def parse(data: dict[str, Any], path: Path, text: str = "") -> Topology:
     topo = Topology(path)
 
     sim = _expect(data.get("sim", {}), dict, path, loc.line("sim"), "[sim]")
-    _check_keys(sim, {"virtual_time", "seed", "duration", "clients"}, path, loc, ("sim",),
-                "[sim]")
+    _check_keys(sim, {"virtual_time", "seed", "duration", "clients", "schedule"}, path, loc,
+                ("sim",), "[sim]")
+    _sim_schedule(sim, topo, path, loc)
     topo.virtual_time = _expect(sim.get("virtual_time", False), bool, path,
                                 loc.line("sim", "virtual_time"), "virtual_time")
     topo.seed = _expect(sim.get("seed", 0), int, path, loc.line("sim", "seed"), "seed")
@@ -525,7 +538,8 @@ def parse(data: dict[str, Any], path: Path, text: str = "") -> Topology:
         if not _NAME.match(hname):
             raise TopologyError(path, loc.line(*hkey), f"bad host name {hname!r}")
         _check_keys(hspec, {"forwarding", "nics", "routes", "guests", "firewall",
-                            "firewall_rules", "nat", *_ROUTER_KEYS}, path, loc, hkey,
+                            "firewall_rules", "nat", *_ROUTER_KEYS, "dns", "resolvers"},
+                    path, loc, hkey,
                     f"host {hname!r}")
         host = HostSpec(hname)
         host.firewall = _firewall(hspec, path, loc, hkey, base)
@@ -596,7 +610,7 @@ def parse(data: dict[str, Any], path: Path, text: str = "") -> Topology:
             gkey = (*hkey, "guests", index)
             _expect(gspec, dict, path, loc.line(*gkey), "a guest")
             _check_keys(gspec, {"name", "module", "args", "env", "dirs", "tcplisten", "start",
-                                *_GUEST_LIMIT_KEYS}, path, loc, gkey,
+                                *_GUEST_LIMIT_KEYS, "devices"}, path, loc, gkey,
                         f"a guest of host {hname!r}")
             module = gspec.get("module")
             if not isinstance(module, str):
@@ -641,6 +655,8 @@ def parse(data: dict[str, Any], path: Path, text: str = "") -> Topology:
                                          [(str(k), str(v)) for k, v in env.items()], dirs,
                                          listeners, start))
             _guest_limits(gspec, host.guests[-1], path, loc, gkey)
+            host.guests[-1].devices = _guest_devices(gspec.get("devices", []), path,
+                                                     loc.line(*gkey, "devices"))
         _router_keys(hspec, host, topo, path, loc, hkey)
         topo.hosts[hname] = host
     _check_links(topo, path, loc)
@@ -660,6 +676,9 @@ def parse(data: dict[str, Any], path: Path, text: str = "") -> Topology:
     topo.clients = [str(c) for c in clients]
     _faults(data, topo, path, loc)
     _guest_stops(topo)
+    from vnet.sim.topology_dns import dns_keys  # dns = {...}, resolvers = [...]
+
+    dns_keys(hosts, topo, path, loc)
     return topo
 
 
@@ -840,9 +859,10 @@ def _nat(spec: dict[str, Any], host: HostSpec, path: Path, loc: _Locator,
 
 _FAULT_TABLES = ("faults", "random_faults")
 _FAULT_KEYS = {"at", "action", "nic", "segment", "groups", "guest", "loss", "delay", "jitter",
-               "rate", "for", "after"}
+               "rate", "for", "after", "host"}
 _RANDOM_FAULT_KEYS = {"within", "partitions", "partition_max", "segments", "link_flaps",
-                      "link_flap_max", "nics", "kills", "kill_guests", "restart_max"}
+                      "link_flap_max", "nics", "kills", "kill_guests", "restart_max",
+                      "freezes", "freeze_max", "freeze_hosts"}
 
 
 def _fault_nic(topo: Topology, value: Any, path: Path, line: int | None) -> str:
@@ -939,6 +959,7 @@ def _faults(data: dict[str, Any], topo: Topology, path: Path, loc: _Locator) -> 
             spec.after_output = _expect(after["prints"], str, path, line, "prints")
             if not spec.after_output:
                 raise TopologyError(path, line, "after: prints must not be empty")
+        _fault_host(item, spec, topo, path, loc, key)
         topo.faults.append(spec)
     if "random_faults" in data:
         key = ("random_faults",)
@@ -968,7 +989,58 @@ def _faults(data: dict[str, Any], topo: Topology, path: Path, loc: _Locator) -> 
         if bounds.kills and not bounds.kill_guests:
             raise TopologyError(path, loc.line(*key, "kills"),
                                 "kills needs kill_guests = [\"HOST/NAME\", ...]")
+        _random_freezes(table, bounds, topo, path, loc, key)
         topo.random_faults = bounds
+
+
+# --- schedule exploration and frozen hosts (vnet.scheduler, vnet.sim.faults) ---------------
+
+def _sim_schedule(sim: dict[str, Any], topo: Topology, path: Path, loc: _Locator) -> None:
+    """``[sim] schedule = "fifo" | "explore"``."""
+    from vnet.scheduler import SCHEDULES
+
+    if "schedule" not in sim:
+        return
+    line = loc.line("sim", "schedule")
+    value = _expect(sim["schedule"], str, path, line, "schedule")
+    if value not in SCHEDULES:
+        raise TopologyError(path, line, f"schedule {value!r}: one of {', '.join(SCHEDULES)}")
+    topo.schedule = value
+
+
+def _fault_host(item: dict[str, Any], spec: FaultSpec, topo: Topology, path: Path,
+                loc: _Locator, key: tuple[str | int, ...]) -> None:
+    """A fault's ``host = "NAME"`` (freeze / thaw need one; nothing else takes it)."""
+    if spec.action not in ("freeze", "thaw"):
+        if "host" in item:
+            raise TopologyError(path, loc.line(*key, "host"),
+                                f"{spec.action} takes no host (only freeze and thaw do)")
+        return
+    if "host" not in item:
+        raise TopologyError(path, loc.line(*key), f"{spec.action} needs host = \"NAME\"")
+    name = _expect(item["host"], str, path, loc.line(*key, "host"), "host")
+    if name not in topo.hosts:
+        raise TopologyError(path, loc.line(*key, "host"), f"no host {name!r} (hosts: "
+                            f"{', '.join(topo.hosts) or 'none'})")
+    spec.host = name  # virtual time only: `vnet sim` refuses it in real time
+
+
+def _random_freezes(table: dict[str, Any], bounds: RandomFaults, topo: Topology, path: Path,
+                    loc: _Locator, key: tuple[str, ...]) -> None:
+    """``[random_faults]`` freezes = N, freeze_max = "1s", freeze_hosts = ["NAME", ...]."""
+    if "freezes" in table:
+        count = _expect(table["freezes"], int, path, loc.line(*key, "freezes"), "freezes")
+        if count < 0:
+            raise TopologyError(path, loc.line(*key, "freezes"), "freezes must be >= 0")
+        bounds.freezes = count
+    if "freeze_max" in table:
+        bounds.freeze_max_ns = _duration(table["freeze_max"], (path, loc, (*key, "freeze_max")))
+    line = loc.line(*key, "freeze_hosts")
+    for name in _expect(table.get("freeze_hosts", []), list, path, line, "freeze_hosts"):
+        if name not in topo.hosts:
+            raise TopologyError(path, line, f"no host {name!r} (hosts: "
+                                f"{', '.join(topo.hosts) or 'none'})")
+        bounds.freeze_hosts.append(name)
 
 
 # --- links, templates, routers (bandwidth/jitter/queue, cables, count, RA, DHCP, ...) ---
@@ -1556,3 +1628,38 @@ def _tun(spec: Any, topo: Topology, path: Path, loc: _Locator,
                 raise TopologyError(path, loc.line(*key, "publish"), f"publish: {e}") from None
             tun.publish.append(str(item))
     return tun
+
+
+def _guest_devices(value: object, path: Path, line: int | None) -> list[GuestDeviceGrant]:
+    """A guest's ``devices``: the TUN/TAP devices it may create through /dev/net/tun.
+
+    Each is a table ``{name = "tun0", kind = "tun" | "tap", addresses = ["10.8.0.1/24"],
+    routes = ["10.2.0.0/24"], mtu = 1500}`` (only ``name`` required) or the string
+    ``"NAME[:tun|tap][=CIDR,...]"`` as ``vnet run --guest-tun`` takes it.
+    """
+    if not isinstance(value, list):
+        raise TopologyError(path, line, "devices must be a list of devices")
+    grants: list[GuestDeviceGrant] = []
+    for item in value:
+        try:
+            if isinstance(item, str):
+                grant = parse_guest_tun(item)
+            elif isinstance(item, dict):
+                unknown = set(item) - {"name", "kind", "addresses", "routes", "mtu"}
+                if unknown:
+                    raise ValueError(f"unknown key {sorted(unknown)[0]!r} (keys: name, kind, "
+                                     "addresses, routes, mtu)")
+                if not isinstance(item.get("name"), str):
+                    raise ValueError("a device needs name = \"tun0\"")
+                grant = GuestDeviceGrant(item["name"], str(item.get("kind", "tun")),
+                                         tuple(str(a) for a in item.get("addresses", [])),
+                                         tuple(str(r) for r in item.get("routes", [])),
+                                         int(item.get("mtu", 1500)))
+            else:
+                raise ValueError(f"{item!r} is neither a table nor \"NAME[:KIND][=CIDR,...]\"")
+        except (ValueError, TypeError) as e:
+            raise TopologyError(path, line, f"bad device: {e}") from None
+        if any(g.name == grant.name for g in grants):
+            raise TopologyError(path, line, f"device {grant.name} is granted twice")
+        grants.append(grant)
+    return grants

@@ -139,8 +139,9 @@
 #define MSG_FASTOPEN  0x20000000
 #define MSG_CMSG_CLOEXEC 0x40000000
 
-/* Ancillary data. vnet delivers none (recvmsg always returns
- * msg_controllen 0), but programs that build or walk it must compile. */
+/* Ancillary data: recvmsg delivers IP_PKTINFO, IP_TTL, IP_TOS, IPV6_PKTINFO,
+ * IPV6_HOPLIMIT, IPV6_TCLASS and SCM_TIMESTAMP(NS) messages (src/sendrecv.c).
+ * wasm32's struct cmsghdr is 12 bytes (CMSG_LEN(0) is 12, 16 on x86-64). */
 struct cmsghdr {
     socklen_t cmsg_len;
     int cmsg_level;
@@ -153,7 +154,7 @@ struct cmsghdr {
 
 #define CMSG_DATA(cmsg) ((unsigned char *) (((struct cmsghdr *)(cmsg)) + 1))
 #define CMSG_NXTHDR(mhdr, cmsg) ((cmsg)->cmsg_len < sizeof (struct cmsghdr) || \
-	__CMSG_LEN(cmsg) + sizeof(struct cmsghdr) >= __MHDR_END(mhdr) - (unsigned char *)(cmsg) \
+	__CMSG_LEN(cmsg) + sizeof(struct cmsghdr) >= (__SIZE_TYPE__)(__MHDR_END(mhdr) - (unsigned char *)(cmsg)) \
 	? 0 : (struct cmsghdr *)__CMSG_NEXT(cmsg))
 #define CMSG_FIRSTHDR(mhdr) ((size_t) (mhdr)->msg_controllen >= sizeof (struct cmsghdr) ? (struct cmsghdr *) (mhdr)->msg_control : (struct cmsghdr *) 0)
 #define CMSG_ALIGN(len) (((len) + sizeof (size_t) - 1) & (size_t) ~(sizeof (size_t) - 1))
@@ -162,6 +163,8 @@ struct cmsghdr {
 
 #define SCM_RIGHTS      0x01
 #define SCM_CREDENTIALS 0x02
+#define SCM_TIMESTAMP   SO_TIMESTAMP
+#define SCM_TIMESTAMPNS SO_TIMESTAMPNS
 
 /* The calls wasi-libc also defines, bound to the SDK's link names (see
  * __vnet_replaces.h); <sys/socket.h> redeclares them without the label,

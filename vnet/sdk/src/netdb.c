@@ -6,14 +6,30 @@
  * getservbyname, getservbyport, getprotobyname, getprotobynumber.
  * wasi-libc has none of them for preview1.
  *
- * Host names are resolved by the host (WASIX `resolve`): the names of the
- * virtual topology and "localhost". Numeric addresses and ports are parsed
- * here and never reach the host. Results keep the host's order (for
- * AF_UNSPEC, IPv6 and IPv4 as the host returns them). There is no
- * /etc/services: named services come from a small built-in table.
+ * Host names are resolved on the wire when the guest's host has resolvers:
+ * vnet then shows the guest a read-only /etc whose resolv.conf starts with
+ * VNET_RESOLV_MARK and lists them. A name in /etc/hosts (localhost, the
+ * host's own name) is answered from there; any other name is asked with
+ * real DNS queries (AAAA, then A, as the families asked for require) over
+ * UDP to each nameserver in turn, each waited for 1 s, twice round the list,
+ * and again over TCP (2-byte length prefix) when an answer comes back
+ * truncated. Answers are checked (ID, question, source) and CNAME chains
+ * followed; a server that answered SERVFAIL or REFUSED (or whose port is
+ * closed) is not asked that question again. NXDOMAIN is EAI_NONAME, no address of any asked type
+ * EAI_NODATA, no answer or only SERVFAIL/REFUSED EAI_AGAIN. A resolv.conf
+ * without the mark (a host directory preopened as /etc) is not vnet's and
+ * is ignored, so a lookup never aims at the real machine's resolver.
  *
- * getnameinfo cannot ask for reverse lookups (WASIX has none), so it always
- * gives numeric hosts; with NI_NAMEREQD it fails with EAI_NONAME.
+ * Without resolvers, names are resolved by the host (WASIX `resolve`): the
+ * names of the virtual topology and "localhost", never on the wire.
+ * Numeric addresses and ports are parsed here and never reach the host.
+ * Results keep the answer's order (for AF_UNSPEC, IPv6 first). There is
+ * no /etc/services: named services come from a small built-in table.
+ *
+ * getnameinfo and gethostbyaddr ask a PTR query (in-addr.arpa, ip6.arpa)
+ * when there are resolvers and NI_NUMERICHOST is not set; without
+ * resolvers (WASIX has no reverse lookup) getnameinfo gives numeric hosts,
+ * and with NI_NAMEREQD fails with EAI_NONAME.
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* the GNU/BSD declarations, whatever the program's flags */
@@ -22,9 +38,13 @@
 #include <ctype.h>
 #include <net/if.h>
 #include <netdb.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include <vnet/sdk_internal.h>
 
@@ -255,6 +275,376 @@ static int resolve_name(const char *node, int port, struct gai_addr *out, int ma
     return n;
 }
 
+/* --- DNS on the wire ------------------------------------------------------------- */
+
+#define VNET_RESOLV_MARK "# vnet resolv.conf"
+#define DNS_MAX_SERVERS 3
+#define DNS_TIMEOUT_MS 1000
+#define DNS_ROUNDS 2
+#define DNS_MAX_REPLY 65535
+#define DNS_NAME_MAX 256
+
+enum { DNS_T_A = 1, DNS_T_CNAME = 5, DNS_T_PTR = 12, DNS_T_AAAA = 28 };
+
+struct dns_servers {
+    int count;
+    struct sockaddr_storage addr[DNS_MAX_SERVERS];
+    socklen_t len[DNS_MAX_SERVERS];
+};
+
+/* The nameservers of vnet's /etc/resolv.conf; 0 if there is none. */
+static int dns_read_servers(struct dns_servers *out) {
+    out->count = 0;
+    FILE *f = fopen("/etc/resolv.conf", "r");
+    if (f == NULL)
+        return 0;
+    char line[256], text[128];
+    int first = 1, ours = 0;
+    while (fgets(line, sizeof line, f) != NULL && out->count < DNS_MAX_SERVERS) {
+        if (first) {
+            ours = strncmp(line, VNET_RESOLV_MARK, sizeof VNET_RESOLV_MARK - 1) == 0;
+            first = 0;
+            if (!ours)
+                break;
+        }
+        if (sscanf(line, "nameserver %127s", text) != 1)
+            continue;
+        struct sockaddr_storage *ss = &out->addr[out->count];
+        memset(ss, 0, sizeof *ss);
+        struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+        struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+        if (inet_pton(AF_INET, text, &sin->sin_addr) == 1) {
+            sin->sin_family = AF_INET;
+            sin->sin_port = htons(53);
+            out->len[out->count++] = sizeof *sin;
+        } else if (inet_pton(AF_INET6, text, &sin6->sin6_addr) == 1) {
+            sin6->sin6_family = AF_INET6;
+            sin6->sin6_port = htons(53);
+            out->len[out->count++] = sizeof *sin6;
+        }
+    }
+    fclose(f);
+    return ours ? out->count : 0;
+}
+
+/* Addresses /etc/hosts gives `name` (of the families wanted); -1 if it has no line. */
+static int hosts_file_lookup(const char *name, int want4, int want6, struct gai_addr *out,
+                             int max) {
+    FILE *f = fopen("/etc/hosts", "r");
+    if (f == NULL)
+        return -1;
+    char line[512];
+    int n = 0, named = 0;
+    while (fgets(line, sizeof line, f) != NULL && n < max) {
+        char *save, *addr = strtok_r(line, " \t\r\n", &save);
+        if (addr == NULL || addr[0] == '#')
+            continue;
+        for (char *alias = strtok_r(NULL, " \t\r\n", &save); alias != NULL;
+             alias = strtok_r(NULL, " \t\r\n", &save)) {
+            if (alias[0] == '#')
+                break;
+            if (strcasecmp(alias, name) != 0)
+                continue;
+            named = 1;
+            struct gai_addr a;
+            if (parse_numeric(addr, &a) == 1 && ((a.family == AF_INET && want4) ||
+                                                 (a.family == AF_INET6 && want6)))
+                out[n++] = a;
+            break;
+        }
+    }
+    fclose(f);
+    /* IPv6 first, as the host call (and glibc's default policy table) orders them */
+    struct gai_addr sorted[MAX_ADDRS];
+    int k = 0;
+    for (int pass = 0; pass < 2; pass++)
+        for (int i = 0; i < n && k < MAX_ADDRS; i++)
+            if ((out[i].family == AF_INET6) == (pass == 0))
+                sorted[k++] = out[i];
+    memcpy(out, sorted, (size_t)k * sizeof sorted[0]);
+    return named ? n : -1;
+}
+
+static int dns_build_query(uint8_t *buf, size_t size, uint16_t id, const char *name,
+                           int type) {
+    size_t n = 12;
+    if (size < 12)
+        return -1;
+    memset(buf, 0, 12);
+    buf[0] = (uint8_t)(id >> 8), buf[1] = (uint8_t)id;
+    buf[2] = 0x01; /* RD */
+    buf[5] = 1;
+    const char *p = name;
+    while (*p) {
+        const char *dot = strchr(p, '.');
+        size_t len = dot ? (size_t)(dot - p) : strlen(p);
+        if (len == 0 && dot != NULL && dot[1] == '\0')
+            break; /* a trailing dot */
+        if (len == 0 || len > 63 || n + len + 6 > size)
+            return -1;
+        buf[n++] = (uint8_t)len;
+        memcpy(buf + n, p, len);
+        n += len;
+        p += len + (dot ? 1 : 0);
+    }
+    if (n - 12 > 253)
+        return -1;
+    buf[n++] = 0;
+    buf[n++] = (uint8_t)(type >> 8), buf[n++] = (uint8_t)type;
+    buf[n++] = 0, buf[n++] = 1;
+    return (int)n;
+}
+
+/* The name at *pos (compression followed backwards only); -1 if malformed. */
+static int dns_read_name(const uint8_t *msg, int len, int *pos, char *out, size_t size) {
+    int p = *pos, jumped = 0, floor = *pos;
+    size_t o = 0;
+    for (;;) {
+        if (p >= len)
+            return -1;
+        uint8_t l = msg[p];
+        if ((l & 0xc0) == 0xc0) {
+            if (p + 1 >= len)
+                return -1;
+            int target = ((l & 0x3f) << 8) | msg[p + 1];
+            if (target >= floor)
+                return -1; /* forward or looping */
+            if (!jumped)
+                *pos = p + 2;
+            jumped = 1;
+            p = floor = target;
+            continue;
+        }
+        if (l & 0xc0)
+            return -1;
+        if (l == 0)
+            break;
+        if (p + 1 + l > len || o + l + 2 > size)
+            return -1;
+        if (o)
+            out[o++] = '.';
+        memcpy(out + o, msg + p + 1, l);
+        o += l;
+        p += 1 + l;
+    }
+    if (!jumped)
+        *pos = p + 1;
+    out[o] = '\0';
+    return 0;
+}
+
+static int dns_wait(int fd, int ms) {
+    struct pollfd pfd = {.fd = fd, .events = POLLIN};
+    return poll(&pfd, 1, ms);
+}
+
+static int dns_read_all(int fd, uint8_t *buf, int n) {
+    int got = 0;
+    while (got < n) {
+        if (dns_wait(fd, DNS_TIMEOUT_MS) <= 0)
+            return -1;
+        ssize_t r = recv(fd, buf + got, (size_t)(n - got), 0);
+        if (r <= 0)
+            return -1;
+        got += (int)r;
+    }
+    return got;
+}
+
+/* Does `reply` answer `query` (same ID and question, QR set)? */
+static int dns_matches(const uint8_t *query, int qlen, const uint8_t *reply, int rlen) {
+    if (rlen < qlen || !(reply[2] & 0x80) || reply[0] != query[0] || reply[1] != query[1] ||
+        reply[4] != 0 || reply[5] != 1)
+        return 0;
+    for (int i = 12; i < qlen; i++) /* the question, compared case-insensitively */
+        if (tolower(reply[i]) != tolower(query[i]))
+            return 0;
+    return 1;
+}
+
+static int dns_exchange_tcp(const struct dns_servers *sv, int i, const uint8_t *q, int qlen,
+                            uint8_t *reply, int size) {
+    int fd = socket(sv->addr[i].ss_family, SOCK_STREAM, 0);
+    if (fd < 0)
+        return -1;
+    int n = -1;
+    uint8_t framed[2 + 512], prefix[2];
+    framed[0] = (uint8_t)(qlen >> 8), framed[1] = (uint8_t)qlen;
+    memcpy(framed + 2, q, (size_t)qlen);
+    if (connect(fd, (const struct sockaddr *)&sv->addr[i], sv->len[i]) == 0 &&
+        send(fd, framed, (size_t)qlen + 2, 0) == qlen + 2 && dns_read_all(fd, prefix, 2) == 2) {
+        n = (prefix[0] << 8) | prefix[1];
+        if (n > size || dns_read_all(fd, reply, n) != n || !dns_matches(q, qlen, reply, n))
+            n = -1;
+    }
+    close(fd);
+    return n;
+}
+
+/* Ask the servers; the reply's length (and it in `reply`), or an EAI_* code. */
+static int dns_ask(const struct dns_servers *sv, const char *name, int type, uint8_t *reply,
+                   int size) {
+    uint8_t q[512];
+    uint16_t id;
+    if (getentropy(&id, sizeof id) != 0)
+        id = 0x5a5a;
+    int qlen = dns_build_query(q, sizeof q, id, name, type);
+    if (qlen < 0)
+        return EAI_NONAME;
+    int fds[DNS_MAX_SERVERS]; /* -1: no socket, or the server refused or failed this query */
+    for (int i = 0; i < sv->count; i++) {
+        fds[i] = socket(sv->addr[i].ss_family, SOCK_DGRAM, 0);
+        if (fds[i] >= 0 &&
+            connect(fds[i], (const struct sockaddr *)&sv->addr[i], sv->len[i]) != 0) {
+            close(fds[i]);
+            fds[i] = -1;
+        }
+    }
+    int result = EAI_AGAIN;
+    for (int round = 0; round < DNS_ROUNDS && result == EAI_AGAIN; round++) {
+        for (int i = 0; i < sv->count && result == EAI_AGAIN; i++) {
+            if (fds[i] < 0 || send(fds[i], q, (size_t)qlen, 0) != qlen)
+                continue;
+            while (dns_wait(fds[i], DNS_TIMEOUT_MS) > 0) {
+                ssize_t n = recv(fds[i], reply, (size_t)size, 0);
+                if (n < 0) { /* ECONNREFUSED: nobody serves there */
+                    close(fds[i]);
+                    fds[i] = -1;
+                    break;
+                }
+                if (!dns_matches(q, qlen, reply, (int)n))
+                    continue; /* someone else's, or forged: keep waiting */
+                if (reply[2] & 0x02)
+                    n = dns_exchange_tcp(sv, i, q, qlen, reply, size);
+                int rcode = n >= 12 ? reply[3] & 0x0f : -1;
+                if (rcode == 0 || rcode == 3) {
+                    result = (int)n;
+                } else { /* SERVFAIL, REFUSED, a failed TCP retry: not this server again */
+                    close(fds[i]);
+                    fds[i] = -1;
+                }
+                break;
+            }
+        }
+    }
+    for (int i = 0; i < sv->count; i++)
+        if (fds[i] >= 0)
+            close(fds[i]);
+    return result;
+}
+
+/* Records of `type` at the end of the CNAME chain from `name`, into out. */
+static int dns_collect(const uint8_t *msg, int len, const char *name, int type,
+                       struct gai_addr *out, int max, char *ptr_name, size_t ptr_size) {
+    char want[DNS_NAME_MAX], owner[DNS_NAME_MAX], target[DNS_NAME_MAX];
+    snprintf(want, sizeof want, "%s", name);
+    size_t wl = strlen(want);
+    if (wl > 0 && want[wl - 1] == '.')
+        want[wl - 1] = '\0';
+    int an = (msg[6] << 8) | msg[7], pos = 12, n = 0;
+    if (dns_read_name(msg, len, &pos, owner, sizeof owner) < 0)
+        return 0;
+    pos += 4;
+    for (int i = 0; i < an && pos < len; i++) {
+        if (dns_read_name(msg, len, &pos, owner, sizeof owner) < 0 || pos + 10 > len)
+            break;
+        int rtype = (msg[pos] << 8) | msg[pos + 1];
+        int rclass = (msg[pos + 2] << 8) | msg[pos + 3];
+        int rdlen = (msg[pos + 8] << 8) | msg[pos + 9];
+        int rd = pos + 10;
+        pos = rd + rdlen;
+        if (pos > len)
+            break;
+        if (rclass != 1 || strcasecmp(owner, want) != 0)
+            continue;
+        if (rtype == DNS_T_CNAME && type != DNS_T_CNAME) {
+            int p = rd;
+            if (dns_read_name(msg, len, &p, target, sizeof target) == 0)
+                snprintf(want, sizeof want, "%s", target);
+        } else if (rtype == type && type == DNS_T_PTR && ptr_name != NULL) {
+            int p = rd;
+            if (dns_read_name(msg, len, &p, target, sizeof target) == 0) {
+                snprintf(ptr_name, ptr_size, "%s", target);
+                return 1;
+            }
+        } else if (rtype == type && n < max &&
+                   ((type == DNS_T_A && rdlen == 4) || (type == DNS_T_AAAA && rdlen == 16))) {
+            memset(&out[n], 0, sizeof out[n]);
+            out[n].family = type == DNS_T_A ? AF_INET : AF_INET6;
+            memcpy(out[n].addr, msg + rd, (size_t)rdlen);
+            n++;
+        }
+    }
+    return n;
+}
+
+/* Resolve through vnet's resolvers: the number of addresses, an EAI_* code, or
+ * -1000 when the host has no resolvers (then the host call answers). */
+#define NO_RESOLVERS (-1000)
+static int dns_resolve(const char *node, int q4, int q6, struct gai_addr *out, int max) {
+    struct dns_servers sv;
+    if (dns_read_servers(&sv) == 0)
+        return NO_RESOLVERS;
+    int local = hosts_file_lookup(node, q4, q6, out, max);
+    if (local >= 0)
+        return local > 0 ? local : EAI_NODATA;
+    uint8_t *reply = malloc(DNS_MAX_REPLY);
+    if (reply == NULL)
+        return EAI_MEMORY;
+    int n = 0, nxdomain = 0, answered = 0, failure = 0;
+    const int types[2] = {DNS_T_AAAA, DNS_T_A};
+    const int asked[2] = {q6, q4};
+    for (int t = 0; t < 2 && !nxdomain; t++) {
+        if (!asked[t])
+            continue;
+        int len = dns_ask(&sv, node, types[t], reply, DNS_MAX_REPLY);
+        if (len < 0) {
+            failure = len;
+            continue;
+        }
+        answered = 1;
+        if ((reply[3] & 0x0f) == 3)
+            nxdomain = 1;
+        else
+            n += dns_collect(reply, len, node, types[t], out + n, max - n, NULL, 0);
+    }
+    free(reply);
+    if (n > 0)
+        return n;
+    if (nxdomain)
+        return EAI_NONAME;
+    return answered ? EAI_NODATA : failure ? failure : EAI_AGAIN;
+}
+
+/* The PTR name of an address through vnet's resolvers: 0, an EAI_* code, or NO_RESOLVERS. */
+static int dns_reverse(int family, const void *addr, char *name, size_t size) {
+    struct dns_servers sv;
+    if (dns_read_servers(&sv) == 0)
+        return NO_RESOLVERS;
+    char q[DNS_NAME_MAX];
+    const uint8_t *a = addr;
+    if (family == AF_INET) {
+        snprintf(q, sizeof q, "%u.%u.%u.%u.in-addr.arpa", a[3], a[2], a[1], a[0]);
+    } else {
+        static const char hex[] = "0123456789abcdef";
+        size_t o = 0;
+        for (int i = 15; i >= 0; i--) {
+            q[o++] = hex[a[i] & 15], q[o++] = '.';
+            q[o++] = hex[a[i] >> 4], q[o++] = '.';
+        }
+        snprintf(q + o, sizeof q - o, "ip6.arpa");
+    }
+    uint8_t *reply = malloc(DNS_MAX_REPLY);
+    if (reply == NULL)
+        return EAI_MEMORY;
+    int len = dns_ask(&sv, q, DNS_T_PTR, reply, DNS_MAX_REPLY);
+    int rc = len < 0 ? len : (reply[3] & 0x0f) == 3 ? EAI_NONAME
+             : dns_collect(reply, len, q, DNS_T_PTR, NULL, 0, name, size) == 1 ? 0
+             : EAI_NONAME;
+    free(reply);
+    return rc;
+}
+
 /* AI_ADDRCONFIG as glibc does it: a family counts as configured when some
  * interface has an address of it other than the loopback address. */
 static void configured_families(int *v4, int *v6) {
@@ -415,7 +805,11 @@ int getaddrinfo(const char *__restrict node, const char *__restrict service,
         } else if (flags & AI_NUMERICHOST) {
             return EAI_NONAME;
         } else {
-            nfound = resolve_name(node, port, found, MAX_ADDRS);
+            int q4 = want4 || (family == AF_INET6 && (flags & AI_V4MAPPED));
+            int q6 = want6 && family != AF_INET;
+            nfound = dns_resolve(node, q4, q6, found, MAX_ADDRS);
+            if (nfound == NO_RESOLVERS)
+                nfound = resolve_name(node, port, found, MAX_ADDRS);
             if (nfound < 0)
                 return nfound;
         }
@@ -526,6 +920,23 @@ int getnameinfo(const struct sockaddr *__restrict sa, socklen_t salen, char *__r
     if (host == NULL && serv == NULL)
         return EAI_NONAME;
 
+    if (host != NULL && hostlen > 0 && !(flags & NI_NUMERICHOST)) {
+        char name[DNS_NAME_MAX];
+        int rc = dns_reverse(family, addr, name, sizeof name);
+        if (rc == 0) {
+            if (flags & NI_NOFQDN) {
+                char *dot = strchr(name, '.');
+                if (dot != NULL)
+                    *dot = '\0';
+            }
+            if (strlen(name) >= hostlen)
+                return EAI_OVERFLOW;
+            strcpy(host, name);
+            host = NULL; /* done */
+        } else if (rc != NO_RESOLVERS && rc != EAI_NONAME && (flags & NI_NAMEREQD)) {
+            return rc;
+        }
+    }
     if (host != NULL && hostlen > 0) {
         if (flags & NI_NAMEREQD)
             return EAI_NONAME;
@@ -652,12 +1063,21 @@ struct hostent *gethostbyname(const char *name) {
 }
 
 struct hostent *gethostbyaddr(const void *addr, socklen_t len, int family) {
-    /* WASIX has no reverse lookup, so no address has a name. */
+    /* A PTR query through vnet's resolvers; without them (WASIX has no reverse
+     * lookup) no address has a name. */
     if (addr == NULL || ((family != AF_INET || len != 4) && (family != AF_INET6 || len != 16))) {
         h_errno = NO_RECOVERY;
         errno = EINVAL;
         return NULL;
     }
-    h_errno = HOST_NOT_FOUND;
-    return NULL;
+    char name[DNS_NAME_MAX];
+    int rc = dns_reverse(family, addr, name, sizeof name);
+    if (rc != 0) {
+        h_errno = rc == EAI_AGAIN ? TRY_AGAIN : HOST_NOT_FOUND;
+        return NULL;
+    }
+    uint8_t copy[1][16];
+    memcpy(copy[0], addr, len);
+    h_errno = 0;
+    return fill_hostent(name, family, (const uint8_t(*)[16])copy, 1);
 }

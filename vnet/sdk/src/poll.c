@@ -22,6 +22,7 @@
  *     cannot wait for errors alone); POLLRDHUP is never reported (a peer's
  *     FIN shows as POLLIN, and recv then returns 0).
  * POLLERR, POLLHUP and POLLNVAL are reported whether asked for or not.
+ * Pipes follow Linux's pipe_poll (see is_pipe).
  */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE /* the GNU/BSD declarations, whatever the program's flags */
@@ -42,6 +43,14 @@
 static int is_open(int fd) {
     __wasi_fdstat_t st;
     return __wasi_fd_fdstat_get(fd, &st) != __WASI_ERRNO_BADF;
+}
+
+/* A pipe (vnet's: WASI has no FIFO file type, so its filetype is unknown).
+ * Pipes poll as Linux's pipe_poll: at end of file only POLLHUP (no POLLIN),
+ * without a reader POLLOUT|POLLERR (no POLLHUP). Asked only in those two cases. */
+static int is_pipe(int fd) {
+    __wasi_fdstat_t st;
+    return __wasi_fd_fdstat_get(fd, &st) == 0 && st.fs_filetype == __WASI_FILETYPE_UNKNOWN;
 }
 
 /* The common core: timeout_ns is relative, NO_TIMEOUT waits forever. */
@@ -139,6 +148,11 @@ static int poll_ns(struct pollfd *fds, nfds_t nfds, uint64_t timeout_ns) {
             p->revents |= POLLERR;
             if (hangup)
                 p->revents |= POLLHUP | dir;
+            else if (ev->error == __WASI_ERRNO_PIPE && is_pipe(p->fd))
+                p->revents |= dir;
+        } else if (hangup && ev->fd_readwrite.nbytes == 0 &&
+                   ev->type == __WASI_EVENTTYPE_FD_READ && is_pipe(p->fd)) {
+            p->revents |= POLLHUP;
         } else {
             p->revents |= dir;
             if (hangup)

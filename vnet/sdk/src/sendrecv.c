@@ -16,7 +16,11 @@
  *   MSG_OOB                 EOPNOTSUPP (vnet carries no urgent data)
  *   MSG_ERRQUEUE            EAGAIN (no error queue)
  *
- * No ancillary data is delivered: recvmsg always sets msg_controllen to 0.
+ * recvmsg delivers the control messages the socket asked for (IP_PKTINFO,
+ * IP_RECVTTL, IP_RECVTOS, IPV6_RECVPKTINFO, IPV6_RECVHOPLIMIT,
+ * IPV6_RECVTCLASS, SO_TIMESTAMP, SO_TIMESTAMPNS on datagram sockets) through
+ * vnet_v1.sock_recvmsg, laid out with this SDK's CMSG_* macros and cut as
+ * Linux's put_cmsg cuts them (MSG_CTRUNC when msg_control is too small).
  * As on Linux, receiving on a stream socket reports no source address
  * (the address length comes back 0).
  *
@@ -31,6 +35,7 @@
 #include <string.h>
 #include <sys/uio.h>
 
+#include <vnet/posix.h>
 #include <vnet/sdk_internal.h>
 
 #ifndef IOV_MAX
@@ -63,8 +68,16 @@ static void scatter(const struct iovec *iov, int n, const uint8_t *data, size_t 
 
 /* One receive: returns the byte count (the full datagram length when
  * MSG_TRUNC asks for it) and fills *msg_flags and the source address. */
+/* Where recvmsg wants control messages: the host's records go to `records`
+ * (`written` of them fit, `needed` is the length of all). */
+struct control_request {
+    uint8_t records[256];
+    uint32_t needed;
+};
+
 static ssize_t do_recv(int fd, const struct iovec *iov, int iovcnt, int flags,
-                       struct sockaddr *from, socklen_t *fromlen, int *msg_flags) {
+                       struct sockaddr *from, socklen_t *fromlen, int *msg_flags,
+                       struct control_request *control) {
     if (iovcnt < 0 || iovcnt > IOV_MAX)
         return __vnet_fail(EMSGSIZE);
     if (flags & MSG_OOB)
@@ -105,8 +118,13 @@ static ssize_t do_recv(int fd, const struct iovec *iov, int iovcnt, int flags,
     uint16_t roflags = 0;
     vnet_addr_port src;
     memset(&src, 0, sizeof src);
-    int32_t err = __wasix_sock_recv_from(fd, (const __wasi_iovec_t *)use_iov, use_cnt,
-                                         riflags, &size, &roflags, &src);
+    int32_t err;
+    if (control != NULL)
+        err = __vnet_sock_recvmsg(fd, use_iov, use_cnt, riflags, &size, &roflags, &src,
+                                  control->records, sizeof control->records, &control->needed);
+    else
+        err = __wasix_sock_recv_from(fd, (const __wasi_iovec_t *)use_iov, use_cnt, riflags,
+                                     &size, &roflags, &src);
     if (saved_flags >= 0)
         __vnet_restore_flags(fd, saved_flags);
     if (err != 0) {
@@ -174,7 +192,7 @@ static ssize_t do_send(int fd, const struct iovec *iov, int iovcnt, int flags,
 
 ssize_t recv(int fd, void *buf, size_t len, int flags) {
     struct iovec iov = {buf, len};
-    return do_recv(fd, &iov, 1, flags, NULL, NULL, NULL);
+    return do_recv(fd, &iov, 1, flags, NULL, NULL, NULL, NULL);
 }
 
 ssize_t recvfrom(int fd, void *__restrict buf, size_t len, int flags,
@@ -182,7 +200,50 @@ ssize_t recvfrom(int fd, void *__restrict buf, size_t len, int flags,
     struct iovec iov = {buf, len};
     if (from != NULL && fromlen == NULL)
         return __vnet_fail(EFAULT);
-    return do_recv(fd, &iov, 1, flags, from, fromlen, NULL);
+    return do_recv(fd, &iov, 1, flags, from, fromlen, NULL, NULL);
+}
+
+/* The host's control records as cmsghdrs in msg_control, each cut as Linux's
+ * put_cmsg cuts it: a header that does not fit ends the list, data that does
+ * not fit is truncated, and either sets MSG_CTRUNC. msg_controllen becomes
+ * what was used. */
+static void put_control(struct msghdr *msg, const struct control_request *control,
+                        int *out_flags) {
+    unsigned char *out = msg->msg_control;
+    size_t room = out != NULL ? msg->msg_controllen : 0;
+    size_t used = 0;
+    uint32_t written = control->needed < sizeof control->records ? control->needed
+                                                                 : sizeof control->records;
+    uint32_t offset = 0;
+    while (offset + 12 <= written) {
+        uint32_t head[3];
+        memcpy(head, control->records + offset, sizeof head);
+        const uint8_t *data = control->records + offset + 12;
+        uint32_t len = head[2];
+        offset += 12 + ((len + 3) & ~3u);
+        if (offset > written)
+            break;
+        if (room - used < sizeof(struct cmsghdr)) {
+            *out_flags |= MSG_CTRUNC;
+            break;
+        }
+        size_t cmlen = CMSG_LEN(len);
+        if (room - used < cmlen) {
+            *out_flags |= MSG_CTRUNC;
+            cmlen = room - used;
+        }
+        struct cmsghdr header;
+        header.cmsg_len = (socklen_t)cmlen;
+        header.cmsg_level = (int)head[0];
+        header.cmsg_type = (int)head[1];
+        memcpy(out + used, &header, sizeof header);
+        memcpy(out + used + sizeof header, data, cmlen - sizeof header);
+        size_t space = CMSG_SPACE(len);
+        used += space < room - used ? space : room - used;
+    }
+    if (control->needed > sizeof control->records)
+        *out_flags |= MSG_CTRUNC;
+    msg->msg_controllen = (socklen_t)used;
 }
 
 ssize_t recvmsg(int fd, struct msghdr *msg, int flags) {
@@ -190,13 +251,15 @@ ssize_t recvmsg(int fd, struct msghdr *msg, int flags) {
         return __vnet_fail(EFAULT);
     int out_flags = 0;
     socklen_t namelen = msg->msg_namelen;
+    struct control_request control;
+    control.needed = 0;
     ssize_t n = do_recv(fd, msg->msg_iov, msg->msg_iovlen, flags,
-                        msg->msg_name, msg->msg_name ? &namelen : NULL, &out_flags);
+                        msg->msg_name, msg->msg_name ? &namelen : NULL, &out_flags, &control);
     if (n < 0)
         return -1;
     if (msg->msg_name != NULL)
         msg->msg_namelen = namelen;
-    msg->msg_controllen = 0;
+    put_control(msg, &control, &out_flags);
     msg->msg_flags = out_flags;
     return n;
 }
