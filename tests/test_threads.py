@@ -9,7 +9,9 @@ byte-identical captures and output. A thread blocked in recv() lets the other
 threads of its guest run; the pthread calls (mutexes incl. trylock and
 recursive, condition variables incl. timedwait, once, keys, exit, detach)
 and setjmp/longjmp (which -pthread gives through the same Asyncify
-transform) print the same as natively; and single-threaded code behaves the same built
+transform) print the same as natively; two threads move 1 MiB through a
+pipe (the writer's loop gets short counts rather than waiting with its
+sibling shut out); and single-threaded code behaves the same built
 with -pthread or without. About 30 s of CPU (the first run also installs
 Binaryen from npm and builds).
 """
@@ -187,6 +189,20 @@ def test_setjmp_longjmp_print_what_they_print_natively(
     # the three threads' lines come in the order their sleeps end, natively as they like
     assert sorted(text.splitlines()) == sorted(native.stdout.splitlines())
     assert text.splitlines()[:5] == native.stdout.splitlines()[:5]
+
+
+@pytest.mark.parametrize("virtual_time", [False, True], ids=["real", "virtual"])
+def test_two_threads_talk_through_a_pipe_larger_than_it_holds(
+        build_guest: Callable[..., Path], native_threaded: Callable[[str], Path],
+        virtual_time: bool) -> None:
+    """The writer's write loop gets short counts instead of blocking the reader out."""
+    source = GUEST_C / "threads_pipe.c"
+    native = subprocess.run([str(native_threaded(str(source)))], capture_output=True,
+                            text=True, timeout=60)
+    assert native.returncode == 0
+    assert native.stdout == "written 1048576, read 1048576, wrong 0\n"
+    code, text = _run_guest(build_guest(source, "-pthread"), virtual_time)
+    assert (code, text) == (0, native.stdout)
 
 
 def test_single_threaded_code_behaves_the_same_built_with_pthread(

@@ -31,7 +31,9 @@ Theory of operation:
   first block keeps the deadline it had (a sleep is not restarted). Calls
   that have side effects before they block are made safe: connect resumes
   waiting for its handshake instead of connecting again; writes wait for room
-  (switchably) before writing and then block in place; recv with MSG_WAITALL
+  (switchably) before writing, and one that would wait again after part of
+  its data went out returns the short count while the guest has other
+  threads (a lone thread blocks until all is written); recv with MSG_WAITALL
   blocks in place.
 - A thread spinning without host calls keeps its siblings waiting (the
   threads are cooperative), but never other guests: epoch interruption
@@ -184,6 +186,7 @@ class GuestThreads:
         self.unwinding = False
         self.rewinding = False
         self.may_switch = False
+        self.writing = False  # inside a write, after its wait for room (see _wait_for_room)
         self.switches = 0
 
     @staticmethod
@@ -205,6 +208,8 @@ class GuestThreads:
             thread.retrying = False
             if deadline_ns is not None and thread.deadline is not None:
                 deadline_ns = thread.deadline  # the call's first deadline, not a new one
+        if self.writing and self.others_alive():
+            return ready()  # a write that would wait after progress returns short
         if thread is None or not self.may_switch or not self.others_alive():
             assert ctx.task is not None
             return ctx.scheduler.block(ctx.task, ready, deadline_ns)
@@ -562,24 +567,36 @@ def _recv_policy(_ctx: GuestContext, _fd: int, _iovs: int, _n: int, riflags: int
 
 
 def _wait_for_room(impl: Callable[..., int]) -> Callable[..., int]:
-    """A write: wait (switchably) until the socket takes data, then write in place."""
+    """A write: wait (switchably) until the socket or pipe takes data, then write.
+
+    Once part of the data went out, the write never waits again while the guest
+    has other threads: it returns the short count (as a signal would interrupt
+    it on Linux), since the thread could not be switched out without losing what
+    it wrote, and the reader may be a sibling (a pipe within the guest). A lone
+    thread's write blocks until everything is written, as on Linux.
+    """
 
     def write(ctx: GuestContext, fd: int, *args: int) -> int:
         threads = ctx.extensions.get("threads")
-        if threads is not None and threads.current is not None:
-            try:
-                desc = ctx.fds.get(fd)
-            except WasiError:
-                desc = None
-            if desc is not None and desc.is_socket and not desc.nonblocking:
-                def room() -> bool:
-                    state = desc.readiness_write()
-                    return bool(state.ready or state.hangup or state.error)
-                threads.may_switch = True
-                ctx.block_until(room, wasix._deadline(ctx, getattr(desc, "send_timeout_ns",
-                                                                   None)))
-                threads.may_switch = False
-        return impl(ctx, fd, *args)
+        if threads is None or threads.current is None:
+            return impl(ctx, fd, *args)
+        try:
+            desc = ctx.fds.get(fd)
+        except WasiError:
+            desc = None
+        if desc is not None and not desc.nonblocking:
+            def room() -> bool:
+                state = desc.readiness_write()
+                return bool(state.ready or state.hangup or state.error)
+            threads.may_switch = True
+            ctx.block_until(room, wasix._deadline(ctx, getattr(desc, "send_timeout_ns",
+                                                               None)))
+            threads.may_switch = False
+        threads.writing = True
+        try:
+            return impl(ctx, fd, *args)
+        finally:
+            threads.writing = False
 
     return write
 
