@@ -30,6 +30,7 @@ ASYNCIFY_IMPORTS = (
                                    "sock_recv", "sock_send", "sched_yield")),
     *(f"wasix_32v1.{name}" for name in ("sock_accept", "sock_accept_v2", "sock_connect",
                                         "sock_recv_from", "sock_send_to")),
+    "vnet_v1.sock_recvmsg",
     *(f"vnet_threads.{name}" for name in ("futex_wait", "exit_thread", "yield", "setjmp",
                                           "longjmp")),
 )

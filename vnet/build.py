@@ -261,8 +261,10 @@ def build_wasm(
         flags = [f"-I{SDK_PTHREAD_INCLUDE}", "-D_REENTRANT", *flags]
     all_flags = [optimize, *flags]
     if threads:
-        from vnet.asyncify import BINARYEN_VERSION
-        link_flags = [*link_flags, *PTHREAD_LINK_FLAGS, f"-pthread={BINARYEN_VERSION}"]
+        from vnet.asyncify import ASYNCIFY_IMPORTS, BINARYEN_VERSION
+        # the cache key covers the transform: Binaryen's version and where it may unwind
+        link_flags = [*link_flags, *PTHREAD_LINK_FLAGS,
+                      f"-pthread={BINARYEN_VERSION}:{','.join(ASYNCIFY_IMPORTS)}"]
     key = cache_key([*srcs, *([SDK_PTHREAD] if threads else [])], all_flags, link_flags)
     cached = cache_dir() / f"{key}.wasm"
     if use_cache and cached.is_file():

@@ -698,6 +698,7 @@ _ADAPT: dict[str, Callable[[Callable[..., int]], Callable[..., int]]] = {
 _POLICY: dict[str, Callable[..., bool]] = {
     f"{P1}.sock_recv": _recv_policy,
     f"{X}.sock_recv_from": _recv_policy,
+    "vnet_v1.sock_recvmsg": _recv_policy,
 }
 # writes switch only in their own wait for room (above), never inside the write
 _IN_PLACE = {f"{P1}.fd_write", f"{P1}.sock_send", f"{X}.sock_send_to"}
