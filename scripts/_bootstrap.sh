@@ -28,5 +28,6 @@ elif [ -d "$VNET_ROOT/build/compiled-stack" ]; then
     "$VENV/bin/python" -m vnet.compile_stack --check 2>&1 | grep -v "mypyc-compiled" >&2 || true
 fi
 export PATH="$VENV/bin:$PATH"
+"$VNET_ROOT/scripts/install-binaryen" || true  # wasm-opt for -pthread guests
 echo "vnet: building example guests" >&2
 "$VENV/bin/python" -m vnet.examples_build "$VNET_ROOT/examples" "$VNET_ROOT/examples/build"

@@ -37,6 +37,12 @@ from typing import Any
 SDK_DIR = Path(__file__).resolve().parent / "sdk"
 SDK_INCLUDE = SDK_DIR / "include"
 SDK_SOURCES = SDK_DIR / "src"
+#: vnet's POSIX threads runtime, linked in by -pthread (see vnet/guest/threads.py)
+SDK_PTHREAD = SDK_DIR / "pthread" / "pthread.c"
+#: headers -pthread puts first on the include path (what wasi-libc's pthread.h lacks)
+SDK_PTHREAD_INCLUDE = SDK_DIR / "pthread" / "include"
+#: what -pthread adds to the link: the host switches threads through __stack_pointer
+PTHREAD_LINK_FLAGS = ["-Wl,--export=__stack_pointer"]
 
 TARGET = "wasm32-wasi"
 EMULATIONS = ("signal", "process-clocks", "getpid", "mman")
@@ -227,12 +233,15 @@ def build_wasm(
     link_flags: Sequence[str] = (),
     verbose: bool | None = None,
     make_dirs: bool = True,
+    threads: bool = False,
 ) -> Path:
     """Compile C sources (plus the SDK) into one wasm32-wasip1 module at `output`.
 
     Each source is compiled to its own cached object (so the SDK's objects are
     shared by every build), then everything is linked. `make_dirs=False`
     refuses a missing output directory, as a compiler does (`vnet build -o`).
+    `threads=True` is -pthread: vnet's pthread runtime is linked in and the module
+    is transformed by Asyncify (vnet.asyncify) so the host can switch threads.
     """
     srcs = [Path(s) for s in sources]
     if not srcs:
@@ -243,14 +252,27 @@ def build_wasm(
     out = Path(output)
     if not make_dirs:
         check_output_dir(out)
+    if "-pthread" in flags:  # as a compiler takes it
+        threads = True
+    flags = [f for f in flags if f != "-pthread"]
+    if threads:
+        from vnet.asyncify import wasm_opt
+        wasm_opt()  # fail fast, before compiling, when Binaryen cannot be had
+        flags = [f"-I{SDK_PTHREAD_INCLUDE}", "-D_REENTRANT", *flags]
     all_flags = [optimize, *flags]
-    key = cache_key(srcs, all_flags, link_flags)
+    if threads:
+        from vnet.asyncify import ASYNCIFY_IMPORTS, BINARYEN_VERSION
+        # the cache key covers the transform: Binaryen's version and where it may unwind
+        link_flags = [*link_flags, *PTHREAD_LINK_FLAGS,
+                      f"-pthread={BINARYEN_VERSION}:{','.join(ASYNCIFY_IMPORTS)}"]
+    key = cache_key([*srcs, *([SDK_PTHREAD] if threads else [])], all_flags, link_flags)
     cached = cache_dir() / f"{key}.wasm"
     if use_cache and cached.is_file():
         out.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(cached, out)
         return out
-    everything = [*srcs, *sdk_sources()]
+    # the pthread runtime goes first: wasm-ld then never takes wasi-libc's thread stubs
+    everything = [*([SDK_PTHREAD] if threads else []), *srcs, *sdk_sources()]
     progress = Progress(len(everything) + 1, False if quiet and verbose is None else verbose)
     objects = []
     for source in everything:
@@ -260,10 +282,14 @@ def build_wasm(
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="vnet-build-") as tmp:
         tmp_out = Path(tmp) / "out.wasm"
-        cmd = [*zig_command(), "cc", "-target", TARGET, optimize, *link_flags,
+        zig_link_flags = [f for f in link_flags if not f.startswith("-pthread")]
+        cmd = [*zig_command(), "cc", "-target", TARGET, optimize, *zig_link_flags,
                *(str(o) for o in objects), *LINK_FLAGS, "-o", str(tmp_out)]
         names = ", ".join(str(s) for s in srcs)
         _run_zig(cmd, quiet, f"linking {names}")
+        if threads:
+            from vnet.asyncify import ASYNCIFY_IMPORTS, asyncify
+            asyncify(tmp_out, ASYNCIFY_IMPORTS)
         _store(tmp_out, cached)
         shutil.copyfile(tmp_out, out)
     return out
@@ -275,15 +301,15 @@ def build_wasm(
 # setuid family are not here: the SDK defines them (vnet/sdk/src/process.c),
 # so programs link and take their error path at run time (ENOSYS, ECHILD).
 WASI_MISSING = {
-    "pthread_create": "pthread_create: vnet guests are single-threaded (no thread spawning "
-                      "in WASI preview1)",
+    "pthread_create": "pthread_create: threads need -pthread (vnet cc -pthread, vnet build "
+                      "-pthread): vnet's green threads",
     "sigaction": "sigaction: WASI has no signals (signal() and raise() are emulated in-process)",
     "kill": "kill: WASI has no signals between processes",
     "sigprocmask": "sigprocmask: WASI has no signals",
-    "setjmp": "setjmp/longjmp: wasm32-wasi needs exception-handling support that this "
-              "toolchain does not enable",
-    "longjmp": "setjmp/longjmp: wasm32-wasi needs exception-handling support that this "
-               "toolchain does not enable",
+    "setjmp": "setjmp/longjmp: build with -pthread (vnet cc -pthread, vnet build -pthread): "
+              "vnet gives them through Asyncify",
+    "longjmp": "setjmp/longjmp: build with -pthread (vnet cc -pthread, vnet build -pthread): "
+               "vnet gives them through Asyncify",
     "dlopen": "dlopen: WASI modules cannot load shared libraries",
     "__cxa_throw": "C++ exceptions: zig's libc++ for wasm32-wasi has none; build with "
                    "-fno-exceptions (vnet c++ does) and do not throw",

@@ -35,8 +35,11 @@ from vnet.build import (
     EMULATIONS,
     LINK_FLAGS,
     LINUX_DEFINES,
+    PTHREAD_LINK_FLAGS,
     SDK_DIR,
     SDK_INCLUDE,
+    SDK_PTHREAD,
+    SDK_PTHREAD_INCLUDE,
     TARGET,
     BuildError,
     _zig_env,
@@ -113,14 +116,34 @@ def sdk_archive() -> Path:
     return archive
 
 
+def wants_threads(args: Sequence[str]) -> bool:
+    """-pthread: vnet's green threads (vnet/guest/threads.py), not zig's thread stubs."""
+    return "-pthread" in args
+
+
+def output_of(args: Sequence[str]) -> Path:
+    """The file a linking command line writes (-o, else a.out as clang does)."""
+    it = iter(args)
+    for arg in it:
+        if arg == "-o":
+            return Path(next(it, "a.out"))
+        if arg.startswith("-o") and len(arg) > 2:
+            return Path(arg[2:])
+    return Path("a.out")
+
+
 def command(args: Sequence[str], language: str = "cc") -> list[str]:
     """The zig command line `vnet cc ARGS` (or `vnet c++ ARGS`) runs.
 
+    -pthread is vnet's: it is taken off the line (zig's would pick wasi-libc's
+    thread stubs), defines _REENTRANT, and when linking adds the pthread runtime
+    and the __stack_pointer export; `main` then runs Asyncify over the output.
     `--linux` is vnet's own flag (not passed to clang): it defines __linux__ and
     __linux, as `vnet build --linux` does (vnet.build.LINUX_DEFINES).
     """
-    user = [a for a in args if a != "--linux"]
-    if len(user) != len(args):
+    threads = wants_threads(args)
+    user = [a for a in args if a not in ("--linux", "-pthread")]
+    if "--linux" in args:
         user = [*LINUX_DEFINES, *user]
     has_target = any(a in ("-target",) or a.startswith("--target=") for a in user)
     cmd = [*zig_command(), language]
@@ -143,6 +166,11 @@ def command(args: Sequence[str], language: str = "cc") -> list[str]:
         # zig's libc++ for wasm32-wasi is built without exceptions: even code that never
         # throws links only when its templates are compiled without them.
         cmd.append("-fno-exceptions")
+    if threads:
+        cmd += ["-I", str(SDK_PTHREAD_INCLUDE), "-D_REENTRANT"]
+        if linking:  # first, so wasm-ld never takes wasi-libc's thread stubs instead
+            cmd += [str(compile_object(SDK_PTHREAD, SDK_ARCHIVE_FLAGS, quiet=True)),
+                    *PTHREAD_LINK_FLAGS]
     cmd += user
     if linking:
         # the archive members with /dev's and /etc's preopens have only a constructor:
@@ -162,6 +190,9 @@ def main(argv: Sequence[str], language: str = "cc") -> int:
         print(SDK_DIR)
         return 0
     try:
+        if wants_threads(args) and links([a for a in args if a != "-pthread"]):
+            from vnet.asyncify import wasm_opt
+            wasm_opt()  # fail fast, before compiling, when Binaryen cannot be had
         cmd = command(args, language)
     except BuildError as e:
         print(f"vnet {language}: {e}", file=sys.stderr)
@@ -177,4 +208,12 @@ def main(argv: Sequence[str], language: str = "cc") -> int:
         hint = wasi_hint(proc.stderr or "")
         if hint:
             print(f"vnet {language}: {hint}", file=sys.stderr)
-    return proc.returncode
+        return proc.returncode
+    if wants_threads(args) and links([a for a in args if a != "-pthread"]):
+        from vnet.asyncify import ASYNCIFY_IMPORTS, asyncify
+        try:
+            asyncify(output_of(args), ASYNCIFY_IMPORTS)
+        except BuildError as e:
+            print(f"vnet {language}: {e}", file=sys.stderr)
+            return 1
+    return 0

@@ -426,6 +426,9 @@ def _build_parser() -> argparse.ArgumentParser:
                        help="print progress (building 3/10 x.c) even when stderr is not a "
                        "terminal")
     build.add_argument("--no-cache", action="store_true", help="always run the compiler")
+    build.add_argument("-pthread", action="store_true",
+                       help="POSIX threads (vnet's green threads: the module is transformed "
+                       "by Binaryen's Asyncify, installed from npm on first use)")
     build.add_argument("--linux", action="store_true",
                        help="define __linux__ (and __linux), for programs with a Linux branch "
                        "(same as -D__linux__ -D__linux; `vnet cc --linux` too)")
@@ -710,7 +713,8 @@ def _cmd_build(ns: argparse.Namespace) -> int:
     try:
         build_wasm(ns.sources, ns.output, flags=flags, optimize=f"-O{ns.opt}",
                    use_cache=not ns.no_cache, link_flags=link_flags,
-                   verbose=True if ns.verbose else None, make_dirs=False)
+                   verbose=True if ns.verbose else None, make_dirs=False,
+                   threads=ns.pthread)
     except BuildError as e:
         print(f"vnet build: {e}", file=sys.stderr)
         return 1

@@ -87,6 +87,9 @@ class GuestContext:
         #: plus socket memory may be over --max-memory; reclaims, and returns the
         #: GuestExit that kills the guest if it is still over (vnet.guest.wasix).
         self.enforce_memory_limit: Callable[[], GuestExit | None] | None = None
+        #: Set by vnet.guest.threads for a guest built with -pthread: a block may
+        #: switch to another of the guest's threads instead of waiting.
+        self.thread_blocker: Callable[[Callable[[], bool], int | None], bool] | None = None
 
     @property
     def mem(self) -> GuestMemory:
@@ -101,6 +104,8 @@ class GuestContext:
 
         Returns ready()'s final value. Must be called from inside a host call.
         """
+        if self.thread_blocker is not None:
+            return self.thread_blocker(ready, deadline_ns)
         assert self.task is not None
         return self.scheduler.block(self.task, ready, deadline_ns)
 

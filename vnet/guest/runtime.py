@@ -52,6 +52,7 @@ from vnet.scheduler import SPIN_THRESHOLD_NS, GuestTask, Scheduler
 
 # Importing these modules registers their host functions.
 from . import ifconfig, ioctl, rtnetlink, tundev, vnet_v1, wasi_core, wasi_fs, wasix  # noqa: F401
+from . import threads as guest_threads
 from .abi import HOST_FUNCTIONS, GuestExit, bind_thread
 from .context import GuestContext, GuestLimits
 from .devfs import install_dev
@@ -104,30 +105,33 @@ def _tick_epochs(eng: Engine) -> None:
 
 # --- the linker --------------------------------------------------------------------
 
-_linker: Linker | None = None
-_linker_keep_alive: list[Any] = []  # the linker's callbacks and function types
+_linkers: dict[bool, Linker] = {}
+_linker_keep_alive: list[Any] = []  # the linkers' callbacks and function types
 _instance_pres: dict[int, tuple[Module, InstancePre]] = {}
 
 
-def shared_linker() -> Linker:
+def shared_linker(threaded: bool = False) -> Linker:
     """The one linker with every host function, for every guest of the engine.
 
     Its callbacks find the calling guest through `abi.bind_thread`, so no guest
-    needs a linker, callbacks or closures of its own.
+    needs a linker, callbacks or closures of its own. `threaded`: the linker for
+    modules built with -pthread, whose blocking calls may switch threads
+    (vnet.guest.threads.threaded_functions).
     """
-    global _linker
     eng = engine()
     with _engine_lock:
-        if _linker is None:
+        linker = _linkers.get(threaded)
+        if linker is None:
             linker = Linker(eng)
-            HOST_FUNCTIONS.define_all(linker, _linker_keep_alive)
-            _linker = linker
-        return _linker
+            table = guest_threads.threaded_functions() if threaded else HOST_FUNCTIONS
+            table.define_all(linker, _linker_keep_alive)
+            _linkers[threaded] = linker
+        return linker
 
 
 def instance_pre(module: Module) -> InstancePre:
     """`module` with its imports resolved against the shared linker, once per module."""
-    linker = shared_linker()
+    linker = shared_linker(guest_threads.GuestThreads.wanted(module))
     with _engine_lock:
         cached = _instance_pres.get(id(module))
         if cached is None or cached[0] is not module:
@@ -348,8 +352,11 @@ class Guest:
         exports = instance.exports(store)
         start = exports[self.config.entry]
         assert isinstance(start, wasmtime.Func)
+        threads = guest_threads.attach(self.ctx, store, self.module, exports, start)
         try:
-            if self.config.entry == "_start":
+            if threads is not None and self.config.entry == "_start":
+                threads.run(start)
+            elif self.config.entry == "_start":
                 start(store)
             else:
                 self._invoke(store, exports, start)
