@@ -134,6 +134,21 @@ def _digest_files(digest: Any, paths: Iterable[Path]) -> None:
         digest.update(hashlib.sha256(path.read_bytes()).digest())
 
 
+_sdk_headers_keys: dict[tuple[tuple[str, int, int], ...], str] = {}
+
+
+def sdk_headers_key() -> str:
+    """A digest of the SDK's headers (names, contents): for zig commands vnet does not
+    cache itself (`vnet cc`), so zig's own cache sees a header added or changed."""
+    headers = _headers_in([SDK_INCLUDE, SDK_DIR / "pthread" / "include"])
+    stamp = tuple((str(h), h.stat().st_mtime_ns, h.stat().st_size) for h in headers)
+    if stamp not in _sdk_headers_keys:
+        digest = hashlib.sha256()
+        _digest_files(digest, headers)
+        _sdk_headers_keys[stamp] = digest.hexdigest()[:32]
+    return _sdk_headers_keys[stamp]
+
+
 def object_key(source: Path, flags: Sequence[str]) -> str:
     """The cache key of one compiled source: its content, its flags, the headers it can see.
 
@@ -192,8 +207,12 @@ def compile_object(source: Path, flags: Sequence[str], use_cache: bool = True,
         return cached
     with tempfile.TemporaryDirectory(prefix="vnet-build-") as tmp:
         tmp_out = Path(tmp) / "out.o"
+        # The key as a macro: zig keeps a cache of its own, which misses a header added
+        # where it shadows another (the SDK's __header_fcntl.h over wasi-libc's) and
+        # would hand back the object compiled before; the key changes with every header.
         cmd = [*zig_command(), "cc", *BASE_FLAGS, "-I", str(SDK_INCLUDE),
-               *normalize_flags(flags), "-c", str(source), "-o", str(tmp_out)]
+               f"-D__VNET_BUILD_KEY__={key}", *normalize_flags(flags), "-c", str(source),
+               "-o", str(tmp_out)]
         _run_zig(cmd, quiet, f"compilation of {source}")
         _store(tmp_out, cached)
     return cached

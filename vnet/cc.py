@@ -45,6 +45,7 @@ from vnet.build import (
     _zig_env,
     cache_dir,
     compile_object,
+    sdk_headers_key,
     sdk_sources,
     wasi_hint,
     zig_command,
@@ -161,7 +162,10 @@ def command(args: Sequence[str], language: str = "cc") -> list[str]:
     # zig cc turns on UBSan when no -O is given, which clang does not: code built
     # that way needs zig's ubsan runtime at link time. Be clang (a user's
     # -fsanitize=undefined, later on the line, still wins).
-    cmd += ["-fno-sanitize=undefined", "-I", str(SDK_INCLUDE), *COMPILE_DEFINES]
+    # the SDK headers' digest as a macro, so that zig's own cache notices a header
+    # added where it shadows another (vnet.build.compile_object says more)
+    cmd += ["-fno-sanitize=undefined", "-I", str(SDK_INCLUDE), *COMPILE_DEFINES,
+            f"-D__VNET_SDK_KEY__={sdk_headers_key()}"]
     if language == "c++":
         # zig's libc++ for wasm32-wasi is built without exceptions: even code that never
         # throws links only when its templates are compiled without them.
