@@ -124,6 +124,22 @@ LOOPBACK4_IPV6 = bytes((127, 0, 0, 6))
 # on every poll)
 _READABLE = SocketReadiness(True)
 _NOT_READABLE = SocketReadiness(False)
+#: Readable with a datagram of n bytes first, by n (frozen values, so shared; a frozen
+#: dataclass costs over a microsecond to build, on every poll of a socket with data).
+_READABLE_BY_SIZE: dict[int, SocketReadiness] = {}
+_READABLE_BY_SIZE_MAX = 2048
+
+
+def _readable_with(nbytes: int) -> SocketReadiness:
+    readiness = _READABLE_BY_SIZE.get(nbytes)
+    if readiness is None:
+        readiness = SocketReadiness(True, nbytes)
+        if len(_READABLE_BY_SIZE) >= _READABLE_BY_SIZE_MAX:
+            _READABLE_BY_SIZE.clear()
+        _READABLE_BY_SIZE[nbytes] = readiness
+    return readiness
+
+
 BROADCAST4 = b"\xff" * 4
 
 # skb truesize of a datagram the host sent itself, by payload length: Linux
@@ -416,7 +432,7 @@ class UdpSocket(Socket):
 
     def poll_read(self) -> SocketReadiness:
         if self.queue:
-            return SocketReadiness(True, len(self.queue[0][0]))
+            return _readable_with(len(self.queue[0][0]))
         if self.pending_error:
             return SocketReadiness(True, 0, error=self.pending_error)
         return _READABLE if self.readable() else _NOT_READABLE
