@@ -738,13 +738,15 @@ class UdpLayer:
             raise os_error(err)
         if sock.shut_wr:
             raise os_error(errno.EPIPE)
-        header = wire_udp.UdpRepr(sock.local_port, dport)
         # checksum-partial (stack.wire.gso) on a link that offloads, when it goes out
         # whole: unicast, and no fragmentation at the path MTU
         offload = (not rt.is_multicast and not rt.is_broadcast
                    and stack.offload_output(rt.iface)
                    and len(data) + (28 if len(dst) == 4 else 48) <= stack.path_mtu(rt))
-        datagram = header.build(data, rt.src, dst, checksum=not offload, partial=offload)
+        if offload:
+            datagram = wire_udp.build_checksum_partial(sock.local_port, dport, data)
+        else:
+            datagram = wire_udp.UdpRepr(sock.local_port, dport).build(data, rt.src, dst)
         stack.counters["udp.out"] += 1
         if len(dst) == 4:
             stack.send_ipv4(rt, 17, datagram,
@@ -843,7 +845,9 @@ class UdpLayer:
         if not best:
             stack.counters.drop("udp", "no_socket")
             return False
-        if len(best) > 1 and all(s.reuseport for s in best):
+        if len(best) == 1:
+            target = best[0]
+        elif all(s.reuseport for s in best):
             key = zlib.crc32(meta.src + pkt.src_port.to_bytes(2, "big"))
             target = best[key % len(best)]
         else:
