@@ -241,12 +241,10 @@ class Ipv4Layer:
             host.counters["ipv4.out"] += 1
             host.counters.drop("ipv4", "loopback_source")
             return
-        header = ipv4.Ipv4Repr(rt.src, rt.dst, protocol,
-                               ttl=host.default_ttl if ttl is None else ttl, dscp=tos >> 2,
-                               ecn=tos & 3, ident=self.next_ident(), dont_frag=dont_frag)
-        head = bytearray(20)
-        header.emit_into(head, 0, len(payload))
-        gso = GsoFrame.from_packet(bytes(head) + payload, gso_size)
+        head = ipv4.build_header(rt.src, rt.dst, protocol,
+                                 host.default_ttl if ttl is None else ttl, tos,
+                                 self.next_ident(), dont_frag, len(payload))
+        gso = GsoFrame.from_packet(head + payload, gso_size)
         if gso.gso_segs > 1:  # the segments take the next IDs (Linux's ip_select_ident_segs)
             self._ident = (self._ident + gso.gso_segs - 1) & 0xFFFF
         host.counters["ipv4.out"] += 1

@@ -208,8 +208,8 @@ class Ipv6Layer:
         host = self.host
         if hop_limit is None:
             hop_limit = 1 if rt.is_multicast else host.default_hop_limit
-        header = ipv6.Ipv6Repr(rt.src, rt.dst, next_header, hop_limit, traffic_class)
-        packet: bytes | bytearray = header.build(payload)
+        packet: bytes | bytearray = ipv6.build_packet(rt.src, rt.dst, next_header, hop_limit,
+                                                      traffic_class, payload)
         if offload and rt.src != ipv6.LOOPBACK:  # ::1 is dropped below, counted
             host.counters["ipv6.out"] += 1
             host.neighbors.send(rt.iface, rt.next_hop, ETH_IPV6,

@@ -124,6 +124,22 @@ LOOPBACK4_IPV6 = bytes((127, 0, 0, 6))
 # on every poll)
 _READABLE = SocketReadiness(True)
 _NOT_READABLE = SocketReadiness(False)
+#: Readable with a datagram of n bytes first, by n (frozen values, so shared; a frozen
+#: dataclass costs over a microsecond to build, on every poll of a socket with data).
+_READABLE_BY_SIZE: dict[int, SocketReadiness] = {}
+_READABLE_BY_SIZE_MAX = 2048
+
+
+def _readable_with(nbytes: int) -> SocketReadiness:
+    readiness = _READABLE_BY_SIZE.get(nbytes)
+    if readiness is None:
+        readiness = SocketReadiness(True, nbytes)
+        if len(_READABLE_BY_SIZE) >= _READABLE_BY_SIZE_MAX:
+            _READABLE_BY_SIZE.clear()
+        _READABLE_BY_SIZE[nbytes] = readiness
+    return readiness
+
+
 BROADCAST4 = b"\xff" * 4
 
 # skb truesize of a datagram the host sent itself, by payload length: Linux
@@ -416,7 +432,7 @@ class UdpSocket(Socket):
 
     def poll_read(self) -> SocketReadiness:
         if self.queue:
-            return SocketReadiness(True, len(self.queue[0][0]))
+            return _readable_with(len(self.queue[0][0]))
         if self.pending_error:
             return SocketReadiness(True, 0, error=self.pending_error)
         return _READABLE if self.readable() else _NOT_READABLE
@@ -722,13 +738,15 @@ class UdpLayer:
             raise os_error(err)
         if sock.shut_wr:
             raise os_error(errno.EPIPE)
-        header = wire_udp.UdpRepr(sock.local_port, dport)
         # checksum-partial (stack.wire.gso) on a link that offloads, when it goes out
         # whole: unicast, and no fragmentation at the path MTU
         offload = (not rt.is_multicast and not rt.is_broadcast
                    and stack.offload_output(rt.iface)
                    and len(data) + (28 if len(dst) == 4 else 48) <= stack.path_mtu(rt))
-        datagram = header.build(data, rt.src, dst, checksum=not offload, partial=offload)
+        if offload:
+            datagram = wire_udp.build_checksum_partial(sock.local_port, dport, data)
+        else:
+            datagram = wire_udp.UdpRepr(sock.local_port, dport).build(data, rt.src, dst)
         stack.counters["udp.out"] += 1
         if len(dst) == 4:
             stack.send_ipv4(rt, 17, datagram,
@@ -827,7 +845,9 @@ class UdpLayer:
         if not best:
             stack.counters.drop("udp", "no_socket")
             return False
-        if len(best) > 1 and all(s.reuseport for s in best):
+        if len(best) == 1:
+            target = best[0]
+        elif all(s.reuseport for s in best):
             key = zlib.crc32(meta.src + pkt.src_port.to_bytes(2, "big"))
             target = best[key % len(best)]
         else:

@@ -405,6 +405,18 @@ class Ipv6Packet:
         )
 
 
+def build_packet(src: bytes, dst: bytes, next_header: int, hop_limit: int,
+                 traffic_class: int, payload: BytesLike) -> bytes:
+    """The fixed header (flow label 0) followed by ``payload``: what
+    ``Ipv6Repr(src, dst, next_header, hop_limit, traffic_class).build(payload)`` returns,
+    without building the Repr (the output hot path: a frozen dataclass costs
+    microseconds to build)."""
+    if len(payload) > 0xFFFF:
+        raise ValueError(f"IPv6 payload length {len(payload)} exceeds 65535 (no jumbograms)")
+    return _FIXED.pack(0x60000000 | (traffic_class << 20), len(payload), next_header,
+                       hop_limit, src, dst) + payload
+
+
 @dataclass(frozen=True, slots=True)
 class Ipv6Repr:
     """The IPv6 fixed header as plain values; the builder fills in the payload length.

@@ -40,6 +40,12 @@ def _pseudo(src: bytes, dst: bytes, length: int) -> int:
     return pseudo_header_v6(src, dst, PROTO_UDP, length)
 
 
+def build_checksum_partial(src_port: int, dst_port: int, payload: bytes) -> bytes:
+    """A datagram whose checksum is left to whoever materialises it (field 0, as
+    ``UdpRepr.build(..., partial=True)`` writes it), in one step: the send hot path."""
+    return _HEADER.pack(src_port, dst_port, HEADER_LEN + len(payload), 0) + payload
+
+
 class UdpPacket:
     """Zero-copy view of a UDP datagram; ``buf`` is trimmed to the length field."""
 

@@ -39,6 +39,7 @@ from stack.wire.ipv6 import (
     Ipv6Packet,
     Ipv6Repr,
     OptionsHeaderRepr,
+    build_packet,
     iter_options,
     solicited_node_multicast,
 )
@@ -291,3 +292,17 @@ def test_option_and_fragment_headers_round_trip(
     f = pkt.fragment
     assert (f.frag_offset, f.more_frags, f.ident, f.next_header) == (offset, more, ident, PROTO_UDP)
     assert bytes(pkt.upper_payload) == b"tail"
+
+
+@FUZZ
+@given(src=st.binary(min_size=16, max_size=16), dst=st.binary(min_size=16, max_size=16),
+       next_header=st.integers(0, 255), hop_limit=st.integers(0, 255),
+       traffic_class=st.integers(0, 255), payload=st.binary(max_size=200),
+       as_view=st.booleans())
+def test_output_packet_builder_writes_what_the_repr_writes(
+        src: bytes, dst: bytes, next_header: int, hop_limit: int, traffic_class: int,
+        payload: bytes, as_view: bool) -> None:
+    """The output hot path's packet (no Repr built) is byte for byte the Repr's."""
+    data = memoryview(payload) if as_view else payload
+    assert build_packet(src, dst, next_header, hop_limit, traffic_class, data) == (
+        Ipv6Repr(src, dst, next_header, hop_limit, traffic_class).build(data))

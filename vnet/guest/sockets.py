@@ -81,6 +81,20 @@ def read_addr_port(mem: GuestMemory, ptr: int) -> tuple[int, bytes, int]:
 
 
 def encode_addr_port(addr: bytes, port: int) -> bytes:
+    """The WASIX addr_port for (addr, port); cached, as a receiver sees few peers."""
+    if type(addr) is not bytes:
+        addr = bytes(addr)  # a key must be hashable
+    key = (addr, port)
+    encoded = _encoded_addr_ports.get(key)
+    if encoded is None:
+        encoded = _encode_addr_port(addr, port)
+        if len(_encoded_addr_ports) >= _ENCODED_ADDR_PORTS_MAX:
+            _encoded_addr_ports.clear()  # bounded: a flood of sources only refills it
+        _encoded_addr_ports[key] = encoded
+    return encoded
+
+
+def _encode_addr_port(addr: bytes, port: int) -> bytes:
     out = bytearray(ADDR_PORT_SIZE)
     out[2:4] = (port & 0xFFFF).to_bytes(2, "big")
     if len(addr) == 4:
@@ -92,6 +106,11 @@ def encode_addr_port(addr: bytes, port: int) -> bytes:
     else:
         out[0] = AF_UNSPEC_WASIX
     return bytes(out)
+
+
+#: (address, port) → encoded addr_port, shared by every guest (the values are immutable).
+_encoded_addr_ports: dict[tuple[bytes, int], bytes] = {}
+_ENCODED_ADDR_PORTS_MAX = 4096
 
 
 def write_addr_port(mem: GuestMemory, ptr: int, addr: bytes, port: int) -> None:
@@ -246,7 +265,19 @@ def _wasi_readiness(r: SocketReadiness) -> Readiness:
                          error=_LINUX_TO_WASI.get(r.error, Errno.EIO))
     if not r.ready and not r.hangup and not r.nbytes:
         return _NOT_READY
-    return Readiness(r.ready, r.nbytes, hangup=r.hangup)
+    key = (r.ready, r.nbytes, r.hangup)
+    readiness = _readiness_without_error.get(key)
+    if readiness is None:
+        readiness = Readiness(r.ready, r.nbytes, hangup=r.hangup)
+        if len(_readiness_without_error) >= _READINESS_CACHE_MAX:
+            _readiness_without_error.clear()
+        _readiness_without_error[key] = readiness
+    return readiness
+
+
+#: Readiness values without an error, by (ready, nbytes, hangup): shared as _NOT_READY is.
+_readiness_without_error: dict[tuple[bool, int, bool], Readiness] = {}
+_READINESS_CACHE_MAX = 4096
 
 
 def socket_description(fds: Any, fd: int) -> SocketDescription:

@@ -103,6 +103,11 @@ def environ_sizes_get(ctx: GuestContext, count_ptr: int, size_ptr: int) -> int:
 _REALTIME = int(Clockid.REALTIME)
 _MONOTONIC = int(Clockid.MONOTONIC)
 SUCCESS = int(Errno.SUCCESS)
+# Rights as plain ints: `int & Rights.X` would go through enum.Flag's Python-level
+# __rand__ (about a microsecond) on every poll, read and write.
+_POLL_RIGHTS = int(Rights.POLL_FD_READWRITE)
+_READ_RIGHTS = int(Rights.FD_READ)
+_WRITE_RIGHTS = int(Rights.FD_WRITE)
 
 
 def _clock_now(ctx: GuestContext, clock_id: int) -> int:
@@ -222,7 +227,7 @@ def poll_oneoff(ctx: GuestContext, in_ptr: int, out_ptr: int, nsubscriptions: in
         elif tag in (Eventtype.FD_READ, Eventtype.FD_WRITE):
             (fd,) = mem.unpack(SUBSCRIPTION_FD, base + 16)
             try:
-                description = ctx.fds.get(fd, Rights.POLL_FD_READWRITE)
+                description = ctx.fds.get(fd, _POLL_RIGHTS)
             except WasiError as e:
                 immediate.append((userdata, e.errno, tag, 0, 0))
                 continue
@@ -333,7 +338,7 @@ def _iov_total(iovs: list[tuple[int, int]]) -> int:
 
 @host_function(M, "fd_read", "iiii")
 def fd_read(ctx: GuestContext, fd: int, iovs_ptr: int, iovs_len: int, nread_ptr: int) -> int:
-    d = ctx.fds.get(fd, Rights.FD_READ)
+    d = ctx.fds.get(fd, _READ_RIGHTS)
     iovs = ctx.mem.iovecs(iovs_ptr, iovs_len)
     ctx.mem.check(nread_ptr, 4)
     total = _iov_total(iovs)
@@ -366,7 +371,7 @@ def write_in_chunks(ctx: GuestContext, iovs: list[tuple[int, int]],
 
 @host_function(M, "fd_write", "iiii")
 def fd_write(ctx: GuestContext, fd: int, iovs_ptr: int, iovs_len: int, nwritten_ptr: int) -> int:
-    d = ctx.fds.get(fd, Rights.FD_WRITE)
+    d = ctx.fds.get(fd, _WRITE_RIGHTS)
     iovs = ctx.mem.iovecs(iovs_ptr, iovs_len)
     ctx.mem.check(nwritten_ptr, 4)
     if d.is_socket:
