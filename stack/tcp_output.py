@@ -124,7 +124,8 @@ class TcpOutput(TransmissionControlBlock):
         if flags & ACK:
             self.last_ack_sent = self.rcv_nxt
             self.ack_pending = 0
-            self._cancel("dack")
+            if "dack" in self._timers:
+                self._cancel("dack")
         if gso_size and offload:
             self.stats["segments_out"] += -(-payload_len // gso_size)
         else:
@@ -181,8 +182,20 @@ class TcpOutput(TransmissionControlBlock):
         """Send whatever the windows, Nagle and the state allow."""
         if self.state not in SENDS_DATA:
             return
+        if not self.in_recovery and self.snd_nxt >= self.sendq_seq + len(self.sendq) and (
+                self.snd_nxt >= self.snd_max or not self.scoreboard.ranges):
+            # nothing to send (pure ACKs, the handshake, the teardown), unless a FIN is due:
+            # only the persist timer's fate to settle, as at the end of the loop below
+            fin_seq = self.fin_seq
+            if not ((self.fin_queued and fin_seq is None)
+                    or (fin_seq is not None and self.snd_nxt <= fin_seq)):
+                if self.snd_una != self.snd_max:
+                    self._cancel("persist")
+                return
         mss = self._effective_mss()
-        gso_limit = self._gso_limit(mss)
+        # `_gso_limit(mss)` as things stand before anything is sent: now if SACK recovery
+        # may send first, else once there is something to send
+        gso_limit = self._gso_limit(mss) if self.sack_enabled and self.in_recovery else 0
         cwnd = (self.prr_cwnd if self.in_recovery and self.sack_enabled else self.cc.cwnd) + (
             self.recovery_inflation + self.limited_transmit)
         sent_any = False
@@ -239,6 +252,8 @@ class TcpOutput(TransmissionControlBlock):
                     if self.snd_una == self.snd_max:
                         self._arm_persist()
                 break
+            if not gso_limit:
+                gso_limit = self._gso_limit(mss)
             length = min(gso_limit, available, room)
             if length > mss:  # a super-segment of whole segments; a short tail goes alone
                 length -= length % mss
