@@ -78,8 +78,17 @@ class TcpOutput(TransmissionControlBlock):
             return wire_tcp.TcpOptions(timestamp=(self._ts_now(), self.ts_recent))
         return wire_tcp.NO_OPTIONS
 
+    def _data_option_area(self) -> bytes:
+        """`_data_options()` encoded: the timestamp-only area (nearly every segment) is
+        packed directly, without building the options."""
+        if self.sack_enabled and (len(self.ooo) or self.dsack_block is not None):
+            return self._data_options().encode()
+        if self.ts_enabled:
+            return wire_tcp.timestamp_option_area(self._ts_now(), self.ts_recent)
+        return b""
+
     def _transmit(self, seq: int, flags: int, payload: bytes | bytearray | memoryview = b"",
-                  options: wire_tcp.TcpOptions | None = None, gso_size: int = 0,
+                  option_area: bytes | None = None, gso_size: int = 0,
                   sendq_view: memoryview | None = None) -> None:
         """Build and send one segment; a super-segment of `gso_size`-byte pieces when
         `gso_size` is set (its link offloads: see `_gso_limit`).
@@ -89,8 +98,8 @@ class TcpOutput(TransmissionControlBlock):
         ACK at once, which trims the queue, and a bytearray with a live view cannot
         shrink)."""
         ack = self.rcv_nxt if flags & ACK else 0
-        if options is None:
-            options = self._data_options()
+        if option_area is None:
+            option_area = self._data_option_area()
         if flags & SYN:
             window = min(self._advertise_window(), 0xFFFF)
             self.rcv_adv = max(self.rcv_adv, self.rcv_nxt + window)
@@ -101,12 +110,12 @@ class TcpOutput(TransmissionControlBlock):
         ecn = 0
         if self.ecn_ok and not flags & (SYN | RST):
             flags, ecn = self._ecn_mark(seq, flags, len(payload))
-        header = wire_tcp.TcpRepr(self.lport, self.rport, seq & MASK, ack & MASK, flags,
-                                  window, 0, options)
         offload = self.stack.offload_output(self.rt.iface)
         payload_len = len(payload)
         try:
-            segment = header.build(payload, self.rt.src, self.remote, checksum=not offload)
+            segment = wire_tcp.build_segment(self.lport, self.rport, seq, ack, flags, window,
+                                             option_area, payload, self.rt.src, self.remote,
+                                             checksum=not offload)
         finally:
             if sendq_view is not None:
                 if isinstance(payload, memoryview):
@@ -115,7 +124,8 @@ class TcpOutput(TransmissionControlBlock):
         if flags & ACK:
             self.last_ack_sent = self.rcv_nxt
             self.ack_pending = 0
-            self._cancel("dack")
+            if "dack" in self._timers:
+                self._cancel("dack")
         if gso_size and offload:
             self.stats["segments_out"] += -(-payload_len // gso_size)
         else:
@@ -141,7 +151,7 @@ class TcpOutput(TransmissionControlBlock):
         flags = SYN | (ACK if self.state == TcpState.SYN_RECEIVED else 0)
         flags |= self._ecn_syn_flags()
         peer = self._peer_syn_options if self.state == TcpState.SYN_RECEIVED else None
-        self._transmit(self.iss, flags, b"", self._syn_options(peer))
+        self._transmit(self.iss, flags, b"", self._syn_options(peer).encode())
         self.snd_nxt = max(self.snd_nxt, self.iss + 1)
         self.snd_max = max(self.snd_max, self.snd_nxt)
 
@@ -172,8 +182,20 @@ class TcpOutput(TransmissionControlBlock):
         """Send whatever the windows, Nagle and the state allow."""
         if self.state not in SENDS_DATA:
             return
+        if not self.in_recovery and self.snd_nxt >= self.sendq_seq + len(self.sendq) and (
+                self.snd_nxt >= self.snd_max or not self.scoreboard.ranges):
+            # nothing to send (pure ACKs, the handshake, the teardown), unless a FIN is due:
+            # only the persist timer's fate to settle, as at the end of the loop below
+            fin_seq = self.fin_seq
+            if not ((self.fin_queued and fin_seq is None)
+                    or (fin_seq is not None and self.snd_nxt <= fin_seq)):
+                if self.snd_una != self.snd_max:
+                    self._cancel("persist")
+                return
         mss = self._effective_mss()
-        gso_limit = self._gso_limit(mss)
+        # `_gso_limit(mss)` as things stand before anything is sent: now if SACK recovery
+        # may send first, else once there is something to send
+        gso_limit = self._gso_limit(mss) if self.sack_enabled and self.in_recovery else 0
         cwnd = (self.prr_cwnd if self.in_recovery and self.sack_enabled else self.cc.cwnd) + (
             self.recovery_inflation + self.limited_transmit)
         sent_any = False
@@ -230,6 +252,8 @@ class TcpOutput(TransmissionControlBlock):
                     if self.snd_una == self.snd_max:
                         self._arm_persist()
                 break
+            if not gso_limit:
+                gso_limit = self._gso_limit(mss)
             length = min(gso_limit, available, room)
             if length > mss:  # a super-segment of whole segments; a short tail goes alone
                 length -= length % mss
@@ -268,11 +292,11 @@ class TcpOutput(TransmissionControlBlock):
         tcp_current_mss), so a segment never outgrows the MSS the peer and
         the path allow: the payload is shortened (and a FIN then waits).
         """
-        options = self._data_options()
+        option_area = self._data_option_area()
         mss = self._effective_mss()
         room = mss
-        if options.sack_blocks:
-            room -= 4 + 8 * min(len(options.sack_blocks), 3 if self.ts_enabled else 4)
+        # SACK blocks (4 + 8 bytes each) take the room they use beyond the timestamp
+        room -= len(option_area) - (12 if self.ts_enabled else 0)
         gso_size = 0
         if length > room:
             if length > mss and self.stack.offload_output(self.rt.iface):
@@ -300,7 +324,7 @@ class TcpOutput(TransmissionControlBlock):
         if self.snd_una == self.snd_max or self.first_unacked_sent_ns == 0:
             self.first_unacked_sent_ns = now
         self._note_sent(seq, length, retransmit, now)
-        self._transmit(seq, flags, payload, options, gso_size, sendq_view)
+        self._transmit(seq, flags, payload, option_area, gso_size, sendq_view)
         return length
 
     def _send_fin(self, data_end: int) -> None:

@@ -29,6 +29,8 @@ if TYPE_CHECKING:
 AF_INET = _socket.AF_INET
 AF_INET6 = _socket.AF_INET6
 SOMAXCONN = 4096
+#: Nothing to read and no hang-up: shared (a SocketReadiness is never changed once built).
+_NOT_READY = SocketReadiness(False)
 
 
 
@@ -288,11 +290,13 @@ class TcpSocket(Socket):
     def recvfrom(self, size: int, peek: bool = False) -> tuple[bytes, bytes, int, bool]:
         """The data and, once connected, the peer's address (b"", 0 before)."""
         data = self.recv(size, peek)
-        try:
-            addr, port = self.getpeername()
-        except OSError:
-            addr, port = b"", 0
-        return data, addr, port, False
+        conn = self.conn  # getpeername() without its ENOTCONN exception
+        if conn is None or conn.state in (TcpState.SYN_SENT, TcpState.CLOSED):
+            return data, b"", 0, False
+        remote = conn.remote
+        if self.family == AF_INET6 and len(remote) == 4:
+            remote = V4_MAPPED_PREFIX + remote
+        return data, remote, conn.rport, False
 
     def recv(self, size: int, peek: bool = False) -> bytes:
         if self.closed:
@@ -367,8 +371,13 @@ class TcpSocket(Socket):
         if self.listening:
             return SocketReadiness(self.readable(), 0)
         if conn is None:
-            return SocketReadiness(False)
-        return SocketReadiness(self.readable(), len(conn.rcv_buf), hangup=self.hangup())
+            return _NOT_READY
+        readable = self.readable()
+        nbytes = len(conn.rcv_buf)
+        hangup = self.hangup()
+        if not (readable or nbytes or hangup):
+            return _NOT_READY
+        return SocketReadiness(readable, nbytes, hangup=hangup)
 
     def poll_write(self) -> SocketReadiness:
         conn = self.conn

@@ -469,3 +469,31 @@ class TcpRepr:
         out[hlen:] = payload
         self.emit_into(out, 0, len(payload), src, dst, checksum=checksum)
         return bytes(out)
+
+
+# --- the engine's segment builder ------------------------------------------------
+
+def timestamp_option_area(tsval: int, tsecr: int) -> bytes:
+    """The option area of a segment whose only option is the timestamp (NOP NOP TS):
+    what ``TcpOptions(timestamp=(tsval, tsecr)).encode()`` gives, without the object."""
+    return _TS.pack(_NOP_NOP_TS, tsval, tsecr)
+
+
+def build_segment(src_port: int, dst_port: int, seq: int, ack: int, flags: int, window: int,
+                  option_area: bytes, payload: BytesLike, src: bytes, dst: bytes, *,
+                  checksum: bool = True) -> bytes:
+    """The bytes ``TcpRepr(src_port, dst_port, seq, ack, flags, window, 0, options)
+    .build(payload, src, dst, checksum=checksum)`` gives, where ``option_area`` is
+    ``options.encode()`` (a multiple of 4 bytes, at most 40): the TCP engine's hot path,
+    which builds neither the `TcpRepr` nor the `TcpOptions`."""
+    hlen = HEADER_LEN + len(option_area)
+    head = _HEADER.pack(src_port, dst_port, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, hlen << 2,
+                        flags, window, 0, 0)
+    if not checksum:
+        return head + option_area + payload
+    out = bytearray(head)
+    out += option_area
+    out += payload
+    csum = 0xFFFF - ones_sum(memoryview(out), _pseudo(src, dst, len(out)))
+    _U16.pack_into(out, FIELD_CHECKSUM, csum)
+    return bytes(out)
