@@ -45,7 +45,7 @@ from .wasi_types import (
 )
 
 #: Where the /dev directory lives in every guest's fd table (the SDK's devfs.c agrees).
-DEV_DIR_FD = 1023
+DEV_DIR_FD = 0x3FFFFFFF  # above any fd limit: never a number a program's own fds take
 DEV_PREOPEN_NAME = "/dev"
 #: st_dev of everything here (Linux's devtmpfs is a device of its own).
 _DEV = 5

@@ -60,7 +60,7 @@ __all__ = ["ETC_DIR_FD", "EtcDirectory", "hosts_text", "install_etc", "resolv_co
 GUEST_PATH = "/etc"
 #: Where /etc sits in the fd table: must equal VNET_ETC_DIR_FD in vnet/sdk/src/etcfs.c
 #: (just below /dev's, vnet.guest.devfs.DEV_DIR_FD).
-ETC_DIR_FD = 1022
+ETC_DIR_FD = 0x3FFFFFFE  # above any fd limit, as /dev's
 MAX_NAMESERVERS = 3  # glibc's MAXNS
 _DEV = 0x7665  # "ve": a device number no host file system has
 _INODES = {".": 1, "hosts": 2, "resolv.conf": 3}

@@ -199,6 +199,10 @@ class FdTable:
     def __len__(self) -> int:
         return len(self._entries)
 
+    def counted(self) -> int:
+        """The open fds that count against max_fds (not the synthetic /dev and /etc)."""
+        return len(self._entries) - len(self._uncounted)
+
     def __contains__(self, fd: int) -> bool:
         return fd in self._entries
 
@@ -223,7 +227,7 @@ class FdTable:
         preopen_name: str | None = None,
     ) -> int:
         """Install at the lowest free number; EMFILE past the cap."""
-        if len(self._entries) - len(self._uncounted) >= self.max_fds:
+        if self.counted() >= self.max_fds:
             raise WasiError(Errno.EMFILE)
         fd = 0
         while fd in self._entries:
@@ -288,7 +292,7 @@ class FdTable:
         entry = self.entry(fd)
         if lowest >= self.max_fds:
             raise WasiError(Errno.EINVAL)  # F_DUPFD past RLIMIT_NOFILE, as Linux
-        if len(self._entries) >= self.max_fds:
+        if self.counted() >= self.max_fds:
             raise WasiError(Errno.EMFILE)
         new = lowest
         while new in self._entries:

@@ -192,7 +192,7 @@ def fd_pipe(ctx: GuestContext, flags: int, read_fd_ptr: int, write_fd_ptr: int) 
         raise WasiError(Errno.EINVAL)
     ctx.mem.check(read_fd_ptr, 4)
     ctx.mem.check(write_fd_ptr, 4)
-    if len(ctx.fds) + 2 > ctx.fds.max_fds:
+    if ctx.fds.counted() + 2 > ctx.fds.max_fds:
         raise WasiError(Errno.EMFILE)
     host = ctx.extensions.get("host")
     memory = guest_socket_memory(ctx, host) if host is not None else None

@@ -11,7 +11,7 @@
  */
 #include <wasi/libc.h>
 
-#define VNET_DEV_DIR_FD 1023
+#define VNET_DEV_DIR_FD 0x3FFFFFFF
 
 /* Not static: `vnet cc` links the SDK as an archive and names this symbol
  * (-Wl,--export: zig ignores -u for wasm) so that the member holding it is linked in. */

@@ -14,7 +14,7 @@
 #include <wasi/api.h>
 #include <wasi/libc.h>
 
-#define VNET_ETC_DIR_FD 1022
+#define VNET_ETC_DIR_FD 0x3FFFFFFE
 
 /* Not static: `vnet cc` links the SDK as an archive and names this symbol
  * (-Wl,--export: zig ignores -u for wasm) so that the member holding it is linked in. */
