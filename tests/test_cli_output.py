@@ -35,6 +35,7 @@ def test_sim_json_on_stdout_and_quiet_summary() -> None:
     assert summary["format"] == "vnet-summary/1" and summary["command"] == "sim"
     assert summary["ok"] is True and summary["ended"] == "clients exited"
     assert summary["virtual_time"] is True and summary["seed"] == 3
+    assert summary["schedule"] == "explore"  # the default in virtual time
     by_name = {g["name"]: g for g in summary["guests"]}
     assert by_name["alice/chat"] == {"name": "alice/chat", "exit_code": 0, "trap": None,
                                      "client": True}
@@ -52,7 +53,8 @@ def test_sim_summary_explains_drops_and_verbose_names_seed(tmp_path: Path) -> No
     done = vnet("sim", str(DEMO), "--virtual-time", "--seed", "3", "-v",
                 "--json", str(report))
     assert done.returncode == 0, done.stderr
-    assert done.stderr.splitlines()[0] == f"vnet sim: {DEMO}: virtual time, seed 3"
+    assert done.stderr.splitlines()[0] == (f"vnet sim: {DEMO}: virtual time, seed 3, "
+                                           "schedule explore")
     summary = json.loads(report.read_text())
     assert "vnet sim: clients exited after" in done.stdout
     assert "drops (what each means" in done.stdout
@@ -73,7 +75,8 @@ def test_run_json_and_verbose_for_a_trap(tmp_path: Path,
     done = vnet("run", "-v", "--json", str(report), "--virtual-time", "--seed", "9", wasm)
     assert done.returncode == 134 and done.stdout == "hi\n"
     err = done.stderr.splitlines()
-    assert err[0].startswith(f"vnet run: {wasm} on host ") and "virtual time, seed 9" in err[0]
+    assert err[0].startswith(f"vnet run: {wasm} on host ")
+    assert err[0].endswith("virtual time, seed 9, schedule explore")
     assert "vnet run: guest trapped after" in done.stderr
     assert re.search(r"vnet run: \S+/eth0: \d+ frames", done.stderr)
     summary = json.loads(report.read_text())
@@ -82,6 +85,7 @@ def test_run_json_and_verbose_for_a_trap(tmp_path: Path,
     assert summary["guest"]["trap"].startswith("wasm trap: out of bounds memory access")
     assert any("main" in frame for frame in summary["guest"]["backtrace"])
     assert summary["seed"] == 9 and summary["virtual_time"] is True
+    assert summary["schedule"] == "explore"
 
 
 def test_run_json_stdout_quiet_and_conflicts(build_guest: Callable[..., Path]) -> None:

@@ -60,8 +60,10 @@ def test_demo_topology(vnet_topology: Any, vnet_golden: Any, tmp_path: Path) -> 
     request = web.expect(TCP(dport=8080) / Raw(load=lambda data: data.startswith(b"GET /ticker.c")))
     web.expect(TCP(sport=8080) / Raw(load=lambda data: data.startswith(b"HTTP/1.1 200")),
                after=request)
-    # Network.from_topology + start_guests run the demo exactly as `vnet sim` does
-    sim = runner.run(topology.load(demo), pcap_dir=tmp_path, out=io.BytesIO())
+    # Network.from_topology + start_guests run the demo exactly as `vnet sim` does (with
+    # the same seed and schedule: explore unless --vnet-schedule says otherwise)
+    sim = runner.run(topology.load(demo), seed=net.seed, schedule=net.scheduler.schedule,
+                     pcap_dir=tmp_path, out=io.BytesIO())
     assert sim.ok and [p.name for p in sim.pcaps] == [p.name for p in net.pcaps]
     for ours, theirs in zip(net.pcaps, sim.pcaps, strict=True):
         assert diff_captures(ours, theirs).identical, diff_captures(ours, theirs).report()

@@ -7,8 +7,8 @@
     vnet GUEST.wasm|GUEST.wat [ARGS...]   (= vnet run GUEST ARGS, as in wasmtime)
     vnet run [--dir HOST[::GUEST]] [--env NAME=VALUE] [--addr CIDR] [--tcplisten ADDR:PORT]
              [--pcap FILE|-] [--pcap-filter MATCH] [--pcap-loopback]
-             [--virtual-time] [--seed N] [--schedule fifo|explore] GUEST.wasm [ARGS...]
-    vnet sim TOPOLOGY.toml [--virtual-time] [--seed N] [--schedule fifo|explore]
+             [--virtual-time] [--seed N] [--schedule explore|fifo] GUEST.wasm [ARGS...]
+    vnet sim TOPOLOGY.toml [--virtual-time] [--seed N] [--schedule explore|fifo]
              [--pcap-dir DIR] [--duration D]
              [--pcap-segment NAME] [--pcap FILE|-] [--pcap-filter MATCH] [--pcap-loopback]
              [--draw FILE.svg]
@@ -262,6 +262,7 @@ def _capture_filter(text: str | None, where: str = "--pcap-filter") -> Any:
 
 def _cmd_sim(ns: argparse.Namespace) -> int:
     from vnet.guest.runtime import GuestLoadError
+    from vnet.scheduler import DEFAULT_SCHEDULE
     from vnet.sim.report import sim_summary, write_json
     from vnet.sim.runner import CapturePlan, print_summary, run
     from vnet.sim.signals import Interrupts
@@ -288,11 +289,11 @@ def _cmd_sim(ns: argparse.Namespace) -> int:
                                                    ("duration",)))
             virtual = topo.virtual_time if ns.virtual_time is None else ns.virtual_time
             seed = topo.seed if ns.seed is None else ns.seed
-            schedule = ns.schedule or topo.schedule or "fifo"
+            schedule = ns.schedule or topo.schedule or DEFAULT_SCHEDULE
             if ns.verbose:
                 print(f"vnet sim: {ns.topology}: "
-                      f"{'virtual time, seed ' + str(seed) if virtual else 'real time'}",
-                      file=sys.stderr)
+                      + (f"virtual time, seed {seed}, schedule {schedule}" if virtual
+                         else "real time"), file=sys.stderr)
             result = run(topo, virtual_time=ns.virtual_time, seed=ns.seed, duration_ns=duration,
                          plan=plan, interrupted=interrupts.interrupted,
                          out=sys.stderr.buffer if ns.json == "-" else None,
@@ -346,8 +347,8 @@ def _cmd_sweep(ns: argparse.Namespace) -> int:
 def _add_schedule_flag(parser: argparse.ArgumentParser, default: str) -> None:
     parser.add_argument("--schedule", choices=("fifo", "explore"), default=None,
                         help="virtual time: the order of guests runnable at the same instant: "
-                        "fifo (first in, first out) or explore (the seed picks) (default: "
-                        f"{default})")
+                        "explore (the seed picks) or fifo (first in, first out, whatever the "
+                        f"seed) (default: {default})")
 
 
 def _add_output_flags(parser: argparse.ArgumentParser, what: str) -> None:
@@ -515,7 +516,7 @@ def _build_parser() -> argparse.ArgumentParser:
                      help="run in deterministic virtual time")
     run.add_argument("--seed", type=int, default=0,
                      help="seed for random_get in virtual time (default 0)")
-    _add_schedule_flag(run, "fifo")
+    _add_schedule_flag(run, "explore")
     run.add_argument("--max-memory", type=int, default=256, metavar="MIB",
                      help="cap on the guest's linear memory plus what its sockets hold, "
                           "in MiB (default 256); past it the guest is killed (137)")
@@ -544,7 +545,7 @@ def _build_parser() -> argparse.ArgumentParser:
     sim.add_argument("--virtual-time", action="store_true", default=None,
                      help="deterministic virtual time (overrides the file's [sim] setting)")
     sim.add_argument("--seed", type=int, default=None, help="seed for virtual time")
-    _add_schedule_flag(sim, "the file's [sim] schedule, else fifo")
+    _add_schedule_flag(sim, "the file's [sim] schedule, else explore")
     sim.add_argument("--pcap-dir", metavar="DIR", help="write DIR/HOST-NIC.pcapng per NIC")
     sim.add_argument("--pcap-segment", action="append", default=[], metavar="NAME",
                      help="capture segment NAME once per frame, as a switch's monitor port "
@@ -761,6 +762,7 @@ def _cmd_run(ns: argparse.Namespace) -> int:
 
 def _report_run(ns: argparse.Namespace, status: int, facts: dict[str, Any]) -> None:
     """`vnet run -v` and `--json`: what happened, for people and for scripts."""
+    from vnet.scheduler import DEFAULT_SCHEDULE
     from vnet.sim.drop_reasons import explain
     from vnet.sim.report import FORMAT, drops_json, write_json
 
@@ -789,6 +791,7 @@ def _report_run(ns: argparse.Namespace, status: int, facts: dict[str, Any]) -> N
             "format": FORMAT, "command": "run", "ok": status == 0, "ended": facts["ended"],
             "exit_status": status, "elapsed_s": facts["elapsed_ns"] / 1e9,
             "virtual_time": bool(ns.virtual_time), "seed": ns.seed,
+            "schedule": ns.schedule or DEFAULT_SCHEDULE,
             "guest": {"name": guest.config.name, "exit_code": guest.exit_code,
                       "trap": guest.trap, "backtrace": guest.trap_backtrace},
             "nics": nics, "drops": drops_json(drops),
@@ -817,11 +820,13 @@ def _run_guest(ns: argparse.Namespace, rules: Any, module: Any, env: list[tuple[
     from vnet.link.capture import Capture
     from vnet.link.loopback_tap import capture_loopback
     from vnet.network import Network
+    from vnet.scheduler import DEFAULT_SCHEDULE
     from vnet.sim.runner import address_names, nic_description
 
-    net = Network(virtual_time=ns.virtual_time, seed=ns.seed, schedule=ns.schedule or "fifo")
+    net = Network(virtual_time=ns.virtual_time, seed=ns.seed,
+                  schedule=ns.schedule or DEFAULT_SCHEDULE)
     sched = net.scheduler
-    if ns.schedule == "explore" and ns.virtual_time:  # stderr is the guest's otherwise
+    if ns.schedule == "explore" and ns.virtual_time:  # asked for; else stderr is the guest's
         print(f"vnet run: virtual time, seed {ns.seed}, schedule explore", file=sys.stderr)
     host = net.host(Path(ns.module).stem.replace("_", "-")[:32] or "guest")
     firewall = host.set_firewall(rules)  # logs go to the captures: net.capture wires them
@@ -881,8 +886,8 @@ def _run_guest(ns: argparse.Namespace, rules: Any, module: Any, env: list[tuple[
         if ns.verbose:
             print(f"vnet run: {ns.module} on host {host.name} "
                   f"({', '.join(addrs) or 'no addresses'}), "
-                  f"{'virtual time, seed ' + str(ns.seed) if ns.virtual_time else 'real time'}",
-                  file=sys.stderr)
+                  + (f"virtual time, seed {ns.seed}, schedule {sched.schedule}"
+                     if ns.virtual_time else "real time"), file=sys.stderr)
         guest.start()
         running = guest
         timer = _start_timeout(ns, sched)

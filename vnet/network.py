@@ -73,7 +73,7 @@ from vnet.link.nic import Nic
 from vnet.link.segment import Cable, Segment
 from vnet.units import parse_duration_ns, parse_rate_bps, parse_size_bytes
 
-from .scheduler import GuestTask, Scheduler, Timer
+from .scheduler import DEFAULT_SCHEDULE, GuestTask, Scheduler, Timer
 
 if TYPE_CHECKING:
     from vnet.guest.context import GuestLimits
@@ -106,8 +106,10 @@ class Network:
     topology: Topology | None = None
 
     def __init__(self, virtual_time: bool = False, seed: int = 0,
-                 scheduler: Scheduler | None = None, schedule: str = "fifo") -> None:
-        # schedule: "fifo" or "explore" (the seed orders simultaneous guests; vnet.scheduler)
+                 scheduler: Scheduler | None = None,
+                 schedule: str = DEFAULT_SCHEDULE) -> None:
+        # schedule (virtual time): "explore" (the default: the seed orders guests runnable
+        # at the same instant) or "fifo" (first in, first out); vnet.scheduler, "Schedules"
         self.scheduler = scheduler or Scheduler(virtual=virtual_time, seed=seed,
                                                 schedule=schedule)
         self.seed = seed
@@ -376,8 +378,9 @@ class Network:
         """The network a topology file describes (see `vnet.sim.topology`), not yet running.
 
         Hosts, segments (latency, loss, snooping), addresses, routes and
-        firewalls are built exactly as `vnet sim` builds them; `seed` and
-        `virtual_time` (and `schedule`) default to the file's `[sim]` values. With `pcap_dir`
+        firewalls are built exactly as `vnet sim` builds them; `seed`,
+        `virtual_time` and `schedule` default to the file's `[sim]` values (the
+        schedule, else "explore"; "fifo" opts out). With `pcap_dir`
         every NIC writes `DIR/HOST-NIC.pcapng` (`net.pcaps`), as
         `vnet sim --pcap-dir`. The file's guests start with `start_guests()`.
         Raises `vnet.sim.topology.TopologyError` for a bad file.
@@ -389,7 +392,7 @@ class Network:
         net, _hosts, captures, pcaps = runner.build(
             spec, virtual, spec.seed if seed is None else seed,
             Path(pcap_dir) if pcap_dir is not None else None,
-            schedule=schedule or spec.schedule or "fifo")
+            schedule=schedule or spec.schedule or DEFAULT_SCHEDULE)
         net.topology = spec
         net.pcaps = pcaps
         net._nic_captures = captures

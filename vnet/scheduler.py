@@ -25,10 +25,11 @@ Two modes:
   timers, wake blocked guests, pick the next runnable guest; `_next_virtual`)
   or runs its guest until it blocks, yields, is preempted or ends; then that
   same thread takes the next decision and hands the baton straight to the
-  next guest (or back to the caller of `run()`). With `schedule="fifo"`
-  runnable guests go round-robin in FIFO order; guests woken together go in
-  creation order. With `schedule="explore"` each decision with more than one
-  runnable guest picks one of them at random (see "Schedules" below).
+  next guest (or back to the caller of `run()`). With `schedule="explore"`
+  (the default) each decision with more than one runnable guest picks one
+  of them at random, the seed's choice (see "Schedules" below). With
+  `schedule="fifo"` runnable guests go round-robin in FIFO order; guests
+  woken together go in creation order.
   When nothing is runnable the clock jumps to the earliest timer or blocked
   guest's deadline. Guest compute takes no virtual time. With the same inputs
   and seed every run makes the same decisions in the same order, whichever
@@ -71,21 +72,22 @@ change only once its `until` holds (`loop_wakeups` counts those).
 Schedules (virtual time)
 ------------------------
 Guests runnable at the same virtual instant are independent CPUs: the
-network promises no order between them. `schedule="fifo"` (the default)
-runs them first-in first-out, so one topology always runs one interleaving.
-`schedule="explore"` lets the seed choose: whenever the run queue holds
+network promises no order between them. `schedule="explore"` (the default,
+`DEFAULT_SCHEDULE`) lets the seed choose: whenever the run queue holds
 more than one guest, `_pick_runnable` takes one uniformly at random, from a
 stream of its own (`random.Random("vnet-schedule:SEED")`), so exploration
 never shifts the other draws made from the seed (ISNs, ports, impairment,
 random fault plans): a run under `explore` differs from `fifo` only by the
 order of guests at equal instants (and what follows from it). The same seed
-makes the same choices, so replays stay byte-identical. One rule holds in
-both: a guest that yields after a host call woke others (see "Wake-ups")
-runs only once each guest it woke has run (`GuestTask.behind`) — as a
-receiver on its own CPU would drain what a sender hands it — so exploring
-never starves a woken receiver behind a sender's burst; everything else
-runnable at that instant, the woken guests among themselves included, is
-in the seed's hands.
+makes the same choices, so replays stay byte-identical. `schedule="fifo"`
+(the opt-out) runs them first-in first-out, so one topology always runs one
+interleaving whatever the seed. One rule holds in both: a guest that
+yields after a host call woke others (see "Wake-ups") runs only once each
+guest it woke has run (`GuestTask.behind`) — as a receiver on its own CPU
+would drain what a sender hands it — so exploring never starves a woken
+receiver behind a sender's burst; everything else runnable at that
+instant, the woken guests among themselves included, is in the seed's
+hands.
 
 Frozen hosts (virtual time)
 ---------------------------
@@ -203,6 +205,9 @@ CONTENDING_WINDOW_NS = 2_000_000
 
 #: The orders virtual time can run guests runnable at the same instant in (see "Schedules").
 SCHEDULES = ("fifo", "explore")
+#: The order unless told otherwise: the seed's (`vnet run`, `vnet sim`, `Network`, the
+#: pytest plugin); "fifo" is the opt-out. Real time has no choice to make.
+DEFAULT_SCHEDULE = "explore"
 
 #: Virtual-time wall clock starts here (2000-01-01T00:00:00Z) unless told otherwise.
 VIRTUAL_EPOCH_NS = 946_684_800 * 1_000_000_000
@@ -554,7 +559,8 @@ class Scheduler:
     """Clock, timers and guest scheduling, in real or virtual time."""
 
     def __init__(self, virtual: bool = False, seed: int = 0,
-                 start_realtime_ns: int | None = None, schedule: str = "fifo") -> None:
+                 start_realtime_ns: int | None = None,
+                 schedule: str = DEFAULT_SCHEDULE) -> None:
         if schedule not in SCHEDULES:
             raise ValueError(f"schedule {schedule!r}: one of {', '.join(SCHEDULES)}")
         self.virtual = virtual

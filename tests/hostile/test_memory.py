@@ -225,12 +225,15 @@ def test_tcp_payload_past_the_budget_is_dropped_then_retransmitted_not_lost() ->
     received = bytearray()
     errors: list[str] = []
 
+    # listening before the client starts: the two tasks may run in either order
+    listener = b.socket(AF_INET, SOCK_STREAM)
+    listener._core.memory = budget  # accepted connections are charged to it
+    listener.bind(("10.0.0.2", 5001))
+    listener.listen(1)
+
     def server() -> None:
         try:
-            with b.socket(AF_INET, SOCK_STREAM) as listener:
-                listener._core.memory = budget  # accepted connections are charged to it
-                listener.bind(("10.0.0.2", 5001))
-                listener.listen(1)
+            with listener:
                 sock, _ = listener.accept()
                 while chunk := sock.recv(1000):
                     received.extend(chunk)

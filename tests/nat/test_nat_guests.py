@@ -55,6 +55,13 @@ def run(net: Network, *programs: Program) -> None:
         assert p.guest.done and p.guest.exit_code == 0, p.text
 
 
+def listening(net: Network, server: Program) -> None:
+    """Run until the server says it listens: started together, either may go first."""
+    net.scheduler.run(until=lambda: "listening" in server.text or server.guest.done,
+                      timeout_s=120)
+    assert "listening" in server.text, server.text
+
+
 def addresses(data: bytes, interface: str) -> set[str]:
     return {a for p in read_pcapng(data) if p.interface == interface and IP in p
             for a in (p[IP].src, p[IP].dst)}
@@ -65,6 +72,7 @@ def test_udp_echo_guest_behind_symmetric_nat(example_wasm: Callable[[str], Path]
     cap = net.capture()
     r.nat("eth1", "symmetric")
     server = Program(net, s, example_wasm("udp_echo"), "server", "9000", "3")
+    listening(net, server)  # else the client's first datagram may come before the bind
     client = Program(net, a, example_wasm("udp_echo"), "client", SERVER, "9000", "hi", "3")
     run(net, server, client)
     assert "3 of 3 echoed" in client.text

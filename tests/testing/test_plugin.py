@@ -187,6 +187,53 @@ def test_free(vnet_seed):
             "'test_marker.py::test_pinned'") in result.stdout.str()
 
 
+#: Six tests, seeds 1-6 pinned: four guests runnable at the same instant; who ran first.
+ORDER = """
+import pytest
+
+def first_runs(net):
+    order = []
+    for name in "abcd":
+        net.spawn(name, lambda name=name: order.append(name))
+    net.run_for(0.001)
+    assert sorted(order) == list("abcd")
+    return "".join(order)
+""" + "".join(f"""
+@pytest.mark.vnet(seed={seed})
+def test_order_{seed}(vnet_network):
+    assert False, f"order={{first_runs(vnet_network)}} schedule={{vnet_network.scheduler.schedule}}"
+""" for seed in range(1, 7))
+
+
+def test_the_seed_orders_simultaneous_guests_unless_fifo_is_asked_for(
+        pytester: pytest.Pytester) -> None:
+    pytester.makepyfile(test_order=ORDER)
+
+    def orders(*options: str) -> tuple[str, list[str]]:
+        result = pytester.runpytest(*options)
+        assert outcome(result) == {"failed": 6}
+        text = result.stdout.str()
+        return text, re.findall(r"^E +AssertionError: order=(\w+) schedule=(\w+)$", text, re.M)
+
+    explored_text, explored = orders()
+    assert "vnet: seed 1 (default), schedule explore (default)" in explored_text
+    assert len(explored) == 6 and {schedule for _, schedule in explored} == {"explore"}
+    assert len({order for order, _ in explored}) > 1  # the seeds chose different orders
+    assert "\nschedule explore\n" in explored_text.split("- vnet -", 1)[1]
+    fifo_text, fifo = orders("--vnet-schedule", "fifo")
+    assert "vnet: seed 1 (default), schedule fifo (--vnet-schedule)" in fifo_text
+    assert fifo == [("abcd", "fifo")] * 6  # first in, first out, whatever the seed
+    assert ("seed 3 (pinned by @pytest.mark.vnet); replay exactly: pytest --vnet-schedule fifo "
+            "'test_order.py::test_order_3'") in fifo_text
+    # the marker pins it, whatever the command line says; replaying needs no flag
+    pytester.makepyfile(test_order=ORDER.replace("@pytest.mark.vnet(seed=",
+                                                 "@pytest.mark.vnet(schedule='fifo', seed="))
+    pinned_text, pinned = orders("--vnet-schedule", "explore")
+    assert pinned == [("abcd", "fifo")] * 6
+    assert ("seed 3 (pinned by @pytest.mark.vnet); replay exactly: pytest "
+            "'test_order.py::test_order_3'") in pinned_text
+
+
 def test_a_bad_seed_is_a_usage_error(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(test_nothing="def test_x():\n    pass\n")
     result = pytester.runpytest("--vnet-seed", "soon")

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from vnet.scheduler import DEFAULT_SCHEDULE
 from vnet.sim.drop_reasons import explain
 
 FORMAT = "vnet-summary/1"
@@ -34,7 +35,7 @@ def drops_json(drops: Mapping[str, Mapping[str, int]]) -> list[dict[str, Any]]:
 
 
 def sim_summary(result: Any, *, seed: int, virtual_time: bool,
-                schedule: str = "fifo") -> dict[str, Any]:
+                schedule: str = DEFAULT_SCHEDULE) -> dict[str, Any]:
     """`vnet sim`'s summary (a vnet.sim.runner.SimResult) as a JSON-ready dict."""
     return {
         "format": FORMAT,

@@ -62,7 +62,7 @@ from vnet.link.impairment import Impairment
 from vnet.link.loopback_tap import capture_loopback
 from vnet.link.vxlan import VxlanError, VxlanPort
 from vnet.network import Host, Network
-from vnet.scheduler import Scheduler
+from vnet.scheduler import DEFAULT_SCHEDULE, Scheduler
 from vnet.sim.drop_reasons import explain as explain_drop
 from vnet.sim.faults import FaultInjector, draw_random
 from vnet.sim.faults import plan as fault_plan
@@ -96,7 +96,7 @@ class SimResult:
     faults: list[str] = field(default_factory=list)
     #: The run's seed and schedule ("fifo" / "explore"); virtual time or not.
     seed: int = 0
-    schedule: str = "fifo"
+    schedule: str = DEFAULT_SCHEDULE
     virtual: bool = False
 
     @property
@@ -192,7 +192,7 @@ def _open_capture(target: str | Path, clock: Callable[[], int],
 
 
 def build(topo: Topology, virtual_time: bool, seed: int, pcap_dir: Path | None,
-          plan: CapturePlan | None = None, schedule: str = "fifo",
+          plan: CapturePlan | None = None, schedule: str = DEFAULT_SCHEDULE,
           ) -> tuple[Network, dict[str, Host], list[Capture], list[Path]]:
     plan = plan or CapturePlan(pcap_dir=pcap_dir)
     pcap_dir = plan.pcap_dir
@@ -336,11 +336,11 @@ def run(topo: Topology, *, virtual_time: bool | None = None, seed: int | None = 
         out: BinaryIO | None = None, plan: CapturePlan | None = None,
         interrupted: Callable[[], bool] | None = None,
         schedule: str | None = None, progress_s: float | None = None) -> SimResult:
-    """Build and run the topology; ``schedule`` (default: the file's, else "fifo") is the
-    order of guests runnable at one virtual instant (vnet.scheduler, "Schedules")."""
+    """Build and run the topology; ``schedule`` (default: the file's, else "explore") is
+    the order of guests runnable at one virtual instant (vnet.scheduler, "Schedules")."""
     virtual = topo.virtual_time if virtual_time is None else virtual_time
     seed_value = topo.seed if seed is None else seed
-    schedule_name = schedule or topo.schedule or "fifo"
+    schedule_name = schedule or topo.schedule or DEFAULT_SCHEDULE
     plan = plan or CapturePlan(pcap_dir=pcap_dir)
     plan.check(topo)
     if out is not None:

@@ -3,7 +3,8 @@
     [sim]
     virtual_time = true          # deterministic mode (also: vnet sim --virtual-time)
     seed = 7
-    schedule = "fifo"            # or "explore": the seed orders simultaneous guests
+    schedule = "explore"         # the default: the seed orders simultaneous guests;
+                                 #   "fifo": first in, first out, whatever the seed
     duration = "60s"             # give up after this long (virtual or real time)
     clients = ["alice/chat"]     # the run ends when these guests exit (default: all)
 
@@ -996,7 +997,7 @@ def _faults(data: dict[str, Any], topo: Topology, path: Path, loc: _Locator) -> 
 # --- schedule exploration and frozen hosts (vnet.scheduler, vnet.sim.faults) ---------------
 
 def _sim_schedule(sim: dict[str, Any], topo: Topology, path: Path, loc: _Locator) -> None:
-    """``[sim] schedule = "fifo" | "explore"``."""
+    """``[sim] schedule = "explore" | "fifo"`` (absent: the caller's default, explore)."""
     from vnet.scheduler import SCHEDULES
 
     if "schedule" not in sim:

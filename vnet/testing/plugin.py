@@ -5,6 +5,7 @@ in a project with vnet installed can ask for its fixtures:
 
 ``vnet_network``
     A ``vnet.network.Network`` in virtual time, seeded with ``vnet_seed``,
+    on the test's schedule (explore unless told otherwise, see below),
     recording every NIC (now and later) to one pcapng file, closed after the
     test. Build hosts on it and start guests with ``host.run(...)``.
 ``vnet_capture``
@@ -16,7 +17,8 @@ in a project with vnet installed can ask for its fixtures:
 ``vnet_topology``
     ``vnet_topology("examples/demo.toml")``: ``Network.from_topology`` with
     one pcapng per NIC in the test's pcap directory (``net.pcaps``). Its seed
-    is the file's own unless ``--vnet-seed`` or the ``vnet`` marker gives one.
+    and schedule are the file's own unless ``--vnet-seed`` / ``--vnet-schedule``
+    or the ``vnet`` marker gives them.
 ``vnet_build``
     ``vnet_build("examples/tcp_echo_server.c", flags=[...])``: the path of
     the wasm guest built from C sources (relative paths from pytest's
@@ -38,6 +40,13 @@ run exactly, every pcap the test wrote (kept: a passing test's pcaps are
 deleted unless ``--vnet-keep-pcaps``), and each guest's exit status and last
 lines of output. Pcaps go under ``--vnet-pcap-dir DIR`` (default: pytest's
 temporary directory), one directory per test.
+
+Schedules: in virtual time the seed also orders guests runnable at the same
+instant (``explore``, the default: vnet.scheduler, "Schedules"), so a test
+that passes for one seed may fail for another when it assumes an order the
+network does not promise. ``--vnet-schedule fifo`` (or
+``@pytest.mark.vnet(schedule="fifo")``, for a test whose subject is that
+order) runs them first in, first out, whatever the seed.
 
 This module is imported by every pytest run in an environment with vnet
 installed, so it imports nothing heavy at the top: vnet's network, scapy and
@@ -64,6 +73,9 @@ if TYPE_CHECKING:
     from vnet.testing.expect import Capture
 
 DEFAULT_SEED = 1
+#: As vnet.scheduler.DEFAULT_SCHEDULE (not imported here: this module stays light).
+DEFAULT_SCHEDULE = "explore"
+SCHEDULES = ("explore", "fifo")
 #: Lines of each guest's stdout and stderr a failure report shows.
 OUTPUT_TAIL = 8
 
@@ -76,8 +88,14 @@ class TestRun:
     seed: int
     seed_pinned: bool  # by the marker: replaying needs no --vnet-seed
     pcap_dir: Path
+    #: The schedule of its virtual-time networks; pinned by the marker or given on the
+    #: command line (then a replay needs no flag, or `--vnet-schedule S`).
+    schedule: str = DEFAULT_SCHEDULE
+    schedule_pinned: bool = False
+    schedule_given: bool = False
     networks: list[Network] = field(default_factory=list)
-    topology_seeds: list[tuple[str, int]] = field(default_factory=list)
+    #: (file, seed, schedule) of each network vnet_topology built.
+    topology_seeds: list[tuple[str, int, str]] = field(default_factory=list)
     failed: bool = False
 
     def pcaps(self) -> list[Path]:
@@ -92,14 +110,17 @@ class TestRun:
 
     def report(self) -> str:
         lines = []
+        flag = (f"--vnet-schedule {self.schedule} "
+                if self.schedule_given and not self.schedule_pinned else "")
         if self.seed_pinned:
             lines.append(f"seed {self.seed} (pinned by @pytest.mark.vnet); replay exactly: "
-                         f"pytest '{self.nodeid}'")
+                         f"pytest {flag}'{self.nodeid}'")
         else:
             lines.append(f"seed {self.seed}; replay exactly: pytest --vnet-seed {self.seed} "
-                         f"'{self.nodeid}'")
-        for path, seed in self.topology_seeds:
-            lines.append(f"topology {path}: seed {seed}")
+                         f"{flag}'{self.nodeid}'")
+        lines.append(f"schedule {self.schedule}")
+        for path, seed, schedule in self.topology_seeds:
+            lines.append(f"topology {path}: seed {seed}, schedule {schedule}")
         pcaps = self.pcaps()
         if pcaps:
             lines.append("pcaps kept:")
@@ -124,6 +145,7 @@ class TestRun:
 
 RUN_KEY = pytest.StashKey[TestRun]()
 SEED_KEY = pytest.StashKey[tuple[int, bool]]()  # (seed, given on the command line)
+SCHEDULE_KEY = pytest.StashKey[tuple[str, bool]]()  # (schedule, given on the command line)
 UPDATED_KEY = pytest.StashKey[list[str]]()
 
 
@@ -133,6 +155,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
                     help=f"seed of every vnet network (default {DEFAULT_SEED}); 'random' "
                          "picks one and shows it; a failing test's report shows the "
                          "seed that replays it")
+    group.addoption("--vnet-schedule", choices=SCHEDULES, default=None,
+                    help="virtual time: the order of guests runnable at the same instant: "
+                         "explore (the seed picks; the default) or fifo (first in, first "
+                         "out, whatever the seed)")
     group.addoption("--vnet-update-goldens", action="store_true", default=False,
                     help="write the golden captures (vnet_golden) instead of comparing")
     group.addoption("--vnet-goldens", metavar="DIR", default=None,
@@ -150,8 +176,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
-        "markers", "vnet(seed=N): run this test's vnet networks with seed N, whatever "
-                   "--vnet-seed says")
+        "markers", "vnet(seed=N, schedule='explore'|'fifo'): run this test's vnet networks "
+                   "with seed N and that schedule, whatever --vnet-seed and --vnet-schedule say")
     text = config.getoption("--vnet-seed", None)
     if text is None:
         config.stash[SEED_KEY] = (DEFAULT_SEED, False)
@@ -166,14 +192,19 @@ def pytest_configure(config: pytest.Config) -> None:
         if seed < 0:
             raise pytest.UsageError(f"--vnet-seed: {seed} is negative")
         config.stash[SEED_KEY] = (seed, True)
+    schedule = config.getoption("--vnet-schedule", None)
+    config.stash[SCHEDULE_KEY] = (schedule or DEFAULT_SCHEDULE, schedule is not None)
     config.stash[UPDATED_KEY] = []
 
 
 def pytest_report_header(config: pytest.Config) -> str:
     seed, given = config.stash[SEED_KEY]
     how = "--vnet-seed" if given else "default"
+    schedule, schedule_given = config.stash[SCHEDULE_KEY]
+    schedule_how = "--vnet-schedule" if schedule_given else "default"
     update = ", updating goldens" if config.getoption("--vnet-update-goldens") else ""
-    return f"vnet: seed {seed} ({how}), goldens {golden_dir(config)}{update}"
+    return (f"vnet: seed {seed} ({how}), schedule {schedule} ({schedule_how}), "
+            f"goldens {golden_dir(config)}{update}")
 
 
 def golden_dir(config: pytest.Config) -> Path:
@@ -212,10 +243,19 @@ def _vnet_run(request: pytest.FixtureRequest, _vnet_pcap_root: Path) -> Iterator
     if pinned:
         assert marker is not None
         seed = int(marker.kwargs["seed"])
+    schedule, schedule_given = config.stash[SCHEDULE_KEY]
+    schedule_pinned = marker is not None and "schedule" in marker.kwargs
+    if schedule_pinned:
+        assert marker is not None
+        schedule = str(marker.kwargs["schedule"])
+        if schedule not in SCHEDULES:
+            raise ValueError(f"@pytest.mark.vnet(schedule={schedule!r}): one of "
+                             f"{', '.join(SCHEDULES)}")
     pcap_dir = _vnet_pcap_root / _test_dir_name(request.node.nodeid)
     if pcap_dir.exists():
         shutil.rmtree(pcap_dir)  # a previous run of this test in the same directory
-    run = TestRun(request.node.nodeid, seed, pinned, pcap_dir)
+    run = TestRun(request.node.nodeid, seed, pinned, pcap_dir, schedule=schedule,
+                  schedule_pinned=schedule_pinned, schedule_given=schedule_given)
     request.node.stash[RUN_KEY] = run
     yield run
     for net in run.networks:
@@ -239,14 +279,15 @@ def vnet_pcap_dir(_vnet_run: TestRun) -> Path:
 
 @pytest.fixture
 def vnet_network(_vnet_run: TestRun, vnet_pcap_dir: Path) -> Network:
-    """A virtual-time Network seeded with vnet_seed; its NICs and segments recorded.
+    """A virtual-time Network seeded with vnet_seed, on the test's schedule; its NICs and
+    segments recorded.
 
     Every NIC goes to network.pcapng (a frame twice: sent, received), every
     segment to segments.pcapng (each frame once: the file for Wireshark).
     """
     from vnet.network import Network
 
-    net = Network(virtual_time=True, seed=_vnet_run.seed)
+    net = Network(virtual_time=True, seed=_vnet_run.seed, schedule=_vnet_run.schedule)
     _vnet_run.networks.append(net)
     net.capture(vnet_pcap_dir / "network.pcapng")
     net.capture_segments(vnet_pcap_dir / "segments.pcapng")
@@ -300,18 +341,20 @@ def vnet_topology(_vnet_run: TestRun, vnet_pcap_dir: Path,
     _seed, given = pytestconfig.stash[SEED_KEY]
 
     def load(path: str | os.PathLike[str], *, seed: int | None = None,
-             virtual_time: bool | None = None) -> Network:
+             virtual_time: bool | None = None, schedule: str | None = None) -> Network:
         source = Path(path)
         if not source.is_absolute():
             source = pytestconfig.rootpath / source
         if seed is None and (given or _vnet_run.seed_pinned):
             seed = _vnet_run.seed
+        if schedule is None and (_vnet_run.schedule_given or _vnet_run.schedule_pinned):
+            schedule = _vnet_run.schedule
         count = len(_vnet_run.networks)
         pcaps = vnet_pcap_dir / (source.stem if count == 0 else f"{source.stem}-{count}")
         net = Network.from_topology(source, seed=seed, virtual_time=virtual_time,
-                                    pcap_dir=pcaps)
+                                    pcap_dir=pcaps, schedule=schedule)
         _vnet_run.networks.append(net)
-        _vnet_run.topology_seeds.append((str(path), net.seed))
+        _vnet_run.topology_seeds.append((str(path), net.seed, net.scheduler.schedule))
         return net
 
     return load
