@@ -128,6 +128,7 @@ def test_virtual_time_rerun_gives_identical_captures(threaded_wasm: Callable[[st
         lab = ThreadLab(threaded_wasm, True, seed=7, pcap=pcap)
         try:
             server = lab.start("alpha", "threaded_echo_server", "7000", "8")
+            server.wait_for("listening on port 7000")  # the seed may run the client first
             client = lab.start("bravo", "threaded_client", "10.0.0.1", "7000", "8", "20")
             assert client.wait() == 0 and server.wait() == 0, client.describe()
             outputs = (server.stdout, client.stdout)  # unsorted: the interleaving itself
@@ -215,6 +216,7 @@ def test_single_threaded_code_behaves_the_same_built_with_pthread(
                          "tcp_echo_client": client_wasm}.__getitem__, True)
         try:
             server = lab.start("alpha", "tcp_echo_server", "7000", "1")
+            server.wait_for("listening on port 7000")
             client = lab.start("bravo", "tcp_echo_client", "alpha", "7000", "one", "two")
             assert client.wait() == 0 and server.wait() == 0, client.describe()
             outputs.append((server.stdout, client.stdout))
