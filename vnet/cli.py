@@ -765,15 +765,12 @@ def _report_run(ns: argparse.Namespace, status: int, facts: dict[str, Any]) -> N
     from vnet.scheduler import DEFAULT_SCHEDULE
     from vnet.sim.drop_reasons import explain
     from vnet.sim.report import FORMAT, drops_json, write_json
+    from vnet.sim.runner import host_nic_stats
 
     guest, host = facts.get("guest"), facts.get("host")
     if guest is None or host is None:
         return
-    nics = {f"{host.name}/{name}": {"tx_frames": nic.counters.tx_frames,
-                                     "tx_bytes": nic.counters.tx_bytes,
-                                     "rx_frames": nic.counters.rx_frames,
-                                     "rx_bytes": nic.counters.rx_bytes}
-            for name, nic in host.nics.items()}
+    nics = host_nic_stats(host)
     drops = {host.name: host.counters.drops()}
     if ns.verbose:
         print(f"vnet run: {facts['ended']} after {facts['elapsed_ns'] / 1e9:.3f} s, "

@@ -439,12 +439,7 @@ def _run(topo: Topology, net: Network, hosts: dict[str, Host], captures: list[Ca
     nic_stats = {}
     drops = {}
     for host in hosts.values():
-        for ifname, nic in host.nics.items():
-            c = nic.counters
-            nic_stats[f"{host.name}/{ifname}"] = {"tx_frames": c.tx_frames,
-                                                  "tx_bytes": c.tx_bytes,
-                                                  "rx_frames": c.rx_frames,
-                                                  "rx_bytes": c.rx_bytes}
+        nic_stats.update(host_nic_stats(host))
         drops[host.name] = host.counters.drops()
     for nic_name, count in injector.rx_dropped_frozen.items():
         host_drops = drops.setdefault(nic_name.partition("/")[0], {})
@@ -460,6 +455,15 @@ def _run(topo: Topology, net: Network, hosts: dict[str, Host], captures: list[Ca
             drops[f"{port.segment.name}/{port.name}"] = vxlan_drops
     return SimResult(ended, elapsed, results, clients, nic_stats, drops, pcaps, packets,
                      lost, list(injector.log), sched.seed, sched.schedule, virtual)
+
+
+def host_nic_stats(host: Host) -> dict[str, dict[str, int]]:
+    """Frames and bytes each way per NIC of one host, keyed "host/nic" (the summaries')."""
+    return {f"{host.name}/{ifname}": {"tx_frames": nic.counters.tx_frames,
+                                      "tx_bytes": nic.counters.tx_bytes,
+                                      "rx_frames": nic.counters.rx_frames,
+                                      "rx_bytes": nic.counters.rx_bytes}
+            for ifname, nic in host.nics.items()}
 
 
 def schedule_faults(topo: Topology, injector: FaultInjector) -> None:
