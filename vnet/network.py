@@ -107,11 +107,13 @@ class Network:
 
     def __init__(self, virtual_time: bool = False, seed: int = 0,
                  scheduler: Scheduler | None = None,
-                 schedule: str = DEFAULT_SCHEDULE) -> None:
+                 schedule: str = DEFAULT_SCHEDULE, cpus: str | None = None) -> None:
         # schedule (virtual time): "explore" (the default: the seed orders guests runnable
-        # at the same instant) or "fifo" (first in, first out); vnet.scheduler, "Schedules"
+        # at the same instant) or "fifo" (first in, first out); vnet.scheduler, "Schedules".
+        # cpus: "one" (the default: the network's threads share one CPU), "all" or a CPU
+        # number; None reads VNET_CPUS (vnet.cpu_placement)
         self.scheduler = scheduler or Scheduler(virtual=virtual_time, seed=seed,
-                                                schedule=schedule)
+                                                schedule=schedule, cpus=cpus)
         self.seed = seed
         self.hosts: dict[str, Host] = {}
         self.segments: dict[str, Segment] = {}

@@ -69,6 +69,16 @@ yields after the call, behind the guests it woke. The timer loop of real time
 sleeps until its next timer; a new timer wakes it only if it is sooner, and a
 change only once its `until` holds (`loop_wakeups` counts those).
 
+CPU placement
+-------------
+The network's threads — guest threads, and the thread running `run()` while
+it does — share one CPU by default (`vnet.cpu_placement`: a hand-off between
+threads on different CPUs is a cross-CPU wake-up, the largest single cost of
+a datagram on a virtual machine). A guest that computes for a stretch
+without a host call is let out to every CPU (the runtime's epoch callback)
+and pinned again by its next host call (`charge_host_call`). `cpus="all"`
+(or VNET_CPUS=all) turns placement off.
+
 Schedules (virtual time)
 ------------------------
 Guests runnable at the same virtual instant are independent CPUs: the
@@ -173,6 +183,8 @@ from collections import deque
 from collections.abc import Callable
 from enum import Enum
 from typing import Any
+
+from .cpu_placement import CpuPlacement
 
 #: Wall time a guest may compute without a host call before virtual time treats it as spinning.
 SPIN_THRESHOLD_NS = 100_000_000
@@ -455,6 +467,12 @@ class GuestTask:
         self.waited_ns = 0
         #: Real time: time.monotonic_ns() when its last host call ended.
         self.last_call_end_ns = 0
+        #: Real time: the guest computed a whole stretch without a host call and was let
+        #: out to every CPU (`CpuPlacement.release`); its next host call pins it again.
+        self.roaming = False
+        #: Real time: the guest used up turns while others wanted the network (see
+        #: "Fairness in real time") and was let out to every CPU until it next blocks.
+        self.crowding = False
         #: Frames others transmitted while this guest waited inside a host call
         #: (the ABI bridge subtracts them from what it charges the call).
         self.frames_elsewhere = 0
@@ -469,6 +487,7 @@ class GuestTask:
     def _main(self) -> None:
         sched = self.scheduler
         sched._task_by_thread[_get_ident()] = self
+        sched.placement.pin()
         if sched.virtual:
             self.go.acquire()
         try:
@@ -477,6 +496,7 @@ class GuestTask:
         except BaseException as e:  # reported through .error; the thread must end cleanly
             self.error = e
         finally:
+            sched.placement.leave()
             sched._task_finished(self)
 
 
@@ -560,11 +580,13 @@ class Scheduler:
 
     def __init__(self, virtual: bool = False, seed: int = 0,
                  start_realtime_ns: int | None = None,
-                 schedule: str = DEFAULT_SCHEDULE) -> None:
+                 schedule: str = DEFAULT_SCHEDULE, cpus: str | None = None) -> None:
         if schedule not in SCHEDULES:
             raise ValueError(f"schedule {schedule!r}: one of {', '.join(SCHEDULES)}")
         self.virtual = virtual
         self.seed = seed
+        #: The CPU the network's threads share (`vnet.cpu_placement`; `cpus`: one, all, N).
+        self.placement = CpuPlacement(cpus)
         #: Virtual time: the order of guests runnable at one instant (see "Schedules").
         self.schedule = schedule
         self._explore = virtual and schedule == "explore"
@@ -986,6 +1008,9 @@ class Scheduler:
             self._block_register(task)
             if task.woken_by is not None:
                 self._handoff_done(task)
+            if task.crowding:  # it waits for the network like the others now
+                task.crowding = False
+                self.placement.pin()
             waiting_since = time.monotonic_ns()
             gate = task.gate
             count = lock._release_save()
@@ -1108,6 +1133,10 @@ class Scheduler:
                         task.behind = list(itertools.islice(runq, queued, None))
                     self.yield_task(task)
             return
+        if task.roaming:  # back from a stretch of compute on any CPU
+            task.roaming = False
+            if not task.crowding:
+                self.placement.pin()
         if task.handoff_tasks:
             self.wait_for_woken(task)
         now = call_end_ns or time.monotonic_ns()
@@ -1170,6 +1199,11 @@ class Scheduler:
                 o.network_time_ns for o in others) <= HOST_CALL_SLICE_NS:
             return  # not ahead of anyone, and nobody queues for the network: go on
         task.charge_preemptions += 1
+        if not task.crowding and self.placement.cpu is not None:
+            # ahead of the others: it computes elsewhere until it blocks, so the
+            # guests it crowds keep the network's CPU (vnet.cpu_placement)
+            task.crowding = True
+            self.placement.release()
         taken = lock.acquisitions
         give_up = now + YIELD_MAX_NS
         # Sleeping releases the GIL too: a guest waiting to *enter* a host call
@@ -1216,9 +1250,19 @@ class Scheduler:
         Returns True if it ended because of that, False on timeout (real time)
         or deadlock (virtual time: every guest blocked with nothing pending).
         """
-        if self.virtual:
-            return self._run_virtual(until)
-        return self._run_real(until, timeout_s)
+        placement = self.placement
+        if placement.cpu is None:
+            if self.virtual:
+                return self._run_virtual(until)
+            return self._run_real(until, timeout_s)
+        before = placement.current()
+        placement.pin()  # the loop's thread is one of the network's while it runs it
+        try:
+            if self.virtual:
+                return self._run_virtual(until)
+            return self._run_real(until, timeout_s)
+        finally:
+            placement.restore(before)
 
     def _all_done(self) -> bool:
         return self._live == 0

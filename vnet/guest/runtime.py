@@ -74,6 +74,8 @@ class GuestLoadError(Exception):
 _engine_lock = threading.Lock()
 _engine: Engine | None = None
 _EPOCH_TICK_S = 0.005
+#: Real time: ticks without a host call after which a guest may compute on any CPU.
+_ROAM_AFTER_SLICES = 2
 
 
 def engine() -> Engine:
@@ -460,6 +462,11 @@ class Guest:
                     return _new_error("guest killed")
             elif not sched.virtual:
                 ctx.stats.preemptions += 1  # the OS switches threads; we just count slices
+                if state["quiet"] >= _ROAM_AFTER_SLICES and not task.roaming:
+                    # computing, not networking: let it out to every CPU until its next
+                    # host call (vnet.cpu_placement)
+                    task.roaming = True
+                    sched.placement.release()
             return 0
 
         callback = _EPOCH_CALLBACK(on_deadline)
