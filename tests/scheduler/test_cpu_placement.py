@@ -1,13 +1,13 @@
-"""The network's threads share one CPU; a guest that only computes is let out to all.
-
-What a user sees (vnet.cpu_placement): with the default policy (`VNET_CPUS=one`)
-every guest thread, and the thread running the scheduler's loop while it runs
-it, may use exactly one CPU — the same one; the loop's thread gets its CPUs back
-when `run()` returns. A wasm guest computing without host calls may use every
-CPU the process may use, and is back on the network's CPU once it makes a host
-call. `VNET_CPUS=all` leaves every thread where the kernel puts it; a bad value
-is a clear error. Two processes running vnet at once claim different CPUs, and
-the network moves when other work crowds its CPU while another is idle.
+"""The network's threads share one CPU; a guest that only computes is let out to
+all. What a user sees (vnet.cpu_placement): with the default policy
+(`VNET_CPUS=one`) every guest thread, and the thread running the scheduler's
+loop while it runs it, may use exactly one CPU — the same one — under
+SCHED_BATCH; the loop's thread gets its CPUs and policy back when `run()`
+returns. A wasm guest computing without host calls may use every CPU the
+process may use, and is back on the network's CPU once it makes a host call.
+`VNET_CPUS=all` leaves every thread where the kernel puts it; a bad value is a
+clear error. Two processes running vnet at once claim different CPUs, and the
+network moves when other work crowds its CPU while another is idle.
 
 Checked through the kernel's view of each thread (sched_getaffinity), with a
 guest compiled from C. Needs a process allowed on two CPUs or more (skipped
@@ -45,26 +45,29 @@ def test_guest_threads_and_the_loop_share_one_cpu_and_the_loop_gets_its_cpus_bac
     sched = Scheduler(cpus="one")
     cpu = sched.placement.cpu
     assert cpu in ALL_CPUS
-    seen: dict[str, frozenset[int]] = {}
-    ready = threading.Event()
+    seen: dict[str, tuple[frozenset[int], int]] = {}
+
+    def placed() -> tuple[frozenset[int], int]:
+        return frozenset(os.sched_getaffinity(0)), os.sched_getscheduler(0)
 
     def task_body(name: str) -> Callable[[object], None]:
         def body(_task: object) -> None:
-            seen[name] = frozenset(os.sched_getaffinity(0))
+            seen[name] = placed()
         return body
 
     sched.spawn("one", task_body("one"))
     sched.spawn("two", task_body("two"))
 
     def until() -> bool:
-        seen.setdefault("loop", frozenset(os.sched_getaffinity(0)))
-        ready.set()
+        seen.setdefault("loop", placed())
         return len(seen) == 3
 
-    before = frozenset(os.sched_getaffinity(0))
+    before = placed()
     assert sched.run(until=until, timeout_s=10)
-    assert seen == {"one": {cpu}, "two": {cpu}, "loop": {cpu}}
-    assert frozenset(os.sched_getaffinity(0)) == before
+    # one CPU, and SCHED_BATCH: a woken thread does not preempt the one that woke it
+    network = ({cpu}, os.SCHED_BATCH)
+    assert seen == {"one": network, "two": network, "loop": network}
+    assert placed() == before
 
 
 def test_all_leaves_threads_where_the_kernel_puts_them() -> None:
