@@ -1,5 +1,6 @@
-"""The network's threads share one CPU; a guest that only computes is let out to
-all. What a user sees (vnet.cpu_placement): with the default policy
+"""The network's threads share one CPU; a guest that only computes is let out to all.
+
+What a user sees (vnet.cpu_placement): with the default policy
 (`VNET_CPUS=one`) every guest thread, and the thread running the scheduler's
 loop while it runs it, may use exactly one CPU — the same one — under
 SCHED_BATCH; the loop's thread gets its CPUs and policy back when `run()`
