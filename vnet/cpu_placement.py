@@ -31,7 +31,8 @@ Policy
   balancer, so a watcher thread does it: every `WATCH_INTERVAL_S` it reads
   the CPUs' load from /proc/stat, and when other work takes more than
   `CROWDED_SHARE` of the network's CPU while another is less than
-  `IDLE_ENOUGH_SHARE` busy, it moves every pinned thread there;
+  `IDLE_ENOUGH_SHARE` busy, it moves every pinned thread there — or, with
+  every CPU busy, lets them out to all CPUs until one is idle enough again;
 * `all`: no pinning; the kernel places every thread;
 * a CPU number: that CPU.
 
@@ -121,46 +122,59 @@ def _claim(cpus: list[int]) -> int:
 
 
 class _NetworkCpu:
-    """The process's network CPU under one policy, the threads pinned to it, and moves."""
+    """The process's network CPU under one policy, the threads that follow it, and moves."""
 
     def __init__(self, cpu: int, movable: bool) -> None:
         self.cpu = cpu
+        #: False while the watcher has let the network out to every CPU (all are busy).
+        self.pinned = True
         self.movable = movable
-        self.threads: set[int] = set()  # native ids of the threads pinned to `cpu`
+        self.threads: set[int] = set()  # native ids of the threads that follow `cpu`
         self.moves = 0
         self._mutex = threading.Lock()
         self._watcher: threading.Thread | None = None
 
+    def _cpus(self) -> frozenset[int]:
+        return frozenset((self.cpu,)) if self.pinned else frozenset(_process_cpus)
+
     def pin(self) -> None:
         with self._mutex:
             self.threads.add(threading.get_native_id())
-            cpu = self.cpu
+            cpus = self._cpus()
             if self.movable and self._watcher is None:
                 self._watcher = threading.Thread(target=self._watch, daemon=True,
                                                  name="vnet-cpu-placement")
                 self._watcher.start()
-        _set_affinity(0, frozenset((cpu,)))
+        _set_affinity(0, cpus)
         _set_policy(_BATCH)
 
     def forget(self) -> None:
         with self._mutex:
             self.threads.discard(threading.get_native_id())
 
-    def move_to(self, cpu: int) -> None:
-        """Put every pinned thread on `cpu` (the watcher, when ours is taken by others)."""
+    def move_to(self, cpu: int | None) -> None:
+        """Put every following thread on `cpu` (None: on every CPU, until the next move)."""
         with self._mutex:
-            self.cpu = cpu
+            if cpu is None:
+                self.pinned = False
+            else:
+                self.cpu, self.pinned = cpu, True
             self.moves += 1
+            cpus = self._cpus()
             for tid in list(self.threads):
-                if not _set_affinity(tid, frozenset((cpu,))):
+                if not _set_affinity(tid, cpus):
                     self.threads.discard(tid)  # the thread has ended
 
     def _watch(self) -> None:
-        """Every WATCH_INTERVAL_S: if other work crowds our CPU and another is idle, move."""
+        """Every WATCH_INTERVAL_S: follow `placement_move`; end once no thread follows."""
         previous = _cpu_times()
         ours_before = _process_cpu_s()
         while True:
             time.sleep(WATCH_INTERVAL_S)
+            with self._mutex:
+                if not self.threads:
+                    self._watcher = None
+                    return
             now = _cpu_times()
             ours_now = _process_cpu_s()
             if previous and now:
@@ -168,28 +182,45 @@ class _NetworkCpu:
                         for cpu in now if cpu in previous and cpu in _process_cpus}
                 elapsed = _elapsed_s(previous, now)
                 ours = (ours_now - ours_before) / elapsed if elapsed > 0 else 0.0
-                target = better_cpu(self.cpu, busy, ours)
-                if target is not None:
-                    self.move_to(target)
+                move = placement_move(self.cpu, self.pinned, busy, ours)
+                if move is not False:
+                    self.move_to(move)
             previous, ours_before = now, ours_now
 
 
 #: How often a movable placement looks at the CPUs' load.
 WATCH_INTERVAL_S = 0.5
-#: Share of our CPU other work must take (beyond our own) for the network to move...
+#: Share of our CPU other work must take (beyond our own) before the network moves...
 CROWDED_SHARE = 0.3
-#: ...to a CPU at most this busy.
+#: ...to a CPU at most this busy; with none, it is let out to every CPU until other
+#: work leaves this much of a CPU idle again.
 IDLE_ENOUGH_SHARE = 0.5
 
-def better_cpu(here: int, busy: dict[int, float], ours: float) -> int | None:
-    """Where the network should go, if anywhere: `busy` is each CPU's busy share over
-    the last interval, `ours` the share of a CPU this process used meanwhile."""
-    if here not in busy or busy[here] - ours <= CROWDED_SHARE:
-        return None
+
+def placement_move(here: int, pinned: bool, busy: dict[int, float],
+                   ours: float) -> int | bool | None:
+    """What the watcher does: False (stay), a CPU to pin the network to, or None (unpin).
+
+    `busy` is each CPU's busy share over the last interval, `ours` the share of
+    one CPU this process used meanwhile. Pinned: stay unless other work takes
+    more than CROWDED_SHARE of our CPU; then go to a CPU less than
+    IDLE_ENOUGH_SHARE busy, or let the threads out if there is none (a pinned
+    thread cannot use a CPU the kernel frees up elsewhere). Unpinned: pin again,
+    to the idlest CPU, once other work leaves at least that much of a CPU idle.
+    """
+    if not busy:
+        return False
     idlest = min(busy, key=lambda cpu: (busy[cpu], cpu))
-    if idlest == here or busy[idlest] >= IDLE_ENOUGH_SHARE:
+    if pinned:
+        if here not in busy or busy[here] - ours <= CROWDED_SHARE:
+            return False
+        if idlest != here and busy[idlest] < IDLE_ENOUGH_SHARE:
+            return idlest
         return None
-    return idlest
+    others = sum(busy.values()) - ours
+    if others <= len(busy) - 1 - IDLE_ENOUGH_SHARE:
+        return idlest
+    return False
 
 
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100

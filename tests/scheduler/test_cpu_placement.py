@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 
 from vnet import cpu_placement
-from vnet.cpu_placement import CpuPlacement, better_cpu, parse_policy
+from vnet.cpu_placement import CpuPlacement, parse_policy, placement_move
 from vnet.network import Network
 from vnet.scheduler import Scheduler
 
@@ -42,10 +42,15 @@ def _affinity(tid: int) -> frozenset[int]:
     return frozenset(os.sched_getaffinity(tid))
 
 
+# The placement tests name their CPU: under the default policy a watcher may move the
+# network (or let it out to every CPU) when other work crowds the machine.
+NETWORK_CPU = str(max(ALL_CPUS, default=0))
+
+
 def test_guest_threads_and_the_loop_share_one_cpu_and_the_loop_gets_its_cpus_back() -> None:
-    sched = Scheduler(cpus="one")
+    sched = Scheduler(cpus=NETWORK_CPU)
     cpu = sched.placement.cpu
-    assert cpu in ALL_CPUS
+    assert cpu == int(NETWORK_CPU)
     seen: dict[str, tuple[frozenset[int], int]] = {}
 
     def placed() -> tuple[frozenset[int], int]:
@@ -93,7 +98,7 @@ def test_a_bad_policy_is_a_clear_error(spec: str) -> None:
 def test_a_computing_guest_may_use_every_cpu_until_its_next_host_call(
         build_guest: Callable[..., Path]) -> None:
     wasm = build_guest(HERE / "c" / "compute_then_sleep.c", "-O2")
-    with Network(cpus="one") as net:
+    with Network(cpus=NETWORK_CPU) as net:
         cpu = net.scheduler.placement.cpu
         host = net.host("h")
         proc = host.run(wasm, "300", "30")
@@ -154,12 +159,15 @@ def test_two_processes_claim_different_cpus(tmp_path: Path) -> None:
 
 def test_the_network_moves_off_a_crowded_cpu_to_an_idle_one() -> None:
     # the watcher's decision, on the shares it reads from /proc/stat
-    assert better_cpu(0, {0: 0.95, 1: 0.10}, ours=0.40) == 1  # others take 55 % of ours
-    assert better_cpu(0, {0: 0.95, 1: 0.10}, ours=0.90) is None  # busy with our own work
-    assert better_cpu(0, {0: 0.95, 1: 0.80}, ours=0.10) is None  # nowhere better to go
-    assert better_cpu(1, {0: 0.05, 1: 0.20}, ours=0.0) is None  # not crowded
+    assert placement_move(0, True, {0: 0.95, 1: 0.10}, ours=0.40) == 1  # others take 55 %
+    assert placement_move(0, True, {0: 0.95, 1: 0.10}, ours=0.90) is False  # our own work
+    assert placement_move(1, True, {0: 0.05, 1: 0.20}, ours=0.0) is False  # not crowded
+    # every CPU busy: let the threads out to all, and pin again once one is idle
+    assert placement_move(0, True, {0: 0.95, 1: 0.80}, ours=0.10) is None
+    assert placement_move(0, False, {0: 0.90, 1: 0.95}, ours=0.8) is False
+    assert placement_move(0, False, {0: 0.60, 1: 0.30}, ours=0.6) == 1
     # and the move itself takes every pinned thread along
-    placement = CpuPlacement("one")
+    placement = CpuPlacement(NETWORK_CPU)  # not moved by a watcher meanwhile
     network = placement.network
     assert network is not None
     here = network.cpu
@@ -183,6 +191,8 @@ def test_the_network_moves_off_a_crowded_cpu_to_an_idle_one() -> None:
         network.move_to(elsewhere)
         assert _affinity(tids[0]) == {elsewhere}
         assert placement.cpu == elsewhere
+        network.move_to(None)  # every CPU busy: out to all of them
+        assert _affinity(tids[0]) == ALL_CPUS and placement.cpu == elsewhere
     finally:
         network.move_to(here)
         done.set()
