@@ -5,7 +5,8 @@ blocks tasks on conditions of their own and checks, through the per-task
 `GuestTask.wakeups` counter and the order the tasks ran in, that a change
 wakes only the task whose condition it made true, that the timer loop sleeps
 through timers that do not move its next deadline, and that a task woken by
-another's host call runs before that caller goes on (real time).
+another's host call runs before that caller goes on (real time) — after a
+burst of back-to-back calls, in bounded batches.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Callable
 
 import pytest
 
-from vnet.scheduler import GuestTask, Scheduler
+from vnet.scheduler import HANDOFF_HOLD_CALLS, HANDOFF_HOLD_GAP_NS, GuestTask, Scheduler
 
 
 def _blocked_on_boxes(sched: Scheduler, count: int) -> tuple[list[list[int]], list[GuestTask]]:
@@ -118,21 +119,13 @@ def test_real_time_loop_sleeps_through_timers_that_do_not_move_its_deadline() ->
     assert sched.loop_wakeups >= before + 1  # the sooner timer woke it
 
 
-@pytest.mark.parametrize("virtual", [False, True], ids=["real", "virtual"])
-def test_a_woken_task_runs_until_it_blocks_before_its_waker_goes_on(virtual: bool) -> None:
-    """The sender 'sends' 200 items, one per host call; the receiver takes each.
-
-    With the hand-off the receiver takes every item before the sender's next
-    call (it runs until it blocks again); without it the sender re-takes the
-    lock at once (real time) or runs on until it blocks or is preempted
-    (virtual time) and the receiver finds items in batches. Real time has a
-    margin for a loaded machine (the hand-off waits at most HANDOFF_MAX_S per
-    call); virtual time is exact.
-    """
+def _send_items(virtual: bool, items: int, compute_ns: int) -> list[list[int]]:
+    """A sender 'sends' `items`, one per host call, computing `compute_ns` (busy, no
+    host call) between calls; a receiver blocks until there is something and takes
+    all there is, woken once each time. Returns what it found each time it woke."""
     sched = Scheduler(virtual=virtual)
     queue: list[int] = []
-    taken: list[list[int]] = []  # what the receiver found each time it woke
-    items = 200
+    taken: list[list[int]] = []
 
     def receiver(task: GuestTask) -> None:
         got = 0
@@ -146,6 +139,9 @@ def test_a_woken_task_runs_until_it_blocks_before_its_waker_goes_on(virtual: boo
 
     def sender(task: GuestTask) -> None:
         for i in range(items):
+            until = time.monotonic_ns() + compute_ns
+            while time.monotonic_ns() < until:
+                pass
             with sched.host_call_lock, sched.atomic():
                 queue.append(i)
                 sched.wake()
@@ -159,9 +155,41 @@ def test_a_woken_task_runs_until_it_blocks_before_its_waker_goes_on(virtual: boo
     sched.spawn("sender", sender)
     assert sched.run(timeout_s=60)
     assert [i for batch in taken for i in batch] == list(range(items))
+    assert recv_task.wakeups == len(taken)
+    return taken
+
+
+@pytest.mark.parametrize("virtual", [False, True], ids=["real", "virtual"])
+def test_a_woken_task_runs_until_it_blocks_before_its_waker_goes_on(virtual: bool) -> None:
+    """The sender computes between its calls: the receiver takes each item alone.
+
+    With the hand-off the receiver takes every item before the sender's next
+    call (it runs until it blocks again); without it the sender re-takes the
+    lock at once (real time) or runs on until it blocks or is preempted
+    (virtual time) and the receiver finds items in batches. Real time has a
+    margin for a loaded machine (the hand-off waits at most HANDOFF_MAX_S per
+    call); virtual time is exact.
+    """
+    items = 200
+    taken = _send_items(virtual, items, compute_ns=0 if virtual else 4 * HANDOFF_HOLD_GAP_NS)
     singles = sum(1 for batch in taken if len(batch) == 1)
     assert singles >= (items if virtual else 0.9 * items), f"{singles} of {items} one by one"
-    assert recv_task.wakeups == len(taken)
+
+
+def test_a_burst_of_calls_hands_its_woken_task_over_in_bounded_batches() -> None:
+    """Real time: calls back to back (a flood) hold the woken receiver for a while.
+
+    After the first hand-off each woken task waits until the sender's burst
+    ends or HANDOFF_HOLD_CALLS of its calls passed, so the receiver finds the
+    items in batches — never more than that many, so its socket buffer (256
+    small datagrams by Linux's accounting) cannot overflow — and is woken once
+    per batch.
+    """
+    items = 400
+    taken = _send_items(False, items, compute_ns=0)
+    sizes = [len(batch) for batch in taken]
+    assert max(sizes) <= HANDOFF_HOLD_CALLS + 1, sizes
+    assert len(taken) < items / 4, f"{len(taken)} wake-ups for {items} items: no batching"
 
 
 @pytest.mark.parametrize("virtual", [False, True], ids=["real", "virtual"])

@@ -64,8 +64,17 @@ time the guest whose host call woke others waits, when the call returns
 again after its next call while a woken guest has not run at all), until each
 of them blocked again or ended — else a receiver woken by every datagram
 loses the race for the GIL and the lock to a sender that re-takes both within
-a microsecond, and its socket buffer overflows. In virtual time such a guest
-yields after the call, behind the guests it woke. The timer loop of real time
+a microsecond, and its socket buffer overflows. One exception, for bursts:
+a guest whose host calls come back to back (less than `HANDOFF_HOLD_GAP_NS`
+of its own compute between them) and whose previous call also woke someone
+holds the guests it wakes — their gates stay shut — until the burst ends:
+it blocks, yields, ends, computes before a call, computes through an epoch
+tick (`end_burst`), or `HANDOFF_HOLD_CALLS` calls passed; then it waits for
+them as above. A flooding sender thus hands its receiver up to 32 datagrams
+per wake-up instead of one (two thread switches each, and the receiver's
+blocking poll), while a ping-pong — one call, then block — is handed over at
+once. In virtual time such a guest yields after the call, behind the guests
+it woke. The timer loop of real time
 sleeps until its next timer; a new timer wakes it only if it is sooner, and a
 change only once its `until` holds (`loop_wakeups` counts those).
 
@@ -229,6 +238,12 @@ VIRTUAL_EPOCH_NS = 946_684_800 * 1_000_000_000
 YIELD_STEP_S = 0.000_1
 #: Real time: the longest a guest whose host call woke others waits for them to block again.
 HANDOFF_MAX_S = 0.002
+#: Real time: a guest whose host calls come back to back (less than this much compute
+#: between them) is taken to be in a burst: the guests its calls wake are held...
+HANDOFF_HOLD_GAP_NS = 20_000
+#: ...for at most this many of its calls, then run (or when it blocks, yields, ends,
+#: makes a call after computing, or computes through an epoch tick: `end_burst`).
+HANDOFF_HOLD_CALLS = 32
 
 _get_ident = threading.get_ident
 
@@ -443,6 +458,17 @@ class GuestTask:
         #: yet; `handoff_gate` opens when the last of them does.
         self.handoff_tasks: set[GuestTask] = set()
         self.handoff_gate = _Gate()
+        #: Real time: woken tasks of `handoff_tasks` whose gates are not open yet (held
+        #: while this guest's calls come in a burst), the calls held so far, and whether
+        #: its last call came right after the one before (`HANDOFF_HOLD_GAP_NS`).
+        self.held: deque[GuestTask] = deque()
+        self.held_calls = 0
+        self.in_burst = False
+        #: Real time: its current / previous host call woke a task (or held one).
+        self.woke_this_call = False
+        self.woke_last_call = False
+        #: Real time: time.monotonic_ns() when its last host call gave it back its thread.
+        self.resumed_ns = 0
         #: Real time: the guest whose host call woke this task (until it blocks again),
         #: and when (time.monotonic_ns()).
         self.woken_by: GuestTask | None = None
@@ -907,6 +933,13 @@ class Scheduler:
                         if not waker.handoff_tasks:  # a stale signal must not end the next wait
                             waker.handoff_gate.reset()
                         waker.handoff_tasks.add(task)
+                        waker.woke_this_call = True
+                        if waker.in_burst and waker.woke_last_call:
+                            # a burst of waking calls: it runs once the burst is over
+                            if not waker.held:
+                                waker.held_calls = 0
+                            waker.held.append(task)
+                            continue
                     task.gate.open()
                 self.wakeups += len(woken)
         for loop in self._loops:
@@ -915,6 +948,19 @@ class Scheduler:
                 loop.wake_at_ns = -1  # woken: nothing moves its deadline any more
                 loop.gate.open()
                 self.loop_wakeups += 1
+
+    def _open_held(self, task: GuestTask) -> None:
+        """Real time, lock held: open the gates of the tasks `task`'s burst woke."""
+        held = task.held
+        while held:
+            held.popleft().gate.open()
+
+    def end_burst(self, task: GuestTask) -> None:
+        """Real time, from `task`'s own thread while its wasm computes (the runtime's
+        epoch callback): a burst that ended in compute hands its woken tasks over."""
+        if task.held:
+            with self.lock:
+                self._open_held(task)
 
     def _handoff_done(self, task: GuestTask) -> None:
         """Real time, lock held: `task` blocked again or ended; its waker may go on."""
@@ -1008,6 +1054,8 @@ class Scheduler:
             self._block_register(task)
             if task.woken_by is not None:
                 self._handoff_done(task)
+            if task.held:  # its burst ends here
+                self._open_held(task)
             if task.crowding:  # it waits for the network like the others now
                 task.crowding = False
                 self.placement.pin()
@@ -1054,6 +1102,9 @@ class Scheduler:
         if task.killed:
             raise TaskKilled()
         if not self.virtual:
+            if task.held:
+                with self.lock:
+                    self._open_held(task)
             time.sleep(0)
             return
         was_draining = self._draining
@@ -1137,9 +1188,21 @@ class Scheduler:
             task.roaming = False
             if not task.crowding:
                 self.placement.pin()
-        if task.handoff_tasks:
-            self.wait_for_woken(task)
         now = call_end_ns or time.monotonic_ns()
+        # in a burst if this call began right after the previous one ended
+        task.in_burst = in_burst = (
+            call_wall_ns > 0 and now - call_wall_ns - task.resumed_ns < HANDOFF_HOLD_GAP_NS)
+        task.woke_last_call = task.woke_this_call or bool(task.held)
+        task.woke_this_call = False
+        resumed = now
+        if task.held:
+            task.held_calls += 1
+            if not in_burst or task.held_calls >= HANDOFF_HOLD_CALLS:
+                with self.lock:
+                    self._open_held(task)
+        if task.handoff_tasks and not task.held:
+            self.wait_for_woken(task)
+            resumed = time.monotonic_ns()
         used = call_wall_ns - task.waited_ns
         task.waited_ns = 0
         if used < 0:
@@ -1151,7 +1214,12 @@ class Scheduler:
         if task.turn_used_ns >= HOST_CALL_SLICE_NS or task.turn_frames >= FRAMES_PER_TURN:
             task.turn_used_ns = 0
             task.turn_frames = 0
+            if task.held:
+                with self.lock:
+                    self._open_held(task)
             self._end_turn(task, now)
+            resumed = time.monotonic_ns()
+        task.resumed_ns = resumed
 
     def _contending(self, task: GuestTask, now: int) -> list[GuestTask]:
         """Real time: the other guests that want the network now.
@@ -1236,6 +1304,8 @@ class Scheduler:
             self._task_by_thread.pop(_get_ident(), None)
             self._changed = True  # someone may wait for this task to end
             if not self.virtual:
+                if task.held:
+                    self._open_held(task)
                 if task.woken_by is not None:
                     self._handoff_done(task)
                 if not self._draining:
