@@ -185,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     write_json(json_path, payload)
     header = (f"vnet benchmarks — {settings.name} run, {info['date']}\n"
               f"{info['cpu_model']}, {info['cores']} cores, Python {info['python']}, "
-              f"wasmtime {info['wasmtime']}, gcc {info['gcc']}; load average "
+              f"wasmtime {info['wasmtime']}, gcc {info['gcc']}, "
+              f"VNET_CPUS={info['vnet_cpus']}; load average "
               f"{info['loadavg_start'][0]} at start, {info['loadavg_end'][0]} at end; "
               f"{elapsed:.0f} s")
     print(table(figures, header))

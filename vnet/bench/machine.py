@@ -72,6 +72,7 @@ def machine_info() -> dict[str, Any]:
         "wasmtime": _package("wasmtime"),
         "vnet": _package("vnet"),
         "stack": _stack_build(),
+        "vnet_cpus": os.environ.get("VNET_CPUS", "one"),
         "gcc": _version(["gcc", "-dumpfullversion"]),
         "zig": zig,
         "loadavg_start": loadavg(),

@@ -104,7 +104,8 @@ def markdown(figures: list[Figure], payload: dict[str, Any]) -> str:
         f"`{payload.get('command', 'scripts/bench')}` ({payload.get('mode')} run), "
         f"{str(info.get('date', ''))[:16].replace('T', ' ')} UTC: {info.get('cpu_model')}, "
         f"{info.get('cores')} cores, Python {info.get('python')}, wasmtime "
-        f"{info.get('wasmtime')}, gcc {info.get('gcc')}, stack {info.get('stack')}; load average "
+        f"{info.get('wasmtime')}, gcc {info.get('gcc')}, stack {info.get('stack')}, "
+        f"VNET_CPUS={info.get('vnet_cpus', 'one')}; load average "
         f"{(info.get('loadavg_start') or ['?'])[0]} at start.",
         "",
         "| figure (unit) | native | vnet | vnet ÷ native | limit: guest compute "
