@@ -496,6 +496,8 @@ class GuestTask:
         #: Real time: the guest computed a whole stretch without a host call and was let
         #: out to every CPU (`CpuPlacement.release`); its next host call pins it again.
         self.roaming = False
+        #: Its thread joins the network's CPU as it starts (see `Scheduler.spawn`).
+        self.pin_at_start = True
         #: Real time: the guest used up turns while others wanted the network (see
         #: "Fairness in real time") and was let out to every CPU until it next blocks.
         self.crowding = False
@@ -513,7 +515,8 @@ class GuestTask:
     def _main(self) -> None:
         sched = self.scheduler
         sched._task_by_thread[_get_ident()] = self
-        sched.placement.pin()
+        if self.pin_at_start:
+            sched.placement.pin()
         if sched.virtual:
             self.go.acquire()
         try:
@@ -976,17 +979,21 @@ class Scheduler:
 
     # --- guests ------------------------------------------------------------
     def spawn(self, name: str, body: Callable[[GuestTask], None],
-              wake_key: object = None) -> GuestTask:
+              wake_key: object = None, pin_at_start: bool = True) -> GuestTask:
         """Create a guest task; it starts when `run()` runs (or at once in real time).
 
         With a `wake_key` (a guest's host, say), the task's conditions are
         re-checked only after `wake_key(key)` with that key or a plain
         `wake`/`notify`; give one only to a task that waits for nothing but
-        the stack of `driver_for(key)` (and its own deadline).
+        the stack of `driver_for(key)` (and its own deadline). Its thread joins
+        the network's CPU when it starts, or — `pin_at_start=False`, a wasm guest
+        whose instantiation may run on any CPU — when the body calls
+        `placement.pin()`.
         """
         with self.lock:
             task = GuestTask(self, name, body, len(self._tasks))
             task.wake_key = wake_key
+            task.pin_at_start = pin_at_start
             self._tasks.append(task)
             self._live += 1
             task.state = TaskState.RUNNABLE

@@ -311,7 +311,9 @@ class Guest:
         return SocketDescription(host, core, family, _socket.SOCK_STREAM, 6)
 
     def start(self) -> GuestTask:
-        self.task = self.scheduler.spawn(self.config.name, self._run, wake_key=self.config.host)
+        # instantiating may use any CPU; the guest joins the network's CPU to run
+        self.task = self.scheduler.spawn(self.config.name, self._run, wake_key=self.config.host,
+                                         pin_at_start=False)
         self.ctx.task = self.task
         return self.task
 
@@ -354,6 +356,7 @@ class Guest:
         exports = instance.exports(store)
         start = exports[self.config.entry]
         assert isinstance(start, wasmtime.Func)
+        self.scheduler.placement.pin()
         threads = guest_threads.attach(self.ctx, store, self.module, exports, start)
         try:
             if threads is not None and self.config.entry == "_start":
