@@ -43,7 +43,9 @@ finds the GIL taken and sleeps again, and every hand-off costs four context
 switches instead of two (two Python threads passing a lock back and forth on
 one CPU of the reference machine: 12 µs per round trip, 6 µs as SCHED_BATCH).
 A timer due in real time then waits at most for the running thread to block
-or its time slice to end.
+or its time slice to end. When the watcher lets the threads out to every CPU
+(the machine is busy), they go back to SCHED_OTHER: a woken guest that could
+not preempt would wait for other processes' time slices.
 
 Only the calling thread's affinity and policy ever change (Linux's
 `sched_setaffinity(0, …)` is per thread): guest threads pin themselves when
@@ -141,12 +143,13 @@ class _NetworkCpu:
         with self._mutex:
             self.threads.add(threading.get_native_id())
             cpus = self._cpus()
+            policy = _BATCH if self.pinned else _OTHER
             if self.movable and self._watcher is None:
                 self._watcher = threading.Thread(target=self._watch, daemon=True,
                                                  name="vnet-cpu-placement")
                 self._watcher.start()
         _set_affinity(0, cpus)
-        _set_policy(_BATCH)
+        _set_policy(policy)
 
     def forget(self) -> None:
         with self._mutex:
@@ -161,9 +164,14 @@ class _NetworkCpu:
                 self.cpu, self.pinned = cpu, True
             self.moves += 1
             cpus = self._cpus()
+            # SCHED_BATCH only on a CPU of its own: sharing one with other work, a woken
+            # guest that could not preempt would wait for the others' time slices
+            policy = _BATCH if self.pinned else _OTHER
             for tid in list(self.threads):
                 if not _set_affinity(tid, cpus):
                     self.threads.discard(tid)  # the thread has ended
+                else:
+                    _set_policy(policy, tid)
 
     def _watch(self) -> None:
         """Every WATCH_INTERVAL_S: follow `placement_move`; end once no thread follows."""
@@ -235,6 +243,7 @@ def _set_affinity(tid: int, cpus: frozenset[int]) -> bool:
 
 
 _BATCH = getattr(os, "SCHED_BATCH", None)
+_OTHER = getattr(os, "SCHED_OTHER", None)
 
 
 def _policy() -> int | None:
@@ -244,10 +253,10 @@ def _policy() -> int | None:
         return None
 
 
-def _set_policy(policy: int | None) -> None:
+def _set_policy(policy: int | None, tid: int = 0) -> None:
     if policy is not None:
         try:
-            os.sched_setscheduler(0, policy, os.sched_param(0))
+            os.sched_setscheduler(tid, policy, os.sched_param(0))
         except (AttributeError, OSError):
             pass
 

@@ -191,8 +191,12 @@ def test_the_network_moves_off_a_crowded_cpu_to_an_idle_one() -> None:
         network.move_to(elsewhere)
         assert _affinity(tids[0]) == {elsewhere}
         assert placement.cpu == elsewhere
-        network.move_to(None)  # every CPU busy: out to all of them
+        assert os.sched_getscheduler(tids[0]) == os.SCHED_BATCH
+        network.move_to(None)  # every CPU busy: out to all of them, preempting again
         assert _affinity(tids[0]) == ALL_CPUS and placement.cpu == elsewhere
+        assert os.sched_getscheduler(tids[0]) == os.SCHED_OTHER
+        network.move_to(elsewhere)
+        assert os.sched_getscheduler(tids[0]) == os.SCHED_BATCH
     finally:
         network.move_to(here)
         done.set()
