@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import ctypes
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from wasmtime import Memory, Store
 from wasmtime import _ffi as ffi
@@ -116,6 +116,19 @@ class GuestMemory:
             self.check(ptr, layout.size)
         layout.pack_into(self._view, ptr, *values)
 
+    def pack_each(self, layout: struct.Struct, ptr: int,
+                  rows: Sequence[tuple[int, ...]]) -> None:
+        """Pack `rows` one after another from `ptr` (one range check for all of them)."""
+        size = layout.size
+        end = ptr + size * len(rows)
+        if ptr < 0 or end > self._size:
+            self.check(ptr, end - ptr)
+        view = self._view
+        pack_into = layout.pack_into
+        for row in rows:
+            pack_into(view, ptr, *row)
+            ptr += size
+
     def read_u32(self, ptr: int) -> int:
         if ptr < 0 or ptr + 4 > self._size:
             self.check(ptr, 4)
@@ -191,9 +204,14 @@ class GuestMemory:
 
     def scatter(self, iovs: list[tuple[int, int]], data: bytes | memoryview) -> int:
         """Copy data into iovec buffers in order; returns the bytes written."""
-        done = 0
         total = len(data)
         view = self._view
+        if len(iovs) == 1:  # the common case: one buffer, one copy
+            buf, length = iovs[0]
+            if total <= length:
+                view[buf : buf + total] = data
+                return total
+        done = 0
         for buf, length in iovs:
             if done >= total:
                 break

@@ -20,10 +20,11 @@ import socket as _socket
 import struct
 from typing import TYPE_CHECKING, Any
 
+from stack.ip import to_v4_mapped
 from stack.socket import Socket, SocketReadiness
 from stack.socket_memory import SOCKET_OVERHEAD, SocketMemory
 
-from .fdtable import FileDescription, Readiness
+from .fdtable import FileDescription, PollProbe, Readiness
 from .memory import GuestMemory
 from .wasi_types import RIGHTS_SOCKET_BASE, Errno, Filetype, WasiError
 
@@ -177,6 +178,7 @@ class SocketDescription(FileDescription):
         # reused while the socket's name stays the same
         self._local_name: tuple[bytes, int, bytes] = (b"", -1, b"")
         self._peer_name: tuple[bytes, int, bytes] = (b"", -1, b"")
+        self._source_name: tuple[bytes, int, bytes] = (b"", -1, b"")
 
     # --- names ---------------------------------------------------------------
     def local_name(self) -> bytes:
@@ -201,6 +203,21 @@ class SocketDescription(FileDescription):
             return cached[2]
         encoded = encode_addr_port(addr, port)
         self._peer_name = (addr, port, encoded)
+        return encoded
+
+    def source_name(self, addr: bytes, port: int) -> bytes:
+        """Where received data came from, as a WASIX addr_port in this socket's family.
+
+        An IPv4 source on a dual-stack (AF_INET6) socket shows as v4-mapped;
+        no address (b"") encodes as AF_UNSPEC. The last source is kept
+        encoded: a receiver mostly hears one peer after another.
+        """
+        cached = self._source_name
+        if port == cached[1] and addr == cached[0]:
+            return cached[2]
+        shown = to_v4_mapped(addr) if self.family == _socket.AF_INET6 and len(addr) == 4 else addr
+        encoded = encode_addr_port(shown, port)
+        self._source_name = (addr, port, encoded)
         return encoded
 
     def charge_overhead(self, memory: SocketMemory) -> None:
@@ -243,6 +260,10 @@ class SocketDescription(FileDescription):
 
     def readiness_write(self) -> Readiness:
         return _wasi_readiness(self.core.poll_write())
+
+    def poll_probe(self, write: bool) -> PollProbe:
+        """The stack socket's own poll (what `readiness_*` translate), with Linux errnos."""
+        return (self.core.poll_write if write else self.core.poll_read), _LINUX_TO_WASI
 
     def close(self) -> None:
         self.core.close()

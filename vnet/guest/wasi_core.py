@@ -14,12 +14,13 @@ only through the fd table's descriptions and the scheduler.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
-from typing import TypeVar
+import struct
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, TypeVar
 
 from .abi import GuestExit, host_function
 from .context import GuestContext
-from .fdtable import FileDescription, Readiness
+from .fdtable import FileDescription, PollState, Readiness
 from .wasi_types import (
     EVENT,
     EVENTRWFLAGS_HANGUP,
@@ -29,9 +30,6 @@ from .wasi_types import (
     PREOPENTYPE_DIR,
     PRESTAT,
     SUBCLOCKFLAGS_ABSTIME,
-    SUBSCRIPTION_CLOCK,
-    SUBSCRIPTION_FD,
-    SUBSCRIPTION_HEAD,
     SUBSCRIPTION_SIZE,
     Clockid,
     Errno,
@@ -39,6 +37,9 @@ from .wasi_types import (
     Rights,
     WasiError,
 )
+
+if TYPE_CHECKING:
+    from vnet.scheduler import Scheduler
 
 M = "wasi_snapshot_preview1"
 T = TypeVar("T")
@@ -195,78 +196,106 @@ def max_subscriptions(ctx: GuestContext) -> int:
     return 2 * ctx.limits.max_fds + 1
 
 
+#: One whole subscription (48 bytes): userdata, tag, and the union read as a clock
+#: (id, timeout, precision, flags), whose first field is also an fd subscription's fd.
+_SUBSCRIPTION = struct.Struct("<QB7xI4xQQH6x")
+assert _SUBSCRIPTION.size == SUBSCRIPTION_SIZE
+_CLOCK = int(Eventtype.CLOCK)
+_FD_READ = int(Eventtype.FD_READ)
+_FD_WRITE = int(Eventtype.FD_WRITE)
+_EINVAL = int(Errno.EINVAL)
+_EIO = int(Errno.EIO)
+#: An event for the guest: (userdata, errno, type, nbytes, flags), as EVENT packs it.
+PollEvent = tuple[int, int, int, int, int]
+
+
+#: A subscribed fd: (userdata, event type, its probe, the probe's errno table or None).
+PollProbeEntry = tuple[int, int, Callable[[], PollState], Mapping[int, int] | None]
+
+
+def _poll_events(immediate: list[PollEvent], probes: list[PollProbeEntry],
+                 clocks: list[tuple[int, int]], sched: Scheduler) -> list[PollEvent]:
+    """The events a poll_oneoff has now: the immediate ones, ready fds, clocks due."""
+    events = immediate[:]
+    for userdata, tag, probe, errnos in probes:
+        state = probe()
+        if state.ready or state.hangup or state.error:
+            error = state.error
+            if error and errnos is not None:
+                error = errnos.get(error, _EIO)
+            events.append((userdata, error, tag, state.nbytes,
+                           EVENTRWFLAGS_HANGUP if state.hangup else 0))
+    if clocks:
+        current = sched.monotonic_ns()
+        for userdata, deadline in clocks:
+            if deadline <= current:
+                events.append((userdata, SUCCESS, _CLOCK, 0, 0))
+    return events
+
+
 @host_function(M, "poll_oneoff", "iiii")
 def poll_oneoff(ctx: GuestContext, in_ptr: int, out_ptr: int, nsubscriptions: int,
                 nevents_ptr: int) -> int:
-    if nsubscriptions == 0 or nsubscriptions > max_subscriptions(ctx):
-        raise WasiError(Errno.EINVAL)  # checked before any subscription is read
+    """The subscriptions are read once, with one struct over one memoryview.
+
+    Each fd subscription keeps its description's poll probe (a socket's is
+    its stack socket's own poll), so looking again — as the scheduler does
+    while the guest waits — costs one call per fd; the events are written
+    with one range check.
+    """
+    if nsubscriptions == 0 or nsubscriptions > 2 * ctx.limits.max_fds + 1:
+        raise WasiError(Errno.EINVAL)  # max_subscriptions; checked before anything is read
     mem = ctx.mem
-    mem.check(in_ptr, nsubscriptions * SUBSCRIPTION_SIZE)
+    subscriptions = mem.view(in_ptr, nsubscriptions * SUBSCRIPTION_SIZE)
     mem.check(out_ptr, nsubscriptions * EVENT.size)
     mem.check(nevents_ptr, 4)
     sched = ctx.scheduler
     now = sched.monotonic_ns()
 
     clocks: list[tuple[int, int]] = []  # (userdata, monotonic deadline)
-    fd_subs: list[tuple[int, int, FileDescription]] = []  # (userdata, type, description)
-    immediate: list[tuple[int, int, int, int, int]] = []  # events known now
-    for i in range(nsubscriptions):
-        base = in_ptr + i * SUBSCRIPTION_SIZE
-        userdata, tag = mem.unpack(SUBSCRIPTION_HEAD, base)
-        if tag == Eventtype.CLOCK:
-            clock_id, timeout, _precision, flags = mem.unpack(SUBSCRIPTION_CLOCK, base + 16)
-            if clock_id not in (Clockid.REALTIME, Clockid.MONOTONIC):
-                immediate.append((userdata, Errno.EINVAL, tag, 0, 0))
+    probes: list[PollProbeEntry] = []
+    immediate: list[PollEvent] = []  # events known now
+    fds = ctx.fds
+    for userdata, tag, ident, timeout, _precision, flags in _SUBSCRIPTION.iter_unpack(
+            subscriptions):
+        if tag == _CLOCK:
+            if ident != _MONOTONIC and ident != _REALTIME:
+                immediate.append((userdata, _EINVAL, tag, 0, 0))
                 continue
             if flags & SUBCLOCKFLAGS_ABSTIME:
-                current = _clock_now(ctx, clock_id)
+                current = _clock_now(ctx, ident)
                 deadline = now + max(0, timeout - current)
             else:
                 deadline = now + timeout
             clocks.append((userdata, deadline))
-        elif tag in (Eventtype.FD_READ, Eventtype.FD_WRITE):
-            (fd,) = mem.unpack(SUBSCRIPTION_FD, base + 16)
+        elif tag == _FD_READ or tag == _FD_WRITE:
             try:
-                description = ctx.fds.get(fd, _POLL_RIGHTS)
+                description = fds.get(ident, _POLL_RIGHTS)
             except WasiError as e:
-                immediate.append((userdata, e.errno, tag, 0, 0))
+                immediate.append((userdata, int(e.errno), tag, 0, 0))
                 continue
-            fd_subs.append((userdata, tag, description))
+            probe, errnos = description.poll_probe(tag == _FD_WRITE)
+            probes.append((userdata, tag, probe, errnos))
         else:
             raise WasiError(Errno.EINVAL)
 
-    def collect() -> list[tuple[int, int, int, int, int]]:
-        events = list(immediate)
-        for userdata, tag, description in fd_subs:
-            state = (description.readiness_read() if tag == Eventtype.FD_READ
-                     else description.readiness_write())
-            if state.ready or state.hangup or state.error:
-                flags = EVENTRWFLAGS_HANGUP if state.hangup else 0
-                events.append((userdata, state.error, tag, state.nbytes, flags))
-        if clocks:
-            current = sched.monotonic_ns()
-            for userdata, deadline in clocks:
-                if deadline <= current:
-                    events.append((userdata, Errno.SUCCESS, Eventtype.CLOCK, 0, 0))
-        return events
-
-    events = collect()
+    events = _poll_events(immediate, probes, clocks, sched)
     if not events:
-        earliest = min((d for _, d in clocks), default=None)
-        found: list[tuple[int, int, int, int, int]] = []
+        earliest = min([d for _, d in clocks]) if clocks else None
+        found: list[PollEvent] = []
 
         def ready() -> bool:
             # block_until returns True right after the waiting guest's own call of
             # this (under the lock): what it found then is the answer, not collected again
             nonlocal found
-            found = collect() if fd_subs else []
+            found = _poll_events(immediate, probes, clocks, sched) if probes else []
             return bool(found)
 
-        events = found if ctx.block_until(ready, earliest) else collect()
-    for index, (userdata, error, tag, nbytes, flags) in enumerate(events):
-        mem.pack(EVENT, out_ptr + index * EVENT.size, userdata, int(error), int(tag), nbytes, flags)
+        events = (found if ctx.block_until(ready, earliest)
+                  else _poll_events(immediate, probes, clocks, sched))
+    mem.pack_each(EVENT, out_ptr, events)
     mem.write_u32(nevents_ptr, len(events))
-    return Errno.SUCCESS
+    return SUCCESS
 
 
 # --- fd calls on any description ---------------------------------------------
