@@ -383,7 +383,9 @@ def _make_callback(fn: HostFunction, ctx: GuestContext | None = None) -> Any:
             call_started_ns = call_end_ns = 0
             try:
                 args = unpack_args(native, args_and_results) if nparams else ()
-                with b.lock:
+                lock = b.lock
+                lock.acquire()
+                try:
                     frames_before = sched.frames_transmitted
                     if not virtual:
                         call_started_ns = wall_clock()
@@ -406,6 +408,8 @@ def _make_callback(fn: HostFunction, ctx: GuestContext | None = None) -> Any:
                         frames = sched.frames_transmitted - frames_before
                         if not virtual:
                             call_end_ns = wall_clock()
+                finally:
+                    lock.release()
             except BaseException as e:
                 result = _failed_call(ctx, qualified, e)
                 if result < 0:
