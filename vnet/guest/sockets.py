@@ -68,7 +68,15 @@ def _groups(addr16: bytes) -> tuple[int, ...]:
 
 def read_addr_port(mem: GuestMemory, ptr: int) -> tuple[int, bytes, int]:
     """(Linux address family, address bytes, port) from a WASIX addr_port."""
-    raw = mem.read(ptr, 28)
+    return decode_addr_port(mem.read(ptr, ADDR_PORT_READ_SIZE))
+
+
+#: The bytes of an addr_port that say anything (tag, port, up to 16 address bytes).
+ADDR_PORT_READ_SIZE = 28
+
+
+def decode_addr_port(raw: bytes) -> tuple[int, bytes, int]:
+    """(Linux address family, address bytes, port) from the first 28 bytes of an addr_port."""
     tag = raw[0]
     port = int.from_bytes(raw[2:4], "big")
     if tag == AF_INET4_WASIX:
@@ -179,6 +187,9 @@ class SocketDescription(FileDescription):
         self._local_name: tuple[bytes, int, bytes] = (b"", -1, b"")
         self._peer_name: tuple[bytes, int, bytes] = (b"", -1, b"")
         self._source_name: tuple[bytes, int, bytes] = (b"", -1, b"")
+        #: (an addr_port's first 28 bytes as the guest gave them, the destination they
+        #: make for this socket): a sender mostly sends to one peer after another
+        self.last_destination: tuple[bytes, tuple[bytes, int] | None] = (b"", None)
 
     # --- names ---------------------------------------------------------------
     def local_name(self) -> bytes:

@@ -41,8 +41,10 @@ from .sockets import (
     _LINUX_TO_WASI,
     ADDR_CIDR_SIZE,
     ADDR_IP_SIZE,
+    ADDR_PORT_READ_SIZE,
     ADDR_PORT_SIZE,
     SocketDescription,
+    decode_addr_port,
     encode_addr_cidr,
     encode_addr_ip,
     raise_wasi,
@@ -510,15 +512,30 @@ def _send(ctx: GuestContext, desc: SocketDescription, iovs_ptr: int, iovs_len: i
     return send_iovecs(ctx, desc, ctx.mem.iovecs(iovs_ptr, iovs_len), dest)
 
 
+def _destination(desc: SocketDescription, raw: bytes) -> tuple[bytes, int] | None:
+    """Where sock_send_to sends, from its addr_port's bytes (None: AF_UNSPEC, the peer).
+
+    The last bytes and what they made are kept on the socket, so a sender that
+    answers the same peer again skips the decoding.
+    """
+    last_raw, last_dest = desc.last_destination
+    if raw == last_raw:
+        return last_dest
+    family, addr, port = decode_addr_port(raw)
+    dest = None if family == _s.AF_UNSPEC else (_to_socket_family(desc, family, addr), port)
+    desc.last_destination = (raw, dest)
+    return dest
+
+
 @host_function(X, "sock_send_to", "iiiiii")
 def sock_send_to(ctx: GuestContext, fd: int, iovs_ptr: int, iovs_len: int, siflags: int,
                  addr_ptr: int, size_ptr: int) -> int:
-    desc = _sock(ctx, fd)
-    ctx.mem.check(size_ptr, 4)
-    family, addr, port = read_addr_port(ctx.mem, addr_ptr)
-    dest = None if family == _s.AF_UNSPEC else (_to_socket_family(desc, family, addr), port)
-    ctx.mem.write_u32(size_ptr, _send(ctx, desc, iovs_ptr, iovs_len, dest))
-    return Errno.SUCCESS
+    desc = socket_description(ctx.fds, fd)
+    mem = ctx.mem
+    mem.check(size_ptr, 4)
+    dest = _destination(desc, mem.read(addr_ptr, ADDR_PORT_READ_SIZE))
+    mem.write_u32(size_ptr, _send(ctx, desc, iovs_ptr, iovs_len, dest))
+    return SUCCESS
 
 
 @host_function(P1, "sock_send", "iiiii")
