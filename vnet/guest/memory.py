@@ -85,6 +85,14 @@ class GuestMemory:
             if ptr < 0 or length < 0 or ptr + length > self._size:
                 raise GuestFault(f"guest range {ptr:#x}+{length} outside memory of {self._size}")
 
+    def checked_view(self) -> memoryview:
+        """The view of all of memory as last checked, for a call that checked its ranges.
+
+        Index it only within ranges `check` accepted since the guest last
+        ran: memory only grows, and it does not move while a host call runs.
+        """
+        return self._view
+
     # Each accessor compares against the size last seen inline and calls
     # `check` (which re-reads the size, or raises) only when that fails: a host
     # call's reads and writes cost one compare and one slice or struct op each.

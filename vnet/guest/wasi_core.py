@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import struct
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 from .abi import GuestExit, host_function
 from .context import GuestContext
@@ -37,9 +37,6 @@ from .wasi_types import (
     Rights,
     WasiError,
 )
-
-if TYPE_CHECKING:
-    from vnet.scheduler import Scheduler
 
 M = "wasi_snapshot_preview1"
 T = TypeVar("T")
@@ -205,6 +202,9 @@ _FD_READ = int(Eventtype.FD_READ)
 _FD_WRITE = int(Eventtype.FD_WRITE)
 _EINVAL = int(Errno.EINVAL)
 _EIO = int(Errno.EIO)
+EVENT_SIZE = EVENT.size
+_EVENT_PACK = EVENT.pack_into
+_U32_PACK = struct.Struct("<I").pack_into
 #: An event for the guest: (userdata, errno, type, nbytes, flags), as EVENT packs it.
 PollEvent = tuple[int, int, int, int, int]
 
@@ -214,8 +214,9 @@ PollProbeEntry = tuple[int, int, Callable[[], PollState], Mapping[int, int] | No
 
 
 def _poll_events(immediate: list[PollEvent], probes: list[PollProbeEntry],
-                 clocks: list[tuple[int, int]], sched: Scheduler) -> list[PollEvent]:
-    """The events a poll_oneoff has now: the immediate ones, ready fds, clocks due."""
+                 clocks: list[tuple[int, int]], now: int) -> list[PollEvent]:
+    """The events a poll_oneoff has at monotonic time `now`: the immediate ones,
+    ready fds, clocks due."""
     events = immediate[:]
     for userdata, tag, probe, errnos in probes:
         state = probe()
@@ -226,29 +227,52 @@ def _poll_events(immediate: list[PollEvent], probes: list[PollProbeEntry],
             events.append((userdata, error, tag, state.nbytes,
                            EVENTRWFLAGS_HANGUP if state.hangup else 0))
     if clocks:
-        current = sched.monotonic_ns()
         for userdata, deadline in clocks:
-            if deadline <= current:
+            if deadline <= now:
                 events.append((userdata, SUCCESS, _CLOCK, 0, 0))
     return events
+
+
+def _poll_wait(ctx: GuestContext, immediate: list[PollEvent], probes: list[PollProbeEntry],
+               clocks: list[tuple[int, int]]) -> list[PollEvent]:
+    """Nothing to report yet: wait until an fd is ready or the earliest clock is due."""
+    sched = ctx.scheduler
+    earliest = min([d for _, d in clocks]) if clocks else None
+    found: list[PollEvent] = []
+
+    def ready() -> bool:
+        # block_until returns True right after the waiting guest's own call of
+        # this (under the lock): what it found then is the answer, not collected again
+        nonlocal found
+        found = _poll_events(immediate, probes, clocks, sched.monotonic_ns()) if probes else []
+        return bool(found)
+
+    if ctx.block_until(ready, earliest):
+        return found
+    return _poll_events(immediate, probes, clocks, sched.monotonic_ns())
 
 
 @host_function(M, "poll_oneoff", "iiii")
 def poll_oneoff(ctx: GuestContext, in_ptr: int, out_ptr: int, nsubscriptions: int,
                 nevents_ptr: int) -> int:
-    """The subscriptions are read once, with one struct over one memoryview.
+    """The subscriptions are read with one struct, straight from memory's view.
 
     Each fd subscription keeps its description's poll probe (a socket's is
     its stack socket's own poll), so looking again — as the scheduler does
-    while the guest waits — costs one call per fd; the events are written
-    with one range check.
+    while the guest waits — costs one call per fd. Every range is checked
+    before anything is read or written.
     """
     if nsubscriptions == 0 or nsubscriptions > 2 * ctx.limits.max_fds + 1:
         raise WasiError(Errno.EINVAL)  # max_subscriptions; checked before anything is read
     mem = ctx.mem
-    subscriptions = mem.view(in_ptr, nsubscriptions * SUBSCRIPTION_SIZE)
-    mem.check(out_ptr, nsubscriptions * EVENT.size)
-    mem.check(nevents_ptr, 4)
+    in_end = in_ptr + nsubscriptions * SUBSCRIPTION_SIZE
+    out_end = out_ptr + nsubscriptions * EVENT_SIZE
+    size = mem.known_size  # the pointers are u32s: only the ends can be out of range
+    if in_end > size or out_end > size or nevents_ptr + 4 > size:
+        mem.check(in_ptr, in_end - in_ptr)  # re-reads the size; EFAULT if still outside
+        mem.check(out_ptr, out_end - out_ptr)
+        mem.check(nevents_ptr, 4)
+    view = mem.checked_view()
     sched = ctx.scheduler
     now = sched.monotonic_ns()
 
@@ -256,8 +280,9 @@ def poll_oneoff(ctx: GuestContext, in_ptr: int, out_ptr: int, nsubscriptions: in
     probes: list[PollProbeEntry] = []
     immediate: list[PollEvent] = []  # events known now
     fds = ctx.fds
-    for userdata, tag, ident, timeout, _precision, flags in _SUBSCRIPTION.iter_unpack(
-            subscriptions):
+    unpack = _SUBSCRIPTION.unpack_from
+    for base in range(in_ptr, in_end, SUBSCRIPTION_SIZE):
+        userdata, tag, ident, timeout, _precision, flags = unpack(view, base)
         if tag == _CLOCK:
             if ident != _MONOTONIC and ident != _REALTIME:
                 immediate.append((userdata, _EINVAL, tag, 0, 0))
@@ -279,21 +304,17 @@ def poll_oneoff(ctx: GuestContext, in_ptr: int, out_ptr: int, nsubscriptions: in
         else:
             raise WasiError(Errno.EINVAL)
 
-    events = _poll_events(immediate, probes, clocks, sched)
-    if not events:
-        earliest = min([d for _, d in clocks]) if clocks else None
-        found: list[PollEvent] = []
-
-        def ready() -> bool:
-            # block_until returns True right after the waiting guest's own call of
-            # this (under the lock): what it found then is the answer, not collected again
-            nonlocal found
-            found = _poll_events(immediate, probes, clocks, sched) if probes else []
-            return bool(found)
-
-        events = (found if ctx.block_until(ready, earliest)
-                  else _poll_events(immediate, probes, clocks, sched))
-    mem.pack_each(EVENT, out_ptr, events)
+    events = _poll_events(immediate, probes, clocks, now)
+    if events:  # the guest did not run since the checks: the view still covers them
+        pack_event = _EVENT_PACK
+        at = out_ptr
+        for event in events:
+            pack_event(view, at, *event)
+            at += EVENT_SIZE
+        _U32_PACK(view, nevents_ptr, len(events))
+        return SUCCESS
+    events = _poll_wait(ctx, immediate, probes, clocks)
+    mem.pack_each(EVENT, out_ptr, events)  # checked again: others ran meanwhile
     mem.write_u32(nevents_ptr, len(events))
     return SUCCESS
 

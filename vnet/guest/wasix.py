@@ -443,9 +443,11 @@ def sock_recv_from(ctx: GuestContext, fd: int, iovs_ptr: int, iovs_len: int, rif
                    size_ptr: int, roflags_ptr: int, addr_ptr: int) -> int:
     desc = socket_description(ctx.fds, fd)
     mem = ctx.mem
-    mem.check(size_ptr, 4)
-    mem.check(roflags_ptr, 2)
-    mem.check(addr_ptr, ADDR_PORT_SIZE)
+    size = mem.known_size  # the pointers are u32s: only the ends can be out of range
+    if size_ptr + 4 > size or roflags_ptr + 2 > size or addr_ptr + ADDR_PORT_SIZE > size:
+        mem.check(size_ptr, 4)  # re-reads the size; EFAULT if still outside
+        mem.check(roflags_ptr, 2)
+        mem.check(addr_ptr, ADDR_PORT_SIZE)
     stored, roflags, src, port = _recv(ctx, desc, iovs_ptr, iovs_len, riflags)
     mem.write_u32(size_ptr, stored)
     mem.write_u16(roflags_ptr, roflags)
