@@ -75,6 +75,10 @@ class FileDescription:
 
     filetype: Filetype = Filetype.UNKNOWN
     is_socket = False
+    #: Whether `poll_probe`'s function reads only state that other threads change one
+    #: whole Python operation at a time, so poll_oneoff may call it without the
+    #: network lock (vnet.guest.wasi_core.poll_ready_unlocked).
+    poll_is_atomic = False
     rights_base: int = 0
     rights_inheriting: int = 0
 

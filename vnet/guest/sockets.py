@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from stack.ip import to_v4_mapped
 from stack.socket import Socket, SocketReadiness
 from stack.socket_memory import SOCKET_OVERHEAD, SocketMemory
+from stack.udp import UdpSocket
 
 from .fdtable import FileDescription, PollProbe, Readiness
 from .memory import GuestMemory
@@ -178,6 +179,9 @@ class SocketDescription(FileDescription):
         self.proto = proto
         self.filetype = (Filetype.SOCKET_STREAM if sock_type == _socket.SOCK_STREAM
                          else Filetype.SOCKET_DGRAM)
+        # A UDP socket's poll reads its queue (appended by other threads, popped only
+        # by this guest's own calls) and its flags: safe without the network lock.
+        self.poll_is_atomic = isinstance(core, UdpSocket)
         self.recv_timeout_ns: int | None = None
         self.send_timeout_ns: int | None = None
         self.connect_pending = False

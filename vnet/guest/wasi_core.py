@@ -18,7 +18,7 @@ import struct
 from collections.abc import Callable, Mapping
 from typing import TypeVar
 
-from .abi import GuestExit, host_function
+from .abi import UNLOCKED_FIRST, GuestExit, host_function
 from .context import GuestContext
 from .fdtable import FileDescription, PollState, Readiness
 from .wasi_types import (
@@ -252,33 +252,18 @@ def _poll_wait(ctx: GuestContext, immediate: list[PollEvent], probes: list[PollP
     return _poll_events(immediate, probes, clocks, sched.monotonic_ns())
 
 
-@host_function(M, "poll_oneoff", "iiii")
-def poll_oneoff(ctx: GuestContext, in_ptr: int, out_ptr: int, nsubscriptions: int,
-                nevents_ptr: int) -> int:
-    """The subscriptions are read with one struct, straight from memory's view.
+def _subscriptions(ctx: GuestContext, view: memoryview, in_ptr: int, in_end: int, now: int,
+                   ) -> tuple[list[PollEvent], list[PollProbeEntry], list[tuple[int, int]], bool]:
+    """poll_oneoff's subscriptions, read from memory's whole view (range checked).
 
-    Each fd subscription keeps its description's poll probe (a socket's is
-    its stack socket's own poll), so looking again — as the scheduler does
-    while the guest waits — costs one call per fd. Every range is checked
-    before anything is read or written.
+    Returns the events known at once, the fd probes, the clocks as (userdata,
+    monotonic deadline), and whether every probed description's poll may run
+    without the network lock. EINVAL for an unknown subscription type.
     """
-    if nsubscriptions == 0 or nsubscriptions > 2 * ctx.limits.max_fds + 1:
-        raise WasiError(Errno.EINVAL)  # max_subscriptions; checked before anything is read
-    mem = ctx.mem
-    in_end = in_ptr + nsubscriptions * SUBSCRIPTION_SIZE
-    out_end = out_ptr + nsubscriptions * EVENT_SIZE
-    size = mem.known_size  # the pointers are u32s: only the ends can be out of range
-    if in_end > size or out_end > size or nevents_ptr + 4 > size:
-        mem.check(in_ptr, in_end - in_ptr)  # re-reads the size; EFAULT if still outside
-        mem.check(out_ptr, out_end - out_ptr)
-        mem.check(nevents_ptr, 4)
-    view = mem.checked_view()
-    sched = ctx.scheduler
-    now = sched.monotonic_ns()
-
-    clocks: list[tuple[int, int]] = []  # (userdata, monotonic deadline)
+    clocks: list[tuple[int, int]] = []
     probes: list[PollProbeEntry] = []
-    immediate: list[PollEvent] = []  # events known now
+    immediate: list[PollEvent] = []
+    atomic = True
     fds = ctx.fds
     unpack = _SUBSCRIPTION.unpack_from
     for base in range(in_ptr, in_end, SUBSCRIPTION_SIZE):
@@ -301,22 +286,91 @@ def poll_oneoff(ctx: GuestContext, in_ptr: int, out_ptr: int, nsubscriptions: in
                 continue
             probe, errnos = description.poll_probe(tag == _FD_WRITE)
             probes.append((userdata, tag, probe, errnos))
+            atomic = atomic and description.poll_is_atomic
         else:
             raise WasiError(Errno.EINVAL)
+    return immediate, probes, clocks, atomic
 
+
+@host_function(M, "poll_oneoff", "iiii")
+def poll_oneoff(ctx: GuestContext, in_ptr: int, out_ptr: int, nsubscriptions: int,
+                nevents_ptr: int) -> int:
+    """The subscriptions are read with one struct, straight from memory's view.
+
+    Each fd subscription keeps its description's poll probe (a socket's is
+    its stack socket's own poll), so looking again — as the scheduler does
+    while the guest waits — costs one call per fd. Every range is checked
+    before anything is read or written. (`poll_ready_unlocked` answers first,
+    without the network lock, when it can.)
+    """
+    if nsubscriptions == 0 or nsubscriptions > 2 * ctx.limits.max_fds + 1:
+        raise WasiError(Errno.EINVAL)  # max_subscriptions; checked before anything is read
+    mem = ctx.mem
+    in_end = in_ptr + nsubscriptions * SUBSCRIPTION_SIZE
+    out_end = out_ptr + nsubscriptions * EVENT_SIZE
+    size = mem.known_size  # the pointers are u32s: only the ends can be out of range
+    if in_end > size or out_end > size or nevents_ptr + 4 > size:
+        mem.check(in_ptr, in_end - in_ptr)  # re-reads the size; EFAULT if still outside
+        mem.check(out_ptr, out_end - out_ptr)
+        mem.check(nevents_ptr, 4)
+    view = mem.checked_view()
+    now = ctx.scheduler.monotonic_ns()
+    immediate, probes, clocks, _atomic = _subscriptions(ctx, view, in_ptr, in_end, now)
     events = _poll_events(immediate, probes, clocks, now)
     if events:  # the guest did not run since the checks: the view still covers them
-        pack_event = _EVENT_PACK
-        at = out_ptr
-        for event in events:
-            pack_event(view, at, *event)
-            at += EVENT_SIZE
-        _U32_PACK(view, nevents_ptr, len(events))
+        _write_events(view, out_ptr, nevents_ptr, events)
         return SUCCESS
     events = _poll_wait(ctx, immediate, probes, clocks)
     mem.pack_each(EVENT, out_ptr, events)  # checked again: others ran meanwhile
     mem.write_u32(nevents_ptr, len(events))
     return SUCCESS
+
+
+def _write_events(view: memoryview, out_ptr: int, nevents_ptr: int,
+                  events: list[PollEvent]) -> None:
+    pack_event = _EVENT_PACK
+    at = out_ptr
+    for event in events:
+        pack_event(view, at, *event)
+        at += EVENT_SIZE
+    _U32_PACK(view, nevents_ptr, len(events))
+
+
+def poll_ready_unlocked(ctx: GuestContext, in_ptr: int, out_ptr: int, nsubscriptions: int,
+                        nevents_ptr: int) -> int | None:
+    """poll_oneoff's first try, without the network lock (vnet.guest.abi.UNLOCKED_FIRST).
+
+    Answers only the plain case: a single-threaded guest, every range inside
+    memory as last seen, every subscription valid, every fd one whose poll
+    reads state other threads change one whole operation at a time (a UDP
+    socket's queue), and something to report now — exactly the events
+    poll_oneoff would report. Anything else (an error to return, a wait)
+    returns None and the call runs under the lock as poll_oneoff.
+    """
+    if (ctx.thread_blocker is not None or nsubscriptions == 0
+            or nsubscriptions > 2 * ctx.limits.max_fds + 1):
+        return None
+    mem = ctx.memory
+    if mem is None:
+        return None
+    in_end = in_ptr + nsubscriptions * SUBSCRIPTION_SIZE
+    size = mem.known_size
+    if (in_end > size or out_ptr + nsubscriptions * EVENT_SIZE > size
+            or nevents_ptr + 4 > size):
+        return None
+    view = mem.checked_view()
+    now = ctx.scheduler.monotonic_ns()
+    immediate, probes, clocks, atomic = _subscriptions(ctx, view, in_ptr, in_end, now)
+    if immediate or not atomic or not probes:
+        return None
+    events = _poll_events(immediate, probes, clocks, now)
+    if not events:
+        return None
+    _write_events(view, out_ptr, nevents_ptr, events)
+    return SUCCESS
+
+
+UNLOCKED_FIRST[f"{M}.poll_oneoff"] = poll_ready_unlocked
 
 
 # --- fd calls on any description ---------------------------------------------
