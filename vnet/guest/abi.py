@@ -39,6 +39,13 @@ Two kinds of call:
   attribute another thread may set (a TCP connection's state). They take
   neither the lock nor a turn: nothing they do can be seen half-done.
 
+A network call may have an **unlocked first try** (`UNLOCKED_FIRST`):
+poll_oneoff first looks, without the lock, whether a UDP socket it watches
+is ready already (`vnet.guest.wasi_core.poll_ready_unlocked`); if so it
+answers as a read-only call would, with the very events the locked call
+would write; anything else (a wait, an error, another kind of descriptor, a
+guest with threads) runs as the network call.
+
 Every call first compares the guest's memory against its --max-memory:
 linear memory as last seen (`GuestMemory.known_size`) plus its socket
 memory — one attribute sum and compare; only past the limit does it take the
@@ -320,6 +327,34 @@ def _over_memory_limit(b: Binding) -> None:
         raise oom
 
 
+#: Network calls that may first try to answer without the network lock:
+#: "module.name" -> a function of the call's (ctx, *args) that returns the
+#: result when it could answer from what it read (a poll whose fd is ready
+#: already), or None, and then the call runs as a network call. It must only
+#: read state that other threads change one whole Python operation at a time
+#: (a datagram socket's queue), write nothing but the guest's memory, and
+#: never raise; it is charged as a read-only call.
+UNLOCKED_FIRST: dict[str, Callable[..., int | None]] = {}
+
+
+def _try_unlocked(b: Binding, first: Callable[..., int | None],
+                  args: tuple[int, ...]) -> int | None:
+    """Run a call's unlocked first try (see UNLOCKED_FIRST); None: take the locked path."""
+    ctx = b.ctx
+    memory = ctx.memory
+    sockets = b.sockets
+    if sockets is not None and memory is not None and (
+            sockets.used + memory.known_size > b.memory_limit):
+        return None  # the locked path enforces --max-memory first
+    try:
+        answer = first(ctx, *args)
+    except Exception:  # never meant to raise: the locked path answers
+        return None
+    if answer is not None:
+        b.stats.host_calls += 1
+    return answer
+
+
 def _make_callback(fn: HostFunction, ctx: GuestContext | None = None) -> Any:
     """The ctypes callback for `fn`: for `ctx`'s guest, or for whichever guest calls."""
     nparams = len(fn.params)
@@ -370,11 +405,28 @@ def _make_callback(fn: HostFunction, ctx: GuestContext | None = None) -> Any:
             return 0
 
     else:
+        unlocked_first = UNLOCKED_FIRST.get(qualified)
+
         def callback(_env: int, _caller: Any, args_and_results: int, _count: int) -> int:
             b = fixed or thread.binding
             if b is None:
                 return unbound()
             ctx = b.ctx
+            if unlocked_first is not None:
+                answer = _try_unlocked(b, unlocked_first, unpack_args(native, args_and_results))
+                if answer is not None:
+                    task = ctx.task
+                    if task is not None:
+                        if b.virtual:
+                            try:
+                                b.charge_host_call(task, charge_ns, 0)
+                            except TaskKilled:
+                                return -_killed(ctx)
+                        elif task.killed:
+                            return -_killed(ctx)
+                    if pack_result is not None:
+                        pack_result(native, args_and_results, answer & result_mask)
+                    return 0
             sched = b.scheduler
             virtual = b.virtual
             task = ctx.task
@@ -383,7 +435,9 @@ def _make_callback(fn: HostFunction, ctx: GuestContext | None = None) -> Any:
             call_started_ns = call_end_ns = 0
             try:
                 args = unpack_args(native, args_and_results) if nparams else ()
-                with b.lock:
+                lock = b.lock
+                lock.acquire()
+                try:
                     frames_before = sched.frames_transmitted
                     if not virtual:
                         call_started_ns = wall_clock()
@@ -406,6 +460,8 @@ def _make_callback(fn: HostFunction, ctx: GuestContext | None = None) -> Any:
                         frames = sched.frames_transmitted - frames_before
                         if not virtual:
                             call_end_ns = wall_clock()
+                finally:
+                    lock.release()
             except BaseException as e:
                 result = _failed_call(ctx, qualified, e)
                 if result < 0:

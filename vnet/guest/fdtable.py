@@ -13,7 +13,9 @@ description that does not support it. Touches no guest memory.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Protocol
 
 from .wasi_types import (
     FDFLAGS_NONBLOCK,
@@ -37,6 +39,25 @@ class Readiness:
 READY = Readiness(True)
 
 
+class PollState(Protocol):
+    """What a poll probe returns: `Readiness`, or a stack socket's own readiness."""
+
+    @property
+    def ready(self) -> bool: ...
+    @property
+    def nbytes(self) -> int: ...
+    @property
+    def hangup(self) -> bool: ...
+    @property
+    def error(self) -> int: ...
+
+
+#: How poll_oneoff learns one direction of a description: a function returning its
+#: PollState, and the table that turns the state's errors into WASI errnos (None when
+#: they already are WASI errnos).
+PollProbe = tuple[Callable[[], PollState], Mapping[int, int] | None]
+
+
 @dataclass(slots=True)
 class Filestat:
     dev: int
@@ -54,6 +75,10 @@ class FileDescription:
 
     filetype: Filetype = Filetype.UNKNOWN
     is_socket = False
+    #: Whether `poll_probe`'s function reads only state that other threads change one
+    #: whole Python operation at a time, so poll_oneoff may call it without the
+    #: network lock (vnet.guest.wasi_core.poll_ready_unlocked).
+    poll_is_atomic = False
     rights_base: int = 0
     rights_inheriting: int = 0
 
@@ -114,6 +139,15 @@ class FileDescription:
 
     def readiness_write(self) -> Readiness:
         return READY
+
+    def poll_probe(self, write: bool) -> PollProbe:
+        """What poll_oneoff calls, each time it looks, for reading (or writing) readiness.
+
+        The same answers as `readiness_read`/`readiness_write`; a description
+        may hand out a cheaper function that gives them (a socket: its stack
+        socket's own poll, with Linux errnos and the table to translate them).
+        """
+        return (self.readiness_write if write else self.readiness_read), None
 
     # --- lifetime ----------------------------------------------------------
     def close(self) -> None:

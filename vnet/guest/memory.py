@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import ctypes
 import struct
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from wasmtime import Memory, Store
 from wasmtime import _ffi as ffi
@@ -85,6 +85,14 @@ class GuestMemory:
             if ptr < 0 or length < 0 or ptr + length > self._size:
                 raise GuestFault(f"guest range {ptr:#x}+{length} outside memory of {self._size}")
 
+    def checked_view(self) -> memoryview:
+        """The view of all of memory as last checked, for a call that checked its ranges.
+
+        Index it only within ranges `check` accepted since the guest last
+        ran: memory only grows, and it does not move while a host call runs.
+        """
+        return self._view
+
     # Each accessor compares against the size last seen inline and calls
     # `check` (which re-reads the size, or raises) only when that fails: a host
     # call's reads and writes cost one compare and one slice or struct op each.
@@ -115,6 +123,19 @@ class GuestMemory:
         if ptr < 0 or ptr + layout.size > self._size:
             self.check(ptr, layout.size)
         layout.pack_into(self._view, ptr, *values)
+
+    def pack_each(self, layout: struct.Struct, ptr: int,
+                  rows: Sequence[tuple[int, ...]]) -> None:
+        """Pack `rows` one after another from `ptr` (one range check for all of them)."""
+        size = layout.size
+        end = ptr + size * len(rows)
+        if ptr < 0 or end > self._size:
+            self.check(ptr, end - ptr)
+        view = self._view
+        pack_into = layout.pack_into
+        for row in rows:
+            pack_into(view, ptr, *row)
+            ptr += size
 
     def read_u32(self, ptr: int) -> int:
         if ptr < 0 or ptr + 4 > self._size:
@@ -191,9 +212,14 @@ class GuestMemory:
 
     def scatter(self, iovs: list[tuple[int, int]], data: bytes | memoryview) -> int:
         """Copy data into iovec buffers in order; returns the bytes written."""
-        done = 0
         total = len(data)
         view = self._view
+        if len(iovs) == 1:  # the common case: one buffer, one copy
+            buf, length = iovs[0]
+            if total <= length:
+                view[buf : buf + total] = data
+                return total
+        done = 0
         for buf, length in iovs:
             if done >= total:
                 break

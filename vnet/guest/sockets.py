@@ -20,10 +20,12 @@ import socket as _socket
 import struct
 from typing import TYPE_CHECKING, Any
 
+from stack.ip import to_v4_mapped
 from stack.socket import Socket, SocketReadiness
 from stack.socket_memory import SOCKET_OVERHEAD, SocketMemory
+from stack.udp import UdpSocket
 
-from .fdtable import FileDescription, Readiness
+from .fdtable import FileDescription, PollProbe, Readiness
 from .memory import GuestMemory
 from .wasi_types import RIGHTS_SOCKET_BASE, Errno, Filetype, WasiError
 
@@ -67,7 +69,15 @@ def _groups(addr16: bytes) -> tuple[int, ...]:
 
 def read_addr_port(mem: GuestMemory, ptr: int) -> tuple[int, bytes, int]:
     """(Linux address family, address bytes, port) from a WASIX addr_port."""
-    raw = mem.read(ptr, 28)
+    return decode_addr_port(mem.read(ptr, ADDR_PORT_READ_SIZE))
+
+
+#: The bytes of an addr_port that say anything (tag, port, up to 16 address bytes).
+ADDR_PORT_READ_SIZE = 28
+
+
+def decode_addr_port(raw: bytes) -> tuple[int, bytes, int]:
+    """(Linux address family, address bytes, port) from the first 28 bytes of an addr_port."""
     tag = raw[0]
     port = int.from_bytes(raw[2:4], "big")
     if tag == AF_INET4_WASIX:
@@ -169,6 +179,9 @@ class SocketDescription(FileDescription):
         self.proto = proto
         self.filetype = (Filetype.SOCKET_STREAM if sock_type == _socket.SOCK_STREAM
                          else Filetype.SOCKET_DGRAM)
+        # A UDP socket's poll reads its queue (appended by other threads, popped only
+        # by this guest's own calls) and its flags: safe without the network lock.
+        self.poll_is_atomic = isinstance(core, UdpSocket)
         self.recv_timeout_ns: int | None = None
         self.send_timeout_ns: int | None = None
         self.connect_pending = False
@@ -177,6 +190,10 @@ class SocketDescription(FileDescription):
         # reused while the socket's name stays the same
         self._local_name: tuple[bytes, int, bytes] = (b"", -1, b"")
         self._peer_name: tuple[bytes, int, bytes] = (b"", -1, b"")
+        self._source_name: tuple[bytes, int, bytes] = (b"", -1, b"")
+        #: (an addr_port's first 28 bytes as the guest gave them, the destination they
+        #: make for this socket): a sender mostly sends to one peer after another
+        self.last_destination: tuple[bytes, tuple[bytes, int] | None] = (b"", None)
 
     # --- names ---------------------------------------------------------------
     def local_name(self) -> bytes:
@@ -201,6 +218,21 @@ class SocketDescription(FileDescription):
             return cached[2]
         encoded = encode_addr_port(addr, port)
         self._peer_name = (addr, port, encoded)
+        return encoded
+
+    def source_name(self, addr: bytes, port: int) -> bytes:
+        """Where received data came from, as a WASIX addr_port in this socket's family.
+
+        An IPv4 source on a dual-stack (AF_INET6) socket shows as v4-mapped;
+        no address (b"") encodes as AF_UNSPEC. The last source is kept
+        encoded: a receiver mostly hears one peer after another.
+        """
+        cached = self._source_name
+        if port == cached[1] and addr == cached[0]:
+            return cached[2]
+        shown = to_v4_mapped(addr) if self.family == _socket.AF_INET6 and len(addr) == 4 else addr
+        encoded = encode_addr_port(shown, port)
+        self._source_name = (addr, port, encoded)
         return encoded
 
     def charge_overhead(self, memory: SocketMemory) -> None:
@@ -243,6 +275,10 @@ class SocketDescription(FileDescription):
 
     def readiness_write(self) -> Readiness:
         return _wasi_readiness(self.core.poll_write())
+
+    def poll_probe(self, write: bool) -> PollProbe:
+        """The stack socket's own poll (what `readiness_*` translate), with Linux errnos."""
+        return (self.core.poll_write if write else self.core.poll_read), _LINUX_TO_WASI
 
     def close(self) -> None:
         self.core.close()

@@ -24,7 +24,7 @@ from .abi import host_function
 from .context import GuestContext
 from .memory import iovecs_total
 from .pipe import new_pipe
-from .sockets import _LINUX_TO_WASI, ADDR_PORT_SIZE, raise_wasi, write_addr_port
+from .sockets import _LINUX_TO_WASI, ADDR_PORT_SIZE, raise_wasi
 from .wasi_core import wait_for_io
 from .wasi_types import (
     FDFLAGS_NONBLOCK,
@@ -42,7 +42,6 @@ from .wasix import (
     _recv,
     _setsockopt,
     _sock,
-    _socket_family_addr,
     guest_socket_memory,
 )
 
@@ -274,5 +273,5 @@ def sock_recvmsg(ctx: GuestContext, fd: int, iovs_ptr: int, iovs_len: int, rifla
     mem.write_u32(control_used_ptr, len(encoded))
     mem.write_u32(size_ptr, stored)
     mem.write_u16(roflags_ptr, roflags)
-    write_addr_port(mem, addr_ptr, _socket_family_addr(desc, src) if src else src, port)
+    mem.write(addr_ptr, desc.source_name(src, port))
     return Errno.SUCCESS

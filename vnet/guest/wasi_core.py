@@ -14,12 +14,13 @@ only through the fd table's descriptions and the scheduler.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import struct
+from collections.abc import Callable, Mapping
 from typing import TypeVar
 
-from .abi import GuestExit, host_function
+from .abi import UNLOCKED_FIRST, GuestExit, host_function
 from .context import GuestContext
-from .fdtable import FileDescription, Readiness
+from .fdtable import FileDescription, PollState, Readiness
 from .wasi_types import (
     EVENT,
     EVENTRWFLAGS_HANGUP,
@@ -29,9 +30,6 @@ from .wasi_types import (
     PREOPENTYPE_DIR,
     PRESTAT,
     SUBCLOCKFLAGS_ABSTIME,
-    SUBSCRIPTION_CLOCK,
-    SUBSCRIPTION_FD,
-    SUBSCRIPTION_HEAD,
     SUBSCRIPTION_SIZE,
     Clockid,
     Errno,
@@ -195,78 +193,184 @@ def max_subscriptions(ctx: GuestContext) -> int:
     return 2 * ctx.limits.max_fds + 1
 
 
-@host_function(M, "poll_oneoff", "iiii")
-def poll_oneoff(ctx: GuestContext, in_ptr: int, out_ptr: int, nsubscriptions: int,
-                nevents_ptr: int) -> int:
-    if nsubscriptions == 0 or nsubscriptions > max_subscriptions(ctx):
-        raise WasiError(Errno.EINVAL)  # checked before any subscription is read
-    mem = ctx.mem
-    mem.check(in_ptr, nsubscriptions * SUBSCRIPTION_SIZE)
-    mem.check(out_ptr, nsubscriptions * EVENT.size)
-    mem.check(nevents_ptr, 4)
-    sched = ctx.scheduler
-    now = sched.monotonic_ns()
+#: One whole subscription (48 bytes): userdata, tag, and the union read as a clock
+#: (id, timeout, precision, flags), whose first field is also an fd subscription's fd.
+_SUBSCRIPTION = struct.Struct("<QB7xI4xQQH6x")
+assert _SUBSCRIPTION.size == SUBSCRIPTION_SIZE
+_CLOCK = int(Eventtype.CLOCK)
+_FD_READ = int(Eventtype.FD_READ)
+_FD_WRITE = int(Eventtype.FD_WRITE)
+_EINVAL = int(Errno.EINVAL)
+_EIO = int(Errno.EIO)
+EVENT_SIZE = EVENT.size
+_EVENT_PACK = EVENT.pack_into
+_U32_PACK = struct.Struct("<I").pack_into
+#: An event for the guest: (userdata, errno, type, nbytes, flags), as EVENT packs it.
+PollEvent = tuple[int, int, int, int, int]
 
-    clocks: list[tuple[int, int]] = []  # (userdata, monotonic deadline)
-    fd_subs: list[tuple[int, int, FileDescription]] = []  # (userdata, type, description)
-    immediate: list[tuple[int, int, int, int, int]] = []  # events known now
-    for i in range(nsubscriptions):
-        base = in_ptr + i * SUBSCRIPTION_SIZE
-        userdata, tag = mem.unpack(SUBSCRIPTION_HEAD, base)
-        if tag == Eventtype.CLOCK:
-            clock_id, timeout, _precision, flags = mem.unpack(SUBSCRIPTION_CLOCK, base + 16)
-            if clock_id not in (Clockid.REALTIME, Clockid.MONOTONIC):
-                immediate.append((userdata, Errno.EINVAL, tag, 0, 0))
+
+#: A subscribed fd: (userdata, event type, its probe, the probe's errno table or None).
+PollProbeEntry = tuple[int, int, Callable[[], PollState], Mapping[int, int] | None]
+
+
+def _poll_events(immediate: list[PollEvent], probes: list[PollProbeEntry],
+                 clocks: list[tuple[int, int]], now: int) -> list[PollEvent]:
+    """The events a poll_oneoff has at monotonic time `now`: the immediate ones,
+    ready fds, clocks due."""
+    events = immediate[:]
+    for userdata, tag, probe, errnos in probes:
+        state = probe()
+        if state.ready or state.hangup or state.error:
+            error = state.error
+            if error and errnos is not None:
+                error = errnos.get(error, _EIO)
+            events.append((userdata, error, tag, state.nbytes,
+                           EVENTRWFLAGS_HANGUP if state.hangup else 0))
+    if clocks:
+        for userdata, deadline in clocks:
+            if deadline <= now:
+                events.append((userdata, SUCCESS, _CLOCK, 0, 0))
+    return events
+
+
+def _poll_wait(ctx: GuestContext, immediate: list[PollEvent], probes: list[PollProbeEntry],
+               clocks: list[tuple[int, int]]) -> list[PollEvent]:
+    """Nothing to report yet: wait until an fd is ready or the earliest clock is due."""
+    sched = ctx.scheduler
+    earliest = min([d for _, d in clocks]) if clocks else None
+    found: list[PollEvent] = []
+
+    def ready() -> bool:
+        # block_until returns True right after the waiting guest's own call of
+        # this (under the lock): what it found then is the answer, not collected again
+        nonlocal found
+        found = _poll_events(immediate, probes, clocks, sched.monotonic_ns()) if probes else []
+        return bool(found)
+
+    if ctx.block_until(ready, earliest):
+        return found
+    return _poll_events(immediate, probes, clocks, sched.monotonic_ns())
+
+
+def _subscriptions(ctx: GuestContext, view: memoryview, in_ptr: int, in_end: int, now: int,
+                   ) -> tuple[list[PollEvent], list[PollProbeEntry], list[tuple[int, int]], bool]:
+    """poll_oneoff's subscriptions, read from memory's whole view (range checked).
+
+    Returns the events known at once, the fd probes, the clocks as (userdata,
+    monotonic deadline), and whether every probed description's poll may run
+    without the network lock. EINVAL for an unknown subscription type.
+    """
+    clocks: list[tuple[int, int]] = []
+    probes: list[PollProbeEntry] = []
+    immediate: list[PollEvent] = []
+    atomic = True
+    fds = ctx.fds
+    unpack = _SUBSCRIPTION.unpack_from
+    for base in range(in_ptr, in_end, SUBSCRIPTION_SIZE):
+        userdata, tag, ident, timeout, _precision, flags = unpack(view, base)
+        if tag == _CLOCK:
+            if ident != _MONOTONIC and ident != _REALTIME:
+                immediate.append((userdata, _EINVAL, tag, 0, 0))
                 continue
             if flags & SUBCLOCKFLAGS_ABSTIME:
-                current = _clock_now(ctx, clock_id)
+                current = _clock_now(ctx, ident)
                 deadline = now + max(0, timeout - current)
             else:
                 deadline = now + timeout
             clocks.append((userdata, deadline))
-        elif tag in (Eventtype.FD_READ, Eventtype.FD_WRITE):
-            (fd,) = mem.unpack(SUBSCRIPTION_FD, base + 16)
+        elif tag == _FD_READ or tag == _FD_WRITE:
             try:
-                description = ctx.fds.get(fd, _POLL_RIGHTS)
+                description = fds.get(ident, _POLL_RIGHTS)
             except WasiError as e:
-                immediate.append((userdata, e.errno, tag, 0, 0))
+                immediate.append((userdata, int(e.errno), tag, 0, 0))
                 continue
-            fd_subs.append((userdata, tag, description))
+            probe, errnos = description.poll_probe(tag == _FD_WRITE)
+            probes.append((userdata, tag, probe, errnos))
+            atomic = atomic and description.poll_is_atomic
         else:
             raise WasiError(Errno.EINVAL)
+    return immediate, probes, clocks, atomic
 
-    def collect() -> list[tuple[int, int, int, int, int]]:
-        events = list(immediate)
-        for userdata, tag, description in fd_subs:
-            state = (description.readiness_read() if tag == Eventtype.FD_READ
-                     else description.readiness_write())
-            if state.ready or state.hangup or state.error:
-                flags = EVENTRWFLAGS_HANGUP if state.hangup else 0
-                events.append((userdata, state.error, tag, state.nbytes, flags))
-        if clocks:
-            current = sched.monotonic_ns()
-            for userdata, deadline in clocks:
-                if deadline <= current:
-                    events.append((userdata, Errno.SUCCESS, Eventtype.CLOCK, 0, 0))
-        return events
 
-    events = collect()
-    if not events:
-        earliest = min((d for _, d in clocks), default=None)
-        found: list[tuple[int, int, int, int, int]] = []
+@host_function(M, "poll_oneoff", "iiii")
+def poll_oneoff(ctx: GuestContext, in_ptr: int, out_ptr: int, nsubscriptions: int,
+                nevents_ptr: int) -> int:
+    """The subscriptions are read with one struct, straight from memory's view.
 
-        def ready() -> bool:
-            # block_until returns True right after the waiting guest's own call of
-            # this (under the lock): what it found then is the answer, not collected again
-            nonlocal found
-            found = collect() if fd_subs else []
-            return bool(found)
-
-        events = found if ctx.block_until(ready, earliest) else collect()
-    for index, (userdata, error, tag, nbytes, flags) in enumerate(events):
-        mem.pack(EVENT, out_ptr + index * EVENT.size, userdata, int(error), int(tag), nbytes, flags)
+    Each fd subscription keeps its description's poll probe (a socket's is
+    its stack socket's own poll), so looking again — as the scheduler does
+    while the guest waits — costs one call per fd. Every range is checked
+    before anything is read or written. (`poll_ready_unlocked` answers first,
+    without the network lock, when it can.)
+    """
+    if nsubscriptions == 0 or nsubscriptions > 2 * ctx.limits.max_fds + 1:
+        raise WasiError(Errno.EINVAL)  # max_subscriptions; checked before anything is read
+    mem = ctx.mem
+    in_end = in_ptr + nsubscriptions * SUBSCRIPTION_SIZE
+    out_end = out_ptr + nsubscriptions * EVENT_SIZE
+    size = mem.known_size  # the pointers are u32s: only the ends can be out of range
+    if in_end > size or out_end > size or nevents_ptr + 4 > size:
+        mem.check(in_ptr, in_end - in_ptr)  # re-reads the size; EFAULT if still outside
+        mem.check(out_ptr, out_end - out_ptr)
+        mem.check(nevents_ptr, 4)
+    view = mem.checked_view()
+    now = ctx.scheduler.monotonic_ns()
+    immediate, probes, clocks, _atomic = _subscriptions(ctx, view, in_ptr, in_end, now)
+    events = _poll_events(immediate, probes, clocks, now)
+    if events:  # the guest did not run since the checks: the view still covers them
+        _write_events(view, out_ptr, nevents_ptr, events)
+        return SUCCESS
+    events = _poll_wait(ctx, immediate, probes, clocks)
+    mem.pack_each(EVENT, out_ptr, events)  # checked again: others ran meanwhile
     mem.write_u32(nevents_ptr, len(events))
-    return Errno.SUCCESS
+    return SUCCESS
+
+
+def _write_events(view: memoryview, out_ptr: int, nevents_ptr: int,
+                  events: list[PollEvent]) -> None:
+    pack_event = _EVENT_PACK
+    at = out_ptr
+    for event in events:
+        pack_event(view, at, *event)
+        at += EVENT_SIZE
+    _U32_PACK(view, nevents_ptr, len(events))
+
+
+def poll_ready_unlocked(ctx: GuestContext, in_ptr: int, out_ptr: int, nsubscriptions: int,
+                        nevents_ptr: int) -> int | None:
+    """poll_oneoff's first try, without the network lock (vnet.guest.abi.UNLOCKED_FIRST).
+
+    Answers only the plain case: a single-threaded guest, every range inside
+    memory as last seen, every subscription valid, every fd one whose poll
+    reads state other threads change one whole operation at a time (a UDP
+    socket's queue), and something to report now — exactly the events
+    poll_oneoff would report. Anything else (an error to return, a wait)
+    returns None and the call runs under the lock as poll_oneoff.
+    """
+    if (ctx.thread_blocker is not None or nsubscriptions == 0
+            or nsubscriptions > 2 * ctx.limits.max_fds + 1):
+        return None
+    mem = ctx.memory
+    if mem is None:
+        return None
+    in_end = in_ptr + nsubscriptions * SUBSCRIPTION_SIZE
+    size = mem.known_size
+    if (in_end > size or out_ptr + nsubscriptions * EVENT_SIZE > size
+            or nevents_ptr + 4 > size):
+        return None
+    view = mem.checked_view()
+    now = ctx.scheduler.monotonic_ns()
+    immediate, probes, clocks, atomic = _subscriptions(ctx, view, in_ptr, in_end, now)
+    if immediate or not atomic or not probes:
+        return None
+    events = _poll_events(immediate, probes, clocks, now)
+    if not events:
+        return None
+    _write_events(view, out_ptr, nevents_ptr, events)
+    return SUCCESS
+
+
+UNLOCKED_FIRST[f"{M}.poll_oneoff"] = poll_ready_unlocked
 
 
 # --- fd calls on any description ---------------------------------------------

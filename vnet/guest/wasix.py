@@ -24,6 +24,7 @@ copies from guest memory only what the socket can take now (`send_iovecs`).
 
 from __future__ import annotations
 
+import errno
 import socket as _s
 import struct
 from collections.abc import Callable
@@ -40,8 +41,10 @@ from .sockets import (
     _LINUX_TO_WASI,
     ADDR_CIDR_SIZE,
     ADDR_IP_SIZE,
+    ADDR_PORT_READ_SIZE,
     ADDR_PORT_SIZE,
     SocketDescription,
+    decode_addr_port,
     encode_addr_cidr,
     encode_addr_ip,
     raise_wasi,
@@ -70,6 +73,8 @@ X = "wasix_32v1"
 P1 = "wasi_snapshot_preview1"
 
 SUCCESS = int(Errno.SUCCESS)  # a plain int: an enum member costs an attribute lookup per call
+SOCK_STREAM = _s.SOCK_STREAM
+_EAGAIN_LINUX = errno.EAGAIN  # what a stack socket raises when it would block
 MAX_IO = 64 * 1024 * 1024  # one send/recv moves at most this much (a short count beyond)
 DATAGRAM_COPY_MAX = 65536  # more than any datagram may carry: the rest is never copied
 MAX_SOCKETS_PER_GUEST = 4096
@@ -392,16 +397,26 @@ def _message_iovecs(ctx: GuestContext, iovs_ptr: int, iovs_len: int) -> list[tup
 
 def _recv(ctx: GuestContext, desc: SocketDescription, iovs_ptr: int, iovs_len: int,
           riflags: int) -> tuple[int, int, bytes, int]:
-    """Receive into iovecs: (bytes stored, roflags, source address, source port)."""
+    """Receive into iovecs: (bytes stored, roflags, source address, source port).
+
+    The stack socket is asked first, directly; only when it has nothing (EAGAIN)
+    on a blocking socket does the call wait, through `wait_for_io`.
+    """
     mem = ctx.mem
     iovs = _message_iovecs(ctx, iovs_ptr, iovs_len)
     total = min(iovecs_total(iovs), MAX_IO)
     peek = bool(riflags & RIFLAGS_RECV_PEEK)
-    deadline = _deadline(ctx, desc.recv_timeout_ns)
-    data, src, port, truncated = wait_for_io(ctx, desc, lambda: desc.recv(total, peek),
-                                             desc.readiness_read, deadline)
-    if (riflags & RIFLAGS_RECV_WAITALL and desc.core.type == _s.SOCK_STREAM and not peek
+    try:
+        data, src, port, truncated = desc.core.recvfrom(total, peek)
+    except OSError as e:
+        if e.errno != _EAGAIN_LINUX or desc.nonblocking:
+            raise_wasi(e)
+        data, src, port, truncated = wait_for_io(
+            ctx, desc, lambda: desc.recv(total, peek), desc.readiness_read,
+            _deadline(ctx, desc.recv_timeout_ns))
+    if (riflags & RIFLAGS_RECV_WAITALL and desc.core.type == SOCK_STREAM and not peek
             and len(data) < total):
+        deadline = _deadline(ctx, desc.recv_timeout_ns)
         chunks = [data]
         got = len(data)
         while got < total:
@@ -426,16 +441,18 @@ def _recv(ctx: GuestContext, desc: SocketDescription, iovs_ptr: int, iovs_len: i
 @host_function(X, "sock_recv_from", "iiiiiii")
 def sock_recv_from(ctx: GuestContext, fd: int, iovs_ptr: int, iovs_len: int, riflags: int,
                    size_ptr: int, roflags_ptr: int, addr_ptr: int) -> int:
-    desc = _sock(ctx, fd)
+    desc = socket_description(ctx.fds, fd)
     mem = ctx.mem
-    mem.check(size_ptr, 4)
-    mem.check(roflags_ptr, 2)
-    mem.check(addr_ptr, ADDR_PORT_SIZE)
+    size = mem.known_size  # the pointers are u32s: only the ends can be out of range
+    if size_ptr + 4 > size or roflags_ptr + 2 > size or addr_ptr + ADDR_PORT_SIZE > size:
+        mem.check(size_ptr, 4)  # re-reads the size; EFAULT if still outside
+        mem.check(roflags_ptr, 2)
+        mem.check(addr_ptr, ADDR_PORT_SIZE)
     stored, roflags, src, port = _recv(ctx, desc, iovs_ptr, iovs_len, riflags)
     mem.write_u32(size_ptr, stored)
     mem.write_u16(roflags_ptr, roflags)
-    write_addr_port(mem, addr_ptr, _socket_family_addr(desc, src) if src else src, port)
-    return Errno.SUCCESS
+    mem.write(addr_ptr, desc.source_name(src, port))
+    return SUCCESS
 
 
 @host_function(P1, "sock_recv", "iiiiii")
@@ -462,11 +479,16 @@ def send_iovecs(ctx: GuestContext, desc: SocketDescription, iovs: list[tuple[int
     """
     mem = ctx.mem
     total = min(iovecs_total(iovs), MAX_IO)
-    deadline = _deadline(ctx, desc.send_timeout_ns)
-    if desc.sock_type != _s.SOCK_STREAM:
+    if desc.sock_type != SOCK_STREAM:
         data = mem.gather(iovs, 0, min(total, DATAGRAM_COPY_MAX))
+        try:  # the first attempt directly; only a blocking socket's EAGAIN waits
+            return desc.send(data, dest)
+        except WasiError as e:
+            if e.errno != Errno.EAGAIN or desc.nonblocking:
+                raise
         return wait_for_io(ctx, desc, lambda: desc.send(data, dest), desc.readiness_write,
-                           deadline)
+                           _deadline(ctx, desc.send_timeout_ns))
+    deadline = _deadline(ctx, desc.send_timeout_ns)
     mem.size  # noqa: B018 (refresh the linear memory size the socket budget subtracts)
     sent = 0
 
@@ -487,27 +509,45 @@ def send_iovecs(ctx: GuestContext, desc: SocketDescription, iovs: list[tuple[int
 
 def _send(ctx: GuestContext, desc: SocketDescription, iovs_ptr: int, iovs_len: int,
           dest: tuple[bytes, int] | None) -> int:
-    return send_iovecs(ctx, desc, _message_iovecs(ctx, iovs_ptr, iovs_len), dest)
+    if iovs_len > IOV_MAX:  # _message_iovecs
+        raise WasiError(Errno.EMSGSIZE)
+    return send_iovecs(ctx, desc, ctx.mem.iovecs(iovs_ptr, iovs_len), dest)
+
+
+def _destination(desc: SocketDescription, raw: bytes) -> tuple[bytes, int] | None:
+    """Where sock_send_to sends, from its addr_port's bytes (None: AF_UNSPEC, the peer).
+
+    The last bytes and what they made are kept on the socket, so a sender that
+    answers the same peer again skips the decoding.
+    """
+    last_raw, last_dest = desc.last_destination
+    if raw == last_raw:
+        return last_dest
+    family, addr, port = decode_addr_port(raw)
+    dest = None if family == _s.AF_UNSPEC else (_to_socket_family(desc, family, addr), port)
+    desc.last_destination = (raw, dest)
+    return dest
 
 
 @host_function(X, "sock_send_to", "iiiiii")
 def sock_send_to(ctx: GuestContext, fd: int, iovs_ptr: int, iovs_len: int, siflags: int,
                  addr_ptr: int, size_ptr: int) -> int:
-    desc = _sock(ctx, fd)
-    ctx.mem.check(size_ptr, 4)
-    family, addr, port = read_addr_port(ctx.mem, addr_ptr)
-    dest = None if family == _s.AF_UNSPEC else (_to_socket_family(desc, family, addr), port)
-    ctx.mem.write_u32(size_ptr, _send(ctx, desc, iovs_ptr, iovs_len, dest))
-    return Errno.SUCCESS
+    desc = socket_description(ctx.fds, fd)
+    mem = ctx.mem
+    mem.check(size_ptr, 4)
+    dest = _destination(desc, mem.read(addr_ptr, ADDR_PORT_READ_SIZE))
+    mem.write_u32(size_ptr, _send(ctx, desc, iovs_ptr, iovs_len, dest))
+    return SUCCESS
 
 
 @host_function(P1, "sock_send", "iiiii")
 def preview1_sock_send(ctx: GuestContext, fd: int, iovs_ptr: int, iovs_len: int, siflags: int,
                        size_ptr: int) -> int:
-    desc = _sock(ctx, fd)
-    ctx.mem.check(size_ptr, 4)
-    ctx.mem.write_u32(size_ptr, _send(ctx, desc, iovs_ptr, iovs_len, None))
-    return Errno.SUCCESS
+    desc = socket_description(ctx.fds, fd)
+    mem = ctx.mem
+    mem.check(size_ptr, 4)
+    mem.write_u32(size_ptr, _send(ctx, desc, iovs_ptr, iovs_len, None))
+    return SUCCESS
 
 
 @host_function(P1, "sock_shutdown", "ii")
