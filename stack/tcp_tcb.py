@@ -117,6 +117,34 @@ class TransmissionControlBlock:
     of the engine uses; `TcpConnection` is this plus its behaviour (see the module
     docstring for why the parts are mixins)."""
 
+    # Every variable of the block is a slot: a connection is made for each SYN and its
+    # variables are read and written on every segment; slots make both cheaper than an
+    # instance dict of 120-odd keys (4 us instead of 14 us to create one). The mixins
+    # declare no slots, so what they or a test add lands in an ordinary __dict__.
+    __slots__ = (
+        "_timer_at", "_timer_due", "_timers", "accepted", "ack_pending", "adv_mss",
+        "backoff", "cc", "config", "dsack_block", "dupacks", "ecn_cwr_high",
+        "ecn_demand_cwr", "ecn_episode", "ecn_ok", "ecn_queue_cwr", "ecn_requested",
+        "error", "family", "fin_queued", "fin_received", "fin_seq", "first_unacked_sent_ns",
+        "high_rxt", "in_recovery", "ip_ecn_in", "irs", "iss", "keepalive",
+        "keepalive_intvl_ns", "keepalive_probes", "keepalive_sent", "keepalive_time_ns",
+        "last_ack_sent", "last_heard_ns", "layer", "limited_transmit", "linger", "listener",
+        "local", "loss_recover", "lost_again", "lport", "max_snd_wnd", "min_rtt_ns", "mss",
+        "nodelay", "ooo", "orphaned", "peer_mss", "pmtu_mss", "prr_cwnd", "prr_delivered",
+        "prr_entry_len", "prr_out", "quickack", "rack_dsack_round", "rack_end",
+        "rack_recoveries", "rack_reo_mult", "rack_reordering_seen", "rack_rexmit",
+        "rack_rtt_ns", "rack_scan", "rack_xmit_ns", "rcv_adv", "rcv_buf", "rcv_nxt",
+        "rcv_wscale", "rcvbuf", "recover", "recover_fs", "recovery_inflation", "remote",
+        "reset_received", "retries", "rexmits", "round_end", "rport", "rt", "rto_ns",
+        "rtt_sample_ns", "rtt_sent_ns", "rtt_seq", "rttvar_ns", "sack_enabled",
+        "scoreboard", "sendq", "sendq_seq", "shut_rd", "snd_max", "snd_nxt", "snd_una",
+        "snd_wl1", "snd_wl2", "snd_wnd", "snd_wscale", "sndbuf", "socket", "soft_error",
+        "srtt_ns", "stack", "state", "stats", "syn_sent_ns", "tlp_armed", "tlp_due",
+        "tlp_high_seq", "tlp_retrans", "tos", "ts_enabled", "ts_offset", "ts_recent", "ttl",
+        "tx_ends", "tx_head", "tx_times", "undo_cc", "undo_fack", "undo_high",
+        "undo_marker", "undo_retrans", "undo_ts", "user_timeout_ns",
+    )
+
     def __init__(self, layer: TcpLayer, family: int, local: bytes, lport: int, remote: bytes,
                  rport: int, rt: OutputRoute, iss: int) -> None:
         self.layer = layer
