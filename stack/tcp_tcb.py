@@ -70,14 +70,29 @@ class TcpState(Enum):
     TIME_WAIT = "TIME-WAIT"
 
 
+# The states as module constants, which the engine compares against: reading an Enum
+# member through its class costs ~70 ns in CPython 3.11, a global ~10 ns, and a
+# segment's path makes a dozen such comparisons.
+CLOSED = TcpState.CLOSED
+LISTEN = TcpState.LISTEN
+SYN_SENT = TcpState.SYN_SENT
+SYN_RECEIVED = TcpState.SYN_RECEIVED
+ESTABLISHED = TcpState.ESTABLISHED
+FIN_WAIT_1 = TcpState.FIN_WAIT_1
+FIN_WAIT_2 = TcpState.FIN_WAIT_2
+CLOSE_WAIT = TcpState.CLOSE_WAIT
+CLOSING = TcpState.CLOSING
+LAST_ACK = TcpState.LAST_ACK
+TIME_WAIT = TcpState.TIME_WAIT
+
 SYNCHRONIZED = frozenset({
-    TcpState.ESTABLISHED, TcpState.FIN_WAIT_1, TcpState.FIN_WAIT_2, TcpState.CLOSE_WAIT,
-    TcpState.CLOSING, TcpState.LAST_ACK, TcpState.TIME_WAIT,
+    ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, CLOSE_WAIT,
+    CLOSING, LAST_ACK, TIME_WAIT,
 })
-CAN_SEND = frozenset({TcpState.ESTABLISHED, TcpState.CLOSE_WAIT})
-SENDS_DATA = frozenset({TcpState.ESTABLISHED, TcpState.CLOSE_WAIT, TcpState.FIN_WAIT_1,
-                        TcpState.CLOSING, TcpState.LAST_ACK})
-RECEIVES_DATA = frozenset({TcpState.ESTABLISHED, TcpState.FIN_WAIT_1, TcpState.FIN_WAIT_2})
+CAN_SEND = frozenset({ESTABLISHED, CLOSE_WAIT})
+SENDS_DATA = frozenset({ESTABLISHED, CLOSE_WAIT, FIN_WAIT_1,
+                        CLOSING, LAST_ACK})
+RECEIVES_DATA = frozenset({ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2})
 
 
 @dataclass
@@ -156,7 +171,7 @@ class TransmissionControlBlock:
         self.remote = remote
         self.rport = rport
         self.rt = rt
-        self.state = TcpState.CLOSED
+        self.state = CLOSED
         self.socket: TcpSocket | None = None  # None while queued in a listener or orphaned
         self.listener: Any = None  # the TcpListener that made us (SYN_RECEIVED children)
         self.accepted = False

@@ -47,7 +47,18 @@ import errno
 from collections.abc import Callable
 from typing import NamedTuple
 
-from .tcp_tcb import ACK, MS, SEC, SENDS_DATA, SYNCHRONIZED, TcpState, TransmissionControlBlock
+from .tcp_tcb import (
+    ACK,
+    FIN_WAIT_2,
+    MS,
+    SEC,
+    SENDS_DATA,
+    SYN_RECEIVED,
+    SYN_SENT,
+    SYNCHRONIZED,
+    TIME_WAIT,
+    TransmissionControlBlock,
+)
 
 
 class TimerKind(NamedTuple):
@@ -120,7 +131,7 @@ class TcpTimers(TransmissionControlBlock):
     def _on_retransmit_timer(self) -> None:
         state = self.state
         cfg = self.config
-        if state == TcpState.SYN_SENT:
+        if state == SYN_SENT:
             self.retries += 1
             if self.retries > cfg.syn_retries:
                 self._abort(self.soft_error or errno.ETIMEDOUT, send_rst=False)
@@ -130,7 +141,7 @@ class TcpTimers(TransmissionControlBlock):
             self._send_syn()
             self._arm("rtx", self.rto_ns)
             return
-        if state == TcpState.SYN_RECEIVED:
+        if state == SYN_RECEIVED:
             self.retries += 1
             if self.retries > cfg.synack_retries:
                 self._abort(errno.ETIMEDOUT, send_rst=False)
@@ -140,7 +151,7 @@ class TcpTimers(TransmissionControlBlock):
             self._send_syn()
             self._arm("rtx", self.rto_ns)
             return
-        if state not in SENDS_DATA and state not in (TcpState.FIN_WAIT_2,):
+        if state not in SENDS_DATA and state not in (FIN_WAIT_2,):
             return
         outstanding = self.snd_max > self.snd_una
         if not outstanding:
@@ -195,7 +206,7 @@ class TcpTimers(TransmissionControlBlock):
         self._arm("rtx", delay)
 
     def _on_keepalive_timer(self) -> None:
-        if not self.keepalive or self.state not in SYNCHRONIZED - {TcpState.TIME_WAIT}:
+        if not self.keepalive or self.state not in SYNCHRONIZED - {TIME_WAIT}:
             return
         now = self.now()
         idle = now - self.last_heard_ns
