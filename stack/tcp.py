@@ -71,6 +71,7 @@ from .tcp_connection import (
 )
 from .tcp_socket import TcpListener, TcpSocket
 from .tcp_tcb import CLOSED, TIME_WAIT
+from .tcp_timer_queue import TcpTimerQueue
 from .wire import tcp as wire_tcp
 from .wire.errors import WireError
 
@@ -100,6 +101,8 @@ class TcpLayer:
         self.config = config or TcpConfig()
         self.rng = stack.rng
         self.secret = stack.rng.getrandbits(128).to_bytes(16, "big")
+        # every connection's timers, behind one driver timer (stack/tcp_timer_queue.py)
+        self.timer_queue = TcpTimerQueue(stack.driver)
         self.conns: dict[tuple[bytes, int, bytes, int], TcpConnection] = {}
         self.conns_by_port: dict[int, set[TcpConnection]] = {}
         self.listeners: dict[int, list[TcpListener]] = {}

@@ -12,11 +12,14 @@ Rules
   changed). `_fire` looks the row up; nothing else dispatches on the kind.
 - At most one timer of each kind is armed; arming it again moves it. Moving it
   later is lazy (as Linux's sk_reset_timer on a pending timer is cheap): the
-  driver timer already armed stays, `_timer_due` holds the new due time, and
+  queued timer already armed stays, `_timer_due` holds the new due time, and
   when the old one fires early `_fire` sleeps on until the due time. Every ACK
   pushes the retransmission and TLP timers later; this way a bulk transfer
-  arms about one driver timer per RTO instead of two per ACK. `_timer_at` is
-  when the armed driver timer fires. Moving a timer earlier re-arms it.
+  arms about one timer per RTO instead of two per ACK. `_timer_at` is when the
+  armed timer fires. Moving a timer earlier re-arms it.
+- Timers are armed on the layer's `TcpTimerQueue` (stack/tcp_timer_queue.py),
+  which keeps every connection's timers behind one driver timer, with the
+  driver's meaning: each fires at its time exactly.
 
 Kinds
 -----
@@ -38,7 +41,7 @@ as a helper object holding a reference to the connection: `_arm` and
 `_rtt_sample` run for every ACK, and as methods of the connection they read its
 variables with one attribute lookup each, exactly as before the split.
 
-Touches only its connection's variables and the stack driver's timers.
+Touches only its connection's variables and its layer's timer queue.
 """
 
 from __future__ import annotations
@@ -94,7 +97,7 @@ class TcpTimers(TransmissionControlBlock):
             old.cancel()
         self._timer_due[kind] = when
         self._timer_at[kind] = when
-        self._timers[kind] = self.stack.driver.call_at(when, lambda: self._fire(kind))
+        self._timers[kind] = self.layer.timer_queue.call_at(when, lambda: self._fire(kind))
 
     def _cancel(self, kind: str) -> None:
         timer = self._timers.pop(kind, None)
@@ -111,7 +114,7 @@ class TcpTimers(TransmissionControlBlock):
         due = self._timer_due.get(kind)
         if due is not None and due > self.now():  # moved later since it was armed
             self._timer_at[kind] = due
-            self._timers[kind] = self.stack.driver.call_at(due, lambda: self._fire(kind))
+            self._timers[kind] = self.layer.timer_queue.call_at(due, lambda: self._fire(kind))
             return
         self._timers.pop(kind, None)
         self._timer_due.pop(kind, None)
