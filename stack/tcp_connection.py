@@ -158,10 +158,10 @@ class TcpConnection(TcpOutput, TcpTimers, TcpRecovery, TcpEcn):
         self._arm("rtx", self.rto_ns)
 
     def _choose_wscale(self) -> int:
-        shift = 0
-        while (0xFFFF << shift) < max(self.rcvbuf, self.config.rmem_default * 4) and shift < 14:
-            shift += 1
-        return shift
+        """The smallest shift (at most 14) whose 64 KiB window covers the receive buffer
+        (or four times the default), i.e. 0xFFFF << shift >= that."""
+        windows = -(-max(self.rcvbuf, self.config.rmem_default * 4) // 0xFFFF)
+        return min(14, (windows - 1).bit_length()) if windows > 1 else 0
 
     def open_passive(self, syn: wire_tcp.TcpPacket, syn_seq: int) -> None:
         """A listener got a SYN: become SYN-RECEIVED and answer SYN-ACK."""
@@ -284,7 +284,7 @@ class TcpConnection(TcpOutput, TcpTimers, TcpRecovery, TcpEcn):
         if self.ts_enabled and opts.timestamp is not None and seq <= self.last_ack_sent and (
                 (opts.timestamp[0] - self.ts_recent) & MASK) < 0x80000000:
             self.ts_recent = opts.timestamp[0]  # never backwards (a disordered ACK's is older)
-        self.last_heard_ns = self.now()
+        self.last_heard_ns = self.clock()
         self.keepalive_sent = 0
         outstanding = self.snd_max > self.snd_una
         if not self._process_ack(seg, seq):
@@ -415,7 +415,7 @@ class TcpConnection(TcpOutput, TcpTimers, TcpRecovery, TcpEcn):
             self._send_challenge_ack()  # RFC 5961 §5.2
             return False
         opts = seg.options
-        now = self.now()
+        now = self.clock()
         mss = self._effective_mss()
         newly_sacked = 0
         una_before = self.snd_una

@@ -317,7 +317,7 @@ class TcpOutput(TransmissionControlBlock):
         flags = ACK | (PSH if seq + length >= self.sendq_seq + len(self.sendq) else 0)
         if fin:
             flags |= FIN
-        now = self.now()
+        now = self.clock()
         if retransmit:
             self.stats["retransmits"] += 1
             if self.rtt_seq is not None and seq <= self.rtt_seq:

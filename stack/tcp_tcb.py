@@ -138,7 +138,7 @@ class TransmissionControlBlock:
     # declare no slots, so what they or a test add lands in an ordinary __dict__.
     __slots__ = (
         "_timer_at", "_timer_due", "_timers", "accepted", "ack_pending", "adv_mss",
-        "backoff", "cc", "config", "dsack_block", "dupacks", "ecn_cwr_high",
+        "backoff", "cc", "clock", "config", "dsack_block", "dupacks", "ecn_cwr_high",
         "ecn_demand_cwr", "ecn_episode", "ecn_ok", "ecn_queue_cwr", "ecn_requested",
         "error", "family", "fin_queued", "fin_received", "fin_seq", "first_unacked_sent_ns",
         "high_rxt", "in_recovery", "ip_ecn_in", "irs", "iss", "keepalive",
@@ -164,6 +164,7 @@ class TransmissionControlBlock:
                  rport: int, rt: OutputRoute, iss: int) -> None:
         self.layer = layer
         self.stack = layer.stack
+        self.clock = layer.stack.driver.now_ns  # the driver's clock, one lookup away
         self.config: TcpConfig = layer.config
         self.family = family
         self.local = local
@@ -368,10 +369,10 @@ class TransmissionControlBlock:
         return max(536 if len(self.remote) == 4 else 1220, min(mtu - overhead, 65495))
 
     def now(self) -> int:
-        return self.stack.driver.now_ns()
+        return self.clock()
 
     def _ts_now(self) -> int:
-        return (self.now() // MS + self.ts_offset) & MASK
+        return (self.clock() // MS + self.ts_offset) & MASK
 
     def _effective_mss(self) -> int:
         """Payload bytes per segment: the smaller MSS less the timestamp option."""

@@ -88,7 +88,7 @@ class TcpTimers(TransmissionControlBlock):
     """Timers and the RTT estimator of one connection."""
 
     def _arm(self, kind: str, delay_ns: int) -> None:
-        when = self.now() + delay_ns
+        when = self.clock() + delay_ns
         old = self._timers.get(kind)
         if old is not None:
             if when >= self._timer_at[kind]:
@@ -112,7 +112,7 @@ class TcpTimers(TransmissionControlBlock):
 
     def _fire(self, kind: str) -> None:
         due = self._timer_due.get(kind)
-        if due is not None and due > self.now():  # moved later since it was armed
+        if due is not None and due > self.clock():  # moved later since it was armed
             self._timer_at[kind] = due
             self._timers[kind] = self.layer.timer_queue.call_at(due, lambda: self._fire(kind))
             return
