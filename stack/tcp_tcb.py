@@ -69,6 +69,11 @@ class TcpState(Enum):
     LAST_ACK = "LAST-ACK"
     TIME_WAIT = "TIME-WAIT"
 
+    # Identity hashing, in C: the engine tests state sets (`state in SENDS_DATA`) on
+    # every output, and Enum's own __hash__ is a Python call (hash of the name). Each
+    # member is a singleton compared by identity, so this is the same equality.
+    __hash__ = object.__hash__
+
 
 # The states as module constants, which the engine compares against: reading an Enum
 # member through its class costs ~70 ns in CPython 3.11, a global ~10 ns, and a
