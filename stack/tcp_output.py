@@ -85,7 +85,7 @@ class TcpOutput(TransmissionControlBlock):
     def _data_option_area(self) -> bytes:
         """`_data_options()` encoded: the timestamp-only area (nearly every segment) is
         packed directly, without building the options."""
-        if self.sack_enabled and (len(self.ooo) or self.dsack_block is not None):
+        if self.sack_enabled and (self.ooo.starts or self.dsack_block is not None):
             return self._data_options().encode()
         if self.ts_enabled:
             return wire_tcp.timestamp_option_area(self._ts_now(), self.ts_recent)

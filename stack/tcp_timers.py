@@ -101,10 +101,11 @@ class TcpTimers(TransmissionControlBlock):
 
     def _cancel(self, kind: str) -> None:
         timer = self._timers.pop(kind, None)
-        self._timer_due.pop(kind, None)
-        self._timer_at.pop(kind, None)
-        if timer is not None:
-            timer.cancel()
+        if timer is None:
+            return  # nothing armed: no due time either (both are set only with the timer)
+        del self._timer_due[kind]
+        del self._timer_at[kind]
+        timer.cancel()
 
     def _cancel_all(self) -> None:
         for kind in list(self._timers):
