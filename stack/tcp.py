@@ -67,10 +67,11 @@ from .tcp_connection import (
     SYN,
     TcpConfig,
     TcpConnection,
-    TcpState,
     unwrap,
 )
 from .tcp_socket import TcpListener, TcpSocket
+from .tcp_tcb import CLOSED, TIME_WAIT
+from .tcp_timer_queue import TcpTimerQueue
 from .wire import tcp as wire_tcp
 from .wire.errors import WireError
 
@@ -100,6 +101,8 @@ class TcpLayer:
         self.config = config or TcpConfig()
         self.rng = stack.rng
         self.secret = stack.rng.getrandbits(128).to_bytes(16, "big")
+        # every connection's timers, behind one driver timer (stack/tcp_timer_queue.py)
+        self.timer_queue = TcpTimerQueue(stack.driver)
         self.conns: dict[tuple[bytes, int, bytes, int], TcpConnection] = {}
         self.conns_by_port: dict[int, set[TcpConnection]] = {}
         self.listeners: dict[int, list[TcpListener]] = {}
@@ -150,12 +153,12 @@ class TcpLayer:
                 continue
             return True
         for conn in self.conns_by_port.get(port, ()):
-            if conn.socket is not None or conn.state == TcpState.CLOSED:
+            if conn.socket is not None or conn.state == CLOSED:
                 continue  # live sockets are in port_users
             local = conn.local
             fam = AF_INET if len(local) == 4 else AF_INET6
             if self._overlap(sock.family, sock.v6only, addr, fam, False, local):
-                if sock.reuseaddr and conn.state == TcpState.TIME_WAIT:
+                if sock.reuseaddr and conn.state == TIME_WAIT:
                     continue
                 return True
         return False
@@ -281,7 +284,7 @@ class TcpLayer:
         self.conns_by_port.setdefault(conn.lport, set()).add(conn)
 
     def on_state_change(self, conn: TcpConnection) -> None:
-        if conn.state != TcpState.CLOSED:
+        if conn.state != CLOSED:
             return
         self.settle_memory(conn, release=conn.socket is None)
         if self.conns.get(conn.key) is conn:
@@ -390,7 +393,7 @@ class TcpLayer:
             return True
         conn = self.conns.get((meta.dst, seg.dst_port, meta.src, seg.src_port))
         if conn is not None:
-            if not (conn.state == TcpState.TIME_WAIT and flags & (SYN | ACK | RST) == SYN
+            if not (conn.state == TIME_WAIT and flags & (SYN | ACK | RST) == SYN
                     and self._time_wait_reusable(conn, seg)):
                 conn.ip_ecn_in = meta.tos & 3
                 if len(seg.buf) > seg.data_offset and not self._memory_for_payload(conn, seg):
@@ -451,7 +454,7 @@ class TcpLayer:
             memory, charged = entry
         if footprint != charged:
             memory.charge(footprint - charged)
-        if footprint or (not release and conn.state != TcpState.CLOSED):
+        if footprint or (not release and conn.state != CLOSED):
             self.memory_charged[conn] = (memory, footprint)
         else:
             self.memory_charged.pop(conn, None)

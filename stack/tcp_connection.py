@@ -101,12 +101,20 @@ from .tcp_recovery import TcpRecovery
 from .tcp_tcb import (
     ACK,
     CAN_SEND,
+    CLOSE_WAIT,
+    CLOSED,
+    CLOSING,
     COOKIE_WSCALE,
     CWR,
     ECE,
     ECN_CE,
     ECT0,
+    ESTABLISHED,
     FIN,
+    FIN_WAIT_1,
+    FIN_WAIT_2,
+    LAST_ACK,
+    LISTEN,
     MASK,
     MS,
     PSH,
@@ -115,7 +123,10 @@ from .tcp_tcb import (
     SEC,
     SENDS_DATA,
     SYN,
+    SYN_RECEIVED,
+    SYN_SENT,
     SYNCHRONIZED,
+    TIME_WAIT,
     TcpConfig,
     TcpState,
     unwrap,
@@ -142,15 +153,15 @@ class TcpConnection(TcpOutput, TcpTimers, TcpRecovery, TcpEcn):
         """connect(): send SYN."""
         cfg = self.config
         self.rcv_wscale = self._choose_wscale() if cfg.window_scaling else 0
-        self._set_state(TcpState.SYN_SENT)
+        self._set_state(SYN_SENT)
         self._send_syn()
         self._arm("rtx", self.rto_ns)
 
     def _choose_wscale(self) -> int:
-        shift = 0
-        while (0xFFFF << shift) < max(self.rcvbuf, self.config.rmem_default * 4) and shift < 14:
-            shift += 1
-        return shift
+        """The smallest shift (at most 14) whose 64 KiB window covers the receive buffer
+        (or four times the default), i.e. 0xFFFF << shift >= that."""
+        windows = -(-max(self.rcvbuf, self.config.rmem_default * 4) // 0xFFFF)
+        return min(14, (windows - 1).bit_length()) if windows > 1 else 0
 
     def open_passive(self, syn: wire_tcp.TcpPacket, syn_seq: int) -> None:
         """A listener got a SYN: become SYN-RECEIVED and answer SYN-ACK."""
@@ -164,7 +175,7 @@ class TcpConnection(TcpOutput, TcpTimers, TcpRecovery, TcpEcn):
         self.snd_wl2 = self.iss
         self.max_snd_wnd = self.snd_wnd
         self.last_heard_ns = self.now()
-        self._set_state(TcpState.SYN_RECEIVED)
+        self._set_state(SYN_RECEIVED)
         self._send_syn()
         self._arm("rtx", self.rto_ns)
 
@@ -192,7 +203,7 @@ class TcpConnection(TcpOutput, TcpTimers, TcpRecovery, TcpEcn):
         self.max_snd_wnd = self.snd_wnd
         self.cc.set_mss(self._effective_mss())
         self.last_heard_ns = self.now()
-        self._set_state(TcpState.ESTABLISHED)
+        self._set_state(ESTABLISHED)
 
     def _negotiate(self, peer: wire_tcp.TcpOptions) -> None:
         cfg = self.config
@@ -200,7 +211,7 @@ class TcpConnection(TcpOutput, TcpTimers, TcpRecovery, TcpEcn):
             self.peer_mss = max(64, peer.mss)
         if peer.wscale is not None and cfg.window_scaling:
             self.snd_wscale = min(peer.wscale, 14)
-            if self.state != TcpState.SYN_SENT:
+            if self.state != SYN_SENT:
                 self.rcv_wscale = self._choose_wscale()
         else:
             self.snd_wscale = 0
@@ -217,7 +228,7 @@ class TcpConnection(TcpOutput, TcpTimers, TcpRecovery, TcpEcn):
     def segment_arrives(self, seg: wire_tcp.TcpPacket) -> None:
         self.stats["segments_in"] += 1
         state = self.state
-        if state == TcpState.SYN_SENT:
+        if state == SYN_SENT:
             self._syn_sent_arrives(seg)
             return
         flags = seg.flags
@@ -234,7 +245,7 @@ class TcpConnection(TcpOutput, TcpTimers, TcpRecovery, TcpEcn):
                 self._dsack_duplicate(seq, seq + seg_len)
                 self._send_ack()
                 return
-        if state == TcpState.SYN_RECEIVED and flags & SYN and not flags & RST \
+        if state == SYN_RECEIVED and flags & SYN and not flags & RST \
                 and seq == self.irs:
             if not flags & ACK:
                 self._send_syn()  # the peer retransmitted its SYN: SYN-ACK again
@@ -245,7 +256,7 @@ class TcpConnection(TcpOutput, TcpTimers, TcpRecovery, TcpEcn):
             return
         # sequence acceptability (RFC 9293 §3.10.7.4)
         wnd = self.rcv_adv - self.rcv_nxt
-        if state == TcpState.SYN_RECEIVED or state == TcpState.TIME_WAIT:
+        if state == SYN_RECEIVED or state == TIME_WAIT:
             wnd = max(wnd, 1)
         acceptable = self._acceptable(seq, seg_len, wnd)
         if not acceptable:
@@ -253,7 +264,7 @@ class TcpConnection(TcpOutput, TcpTimers, TcpRecovery, TcpEcn):
                 self.layer.stack.counters["tcp.out_of_window"] += 1
                 self._dsack_duplicate(seq, seq + seg_len)
                 self._send_ack()
-                if state == TcpState.TIME_WAIT and flags & FIN and seq + seg_len == self.rcv_nxt:
+                if state == TIME_WAIT and flags & FIN and seq + seg_len == self.rcv_nxt:
                     # a retransmitted FIN: our last ACK was lost; restart 2*MSL (RFC 9293)
                     self._arm("timewait", 2 * self.config.msl_ns)
             return
@@ -273,12 +284,12 @@ class TcpConnection(TcpOutput, TcpTimers, TcpRecovery, TcpEcn):
         if self.ts_enabled and opts.timestamp is not None and seq <= self.last_ack_sent and (
                 (opts.timestamp[0] - self.ts_recent) & MASK) < 0x80000000:
             self.ts_recent = opts.timestamp[0]  # never backwards (a disordered ACK's is older)
-        self.last_heard_ns = self.now()
+        self.last_heard_ns = self.clock()
         self.keepalive_sent = 0
         outstanding = self.snd_max > self.snd_una
         if not self._process_ack(seg, seq):
             return
-        if self.state == TcpState.CLOSED:
+        if self.state == CLOSED:
             return
         if flags & ECE and self.ecn_ok and outstanding:
             self._ecn_echo_arrives()
@@ -303,7 +314,7 @@ class TcpConnection(TcpOutput, TcpTimers, TcpRecovery, TcpEcn):
         if not (self.snd_una < ack <= self.snd_max):
             self.layer.send_reset_for(self, seg)
             return
-        if self._process_ack(seg, seq + 1) and self.state != TcpState.CLOSED:
+        if self._process_ack(seg, seq + 1) and self.state != CLOSED:
             self.snd_wnd = seg.window  # a SYN's window is never scaled (RFC 7323 §2.2)
             self.max_snd_wnd = max(self.max_snd_wnd, self.snd_wnd)
             self._output()
@@ -349,7 +360,7 @@ class TcpConnection(TcpOutput, TcpTimers, TcpRecovery, TcpEcn):
             self.max_snd_wnd = self.snd_wnd
             self._cancel("rtx")
             self._handshake_rtt()
-            self._set_state(TcpState.ESTABLISHED)
+            self._set_state(ESTABLISHED)
             self._send_ack()
             self.start_keepalive()
             self._output()
@@ -358,32 +369,32 @@ class TcpConnection(TcpOutput, TcpTimers, TcpRecovery, TcpEcn):
             self._peer_syn_options = seg.options
             self.snd_wnd = seg.window
             self.snd_wl1 = seq
-            self._set_state(TcpState.SYN_RECEIVED)
+            self._set_state(SYN_RECEIVED)
             self._send_syn()
         self._wake()
 
     def _rst_received(self) -> None:
         state = self.state
-        if state == TcpState.SYN_RECEIVED and self.listener is not None:
+        if state == SYN_RECEIVED and self.listener is not None:
             self._abort(0, send_rst=False)  # back to LISTEN: the child just goes away
             return
-        if state == TcpState.SYN_RECEIVED:
+        if state == SYN_RECEIVED:
             self._abort(errno.ECONNREFUSED, send_rst=False)
             return
-        if state in (TcpState.CLOSING, TcpState.LAST_ACK, TcpState.TIME_WAIT):
-            if state == TcpState.TIME_WAIT and self.config.rfc1337:
+        if state in (CLOSING, LAST_ACK, TIME_WAIT):
+            if state == TIME_WAIT and self.config.rfc1337:
                 return  # RFC 1337: ignore RST in TIME-WAIT
             self._set_closed()
             return
         self.reset_received = True
-        self._abort(errno.ECONNRESET if state != TcpState.CLOSE_WAIT else errno.EPIPE,
+        self._abort(errno.ECONNRESET if state != CLOSE_WAIT else errno.EPIPE,
                     send_rst=False)
 
     def _process_ack(self, seg: wire_tcp.TcpPacket, seq: int) -> bool:
         """Returns False when the segment must be dropped here."""
         ack = unwrap(seg.ack, self.snd_una)
         state = self.state
-        if state == TcpState.SYN_RECEIVED:
+        if state == SYN_RECEIVED:
             if not (self.snd_una < ack <= self.snd_max):
                 self.layer.send_reset_for(self, seg)
                 return False
@@ -395,7 +406,7 @@ class TcpConnection(TcpOutput, TcpTimers, TcpRecovery, TcpEcn):
             self.snd_wl1 = seq
             self.snd_wl2 = ack
             self.max_snd_wnd = max(self.max_snd_wnd, self.snd_wnd)
-            self._set_state(TcpState.ESTABLISHED)
+            self._set_state(ESTABLISHED)
             self.start_keepalive()
         if ack > self.snd_max:
             self._send_ack()  # acks something not yet sent
@@ -404,7 +415,7 @@ class TcpConnection(TcpOutput, TcpTimers, TcpRecovery, TcpEcn):
             self._send_challenge_ack()  # RFC 5961 §5.2
             return False
         opts = seg.options
-        now = self.now()
+        now = self.clock()
         mss = self._effective_mss()
         newly_sacked = 0
         una_before = self.snd_una
@@ -450,16 +461,16 @@ class TcpConnection(TcpOutput, TcpTimers, TcpRecovery, TcpEcn):
             self._arm_tlp()
         # our FIN acknowledged?
         if self.fin_seq is not None and self.snd_una > self.fin_seq:
-            if state == TcpState.FIN_WAIT_1 or self.state == TcpState.FIN_WAIT_1:
-                self._set_state(TcpState.FIN_WAIT_2)
+            if state == FIN_WAIT_1 or self.state == FIN_WAIT_1:
+                self._set_state(FIN_WAIT_2)
                 if self.orphaned:
                     self._arm("fin_wait_2", self.config.orphan_fin_timeout_ns)
-            elif self.state == TcpState.CLOSING:
+            elif self.state == CLOSING:
                 self._enter_time_wait()
-            elif self.state == TcpState.LAST_ACK:
+            elif self.state == LAST_ACK:
                 self._set_closed()
                 return False
-        if self.state == TcpState.TIME_WAIT and seg.flags & FIN:
+        if self.state == TIME_WAIT and seg.flags & FIN:
             self._send_ack()
             self._arm("timewait", 2 * self.config.msl_ns)
             return False
@@ -582,19 +593,19 @@ class TcpConnection(TcpOutput, TcpTimers, TcpRecovery, TcpEcn):
         self.rcv_nxt += 1
         self._send_ack()
         state = self.state
-        if state in (TcpState.ESTABLISHED, TcpState.SYN_RECEIVED):
-            self._set_state(TcpState.CLOSE_WAIT)
-        elif state == TcpState.FIN_WAIT_1:
+        if state in (ESTABLISHED, SYN_RECEIVED):
+            self._set_state(CLOSE_WAIT)
+        elif state == FIN_WAIT_1:
             if self.fin_seq is not None and self.snd_una > self.fin_seq:
                 self._enter_time_wait()
             else:
-                self._set_state(TcpState.CLOSING)
-        elif state == TcpState.FIN_WAIT_2:
+                self._set_state(CLOSING)
+        elif state == FIN_WAIT_2:
             self._enter_time_wait()
 
     def _enter_time_wait(self) -> None:
         self._cancel_all()
-        self._set_state(TcpState.TIME_WAIT)
+        self._set_state(TIME_WAIT)
         self._arm("timewait", 2 * self.config.msl_ns)
 
 
@@ -612,7 +623,7 @@ class TcpConnection(TcpOutput, TcpTimers, TcpRecovery, TcpEcn):
                 self.snd_nxt = self.snd_una
                 self._output()
             return
-        if self.state in (TcpState.SYN_SENT, TcpState.SYN_RECEIVED) and self.listener is None:
+        if self.state in (SYN_SENT, SYN_RECEIVED) and self.listener is None:
             self._abort(err, send_rst=False)
             return
         self.soft_error = err
@@ -623,9 +634,9 @@ class TcpConnection(TcpOutput, TcpTimers, TcpRecovery, TcpEcn):
             err, self.error = self.error, 0
             raise os_error(err)
         if self.fin_queued or self.state not in CAN_SEND:
-            if self.state in (TcpState.SYN_SENT, TcpState.SYN_RECEIVED):
+            if self.state in (SYN_SENT, SYN_RECEIVED):
                 raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
-            if self.state == TcpState.CLOSED and not self.reset_received:
+            if self.state == CLOSED and not self.reset_received:
                 raise os_error(errno.ENOTCONN)
             raise os_error(errno.EPIPE)
         room = self.sndbuf - len(self.sendq)
@@ -655,7 +666,7 @@ class TcpConnection(TcpOutput, TcpTimers, TcpRecovery, TcpEcn):
             raise os_error(err)
         if self.fin_received or self.shut_rd or self.reset_received:
             return b""
-        if self.state in (TcpState.CLOSED, TcpState.LISTEN):
+        if self.state in (CLOSED, LISTEN):
             raise os_error(errno.ENOTCONN)
         raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
 
@@ -670,12 +681,12 @@ class TcpConnection(TcpOutput, TcpTimers, TcpRecovery, TcpEcn):
             self._send_ack()
 
     def shutdown_write(self) -> None:
-        if self.state in (TcpState.SYN_SENT,):
+        if self.state in (SYN_SENT,):
             self._abort(0, send_rst=False)
             return
         if self.fin_queued:
             return
-        if self.state in CAN_SEND or self.state == TcpState.SYN_RECEIVED:
+        if self.state in CAN_SEND or self.state == SYN_RECEIVED:
             self.fin_queued = True
             self._output()
 
@@ -689,9 +700,9 @@ class TcpConnection(TcpOutput, TcpTimers, TcpRecovery, TcpEcn):
         self.orphaned = True
         self.socket = None
         lingering, seconds = self.linger
-        if self.state in (TcpState.CLOSED, TcpState.TIME_WAIT):
+        if self.state in (CLOSED, TIME_WAIT):
             return
-        if self.state == TcpState.SYN_SENT:
+        if self.state == SYN_SENT:
             self._set_closed()
             return
         if lingering and seconds == 0:
@@ -701,7 +712,7 @@ class TcpConnection(TcpOutput, TcpTimers, TcpRecovery, TcpEcn):
             self._abort(0, send_rst=True)  # unread data: RST (RFC 2525 §2.17, as Linux)
             return
         self.shutdown_write()
-        if self.state == TcpState.FIN_WAIT_2:
+        if self.state == FIN_WAIT_2:
             self._arm("fin_wait_2", self.config.orphan_fin_timeout_ns)
 
     def abort(self) -> None:
@@ -721,20 +732,20 @@ class TcpConnection(TcpOutput, TcpTimers, TcpRecovery, TcpEcn):
         if not (self.orphaned or self.shut_rd):
             return False
         state = self.state
-        if state not in (TcpState.FIN_WAIT_1, TcpState.FIN_WAIT_2) and not (
-                state in (TcpState.CLOSE_WAIT, TcpState.CLOSING, TcpState.LAST_ACK)
+        if state not in (FIN_WAIT_1, FIN_WAIT_2) and not (
+                state in (CLOSE_WAIT, CLOSING, LAST_ACK)
                 and seq < self.rcv_nxt):
             return False
         if seq + len(seg.payload) <= self.rcv_nxt:
             return False  # only what we already have: acknowledged as usual
         self.layer.stack.counters["tcp.abort_on_data"] += 1
         self.layer.send_reset_for(self, seg)
-        self._abort(errno.EPIPE if state == TcpState.CLOSE_WAIT else errno.ECONNRESET,
+        self._abort(errno.EPIPE if state == CLOSE_WAIT else errno.ECONNRESET,
                     send_rst=False)
         return True
 
     def _abort(self, err: int, send_rst: bool) -> None:
-        if send_rst and self.state in SYNCHRONIZED | {TcpState.SYN_RECEIVED}:
+        if send_rst and self.state in SYNCHRONIZED | {SYN_RECEIVED}:
             self._transmit(self.snd_max, RST | ACK)
         if err:
             self.error = err
@@ -742,17 +753,17 @@ class TcpConnection(TcpOutput, TcpTimers, TcpRecovery, TcpEcn):
 
     def _set_closed(self) -> None:
         self._cancel_all()
-        self.state = TcpState.CLOSED
+        self.state = CLOSED
         self.layer.on_state_change(self)
         self._wake()
 
     # ------------------------------------------------------------------ readiness
     def readable(self) -> bool:
         return bool(self.rcv_buf) or self.fin_received or bool(self.error) or (
-            self.state == TcpState.CLOSED) or self.shut_rd
+            self.state == CLOSED) or self.shut_rd
 
     def writable(self) -> bool:
-        if self.state in (TcpState.SYN_SENT, TcpState.SYN_RECEIVED):
+        if self.state in (SYN_SENT, SYN_RECEIVED):
             return False
         if self.state not in CAN_SEND or self.fin_queued or self.error:
             return True  # a write would fail at once: that is "ready" for poll

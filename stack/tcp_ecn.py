@@ -22,16 +22,25 @@ counters.
 
 from __future__ import annotations
 
-from .tcp_tcb import ACK, CWR, ECE, ECN_CE, ECT0, TcpState, TransmissionControlBlock
+from .tcp_tcb import (
+    ACK,
+    CWR,
+    ECE,
+    ECN_CE,
+    ECT0,
+    SYN_RECEIVED,
+    SYN_SENT,
+    TransmissionControlBlock,
+)
 
 
 class TcpEcn(TransmissionControlBlock):
     """The ECN negotiation and signals of one connection."""
 
     def _ecn_syn_flags(self) -> int:
-        if self.state == TcpState.SYN_RECEIVED:
+        if self.state == SYN_RECEIVED:
             return ECE if self.ecn_ok else 0
-        if self.state == TcpState.SYN_SENT and self.config.ecn == 1 and self.retries == 0:
+        if self.state == SYN_SENT and self.config.ecn == 1 and self.retries == 0:
             self.ecn_requested = True
             return ECE | CWR
         return 0

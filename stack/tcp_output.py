@@ -18,13 +18,17 @@ from __future__ import annotations
 
 from .tcp_tcb import (
     ACK,
+    CLOSE_WAIT,
+    ESTABLISHED,
     FIN,
+    FIN_WAIT_1,
+    LAST_ACK,
     MASK,
     PSH,
     RST,
     SENDS_DATA,
     SYN,
-    TcpState,
+    SYN_RECEIVED,
     TransmissionControlBlock,
 )
 from .wire import tcp as wire_tcp
@@ -81,7 +85,7 @@ class TcpOutput(TransmissionControlBlock):
     def _data_option_area(self) -> bytes:
         """`_data_options()` encoded: the timestamp-only area (nearly every segment) is
         packed directly, without building the options."""
-        if self.sack_enabled and (len(self.ooo) or self.dsack_block is not None):
+        if self.sack_enabled and (self.ooo.starts or self.dsack_block is not None):
             return self._data_options().encode()
         if self.ts_enabled:
             return wire_tcp.timestamp_option_area(self._ts_now(), self.ts_recent)
@@ -148,9 +152,9 @@ class TcpOutput(TransmissionControlBlock):
     def _send_syn(self) -> None:
         if self.retries == 0:
             self.syn_sent_ns = self.now()  # for the handshake's RTT sample (Karn: first only)
-        flags = SYN | (ACK if self.state == TcpState.SYN_RECEIVED else 0)
+        flags = SYN | (ACK if self.state == SYN_RECEIVED else 0)
         flags |= self._ecn_syn_flags()
-        peer = self._peer_syn_options if self.state == TcpState.SYN_RECEIVED else None
+        peer = self._peer_syn_options if self.state == SYN_RECEIVED else None
         self._transmit(self.iss, flags, b"", self._syn_options(peer).encode())
         self.snd_nxt = max(self.snd_nxt, self.iss + 1)
         self.snd_max = max(self.snd_max, self.snd_nxt)
@@ -313,7 +317,7 @@ class TcpOutput(TransmissionControlBlock):
         flags = ACK | (PSH if seq + length >= self.sendq_seq + len(self.sendq) else 0)
         if fin:
             flags |= FIN
-        now = self.now()
+        now = self.clock()
         if retransmit:
             self.stats["retransmits"] += 1
             if self.rtt_seq is not None and seq <= self.rtt_seq:
@@ -337,7 +341,7 @@ class TcpOutput(TransmissionControlBlock):
     def _fin_sent(self, data_end: int) -> None:
         if self.fin_seq is None:
             self.fin_seq = data_end
-            if self.state == TcpState.ESTABLISHED:
-                self._set_state(TcpState.FIN_WAIT_1)
-            elif self.state == TcpState.CLOSE_WAIT:
-                self._set_state(TcpState.LAST_ACK)
+            if self.state == ESTABLISHED:
+                self._set_state(FIN_WAIT_1)
+            elif self.state == CLOSE_WAIT:
+                self._set_state(LAST_ACK)

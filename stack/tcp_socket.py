@@ -21,7 +21,8 @@ from .ip import ANY_V4, LOOPBACK_V4, LOOPBACK_V6, UNSPECIFIED_V6, V4_MAPPED_PREF
 from .oserror import os_error
 from .socket import Socket, SocketReadiness, SocketStatus
 from .socket_memory import SEND_RESERVE, SocketMemory
-from .tcp_connection import CAN_SEND, TcpConnection, TcpState
+from .tcp_connection import CAN_SEND, TcpConnection
+from .tcp_tcb import CLOSED, SYN_RECEIVED, SYN_SENT
 
 if TYPE_CHECKING:
     from .tcp import TcpLayer
@@ -164,9 +165,9 @@ class TcpSocket(Socket):
         self._check_family(addr)
         conn = self.conn
         if conn is not None:
-            if conn.state == TcpState.SYN_SENT:
+            if conn.state == SYN_SENT:
                 raise os_error(errno.EALREADY)
-            if conn.state != TcpState.CLOSED:
+            if conn.state != CLOSED:
                 raise os_error(errno.EISCONN)
             if conn.error:
                 err, conn.error = conn.error, 0
@@ -203,9 +204,9 @@ class TcpSocket(Socket):
         conn = self.conn
         if conn is None:
             return errno.ENOTCONN
-        if conn.state == TcpState.SYN_SENT or conn.state == TcpState.SYN_RECEIVED:
+        if conn.state == SYN_SENT or conn.state == SYN_RECEIVED:
             return None
-        if conn.state == TcpState.CLOSED:
+        if conn.state == CLOSED:
             # the failure is reported by connect() once, and may be asked for repeatedly
             # while a blocking connect() waits; SO_ERROR no longer returns it afterwards
             if conn.error:
@@ -220,7 +221,7 @@ class TcpSocket(Socket):
         queue = self.listener.accept_queue
         while queue:
             conn = queue.popleft()
-            if conn.state == TcpState.CLOSED:
+            if conn.state == CLOSED:
                 continue  # reset before it was accepted
             child = TcpSocket(self.layer, self.family)
             child.local_addr = conn.local if self.family == AF_INET or len(conn.local) == 16 \
@@ -248,7 +249,7 @@ class TcpSocket(Socket):
 
     def getpeername(self) -> tuple[bytes, int]:
         conn = self.conn
-        if conn is None or conn.state in (TcpState.SYN_SENT, TcpState.CLOSED):
+        if conn is None or conn.state in (SYN_SENT, CLOSED):
             raise os_error(errno.ENOTCONN)
         remote = conn.remote
         if self.family == AF_INET6 and len(remote) == 4:
@@ -291,7 +292,7 @@ class TcpSocket(Socket):
         """The data and, once connected, the peer's address (b"", 0 before)."""
         data = self.recv(size, peek)
         conn = self.conn  # getpeername() without its ENOTCONN exception
-        if conn is None or conn.state in (TcpState.SYN_SENT, TcpState.CLOSED):
+        if conn is None or conn.state in (SYN_SENT, CLOSED):
             return data, b"", 0, False
         remote = conn.remote
         if self.family == AF_INET6 and len(remote) == 4:
@@ -313,7 +314,7 @@ class TcpSocket(Socket):
 
     def shutdown(self, how: int) -> None:
         conn = self.conn
-        if conn is None or conn.state in (TcpState.CLOSED, TcpState.SYN_SENT):
+        if conn is None or conn.state in (CLOSED, SYN_SENT):
             if self.listener is not None and how in (_socket.SHUT_RD, _socket.SHUT_RDWR):
                 self.layer.close_listener(self.listener)
                 self.listener = None
@@ -338,7 +339,7 @@ class TcpSocket(Socket):
             self.listener = None
         if self.conn is not None:
             self.conn.close()
-            if self.conn.state == TcpState.CLOSED:
+            if self.conn.state == CLOSED:
                 self.layer.settle_memory(self.conn, release=True)
         self.layer.release(self)
 
@@ -355,9 +356,9 @@ class TcpSocket(Socket):
             return SocketStatus.CLOSED
         if conn is None:
             return SocketStatus.OPENED if self.listening else SocketStatus.OPENING
-        if conn.state in (TcpState.SYN_SENT, TcpState.SYN_RECEIVED):
+        if conn.state in (SYN_SENT, SYN_RECEIVED):
             return SocketStatus.OPENING
-        if conn.state == TcpState.CLOSED:
+        if conn.state == CLOSED:
             return SocketStatus.FAILED if conn.error or conn.reset_received else (
                 SocketStatus.CLOSED)
         return SocketStatus.OPENED
@@ -412,7 +413,7 @@ class TcpSocket(Socket):
         conn = self.conn
         if conn is None:
             return False
-        return conn.state == TcpState.CLOSED or (conn.fin_received and self.shut_wr)
+        return conn.state == CLOSED or (conn.fin_received and self.shut_wr)
 
     def error_pending(self) -> int:
         conn = self.conn

@@ -12,11 +12,14 @@ Rules
   changed). `_fire` looks the row up; nothing else dispatches on the kind.
 - At most one timer of each kind is armed; arming it again moves it. Moving it
   later is lazy (as Linux's sk_reset_timer on a pending timer is cheap): the
-  driver timer already armed stays, `_timer_due` holds the new due time, and
+  queued timer already armed stays, `_timer_due` holds the new due time, and
   when the old one fires early `_fire` sleeps on until the due time. Every ACK
   pushes the retransmission and TLP timers later; this way a bulk transfer
-  arms about one driver timer per RTO instead of two per ACK. `_timer_at` is
-  when the armed driver timer fires. Moving a timer earlier re-arms it.
+  arms about one timer per RTO instead of two per ACK. `_timer_at` is when the
+  armed timer fires. Moving a timer earlier re-arms it.
+- Timers are armed on the layer's `TcpTimerQueue` (stack/tcp_timer_queue.py),
+  which keeps every connection's timers behind one driver timer, with the
+  driver's meaning: each fires at its time exactly.
 
 Kinds
 -----
@@ -38,7 +41,7 @@ as a helper object holding a reference to the connection: `_arm` and
 `_rtt_sample` run for every ACK, and as methods of the connection they read its
 variables with one attribute lookup each, exactly as before the split.
 
-Touches only its connection's variables and the stack driver's timers.
+Touches only its connection's variables and its layer's timer queue.
 """
 
 from __future__ import annotations
@@ -47,7 +50,18 @@ import errno
 from collections.abc import Callable
 from typing import NamedTuple
 
-from .tcp_tcb import ACK, MS, SEC, SENDS_DATA, SYNCHRONIZED, TcpState, TransmissionControlBlock
+from .tcp_tcb import (
+    ACK,
+    FIN_WAIT_2,
+    MS,
+    SEC,
+    SENDS_DATA,
+    SYN_RECEIVED,
+    SYN_SENT,
+    SYNCHRONIZED,
+    TIME_WAIT,
+    TransmissionControlBlock,
+)
 
 
 class TimerKind(NamedTuple):
@@ -74,7 +88,7 @@ class TcpTimers(TransmissionControlBlock):
     """Timers and the RTT estimator of one connection."""
 
     def _arm(self, kind: str, delay_ns: int) -> None:
-        when = self.now() + delay_ns
+        when = self.clock() + delay_ns
         old = self._timers.get(kind)
         if old is not None:
             if when >= self._timer_at[kind]:
@@ -83,14 +97,15 @@ class TcpTimers(TransmissionControlBlock):
             old.cancel()
         self._timer_due[kind] = when
         self._timer_at[kind] = when
-        self._timers[kind] = self.stack.driver.call_at(when, lambda: self._fire(kind))
+        self._timers[kind] = self.layer.timer_queue.call_at(when, lambda: self._fire(kind))
 
     def _cancel(self, kind: str) -> None:
         timer = self._timers.pop(kind, None)
-        self._timer_due.pop(kind, None)
-        self._timer_at.pop(kind, None)
-        if timer is not None:
-            timer.cancel()
+        if timer is None:
+            return  # nothing armed: no due time either (both are set only with the timer)
+        del self._timer_due[kind]
+        del self._timer_at[kind]
+        timer.cancel()
 
     def _cancel_all(self) -> None:
         for kind in list(self._timers):
@@ -98,9 +113,9 @@ class TcpTimers(TransmissionControlBlock):
 
     def _fire(self, kind: str) -> None:
         due = self._timer_due.get(kind)
-        if due is not None and due > self.now():  # moved later since it was armed
+        if due is not None and due > self.clock():  # moved later since it was armed
             self._timer_at[kind] = due
-            self._timers[kind] = self.stack.driver.call_at(due, lambda: self._fire(kind))
+            self._timers[kind] = self.layer.timer_queue.call_at(due, lambda: self._fire(kind))
             return
         self._timers.pop(kind, None)
         self._timer_due.pop(kind, None)
@@ -120,7 +135,7 @@ class TcpTimers(TransmissionControlBlock):
     def _on_retransmit_timer(self) -> None:
         state = self.state
         cfg = self.config
-        if state == TcpState.SYN_SENT:
+        if state == SYN_SENT:
             self.retries += 1
             if self.retries > cfg.syn_retries:
                 self._abort(self.soft_error or errno.ETIMEDOUT, send_rst=False)
@@ -130,7 +145,7 @@ class TcpTimers(TransmissionControlBlock):
             self._send_syn()
             self._arm("rtx", self.rto_ns)
             return
-        if state == TcpState.SYN_RECEIVED:
+        if state == SYN_RECEIVED:
             self.retries += 1
             if self.retries > cfg.synack_retries:
                 self._abort(errno.ETIMEDOUT, send_rst=False)
@@ -140,7 +155,7 @@ class TcpTimers(TransmissionControlBlock):
             self._send_syn()
             self._arm("rtx", self.rto_ns)
             return
-        if state not in SENDS_DATA and state not in (TcpState.FIN_WAIT_2,):
+        if state not in SENDS_DATA and state not in (FIN_WAIT_2,):
             return
         outstanding = self.snd_max > self.snd_una
         if not outstanding:
@@ -195,7 +210,7 @@ class TcpTimers(TransmissionControlBlock):
         self._arm("rtx", delay)
 
     def _on_keepalive_timer(self) -> None:
-        if not self.keepalive or self.state not in SYNCHRONIZED - {TcpState.TIME_WAIT}:
+        if not self.keepalive or self.state not in SYNCHRONIZED - {TIME_WAIT}:
             return
         now = self.now()
         idle = now - self.last_heard_ns

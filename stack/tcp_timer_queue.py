@@ -1,0 +1,120 @@
+"""The timers of one TCP layer's connections behind a single driver timer.
+
+Why
+---
+A connection arms about seven timers in its life and cancels six: the SYN and
+SYN-ACK retransmission timers, one retransmission timer per flight of data or
+FIN, the orphan's FIN-WAIT-2 limit and TIME-WAIT's end. As driver timers each
+costs a timer object, the scheduler's lock and a push onto the scheduler's heap
+(and, in real time, may wake its loop thread); most are cancelled microseconds
+later. Here they cost a push onto this queue's heap, and the driver timer moves
+only when the earliest entry moves earlier: nearly every new entry (a 200 ms
+retransmission timer, a 60 s TIME-WAIT) falls after the one armed.
+
+Rules
+-----
+- `call_at(when, callback)` means what the driver's does: the callback runs at
+  `when` exactly, never earlier and, in virtual time, never later. Entries due
+  at the same time run in the order they were armed, and each one's deferred
+  work (the frames it sends, their delivery) is finished before the next one
+  runs, as when each was a driver timer of its own.
+- The driver timer is armed at or before the earliest live entry, always. A
+  cancelled entry stays in the heap until it reaches the top (as the driver's
+  own cancelled timers do) but lets go of its callback, and with it of its
+  connection, at once.
+- A driver timer left armed for an entry since cancelled fires as a no-op and
+  re-arms for the earliest live entry.
+
+Touches only its driver.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .driver import StackDriver, TimerHandle
+
+
+class QueuedTimer:
+    """One entry of a `TcpTimerQueue`; `cancel()` is idempotent."""
+
+    __slots__ = ("callback", "cancelled")
+
+    def __init__(self, callback: Callable[[], Any]) -> None:
+        self.callback: Callable[[], Any] | None = callback
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        self.cancelled = True
+        self.callback = None
+
+
+class TcpTimerQueue:
+    """Connection timers of one TCP layer, multiplexed onto one driver timer."""
+
+    def __init__(self, driver: StackDriver) -> None:
+        self.driver = driver
+        self._heap: list[tuple[int, int, QueuedTimer]] = []
+        self._seq = 0
+        self._armed: TimerHandle | None = None  # the driver timer, if one is armed
+        self._armed_at = 0  # when it fires
+
+    def call_at(self, when_ns: int, callback: Callable[[], Any]) -> QueuedTimer:
+        timer = QueuedTimer(callback)
+        self._seq += 1
+        heapq.heappush(self._heap, (when_ns, self._seq, timer))
+        armed = self._armed
+        if armed is None or when_ns < self._armed_at:
+            if armed is not None:
+                armed.cancel()
+            self._armed_at = when_ns
+            self._armed = self.driver.call_at(when_ns, self._on_driver_timer)
+        return timer
+
+    def pending(self) -> int:
+        """Live entries (tests and diagnostics)."""
+        return sum(1 for _, _, timer in self._heap if not timer.cancelled)
+
+    def _on_driver_timer(self) -> None:
+        self._armed = None
+        self._run_next()
+
+    def _run_next(self) -> None:
+        """Run the earliest entry if it is due, then (after the work it deferred) the next."""
+        heap = self._heap
+        while heap and heap[0][2].cancelled:
+            heapq.heappop(heap)
+        if not heap or heap[0][0] > self.driver.now_ns():
+            self._rearm()
+            return
+        timer = heapq.heappop(heap)[2]
+        callback = timer.callback
+        timer.cancelled = True
+        timer.callback = None
+        try:
+            assert callback is not None
+            callback()
+        finally:
+            # FIFO: this runs once what the callback deferred is done, as the driver
+            # would have run the next due timer
+            self.driver.defer(self._run_next)
+
+    def _rearm(self) -> None:
+        """Arm the driver timer for the earliest live entry (none left: disarm)."""
+        heap = self._heap
+        armed = self._armed
+        if not heap:
+            if armed is not None:
+                armed.cancel()
+                self._armed = None
+            return
+        when = heap[0][0]
+        if armed is not None:
+            if self._armed_at <= when:
+                return
+            armed.cancel()
+        self._armed_at = when
+        self._armed = self.driver.call_at(when, self._on_driver_timer)

@@ -1,0 +1,73 @@
+"""TcpTimerQueue (stack/tcp_timer_queue.py): a TCP layer's connection timers behind one
+driver timer fire exactly as driver timers of their own would: at their time, ties in
+the order armed, each one's deferred work done before the next runs, cancelled ones
+never; and however many are armed, the driver holds at most one timer for them."""
+
+from __future__ import annotations
+
+from stack.driver import ManualDriver
+from stack.tcp_timer_queue import TcpTimerQueue
+from tests.stack.tcp_harness import MS, SEC, Dialogue
+
+
+def test_entries_fire_at_their_times_in_arm_order_and_cancelled_ones_never() -> None:
+    driver = ManualDriver()
+    queue = TcpTimerQueue(driver)
+    fired: list[tuple[str, int]] = []
+
+    def at(name: str, when: int) -> object:
+        return queue.call_at(when, lambda: fired.append((name, driver.now)))
+
+    at("late", 300)
+    at("tie-1", 200)
+    dropped = at("cancelled", 100)
+    at("tie-2", 200)
+    at("early", 50)
+    dropped.cancel()  # type: ignore[attr-defined]
+    assert driver.pending_timers() == 1
+    driver.run_until(1000)
+    assert fired == [("early", 50), ("tie-1", 200), ("tie-2", 200), ("late", 300)]
+    assert driver.pending_timers() == 0 and queue.pending() == 0
+
+
+def test_work_an_entry_defers_runs_before_the_next_entry_due_at_the_same_time() -> None:
+    driver = ManualDriver()
+    queue = TcpTimerQueue(driver)
+    events: list[str] = []
+
+    def first() -> None:
+        events.append("first")
+        driver.defer(lambda: events.append("frame sent by first"))
+
+    queue.call_at(10, first)
+    queue.call_at(10, lambda: events.append("second"))
+    driver.run_until(10)
+    assert events == ["first", "frame sent by first", "second"]
+
+
+def test_an_entry_armed_while_another_fires_keeps_its_time() -> None:
+    driver = ManualDriver()
+    queue = TcpTimerQueue(driver)
+    fired: list[int] = []
+    queue.call_at(100, lambda: queue.call_at(150, lambda: fired.append(driver.now)))
+    queue.call_at(400, lambda: fired.append(driver.now))
+    driver.run_until(1000)
+    assert fired == [150, 400]
+
+
+def test_many_connections_leave_at_most_one_driver_timer_and_keep_their_syn_timing() -> None:
+    """Twenty connects to a silent peer: each SYN is retransmitted after exactly 1 s, and
+    the host's driver holds one timer for all twenty retransmission timers."""
+    d = Dialogue()
+    host_timers = d.driver.pending_timers()  # the host's own (neighbours, membership)
+    for _ in range(20):
+        d.connect()
+        d.advance(1 * MS)
+    first = [s.seq for s in d.sent() if s.flags == "S"]
+    assert len(first) == 20
+    assert d.driver.pending_timers() == host_timers + 1
+    d.advance(SEC - 20 * MS)  # the first SYN's timer is due 1 s after it was sent
+    assert [s.seq for s in d.sent() if s.flags == "S"] == first[:1]
+    d.advance(19 * MS)
+    assert [s.seq for s in d.sent() if s.flags == "S"] == first[1:]
+    assert d.driver.pending_timers() <= host_timers + 1
