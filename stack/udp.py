@@ -168,23 +168,26 @@ def truesize(length: int, version: int) -> int:
 class UdpFlow:
     """One socket's unicast route to its last destination, and how datagrams take it.
 
-    `key` is everything the route depended on (`UdpLayer.route`). For IPv4, the
-    flow also knows (`offload`) whether a datagram that fits the link MTU leaves
+    `key` is everything the route depended on (`UdpLayer.route`). The flow
+    also knows (`offload`) whether a datagram that fits the link MTU leaves
     checksum-partial as one `GsoFrame` with DF set -- what `UdpLayer.send`'s
     general path decides per datagram: the interface offloads, no OUTPUT or
     POSTROUTING hook, and the path MTU cache knows nothing of the destination
     (so the path MTU is the link's, and DF is not locked off) -- while the hooks
     and the path MTU cache are unchanged (their generations: only a new report
     can make the cache say something of a destination it knew nothing of).
-    Such a datagram goes straight to `Ipv4Layer.send_offloaded`, with exactly
-    the arguments the general path would have given it; any other datagram
-    takes the general path."""
+    Such a datagram goes straight to `Ipv4Layer.send_offloaded` (IPv6:
+    `Ipv6Layer.send`), with exactly the arguments the general path would have
+    given it; any other datagram takes the general path."""
 
-    __slots__ = ("hooks_generation", "key", "offload", "path_mtu_generation", "rt")
+    __slots__ = ("hooks_generation", "key", "offload", "overhead", "path_mtu_generation",
+                 "rt")
 
     def __init__(self, key: tuple[object, ...], rt: OutputRoute) -> None:
         self.key = key
         self.rt = rt
+        #: IP and UDP header bytes: what a datagram adds to its payload on the link.
+        self.overhead = 28 if len(rt.dst) == 4 else 48
         self.hooks_generation = -1
         self.path_mtu_generation = -1
         self.offload = False
@@ -196,7 +199,7 @@ class UdpFlow:
         self.path_mtu_generation = stack.path_mtus.generation
         now = stack.driver.now_ns()
         unbounded = 1 << 32  # a link MTU no report can be above: the cache's answer is it
-        self.offload = (len(rt.dst) == 4 and stack.offload_output(rt.iface)
+        self.offload = (stack.offload_output(rt.iface)
                         and stack.path_mtus.mtu(rt.dst, unbounded, now) == unbounded
                         and stack.path_mtus.allows_df(rt.dst, now))
 
@@ -776,15 +779,18 @@ class UdpLayer:
         if sock.shut_wr:
             raise os_error(errno.EPIPE)
         flow = sock.flow
-        if flow is not None and flow.rt is rt and len(dst) == 4:
+        if flow is not None and flow.rt is rt:
             if (flow.hooks_generation != stack.hooks.generation
                     or flow.path_mtu_generation != stack.path_mtus.generation):
                 flow.settle_offload(stack)
-            if flow.offload and len(data) + 28 <= rt.iface.mtu:  # the fast path: see UdpFlow
+            if flow.offload and len(data) + flow.overhead <= rt.iface.mtu:  # see UdpFlow
                 stack.counters["udp.out"] += 1
-                stack.ipv4.send_offloaded(
-                    rt, 17, wire_udp.build_checksum_partial(sock.local_port, dport, data),
-                    sock.ttl, sock.tos, True, 0)
+                datagram = wire_udp.build_checksum_partial(sock.local_port, dport, data)
+                if flow.overhead == 28:
+                    stack.ipv4.send_offloaded(rt, 17, datagram, sock.ttl, sock.tos, True, 0)
+                else:
+                    stack.ipv6.send(rt, 17, datagram, hop_limit=sock.hop_limit,
+                                    traffic_class=sock.tclass, offload=True)
                 return len(data)
         # checksum-partial (stack.wire.gso) on a link that offloads, when it goes out
         # whole: unicast, and no fragmentation at the path MTU

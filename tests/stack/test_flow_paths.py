@@ -237,3 +237,39 @@ def test_a_super_frame_another_vnet_stack_built_is_received_with_the_same_counts
     receiver.stack.receive_frame(receiver.iface, frame)
     assert seen == [frame.materialise()[0][14:]]
     assert listener.recvfrom(100)[0] == b"built"
+
+
+def test_an_ipv6_flow_follows_its_neighbours_advertisements() -> None:
+    from scapy.layers.inet6 import (
+        ICMPv6ND_NA,
+        ICMPv6ND_NS,
+        ICMPv6NDOptDstLLAddr,
+        IPv6,
+    )
+
+    def advert(mac: str) -> bytes:
+        return raw(Ether(src=mac, dst=OUR_MAC_S) / IPv6(src="fd00::2", dst="fd00::1", hlim=255)
+                   / ICMPv6ND_NA(tgt="fd00::2", R=0, S=1, O=1) / ICMPv6NDOptDstLLAddr(lladdr=mac))
+
+    h = Harness()
+    h.iface.offload = True
+    peer6 = bytes.fromhex("fd000000000000000000000000000002")
+    sock = h.udp.socket(socket.AF_INET6)
+    sock.bind(bytes(16), 0)
+    sock.sendto(b"first", peer6, 7)  # queued behind the neighbour solicitation
+    (solicit,) = wire(h)
+    assert ICMPv6ND_NS in solicit
+    h.inject(advert("02:00:00:00:00:02"))
+    for n in range(3):
+        sock.sendto(bytes([n]) * 30, peer6, 7)
+    sent = wire(h)
+    assert [raw(f[UDP].payload) for f in sent] == [b"first"] + [bytes([n]) * 30 for n in range(3)]
+    for f in sent:
+        check = f.copy()
+        del check[UDP].chksum
+        assert raw(Ether(raw(check))) == raw(f) and f.dst == "02:00:00:00:00:02"
+    assert sock.flow is not None and sock.flow.offload and sock.flow.rt.link is not None
+    h.inject(advert(OTHER_MAC_S))  # an overriding advertisement: the peer moved
+    sock.sendto(b"moved", peer6, 7)
+    (f,) = wire(h)
+    assert f.dst == OTHER_MAC_S and raw(f[UDP].payload) == b"moved" and IPv6 in f
