@@ -35,6 +35,17 @@ a host that forwards, or has PREROUTING or INPUT hooks (a firewall, NAT),
 materialises it and receives each real frame. Output is built as super-frames
 only where no OUTPUT or POSTROUTING hook runs (`offload_output`).
 
+Per-flow fast paths (each checked before use, each standing for exactly what
+the general path would do): `route_output` keeps its answers while the
+interfaces, addresses and routes are unchanged (`generation`,
+`routes.generation`), so the flows to one destination share one
+`OutputRoute`; on it the IP layers cache the resolved last hop
+(`stack.neighbor.LinkPath`) and frame offloaded output from it directly;
+a UDP socket keeps its flow (`stack.udp.UdpFlow`). A super-frame another vnet
+stack built carries its IPv4 header's values (`GsoFrame.ipv4_fields`): taken
+whole, it is received without parsing Ethernet and IPv4 again
+(`_receive_built_ipv4`); anything else is parsed and checked as always.
+
 Time comes in through the `StackDriver`; the stack arms one driver timer for the
 earliest of its layers' deadlines (neighbour retries, reassembly timeouts,
 multicast reports) and hands each layer its turn in `_on_timer`.
@@ -928,6 +939,9 @@ class HostStack:
         to it, without DF. EPERM when OUTPUT refuses it. `offload`: the transport
         checksum is left to whoever materialises the packet, which leaves as one
         `GsoFrame` (of `gso_size`-byte segments); only where `offload_output` allows."""
+        if offload and not path_mtu_discovery:  # TCP's segments: no more to decide
+            self.ipv4.send_offloaded(rt, protocol, payload, ttl, tos, dont_frag, gso_size)
+            return
         self.ipv4.send(rt, protocol, payload, ttl=ttl, tos=tos, dont_frag=dont_frag,
                        multicast_loop=multicast_loop, options=options,
                        path_mtu_discovery=path_mtu_discovery, offload=offload,
