@@ -83,19 +83,27 @@ HookFunction = Callable[[Hook, "IpMeta", PacketBuffer], Verdict]
 class HookTable:
     """The function registered at each hook of one host's stack (none: accept)."""
 
-    __slots__ = ("_functions",)
+    __slots__ = ("_functions", "active", "generation")
 
     def __init__(self) -> None:
         self._functions: dict[Hook, HookFunction] = {}
+        #: Bumped by every register / unregister (what per-flow caches compare against).
+        self.generation = 0
+        #: Some function is registered at some hook (per-packet paths test this first).
+        self.active = False
 
     def register(self, hook: Hook, function: HookFunction) -> None:
         """Make `function` the filter at `hook` (replacing any before it)."""
         self._functions[hook] = function
+        self.generation += 1
+        self.active = True
 
     def unregister(self, hook: Hook, function: HookFunction | None = None) -> None:
         """Remove the function at `hook` (only if it is `function`, when given)."""
         if function is None or self._functions.get(hook) == function:
             self._functions.pop(hook, None)
+            self.generation += 1
+            self.active = bool(self._functions)
 
     def get(self, hook: Hook) -> HookFunction | None:
         """The function at `hook`, or None (callers skip building metadata then)."""

@@ -35,6 +35,17 @@ a host that forwards, or has PREROUTING or INPUT hooks (a firewall, NAT),
 materialises it and receives each real frame. Output is built as super-frames
 only where no OUTPUT or POSTROUTING hook runs (`offload_output`).
 
+Per-flow fast paths (each checked before use, each standing for exactly what
+the general path would do): `route_output` keeps its answers while the
+interfaces, addresses and routes are unchanged (`generation`,
+`routes.generation`), so the flows to one destination share one
+`OutputRoute`; on it the IP layers cache the resolved last hop
+(`stack.neighbor.LinkPath`) and frame offloaded output from it directly;
+a UDP socket keeps its flow (`stack.udp.UdpFlow`). A super-frame another vnet
+stack built carries its IPv4 header's values (`GsoFrame.ipv4_fields`): taken
+whole, it is received without parsing Ethernet and IPv4 again
+(`_receive_built_ipv4`); anything else is parsed and checked as always.
+
 Time comes in through the `StackDriver`; the stack arms one driver timer for the
 earliest of its layers' deadlines (neighbour retries, reassembly timeouts,
 multicast reports) and hands each layer its turn in `_on_timer`.
@@ -137,8 +148,9 @@ from .router_advert import RouterAdvertLayer
 from .routing import Route, RouteTable
 from .socket_memory import HOST_SOCKET_MEMORY, SocketMemory
 from .wire import ethernet, icmpv4, icmpv6, ipv6
+from .wire import ipv4 as ipv4_wire
 from .wire.errors import WireError
-from .wire.gso import GsoFrame
+from .wire.gso import GsoFrame, Ipv4Fields
 
 if TYPE_CHECKING:
     from .fragment import Reassembler
@@ -151,6 +163,10 @@ __all__ = [
     "IpMeta", "OutputRoute", "TokenBucket", "Transport", "is_multicast",
     "is_v4_mapped",
 ]
+
+
+#: At most this many `route_output` answers are kept (a flood of destinations starts over).
+_ROUTES_OUT_MAX = 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,6 +223,9 @@ class HostStack:
         self.generation = 0
         #: Told of every `ConfigChange` after it happened (rtnetlink notifications).
         self.config_listeners: list[Callable[[ConfigChange], None]] = []
+        #: `route_output`'s answers, while `generation` and the routes' are what they were.
+        self._routes_out: dict[tuple[bytes, bytes | None, int | None, bool], OutputRoute] = {}
+        self._routes_out_stamp = (-1, -1)
         self.lo = self._add_loopback()
 
     # --- the layers' state, under the names other code uses -------------------------------
@@ -470,6 +489,7 @@ class HostStack:
         new = InterfaceFlags((flags & ~(IFF_UP | IFF_RUNNING)) | keep)
         if new != iface.flags:
             iface.flags = new
+            self.generation += 1
             self._tell(ConfigChange("link", iface))
 
     def set_mtu(self, iface: Interface, mtu: int) -> None:
@@ -558,23 +578,34 @@ class HostStack:
     def offload_output(self, iface: Interface) -> bool:
         """True when a packet out of `iface` may leave as a super-frame."""
         hooks = self.hooks
-        return iface.offload and hooks.get(Hook.OUTPUT) is None and (
-            hooks.get(Hook.POSTROUTING) is None)
+        return iface.offload and (not hooks.active or (
+            hooks.get(Hook.OUTPUT) is None and hooks.get(Hook.POSTROUTING) is None))
 
     def receive_frame(self, iface: Interface, frame: bytes | memoryview | GsoFrame) -> None:
         """An Ethernet frame arrived on iface (from its NIC)."""
         trusted = False
         gso_size = 0
-        if isinstance(frame, GsoFrame):
-            if not (self.takes_whole() or self.forwards_whole()) or (
-                    frame.gso_segs > 1 and frame.protocol != PROTO_TCP):
+        if type(frame) is GsoFrame:
+            hooks = self.hooks
+            looked_at = hooks.active and (hooks.get(Hook.PREROUTING) is not None
+                                          or hooks.get(Hook.INPUT) is not None)
+            if (self.forwarding or looked_at) and not self.forwards_whole():
                 for wire in frame.materialise():
                     self.receive_frame(iface, wire)
                 return
+            segs = frame.gso_segs
+            if segs > 1 and frame.protocol != PROTO_TCP:
+                for wire in frame.materialise():
+                    self.receive_frame(iface, wire)
+                return
+            fields = frame.ipv4_fields
+            if fields is not None:
+                self._receive_built_ipv4(iface, frame, fields)
+                return
             trusted = True
-            if frame.gso_segs > 1:
+            if segs > 1:
                 gso_size = frame.gso_size
-            iface.counters.rx_frames += frame.gso_segs - 1  # count the wire frames
+            iface.counters.rx_frames += segs - 1  # count the wire frames
             iface.counters.rx_bytes += frame.wire_bytes - len(frame.data)
             frame = frame.data
         assert not isinstance(frame, GsoFrame)
@@ -607,6 +638,29 @@ class HostStack:
             self.neighbors.receive_arp(iface, eth.payload)
         else:
             self.counters.drop("ethernet", "unknown_ethertype")
+
+    def _receive_built_ipv4(self, iface: Interface, frame: GsoFrame,
+                            fields: Ipv4Fields) -> None:
+        """`receive_frame` for a super-frame a vnet stack built (`GsoFrame.ipv4_fields`):
+        an untagged Ethernet header, an IPv4 header without options whose values are
+        `fields`. The same steps and counts, without parsing again what is known."""
+        counters = iface.counters
+        data = frame.data
+        counters.rx_frames += frame.gso_segs
+        counters.rx_bytes += frame.wire_bytes
+        if not iface.is_up:
+            counters.rx_dropped["down"] += 1
+            return
+        dst = data[0:6]
+        if dst != iface.mac and not (dst[0] & 1):
+            counters.rx_dropped["not_for_us"] += 1
+            self.counters.drop("ethernet", "not_for_us")
+            return
+        packet = ipv4_wire.Ipv4Packet(memoryview(data)[14:], *fields)
+        self.ipv4.receive(iface, packet.buf, link_broadcast=dst == ethernet.BROADCAST,
+                          csum_trusted=True,
+                          gso_size=frame.gso_size if frame.gso_segs > 1 else 0,
+                          parsed=packet)
 
     def receive_packet(self, iface: Interface, packet: bytes | memoryview | GsoFrame) -> None:
         """An IP packet arrived on an interface without a link layer (lo, TUN).
@@ -783,7 +837,29 @@ class HostStack:
         a foreign one): a packet never leaves with an address that is not ours --
         except with `any_source` (Linux's FLOWI_FLAG_ANYSRC), which only a firewall's
         reject uses, to answer for the host a router forwards to.
+
+        The answer depends only on the arguments, the interfaces and their addresses
+        (`generation`) and the routes (`routes.generation`), so it is kept while those
+        are unchanged, and one `OutputRoute` (with the last hop the IP layer caches on
+        it) serves every flow to the same destination: each TCP connection, say.
+        Callers never change an `OutputRoute`.
         """
+        stamp = (self.generation, self.routes.generation)
+        cache = self._routes_out
+        if self._routes_out_stamp != stamp:
+            cache.clear()
+            self._routes_out_stamp = stamp
+        key = (dst, src, ifindex, any_source)
+        rt = cache.get(key)
+        if rt is None:
+            rt = self._route_output(dst, src, ifindex, any_source)
+            if len(cache) >= _ROUTES_OUT_MAX:
+                cache.clear()
+            cache[key] = rt
+        return rt
+
+    def _route_output(self, dst: bytes, src: bytes | None, ifindex: int | None,
+                      any_source: bool) -> OutputRoute:
         source: bytes | None
         if src is not None and not any_source and src != ANY_V4 and src != UNSPECIFIED_V6:
             if is_multicast(src) or src == LIMITED_BROADCAST:
@@ -863,6 +939,9 @@ class HostStack:
         to it, without DF. EPERM when OUTPUT refuses it. `offload`: the transport
         checksum is left to whoever materialises the packet, which leaves as one
         `GsoFrame` (of `gso_size`-byte segments); only where `offload_output` allows."""
+        if offload and not path_mtu_discovery:  # TCP's segments: no more to decide
+            self.ipv4.send_offloaded(rt, protocol, payload, ttl, tos, dont_frag, gso_size)
+            return
         self.ipv4.send(rt, protocol, payload, ttl=ttl, tos=tos, dont_frag=dont_frag,
                        multicast_loop=multicast_loop, options=options,
                        path_mtu_discovery=path_mtu_discovery, offload=offload,

@@ -8,7 +8,7 @@ IP layers. Pure data and tiny predicates: touches nothing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from .wire import ipv6
@@ -25,6 +25,7 @@ from .wire.ip import PROTO_UDP as PROTO_UDP
 
 if TYPE_CHECKING:
     from .interface import Interface
+    from .neighbor import LinkPath
 
 
 ETH_IPV4 = 0x0800
@@ -83,7 +84,11 @@ class IpMeta:
 
 @dataclass(slots=True)
 class OutputRoute:
-    """Where a packet to `dst` goes: out `iface`, from `src`, to `next_hop`."""
+    """Where a packet to `dst` goes: out `iface`, from `src`, to `next_hop`.
+
+    `link` is the IP layers' cache of the last hop (a `stack.neighbor.LinkPath`: the
+    neighbour's MAC and the Ethernet header), filled on a send that resolved it and
+    checked before every use; it is no part of the route's value."""
 
     dst: bytes
     src: bytes
@@ -91,6 +96,7 @@ class OutputRoute:
     next_hop: bytes
     is_broadcast: bool
     is_multicast: bool
+    link: LinkPath | None = field(default=None, compare=False, repr=False)
 
     @property
     def mtu(self) -> int:

@@ -35,6 +35,9 @@ if TYPE_CHECKING:
     from .interface import Interface
 
 
+_FRAGMENT_BITS = ipv4.FLAG_MORE_FRAGS | ipv4.FRAG_OFFSET_MASK
+
+
 class Ipv4Layer:
     """IPv4 for one host: see the module docstring."""
 
@@ -49,26 +52,32 @@ class Ipv4Layer:
 
     # --- input ------------------------------------------------------------------------
     def receive(self, iface: Interface, data: memoryview, link_broadcast: bool,
-                csum_trusted: bool = False, gso_size: int = 0) -> None:
+                csum_trusted: bool = False, gso_size: int = 0,
+                parsed: ipv4.Ipv4Packet | None = None) -> None:
         """One IPv4 packet from `iface`. `gso_size`: it is a TCP super-segment of
         `gso_size`-byte segments, taken whole (only with `HostStack.takes_whole` or
-        `forwards_whole`: no hook looks at it)."""
+        `forwards_whole`: no hook looks at it). `parsed`: its view, already known (a
+        super-frame a vnet stack built, `GsoFrame.ipv4_fields`), instead of parsing."""
         host = self.host
         counters = host.counters
-        pkt = ipv4.Ipv4Packet.parse(data)
-        if isinstance(pkt, WireError):
-            counters.drop("ipv4", pkt)
-            return
+        if parsed is None:
+            pkt = ipv4.Ipv4Packet.parse(data)
+            if isinstance(pkt, WireError):
+                counters.drop("ipv4", pkt)
+                return
+        else:
+            pkt = parsed
         counters["ipv4.in"] += 1
         src = pkt.src
-        if is_multicast(src) or src == LIMITED_BROADCAST:
+        if src[0] & 0xF0 == 0xE0 or src == LIMITED_BROADCAST:  # multicast or broadcast
             counters.drop("ipv4", "bad_source")
             return
         if src[0] == 127 and not iface.is_loopback:
             counters.drop("ipv4", "martian_source")
             return
-        if host.hooks.get(Hook.PREROUTING) is not None:
-            arrived = host.hooks.run_on_arrival(Hook.PREROUTING, IpMeta(
+        hooks = host.hooks
+        if hooks.active and hooks.get(Hook.PREROUTING) is not None:
+            arrived = hooks.run_on_arrival(Hook.PREROUTING, IpMeta(
                 4, src, pkt.dst, iface.index, pkt.ttl, pkt.dscp_ecn, link_broadcast,
                 is_multicast(pkt.dst), pkt.buf, pkt.router_alert), pkt.buf,
                 pkt, ipv4.Ipv4Packet.parse, counters, "ipv4")
@@ -76,16 +85,17 @@ class Ipv4Layer:
                 return
             pkt = arrived
         dst = pkt.dst
-        if host.multicast_routes is not None and is_multicast(dst):
+        multicast = dst[0] & 0xF0 == 0xE0
+        if multicast and host.multicast_routes is not None:
             host.multicast_routes.forward(iface, pkt.buf, dst)  # stack.multicast_routing
         local, bcast, mcast = self._destination(iface, dst)
         if not local:
-            if is_multicast(dst) or link_broadcast or bcast:
-                counters.drop("ipv4", "not_member" if is_multicast(dst) else "broadcast")
+            if multicast or link_broadcast or bcast:
+                counters.drop("ipv4", "not_member" if multicast else "broadcast")
                 return
             self.forward(iface, pkt, csum_trusted, gso_size)
             return
-        if pkt.is_fragment:
+        if pkt.flags_frag & _FRAGMENT_BITS:
             whole = self.reassembly.add_ipv4(host.driver.now_ns(), pkt)
             host.schedule()
             if whole is None:
@@ -99,22 +109,25 @@ class Ipv4Layer:
                 counters.drop("ipv4", reparsed)
                 return
             pkt = reparsed
-        meta = IpMeta(4, pkt.src, dst, iface.index, pkt.ttl, pkt.dscp_ecn, bcast, mcast,
-                      pkt.buf, pkt.router_alert, csum_trusted=csum_trusted)
-        if host.hooks.get(Hook.INPUT) is not None:
-            arrived = host.hooks.run_on_arrival(Hook.INPUT, meta, pkt.buf, pkt,
-                                                ipv4.Ipv4Packet.parse, counters, "ipv4")
+        buf = pkt.buf
+        header_len = pkt.header_len
+        meta = IpMeta(4, pkt.src, dst, iface.index, pkt.ttl, pkt.dscp_ecn, bcast, mcast, buf,
+                      header_len > 20 and pkt.router_alert, 0, csum_trusted)
+        if hooks.active and hooks.get(Hook.INPUT) is not None:
+            arrived = hooks.run_on_arrival(Hook.INPUT, meta, buf, pkt,
+                                           ipv4.Ipv4Packet.parse, counters, "ipv4")
             if arrived is None:
                 return
             pkt = arrived
-            meta.packet = pkt.buf
-        host.deliver(meta, pkt.protocol, pkt.payload)
+            meta.packet = buf = pkt.buf
+            header_len = pkt.header_len
+        host.deliver(meta, pkt.protocol, buf[header_len:])
 
     def _destination(self, iface: Interface, dst: bytes) -> tuple[bool, bool, bool]:
         """(for this host?, broadcast?, multicast?)"""
         if dst == LIMITED_BROADCAST:
             return True, True, False
-        if is_multicast(dst):
+        if dst[0] & 0xF0 == 0xE0:  # multicast
             member = dst == ALL_HOSTS_V4 or dst in iface.groups or (
                 iface.is_loopback and any(dst in i.groups
                                           for i in self.host.interfaces.values()))
@@ -205,7 +218,7 @@ class Ipv4Layer:
         if offload:
             if path_mtu_discovery:  # the caller made sure it fits the path MTU
                 dont_frag = host.path_mtus.allows_df(rt.dst, host.driver.now_ns())
-            self._send_offloaded(rt, protocol, payload, ttl, tos, dont_frag, gso_size)
+            self.send_offloaded(rt, protocol, payload, ttl, tos, dont_frag, gso_size)
             return
         if ttl is None:
             ttl = 1 if rt.is_multicast else host.default_ttl
@@ -233,22 +246,54 @@ class Ipv4Layer:
         self._postrouting(rt.iface, rt.next_hop, packet, dont_frag, mtu=mtu, local=rt,
                           multicast_loop=multicast_loop)
 
-    def _send_offloaded(self, rt: OutputRoute, protocol: int, payload: bytes | memoryview,
-                        ttl: int | None, tos: int, dont_frag: bool, gso_size: int) -> None:
-        """A super-packet: one IPv4 header for it all, IDs as a TSO NIC numbers them."""
+    def send_offloaded(self, rt: OutputRoute, protocol: int, payload: bytes | memoryview,
+                       ttl: int | None, tos: int, dont_frag: bool, gso_size: int) -> None:
+        """A super-packet: one IPv4 header for it all, IDs as a TSO NIC numbers them.
+
+        What `send(..., offload=True)` does once it has settled `dont_frag`, callable
+        directly by a transport that already knows the route offloads
+        (`HostStack.offload_output`) and its packets fit the path MTU.
+
+        While the route's resolved last hop (`rt.link`, a `stack.neighbor.LinkPath`) is
+        current, the frame is built whole here and handed to the interface, as
+        `NeighborLayer.send` would frame it; otherwise it goes through `send`, and the
+        last hop is cached again from what that resolved."""
         host = self.host
-        if rt.src[0] == 127:  # as `_postrouting`: a loopback source never leaves the host
+        src = rt.src
+        if src[0] == 127:  # as `_postrouting`: a loopback source never leaves the host
             host.counters["ipv4.out"] += 1
             host.counters.drop("ipv4", "loopback_source")
             return
-        head = ipv4.build_header(rt.src, rt.dst, protocol,
-                                 host.default_ttl if ttl is None else ttl, tos,
-                                 self.next_ident(), dont_frag, len(payload))
+        if ttl is None:
+            ttl = host.default_ttl
+        self._ident = ident = (self._ident + 1) & 0xFFFF
+        dst = rt.dst
+        total = 20 + len(payload)
+        if total > 0xFFFF:
+            raise ValueError(f"IPv4 total length {total} exceeds 65535")
+        flags = ipv4.FLAG_DONT_FRAG if dont_frag else 0
+        csum = ipv4.header_checksum(src, dst, protocol, ttl, tos, ident, flags, total)
+        fields = (20, tos, total, ident, flags, ttl, protocol, csum, src, dst)
+        head = ipv4.pack_header(tos, total, ident, flags, ttl, protocol, csum, src, dst)
+        link = rt.link
+        if link is not None and link.current(host.generation):
+            gso = GsoFrame.from_ipv4_header(link.header + head + payload, gso_size, fields)
+            segs = gso.gso_segs
+            if segs > 1:  # the segments take the next IDs (Linux's ip_select_ident_segs)
+                self._ident = (ident + segs - 1) & 0xFFFF
+            host.counters["ipv4.out"] += 1
+            counters = link.iface.counters
+            counters.tx_frames += segs
+            counters.tx_bytes += gso.wire_bytes
+            link.transmit(gso)
+            return
         gso = GsoFrame.from_packet(head + payload, gso_size)
-        if gso.gso_segs > 1:  # the segments take the next IDs (Linux's ip_select_ident_segs)
-            self._ident = (self._ident + gso.gso_segs - 1) & 0xFFFF
+        gso.ipv4_fields = fields
+        if gso.gso_segs > 1:
+            self._ident = (ident + gso.gso_segs - 1) & 0xFFFF
         host.counters["ipv4.out"] += 1
         host.neighbors.send(rt.iface, rt.next_hop, ETH_IPV4, gso)
+        rt.link = host.neighbors.link_path(rt.iface, rt.next_hop, ETH_IPV4)
 
     def _postrouting(self, iface: Interface, next_hop: bytes, packet: bytearray,
                      dont_frag: bool, *, from_iface: Interface | None = None, mtu: int = 0,

@@ -212,8 +212,17 @@ class Ipv6Layer:
                                                       traffic_class, payload)
         if offload and rt.src != ipv6.LOOPBACK:  # ::1 is dropped below, counted
             host.counters["ipv6.out"] += 1
+            link = rt.link  # the resolved last hop, as `Ipv4Layer.send_offloaded` uses it
+            if link is not None and link.current(host.generation):
+                gso = GsoFrame.from_packet(link.header + packet, gso_size, link_len=14)
+                counters = link.iface.counters
+                counters.tx_frames += gso.gso_segs
+                counters.tx_bytes += gso.wire_bytes
+                link.transmit(gso)
+                return
             host.neighbors.send(rt.iface, rt.next_hop, ETH_IPV6,
                                 GsoFrame.from_packet(packet, gso_size))
+            rt.link = host.neighbors.link_path(rt.iface, rt.next_hop, ETH_IPV6)
             return
         host.counters["ipv6.out"] += 1
         if host.hooks.get(Hook.OUTPUT) is not None:

@@ -28,14 +28,26 @@ gratuitous announcements), NDP's Neighbor Solicitations and Advertisements,
 and the last step of IP output -- resolving the next hop's MAC (queueing
 while it resolves) and framing the packet onto the link. It touches only its
 host's state and the interfaces' `transmit`.
+
+A flow's last hop, once resolved, is kept as a `LinkPath` (on its
+`OutputRoute`): the interface, the neighbour's entry and the Ethernet header
+to put in front. It stands for exactly what `NeighborLayer.send` would do
+with the next packet, and `LinkPath.current` says whether it still does: the
+same interface configuration (`HostStack.generation`: MAC, addresses, MTU,
+up/down), the same `transmit`, and the same neighbour entry, still in the
+table with the same MAC and in a state where `NeighborCache.lookup` changes
+nothing (REACHABLE, DELAY, PROBE: everything but STALE, whose first use
+starts NUD). Otherwise the packet takes `send`, which runs Neighbor
+Unreachability Detection exactly as before.
 """
 
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import TYPE_CHECKING, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .interface import solicited_node
 from .ip import (
@@ -263,6 +275,38 @@ def _first_wire_packet(packet: bytes | GsoFrame) -> bytes:
 PendingPacket = tuple[bytes | GsoFrame, bytes]  # (IP packet, next hop) waiting for resolution
 
 
+_STALE = NeighborState.STALE
+_INCOMPLETE = NeighborState.INCOMPLETE
+
+
+class LinkPath:
+    """A resolved last hop: what `NeighborLayer.send` does with a packet for `next_hop`
+    out of `iface` while `current()` holds (see the module docstring)."""
+
+    __slots__ = ("entries", "entry", "generation", "header", "iface", "mac", "next_hop",
+                 "transmit")
+
+    def __init__(self, iface: Interface, next_hop: bytes,
+                 entries: dict[bytes, NeighborEntry[Any]], entry: NeighborEntry[Any],
+                 header: bytes, generation: int, transmit: Callable[[Any], None]) -> None:
+        self.iface = iface
+        self.next_hop = next_hop
+        self.entries = entries
+        self.entry = entry
+        self.mac = entry.mac
+        #: Destination MAC, source MAC, EtherType: the 14 bytes in front of the packet.
+        self.header = header
+        self.generation = generation
+        self.transmit = transmit
+
+    def current(self, generation: int) -> bool:
+        """Would `NeighborLayer.send` still frame a packet exactly so, changing nothing?"""
+        entry = self.entry
+        return (generation == self.generation and entry.state is not _STALE
+                and entry.mac is self.mac and self.entries.get(self.next_hop) is entry
+                and self.iface.transmit is self.transmit)
+
+
 class NeighborLayer:
     """ARP and NDP for one host: a `NeighborCache` per interface and family."""
 
@@ -428,6 +472,31 @@ class NeighborLayer:
         host.output_control(iface, src, dst, ns.build(src, dst), hop_limit=255, eth_dst=mac)
 
     # --- the link -----------------------------------------------------------------------
+    def link_path(self, iface: Interface, next_hop: bytes, ethertype: int) -> LinkPath | None:
+        """The resolved last hop towards a unicast `next_hop` on an Ethernet interface,
+        if its neighbour entry has a MAC and is not STALE; None otherwise (packets take
+        `send`)."""
+        transmit = iface.transmit
+        mac = iface.mac
+        if transmit is None or mac is None or is_multicast(next_hop):
+            return None
+        if len(next_hop) == 4:
+            if next_hop == LIMITED_BROADCAST:
+                return None
+            for address in iface.ipv4:
+                if address.broadcast == next_hop:
+                    return None
+        cache = (self.arp if ethertype == ETH_IPV4 else self.ndp).get(iface.index)
+        if cache is None:
+            return None
+        entry = cache.entries.get(next_hop)
+        if entry is None or entry.mac is None or entry.state is _STALE or (
+                entry.state is _INCOMPLETE):
+            return None
+        return LinkPath(iface, next_hop, cache.entries, entry,
+                        entry.mac + mac + ethertype.to_bytes(2, "big"), self.host.generation,
+                        transmit)
+
     def send(self, iface: Interface, next_hop: bytes, ethertype: int,
              packet: bytes | GsoFrame) -> None:
         """Put an IP packet on `iface` towards `next_hop`, resolving its MAC first.
@@ -450,10 +519,16 @@ class NeighborLayer:
                    else ethernet.multicast_mac_v6(next_hop))
             self.frame_out(iface, mac, ethertype, packet)
             return
-        if len(next_hop) == 4 and (next_hop == LIMITED_BROADCAST or any(
-                a.broadcast == next_hop for a in iface.ipv4)):
-            self.frame_out(iface, ethernet.BROADCAST, ethertype, packet)
-            return
+        if len(next_hop) == 4:
+            broadcast = next_hop == LIMITED_BROADCAST
+            if not broadcast:
+                for address in iface.ipv4:
+                    if address.broadcast == next_hop:
+                        broadcast = True
+                        break
+            if broadcast:
+                self.frame_out(iface, ethernet.BROADCAST, ethertype, packet)
+                return
         cache = self.arp[iface.index] if ethertype == ETH_IPV4 else self.ndp[iface.index]
         now = self.host.driver.now_ns()
         resolved = cache.lookup(now, next_hop)

@@ -38,6 +38,8 @@ class PathMtuCache:
         self.max_entries = max_entries
         self.expires_ns = expires_ns
         self._entries: OrderedDict[bytes, tuple[int, int, bool]] = OrderedDict()
+        #: Bumped whenever a report is stored (per-flow caches compare against it).
+        self.generation = 0
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -75,6 +77,7 @@ class PathMtuCache:
             return False
         entries = self._entries
         entries[dst] = (reported, now_ns + self.expires_ns, locked)
+        self.generation += 1
         entries.move_to_end(dst)
         while len(entries) > self.max_entries:
             entries.popitem(last=False)

@@ -78,11 +78,26 @@ class SocketMemory:
         return max(0, room)
 
     def try_charge(self, size: int) -> bool:
-        """Charge `size` bytes if they fit; False (and counted) if they do not."""
-        if size > self.available():
+        """Charge `size` bytes if they fit; False (and counted) if they do not.
+        (`available` and `charge` in one, on every queued datagram and segment.)"""
+        room = self.limit - self.used
+        if self.other_usage is not None:
+            room -= self.other_usage()
+        parent = self.parent
+        while parent is not None:
+            parent_room = parent.limit - parent.used
+            if parent_room < room:
+                room = parent_room
+            parent = parent.parent
+        if size > (room if room > 0 else 0):
             self.refused += 1
             return False
-        self.charge(size)
+        budget: SocketMemory | None = self
+        while budget is not None:
+            used = budget.used = budget.used + size
+            if used > budget.peak:
+                budget.peak = used
+            budget = budget.parent
         return True
 
     def charge(self, size: int) -> None:

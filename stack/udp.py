@@ -165,6 +165,45 @@ def truesize(length: int, version: int) -> int:
 
 
 
+class UdpFlow:
+    """One socket's unicast route to its last destination, and how datagrams take it.
+
+    `key` is everything the route depended on (`UdpLayer.route`). The flow
+    also knows (`offload`) whether a datagram that fits the link MTU leaves
+    checksum-partial as one `GsoFrame` with DF set -- what `UdpLayer.send`'s
+    general path decides per datagram: the interface offloads, no OUTPUT or
+    POSTROUTING hook, and the path MTU cache knows nothing of the destination
+    (so the path MTU is the link's, and DF is not locked off) -- while the hooks
+    and the path MTU cache are unchanged (their generations: only a new report
+    can make the cache say something of a destination it knew nothing of).
+    Such a datagram goes straight to `Ipv4Layer.send_offloaded` (IPv6:
+    `Ipv6Layer.send`), with exactly the arguments the general path would have
+    given it; any other datagram takes the general path."""
+
+    __slots__ = ("hooks_generation", "key", "offload", "overhead", "path_mtu_generation",
+                 "rt")
+
+    def __init__(self, key: tuple[object, ...], rt: OutputRoute) -> None:
+        self.key = key
+        self.rt = rt
+        #: IP and UDP header bytes: what a datagram adds to its payload on the link.
+        self.overhead = 28 if len(rt.dst) == 4 else 48
+        self.hooks_generation = -1
+        self.path_mtu_generation = -1
+        self.offload = False
+
+    def settle_offload(self, stack: HostStack) -> None:
+        """Decide `offload` again for the hooks and path MTUs the host has now."""
+        rt = self.rt
+        self.hooks_generation = stack.hooks.generation
+        self.path_mtu_generation = stack.path_mtus.generation
+        now = stack.driver.now_ns()
+        unbounded = 1 << 32  # a link MTU no report can be above: the cache's answer is it
+        self.offload = (stack.offload_output(rt.iface)
+                        and stack.path_mtus.mtu(rt.dst, unbounded, now) == unbounded
+                        and stack.path_mtus.allows_df(rt.dst, now))
+
+
 def needs_scope_id(addr: bytes) -> bool:
     """Link-local unicast, or interface/link-scoped multicast (Linux __ipv6_addr_needs_scope_id)."""
     if addr[0] == 0xFE and addr[1] & 0xC0 == 0x80:
@@ -229,8 +268,8 @@ class UdpSocket(Socket):
         self.closed = False
         self.drops = 0
         self.bind_seq = 0
-        #: The per-flow fast path: (what the last unicast route depended on, that route).
-        self.flow: tuple[tuple[object, ...], OutputRoute] | None = None
+        #: The per-flow fast path: the last unicast route and what it depended on.
+        self.flow: UdpFlow | None = None
 
     # --- addressing --------------------------------------------------------
     @property
@@ -688,21 +727,22 @@ class UdpLayer:
     def route(self, sock: UdpSocket, dst: bytes, device: int | None) -> OutputRoute:
         """Route dst for sock (its source, devices, multicast interface) and check EACCES.
 
-        A unicast route is kept per socket (`UdpSocket.flow`) with everything it
-        depended on -- destination, devices, local address, SO_BROADCAST, and the
-        generations of the host's interfaces, addresses and routes -- and reused
-        while all of those are unchanged (the neighbour is still looked up per
-        datagram, so reachability and ARP keep working)."""
+        A unicast route is kept per socket (`UdpSocket.flow`, a `UdpFlow`) with
+        everything it depended on -- destination, devices, local address,
+        SO_BROADCAST, and the generations of the host's interfaces, addresses and
+        routes -- and reused while all of those are unchanged. The route's last hop
+        is cached on it by the IP layer (`OutputRoute.link`) and checked per datagram,
+        so reachability and ARP keep working."""
         stack = self.stack
         assert sock.local_addr is not None
         key = (dst, device, sock.bound_device, sock.local_addr, sock.broadcast,
                stack.generation, stack.routes.generation)
         flow = sock.flow
-        if flow is not None and flow[0] == key:
-            return flow[1]
+        if flow is not None and flow.key == key:
+            return flow.rt
         rt = self._route(sock, dst, device)
         if not rt.is_multicast and not rt.is_broadcast:
-            sock.flow = (key, rt)
+            sock.flow = UdpFlow(key, rt)
         return rt
 
     def _route(self, sock: UdpSocket, dst: bytes, device: int | None) -> OutputRoute:
@@ -738,6 +778,20 @@ class UdpLayer:
             raise os_error(err)
         if sock.shut_wr:
             raise os_error(errno.EPIPE)
+        flow = sock.flow
+        if flow is not None and flow.rt is rt:
+            if (flow.hooks_generation != stack.hooks.generation
+                    or flow.path_mtu_generation != stack.path_mtus.generation):
+                flow.settle_offload(stack)
+            if flow.offload and len(data) + flow.overhead <= rt.iface.mtu:  # see UdpFlow
+                stack.counters["udp.out"] += 1
+                datagram = wire_udp.build_checksum_partial(sock.local_port, dport, data)
+                if flow.overhead == 28:
+                    stack.ipv4.send_offloaded(rt, 17, datagram, sock.ttl, sock.tos, True, 0)
+                else:
+                    stack.ipv6.send(rt, 17, datagram, hop_limit=sock.hop_limit,
+                                    traffic_class=sock.tclass, offload=True)
+                return len(data)
         # checksum-partial (stack.wire.gso) on a link that offloads, when it goes out
         # whole: unicast, and no fragmentation at the path MTU
         offload = (not rt.is_multicast and not rt.is_broadcast
@@ -812,32 +866,45 @@ class UdpLayer:
 
     def receive(self, meta: IpMeta, payload: memoryview) -> bool:
         stack = self.stack
-        pkt = wire_udp.UdpPacket.parse(payload, meta.src, meta.dst,
-                                       verify_checksum=not meta.csum_trusted)
-        if isinstance(pkt, WireError):
-            stack.counters.drop("udp", pkt)
-            return True  # counted; no ICMP for a broken datagram
+        split = wire_udp.split_trusted(payload) if meta.csum_trusted else None
+        if split is None:
+            pkt = wire_udp.UdpPacket.parse(payload, meta.src, meta.dst,
+                                           verify_checksum=not meta.csum_trusted)
+            if isinstance(pkt, WireError):
+                stack.counters.drop("udp", pkt)
+                return True  # counted; no ICMP for a broken datagram
+            split = pkt.src_port, pkt.dst_port, pkt.payload
+        sport, dport, body = split
         stack.counters["udp.in"] += 1
-        candidates = self.ports.get(pkt.dst_port)
+        candidates = self.ports.get(dport)
         if not candidates:
             stack.counters.drop("udp", "no_socket")
             return False
-        group_cast = meta.is_multicast or meta.is_broadcast
-        data = bytes(pkt.payload)
-        ifindex = self._arrival_ifindex(meta)
-        if group_cast:
+        data = bytes(body)
+        ifindex = meta.ifindex
+        arrived_on = stack.interfaces.get(ifindex)
+        if arrived_on is not None and arrived_on.is_loopback:
+            ifindex = self._arrival_ifindex(meta)
+        if meta.is_multicast or meta.is_broadcast:
             delivered = False
             for sock in candidates:
-                if self._score(sock, meta, pkt.src_port, True, ifindex) >= 0:
-                    self._enqueue(sock, data, meta, pkt.src_port, ifindex)
+                if self._score(sock, meta, sport, True, ifindex) >= 0:
+                    self._enqueue(sock, data, meta, sport, ifindex)
                     delivered = True
             if not delivered:
                 stack.counters.drop("udp", "no_socket")
             return True
+        if len(candidates) == 1:
+            target = candidates[0]
+            if self._score(target, meta, sport, False, ifindex) < 0:
+                stack.counters.drop("udp", "no_socket")
+                return False
+            self._enqueue(target, data, meta, sport, ifindex)
+            return True
         best: list[UdpSocket] = []
         best_score = -1
         for sock in candidates:
-            score = self._score(sock, meta, pkt.src_port, False, ifindex)
+            score = self._score(sock, meta, sport, False, ifindex)
             if score > best_score:
                 best, best_score = [sock], score
             elif score == best_score and score >= 0:
@@ -848,11 +915,11 @@ class UdpLayer:
         if len(best) == 1:
             target = best[0]
         elif all(s.reuseport for s in best):
-            key = zlib.crc32(meta.src + pkt.src_port.to_bytes(2, "big"))
+            key = zlib.crc32(meta.src + sport.to_bytes(2, "big"))
             target = best[key % len(best)]
         else:
             target = max(best, key=lambda s: s.bind_seq)
-        self._enqueue(target, data, meta, pkt.src_port, ifindex)
+        self._enqueue(target, data, meta, sport, ifindex)
         return True
 
     def reclaim(self, memory: SocketMemory) -> int:

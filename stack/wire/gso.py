@@ -40,6 +40,14 @@ super-frame (a NIC tap, a segment tap, the receiving NIC's tap) pay once.
 Only packets whose transport header follows the IP header directly are
 segmented (IPv4 with options is fine; IPv6 extension headers are not):
 `from_packet` refuses others with ValueError.
+
+A frame a vnet stack built itself (``from_ipv4_header``) also carries the
+IPv4 header's fields as that stack wrote them (``ipv4_fields``: the
+arguments of ``stack.wire.ipv4.Ipv4Packet`` after its buffer), so a
+receiving vnet stack that takes it whole need not parse and verify again
+what its own kind just built; the bytes are immutable, so they cannot
+disagree. Every other producer (the TUN bridge, a router forwarding,
+``from_packet``) leaves it None, and receivers parse as for any frame.
 """
 
 from __future__ import annotations
@@ -54,6 +62,7 @@ __all__ = [
     "VIRTIO_NET_HDR_GSO_TCPV6",
     "VIRTIO_NET_HDR_GSO_UDP_L4",
     "GsoFrame",
+    "Ipv4Fields",
 ]
 
 #: The largest IP packet a super-segment may be (Linux's GSO_LEGACY_MAX_SIZE, less one:
@@ -65,6 +74,10 @@ VIRTIO_NET_HDR_GSO_NONE = 0
 VIRTIO_NET_HDR_GSO_TCPV4 = 1
 VIRTIO_NET_HDR_GSO_TCPV6 = 4
 VIRTIO_NET_HDR_GSO_UDP_L4 = 5
+
+#: What ``stack.wire.ipv4.Ipv4Packet`` takes after its buffer: header length, DSCP/ECN,
+#: total length, ident, flags and fragment offset, TTL, protocol, checksum, source, destination.
+Ipv4Fields = tuple[int, int, int, int, int, int, int, int, bytes, bytes]
 
 _PROTO_TCP = 6
 _PROTO_UDP = 17
@@ -84,13 +97,16 @@ class GsoFrame:
         "gso_segs",
         "gso_size",
         "header_len",
+        "ipv4_fields",
         "l4_offset",
         "link_len",
+        "max_wire_len",
         "wire_bytes",
     )
 
-    def __init__(self, data: bytes, *, link_len: int, l4_offset: int, header_len: int,
-                 gso_size: int, gso_segs: int, csum_partial: bool) -> None:
+    def __init__(self, data: bytes, link_len: int, l4_offset: int, header_len: int,
+                 gso_size: int, gso_segs: int, csum_partial: bool,
+                 ipv4_fields: Ipv4Fields | None = None) -> None:
         #: link header + IP header + transport header + payload.
         self.data = data
         #: Bytes of link header before the IP header (14: Ethernet; 0: a raw IP packet).
@@ -103,8 +119,12 @@ class GsoFrame:
         self.gso_segs = gso_segs
         self.csum_partial = csum_partial
         self._wire: list[bytes] | None = None
+        #: The IPv4 header as the vnet stack that built the frame wrote it, or None.
+        self.ipv4_fields = ipv4_fields
         #: Total length of the wire frames it stands for (every link counts it: kept).
         self.wire_bytes = len(data) + (gso_segs - 1) * header_len
+        #: Length of its longest wire frame (the first): what an MTU check compares.
+        self.max_wire_len = header_len + gso_size if gso_segs > 1 else len(data)
 
     # --- building -------------------------------------------------------------------
     @classmethod
@@ -145,6 +165,19 @@ class GsoFrame:
                    gso_size=gso_size if segs > 1 else 0, gso_segs=segs,
                    csum_partial=csum_partial)
 
+    @classmethod
+    def from_ipv4_header(cls, data: bytes, gso_size: int, fields: Ipv4Fields) -> GsoFrame:
+        """A frame a vnet stack built: 14 bytes of Ethernet, an IPv4 header without options
+        (whose values are ``fields``), then TCP or UDP with its checksum not computed.
+        What ``from_packet(data, gso_size, link_len=14)`` makes of it, without reading it
+        again, plus ``ipv4_fields``. (The send hot path: arguments by position.)"""
+        header_len = 34 + (data[46] >> 4) * 4 if fields[6] == _PROTO_TCP else 42
+        payload_len = len(data) - header_len
+        if gso_size == 0 or payload_len <= gso_size:
+            return cls(data, 14, 34, header_len, 0, 1, True, fields)
+        return cls(data, 14, 34, header_len, gso_size, -(-payload_len // gso_size), True,
+                   fields)
+
     def with_link_header(self, header: bytes) -> GsoFrame:
         """The same packet behind a (new) link header, e.g. an Ethernet header."""
         extra = len(header) - self.link_len
@@ -152,16 +185,9 @@ class GsoFrame:
                         header + self.data, link_len=len(header),
                         l4_offset=self.l4_offset + extra, header_len=self.header_len + extra,
                         gso_size=self.gso_size, gso_segs=self.gso_segs,
-                        csum_partial=self.csum_partial)
+                        csum_partial=self.csum_partial, ipv4_fields=self.ipv4_fields)
 
     # --- what a link needs to know without materialising ----------------------------
-    @property
-    def max_wire_len(self) -> int:
-        """Length of its longest wire frame (the first): what an MTU check compares."""
-        if self.gso_segs <= 1:
-            return len(self.data)
-        return self.header_len + self.gso_size
-
     @property
     def ip_packet(self) -> memoryview:
         """The IP packet without its link header (what a TUN device reads or writes)."""

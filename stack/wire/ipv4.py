@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from ._types import BytesLike, WritableBuffer
-from .checksum import internet_checksum, ones_sum, update
+from .checksum import finish, internet_checksum, ones_sum, update
 from .errors import WireError
 from .ip import addr_str
 
@@ -56,6 +56,7 @@ ECN_ECT0 = 2
 ECN_CE = 3
 
 _HEADER = struct.Struct("!BBHHHBBH4s4s")
+_from_bytes = int.from_bytes
 _U16 = struct.Struct("!H")
 _ROUTER_ALERT = bytes((OPT_ROUTER_ALERT, 4, 0, 0))
 
@@ -347,9 +348,27 @@ def build_header(src: bytes, dst: bytes, protocol: int, ttl: int, tos: int, iden
     total = HEADER_LEN + payload_len
     if total > 0xFFFF:
         raise ValueError(f"IPv4 total length {total} exceeds 65535")
-    head = _HEADER.pack(0x45, tos, total, ident, FLAG_DONT_FRAG if dont_frag else 0, ttl,
-                        protocol, 0, src, dst)
-    return head[:10] + _U16.pack(internet_checksum(head)) + head[12:]
+    flags = FLAG_DONT_FRAG if dont_frag else 0
+    return _HEADER.pack(0x45, tos, total, ident, flags, ttl, protocol,
+                        header_checksum(src, dst, protocol, ttl, tos, ident, flags, total),
+                        src, dst)
+
+
+def header_checksum(src: bytes, dst: bytes, protocol: int, ttl: int, tos: int, ident: int,
+                    flags_frag: int, total_len: int) -> int:
+    """The checksum of a 20-byte header (no options) with these fields, from the values
+    themselves: the same number ``internet_checksum`` gives over the packed header (a
+    4-byte address read as one integer is congruent to the sum of its two words modulo
+    0xFFFF, which is all the ones'-complement sum is; see `stack.wire.checksum`)."""
+    return finish((0x4500 + tos) + total_len + ident + flags_frag + (ttl << 8) + protocol
+                  + _from_bytes(src, "big") + _from_bytes(dst, "big"))
+
+
+def pack_header(tos: int, total_len: int, ident: int, flags_frag: int, ttl: int,
+                protocol: int, checksum: int, src: bytes, dst: bytes) -> bytes:
+    """A 20-byte header (no options) with exactly these fields, checksum as given."""
+    return _HEADER.pack(0x45, tos, total_len, ident, flags_frag, ttl, protocol, checksum,
+                        src, dst)
 
 
 def router_alert_option() -> bytes:

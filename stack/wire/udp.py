@@ -46,6 +46,19 @@ def build_checksum_partial(src_port: int, dst_port: int, payload: bytes) -> byte
     return _HEADER.pack(src_port, dst_port, HEADER_LEN + len(payload), 0) + payload
 
 
+def split_trusted(buf: memoryview) -> tuple[int, int, memoryview] | None:
+    """(source port, destination port, payload) of a datagram whose checksum is not to be
+    checked (``UdpPacket.parse(..., verify_checksum=False)`` without building the view);
+    None when ``parse`` would refuse it (then call it to learn why)."""
+    n = len(buf)
+    if n < HEADER_LEN:
+        return None
+    sport, dport, length, _ = _HEADER.unpack_from(buf)
+    if length < HEADER_LEN or length > n:
+        return None
+    return sport, dport, buf[HEADER_LEN:length]
+
+
 class UdpPacket:
     """Zero-copy view of a UDP datagram; ``buf`` is trimmed to the length field."""
 
