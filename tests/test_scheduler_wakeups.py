@@ -119,9 +119,11 @@ def test_real_time_loop_sleeps_through_timers_that_do_not_move_its_deadline() ->
     assert sched.loop_wakeups >= before + 1  # the sooner timer woke it
 
 
-def _send_items(virtual: bool, items: int, compute_ns: int) -> list[list[int]]:
+def _send_items(virtual: bool, items: int, compute_ns: int,
+                datagrams: bool = True) -> list[list[int]]:
     """A sender 'sends' `items`, one per host call, computing `compute_ns` (busy, no
-    host call) between calls; a receiver blocks until there is something and takes
+    host call) between calls — each call a datagram, as the ABI marks a datagram send,
+    unless `datagrams` is False; a receiver blocks until there is something and takes
     all there is, woken once each time. Returns what it found each time it woke.
     (CPU placement off: the hand-off, not where threads run, is the subject.)"""
     sched = Scheduler(virtual=virtual, cpus="all")
@@ -145,6 +147,7 @@ def _send_items(virtual: bool, items: int, compute_ns: int) -> list[list[int]]:
                 pass
             with sched.host_call_lock, sched.atomic():
                 queue.append(i)
+                task.sent_datagram = datagrams
                 sched.wake()
             sched.charge_host_call(task, 0, 0, 1_000, time.monotonic_ns())
 
@@ -191,6 +194,14 @@ def test_a_burst_of_calls_hands_its_woken_task_over_in_bounded_batches() -> None
     sizes = [len(batch) for batch in taken]
     assert max(sizes) <= HANDOFF_HOLD_CALLS + 1, sizes
     assert len(taken) < items / 4, f"{len(taken)} wake-ups for {items} items: no batching"
+
+
+def test_a_burst_of_stream_writes_is_still_handed_over_one_by_one() -> None:
+    """Real time: only datagrams are held; a burst of other calls hands over each time."""
+    items = 200
+    taken = _send_items(False, items, compute_ns=0, datagrams=False)
+    singles = sum(1 for batch in taken if len(batch) == 1)
+    assert singles >= 0.9 * items, f"{singles} of {items} one by one"
 
 
 @pytest.mark.parametrize("virtual", [False, True], ids=["real", "virtual"])

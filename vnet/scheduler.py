@@ -65,12 +65,14 @@ again after its next call while a woken guest has not run at all), until each
 of them blocked again or ended — else a receiver woken by every datagram
 loses the race for the GIL and the lock to a sender that re-takes both within
 a microsecond, and its socket buffer overflows. One exception, for bursts:
-a guest whose host calls come back to back (less than `HANDOFF_HOLD_GAP_NS`
-of its own compute between them) and whose previous call also woke someone
-holds the guests it wakes — their gates stay shut — until the burst ends:
-it blocks, yields, ends, computes before a call, computes through an epoch
-tick (`end_burst`), or `HANDOFF_HOLD_CALLS` calls passed; then it waits for
-them as above. A flooding sender thus hands its receiver up to 32 datagrams
+a guest sending datagrams whose host calls come back to back (less than
+`HANDOFF_HOLD_GAP_NS` of its own compute between them) and whose previous call
+also woke someone holds the guests its datagrams wake — their gates stay
+shut — until the burst ends: it blocks, yields, ends, computes before a call,
+computes through an epoch tick (`end_burst`), or `HANDOFF_HOLD_CALLS` calls
+passed; then it waits for them as above. (Only datagrams: between TCP peers
+the held reader let the window close and the writer's buffer fill, and bulk
+at MTU 1500 fell from 238 to 85 MB/s.) A flooding sender thus hands its receiver up to 32 datagrams
 per wake-up instead of one (two thread switches each, and the receiver's
 blocking poll), while a ping-pong — one call, then block — is handed over at
 once. In virtual time such a guest yields after the call, behind the guests
@@ -467,6 +469,8 @@ class GuestTask:
         #: Real time: its current / previous host call woke a task (or held one).
         self.woke_this_call = False
         self.woke_last_call = False
+        #: Real time: its current host call sent a datagram (the ABI's send sets it).
+        self.sent_datagram = False
         #: Real time: time.monotonic_ns() when its last host call gave it back its thread.
         self.resumed_ns = 0
         #: Real time: the guest whose host call woke this task (until it blocks again),
@@ -937,8 +941,8 @@ class Scheduler:
                             waker.handoff_gate.reset()
                         waker.handoff_tasks.add(task)
                         waker.woke_this_call = True
-                        if waker.in_burst and waker.woke_last_call:
-                            # a burst of waking calls: it runs once the burst is over
+                        if waker.in_burst and waker.woke_last_call and waker.sent_datagram:
+                            # a burst of waking datagrams: it runs once the burst is over
                             if not waker.held:
                                 waker.held_calls = 0
                             waker.held.append(task)
@@ -1200,7 +1204,7 @@ class Scheduler:
         task.in_burst = in_burst = (
             call_wall_ns > 0 and now - call_wall_ns - task.resumed_ns < HANDOFF_HOLD_GAP_NS)
         task.woke_last_call = task.woke_this_call or bool(task.held)
-        task.woke_this_call = False
+        task.woke_this_call = task.sent_datagram = False
         resumed = now
         if task.held:
             task.held_calls += 1

@@ -481,6 +481,9 @@ def send_iovecs(ctx: GuestContext, desc: SocketDescription, iovs: list[tuple[int
     total = min(iovecs_total(iovs), MAX_IO)
     if desc.sock_type != SOCK_STREAM:
         data = mem.gather(iovs, 0, min(total, DATAGRAM_COPY_MAX))
+        task = ctx.task
+        if task is not None:  # a datagram: a burst of these may hand over in batches
+            task.sent_datagram = True
         try:  # the first attempt directly; only a blocking socket's EAGAIN waits
             return desc.send(data, dest)
         except WasiError as e:
