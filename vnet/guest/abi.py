@@ -355,6 +355,25 @@ def _try_unlocked(b: Binding, first: Callable[..., int | None],
     return answer
 
 
+def _finish_read_only_call(b: Binding, ctx: GuestContext, charge_ns: int,
+                           pack_result: Callable[..., None] | None, native: Any,
+                           args_and_results: int, value: int) -> int:
+    """The end of a call answered without the network lock: in virtual time charge it,
+    in real time only notice a kill; then store its result. What the callback returns."""
+    task = ctx.task
+    if task is not None:
+        if b.virtual:
+            try:
+                b.charge_host_call(task, charge_ns, 0)
+            except TaskKilled:
+                return -_killed(ctx)
+        elif task.killed:  # real time: nothing to charge
+            return -_killed(ctx)
+    if pack_result is not None:
+        pack_result(native, args_and_results, value)
+    return 0
+
+
 def _make_callback(fn: HostFunction, ctx: GuestContext | None = None) -> Any:
     """The ctypes callback for `fn`: for `ctx`'s guest, or for whichever guest calls."""
     nparams = len(fn.params)
@@ -391,18 +410,8 @@ def _make_callback(fn: HostFunction, ctx: GuestContext | None = None) -> Any:
                 result = _failed_call(ctx, qualified, e)
                 if result < 0:
                     return -result
-            task = ctx.task
-            if task is not None:
-                if b.virtual:
-                    try:
-                        b.charge_host_call(task, charge_ns, 0)
-                    except TaskKilled:
-                        return -_killed(ctx)
-                elif task.killed:  # real time: nothing to charge, only a kill to notice
-                    return -_killed(ctx)
-            if pack_result is not None:
-                pack_result(native, args_and_results, result & result_mask)
-            return 0
+            return _finish_read_only_call(b, ctx, charge_ns, pack_result, native,
+                                          args_and_results, result & result_mask)
 
     else:
         unlocked_first = UNLOCKED_FIRST.get(qualified)
@@ -415,18 +424,8 @@ def _make_callback(fn: HostFunction, ctx: GuestContext | None = None) -> Any:
             if unlocked_first is not None:
                 answer = _try_unlocked(b, unlocked_first, unpack_args(native, args_and_results))
                 if answer is not None:
-                    task = ctx.task
-                    if task is not None:
-                        if b.virtual:
-                            try:
-                                b.charge_host_call(task, charge_ns, 0)
-                            except TaskKilled:
-                                return -_killed(ctx)
-                        elif task.killed:
-                            return -_killed(ctx)
-                    if pack_result is not None:
-                        pack_result(native, args_and_results, answer & result_mask)
-                    return 0
+                    return _finish_read_only_call(b, ctx, charge_ns, pack_result, native,
+                                                  args_and_results, answer & result_mask)
             sched = b.scheduler
             virtual = b.virtual
             task = ctx.task
