@@ -14,9 +14,11 @@ not): 64-byte UDP 7,100 → 11,900 datagrams/s, UDP round trip p50 210 → 131 �
 TCP bulk 88 → 111 MB/s, static-buffer bulk 114 → 208 MB/s.
 
 The price is parallel guest compute (wasm runs without the GIL): so a guest
-that computes for a whole CPU slice without a host call is let out to every
-CPU (`release`) until its next host call brings it back (`pin`) — the
-runtime's epoch callback and the scheduler's `charge_host_call` do that.
+that computes for two epoch ticks (10 ms) without a host call is let out to
+every CPU (`release`) until its next host call brings it back (`pin`) — the
+runtime's epoch callback and the scheduler's `charge_host_call` do that —
+and a guest the real-time fairness throttles computes elsewhere until it
+blocks (`Scheduler._end_turn`).
 
 Policy
 ------
@@ -47,11 +49,12 @@ or its time slice to end. When the watcher lets the threads out to every CPU
 (the machine is busy), they go back to SCHED_OTHER: a woken guest that could
 not preempt would wait for other processes' time slices.
 
-Only the calling thread's affinity and policy ever change (Linux's
-`sched_setaffinity(0, …)` is per thread): guest threads pin themselves when
-they start, a thread that runs the scheduler's loop for the duration of
-`run()`. Where the process may use one CPU only, or the platform has no
-`sched_setaffinity`, nothing happens. A program started (fork/exec) from a
+Apart from the watcher's moves, only the calling thread's affinity and policy
+change (Linux's `sched_setaffinity(0, …)` is per thread): a task's thread
+pins itself when it starts (a wasm guest once its instance is built), a
+thread that runs the scheduler's loop for the duration of `run()`. Where the
+process may use one CPU only, or the platform has no `sched_setaffinity`,
+nothing happens. A program started (fork/exec) from a
 pinned thread inherits its CPU; vnet starts none from there.
 
 May touch: the calling thread's CPU affinity and scheduling policy (those of other
