@@ -72,12 +72,12 @@ shut — until the burst ends: it blocks, yields, ends, computes before a call,
 computes through an epoch tick (`end_burst`), or `HANDOFF_HOLD_CALLS` calls
 passed; then it waits for them as above. (Only datagrams: between TCP peers
 the held reader let the window close and the writer's buffer fill, and bulk
-at MTU 1500 fell from 238 to 85 MB/s.) A flooding sender thus hands its receiver up to 32 datagrams
-per wake-up instead of one (two thread switches each, and the receiver's
-blocking poll), while a ping-pong — one call, then block — is handed over at
-once. In virtual time such a guest yields after the call, behind the guests
-it woke. The timer loop of real time
-sleeps until its next timer; a new timer wakes it only if it is sooner, and a
+at MTU 1500 fell from 238 to 85 MB/s.) A flooding sender thus hands its
+receiver up to 32 datagrams per wake-up instead of one (two thread switches
+each, and the receiver's blocking poll), while a ping-pong — one call, then
+block — is handed over at once. In virtual time such a guest yields after
+the call, behind the guests it woke. The timer loop of real time sleeps
+until its next timer; a new timer wakes it only if it is sooner, and a
 change only once its `until` holds (`loop_wakeups` counts those).
 
 CPU placement
@@ -943,8 +943,6 @@ class Scheduler:
                         waker.woke_this_call = True
                         if waker.in_burst and waker.woke_last_call and waker.sent_datagram:
                             # a burst of waking datagrams: it runs once the burst is over
-                            if not waker.held:
-                                waker.held_calls = 0
                             waker.held.append(task)
                             continue
                     task.gate.open()
@@ -961,10 +959,12 @@ class Scheduler:
         held = task.held
         while held:
             held.popleft().gate.open()
+        task.held_calls = 0
 
     def end_burst(self, task: GuestTask) -> None:
-        """Real time, from `task`'s own thread while its wasm computes (the runtime's
-        epoch callback): a burst that ended in compute hands its woken tasks over."""
+        """Real time, lock not held, from `task`'s own thread: its burst is over (it
+        yields, used up its turn, or computes through an epoch tick): the tasks it
+        woke may run."""
         if task.held:
             with self.lock:
                 self._open_held(task)
@@ -1113,9 +1113,7 @@ class Scheduler:
         if task.killed:
             raise TaskKilled()
         if not self.virtual:
-            if task.held:
-                with self.lock:
-                    self._open_held(task)
+            self.end_burst(task)
             time.sleep(0)
             return
         was_draining = self._draining
@@ -1209,8 +1207,7 @@ class Scheduler:
         if task.held:
             task.held_calls += 1
             if not in_burst or task.held_calls >= HANDOFF_HOLD_CALLS:
-                with self.lock:
-                    self._open_held(task)
+                self.end_burst(task)
         if task.handoff_tasks and not task.held:
             self.wait_for_woken(task)
             resumed = time.monotonic_ns()
@@ -1225,9 +1222,7 @@ class Scheduler:
         if task.turn_used_ns >= HOST_CALL_SLICE_NS or task.turn_frames >= FRAMES_PER_TURN:
             task.turn_used_ns = 0
             task.turn_frames = 0
-            if task.held:
-                with self.lock:
-                    self._open_held(task)
+            self.end_burst(task)
             self._end_turn(task, now)
             resumed = time.monotonic_ns()
         task.resumed_ns = resumed
@@ -1332,18 +1327,15 @@ class Scheduler:
         or deadlock (virtual time: every guest blocked with nothing pending).
         """
         placement = self.placement
-        if placement.cpu is None:
-            if self.virtual:
-                return self._run_virtual(until)
-            return self._run_real(until, timeout_s)
-        before = placement.current()
+        before = placement.current() if placement.network is not None else None
         placement.pin()  # the loop's thread is one of the network's while it runs it
         try:
             if self.virtual:
                 return self._run_virtual(until)
             return self._run_real(until, timeout_s)
         finally:
-            placement.restore(before)
+            if before is not None:
+                placement.restore(before)
 
     def _all_done(self) -> bool:
         return self._live == 0

@@ -465,8 +465,7 @@ class Guest:
                     return _new_error("guest killed")
             elif not sched.virtual:
                 ctx.stats.preemptions += 1  # the OS switches threads; we just count slices
-                if task.held:  # its burst of calls ended in compute: the woken go now
-                    sched.end_burst(task)
+                sched.end_burst(task)  # a burst of calls that ended in compute
                 if state["quiet"] >= _ROAM_AFTER_SLICES and not task.roaming:
                     # computing, not networking: let it out to every CPU until its next
                     # host call (vnet.cpu_placement)
