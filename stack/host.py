@@ -589,12 +589,9 @@ class HostStack:
             hooks = self.hooks
             looked_at = hooks.active and (hooks.get(Hook.PREROUTING) is not None
                                           or hooks.get(Hook.INPUT) is not None)
-            if (self.forwarding or looked_at) and not self.forwards_whole():
-                for wire in frame.materialise():
-                    self.receive_frame(iface, wire)
-                return
             segs = frame.gso_segs
-            if segs > 1 and frame.protocol != PROTO_TCP:
+            if ((self.forwarding or looked_at) and not self.forwards_whole()) or (
+                    segs > 1 and frame.protocol != PROTO_TCP):
                 for wire in frame.materialise():
                     self.receive_frame(iface, wire)
                 return

@@ -279,6 +279,18 @@ _STALE = NeighborState.STALE
 _INCOMPLETE = NeighborState.INCOMPLETE
 
 
+def _ipv4_broadcast(iface: Interface, next_hop: bytes) -> bool:
+    """Is `next_hop` an IPv4 broadcast on `iface` (limited, or one of its subnets')?"""
+    if len(next_hop) != 4:
+        return False
+    if next_hop == LIMITED_BROADCAST:
+        return True
+    for address in iface.ipv4:
+        if address.broadcast == next_hop:
+            return True
+    return False
+
+
 class LinkPath:
     """A resolved last hop: what `NeighborLayer.send` does with a packet for `next_hop`
     out of `iface` while `current()` holds (see the module docstring)."""
@@ -480,12 +492,8 @@ class NeighborLayer:
         mac = iface.mac
         if transmit is None or mac is None or is_multicast(next_hop):
             return None
-        if len(next_hop) == 4:
-            if next_hop == LIMITED_BROADCAST:
-                return None
-            for address in iface.ipv4:
-                if address.broadcast == next_hop:
-                    return None
+        if _ipv4_broadcast(iface, next_hop):
+            return None
         cache = (self.arp if ethertype == ETH_IPV4 else self.ndp).get(iface.index)
         if cache is None:
             return None
@@ -519,16 +527,9 @@ class NeighborLayer:
                    else ethernet.multicast_mac_v6(next_hop))
             self.frame_out(iface, mac, ethertype, packet)
             return
-        if len(next_hop) == 4:
-            broadcast = next_hop == LIMITED_BROADCAST
-            if not broadcast:
-                for address in iface.ipv4:
-                    if address.broadcast == next_hop:
-                        broadcast = True
-                        break
-            if broadcast:
-                self.frame_out(iface, ethernet.BROADCAST, ethertype, packet)
-                return
+        if _ipv4_broadcast(iface, next_hop):
+            self.frame_out(iface, ethernet.BROADCAST, ethertype, packet)
+            return
         cache = self.arp[iface.index] if ethertype == ETH_IPV4 else self.ndp[iface.index]
         now = self.host.driver.now_ns()
         resolved = cache.lookup(now, next_hop)
