@@ -223,6 +223,14 @@ class HostStack:
         self.generation = 0
         #: Told of every `ConfigChange` after it happened (rtnetlink notifications).
         self.config_listeners: list[Callable[[ConfigChange], None]] = []
+        #: Told of every packet this host sends through `lo`, before it is queued
+        #: (a capture of ``lo``: vnet/link/loopback_tap.py).
+        self.loopback_observers: list[Callable[[bytes], None]] = []
+        #: State that the code driving this stack keeps per host, by owner (the netlink
+        #: port table, route origins); the stack never reads it. An attribute rather than
+        #: a weak-keyed table elsewhere: a mypyc-compiled HostStack takes no weak
+        #: references and no attributes it does not declare.
+        self.annex: dict[str, object] = {}
         #: `route_output`'s answers, while `generation` and the routes' are what they were.
         self._routes_out: dict[tuple[bytes, bytes | None, int | None, bool], OutputRoute] = {}
         self._routes_out_stamp = (-1, -1)
@@ -960,6 +968,8 @@ class HostStack:
     def loopback(self, packet: bytes) -> None:
         """Send a packet through `lo`: it arrives at this host on the next turn."""
         lo = self.lo
+        for observe in self.loopback_observers:
+            observe(packet)
         lo.counters.tx_frames += 1
         lo.counters.tx_bytes += len(packet)
         self.driver.defer(lambda: self.receive_packet(lo, packet))

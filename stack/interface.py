@@ -97,41 +97,59 @@ def solicited_node(address: bytes) -> bytes:
     return bytes.fromhex("ff0200000000000000000001ff") + address[13:]
 
 
-@dataclass(eq=False)
 class Interface:
-    index: int
-    name: str
-    mac: bytes | None  # None for loopback
-    mtu: int
-    flags: InterfaceFlags
-    ipv4: list[InterfaceAddress] = field(default_factory=list)
-    ipv6: list[InterfaceAddress] = field(default_factory=list)
-    counters: InterfaceCounters = field(default_factory=InterfaceCounters)
-    #: Hands a complete Ethernet frame to the link (set when a NIC is attached): ``bytes``,
-    #: or a `stack.wire.gso.GsoFrame` when `offload` is set.
-    transmit: Callable[[Any], None] | None = None
-    #: The link takes super-frames (`stack.wire.gso.GsoFrame`): TCP super-segments up to
-    #: 64 KiB and frames whose transport checksum is not computed (set by whoever wires the
-    #: interface to a device that offloads, e.g. vnet's NIC with ``offload=True``).
-    offload: bool = False
-    #: Multicast groups joined on this interface, with how many sockets joined each.
-    groups: dict[bytes, int] = field(default_factory=dict)
-    #: The far end of a point-to-point link for a local IPv4 address, where one was set
-    #: (SIOCSIFDSTADDR, rtnetlink's IFA_ADDRESS): what `ip addr` shows as `peer`.
-    peers: dict[bytes, bytes] = field(default_factory=dict)
-    #: A broadcast address set for a local IPv4 address of an interface without
-    #: IFF_BROADCAST (SIOCSIFBRDADDR on a TUN device): kept and reported, never used.
-    broadcasts: dict[bytes, bytes] = field(default_factory=dict)
+    """One network interface of a host: its name, link address, MTU, flags and addresses.
 
-    def __setattr__(self, name: str, value: object) -> None:
-        object.__setattr__(self, name, value)
-        if name == "flags":  # keep the per-packet checks as plain booleans
-            flags = int(value)  # type: ignore[call-overload]
-            object.__setattr__(self, "is_loopback", bool(flags & IFF_LOOPBACK))
-            object.__setattr__(self, "is_up", bool(flags & IFF_UP))
+    `is_up` and `is_loopback` mirror `flags` as plain booleans (they are read per
+    packet); `flags` is a property so that every assignment, from the stack or from
+    outside it, keeps them in step — compiled (mypyc) code never calls ``__setattr__``.
+    """
 
-    is_loopback: bool = field(init=False, default=False, repr=False)
-    is_up: bool = field(init=False, default=False, repr=False)
+    def __init__(self, index: int, name: str, mac: bytes | None, mtu: int,
+                 flags: InterfaceFlags) -> None:
+        self.index = index
+        self.name = name
+        self.mac = mac  # None for loopback and point-to-point
+        self.mtu = mtu
+        self.is_loopback = False
+        self.is_up = False
+        self._flags = InterfaceFlags(0)
+        self.flags = flags
+        self.ipv4: list[InterfaceAddress] = []
+        self.ipv6: list[InterfaceAddress] = []
+        self.counters = InterfaceCounters()
+        #: Hands a complete Ethernet frame to the link (set when a NIC is attached):
+        #: ``bytes``, or a `stack.wire.gso.GsoFrame` when `offload` is set.
+        self.transmit: Callable[[Any], None] | None = None
+        #: The link takes super-frames (`stack.wire.gso.GsoFrame`): TCP super-segments up
+        #: to 64 KiB and frames whose transport checksum is not computed (set by whoever
+        #: wires the interface to a device that offloads, e.g. vnet's NIC with
+        #: ``offload=True``).
+        self.offload = False
+        #: Multicast groups joined on this interface, with how many sockets joined each.
+        self.groups: dict[bytes, int] = {}
+        #: The far end of a point-to-point link for a local IPv4 address, where one was
+        #: set (SIOCSIFDSTADDR, rtnetlink's IFA_ADDRESS): what `ip addr` shows as `peer`.
+        self.peers: dict[bytes, bytes] = {}
+        #: A broadcast address set for a local IPv4 address of an interface without
+        #: IFF_BROADCAST (SIOCSIFBRDADDR on a TUN device): kept and reported, never used.
+        self.broadcasts: dict[bytes, bytes] = {}
+
+    @property
+    def flags(self) -> InterfaceFlags:
+        return self._flags
+
+    @flags.setter
+    def flags(self, flags: InterfaceFlags) -> None:
+        self._flags = flags
+        bits = int(flags)
+        self.is_loopback = bool(bits & IFF_LOOPBACK)
+        self.is_up = bool(bits & IFF_UP)
+
+    def __repr__(self) -> str:
+        return (f"Interface(index={self.index!r}, name={self.name!r}, mac={self.mac!r}, "
+                f"mtu={self.mtu!r}, flags={self._flags!r}, ipv4={self.ipv4!r}, "
+                f"ipv6={self.ipv6!r})")
 
     def addresses(self, version: int | None = None) -> list[InterfaceAddress]:
         if version == 4:

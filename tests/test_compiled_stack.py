@@ -121,6 +121,27 @@ def test_compiled_and_pure_stacks_give_byte_identical_pcaps(
             name
 
 
+#: Tests whose code outside the stack reaches into stack objects: assigns an interface's
+#: flags (a compiled class never calls ``__setattr__``), keeps per-host state (a compiled
+#: class takes no weak references and no undeclared attributes), observes `lo`.
+REACHING_IN = ["tests/guest/test_ifconf.py", "tests/hostile/test_ifconfig_abuse.py",
+               "tests/captures/test_segment_capture.py"]
+
+
+def test_code_that_reaches_into_the_stack_passes_its_tests_on_the_compiled_build(
+        compiled_build: Path) -> None:
+    """Each failed on the compiled build before the stack declared what they use."""
+    child = ("import sys, pytest\n"
+             "from stack import compiled\n"
+             "assert compiled.ACTIVE, compiled.STATE\n"
+             "sys.exit(pytest.main(sys.argv[1:]))\n")
+    proc = subprocess.run([sys.executable, "-c", child, "-q", "-p", "no:cacheprovider",
+                           *REACHING_IN], env=_env(VNET_COMPILED_STACK=str(compiled_build)),
+                          cwd=ROOT, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert " passed" in proc.stdout.splitlines()[-1]
+
+
 def _fake_build(tmp_path: Path, **changes: object) -> Path:
     """A build directory whose manifest matches these sources, but for `changes`."""
     manifest = {"format": compiled.MANIFEST_FORMAT, "platform": compiled.platform_tag(),

@@ -34,8 +34,7 @@ from __future__ import annotations
 
 import ipaddress
 import struct
-import weakref
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from stack.interface import (
     IFF_BROADCAST,
@@ -273,20 +272,24 @@ RTPROT_RA = 9
 RT_SCOPE_UNIVERSE = 0
 RT_SCOPE_LINK = 253
 
-#: The protocol and scope a route was installed with (rtnetlink, SIOCADDRT), per host.
-_route_origins: weakref.WeakKeyDictionary[HostStack, dict[Route, tuple[int, int]]] = (
-    weakref.WeakKeyDictionary())
+#: Where a host keeps the protocol and scope each route was installed with (rtnetlink,
+#: SIOCADDRT): in its stack's annex, under this key.
+ROUTE_ORIGINS = "vnet.ifconfig.route_origins"
+
+
+def _route_origins(stack: HostStack) -> dict[Route, tuple[int, int]]:
+    origins = stack.annex.get(ROUTE_ORIGINS)
+    if origins is None:
+        origins = stack.annex[ROUTE_ORIGINS] = {}
+    return cast("dict[Route, tuple[int, int]]", origins)
 
 
 def remember_origin(stack: HostStack, route: Route, protocol: int, scope: int) -> None:
-    origins = _route_origins.get(stack)
-    if origins is None:
-        origins = _route_origins[stack] = {}
-    origins[route] = (protocol, scope)
+    _route_origins(stack)[route] = (protocol, scope)
 
 
 def forget_origin(stack: HostStack, route: Route) -> None:
-    _route_origins.get(stack, {}).pop(route, None)
+    _route_origins(stack).pop(route, None)
 
 
 def route_origin(stack: HostStack, route: Route) -> tuple[int, int]:
@@ -294,7 +297,7 @@ def route_origin(stack: HostStack, route: Route) -> tuple[int, int]:
     routes, what it was installed with, else boot (ra for router advertisements)."""
     if route.source == "connected":
         return RTPROT_KERNEL, RT_SCOPE_LINK
-    known = _route_origins.get(stack, {}).get(route)
+    known = _route_origins(stack).get(route)
     if known is not None:
         return known
     protocol = RTPROT_RA if route.source == "ra" else RTPROT_BOOT

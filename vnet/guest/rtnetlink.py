@@ -51,10 +51,9 @@ from __future__ import annotations
 
 import socket as _s
 import struct
-import weakref
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 from stack.host import ConfigChange
 from stack.interface import IFF_UP, Interface, InterfaceAddress, mask_address
@@ -128,9 +127,8 @@ IFF_LOWER_UP = 0x10000
 #: exactly those changes carry (as Linux's do; everything else notifies with 0, 0).
 _requester: tuple[str, int, int] | None = None
 
-#: Port ids in use on each host, and the last one handed out.
-_ports: weakref.WeakKeyDictionary[HostStack, dict[int, NetlinkDescription]] = (
-    weakref.WeakKeyDictionary())
+#: Where a host keeps its netlink port ids in use: in its stack's annex, under this key.
+NETLINK_PORTS = "vnet.rtnetlink.ports"
 
 
 def _guest_family(version: int) -> int:
@@ -304,10 +302,10 @@ class NetlinkDescription(FileDescription):
 
     # --- names ----------------------------------------------------------------
     def _ports(self) -> dict[int, NetlinkDescription]:
-        ports = _ports.get(self.stack)
+        ports = self.stack.annex.get(NETLINK_PORTS)
         if ports is None:
-            ports = _ports[self.stack] = {}
-        return ports
+            ports = self.stack.annex[NETLINK_PORTS] = {}
+        return cast("dict[int, NetlinkDescription]", ports)
 
     def autobind(self) -> None:
         if self.port_id:
