@@ -423,17 +423,6 @@ class Segment:
             else:
                 self._switch(port, frame)
 
-    def _receive_gso(self, port: SegmentPort, frame: GsoFrame) -> None:
-        """A super-frame from ``port``'s endpoint: whole, unless an impairment splits it."""
-        if port.ingress is not None:
-            for wire in frame.materialise():
-                self._receive(port, wire)
-            return
-        counters = port.counters
-        counters.frames_in += frame.gso_segs
-        counters.bytes_in += frame.wire_bytes
-        self._switch_gso(port, frame)
-
     def _switch_gso(self, port: SegmentPort, frame: GsoFrame) -> None:
         """`_switch` for a super-frame; a unicast one to a port without an egress
         impairment (and no partition) is scheduled for that port here."""
