@@ -14,6 +14,7 @@ state; no clock, thread, file or socket of the real host.
 from __future__ import annotations
 
 import errno
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .fragment import Reassembler, fragment_ipv4
@@ -39,8 +40,7 @@ if TYPE_CHECKING:
 
 _FRAGMENT_BITS = ipv4.FLAG_MORE_FRAGS | ipv4.FRAG_OFFSET_MASK
 _DONT_FRAG = ipv4.FLAG_DONT_FRAG
-_pack_header = ipv4.HEADER_STRUCT.pack
-_from_bytes = int.from_bytes
+_pack_header: Callable[..., bytes] = ipv4.HEADER_STRUCT.pack
 
 
 class Ipv4Layer:
@@ -311,7 +311,7 @@ class Ipv4Layer:
         flags = _DONT_FRAG if dont_frag else 0
         # ipv4.header_checksum and ipv4.pack_header, inline (the send hot path)
         partial = ((0x4500 + tos) + total + ident + flags + (ttl << 8) + protocol
-                   + _from_bytes(src, "big") + _from_bytes(dst, "big"))
+                   + int.from_bytes(src, "big") + int.from_bytes(dst, "big"))
         folded = partial % 0xFFFF
         csum = 0 if folded == 0 and partial else 0xFFFF - folded
         fields = (20, tos, total, ident, flags, ttl, protocol, csum, src, dst)

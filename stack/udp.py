@@ -81,6 +81,7 @@ from __future__ import annotations
 
 import errno
 import socket as _socket
+import struct
 import zlib
 from collections import deque
 from typing import TYPE_CHECKING
@@ -108,7 +109,7 @@ if TYPE_CHECKING:
 
 AF_INET = _socket.AF_INET
 AF_INET6 = _socket.AF_INET6
-_UDP_HEADER = wire_udp.HEADER_STRUCT
+_UDP_HEADER: struct.Struct = wire_udp.HEADER_STRUCT
 
 EPHEMERAL_RANGE = (32768, 60999)  # Linux net.ipv4.ip_local_port_range
 DEFAULT_RCVBUF = 212992  # Linux net.core.rmem_default
