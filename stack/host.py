@@ -43,8 +43,8 @@ interfaces, addresses and routes are unchanged (`generation`,
 (`stack.neighbor.LinkPath`) and frame offloaded output from it directly;
 a UDP socket keeps its flow (`stack.udp.UdpFlow`). A super-frame another vnet
 stack built carries its IPv4 header's values (`GsoFrame.ipv4_fields`): taken
-whole, it is received without parsing Ethernet and IPv4 again
-(`_receive_built_ipv4`); anything else is parsed and checked as always.
+whole, it is received without parsing Ethernet and IPv4 again (`receive_frame`,
+then `Ipv4Layer.receive_built`); anything else is parsed and checked as always.
 
 Time comes in through the `StackDriver`; the stack arms one driver timer for the
 earliest of its layers' deadlines (neighbour retries, reassembly timeouts,
@@ -148,9 +148,8 @@ from .router_advert import RouterAdvertLayer
 from .routing import Route, RouteTable
 from .socket_memory import HOST_SOCKET_MEMORY, SocketMemory
 from .wire import ethernet, icmpv4, icmpv6, ipv6
-from .wire import ipv4 as ipv4_wire
 from .wire.errors import WireError
-from .wire.gso import GsoFrame, Ipv4Fields
+from .wire.gso import GsoFrame
 
 if TYPE_CHECKING:
     from .fragment import Reassembler
@@ -604,8 +603,22 @@ class HostStack:
                     self.receive_frame(iface, wire)
                 return
             fields = frame.ipv4_fields
-            if fields is not None:
-                self._receive_built_ipv4(iface, frame, fields)
+            if fields is not None:  # a frame a vnet stack built: no parsing again
+                counters = iface.counters
+                data = frame.data
+                counters.rx_frames += segs
+                counters.rx_bytes += frame.wire_bytes
+                if not iface.is_up:
+                    counters.rx_dropped["down"] += 1
+                    return
+                dst = data[0:6]
+                if dst != iface.mac and not (dst[0] & 1):
+                    counters.rx_dropped["not_for_us"] += 1
+                    self.counters.drop("ethernet", "not_for_us")
+                    return
+                self.ipv4.receive_built(iface, memoryview(data)[14:], fields,
+                                        dst == ethernet.BROADCAST,
+                                        frame.gso_size if segs > 1 else 0)
                 return
             trusted = True
             if segs > 1:
@@ -643,29 +656,6 @@ class HostStack:
             self.neighbors.receive_arp(iface, eth.payload)
         else:
             self.counters.drop("ethernet", "unknown_ethertype")
-
-    def _receive_built_ipv4(self, iface: Interface, frame: GsoFrame,
-                            fields: Ipv4Fields) -> None:
-        """`receive_frame` for a super-frame a vnet stack built (`GsoFrame.ipv4_fields`):
-        an untagged Ethernet header, an IPv4 header without options whose values are
-        `fields`. The same steps and counts, without parsing again what is known."""
-        counters = iface.counters
-        data = frame.data
-        counters.rx_frames += frame.gso_segs
-        counters.rx_bytes += frame.wire_bytes
-        if not iface.is_up:
-            counters.rx_dropped["down"] += 1
-            return
-        dst = data[0:6]
-        if dst != iface.mac and not (dst[0] & 1):
-            counters.rx_dropped["not_for_us"] += 1
-            self.counters.drop("ethernet", "not_for_us")
-            return
-        packet = ipv4_wire.Ipv4Packet(memoryview(data)[14:], *fields)
-        self.ipv4.receive(iface, packet.buf, link_broadcast=dst == ethernet.BROADCAST,
-                          csum_trusted=True,
-                          gso_size=frame.gso_size if frame.gso_segs > 1 else 0,
-                          parsed=packet)
 
     def receive_packet(self, iface: Interface, packet: bytes | memoryview | GsoFrame) -> None:
         """An IP packet arrived on an interface without a link layer (lo, TUN).

@@ -14,6 +14,7 @@ state; no clock, thread, file or socket of the real host.
 from __future__ import annotations
 
 import errno
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .fragment import Reassembler, fragment_ipv4
@@ -22,13 +23,15 @@ from .ip import (
     ALL_HOSTS_V4,
     ETH_IPV4,
     LIMITED_BROADCAST,
+    PROTO_TCP,
+    PROTO_UDP,
     IpMeta,
     OutputRoute,
     is_multicast,
 )
 from .wire import icmpv4, ipv4
 from .wire.errors import WireError
-from .wire.gso import GsoFrame
+from .wire.gso import GsoFrame, Ipv4Fields
 
 if TYPE_CHECKING:
     from .host import HostStack
@@ -36,6 +39,8 @@ if TYPE_CHECKING:
 
 
 _FRAGMENT_BITS = ipv4.FLAG_MORE_FRAGS | ipv4.FRAG_OFFSET_MASK
+_DONT_FRAG = ipv4.FLAG_DONT_FRAG
+_pack_header: Callable[..., bytes] = ipv4.HEADER_STRUCT.pack
 
 
 class Ipv4Layer:
@@ -122,6 +127,38 @@ class Ipv4Layer:
             meta.packet = buf = pkt.buf
             header_len = pkt.header_len
         host.deliver(meta, pkt.protocol, buf[header_len:])
+
+    def receive_built(self, iface: Interface, buf: memoryview, fields: Ipv4Fields,
+                      link_broadcast: bool, gso_size: int) -> None:
+        """`receive` for a packet a vnet stack built, taken whole from a super-frame
+        (`GsoFrame.ipv4_fields` are its header's values; `buf` is the packet). Only
+        where `HostStack.receive_frame` takes it whole, so no PREROUTING or INPUT hook
+        looks at it. A unicast packet for one of this host's addresses (not a
+        fragment, not a subnet broadcast) is delivered here, with exactly what
+        `receive` would deliver; any other takes `receive`."""
+        _hlen, tos, _total, _ident, flags_frag, ttl, protocol, _csum, src, dst = fields
+        host = self.host
+        if (_hlen != 20 or dst[0] & 0xF0 == 0xE0 or dst[0] == 127 or src[0] & 0xF0 == 0xE0
+                or src[0] == 127 or src == LIMITED_BROADCAST or dst == LIMITED_BROADCAST
+                or flags_frag & _FRAGMENT_BITS or dst not in host._local_addresses):
+            self.receive(iface, buf, link_broadcast, True, gso_size,
+                         ipv4.Ipv4Packet(buf, *fields))
+            return
+        for a in iface.ipv4:
+            if a.broadcast == dst or (a.prefix_len < 31 and dst == a.network):
+                self.receive(iface, buf, link_broadcast, True, gso_size,
+                             ipv4.Ipv4Packet(buf, *fields))
+                return
+        host.counters["ipv4.in"] += 1
+        meta = IpMeta(4, src, dst, iface.index, ttl, tos, False, False, buf, False, 0, True)
+        if protocol == PROTO_TCP or (protocol == PROTO_UDP and host.dhcp_handler is None):
+            transport = host.transports.get(protocol)
+            if transport is not None:  # HostStack.deliver, inline
+                if not transport.receive(meta, buf[20:]):
+                    host.icmp.error_v4(meta.packet, icmpv4.TYPE_DEST_UNREACHABLE,
+                                       icmpv4.UNREACH_PORT)
+                return
+        host.deliver(meta, protocol, buf[20:])
 
     def _destination(self, iface: Interface, dst: bytes) -> tuple[bool, bool, bool]:
         """(for this host?, broadcast?, multicast?)"""
@@ -271,15 +308,27 @@ class Ipv4Layer:
         total = 20 + len(payload)
         if total > 0xFFFF:
             raise ValueError(f"IPv4 total length {total} exceeds 65535")
-        flags = ipv4.FLAG_DONT_FRAG if dont_frag else 0
-        csum = ipv4.header_checksum(src, dst, protocol, ttl, tos, ident, flags, total)
+        flags = _DONT_FRAG if dont_frag else 0
+        # ipv4.header_checksum and ipv4.pack_header, inline (the send hot path)
+        partial = ((0x4500 + tos) + total + ident + flags + (ttl << 8) + protocol
+                   + int.from_bytes(src, "big") + int.from_bytes(dst, "big"))
+        folded = partial % 0xFFFF
+        csum = 0 if folded == 0 and partial else 0xFFFF - folded
         fields = (20, tos, total, ident, flags, ttl, protocol, csum, src, dst)
-        head = ipv4.pack_header(tos, total, ident, flags, ttl, protocol, csum, src, dst)
         link = rt.link
         if link is not None and link.current(host.generation):
-            gso = GsoFrame.from_ipv4_header(link.header + head + payload, gso_size, fields)
-            segs = gso.gso_segs
-            if segs > 1:  # the segments take the next IDs (Linux's ip_select_ident_segs)
+            # GsoFrame.from_ipv4_header, inline: 14 + 20 header bytes, then TCP or UDP
+            header_len = 34 + (payload[12] >> 4) * 4 if protocol == PROTO_TCP else 42
+            cut = total + 14 - header_len  # the payload the segments share
+            data = link.header + _pack_header(0x45, tos, total, ident, flags, ttl, protocol,
+                                              csum, src, dst) + payload
+            if gso_size == 0 or cut <= gso_size:
+                segs = 1
+                gso = GsoFrame(data, 14, 34, header_len, 0, 1, True, fields)
+            else:
+                segs = -(-cut // gso_size)
+                gso = GsoFrame(data, 14, 34, header_len, gso_size, segs, True, fields)
+                # the segments take the next IDs (Linux's ip_select_ident_segs)
                 self._ident = (ident + segs - 1) & 0xFFFF
             host.counters["ipv4.out"] += 1
             counters = link.iface.counters
@@ -287,6 +336,7 @@ class Ipv4Layer:
             counters.tx_bytes += gso.wire_bytes
             link.transmit(gso)
             return
+        head = ipv4.pack_header(tos, total, ident, flags, ttl, protocol, csum, src, dst)
         gso = GsoFrame.from_packet(head + payload, gso_size)
         gso.ipv4_fields = fields
         if gso.gso_segs > 1:

@@ -81,6 +81,7 @@ from __future__ import annotations
 
 import errno
 import socket as _socket
+import struct
 import zlib
 from collections import deque
 from typing import TYPE_CHECKING
@@ -108,6 +109,7 @@ if TYPE_CHECKING:
 
 AF_INET = _socket.AF_INET
 AF_INET6 = _socket.AF_INET6
+_UDP_HEADER: struct.Struct = wire_udp.HEADER_STRUCT
 
 EPHEMERAL_RANGE = (32768, 60999)  # Linux net.ipv4.ip_local_port_range
 DEFAULT_RCVBUF = 212992  # Linux net.core.rmem_default
@@ -400,18 +402,23 @@ class UdpSocket(Socket):
     # --- data --------------------------------------------------------------
     def sendto(self, data: bytes | memoryview, addr: bytes | None = None,
                port: int | None = None, scope_id: int = 0) -> int:
-        self._check_closed()
-        self.ensure_bound()  # inet_send_prepare
+        if self.closed:
+            raise os_error(errno.EBADF)
+        if not self.local_port:
+            self.ensure_bound()  # inet_send_prepare
+        family_v4 = self.family == AF_INET
         if addr is None:
             if self.remote is None:
                 raise os_error(errno.EDESTADDRREQ)
             addr, port = self.remote
             explicit = False
         else:
-            self._check_family(addr)
+            if family_v4 != (len(addr) == 4):
+                self._check_family(addr)  # raises
             explicit = True
         assert port is not None
-        wire = self._destination(addr, explicit, port)
+        # _destination: an AF_INET socket's address other than "this host" goes as it is
+        wire = addr if family_v4 and addr != ANY_V4 else self._destination(addr, explicit, port)
         if len(wire) == 4:
             if len(data) > 0xFFFF:
                 raise os_error(errno.EMSGSIZE)
@@ -422,7 +429,8 @@ class UdpSocket(Socket):
 
     def recvfrom(self, bufsize: int, peek: bool = False) -> tuple[bytes, bytes, int, bool]:
         """(data, source address in this socket's family, source port, truncated)."""
-        self._check_closed()
+        if self.closed:
+            raise os_error(errno.EBADF)
         if bufsize < 0:
             raise ValueError("negative buffersize in recvfrom")
         if self.pending_error:  # Linux reports it before any queued datagram
@@ -770,7 +778,13 @@ class UdpLayer:
     def send(self, sock: UdpSocket, data: bytes, dst: bytes, dport: int,
              device: int | None = None) -> int:
         stack = self.stack
-        rt = self.route(sock, dst, device)
+        flow = sock.flow
+        if flow is not None and flow.key == (dst, device, sock.bound_device, sock.local_addr,
+                                             sock.broadcast, stack.generation,
+                                             stack.routes.generation):
+            rt = flow.rt  # `route`, inline: the flow's route still holds
+        else:
+            rt = self.route(sock, dst, device)
         if len(data) > (MAX_PAYLOAD_V4 if len(dst) == 4 else MAX_PAYLOAD_V6):
             raise os_error(errno.EMSGSIZE)
         if sock.pending_error:  # sock_alloc_send_skb reports it only now
@@ -785,7 +799,9 @@ class UdpLayer:
                 flow.settle_offload(stack)
             if flow.offload and len(data) + flow.overhead <= rt.iface.mtu:  # see UdpFlow
                 stack.counters["udp.out"] += 1
-                datagram = wire_udp.build_checksum_partial(sock.local_port, dport, data)
+                # wire_udp.build_checksum_partial, inline: the checksum is left to whoever
+                # materialises the datagram
+                datagram = _UDP_HEADER.pack(sock.local_port, dport, 8 + len(data), 0) + data
                 if flow.overhead == 28:
                     stack.ipv4.send_offloaded(rt, 17, datagram, sock.ttl, sock.tos, True, 0)
                 else:
@@ -866,7 +882,13 @@ class UdpLayer:
 
     def receive(self, meta: IpMeta, payload: memoryview) -> bool:
         stack = self.stack
-        split = wire_udp.split_trusted(payload) if meta.csum_trusted else None
+        split: tuple[int, int, memoryview] | None = None
+        if meta.csum_trusted:  # wire_udp.split_trusted, inline (the receive hot path)
+            n = len(payload)
+            if n >= 8:
+                sport, dport, length, _ = _UDP_HEADER.unpack_from(payload)
+                if 8 <= length <= n:
+                    split = sport, dport, payload[8:length]
         if split is None:
             pkt = wire_udp.UdpPacket.parse(payload, meta.src, meta.dst,
                                            verify_checksum=not meta.csum_trusted)

@@ -41,6 +41,7 @@ This module wires vnet pieces together; it builds no packets itself.
 from __future__ import annotations
 
 import errno
+import functools
 import io
 import ipaddress
 import itertools
@@ -551,7 +552,7 @@ class Host:
             iface = self.stack.add_interface(ifname, mac, mtu)
             stack = self.stack
             nic = Nic(self.network.scheduler, f"{self.name}/{ifname}", mac,
-                      lambda frame: stack.receive_frame(iface, frame), mtu, offload=True)
+                      functools.partial(stack.receive_frame, iface), mtu, offload=True)
             iface.transmit = nic.transmit
             iface.offload = nic.offload  # super-frames between vnet hosts (stack.wire.gso)
             for cap in self.network.captures:

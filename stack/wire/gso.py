@@ -41,7 +41,8 @@ Only packets whose transport header follows the IP header directly are
 segmented (IPv4 with options is fine; IPv6 extension headers are not):
 `from_packet` refuses others with ValueError.
 
-A frame a vnet stack built itself (``from_ipv4_header``) also carries the
+A frame a vnet stack built itself (``from_ipv4_header``, or what
+``stack.ipv4.Ipv4Layer.send_offloaded`` makes inline: the same) also carries the
 IPv4 header's fields as that stack wrote them (``ipv4_fields``: the
 arguments of ``stack.wire.ipv4.Ipv4Packet`` after its buffer), so a
 receiving vnet stack that takes it whole need not parse and verify again

@@ -56,6 +56,8 @@ ECN_ECT0 = 2
 ECN_CE = 3
 
 _HEADER = struct.Struct("!BBHHHBBH4s4s")
+#: The 20-byte header without options, for packing it in one call (the send hot path).
+HEADER_STRUCT: struct.Struct = _HEADER
 _from_bytes = int.from_bytes
 _U16 = struct.Struct("!H")
 _ROUTER_ALERT = bytes((OPT_ROUTER_ALERT, 4, 0, 0))

@@ -31,6 +31,8 @@ FIELD_CHECKSUM = 6
 HEADER_LEN = 8
 
 _HEADER = struct.Struct("!HHHH")
+#: The 8-byte header (ports, length, checksum), for unpacking it in one call.
+HEADER_STRUCT: struct.Struct = _HEADER
 _U16 = struct.Struct("!H")
 
 

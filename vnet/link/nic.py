@@ -213,10 +213,23 @@ class Nic:
     # --- data path -----------------------------------------------------------
     def transmit(self, frame: BytesLike | GsoFrame) -> None:
         """Send one Ethernet frame (no preamble, no FCS). Called by the stack."""
-        if isinstance(frame, GsoFrame):
+        counters = self.counters
+        if type(frame) is GsoFrame:  # _transmit_gso, inline: the offloaded hot path
+            port = self.port
+            if (not self.offload or not self._link_up or port is None or self._taps
+                    or frame.max_wire_len > self._max_len
+                    or frame.header_len < ETHERNET_HEADER_LEN):
+                self._transmit_gso(frame)
+                return
+            segs = frame.gso_segs
+            counters.tx_frames += segs
+            counters.tx_bytes += frame.wire_bytes
+            self.scheduler.frames_transmitted += 1 if self._real_time else segs
+            port.send_gso(frame)
+            return
+        if isinstance(frame, GsoFrame):  # a subclass
             self._transmit_gso(frame)
             return
-        counters = self.counters
         if not self._link_up:
             counters.tx_dropped_link_down += 1
             return
@@ -265,12 +278,12 @@ class Nic:
         for tap in self._taps:
             for wire in frame.materialise():
                 tap.record(wire, _OUTBOUND)
-        port.send(frame)
+        port.send_gso(frame)
 
     def deliver(self, frame: bytes | GsoFrame) -> None:
         """A frame from the wire. Called by the segment or cable."""
         if isinstance(frame, GsoFrame):
-            self._deliver_gso(frame)
+            self.deliver_gso(frame)
             return
         counters = self.counters
         if not self._link_up:
@@ -293,7 +306,9 @@ class Nic:
             tap.record(frame, _INBOUND)
         self.on_receive(frame)
 
-    def _deliver_gso(self, frame: GsoFrame) -> None:
+    def deliver_gso(self, frame: GsoFrame) -> None:
+        """A super-frame from the wire: `deliver` for a GsoFrame (the segment calls it
+        directly)."""
         if not self.offload or frame.max_wire_len > self._max_len:
             for wire in frame.materialise():
                 self.deliver(wire)

@@ -170,8 +170,8 @@ class SegmentPort:
     are this port's Impairments; set them at any time, None for none.
     """
 
-    __slots__ = ("_deliver_to", "counters", "egress", "endpoint", "index", "ingress", "name",
-                 "segment")
+    __slots__ = ("_deliver_gso_to", "_deliver_to", "counters", "egress", "endpoint", "index",
+                 "ingress", "name", "segment")
 
     def __init__(
         self,
@@ -190,6 +190,9 @@ class SegmentPort:
         self.egress = egress
         self.counters = PortCounters()
         self._deliver_to: Callable[[bytes | GsoFrame], None] = endpoint.deliver
+        #: Where a super-frame goes: the endpoint's ``deliver_gso`` if it has one (a Nic).
+        self._deliver_gso_to: Callable[[GsoFrame], None] = getattr(
+            endpoint, "deliver_gso", endpoint.deliver)
 
     def send(self, frame: BytesLike | GsoFrame) -> None:
         """Hand a frame to the segment (a ``bytes`` object is never copied)."""
@@ -198,9 +201,24 @@ class SegmentPort:
             self.counters.drop(DROP_DETACHED)
             return
         if isinstance(frame, GsoFrame):
-            segment._receive_gso(self, frame)
+            self.send_gso(frame)
             return
         segment._receive(self, frame if type(frame) is bytes else bytes(frame))
+
+    def send_gso(self, frame: GsoFrame) -> None:
+        """`send` for a super-frame (what a NIC that offloads calls)."""
+        segment = self.segment
+        if segment is None:
+            self.counters.drop(DROP_DETACHED)
+            return
+        if self.ingress is not None:
+            for wire in frame.materialise():
+                segment._receive(self, wire)
+            return
+        counters = self.counters
+        counters.frames_in += frame.gso_segs
+        counters.bytes_in += frame.wire_bytes
+        segment._switch_gso(self, frame)
 
     def detach(self) -> None:
         """Leave the segment; frames still in flight to this port are dropped."""
@@ -215,10 +233,21 @@ class SegmentPort:
         if isinstance(frame, GsoFrame):
             counters.frames_out += frame.gso_segs
             counters.bytes_out += frame.wire_bytes
-        else:
-            counters.frames_out += 1
-            counters.bytes_out += len(frame)
+            self._deliver_gso_to(frame)
+            return
+        counters.frames_out += 1
+        counters.bytes_out += len(frame)
         self._deliver_to(frame)
+
+    def _deliver_gso(self, frame: GsoFrame) -> None:
+        """`_deliver` for a super-frame (what the switch schedules for one)."""
+        counters = self.counters
+        if self.segment is None:
+            counters.drop(DROP_DETACHED)
+            return
+        counters.frames_out += frame.gso_segs
+        counters.bytes_out += frame.wire_bytes
+        self._deliver_gso_to(frame)
 
     def __repr__(self) -> str:
         where = self.segment.name if self.segment is not None else "detached"
@@ -394,30 +423,69 @@ class Segment:
             else:
                 self._switch(port, frame)
 
-    def _receive_gso(self, port: SegmentPort, frame: GsoFrame) -> None:
-        """A super-frame from ``port``'s endpoint: whole, unless an impairment splits it."""
-        if port.ingress is not None:
-            for wire in frame.materialise():
-                self._receive(port, wire)
-            return
-        counters = port.counters
-        counters.frames_in += frame.gso_segs
-        counters.bytes_in += frame.wire_bytes
-        self._switch(port, frame)
-
-    def _switch(self, port: SegmentPort, frame: bytes | GsoFrame) -> None:
-        """Learn, tap and forward a frame that has reached the switch."""
+    def _switch_gso(self, port: SegmentPort, frame: GsoFrame) -> None:
+        """`_switch` for a super-frame; a unicast one to a port without an egress
+        impairment (and no partition) is scheduled for that port here."""
         if port.segment is not self:
             port.counters.drop(DROP_DETACHED)
             return
         now = self._now()
-        head = frame.data if isinstance(frame, GsoFrame) else frame
         for tap in self._taps:
-            if isinstance(frame, GsoFrame):
-                for wire in frame.materialise():
-                    tap.record(wire)
+            for wire in frame.materialise():
+                tap.record(wire)
+        if self._hub:
+            self._flood(port, frame, now)
+            return
+        head = frame.data
+        table = self._macs
+        if not head[6] & 1:
+            src = head[6:12]
+            entry = table.get(src)
+            if entry is None:
+                self._learn(src, port, now)
             else:
-                tap.record(frame)
+                if entry.port is not port:
+                    entry.port = port
+                    self._count("mac_moved")
+                entry.seen = now
+        if head[0] & 1:  # never built for group addresses; be safe anyway
+            for wire in frame.materialise():
+                self._switch_multicast(port, wire, now)
+            return
+        dst = head[0:6]
+        entry = table.get(dst)
+        if entry is None:
+            self._flood(port, frame, now)
+            return
+        if now - entry.seen > self.aging_ns:
+            del table[dst]
+            self._flood(port, frame, now)
+            return
+        out = entry.port
+        if out is port:
+            port.counters.drop(DROP_SAME_PORT)
+            return
+        if out.egress is None and self._partition is None:  # _egress, inline
+            latency = self.latency_ns
+            if latency:
+                self._call_later(latency, partial(out._deliver_gso, frame))
+            else:
+                self._defer(partial(out._deliver_gso, frame))
+            return
+        self._egress(port, out, frame, now)
+
+    def _switch(self, port: SegmentPort, frame: bytes | GsoFrame) -> None:
+        """Learn, tap and forward a frame that has reached the switch."""
+        if isinstance(frame, GsoFrame):
+            self._switch_gso(port, frame)
+            return
+        if port.segment is not self:
+            port.counters.drop(DROP_DETACHED)
+            return
+        now = self._now()
+        head = frame
+        for tap in self._taps:
+            tap.record(frame)
         if self._hub:
             self._flood(port, frame, now)
             return
@@ -433,11 +501,7 @@ class Segment:
                     self._count("mac_moved")
                 entry.seen = now
         if head[0] & 1:
-            if isinstance(frame, GsoFrame):  # never built for group addresses; be safe anyway
-                for wire in frame.materialise():
-                    self._switch_multicast(port, wire, now)
-            else:
-                self._switch_multicast(port, frame, now)
+            self._switch_multicast(port, frame, now)
             return
         dst = head[0:6]
         entry = table.get(dst)
@@ -486,10 +550,14 @@ class Segment:
         impairment = out.egress
         latency = self.latency_ns
         if impairment is None:
-            if latency:
-                self._call_later(latency, partial(out._deliver, frame))
+            if isinstance(frame, GsoFrame):
+                delivery = partial(out._deliver_gso, frame)
             else:
-                self._defer(partial(out._deliver, frame))
+                delivery = partial(out._deliver, frame)
+            if latency:
+                self._call_later(latency, delivery)
+            else:
+                self._defer(delivery)
             return
         if isinstance(frame, GsoFrame):
             for wire in frame.materialise():
