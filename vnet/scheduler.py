@@ -913,13 +913,17 @@ class Scheduler:
         by_key = self._blocked_by_key
         keys = self._changed_keys
         keyless = by_key.get(None)
-        if len(keys) == 1 and not keyless:  # the common case: one stack changed
-            key = keys.pop()
-            return by_key.get(key) or _NO_TASKS
-        found: list[GuestTask] = list(keyless or ())
+        if not keyless:
+            if len(keys) == 1:  # the common case: one stack changed
+                return by_key.get(keys.pop()) or _NO_TASKS
+            found: list[GuestTask] = []
+        else:
+            found = list(keyless)
         for key in keys:
             if key is not None:
-                found.extend(by_key.get(key, ()))
+                group = by_key.get(key)
+                if group:
+                    found.extend(group)
         keys.clear()
         return found
 

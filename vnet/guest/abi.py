@@ -412,8 +412,19 @@ def _make_callback(fn: HostFunction, ctx: GuestContext | None = None) -> Any:
                 result = _failed_call(ctx, qualified, e)
                 if result < 0:
                     return -result
-            return _finish_read_only_call(b, ctx, charge_ns, pack_result, native,
-                                          args_and_results, result & result_mask)
+            # _finish_read_only_call, inlined
+            task = ctx.task
+            if task is not None:
+                if b.virtual:
+                    try:
+                        b.charge_host_call(task, charge_ns, 0)
+                    except TaskKilled:
+                        return -_killed(ctx)
+                elif task.killed:  # real time: nothing to charge
+                    return -_killed(ctx)
+            if pack_result is not None:
+                pack_result(native, args_and_results, result & result_mask)
+            return 0
 
     else:
         unlocked_first = UNLOCKED_FIRST.get(qualified)
@@ -432,8 +443,7 @@ def _make_callback(fn: HostFunction, ctx: GuestContext | None = None) -> Any:
             virtual = b.virtual
             task = ctx.task
             elsewhere_before = task.frames_elsewhere if task is not None else 0
-            frames = 0
-            call_started_ns = call_end_ns = 0
+            frames = call_started_ns = call_end_ns = 0
             try:
                 args = unpack_args(native, args_and_results) if nparams else ()
                 lock = b.lock

@@ -422,7 +422,8 @@ def _recv(ctx: GuestContext, desc: SocketDescription, iovs_ptr: int, iovs_len: i
     iovs = _message_iovecs(ctx, iovs_ptr, iovs_len)
     total = min(iovecs_total(iovs), MAX_IO)
     peek = bool(riflags & RIFLAGS_RECV_PEEK)
-    if desc.receive_ready is not None:  # wait first, rather than fail with EAGAIN first
+    ready = desc.receive_ready
+    if ready is not None and not ready():  # wait first, rather than fail with EAGAIN first
         wait_to_receive(ctx, desc, _deadline(ctx, desc.recv_timeout_ns))
     try:
         data, src, port, truncated = desc.core.recvfrom(total, peek)
