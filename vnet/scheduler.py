@@ -979,7 +979,9 @@ class Scheduler:
                             # a burst of waking datagrams: it runs once the burst is over
                             waker.held.append(task)
                             continue
-                    task.gate.open()
+                    gate = task.gate._lock  # _Gate.open, inlined
+                    if gate.locked():
+                        gate.release()
                 self.wakeups += len(woken)
         for loop in self._loops:
             until = loop.until
