@@ -249,8 +249,11 @@ HANDOFF_HOLD_CALLS = 32
 
 _get_ident = threading.get_ident
 
+#: What `Scheduler._candidates` returns when no blocked task can be affected.
+_NO_TASKS: dict[Any, None] = {}
+
 #: `Scheduler._timer_check_ns` when no timer was armed in the current turn.
-_NO_TIMER_CHECK = 1 << 126
+NO_TIMER_CHECK = 1 << 126
 
 
 def _never() -> bool:
@@ -263,6 +266,12 @@ class TaskState(Enum):
     RUNNING = "running"
     BLOCKED = "blocked"
     DONE = "done"
+
+
+# The states the hot paths set, as module globals (a global is cheaper than Enum.MEMBER).
+_BLOCKED = TaskState.BLOCKED
+_RUNNING = TaskState.RUNNING
+_RUNNABLE = TaskState.RUNNABLE
 
 
 class TaskKilled(Exception):
@@ -557,7 +566,7 @@ class KeyedDriver:
     def __init__(self, scheduler: Scheduler, key: object) -> None:
         self.scheduler = scheduler
         self.key = key
-        self.now_ns = scheduler.monotonic_ns
+        self.now_ns = scheduler.clock()
         self.call_at = functools.partial(scheduler.call_at, key=key)  # a frozen host's wait
         self.defer = scheduler.defer
 
@@ -673,8 +682,8 @@ class Scheduler:
         #: timeout (its `until` came true, a guest ended, or an earlier timer was set).
         self.loop_wakeups = 0
         #: Real time: the earliest timer armed inside the current network turn while a
-        #: loop waited (`_NO_TIMER_CHECK`: none); the turn's end looks whether it must wake it.
-        self._timer_check_ns = _NO_TIMER_CHECK
+        #: loop waited (`NO_TIMER_CHECK`: none); the turn's end looks whether it must wake it.
+        self._timer_check_ns = NO_TIMER_CHECK
 
     # --- clocks ------------------------------------------------------------
     def monotonic_ns(self) -> int:
@@ -685,6 +694,19 @@ class Scheduler:
 
     #: The stack.driver.StackDriver view of the clock (the scheduler is a stack's driver).
     now_ns = monotonic_ns
+
+    def clock(self) -> Callable[[], int]:
+        """`monotonic_ns` as a function of its own, for the stacks' drivers: it reads
+        the clock as `monotonic_ns` does, minus the choice of mode on every call."""
+        if self.virtual:
+            return self.monotonic_ns
+        t0 = self._t0
+        monotonic_ns = time.monotonic_ns
+
+        def real_now() -> int:
+            return monotonic_ns() - t0
+
+        return real_now
 
     def realtime_ns(self) -> int:
         """Wall-clock nanoseconds since the Unix epoch, as guests see it."""
@@ -718,7 +740,7 @@ class Scheduler:
     def _wake_loops_for_timers(self) -> None:
         """Real time, lock held, at the end of a turn that armed timers: wake the loops
         that sleep past the earliest timer still armed."""
-        self._timer_check_ns = _NO_TIMER_CHECK
+        self._timer_check_ns = NO_TIMER_CHECK
         if self._loops:
             nxt = self._next_timer_time()
             if nxt is not None:
@@ -777,7 +799,7 @@ class Scheduler:
                 deferred.popleft()()
         finally:
             self._draining = False
-            if self._timer_check_ns != _NO_TIMER_CHECK:
+            if self._timer_check_ns != NO_TIMER_CHECK:
                 self._wake_loops_for_timers()
 
     def atomic(self) -> AtomicTurn:
@@ -809,7 +831,7 @@ class Scheduler:
                 deferred.popleft()()
         finally:
             self._draining = False
-            if self._timer_check_ns != _NO_TIMER_CHECK:
+            if self._timer_check_ns != NO_TIMER_CHECK:
                 self._wake_loops_for_timers()
             if self._changed and not self.virtual:
                 self._wake_ready()
@@ -890,10 +912,18 @@ class Scheduler:
             return self._blocked
         by_key = self._blocked_by_key
         keys = self._changed_keys
-        found: list[GuestTask] = list(by_key.get(None, ()))
+        keyless = by_key.get(None)
+        if not keyless:
+            if len(keys) == 1:  # the common case: one stack changed
+                return by_key.get(keys.pop()) or _NO_TASKS
+            found: list[GuestTask] = []
+        else:
+            found = list(keyless)
         for key in keys:
             if key is not None:
-                found.extend(by_key.get(key, ()))
+                group = by_key.get(key)
+                if group:
+                    found.extend(group)
         keys.clear()
         return found
 
@@ -930,9 +960,13 @@ class Scheduler:
                 if handoff:
                     waker = self._task_by_thread.get(_get_ident())
                     now_ns = time.monotonic_ns()
+                blocked = self._blocked
+                by_key = self._blocked_by_key
                 for task in woken:
-                    self._unblock(task)
-                    task.state = TaskState.RUNNABLE
+                    if task in blocked:  # _unblock, inlined
+                        del blocked[task]
+                        del by_key[task.wake_key][task]
+                    task.state = _RUNNABLE
                     task.wakeups += 1
                     if waker is not None and waker is not task:
                         task.woken_at_ns = now_ns
@@ -945,7 +979,9 @@ class Scheduler:
                             # a burst of waking datagrams: it runs once the burst is over
                             waker.held.append(task)
                             continue
-                    task.gate.open()
+                    gate = task.gate._lock  # _Gate.open, inlined
+                    if gate.locked():
+                        gate.release()
                 self.wakeups += len(woken)
         for loop in self._loops:
             until = loop.until
@@ -1025,11 +1061,15 @@ class Scheduler:
         while deferred:
             deferred.popleft()()
         self._draining = False
-        if self._timer_check_ns != _NO_TIMER_CHECK:
+        if self._timer_check_ns != NO_TIMER_CHECK:
             self._wake_loops_for_timers()
+        before = self.frames_transmitted
         try:
-            return self._block_counting_frames(task, ready, deadline_ns)
+            if self.virtual:
+                return self._block_virtual(task, ready, deadline_ns)
+            return self._block_real(task, ready, deadline_ns)
         finally:
+            task.frames_elsewhere += self.frames_transmitted - before
             self._draining = True
 
     def _block_counting_frames(self, task: GuestTask, ready: Callable[[], bool],
@@ -1047,22 +1087,29 @@ class Scheduler:
         lock = self.lock
         if self._changed:  # what this turn changed may unblock others first
             self._wake_ready(handoff=False)
+        monotonic_ns = time.monotonic_ns
         while True:
             if task.killed:
                 raise TaskKilled()
             if ready():
                 return True
+            waiting_since = monotonic_ns()
             if deadline_ns is None:
                 timeout = None
             else:
-                remaining = deadline_ns - self.monotonic_ns()
+                remaining = deadline_ns - (waiting_since - self._t0)
                 if remaining <= 0:
                     return False
                 timeout = remaining / 1e9
-            task.state = TaskState.BLOCKED
+            task.state = _BLOCKED
             task.ready = ready
             task.deadline = deadline_ns
-            self._block_register(task)
+            # _block_register, inlined
+            self._blocked[task] = None
+            group = self._blocked_by_key.get(task.wake_key)
+            if group is None:
+                group = self._blocked_by_key[task.wake_key] = {}
+            group[task] = None
             if task.woken_by is not None:
                 self._handoff_done(task)
             if task.held:  # its burst ends here
@@ -1070,20 +1117,26 @@ class Scheduler:
             if task.crowding:  # it waits for the network like the others now
                 task.crowding = False
                 self.placement.pin()
-            waiting_since = time.monotonic_ns()
             gate = task.gate
             count = lock._release_save()
             try:
                 if not gate.wait(timeout):
                     task.wakeups += 1  # timed out on its own
+                    timed_out = True
+                else:
+                    timed_out = False
             finally:
                 lock._acquire_restore(count)
-                gate.reset()
-                self._unblock(task)
-                task.state = TaskState.RUNNING
-                task.ready = None
-                task.deadline = None
-                task.waited_ns += time.monotonic_ns() - waiting_since
+            if timed_out:
+                gate.reset()  # a wake-up that came meanwhile is not carried to the next wait
+            # _unblock, inlined (a woken task is unblocked already; a timed-out one is not)
+            if task in self._blocked:
+                del self._blocked[task]
+                del self._blocked_by_key[task.wake_key][task]
+            task.state = _RUNNING
+            task.ready = None
+            task.deadline = None
+            task.waited_ns += monotonic_ns() - waiting_since
 
     def _block_virtual(self, task: GuestTask, ready: Callable[[], bool],
                        deadline_ns: int | None) -> bool:
@@ -1152,7 +1205,9 @@ class Scheduler:
                 for woken in list(pending):
                     if woken.done or woken.last_call_end_ns >= woken.woken_at_ns:
                         pending.discard(woken)
-            task.handoff_gate.reset()
+                task.handoff_gate.reset()
+            # (after a wait that succeeded the gate is shut again already; a stale
+            # signal is cleared when the next hand-off begins, in `_wake_ready`)
 
     def charge_host_call(self, task: GuestTask, charge_ns: int, frames: int,
                          call_wall_ns: int = 0, call_end_ns: int = 0) -> None:
@@ -1193,6 +1248,12 @@ class Scheduler:
                         task.behind = list(itertools.islice(runq, queued, None))
                     self.yield_task(task)
             return
+        self.charge_real_call(task, frames, call_wall_ns, call_end_ns)
+
+    def charge_real_call(self, task: GuestTask, frames: int, call_wall_ns: int,
+                         call_end_ns: int) -> None:
+        """Real time: `charge_host_call` without its virtual-time half (the ABI bridge
+        of a real-time guest calls this directly)."""
         if task.roaming:  # back from a stretch of compute on any CPU
             task.roaming = False
             if not task.crowding:
@@ -1201,30 +1262,34 @@ class Scheduler:
         # in a burst if this call began right after the previous one ended
         task.in_burst = in_burst = (
             call_wall_ns > 0 and now - call_wall_ns - task.resumed_ns < HANDOFF_HOLD_GAP_NS)
-        task.woke_last_call = task.woke_this_call or bool(task.held)
+        held = task.held
+        task.woke_last_call = task.woke_this_call or bool(held)
         task.woke_this_call = task.sent_datagram = False
         resumed = now
-        if task.held:
+        if held:
             task.held_calls += 1
             if not in_burst or task.held_calls >= HANDOFF_HOLD_CALLS:
                 self.end_burst(task)
-        if task.handoff_tasks and not task.held:
+        if task.handoff_tasks and not held:
             self.wait_for_woken(task)
             resumed = time.monotonic_ns()
         used = call_wall_ns - task.waited_ns
-        task.waited_ns = 0
         if used < 0:
             used = 0
+        task.waited_ns = 0
         task.network_time_ns += used + frames * FRAME_SHARE_NS
         task.last_call_end_ns = now
-        task.turn_used_ns += used
-        task.turn_frames += frames
-        if task.turn_used_ns >= HOST_CALL_SLICE_NS or task.turn_frames >= FRAMES_PER_TURN:
+        turn_used = task.turn_used_ns + used
+        turn_frames = task.turn_frames + frames
+        if turn_used >= HOST_CALL_SLICE_NS or turn_frames >= FRAMES_PER_TURN:
             task.turn_used_ns = 0
             task.turn_frames = 0
             self.end_burst(task)
             self._end_turn(task, now)
             resumed = time.monotonic_ns()
+        else:
+            task.turn_used_ns = turn_used
+            task.turn_frames = turn_frames
         task.resumed_ns = resumed
 
     def _contending(self, task: GuestTask, now: int) -> list[GuestTask]:

@@ -79,7 +79,7 @@ from typing import TYPE_CHECKING, Any
 from wasmtime import FuncType, Linker, ValType, WasmtimeError
 from wasmtime import _ffi as ffi
 
-from vnet.scheduler import DATA_CALL_CHARGE_NS, HOST_CALL_CHARGE_NS, TaskKilled
+from vnet.scheduler import DATA_CALL_CHARGE_NS, HOST_CALL_CHARGE_NS, NO_TIMER_CHECK, TaskKilled
 
 from .memory import GuestFault
 from .wasi_types import Errno, WasiError
@@ -221,8 +221,9 @@ class Binding:
     `ctx.scheduler` and `ctx.extensions`.
     """
 
-    __slots__ = ("begin_turn", "charge_host_call", "ctx", "end_turn", "enforce_memory_limit",
-                 "lock", "memory_limit", "scheduler", "sockets", "stats", "virtual")
+    __slots__ = ("begin_turn", "charge_host_call", "charge_real_call", "ctx", "end_turn",
+                 "enforce_memory_limit", "lock", "memory_limit", "scheduler", "sockets", "stats",
+                 "virtual")
 
     def __init__(self, ctx: GuestContext) -> None:
         sched = ctx.scheduler
@@ -232,6 +233,7 @@ class Binding:
         self.lock = ctx.host_call_lock
         self.virtual = sched.virtual
         self.charge_host_call = sched.charge_host_call
+        self.charge_real_call = sched.charge_real_call
         self.begin_turn, self.end_turn = _turn_functions(sched)
         # --max-memory over linear memory and sockets: linear memory as last seen
         # (the epoch callback refreshes it every tick) plus what the sockets hold
@@ -410,8 +412,19 @@ def _make_callback(fn: HostFunction, ctx: GuestContext | None = None) -> Any:
                 result = _failed_call(ctx, qualified, e)
                 if result < 0:
                     return -result
-            return _finish_read_only_call(b, ctx, charge_ns, pack_result, native,
-                                          args_and_results, result & result_mask)
+            # _finish_read_only_call, inlined
+            task = ctx.task
+            if task is not None:
+                if b.virtual:
+                    try:
+                        b.charge_host_call(task, charge_ns, 0)
+                    except TaskKilled:
+                        return -_killed(ctx)
+                elif task.killed:  # real time: nothing to charge
+                    return -_killed(ctx)
+            if pack_result is not None:
+                pack_result(native, args_and_results, result & result_mask)
+            return 0
 
     else:
         unlocked_first = UNLOCKED_FIRST.get(qualified)
@@ -430,8 +443,7 @@ def _make_callback(fn: HostFunction, ctx: GuestContext | None = None) -> Any:
             virtual = b.virtual
             task = ctx.task
             elsewhere_before = task.frames_elsewhere if task is not None else 0
-            frames = 0
-            call_started_ns = call_end_ns = 0
+            frames = call_started_ns = call_end_ns = 0
             try:
                 args = unpack_args(native, args_and_results) if nparams else ()
                 lock = b.lock
@@ -440,7 +452,12 @@ def _make_callback(fn: HostFunction, ctx: GuestContext | None = None) -> Any:
                     frames_before = sched.frames_transmitted
                     if not virtual:
                         call_started_ns = wall_clock()
-                    outer = b.begin_turn()
+                    # Scheduler.begin_turn / end_turn, inlined: a call that deferred no
+                    # work, changed nothing a guest waits for and armed no timer only
+                    # clears the flag (the turn's hot path; see Scheduler.end_turn)
+                    outer = not sched._draining
+                    if outer:
+                        sched._draining = True
                     try:
                         b.stats.host_calls += 1
                         memory = ctx.memory
@@ -455,7 +472,11 @@ def _make_callback(fn: HostFunction, ctx: GuestContext | None = None) -> Any:
                         result = impl(ctx, *args)
                     finally:
                         if outer:
-                            b.end_turn()
+                            if sched._deferred or sched._changed or (
+                                    sched._timer_check_ns != NO_TIMER_CHECK):
+                                b.end_turn()
+                            else:
+                                sched._draining = False
                         frames = sched.frames_transmitted - frames_before
                         if not virtual:
                             call_end_ns = wall_clock()
@@ -468,8 +489,11 @@ def _make_callback(fn: HostFunction, ctx: GuestContext | None = None) -> Any:
             if task is not None:
                 frames -= task.frames_elsewhere - elsewhere_before
                 try:
-                    b.charge_host_call(task, charge_ns, frames, call_end_ns - call_started_ns,
-                                       call_end_ns)
+                    if virtual:
+                        b.charge_host_call(task, charge_ns, frames)
+                    else:
+                        b.charge_real_call(task, frames, call_end_ns - call_started_ns,
+                                           call_end_ns)
                 except TaskKilled:
                     return -_killed(ctx)
             if pack_result is not None:

@@ -91,10 +91,18 @@ class GuestContext:
         #: switch to another of the guest's threads instead of waiting.
         self.thread_blocker: Callable[[Callable[[], bool], int | None], bool] | None = None
 
-    @property
-    def mem(self) -> GuestMemory:
-        assert self.memory is not None, "host call before the instance has memory"
-        return self.memory
+    #: `memory` once the instance has one, as a plain attribute (every host call reads
+    #: it, often more than once): unset before, so a call that came too early fails
+    #: with AttributeError (an internal error, EIO) rather than reading None.
+    mem: GuestMemory
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        object.__setattr__(self, name, value)
+        if name == "memory":  # keep `mem` in step (set only by the runtime and tests)
+            if value is None:
+                self.__dict__.pop("mem", None)
+            else:
+                object.__setattr__(self, "mem", value)
 
     def now_ns(self) -> int:
         return self.scheduler.monotonic_ns()

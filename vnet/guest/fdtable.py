@@ -75,12 +75,19 @@ class FileDescription:
 
     filetype: Filetype = Filetype.UNKNOWN
     is_socket = False
+    #: A socket of the network stack (TCP, UDP, ICMP echo), which the per-guest socket
+    #: limit counts (vnet.guest.sockets.SocketDescription; netlink sockets are not).
+    is_stack_socket = False
     #: Whether `poll_probe`'s function reads only state that other threads change one
     #: whole Python operation at a time, so poll_oneoff may call it without the
     #: network lock (vnet.guest.wasi_core.poll_ready_unlocked).
     poll_is_atomic = False
     rights_base: int = 0
     rights_inheriting: int = 0
+    #: A test that holds exactly when a read would not fail with EAGAIN, for the
+    #: descriptions that know one (sockets): a blocking read that finds it false
+    #: waits for it first instead of trying (vnet.guest.wasi_core.wait_to_receive).
+    receive_ready: Callable[[], bool] | None = None
 
     def __init__(self) -> None:
         self.fdflags = 0
@@ -229,6 +236,20 @@ class FdTable:
         self._preopen_names: dict[int, str] = {}
         #: fds installed by `add_at` that do not count against max_fds (the synthetic /dev).
         self._uncounted: set[int] = set()
+        #: How many fds refer to each open description (by id()): the last one closed
+        #: closes it.
+        self._refs: dict[int, int] = {}
+        #: How many fds refer to stack sockets (the per-guest socket limit counts them).
+        self.socket_fds = 0
+
+    def _set(self, fd: int, entry: FdEntry) -> None:
+        """Put `entry` at `fd` (which must be free) and count its reference."""
+        self._entries[fd] = entry
+        description = entry.description
+        key = id(description)
+        self._refs[key] = self._refs.get(key, 0) + 1
+        if description.is_stack_socket:
+            self.socket_fds += 1
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -266,11 +287,11 @@ class FdTable:
         fd = 0
         while fd in self._entries:
             fd += 1
-        self._entries[fd] = FdEntry(
+        self._set(fd, FdEntry(
             description,
             description.rights_base if rights_base is None else rights_base,
             description.rights_inheriting if rights_inheriting is None else rights_inheriting,
-        )
+        ))
         if preopen_name is not None:
             self._preopen_names[fd] = preopen_name
         return fd
@@ -281,8 +302,8 @@ class FdTable:
         synthetic /dev, which on Linux takes no fd); EBADF if the number is taken."""
         if fd in self._entries:
             raise WasiError(Errno.EBADF)
-        self._entries[fd] = FdEntry(description, description.rights_base,
-                                    description.rights_inheriting)
+        self._set(fd, FdEntry(description, description.rights_base,
+                              description.rights_inheriting))
         if preopen_name is not None:
             self._preopen_names[fd] = preopen_name
         self._uncounted.add(fd)
@@ -293,8 +314,17 @@ class FdTable:
         return self._preopen_names.get(fd)
 
     def _release(self, description: FileDescription) -> None:
-        if not any(e.description is description for e in self._entries.values()):
-            description.close()
+        """One fd fewer refers to `description` (its entry is gone): close it if it was
+        the last."""
+        if description.is_stack_socket:
+            self.socket_fds -= 1
+        key = id(description)
+        left = self._refs.get(key, 1) - 1
+        if left > 0:
+            self._refs[key] = left
+            return
+        self._refs.pop(key, None)
+        description.close()
 
     def close(self, fd: int) -> None:
         entry = self._entries.pop(fd, None)
@@ -312,7 +342,7 @@ class FdTable:
             return
         del self._entries[fd_from]
         name = self._preopen_names.pop(fd_from, None)
-        self._entries[fd_to] = source
+        self._entries[fd_to] = source  # moved: the count of its description stays
         self._preopen_names.pop(fd_to, None)
         self._uncounted.discard(fd_from)
         self._uncounted.discard(fd_to)
@@ -333,8 +363,7 @@ class FdTable:
             new += 1
         if new >= self.max_fds:
             raise WasiError(Errno.EMFILE)
-        self._entries[new] = FdEntry(entry.description, entry.rights_base,
-                                     entry.rights_inheriting)
+        self._set(new, FdEntry(entry.description, entry.rights_base, entry.rights_inheriting))
         return new
 
     def dup_to(self, fd: int, target: int) -> int:
@@ -345,9 +374,9 @@ class FdTable:
             raise WasiError(Errno.EBADF)
         if target == fd:
             return target
-        old = self._entries.get(target)
-        self._entries[target] = FdEntry(entry.description, entry.rights_base,
-                                        entry.rights_inheriting)
+        old = self._entries.pop(target, None)
+        self._set(target, FdEntry(entry.description, entry.rights_base,
+                                  entry.rights_inheriting))
         self._preopen_names.pop(target, None)
         if old is not None:
             self._release(old.description)

@@ -18,11 +18,14 @@ from __future__ import annotations
 import errno as linux
 import socket as _socket
 import struct
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from stack.ip import to_v4_mapped
 from stack.socket import Socket, SocketReadiness
 from stack.socket_memory import SOCKET_OVERHEAD, SocketMemory
+from stack.tcp_socket import TcpSocket
+from stack.tcp_tcb import LISTEN
 from stack.udp import UdpSocket
 
 from .fdtable import FileDescription, PollProbe, Readiness
@@ -166,6 +169,7 @@ class SocketDescription(FileDescription):
     """A socket in the fd table."""
 
     is_socket = True
+    is_stack_socket = True
     rights_base = int(RIGHTS_SOCKET_BASE)
     rights_inheriting = int(RIGHTS_SOCKET_BASE)
 
@@ -182,6 +186,7 @@ class SocketDescription(FileDescription):
         # A UDP socket's poll reads its queue (appended by other threads, popped only
         # by this guest's own calls) and its flags: safe without the network lock.
         self.poll_is_atomic = isinstance(core, UdpSocket)
+        self.receive_ready = _receive_ready(core)
         self.recv_timeout_ns: int | None = None
         self.send_timeout_ns: int | None = None
         self.connect_pending = False
@@ -288,6 +293,34 @@ class SocketDescription(FileDescription):
 
     def __repr__(self) -> str:
         return f"<SocketDescription {self.core!r}>"
+
+
+def _receive_ready(core: Socket) -> Callable[[], bool] | None:
+    """A test that holds exactly when a receive on `core` would not fail with EAGAIN.
+
+    (Returned data, EOF, or an error: anything but "would block".) A blocking
+    receive that finds it false waits for it to hold before it tries, instead
+    of trying, catching the stack's EAGAIN and translating it first. None for
+    the kinds of socket whose receive it does not know.
+    """
+    if type(core) is UdpSocket:
+        # recvfrom: EBADF when closed, the pending error, a datagram, or b"" after
+        # SHUT_RD — each of which `readable` counts; EAGAIN otherwise
+        return core.readable
+    if type(core) is TcpSocket:
+        sock = core
+
+        def tcp_ready() -> bool:
+            # TcpSocket.recv: EBADF when closed, ENOTCONN without a connection; then
+            # TcpConnection.recv: data, the error, EOF (FIN, SHUT_RD, a reset),
+            # ENOTCONN when CLOSED or LISTEN; EAGAIN otherwise
+            conn = sock.conn
+            if sock.closed or conn is None:
+                return True
+            return conn.readable() or conn.reset_received or conn.state == LISTEN
+
+        return tcp_ready
+    return None
 
 
 #: A socket with nothing to report (values are never changed once built: shared, as

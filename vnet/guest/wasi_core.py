@@ -25,6 +25,7 @@ from .wasi_types import (
     EVENT,
     EVENTRWFLAGS_HANGUP,
     FDFLAGS_ALL,
+    FDFLAGS_NONBLOCK,
     FDSTAT,
     FILESTAT,
     PREOPENTYPE_DIR,
@@ -106,6 +107,7 @@ SUCCESS = int(Errno.SUCCESS)
 _POLL_RIGHTS = int(Rights.POLL_FD_READWRITE)
 _READ_RIGHTS = int(Rights.FD_READ)
 _WRITE_RIGHTS = int(Rights.FD_WRITE)
+_NONBLOCK = int(FDFLAGS_NONBLOCK)
 
 
 def _clock_now(ctx: GuestContext, clock_id: int) -> int:
@@ -126,7 +128,13 @@ def clock_res_get(ctx: GuestContext, clock_id: int, res_ptr: int) -> int:
 
 @host_function(M, "clock_time_get", "iIi")
 def clock_time_get(ctx: GuestContext, clock_id: int, _precision: int, time_ptr: int) -> int:
-    ctx.mem.write_u64(time_ptr, _clock_now(ctx, clock_id))
+    if clock_id == _MONOTONIC:  # _clock_now, inlined: a guest may read the clock often
+        now = ctx.scheduler.monotonic_ns()
+    elif clock_id == _REALTIME:
+        now = ctx.scheduler.realtime_ns()
+    else:
+        raise WasiError(Errno.EINVAL)
+    ctx.mem.write_u64(time_ptr, now)
     return SUCCESS
 
 
@@ -179,6 +187,25 @@ def wait_for_io(
             if e.errno != Errno.EAGAIN or description.nonblocking:
                 raise
         if not ctx.block_until(lambda: readiness().ready, deadline_ns):
+            raise WasiError(Errno.EAGAIN)
+
+
+def wait_to_receive(ctx: GuestContext, description: FileDescription,
+                    deadline_ns: int | None = None,
+                    ready: Callable[[], bool] | None = None) -> None:
+    """Before a blocking read: wait while the description says it would block.
+
+    For a description with a `receive_ready` test (sockets) that is false, and
+    not O_NONBLOCK: block until it holds, so the read that follows finds its
+    data (or error, or EOF) without first failing with EAGAIN — no exception
+    raised, caught and translated on every receive that waits. A deadline that
+    passes raises EAGAIN, as `wait_for_io` does. Otherwise returns at once.
+    `ready` replaces the description's test (accept() has one of its own).
+    """
+    if ready is None:
+        ready = description.receive_ready
+    if ready is not None and not ready() and not description.fdflags & _NONBLOCK:
+        if not ctx.block_until(ready, deadline_ns):
             raise WasiError(Errno.EAGAIN)
 
 
@@ -446,6 +473,9 @@ def fd_read(ctx: GuestContext, fd: int, iovs_ptr: int, iovs_len: int, nread_ptr:
     iovs = ctx.mem.iovecs(iovs_ptr, iovs_len)
     ctx.mem.check(nread_ptr, 4)
     total = _iov_total(iovs)
+    ready = d.receive_ready
+    if ready is not None and not ready():  # wait first, rather than fail with EAGAIN first
+        wait_to_receive(ctx, d)
     data = wait_for_io(ctx, d, lambda: d.read(total), d.readiness_read)
     ctx.mem.write_u32(nread_ptr, ctx.mem.scatter(iovs, data))
     return Errno.SUCCESS

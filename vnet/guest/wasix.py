@@ -25,6 +25,7 @@ copies from guest memory only what the socket can take now (`send_iovecs`).
 from __future__ import annotations
 
 import errno
+import functools
 import socket as _s
 import struct
 from collections.abc import Callable
@@ -33,6 +34,7 @@ from typing import TYPE_CHECKING
 from stack.ip import to_v4_mapped
 from stack.socket import Socket, SocketStatus
 from stack.socket_memory import SocketMemory
+from stack.tcp_socket import TcpSocket
 
 from .abi import GuestExit, host_function
 from .context import GuestContext
@@ -54,7 +56,7 @@ from .sockets import (
     socket_description,
     write_addr_port,
 )
-from .wasi_core import wait_for_io
+from .wasi_core import wait_for_io, wait_to_receive
 from .wasi_types import (
     FDFLAGS_NONBLOCK,
     RIFLAGS_RECV_PEEK,
@@ -235,8 +237,7 @@ def sock_open(ctx: GuestContext, af: int, socktype: int, proto: int, fd_ptr: int
         family = _s.AF_INET6
     else:
         raise WasiError(Errno.EAFNOSUPPORT)
-    opened = sum(1 for _, e in ctx.fds.items() if isinstance(e.description, SocketDescription))
-    if opened >= MAX_SOCKETS_PER_GUEST:
+    if ctx.fds.socket_fds >= MAX_SOCKETS_PER_GUEST:
         raise WasiError(Errno.EMFILE)
     with host.network.scheduler.atomic():
         if socktype == SOCK_STREAM_WASIX and proto in (0, 6):
@@ -325,6 +326,12 @@ def sock_connect(ctx: GuestContext, fd: int, addr_ptr: int) -> int:
     return Errno.SUCCESS
 
 
+def _can_accept(core: TcpSocket) -> bool:
+    """Whether accept() on `core` would do something but fail with EAGAIN."""
+    listener = core.listener
+    return listener is None or bool(listener.accept_queue)
+
+
 def _accept(ctx: GuestContext, fd: int, flags: int) -> tuple[int, SocketDescription]:
     desc = _sock(ctx, fd)
     core = desc.core
@@ -337,6 +344,14 @@ def _accept(ctx: GuestContext, fd: int, flags: int) -> tuple[int, SocketDescript
     # a listener vnet opened for the guest (--tcplisten) is charged to it from now on,
     # and so is every connection it accepts
     core.memory = guest_socket_memory(ctx, desc.host)
+    deadline = _deadline(ctx, desc.recv_timeout_ns)
+    if type(core) is TcpSocket:
+        # wait first while the accept queue is empty, rather than fail with EAGAIN first
+        # (with the queue holding only connections reset since, accept() still says
+        # EAGAIN, and wait_for_io waits)
+        listener = core.listener
+        if listener is not None and not listener.accept_queue:
+            wait_to_receive(ctx, desc, deadline, functools.partial(_can_accept, core))
 
     def attempt() -> Socket:
         try:
@@ -345,8 +360,7 @@ def _accept(ctx: GuestContext, fd: int, flags: int) -> tuple[int, SocketDescript
             raise_wasi(e)
             raise AssertionError from None
 
-    child = wait_for_io(ctx, desc, attempt, desc.readiness_read,
-                        _deadline(ctx, desc.recv_timeout_ns))
+    child = wait_for_io(ctx, desc, attempt, desc.readiness_read, deadline)
     new = SocketDescription(desc.host, child, desc.family, desc.sock_type, desc.proto)
     new.fdflags = flags & FDFLAGS_NONBLOCK
     try:
@@ -399,13 +413,18 @@ def _recv(ctx: GuestContext, desc: SocketDescription, iovs_ptr: int, iovs_len: i
           riflags: int) -> tuple[int, int, bytes, int]:
     """Receive into iovecs: (bytes stored, roflags, source address, source port).
 
-    The stack socket is asked first, directly; only when it has nothing (EAGAIN)
-    on a blocking socket does the call wait, through `wait_for_io`.
+    A blocking socket that says it has nothing (`receive_ready`) waits first
+    (`wait_to_receive`); then the stack socket is asked, directly; only when it
+    has nothing even so (EAGAIN) on a blocking socket does the call wait,
+    through `wait_for_io`.
     """
     mem = ctx.mem
     iovs = _message_iovecs(ctx, iovs_ptr, iovs_len)
     total = min(iovecs_total(iovs), MAX_IO)
     peek = bool(riflags & RIFLAGS_RECV_PEEK)
+    ready = desc.receive_ready
+    if ready is not None and not ready():  # wait first, rather than fail with EAGAIN first
+        wait_to_receive(ctx, desc, _deadline(ctx, desc.recv_timeout_ns))
     try:
         data, src, port, truncated = desc.core.recvfrom(total, peek)
     except OSError as e:
