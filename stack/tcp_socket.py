@@ -22,7 +22,7 @@ from .oserror import os_error
 from .socket import Socket, SocketReadiness, SocketStatus
 from .socket_memory import SEND_RESERVE, SocketMemory
 from .tcp_connection import CAN_SEND, TcpConnection
-from .tcp_tcb import CLOSED, SYN_RECEIVED, SYN_SENT
+from .tcp_tcb import CLOSED, SYN_RECEIVED, SYN_SENT, TIME_WAIT
 
 if TYPE_CHECKING:
     from .tcp import TcpLayer
@@ -341,6 +341,8 @@ class TcpSocket(Socket):
             self.conn.close()
             if self.conn.state == CLOSED:
                 self.layer.settle_memory(self.conn, release=True)
+            elif self.conn.state == TIME_WAIT:
+                self.layer.slim_time_wait(self.conn)  # TIME-WAIT already: nothing left to run
         self.layer.release(self)
 
     # --- options -----------------------------------------------------------
