@@ -294,6 +294,7 @@ class TcpLayer:
         due = conn._timer_due.pop("timewait")
         timer_at = conn._timer_at.pop("timewait")
         assert isinstance(timer, QueuedTimer)
+        timer.kind = None  # the record is called, not a connection's `_fire`
         entry = self.memory_charged.pop(conn, None)
         memory = entry[0] if entry is not None else self._memory_of(conn)
         record = TimeWaitRecord(conn, memory, window >> conn.rcv_wscale, timer, due, timer_at)
@@ -492,6 +493,8 @@ class TcpLayer:
             memory, charged = self._memory_of(conn), 0
         else:
             memory, charged = entry
+            if footprint == charged and not release and (footprint or conn.state != CLOSED):
+                return  # nothing moved (most segments): the entry stays as it is
         if footprint != charged:
             memory.charge(footprint - charged)
         if footprint or (not release and conn.state != CLOSED):

@@ -39,12 +39,17 @@ if TYPE_CHECKING:
 
 
 class QueuedTimer:
-    """One entry of a `TcpTimerQueue`; `cancel()` is idempotent."""
+    """One entry of a `TcpTimerQueue`; `cancel()` is idempotent.
 
-    __slots__ = ("callback", "cancelled")
+    `callback` is called with no argument, or, when `kind` is set, it is a
+    connection and `callback._fire(kind)` is called: a connection's timer then costs
+    this one object, not a closure over the connection and the kind as well."""
 
-    def __init__(self, callback: Callable[[], Any]) -> None:
-        self.callback: Callable[[], Any] | None = callback
+    __slots__ = ("callback", "cancelled", "kind")
+
+    def __init__(self, callback: Any, kind: str | None = None) -> None:
+        self.callback: Any = callback
+        self.kind = kind
         self.cancelled = False
 
     def cancel(self) -> None:
@@ -63,7 +68,13 @@ class TcpTimerQueue:
         self._armed_at = 0  # when it fires
 
     def call_at(self, when_ns: int, callback: Callable[[], Any]) -> QueuedTimer:
-        timer = QueuedTimer(callback)
+        return self._push(when_ns, QueuedTimer(callback))
+
+    def fire_at(self, when_ns: int, conn: Any, kind: str) -> QueuedTimer:
+        """`call_at(when_ns, lambda: conn._fire(kind))`, without the closure."""
+        return self._push(when_ns, QueuedTimer(conn, kind))
+
+    def _push(self, when_ns: int, timer: QueuedTimer) -> QueuedTimer:
         self._seq += 1
         heapq.heappush(self._heap, (when_ns, self._seq, timer))
         armed = self._armed
@@ -92,11 +103,15 @@ class TcpTimerQueue:
             return
         timer = heapq.heappop(heap)[2]
         callback = timer.callback
+        kind = timer.kind
         timer.cancelled = True
         timer.callback = None
         try:
             assert callback is not None
-            callback()
+            if kind is None:
+                callback()
+            else:
+                callback._fire(kind)
         finally:
             # FIFO: this runs once what the callback deferred is done, as the driver
             # would have run the next due timer
