@@ -71,7 +71,8 @@ from .tcp_connection import (
 )
 from .tcp_socket import TcpListener, TcpSocket
 from .tcp_tcb import CLOSED, TIME_WAIT
-from .tcp_timer_queue import TcpTimerQueue
+from .tcp_time_wait import TimeWaitRecord
+from .tcp_timer_queue import QueuedTimer, TcpTimerQueue
 from .wire import tcp as wire_tcp
 from .wire.errors import WireError
 
@@ -103,8 +104,9 @@ class TcpLayer:
         self.secret = stack.rng.getrandbits(128).to_bytes(16, "big")
         # every connection's timers, behind one driver timer (stack/tcp_timer_queue.py)
         self.timer_queue = TcpTimerQueue(stack.driver)
-        self.conns: dict[tuple[bytes, int, bytes, int], TcpConnection] = {}
-        self.conns_by_port: dict[int, set[TcpConnection]] = {}
+        # a connection, or the slim record of one in TIME-WAIT (stack/tcp_time_wait.py)
+        self.conns: dict[tuple[bytes, int, bytes, int], TcpConnection | TimeWaitRecord] = {}
+        self.conns_by_port: dict[int, set[TcpConnection | TimeWaitRecord]] = {}
         self.listeners: dict[int, list[TcpListener]] = {}
         self.port_users: dict[int, list[TcpSocket]] = {}
         self.ephemeral_range = EPHEMERAL_RANGE
@@ -279,6 +281,30 @@ class TcpLayer:
             return port
         raise os_error(errno.EADDRNOTAVAIL)
 
+    def slim_time_wait(self, conn: TcpConnection) -> None:
+        """An orphaned connection in TIME-WAIT becomes a `TimeWaitRecord` (as Linux's
+        inet_timewait_sock) when nothing but the 4-tuple's protection is left of it; the
+        record takes over its table entries and its TIME-WAIT timer."""
+        if not TimeWaitRecord.eligible(conn):
+            return
+        window = conn._advertise_window()
+        if conn.rcv_adv < conn.rcv_nxt + window:
+            return  # its next ACK would still move the window's edge: stay whole
+        timer = conn._timers.pop("timewait")
+        due = conn._timer_due.pop("timewait")
+        timer_at = conn._timer_at.pop("timewait")
+        assert isinstance(timer, QueuedTimer)
+        timer.kind = None  # the record is called, not a connection's `_fire`
+        entry = self.memory_charged.pop(conn, None)
+        memory = entry[0] if entry is not None else self._memory_of(conn)
+        record = TimeWaitRecord(conn, memory, window >> conn.rcv_wscale, timer, due, timer_at)
+        timer.callback = record
+        key = conn.key
+        self.conns[key] = record
+        group = self.conns_by_port.setdefault(conn.lport, set())
+        group.discard(conn)
+        group.add(record)
+
     def _register(self, conn: TcpConnection) -> None:
         self.conns[conn.key] = conn
         self.conns_by_port.setdefault(conn.lport, set()).add(conn)
@@ -393,16 +419,28 @@ class TcpLayer:
             return True
         conn = self.conns.get((meta.dst, seg.dst_port, meta.src, seg.src_port))
         if conn is not None:
-            if not (conn.state == TIME_WAIT and flags & (SYN | ACK | RST) == SYN
-                    and self._time_wait_reusable(conn, seg)):
+            if isinstance(conn, TimeWaitRecord):
+                if not (flags & (SYN | ACK | RST) == SYN and conn.reusable(seg)):
+                    if len(seg.buf) > seg.data_offset and not self._memory_for_payload(
+                            conn, seg):
+                        stack.counters.drop("tcp", "memory")
+                    conn.segment_arrives(seg)
+                    return True
+                conn.end()  # a new incarnation: the listener (if any) takes the SYN
+                stack.counters["tcp.time_wait_reused"] += 1
+            elif not (conn.state == TIME_WAIT and flags & (SYN | ACK | RST) == SYN
+                      and self._time_wait_reusable(conn, seg)):
                 conn.ip_ecn_in = meta.tos & 3
                 if len(seg.buf) > seg.data_offset and not self._memory_for_payload(conn, seg):
                     stack.counters.drop("tcp", "memory")
                 conn.segment_arrives(seg)
                 self.settle_memory(conn)
+                if conn.state == TIME_WAIT and conn.socket is None:
+                    self.slim_time_wait(conn)
                 return True
-            conn._set_closed()  # a new incarnation: the listener (if any) takes the SYN
-            stack.counters["tcp.time_wait_reused"] += 1
+            else:
+                conn._set_closed()  # a new incarnation: the listener (if any) takes the SYN
+                stack.counters["tcp.time_wait_reused"] += 1
         listener = self._find_listener(meta, seg.dst_port)
         if listener is not None:
             self._listen_input(listener, meta, seg)
@@ -412,13 +450,16 @@ class TcpLayer:
         return True
 
     # --- socket memory -----------------------------------------------------
-    def _memory_of(self, conn: TcpConnection) -> SocketMemory:
+    def _memory_of(self, conn: TcpConnection | TimeWaitRecord) -> SocketMemory:
+        if isinstance(conn, TimeWaitRecord):
+            return conn.memory  # what its connection was charged to
         sock = conn.socket
         if sock is None and conn.listener is not None:
             sock = conn.listener.socket
         return sock.memory if sock is not None else self.stack.socket_memory
 
-    def _memory_for_payload(self, conn: TcpConnection, seg: wire_tcp.TcpPacket) -> bool:
+    def _memory_for_payload(self, conn: TcpConnection | TimeWaitRecord,
+                            seg: wire_tcp.TcpPacket) -> bool:
         """True if the owner's budget holds the segment's payload; else strip it.
 
         The header (ACK, window, SACK, RST) is still processed; the payload and a
@@ -427,7 +468,7 @@ class TcpLayer:
         wire frames it stands for would have been taken one by one until the budget
         ran out.
         """
-        entry = self.memory_charged.get(conn)
+        entry = None if isinstance(conn, TimeWaitRecord) else self.memory_charged.get(conn)
         memory = entry[0] if entry is not None else self._memory_of(conn)
         payload_len = len(seg.buf) - seg.data_offset
         available = memory.available()
@@ -452,6 +493,8 @@ class TcpLayer:
             memory, charged = self._memory_of(conn), 0
         else:
             memory, charged = entry
+            if footprint == charged and not release and (footprint or conn.state != CLOSED):
+                return  # nothing moved (most segments): the entry stays as it is
         if footprint != charged:
             memory.charge(footprint - charged)
         if footprint or (not release and conn.state != CLOSED):

@@ -146,7 +146,8 @@ class TcpConnection(TcpOutput, TcpTimers, TcpRecovery, TcpEcn):
 
     def _set_state(self, state: TcpState) -> None:
         self.state = state
-        self.layer.on_state_change(self)
+        if state is CLOSED:  # the only change the layer acts on (`on_state_change`)
+            self.layer.on_state_change(self)
 
     # ------------------------------------------------------------------ opening
     def open_active(self) -> None:
@@ -232,7 +233,9 @@ class TcpConnection(TcpOutput, TcpTimers, TcpRecovery, TcpEcn):
             self._syn_sent_arrives(seg)
             return
         flags = seg.flags
-        seq = unwrap(seg.seq, self.rcv_nxt)
+        rcv_nxt = self.rcv_nxt
+        delta = (seg.seq - rcv_nxt) & MASK  # `unwrap(seg.seq, rcv_nxt)`, inline
+        seq = rcv_nxt + (delta - 0x100000000 if delta >= 0x80000000 else delta)
         payload = seg.payload
         seg_len = len(payload) + (1 if flags & SYN else 0) + (1 if flags & FIN else 0)
         opts = seg.options
@@ -258,8 +261,7 @@ class TcpConnection(TcpOutput, TcpTimers, TcpRecovery, TcpEcn):
         wnd = self.rcv_adv - self.rcv_nxt
         if state == SYN_RECEIVED or state == TIME_WAIT:
             wnd = max(wnd, 1)
-        acceptable = self._acceptable(seq, seg_len, wnd)
-        if not acceptable:
+        if not ((seq == self.rcv_nxt and wnd > 0) or self._acceptable(seq, seg_len, wnd)):
             if not flags & RST:
                 self.layer.stack.counters["tcp.out_of_window"] += 1
                 self._dsack_duplicate(seq, seq + seg_len)

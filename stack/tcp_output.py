@@ -40,20 +40,31 @@ class TcpOutput(TransmissionControlBlock):
 
     def _advertise_window(self) -> int:
         """The window to advertise now (bytes, before scaling); never shrinks the right edge."""
-        used = len(self.rcv_buf) + self.ooo.bytes
-        free = max(0, self.rcvbuf - used)
-        if self.shut_rd:
-            free = max(free, self.rcvbuf)
-        right = self.rcv_nxt + free
-        current = self.rcv_adv - self.rcv_nxt
-        if current > 0 and right - self.rcv_adv < min(self.rcvbuf // 2, self.adv_mss):
-            right = self.rcv_adv  # receiver SWS avoidance: hold the old edge
-        right = max(right, self.rcv_adv)
-        window = right - self.rcv_nxt
+        rcvbuf = self.rcvbuf
+        free = rcvbuf - len(self.rcv_buf) - self.ooo.bytes
+        if free < 0:
+            free = 0
+        if self.shut_rd and free < rcvbuf:
+            free = rcvbuf
+        rcv_nxt = self.rcv_nxt
+        rcv_adv = self.rcv_adv
+        right = rcv_nxt + free
+        if right < rcv_adv:
+            right = rcv_adv  # never shrink
+        elif rcv_adv > rcv_nxt:
+            half = rcvbuf // 2
+            adv_mss = self.adv_mss
+            if right - rcv_adv < (half if half < adv_mss else adv_mss):
+                right = rcv_adv  # receiver SWS avoidance: hold the old edge
+        window = right - rcv_nxt
         # the scaled field cannot say every byte count: round up (as Linux), since rounding
         # down would pull the right edge back below RCV.ADV, i.e. shrink the window
-        step = (1 << self.rcv_wscale) - 1
-        return min((window + step) & ~step, 0xFFFF << self.rcv_wscale)
+        shift = self.rcv_wscale
+        if shift:
+            step = (1 << shift) - 1
+            window = (window + step) & ~step
+        most = 0xFFFF << shift
+        return window if window < most else most
 
     def _syn_options(self, peer: wire_tcp.TcpOptions | None) -> wire_tcp.TcpOptions:
         cfg = self.config
@@ -101,24 +112,30 @@ class TcpOutput(TransmissionControlBlock):
         released once the segment is built, before it is sent (sending may deliver an
         ACK at once, which trims the queue, and a bytearray with a live view cannot
         shrink)."""
-        ack = self.rcv_nxt if flags & ACK else 0
+        rcv_nxt = self.rcv_nxt
+        ack = rcv_nxt if flags & ACK else 0
         if option_area is None:
             option_area = self._data_option_area()
+        window = self._advertise_window()
         if flags & SYN:
-            window = min(self._advertise_window(), 0xFFFF)
-            self.rcv_adv = max(self.rcv_adv, self.rcv_nxt + window)
+            if window > 0xFFFF:
+                window = 0xFFFF
+            if rcv_nxt + window > self.rcv_adv:
+                self.rcv_adv = rcv_nxt + window
         else:
-            window = self._advertise_window()
-            self.rcv_adv = max(self.rcv_adv, self.rcv_nxt + window)
+            if rcv_nxt + window > self.rcv_adv:
+                self.rcv_adv = rcv_nxt + window
             window >>= self.rcv_wscale
         ecn = 0
         if self.ecn_ok and not flags & (SYN | RST):
             flags, ecn = self._ecn_mark(seq, flags, len(payload))
-        offload = self.stack.offload_output(self.rt.iface)
+        stack = self.stack
+        rt = self.rt
+        offload = stack.offload_output(rt.iface)
         payload_len = len(payload)
         try:
             segment = wire_tcp.build_segment(self.lport, self.rport, seq, ack, flags, window,
-                                             option_area, payload, self.rt.src, self.remote,
+                                             option_area, payload, rt.src, self.remote,
                                              checksum=not offload)
         finally:
             if sendq_view is not None:
@@ -126,7 +143,7 @@ class TcpOutput(TransmissionControlBlock):
                     payload.release()
                 sendq_view.release()
         if flags & ACK:
-            self.last_ack_sent = self.rcv_nxt
+            self.last_ack_sent = rcv_nxt
             self.ack_pending = 0
             if "dack" in self._timers:
                 self._cancel("dack")
@@ -135,8 +152,19 @@ class TcpOutput(TransmissionControlBlock):
         else:
             self.stats["segments_out"] += 1
             gso_size = 0
-        self.layer.output(self, segment, ecn,  # type: ignore[arg-type]  # (a TcpConnection)
-                          offload=offload, gso_size=gso_size)
+        # `TcpLayer.output`, inline (every segment of every connection passes here)
+        tos = (self.tos & ~3) | ecn
+        try:
+            if len(self.remote) == 4:
+                stack.send_ipv4(rt, 6, segment, ttl=self.ttl, tos=tos, dont_frag=True,
+                                offload=offload, gso_size=gso_size)
+            else:
+                stack.send_ipv6(rt, 6, segment, hop_limit=self.ttl, traffic_class=tos,
+                                offload=offload, gso_size=gso_size)
+        except OSError:
+            stack.counters.drop("tcp", "output_refused")
+            return
+        stack.counters["tcp.out"] += 1
 
     def _send_ack(self) -> None:
         # SND.MAX, not SND.NXT: after a timeout SND.NXT falls back to SND.UNA, and the

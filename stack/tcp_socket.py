@@ -22,7 +22,7 @@ from .oserror import os_error
 from .socket import Socket, SocketReadiness, SocketStatus
 from .socket_memory import SEND_RESERVE, SocketMemory
 from .tcp_connection import CAN_SEND, TcpConnection
-from .tcp_tcb import CLOSED, SYN_RECEIVED, SYN_SENT
+from .tcp_tcb import CLOSED, SYN_RECEIVED, SYN_SENT, TIME_WAIT
 
 if TYPE_CHECKING:
     from .tcp import TcpLayer
@@ -227,11 +227,25 @@ class TcpSocket(Socket):
             child.local_addr = conn.local if self.family == AF_INET or len(conn.local) == 16 \
                 else V4_MAPPED_PREFIX + conn.local
             child.local_port = conn.lport
-            for name in ("nodelay", "keepalive", "keepalive_time_ns", "keepalive_intvl_ns",
-                         "keepalive_probes", "linger", "rcvbuf", "sndbuf", "user_timeout_ns",
-                         "ttl", "tos", "tclass", "congestion", "maxseg", "reuseaddr",
-                         "memory", "priority", "recv_ancillary"):
-                setattr(child, name, getattr(self, name))
+            # the listener's options, inherited (as on Linux)
+            child.nodelay = self.nodelay
+            child.keepalive = self.keepalive
+            child.keepalive_time_ns = self.keepalive_time_ns
+            child.keepalive_intvl_ns = self.keepalive_intvl_ns
+            child.keepalive_probes = self.keepalive_probes
+            child.linger = self.linger
+            child.rcvbuf = self.rcvbuf
+            child.sndbuf = self.sndbuf
+            child.user_timeout_ns = self.user_timeout_ns
+            child.ttl = self.ttl
+            child.tos = self.tos
+            child.tclass = self.tclass
+            child.congestion = self.congestion
+            child.maxseg = self.maxseg
+            child.reuseaddr = self.reuseaddr
+            child.memory = self.memory
+            child.priority = self.priority
+            child.recv_ancillary = self.recv_ancillary
             child.conn = conn
             conn.socket = child
             conn.accepted = True
@@ -341,6 +355,8 @@ class TcpSocket(Socket):
             self.conn.close()
             if self.conn.state == CLOSED:
                 self.layer.settle_memory(self.conn, release=True)
+            elif self.conn.state == TIME_WAIT:
+                self.layer.slim_time_wait(self.conn)  # TIME-WAIT already: nothing left to run
         self.layer.release(self)
 
     # --- options -----------------------------------------------------------

@@ -132,6 +132,15 @@ class TcpConfig:
 
 
 
+_STATS_AT_START: dict[str, int] = {
+    "segments_in": 0, "segments_out": 0, "retransmits": 0, "fast_retransmits": 0,
+    "timeouts": 0, "dupacks_in": 0, "bytes_acked": 0, "bytes_received": 0,
+    "challenge_acks": 0, "ooo_segments": 0, "lost_retransmits": 0, "dsacks_sent": 0,
+    "dsacks_in": 0, "undos": 0, "tlp_probes": 0, "rack_recoveries": 0, "reordering": 3,
+}
+"""A new connection's `stats` (copied: one C call instead of building 17 entries)."""
+
+
 class TransmissionControlBlock:
     """The variables of one connection (RFC 9293 §3.3.1) and the small helpers every part
     of the engine uses; `TcpConnection` is this plus its behaviour (see the module
@@ -272,13 +281,7 @@ class TransmissionControlBlock:
         self._timer_due: dict[str, int] = {}
         self._timer_at: dict[str, int] = {}  # when the armed driver timer fires
         # statistics
-        self.stats: dict[str, int] = {"segments_in": 0, "segments_out": 0, "retransmits": 0,
-                                      "fast_retransmits": 0, "timeouts": 0, "dupacks_in": 0,
-                                      "bytes_acked": 0, "bytes_received": 0,
-                                      "challenge_acks": 0, "ooo_segments": 0,
-                                      "lost_retransmits": 0, "dsacks_sent": 0, "dsacks_in": 0,
-                                      "undos": 0, "tlp_probes": 0, "rack_recoveries": 0,
-                                      "reordering": 3}
+        self.stats: dict[str, int] = _STATS_AT_START.copy()
 
     # the state of the loss recovery extensions (stack/tcp_recovery.py)
     dsack_block: tuple[int, int] | None

@@ -24,6 +24,11 @@ Rules
   connection, at once.
 - A driver timer left armed for an entry since cancelled fires as a no-op and
   re-arms for the earliest live entry.
+- Entries are kept in two places, one order: an entry due no earlier than the
+  last one in the FIFO is appended there (every TIME-WAIT end, 2*MSL after it
+  began, is), the others go onto the heap; the next to run is the earlier head by
+  (time, arming order). The heap thus holds the short timers only (a busy client
+  has tens of thousands of TIME-WAITs), and its pushes and pops stay shallow.
 
 Touches only its driver.
 """
@@ -31,6 +36,7 @@ Touches only its driver.
 from __future__ import annotations
 
 import heapq
+from collections import deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -39,12 +45,17 @@ if TYPE_CHECKING:
 
 
 class QueuedTimer:
-    """One entry of a `TcpTimerQueue`; `cancel()` is idempotent."""
+    """One entry of a `TcpTimerQueue`; `cancel()` is idempotent.
 
-    __slots__ = ("callback", "cancelled")
+    `callback` is called with no argument, or, when `kind` is set, it is a
+    connection and `callback._fire(kind)` is called: a connection's timer then costs
+    this one object, not a closure over the connection and the kind as well."""
 
-    def __init__(self, callback: Callable[[], Any]) -> None:
-        self.callback: Callable[[], Any] | None = callback
+    __slots__ = ("callback", "cancelled", "kind")
+
+    def __init__(self, callback: Any, kind: str | None = None) -> None:
+        self.callback: Any = callback
+        self.kind = kind
         self.cancelled = False
 
     def cancel(self) -> None:
@@ -58,14 +69,25 @@ class TcpTimerQueue:
     def __init__(self, driver: StackDriver) -> None:
         self.driver = driver
         self._heap: list[tuple[int, int, QueuedTimer]] = []
+        self._fifo: deque[tuple[int, int, QueuedTimer]] = deque()  # in (time, order)
         self._seq = 0
         self._armed: TimerHandle | None = None  # the driver timer, if one is armed
         self._armed_at = 0  # when it fires
 
     def call_at(self, when_ns: int, callback: Callable[[], Any]) -> QueuedTimer:
-        timer = QueuedTimer(callback)
+        return self._push(when_ns, QueuedTimer(callback))
+
+    def fire_at(self, when_ns: int, conn: Any, kind: str) -> QueuedTimer:
+        """`call_at(when_ns, lambda: conn._fire(kind))`, without the closure."""
+        return self._push(when_ns, QueuedTimer(conn, kind))
+
+    def _push(self, when_ns: int, timer: QueuedTimer) -> QueuedTimer:
         self._seq += 1
-        heapq.heappush(self._heap, (when_ns, self._seq, timer))
+        fifo = self._fifo
+        if not fifo or when_ns >= fifo[-1][0]:
+            fifo.append((when_ns, self._seq, timer))
+        else:
+            heapq.heappush(self._heap, (when_ns, self._seq, timer))
         armed = self._armed
         if armed is None or when_ns < self._armed_at:
             if armed is not None:
@@ -76,7 +98,8 @@ class TcpTimerQueue:
 
     def pending(self) -> int:
         """Live entries (tests and diagnostics)."""
-        return sum(1 for _, _, timer in self._heap if not timer.cancelled)
+        return sum(1 for entries in (self._heap, self._fifo)
+                   for _, _, timer in entries if not timer.cancelled)
 
     def _on_driver_timer(self) -> None:
         self._armed = None
@@ -85,18 +108,33 @@ class TcpTimerQueue:
     def _run_next(self) -> None:
         """Run the earliest entry if it is due, then (after the work it deferred) the next."""
         heap = self._heap
+        fifo = self._fifo
         while heap and heap[0][2].cancelled:
             heapq.heappop(heap)
-        if not heap or heap[0][0] > self.driver.now_ns():
+        while fifo and fifo[0][2].cancelled:
+            fifo.popleft()
+        from_heap = bool(heap) and (not fifo or heap[0] < fifo[0])  # (time, order)
+        if from_heap:
+            first = heap[0]
+        elif fifo:
+            first = fifo[0]
+        else:
             self._rearm()
             return
-        timer = heapq.heappop(heap)[2]
+        if first[0] > self.driver.now_ns():
+            self._rearm()
+            return
+        timer = (heapq.heappop(heap) if from_heap else fifo.popleft())[2]
         callback = timer.callback
+        kind = timer.kind
         timer.cancelled = True
         timer.callback = None
         try:
             assert callback is not None
-            callback()
+            if kind is None:
+                callback()
+            else:
+                callback._fire(kind)
         finally:
             # FIFO: this runs once what the callback deferred is done, as the driver
             # would have run the next due timer
@@ -105,13 +143,17 @@ class TcpTimerQueue:
     def _rearm(self) -> None:
         """Arm the driver timer for the earliest live entry (none left: disarm)."""
         heap = self._heap
+        fifo = self._fifo
         armed = self._armed
-        if not heap:
+        if not heap and not fifo:
             if armed is not None:
                 armed.cancel()
                 self._armed = None
             return
-        when = heap[0][0]
+        if heap and fifo:
+            when = min(heap[0][0], fifo[0][0])
+        else:
+            when = heap[0][0] if heap else fifo[0][0]
         if armed is not None:
             if self._armed_at <= when:
                 return

@@ -97,7 +97,7 @@ class TcpTimers(TransmissionControlBlock):
             old.cancel()
         self._timer_due[kind] = when
         self._timer_at[kind] = when
-        self._timers[kind] = self.layer.timer_queue.call_at(when, lambda: self._fire(kind))
+        self._timers[kind] = self.layer.timer_queue.fire_at(when, self, kind)
 
     def _cancel(self, kind: str) -> None:
         timer = self._timers.pop(kind, None)
@@ -115,7 +115,7 @@ class TcpTimers(TransmissionControlBlock):
         due = self._timer_due.get(kind)
         if due is not None and due > self.clock():  # moved later since it was armed
             self._timer_at[kind] = due
-            self._timers[kind] = self.layer.timer_queue.call_at(due, lambda: self._fire(kind))
+            self._timers[kind] = self.layer.timer_queue.fire_at(due, self, kind)
             return
         self._timers.pop(kind, None)
         self._timer_due.pop(kind, None)

@@ -30,6 +30,29 @@ def test_entries_fire_at_their_times_in_arm_order_and_cancelled_ones_never() -> 
     assert driver.pending_timers() == 0 and queue.pending() == 0
 
 
+def test_ties_run_in_arm_order_whether_armed_in_time_order_or_not() -> None:
+    """Entries armed in time order and out of it (kept apart inside the queue) still run
+    by (time, arming order), also across a cancellation at the head."""
+    driver = ManualDriver()
+    queue = TcpTimerQueue(driver)
+    fired: list[str] = []
+
+    def at(name: str, when: int) -> object:
+        return queue.call_at(when, lambda: fired.append(name))
+
+    at("a@100", 100)
+    at("b@200", 200)
+    at("c@100", 100)  # earlier than the last armed
+    at("d@200", 200)
+    gone = at("e@50", 50)
+    at("f@300", 300)
+    at("g@200", 200)
+    gone.cancel()  # type: ignore[attr-defined]
+    driver.run_until(1000)
+    assert fired == ["a@100", "c@100", "b@200", "d@200", "g@200", "f@300"]
+    assert driver.pending_timers() == 0 and queue.pending() == 0
+
+
 def test_work_an_entry_defers_runs_before_the_next_entry_due_at_the_same_time() -> None:
     driver = ManualDriver()
     queue = TcpTimerQueue(driver)
