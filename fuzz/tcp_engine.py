@@ -485,7 +485,10 @@ class EngineRun:
                     self.peer_segment(PSH, min(self.peer_nxt - self.stack_acked_us, 1000),
                                       self.stack_acked_us)
                 fin_unacked = self.peer_fin_at is None or self.stack_acked_us <= self.peer_fin_at
-                if fin_unacked and conn.state != TcpState.SYN_RECEIVED:
+                # A state past the peer's FIN means the stack took one (perhaps from a
+                # fuzzed segment, which sets no peer_fin_at): another FIN one octet on
+                # would restart TIME-WAIT for ever, as on Linux.
+                if fin_unacked and conn.state not in _PEER_FIN_TAKEN:
                     self.op_fin()
                 if self.stack_max == before:
                     break  # nothing new went out: the rest is up to the timers
@@ -496,6 +499,12 @@ class EngineRun:
                 return
             self.driver.run_until(max(due, self.driver.now))
             self.drain()
+
+
+#: States in which the stack has taken the peer's FIN (and SYN-RECEIVED, where a FIN
+#: would not be taken yet).
+_PEER_FIN_TAKEN = frozenset({TcpState.SYN_RECEIVED, TcpState.CLOSE_WAIT, TcpState.LAST_ACK,
+                             TcpState.CLOSING, TcpState.TIME_WAIT})
 
 
 def tcp_engine_target(data: bytes) -> None:

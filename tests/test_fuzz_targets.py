@@ -113,6 +113,11 @@ FOUND = {
     "peer_resends_what_a_small_window_refused": ("tcp_engine", bytes.fromhex(
         "1f009907b407ff06ffff990505b407ff2df70826101010000000000000218b0010818e00ffff05dc"
         "9080101010000810000d080d081d1d1d1d1d1d1d1d1d1d1d1d00108100")),
+    # target: a fuzzed segment's FIN got in, so the cooperative peer's own FIN one octet on
+    # restarted TIME-WAIT for ever ("still TIME_WAIT 20 minutes after close()")
+    "no_second_fin_after_a_fuzzed_one": ("tcp_engine", bytes.fromhex(
+        "000810000dafafafafafafaf4c000099000810000da908060a9905b407ffff03000902ff00108100"
+        "03ffffffffffffffffffff")),
 }
 
 
