@@ -118,6 +118,9 @@ FOUND = {
     "no_second_fin_after_a_fuzzed_one": ("tcp_engine", bytes.fromhex(
         "000810000dafafafafafafaf4c000099000810000da908060a9905b407ffff03000902ff00108100"
         "03ffffffffffffffffffff")),
+    "no_second_fin_after_a_fuzzed_one_2": ("tcp_engine", bytes.fromhex(
+        "00009905b407fbff030001020304191a1b1c1d1e1f202122232425262728292a2b2c2d2e2f303130"
+        "6d35373d3d3d3d3d3d33fbfbfbfb313131393a3b3c3d3e3f")),
 }
 
 
