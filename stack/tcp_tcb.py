@@ -141,6 +141,17 @@ _STATS_AT_START: dict[str, int] = {
 """A new connection's `stats` (copied: one C call instead of building 17 entries)."""
 
 
+def effective_mss(peer_mss: int, adv_mss: int, pmtu_mss: int | None, ts_enabled: bool) -> int:
+    """Payload bytes per segment: the smaller MSS (and path MTU's) less the timestamp
+    option, never under 64 (a connection's, and its TIME-WAIT record's)."""
+    mss = min(peer_mss, adv_mss)
+    if pmtu_mss is not None:
+        mss = min(mss, pmtu_mss)
+    if ts_enabled:
+        mss -= 12
+    return max(mss, 64)
+
+
 class TransmissionControlBlock:
     """The variables of one connection (RFC 9293 §3.3.1) and the small helpers every part
     of the engine uses; `TcpConnection` is this plus its behaviour (see the module
@@ -384,12 +395,7 @@ class TransmissionControlBlock:
 
     def _effective_mss(self) -> int:
         """Payload bytes per segment: the smaller MSS less the timestamp option."""
-        mss = min(self.peer_mss, self.adv_mss)
-        if self.pmtu_mss is not None:
-            mss = min(mss, self.pmtu_mss)
-        if self.ts_enabled:
-            mss -= 12
-        return max(mss, 64)
+        return effective_mss(self.peer_mss, self.adv_mss, self.pmtu_mss, self.ts_enabled)
 
 
     def _wake(self) -> None:

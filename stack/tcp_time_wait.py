@@ -40,7 +40,19 @@ from __future__ import annotations
 import weakref
 from typing import TYPE_CHECKING, Any
 
-from .tcp_tcb import ACK, CLOSED, FIN, MASK, MS, RST, SEC, SYN, TIME_WAIT, unwrap
+from .tcp_tcb import (
+    ACK,
+    CLOSED,
+    FIN,
+    MASK,
+    MS,
+    RST,
+    SEC,
+    SYN,
+    TIME_WAIT,
+    effective_mss,
+    unwrap,
+)
 from .wire import tcp as wire_tcp
 
 if TYPE_CHECKING:
@@ -123,12 +135,7 @@ class TimeWaitRecord:
     # ------------------------------------------------------------------ helpers
     def _effective_mss(self) -> int:
         """As `TransmissionControlBlock._effective_mss`."""
-        mss = min(self.peer_mss, self.adv_mss)
-        if self.pmtu_mss is not None:
-            mss = min(mss, self.pmtu_mss)
-        if self.ts_enabled:
-            mss -= 12
-        return max(mss, 64)
+        return effective_mss(self.peer_mss, self.adv_mss, self.pmtu_mss, self.ts_enabled)
 
     def _send_ack(self) -> None:
         """The ACK the connection's `_send_ack` would build in TIME-WAIT (no SACK block,
