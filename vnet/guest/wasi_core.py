@@ -473,10 +473,13 @@ def fd_read(ctx: GuestContext, fd: int, iovs_ptr: int, iovs_len: int, nread_ptr:
     iovs = ctx.mem.iovecs(iovs_ptr, iovs_len)
     ctx.mem.check(nread_ptr, 4)
     total = _iov_total(iovs)
+    # A socket's SO_RCVTIMEO bounds read() as it bounds recv() (Linux: EAGAIN).
+    timeout_ns: int | None = getattr(d, "recv_timeout_ns", None) if d.is_socket else None
+    deadline = None if timeout_ns is None else ctx.now_ns() + timeout_ns
     ready = d.receive_ready
     if ready is not None and not ready():  # wait first, rather than fail with EAGAIN first
-        wait_to_receive(ctx, d)
-    data = wait_for_io(ctx, d, lambda: d.read(total), d.readiness_read)
+        wait_to_receive(ctx, d, deadline)
+    data = wait_for_io(ctx, d, lambda: d.read(total), d.readiness_read, deadline)
     ctx.mem.write_u32(nread_ptr, ctx.mem.scatter(iovs, data))
     return Errno.SUCCESS
 

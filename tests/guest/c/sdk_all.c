@@ -474,6 +474,14 @@ static void test_tcp(int family, const char *addr, const char *tag) {
     double waited = now_ms() - t0;
     CHECK(N("so_rcvtimeo_expires"), n == -1 && errno == EAGAIN && waited >= 150 && waited < 3000,
           "recv returned %zd errno %d after %.0f ms", n, errno, waited);
+    /* read() on a socket is bounded by SO_RCVTIMEO as recv() is */
+    t0 = now_ms();
+    errno = 0;
+    n = read(sfd, buf, sizeof buf);
+    waited = now_ms() - t0;
+    CHECK(N("so_rcvtimeo_read_expires"),
+          n == -1 && errno == EAGAIN && waited >= 150 && waited < 3000,
+          "read returned %zd errno %d after %.0f ms", n, errno, waited);
     tv.tv_sec = 7;
     tv.tv_usec = 500000;
     CHECK(N("so_sndtimeo"),
