@@ -213,23 +213,10 @@ class Nic:
     # --- data path -----------------------------------------------------------
     def transmit(self, frame: BytesLike | GsoFrame) -> None:
         """Send one Ethernet frame (no preamble, no FCS). Called by the stack."""
-        counters = self.counters
-        if type(frame) is GsoFrame:  # _transmit_gso, inline: the offloaded hot path
-            port = self.port
-            if (not self.offload or not self._link_up or port is None or self._taps
-                    or frame.max_wire_len > self._max_len
-                    or frame.header_len < ETHERNET_HEADER_LEN):
-                self._transmit_gso(frame)
-                return
-            segs = frame.gso_segs
-            counters.tx_frames += segs
-            counters.tx_bytes += frame.wire_bytes
-            self.scheduler.frames_transmitted += 1 if self._real_time else segs
-            port.send_gso(frame)
-            return
-        if isinstance(frame, GsoFrame):  # a subclass
+        if isinstance(frame, GsoFrame):
             self._transmit_gso(frame)
             return
+        counters = self.counters
         if not self._link_up:
             counters.tx_dropped_link_down += 1
             return

@@ -231,9 +231,7 @@ class SegmentPort:
             counters.drop(DROP_DETACHED)
             return
         if isinstance(frame, GsoFrame):
-            counters.frames_out += frame.gso_segs
-            counters.bytes_out += frame.wire_bytes
-            self._deliver_gso_to(frame)
+            self._deliver_gso(frame)
             return
         counters.frames_out += 1
         counters.bytes_out += len(frame)
@@ -437,33 +435,13 @@ class Segment:
             self._flood(port, frame, now)
             return
         head = frame.data
-        table = self._macs
-        if not head[6] & 1:
-            src = head[6:12]
-            entry = table.get(src)
-            if entry is None:
-                self._learn(src, port, now)
-            else:
-                if entry.port is not port:
-                    entry.port = port
-                    self._count("mac_moved")
-                entry.seen = now
+        self._learn_source(port, head, now)
         if head[0] & 1:  # never built for group addresses; be safe anyway
             for wire in frame.materialise():
                 self._switch_multicast(port, wire, now)
             return
-        dst = head[0:6]
-        entry = table.get(dst)
-        if entry is None:
-            self._flood(port, frame, now)
-            return
-        if now - entry.seen > self.aging_ns:
-            del table[dst]
-            self._flood(port, frame, now)
-            return
-        out = entry.port
-        if out is port:
-            port.counters.drop(DROP_SAME_PORT)
+        out = self._unicast_port(port, frame, head, now)
+        if out is None:
             return
         if out.egress is None and self._partition is None:  # _egress, inline
             latency = self.latency_ns
@@ -483,40 +461,52 @@ class Segment:
             port.counters.drop(DROP_DETACHED)
             return
         now = self._now()
-        head = frame
         for tap in self._taps:
             tap.record(frame)
         if self._hub:
             self._flood(port, frame, now)
             return
-        table = self._macs
-        if not head[6] & 1:
-            src = head[6:12]
-            entry = table.get(src)
-            if entry is None:
-                self._learn(src, port, now)
-            else:
-                if entry.port is not port:
-                    entry.port = port
-                    self._count("mac_moved")
-                entry.seen = now
-        if head[0] & 1:
+        self._learn_source(port, frame, now)
+        if frame[0] & 1:
             self._switch_multicast(port, frame, now)
             return
+        out = self._unicast_port(port, frame, frame, now)
+        if out is not None:
+            self._egress(port, out, frame, now)
+
+    def _learn_source(self, port: SegmentPort, head: bytes, now: int) -> None:
+        """Learn (or refresh) the frame's unicast source MAC as behind `port`."""
+        if head[6] & 1:
+            return
+        src = head[6:12]
+        entry = self._macs.get(src)
+        if entry is None:
+            self._learn(src, port, now)
+            return
+        if entry.port is not port:
+            entry.port = port
+            self._count("mac_moved")
+        entry.seen = now
+
+    def _unicast_port(self, port: SegmentPort, frame: bytes | GsoFrame, head: bytes,
+                      now: int) -> SegmentPort | None:
+        """The port a unicast frame from `port` leaves by; None once it was flooded
+        (destination unknown or aged out) or dropped (it would go back out of `port`)."""
+        table = self._macs
         dst = head[0:6]
         entry = table.get(dst)
         if entry is None:
             self._flood(port, frame, now)
-            return
+            return None
         if now - entry.seen > self.aging_ns:
             del table[dst]
             self._flood(port, frame, now)
-            return
+            return None
         out = entry.port
         if out is port:
             port.counters.drop(DROP_SAME_PORT)
-            return
-        self._egress(port, out, frame, now)
+            return None
+        return out
 
     def _switch_multicast(self, port: SegmentPort, frame: bytes, now: int) -> None:
         if self.snooping and not frame.startswith(_BROADCAST):
