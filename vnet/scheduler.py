@@ -253,7 +253,7 @@ _get_ident = threading.get_ident
 _NO_TASKS: dict[Any, None] = {}
 
 #: `Scheduler._timer_check_ns` when no timer was armed in the current turn.
-NO_TIMER_CHECK = 1 << 126
+_NO_TIMER_CHECK = 1 << 126
 
 
 def _never() -> bool:
@@ -682,8 +682,8 @@ class Scheduler:
         #: timeout (its `until` came true, a guest ended, or an earlier timer was set).
         self.loop_wakeups = 0
         #: Real time: the earliest timer armed inside the current network turn while a
-        #: loop waited (`NO_TIMER_CHECK`: none); the turn's end looks whether it must wake it.
-        self._timer_check_ns = NO_TIMER_CHECK
+        #: loop waited (`_NO_TIMER_CHECK`: none); the turn's end looks whether it must wake it.
+        self._timer_check_ns = _NO_TIMER_CHECK
 
     # --- clocks ------------------------------------------------------------
     def monotonic_ns(self) -> int:
@@ -740,7 +740,7 @@ class Scheduler:
     def _wake_loops_for_timers(self) -> None:
         """Real time, lock held, at the end of a turn that armed timers: wake the loops
         that sleep past the earliest timer still armed."""
-        self._timer_check_ns = NO_TIMER_CHECK
+        self._timer_check_ns = _NO_TIMER_CHECK
         if self._loops:
             nxt = self._next_timer_time()
             if nxt is not None:
@@ -799,7 +799,7 @@ class Scheduler:
                 deferred.popleft()()
         finally:
             self._draining = False
-            if self._timer_check_ns != NO_TIMER_CHECK:
+            if self._timer_check_ns != _NO_TIMER_CHECK:
                 self._wake_loops_for_timers()
 
     def atomic(self) -> AtomicTurn:
@@ -831,7 +831,7 @@ class Scheduler:
                 deferred.popleft()()
         finally:
             self._draining = False
-            if self._timer_check_ns != NO_TIMER_CHECK:
+            if self._timer_check_ns != _NO_TIMER_CHECK:
                 self._wake_loops_for_timers()
             if self._changed and not self.virtual:
                 self._wake_ready()
@@ -960,12 +960,8 @@ class Scheduler:
                 if handoff:
                     waker = self._task_by_thread.get(_get_ident())
                     now_ns = time.monotonic_ns()
-                blocked = self._blocked
-                by_key = self._blocked_by_key
                 for task in woken:
-                    if task in blocked:  # _unblock, inlined
-                        del blocked[task]
-                        del by_key[task.wake_key][task]
+                    self._unblock(task)
                     task.state = _RUNNABLE
                     task.wakeups += 1
                     if waker is not None and waker is not task:
@@ -979,9 +975,7 @@ class Scheduler:
                             # a burst of waking datagrams: it runs once the burst is over
                             waker.held.append(task)
                             continue
-                    gate = task.gate._lock  # _Gate.open, inlined
-                    if gate.locked():
-                        gate.release()
+                    task.gate.open()
                 self.wakeups += len(woken)
         for loop in self._loops:
             until = loop.until
@@ -1061,15 +1055,11 @@ class Scheduler:
         while deferred:
             deferred.popleft()()
         self._draining = False
-        if self._timer_check_ns != NO_TIMER_CHECK:
+        if self._timer_check_ns != _NO_TIMER_CHECK:
             self._wake_loops_for_timers()
-        before = self.frames_transmitted
         try:
-            if self.virtual:
-                return self._block_virtual(task, ready, deadline_ns)
-            return self._block_real(task, ready, deadline_ns)
+            return self._block_counting_frames(task, ready, deadline_ns)
         finally:
-            task.frames_elsewhere += self.frames_transmitted - before
             self._draining = True
 
     def _block_counting_frames(self, task: GuestTask, ready: Callable[[], bool],
@@ -1104,12 +1094,7 @@ class Scheduler:
             task.state = _BLOCKED
             task.ready = ready
             task.deadline = deadline_ns
-            # _block_register, inlined
-            self._blocked[task] = None
-            group = self._blocked_by_key.get(task.wake_key)
-            if group is None:
-                group = self._blocked_by_key[task.wake_key] = {}
-            group[task] = None
+            self._block_register(task)
             if task.woken_by is not None:
                 self._handoff_done(task)
             if task.held:  # its burst ends here
@@ -1129,10 +1114,7 @@ class Scheduler:
                 lock._acquire_restore(count)
             if timed_out:
                 gate.reset()  # a wake-up that came meanwhile is not carried to the next wait
-            # _unblock, inlined (a woken task is unblocked already; a timed-out one is not)
-            if task in self._blocked:
-                del self._blocked[task]
-                del self._blocked_by_key[task.wake_key][task]
+            self._unblock(task)  # a woken task is unblocked already; a timed-out one is not
             task.state = _RUNNING
             task.ready = None
             task.deadline = None

@@ -79,7 +79,7 @@ from typing import TYPE_CHECKING, Any
 from wasmtime import FuncType, Linker, ValType, WasmtimeError
 from wasmtime import _ffi as ffi
 
-from vnet.scheduler import DATA_CALL_CHARGE_NS, HOST_CALL_CHARGE_NS, NO_TIMER_CHECK, TaskKilled
+from vnet.scheduler import DATA_CALL_CHARGE_NS, HOST_CALL_CHARGE_NS, TaskKilled
 
 from .memory import GuestFault
 from .wasi_types import Errno, WasiError
@@ -452,12 +452,7 @@ def _make_callback(fn: HostFunction, ctx: GuestContext | None = None) -> Any:
                     frames_before = sched.frames_transmitted
                     if not virtual:
                         call_started_ns = wall_clock()
-                    # Scheduler.begin_turn / end_turn, inlined: a call that deferred no
-                    # work, changed nothing a guest waits for and armed no timer only
-                    # clears the flag (the turn's hot path; see Scheduler.end_turn)
-                    outer = not sched._draining
-                    if outer:
-                        sched._draining = True
+                    outer = b.begin_turn()
                     try:
                         b.stats.host_calls += 1
                         memory = ctx.memory
@@ -472,11 +467,7 @@ def _make_callback(fn: HostFunction, ctx: GuestContext | None = None) -> Any:
                         result = impl(ctx, *args)
                     finally:
                         if outer:
-                            if sched._deferred or sched._changed or (
-                                    sched._timer_check_ns != NO_TIMER_CHECK):
-                                b.end_turn()
-                            else:
-                                sched._draining = False
+                            b.end_turn()
                         frames = sched.frames_transmitted - frames_before
                         if not virtual:
                             call_end_ns = wall_clock()
