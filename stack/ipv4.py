@@ -24,7 +24,6 @@ from .ip import (
     ETH_IPV4,
     LIMITED_BROADCAST,
     PROTO_TCP,
-    PROTO_UDP,
     IpMeta,
     OutputRoute,
     is_multicast,
@@ -151,13 +150,6 @@ class Ipv4Layer:
                 return
         host.counters["ipv4.in"] += 1
         meta = IpMeta(4, src, dst, iface.index, ttl, tos, False, False, buf, False, 0, True)
-        if protocol == PROTO_TCP or (protocol == PROTO_UDP and host.dhcp_handler is None):
-            transport = host.transports.get(protocol)
-            if transport is not None:  # HostStack.deliver, inline
-                if not transport.receive(meta, buf[20:]):
-                    host.icmp.error_v4(meta.packet, icmpv4.TYPE_DEST_UNREACHABLE,
-                                       icmpv4.UNREACH_PORT)
-                return
         host.deliver(meta, protocol, buf[20:])
 
     def _destination(self, iface: Interface, dst: bytes) -> tuple[bool, bool, bool]:
