@@ -62,6 +62,7 @@ and sends through the connection's output.
 from __future__ import annotations
 
 from bisect import bisect_left
+from typing import Protocol
 
 from .tcp_sack import MAX_REORDERING
 from .tcp_tcb import (
@@ -78,6 +79,35 @@ from .tcp_tcb import (
     unwrap,
 )
 from .wire import tcp as wire_tcp
+
+
+class AckState(Protocol):
+    """What `disordered_ack` reads of a connection (or of its TIME-WAIT record)."""
+
+    rcv_nxt: int
+    snd_una: int
+    snd_wl1: int
+    snd_wnd: int
+    snd_wscale: int
+    ts_recent: int
+    rto_ns: int
+
+
+def disordered_ack(state: AckState, seg: wire_tcp.TcpPacket, seq: int, tsval: int,
+                   payload_len: int) -> bool:
+    """Linux's tcp_disordered_ack: a pure duplicate ACK whose timestamp is older than
+    TS.Recent only because ACKs were reordered passes PAWS, so its SACK blocks count.
+    It carries no data, is at RCV.NXT, acknowledges SND.UNA, would not update the
+    window, and its timestamp is within one RTO of TS.Recent."""
+    flags = seg.flags
+    if not flags & ACK or flags & (SYN | FIN | RST) or payload_len:
+        return False
+    if seq != state.rcv_nxt or unwrap(seg.ack, state.snd_una) != state.snd_una:
+        return False
+    window = seg.window << state.snd_wscale
+    if seq > state.snd_wl1 or (seq == state.snd_wl1 and window > state.snd_wnd):
+        return False
+    return ((state.ts_recent - tsval) & MASK) <= state.rto_ns * 1024 // SEC
 
 
 class TcpRecovery(TransmissionControlBlock):
@@ -521,15 +551,5 @@ class TcpRecovery(TransmissionControlBlock):
         self.prr_cwnd = pipe + segments * mss
 
     def _disordered_ack(self, seg: wire_tcp.TcpPacket, seq: int, tsval: int) -> bool:
-        """Linux's tcp_disordered_ack: a pure duplicate ACK whose timestamp is older than
-        TS.Recent only because ACKs were reordered passes PAWS, so its SACK blocks count.
-        It carries no data, is at RCV.NXT, acknowledges SND.UNA, would not update the
-        window, and its timestamp is within one RTO of TS.Recent."""
-        if not seg.flags & ACK or seg.flags & (SYN | FIN | RST) or len(seg.payload):
-            return False
-        if seq != self.rcv_nxt or unwrap(seg.ack, self.snd_una) != self.snd_una:
-            return False
-        window = seg.window << self.snd_wscale
-        if seq > self.snd_wl1 or (seq == self.snd_wl1 and window > self.snd_wnd):
-            return False
-        return ((self.ts_recent - tsval) & MASK) <= self.rto_ns * 1024 // SEC
+        """`disordered_ack` for this connection."""
+        return disordered_ack(self, seg, seq, tsval, len(seg.payload))

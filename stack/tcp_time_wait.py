@@ -40,6 +40,7 @@ from __future__ import annotations
 import weakref
 from typing import TYPE_CHECKING, Any
 
+from .tcp_recovery import disordered_ack
 from .tcp_tcb import (
     ACK,
     CLOSED,
@@ -47,7 +48,6 @@ from .tcp_tcb import (
     MASK,
     MS,
     RST,
-    SEC,
     SYN,
     TIME_WAIT,
     effective_mss,
@@ -223,7 +223,7 @@ class TimeWaitRecord:
         if self.ts_enabled and ts is not None and not flags & RST:
             tsval = ts[0]
             if self.ts_recent and ((tsval - self.ts_recent) & MASK) >= 0x80000000 and not (
-                    self._disordered_ack(seg, seq, tsval, payload_len)):
+                    disordered_ack(self, seg, seq, tsval, payload_len)):
                 counters["tcp.drop.paws"] += 1
                 self._send_ack()
                 return
@@ -277,19 +277,6 @@ class TimeWaitRecord:
         if payload_len:
             self._send_ack()  # data after the peer's FIN: nothing to take, say where we are
         self.layer.stack.driver.wake()
-
-    def _disordered_ack(self, seg: wire_tcp.TcpPacket, seq: int, tsval: int,
-                        payload_len: int) -> bool:
-        """`TcpRecovery._disordered_ack` (Linux's tcp_disordered_ack)."""
-        flags = seg.flags
-        if not flags & ACK or flags & (SYN | FIN | RST) or payload_len:
-            return False
-        if seq != self.rcv_nxt or unwrap(seg.ack, self.snd_una) != self.snd_una:
-            return False
-        window = seg.window << self.snd_wscale
-        if seq > self.snd_wl1 or (seq == self.snd_wl1 and window > self.snd_wnd):
-            return False
-        return ((self.ts_recent - tsval) & MASK) <= self.rto_ns * 1024 // SEC
 
     def icmp_error(self, err: int, icmp_type: int, icmp_code: int, info: int,
                    frag_needed: bool) -> None:
