@@ -593,11 +593,22 @@ class TcpConnection(TcpOutput, TcpTimers, TcpRecovery, TcpEcn):
             return
         self.fin_received = True
         self.rcv_nxt += 1
-        self._send_ack()
         state = self.state
         if state in (ESTABLISHED, SYN_RECEIVED):
+            # Linux's tcp_fin: CLOSE_WAIT in pingpong mode, so the FIN's ACK waits for the
+            # delayed-ACK timer and an application that closes at once acknowledges it
+            # with its own FIN (8 segments per short connection, not 9) -- unless more
+            # than one full segment is unacknowledged (__tcp_ack_snd_check: ACK now)
             self._set_state(CLOSE_WAIT)
-        elif state == FIN_WAIT_1:
+            if self.rcv_nxt - self.last_ack_sent > self._effective_mss():
+                self._send_ack()
+                return
+            self.ack_pending += 1
+            if "dack" not in self._timers:
+                self._arm("dack", self.config.delayed_ack_ns)
+            return
+        self._send_ack()
+        if state == FIN_WAIT_1:
             if self.fin_seq is not None and self.snd_una > self.fin_seq:
                 self._enter_time_wait()
             else:

@@ -241,15 +241,46 @@ def test_passive_close_goes_close_wait_then_last_ack_then_closed() -> None:
     _, sock = d.establish_passive()
     conn = d.conn(sock)
     d.send("FA", seq=d.REMOTE + 1, ack=d.local + 1)
-    d.expect(flags="A", ack=d.REMOTE + 2)
+    d.expect_none()  # Linux delays the FIN's ACK (CLOSE_WAIT in pingpong mode) ...
     assert conn.state == TcpState.CLOSE_WAIT
     assert sock.recv(10) == b""
     sock.close()
-    d.expect(flags="FA", seq=d.local + 1, ack=d.REMOTE + 2)
+    d.expect(flags="FA", seq=d.local + 1, ack=d.REMOTE + 2)  # ... so our FIN carries it
     assert conn.state == TcpState.LAST_ACK
     d.send("A", seq=d.REMOTE + 2, ack=d.local + 2)
     assert conn.state == TcpState.CLOSED
     d.expect_none()
+
+
+def test_fin_ack_is_delayed_like_linux_when_the_application_does_not_close() -> None:
+    d = Dialogue()
+    _, sock = d.establish_passive()
+    conn = d.conn(sock)
+    d.send("FA", seq=d.REMOTE + 1, ack=d.local + 1)
+    assert conn.state == TcpState.CLOSE_WAIT
+    d.advance(39 * MS)
+    d.expect_none()
+    d.advance(1 * MS)  # Linux's minimum delayed-ACK time, 40 ms
+    d.expect(flags="A", seq=d.local + 1, ack=d.REMOTE + 2)
+    d.send("FA", seq=d.REMOTE + 1, ack=d.local + 1)  # a retransmitted FIN: ACKed at once
+    d.expect(flags="A", seq=d.local + 1, ack=d.REMOTE + 2)
+
+
+def test_fin_after_more_than_a_full_segment_is_acked_at_once() -> None:
+    d = Dialogue()
+    _, sock = d.establish_passive()  # MSS 1460, no timestamps
+    d.send("FPA", seq=d.REMOTE + 1, ack=d.local + 1, data=b"x" * 1460)
+    d.expect(flags="A", ack=d.REMOTE + 1462)  # 1461 unacknowledged > one MSS: as Linux
+    assert sock.recv(2000) == b"x" * 1460
+
+
+def test_fin_with_data_gets_one_delayed_ack() -> None:
+    d = Dialogue()
+    _, sock = d.establish_passive()
+    d.send("FPA", seq=d.REMOTE + 1, ack=d.local + 1, data=b"bye")
+    assert sock.recv(10) == b"bye"
+    sock.close()
+    d.expect(flags="FA", seq=d.local + 1, ack=d.REMOTE + 5)
 
 
 def test_simultaneous_close_goes_through_closing_to_time_wait() -> None:
@@ -293,10 +324,9 @@ def test_half_closed_peer_can_still_be_sent_to() -> None:
     d = Dialogue()
     _, sock = d.establish_passive()
     d.send("FA", seq=d.REMOTE + 1, ack=d.local + 1)
-    d.expect(flags="A")
     assert sock.recv(10) == b""
     assert sock.send(b"reply") == 5
-    d.expect(flags="PA", data=b"reply", ack=d.REMOTE + 2)
+    d.expect(flags="PA", data=b"reply", ack=d.REMOTE + 2)  # the one segment: carries the ACK
 
 
 def test_fin_is_retransmitted_until_acknowledged() -> None:
@@ -405,7 +435,6 @@ def test_last_ack_times_out_when_the_peer_vanishes() -> None:
     _, sock = d.establish_passive()
     conn = d.conn(sock)
     d.send("FA", seq=d.REMOTE + 1, ack=d.local + 1)
-    d.expect(flags="A")
     sock.close()
     d.expect(flags="FA")
     d.advance(60 * SEC)
