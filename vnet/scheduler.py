@@ -571,7 +571,12 @@ class KeyedDriver:
         self.defer = scheduler.defer
 
     def wake(self) -> None:
-        self.scheduler.wake_key(self.key)
+        # Scheduler.wake_key, inlined: a stack calls it for every segment it handles
+        scheduler = self.scheduler
+        scheduler._changed = True
+        scheduler._changed_keys.add(self.key)
+        if not scheduler._draining and not scheduler.virtual:
+            scheduler._wake_ready()
 
 
 class _VirtualRun:
@@ -906,7 +911,7 @@ class Scheduler:
         after `wake_key` only the tasks with those keys and those without one.
         """
         self._changed = False
-        if self._changed_all:
+        if self._changed_all or not self._blocked:  # (nobody blocked: nobody to look at)
             self._changed_all = False
             self._changed_keys.clear()
             return self._blocked
