@@ -176,19 +176,25 @@ def wait_for_io(
     attempt: Callable[[], T],
     readiness: Callable[[], Readiness],
     deadline_ns: int | None = None,
+    tried: bool = False,
 ) -> T:
     """Try a non-blocking operation; on EAGAIN block until ready (unless O_NONBLOCK).
 
     A deadline that passes raises EAGAIN, as SO_RCVTIMEO/SO_SNDTIMEO do on Linux.
+    `tried`: the caller's own first attempt failed with EAGAIN on a blocking
+    description already (a call that tries directly, without the closure):
+    block first.
     """
     while True:
+        if tried:
+            if not ctx.block_until(lambda: readiness().ready, deadline_ns):
+                raise WasiError(Errno.EAGAIN)
+        tried = True
         try:
             return attempt()
         except WasiError as e:
             if e.errno != Errno.EAGAIN or description.nonblocking:
                 raise
-        if not ctx.block_until(lambda: readiness().ready, deadline_ns):
-            raise WasiError(Errno.EAGAIN)
 
 
 def wait_to_receive(ctx: GuestContext, description: FileDescription,
@@ -488,7 +494,8 @@ def fd_read(ctx: GuestContext, fd: int, iovs_ptr: int, iovs_len: int, nread_ptr:
     except WasiError as e:
         if e.errno != Errno.EAGAIN or d.nonblocking:
             raise
-        data = wait_for_io(ctx, d, lambda: d.read(total), d.readiness_read, deadline)
+        data = wait_for_io(ctx, d, lambda: d.read(total), d.readiness_read, deadline,
+                           tried=True)
     mem.write_u32(nread_ptr, mem.scatter(iovs, data))
     return Errno.SUCCESS
 

@@ -370,7 +370,7 @@ def _accept(ctx: GuestContext, fd: int, flags: int) -> tuple[int, SocketDescript
     except OSError as e:
         if e.errno != errno.EAGAIN or desc.nonblocking:
             raise_wasi(e)
-        child = wait_for_io(ctx, desc, attempt, desc.readiness_read, deadline)
+        child = wait_for_io(ctx, desc, attempt, desc.readiness_read, deadline, tried=True)
     new = SocketDescription(desc.host, child, desc.family, desc.sock_type, desc.proto)
     new.fdflags = flags & FDFLAGS_NONBLOCK
     try:
