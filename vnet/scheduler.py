@@ -338,14 +338,14 @@ class FairLock:
         self.acquisitions = 0
 
     def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
-        me = _get_ident()
-        if self._owner == me:
-            self._count += 1
-            return True
         if not self._waiters and self._held.acquire(False):  # fast path: free, no queue
-            self._owner = me
+            self._owner = _get_ident()
             self._count = 1
             self.acquisitions += 1
+            return True
+        me = _get_ident()
+        if self._owner == me:  # re-entered (the fast path found it held: by us)
+            self._count += 1
             return True
         mutex = self._mutex
         mutex.acquire()
@@ -571,7 +571,12 @@ class KeyedDriver:
         self.defer = scheduler.defer
 
     def wake(self) -> None:
-        self.scheduler.wake_key(self.key)
+        # Scheduler.wake_key, inlined: a stack calls it for every segment it handles
+        scheduler = self.scheduler
+        scheduler._changed = True
+        scheduler._changed_keys.add(self.key)
+        if not scheduler._draining and not scheduler.virtual:
+            scheduler._wake_ready()
 
 
 class _VirtualRun:
@@ -906,7 +911,7 @@ class Scheduler:
         after `wake_key` only the tasks with those keys and those without one.
         """
         self._changed = False
-        if self._changed_all:
+        if self._changed_all or not self._blocked:  # (nobody blocked: nobody to look at)
             self._changed_all = False
             self._changed_keys.clear()
             return self._blocked
@@ -1255,10 +1260,13 @@ class Scheduler:
         if task.handoff_tasks and not held:
             self.wait_for_woken(task)
             resumed = time.monotonic_ns()
-        used = call_wall_ns - task.waited_ns
-        if used < 0:
-            used = 0
-        task.waited_ns = 0
+        used = call_wall_ns
+        waited = task.waited_ns
+        if waited:  # the call blocked: that wait held no network
+            task.waited_ns = 0
+            used -= waited
+            if used < 0:
+                used = 0
         task.network_time_ns += used + frames * FRAME_SHARE_NS
         task.last_call_end_ns = now
         turn_used = task.turn_used_ns + used

@@ -452,7 +452,10 @@ def _make_callback(fn: HostFunction, ctx: GuestContext | None = None) -> Any:
                     frames_before = sched.frames_transmitted
                     if not virtual:
                         call_started_ns = wall_clock()
-                    outer = b.begin_turn()
+                    # b.begin_turn(), inlined: the outermost turn unless one is under way
+                    outer = not sched._draining
+                    if outer:
+                        sched._draining = True
                     try:
                         b.stats.host_calls += 1
                         memory = ctx.memory

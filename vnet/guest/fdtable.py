@@ -282,10 +282,11 @@ class FdTable:
         preopen_name: str | None = None,
     ) -> int:
         """Install at the lowest free number; EMFILE past the cap."""
-        if self.counted() >= self.max_fds:
+        entries = self._entries
+        if len(entries) - len(self._uncounted) >= self.max_fds:  # self.counted()
             raise WasiError(Errno.EMFILE)
         fd = 0
-        while fd in self._entries:
+        while fd in entries:
             fd += 1
         self._set(fd, FdEntry(
             description,

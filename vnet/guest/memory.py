@@ -39,6 +39,13 @@ def iovecs_total(iovs: list[tuple[int, int]]) -> int:
     return sum([n for _, n in iovs])
 
 
+#: wasmtime_memory_data_size without the binding's Python wrapper (GuestMemory._refresh).
+_data_size = ffi.dll["wasmtime_memory_data_size"]  # a private function object
+_data_size.restype = ctypes.c_size_t
+_data_size.argtypes = [ctypes.POINTER(ffi.wasmtime_context_t),
+                       ctypes.POINTER(ffi.wasmtime_memory_t)]
+
+
 class GuestFault(Exception):
     """A guest pointer or length points outside linear memory (→ EFAULT)."""
 
@@ -46,12 +53,14 @@ class GuestFault(Exception):
 class GuestMemory:
     """A view of one instance's linear memory with checked accessors."""
 
-    __slots__ = ("_base", "_context", "_memory", "_size", "_store", "_view", "known_size")
+    __slots__ = ("_base", "_context", "_memory", "_memory_ref", "_size", "_store", "_view",
+                 "known_size")
 
     def __init__(self, store: Store, memory: Memory) -> None:
         self._store = store  # the context pointer below lives only as long as the store
         self._context = store._context()
         self._memory = memory._memory
+        self._memory_ref = ctypes.byref(self._memory)  # made once: _refresh runs often
         self._size = 0
         #: The size last seen by this guest's own thread (safe to read from any thread):
         #: a plain attribute, since every host call compares it against --max-memory.
@@ -61,8 +70,12 @@ class GuestMemory:
         self._refresh()
 
     def _refresh(self) -> None:
-        ref = ctypes.byref(self._memory)
-        size = ffi.wasmtime_memory_data_size(self._context, ref)
+        """Re-read the memory's size; its base too, but only when the size changed
+        (a memory moves, if ever, only when it grows): one C call when nothing did."""
+        size = _data_size(self._context, self._memory_ref)
+        if size == self._size and size:
+            return
+        ref = self._memory_ref
         base = ctypes.cast(ffi.wasmtime_memory_data(self._context, ref), ctypes.c_void_p).value
         if size != self._size or base != self._base:
             self._size = self.known_size = size

@@ -173,6 +173,22 @@ class SocketDescription(FileDescription):
     rights_base = int(RIGHTS_SOCKET_BASE)
     rights_inheriting = int(RIGHTS_SOCKET_BASE)
 
+    # What every new socket starts with, as class attributes: an instance gets its own
+    # value when one is set (SO_RCVTIMEO, a name encoded…), so a socket() or accept()
+    # stores only what differs from one socket to the next.
+    recv_timeout_ns: int | None = None
+    send_timeout_ns: int | None = None
+    connect_pending = False
+    overhead_charged_to: SocketMemory | None = None
+    # (address, port, its addr_port encoding) last given for each name:
+    # reused while the socket's name stays the same
+    _local_name: tuple[bytes, int, bytes] = (b"", -1, b"")
+    _peer_name: tuple[bytes, int, bytes] = (b"", -1, b"")
+    _source_name: tuple[bytes, int, bytes] = (b"", -1, b"")
+    #: (an addr_port's first 28 bytes as the guest gave them, the destination they
+    #: make for this socket): a sender mostly sends to one peer after another
+    last_destination: tuple[bytes, tuple[bytes, int] | None] = (b"", None)
+
     def __init__(self, host: Host, core: Socket, family: int, sock_type: int,
                  proto: int) -> None:
         super().__init__()
@@ -187,18 +203,6 @@ class SocketDescription(FileDescription):
         # by this guest's own calls) and its flags: safe without the network lock.
         self.poll_is_atomic = isinstance(core, UdpSocket)
         self.receive_ready = _receive_ready(core)
-        self.recv_timeout_ns: int | None = None
-        self.send_timeout_ns: int | None = None
-        self.connect_pending = False
-        self.overhead_charged_to: SocketMemory | None = None
-        # (address, port, its addr_port encoding) last given for each name:
-        # reused while the socket's name stays the same
-        self._local_name: tuple[bytes, int, bytes] = (b"", -1, b"")
-        self._peer_name: tuple[bytes, int, bytes] = (b"", -1, b"")
-        self._source_name: tuple[bytes, int, bytes] = (b"", -1, b"")
-        #: (an addr_port's first 28 bytes as the guest gave them, the destination they
-        #: make for this socket): a sender mostly sends to one peer after another
-        self.last_destination: tuple[bytes, tuple[bytes, int] | None] = (b"", None)
 
     # --- names ---------------------------------------------------------------
     def local_name(self) -> bytes:

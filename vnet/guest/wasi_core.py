@@ -21,6 +21,7 @@ from typing import TypeVar
 from .abi import UNLOCKED_FIRST, GuestExit, host_function
 from .context import GuestContext
 from .fdtable import FileDescription, PollState, Readiness
+from .memory import iovecs_total
 from .wasi_types import (
     EVENT,
     EVENTRWFLAGS_HANGUP,
@@ -175,19 +176,25 @@ def wait_for_io(
     attempt: Callable[[], T],
     readiness: Callable[[], Readiness],
     deadline_ns: int | None = None,
+    tried: bool = False,
 ) -> T:
     """Try a non-blocking operation; on EAGAIN block until ready (unless O_NONBLOCK).
 
     A deadline that passes raises EAGAIN, as SO_RCVTIMEO/SO_SNDTIMEO do on Linux.
+    `tried`: the caller's own first attempt failed with EAGAIN on a blocking
+    description already (a call that tries directly, without the closure):
+    block first.
     """
     while True:
+        if tried:
+            if not ctx.block_until(lambda: readiness().ready, deadline_ns):
+                raise WasiError(Errno.EAGAIN)
+        tried = True
         try:
             return attempt()
         except WasiError as e:
             if e.errno != Errno.EAGAIN or description.nonblocking:
                 raise
-        if not ctx.block_until(lambda: readiness().ready, deadline_ns):
-            raise WasiError(Errno.EAGAIN)
 
 
 def wait_to_receive(ctx: GuestContext, description: FileDescription,
@@ -470,17 +477,26 @@ def _iov_total(iovs: list[tuple[int, int]]) -> int:
 @host_function(M, "fd_read", "iiii")
 def fd_read(ctx: GuestContext, fd: int, iovs_ptr: int, iovs_len: int, nread_ptr: int) -> int:
     d = ctx.fds.get(fd, _READ_RIGHTS)
-    iovs = ctx.mem.iovecs(iovs_ptr, iovs_len)
-    ctx.mem.check(nread_ptr, 4)
-    total = _iov_total(iovs)
+    mem = ctx.mem
+    iovs = mem.iovecs(iovs_ptr, iovs_len)
+    mem.check(nread_ptr, 4)
+    total = iovecs_total(iovs)
+    if total > MAX_IO_BYTES:
+        total = MAX_IO_BYTES
     # A socket's SO_RCVTIMEO bounds read() as it bounds recv() (Linux: EAGAIN).
     timeout_ns: int | None = getattr(d, "recv_timeout_ns", None) if d.is_socket else None
     deadline = None if timeout_ns is None else ctx.now_ns() + timeout_ns
     ready = d.receive_ready
     if ready is not None and not ready():  # wait first, rather than fail with EAGAIN first
         wait_to_receive(ctx, d, deadline)
-    data = wait_for_io(ctx, d, lambda: d.read(total), d.readiness_read, deadline)
-    ctx.mem.write_u32(nread_ptr, ctx.mem.scatter(iovs, data))
+    try:  # wait_for_io's first attempt, without its closure: most reads find their data
+        data = d.read(total)
+    except WasiError as e:
+        if e.errno != Errno.EAGAIN or d.nonblocking:
+            raise
+        data = wait_for_io(ctx, d, lambda: d.read(total), d.readiness_read, deadline,
+                           tried=True)
+    mem.write_u32(nread_ptr, mem.scatter(iovs, data))
     return Errno.SUCCESS
 
 
@@ -506,15 +522,27 @@ def write_in_chunks(ctx: GuestContext, iovs: list[tuple[int, int]],
             return done
 
 
+_send_iovecs: Callable[..., int] | None = None
+
+
+def _socket_send_iovecs() -> Callable[..., int]:
+    """vnet.guest.wasix.send_iovecs, imported on first use (the socket layer imports
+    this module) and then kept: an import statement per write costs a lookup."""
+    global _send_iovecs
+    if _send_iovecs is None:
+        from .wasix import send_iovecs
+
+        _send_iovecs = send_iovecs
+    return _send_iovecs
+
+
 @host_function(M, "fd_write", "iiii")
 def fd_write(ctx: GuestContext, fd: int, iovs_ptr: int, iovs_len: int, nwritten_ptr: int) -> int:
     d = ctx.fds.get(fd, _WRITE_RIGHTS)
     iovs = ctx.mem.iovecs(iovs_ptr, iovs_len)
     ctx.mem.check(nwritten_ptr, 4)
     if d.is_socket:
-        from .wasix import send_iovecs  # the socket layer imports this module
-
-        written = send_iovecs(ctx, d, iovs, None)  # type: ignore[arg-type]
+        written = _socket_send_iovecs()(ctx, d, iovs, None)
     else:
         written = write_in_chunks(ctx, iovs, lambda chunk, _offset: wait_for_io(
             ctx, d, lambda: d.write(chunk), d.readiness_write))

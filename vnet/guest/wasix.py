@@ -239,7 +239,9 @@ def sock_open(ctx: GuestContext, af: int, socktype: int, proto: int, fd_ptr: int
         raise WasiError(Errno.EAFNOSUPPORT)
     if ctx.fds.socket_fds >= MAX_SOCKETS_PER_GUEST:
         raise WasiError(Errno.EMFILE)
-    with host.network.scheduler.atomic():
+    sched = host.network.scheduler
+    outer = sched.begin_turn()  # atomic(), without its object: a host call has a turn already
+    try:
         if socktype == SOCK_STREAM_WASIX and proto in (0, 6):
             core: Socket = host.tcp.socket(family)
             kind, linux_proto = _s.SOCK_STREAM, 6
@@ -257,6 +259,9 @@ def sock_open(ctx: GuestContext, af: int, socktype: int, proto: int, fd_ptr: int
             raise WasiError(Errno.EPROTONOSUPPORT if socktype == 3 else Errno.ENOTSUP)
         else:
             raise WasiError(Errno.EINVAL)
+    finally:
+        if outer:
+            sched.end_turn()
     memory = guest_socket_memory(ctx, host)
     core.memory = memory
     desc = SocketDescription(host, core, family, kind, linux_proto)
@@ -360,7 +365,12 @@ def _accept(ctx: GuestContext, fd: int, flags: int) -> tuple[int, SocketDescript
             raise_wasi(e)
             raise AssertionError from None
 
-    child = wait_for_io(ctx, desc, attempt, desc.readiness_read, deadline)
+    try:  # wait_for_io's first attempt, directly: the queue mostly has the connection
+        child = core.accept()
+    except OSError as e:
+        if e.errno != errno.EAGAIN or desc.nonblocking:
+            raise_wasi(e)
+        child = wait_for_io(ctx, desc, attempt, desc.readiness_read, deadline, tried=True)
     new = SocketDescription(desc.host, child, desc.family, desc.sock_type, desc.proto)
     new.fdflags = flags & FDFLAGS_NONBLOCK
     try:
