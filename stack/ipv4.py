@@ -150,6 +150,11 @@ class Ipv4Layer:
                 return
         host.counters["ipv4.in"] += 1
         meta = IpMeta(4, src, dst, iface.index, ttl, tos, False, False, buf, False, 0, True)
+        if protocol == PROTO_TCP:  # `HostStack.deliver`'s TCP case, without its other cases
+            tcp = host.transports.get(PROTO_TCP)
+            if tcp is not None:
+                tcp.receive(meta, buf[20:])  # TCP answers every segment itself (True)
+                return
         host.deliver(meta, protocol, buf[20:])
 
     def _destination(self, iface: Interface, dst: bytes) -> tuple[bool, bool, bool]:

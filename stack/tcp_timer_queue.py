@@ -24,6 +24,11 @@ Rules
   connection, at once.
 - A driver timer left armed for an entry since cancelled fires as a no-op and
   re-arms for the earliest live entry.
+- A cancelled entry is counted; once cancelled entries are most of the queue (and
+  more than `PURGE_MIN`), they are all taken out in one pass, order kept (as
+  asyncio's loop does): nearly every entry is cancelled (a connection cancels six
+  of its seven), and each would otherwise cost a full sift of the heap when it
+  reached the top, long after it was cancelled.
 - Entries are kept in two places, one order: an entry due no earlier than the
   last one in the FIFO is appended there (every TIME-WAIT end, 2*MSL after it
   began, is), the others go onto the heap; the next to run is the earlier head by
@@ -44,6 +49,10 @@ if TYPE_CHECKING:
     from .driver import StackDriver, TimerHandle
 
 
+#: Cancelled entries a queue keeps at least before it purges them (see the rules).
+PURGE_MIN = 64
+
+
 class QueuedTimer:
     """One entry of a `TcpTimerQueue`; `cancel()` is idempotent.
 
@@ -51,16 +60,28 @@ class QueuedTimer:
     connection and `callback._fire(kind)` is called: a connection's timer then costs
     this one object, not a closure over the connection and the kind as well."""
 
-    __slots__ = ("callback", "cancelled", "kind")
+    __slots__ = ("callback", "cancelled", "kind", "queue")
 
-    def __init__(self, callback: Any, kind: str | None = None) -> None:
+    def __init__(self, callback: Any, kind: str | None = None,
+                 queue: TcpTimerQueue | None = None) -> None:
         self.callback: Any = callback
         self.kind = kind
         self.cancelled = False
+        #: The queue that holds it (told of its cancellation), None once it ran.
+        self.queue = queue
 
     def cancel(self) -> None:
+        if self.cancelled:
+            return
         self.cancelled = True
         self.callback = None
+        queue = self.queue
+        if queue is not None:
+            self.queue = None
+            queue._cancelled += 1
+            if queue._cancelled > PURGE_MIN and 2 * queue._cancelled > len(queue._heap) + len(
+                    queue._fifo):
+                queue._purge()
 
 
 class TcpTimerQueue:
@@ -73,13 +94,22 @@ class TcpTimerQueue:
         self._seq = 0
         self._armed: TimerHandle | None = None  # the driver timer, if one is armed
         self._armed_at = 0  # when it fires
+        self._cancelled = 0  # cancelled entries still in the heap or the FIFO
 
     def call_at(self, when_ns: int, callback: Callable[[], Any]) -> QueuedTimer:
-        return self._push(when_ns, QueuedTimer(callback))
+        return self._push(when_ns, QueuedTimer(callback, None, self))
 
     def fire_at(self, when_ns: int, conn: Any, kind: str) -> QueuedTimer:
         """`call_at(when_ns, lambda: conn._fire(kind))`, without the closure."""
-        return self._push(when_ns, QueuedTimer(conn, kind))
+        return self._push(when_ns, QueuedTimer(conn, kind, self))
+
+    def _purge(self) -> None:
+        """Take every cancelled entry out, keeping the order of the others."""
+        heap = [entry for entry in self._heap if not entry[2].cancelled]
+        heapq.heapify(heap)
+        self._heap = heap
+        self._fifo = deque(entry for entry in self._fifo if not entry[2].cancelled)
+        self._cancelled = 0
 
     def _push(self, when_ns: int, timer: QueuedTimer) -> QueuedTimer:
         self._seq += 1
@@ -111,8 +141,10 @@ class TcpTimerQueue:
         fifo = self._fifo
         while heap and heap[0][2].cancelled:
             heapq.heappop(heap)
+            self._cancelled -= 1
         while fifo and fifo[0][2].cancelled:
             fifo.popleft()
+            self._cancelled -= 1
         from_heap = bool(heap) and (not fifo or heap[0] < fifo[0])  # (time, order)
         if from_heap:
             first = heap[0]
@@ -129,6 +161,7 @@ class TcpTimerQueue:
         kind = timer.kind
         timer.cancelled = True
         timer.callback = None
+        timer.queue = None
         try:
             assert callback is not None
             if kind is None:

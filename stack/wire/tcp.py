@@ -125,6 +125,7 @@ MAX_SACK_BLOCKS = 4  # 2 + 8 * 4 = 34 bytes, the most a 40-byte area can hold
 
 _HEADER = struct.Struct("!HHIIBBHHH")
 _U16 = struct.Struct("!H")
+_U32 = struct.Struct("!I")
 _U32X2 = struct.Struct("!II")
 # Whole pieces, in Linux's packing.
 _MSS = struct.Struct("!BBH")  # 02 04 mss
@@ -351,11 +352,15 @@ class TcpPacket:
             return WireError.BAD_LENGTH
         if doff > n:
             return WireError.TRUNCATED
-        mv = memoryview(buf)
+        mv = buf if type(buf) is memoryview else memoryview(buf)
         if verify_checksum and ones_sum(mv, _pseudo(src, dst, n)) != 0xFFFF:
             return WireError.BAD_CHECKSUM
         if doff == HEADER_LEN:
             options = NO_OPTIONS
+        elif doff == 32 and _U32.unpack_from(mv, HEADER_LEN)[0] == _NOP_NOP_TS:
+            # the option area of nearly every segment after the SYNs: `_decode_options`'s
+            # first case, without copying the area out
+            options = TcpOptions(None, None, False, (), _U32X2.unpack_from(mv, 24))
         else:
             decoded = _decode_options(bytes(mv[HEADER_LEN:doff]))
             if isinstance(decoded, WireError):

@@ -265,7 +265,15 @@ class Nic:
         for tap in self._taps:
             for wire in frame.materialise():
                 tap.record(wire, _OUTBOUND)
-        port.send_gso(frame)
+        segment = port.segment
+        if segment is None or port.ingress is not None:
+            port.send_gso(frame)
+            return
+        # SegmentPort.send_gso's common case, inline (one call less per frame)
+        port_counters = port.counters
+        port_counters.frames_in += segs
+        port_counters.bytes_in += frame.wire_bytes
+        segment._switch_gso(port, frame)
 
     def deliver(self, frame: bytes | GsoFrame) -> None:
         """A frame from the wire. Called by the segment or cable."""
