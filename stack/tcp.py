@@ -275,8 +275,8 @@ class TcpLayer:
             port = low + (start + i) % span
             if (local, port, remote, rport) in self.conns:
                 continue
-            if any(not u.closed and (u.explicit_bind or u.listening)
-                   for u in self.port_users.get(port, ())):
+            users = self.port_users.get(port)
+            if users and any(not u.closed and (u.explicit_bind or u.listening) for u in users):
                 continue
             return port
         raise os_error(errno.EADDRNOTAVAIL)
