@@ -24,11 +24,11 @@ Rules
   connection, at once.
 - A driver timer left armed for an entry since cancelled fires as a no-op and
   re-arms for the earliest live entry.
-- A cancelled entry is counted; once cancelled entries are most of the queue (and
-  more than `PURGE_MIN`), they are all taken out in one pass, order kept (as
-  asyncio's loop does): nearly every entry is cancelled (a connection cancels six
-  of its seven), and each would otherwise cost a full sift of the heap when it
-  reached the top, long after it was cancelled.
+- Nearly every entry is cancelled (a connection cancels six of its seven), and
+  each would cost a full sift of the heap when it reached the top, long after.
+  So whenever the heap has doubled since it was last purged (and holds more than
+  `PURGE_MIN`), its cancelled entries are all taken out in one pass, order kept:
+  linear work once per doubling, nothing per cancellation.
 - Entries are kept in two places, one order: an entry due no earlier than the
   last one in the FIFO is appended there (every TIME-WAIT end, 2*MSL after it
   began, is), the others go onto the heap; the next to run is the earlier head by
@@ -49,7 +49,7 @@ if TYPE_CHECKING:
     from .driver import StackDriver, TimerHandle
 
 
-#: Cancelled entries a queue keeps at least before it purges them (see the rules).
+#: The heap size below which a queue never purges it (see the rules).
 PURGE_MIN = 64
 
 
@@ -60,28 +60,16 @@ class QueuedTimer:
     connection and `callback._fire(kind)` is called: a connection's timer then costs
     this one object, not a closure over the connection and the kind as well."""
 
-    __slots__ = ("callback", "cancelled", "kind", "queue")
+    __slots__ = ("callback", "cancelled", "kind")
 
-    def __init__(self, callback: Any, kind: str | None = None,
-                 queue: TcpTimerQueue | None = None) -> None:
+    def __init__(self, callback: Any, kind: str | None = None) -> None:
         self.callback: Any = callback
         self.kind = kind
         self.cancelled = False
-        #: The queue that holds it (told of its cancellation), None once it ran.
-        self.queue = queue
 
     def cancel(self) -> None:
-        if self.cancelled:
-            return
         self.cancelled = True
         self.callback = None
-        queue = self.queue
-        if queue is not None:
-            self.queue = None
-            queue._cancelled += 1
-            if queue._cancelled > PURGE_MIN and 2 * queue._cancelled > len(queue._heap) + len(
-                    queue._fifo):
-                queue._purge()
 
 
 class TcpTimerQueue:
@@ -94,22 +82,21 @@ class TcpTimerQueue:
         self._seq = 0
         self._armed: TimerHandle | None = None  # the driver timer, if one is armed
         self._armed_at = 0  # when it fires
-        self._cancelled = 0  # cancelled entries still in the heap or the FIFO
+        self._purge_at = PURGE_MIN  # the heap size that makes `_push` purge it
 
     def call_at(self, when_ns: int, callback: Callable[[], Any]) -> QueuedTimer:
-        return self._push(when_ns, QueuedTimer(callback, None, self))
+        return self._push(when_ns, QueuedTimer(callback))
 
     def fire_at(self, when_ns: int, conn: Any, kind: str) -> QueuedTimer:
         """`call_at(when_ns, lambda: conn._fire(kind))`, without the closure."""
-        return self._push(when_ns, QueuedTimer(conn, kind, self))
+        return self._push(when_ns, QueuedTimer(conn, kind))
 
     def _purge(self) -> None:
-        """Take every cancelled entry out, keeping the order of the others."""
+        """Take the heap's cancelled entries out, keeping the order of the others."""
         heap = [entry for entry in self._heap if not entry[2].cancelled]
         heapq.heapify(heap)
         self._heap = heap
-        self._fifo = deque(entry for entry in self._fifo if not entry[2].cancelled)
-        self._cancelled = 0
+        self._purge_at = max(PURGE_MIN, 2 * len(heap))
 
     def _push(self, when_ns: int, timer: QueuedTimer) -> QueuedTimer:
         self._seq += 1
@@ -117,7 +104,10 @@ class TcpTimerQueue:
         if not fifo or when_ns >= fifo[-1][0]:
             fifo.append((when_ns, self._seq, timer))
         else:
-            heapq.heappush(self._heap, (when_ns, self._seq, timer))
+            heap = self._heap
+            heapq.heappush(heap, (when_ns, self._seq, timer))
+            if len(heap) > self._purge_at:
+                self._purge()
         armed = self._armed
         if armed is None or when_ns < self._armed_at:
             if armed is not None:
@@ -141,10 +131,8 @@ class TcpTimerQueue:
         fifo = self._fifo
         while heap and heap[0][2].cancelled:
             heapq.heappop(heap)
-            self._cancelled -= 1
         while fifo and fifo[0][2].cancelled:
             fifo.popleft()
-            self._cancelled -= 1
         from_heap = bool(heap) and (not fifo or heap[0] < fifo[0])  # (time, order)
         if from_heap:
             first = heap[0]
@@ -161,7 +149,6 @@ class TcpTimerQueue:
         kind = timer.kind
         timer.cancelled = True
         timer.callback = None
-        timer.queue = None
         try:
             assert callback is not None
             if kind is None:
