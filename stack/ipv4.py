@@ -49,6 +49,9 @@ class Ipv4Layer:
         self.host = host
         self.reassembly = Reassembler()
         self._ident = host.rng.randrange(0x10000)
+        # `_plain_destinations`, and the host's `generation` it was computed for
+        self._plain: frozenset[bytes] = frozenset()
+        self._plain_generation = -1
 
     def next_ident(self) -> int:
         self._ident = (self._ident + 1) & 0xFFFF
@@ -137,20 +140,41 @@ class Ipv4Layer:
         `receive` would deliver; any other takes `receive`."""
         _hlen, tos, _total, _ident, flags_frag, ttl, protocol, _csum, src, dst = fields
         host = self.host
-        if (_hlen != 20 or dst[0] & 0xF0 == 0xE0 or dst[0] == 127 or src[0] & 0xF0 == 0xE0
-                or src[0] == 127 or src == LIMITED_BROADCAST or dst == LIMITED_BROADCAST
-                or flags_frag & _FRAGMENT_BITS or dst not in host._local_addresses):
+        plain = (self._plain if self._plain_generation == host.generation
+                 else self._plain_destinations())
+        if (dst not in plain or _hlen != 20 or flags_frag & _FRAGMENT_BITS
+                or src[0] & 0xF0 == 0xE0 or src[0] == 127 or src == LIMITED_BROADCAST):
             self.receive(iface, buf, link_broadcast, True, gso_size,
                          ipv4.Ipv4Packet(buf, *fields))
             return
-        for a in iface.ipv4:
-            if a.broadcast == dst or (a.prefix_len < 31 and dst == a.network):
-                self.receive(iface, buf, link_broadcast, True, gso_size,
-                             ipv4.Ipv4Packet(buf, *fields))
-                return
         host.counters["ipv4.in"] += 1
         meta = IpMeta(4, src, dst, iface.index, ttl, tos, False, False, buf, False, 0, True)
+        if protocol == PROTO_TCP:  # `HostStack.deliver`'s TCP case, without its other cases
+            tcp = host.transports.get(PROTO_TCP)
+            if tcp is not None:
+                tcp.receive(meta, buf[20:])  # TCP answers every segment itself (True)
+                return
         host.deliver(meta, protocol, buf[20:])
+
+    def _plain_destinations(self) -> frozenset[bytes]:
+        """This host's IPv4 addresses a packet is delivered to as plain unicast, whatever
+        interface it arrives on (`receive_built`'s fast case): neither loopback, multicast
+        nor broadcast, nor any interface's broadcast or network address. Kept while the
+        host's `generation` (its interfaces and addresses) is what it was."""
+        host = self.host
+        special = {LIMITED_BROADCAST}
+        for iface in host.interfaces.values():
+            for a in iface.ipv4:
+                if a.broadcast is not None:
+                    special.add(a.broadcast)
+                if a.prefix_len < 31:
+                    special.add(a.network)
+        self._plain = frozenset(
+            addr for addr in host._local_addresses
+            if len(addr) == 4 and addr[0] != 127 and addr[0] & 0xF0 != 0xE0
+            and addr not in special)
+        self._plain_generation = host.generation
+        return self._plain
 
     def _destination(self, iface: Interface, dst: bytes) -> tuple[bool, bool, bool]:
         """(for this host?, broadcast?, multicast?)"""

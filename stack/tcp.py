@@ -275,8 +275,8 @@ class TcpLayer:
             port = low + (start + i) % span
             if (local, port, remote, rport) in self.conns:
                 continue
-            if any(not u.closed and (u.explicit_bind or u.listening)
-                   for u in self.port_users.get(port, ())):
+            users = self.port_users.get(port)
+            if users and any(not u.closed and (u.explicit_bind or u.listening) for u in users):
                 continue
             return port
         raise os_error(errno.EADDRNOTAVAIL)
@@ -336,8 +336,12 @@ class TcpLayer:
         tos = (conn.tos & ~3) | ecn
         try:
             if len(conn.remote) == 4:
-                stack.send_ipv4(conn.rt, 6, segment, ttl=conn.ttl, tos=tos, dont_frag=True,
-                                offload=offload, gso_size=gso_size)
+                if offload:  # what `HostStack.send_ipv4` does with it, without the hop
+                    stack.ipv4.send_offloaded(conn.rt, 6, segment, conn.ttl, tos, True,
+                                              gso_size)
+                else:
+                    stack.send_ipv4(conn.rt, 6, segment, ttl=conn.ttl, tos=tos,
+                                    dont_frag=True, gso_size=gso_size)
             else:
                 stack.send_ipv6(conn.rt, 6, segment, hop_limit=conn.ttl, traffic_class=tos,
                                 offload=offload, gso_size=gso_size)
@@ -434,8 +438,14 @@ class TcpLayer:
                 if len(seg.buf) > seg.data_offset and not self._memory_for_payload(conn, seg):
                     stack.counters.drop("tcp", "memory")
                 conn.segment_arrives(seg)
-                self.settle_memory(conn)
-                if conn.state == TIME_WAIT and conn.socket is None:
+                # settle_memory's "nothing moved" test first (most segments): no call
+                entry = self.memory_charged.get(conn)
+                footprint = len(conn.sendq) + len(conn.rcv_buf) + conn.ooo.bytes
+                state = conn.state
+                if (footprint != entry[1] or state == CLOSED) if entry is not None else (
+                        footprint):
+                    self.settle_memory(conn)
+                if state == TIME_WAIT and conn.socket is None:
                     self.slim_time_wait(conn)
                 return True
             else:

@@ -24,6 +24,11 @@ Rules
   connection, at once.
 - A driver timer left armed for an entry since cancelled fires as a no-op and
   re-arms for the earliest live entry.
+- Nearly every entry is cancelled (a connection cancels six of its seven), and
+  each would cost a full sift of the heap when it reached the top, long after.
+  So whenever the heap has doubled since it was last purged (and holds more than
+  `PURGE_MIN`), its cancelled entries are all taken out in one pass, order kept:
+  linear work once per doubling, nothing per cancellation.
 - Entries are kept in two places, one order: an entry due no earlier than the
   last one in the FIFO is appended there (every TIME-WAIT end, 2*MSL after it
   began, is), the others go onto the heap; the next to run is the earlier head by
@@ -42,6 +47,10 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .driver import StackDriver, TimerHandle
+
+
+#: The heap size below which a queue never purges it (see the rules).
+PURGE_MIN = 64
 
 
 class QueuedTimer:
@@ -73,6 +82,7 @@ class TcpTimerQueue:
         self._seq = 0
         self._armed: TimerHandle | None = None  # the driver timer, if one is armed
         self._armed_at = 0  # when it fires
+        self._purge_at = PURGE_MIN  # the heap size that makes `_push` purge it
 
     def call_at(self, when_ns: int, callback: Callable[[], Any]) -> QueuedTimer:
         return self._push(when_ns, QueuedTimer(callback))
@@ -81,13 +91,23 @@ class TcpTimerQueue:
         """`call_at(when_ns, lambda: conn._fire(kind))`, without the closure."""
         return self._push(when_ns, QueuedTimer(conn, kind))
 
+    def _purge(self) -> None:
+        """Take the heap's cancelled entries out, keeping the order of the others."""
+        heap = [entry for entry in self._heap if not entry[2].cancelled]
+        heapq.heapify(heap)
+        self._heap = heap
+        self._purge_at = max(PURGE_MIN, 2 * len(heap))
+
     def _push(self, when_ns: int, timer: QueuedTimer) -> QueuedTimer:
         self._seq += 1
         fifo = self._fifo
         if not fifo or when_ns >= fifo[-1][0]:
             fifo.append((when_ns, self._seq, timer))
         else:
-            heapq.heappush(self._heap, (when_ns, self._seq, timer))
+            heap = self._heap
+            heapq.heappush(heap, (when_ns, self._seq, timer))
+            if len(heap) > self._purge_at:
+                self._purge()
         armed = self._armed
         if armed is None or when_ns < self._armed_at:
             if armed is not None:

@@ -125,6 +125,7 @@ MAX_SACK_BLOCKS = 4  # 2 + 8 * 4 = 34 bytes, the most a 40-byte area can hold
 
 _HEADER = struct.Struct("!HHIIBBHHH")
 _U16 = struct.Struct("!H")
+_U32 = struct.Struct("!I")
 _U32X2 = struct.Struct("!II")
 # Whole pieces, in Linux's packing.
 _MSS = struct.Struct("!BBH")  # 02 04 mss
@@ -138,6 +139,11 @@ _SACKOK_TS = 0x0402080A
 _NOP_NOP_SACKOK = b"\x01\x01\x04\x02"
 _WS_HEAD = 0x01030300
 _TS_ONLY_HEAD = b"\x01\x01\x08\x0a"  # the option area of nearly every data segment
+_MSS_HEAD = b"\x02\x04"
+_SACKOK_TS_HEAD = b"\x04\x02\x08\x0a"
+_WS_3 = b"\x01\x03\x03"
+_SYN_OPTIONS_OUT = struct.Struct("!BBHIIII")  # the same 20 bytes, as `encode` packs them
+_SYN_OPTIONS = struct.Struct("!2xH4xII3xB")  # 02 04 mss, 04 02 08 0a TSval TSecr, 01 03 03 ws
 
 _FLAG_LETTERS = ((FIN, "F"), (SYN, "S"), (RST, "R"), (PSH, "P"), (ACK, "."), (URG, "U"))
 _FLAG_LETTERS_ECN = ((ECE, "E"), (CWR, "W"))
@@ -203,6 +209,12 @@ class TcpOptions:
         if ts is not None and self.mss is None and self.wscale is None:
             if not self.sack_blocks and not self.sack_permitted:
                 return _TS.pack(_NOP_NOP_TS, ts[0], ts[1])  # the data-segment fast path
+        wscale = self.wscale
+        if (ts is not None and self.mss is not None and self.sack_permitted
+                and wscale is not None and 0 <= wscale <= 0xFF and not self.sack_blocks):
+            # a SYN's options in Linux's packing, in one piece (what the general case builds)
+            return _SYN_OPTIONS_OUT.pack(OPT_MSS, 4, self.mss, _SACKOK_TS, ts[0], ts[1],
+                                         _WS_HEAD | wscale)
         out = bytearray()
         if self.mss is not None:
             out += _MSS.pack(OPT_MSS, 4, self.mss)
@@ -235,6 +247,10 @@ def _decode_options(o: bytes) -> TcpOptions | WireError:
     n = len(o)
     if n == 12 and o.startswith(_TS_ONLY_HEAD):
         return TcpOptions(None, None, False, (), _U32X2.unpack_from(o, 4))
+    if n == 20 and o[0:2] == _MSS_HEAD and o[4:8] == _SACKOK_TS_HEAD and o[16:19] == _WS_3:
+        # a SYN in Linux's packing (MSS, SACK-permitted + timestamp, NOP + window scale)
+        syn_mss, tsval, tsecr, syn_wscale = _SYN_OPTIONS.unpack(o)
+        return TcpOptions(syn_mss, syn_wscale, True, (), (tsval, tsecr))
     mss: int | None = None
     wscale: int | None = None
     sack_permitted = False
@@ -351,11 +367,15 @@ class TcpPacket:
             return WireError.BAD_LENGTH
         if doff > n:
             return WireError.TRUNCATED
-        mv = memoryview(buf)
+        mv = buf if type(buf) is memoryview else memoryview(buf)
         if verify_checksum and ones_sum(mv, _pseudo(src, dst, n)) != 0xFFFF:
             return WireError.BAD_CHECKSUM
         if doff == HEADER_LEN:
             options = NO_OPTIONS
+        elif doff == 32 and _U32.unpack_from(mv, HEADER_LEN)[0] == _NOP_NOP_TS:
+            # the option area of nearly every segment after the SYNs: `_decode_options`'s
+            # first case, without copying the area out
+            options = TcpOptions(None, None, False, (), _U32X2.unpack_from(mv, 24))
         else:
             decoded = _decode_options(bytes(mv[HEADER_LEN:doff]))
             if isinstance(decoded, WireError):

@@ -94,3 +94,25 @@ def test_many_connections_leave_at_most_one_driver_timer_and_keep_their_syn_timi
     d.advance(19 * MS)
     assert [s.seq for s in d.sent() if s.flags == "S"] == first[1:]
     assert d.driver.pending_timers() <= host_timers + 1
+
+
+def test_thousands_of_cancelled_entries_leave_the_survivors_in_order_at_their_times() -> None:
+    """As a busy listener does (six of every connection's seven timers cancelled): the
+    cancelled entries are purged in passes along the way, which must change nothing of
+    when or in which order the others run, and none of them may run."""
+    driver = ManualDriver()
+    queue = TcpTimerQueue(driver)
+    fired: list[tuple[int, int]] = []
+    expected: list[tuple[int, int]] = []
+    for i in range(5000):
+        when = 10_000 - (i * 7919) % 9973  # out of time order, so most land in the heap
+        entry = queue.call_at(when, lambda i=i: fired.append((i, driver.now)))
+        if i % 7 == 0:
+            expected.append((i, when))
+        else:
+            entry.cancel()
+    assert queue.pending() == len(expected)
+    driver.run_until(20_000)
+    expected.sort(key=lambda item: (item[1], item[0]))  # by time, then arming order
+    assert fired == expected
+    assert driver.pending_timers() == 0 and queue.pending() == 0

@@ -213,8 +213,39 @@ class Nic:
     # --- data path -----------------------------------------------------------
     def transmit(self, frame: BytesLike | GsoFrame) -> None:
         """Send one Ethernet frame (no preamble, no FCS). Called by the stack."""
-        if isinstance(frame, GsoFrame):
-            self._transmit_gso(frame)
+        if isinstance(frame, GsoFrame):  # a super-frame (inline: the send hot path)
+            counters = self.counters
+            segs = frame.gso_segs
+            if not self.offload:
+                for wire in frame.materialise():
+                    self.transmit(wire)
+                return
+            if not self._link_up:
+                counters.tx_dropped_link_down += segs
+                return
+            if frame.max_wire_len > self._max_len or frame.header_len < ETHERNET_HEADER_LEN:
+                for wire in frame.materialise():  # the same verdicts as for the real frames
+                    self.transmit(wire)
+                return
+            port = self.port
+            if port is None:
+                counters.tx_dropped_unattached += segs
+                return
+            counters.tx_frames += segs
+            counters.tx_bytes += frame.wire_bytes
+            self.scheduler.frames_transmitted += 1 if self._real_time else segs
+            for tap in self._taps:
+                for wire in frame.materialise():
+                    tap.record(wire, _OUTBOUND)
+            segment = port.segment
+            if segment is None or port.ingress is not None:
+                port.send_gso(frame)
+                return
+            # SegmentPort.send_gso's common case, inline (one call less per frame)
+            port_counters = port.counters
+            port_counters.frames_in += segs
+            port_counters.bytes_in += frame.wire_bytes
+            segment._switch_gso(port, frame)
             return
         counters = self.counters
         if not self._link_up:
@@ -240,32 +271,6 @@ class Nic:
         for tap in self._taps:
             tap.record(frame, _OUTBOUND)
         port.send(frame)
-
-    def _transmit_gso(self, frame: GsoFrame) -> None:
-        counters = self.counters
-        segs = frame.gso_segs
-        if not self.offload:
-            for wire in frame.materialise():
-                self.transmit(wire)
-            return
-        if not self._link_up:
-            counters.tx_dropped_link_down += segs
-            return
-        if frame.max_wire_len > self._max_len or frame.header_len < ETHERNET_HEADER_LEN:
-            for wire in frame.materialise():  # the same verdicts as for the real frames
-                self.transmit(wire)
-            return
-        port = self.port
-        if port is None:
-            counters.tx_dropped_unattached += segs
-            return
-        counters.tx_frames += segs
-        counters.tx_bytes += frame.wire_bytes
-        self.scheduler.frames_transmitted += 1 if self._real_time else segs
-        for tap in self._taps:
-            for wire in frame.materialise():
-                tap.record(wire, _OUTBOUND)
-        port.send_gso(frame)
 
     def deliver(self, frame: bytes | GsoFrame) -> None:
         """A frame from the wire. Called by the segment or cable."""

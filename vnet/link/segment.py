@@ -435,14 +435,25 @@ class Segment:
             self._flood(port, frame, now)
             return
         head = frame.data
-        self._learn_source(port, head, now)
+        table = self._macs
+        # _learn_source and _unicast_port, inline for a known source and destination
+        learned = None if head[6] & 1 else table.get(head[6:12])
+        if learned is not None and learned.port is port:
+            learned.seen = now
+        else:
+            self._learn_source(port, head, now)
         if head[0] & 1:  # never built for group addresses; be safe anyway
             for wire in frame.materialise():
                 self._switch_multicast(port, wire, now)
             return
-        out = self._unicast_port(port, frame, head, now)
-        if out is None:
-            return
+        known = table.get(head[0:6])
+        if known is not None and now - known.seen <= self.aging_ns and known.port is not port:
+            out = known.port
+        else:
+            unicast = self._unicast_port(port, frame, head, now)
+            if unicast is None:
+                return
+            out = unicast
         if out.egress is None and self._partition is None:  # _egress, inline
             latency = self.latency_ns
             if latency:
