@@ -6,7 +6,8 @@ first in SACK recovery, then new data, then a FIN. `_transmit` builds every
 segment (options, advertised window, ECN marks) and hands it to the TCP layer's
 IP output; it is the only place sequence numbers are masked back to 32 bits.
 
-Written as a mixin over the transmission control block (stack/tcp_tcb.py), not
+Written as a part of the connection class (it inherits `TcpTimers`: the chain is in
+stack/tcp_tcb.py), not
 as a helper object holding a reference to the connection: this is the
 per-segment path, and as methods of the connection these read its variables
 with one attribute lookup each, exactly as before the split.
@@ -29,13 +30,13 @@ from .tcp_tcb import (
     SENDS_DATA,
     SYN,
     SYN_RECEIVED,
-    TransmissionControlBlock,
 )
+from .tcp_timers import TcpTimers
 from .wire import tcp as wire_tcp
 from .wire.gso import GSO_MAX_SIZE
 
 
-class TcpOutput(TransmissionControlBlock):
+class TcpOutput(TcpTimers):
     """Segment output of one connection."""
 
     def _advertise_window(self) -> int:

@@ -4,9 +4,13 @@
 spaces, buffers, options, ECN, congestion control, loss recovery, RTT,
 timers, statistics) and the few helpers all parts of the engine use (the
 clock, the effective MSS, state changes). `TcpConnection`
-(stack/tcp_connection.py) is this block plus its behaviour, written as mixins
-in stack/tcp_output.py, tcp_timers.py, tcp_recovery.py and tcp_ecn.py, each of
-which inherits this class so that every variable is declared in one place.
+(stack/tcp_connection.py) is this block plus its behaviour, written in parts that
+form one chain of single inheritance: `TcpEcn` (stack/tcp_ecn.py) inherits this
+class, `TcpRecovery` (tcp_recovery.py) `TcpEcn`, `TcpTimers` (tcp_timers.py)
+`TcpRecovery`, `TcpOutput` (tcp_output.py) `TcpTimers`, and `TcpConnection`
+`TcpOutput` -- the method resolution order of the former four mixins, and one
+native class for mypyc (scripts/compile-stack), which compiles a class with one
+base. Every variable is declared here, in one place.
 
 Also here, because every part needs them: the TCP states and the state sets the
 engine tests against, `unwrap` for unbounded sequence numbers, the flag and
@@ -155,12 +159,13 @@ def effective_mss(peer_mss: int, adv_mss: int, pmtu_mss: int | None, ts_enabled:
 class TransmissionControlBlock:
     """The variables of one connection (RFC 9293 §3.3.1) and the small helpers every part
     of the engine uses; `TcpConnection` is this plus its behaviour (see the module
-    docstring for why the parts are mixins)."""
+    docstring for how the parts are chained)."""
 
     # Every variable of the block is a slot: a connection is made for each SYN and its
     # variables are read and written on every segment; slots make both cheaper than an
-    # instance dict of 120-odd keys (4 us instead of 14 us to create one). The mixins
-    # declare no slots, so what they or a test add lands in an ordinary __dict__.
+    # instance dict of 120-odd keys (4 us instead of 14 us to create one). The parts
+    # declare no slots, so what they or a test add lands in an ordinary __dict__ (pure
+    # Python only: a compiled class has no __dict__).
     __slots__ = (
         "_timer_at", "_timer_due", "_timers", "accepted", "ack_pending", "adv_mss",
         "backoff", "cc", "clock", "config", "dsack_block", "dupacks", "ecn_cwr_high",
@@ -345,38 +350,81 @@ class TransmissionControlBlock:
     _peer_syn_options: wire_tcp.TcpOptions | None = None
     _persist_force = False  # the persist timer fired: send into a small window once
 
-    if TYPE_CHECKING:
-        # What the parts of TcpConnection call in one another (defined in the module
-        # named): declared here so that each part type-checks on its own.
-        # tcp_output.py
-        def _transmit(self, seq: int, flags: int,
-                      payload: bytes | bytearray | memoryview = b"",
-                      option_area: bytes | None = None) -> None: ...
-        def _output(self) -> None: ...
-        def _send_data(self, seq: int, length: int, retransmit: bool,
-                       fin: bool = False) -> int: ...
-        def _send_ack(self) -> None: ...
-        def _send_syn(self) -> None: ...
-        def _send_fin(self, data_end: int) -> None: ...
-        def _pipe(self) -> int: ...
-        # tcp_timers.py
-        def _arm(self, kind: str, delay_ns: int) -> None: ...
-        def _cancel(self, kind: str) -> None: ...
-        def _arm_persist(self) -> None: ...
-        # tcp_recovery.py
-        def _note_sent(self, seq: int, length: int, retransmit: bool, now: int) -> None: ...
-        def _sack_blocks_to_send(self, count: int) -> list[tuple[int, int]]: ...
-        def _begin_loss_episode(self, timeout: bool) -> None: ...
-        def _arm_tlp(self) -> None: ...
-        def _on_tlp_timer(self) -> None: ...
-        def _on_rack_timer(self) -> None: ...
-        # tcp_ecn.py
-        def _ecn_mark(self, seq: int, flags: int, length: int) -> tuple[int, int]: ...
-        def _ecn_syn_flags(self) -> int: ...
-        # tcp_connection.py
-        def _abort(self, err: int, send_rst: bool) -> None: ...
-        def _set_closed(self) -> None: ...
-        def _set_state(self, state: TcpState) -> None: ...
+    # What the parts of TcpConnection call in one another, declared here (each part is
+    # a class of one chain: TransmissionControlBlock <- TcpEcn <- TcpRecovery <- TcpTimers
+    # <- TcpOutput <- TcpConnection) so that a part may call what a later one defines;
+    # the module named overrides each. Real methods, not type-checking stubs: mypyc
+    # compiles the chain as native classes and calls these through the vtable.
+    # tcp_output.py
+    def _transmit(self, seq: int, flags: int,
+                  payload: bytes | bytearray | memoryview = b"",
+                  option_area: bytes | None = None) -> None:
+        raise NotImplementedError
+
+    def _output(self) -> None:
+        raise NotImplementedError
+
+    def _send_data(self, seq: int, length: int, retransmit: bool,
+                   fin: bool = False) -> int:
+        raise NotImplementedError
+
+    def _send_ack(self) -> None:
+        raise NotImplementedError
+
+    def _send_syn(self) -> None:
+        raise NotImplementedError
+
+    def _send_fin(self, data_end: int) -> None:
+        raise NotImplementedError
+
+    def _pipe(self) -> int:
+        raise NotImplementedError
+
+    # tcp_timers.py
+    def _arm(self, kind: str, delay_ns: int) -> None:
+        raise NotImplementedError
+
+    def _cancel(self, kind: str) -> None:
+        raise NotImplementedError
+
+    def _arm_persist(self) -> None:
+        raise NotImplementedError
+
+    # tcp_recovery.py
+    def _note_sent(self, seq: int, length: int, retransmit: bool, now: int) -> None:
+        raise NotImplementedError
+
+    def _sack_blocks_to_send(self, count: int) -> list[tuple[int, int]]:
+        raise NotImplementedError
+
+    def _begin_loss_episode(self, timeout: bool) -> None:
+        raise NotImplementedError
+
+    def _arm_tlp(self) -> None:
+        raise NotImplementedError
+
+    def _on_tlp_timer(self) -> None:
+        raise NotImplementedError
+
+    def _on_rack_timer(self) -> None:
+        raise NotImplementedError
+
+    # tcp_ecn.py
+    def _ecn_mark(self, seq: int, flags: int, length: int) -> tuple[int, int]:
+        raise NotImplementedError
+
+    def _ecn_syn_flags(self) -> int:
+        raise NotImplementedError
+
+    # tcp_connection.py
+    def _abort(self, err: int, send_rst: bool) -> None:
+        raise NotImplementedError
+
+    def _set_closed(self) -> None:
+        raise NotImplementedError
+
+    def _set_state(self, state: TcpState) -> None:
+        raise NotImplementedError
 
     # ------------------------------------------------------------------ helpers
     @property

@@ -31,8 +31,6 @@ from pathlib import Path
 from stack import compiled
 
 #: The modules compiled, by path under stack/. Left out, and why (mypyc 2.x):
-#: tcp_tcb, tcp_output, tcp_timers, tcp_recovery, tcp_ecn, tcp_connection — TcpConnection
-#: inherits four classes, and a compiled class may inherit only one (besides traits);
 #: ip.py — its dataclasses' annotations name ``memoryview`` and a class imported only for
 #: type checking, which compiled code looks up at import and fails on; neighbor.py — a
 #: generic dataclass fails at import; wire/ipv6.py — ``cls.__new__(cls)`` is not
@@ -50,6 +48,8 @@ COMPILED_MODULES = (
     "path_mtu.py", "ping.py", "router_advert.py", "routing.py", "socket.py",
     "socket_memory.py", "sockopt.py", "tcp.py", "tcp_sack.py", "tcp_socket.py",
     "tcp_sockopt.py", "udp.py",
+    "tcp_tcb.py", "tcp_ecn.py", "tcp_recovery.py", "tcp_timers.py", "tcp_output.py",
+    "tcp_connection.py",
 )
 GROUP = "vnet_compiled_stack"  # its shared library: vnet_compiled_stack__mypyc.<suffix>
 
