@@ -211,7 +211,7 @@ class TcpConnection(TcpOutput):
             self.peer_mss = max(64, peer.mss)
         if peer.wscale is not None and cfg.window_scaling:
             self.snd_wscale = min(peer.wscale, 14)
-            if self.state != SYN_SENT:
+            if self.state is not SYN_SENT:
                 self.rcv_wscale = self._choose_wscale()
         else:
             self.snd_wscale = 0
@@ -228,7 +228,7 @@ class TcpConnection(TcpOutput):
     def segment_arrives(self, seg: wire_tcp.TcpPacket) -> None:
         self.stats["segments_in"] += 1
         state = self.state
-        if state == SYN_SENT:
+        if state is SYN_SENT:
             self._syn_sent_arrives(seg)
             return
         flags = seg.flags
@@ -247,7 +247,7 @@ class TcpConnection(TcpOutput):
                 self._dsack_duplicate(seq, seq + seg_len)
                 self._send_ack()
                 return
-        if state == SYN_RECEIVED and flags & SYN and not flags & RST \
+        if state is SYN_RECEIVED and flags & SYN and not flags & RST \
                 and seq == self.irs:
             if not flags & ACK:
                 self._send_syn()  # the peer retransmitted its SYN: SYN-ACK again
@@ -258,14 +258,14 @@ class TcpConnection(TcpOutput):
             return
         # sequence acceptability (RFC 9293 §3.10.7.4)
         wnd = self.rcv_adv - self.rcv_nxt
-        if state == SYN_RECEIVED or state == TIME_WAIT:
+        if state is SYN_RECEIVED or state is TIME_WAIT:
             wnd = max(wnd, 1)
         if not ((seq == self.rcv_nxt and wnd > 0) or self._acceptable(seq, seg_len, wnd)):
             if not flags & RST:
                 self.layer.stack.counters["tcp.out_of_window"] += 1
                 self._dsack_duplicate(seq, seq + seg_len)
                 self._send_ack()
-                if state == TIME_WAIT and flags & FIN and seq + seg_len == self.rcv_nxt:
+                if state is TIME_WAIT and flags & FIN and seq + seg_len == self.rcv_nxt:
                     # a retransmitted FIN: our last ACK was lost; restart 2*MSL (RFC 9293)
                     self._arm("timewait", 2 * self.config.msl_ns)
             return
@@ -290,7 +290,7 @@ class TcpConnection(TcpOutput):
         outstanding = self.snd_max > self.snd_una
         if not self._process_ack(seg, seq):
             return
-        if self.state == CLOSED:
+        if self.state is CLOSED:
             return
         if flags & ECE and self.ecn_ok and outstanding:
             self._ecn_echo_arrives()
@@ -315,7 +315,7 @@ class TcpConnection(TcpOutput):
         if not (self.snd_una < ack <= self.snd_max):
             self.layer.send_reset_for(self, seg)
             return
-        if self._process_ack(seg, seq + 1) and self.state != CLOSED:
+        if self._process_ack(seg, seq + 1) and self.state is not CLOSED:
             self.snd_wnd = seg.window  # a SYN's window is never scaled (RFC 7323 §2.2)
             self.max_snd_wnd = max(self.max_snd_wnd, self.snd_wnd)
             self._output()
@@ -376,26 +376,26 @@ class TcpConnection(TcpOutput):
 
     def _rst_received(self) -> None:
         state = self.state
-        if state == SYN_RECEIVED and self.listener is not None:
+        if state is SYN_RECEIVED and self.listener is not None:
             self._abort(0, send_rst=False)  # back to LISTEN: the child just goes away
             return
-        if state == SYN_RECEIVED:
+        if state is SYN_RECEIVED:
             self._abort(errno.ECONNREFUSED, send_rst=False)
             return
         if state in (CLOSING, LAST_ACK, TIME_WAIT):
-            if state == TIME_WAIT and self.config.rfc1337:
+            if state is TIME_WAIT and self.config.rfc1337:
                 return  # RFC 1337: ignore RST in TIME-WAIT
             self._set_closed()
             return
         self.reset_received = True
-        self._abort(errno.ECONNRESET if state != CLOSE_WAIT else errno.EPIPE,
+        self._abort(errno.ECONNRESET if state is not CLOSE_WAIT else errno.EPIPE,
                     send_rst=False)
 
     def _process_ack(self, seg: wire_tcp.TcpPacket, seq: int) -> bool:
         """Returns False when the segment must be dropped here."""
         ack = unwrap(seg.ack, self.snd_una)
         state = self.state
-        if state == SYN_RECEIVED:
+        if state is SYN_RECEIVED:
             if not (self.snd_una < ack <= self.snd_max):
                 self.layer.send_reset_for(self, seg)
                 return False
@@ -462,16 +462,16 @@ class TcpConnection(TcpOutput):
             self._arm_tlp()
         # our FIN acknowledged?
         if self.fin_seq is not None and self.snd_una > self.fin_seq:
-            if state == FIN_WAIT_1 or self.state == FIN_WAIT_1:
+            if state is FIN_WAIT_1 or self.state is FIN_WAIT_1:
                 self._set_state(FIN_WAIT_2)
                 if self.orphaned:
                     self._arm("fin_wait_2", self.config.orphan_fin_timeout_ns)
-            elif self.state == CLOSING:
+            elif self.state is CLOSING:
                 self._enter_time_wait()
-            elif self.state == LAST_ACK:
+            elif self.state is LAST_ACK:
                 self._set_closed()
                 return False
-        if self.state == TIME_WAIT and seg.flags & FIN:
+        if self.state is TIME_WAIT and seg.flags & FIN:
             self._send_ack()
             self._arm("timewait", 2 * self.config.msl_ns)
             return False
@@ -637,7 +637,7 @@ class TcpConnection(TcpOutput):
         if self.fin_queued or self.state not in CAN_SEND:
             if self.state in (SYN_SENT, SYN_RECEIVED):
                 raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
-            if self.state == CLOSED and not self.reset_received:
+            if self.state is CLOSED and not self.reset_received:
                 raise os_error(errno.ENOTCONN)
             raise os_error(errno.EPIPE)
         room = self.sndbuf - len(self.sendq)
@@ -687,7 +687,7 @@ class TcpConnection(TcpOutput):
             return
         if self.fin_queued:
             return
-        if self.state in CAN_SEND or self.state == SYN_RECEIVED:
+        if self.state in CAN_SEND or self.state is SYN_RECEIVED:
             self.fin_queued = True
             self._output()
 
@@ -703,7 +703,7 @@ class TcpConnection(TcpOutput):
         lingering, seconds = self.linger
         if self.state in (CLOSED, TIME_WAIT):
             return
-        if self.state == SYN_SENT:
+        if self.state is SYN_SENT:
             self._set_closed()
             return
         if lingering and seconds == 0:
@@ -713,7 +713,7 @@ class TcpConnection(TcpOutput):
             self._abort(0, send_rst=True)  # unread data: RST (RFC 2525 §2.17, as Linux)
             return
         self.shutdown_write()
-        if self.state == FIN_WAIT_2:
+        if self.state is FIN_WAIT_2:
             self._arm("fin_wait_2", self.config.orphan_fin_timeout_ns)
 
     def abort(self) -> None:
@@ -741,7 +741,7 @@ class TcpConnection(TcpOutput):
             return False  # only what we already have: acknowledged as usual
         self.layer.stack.counters["tcp.abort_on_data"] += 1
         self.layer.send_reset_for(self, seg)
-        self._abort(errno.EPIPE if state == CLOSE_WAIT else errno.ECONNRESET,
+        self._abort(errno.EPIPE if state is CLOSE_WAIT else errno.ECONNRESET,
                     send_rst=False)
         return True
 
@@ -761,7 +761,7 @@ class TcpConnection(TcpOutput):
     # ------------------------------------------------------------------ readiness
     def readable(self) -> bool:
         return bool(self.rcv_buf) or self.fin_received or bool(self.error) or (
-            self.state == CLOSED) or self.shut_rd
+            self.state is CLOSED) or self.shut_rd
 
     def writable(self) -> bool:
         if self.state in (SYN_SENT, SYN_RECEIVED):

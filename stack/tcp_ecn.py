@@ -39,9 +39,9 @@ class TcpEcn(TransmissionControlBlock):
     """The ECN negotiation and signals of one connection."""
 
     def _ecn_syn_flags(self) -> int:
-        if self.state == SYN_RECEIVED:
+        if self.state is SYN_RECEIVED:
             return ECE if self.ecn_ok else 0
-        if self.state == SYN_SENT and self.config.ecn == 1 and self.retries == 0:
+        if self.state is SYN_SENT and self.config.ecn == 1 and self.retries == 0:
             self.ecn_requested = True
             return ECE | CWR
         return 0

@@ -181,9 +181,9 @@ class TcpOutput(TcpTimers):
     def _send_syn(self) -> None:
         if self.retries == 0:
             self.syn_sent_ns = self.now()  # for the handshake's RTT sample (Karn: first only)
-        flags = SYN | (ACK if self.state == SYN_RECEIVED else 0)
+        flags = SYN | (ACK if self.state is SYN_RECEIVED else 0)
         flags |= self._ecn_syn_flags()
-        peer = self._peer_syn_options if self.state == SYN_RECEIVED else None
+        peer = self._peer_syn_options if self.state is SYN_RECEIVED else None
         self._transmit(self.iss, flags, b"", self._syn_options(peer).encode())
         self.snd_nxt = max(self.snd_nxt, self.iss + 1)
         self.snd_max = max(self.snd_max, self.snd_nxt)
@@ -370,7 +370,7 @@ class TcpOutput(TcpTimers):
     def _fin_sent(self, data_end: int) -> None:
         if self.fin_seq is None:
             self.fin_seq = data_end
-            if self.state == ESTABLISHED:
+            if self.state is ESTABLISHED:
                 self._set_state(FIN_WAIT_1)
-            elif self.state == CLOSE_WAIT:
+            elif self.state is CLOSE_WAIT:
                 self._set_state(LAST_ACK)

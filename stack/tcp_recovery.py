@@ -196,7 +196,7 @@ class TcpRecovery(TcpEcn):
     def _dsack_duplicate(self, start: int, end: int) -> None:
         """[start, end) arrived again: the next ACK reports it in a D-SACK block (RFC 2883:
         data below RCV.NXT, or data already in the out-of-order queue)."""
-        if not self.sack_enabled or end <= start or self.state == TIME_WAIT:
+        if not self.sack_enabled or end <= start or self.state is TIME_WAIT:
             return  # (Linux's TIME-WAIT minisocket keeps no SACK state)
         if start < self.rcv_nxt:
             end = min(end, self.rcv_nxt)

@@ -24,11 +24,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
-from .congestion import CongestionControl
 from .congestion import make as make_congestion
+from .congestion.newreno import NewReno
 from .tcp_sack import ReceiveQueue, SackScoreboard
+from .weak_handle import WeakHandle
 from .wire import tcp as wire_tcp
 
 if TYPE_CHECKING:
@@ -36,20 +37,27 @@ if TYPE_CHECKING:
     from .host import OutputRoute
     from .tcp import TcpLayer, TcpSocket
 
-MASK = 0xFFFFFFFF
-FIN = wire_tcp.FIN
-SYN = wire_tcp.SYN
-RST = wire_tcp.RST
-PSH = wire_tcp.PSH
-ACK = wire_tcp.ACK
-ECE = wire_tcp.ECE
-CWR = wire_tcp.CWR
-ECT0 = 2  # the IP header's ECN field (RFC 3168 §5): ECN-Capable Transport(0)
-ECN_CE = 3  # Congestion Experienced
+# Final, with literal values: compiled (mypyc) code uses each as a C constant, where a
+# plain global is a dictionary lookup and an unboxing at every use. The flags are
+# stack/wire/tcp.py's (checked below).
+MASK: Final = 0xFFFFFFFF
+FIN: Final = 0x01
+SYN: Final = 0x02
+RST: Final = 0x04
+PSH: Final = 0x08
+ACK: Final = 0x10
+ECE: Final = 0x40
+CWR: Final = 0x80
+ECT0: Final = 2  # the IP header's ECN field (RFC 3168 §5): ECN-Capable Transport(0)
+ECN_CE: Final = 3  # Congestion Experienced
+if (FIN, SYN, RST, PSH, ACK, ECE, CWR) != (wire_tcp.FIN, wire_tcp.SYN, wire_tcp.RST,
+                                           wire_tcp.PSH, wire_tcp.ACK, wire_tcp.ECE,
+                                           wire_tcp.CWR):
+    raise ImportError("stack/tcp_tcb.py: the TCP flags differ from stack/wire/tcp.py's")
 
-MS = 1_000_000
-SEC = 1_000_000_000
-COOKIE_WSCALE = 7  # the window scale a SYN-cookie SYN-ACK announces
+MS: Final = 1_000_000
+SEC: Final = 1_000_000_000
+COOKIE_WSCALE: Final = 7  # the window scale a SYN-cookie SYN-ACK announces
 
 
 def unwrap(seq32: int, reference: int) -> int:
@@ -82,26 +90,26 @@ class TcpState(Enum):
 # The states as module constants, which the engine compares against: reading an Enum
 # member through its class costs ~70 ns in CPython 3.11, a global ~10 ns, and a
 # segment's path makes a dozen such comparisons.
-CLOSED = TcpState.CLOSED
-LISTEN = TcpState.LISTEN
-SYN_SENT = TcpState.SYN_SENT
-SYN_RECEIVED = TcpState.SYN_RECEIVED
-ESTABLISHED = TcpState.ESTABLISHED
-FIN_WAIT_1 = TcpState.FIN_WAIT_1
-FIN_WAIT_2 = TcpState.FIN_WAIT_2
-CLOSE_WAIT = TcpState.CLOSE_WAIT
-CLOSING = TcpState.CLOSING
-LAST_ACK = TcpState.LAST_ACK
-TIME_WAIT = TcpState.TIME_WAIT
+CLOSED: Final = TcpState.CLOSED
+LISTEN: Final = TcpState.LISTEN
+SYN_SENT: Final = TcpState.SYN_SENT
+SYN_RECEIVED: Final = TcpState.SYN_RECEIVED
+ESTABLISHED: Final = TcpState.ESTABLISHED
+FIN_WAIT_1: Final = TcpState.FIN_WAIT_1
+FIN_WAIT_2: Final = TcpState.FIN_WAIT_2
+CLOSE_WAIT: Final = TcpState.CLOSE_WAIT
+CLOSING: Final = TcpState.CLOSING
+LAST_ACK: Final = TcpState.LAST_ACK
+TIME_WAIT: Final = TcpState.TIME_WAIT
 
-SYNCHRONIZED = frozenset({
+SYNCHRONIZED: Final = frozenset({
     ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, CLOSE_WAIT,
     CLOSING, LAST_ACK, TIME_WAIT,
 })
-CAN_SEND = frozenset({ESTABLISHED, CLOSE_WAIT})
-SENDS_DATA = frozenset({ESTABLISHED, CLOSE_WAIT, FIN_WAIT_1,
+CAN_SEND: Final = frozenset({ESTABLISHED, CLOSE_WAIT})
+SENDS_DATA: Final = frozenset({ESTABLISHED, CLOSE_WAIT, FIN_WAIT_1,
                         CLOSING, LAST_ACK})
-RECEIVES_DATA = frozenset({ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2})
+RECEIVES_DATA: Final = frozenset({ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2})
 
 
 @dataclass
@@ -171,7 +179,7 @@ class TransmissionControlBlock:
         "backoff", "cc", "clock", "config", "dsack_block", "dupacks", "ecn_cwr_high",
         "ecn_demand_cwr", "ecn_episode", "ecn_ok", "ecn_queue_cwr", "ecn_requested",
         "error", "family", "fin_queued", "fin_received", "fin_seq", "first_unacked_sent_ns",
-        "high_rxt", "in_recovery", "ip_ecn_in", "irs", "iss", "keepalive",
+        "handle", "high_rxt", "in_recovery", "ip_ecn_in", "irs", "iss", "keepalive",
         "keepalive_intvl_ns", "keepalive_probes", "keepalive_sent", "keepalive_time_ns",
         "last_ack_sent", "last_heard_ns", "layer", "limited_transmit", "linger", "listener",
         "local", "loss_recover", "lost_again", "lport", "max_snd_wnd", "min_rtt_ns", "mss",
@@ -259,7 +267,7 @@ class TransmissionControlBlock:
         self.ecn_episode = (iss, 0)  # the last loss episode (recover, timeouts) CWR announced
         self.ip_ecn_in = 0  # the ECN field of the IP packet that carried the segment arriving
         # congestion control and loss recovery
-        self.cc: CongestionControl = make_congestion(self.config.congestion, self.mss)
+        self.cc: NewReno = make_congestion(self.config.congestion, self.mss)
         self.scoreboard = SackScoreboard()
         self.in_recovery = False
         self.recover = iss
@@ -298,6 +306,7 @@ class TransmissionControlBlock:
         self._timer_at: dict[str, int] = {}  # when the armed driver timer fires
         # statistics
         self.stats: dict[str, int] = _STATS_AT_START.copy()
+        self.handle: WeakHandle | None = None  # made by `weak_handle`, for a TIME-WAIT record
 
     # the state of the loss recovery extensions (stack/tcp_recovery.py)
     dsack_block: tuple[int, int] | None
@@ -434,6 +443,14 @@ class TransmissionControlBlock:
     def _mss_for_mtu(self, mtu: int) -> int:
         overhead = 40 if len(self.remote) == 4 else 60
         return max(536 if len(self.remote) == 4 else 1220, min(mtu - overhead, 65495))
+
+    def weak_handle(self) -> WeakHandle:
+        """What to refer to this connection by weakly (stack/weak_handle.py: a compiled
+        connection takes no weak references itself); made once, on first use."""
+        handle = self.handle
+        if handle is None:
+            handle = self.handle = WeakHandle(self)
+        return handle
 
     def now(self) -> int:
         return self.clock()

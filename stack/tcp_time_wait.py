@@ -28,8 +28,8 @@ Rules
   `TcpTimerQueue` (the record is the entry's callback), so timers due at the same
   instant run in the same order as before.
 - The replaced `TcpConnection` stays reachable from its closed socket only; a weak
-  reference lets the record mark it CLOSED when TIME-WAIT ends, as it would have
-  marked itself.
+  reference (to its handle, stack/weak_handle.py) lets the record mark it CLOSED when
+  TIME-WAIT ends, as it would have marked itself.
 
 Touches only its TCP layer's tables (`conns`, `conns_by_port`), its timer queue,
 the stack's counters and the layer's IP output.
@@ -114,7 +114,7 @@ class TimeWaitRecord:
         self.pmtu_mss = conn.pmtu_mss
         self.soft_error = conn.soft_error
         self.memory = memory
-        self.conn_ref: Any = weakref.ref(conn)
+        self.conn_ref: Any = weakref.ref(conn.weak_handle())  # stack/weak_handle.py
         self.timer: QueuedTimer | None = timer
         self.due = due
         self.timer_at = timer_at
@@ -153,7 +153,7 @@ class TimeWaitRecord:
                                          ACK, self.window_field, option_area, b"", rt.src,
                                          self.remote, checksum=not offload)
         self.last_ack_sent = self.rcv_nxt
-        layer.output(self, segment, 0, offload=offload, gso_size=0)  # type: ignore[arg-type]
+        layer.output(self, segment, 0, offload=offload, gso_size=0)
 
     def _send_challenge_ack(self) -> None:
         if self.layer.allow_challenge_ack():
@@ -197,7 +197,8 @@ class TimeWaitRecord:
             group.discard(self)
             if not group:
                 del layer.conns_by_port[self.lport]
-        conn = self.conn_ref()
+        handle = self.conn_ref()
+        conn = None if handle is None else handle.target
         if conn is not None and conn.state == TIME_WAIT:
             conn.state = CLOSED  # what its own TIME-WAIT timer would have done
         layer.stack.driver.wake()

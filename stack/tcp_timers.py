@@ -136,7 +136,7 @@ class TcpTimers(TcpRecovery):
     def _on_retransmit_timer(self) -> None:
         state = self.state
         cfg = self.config
-        if state == SYN_SENT:
+        if state is SYN_SENT:
             self.retries += 1
             if self.retries > cfg.syn_retries:
                 self._abort(self.soft_error or errno.ETIMEDOUT, send_rst=False)
@@ -146,7 +146,7 @@ class TcpTimers(TcpRecovery):
             self._send_syn()
             self._arm("rtx", self.rto_ns)
             return
-        if state == SYN_RECEIVED:
+        if state is SYN_RECEIVED:
             self.retries += 1
             if self.retries > cfg.synack_retries:
                 self._abort(errno.ETIMEDOUT, send_rst=False)
