@@ -306,7 +306,7 @@ class TransmissionControlBlock:
         self._timer_at: dict[str, int] = {}  # when the armed driver timer fires
         # statistics
         self.stats: dict[str, int] = _STATS_AT_START.copy()
-        self.handle: WeakHandle | None = None  # made by `weak_handle`, for a TIME-WAIT record
+        self.handle: WeakHandle | None = None  # compiled: see stack/weak_handle.py
 
     # the state of the loss recovery extensions (stack/tcp_recovery.py)
     dsack_block: tuple[int, int] | None
@@ -443,14 +443,6 @@ class TransmissionControlBlock:
     def _mss_for_mtu(self, mtu: int) -> int:
         overhead = 40 if len(self.remote) == 4 else 60
         return max(536 if len(self.remote) == 4 else 1220, min(mtu - overhead, 65495))
-
-    def weak_handle(self) -> WeakHandle:
-        """What to refer to this connection by weakly (stack/weak_handle.py: a compiled
-        connection takes no weak references itself); made once, on first use."""
-        handle = self.handle
-        if handle is None:
-            handle = self.handle = WeakHandle(self)
-        return handle
 
     def now(self) -> int:
         return self.clock()

@@ -28,7 +28,7 @@ Rules
   `TcpTimerQueue` (the record is the entry's callback), so timers due at the same
   instant run in the same order as before.
 - The replaced `TcpConnection` stays reachable from its closed socket only; a weak
-  reference (to its handle, stack/weak_handle.py) lets the record mark it CLOSED when
+  reference (stack/weak_handle.py) lets the record mark it CLOSED when
   TIME-WAIT ends, as it would have marked itself.
 
 Touches only its TCP layer's tables (`conns`, `conns_by_port`), its timer queue,
@@ -37,7 +37,6 @@ the stack's counters and the layer's IP output.
 
 from __future__ import annotations
 
-import weakref
 from typing import TYPE_CHECKING, Any
 
 from .tcp_recovery import disordered_ack
@@ -53,6 +52,7 @@ from .tcp_tcb import (
     effective_mss,
     unwrap,
 )
+from .weak_handle import weak_ref
 from .wire import tcp as wire_tcp
 
 if TYPE_CHECKING:
@@ -114,7 +114,7 @@ class TimeWaitRecord:
         self.pmtu_mss = conn.pmtu_mss
         self.soft_error = conn.soft_error
         self.memory = memory
-        self.conn_ref: Any = weakref.ref(conn.weak_handle())  # stack/weak_handle.py
+        self.conn_ref: Any = weak_ref(conn)  # stack/weak_handle.py
         self.timer: QueuedTimer | None = timer
         self.due = due
         self.timer_at = timer_at
@@ -197,8 +197,7 @@ class TimeWaitRecord:
             group.discard(self)
             if not group:
                 del layer.conns_by_port[self.lport]
-        handle = self.conn_ref()
-        conn = None if handle is None else handle.target
+        conn = self.conn_ref()
         if conn is not None and conn.state == TIME_WAIT:
             conn.state = CLOSED  # what its own TIME-WAIT timer would have done
         layer.stack.driver.wake()
