@@ -1,9 +1,10 @@
 """Which build of the stack runs: the mypyc-compiled modules, or the pure-Python sources.
 
-`scripts/compile-stack` (or `VNET_COMPILE_STACK=1` with scripts/demo, test or bench,
-when a C compiler is present) compiles the hot modules of this package with mypyc into
-``build/compiled-stack/`` at the repository root, beside a ``manifest.json`` that
-records the module list and a SHA-256 of the ``stack/**/*.py`` it was built from.
+`scripts/compile-stack` (and scripts/demo, test and bench, when a C compiler and the
+Python headers are present, unless `VNET_COMPILE_STACK=0`) compiles the hot modules of
+this package with mypyc into ``build/compiled-stack/`` at the repository root, beside
+a ``manifest.json`` that records the module list and a SHA-256 of the
+``stack/**/*.py`` it was built from.
 `activate` (called once, from ``stack/__init__.py``, before any submodule loads) puts a
 finder first on ``sys.meta_path`` that loads those modules from their extension files —
 only when the build is whole and current:

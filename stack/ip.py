@@ -8,9 +8,14 @@ IP layers. Pure data and tiny predicates: touches nothing.
 
 from __future__ import annotations
 
+# `memoryview` and `Interface` are imported (not only for type checking) for mypyc
+# (scripts/compile-stack): a compiled dataclass builds its __annotations__ at import
+# from the module's globals, where a builtin or a type-checking-only name is not.
+from builtins import memoryview
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
+from .interface import Interface
 from .wire import ipv6
 
 # The IANA protocol numbers live in stack/wire/ip.py; re-exported for the IP layers.
@@ -24,7 +29,6 @@ from .wire.ip import PROTO_TCP as PROTO_TCP
 from .wire.ip import PROTO_UDP as PROTO_UDP
 
 if TYPE_CHECKING:
-    from .interface import Interface
     from .neighbor import LinkPath
 
 

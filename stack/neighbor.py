@@ -82,13 +82,16 @@ class NeighborState(Enum):
 
 
 @dataclass
-class NeighborEntry(Generic[P]):
+class NeighborEntry:
+    """One neighbour. Not generic in its queue (the cache is): a generic dataclass does
+    not compile with mypyc (scripts/compile-stack)."""
+
     address: bytes
     state: NeighborState
     mac: bytes | None = None
     probes: int = 0
     deadline: int | None = None
-    queue: deque[P] = field(default_factory=deque)
+    queue: deque[Any] = field(default_factory=deque)  # what the cache's P is
     is_router: bool = False
     static: bool = False
 
@@ -115,7 +118,7 @@ class NeighborTimers:
 class NeighborCache(Generic[P]):
     def __init__(self, timers: NeighborTimers | None = None) -> None:
         self.timers = timers or NeighborTimers()
-        self.entries: dict[bytes, NeighborEntry[P]] = {}
+        self.entries: dict[bytes, NeighborEntry] = {}
         self.queue_drops = 0
         self.failures = 0
         #: Set when a lookup armed a new deadline (the owner re-arms its timer).
@@ -150,7 +153,7 @@ class NeighborCache(Generic[P]):
         self._enqueue(entry, pending)
         return None
 
-    def _enqueue(self, entry: NeighborEntry[P], pending: P) -> None:
+    def _enqueue(self, entry: NeighborEntry, pending: P) -> None:
         if len(entry.queue) >= self.timers.queue_limit:
             entry.queue.popleft()
             self.queue_drops += 1
@@ -299,7 +302,7 @@ class LinkPath:
                  "transmit")
 
     def __init__(self, iface: Interface, next_hop: bytes,
-                 entries: dict[bytes, NeighborEntry[Any]], entry: NeighborEntry[Any],
+                 entries: dict[bytes, NeighborEntry], entry: NeighborEntry,
                  header: bytes, generation: int, transmit: Callable[[Any], None]) -> None:
         self.iface = iface
         self.next_hop = next_hop

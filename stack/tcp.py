@@ -327,7 +327,7 @@ class TcpLayer:
                 listener.accept_queue.remove(conn)
 
     # --- output ------------------------------------------------------------
-    def output(self, conn: TcpConnection, segment: bytes, ecn: int = 0, *,
+    def output(self, conn: TcpConnection | TimeWaitRecord, segment: bytes, ecn: int = 0, *,
                offload: bool = False, gso_size: int = 0) -> None:
         """Send one of conn's segments. The IP header's ECN field is TCP's (`ecn`), never
         the IP_TOS option's low bits (as Linux masks them for stream sockets).

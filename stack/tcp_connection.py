@@ -78,14 +78,16 @@ division of the work (§3.3.1 the TCB, §3.10 the events):
 - stack/tcp_recovery.py: fast recovery, D-SACK/undo, RACK-TLP, PRR;
 - stack/tcp_ecn.py: ECN.
 
-The parts are mixins of one class rather than helper objects holding a
+The parts are classes of one inheritance chain (stack/tcp_tcb.py says the
+order; one base each, so that mypyc compiles it) rather than helper objects holding a
 reference to the connection: the per-segment path (`segment_arrives` ->
 `_process_ack` -> `_rack_on_ack`/`_new_ack`/`_prr_on_ack` -> `_output` ->
 `_send_data` -> `_transmit` -> `_ecn_mark`) reads dozens of connection
 variables per segment, and as methods of the connection each read is one
 attribute lookup and each call one method call, exactly as when it was one
 file (a helper object would add `self.conn.` to every read, or state to keep
-in step). Python's method cache makes the longer MRO free.
+in step). Python's method cache makes the longer MRO free; compiled, each
+read is a field of the native object and each call a vtable call.
 
 Touches only its stack (IP output, timers, the TCP layer's tables).
 """
@@ -95,9 +97,7 @@ from __future__ import annotations
 import errno
 
 from .oserror import os_error
-from .tcp_ecn import TcpEcn
 from .tcp_output import TcpOutput
-from .tcp_recovery import TcpRecovery
 from .tcp_tcb import (
     ACK,
     CAN_SEND,
@@ -131,7 +131,6 @@ from .tcp_tcb import (
     TcpState,
     unwrap,
 )
-from .tcp_timers import TcpTimers
 from .wire import tcp as wire_tcp
 
 __all__ = [
@@ -141,7 +140,7 @@ __all__ = [
 ]
 
 
-class TcpConnection(TcpOutput, TcpTimers, TcpRecovery, TcpEcn):
+class TcpConnection(TcpOutput):
     """A connection from SYN to CLOSED (or TIME_WAIT's end)."""
 
     def _set_state(self, state: TcpState) -> None:
@@ -212,7 +211,7 @@ class TcpConnection(TcpOutput, TcpTimers, TcpRecovery, TcpEcn):
             self.peer_mss = max(64, peer.mss)
         if peer.wscale is not None and cfg.window_scaling:
             self.snd_wscale = min(peer.wscale, 14)
-            if self.state != SYN_SENT:
+            if self.state is not SYN_SENT:
                 self.rcv_wscale = self._choose_wscale()
         else:
             self.snd_wscale = 0
@@ -229,7 +228,7 @@ class TcpConnection(TcpOutput, TcpTimers, TcpRecovery, TcpEcn):
     def segment_arrives(self, seg: wire_tcp.TcpPacket) -> None:
         self.stats["segments_in"] += 1
         state = self.state
-        if state == SYN_SENT:
+        if state is SYN_SENT:
             self._syn_sent_arrives(seg)
             return
         flags = seg.flags
@@ -248,7 +247,7 @@ class TcpConnection(TcpOutput, TcpTimers, TcpRecovery, TcpEcn):
                 self._dsack_duplicate(seq, seq + seg_len)
                 self._send_ack()
                 return
-        if state == SYN_RECEIVED and flags & SYN and not flags & RST \
+        if state is SYN_RECEIVED and flags & SYN and not flags & RST \
                 and seq == self.irs:
             if not flags & ACK:
                 self._send_syn()  # the peer retransmitted its SYN: SYN-ACK again
@@ -259,14 +258,14 @@ class TcpConnection(TcpOutput, TcpTimers, TcpRecovery, TcpEcn):
             return
         # sequence acceptability (RFC 9293 §3.10.7.4)
         wnd = self.rcv_adv - self.rcv_nxt
-        if state == SYN_RECEIVED or state == TIME_WAIT:
+        if state is SYN_RECEIVED or state is TIME_WAIT:
             wnd = max(wnd, 1)
         if not ((seq == self.rcv_nxt and wnd > 0) or self._acceptable(seq, seg_len, wnd)):
             if not flags & RST:
                 self.layer.stack.counters["tcp.out_of_window"] += 1
                 self._dsack_duplicate(seq, seq + seg_len)
                 self._send_ack()
-                if state == TIME_WAIT and flags & FIN and seq + seg_len == self.rcv_nxt:
+                if state is TIME_WAIT and flags & FIN and seq + seg_len == self.rcv_nxt:
                     # a retransmitted FIN: our last ACK was lost; restart 2*MSL (RFC 9293)
                     self._arm("timewait", 2 * self.config.msl_ns)
             return
@@ -291,7 +290,7 @@ class TcpConnection(TcpOutput, TcpTimers, TcpRecovery, TcpEcn):
         outstanding = self.snd_max > self.snd_una
         if not self._process_ack(seg, seq):
             return
-        if self.state == CLOSED:
+        if self.state is CLOSED:
             return
         if flags & ECE and self.ecn_ok and outstanding:
             self._ecn_echo_arrives()
@@ -316,7 +315,7 @@ class TcpConnection(TcpOutput, TcpTimers, TcpRecovery, TcpEcn):
         if not (self.snd_una < ack <= self.snd_max):
             self.layer.send_reset_for(self, seg)
             return
-        if self._process_ack(seg, seq + 1) and self.state != CLOSED:
+        if self._process_ack(seg, seq + 1) and self.state is not CLOSED:
             self.snd_wnd = seg.window  # a SYN's window is never scaled (RFC 7323 §2.2)
             self.max_snd_wnd = max(self.max_snd_wnd, self.snd_wnd)
             self._output()
@@ -377,26 +376,26 @@ class TcpConnection(TcpOutput, TcpTimers, TcpRecovery, TcpEcn):
 
     def _rst_received(self) -> None:
         state = self.state
-        if state == SYN_RECEIVED and self.listener is not None:
+        if state is SYN_RECEIVED and self.listener is not None:
             self._abort(0, send_rst=False)  # back to LISTEN: the child just goes away
             return
-        if state == SYN_RECEIVED:
+        if state is SYN_RECEIVED:
             self._abort(errno.ECONNREFUSED, send_rst=False)
             return
         if state in (CLOSING, LAST_ACK, TIME_WAIT):
-            if state == TIME_WAIT and self.config.rfc1337:
+            if state is TIME_WAIT and self.config.rfc1337:
                 return  # RFC 1337: ignore RST in TIME-WAIT
             self._set_closed()
             return
         self.reset_received = True
-        self._abort(errno.ECONNRESET if state != CLOSE_WAIT else errno.EPIPE,
+        self._abort(errno.ECONNRESET if state is not CLOSE_WAIT else errno.EPIPE,
                     send_rst=False)
 
     def _process_ack(self, seg: wire_tcp.TcpPacket, seq: int) -> bool:
         """Returns False when the segment must be dropped here."""
         ack = unwrap(seg.ack, self.snd_una)
         state = self.state
-        if state == SYN_RECEIVED:
+        if state is SYN_RECEIVED:
             if not (self.snd_una < ack <= self.snd_max):
                 self.layer.send_reset_for(self, seg)
                 return False
@@ -463,16 +462,16 @@ class TcpConnection(TcpOutput, TcpTimers, TcpRecovery, TcpEcn):
             self._arm_tlp()
         # our FIN acknowledged?
         if self.fin_seq is not None and self.snd_una > self.fin_seq:
-            if state == FIN_WAIT_1 or self.state == FIN_WAIT_1:
+            if state is FIN_WAIT_1 or self.state is FIN_WAIT_1:
                 self._set_state(FIN_WAIT_2)
                 if self.orphaned:
                     self._arm("fin_wait_2", self.config.orphan_fin_timeout_ns)
-            elif self.state == CLOSING:
+            elif self.state is CLOSING:
                 self._enter_time_wait()
-            elif self.state == LAST_ACK:
+            elif self.state is LAST_ACK:
                 self._set_closed()
                 return False
-        if self.state == TIME_WAIT and seg.flags & FIN:
+        if self.state is TIME_WAIT and seg.flags & FIN:
             self._send_ack()
             self._arm("timewait", 2 * self.config.msl_ns)
             return False
@@ -649,7 +648,7 @@ class TcpConnection(TcpOutput, TcpTimers, TcpRecovery, TcpEcn):
         if self.fin_queued or self.state not in CAN_SEND:
             if self.state in (SYN_SENT, SYN_RECEIVED):
                 raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
-            if self.state == CLOSED and not self.reset_received:
+            if self.state is CLOSED and not self.reset_received:
                 raise os_error(errno.ENOTCONN)
             raise os_error(errno.EPIPE)
         room = self.sndbuf - len(self.sendq)
@@ -699,7 +698,7 @@ class TcpConnection(TcpOutput, TcpTimers, TcpRecovery, TcpEcn):
             return
         if self.fin_queued:
             return
-        if self.state in CAN_SEND or self.state == SYN_RECEIVED:
+        if self.state in CAN_SEND or self.state is SYN_RECEIVED:
             self.fin_queued = True
             self._output()
 
@@ -715,7 +714,7 @@ class TcpConnection(TcpOutput, TcpTimers, TcpRecovery, TcpEcn):
         lingering, seconds = self.linger
         if self.state in (CLOSED, TIME_WAIT):
             return
-        if self.state == SYN_SENT:
+        if self.state is SYN_SENT:
             self._set_closed()
             return
         if lingering and seconds == 0:
@@ -725,7 +724,7 @@ class TcpConnection(TcpOutput, TcpTimers, TcpRecovery, TcpEcn):
             self._abort(0, send_rst=True)  # unread data: RST (RFC 2525 §2.17, as Linux)
             return
         self.shutdown_write()
-        if self.state == FIN_WAIT_2:
+        if self.state is FIN_WAIT_2:
             self._arm("fin_wait_2", self.config.orphan_fin_timeout_ns)
 
     def abort(self) -> None:
@@ -753,7 +752,7 @@ class TcpConnection(TcpOutput, TcpTimers, TcpRecovery, TcpEcn):
             return False  # only what we already have: acknowledged as usual
         self.layer.stack.counters["tcp.abort_on_data"] += 1
         self.layer.send_reset_for(self, seg)
-        self._abort(errno.EPIPE if state == CLOSE_WAIT else errno.ECONNRESET,
+        self._abort(errno.EPIPE if state is CLOSE_WAIT else errno.ECONNRESET,
                     send_rst=False)
         return True
 
@@ -773,7 +772,7 @@ class TcpConnection(TcpOutput, TcpTimers, TcpRecovery, TcpEcn):
     # ------------------------------------------------------------------ readiness
     def readable(self) -> bool:
         return bool(self.rcv_buf) or self.fin_received or bool(self.error) or (
-            self.state == CLOSED) or self.shut_rd
+            self.state is CLOSED) or self.shut_rd
 
     def writable(self) -> bool:
         if self.state in (SYN_SENT, SYN_RECEIVED):

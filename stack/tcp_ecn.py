@@ -11,7 +11,8 @@ data (the congestion module's multiplicative decrease, as for a loss, without a
 retransmission), not during loss recovery; the next new data segment after any
 reduction (ECE, fast recovery or a timeout) carries CWR.
 
-Written as a mixin over the transmission control block (stack/tcp_tcb.py), not
+Written as a part of the connection class (it inherits `TransmissionControlBlock`: the chain is in
+stack/tcp_tcb.py), not
 as a helper object holding a reference to the connection: `_ecn_mark` runs on
 every segment sent, and as a method of the connection it reads the connection's
 variables with one attribute lookup each, exactly as before the split.
@@ -38,9 +39,9 @@ class TcpEcn(TransmissionControlBlock):
     """The ECN negotiation and signals of one connection."""
 
     def _ecn_syn_flags(self) -> int:
-        if self.state == SYN_RECEIVED:
+        if self.state is SYN_RECEIVED:
             return ECE if self.ecn_ok else 0
-        if self.state == SYN_SENT and self.config.ecn == 1 and self.retries == 0:
+        if self.state is SYN_SENT and self.config.ecn == 1 and self.retries == 0:
             self.ecn_requested = True
             return ECE | CWR
         return 0

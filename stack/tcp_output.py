@@ -6,7 +6,8 @@ first in SACK recovery, then new data, then a FIN. `_transmit` builds every
 segment (options, advertised window, ECN marks) and hands it to the TCP layer's
 IP output; it is the only place sequence numbers are masked back to 32 bits.
 
-Written as a mixin over the transmission control block (stack/tcp_tcb.py), not
+Written as a part of the connection class (it inherits `TcpTimers`: the chain is in
+stack/tcp_tcb.py), not
 as a helper object holding a reference to the connection: this is the
 per-segment path, and as methods of the connection these read its variables
 with one attribute lookup each, exactly as before the split.
@@ -29,13 +30,13 @@ from .tcp_tcb import (
     SENDS_DATA,
     SYN,
     SYN_RECEIVED,
-    TransmissionControlBlock,
 )
+from .tcp_timers import TcpTimers
 from .wire import tcp as wire_tcp
 from .wire.gso import GSO_MAX_SIZE
 
 
-class TcpOutput(TransmissionControlBlock):
+class TcpOutput(TcpTimers):
     """Segment output of one connection."""
 
     def _advertise_window(self) -> int:
@@ -180,9 +181,9 @@ class TcpOutput(TransmissionControlBlock):
     def _send_syn(self) -> None:
         if self.retries == 0:
             self.syn_sent_ns = self.now()  # for the handshake's RTT sample (Karn: first only)
-        flags = SYN | (ACK if self.state == SYN_RECEIVED else 0)
+        flags = SYN | (ACK if self.state is SYN_RECEIVED else 0)
         flags |= self._ecn_syn_flags()
-        peer = self._peer_syn_options if self.state == SYN_RECEIVED else None
+        peer = self._peer_syn_options if self.state is SYN_RECEIVED else None
         self._transmit(self.iss, flags, b"", self._syn_options(peer).encode())
         self.snd_nxt = max(self.snd_nxt, self.iss + 1)
         self.snd_max = max(self.snd_max, self.snd_nxt)
@@ -369,7 +370,7 @@ class TcpOutput(TransmissionControlBlock):
     def _fin_sent(self, data_end: int) -> None:
         if self.fin_seq is None:
             self.fin_seq = data_end
-            if self.state == ESTABLISHED:
+            if self.state is ESTABLISHED:
                 self._set_state(FIN_WAIT_1)
-            elif self.state == CLOSE_WAIT:
+            elif self.state is CLOSE_WAIT:
                 self._set_state(LAST_ACK)

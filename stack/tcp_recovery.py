@@ -47,7 +47,8 @@ Loss recovery beyond RFC 6675 (the section "loss recovery extensions"):
   are reported to the congestion control, with each ACK's RTT sample, for
   HyStart++ (RFC 9406, stack.congestion.hystart).
 
-Written as a mixin over the transmission control block (stack/tcp_tcb.py), not
+Written as a part of the connection class (it inherits `TcpEcn`: the chain is in
+stack/tcp_tcb.py), not
 as a helper object holding a reference to the connection: `_note_sent`,
 `_rack_on_ack` and `_prr_on_ack` run for every segment sent or ACK received,
 and as methods of the connection they read its variables with one attribute
@@ -64,6 +65,7 @@ from __future__ import annotations
 from bisect import bisect_left
 from typing import Protocol
 
+from .tcp_ecn import TcpEcn
 from .tcp_sack import MAX_REORDERING
 from .tcp_tcb import (
     ACK,
@@ -75,7 +77,6 @@ from .tcp_tcb import (
     SENDS_DATA,
     SYN,
     TIME_WAIT,
-    TransmissionControlBlock,
     unwrap,
 )
 from .wire import tcp as wire_tcp
@@ -110,7 +111,7 @@ def disordered_ack(state: AckState, seg: wire_tcp.TcpPacket, seq: int, tsval: in
     return ((state.ts_recent - tsval) & MASK) <= state.rto_ns * 1024 // SEC
 
 
-class TcpRecovery(TransmissionControlBlock):
+class TcpRecovery(TcpEcn):
     """Loss detection and recovery of one connection."""
 
     # ------------------------------------------------------------------ fast recovery
@@ -195,7 +196,7 @@ class TcpRecovery(TransmissionControlBlock):
     def _dsack_duplicate(self, start: int, end: int) -> None:
         """[start, end) arrived again: the next ACK reports it in a D-SACK block (RFC 2883:
         data below RCV.NXT, or data already in the out-of-order queue)."""
-        if not self.sack_enabled or end <= start or self.state == TIME_WAIT:
+        if not self.sack_enabled or end <= start or self.state is TIME_WAIT:
             return  # (Linux's TIME-WAIT minisocket keeps no SACK state)
         if start < self.rcv_nxt:
             end = min(end, self.rcv_nxt)

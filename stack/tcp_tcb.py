@@ -4,9 +4,13 @@
 spaces, buffers, options, ECN, congestion control, loss recovery, RTT,
 timers, statistics) and the few helpers all parts of the engine use (the
 clock, the effective MSS, state changes). `TcpConnection`
-(stack/tcp_connection.py) is this block plus its behaviour, written as mixins
-in stack/tcp_output.py, tcp_timers.py, tcp_recovery.py and tcp_ecn.py, each of
-which inherits this class so that every variable is declared in one place.
+(stack/tcp_connection.py) is this block plus its behaviour, written in parts that
+form one chain of single inheritance: `TcpEcn` (stack/tcp_ecn.py) inherits this
+class, `TcpRecovery` (tcp_recovery.py) `TcpEcn`, `TcpTimers` (tcp_timers.py)
+`TcpRecovery`, `TcpOutput` (tcp_output.py) `TcpTimers`, and `TcpConnection`
+`TcpOutput` -- the method resolution order of the former four mixins, and one
+native class for mypyc (scripts/compile-stack), which compiles a class with one
+base. Every variable is declared here, in one place.
 
 Also here, because every part needs them: the TCP states and the state sets the
 engine tests against, `unwrap` for unbounded sequence numbers, the flag and
@@ -20,11 +24,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import Enum
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
-from .congestion import CongestionControl
 from .congestion import make as make_congestion
+from .congestion.newreno import NewReno
 from .tcp_sack import ReceiveQueue, SackScoreboard
+from .weak_handle import WeakHandle
 from .wire import tcp as wire_tcp
 
 if TYPE_CHECKING:
@@ -32,20 +37,27 @@ if TYPE_CHECKING:
     from .host import OutputRoute
     from .tcp import TcpLayer, TcpSocket
 
-MASK = 0xFFFFFFFF
-FIN = wire_tcp.FIN
-SYN = wire_tcp.SYN
-RST = wire_tcp.RST
-PSH = wire_tcp.PSH
-ACK = wire_tcp.ACK
-ECE = wire_tcp.ECE
-CWR = wire_tcp.CWR
-ECT0 = 2  # the IP header's ECN field (RFC 3168 §5): ECN-Capable Transport(0)
-ECN_CE = 3  # Congestion Experienced
+# Final, with literal values: compiled (mypyc) code uses each as a C constant, where a
+# plain global is a dictionary lookup and an unboxing at every use. The flags are
+# stack/wire/tcp.py's (checked below).
+MASK: Final = 0xFFFFFFFF
+FIN: Final = 0x01
+SYN: Final = 0x02
+RST: Final = 0x04
+PSH: Final = 0x08
+ACK: Final = 0x10
+ECE: Final = 0x40
+CWR: Final = 0x80
+ECT0: Final = 2  # the IP header's ECN field (RFC 3168 §5): ECN-Capable Transport(0)
+ECN_CE: Final = 3  # Congestion Experienced
+if (FIN, SYN, RST, PSH, ACK, ECE, CWR) != (wire_tcp.FIN, wire_tcp.SYN, wire_tcp.RST,
+                                           wire_tcp.PSH, wire_tcp.ACK, wire_tcp.ECE,
+                                           wire_tcp.CWR):
+    raise ImportError("stack/tcp_tcb.py: the TCP flags differ from stack/wire/tcp.py's")
 
-MS = 1_000_000
-SEC = 1_000_000_000
-COOKIE_WSCALE = 7  # the window scale a SYN-cookie SYN-ACK announces
+MS: Final = 1_000_000
+SEC: Final = 1_000_000_000
+COOKIE_WSCALE: Final = 7  # the window scale a SYN-cookie SYN-ACK announces
 
 
 def unwrap(seq32: int, reference: int) -> int:
@@ -78,26 +90,26 @@ class TcpState(Enum):
 # The states as module constants, which the engine compares against: reading an Enum
 # member through its class costs ~70 ns in CPython 3.11, a global ~10 ns, and a
 # segment's path makes a dozen such comparisons.
-CLOSED = TcpState.CLOSED
-LISTEN = TcpState.LISTEN
-SYN_SENT = TcpState.SYN_SENT
-SYN_RECEIVED = TcpState.SYN_RECEIVED
-ESTABLISHED = TcpState.ESTABLISHED
-FIN_WAIT_1 = TcpState.FIN_WAIT_1
-FIN_WAIT_2 = TcpState.FIN_WAIT_2
-CLOSE_WAIT = TcpState.CLOSE_WAIT
-CLOSING = TcpState.CLOSING
-LAST_ACK = TcpState.LAST_ACK
-TIME_WAIT = TcpState.TIME_WAIT
+CLOSED: Final = TcpState.CLOSED
+LISTEN: Final = TcpState.LISTEN
+SYN_SENT: Final = TcpState.SYN_SENT
+SYN_RECEIVED: Final = TcpState.SYN_RECEIVED
+ESTABLISHED: Final = TcpState.ESTABLISHED
+FIN_WAIT_1: Final = TcpState.FIN_WAIT_1
+FIN_WAIT_2: Final = TcpState.FIN_WAIT_2
+CLOSE_WAIT: Final = TcpState.CLOSE_WAIT
+CLOSING: Final = TcpState.CLOSING
+LAST_ACK: Final = TcpState.LAST_ACK
+TIME_WAIT: Final = TcpState.TIME_WAIT
 
-SYNCHRONIZED = frozenset({
+SYNCHRONIZED: Final = frozenset({
     ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2, CLOSE_WAIT,
     CLOSING, LAST_ACK, TIME_WAIT,
 })
-CAN_SEND = frozenset({ESTABLISHED, CLOSE_WAIT})
-SENDS_DATA = frozenset({ESTABLISHED, CLOSE_WAIT, FIN_WAIT_1,
+CAN_SEND: Final = frozenset({ESTABLISHED, CLOSE_WAIT})
+SENDS_DATA: Final = frozenset({ESTABLISHED, CLOSE_WAIT, FIN_WAIT_1,
                         CLOSING, LAST_ACK})
-RECEIVES_DATA = frozenset({ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2})
+RECEIVES_DATA: Final = frozenset({ESTABLISHED, FIN_WAIT_1, FIN_WAIT_2})
 
 
 @dataclass
@@ -155,18 +167,19 @@ def effective_mss(peer_mss: int, adv_mss: int, pmtu_mss: int | None, ts_enabled:
 class TransmissionControlBlock:
     """The variables of one connection (RFC 9293 §3.3.1) and the small helpers every part
     of the engine uses; `TcpConnection` is this plus its behaviour (see the module
-    docstring for why the parts are mixins)."""
+    docstring for how the parts are chained)."""
 
     # Every variable of the block is a slot: a connection is made for each SYN and its
     # variables are read and written on every segment; slots make both cheaper than an
-    # instance dict of 120-odd keys (4 us instead of 14 us to create one). The mixins
-    # declare no slots, so what they or a test add lands in an ordinary __dict__.
+    # instance dict of 120-odd keys (4 us instead of 14 us to create one). The parts
+    # declare no slots, so what they or a test add lands in an ordinary __dict__ (pure
+    # Python only: a compiled class has no __dict__).
     __slots__ = (
         "_timer_at", "_timer_due", "_timers", "accepted", "ack_pending", "adv_mss",
         "backoff", "cc", "clock", "config", "dsack_block", "dupacks", "ecn_cwr_high",
         "ecn_demand_cwr", "ecn_episode", "ecn_ok", "ecn_queue_cwr", "ecn_requested",
         "error", "family", "fin_queued", "fin_received", "fin_seq", "first_unacked_sent_ns",
-        "high_rxt", "in_recovery", "ip_ecn_in", "irs", "iss", "keepalive",
+        "handle", "high_rxt", "in_recovery", "ip_ecn_in", "irs", "iss", "keepalive",
         "keepalive_intvl_ns", "keepalive_probes", "keepalive_sent", "keepalive_time_ns",
         "last_ack_sent", "last_heard_ns", "layer", "limited_transmit", "linger", "listener",
         "local", "loss_recover", "lost_again", "lport", "max_snd_wnd", "min_rtt_ns", "mss",
@@ -254,7 +267,7 @@ class TransmissionControlBlock:
         self.ecn_episode = (iss, 0)  # the last loss episode (recover, timeouts) CWR announced
         self.ip_ecn_in = 0  # the ECN field of the IP packet that carried the segment arriving
         # congestion control and loss recovery
-        self.cc: CongestionControl = make_congestion(self.config.congestion, self.mss)
+        self.cc: NewReno = make_congestion(self.config.congestion, self.mss)
         self.scoreboard = SackScoreboard()
         self.in_recovery = False
         self.recover = iss
@@ -293,6 +306,7 @@ class TransmissionControlBlock:
         self._timer_at: dict[str, int] = {}  # when the armed driver timer fires
         # statistics
         self.stats: dict[str, int] = _STATS_AT_START.copy()
+        self.handle: WeakHandle | None = None  # compiled: see stack/weak_handle.py
 
     # the state of the loss recovery extensions (stack/tcp_recovery.py)
     dsack_block: tuple[int, int] | None
@@ -345,38 +359,81 @@ class TransmissionControlBlock:
     _peer_syn_options: wire_tcp.TcpOptions | None = None
     _persist_force = False  # the persist timer fired: send into a small window once
 
-    if TYPE_CHECKING:
-        # What the parts of TcpConnection call in one another (defined in the module
-        # named): declared here so that each part type-checks on its own.
-        # tcp_output.py
-        def _transmit(self, seq: int, flags: int,
-                      payload: bytes | bytearray | memoryview = b"",
-                      option_area: bytes | None = None) -> None: ...
-        def _output(self) -> None: ...
-        def _send_data(self, seq: int, length: int, retransmit: bool,
-                       fin: bool = False) -> int: ...
-        def _send_ack(self) -> None: ...
-        def _send_syn(self) -> None: ...
-        def _send_fin(self, data_end: int) -> None: ...
-        def _pipe(self) -> int: ...
-        # tcp_timers.py
-        def _arm(self, kind: str, delay_ns: int) -> None: ...
-        def _cancel(self, kind: str) -> None: ...
-        def _arm_persist(self) -> None: ...
-        # tcp_recovery.py
-        def _note_sent(self, seq: int, length: int, retransmit: bool, now: int) -> None: ...
-        def _sack_blocks_to_send(self, count: int) -> list[tuple[int, int]]: ...
-        def _begin_loss_episode(self, timeout: bool) -> None: ...
-        def _arm_tlp(self) -> None: ...
-        def _on_tlp_timer(self) -> None: ...
-        def _on_rack_timer(self) -> None: ...
-        # tcp_ecn.py
-        def _ecn_mark(self, seq: int, flags: int, length: int) -> tuple[int, int]: ...
-        def _ecn_syn_flags(self) -> int: ...
-        # tcp_connection.py
-        def _abort(self, err: int, send_rst: bool) -> None: ...
-        def _set_closed(self) -> None: ...
-        def _set_state(self, state: TcpState) -> None: ...
+    # What the parts of TcpConnection call in one another, declared here (each part is
+    # a class of one chain: TransmissionControlBlock <- TcpEcn <- TcpRecovery <- TcpTimers
+    # <- TcpOutput <- TcpConnection) so that a part may call what a later one defines;
+    # the module named overrides each. Real methods, not type-checking stubs: mypyc
+    # compiles the chain as native classes and calls these through the vtable.
+    # tcp_output.py
+    def _transmit(self, seq: int, flags: int,
+                  payload: bytes | bytearray | memoryview = b"",
+                  option_area: bytes | None = None) -> None:
+        raise NotImplementedError
+
+    def _output(self) -> None:
+        raise NotImplementedError
+
+    def _send_data(self, seq: int, length: int, retransmit: bool,
+                   fin: bool = False) -> int:
+        raise NotImplementedError
+
+    def _send_ack(self) -> None:
+        raise NotImplementedError
+
+    def _send_syn(self) -> None:
+        raise NotImplementedError
+
+    def _send_fin(self, data_end: int) -> None:
+        raise NotImplementedError
+
+    def _pipe(self) -> int:
+        raise NotImplementedError
+
+    # tcp_timers.py
+    def _arm(self, kind: str, delay_ns: int) -> None:
+        raise NotImplementedError
+
+    def _cancel(self, kind: str) -> None:
+        raise NotImplementedError
+
+    def _arm_persist(self) -> None:
+        raise NotImplementedError
+
+    # tcp_recovery.py
+    def _note_sent(self, seq: int, length: int, retransmit: bool, now: int) -> None:
+        raise NotImplementedError
+
+    def _sack_blocks_to_send(self, count: int) -> list[tuple[int, int]]:
+        raise NotImplementedError
+
+    def _begin_loss_episode(self, timeout: bool) -> None:
+        raise NotImplementedError
+
+    def _arm_tlp(self) -> None:
+        raise NotImplementedError
+
+    def _on_tlp_timer(self) -> None:
+        raise NotImplementedError
+
+    def _on_rack_timer(self) -> None:
+        raise NotImplementedError
+
+    # tcp_ecn.py
+    def _ecn_mark(self, seq: int, flags: int, length: int) -> tuple[int, int]:
+        raise NotImplementedError
+
+    def _ecn_syn_flags(self) -> int:
+        raise NotImplementedError
+
+    # tcp_connection.py
+    def _abort(self, err: int, send_rst: bool) -> None:
+        raise NotImplementedError
+
+    def _set_closed(self) -> None:
+        raise NotImplementedError
+
+    def _set_state(self, state: TcpState) -> None:
+        raise NotImplementedError
 
     # ------------------------------------------------------------------ helpers
     @property

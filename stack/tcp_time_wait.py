@@ -28,8 +28,8 @@ Rules
   `TcpTimerQueue` (the record is the entry's callback), so timers due at the same
   instant run in the same order as before.
 - The replaced `TcpConnection` stays reachable from its closed socket only; a weak
-  reference lets the record mark it CLOSED when TIME-WAIT ends, as it would have
-  marked itself.
+  reference (stack/weak_handle.py) lets the record mark it CLOSED when
+  TIME-WAIT ends, as it would have marked itself.
 
 Touches only its TCP layer's tables (`conns`, `conns_by_port`), its timer queue,
 the stack's counters and the layer's IP output.
@@ -37,7 +37,6 @@ the stack's counters and the layer's IP output.
 
 from __future__ import annotations
 
-import weakref
 from typing import TYPE_CHECKING, Any
 
 from .tcp_recovery import disordered_ack
@@ -53,6 +52,7 @@ from .tcp_tcb import (
     effective_mss,
     unwrap,
 )
+from .weak_handle import weak_ref
 from .wire import tcp as wire_tcp
 
 if TYPE_CHECKING:
@@ -114,7 +114,7 @@ class TimeWaitRecord:
         self.pmtu_mss = conn.pmtu_mss
         self.soft_error = conn.soft_error
         self.memory = memory
-        self.conn_ref: Any = weakref.ref(conn)
+        self.conn_ref: Any = weak_ref(conn)  # stack/weak_handle.py
         self.timer: QueuedTimer | None = timer
         self.due = due
         self.timer_at = timer_at
@@ -153,7 +153,7 @@ class TimeWaitRecord:
                                          ACK, self.window_field, option_area, b"", rt.src,
                                          self.remote, checksum=not offload)
         self.last_ack_sent = self.rcv_nxt
-        layer.output(self, segment, 0, offload=offload, gso_size=0)  # type: ignore[arg-type]
+        layer.output(self, segment, 0, offload=offload, gso_size=0)
 
     def _send_challenge_ack(self) -> None:
         if self.layer.allow_challenge_ack():

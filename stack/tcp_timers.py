@@ -36,7 +36,8 @@ fin_wait_2  an orphaned connection's FIN-WAIT-2 limit (tcp_fin_timeout)
 The RTT estimator (RFC 6298 §2, samples from timestamps or Karn's rule) lives
 here too, since it sets the retransmission timeout.
 
-Written as a mixin over the transmission control block (stack/tcp_tcb.py), not
+Written as a part of the connection class (it inherits `TcpRecovery`: the chain is in
+stack/tcp_tcb.py), not
 as a helper object holding a reference to the connection: `_arm` and
 `_rtt_sample` run for every ACK, and as methods of the connection they read its
 variables with one attribute lookup each, exactly as before the split.
@@ -50,6 +51,7 @@ import errno
 from collections.abc import Callable
 from typing import NamedTuple
 
+from .tcp_recovery import TcpRecovery
 from .tcp_tcb import (
     ACK,
     FIN_WAIT_2,
@@ -60,7 +62,6 @@ from .tcp_tcb import (
     SYN_SENT,
     SYNCHRONIZED,
     TIME_WAIT,
-    TransmissionControlBlock,
 )
 
 
@@ -84,7 +85,7 @@ def _fin_wait_2_timeout(conn: TcpTimers) -> None:
     conn._abort(0, send_rst=False)
 
 
-class TcpTimers(TransmissionControlBlock):
+class TcpTimers(TcpRecovery):
     """Timers and the RTT estimator of one connection."""
 
     def _arm(self, kind: str, delay_ns: int) -> None:
@@ -135,7 +136,7 @@ class TcpTimers(TransmissionControlBlock):
     def _on_retransmit_timer(self) -> None:
         state = self.state
         cfg = self.config
-        if state == SYN_SENT:
+        if state is SYN_SENT:
             self.retries += 1
             if self.retries > cfg.syn_retries:
                 self._abort(self.soft_error or errno.ETIMEDOUT, send_rst=False)
@@ -145,7 +146,7 @@ class TcpTimers(TransmissionControlBlock):
             self._send_syn()
             self._arm("rtx", self.rto_ns)
             return
-        if state == SYN_RECEIVED:
+        if state is SYN_RECEIVED:
             self.retries += 1
             if self.retries > cfg.synack_retries:
                 self._abort(errno.ETIMEDOUT, send_rst=False)

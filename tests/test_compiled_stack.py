@@ -4,8 +4,8 @@ The built-in demo topology (examples/demo.toml: TCP chat, HTTP, IPv4 multicast, 
 virtual time with its seed) runs twice in subprocesses, once on the compiled build and
 once with VNET_PURE_PYTHON=1: the guests' output and every NIC's pcapng must be
 identical. The build is the current one in build/compiled-stack when there is one
-(scripts/compile-stack, or VNET_COMPILE_STACK=1 scripts/test, makes it), else the test
-makes its own under .vnet-cache/compiled-stack (about 75 CPU-seconds, once per change of
+(scripts/compile-stack, or scripts/test's set-up where it can compile, makes it), else
+the test makes its own under .vnet-cache/compiled-stack (about 75 CPU-seconds, once per change of
 stack/). That test is skipped only when this machine cannot compile (no C compiler or
 Python headers: scripts/install-test-tools installs gcc and python3-dev when run as
 root); the fallback tests run everywhere.
@@ -123,9 +123,14 @@ def test_compiled_and_pure_stacks_give_byte_identical_pcaps(
 
 #: Tests whose code outside the stack reaches into stack objects: assigns an interface's
 #: flags (a compiled class never calls ``__setattr__``), keeps per-host state (a compiled
-#: class takes no weak references and no undeclared attributes), observes `lo`.
+#: class takes no weak references and no undeclared attributes), observes `lo`; and the
+#: stack's own that failed or crashed on the compiled TCP engine before it was fixed: a
+#: TIME-WAIT record refers to its connection weakly (stack/weak_handle.py) and is sent
+#: through `TcpLayer.output`, whose compiled signature checks what it is given.
 REACHING_IN = ["tests/guest/test_ifconf.py", "tests/hostile/test_ifconfig_abuse.py",
-               "tests/captures/test_segment_capture.py"]
+               "tests/captures/test_segment_capture.py",
+               "tests/stack/test_tcp_time_wait_record.py",
+               "tests/stack/test_tcp_abort_on_data.py"]
 
 
 def test_code_that_reaches_into_the_stack_passes_its_tests_on_the_compiled_build(

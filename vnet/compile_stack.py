@@ -8,7 +8,7 @@ renamed into place only once complete, and the manifest records the SHA-256 of t
 sources it was made from, so an edit to any file of ``stack/`` makes the stack run as
 pure Python again until the next build.
 
-``--if-possible`` (scripts/_bootstrap.sh with VNET_COMPILE_STACK=1) turns "no C compiler",
+``--if-possible`` (scripts/_bootstrap.sh, unless VNET_COMPILE_STACK=0) turns "no C compiler",
 "no Python headers" and "VNET_PURE_PYTHON is set" into one line on stderr and exit
 status 0: the pure-Python stack is the fallback and needs nothing but python3.
 ``--check`` only says whether the current build is in use. Touches the scratch
@@ -30,26 +30,29 @@ from pathlib import Path
 
 from stack import compiled
 
-#: The modules compiled, by path under stack/. Left out, and why (mypyc 2.x):
-#: tcp_tcb, tcp_output, tcp_timers, tcp_recovery, tcp_ecn, tcp_connection — TcpConnection
-#: inherits four classes, and a compiled class may inherit only one (besides traits);
-#: ip.py — its dataclasses' annotations name ``memoryview`` and a class imported only for
-#: type checking, which compiled code looks up at import and fails on; neighbor.py — a
-#: generic dataclass fails at import; wire/ipv6.py — ``cls.__new__(cls)`` is not
-#: supported; congestion/cubic.py — an attribute narrowed to None stays None for mypyc
-#: across the call that sets it (``assert`` fails with TypeError), and newreno.py with it
-#: (Cubic inherits it); the ``__init__`` files and compiled.py itself (they pick the build).
+#: The modules compiled, by path under stack/: every module a packet or a TCP connection
+#: passes through. Left out, and why (mypyc 2.x): wire/ipv6.py — ``cls.__new__(cls)`` is
+#: not supported; the DHCP, DNS, router-advertisement sender, multicast routing and
+#: ancillary-data modules (off the per-packet path; not tried); the ``__init__`` files
+#: and compiled.py itself (they pick the build). What compiling asks of the sources: a
+#: class has one base besides traits (the TCP engine is one chain, stack/tcp_tcb.py); a
+#: dataclass is not generic, and its annotations name only what the module's globals
+#: hold at run time (stack/ip.py); a compiled class has no ``__dict__`` and takes no
+#: weak references (stack/weak_handle.py, which must stay out of this list, stands in
+#: for a connection), and cannot be monkeypatched.
 COMPILED_MODULES = (
     "wire/_multicast.py", "wire/_types.py", "wire/arp.py", "wire/checksum.py",
     "wire/errors.py", "wire/ethernet.py", "wire/gso.py", "wire/icmpv4.py", "wire/icmpv6.py",
     "wire/igmp.py", "wire/ip.py", "wire/ipv4.py", "wire/mld.py", "wire/ndp.py",
     "wire/tcp.py", "wire/udp.py",
-    "congestion/hystart.py",
+    "congestion/hystart.py", "congestion/newreno.py", "congestion/cubic.py",
     "build.py", "counters.py", "driver.py", "fragment.py", "hooks.py", "host.py", "icmp.py",
     "interface.py", "ipv4.py", "ipv6.py", "membership.py", "multicast.py", "oserror.py",
     "path_mtu.py", "ping.py", "router_advert.py", "routing.py", "socket.py",
     "socket_memory.py", "sockopt.py", "tcp.py", "tcp_sack.py", "tcp_socket.py",
     "tcp_sockopt.py", "udp.py",
+    "tcp_tcb.py", "tcp_ecn.py", "tcp_recovery.py", "tcp_timers.py", "tcp_output.py",
+    "tcp_connection.py", "tcp_timer_queue.py", "tcp_time_wait.py", "neighbor.py", "ip.py",
 )
 GROUP = "vnet_compiled_stack"  # its shared library: vnet_compiled_stack__mypyc.<suffix>
 

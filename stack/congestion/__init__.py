@@ -99,7 +99,7 @@ class CongestionControl(Protocol):
 ALGORITHMS: dict[str, type[NewReno]] = {"cubic": Cubic, "newreno": NewReno, "reno": NewReno}
 
 
-def make(name: str, mss: int) -> CongestionControl:
+def make(name: str, mss: int) -> NewReno:
     """A fresh algorithm by name (case-insensitive); ValueError for an unknown name."""
     cls = ALGORITHMS.get(name.lower())
     if cls is None:

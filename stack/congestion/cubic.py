@@ -238,12 +238,13 @@ class Cubic(NewReno):
             self._last_ack_ns = now_ns
 
     def _avoid_congestion(self, now_ns: int, acked: int) -> None:
-        if self._t_epoch_ns is None:
+        epoch_ns = self._t_epoch_ns
+        if epoch_ns is None:
             self._start_epoch(now_ns)
-            assert self._t_epoch_ns is not None
+            epoch_ns = now_ns  # what `_start_epoch` set `_t_epoch_ns` to
         self._last_ack_ns = now_ns
         cwnd = self.cwnd
-        t = (now_ns - self._t_epoch_ns) / _NS
+        t = (now_ns - epoch_ns) / _NS
 
         # Reno-friendly estimate (eq. 4 with byte counting).
         w_est = self.w_est + self._alpha * acked * self.mss / cwnd

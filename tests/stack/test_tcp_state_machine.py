@@ -15,6 +15,7 @@ import pytest
 from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import Ether
 
+from stack import compiled
 from stack.tcp_connection import TcpConfig, TcpState
 from tests.stack.tcp_harness import MS, SEC, Dialogue
 
@@ -454,6 +455,8 @@ def test_orphaned_fin_wait_2_is_reaped_after_fin_timeout() -> None:
     assert conn.state == TcpState.CLOSED
 
 
+@pytest.mark.skipif(compiled.ACTIVE, reason="spies on TcpConnection._set_state, which the "
+                    "compiled engine calls natively (the scenarios above assert each state)")
 def test_all_eleven_states_are_reached() -> None:
     seen: set[TcpState] = set()
     for make in (test_active_close_goes_fin_wait_1_fin_wait_2_time_wait_closed,
