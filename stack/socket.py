@@ -96,6 +96,10 @@ class Socket(ABC):
     def getpeername(self) -> tuple[bytes, int]:
         raise NotImplementedError
 
+    def accepted_peer(self) -> tuple[bytes, int]:
+        """The peer's address as accept() reports it for this (just accepted) socket."""
+        return self.getpeername()
+
     # --- connections -------------------------------------------------------
     @property
     def listening(self) -> bool:

@@ -224,7 +224,9 @@ class TcpLayer:
             conn.abort()
         listener.syn_queue.clear()
         while listener.accept_queue:
-            listener.accept_queue.popleft().abort()  # unaccepted: reset, as Linux does
+            conn = listener.accept_queue.popleft()
+            if conn.state != CLOSED:
+                conn.abort()  # unaccepted: reset, as Linux does
 
     # --- connect -----------------------------------------------------------
     def _isn(self, key: tuple[bytes, int, bytes, int]) -> int:
@@ -322,9 +324,10 @@ class TcpLayer:
                 del self.conns_by_port[conn.lport]
         listener = conn.listener
         if listener is not None:
+            # a half-open one just goes; an established one that ends while it waits in
+            # the accept queue stays there, as on Linux: accept() still returns it and
+            # its first recv() reports why it ended (ECONNRESET)
             listener.syn_queue.pop(conn.key, None)
-            if conn in listener.accept_queue:
-                listener.accept_queue.remove(conn)
 
     # --- output ------------------------------------------------------------
     def output(self, conn: TcpConnection, segment: bytes, ecn: int = 0, *,

@@ -96,6 +96,9 @@ class TcpSocket(Socket):
         self.bound_device: int | None = None
         self.shut_wr = False
         self.connect_failure = 0  # why the last connect() failed, once it has
+        # connect() itself reported its failure: Linux then disconnects the socket
+        # (tcp_disconnect), so recv() is ENOTCONN rather than end of stream
+        self.connect_reported = False
 
     # --- state -------------------------------------------------------------
     @property
@@ -171,11 +174,13 @@ class TcpSocket(Socket):
                 raise os_error(errno.EISCONN)
             if conn.error:
                 err, conn.error = conn.error, 0
+                self.connect_reported = True
                 raise os_error(err)
             self.conn = None
         if port == 0:
             raise os_error(errno.ECONNREFUSED)
         self.connect_failure = 0
+        self.connect_reported = False
         wire = unmap_v4(addr) if self.family == AF_INET6 else addr
         if self.family == AF_INET6 and len(wire) == 4 and self.v6only:
             raise os_error(errno.ENETUNREACH)
@@ -212,6 +217,7 @@ class TcpSocket(Socket):
             if conn.error:
                 self.connect_failure = conn.error
                 conn.error = 0
+            self.connect_reported = True
             return self.connect_failure or errno.ECONNREFUSED
         return 0
 
@@ -219,10 +225,9 @@ class TcpSocket(Socket):
         if self.listener is None:
             raise os_error(errno.EINVAL)
         queue = self.listener.accept_queue
-        while queue:
+        if queue:
+            # one that ended while it waited (a reset) is returned too, as on Linux
             conn = queue.popleft()
-            if conn.state == CLOSED:
-                continue  # reset before it was accepted
             child = TcpSocket(self.layer, self.family)
             child.local_addr = conn.local if self.family == AF_INET or len(conn.local) == 16 \
                 else V4_MAPPED_PREFIX + conn.local
@@ -270,6 +275,18 @@ class TcpSocket(Socket):
             remote = V4_MAPPED_PREFIX + remote
         return remote, conn.rport
 
+    def accepted_peer(self) -> tuple[bytes, int]:
+        """The peer's address for accept(): given even when the connection was reset in
+        the accept queue (Linux's inet_getname with peer=2), where getpeername() is
+        ENOTCONN."""
+        conn = self.conn
+        if conn is None:
+            raise os_error(errno.ENOTCONN)
+        remote = conn.remote
+        if self.family == AF_INET6 and len(remote) == 4:
+            remote = V4_MAPPED_PREFIX + remote
+        return remote, conn.rport
+
     # --- data --------------------------------------------------------------
     def send(self, data: bytes | memoryview) -> int:
         if self.closed:
@@ -277,8 +294,8 @@ class TcpSocket(Socket):
         conn = self.conn
         if conn is None:
             raise os_error(errno.EPIPE)  # Linux: sk_stream_wait_connect on CLOSE/LISTEN
-        if self.shut_wr:
-            raise os_error(errno.EPIPE)
+        if self.shut_wr or (conn.state == CLOSED and not conn.error):
+            raise os_error(errno.EPIPE)  # Linux: sk_stream_wait_connect on CLOSE
         if conn.state in CAN_SEND and not conn.fin_queued and not conn.error:
             allowed = self.memory.available() - SEND_RESERVE
             if allowed <= 0:  # the owner's socket memory is used up: wait, as Linux
@@ -321,6 +338,13 @@ class TcpSocket(Socket):
             raise os_error(errno.ENOTCONN)
         if size < 0:
             raise ValueError("negative buffersize in recv")
+        if conn.state == CLOSED and not conn.rcv_buf and not conn.error:
+            # it ended (refused, reset, timed out) and said why once: from now on end of
+            # stream, as Linux, whose tcp_done shuts the socket's receive side; unless a
+            # blocking connect() said it, which disconnects the socket (ENOTCONN)
+            if self.connect_reported:
+                raise os_error(errno.ENOTCONN)
+            return b""
         data = conn.recv(size, peek)
         if not peek:
             self.layer.settle_memory(conn)

@@ -1178,7 +1178,7 @@ class HostSocket:
                 except BlockingIOError:
                     child = None
                 if child is not None:
-                    peer = child.getpeername()
+                    peer = child.accepted_peer()  # even when reset meanwhile
                     return HostSocket._wrap(self.host, child), self._from_wire(*peer)
             self._wait(core.readable, "accept")
 

@@ -12,6 +12,9 @@ sockets::
     ("sleep", 0.05)
     ("disconnect", "s1")                     # connect(AF_UNSPEC)
     ("port_range", 41000, 41001)             # the ephemeral port range, until the end
+    ("connect_nb", "c", ("10.0.0.1", 80))    # non-blocking connect: "EINPROGRESS" (or 0)
+    ("listen", "l", 8)                       # a stream socket: listen(backlog)
+    ("accept", "l", "s", 0.5)                # accept within the timeout; the new socket is "s"
 
 Each step's *outcome* is what the call returned, or the errno name of the
 OSError it raised (``"EADDRINUSE"``; ``"timeout"`` for a timed-out receive;
@@ -166,11 +169,24 @@ def _step(step: Step, socks: dict[str, Any], env: Env) -> Outcome:
     if op == "socket":
         socks[name] = env.socket(step[2], step[3] if len(step) > 3 else socket.SOCK_DGRAM)
         return None
+    if name not in socks:
+        return "no socket"  # an earlier step (accept) failed to make it
     s = socks[name]
     if op == "bind":
         return s.bind(step[2])
     if op == "connect":
         return s.connect(step[2])
+    if op == "connect_nb":
+        s.setblocking(False)
+        code = s.connect_ex(step[2])
+        return errno.errorcode.get(code, code) if code else 0
+    if op == "listen":
+        return s.listen(step[2])
+    if op == "accept":
+        s.settimeout(step[3])
+        child, peer = s.accept()
+        socks[step[2]] = child
+        return peer
     if op == "sendto":
         return s.sendto(_data(step[2]), step[3])
     if op == "send":

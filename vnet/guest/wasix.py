@@ -386,7 +386,7 @@ def sock_accept_v2(ctx: GuestContext, fd: int, flags: int, fd_ptr: int, addr_ptr
     ctx.mem.check(fd_ptr, 4)
     ctx.mem.check(addr_ptr, ADDR_PORT_SIZE)
     new_fd, new = _accept(ctx, fd, flags)
-    peer, port = new.core.getpeername()
+    peer, port = new.core.accepted_peer()  # even when reset meanwhile
     ctx.mem.write_u32(fd_ptr, new_fd)
     write_addr_port(ctx.mem, addr_ptr, peer, port)
     return Errno.SUCCESS
