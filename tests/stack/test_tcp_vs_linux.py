@@ -113,6 +113,46 @@ scenario("so-error-after-refused-nonblocking-connect",
          ("recv", "c", 16, WAIT), ("send", "c", b"x"))
 
 
+# --- connect() from a bound port to a 4-tuple in TIME-WAIT -----------------------
+# With timestamps (both sides' default) the TIME-WAIT gives way (tcp_twsk_unique:
+# an explicitly bound port skips net.ipv4.tcp_tw_reuse's conditions).
+CLIENT_PORT = 40000  # below the ephemeral range: compared as it is
+
+
+def active_close_then_reconnect(name: str, *close: Step) -> None:
+    scenario(name,
+             *listener(),
+             *stream("c", CLIENT_PORT), ("connect", "c", SERVER),
+             ("accept", "l", "s", WAIT), ("send", "c", b"abc"), ("recv", "s", 16, WAIT),
+             *close,
+             ("sleep", 0.2),
+             *stream("c2", CLIENT_PORT), ("connect", "c2", SERVER),
+             ("accept", "l", "s2", WAIT), ("send", "c2", b"new"), ("recv", "s2", 16, WAIT),
+             ("send", "s2", b"back"), ("recv", "c2", 16, WAIT))
+
+
+active_close_then_reconnect("reconnect-time-wait-4-tuple",
+                            ("close", "c"), ("recv", "s", 16, WAIT), ("close", "s"))
+active_close_then_reconnect("reconnect-time-wait-after-shutdown-close",
+                            ("shutdown", "c", 1), ("recv", "s", 16, WAIT), ("close", "s"),
+                            ("sleep", 0.2), ("recv", "c", 16, WAIT), ("close", "c"))
+# the first socket still open (its connection in TIME-WAIT): the same
+active_close_then_reconnect("reconnect-time-wait-socket-still-open",
+                            ("shutdown", "c", 1), ("recv", "s", 16, WAIT), ("close", "s"),
+                            ("sleep", 0.2), ("recv", "c", 16, WAIT))
+# a live connection's 4-tuple is never given away
+scenario("reconnect-live-4-tuple",
+         *listener(),
+         *stream("c", CLIENT_PORT), ("connect", "c", SERVER), ("accept", "l", "s", WAIT),
+         *stream("c2", CLIENT_PORT), ("connect", "c2", SERVER))
+# nor one the peer closed first while this side has not closed yet (CLOSE-WAIT)
+scenario("reconnect-close-wait-4-tuple",
+         *listener(),
+         *stream("c", CLIENT_PORT), ("connect", "c", SERVER), ("accept", "l", "s", WAIT),
+         ("close", "s"), ("sleep", 0.1), ("recv", "c", 16, WAIT),
+         *stream("c2", CLIENT_PORT), ("connect", "c2", SERVER))
+
+
 @pytest.fixture(scope="module")
 def linux() -> Iterator[tuple[LinuxNamespace, dict[str, list[Outcome]]]]:
     require_root()
