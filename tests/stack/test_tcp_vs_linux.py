@@ -153,6 +153,38 @@ scenario("reconnect-close-wait-4-tuple",
          *stream("c2", CLIENT_PORT), ("connect", "c2", SERVER))
 
 
+# --- getsockopt(TCP_INFO) -------------------------------------------------------
+# struct tcp_info's length, the socket's state as Linux numbers it (a socket whose
+# connection is in TIME-WAIT reads TCP_CLOSE), the negotiated options, and a
+# listener's accept queue (tcpi_unacked) and backlog (tcpi_sacked)
+STATE = ("state",)
+LIVE = ("state", "options", "ecn_word", "snd_mss=TCP_MAXSEG", "rto>=200ms", "cwnd>0",
+        "advmss>0", "snd_wnd>0", "rcv_wnd>0")
+scenario("tcp-info-states",
+         *stream("u"), ("tcp_info", "u", STATE),
+         *listener(), ("tcp_info", "l", ("state", "unacked", "sacked")),
+         *stream("c", CLIENT_PORT), ("connect", "c", SERVER),
+         ("sleep", 0.05), ("tcp_info", "l", ("state", "unacked", "sacked")),
+         ("accept", "l", "s", WAIT),
+         ("send", "c", b"ping"), ("recv", "s", 16, WAIT),
+         ("tcp_info", "c", LIVE), ("tcp_info", "s", LIVE),
+         ("shutdown", "c", 1), ("sleep", 0.05),
+         ("tcp_info", "c", STATE), ("tcp_info", "s", STATE),
+         ("close", "s"), ("sleep", 0.05),
+         ("tcp_info", "c", STATE), ("tcp_info", "l", ("state", "unacked")))
+scenario("tcp-info-after-reset",
+         *listener(),
+         *stream("c"), ("connect", "c", SERVER), ("accept", "l", "s", WAIT),
+         ("setsockopt", "s", SOL_SOCKET, SO_LINGER, LINGER_ZERO), ("close", "s"),
+         ("sleep", 0.05), ("tcp_info", "c", STATE),
+         ("recv", "c", 16, WAIT), ("tcp_info", "c", STATE))
+scenario("tcp-info-passive-close",
+         *listener(),
+         *stream("c"), ("connect", "c", SERVER), ("accept", "l", "s", WAIT),
+         ("close", "c"), ("sleep", 0.05), ("tcp_info", "s", STATE),
+         ("close", "s"), ("tcp_info", "l", ("state", "unacked")))
+
+
 @pytest.fixture(scope="module")
 def linux() -> Iterator[tuple[LinuxNamespace, dict[str, list[Outcome]]]]:
     require_root()
