@@ -227,6 +227,8 @@ class TcpLayer:
             conn = listener.accept_queue.popleft()
             if conn.state != CLOSED:
                 conn.abort()  # unaccepted: reset, as Linux does
+            else:
+                self.settle_memory(conn, release=True)  # reset while it waited
 
     # --- connect -----------------------------------------------------------
     def _isn(self, key: tuple[bytes, int, bytes, int]) -> int:
@@ -338,7 +340,11 @@ class TcpLayer:
     def on_state_change(self, conn: TcpConnection) -> None:
         if conn.state != CLOSED:
             return
-        self.settle_memory(conn, release=conn.socket is None)
+        listener = conn.listener
+        # one that stays in the accept queue (below) keeps what it holds charged until
+        # it is accepted and closed, or its listener closes
+        self.settle_memory(conn, release=conn.socket is None and (
+            listener is None or conn not in listener.accept_queue))
         if self.conns.get(conn.key) is conn:
             del self.conns[conn.key]
         group = self.conns_by_port.get(conn.lport)
@@ -346,7 +352,6 @@ class TcpLayer:
             group.discard(conn)
             if not group:
                 del self.conns_by_port[conn.lport]
-        listener = conn.listener
         if listener is not None:
             # a half-open one just goes; an established one that ends while it waits in
             # the accept queue stays there, as on Linux: accept() still returns it and
