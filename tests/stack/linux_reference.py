@@ -411,6 +411,7 @@ class VirtualEnv(Env):
         self.host = self.net.host("h")
         self.host.connect(lan, ADDR4, ADDR6, ifname=IFNAME)
         self.host.udp.ephemeral_range = ephemeral
+        self.host.tcp.ephemeral_range = ephemeral
         if configure is not None:
             configure(self.host)
 
@@ -427,7 +428,8 @@ class VirtualEnv(Env):
         sock._core.disconnect()  # HostSocket has no AF_UNSPEC connect (nor does Python's)
 
     def set_port_range(self, low: int, high: int) -> None:
-        self.host.udp.ephemeral_range = (low, high)
+        self.host.udp.ephemeral_range = (low, high)  # one sysctl for both on Linux
+        self.host.tcp.ephemeral_range = (low, high)
 
     def restore(self) -> None:
         pass  # every scenario gets a fresh network
