@@ -32,6 +32,10 @@ AF_INET6 = _socket.AF_INET6
 SOMAXCONN = 4096
 #: Nothing to read and no hang-up: shared (a SocketReadiness is never changed once built).
 _NOT_READY = SocketReadiness(False)
+# Linux's socket-level state (sock->state), which connect() goes by as much as by
+# the connection's: a non-blocking connect() stays CONNECTING until connect() is
+# called again, which then returns 0 once (or the failure), CONNECTED after
+SS_UNCONNECTED, SS_CONNECTING, SS_CONNECTED = 0, 1, 2
 
 
 
@@ -99,6 +103,7 @@ class TcpSocket(Socket):
         # connect() itself reported its failure: Linux then disconnects the socket
         # (tcp_disconnect), so recv() is ENOTCONN rather than end of stream
         self.connect_reported = False
+        self.connect_state = SS_UNCONNECTED
 
     # --- state -------------------------------------------------------------
     @property
@@ -165,17 +170,23 @@ class TcpSocket(Socket):
             raise os_error(errno.EBADF)
         if self.listener is not None:
             raise os_error(errno.EISCONN)
-        self._check_family(addr)
         conn = self.conn
-        if conn is not None:
-            if conn.state == SYN_SENT:
+        if self.connect_state == SS_CONNECTED:
+            raise os_error(errno.EISCONN)  # even once the connection has ended
+        if self.connect_state == SS_CONNECTING and conn is not None:
+            if conn.state == SYN_SENT or conn.state == SYN_RECEIVED:
                 raise os_error(errno.EALREADY)
-            if conn.state != CLOSED:
-                raise os_error(errno.EISCONN)
-            if conn.error:
-                err, conn.error = conn.error, 0
+            if conn.state == CLOSED:  # it failed: report it and disconnect
+                err, conn.error = conn.error or errno.ECONNABORTED, 0
+                self.connect_state = SS_UNCONNECTED
                 self.connect_reported = True
                 raise os_error(err)
+            self.connect_state = SS_CONNECTED  # it got through: 0 (connect_completed)
+            return
+        self._check_family(addr)
+        if conn is not None:
+            if conn.state != CLOSED:
+                raise os_error(errno.EISCONN)
             self.conn = None
         if port == 0:
             raise os_error(errno.ECONNREFUSED)
@@ -187,6 +198,12 @@ class TcpSocket(Socket):
         if wire == ANY_V4 or wire == UNSPECIFIED_V6:
             wire = self._unspecified_peer(wire)
         self.layer.connect(self, wire, port)
+        self.connect_state = SS_CONNECTING
+
+    def connect_completed(self) -> bool:
+        """Whether connect() just found its connection established rather than starting
+        one: a non-blocking socket's repeated connect(), which Linux answers with 0."""
+        return self.connect_state == SS_CONNECTED
 
     def _unspecified_peer(self, wire: bytes) -> bytes:
         """connect() to 0.0.0.0 / :: means this host, as on Linux: IPv4 goes to the bound
@@ -218,7 +235,11 @@ class TcpSocket(Socket):
                 self.connect_failure = conn.error
                 conn.error = 0
             self.connect_reported = True
+            if self.connect_state == SS_CONNECTING:
+                self.connect_state = SS_UNCONNECTED
             return self.connect_failure or errno.ECONNREFUSED
+        if self.connect_state == SS_CONNECTING:
+            self.connect_state = SS_CONNECTED  # a blocking connect() returns 0
         return 0
 
     def accept(self) -> TcpSocket:
@@ -252,6 +273,7 @@ class TcpSocket(Socket):
             child.priority = self.priority
             child.recv_ancillary = self.recv_ancillary
             child.conn = conn
+            child.connect_state = SS_CONNECTED
             conn.socket = child
             conn.accepted = True
             conn.listener = None

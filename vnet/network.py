@@ -1156,7 +1156,7 @@ class HostSocket:
             core.connect(addr, port)
         if core.type != SOCK_STREAM:
             return  # a datagram socket's connect() only sets its peer
-        if self._timeout == 0.0:
+        if self._timeout == 0.0 and not core.connect_completed():  # (a repeated one: 0)
             raise BlockingIOError(115, "Operation now in progress")
         if not self.host.network.wait(lambda: core.connect_result() is not None, self._timeout):
             raise TimeoutError("timed out")

@@ -109,6 +109,33 @@ scenario("so-error-after-refused-nonblocking-connect",
          ("recv", "c", 16, WAIT), ("send", "c", b"x"))
 
 
+# --- connect() again: Linux goes by the socket's own state (sock->state) -----------
+# a non-blocking connect() that got through: the next connect() says 0, then EISCONN
+scenario("connect-again-after-nonblocking-success",
+         *listener(),
+         *stream("c"), ("connect_nb", "c", SERVER), ("sleep", 0.05),
+         ("connect_nb", "c", SERVER), ("connect_nb", "c", SERVER),
+         ("accept", "l", "s", WAIT), ("send", "c", b"hi"), ("recv", "s", 16, WAIT))
+# one that was refused: the next connect() reports it (ECONNABORTED once SO_ERROR
+# took the errno) and disconnects the socket; the one after that starts anew
+scenario("connect-again-after-nonblocking-refusal",
+         *stream("c"), ("connect_nb", "c", (ME4, 6001)), ("sleep", 0.05),
+         ("getsockopt", "c", SOL_SOCKET, SO_ERROR),
+         ("connect_nb", "c", (ME4, 6001)), ("recv", "c", 16, WAIT),
+         ("connect", "c", (ME4, 6001)))
+scenario("connect-again-after-nonblocking-refusal-unread",
+         *stream("c"), ("connect_nb", "c", (ME4, 6001)), ("sleep", 0.05),
+         ("connect_nb", "c", (ME4, 6001)), ("getsockopt", "c", SOL_SOCKET, SO_ERROR),
+         ("recv", "c", 16, WAIT))
+# a connected socket stays connected for connect(), even after a reset
+scenario("connect-again-after-reset",
+         *listener(),
+         *stream("c"), ("connect", "c", SERVER), ("accept", "l", "s", WAIT),
+         ("setsockopt", "s", SOL_SOCKET, SO_LINGER, LINGER_ZERO), ("close", "s"),
+         ("sleep", 0.05), ("recv", "c", 16, WAIT), ("connect", "c", SERVER),
+         ("connect", "c", (ME4, 6001)))
+
+
 # --- connect() from a bound port to a 4-tuple in TIME-WAIT -----------------------
 # With timestamps (both sides' default) the TIME-WAIT gives way (tcp_twsk_unique:
 # an explicitly bound port skips net.ipv4.tcp_tw_reuse's conditions).

@@ -318,7 +318,7 @@ def sock_connect(ctx: GuestContext, fd: int, addr_ptr: int) -> int:
         raise_wasi(e)
     if core.type != _s.SOCK_STREAM:
         return Errno.SUCCESS  # a datagram socket's connect() only sets its peer
-    if desc.nonblocking:
+    if desc.nonblocking and not core.connect_completed():  # (a repeated one: 0)
         desc.connect_pending = True
         raise WasiError(Errno.EINPROGRESS)
     ctx.block_until(lambda: core.connect_result() is not None,
