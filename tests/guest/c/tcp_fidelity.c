@@ -3,7 +3,8 @@
    1. a connection reset while it waits in the accept queue: accept() still
       returns it (with the peer's address), recv() says ECONNRESET, then 0;
    2. a refused non-blocking connect(): recv() says ECONNREFUSED, then 0;
-      a refused blocking connect(): recv() is ENOTCONN;
+      a refused blocking connect(): recv() is ENOTCONN; connect() again after a
+      non-blocking one: 0 then EISCONN, or ECONNABORTED when it was refused;
    3. connect() from a bound port to a 4-tuple in TIME-WAIT (timestamps on):
       the TIME-WAIT gives way;
    4. getsockopt(TCP_INFO): the length Linux copies out and the state.
@@ -31,6 +32,9 @@ static const char *errname(int e) {
     case EAGAIN: return "EAGAIN";
     case ENOPROTOOPT: return "ENOPROTOOPT";
     case EINVAL: return "EINVAL";
+    case EALREADY: return "EALREADY";
+    case EISCONN: return "EISCONN";
+    case ECONNABORTED: return "ECONNABORTED";
     default: return "other";
     }
 }
@@ -116,6 +120,28 @@ int main(void) {
     close(c);
     c = stream(0);
     SHOW("blocking connect to nobody", connect(c, (void *)&nobody, sizeof nobody));
+    SHOW("recv after it", recv(c, buf, sizeof buf, 0));
+    close(c);
+
+    /* 2b: connect() again goes by the socket's state */
+    c = stream(0);
+    fcntl(c, F_SETFL, O_NONBLOCK);
+    SHOW("non-blocking connect to the listener", connect(c, (void *)&srv, sizeof srv));
+    usleep(100000);
+    SHOW("connect again (handshake done)", connect(c, (void *)&srv, sizeof srv));
+    SHOW("connect once more", connect(c, (void *)&srv, sizeof srv));
+    s = accept(l, NULL, NULL);
+    close(s);
+    close(c);
+    c = stream(0);
+    fcntl(c, F_SETFL, O_NONBLOCK);
+    SHOW("non-blocking connect to nobody", connect(c, (void *)&nobody, sizeof nobody));
+    usleep(100000);
+    int err = -1;
+    socklen_t el = sizeof err;
+    getsockopt(c, SOL_SOCKET, SO_ERROR, &err, &el);
+    printf("  SO_ERROR is ECONNREFUSED: %d\n", err == ECONNREFUSED);
+    SHOW("connect again (refused)", connect(c, (void *)&nobody, sizeof nobody));
     SHOW("recv after it", recv(c, buf, sizeof buf, 0));
     close(c);
 
