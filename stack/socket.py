@@ -96,6 +96,15 @@ class Socket(ABC):
     def getpeername(self) -> tuple[bytes, int]:
         raise NotImplementedError
 
+    def connect_completed(self) -> bool:
+        """Whether the connect() just made finished a stream's connection at once (a
+        repeated connect() on a non-blocking socket whose handshake is done)."""
+        return False
+
+    def accepted_peer(self) -> tuple[bytes, int]:
+        """The peer's address as accept() reports it for this (just accepted) socket."""
+        return self.getpeername()
+
     # --- connections -------------------------------------------------------
     @property
     def listening(self) -> bool:

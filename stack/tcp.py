@@ -224,7 +224,11 @@ class TcpLayer:
             conn.abort()
         listener.syn_queue.clear()
         while listener.accept_queue:
-            listener.accept_queue.popleft().abort()  # unaccepted: reset, as Linux does
+            conn = listener.accept_queue.popleft()
+            if conn.state != CLOSED:
+                conn.abort()  # unaccepted: reset, as Linux does
+            else:
+                self.settle_memory(conn, release=True)  # reset while it waited
 
     # --- connect -----------------------------------------------------------
     def _isn(self, key: tuple[bytes, int, bytes, int]) -> int:
@@ -236,6 +240,7 @@ class TcpLayer:
     def connect(self, sock: TcpSocket, remote: bytes, rport: int) -> None:
         stack = self.stack
         local_pref = None
+        isn: int | None = None  # the 4-tuple's TIME-WAIT says where to start, if reused
         if sock.local_addr is not None:
             local_pref = unmap_v4(sock.local_addr)
             if local_pref in (ANY_V4, UNSPECIFIED_V6) or len(local_pref) != len(remote):
@@ -253,19 +258,42 @@ class TcpLayer:
             sock.local_port = port
             self.port_users.setdefault(port, []).append(sock)
         else:
-            if (local, sock.local_port, remote, rport) in self.conns:
-                raise os_error(errno.EADDRNOTAVAIL)
+            previous = self.conns.get((local, sock.local_port, remote, rport))
+            if previous is not None:
+                isn = self._reuse_time_wait(previous)
             if unmap_v4(sock.local_addr) in (ANY_V4, UNSPECIFIED_V6):
                 sock.local_addr = local if sock.family == AF_INET or len(local) == 16 else (
                     V4_MAPPED_PREFIX + local)
         key = (local, sock.local_port, remote, rport)
         conn = TcpConnection(self, sock.family, local, sock.local_port, remote, rport, rt,
-                             self._isn(key))
+                             self._isn(key) if isn is None else isn)
         conn.socket = sock
         sock.conn = conn
         sock.apply_options(conn)
         self._register(conn)
         conn.open_active()
+
+    def _reuse_time_wait(self, previous: TcpConnection | TimeWaitRecord) -> int:
+        """connect() from an explicitly bound port to a 4-tuple already in the table.
+
+        As Linux's tcp_twsk_unique when the port was bound (no ephemeral search, so
+        net.ipv4.tcp_tw_reuse does not apply): a TIME-WAIT that recorded the peer's
+        timestamps gives way, since PAWS keeps its old duplicates out of the new
+        connection, which starts its sequence space 65537 past the old one's end.
+        Anything else holding the 4-tuple is EADDRNOTAVAIL. Returns the new ISN.
+        """
+        if isinstance(previous, TimeWaitRecord):
+            if not previous.ts_enabled:
+                raise os_error(errno.EADDRNOTAVAIL)
+            end = previous.snd_max
+            previous.end()
+        else:
+            if previous.state != TIME_WAIT or not previous.ts_enabled:
+                raise os_error(errno.EADDRNOTAVAIL)
+            end = previous.snd_max
+            previous._set_closed()  # what its TIME-WAIT timer would have done
+        self.stack.counters["tcp.time_wait_reused"] += 1
+        return (end + 65537) & MASK or 1
 
     def _pick_port(self, sock: TcpSocket, local: bytes, remote: bytes, rport: int) -> int:
         low, high = self.ephemeral_range
@@ -312,7 +340,11 @@ class TcpLayer:
     def on_state_change(self, conn: TcpConnection) -> None:
         if conn.state != CLOSED:
             return
-        self.settle_memory(conn, release=conn.socket is None)
+        listener = conn.listener
+        # one that stays in the accept queue (below) keeps what it holds charged until
+        # it is accepted and closed, or its listener closes
+        self.settle_memory(conn, release=conn.socket is None and (
+            listener is None or conn not in listener.accept_queue))
         if self.conns.get(conn.key) is conn:
             del self.conns[conn.key]
         group = self.conns_by_port.get(conn.lport)
@@ -320,11 +352,11 @@ class TcpLayer:
             group.discard(conn)
             if not group:
                 del self.conns_by_port[conn.lport]
-        listener = conn.listener
         if listener is not None:
+            # a half-open one just goes; an established one that ends while it waits in
+            # the accept queue stays there, as on Linux: accept() still returns it and
+            # its first recv() reports why it ended (ECONNRESET)
             listener.syn_queue.pop(conn.key, None)
-            if conn in listener.accept_queue:
-                listener.accept_queue.remove(conn)
 
     # --- output ------------------------------------------------------------
     def output(self, conn: TcpConnection | TimeWaitRecord, segment: bytes, ecn: int = 0, *,

@@ -32,6 +32,10 @@ AF_INET6 = _socket.AF_INET6
 SOMAXCONN = 4096
 #: Nothing to read and no hang-up: shared (a SocketReadiness is never changed once built).
 _NOT_READY = SocketReadiness(False)
+# Linux's socket-level state (sock->state), which connect() goes by as much as by
+# the connection's: a non-blocking connect() stays CONNECTING until connect() is
+# called again, which then returns 0 once (or the failure), CONNECTED after
+SS_UNCONNECTED, SS_CONNECTING, SS_CONNECTED = 0, 1, 2
 
 
 
@@ -96,6 +100,10 @@ class TcpSocket(Socket):
         self.bound_device: int | None = None
         self.shut_wr = False
         self.connect_failure = 0  # why the last connect() failed, once it has
+        # connect() itself reported its failure: Linux then disconnects the socket
+        # (tcp_disconnect), so recv() is ENOTCONN rather than end of stream
+        self.connect_reported = False
+        self.connect_state = SS_UNCONNECTED
 
     # --- state -------------------------------------------------------------
     @property
@@ -162,26 +170,40 @@ class TcpSocket(Socket):
             raise os_error(errno.EBADF)
         if self.listener is not None:
             raise os_error(errno.EISCONN)
-        self._check_family(addr)
         conn = self.conn
-        if conn is not None:
-            if conn.state == SYN_SENT:
+        if self.connect_state == SS_CONNECTED:
+            raise os_error(errno.EISCONN)  # even once the connection has ended
+        if self.connect_state == SS_CONNECTING and conn is not None:
+            if conn.state == SYN_SENT or conn.state == SYN_RECEIVED:
                 raise os_error(errno.EALREADY)
+            if conn.state == CLOSED:  # it failed: report it and disconnect
+                err, conn.error = conn.error or errno.ECONNABORTED, 0
+                self.connect_state = SS_UNCONNECTED
+                self.connect_reported = True
+                raise os_error(err)
+            self.connect_state = SS_CONNECTED  # it got through: 0 (connect_completed)
+            return
+        self._check_family(addr)
+        if conn is not None:
             if conn.state != CLOSED:
                 raise os_error(errno.EISCONN)
-            if conn.error:
-                err, conn.error = conn.error, 0
-                raise os_error(err)
             self.conn = None
         if port == 0:
             raise os_error(errno.ECONNREFUSED)
         self.connect_failure = 0
+        self.connect_reported = False
         wire = unmap_v4(addr) if self.family == AF_INET6 else addr
         if self.family == AF_INET6 and len(wire) == 4 and self.v6only:
             raise os_error(errno.ENETUNREACH)
         if wire == ANY_V4 or wire == UNSPECIFIED_V6:
             wire = self._unspecified_peer(wire)
         self.layer.connect(self, wire, port)
+        self.connect_state = SS_CONNECTING
+
+    def connect_completed(self) -> bool:
+        """Whether connect() just found its connection established rather than starting
+        one: a non-blocking socket's repeated connect(), which Linux answers with 0."""
+        return self.connect_state == SS_CONNECTED
 
     def _unspecified_peer(self, wire: bytes) -> bytes:
         """connect() to 0.0.0.0 / :: means this host, as on Linux: IPv4 goes to the bound
@@ -212,17 +234,21 @@ class TcpSocket(Socket):
             if conn.error:
                 self.connect_failure = conn.error
                 conn.error = 0
+            self.connect_reported = True
+            if self.connect_state == SS_CONNECTING:
+                self.connect_state = SS_UNCONNECTED
             return self.connect_failure or errno.ECONNREFUSED
+        if self.connect_state == SS_CONNECTING:
+            self.connect_state = SS_CONNECTED  # a blocking connect() returns 0
         return 0
 
     def accept(self) -> TcpSocket:
         if self.listener is None:
             raise os_error(errno.EINVAL)
         queue = self.listener.accept_queue
-        while queue:
+        if queue:
+            # one that ended while it waited (a reset) is returned too, as on Linux
             conn = queue.popleft()
-            if conn.state == CLOSED:
-                continue  # reset before it was accepted
             child = TcpSocket(self.layer, self.family)
             child.local_addr = conn.local if self.family == AF_INET or len(conn.local) == 16 \
                 else V4_MAPPED_PREFIX + conn.local
@@ -247,6 +273,7 @@ class TcpSocket(Socket):
             child.priority = self.priority
             child.recv_ancillary = self.recv_ancillary
             child.conn = conn
+            child.connect_state = SS_CONNECTED
             conn.socket = child
             conn.accepted = True
             conn.listener = None
@@ -270,6 +297,18 @@ class TcpSocket(Socket):
             remote = V4_MAPPED_PREFIX + remote
         return remote, conn.rport
 
+    def accepted_peer(self) -> tuple[bytes, int]:
+        """The peer's address for accept(): given even when the connection was reset in
+        the accept queue (Linux's inet_getname with peer=2), where getpeername() is
+        ENOTCONN."""
+        conn = self.conn
+        if conn is None:
+            raise os_error(errno.ENOTCONN)
+        remote = conn.remote
+        if self.family == AF_INET6 and len(remote) == 4:
+            remote = V4_MAPPED_PREFIX + remote
+        return remote, conn.rport
+
     # --- data --------------------------------------------------------------
     def send(self, data: bytes | memoryview) -> int:
         if self.closed:
@@ -277,8 +316,8 @@ class TcpSocket(Socket):
         conn = self.conn
         if conn is None:
             raise os_error(errno.EPIPE)  # Linux: sk_stream_wait_connect on CLOSE/LISTEN
-        if self.shut_wr:
-            raise os_error(errno.EPIPE)
+        if self.shut_wr or (conn.state == CLOSED and not conn.error):
+            raise os_error(errno.EPIPE)  # Linux: sk_stream_wait_connect on CLOSE
         if conn.state in CAN_SEND and not conn.fin_queued and not conn.error:
             allowed = self.memory.available() - SEND_RESERVE
             if allowed <= 0:  # the owner's socket memory is used up: wait, as Linux
@@ -321,6 +360,13 @@ class TcpSocket(Socket):
             raise os_error(errno.ENOTCONN)
         if size < 0:
             raise ValueError("negative buffersize in recv")
+        if conn.state == CLOSED and not conn.rcv_buf and not conn.error:
+            # it ended (refused, reset, timed out) and said why once: from now on end of
+            # stream, as Linux, whose tcp_done shuts the socket's receive side; unless a
+            # blocking connect() said it, which disconnects the socket (ENOTCONN)
+            if self.connect_reported:
+                raise os_error(errno.ENOTCONN)
+            return b""
         data = conn.recv(size, peek)
         if not peek:
             self.layer.settle_memory(conn)

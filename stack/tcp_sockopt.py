@@ -33,6 +33,7 @@ TCP_MAXSEG = 2
 TCP_KEEPIDLE = 4
 TCP_KEEPINTVL = 5
 TCP_KEEPCNT = 6
+TCP_INFO = 11
 TCP_CONGESTION = 13
 TCP_USER_TIMEOUT = 18
 SO_REUSEPORT = getattr(s, "SO_REUSEPORT", 15)
@@ -46,6 +47,69 @@ TCP_CA_NAME_MAX = 16
 CONGESTION_BY_LINUX_NAME = {"reno": "newreno", "cubic": "cubic"}
 LINUX_NAME_OF_CONGESTION = {v: k for k, v in CONGESTION_BY_LINUX_NAME.items()}
 
+
+
+# struct tcp_info (linux/tcp.h) as Linux 6.18 copies it out: 280 bytes (the AccECN
+# counters and the ECN mode word at the end stay zero: vnet has no AccECN)
+TCP_INFO_SIZE = 280
+TCPI_OPT_TIMESTAMPS, TCPI_OPT_SACK, TCPI_OPT_WSCALE, TCPI_OPT_ECN = 1, 2, 4, 8
+TCPI_ECN_MODE_RFC3168 = 1
+# Linux's TCP_* state numbers for the socket (include/net/tcp_states.h). A socket whose
+# connection reached TIME-WAIT reports TCP_CLOSE, as on Linux, where the TIME-WAIT
+# lives on in a separate timewait sock and the socket itself is done.
+TCP_CLOSE = 7
+TCP_LISTEN = 10
+LINUX_STATE = {"ESTABLISHED": 1, "SYN-SENT": 2, "SYN-RECEIVED": 3, "FIN-WAIT-1": 4,
+               "FIN-WAIT-2": 5, "TIME-WAIT": TCP_CLOSE, "CLOSED": TCP_CLOSE,
+               "CLOSE-WAIT": 8, "LAST-ACK": 9, "CLOSING": 11}
+_U32 = 0xFFFFFFFF
+
+
+def tcp_info(sock: TcpSocket) -> bytes:
+    """getsockopt(TCP_INFO): Linux's struct tcp_info, with the fields vnet knows.
+
+    Filled: the state; for a listener its accept queue's length and limit (Linux's
+    tcpi_unacked/tcpi_sacked there); for a connection the negotiated options and
+    window scales, RTO, MSS, smoothed RTT and variance, ssthresh and cwnd (in
+    segments), the advertised MSS, both windows, and the ECN mode. Every other field
+    is zero.
+    """
+    info = bytearray(TCP_INFO_SIZE)
+    listener = sock.listener
+    conn = sock.conn
+    if listener is not None:
+        info[0] = TCP_LISTEN
+        struct.pack_into("<II", info, 24, len(listener.accept_queue), listener.backlog)
+        return bytes(info)
+    if conn is None:
+        info[0] = TCP_CLOSE
+        return bytes(info)
+    info[0] = LINUX_STATE[conn.state.value]
+    options = 0
+    if conn.ts_enabled:
+        options |= TCPI_OPT_TIMESTAMPS
+    if conn.sack_enabled:
+        options |= TCPI_OPT_SACK
+    if conn.snd_wscale or conn.rcv_wscale:
+        options |= TCPI_OPT_WSCALE
+        info[6] = (conn.snd_wscale & 0xF) | (conn.rcv_wscale & 0xF) << 4
+    if conn.ecn_ok:
+        options |= TCPI_OPT_ECN
+        info[276] = TCPI_ECN_MODE_RFC3168  # tcpi_ecn_mode, the low bits of the last word
+    info[5] = options
+    mss = conn._effective_mss()
+    cc = conn.cc
+    struct.pack_into("<II", info, 8, min(conn.rto_ns // 1000, _U32), 0)
+    struct.pack_into("<I", info, 16, mss)
+    srtt_ns = conn.srtt_ns or 0  # None before the first sample
+    struct.pack_into("<IIII", info, 68, min(srtt_ns // 1000, _U32),
+                     min(conn.rttvar_ns // 1000, _U32),
+                     min(int(cc.ssthresh) // max(mss, 1), 0x7FFFFFFF),
+                     min(int(cc.cwnd) // max(mss, 1), _U32))
+    struct.pack_into("<I", info, 84, conn.adv_mss)
+    struct.pack_into("<II", info, 228, min(conn.snd_wnd, _U32),
+                     max(0, min((conn.rcv_adv - conn.rcv_nxt) & _U32, _U32)))
+    return bytes(info)
 
 
 def _int(value: int | bytes) -> int:
@@ -248,6 +312,8 @@ def getsockopt(sock: TcpSocket, level: int, name: int) -> int | bytes:
             return sock.keepalive_probes or cfg.keepalive_probes
         if name == TCP_USER_TIMEOUT:
             return sock.user_timeout_ns // 1_000_000
+        if name == TCP_INFO:
+            return tcp_info(sock)
         if name == TCP_CONGESTION:
             name_ = conn.cc.name if conn is not None else sock.congestion
             # a char[TCP_CA_NAME_MAX], NUL-padded, as Linux copies it out

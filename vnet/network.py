@@ -1156,7 +1156,7 @@ class HostSocket:
             core.connect(addr, port)
         if core.type != SOCK_STREAM:
             return  # a datagram socket's connect() only sets its peer
-        if self._timeout == 0.0:
+        if self._timeout == 0.0 and not core.connect_completed():  # (a repeated one: 0)
             raise BlockingIOError(115, "Operation now in progress")
         if not self.host.network.wait(lambda: core.connect_result() is not None, self._timeout):
             raise TimeoutError("timed out")
@@ -1178,7 +1178,7 @@ class HostSocket:
                 except BlockingIOError:
                     child = None
                 if child is not None:
-                    peer = child.getpeername()
+                    peer = child.accepted_peer()  # even when reset meanwhile
                     return HostSocket._wrap(self.host, child), self._from_wire(*peer)
             self._wait(core.readable, "accept")
 

@@ -12,6 +12,10 @@ sockets::
     ("sleep", 0.05)
     ("disconnect", "s1")                     # connect(AF_UNSPEC)
     ("port_range", 41000, 41001)             # the ephemeral port range, until the end
+    ("connect_nb", "c", ("10.0.0.1", 80))    # non-blocking connect: "EINPROGRESS" (or 0)
+    ("tcp_info", "s", ("state",))            # TCP_INFO: its length and the fields named
+    ("listen", "l", 8)                       # a stream socket: listen(backlog)
+    ("accept", "l", "s", 0.5)                # accept within the timeout; the new socket is "s"
 
 Each step's *outcome* is what the call returned, or the errno name of the
 OSError it raised (``"EADDRINUSE"``; ``"timeout"`` for a timed-out receive;
@@ -166,11 +170,24 @@ def _step(step: Step, socks: dict[str, Any], env: Env) -> Outcome:
     if op == "socket":
         socks[name] = env.socket(step[2], step[3] if len(step) > 3 else socket.SOCK_DGRAM)
         return None
+    if name not in socks:
+        return "no socket"  # an earlier step (accept) failed to make it
     s = socks[name]
     if op == "bind":
         return s.bind(step[2])
     if op == "connect":
         return s.connect(step[2])
+    if op == "connect_nb":
+        s.setblocking(False)
+        code = s.connect_ex(step[2])
+        return errno.errorcode.get(code, code) if code else 0
+    if op == "listen":
+        return s.listen(step[2])
+    if op == "accept":
+        s.settimeout(step[3])
+        child, peer = s.accept()
+        socks[step[2]] = child
+        return peer
     if op == "sendto":
         return s.sendto(_data(step[2]), step[3])
     if op == "send":
@@ -196,6 +213,21 @@ def _step(step: Step, socks: dict[str, Any], env: Env) -> Outcome:
         return s.getpeername()
     if op == "setsockopt":
         return s.setsockopt(step[2], step[3], _value(step[4], env))
+    if op == "tcp_info":  # getsockopt(TCP_INFO): (length, {field: value}) for the fields named
+        raw = s.getsockopt(socket.IPPROTO_TCP, 11, 512)
+        def u32(offset: int) -> int:
+            return int.from_bytes(raw[offset:offset + 4], "little")
+
+        fields = {"state": raw[0], "options": raw[5], "unacked": raw[24:28],
+                  "sacked": raw[28:32], "ecn_word": raw[276:280],
+                  # facts that hold whatever the MTU and timing
+                  "snd_mss=TCP_MAXSEG": u32(16) == s.getsockopt(socket.IPPROTO_TCP, 2),
+                  "rto>=200ms": u32(8) >= 200_000, "cwnd>0": u32(80) > 0,
+                  "advmss>0": u32(84) > 0, "snd_wnd>0": u32(228) > 0,
+                  "rcv_wnd>0": u32(232) > 0}
+        return (len(raw), {name: int.from_bytes(value, "little")
+                           if isinstance(value, bytes) else value
+                           for name in step[2] for value in (fields[name],)})
     if op == "getsockopt":
         if len(step) > 4:
             return s.getsockopt(step[2], step[3], step[4])
@@ -379,6 +411,7 @@ class VirtualEnv(Env):
         self.host = self.net.host("h")
         self.host.connect(lan, ADDR4, ADDR6, ifname=IFNAME)
         self.host.udp.ephemeral_range = ephemeral
+        self.host.tcp.ephemeral_range = ephemeral
         if configure is not None:
             configure(self.host)
 
@@ -395,7 +428,8 @@ class VirtualEnv(Env):
         sock._core.disconnect()  # HostSocket has no AF_UNSPEC connect (nor does Python's)
 
     def set_port_range(self, low: int, high: int) -> None:
-        self.host.udp.ephemeral_range = (low, high)
+        self.host.udp.ephemeral_range = (low, high)  # one sysctl for both on Linux
+        self.host.tcp.ephemeral_range = (low, high)
 
     def restore(self) -> None:
         pass  # every scenario gets a fresh network

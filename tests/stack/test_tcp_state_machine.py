@@ -590,15 +590,56 @@ def test_listener_close_resets_unaccepted_connections() -> None:
     d.expect(flags="RA")  # nothing listens any more
 
 
-def test_connection_reset_while_queued_for_accept_is_skipped() -> None:
+def test_connection_reset_while_queued_for_accept_is_still_accepted() -> None:
+    """As Linux (tests/stack/test_tcp_vs_linux.py compares): accept() returns it, the
+    first recv() says ECONNRESET, the next ones end of stream; the queue is then empty."""
     d = Dialogue()
     listener = d.listen()
     d.send("S", seq=d.REMOTE, ack=0)
     synack = d.expect(flags="SA")
     d.send("A", seq=d.REMOTE + 1, ack=synack.seq + 1)
     d.send("R", seq=d.REMOTE + 1, ack=0)
+    child = listener.accept()
+    with pytest.raises(ConnectionResetError):
+        child.recv(10)
+    assert child.recv(10) == b""
     with pytest.raises(BlockingIOError):
         listener.accept()
+
+
+def test_data_of_a_connection_reset_in_the_accept_queue_stays_charged() -> None:
+    """It is still readable once accepted (data first, then ECONNRESET, as Linux), so
+    its bytes count against the owner's socket memory until it is closed."""
+    d = Dialogue()
+    listener = d.listen()
+    memory = d.stack.socket_memory
+    before = memory.used
+    d.send("S", seq=d.REMOTE, ack=0)
+    synack = d.expect(flags="SA")
+    d.send("A", seq=d.REMOTE + 1, ack=synack.seq + 1)
+    d.send("PA", seq=d.REMOTE + 1, ack=synack.seq + 1, data=b"x" * 1000)
+    d.send("R", seq=d.REMOTE + 1001, ack=0)
+    assert memory.used == before + 1000
+    child = listener.accept()
+    assert child.recv(2000) == b"x" * 1000
+    with pytest.raises(ConnectionResetError):
+        child.recv(10)
+    child.close()
+    assert memory.used == before
+
+
+def test_closing_a_listener_gives_back_what_its_reset_children_held() -> None:
+    d = Dialogue()
+    listener = d.listen()
+    memory = d.stack.socket_memory
+    before = memory.used
+    d.send("S", seq=d.REMOTE, ack=0)
+    synack = d.expect(flags="SA")
+    d.send("A", seq=d.REMOTE + 1, ack=synack.seq + 1)
+    d.send("PA", seq=d.REMOTE + 1, ack=synack.seq + 1, data=b"x" * 1000)
+    d.send("R", seq=d.REMOTE + 1001, ack=0)
+    listener.close()
+    assert memory.used == before
 
 
 @pytest.mark.parametrize("state", ["FIN_WAIT_1", "FIN_WAIT_2", "CLOSE_WAIT", "CLOSING",

@@ -201,8 +201,29 @@ def _port_reuse(d: Dialogue, p: Played) -> None:
 
 
 def test_the_record_holds_its_port_as_linux_time_wait_does() -> None:
-    # (a whole connection here would still have its open socket holding the port)
-    _play(_port_reuse, orphan=True)
+    # (a whole connection here would still have its open socket holding the port);
+    # without timestamps, since with them connect() may reuse the 4-tuple (below)
+    _play(_port_reuse, orphan=True, timestamps=False)
+
+
+def _reconnect_bound(d: Dialogue, p: Played) -> None:
+    port = d.local_port
+    other = d.socket()
+    other.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    other.bind(d.addr(d.local_ip), port)
+    other.connect(d.addr(d.remote_ip), d.remote_port)  # the TIME-WAIT gives way
+    syn = d.expect(flags="S")
+    # as Linux's tcp_twsk_unique: 65537 past the old connection's end (SYN + FIN)
+    assert syn.seq == (d.local + 2 + 65537) & 0xFFFFFFFF
+    p.notes.append(("reused", d.stack.counters["tcp.time_wait_reused"]))
+
+
+def test_a_bound_connect_reuses_a_time_wait_with_timestamps_as_linux() -> None:
+    """tests/stack/test_tcp_vs_linux.py compares it with the kernel (the whole
+    connection's case); here the slim record's: the old socket is closed, so only
+    the record holds the port."""
+    played = _play(_reconnect_bound, orphan=True)
+    assert ("reused", 1) in played.notes
 
 
 def test_path_mtu_news_in_time_wait_is_counted_alike() -> None:

@@ -318,7 +318,7 @@ def sock_connect(ctx: GuestContext, fd: int, addr_ptr: int) -> int:
         raise_wasi(e)
     if core.type != _s.SOCK_STREAM:
         return Errno.SUCCESS  # a datagram socket's connect() only sets its peer
-    if desc.nonblocking:
+    if desc.nonblocking and not core.connect_completed():  # (a repeated one: 0)
         desc.connect_pending = True
         raise WasiError(Errno.EINPROGRESS)
     ctx.block_until(lambda: core.connect_result() is not None,
@@ -386,7 +386,7 @@ def sock_accept_v2(ctx: GuestContext, fd: int, flags: int, fd_ptr: int, addr_ptr
     ctx.mem.check(fd_ptr, 4)
     ctx.mem.check(addr_ptr, ADDR_PORT_SIZE)
     new_fd, new = _accept(ctx, fd, flags)
-    peer, port = new.core.getpeername()
+    peer, port = new.core.accepted_peer()  # even when reset meanwhile
     ctx.mem.write_u32(fd_ptr, new_fd)
     write_addr_port(ctx.mem, addr_ptr, peer, port)
     return Errno.SUCCESS
