@@ -17,6 +17,7 @@ from scapy.layers.l2 import Ether
 
 from stack import compiled
 from stack.tcp_connection import TcpConfig, TcpState
+from stack.tcp_socket import TcpSocket
 from tests.stack.tcp_harness import MS, SEC, Dialogue
 
 # --- requirement 1: what we put on the wire parses elsewhere -------------------------------
@@ -607,18 +608,24 @@ def test_connection_reset_while_queued_for_accept_is_still_accepted() -> None:
         listener.accept()
 
 
-def test_data_of_a_connection_reset_in_the_accept_queue_stays_charged() -> None:
-    """It is still readable once accepted (data first, then ECONNRESET, as Linux), so
-    its bytes count against the owner's socket memory until it is closed."""
-    d = Dialogue()
+def _reset_in_accept_queue_with_1000_bytes(d: Dialogue) -> TcpSocket:
+    """A listener whose one queued connection received 1000 bytes and then a RST."""
     listener = d.listen()
-    memory = d.stack.socket_memory
-    before = memory.used
     d.send("S", seq=d.REMOTE, ack=0)
     synack = d.expect(flags="SA")
     d.send("A", seq=d.REMOTE + 1, ack=synack.seq + 1)
     d.send("PA", seq=d.REMOTE + 1, ack=synack.seq + 1, data=b"x" * 1000)
     d.send("R", seq=d.REMOTE + 1001, ack=0)
+    return listener
+
+
+def test_data_of_a_connection_reset_in_the_accept_queue_stays_charged() -> None:
+    """It is still readable once accepted (data first, then ECONNRESET, as Linux), so
+    its bytes count against the owner's socket memory until it is closed."""
+    d = Dialogue()
+    memory = d.stack.socket_memory
+    before = memory.used
+    listener = _reset_in_accept_queue_with_1000_bytes(d)
     assert memory.used == before + 1000
     child = listener.accept()
     assert child.recv(2000) == b"x" * 1000
@@ -630,14 +637,10 @@ def test_data_of_a_connection_reset_in_the_accept_queue_stays_charged() -> None:
 
 def test_closing_a_listener_gives_back_what_its_reset_children_held() -> None:
     d = Dialogue()
-    listener = d.listen()
     memory = d.stack.socket_memory
     before = memory.used
-    d.send("S", seq=d.REMOTE, ack=0)
-    synack = d.expect(flags="SA")
-    d.send("A", seq=d.REMOTE + 1, ack=synack.seq + 1)
-    d.send("PA", seq=d.REMOTE + 1, ack=synack.seq + 1, data=b"x" * 1000)
-    d.send("R", seq=d.REMOTE + 1001, ack=0)
+    listener = _reset_in_accept_queue_with_1000_bytes(d)
+    assert memory.used == before + 1000
     listener.close()
     assert memory.used == before
 
