@@ -604,7 +604,12 @@ class TcpConnection(TcpOutput):
                 return
             self.ack_pending += 1
             if "dack" not in self._timers:
-                self._arm("dack", self.config.delayed_ack_ns)
+                # on a connection that has received no data yet, Linux's ato is still 0
+                # and the timer is due at its next tick (ACK within a few ms, not 40)
+                no_data = self.rcv_nxt == self.irs + 2
+                config = self.config
+                self._arm("dack", config.delayed_ack_no_data_ns if no_data
+                          else config.delayed_ack_ns)
             return
         self._send_ack()
         if state == FIN_WAIT_1:

@@ -125,6 +125,8 @@ class TcpConfig:
     retries2: int = 15  # tcp_retries2
     orphan_fin_timeout_ns: int = 60 * SEC  # tcp_fin_timeout
     delayed_ack_ns: int = 40 * MS  # Linux's minimum delayed-ACK time
+    # before any data arrived Linux's ato is 0: a delayed ACK goes at the next tick
+    delayed_ack_no_data_ns: int = 1 * MS
     quickack_segments: int = 16
     timestamps: bool = True  # tcp_timestamps
     sack: bool = True  # tcp_sack

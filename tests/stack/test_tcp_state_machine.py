@@ -258,13 +258,27 @@ def test_fin_ack_is_delayed_like_linux_when_the_application_does_not_close() -> 
     d = Dialogue()
     _, sock = d.establish_passive()
     conn = d.conn(sock)
-    d.send("FA", seq=d.REMOTE + 1, ack=d.local + 1)
+    d.send("PA", seq=d.REMOTE + 1, ack=d.local + 1, data=b"request")
+    d.expect(flags="A", ack=d.REMOTE + 8)  # the first data: acknowledged at once
+    d.send("FA", seq=d.REMOTE + 8, ack=d.local + 1)
     assert conn.state == TcpState.CLOSE_WAIT
     d.advance(39 * MS)
     d.expect_none()
     d.advance(1 * MS)  # Linux's minimum delayed-ACK time, 40 ms
-    d.expect(flags="A", seq=d.local + 1, ack=d.REMOTE + 2)
-    d.send("FA", seq=d.REMOTE + 1, ack=d.local + 1)  # a retransmitted FIN: ACKed at once
+    d.expect(flags="A", seq=d.local + 1, ack=d.REMOTE + 9)
+    d.send("FA", seq=d.REMOTE + 8, ack=d.local + 1)  # a retransmitted FIN: ACKed at once
+    d.expect(flags="A", seq=d.local + 1, ack=d.REMOTE + 9)
+
+
+def test_fin_ack_on_a_connection_that_received_no_data_goes_at_the_next_tick() -> None:
+    """Linux's delayed-ACK interval (ato) is 0 until data arrives: measured on 6.18, the
+    ACK of such a FIN comes within 2 ms; vnet sends it after 1 ms."""
+    d = Dialogue()
+    _, sock = d.establish_passive()
+    d.send("FA", seq=d.REMOTE + 1, ack=d.local + 1)
+    assert d.conn(sock).state == TcpState.CLOSE_WAIT
+    d.expect_none()  # an application that closes now still acknowledges with its FIN
+    d.advance(1 * MS)
     d.expect(flags="A", seq=d.local + 1, ack=d.REMOTE + 2)
 
 
