@@ -22,6 +22,7 @@ import struct
 from typing import TYPE_CHECKING
 
 from . import ancillary
+from .congestion.newreno import INITIAL_SSTHRESH
 from .oserror import os_error
 from .sockopt import SOCK_MIN_RCVBUF, SOCK_MIN_SNDBUF, buffer_size, check_unprivileged
 
@@ -102,13 +103,15 @@ def tcp_info(sock: TcpSocket) -> bytes:
     struct.pack_into("<II", info, 8, min(conn.rto_ns // 1000, _U32), 0)
     struct.pack_into("<I", info, 16, mss)
     srtt_ns = conn.srtt_ns or 0  # None before the first sample
+    ssthresh = int(cc.ssthresh)  # Linux says 0x7fffffff (TCP_INFINITE_SSTHRESH) until set
     struct.pack_into("<IIII", info, 68, min(srtt_ns // 1000, _U32),
                      min(conn.rttvar_ns // 1000, _U32),
-                     min(int(cc.ssthresh) // max(mss, 1), 0x7FFFFFFF),
+                     0x7FFFFFFF if ssthresh >= INITIAL_SSTHRESH
+                     else min(ssthresh // max(mss, 1), 0x7FFFFFFF),
                      min(int(cc.cwnd) // max(mss, 1), _U32))
     struct.pack_into("<I", info, 84, conn.adv_mss)
     struct.pack_into("<II", info, 228, min(conn.snd_wnd, _U32),
-                     max(0, min((conn.rcv_adv - conn.rcv_nxt) & _U32, _U32)))
+                     max(0, min(conn.rcv_adv - conn.rcv_nxt, _U32)))
     return bytes(info)
 
 

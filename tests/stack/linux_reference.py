@@ -219,7 +219,7 @@ def _step(step: Step, socks: dict[str, Any], env: Env) -> Outcome:
             return int.from_bytes(raw[offset:offset + 4], "little")
 
         fields = {"state": raw[0], "options": raw[5], "unacked": raw[24:28],
-                  "sacked": raw[28:32], "ecn_word": raw[276:280],
+                  "sacked": raw[28:32], "ecn_word": raw[276:280], "ssthresh": raw[76:80],
                   # facts that hold whatever the MTU and timing
                   "snd_mss=TCP_MAXSEG": u32(16) == s.getsockopt(socket.IPPROTO_TCP, 2),
                   "rto>=200ms": u32(8) >= 200_000, "cwnd>0": u32(80) > 0,

@@ -190,7 +190,7 @@ scenario("reconnect-close-wait-4-tuple",
 # connection is in TIME-WAIT reads TCP_CLOSE), the negotiated options, and a
 # listener's accept queue (tcpi_unacked) and backlog (tcpi_sacked)
 STATE = ("state",)
-LIVE = ("state", "options", "ecn_word", "snd_mss=TCP_MAXSEG", "rto>=200ms", "cwnd>0",
+LIVE = ("state", "options", "ecn_word", "ssthresh", "snd_mss=TCP_MAXSEG", "rto>=200ms", "cwnd>0",
         "advmss>0", "snd_wnd>0", "rcv_wnd>0")
 scenario("tcp-info-states",
          *stream("u"), ("tcp_info", "u", STATE),
