@@ -25,6 +25,7 @@ from . import ancillary
 from .congestion.newreno import INITIAL_SSTHRESH
 from .oserror import os_error
 from .sockopt import SOCK_MIN_RCVBUF, SOCK_MIN_SNDBUF, buffer_size, check_unprivileged
+from .tcp_tcb import SYN_SENT
 
 if TYPE_CHECKING:
     from .tcp_socket import TcpSocket
@@ -91,7 +92,8 @@ def tcp_info(sock: TcpSocket) -> bytes:
         options |= TCPI_OPT_TIMESTAMPS
     if conn.sack_enabled:
         options |= TCPI_OPT_SACK
-    if conn.snd_wscale or conn.rcv_wscale:
+    # in SYN-SENT nothing is negotiated yet (the shift we offered is ours alone)
+    if (conn.snd_wscale or conn.rcv_wscale) and conn.state is not SYN_SENT:
         options |= TCPI_OPT_WSCALE
         info[6] = (conn.snd_wscale & 0xF) | (conn.rcv_wscale & 0xF) << 4
     if conn.ecn_ok:
