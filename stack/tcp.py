@@ -16,11 +16,13 @@ statelessly with SYN cookies (the ISN encodes the MSS and a keyed hash of the
 of the timestamp, as Linux does), so a flood of half-open connections cannot
 lock legitimate clients out. A cookie connection keeps the timestamp clock
 offset its SYN-ACK used (a keyed hash of the 4-tuple), so its TSvals never
-run backwards for the peer's PAWS. When the accept queue is full, SYNs are
-dropped (the client retries), and a handshake that completes into a full
-accept queue stays half-open and retransmits its SYN-ACK, as on Linux; a
-valid SYN-cookie ACK that finds it full is dropped, not reset (Linux's
-tcp_v4_syn_recv_sock), and the client's next segment is admitted later.
+run backwards for the peer's PAWS. The accept queue holds backlog + 1
+connections (Linux's sk_acceptq_is_full compares with >; listen(0) takes
+one). When it is full, SYNs are dropped (the client retries), and a
+handshake that completes into a full accept queue stays half-open and
+retransmits its SYN-ACK, as on Linux; a valid SYN-cookie ACK that finds
+it full is dropped, not reset (Linux's tcp_v4_syn_recv_sock), and the
+client's next segment is admitted later.
 
 ECN (RFC 3168) is negotiated as Linux's net.ipv4.tcp_ecn says
 (`TcpConfig.ecn`: 2, the default, grants it to SYNs that ask; 1 also asks
@@ -613,7 +615,7 @@ class TcpLayer:
             return
         if not flags & SYN:
             return
-        if len(listener.accept_queue) >= listener.backlog:
+        if len(listener.accept_queue) > listener.backlog:
             listener.overflows += 1
             stack.counters.drop("tcp", "listen_overflow")
             return
@@ -640,7 +642,7 @@ class TcpLayer:
         listener = conn.listener
         if listener is None:
             return True  # simultaneous open
-        if len(listener.accept_queue) >= listener.backlog:
+        if len(listener.accept_queue) > listener.backlog:
             listener.overflows += 1
             self.stack.counters.drop("tcp", "accept_queue_full")
             return False
@@ -735,7 +737,7 @@ class TcpLayer:
             wscale = None if ws == 0xF else ws
             sack = bool(echoed & 1)
             ecn = bool(echoed & COOKIE_TS_ECN) and self.config.ecn != 0
-        if len(listener.accept_queue) >= listener.backlog:
+        if len(listener.accept_queue) > listener.backlog:
             listener.overflows += 1
             self.stack.counters.drop("tcp", "accept_queue_full")
             return True  # dropped, not reset: the client's retransmission gets in later

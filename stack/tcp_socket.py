@@ -43,7 +43,7 @@ SS_UNCONNECTED, SS_CONNECTING, SS_CONNECTED = 0, 1, 2
 class TcpListener:
     def __init__(self, sock: TcpSocket, backlog: int) -> None:
         self.socket = sock
-        self.backlog = max(1, min(backlog, SOMAXCONN))
+        self.backlog = max(0, min(backlog, SOMAXCONN))
         self.syn_queue: dict[tuple[bytes, int, bytes, int], TcpConnection] = {}
         self.accept_queue: deque[TcpConnection] = deque()
         self.overflows = 0
@@ -156,7 +156,7 @@ class TcpSocket(Socket):
         if self.conn is not None:
             raise os_error(errno.EINVAL)
         if self.listener is not None:
-            self.listener.backlog = max(1, min(backlog, SOMAXCONN))
+            self.listener.backlog = max(0, min(backlog, SOMAXCONN))
             return
         if self.local_addr is None:
             self.layer.bind(self, self.any_addr, 0)

@@ -216,6 +216,18 @@ scenario("tcp-info-passive-close",
          ("close", "c"), ("sleep", 0.05), ("tcp_info", "s", STATE),
          ("close", "s"), ("tcp_info", "l", ("state", "unacked")))
 
+# the accept queue holds backlog + 1 (sk_acceptq_is_full compares with >), listen(0)
+# takes one, and the backlog a listener reports (tcpi_sacked) is the one it was given
+scenario("accept-queue-holds-backlog-plus-one",
+         *stream("l", SERVER[1]), ("listen", "l", 2),
+         *(step for n in range(4) for step in (
+             *stream(f"c{n}"), ("connect_nb", f"c{n}", SERVER))),
+         ("sleep", 0.1), ("tcp_info", "l", ("unacked", "sacked")))
+scenario("listen-backlogs",
+         *stream("a", 7201), ("listen", "a", 0), ("tcp_info", "a", ("unacked", "sacked")),
+         *stream("b", 7202), ("listen", "b", 100000), ("tcp_info", "b", ("sacked",)),
+         ("listen", "a", 3), ("tcp_info", "a", ("sacked",)))
+
 
 @pytest.fixture(scope="module")
 def linux() -> Iterator[tuple[LinuxNamespace, dict[str, list[Outcome]]]]:

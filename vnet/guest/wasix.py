@@ -298,7 +298,8 @@ def sock_listen(ctx: GuestContext, fd: int, backlog: int) -> int:
     desc = _sock(ctx, fd)
     core = desc.core
     try:  # Linux: EOPNOTSUPP on datagram sockets
-        core.listen(backlog if backlog < 0x80000000 else 0)
+        # Linux compares the backlog as unsigned: a negative one means SOMAXCONN
+        core.listen(backlog if backlog < 0x80000000 else 0x7FFFFFFF)
     except OSError as e:
         raise_wasi(e)
     return Errno.SUCCESS
