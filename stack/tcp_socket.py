@@ -292,10 +292,7 @@ class TcpSocket(Socket):
         conn = self.conn
         if conn is None or conn.state in (SYN_SENT, CLOSED):
             raise os_error(errno.ENOTCONN)
-        remote = conn.remote
-        if self.family == AF_INET6 and len(remote) == 4:
-            remote = V4_MAPPED_PREFIX + remote
-        return remote, conn.rport
+        return self._peer_address(conn)
 
     def accepted_peer(self) -> tuple[bytes, int]:
         """The peer's address for accept(): given even when the connection was reset in
@@ -304,6 +301,10 @@ class TcpSocket(Socket):
         conn = self.conn
         if conn is None:
             raise os_error(errno.ENOTCONN)
+        return self._peer_address(conn)
+
+    def _peer_address(self, conn: TcpConnection) -> tuple[bytes, int]:
+        """conn's remote end in this socket's family (IPv4-mapped on an IPv6 socket)."""
         remote = conn.remote
         if self.family == AF_INET6 and len(remote) == 4:
             remote = V4_MAPPED_PREFIX + remote

@@ -282,9 +282,9 @@ class FdTable:
         preopen_name: str | None = None,
     ) -> int:
         """Install at the lowest free number; EMFILE past the cap."""
-        entries = self._entries
-        if len(entries) - len(self._uncounted) >= self.max_fds:  # self.counted()
+        if self.counted() >= self.max_fds:
             raise WasiError(Errno.EMFILE)
+        entries = self._entries
         fd = 0
         while fd in entries:
             fd += 1

@@ -471,7 +471,7 @@ def fd_prestat_dir_name(ctx: GuestContext, fd: int, path: int, path_len: int) ->
 
 
 def _iov_total(iovs: list[tuple[int, int]]) -> int:
-    return min(sum(n for _, n in iovs), MAX_IO_BYTES)
+    return min(iovecs_total(iovs), MAX_IO_BYTES)
 
 
 @host_function(M, "fd_read", "iiii")
@@ -480,9 +480,7 @@ def fd_read(ctx: GuestContext, fd: int, iovs_ptr: int, iovs_len: int, nread_ptr:
     mem = ctx.mem
     iovs = mem.iovecs(iovs_ptr, iovs_len)
     mem.check(nread_ptr, 4)
-    total = iovecs_total(iovs)
-    if total > MAX_IO_BYTES:
-        total = MAX_IO_BYTES
+    total = _iov_total(iovs)
     # A socket's SO_RCVTIMEO bounds read() as it bounds recv() (Linux: EAGAIN).
     timeout_ns: int | None = getattr(d, "recv_timeout_ns", None) if d.is_socket else None
     deadline = None if timeout_ns is None else ctx.now_ns() + timeout_ns
