@@ -79,8 +79,8 @@ division of the work (§3.3.1 the TCB, §3.10 the events):
 - stack/tcp_ecn.py: ECN.
 
 The parts are classes of one inheritance chain (stack/tcp_tcb.py says the
-order; one base each, so that mypyc compiles it) rather than helper objects holding a
-reference to the connection: the per-segment path (`segment_arrives` ->
+order; one base each, so that mypyc compiles it) rather than helper objects
+holding a reference to the connection: the per-segment path (`segment_arrives` ->
 `_process_ack` -> `_rack_on_ack`/`_new_ack`/`_prr_on_ack` -> `_output` ->
 `_send_data` -> `_transmit` -> `_ecn_mark`) reads dozens of connection
 variables per segment, and as methods of the connection each read is one

@@ -11,10 +11,10 @@ data (the congestion module's multiplicative decrease, as for a loss, without a
 retransmission), not during loss recovery; the next new data segment after any
 reduction (ECE, fast recovery or a timeout) carries CWR.
 
-Written as a part of the connection class (it inherits `TransmissionControlBlock`: the chain is in
-stack/tcp_tcb.py), not
-as a helper object holding a reference to the connection: `_ecn_mark` runs on
-every segment sent, and as a method of the connection it reads the connection's
+Written as a part of the connection class (it inherits
+`TransmissionControlBlock`; the chain is in stack/tcp_tcb.py), not as a helper
+object holding a reference to the connection: `_ecn_mark` runs on every
+segment sent, and as a method of the connection it reads the connection's
 variables with one attribute lookup each, exactly as before the split.
 
 Touches only its connection's variables and congestion control, and the stack's

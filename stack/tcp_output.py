@@ -6,11 +6,11 @@ first in SACK recovery, then new data, then a FIN. `_transmit` builds every
 segment (options, advertised window, ECN marks) and hands it to the TCP layer's
 IP output; it is the only place sequence numbers are masked back to 32 bits.
 
-Written as a part of the connection class (it inherits `TcpTimers`: the chain is in
-stack/tcp_tcb.py), not
-as a helper object holding a reference to the connection: this is the
-per-segment path, and as methods of the connection these read its variables
-with one attribute lookup each, exactly as before the split.
+Written as a part of the connection class (it inherits `TcpTimers`; the chain
+is in stack/tcp_tcb.py), not as a helper object holding a reference to the
+connection: this is the per-segment path, and as methods of the connection
+these read its variables with one attribute lookup each, exactly as before the
+split.
 
 Touches only its connection's variables and the TCP layer's output.
 """

@@ -47,14 +47,13 @@ Loss recovery beyond RFC 6675 (the section "loss recovery extensions"):
   are reported to the congestion control, with each ACK's RTT sample, for
   HyStart++ (RFC 9406, stack.congestion.hystart).
 
-Written as a part of the connection class (it inherits `TcpEcn`: the chain is in
-stack/tcp_tcb.py), not
-as a helper object holding a reference to the connection: `_note_sent`,
-`_rack_on_ack` and `_prr_on_ack` run for every segment sent or ACK received,
-and as methods of the connection they read its variables with one attribute
-lookup each (a helper object would add `self.conn.` to every read, or copies of
-state to keep in step), so the per-segment path costs what it did before the
-split.
+Written as a part of the connection class (it inherits `TcpEcn`; the chain is
+in stack/tcp_tcb.py), not as a helper object holding a reference to the
+connection: `_note_sent`, `_rack_on_ack` and `_prr_on_ack` run for every
+segment sent or ACK received, and as methods of the connection they read its
+variables with one attribute lookup each (a helper object would add
+`self.conn.` to every read, or copies of state to keep in step), so the
+per-segment path costs what it did before the split.
 
 Touches only its connection's variables, congestion control and scoreboard,
 and sends through the connection's output.

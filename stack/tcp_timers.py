@@ -36,11 +36,11 @@ fin_wait_2  an orphaned connection's FIN-WAIT-2 limit (tcp_fin_timeout)
 The RTT estimator (RFC 6298 §2, samples from timestamps or Karn's rule) lives
 here too, since it sets the retransmission timeout.
 
-Written as a part of the connection class (it inherits `TcpRecovery`: the chain is in
-stack/tcp_tcb.py), not
-as a helper object holding a reference to the connection: `_arm` and
-`_rtt_sample` run for every ACK, and as methods of the connection they read its
-variables with one attribute lookup each, exactly as before the split.
+Written as a part of the connection class (it inherits `TcpRecovery`; the
+chain is in stack/tcp_tcb.py), not as a helper object holding a reference to
+the connection: `_arm` and `_rtt_sample` run for every ACK, and as methods of
+the connection they read its variables with one attribute lookup each, exactly
+as before the split.
 
 Touches only its connection's variables and its layer's timer queue.
 """
