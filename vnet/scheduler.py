@@ -429,8 +429,10 @@ class _Gate:
         self._lock.acquire()
 
     def open(self) -> None:
-        if self._lock.locked():
+        try:
             self._lock.release()
+        except RuntimeError:  # open already
+            pass
 
     def wait(self, timeout_s: float | None) -> bool:
         return self._lock.acquire(True, -1 if timeout_s is None else timeout_s)
@@ -1328,9 +1330,12 @@ class Scheduler:
                 o.network_time_ns for o in others) <= HOST_CALL_SLICE_NS:
             return  # not ahead of anyone, and nobody queues for the network: go on
         task.charge_preemptions += 1
-        if not task.crowding and self.placement.cpu is not None:
+        if others and not task.crowding and self.placement.cpu is not None:
             # ahead of the others: it computes elsewhere until it blocks, so the
-            # guests it crowds keep the network's CPU (vnet.cpu_placement)
+            # guests it crowds keep the network's CPU (vnet.cpu_placement). Not
+            # when only the timer loop waits: that is a turn to let go, not a
+            # guest crowded out, and a guest that seldom blocks (a server whose
+            # every read finds data) would hand off across CPUs from then on.
             task.crowding = True
             self.placement.release()
         taken = lock.acquisitions
