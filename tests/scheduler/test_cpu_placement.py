@@ -145,29 +145,29 @@ def test_a_guest_yielding_to_the_timer_loop_keeps_the_network_cpu() -> None:
     cpu = sched.placement.cpu
     sched.call_at(0, lambda: None)  # due at once; no loop runs it: the turn ends behind it
     seen: dict[str, tuple[frozenset[int], bool, int]] = {}
-    contender_ready = threading.Event()
+    contenders: list[GuestTask] = []
     finished = threading.Event()
 
     def use_up_a_turn(task: GuestTask) -> tuple[frozenset[int], bool, int]:
-        sched.charge_real_call(task, FRAMES_PER_TURN, 1_000, time.monotonic_ns())
+        now = time.monotonic_ns()
+        for other in contenders:
+            other.last_call_end_ns = now  # it made a host call just now: it wants the network
+        sched.charge_real_call(task, FRAMES_PER_TURN, 1_000, now)
         return frozenset(os.sched_getaffinity(0)), task.crowding, task.charge_preemptions
 
     def alone(task: GuestTask) -> None:
         seen["alone"] = use_up_a_turn(task)
 
-    def contender(task: GuestTask) -> None:
-        task.last_call_end_ns = time.monotonic_ns()  # it made a host call just now
-        contender_ready.set()
+    def contender(_task: GuestTask) -> None:
         finished.wait(10)
 
     def ahead(task: GuestTask) -> None:
-        contender_ready.wait(10)
         seen["ahead"] = use_up_a_turn(task)
         finished.set()
 
     try:
         sched.spawn("alone", alone).thread.join(10)
-        sched.spawn("contender", contender)
+        contenders.append(sched.spawn("contender", contender))
         sched.spawn("ahead", ahead).thread.join(10)
     finally:
         finished.set()
