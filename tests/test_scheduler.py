@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 
@@ -181,6 +182,83 @@ def test_fair_lock_works_under_a_condition_wait() -> None:
             assert lock._is_owned()
         assert lock._is_owned()
     assert not lock._is_owned() and lock.waiting == 0
+
+
+def test_fair_lock_under_contention_excludes_and_never_strands_a_waiter() -> None:
+    """Threads taking the lock in a tight loop, switching the GIL every microsecond
+    (so a release and a thread queueing interleave at every point): one holder at a
+    time, every acquisition served, nobody left waiting on a free lock."""
+    lock = FairLock()
+    threads_n, rounds = 4, 2000
+    holders = [0]
+    overlaps: list[int] = []
+    done = [0]
+
+    def worker() -> None:
+        for i in range(rounds):
+            with lock:
+                holders[0] += 1
+                if holders[0] != 1:
+                    overlaps.append(holders[0])
+                if i % 5 == 0:
+                    time.sleep(0)  # hold it across a thread switch: others queue
+                holders[0] -= 1
+                done[0] += 1
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        threads = [threading.Thread(target=worker) for _ in range(threads_n)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+    finally:
+        sys.setswitchinterval(interval)
+    assert not any(thread.is_alive() for thread in threads), "a waiter was stranded"
+    assert overlaps == []
+    assert done[0] == threads_n * rounds == lock.acquisitions
+    assert lock.waiting == 0 and lock.acquire(blocking=False)
+
+
+def test_fair_lock_release_racing_a_thread_that_queues_hands_it_over() -> None:
+    """The release that frees the lock without its mutex (nobody queued yet) while a
+    thread that found it held is on its way into the queue: that thread gets it."""
+    lock = FairLock()
+    lock.acquire()
+    looked = threading.Event()
+    released = threading.Event()
+    got = threading.Event()
+    real = lock._held
+
+    class Probe:  # `_held` as the queueing thread sees it: pauses after its last look
+        failures = 0
+
+        def acquire(self, blocking: bool = True, timeout: float = -1) -> bool:
+            taken = real.acquire(blocking, timeout)
+            if not taken and threading.current_thread() is waiter:
+                Probe.failures += 1
+                if Probe.failures == 2:  # the look under the mutex, before it queues
+                    looked.set()
+                    released.wait(5)
+            return taken
+
+        def release(self) -> None:
+            real.release()
+
+    def take() -> None:
+        with lock:
+            got.set()
+
+    lock._held = Probe()  # type: ignore[assignment]
+    waiter = threading.Thread(target=take)
+    waiter.start()
+    assert looked.wait(5)
+    lock.release()  # nobody queued yet: the fast path frees it
+    released.set()
+    assert got.wait(5), "the queueing thread was left waiting on a free lock"
+    waiter.join(5)
+    assert lock.waiting == 0 and lock.acquisitions == 2
 
 
 def test_virtual_host_call_charges_preempt_a_guest_that_runs_ahead() -> None:

@@ -324,7 +324,11 @@ class FairLock:
 
     Uncontended, `acquire` is one non-blocking `Lock.acquire` and `release`
     one `Lock.release` (the mutex that guards the waiter queue is taken only
-    when someone waits or may be queueing).
+    when someone waits or may be queueing). A release that finds no waiter
+    frees the lock without the mutex, so a thread queueing at that moment
+    looks once more after it queued (under the mutex), and the release looks
+    once more after it freed the lock: whichever sees the other hands the
+    lock to the longest waiter, never both (handing over takes `_held`).
     """
 
     __slots__ = ("_count", "_held", "_mutex", "_owner", "_waiters", "acquisitions")
@@ -362,10 +366,23 @@ class FairLock:
             return False
         gate = threading.Lock()
         gate.acquire()
-        self._waiters.append((me, gate))
+        waiters = self._waiters
+        waiters.append((me, gate))
+        if self._held.acquire(False):
+            # freed since we looked, by a release that saw no waiter yet (its fast
+            # path takes no mutex): hand it to the first waiter, as that release would
+            self._hand_over()
         mutex.release()
         gate.acquire()  # released by the thread that hands us the lock
         return True
+
+    def _hand_over(self) -> None:
+        """`_held` taken and the mutex held: give the lock to the longest waiter."""
+        owner, gate = self._waiters.popleft()
+        self._owner = owner
+        self._count = 1
+        self.acquisitions += 1
+        gate.release()
 
     __enter__ = acquire
 
@@ -377,15 +394,23 @@ class FairLock:
             self._count = count
             return
         self._count = 0
+        waiters = self._waiters
         mutex = self._mutex
-        mutex.acquire()
-        if self._waiters:
-            owner, gate = self._waiters.popleft()
-            self._owner = owner
-            self._count = 1
-            self.acquisitions += 1
+        if not waiters:  # the fast path: nobody waits; free it without the mutex
+            self._owner = None
+            self._held.release()
+            if not waiters:
+                return
+            # someone queued meanwhile, and may have looked before it was free
+            mutex.acquire()
+            if waiters and self._held.acquire(False):
+                self._hand_over()
             mutex.release()
-            gate.release()
+            return
+        mutex.acquire()
+        if waiters:
+            self._hand_over()
+            mutex.release()
             return
         self._owner = None
         self._held.release()
@@ -429,8 +454,10 @@ class _Gate:
         self._lock.acquire()
 
     def open(self) -> None:
-        if self._lock.locked():
+        try:
             self._lock.release()
+        except RuntimeError:  # open already
+            pass
 
     def wait(self, timeout_s: float | None) -> bool:
         return self._lock.acquire(True, -1 if timeout_s is None else timeout_s)
@@ -1328,9 +1355,12 @@ class Scheduler:
                 o.network_time_ns for o in others) <= HOST_CALL_SLICE_NS:
             return  # not ahead of anyone, and nobody queues for the network: go on
         task.charge_preemptions += 1
-        if not task.crowding and self.placement.cpu is not None:
+        if others and not task.crowding and self.placement.cpu is not None:
             # ahead of the others: it computes elsewhere until it blocks, so the
-            # guests it crowds keep the network's CPU (vnet.cpu_placement)
+            # guests it crowds keep the network's CPU (vnet.cpu_placement). Not
+            # when only the timer loop waits: that is a turn to let go, not a
+            # guest crowded out, and a guest that seldom blocks (a server whose
+            # every read finds data) would hand off across CPUs from then on.
             task.crowding = True
             self.placement.release()
         taken = lock.acquisitions

@@ -30,7 +30,7 @@ import pytest
 from vnet import cpu_placement
 from vnet.cpu_placement import CpuPlacement, parse_policy, placement_move
 from vnet.network import Network
-from vnet.scheduler import Scheduler
+from vnet.scheduler import FRAMES_PER_TURN, GuestTask, Scheduler
 
 HERE = Path(__file__).parent
 ALL_CPUS = frozenset(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else frozenset()
@@ -134,6 +134,46 @@ def test_a_computing_guest_may_use_every_cpu_until_its_next_host_call(
     after = [cpus for computed, cpus in samples if computed]
     assert ALL_CPUS in while_computing, while_computing
     assert after and after[-1] == {cpu}, after[-5:]
+
+
+def test_a_guest_yielding_to_the_timer_loop_keeps_the_network_cpu() -> None:
+    """A guest whose turn runs out (FRAMES_PER_TURN frames sent) while a timer is due
+    and no other guest wants the network lets the loop go but stays on the network's
+    CPU; one that runs ahead of a guest that wants the network computes elsewhere
+    until it next blocks (vnet.scheduler, "Fairness in real time")."""
+    sched = Scheduler(cpus=NETWORK_CPU)
+    cpu = sched.placement.cpu
+    sched.call_at(0, lambda: None)  # due at once; no loop runs it: the turn ends behind it
+    seen: dict[str, tuple[frozenset[int], bool, int]] = {}
+    contenders: list[GuestTask] = []
+    finished = threading.Event()
+
+    def use_up_a_turn(task: GuestTask) -> tuple[frozenset[int], bool, int]:
+        now = time.monotonic_ns()
+        for other in contenders:
+            other.last_call_end_ns = now  # it made a host call just now: it wants the network
+        sched.charge_real_call(task, FRAMES_PER_TURN, 1_000, now)
+        return frozenset(os.sched_getaffinity(0)), task.crowding, task.charge_preemptions
+
+    def alone(task: GuestTask) -> None:
+        seen["alone"] = use_up_a_turn(task)
+
+    def contender(_task: GuestTask) -> None:
+        finished.wait(10)
+
+    def ahead(task: GuestTask) -> None:
+        seen["ahead"] = use_up_a_turn(task)
+        finished.set()
+
+    try:
+        sched.spawn("alone", alone).thread.join(10)
+        contenders.append(sched.spawn("contender", contender))
+        sched.spawn("ahead", ahead).thread.join(10)
+    finally:
+        finished.set()
+        sched.stop_all()
+    assert seen["alone"] == ({cpu}, False, 1)
+    assert seen["ahead"] == (ALL_CPUS, True, 1)
 
 
 def test_two_processes_claim_different_cpus(tmp_path: Path) -> None:
