@@ -22,7 +22,8 @@ from .oserror import os_error
 from .socket import Socket, SocketReadiness, SocketStatus
 from .socket_memory import SEND_RESERVE, SocketMemory
 from .tcp_connection import CAN_SEND, TcpConnection
-from .tcp_tcb import CLOSED, SYN_RECEIVED, SYN_SENT, TIME_WAIT
+from .tcp_tcb import CLOSE_WAIT, CLOSED, LAST_ACK, SYN_RECEIVED, SYN_SENT, TIME_WAIT
+from .weak_handle import WeakHandle, handle_for
 
 if TYPE_CHECKING:
     from .tcp import TcpLayer
@@ -104,6 +105,9 @@ class TcpSocket(Socket):
         # (tcp_disconnect), so recv() is ENOTCONN rather than end of stream
         self.connect_reported = False
         self.connect_state = SS_UNCONNECTED
+        #: once closed, the stand-in a TIME-WAIT record reaches the connection through
+        #: (stack/weak_handle.py): it lives as long as this socket, no longer
+        self.conn_handle: WeakHandle | None = None
 
     # --- state -------------------------------------------------------------
     @property
@@ -398,12 +402,16 @@ class TcpSocket(Socket):
         if self.listener is not None:
             self.layer.close_listener(self.listener)
             self.listener = None
-        if self.conn is not None:
-            self.conn.close()
-            if self.conn.state == CLOSED:
-                self.layer.settle_memory(self.conn, release=True)
-            elif self.conn.state == TIME_WAIT:
-                self.layer.slim_time_wait(self.conn)  # TIME-WAIT already: nothing left to run
+        conn = self.conn
+        if conn is not None:
+            conn.close()
+            state = conn.state
+            if state == CLOSED:
+                self.layer.settle_memory(conn, release=True)
+            elif state != CLOSE_WAIT and state != LAST_ACK:  # it may reach TIME-WAIT
+                self.conn_handle, conn.handle = handle_for(conn)
+                if state == TIME_WAIT:
+                    self.layer.slim_time_wait(conn)  # TIME-WAIT already: nothing left to run
         self.layer.release(self)
 
     # --- options -----------------------------------------------------------

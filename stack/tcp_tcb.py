@@ -29,13 +29,15 @@ from typing import TYPE_CHECKING, Any, Final
 from .congestion import make as make_congestion
 from .congestion.newreno import NewReno
 from .tcp_sack import ReceiveQueue, SackScoreboard
-from .weak_handle import WeakHandle
 from .wire import tcp as wire_tcp
 
 if TYPE_CHECKING:
+    import weakref
+
     from .driver import TimerHandle
     from .host import OutputRoute
     from .tcp import TcpLayer, TcpSocket
+    from .weak_handle import WeakHandle
 
 # Final, with literal values: compiled (mypyc) code uses each as a C constant, where a
 # plain global is a dictionary lookup and an unboxing at every use. The flags are
@@ -308,7 +310,8 @@ class TransmissionControlBlock:
         self._timer_at: dict[str, int] = {}  # when the armed driver timer fires
         # statistics
         self.stats: dict[str, int] = _STATS_AT_START.copy()
-        self.handle: WeakHandle | None = None  # compiled: see stack/weak_handle.py
+        # a weak reference to the closed socket's handle on it (stack/weak_handle.py)
+        self.handle: weakref.ref[WeakHandle] | None = None
 
     # the state of the loss recovery extensions (stack/tcp_recovery.py)
     dsack_block: tuple[int, int] | None
