@@ -201,7 +201,13 @@ class TcpSocket(Socket):
             raise os_error(errno.ENETUNREACH)
         if wire == ANY_V4 or wire == UNSPECIFIED_V6:
             wire = self._unspecified_peer(wire)
-        self.layer.connect(self, wire, port)
+        layer = self.layer
+        outer = layer.begin_turn()  # one clock read for the call (TcpLayer.begin_turn)
+        try:
+            layer.connect(self, wire, port)
+        finally:
+            if outer:
+                layer.turn_now = -1
         self.connect_state = SS_CONNECTING
 
     def connect_completed(self) -> bool:
@@ -329,8 +335,14 @@ class TcpSocket(Socket):
                 self.memory.refused += 1  # waits in sk_stream_wait_memory
                 raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
             data = data[:allowed]
-        sent = conn.send(data)
-        self.layer.settle_memory(conn)
+        layer = self.layer
+        outer = layer.begin_turn()
+        try:
+            sent = conn.send(data)
+        finally:
+            if outer:
+                layer.turn_now = -1
+        layer.settle_memory(conn)
         return sent
 
     def sendto(self, data: bytes | memoryview, addr: bytes | None = None,
@@ -391,7 +403,13 @@ class TcpSocket(Socket):
             conn.shutdown_read()
         if how in (_socket.SHUT_WR, _socket.SHUT_RDWR):
             self.shut_wr = True
-            conn.shutdown_write()
+            layer = self.layer
+            outer = layer.begin_turn()
+            try:
+                conn.shutdown_write()
+            finally:
+                if outer:
+                    layer.turn_now = -1
         self.layer.settle_memory(conn)
         self.layer.stack.driver.wake()
 
@@ -404,7 +422,13 @@ class TcpSocket(Socket):
             self.listener = None
         conn = self.conn
         if conn is not None:
-            conn.close()
+            layer = self.layer
+            outer = layer.begin_turn()
+            try:
+                conn.close()
+            finally:
+                if outer:
+                    layer.turn_now = -1
             state = conn.state
             if state == CLOSED:
                 self.layer.settle_memory(conn, release=True)

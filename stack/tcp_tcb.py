@@ -206,7 +206,9 @@ class TransmissionControlBlock:
                  rport: int, rt: OutputRoute, iss: int) -> None:
         self.layer = layer
         self.stack = layer.stack
-        self.clock = layer.stack.driver.now_ns  # the driver's clock, one lookup away
+        # the driver's clock, one lookup away; read through `now()`, which reads it once
+        # for each call into the layer (a segment, a socket call)
+        self.clock = layer.stack.driver.now_ns
         self.config: TcpConfig = layer.config
         self.family = family
         self.local = local
@@ -450,10 +452,13 @@ class TransmissionControlBlock:
         return max(536 if len(self.remote) == 4 else 1220, min(mtu - overhead, 65495))
 
     def now(self) -> int:
-        return self.clock()
+        """The time: the one read for the layer's call in progress (`TcpLayer.turn_now`),
+        else the driver's clock."""
+        now = self.layer.turn_now
+        return now if now >= 0 else self.clock()
 
     def _ts_now(self) -> int:
-        return (self.clock() // MS + self.ts_offset) & MASK
+        return (self.now() // MS + self.ts_offset) & MASK
 
     def _effective_mss(self) -> int:
         """Payload bytes per segment: the smaller MSS less the timestamp option."""

@@ -145,7 +145,7 @@ class TimeWaitRecord:
         stack = layer.stack
         if self.ts_enabled:
             option_area = wire_tcp.timestamp_option_area(
-                (stack.driver.now_ns() // MS + self.ts_offset) & MASK, self.ts_recent)
+                (layer.now() // MS + self.ts_offset) & MASK, self.ts_recent)
         else:
             option_area = b""
         rt = self.rt
@@ -162,7 +162,7 @@ class TimeWaitRecord:
 
     def _restart(self) -> None:
         """2*MSL again (`TcpTimers._arm("timewait", ...)`: moving it later is lazy)."""
-        when = self.layer.stack.driver.now_ns() + 2 * self.layer.config.msl_ns
+        when = self.layer.now() + 2 * self.layer.config.msl_ns
         timer = self.timer
         if timer is not None:
             if when >= self.timer_at:
