@@ -27,6 +27,7 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any, Final
 
 from .congestion import make as make_congestion
+from .congestion.cubic import Cubic
 from .congestion.newreno import NewReno
 from .tcp_sack import ReceiveQueue, SackScoreboard
 from .wire import tcp as wire_tcp
@@ -273,7 +274,11 @@ class TransmissionControlBlock:
         self.ecn_episode = (iss, 0)  # the last loss episode (recover, timeouts) CWR announced
         self.ip_ecn_in = 0  # the ECN field of the IP packet that carried the segment arriving
         # congestion control and loss recovery
-        self.cc: NewReno = make_congestion(self.config.congestion, self.mss)
+        # the default built here, in compiled code; any other name through the registry
+        # (stack/congestion/__init__.py stays uncompiled: a Python call per connection)
+        congestion = self.config.congestion
+        self.cc: NewReno = (Cubic(self.mss) if congestion == "cubic"
+                            else make_congestion(congestion, self.mss))
         self.scoreboard = SackScoreboard()
         self.in_recovery = False
         self.recover = iss
