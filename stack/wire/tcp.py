@@ -414,7 +414,9 @@ class TcpPacket:
             if isinstance(decoded, WireError):
                 return decoded
             options = decoded
-        return cls(mv, sport, dport, seq, ack, doff, flags, window, csum, urgent, options)
+        # the class by name, not `cls`: compiled, a direct call of the native constructor
+        # (through `cls` it goes by the type's Python entry point, arguments parsed)
+        return TcpPacket(mv, sport, dport, seq, ack, doff, flags, window, csum, urgent, options)
 
     @property
     def payload(self) -> memoryview:
