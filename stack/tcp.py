@@ -118,6 +118,26 @@ class TcpLayer:
         self.memory_charged: dict[TcpConnection, tuple[SocketMemory, int]] = {}
         self._challenge_tokens = float(self.config.challenge_ack_limit)
         self._challenge_stamp = 0
+        #: the clock, read once for the call into the layer in progress (-1: none); see
+        #: `begin_turn`
+        self.turn_now = -1
+
+    # --- the clock ---------------------------------------------------------
+    def begin_turn(self) -> bool:
+        """Read the clock once for the call into the layer that begins (a segment, a
+        socket call): what it does reads `now()`, not the driver's clock, about forty
+        times per connection otherwise (each a call into the driver). The caller that
+        gets True ends the turn (``turn_now = -1``, in a ``finally``); nested calls see
+        the outer one's time. In virtual time nothing changes (the clock stands still
+        while the stack runs); in real time the call's events share one instant."""
+        if self.turn_now >= 0:
+            return False
+        self.turn_now = self.stack.driver.now_ns()
+        return True
+
+    def now(self) -> int:
+        now = self.turn_now
+        return now if now >= 0 else self.stack.driver.now_ns()
 
     def socket(self, family: int) -> TcpSocket:
         return TcpSocket(self, family)
@@ -237,7 +257,7 @@ class TcpLayer:
         material = self.secret + key[0] + key[1].to_bytes(2, "big") + key[2] + key[3].to_bytes(
             2, "big")
         digest = int.from_bytes(hashlib.blake2s(material, digest_size=4).digest(), "big")
-        return (digest + self.stack.driver.now_ns() // 4000) & MASK
+        return (digest + self.now() // 4000) & MASK
 
     def connect(self, sock: TcpSocket, remote: bytes, rport: int) -> None:
         stack = self.stack
@@ -428,7 +448,7 @@ class TcpLayer:
         self.output(conn, header.build(b"", conn.rt.src, conn.remote))
 
     def allow_challenge_ack(self) -> bool:
-        now = self.stack.driver.now_ns()
+        now = self.now()
         limit = self.config.challenge_ack_limit
         elapsed = now - self._challenge_stamp
         self._challenge_stamp = now
@@ -441,6 +461,14 @@ class TcpLayer:
 
     # --- input -------------------------------------------------------------
     def receive(self, meta: IpMeta, payload: memoryview) -> bool:
+        outer = self.begin_turn()
+        try:
+            return self._receive(meta, payload)
+        finally:
+            if outer:
+                self.turn_now = -1
+
+    def _receive(self, meta: IpMeta, payload: memoryview) -> bool:
         stack = self.stack
         seg = wire_tcp.TcpPacket.parse(payload, meta.src, meta.dst,
                                        verify_checksum=not meta.csum_trusted)
@@ -676,7 +704,7 @@ class TcpLayer:
         table = COOKIE_MSS_V4 if meta.version == 4 else COOKIE_MSS_V6
         peer_mss = seg.options.mss or table[0]
         mss_index = max(i for i, m in enumerate(table) if m <= max(peer_mss, table[0]))
-        count = self.stack.driver.now_ns() // COOKIE_PERIOD_NS
+        count = self.now() // COOKIE_PERIOD_NS
         key = (meta.dst, seg.dst_port, meta.src, seg.src_port)
         isn = self._cookie_isn(key, seg.seq, count, mss_index)
         options = wire_tcp.TcpOptions(mss=table[mss_index])
@@ -689,7 +717,7 @@ class TcpLayer:
                    and meta.tos & 3 == 0)
             flags |= ECE if ecn else 0
             # the connection keeps this clock offset, so its TSvals never run backwards
-            ts_clock = self.stack.driver.now_ns() // 1_000_000 + self._cookie_ts_offset(key)
+            ts_clock = self.now() // 1_000_000 + self._cookie_ts_offset(key)
             tsval = ((ts_clock & ~0x3F) | (min(wscale, 0xF) << 1) | sack
                      | (COOKIE_TS_ECN if ecn else 0))
             options = wire_tcp.TcpOptions(mss=table[mss_index], timestamp=(tsval & MASK, ts[0]),
@@ -717,7 +745,7 @@ class TcpLayer:
         peer_isn = (seg.seq - 1) & MASK
         table = COOKIE_MSS_V4 if meta.version == 4 else COOKIE_MSS_V6
         value = (isn - self._cookie_hash(key, 0, 1) - peer_isn) & MASK
-        now_count = self.stack.driver.now_ns() // COOKIE_PERIOD_NS
+        now_count = self.now() // COOKIE_PERIOD_NS
         cookie_count = value >> 24
         age = (now_count - cookie_count) & 0xFF
         if age > 2 or age > now_count:

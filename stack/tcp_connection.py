@@ -285,7 +285,7 @@ class TcpConnection(TcpOutput):
         if self.ts_enabled and opts.timestamp is not None and seq <= self.last_ack_sent and (
                 (opts.timestamp[0] - self.ts_recent) & MASK) < 0x80000000:
             self.ts_recent = opts.timestamp[0]  # never backwards (a disordered ACK's is older)
-        self.last_heard_ns = self.clock()
+        self.last_heard_ns = self.now()
         self.keepalive_sent = 0
         outstanding = self.snd_max > self.snd_una
         if not self._process_ack(seg, seq):
@@ -416,7 +416,7 @@ class TcpConnection(TcpOutput):
             self._send_challenge_ack()  # RFC 5961 §5.2
             return False
         opts = seg.options
-        now = self.clock()
+        now = self.now()
         mss = self._effective_mss()
         newly_sacked = 0
         una_before = self.snd_una

@@ -346,7 +346,7 @@ class TcpOutput(TcpTimers):
         flags = ACK | (PSH if seq + length >= self.sendq_seq + len(self.sendq) else 0)
         if fin:
             flags |= FIN
-        now = self.clock()
+        now = self.now()
         if retransmit:
             self.stats["retransmits"] += 1
             if self.rtt_seq is not None and seq <= self.rtt_seq:

@@ -22,7 +22,8 @@ from .oserror import os_error
 from .socket import Socket, SocketReadiness, SocketStatus
 from .socket_memory import SEND_RESERVE, SocketMemory
 from .tcp_connection import CAN_SEND, TcpConnection
-from .tcp_tcb import CLOSED, SYN_RECEIVED, SYN_SENT, TIME_WAIT
+from .tcp_tcb import CLOSE_WAIT, CLOSED, LAST_ACK, SYN_RECEIVED, SYN_SENT, TIME_WAIT
+from .weak_handle import WeakHandle, handle_for
 
 if TYPE_CHECKING:
     from .tcp import TcpLayer
@@ -104,6 +105,9 @@ class TcpSocket(Socket):
         # (tcp_disconnect), so recv() is ENOTCONN rather than end of stream
         self.connect_reported = False
         self.connect_state = SS_UNCONNECTED
+        #: once closed, the stand-in a TIME-WAIT record reaches the connection through
+        #: (stack/weak_handle.py): it lives as long as this socket, no longer
+        self.conn_handle: WeakHandle | None = None
 
     # --- state -------------------------------------------------------------
     @property
@@ -197,7 +201,13 @@ class TcpSocket(Socket):
             raise os_error(errno.ENETUNREACH)
         if wire == ANY_V4 or wire == UNSPECIFIED_V6:
             wire = self._unspecified_peer(wire)
-        self.layer.connect(self, wire, port)
+        layer = self.layer
+        outer = layer.begin_turn()  # one clock read for the call (TcpLayer.begin_turn)
+        try:
+            layer.connect(self, wire, port)
+        finally:
+            if outer:
+                layer.turn_now = -1
         self.connect_state = SS_CONNECTING
 
     def connect_completed(self) -> bool:
@@ -325,8 +335,14 @@ class TcpSocket(Socket):
                 self.memory.refused += 1  # waits in sk_stream_wait_memory
                 raise BlockingIOError(errno.EAGAIN, "Resource temporarily unavailable")
             data = data[:allowed]
-        sent = conn.send(data)
-        self.layer.settle_memory(conn)
+        layer = self.layer
+        outer = layer.begin_turn()
+        try:
+            sent = conn.send(data)
+        finally:
+            if outer:
+                layer.turn_now = -1
+        layer.settle_memory(conn)
         return sent
 
     def sendto(self, data: bytes | memoryview, addr: bytes | None = None,
@@ -387,7 +403,13 @@ class TcpSocket(Socket):
             conn.shutdown_read()
         if how in (_socket.SHUT_WR, _socket.SHUT_RDWR):
             self.shut_wr = True
-            conn.shutdown_write()
+            layer = self.layer
+            outer = layer.begin_turn()
+            try:
+                conn.shutdown_write()
+            finally:
+                if outer:
+                    layer.turn_now = -1
         self.layer.settle_memory(conn)
         self.layer.stack.driver.wake()
 
@@ -398,12 +420,22 @@ class TcpSocket(Socket):
         if self.listener is not None:
             self.layer.close_listener(self.listener)
             self.listener = None
-        if self.conn is not None:
-            self.conn.close()
-            if self.conn.state == CLOSED:
-                self.layer.settle_memory(self.conn, release=True)
-            elif self.conn.state == TIME_WAIT:
-                self.layer.slim_time_wait(self.conn)  # TIME-WAIT already: nothing left to run
+        conn = self.conn
+        if conn is not None:
+            layer = self.layer
+            outer = layer.begin_turn()
+            try:
+                conn.close()
+            finally:
+                if outer:
+                    layer.turn_now = -1
+            state = conn.state
+            if state == CLOSED:
+                self.layer.settle_memory(conn, release=True)
+            elif state != CLOSE_WAIT and state != LAST_ACK:  # it may reach TIME-WAIT
+                self.conn_handle, conn.handle = handle_for(conn)
+                if state == TIME_WAIT:
+                    self.layer.slim_time_wait(conn)  # TIME-WAIT already: nothing left to run
         self.layer.release(self)
 
     # --- options -----------------------------------------------------------

@@ -27,15 +27,18 @@ from enum import Enum
 from typing import TYPE_CHECKING, Any, Final
 
 from .congestion import make as make_congestion
+from .congestion.cubic import Cubic
 from .congestion.newreno import NewReno
 from .tcp_sack import ReceiveQueue, SackScoreboard
-from .weak_handle import WeakHandle
 from .wire import tcp as wire_tcp
 
 if TYPE_CHECKING:
+    import weakref
+
     from .driver import TimerHandle
     from .host import OutputRoute
     from .tcp import TcpLayer, TcpSocket
+    from .weak_handle import WeakHandle
 
 # Final, with literal values: compiled (mypyc) code uses each as a C constant, where a
 # plain global is a dictionary lookup and an unboxing at every use. The flags are
@@ -204,7 +207,9 @@ class TransmissionControlBlock:
                  rport: int, rt: OutputRoute, iss: int) -> None:
         self.layer = layer
         self.stack = layer.stack
-        self.clock = layer.stack.driver.now_ns  # the driver's clock, one lookup away
+        # the driver's clock, one lookup away; read through `now()`, which reads it once
+        # for each call into the layer (a segment, a socket call)
+        self.clock = layer.stack.driver.now_ns
         self.config: TcpConfig = layer.config
         self.family = family
         self.local = local
@@ -269,7 +274,11 @@ class TransmissionControlBlock:
         self.ecn_episode = (iss, 0)  # the last loss episode (recover, timeouts) CWR announced
         self.ip_ecn_in = 0  # the ECN field of the IP packet that carried the segment arriving
         # congestion control and loss recovery
-        self.cc: NewReno = make_congestion(self.config.congestion, self.mss)
+        # the default built here, in compiled code; any other name through the registry
+        # (stack/congestion/__init__.py stays uncompiled: a Python call per connection)
+        congestion = self.config.congestion
+        self.cc: NewReno = (Cubic(self.mss) if congestion == "cubic"
+                            else make_congestion(congestion, self.mss))
         self.scoreboard = SackScoreboard()
         self.in_recovery = False
         self.recover = iss
@@ -308,7 +317,8 @@ class TransmissionControlBlock:
         self._timer_at: dict[str, int] = {}  # when the armed driver timer fires
         # statistics
         self.stats: dict[str, int] = _STATS_AT_START.copy()
-        self.handle: WeakHandle | None = None  # compiled: see stack/weak_handle.py
+        # a weak reference to the closed socket's handle on it (stack/weak_handle.py)
+        self.handle: weakref.ref[WeakHandle] | None = None
 
     # the state of the loss recovery extensions (stack/tcp_recovery.py)
     dsack_block: tuple[int, int] | None
@@ -447,10 +457,13 @@ class TransmissionControlBlock:
         return max(536 if len(self.remote) == 4 else 1220, min(mtu - overhead, 65495))
 
     def now(self) -> int:
-        return self.clock()
+        """The time: the one read for the layer's call in progress (`TcpLayer.turn_now`),
+        else the driver's clock."""
+        now = self.layer.turn_now
+        return now if now >= 0 else self.clock()
 
     def _ts_now(self) -> int:
-        return (self.clock() // MS + self.ts_offset) & MASK
+        return (self.now() // MS + self.ts_offset) & MASK
 
     def _effective_mss(self) -> int:
         """Payload bytes per segment: the smaller MSS less the timestamp option."""

@@ -28,8 +28,9 @@ Rules
   `TcpTimerQueue` (the record is the entry's callback), so timers due at the same
   instant run in the same order as before.
 - The replaced `TcpConnection` stays reachable from its closed socket only; a weak
-  reference (stack/weak_handle.py) lets the record mark it CLOSED when
-  TIME-WAIT ends, as it would have marked itself.
+  reference to the socket's handle on it (stack/weak_handle.py) lets the record mark
+  it CLOSED when TIME-WAIT ends, as it would have marked itself, for as long as the
+  socket is held; nothing keeps the connection alive or in a reference cycle.
 
 Touches only its TCP layer's tables (`conns`, `conns_by_port`), its timer queue,
 the stack's counters and the layer's IP output.
@@ -37,7 +38,7 @@ the stack's counters and the layer's IP output.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .tcp_recovery import disordered_ack
 from .tcp_tcb import (
@@ -52,7 +53,7 @@ from .tcp_tcb import (
     effective_mss,
     unwrap,
 )
-from .weak_handle import weak_ref
+from .weak_handle import target_of
 from .wire import tcp as wire_tcp
 
 if TYPE_CHECKING:
@@ -114,7 +115,7 @@ class TimeWaitRecord:
         self.pmtu_mss = conn.pmtu_mss
         self.soft_error = conn.soft_error
         self.memory = memory
-        self.conn_ref: Any = weak_ref(conn)  # stack/weak_handle.py
+        self.conn_ref = conn.handle  # weakly, through its closed socket (stack/weak_handle.py)
         self.timer: QueuedTimer | None = timer
         self.due = due
         self.timer_at = timer_at
@@ -144,7 +145,7 @@ class TimeWaitRecord:
         stack = layer.stack
         if self.ts_enabled:
             option_area = wire_tcp.timestamp_option_area(
-                (stack.driver.now_ns() // MS + self.ts_offset) & MASK, self.ts_recent)
+                (layer.now() // MS + self.ts_offset) & MASK, self.ts_recent)
         else:
             option_area = b""
         rt = self.rt
@@ -161,7 +162,7 @@ class TimeWaitRecord:
 
     def _restart(self) -> None:
         """2*MSL again (`TcpTimers._arm("timewait", ...)`: moving it later is lazy)."""
-        when = self.layer.stack.driver.now_ns() + 2 * self.layer.config.msl_ns
+        when = self.layer.now() + 2 * self.layer.config.msl_ns
         timer = self.timer
         if timer is not None:
             if when >= self.timer_at:
@@ -197,7 +198,7 @@ class TimeWaitRecord:
             group.discard(self)
             if not group:
                 del layer.conns_by_port[self.lport]
-        conn = self.conn_ref()
+        conn = target_of(self.conn_ref)
         if conn is not None and conn.state == TIME_WAIT:
             conn.state = CLOSED  # what its own TIME-WAIT timer would have done
         layer.stack.driver.wake()

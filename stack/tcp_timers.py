@@ -89,7 +89,7 @@ class TcpTimers(TcpRecovery):
     """Timers and the RTT estimator of one connection."""
 
     def _arm(self, kind: str, delay_ns: int) -> None:
-        when = self.clock() + delay_ns
+        when = self.now() + delay_ns
         old = self._timers.get(kind)
         if old is not None:
             if when >= self._timer_at[kind]:
@@ -114,7 +114,7 @@ class TcpTimers(TcpRecovery):
 
     def _fire(self, kind: str) -> None:
         due = self._timer_due.get(kind)
-        if due is not None and due > self.clock():  # moved later since it was armed
+        if due is not None and due > self.now():  # moved later since it was armed
             self._timer_at[kind] = due
             self._timers[kind] = self.layer.timer_queue.fire_at(due, self, kind)
             return

@@ -1,26 +1,29 @@
-"""`weak_ref`: a weak reference to an object that may be of a mypyc-compiled class.
+"""`WeakHandle`: the weakly referable stand-in for a closed socket's connection.
 
 A class compiled by mypyc (scripts/compile-stack), such as `TcpConnection`, takes no
 weak references. A `TimeWaitRecord` (stack/tcp_time_wait.py) must reach the connection
-it replaced while that connection's closed socket still holds it, without keeping it
-alive itself. `weak_ref` gives ``weakref.ref(obj)`` where the class allows it (the
-pure-Python stack: nothing changes there), and otherwise a reference to a
-`WeakHandle` that the object keeps for the purpose (its ``handle`` attribute); the
-handle and the object refer to each other, so the collector, not the reference
-count, frees a compiled connection so referred to. This module stays uncompiled (it is
-not in ``vnet.compile_stack.COMPILED_MODULES``), so a handle is an ordinary object in
-both builds. Touches nothing.
+it replaced while that connection's closed socket is still held (by a test, say),
+without keeping either alive itself, to mark it CLOSED when TIME-WAIT ends.
+
+The socket, not the connection, owns the handle (`TcpSocket.close` makes one when the
+connection may still reach TIME-WAIT): socket -> handle -> connection, and the
+connection keeps only a weak reference to the handle (its ``handle`` slot), which the
+record takes over. Nothing refers back to the socket, so there is no reference cycle:
+once the application lets go of the closed socket, the socket, the handle and the
+connection are freed by their reference counts at once, and the record's weak
+reference then answers None. (A handle the connection owned would refer to it and
+back, and the collector, not the reference count, would free every compiled
+connection that went through TIME-WAIT: 14 objects left to the collector each.)
+
+The same path serves both builds. This module stays uncompiled (it is not in
+``vnet.compile_stack.COMPILED_MODULES``), so a handle is an ordinary object in both.
+Touches nothing.
 """
 
 from __future__ import annotations
 
 import weakref
-from collections.abc import Callable
-from typing import Any, Protocol
-
-
-class Handled(Protocol):
-    handle: WeakHandle | None
+from typing import Any
 
 
 class WeakHandle:
@@ -32,17 +35,15 @@ class WeakHandle:
         self.target = target
 
 
-def weak_ref(obj: Handled) -> Callable[[], Any]:
-    """Call it for `obj`, or None once `obj` is gone (as a ``weakref.ref``)."""
-    if type(obj).__weakrefoffset__:
-        return weakref.ref(obj)
-    handle = obj.handle
-    if handle is None:
-        handle = obj.handle = WeakHandle(obj)
-    handle_ref = weakref.ref(handle)
+def handle_for(target: Any) -> tuple[WeakHandle, weakref.ref[WeakHandle]]:
+    """A new handle for `target`, and a weak reference to it."""
+    handle = WeakHandle(target)
+    return handle, weakref.ref(handle)
 
-    def target() -> Any:
-        live = handle_ref()
-        return None if live is None else live.target
 
-    return target
+def target_of(handle_ref: weakref.ref[WeakHandle] | None) -> Any:
+    """What `handle_ref` stands for, or None once its handle (or the reference) is gone."""
+    if handle_ref is None:
+        return None
+    handle = handle_ref()
+    return None if handle is None else handle.target

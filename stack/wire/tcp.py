@@ -161,20 +161,53 @@ def _pseudo(src: bytes, dst: bytes, length: int) -> int:
     return pseudo_header_v6(src, dst, PROTO_TCP, length)
 
 
-@dataclass(frozen=True, slots=True)
 class TcpOptions:
     """The options TCP uses, as plain values; ``None`` / empty means absent.
 
     ``wscale`` is the raw shift count as sent (the engine clamps values above
     14 to 14, RFC 7323 2.3). ``sack_blocks`` are ``(left, right)`` edges,
     u32 as on the wire. ``timestamp`` is ``(TSval, TSecr)``.
+
+    A value: never changed once built; equal (and hashing alike) when every field
+    is. Written out rather than a frozen dataclass: one is built for nearly every
+    segment parsed, and a dataclass's ``__init__`` is generated Python that the
+    compiled build (vnet/compile_stack.py) calls as such, about 0.8 us each (a
+    frozen one sets each field through ``object.__setattr__``); this one is
+    compiled with the rest.
     """
 
-    mss: int | None = None
-    wscale: int | None = None
-    sack_permitted: bool = False
-    sack_blocks: tuple[tuple[int, int], ...] = ()
-    timestamp: tuple[int, int] | None = None
+    __slots__ = ("mss", "sack_blocks", "sack_permitted", "timestamp", "wscale")
+
+    def __init__(self, mss: int | None = None, wscale: int | None = None,
+                 sack_permitted: bool = False, sack_blocks: tuple[tuple[int, int], ...] = (),
+                 timestamp: tuple[int, int] | None = None) -> None:
+        self.mss = mss
+        self.wscale = wscale
+        self.sack_permitted = sack_permitted
+        self.sack_blocks = sack_blocks
+        self.timestamp = timestamp
+
+    def _fields(self) -> tuple[int | None, int | None, bool, tuple[tuple[int, int], ...],
+                               tuple[int, int] | None]:
+        return (self.mss, self.wscale, self.sack_permitted, self.sack_blocks, self.timestamp)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, TcpOptions):
+            return NotImplemented
+        return self._fields() == other._fields()
+
+    def __ne__(self, other: object) -> bool:
+        if not isinstance(other, TcpOptions):
+            return NotImplemented
+        return self._fields() != other._fields()
+
+    def __hash__(self) -> int:
+        return hash(self._fields())
+
+    def __repr__(self) -> str:
+        return (f"TcpOptions(mss={self.mss!r}, wscale={self.wscale!r}, "
+                f"sack_permitted={self.sack_permitted!r}, sack_blocks={self.sack_blocks!r}, "
+                f"timestamp={self.timestamp!r})")
 
     def _fixed_len(self) -> int:
         """Bytes used by everything but the SACK blocks."""
@@ -381,7 +414,9 @@ class TcpPacket:
             if isinstance(decoded, WireError):
                 return decoded
             options = decoded
-        return cls(mv, sport, dport, seq, ack, doff, flags, window, csum, urgent, options)
+        # the class by name, not `cls`: compiled, a direct call of the native constructor
+        # (through `cls` it goes by the type's Python entry point, arguments parsed)
+        return TcpPacket(mv, sport, dport, seq, ack, doff, flags, window, csum, urgent, options)
 
     @property
     def payload(self) -> memoryview:

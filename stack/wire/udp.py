@@ -102,7 +102,7 @@ class UdpPacket:
                     return WireError.BAD_CHECKSUM
             elif ones_sum(mv, _pseudo(src, dst, length)) != 0xFFFF:
                 return WireError.BAD_CHECKSUM
-        return cls(mv, sport, dport, length, csum)
+        return UdpPacket(mv, sport, dport, length, csum)  # by name: see TcpPacket.parse
 
     @property
     def payload(self) -> memoryview:

@@ -15,6 +15,7 @@ against its expected values, so the two cannot agree on something wrong.
 from __future__ import annotations
 
 import errno
+import gc
 import socket
 from collections.abc import Callable
 from typing import Any
@@ -23,7 +24,7 @@ import pytest
 from scapy.layers.inet import TCP
 from scapy.layers.l2 import Ether
 
-from stack.tcp_connection import TcpConfig, TcpState
+from stack.tcp_connection import TcpConfig, TcpConnection, TcpState
 from stack.tcp_socket import TcpSocket
 from stack.tcp_time_wait import TimeWaitRecord
 from tests.stack.tcp_harness import MS, SEC, Dialogue
@@ -250,6 +251,33 @@ def test_the_closed_sockets_connection_reads_closed_once_time_wait_ends() -> Non
     d.advance(10 * SEC)
     assert sock.conn.state == TcpState.CLOSED
     assert not d.tcp.conns and not d.tcp.conns_by_port
+
+
+def _connections_alive() -> int:
+    return sum(1 for obj in gc.get_objects() if type(obj) is TcpConnection)
+
+
+def test_a_dropped_closed_socket_frees_its_connection_without_the_collector() -> None:
+    """The record reaches the connection only through the closed socket's handle
+    (stack/weak_handle.py), in a chain without a cycle: once the application lets go
+    of the socket, socket and connection are freed by their reference counts, on the
+    compiled build too (whose connection takes no weak reference), and the record
+    ends its TIME-WAIT as before with nothing left to mark."""
+    d = Dialogue(TcpConfig(msl_ns=5 * SEC))
+    gc.collect()
+    before = _connections_alive()
+    gc.disable()
+    try:
+        sock, _ = _into_time_wait(d, orphan=True, timestamps=True, passive=False)
+        record = next(iter(d.tcp.conns.values()))
+        assert isinstance(record, TimeWaitRecord)
+        assert _connections_alive() == before + 1
+        del sock
+        assert _connections_alive() == before  # gone at once: no collection ran
+        d.advance(10 * SEC)
+        assert not d.tcp.conns and not d.tcp.conns_by_port
+    finally:
+        gc.enable()
 
 
 def test_closing_a_socket_already_in_time_wait_slims_it() -> None:
