@@ -144,7 +144,9 @@ REACHING_IN = ["tests/guest/test_ifconf.py", "tests/hostile/test_ifconfig_abuse.
                # and given to the compiled ABI bridge; poll's unlocked path
                "tests/hostile/test_memory.py::"
                "test_a_host_call_over_the_limit_reclaims_first_and_runs_or_is_the_oom_kill",
-               "tests/guest/test_poll_unlocked.py"]
+               "tests/guest/test_poll_unlocked.py",
+               # Python subclasses of the compiled FileDescription (files, pipes, netlink)
+               "tests/guest/test_fdtable_subclasses.py"]
 
 
 def test_code_that_reaches_into_the_stack_passes_its_tests_on_the_compiled_build(
