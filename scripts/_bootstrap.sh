@@ -17,9 +17,10 @@ if [ ! -f "$STAMP" ] || [ "$VNET_ROOT/pyproject.toml" -nt "$STAMP" ]; then
     "$VENV/bin/python" -m pip install -q -e "$VNET_ROOT[test]"
     touch "$STAMP"
 fi
-# By default, where a C compiler and the Python headers exist, the hot stack modules are
-# compiled with mypyc into build/compiled-stack (only when stack/ changed since the last
-# build: a minute or two; tests/test_compiled_stack.py then uses this build instead of
+# By default, where a C compiler and the Python headers exist, the hot stack modules (and
+# the host-call modules of vnet/guest and vnet/link, vnet/compile_stack.py) are compiled
+# with mypyc into build/compiled-stack (only when one of them changed since the last
+# build: two or three minutes; tests/test_compiled_stack.py then uses this build instead of
 # making its own). Without a compiler, headers or mypy (or with VNET_PURE_PYTHON=1) it says
 # so in one line and the pure-Python stack runs: it needs nothing but python3.
 # VNET_COMPILE_STACK=0 skips the build (a build made earlier is used while it is current).
@@ -27,7 +28,7 @@ if [ "${VNET_COMPILE_STACK:-1}" != 0 ]; then
     "$VNET_ROOT/scripts/compile-stack" --if-possible \
         || echo "vnet: compiling the stack failed: the stack runs as pure Python" >&2
 elif [ -d "$VNET_ROOT/build/compiled-stack" ]; then
-    # Built earlier: say so in one line when stack/ changed since (the pure stack runs then).
+    # Built earlier: say so in one line when its sources changed since (pure Python runs then).
     "$VENV/bin/python" -m vnet.compile_stack --check 2>&1 | grep -v "mypyc-compiled" >&2 || true
 fi
 export PATH="$VENV/bin:$PATH"

@@ -2,12 +2,14 @@
 
 `scripts/compile-stack` (and scripts/demo, test and bench, when a C compiler and the
 Python headers are present, unless `VNET_COMPILE_STACK=0`) compiles the hot modules of
-this package with mypyc into ``build/compiled-stack/`` at the repository root, beside
-a ``manifest.json`` that records the module list and a SHA-256 of the
-``stack/**/*.py`` it was built from.
-`activate` (called once, from ``stack/__init__.py``, before any submodule loads) puts a
-finder first on ``sys.meta_path`` that loads those modules from their extension files —
-only when the build is whole and current:
+this package, and the hot host-call modules of vnet/ that drive it, with mypyc as one
+group into ``build/compiled-stack/`` at the repository root, beside a ``manifest.json``
+that records the module list and a SHA-256 of the ``stack/**/*.py`` and of the compiled
+vnet/ sources it was built from.
+`activate` (called once, from ``stack/__init__.py``, before any submodule loads; and
+``vnet/__init__.py`` imports this package first) puts a finder first on ``sys.meta_path``
+that loads those modules from their extension files — only when the build is whole and
+current:
 
 - ``VNET_PURE_PYTHON=1`` forces the pure-Python sources;
 - ``VNET_COMPILED_STACK=DIR`` reads the build from DIR instead of the default place;
@@ -18,7 +20,8 @@ only when the build is whole and current:
 The decision is in `STATE` (one line, for `vnet --version` and the benchmark header) and
 `ACTIVE`. Both builds behave alike to the byte: the same seed gives the same pcaps
 (tests/test_compiled_stack.py). This is the one module of the stack that reads files —
-the manifest and the stack's own sources, at import — and it touches nothing else.
+the manifest, the stack's own sources and the compiled vnet/ sources the manifest names,
+at import — and it touches nothing else.
 """
 
 from __future__ import annotations
@@ -30,12 +33,14 @@ import importlib.util
 import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from importlib.machinery import ModuleSpec
 from pathlib import Path
 from types import ModuleType
 
 PACKAGE_DIR = Path(__file__).resolve().parent
+#: The repository root: the compiled modules outside stack/ are named from here.
+SOURCE_ROOT = PACKAGE_DIR.parent
 DEFAULT_BUILD_DIR = PACKAGE_DIR.parent / "build" / "compiled-stack"
 MANIFEST = "manifest.json"
 MANIFEST_FORMAT = 1
@@ -52,9 +57,10 @@ def build_dir() -> Path:
     return Path(override) if override else DEFAULT_BUILD_DIR
 
 
-def sources_digest(package_dir: Path = PACKAGE_DIR) -> str:
+def sources_digest(package_dir: Path = PACKAGE_DIR, outside: Sequence[str] = ()) -> str:
     """SHA-256 over every ``*.py`` of the package (relative path and bytes), sorted; all
-    but this file, which no compiled module depends on."""
+    but this file, which no compiled module depends on; then over the compiled sources
+    `outside` the package (paths relative to its parent, as `outside_sources` gives)."""
     digest = hashlib.sha256()
     for path in sorted(package_dir.rglob("*.py")):
         if path.relative_to(package_dir).as_posix() == "compiled.py":
@@ -62,7 +68,18 @@ def sources_digest(package_dir: Path = PACKAGE_DIR) -> str:
         digest.update(path.relative_to(package_dir).as_posix().encode() + b"\0")
         digest.update(path.read_bytes())
         digest.update(b"\0")
+    for rel in sorted(outside):
+        digest.update(b"outside\0" + rel.encode() + b"\0")
+        digest.update((package_dir.parent / rel).read_bytes())
+        digest.update(b"\0")
     return digest.hexdigest()
+
+
+def outside_sources(module_names: Iterable[str]) -> list[str]:
+    """The source files (relative to the repository root) of the compiled modules that are
+    not in this package: ``vnet.guest.abi`` → ``vnet/guest/abi.py``."""
+    return sorted(name.replace(".", "/") + ".py" for name in module_names
+                  if not name.startswith("stack.") and not name.endswith("__mypyc"))
 
 
 def platform_tag() -> dict[str, str]:
@@ -100,8 +117,12 @@ def check_build(directory: Path) -> tuple[dict[str, Path] | None, str]:
         return None, "pure Python (unreadable compiled build manifest)"
     if fmt != MANIFEST_FORMAT or built_for != platform_tag():
         return None, "pure Python (the compiled build is for another Python)"
-    if digest != sources_digest():
-        return None, "pure Python (stack/ changed since the compiled build)"
+    try:
+        current = sources_digest(outside=outside_sources(modules))
+    except OSError:
+        current = ""
+    if digest != current:
+        return None, "pure Python (a compiled source changed since the build)"
     missing = [name for name, so in modules.items() if not so.is_file()]
     if missing:
         return None, f"pure Python (compiled build incomplete: {missing[0]} missing)"

@@ -1,12 +1,14 @@
 """Compile the hot stack modules with mypyc: `python -m vnet.compile_stack` (scripts/compile-stack).
 
-Copies ``stack/`` to a scratch directory, compiles `COMPILED_MODULES` there as one
-mypyc group, and installs the extension files with a manifest
-into ``build/compiled-stack/`` (or ``--out DIR``), where `stack.compiled` finds them at
-the next start. The build is all or nothing: it is written under a temporary name and
-renamed into place only once complete, and the manifest records the SHA-256 of the
-sources it was made from, so an edit to any file of ``stack/`` makes the stack run as
-pure Python again until the next build.
+Copies ``stack/``, ``vnet/`` and ``firewall/`` to a scratch directory, compiles
+`COMPILED_MODULES` (of stack/) and `COMPILED_VNET_MODULES` (the host-call layer around it)
+there as one mypyc group, so that calls between them stay native, and installs the
+extension files with a manifest into ``build/compiled-stack/`` (or ``--out DIR``), where
+`stack.compiled` finds them at the next start. The build is all or nothing: it is written
+under a temporary name and renamed into place only once complete, and the manifest
+records the SHA-256 of the sources it was made from, so an edit to any file of ``stack/``
+or to any compiled vnet/ module makes all of them run as pure Python again until the
+next build.
 
 ``--if-possible`` (scripts/_bootstrap.sh, unless VNET_COMPILE_STACK=0) turns "no C compiler",
 "no Python headers" and "VNET_PURE_PYTHON is set" into one line on stderr and exit
@@ -54,6 +56,29 @@ COMPILED_MODULES = (
     "tcp_tcb.py", "tcp_ecn.py", "tcp_recovery.py", "tcp_timers.py", "tcp_output.py",
     "tcp_connection.py", "tcp_timer_queue.py", "tcp_time_wait.py", "neighbor.py", "ip.py",
 )
+#: The modules of vnet/ compiled in the same group, by path under vnet/: the host-call
+#: layer every socket call and frame passes through (the guest ABI callbacks, WASI and
+#: WASIX calls, socket descriptions, fd table, guest memory, context; NIC and segment).
+#: Left out, and why: vnet/scheduler.py (its threads, locks and turn accounting are
+#: another change's); vnet/guest/runtime.py and threads.py (wasmtime set-up, off the
+#: per-call path); the file, pipe, /dev and netlink descriptions (off the socket path;
+#: they subclass the compiled FileDescription, which allows it, and set its per-class
+#: attributes in ``__init__``: vnet/guest/fdtable.py). They load only through
+#: ``vnet/__init__.py``, which imports `stack` (and so its finder) first. What compiling
+#: asked of them: the thread-local binding is a plain ``threading.local`` (a subclass
+#: would be native, one slot for all threads); the context's ``memory`` is a property
+#: over a deletable ``mem``; a value that may be any kind of socket is typed as such
+#: (vnet/guest/wasix.py `send_iovecs`); tests give them real objects, not stand-ins.
+COMPILED_VNET_MODULES = (
+    "guest/abi.py", "guest/wasi_core.py", "guest/wasix.py", "guest/sockets.py",
+    "guest/fdtable.py", "guest/memory.py", "guest/context.py",
+    "link/nic.py", "link/segment.py",
+)
+#: The packages copied to the scratch directory: the compiled ones and what they import
+#: (mypy reads the uncompiled modules for their types).
+STAGED_PACKAGES = ("stack", "vnet", "firewall")
+#: mypy's options for the build (the repository's own, as in pyproject.toml).
+MYPY_CONFIG = "[mypy]\nignore_missing_imports = True\ncheck_untyped_defs = True\n"
 GROUP = "vnet_compiled_stack"  # its shared library: vnet_compiled_stack__mypyc.<suffix>
 
 
@@ -73,6 +98,12 @@ def missing_prerequisite() -> str | None:
     return None
 
 
+def compiled_paths() -> list[str]:
+    """Every compiled source, relative to the repository root."""
+    return ([f"stack/{rel}" for rel in COMPILED_MODULES]
+            + [f"vnet/{rel}" for rel in COMPILED_VNET_MODULES])
+
+
 def _build_in(scratch: Path, jobs: int) -> None:
     """Compile the staged copy of stack/ under `scratch` in place (a child process,
     so that mypyc's and setuptools' state and output stay out of this one)."""
@@ -86,7 +117,7 @@ def _build_in(scratch: Path, jobs: int) -> None:
         f"      ext_modules=mypycify(paths, group_name={GROUP!r}, opt_level='3',"
         " multi_file=True))\n"
     )
-    paths = [f"stack/{rel}" for rel in COMPILED_MODULES]
+    paths = compiled_paths()
     proc = subprocess.run([sys.executable, "-c", script, *paths], cwd=scratch,
                           capture_output=True, text=True)
     if proc.returncode != 0:
@@ -99,14 +130,16 @@ def build(out: Path, jobs: int = 2) -> dict[str, str]:
     suffix = compiled.platform_tag()["ext_suffix"]
     with tempfile.TemporaryDirectory(prefix="vnet-compile-stack-") as tmp:
         scratch = Path(tmp)
-        shutil.copytree(compiled.PACKAGE_DIR, scratch / "stack",
-                        ignore=shutil.ignore_patterns("__pycache__", "*.so"))
-        digest = compiled.sources_digest(scratch / "stack")
+        for package in STAGED_PACKAGES:
+            shutil.copytree(compiled.SOURCE_ROOT / package, scratch / package,
+                            ignore=shutil.ignore_patterns("__pycache__", "*.so", "*.pyc"))
+        (scratch / "mypy.ini").write_text(MYPY_CONFIG)
+        names = [path[:-3].replace("/", ".") for path in compiled_paths()]
+        digest = compiled.sources_digest(scratch / "stack", compiled.outside_sources(names))
         _build_in(scratch, jobs)
         staged = out.with_name(out.name + ".partial")
         shutil.rmtree(staged, ignore_errors=True)
         modules: dict[str, str] = {}
-        names = [f"stack.{rel[:-3].replace('/', '.')}" for rel in COMPILED_MODULES]
         for name in [*names, f"{GROUP}__mypyc"]:
             rel = name.replace(".", "/") + suffix
             if not (scratch / rel).is_file():
@@ -152,7 +185,8 @@ def main(argv: list[str] | None = None) -> int:
     if missing is not None:
         print(f"vnet: {missing}: the stack runs as pure Python", file=sys.stderr)
         return 0 if args.if_possible else 1
-    print(f"vnet: compiling {len(COMPILED_MODULES)} stack modules with mypyc into {out} "
+    print(f"vnet: compiling {len(COMPILED_MODULES)} stack and {len(COMPILED_VNET_MODULES)} "
+          f"vnet modules with mypyc into {out} "
           "(a few minutes)", file=sys.stderr)
     start = time.monotonic()
     try:
@@ -161,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"vnet: compiling the stack failed: {e}\nvnet: the stack runs as pure Python",
               file=sys.stderr)
         return 0 if args.if_possible else 1
-    print(f"vnet: compiled {len(modules) - 1} stack modules in "
+    print(f"vnet: compiled {len(modules) - 1} modules in "
           f"{time.monotonic() - start:.0f} s", file=sys.stderr)
     return 0
 

@@ -392,8 +392,11 @@ def test_a_host_call_over_the_limit_reclaims_first_and_runs_or_is_the_oom_kill()
     """The check at every host call's entry, through the real ABI bridge callback."""
     import ctypes
 
+    import wasmtime
+
     from vnet.guest.abi import GuestExit, HostFunction, _make_callback
     from vnet.guest.context import GuestContext, GuestLimits
+    from vnet.guest.memory import GuestMemory
     from vnet.scheduler import Scheduler
 
     ctx = GuestContext("g", Scheduler(virtual=True), [], [], GuestLimits(memory_bytes=64 * MIB),
@@ -411,10 +414,13 @@ def test_a_host_call_over_the_limit_reclaims_first_and_runs_or_is_the_oom_kill()
 
     ctx.enforce_memory_limit = enforce
 
-    class Linear:  # the guest's memory as the bridge sees it: its last known size
-        known_size = 40 * MIB
-
-    ctx.memory = Linear()  # type: ignore[assignment]
+    # The guest's memory as the bridge sees it: its last known size, 40 MiB (a real
+    # GuestMemory: on the compiled build the context's `memory` accepts nothing else).
+    store = wasmtime.Store()
+    linear = wasmtime.Memory(store, wasmtime.MemoryType(wasmtime.Limits(40 * MIB // 65536,
+                                                                         None)))
+    ctx.memory = GuestMemory(store, linear)
+    assert ctx.memory.known_size == 40 * MIB
     ran: list[int] = []
     callback = _make_callback(HostFunction("t", "f", "i", "i", lambda _ctx, x: ran.append(x) or 0),
                               ctx)

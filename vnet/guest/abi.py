@@ -247,11 +247,10 @@ def _turn_functions(sched: Scheduler) -> tuple[Callable[[], bool], Callable[[], 
     return sched.begin_turn, sched.end_turn
 
 
-class _ThreadBinding(threading.local):
-    binding: Binding | None = None
-
-
-_thread = _ThreadBinding()
+#: The calling thread's `Binding` as attribute ``binding`` (absent: none yet). A plain
+#: threading.local, not a subclass with a class-level default: compiled
+#: (vnet/compile_stack.py), a subclass would be a native class with one slot for all threads.
+_thread = threading.local()
 
 
 def bind_thread(ctx: GuestContext | None) -> None:
@@ -395,8 +394,8 @@ def _make_callback(fn: HostFunction, ctx: GuestContext | None = None) -> Any:
 
     # Both kinds are named `callback`: profiles (vnet/bench/profile.py) find host calls by it.
     if fn.name in READ_ONLY_CALLS:
-        def callback(_env: int, _caller: Any, args_and_results: int, _count: int) -> int:
-            b = fixed or thread.binding
+        def callback(_env: Any, _caller: Any, args_and_results: int, _count: int) -> int:
+            b: Binding | None = fixed or getattr(thread, "binding", None)
             if b is None:
                 return unbound()
             ctx = b.ctx
@@ -429,8 +428,8 @@ def _make_callback(fn: HostFunction, ctx: GuestContext | None = None) -> Any:
     else:
         unlocked_first = UNLOCKED_FIRST.get(qualified)
 
-        def callback(_env: int, _caller: Any, args_and_results: int, _count: int) -> int:
-            b = fixed or thread.binding
+        def callback(_env: Any, _caller: Any, args_and_results: int, _count: int) -> int:
+            b: Binding | None = fixed or getattr(thread, "binding", None)
             if b is None:
                 return unbound()
             ctx = b.ctx

@@ -76,7 +76,7 @@ class GuestContext:
         self.fds = FdTable(limits.max_fds)
         self.configurable_interfaces: set[str] = set()
         self.stats = GuestStats()
-        self.memory: GuestMemory | None = None  # set once the instance exists
+        self._memory: GuestMemory | None = None  # `memory`: set once the instance exists
         self.task: GuestTask | None = None  # set when the scheduler starts it
         self.exit_request: GuestExit | None = None
         self.host_call_lock = scheduler.host_call_lock
@@ -95,14 +95,20 @@ class GuestContext:
     #: it, often more than once): unset before, so a call that came too early fails
     #: with AttributeError (an internal error, EIO) rather than reading None.
     mem: GuestMemory
+    __deletable__ = ("mem",)  # mypyc: `mem` may be deleted (compiled, a declared slot)
 
-    def __setattr__(self, name: str, value: Any) -> None:
-        object.__setattr__(self, name, value)
-        if name == "memory":  # keep `mem` in step (set only by the runtime and tests)
-            if value is None:
-                self.__dict__.pop("mem", None)
-            else:
-                object.__setattr__(self, "mem", value)
+    @property
+    def memory(self) -> GuestMemory | None:
+        """The guest's linear memory once the instance exists (set by the runtime)."""
+        return self._memory
+
+    @memory.setter
+    def memory(self, value: GuestMemory | None) -> None:
+        self._memory = value
+        if value is not None:
+            self.mem = value  # keep `mem` in step
+        elif hasattr(self, "mem"):
+            del self.mem
 
     def now_ns(self) -> int:
         return self.scheduler.monotonic_ns()

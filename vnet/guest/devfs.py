@@ -58,12 +58,11 @@ def _makedev(major: int, minor: int) -> int:
 class CharacterDevice(FileDescription):
     """A character device: reads from `source`, writes swallowed (null/zero/random)."""
 
-    filetype = Filetype.CHARACTER_DEVICE
-    rights_base = int(RIGHTS_REGULAR_FILE_BASE)
-
     def __init__(self, rdev: int, source: Callable[[int], bytes],
                  readable: bool = True, writable: bool = True) -> None:
         super().__init__()
+        self.filetype = Filetype.CHARACTER_DEVICE
+        self.rights_base = int(RIGHTS_REGULAR_FILE_BASE)
         self.rdev = rdev
         self._source = source
         self.readable = readable

@@ -15,8 +15,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from types import GetSetDescriptorType, MemberDescriptorType
 from typing import Protocol
 
+from .mypyc_hints import mypyc_attr
 from .wasi_types import (
     FDFLAGS_NONBLOCK,
     RIGHTS_TTY_BASE,
@@ -70,6 +72,7 @@ class Filestat:
     ctim: int
 
 
+@mypyc_attr(allow_interpreted_subclasses=True)  # files, pipes, /dev, netlink …
 class FileDescription:
     """An open file, directory, stream or socket, as the fd table sees it."""
 
@@ -91,6 +94,8 @@ class FileDescription:
 
     def __init__(self) -> None:
         self.fdflags = 0
+        if type(self) not in _CHECKED_SUBCLASSES:
+            _check_subclass(type(self))
 
     # --- flags -------------------------------------------------------------
     @property
@@ -159,6 +164,36 @@ class FileDescription:
     # --- lifetime ----------------------------------------------------------
     def close(self) -> None:
         """Release host resources. Called once, when the last fd referring to it closes."""
+
+
+#: FileDescription's attributes with a class-level default, which a subclass written in
+#: Python must set in its ``__init__`` instead (see `_check_subclass`).
+_PER_INSTANCE = ("filetype", "is_socket", "is_stack_socket", "poll_is_atomic", "rights_base",
+                 "rights_inheriting", "receive_ready")
+#: Modules whose subclasses are compiled with FileDescription (vnet/compile_stack.py).
+_COMPILED_WITH_IT = frozenset({__name__, "vnet.guest.sockets"})
+_CHECKED_SUBCLASSES: set[type] = set()
+
+
+def _check_subclass(cls: type) -> None:
+    """Refuse a subclass that sets one of `_PER_INSTANCE` at class level.
+
+    Compiled (vnet/compile_stack.py), FileDescription keeps these in slots of its
+    own, which compiled code reads directly, while a Python subclass's class
+    attribute of the same name hides the slot from Python code: the two would
+    disagree. Setting it in ``__init__`` writes the slot, on either build.
+    """
+    for klass in cls.__mro__:
+        if klass is FileDescription:
+            break
+        if klass.__module__ in _COMPILED_WITH_IT:
+            continue
+        for name in _PER_INSTANCE:
+            if name in klass.__dict__ and not isinstance(
+                    klass.__dict__[name], (property, GetSetDescriptorType, MemberDescriptorType)):
+                raise TypeError(f"{klass.__qualname__}.{name}: set it in __init__, not at class "
+                                "level (FileDescription may be compiled: vnet/guest/fdtable.py)")
+    _CHECKED_SUBCLASSES.add(cls)
 
 
 class OutputStream(FileDescription):

@@ -369,12 +369,11 @@ class RegularFile(FileDescription):
     fd_fdstat_set_flags) as wasmtime refuses them.
     """
 
-    filetype = Filetype.REGULAR_FILE
-    rights_base = int(RIGHTS_REGULAR_FILE_BASE)
-
     def __init__(self, host_fd: int, fdflags: int = 0, readable: bool = True,
                  writable: bool = True) -> None:
         super().__init__()
+        self.filetype = Filetype.REGULAR_FILE
+        self.rights_base = int(RIGHTS_REGULAR_FILE_BASE)
         self.host_fd = host_fd
         self.fdflags = fdflags & (FDFLAGS_APPEND | FDFLAGS_NONBLOCK)
         self.readable = readable  # the host fd's access mode
@@ -490,13 +489,12 @@ class Directory(FileDescription):
     call, so one pass over a directory sees one consistent snapshot.
     """
 
-    filetype = Filetype.DIRECTORY
-    rights_base = int(RIGHTS_DIRECTORY_BASE)
-    rights_inheriting = int(RIGHTS_DIRECTORY_INHERITING)
-
     def __init__(self, host_fd: int, preopen: Directory | None = None,
                  host_path: str | None = None) -> None:
         super().__init__()
+        self.filetype = Filetype.DIRECTORY
+        self.rights_base = int(RIGHTS_DIRECTORY_BASE)
+        self.rights_inheriting = int(RIGHTS_DIRECTORY_INHERITING)
         self.host_fd = host_fd
         self.preopen: Directory = preopen if preopen is not None else self
         self.host_path: str = (

@@ -134,11 +134,10 @@ class Pipe:
 
 
 class PipeReadEnd(FileDescription):
-    filetype = Filetype.UNKNOWN  # WASI has no FIFO file type
-    rights_base = PIPE_READ_RIGHTS
-
     def __init__(self, pipe: Pipe) -> None:
         super().__init__()
+        self.filetype = Filetype.UNKNOWN  # WASI has no FIFO file type
+        self.rights_base = PIPE_READ_RIGHTS
         self.pipe = pipe
 
     def read(self, size: int) -> bytes:
@@ -167,11 +166,10 @@ class PipeReadEnd(FileDescription):
 
 
 class PipeWriteEnd(FileDescription):
-    filetype = Filetype.UNKNOWN
-    rights_base = PIPE_WRITE_RIGHTS
-
     def __init__(self, pipe: Pipe) -> None:
         super().__init__()
+        self.filetype = Filetype.UNKNOWN
+        self.rights_base = PIPE_WRITE_RIGHTS
         self.pipe = pipe
 
     def write(self, data: bytes | memoryview) -> int:

@@ -267,14 +267,13 @@ def _sorted_routes(stack: HostStack, version: int) -> list[Route]:
 class NetlinkDescription(FileDescription):
     """An rtnetlink socket in a guest's fd table."""
 
-    filetype = Filetype.SOCKET_DGRAM
-    is_socket = True
-    rights_base = int(RIGHTS_SOCKET_BASE)
-    rights_inheriting = int(RIGHTS_SOCKET_BASE)
-
     def __init__(self, ctx: GuestContext, host: Host, sock_type: int,
                  memory: SocketMemory) -> None:
         super().__init__()
+        self.filetype = Filetype.SOCKET_DGRAM
+        self.is_socket = True
+        self.rights_base = int(RIGHTS_SOCKET_BASE)
+        self.rights_inheriting = int(RIGHTS_SOCKET_BASE)
         self.ctx = ctx
         self.host = host
         #: The guest's socket budget: the socket's own cost and every queued byte

@@ -106,11 +106,10 @@ def grants(ctx: GuestContext) -> list[GuestDeviceGrant]:
 class TunFile(FileDescription):
     """An open /dev/net/tun: unattached until TUNSETIFF, then one device's packets."""
 
-    filetype = Filetype.CHARACTER_DEVICE
-    rights_base = int(RIGHTS_REGULAR_FILE_BASE)
-
     def __init__(self, ctx: GuestContext, readable: bool = True, writable: bool = True) -> None:
         super().__init__()
+        self.filetype = Filetype.CHARACTER_DEVICE
+        self.rights_base = int(RIGHTS_REGULAR_FILE_BASE)
         self.ctx = ctx
         self.readable = readable
         self.writable = writable

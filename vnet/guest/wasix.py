@@ -29,7 +29,7 @@ import functools
 import socket as _s
 import struct
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from stack.ip import to_v4_mapped
 from stack.socket import Socket, SocketStatus
@@ -38,6 +38,7 @@ from stack.tcp_socket import TcpSocket
 
 from .abi import GuestExit, host_function
 from .context import GuestContext
+from .fdtable import FileDescription
 from .memory import IOV_MAX, iovecs_total
 from .sockets import (
     _LINUX_TO_WASI,
@@ -497,10 +498,12 @@ def preview1_sock_recv(ctx: GuestContext, fd: int, iovs_ptr: int, iovs_len: int,
     return Errno.SUCCESS
 
 
-def send_iovecs(ctx: GuestContext, desc: SocketDescription, iovs: list[tuple[int, int]],
+def send_iovecs(ctx: GuestContext, desc: FileDescription, iovs: list[tuple[int, int]],
                 dest: tuple[bytes, int] | None) -> int:
     """Send what the iovecs hold, copying from guest memory only what the socket takes.
 
+    `desc` is a socket: one of the stack's (a SocketDescription), or another kind
+    with the same send interface (a netlink socket, datagrams only).
     A datagram is copied whole (at most DATAGRAM_COPY_MAX bytes: anything longer
     is EMSGSIZE anyway). A stream copies, per attempt, only what its send buffer
     and its owner's socket memory have room for; a blocking stream socket goes
@@ -509,18 +512,9 @@ def send_iovecs(ctx: GuestContext, desc: SocketDescription, iovs: list[tuple[int
     """
     mem = ctx.mem
     total = min(iovecs_total(iovs), MAX_IO)
-    if desc.sock_type != SOCK_STREAM:
-        data = mem.gather(iovs, 0, min(total, DATAGRAM_COPY_MAX))
-        task = ctx.task
-        if task is not None:  # a datagram: a burst of these may hand over in batches
-            task.sent_datagram = True
-        try:  # the first attempt directly; only a blocking socket's EAGAIN waits
-            return desc.send(data, dest)
-        except WasiError as e:
-            if e.errno != Errno.EAGAIN or desc.nonblocking:
-                raise
-        return wait_for_io(ctx, desc, lambda: desc.send(data, dest), desc.readiness_write,
-                           _deadline(ctx, desc.send_timeout_ns))
+    if not isinstance(desc, SocketDescription) or desc.sock_type != SOCK_STREAM:
+        return _send_datagram(ctx, desc, mem.gather(iovs, 0, min(total, DATAGRAM_COPY_MAX)),
+                              dest)
     deadline = _deadline(ctx, desc.send_timeout_ns)
     mem.size  # noqa: B018 (refresh the linear memory size the socket budget subtracts)
     sent = 0
@@ -538,6 +532,22 @@ def send_iovecs(ctx: GuestContext, desc: SocketDescription, iovs: list[tuple[int
             raise
         if sent >= total or desc.nonblocking:
             return sent
+
+
+def _send_datagram(ctx: GuestContext, desc: Any, data: bytes,
+                   dest: tuple[bytes, int] | None) -> int:
+    """send_iovecs for a datagram; `desc` is any socket with the send interface (Any:
+    compiled, a netlink socket is no SocketDescription)."""
+    task = ctx.task
+    if task is not None:  # a datagram: a burst of these may hand over in batches
+        task.sent_datagram = True
+    try:  # the first attempt directly; only a blocking socket's EAGAIN waits
+        return int(desc.send(data, dest))
+    except WasiError as e:
+        if e.errno != Errno.EAGAIN or desc.nonblocking:
+            raise
+    return wait_for_io(ctx, desc, lambda: desc.send(data, dest), desc.readiness_write,
+                       _deadline(ctx, desc.send_timeout_ns))
 
 
 def _send(ctx: GuestContext, desc: SocketDescription, iovs_ptr: int, iovs_len: int,
