@@ -72,7 +72,7 @@ COMPILED_MODULES = (
 COMPILED_VNET_MODULES = (
     "guest/abi.py", "guest/wasi_core.py", "guest/wasix.py", "guest/sockets.py",
     "guest/fdtable.py", "guest/memory.py", "guest/context.py",
-    "link/nic.py", "link/segment.py",
+    "link/nic.py", "link/segment.py", "scheduler.py",
 )
 #: The packages copied to the scratch directory: the compiled ones and what they import
 #: (mypy reads the uncompiled modules for their types).

@@ -384,7 +384,8 @@ class FairLock:
         self.acquisitions += 1
         gate.release()
 
-    __enter__ = acquire
+    def __enter__(self) -> bool:  # a method of its own: mypyc compiles no class-body alias
+        return self.acquire()
 
     def release(self, *_exc: object) -> None:
         if self._owner != _get_ident():
@@ -416,7 +417,8 @@ class FairLock:
         self._held.release()
         mutex.release()
 
-    __exit__ = release
+    def __exit__(self, *_exc: object) -> None:
+        self.release()
 
     @property
     def waiting(self) -> int:
@@ -724,8 +726,12 @@ class Scheduler:
             return self._now
         return time.monotonic_ns() - self._t0
 
-    #: The stack.driver.StackDriver view of the clock (the scheduler is a stack's driver).
-    now_ns = monotonic_ns
+    def now_ns(self) -> int:
+        """The stack.driver.StackDriver view of the clock (the scheduler is a stack's
+        driver): `monotonic_ns` (a method of its own: mypyc compiles no class-body alias)."""
+        if self.virtual:
+            return self._now
+        return time.monotonic_ns() - self._t0
 
     def clock(self) -> Callable[[], int]:
         """`monotonic_ns` as a function of its own, for the stacks' drivers: it reads
