@@ -59,16 +59,19 @@ COMPILED_MODULES = (
 #: The modules of vnet/ compiled in the same group, by path under vnet/: the host-call
 #: layer every socket call and frame passes through (the guest ABI callbacks, WASI and
 #: WASIX calls, socket descriptions, fd table, guest memory, context; NIC and segment).
-#: Left out, and why: vnet/scheduler.py (its threads, locks and turn accounting are
-#: another change's); vnet/guest/runtime.py and threads.py (wasmtime set-up, off the
-#: per-call path); the file, pipe, /dev and netlink descriptions (off the socket path;
-#: they subclass the compiled FileDescription, which allows it, and set its per-class
-#: attributes in ``__init__``: vnet/guest/fdtable.py). They load only through
-#: ``vnet/__init__.py``, which imports `stack` (and so its finder) first. What compiling
+#: The scheduler (clock, timers, FairLock, turns: every host call takes and ends a turn)
+#: is compiled too. Left out, and why: vnet/guest/runtime.py and threads.py (wasmtime
+#: set-up, off the per-call path); the file, pipe, /dev and netlink descriptions (off
+#: the socket path; they subclass the compiled FileDescription, which allows it, and set
+#: its per-class attributes in ``__init__``: vnet/guest/fdtable.py). They load only
+#: through ``vnet/__init__.py``, which imports `stack` (and so its finder) first. What compiling
 #: asked of them: the thread-local binding is a plain ``threading.local`` (a subclass
 #: would be native, one slot for all threads); the context's ``memory`` is a property
 #: over a deletable ``mem``; a value that may be any kind of socket is typed as such
-#: (vnet/guest/wasix.py `send_iovecs`); tests give them real objects, not stand-ins.
+#: (vnet/guest/wasix.py `send_iovecs`); tests give them real objects, not stand-ins; a
+#: class-body alias of a method (``__enter__ = acquire``) is a method of its own
+#: (vnet/scheduler.py). A compiled loop never gives up the GIL by itself: every wait in
+#: the scheduler goes through a lock, gate or sleep that releases it.
 COMPILED_VNET_MODULES = (
     "guest/abi.py", "guest/wasi_core.py", "guest/wasix.py", "guest/sockets.py",
     "guest/fdtable.py", "guest/memory.py", "guest/context.py",
