@@ -20,7 +20,15 @@ main thread while it runs the scheduler loop (not imports or setup). Shares
 are of CPU time: py-spy leaves out threads it sees idle, and since its idle
 detection misses threads blocked in a `threading` wait on some kernels (the
 reference machine's among them), samples whose innermost frame is such a
-wait (`Condition.wait`, `Event.wait`, …) are counted apart as waiting.
+wait (`Condition.wait`, `Event.wait`, the scheduler's `_Gate.wait`, …) are
+counted apart as waiting.
+
+The child runs the pure-Python build (``VNET_PURE_PYTHON=1``) even where the
+mypyc-compiled one is built: a Python profiler cannot see inside compiled
+modules — it charges their time to the nearest interpreted caller, and with the
+host-call layer compiled that is `wasmtime_func_call`, so every layer would
+read as "guest wasm running". The shares are of the pure-Python build; the
+compiled one spends less in each layer, not in the same proportions.
 
 Without py-spy (it is a PyPI package; scripts/bench --profile installs it),
 the child runs under cProfile with a profiler started in every thread, and
@@ -32,6 +40,7 @@ the child runs under cProfile with a profiler started in every thread, and
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import subprocess
@@ -102,7 +111,8 @@ def parse_raw(text: str) -> list[tuple[str, list[str], int]]:
 #: innermost frames that mean "blocked", whatever py-spy thought (see the docstring)
 WAITING = ("Condition.wait (threading.py)", "Event.wait (threading.py)",
            "Thread.join (threading.py)", "Thread._wait_for_tstate_lock (threading.py)",
-           "Semaphore.acquire (threading.py)")
+           "Semaphore.acquire (threading.py)",
+           "_Gate.wait (vnet/scheduler.py)")  # a guest or the loop asleep on its gate
 
 
 def _thread_group(name: str, frames: list[str]) -> str | None:
@@ -236,17 +246,18 @@ def run_profile(out_dir: Path, mb: float, module: Path, log: Callable[[str], Non
     spy = py_spy()
     child = [sys.executable, "-m", "vnet.bench.profile", "target", "--mb", str(mb),
              "--mtu", str(mtu), "--module", str(module)]
+    env = {**os.environ, "VNET_PURE_PYTHON": "1"}  # see the module docstring
     if spy is None:
         log("profile: py-spy not found; using cProfile in every thread")
         child += ["--cprofile", str(summary)]
-        proc = subprocess.run(child, capture_output=True, text=True, timeout=900)
+        proc = subprocess.run(child, capture_output=True, text=True, timeout=900, env=env)
         if proc.returncode != 0:
             raise BenchError(f"profiled run failed: {proc.stderr[-2000:]}")
         return summary
     log(f"profile: py-spy at {rate} Hz over TCP bulk, {mb} MiB, MTU {mtu}")
     proc = subprocess.run([spy, "record", "--nonblocking", "--threads", "--rate", str(rate),
                            "--format", "raw", "--output", str(raw), "--", *child],
-                          capture_output=True, text=True, timeout=900)
+                          capture_output=True, text=True, timeout=900, env=env)
     if proc.returncode != 0 or not raw.exists():
         raise BenchError(f"py-spy failed (exit {proc.returncode}): "
                          f"{(proc.stderr or proc.stdout)[-2000:]}")
@@ -254,7 +265,8 @@ def run_profile(out_dir: Path, mb: float, module: Path, log: Callable[[str], Non
     frames = next((int(line.split()[1]) for line in proc.stdout.splitlines()
                    if line.startswith("frames: ")), 0)
     header = (f"py-spy profile of TCP bulk between two guests, {mb} MiB at MTU {mtu} "
-              f"(real time).\nThroughput while profiled: {result}")
+              f"(real time, the pure-Python build: a profiler cannot see inside the "
+              f"compiled one).\nThroughput while profiled: {result}")
     summary.write_text(summarize(parse_raw(raw.read_text()), rate, header, frames))
     return summary
 
