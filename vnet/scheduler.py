@@ -456,7 +456,16 @@ class FairLock:
         return count
 
     def _acquire_restore(self, count: int) -> None:
-        self.acquire()
+        try:
+            self.acquire()
+        except BaseException:
+            # a signal handler raised while we waited to take it back (a second Ctrl-C
+            # in `Scheduler._run_real`): the caller's `with` releases it on the way out,
+            # so take it first; else that release fails and the exception becomes a
+            # RuntimeError ("cannot release un-acquired lock")
+            self.acquire()
+            self._count = count
+            raise
         self._count = count
 
 
