@@ -27,6 +27,7 @@ import random
 import struct
 from collections.abc import Callable
 from dataclasses import fields, is_dataclass
+from types import GetSetDescriptorType
 from typing import Any
 
 from stack.driver import ManualDriver
@@ -56,14 +57,24 @@ def _touch(value: Any, depth: int = 0) -> None:
         for item in value:
             _touch(item, depth + 1)
         return
-    names = [f.name for f in fields(value)] if is_dataclass(value) else []
-    for cls in type(value).__mro__:
-        names += [n for n in getattr(cls, "__slots__", ()) if not n.startswith("_")]
-        names += [n for n, v in vars(cls).items() if isinstance(v, property)
-                  and not n.startswith("_")]
-    for name in names:
+    for name in public_fields(type(value)):
         _touch(getattr(value, name), depth + 1)
     repr(value)
+
+
+def public_fields(cls: type) -> list[str]:
+    """The public fields and properties of `cls`, on either build: a class compiled by
+    mypyc (vnet/compile_stack.py) has no ``__slots__``, its attributes are in
+    ``__mypyc_attrs__``."""
+    names = [f.name for f in fields(cls)] if is_dataclass(cls) else []
+    for klass in cls.__mro__:
+        for attrs in (getattr(klass, "__slots__", ()), getattr(klass, "__mypyc_attrs__", ())):
+            names += [n for n in ((attrs,) if isinstance(attrs, str) else attrs)
+                      if not n.startswith("_") and n not in names]
+        names += [n for n, v in vars(klass).items()
+                  if isinstance(v, (property, GetSetDescriptorType))  # compiled: the latter
+                  and not n.startswith("_") and n not in names]
+    return names
 
 
 def _fix_checksum(buf: bytearray, offset: int, pseudo: int = 0, end: int | None = None) -> None:

@@ -4,8 +4,9 @@
 Python headers are present, unless `VNET_COMPILE_STACK=0`) compiles the hot modules of
 this package, and the hot host-call modules of vnet/ that drive it, with mypyc as one
 group into ``build/compiled-stack/`` at the repository root, beside a ``manifest.json``
-that records the module list and a SHA-256 of the ``stack/**/*.py`` and of the compiled
-vnet/ sources it was built from.
+that records the module list and a SHA-256 of the ``stack/**/*.py``, of the compiled
+vnet/ sources it was built from and of the uncompiled vnet/ modules they call into
+(listed as ``reads``: compiled code checks what they return against their annotations).
 `activate` (called once, from ``stack/__init__.py``, before any submodule loads; and
 ``vnet/__init__.py`` imports this package first) puts a finder first on ``sys.meta_path``
 that loads those modules from their extension files — only when the build is whole and
@@ -20,7 +21,7 @@ current:
 The decision is in `STATE` (one line, for `vnet --version` and the benchmark header) and
 `ACTIVE`. Both builds behave alike to the byte: the same seed gives the same pcaps
 (tests/test_compiled_stack.py). This is the one module of the stack that reads files —
-the manifest, the stack's own sources and the compiled vnet/ sources the manifest names,
+the manifest, the stack's own sources and the vnet/ sources the manifest names,
 at import — and it touches nothing else.
 """
 
@@ -113,12 +114,14 @@ def check_build(directory: Path) -> tuple[dict[str, Path] | None, str]:
         modules = {str(name): directory / str(rel)
                    for name, rel in dict(manifest["modules"]).items()}
         fmt, built_for, digest = manifest["format"], manifest["platform"], manifest["sources"]
+        # the uncompiled modules the build compiled calls into (vnet.compile_stack.read_sources)
+        reads = [str(rel) for rel in manifest.get("reads", [])]
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None, "pure Python (unreadable compiled build manifest)"
     if fmt != MANIFEST_FORMAT or built_for != platform_tag():
         return None, "pure Python (the compiled build is for another Python)"
     try:
-        current = sources_digest(outside=outside_sources(modules))
+        current = sources_digest(outside=outside_sources(modules) + reads)
     except OSError:
         current = ""
     if digest != current:

@@ -216,6 +216,41 @@ def test_an_edit_to_a_compiled_vnet_module_makes_the_whole_build_fall_back(
     assert compiled.check_build(current)[0] == {"vnet.guest.abi": so}
 
 
+def test_an_edit_to_a_module_the_compiled_code_calls_into_makes_the_build_fall_back(
+        tmp_path: Path) -> None:
+    """Compiled code checks what an uncompiled module gives it against that module's
+    annotations: with a build made before `Impairment.decide` returned a list instead of
+    a tuple (an edit the sources take in their stride), the compiled segment raised
+    TypeError on the first impaired frame while the build still counted as current. The
+    build lists the uncompiled vnet/ modules the compiled ones import (`reads`) and its
+    digest covers them: a build from an impairment.py that differs by one byte is not
+    used, and says why."""
+    reads = compile_stack.read_sources(ROOT)
+    assert {"vnet/link/impairment.py", "vnet/guest/wasi_types.py"} <= set(reads)
+    assert not set(reads) & set(compile_stack.compiled_paths())
+    modules = {"vnet.link.segment": "segment.so"}
+    outside = compiled.outside_sources(modules) + reads
+    copy = tmp_path / "tree"
+    shutil.copytree(ROOT / "stack", copy / "stack",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    for rel in outside:
+        (copy / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / rel, copy / rel)
+    impairment = copy / "vnet/link/impairment.py"
+    impairment.write_bytes(impairment.read_bytes() + b"\n")
+    (tmp_path / "build").mkdir()
+    (tmp_path / "build" / "segment.so").write_bytes(b"")
+    stale = _fake_build(tmp_path / "build", modules=modules, reads=reads,
+                        sources=compiled.sources_digest(copy / "stack", outside))
+    usable, state = compiled.check_build(stale)
+    assert usable is None and "a compiled source changed since the build" in state
+    # the same build, had impairment.py been as it is, would be taken
+    current = _fake_build(tmp_path / "build", modules=modules, reads=reads,
+                          sources=compiled.sources_digest(outside=outside))
+    assert compiled.check_build(current)[0] == {"vnet.link.segment":
+                                                tmp_path / "build" / "segment.so"}
+
+
 def test_vnet_imports_the_stack_first_so_its_compiled_modules_can_load() -> None:
     """The finder must be in place before any compiled vnet module is imported."""
     proc = subprocess.run([sys.executable, "-c",

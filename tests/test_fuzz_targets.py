@@ -26,7 +26,10 @@ import pytest
 from fuzz import all_targets
 from fuzz.run import run_mutations
 from fuzz.tcp_engine import EngineRun, Reader
+from fuzz.wire_targets import public_fields
+from stack.ip import IpMeta
 from stack.wire.errors import WireError
+from stack.wire.tcp import TcpOptions, TcpPacket
 
 ROOT = Path(__file__).resolve().parent.parent
 TARGETS, SEEDS = all_targets()
@@ -71,6 +74,19 @@ def test_header_seeds_are_accepted_by_their_parser(name: str) -> None:
     assert SEEDS[name]
     for seed in SEEDS[name]:
         assert not isinstance(parse(seed), WireError), seed.hex()
+
+
+def test_the_parser_targets_read_every_field_on_either_build() -> None:
+    """What the parser targets read of a parsed value: the same fields on the compiled
+    build (whose classes have no ``__slots__``) as on the pure one, so a field the
+    compiled parser gets wrong is read there too; TcpOptions and IpMeta were dataclasses
+    until they were written out for speed, and the compiled build then read none of
+    theirs (nor ever a TcpPacket's)."""
+    assert {"mss", "wscale", "sack_permitted", "sack_blocks", "timestamp"} <= set(
+        public_fields(TcpOptions))
+    assert {"src_port", "seq", "ack", "flags", "options", "payload"} <= set(
+        public_fields(TcpPacket))
+    assert {"version", "src", "dst", "ttl", "tos", "packet"} <= set(public_fields(IpMeta))
 
 
 def test_tcp_engine_seeds_establish_and_move_data_both_ways() -> None:

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import signal
 import sys
 import threading
 import time
+from types import FrameType
+
+import pytest
 
 from vnet.scheduler import (
     CHARGE_QUANTUM_NS,
@@ -259,6 +263,107 @@ def test_fair_lock_release_racing_a_thread_that_queues_hands_it_over() -> None:
     assert got.wait(5), "the queueing thread was left waiting on a free lock"
     waiter.join(5)
     assert lock.waiting == 0 and lock.acquisitions == 2
+
+
+def test_fair_lock_waiter_stopped_by_a_signal_leaves_the_queue() -> None:
+    """A signal handler that raises (a second Ctrl-C or SIGTERM: vnet/sim/signals.py)
+    while the main thread queues for the lock: the exception comes out of `acquire`,
+    the thread holds nothing, and when the holder lets go the lock is free for the
+    next thread, not handed to the thread that stopped waiting (that stranded every
+    guest's host call and hung the run's clean-up in `Scheduler.stop_all`)."""
+
+    class Interrupted(Exception):
+        pass
+
+    def interrupt_handler(_signum: int, _frame: FrameType | None) -> None:
+        raise Interrupted
+
+    lock = FairLock()
+    holding, let_go = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        with lock:
+            holding.set()
+            let_go.wait(5)
+
+    main = threading.main_thread().ident
+    assert main == threading.get_ident()
+
+    def interrupt_once_queued() -> None:
+        while lock.waiting < 1:
+            time.sleep(0.001)
+        signal.pthread_kill(main, signal.SIGUSR1)
+
+    previous = signal.signal(signal.SIGUSR1, interrupt_handler)
+    try:
+        owner = threading.Thread(target=holder)
+        owner.start()
+        assert holding.wait(5)
+        threading.Thread(target=interrupt_once_queued).start()
+        with pytest.raises(Interrupted):
+            lock.acquire()
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+    assert lock.waiting == 0 and not lock._is_owned()
+    let_go.set()
+    owner.join(5)
+    taken: list[bool] = []
+    other = threading.Thread(target=lambda: taken.append(lock.acquire(blocking=False)))
+    other.start()
+    other.join(5)
+    assert taken == [True], "the lock went to the thread that had stopped waiting"
+
+
+def test_fair_lock_taken_back_after_a_wait_keeps_a_signals_exception() -> None:
+    """The same signal while the main thread waits to take the lock back after waiting
+    for something else without it (`Scheduler._run_real` between two timers, as
+    `threading.Condition.wait`): the signal's exception comes out of the ``with`` block
+    that held the lock (vnet run catches KeyboardInterrupt to clean up), not a
+    RuntimeError from releasing a lock it no longer held, and the lock is left free."""
+
+    class Interrupted(Exception):
+        pass
+
+    def interrupt_handler(_signum: int, _frame: FrameType | None) -> None:
+        raise Interrupted
+
+    lock = FairLock()
+    holding, let_go = threading.Event(), threading.Event()
+
+    def holder() -> None:
+        with lock:
+            holding.set()
+            let_go.wait(5)
+
+    main = threading.main_thread().ident
+    assert main == threading.get_ident()
+
+    def interrupt_once_queued() -> None:
+        while lock.waiting < 1:
+            time.sleep(0.001)
+        signal.pthread_kill(main, signal.SIGUSR1)
+        time.sleep(0.05)
+        let_go.set()
+
+    previous = signal.signal(signal.SIGUSR1, interrupt_handler)
+    owner = threading.Thread(target=holder)
+    try:
+        with pytest.raises(Interrupted), lock:
+            count = lock._release_save()
+            owner.start()
+            assert holding.wait(5)
+            threading.Thread(target=interrupt_once_queued).start()
+            lock._acquire_restore(count)
+    finally:
+        signal.signal(signal.SIGUSR1, previous)
+        let_go.set()
+    owner.join(5)
+    assert lock.waiting == 0 and not lock._is_owned()
+    taken: list[bool] = []
+    other = threading.Thread(target=lambda: taken.append(lock.acquire(blocking=False)))
+    other.start()
+    other.join(5)
+    assert taken == [True]
 
 
 def test_virtual_host_call_charges_preempt_a_guest_that_runs_ahead() -> None:

@@ -6,9 +6,9 @@ there as one mypyc group, so that calls between them stay native, and installs t
 extension files with a manifest into ``build/compiled-stack/`` (or ``--out DIR``), where
 `stack.compiled` finds them at the next start. The build is all or nothing: it is written
 under a temporary name and renamed into place only once complete, and the manifest
-records the SHA-256 of the sources it was made from, so an edit to any file of ``stack/``
-or to any compiled vnet/ module makes all of them run as pure Python again until the
-next build.
+records the SHA-256 of the sources it was made from, so an edit to any file of ``stack/``,
+to any compiled vnet/ module or to an uncompiled one they import (`read_sources`) makes
+all of them run as pure Python again until the next build.
 
 ``--if-possible`` (scripts/_bootstrap.sh, unless VNET_COMPILE_STACK=0) turns "no C compiler",
 "no Python headers" and "VNET_PURE_PYTHON is set" into one line on stderr and exit
@@ -20,6 +20,7 @@ directory, the output directory and the C compiler.
 from __future__ import annotations
 
 import argparse
+import ast
 import json
 import os
 import shutil
@@ -107,6 +108,41 @@ def compiled_paths() -> list[str]:
             + [f"vnet/{rel}" for rel in COMPILED_VNET_MODULES])
 
 
+def read_sources(root: Path) -> list[str]:
+    """The uncompiled modules of vnet/ and firewall/ that the compiled ones import (at run
+    time or for types only), relative to `root`. mypyc compiles a call into one, or a read
+    of its attributes, against its annotations and checks the value at run time (a
+    ``tuple[int, ...]`` must be a tuple of ints), so an edit there that the sources take
+    in their stride (`Impairment.decide` returning a list) makes a build from before it
+    raise TypeError: the manifest lists them, and the digest covers them (stack/ is
+    covered whole)."""
+    compiled_files = set(compiled_paths())
+    found: set[str] = set()
+    for rel in compiled_files:
+        package = rel[:-3].replace("/", ".").rsplit(".", 1)[0]
+        for node in ast.walk(ast.parse((root / rel).read_text())):
+            if isinstance(node, ast.ImportFrom):
+                if node.level:
+                    parts = package.split(".")
+                    base = ".".join(parts[:len(parts) - node.level + 1])
+                    name = f"{base}.{node.module}" if node.module else base
+                else:
+                    name = node.module or ""
+                names = [name, *(f"{name}.{alias.name}" for alias in node.names)]
+            elif isinstance(node, ast.Import):
+                names = [alias.name for alias in node.names]
+            else:
+                continue
+            for name in names:
+                path = name.replace(".", "/")
+                for candidate in (f"{path}.py", f"{path}/__init__.py"):
+                    if (candidate.split("/")[0] in ("vnet", "firewall")
+                            and candidate not in compiled_files
+                            and (root / candidate).is_file()):
+                        found.add(candidate)
+    return sorted(found)
+
+
 def _build_in(scratch: Path, jobs: int) -> None:
     """Compile the staged copy of stack/ under `scratch` in place (a child process,
     so that mypyc's and setuptools' state and output stay out of this one)."""
@@ -138,7 +174,9 @@ def build(out: Path, jobs: int = 2) -> dict[str, str]:
                             ignore=shutil.ignore_patterns("__pycache__", "*.so", "*.pyc"))
         (scratch / "mypy.ini").write_text(MYPY_CONFIG)
         names = [path[:-3].replace("/", ".") for path in compiled_paths()]
-        digest = compiled.sources_digest(scratch / "stack", compiled.outside_sources(names))
+        reads = read_sources(scratch)
+        digest = compiled.sources_digest(scratch / "stack",
+                                         compiled.outside_sources(names) + reads)
         _build_in(scratch, jobs)
         staged = out.with_name(out.name + ".partial")
         shutil.rmtree(staged, ignore_errors=True)
@@ -151,7 +189,7 @@ def build(out: Path, jobs: int = 2) -> dict[str, str]:
             shutil.copy2(scratch / rel, staged / rel)
             modules[name] = rel
         manifest = {"format": compiled.MANIFEST_FORMAT, "platform": compiled.platform_tag(),
-                    "sources": digest, "modules": modules}
+                    "sources": digest, "modules": modules, "reads": reads}
         (staged / compiled.MANIFEST).write_text(json.dumps(manifest, indent=1) + "\n")
         shutil.rmtree(out, ignore_errors=True)
         out.parent.mkdir(parents=True, exist_ok=True)

@@ -373,8 +373,28 @@ class FairLock:
             # path takes no mutex): hand it to the first waiter, as that release would
             self._hand_over()
         mutex.release()
-        gate.acquire()  # released by the thread that hands us the lock
+        try:
+            gate.acquire()  # released by the thread that hands us the lock
+        except BaseException:  # a signal handler raised (a second Ctrl-C) while we waited
+            self._abandon(me, gate)
+            raise
         return True
+
+    def _abandon(self, me: int, gate: Any) -> None:
+        """A waiter leaves with an exception: out of the queue, or, if the lock was
+        handed to it meanwhile, on to the next waiter, so that no release hands the
+        lock to a thread that no longer waits (every other thread would wait forever)."""
+        mutex = self._mutex
+        mutex.acquire()
+        try:
+            self._waiters.remove((me, gate))
+            handed = False
+        except ValueError:  # popped by a hand-over: it is ours now
+            handed = True
+        mutex.release()
+        if handed:
+            self._count = 1
+            self.release()
 
     def _hand_over(self) -> None:
         """`_held` taken and the mutex held: give the lock to the longest waiter."""
@@ -436,7 +456,16 @@ class FairLock:
         return count
 
     def _acquire_restore(self, count: int) -> None:
-        self.acquire()
+        try:
+            self.acquire()
+        except BaseException:
+            # a signal handler raised while we waited to take it back (a second Ctrl-C
+            # in `Scheduler._run_real`): the caller's `with` releases it on the way out,
+            # so take it first; else that release fails and the exception becomes a
+            # RuntimeError ("cannot release un-acquired lock")
+            self.acquire()
+            self._count = count
+            raise
         self._count = count
 
 

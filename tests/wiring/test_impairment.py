@@ -104,6 +104,31 @@ def test_rate_queue_limit_tail_drops() -> None:
 
 @pytest.mark.parametrize(
     "kwargs",
+    [{"rate_bps": 8e6}, {"delay_ns": 1e3}, {"reorder": 1.0, "reorder_delay_ns": 2e3}],
+)
+def test_float_parameters_delay_frames_by_whole_nanoseconds(kwargs: dict[str, float]) -> None:
+    """A rate written as ``8e6`` (or a time as ``1e3``), also set mid-run, delays a frame
+    as its int would, and the virtual clock stays in whole nanoseconds: the compiled
+    segment and scheduler take only ints (they raised TypeError on the float rate)."""
+    expected = {"rate_bps": 60_010, "delay_ns": 1_010, "reorder": 2_010}[next(iter(kwargs))]
+    for set_mid_run in (False, True):
+        sched = Scheduler(virtual=True)
+        seg = Segment(sched, "lan", latency_ns=10)
+        a, b = Sink("a", sched), Sink("b", sched)
+        imp = Impairment() if set_mid_run else Impairment(**kwargs)  # type: ignore[arg-type]
+        if set_mid_run:
+            for name, value in kwargs.items():
+                setattr(imp, name, value)
+        pa = seg.attach(a, ingress=imp)
+        seg.attach(b)
+        pa.send(frame(b"\xff" * 6, mac(1)))
+        sched.run_for(500_000)
+        assert b.times == [expected]
+        assert type(b.times[0]) is int
+
+
+@pytest.mark.parametrize(
+    "kwargs",
     [
         {"loss": -0.1},
         {"loss": 1.5},

@@ -112,7 +112,7 @@ class Impairment:
         self.reorder_delay_ns = int(reorder_delay_ns)
         self.delay_ns = int(delay_ns)
         self.jitter_ns = int(jitter_ns)
-        self.rate_bps = rate_bps
+        self.rate_bps = None if rate_bps is None else int(rate_bps)
         self.queue_limit = queue_limit
         self.queue_limit_bytes = queue_limit_bytes
         self.seed = seed
@@ -175,7 +175,9 @@ class Impairment:
             if reorder and rnd() < reorder:
                 delay += self.reorder_delay_ns
                 stats.reordered += 1
-            delays.append(delay)
+            # whole nanoseconds even if a parameter was set to a float mid-run: the
+            # compiled scheduler and segment take only ints (vnet/compile_stack.py)
+            delays.append(int(delay))
         return tuple(delays)
 
     def _serialize(self, now_ns: int, length: int, rate_bps: int) -> int | None:
