@@ -127,13 +127,18 @@ class TcpLayer:
         """Read the clock once for the call into the layer that begins (a segment, a
         socket call): what it does reads `now()`, not the driver's clock, about forty
         times per connection otherwise (each a call into the driver). The caller that
-        gets True ends the turn (``turn_now = -1``, in a ``finally``); nested calls see
+        gets True ends the turn (`end_turn`, in a ``finally``); nested calls see
         the outer one's time. In virtual time nothing changes (the clock stands still
         while the stack runs); in real time the call's events share one instant."""
         if self.turn_now >= 0:
             return False
         self.turn_now = self.stack.driver.now_ns()
         return True
+
+    def end_turn(self, outer: bool) -> None:
+        """End the turn `begin_turn` began, if it returned True (`outer`)."""
+        if outer:
+            self.turn_now = -1
 
     def now(self) -> int:
         now = self.turn_now
@@ -465,8 +470,7 @@ class TcpLayer:
         try:
             return self._receive(meta, payload)
         finally:
-            if outer:
-                self.turn_now = -1
+            self.end_turn(outer)
 
     def _receive(self, meta: IpMeta, payload: memoryview) -> bool:
         stack = self.stack

@@ -206,8 +206,7 @@ class TcpSocket(Socket):
         try:
             layer.connect(self, wire, port)
         finally:
-            if outer:
-                layer.turn_now = -1
+            layer.end_turn(outer)
         self.connect_state = SS_CONNECTING
 
     def connect_completed(self) -> bool:
@@ -340,8 +339,7 @@ class TcpSocket(Socket):
         try:
             sent = conn.send(data)
         finally:
-            if outer:
-                layer.turn_now = -1
+            layer.end_turn(outer)
         layer.settle_memory(conn)
         return sent
 
@@ -408,8 +406,7 @@ class TcpSocket(Socket):
             try:
                 conn.shutdown_write()
             finally:
-                if outer:
-                    layer.turn_now = -1
+                layer.end_turn(outer)
         self.layer.settle_memory(conn)
         self.layer.stack.driver.wake()
 
@@ -427,8 +424,7 @@ class TcpSocket(Socket):
             try:
                 conn.close()
             finally:
-                if outer:
-                    layer.turn_now = -1
+                layer.end_turn(outer)
             state = conn.state
             if state == CLOSED:
                 self.layer.settle_memory(conn, release=True)

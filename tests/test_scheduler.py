@@ -265,19 +265,16 @@ def test_fair_lock_release_racing_a_thread_that_queues_hands_it_over() -> None:
     assert lock.waiting == 0 and lock.acquisitions == 2
 
 
-def test_fair_lock_waiter_stopped_by_a_signal_leaves_the_queue() -> None:
-    """A signal handler that raises (a second Ctrl-C or SIGTERM: vnet/sim/signals.py)
-    while the main thread queues for the lock: the exception comes out of `acquire`,
-    the thread holds nothing, and when the holder lets go the lock is free for the
-    next thread, not handed to the thread that stopped waiting (that stranded every
-    guest's host call and hung the run's clean-up in `Scheduler.stop_all`)."""
+class _Interrupted(Exception):
+    """What the tests' SIGUSR1 handler raises (as vnet run's handlers raise on a signal)."""
 
-    class Interrupted(Exception):
-        pass
 
-    def interrupt_handler(_signum: int, _frame: FrameType | None) -> None:
-        raise Interrupted
+def _raise_interrupted(_signum: int, _frame: FrameType | None) -> None:
+    raise _Interrupted
 
+
+def _lock_and_holder() -> tuple[FairLock, threading.Event, threading.Event, threading.Thread]:
+    """A FairLock and a thread (not started) that holds it from `holding` until `let_go`."""
     lock = FairLock()
     holding, let_go = threading.Event(), threading.Event()
 
@@ -286,32 +283,53 @@ def test_fair_lock_waiter_stopped_by_a_signal_leaves_the_queue() -> None:
             holding.set()
             let_go.wait(5)
 
+    return lock, holding, let_go, threading.Thread(target=holder)
+
+
+def _interrupt_main_once_queued(lock: FairLock, then_let_go: threading.Event | None = None) -> None:
+    """From another thread: SIGUSR1 to the main thread once it queues for `lock`."""
     main = threading.main_thread().ident
     assert main == threading.get_ident()
 
-    def interrupt_once_queued() -> None:
+    def interrupt() -> None:
         while lock.waiting < 1:
             time.sleep(0.001)
         signal.pthread_kill(main, signal.SIGUSR1)
+        if then_let_go is not None:
+            time.sleep(0.05)
+            then_let_go.set()
 
-    previous = signal.signal(signal.SIGUSR1, interrupt_handler)
+    threading.Thread(target=interrupt).start()
+
+
+def _free_for_another_thread(lock: FairLock) -> bool:
+    taken: list[bool] = []
+    other = threading.Thread(target=lambda: taken.append(lock.acquire(blocking=False)))
+    other.start()
+    other.join(5)
+    return taken == [True]
+
+
+def test_fair_lock_waiter_stopped_by_a_signal_leaves_the_queue() -> None:
+    """A signal handler that raises (a second Ctrl-C or SIGTERM: vnet/sim/signals.py)
+    while the main thread queues for the lock: the exception comes out of `acquire`,
+    the thread holds nothing, and when the holder lets go the lock is free for the
+    next thread, not handed to the thread that stopped waiting (that stranded every
+    guest's host call and hung the run's clean-up in `Scheduler.stop_all`)."""
+    lock, holding, let_go, owner = _lock_and_holder()
+    previous = signal.signal(signal.SIGUSR1, _raise_interrupted)
     try:
-        owner = threading.Thread(target=holder)
         owner.start()
         assert holding.wait(5)
-        threading.Thread(target=interrupt_once_queued).start()
-        with pytest.raises(Interrupted):
+        _interrupt_main_once_queued(lock)
+        with pytest.raises(_Interrupted):
             lock.acquire()
     finally:
         signal.signal(signal.SIGUSR1, previous)
     assert lock.waiting == 0 and not lock._is_owned()
     let_go.set()
     owner.join(5)
-    taken: list[bool] = []
-    other = threading.Thread(target=lambda: taken.append(lock.acquire(blocking=False)))
-    other.start()
-    other.join(5)
-    assert taken == [True], "the lock went to the thread that had stopped waiting"
+    assert _free_for_another_thread(lock), "the lock went to the thread that had stopped waiting"
 
 
 def test_fair_lock_taken_back_after_a_wait_keeps_a_signals_exception() -> None:
@@ -320,50 +338,21 @@ def test_fair_lock_taken_back_after_a_wait_keeps_a_signals_exception() -> None:
     `threading.Condition.wait`): the signal's exception comes out of the ``with`` block
     that held the lock (vnet run catches KeyboardInterrupt to clean up), not a
     RuntimeError from releasing a lock it no longer held, and the lock is left free."""
-
-    class Interrupted(Exception):
-        pass
-
-    def interrupt_handler(_signum: int, _frame: FrameType | None) -> None:
-        raise Interrupted
-
-    lock = FairLock()
-    holding, let_go = threading.Event(), threading.Event()
-
-    def holder() -> None:
-        with lock:
-            holding.set()
-            let_go.wait(5)
-
-    main = threading.main_thread().ident
-    assert main == threading.get_ident()
-
-    def interrupt_once_queued() -> None:
-        while lock.waiting < 1:
-            time.sleep(0.001)
-        signal.pthread_kill(main, signal.SIGUSR1)
-        time.sleep(0.05)
-        let_go.set()
-
-    previous = signal.signal(signal.SIGUSR1, interrupt_handler)
-    owner = threading.Thread(target=holder)
+    lock, holding, let_go, owner = _lock_and_holder()
+    previous = signal.signal(signal.SIGUSR1, _raise_interrupted)
     try:
-        with pytest.raises(Interrupted), lock:
+        with pytest.raises(_Interrupted), lock:
             count = lock._release_save()
             owner.start()
             assert holding.wait(5)
-            threading.Thread(target=interrupt_once_queued).start()
+            _interrupt_main_once_queued(lock, then_let_go=let_go)
             lock._acquire_restore(count)
     finally:
         signal.signal(signal.SIGUSR1, previous)
         let_go.set()
     owner.join(5)
     assert lock.waiting == 0 and not lock._is_owned()
-    taken: list[bool] = []
-    other = threading.Thread(target=lambda: taken.append(lock.acquire(blocking=False)))
-    other.start()
-    other.join(5)
-    assert taken == [True]
+    assert _free_for_another_thread(lock)
 
 
 def test_virtual_host_call_charges_preempt_a_guest_that_runs_ahead() -> None:
