@@ -6,7 +6,8 @@ blocks tasks on conditions of their own and checks, through the per-task
 wakes only the task whose condition it made true, that the timer loop sleeps
 through timers that do not move its next deadline, and that a task woken by
 another's host call runs before that caller goes on (real time) — after a
-burst of back-to-back calls, in bounded batches.
+burst of back-to-back calls, in bounded batches — and that a timer a guest's
+call arms sooner than the loop's deadline waits for the guest to look at it.
 """
 
 from __future__ import annotations
@@ -17,7 +18,13 @@ from collections.abc import Callable
 
 import pytest
 
-from vnet.scheduler import HANDOFF_HOLD_CALLS, HANDOFF_HOLD_GAP_NS, GuestTask, Scheduler
+from vnet.scheduler import (
+    HANDOFF_HOLD_CALLS,
+    HANDOFF_HOLD_GAP_NS,
+    GuestTask,
+    Scheduler,
+    kick_overdue_loops,
+)
 
 
 def _blocked_on_boxes(sched: Scheduler, count: int) -> tuple[list[list[int]], list[GuestTask]]:
@@ -269,3 +276,176 @@ def test_virtual_run_for_inside_a_task_lets_the_others_run_meanwhile() -> None:
     assert log == [("tick", 10), ("tick", 20), ("pauser", 25), ("tick", 30), ("tick", 40),
                    ("tick", 50)]
     assert sched.current is None and all(t.done for t in sched.tasks)
+
+
+# --- timers a guest's turn arms (see "Timers in real time") ------------------------
+
+def _guest_call(sched: Scheduler, task: GuestTask, body: Callable[[], object],
+                right_after: bool) -> None:
+    """One host call of a wasm guest, as the ABI bridge makes it: a network turn, then
+    `charge_host_call`. `right_after`: the call came right after the guest's previous
+    one (no compute between them, so it is taken to call again soon); else the guest
+    computed for a millisecond first (more than CALLS_AGAIN_GAP_NS)."""
+    if not right_after:
+        time.sleep(0.001)
+    start = time.monotonic_ns()
+    with sched.host_call_lock, sched.atomic():
+        body()
+    end = time.monotonic_ns()
+    wall = end - task.resumed_ns - 1 if right_after else end - start
+    sched.charge_host_call(task, 0, 0, wall, end)
+
+
+def _loop_running(sched: Scheduler, stop: list[int]) -> threading.Thread:
+    """The timer loop, in a thread of its own, until `stop` is non-empty; returns once
+    the loop sleeps until the minute-away timer armed first."""
+    sched.call_later(60_000_000_000, lambda: None)
+    thread = threading.Thread(target=lambda: sched.run(until=lambda: bool(stop), timeout_s=60))
+    thread.start()
+    for _ in range(5000):
+        with sched.lock:
+            if sched._loops:
+                return thread
+        time.sleep(0.001)
+    raise AssertionError("the loop never slept")
+
+
+def _guest_task(sched: Scheduler, script: Callable[[GuestTask], None]) -> GuestTask:
+    def body(task: GuestTask) -> None:
+        _guest_call(sched, task, lambda: None, right_after=False)  # a first call: a wasm guest
+        script(task)
+
+    return sched.spawn("guest", body)
+
+
+def test_a_timer_a_guest_arms_and_cancels_in_calls_back_to_back_never_wakes_the_loop() -> None:
+    """A guest's call arms a timer sooner than the loop's deadline, its next call
+    (right after) cancels it: the loop sleeps through both (no wake to sleep shorter,
+    none for the timer gone), and the timer never runs."""
+    sched = Scheduler(virtual=False, cpus="all")
+    stop: list[int] = []
+    loop = _loop_running(sched, stop)
+    before = sched.loop_wakeups
+    fired: list[int] = []
+    timers: list[object] = []
+
+    def script(task: GuestTask) -> None:
+        _guest_call(sched, task, lambda: timers.append(
+            sched.call_later(50_000_000, lambda: fired.append(1))), right_after=True)
+        _guest_call(sched, task, lambda: timers[0].cancel(), right_after=True)  # type: ignore[attr-defined]
+
+    task = _guest_task(sched, script)
+    task.thread.join(10)
+    time.sleep(0.1)  # past the cancelled timer's time
+    assert sched.loop_wakeups == before
+    stop.append(1)
+    sched.notify()
+    loop.join(10)
+    assert fired == []
+
+
+def test_a_timer_a_guest_arms_runs_on_time_when_the_guest_then_computes() -> None:
+    """The guest computed before the call that armed it: it is taken to compute next, so
+    the loop is woken for the timer as its call ends, and the timer runs."""
+    sched = Scheduler(virtual=False, cpus="all")
+    stop: list[int] = []
+    loop = _loop_running(sched, stop)
+    before = sched.loop_wakeups
+    fired = threading.Event()
+    seen: list[int] = []
+
+    def script(task: GuestTask) -> None:
+        def arm() -> None:
+            sched.call_later(1_000_000, fired.set)
+            seen.append(sched.loop_wakeups)  # inside the turn: the loop not woken yet
+
+        _guest_call(sched, task, arm, right_after=False)
+        fired.wait(10)  # "computes": no host call until the timer ran
+
+    task = _guest_task(sched, script)
+    task.thread.join(20)
+    assert fired.is_set()
+    assert seen == [before]
+    assert sched.loop_wakeups == before + 1  # once, as the call ended
+    stop.append(1)
+    sched.notify()
+    loop.join(10)
+
+
+def test_a_pending_timer_runs_in_the_guests_thread_or_the_ticker_wakes_the_loop() -> None:
+    """Calling back to back, the guest looks at the timer after each call: once it is due its
+    own thread runs it (no loop wake-up). If the guest computes instead of calling
+    again, the epoch ticker's `kick_overdue_loops` wakes the loop for it."""
+    sched = Scheduler(virtual=False, cpus="all")
+    stop: list[int] = []
+    loop = _loop_running(sched, stop)
+    before = sched.loop_wakeups
+    ran_in: list[str] = []
+    second = threading.Event()
+
+    def script(task: GuestTask) -> None:
+        _guest_call(sched, task, lambda: sched.call_later(
+            2_000_000, lambda: ran_in.append(threading.current_thread().name)), right_after=True)
+        time.sleep(0.01)  # past its time, then a call: it runs here
+        _guest_call(sched, task, lambda: None, right_after=True)
+        _guest_call(sched, task, lambda: sched.call_later(2_000_000, second.set), right_after=True)
+        # computes from now on: only the ticker can get the timer run
+        time.sleep(0.01)
+        kick_overdue_loops()
+        second.wait(10)
+
+    task = _guest_task(sched, script)
+    task.thread.join(20)
+    assert ran_in == [task.thread.name]
+    assert second.is_set()
+    assert sched.loop_wakeups == before + 1  # the ticker's, for the second timer only
+    stop.append(1)
+    sched.notify()
+    loop.join(10)
+
+
+def test_a_guest_that_blocks_with_a_timer_pending_wakes_the_loop_for_it() -> None:
+    """Nobody else would look at the timer: blocking hands it to the loop."""
+    sched = Scheduler(virtual=False, cpus="all")
+    stop: list[int] = []
+    loop = _loop_running(sched, stop)
+    fired = threading.Event()
+
+    def ring() -> None:  # a timer callback: the lock is held
+        fired.set()
+        sched.wake()
+
+    def script(task: GuestTask) -> None:
+        _guest_call(sched, task, lambda: sched.call_later(1_000_000, ring), right_after=True)
+        with sched.host_call_lock, sched.atomic():
+            sched.block(task, fired.is_set, None)  # woken by its own timer, run by the loop
+
+    task = _guest_task(sched, script)
+    task.thread.join(20)
+    assert fired.is_set() and task.done
+    stop.append(1)
+    sched.notify()
+    loop.join(10)
+
+
+@pytest.mark.parametrize("virtual", [False, True], ids=["real", "virtual"])
+def test_run_until_done_returns_when_that_task_ends_and_not_before(virtual: bool) -> None:
+    """`run(until_done=task)`: the loop returns once that task is done, while another
+    task stays blocked; the task's end wakes a sleeping real-time loop at once."""
+    sched = Scheduler(virtual=virtual)
+    boxes, (stays, ends) = _blocked_on_boxes(sched, 2)
+    if virtual:
+        assert sched.run(until=lambda: all(t.state.value == "blocked" for t in (stays, ends)))
+    else:
+        _until_blocked(sched, [stays, ends])
+    assert not sched.run(until_done=ends, timeout_s=0.05) or virtual
+    assert not ends.done
+    if not virtual:
+        sched.call_later(60_000_000_000, lambda: None)  # the loop sleeps a minute
+        threading.Timer(0.05, lambda: (boxes[1].append(1), sched.notify())).start()
+    else:
+        with sched.lock:
+            boxes[1].append(1)
+        sched.notify()
+    assert sched.run(until_done=ends, timeout_s=30)
+    assert ends.done and not stays.done

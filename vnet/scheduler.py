@@ -80,6 +80,28 @@ the call, behind the guests it woke. The timer loop of real time sleeps
 until its next timer; a new timer wakes it only if it is sooner, and a
 change only once its `until` holds (`loop_wakeups` counts those).
 
+Timers in real time
+-------------------
+A timer that a wasm guest's host call arms sooner than the loop's wake-up
+does not wake the loop at once: most are cancelled soon after, unrun (a
+short connection's delayed ACK for the peer's FIN, armed for 1 ms, is
+cancelled when the application closes and its FIN carries the ACK), and
+waking the loop to sleep shorter, then waking it again for a timer gone,
+cost two thread switches each time. The timer is noted (`_early_ns`) and the
+guest looks at it when its call is over (`_look_at_timers`): if it is due
+the guest's thread runs it there and then, as the loop would; if not, the
+loop is woken for it — unless the guest computed less than
+`CALLS_AGAIN_GAP_NS` (200 µs) before the call: it is taken to call again
+soon and look again then. A guest that blocks with the timer pending wakes
+the loop, unless its blocking lets its waker go on (that guest looks at the
+end of its call); a guest that ends wakes it. Whatever else happens, the
+wasm runtime's epoch ticker wakes the loop for such a timer once it is
+overdue (`kick_overdue_loops`), so it runs at most one tick (5 ms) late — in
+the worst case, when every guest that could look computes instead — about
+Linux's own timer granularity. Timers armed by anything else (the loop, a
+Python task, a caller outside `run()`) wake the loop as before, and virtual
+time is not concerned.
+
 CPU placement
 -------------
 The network's threads — guest threads, and the thread running `run()` while
@@ -246,6 +268,10 @@ HANDOFF_HOLD_GAP_NS = 20_000
 #: ...for at most this many of its calls, then run (or when it blocks, yields, ends,
 #: makes a call after computing, or computes through an epoch tick: `end_burst`).
 HANDOFF_HOLD_CALLS = 32
+#: Real time: a guest that computed less than this before its host call is taken to
+#: make its next one soon: a timer its turns armed waits for it to look (see "Timers
+#: in real time").
+CALLS_AGAIN_GAP_NS = 200_000
 
 _get_ident = threading.get_ident
 
@@ -254,6 +280,17 @@ _NO_TASKS: dict[Any, None] = {}
 
 #: `Scheduler._timer_check_ns` when no timer was armed in the current turn.
 _NO_TIMER_CHECK = 1 << 126
+
+#: Real-time schedulers with a timer a guest is to look at (`Scheduler._early_ns`):
+#: the epoch ticker of the wasm runtime calls `kick_overdue_loops` for them.
+_EARLY_PENDING: set[Scheduler] = set()
+
+
+def kick_overdue_loops() -> None:
+    """Wake the loops of every scheduler whose timer a guest was to look at is overdue
+    (`Scheduler.kick_overdue_loops`). Any thread: the runtime's epoch ticker calls it."""
+    for scheduler in list(_EARLY_PENDING):
+        scheduler.kick_overdue_loops()
 
 
 def _never() -> bool:
@@ -272,6 +309,7 @@ class TaskState(Enum):
 _BLOCKED = TaskState.BLOCKED
 _RUNNING = TaskState.RUNNING
 _RUNNABLE = TaskState.RUNNABLE
+_DONE = TaskState.DONE
 
 
 class TaskKilled(Exception):
@@ -575,6 +613,10 @@ class GuestTask:
         #: Frames others transmitted while this guest waited inside a host call
         #: (the ABI bridge subtracts them from what it charges the call).
         self.frames_elsewhere = 0
+        #: Real time: a wasm guest (its calls end in `charge_real_call`, its compute is
+        #: cut by epoch ticks), so a timer its turns arm may wait for it to look (see
+        #: "Timers in real time").
+        self.looks_at_timers = False
 
     @property
     def done(self) -> bool:
@@ -603,12 +645,24 @@ class GuestTask:
 class _LoopWaiter:
     """Real time: a thread running `Scheduler.run` while it waits for the next timer."""
 
-    __slots__ = ("gate", "until", "wake_at_ns")
+    __slots__ = ("done_task", "gate", "until", "wake_at_ns")
 
-    def __init__(self, until: Callable[[], bool] | None) -> None:
+    def __init__(self, until: Callable[[], bool] | None,
+                 done_task: GuestTask | None = None) -> None:
         self.gate = _Gate()
         self.until = until
+        #: It returns once this task is done (`run(until_done=...)`), `until` aside.
+        self.done_task = done_task
         self.wake_at_ns = 0
+
+    def finished(self, scheduler: Scheduler) -> bool:
+        """Whether the `run()` it waits in may return: its task is done, its `until`
+        holds, or (neither given) every guest is done. Lock held."""
+        done_task = self.done_task
+        if done_task is not None:
+            return done_task.state is _DONE
+        until = self.until
+        return scheduler._live == 0 if until is None else until()
 
 
 class KeyedDriver:
@@ -747,6 +801,10 @@ class Scheduler:
         #: Real time: the earliest timer armed inside the current network turn while a
         #: loop waited (`_NO_TIMER_CHECK`: none); the turn's end looks whether it must wake it.
         self._timer_check_ns = _NO_TIMER_CHECK
+        #: Real time: the earliest timer the loops sleep past that a guest's turn armed
+        #: and the loops were not woken for (`_NO_TIMER_CHECK`: none; see "Timers in
+        #: real time").
+        self._early_ns = _NO_TIMER_CHECK
 
     # --- clocks ------------------------------------------------------------
     def monotonic_ns(self) -> int:
@@ -806,12 +864,76 @@ class Scheduler:
 
     def _wake_loops_for_timers(self) -> None:
         """Real time, lock held, at the end of a turn that armed timers: wake the loops
-        that sleep past the earliest timer still armed."""
+        that sleep past the earliest timer still armed — or, in the thread of a wasm
+        guest, note it for the guest to look at when its call is over (`_look_at_timers`).
+        """
         self._timer_check_ns = _NO_TIMER_CHECK
         if self._loops:
             nxt = self._next_timer_time()
-            if nxt is not None:
+            if nxt is not None and nxt < self._loops_wake_ns():
+                task = self._task_by_thread.get(_get_ident())
+                if task is not None and task.looks_at_timers:
+                    if nxt < self._early_ns:
+                        self._set_early(nxt)
+                    return
                 self._wake_loops_before(nxt)
+
+    def _loops_wake_ns(self) -> int:
+        """Real time, lock held: when the first loop waiting in `run()` wakes on its own."""
+        wake = _NO_TIMER_CHECK
+        for loop in self._loops:
+            if loop.wake_at_ns < wake:
+                wake = loop.wake_at_ns
+        return wake
+
+    def _look_at_timers(self, calls_again: bool) -> None:
+        """Real time, lock not held: a guest's host call is over and a timer that a
+        guest's turn armed is pending that the loops sleep past (`_early_ns`). Run it if
+        it is due; otherwise wake the loops for it, unless the guest `calls_again` soon
+        (it computed less than `CALLS_AGAIN_GAP_NS` before this call: it will look
+        again at the end of the next one)."""
+        with self.lock:
+            if self._early_ns == _NO_TIMER_CHECK:
+                return
+            nxt = self._next_timer_time()
+            if nxt is not None and nxt <= self.monotonic_ns():
+                self._clear_early()
+                self._fire_due_timers(handoff=False)
+                nxt = self._next_timer_time()
+            if nxt is None or nxt >= self._loops_wake_ns():
+                self._clear_early()
+            elif calls_again:
+                self._set_early(nxt)
+            else:
+                self._clear_early()
+                self._wake_loops_before(nxt)
+
+    def _set_early(self, when_ns: int) -> None:
+        if self._early_ns == _NO_TIMER_CHECK:
+            _EARLY_PENDING.add(self)
+        self._early_ns = when_ns
+
+    def _clear_early(self) -> None:
+        if self._early_ns != _NO_TIMER_CHECK:
+            self._early_ns = _NO_TIMER_CHECK
+            _EARLY_PENDING.discard(self)
+
+    def _tell_loops(self) -> None:
+        """Real time, lock held: wake the loops for the pending timer `_early_ns`."""
+        self._clear_early()
+        nxt = self._next_timer_time()
+        if nxt is not None:
+            self._wake_loops_before(nxt)
+
+    def kick_overdue_loops(self) -> None:
+        """Real time, any thread: if a timer a guest was to look at is overdue, wake the
+        loops for it (the wasm runtime's epoch ticker calls this every tick, which
+        bounds how late such a timer runs)."""
+        if self._early_ns == _NO_TIMER_CHECK or self._early_ns > self.monotonic_ns():
+            return
+        with self.lock:
+            if self._early_ns != _NO_TIMER_CHECK:
+                self._tell_loops()
 
     def call_later(self, delay_ns: int, callback: Callable[[], Any]) -> Timer:
         return self.call_at(self.monotonic_ns() + max(0, delay_ns), callback)
@@ -825,8 +947,11 @@ class Scheduler:
             heapq.heappop(timers)
         return timers[0][0] if timers else None
 
-    def _fire_due_timers(self) -> bool:
-        """Run every timer due now, in (time, creation) order. True if any ran."""
+    def _fire_due_timers(self, handoff: bool = True) -> bool:
+        """Run every timer due now, in (time, creation) order. True if any ran.
+
+        `handoff=False`: a guest's thread runs them (`_look_at_timers`); the guests they
+        wake are not the guest's to wait for."""
         fired = False
         timers = self._timers
         now = self.monotonic_ns()
@@ -845,7 +970,7 @@ class Scheduler:
             self.defer(timer.callback)
             fired = True
         if self._changed and not self.virtual:
-            self._wake_ready()
+            self._wake_ready(handoff)
         return fired
 
     def defer(self, callback: Callable[[], Any]) -> None:
@@ -1045,8 +1170,7 @@ class Scheduler:
                     task.gate.open()
                 self.wakeups += len(woken)
         for loop in self._loops:
-            until = loop.until
-            if loop.wake_at_ns >= 0 and ((self._live == 0) if until is None else until()):
+            if loop.wake_at_ns >= 0 and loop.finished(self):
                 loop.wake_at_ns = -1  # woken: nothing moves its deadline any more
                 loop.gate.open()
                 self.loop_wakeups += 1
@@ -1162,6 +1286,8 @@ class Scheduler:
             task.ready = ready
             task.deadline = deadline_ns
             self._block_register(task)
+            if self._early_ns != _NO_TIMER_CHECK and task.woken_by is None:
+                self._tell_loops()  # no waker goes on when this blocks: nobody would look
             if task.woken_by is not None:
                 self._handoff_done(task)
             if task.held:  # its burst ends here
@@ -1309,8 +1435,8 @@ class Scheduler:
                 self.placement.pin()
         now = call_end_ns or time.monotonic_ns()
         # in a burst if this call began right after the previous one ended
-        task.in_burst = in_burst = (
-            call_wall_ns > 0 and now - call_wall_ns - task.resumed_ns < HANDOFF_HOLD_GAP_NS)
+        computed = now - call_wall_ns - task.resumed_ns  # since its previous call
+        task.in_burst = in_burst = call_wall_ns > 0 and computed < HANDOFF_HOLD_GAP_NS
         held = task.held
         task.woke_last_call = task.woke_this_call or bool(held)
         task.woke_this_call = task.sent_datagram = False
@@ -1343,6 +1469,12 @@ class Scheduler:
             task.turn_used_ns = turn_used
             task.turn_frames = turn_frames
         task.resumed_ns = resumed
+        task.looks_at_timers = True
+        early = self._early_ns
+        if early != _NO_TIMER_CHECK:
+            calls_again = call_wall_ns > 0 and computed < CALLS_AGAIN_GAP_NS
+            if not calls_again or early <= resumed - self._t0:  # else: not due, it looks again
+                self._look_at_timers(calls_again)
 
     def _contending(self, task: GuestTask, now: int) -> list[GuestTask]:
         """Real time: the other guests that want the network now.
@@ -1430,6 +1562,8 @@ class Scheduler:
             self._task_by_thread.pop(_get_ident(), None)
             self._changed = True  # someone may wait for this task to end
             if not self.virtual:
+                if self._early_ns != _NO_TIMER_CHECK:
+                    self._tell_loops()
                 if task.held:
                     self._open_held(task)
                 if task.woken_by is not None:
@@ -1440,8 +1574,11 @@ class Scheduler:
             self._pass_baton()  # outside the lock: the next one to run may need it
 
     # --- the loop ----------------------------------------------------------
-    def run(self, until: Callable[[], bool] | None = None, timeout_s: float | None = None) -> bool:
-        """Run timers and guests until every guest is done or `until()` holds.
+    def run(self, until: Callable[[], bool] | None = None, timeout_s: float | None = None,
+            until_done: GuestTask | None = None) -> bool:
+        """Run timers and guests until every guest is done or `until()` holds — or, with
+        `until_done`, until that task is done (`until` then ignored): what `until=lambda:
+        task.done` means, checked after every change without calling back into Python.
 
         Returns True if it ended because of that, False on timeout (real time)
         or deadlock (virtual time: every guest blocked with nothing pending).
@@ -1451,8 +1588,11 @@ class Scheduler:
         placement.pin()  # the loop's thread is one of the network's while it runs it
         try:
             if self.virtual:
+                if until_done is not None:
+                    task = until_done
+                    until = lambda: task.state is _DONE  # noqa: E731
                 return self._run_virtual(until)
-            return self._run_real(until, timeout_s)
+            return self._run_real(until, timeout_s, until_done)
         finally:
             if before is not None:
                 placement.restore(before)
@@ -1460,9 +1600,10 @@ class Scheduler:
     def _all_done(self) -> bool:
         return self._live == 0
 
-    def _run_real(self, until: Callable[[], bool] | None, timeout_s: float | None) -> bool:
+    def _run_real(self, until: Callable[[], bool] | None, timeout_s: float | None,
+                  until_done: GuestTask | None) -> bool:
         give_up = None if timeout_s is None else time.monotonic() + timeout_s
-        loop = _LoopWaiter(until)
+        loop = _LoopWaiter(until, until_done)
         lock = self.lock
         with lock:
             self._changed = True  # the caller may have changed things before calling
@@ -1470,9 +1611,7 @@ class Scheduler:
                 self._fire_due_timers()
                 if self._changed:
                     self._wake_ready()
-                if until is not None and until():
-                    return True
-                if until is None and self._live == 0:
+                if loop.finished(self):
                     return True
                 now = time.monotonic()
                 if give_up is not None and now >= give_up:
@@ -1486,6 +1625,7 @@ class Scheduler:
                 if wait <= 0:
                     continue
                 loop.wake_at_ns = self.monotonic_ns() + int(wait * 1e9)
+                self._clear_early()  # its wait covers every timer armed so far
                 self._loops.append(loop)
                 count = lock._release_save()
                 try:

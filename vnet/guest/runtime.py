@@ -48,7 +48,7 @@ from wasmtime import Config, Engine, InstancePre, Linker, Module, Store, Wasmtim
 from wasmtime import _ffi as ffi
 
 from vnet.link.guest_tun import GuestDeviceGrant
-from vnet.scheduler import SPIN_THRESHOLD_NS, GuestTask, Scheduler
+from vnet.scheduler import SPIN_THRESHOLD_NS, GuestTask, Scheduler, kick_overdue_loops
 
 # Importing these modules registers their host functions.
 from . import ifconfig, ioctl, rtnetlink, tundev, vnet_v1, wasi_core, wasi_fs, wasix  # noqa: F401
@@ -103,6 +103,8 @@ def _tick_epochs(eng: Engine) -> None:
     while True:
         event.wait(_EPOCH_TICK_S)
         eng.increment_epoch()
+        # a timer a guest's turn armed for the guest to look at, overdue: the loop runs it
+        kick_overdue_loops()
 
 
 # --- the linker --------------------------------------------------------------------
