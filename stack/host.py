@@ -44,7 +44,9 @@ interfaces, addresses and routes are unchanged (`generation`,
 a UDP socket keeps its flow (`stack.udp.UdpFlow`). A super-frame another vnet
 stack built carries its IPv4 header's values (`GsoFrame.ipv4_fields`): taken
 whole, it is received without parsing Ethernet and IPv4 again (`receive_frame`,
-then `Ipv4Layer.receive_built`); anything else is parsed and checked as always.
+then `Ipv4Layer.receive_built`), and a TCP segment's header too
+(`GsoFrame.tcp_header`, which `TcpLayer.receive` takes instead of parsing);
+anything else is parsed and checked as always.
 
 Time comes in through the `StackDriver`; the stack arms one driver timer for the
 earliest of its layers' deadlines (neighbour retries, reassembly timeouts,
@@ -612,13 +614,18 @@ class HostStack:
                     counters.rx_dropped["down"] += 1
                     return
                 dst = data[0:6]
-                if dst != iface.mac and not (dst[0] & 1):
-                    counters.rx_dropped["not_for_us"] += 1
-                    self.counters.drop("ethernet", "not_for_us")
-                    return
-                self.ipv4.receive_built(iface, memoryview(data)[14:], fields,
-                                        dst == ethernet.BROADCAST,
-                                        frame.gso_size if segs > 1 else 0)
+                broadcast = False
+                if dst != iface.mac:
+                    if not dst[0] & 1:
+                        counters.rx_dropped["not_for_us"] += 1
+                        self.counters.drop("ethernet", "not_for_us")
+                        return
+                    broadcast = dst == ethernet.BROADCAST
+                tcp_header = frame.tcp_header
+                if tcp_header is not None:  # ours to take, once (see stack.wire.gso)
+                    frame.tcp_header = None
+                self.ipv4.receive_built(iface, memoryview(data)[14:], fields, broadcast,
+                                        frame.gso_size if segs > 1 else 0, tcp_header)
                 return
             trusted = True
             if segs > 1:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import errno
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from .fragment import Reassembler, fragment_ipv4
 from .hooks import Hook
@@ -23,23 +23,26 @@ from .ip import (
     ALL_HOSTS_V4,
     ETH_IPV4,
     LIMITED_BROADCAST,
-    PROTO_TCP,
     IpMeta,
     OutputRoute,
     is_multicast,
 )
+from .tcp import TcpLayer
 from .wire import icmpv4, ipv4
 from .wire.errors import WireError
 from .wire.gso import GsoFrame, Ipv4Fields
+from .wire.tcp import TcpPacket
 
 if TYPE_CHECKING:
     from .host import HostStack
     from .interface import Interface
 
 
-_FRAGMENT_BITS = ipv4.FLAG_MORE_FRAGS | ipv4.FRAG_OFFSET_MASK
-_DONT_FRAG = ipv4.FLAG_DONT_FRAG
-_pack_header: Callable[..., bytes] = ipv4.HEADER_STRUCT.pack
+# Final: compiled (mypyc), each is a C constant or static, not a lookup in the module's dict
+_FRAGMENT_BITS: Final = ipv4.FLAG_MORE_FRAGS | ipv4.FRAG_OFFSET_MASK
+_DONT_FRAG: Final = ipv4.FLAG_DONT_FRAG
+_TCP: Final = 6  # stack.ip.PROTO_TCP, as a literal
+_pack_header: Final[Callable[..., bytes]] = ipv4.HEADER_STRUCT.pack
 
 
 class Ipv4Layer:
@@ -131,13 +134,17 @@ class Ipv4Layer:
         host.deliver(meta, pkt.protocol, buf[header_len:])
 
     def receive_built(self, iface: Interface, buf: memoryview, fields: Ipv4Fields,
-                      link_broadcast: bool, gso_size: int) -> None:
+                      link_broadcast: bool, gso_size: int,
+                      tcp_header: TcpPacket | None = None) -> None:
         """`receive` for a packet a vnet stack built, taken whole from a super-frame
         (`GsoFrame.ipv4_fields` are its header's values; `buf` is the packet). Only
         where `HostStack.receive_frame` takes it whole, so no PREROUTING or INPUT hook
         looks at it. A unicast packet for one of this host's addresses (not a
         fragment, not a subnet broadcast) is delivered here, with exactly what
-        `receive` would deliver; any other takes `receive`."""
+        `receive` would deliver; any other takes `receive`. `tcp_header`: a TCP
+        segment's header as parsing would read it (`GsoFrame.tcp_header`, taken from
+        the frame), which `TcpLayer.receive` then uses instead of parsing (only here:
+        `receive` parses)."""
         _hlen, tos, _total, _ident, flags_frag, ttl, protocol, _csum, src, dst = fields
         host = self.host
         plain = (self._plain if self._plain_generation == host.generation
@@ -149,10 +156,13 @@ class Ipv4Layer:
             return
         host.counters["ipv4.in"] += 1
         meta = IpMeta(4, src, dst, iface.index, ttl, tos, False, False, buf, False, 0, True)
-        if protocol == PROTO_TCP:  # `HostStack.deliver`'s TCP case, without its other cases
-            tcp = host.transports.get(PROTO_TCP)
-            if tcp is not None:
-                tcp.receive(meta, buf[20:])  # TCP answers every segment itself (True)
+        if protocol == _TCP:  # `HostStack.deliver`'s TCP case, without its other cases
+            tcp = host.transports.get(_TCP)
+            if tcp is not None:  # TCP answers every segment itself (True)
+                if tcp_header is not None and type(tcp) is TcpLayer:
+                    tcp.receive(meta, buf[20:], tcp_header)
+                else:
+                    tcp.receive(meta, buf[20:])
                 return
         host.deliver(meta, protocol, buf[20:])
 
@@ -300,7 +310,8 @@ class Ipv4Layer:
                           multicast_loop=multicast_loop)
 
     def send_offloaded(self, rt: OutputRoute, protocol: int, payload: bytes | memoryview,
-                       ttl: int | None, tos: int, dont_frag: bool, gso_size: int) -> None:
+                       ttl: int | None, tos: int, dont_frag: bool, gso_size: int,
+                       tcp_header: TcpPacket | None = None) -> None:
         """A super-packet: one IPv4 header for it all, IDs as a TSO NIC numbers them.
 
         What `send(..., offload=True)` does once it has settled `dont_frag`, callable
@@ -310,7 +321,10 @@ class Ipv4Layer:
         While the route's resolved last hop (`rt.link`, a `stack.neighbor.LinkPath`) is
         current, the frame is built whole here and handed to the interface, as
         `NeighborLayer.send` would frame it; otherwise it goes through `send`, and the
-        last hop is cached again from what that resolved."""
+        last hop is cached again from what that resolved.
+
+        `tcp_header`: for a TCP segment, its header as its receiver's parse would read
+        it (`stack.wire.tcp.built_header`), carried on the frame (`GsoFrame.tcp_header`)."""
         host = self.host
         src = rt.src
         if src[0] == 127:  # as `_postrouting`: a loopback source never leaves the host
@@ -334,16 +348,17 @@ class Ipv4Layer:
         link = rt.link
         if link is not None and link.current(host.generation):
             # GsoFrame.from_ipv4_header, inline: 14 + 20 header bytes, then TCP or UDP
-            header_len = 34 + (payload[12] >> 4) * 4 if protocol == PROTO_TCP else 42
+            header_len = 34 + (payload[12] >> 4) * 4 if protocol == _TCP else 42
             cut = total + 14 - header_len  # the payload the segments share
             data = link.header + _pack_header(0x45, tos, total, ident, flags, ttl, protocol,
                                               csum, src, dst) + payload
             if gso_size == 0 or cut <= gso_size:
                 segs = 1
-                gso = GsoFrame(data, 14, 34, header_len, 0, 1, True, fields)
+                gso = GsoFrame(data, 14, 34, header_len, 0, 1, True, fields, tcp_header)
             else:
                 segs = -(-cut // gso_size)
-                gso = GsoFrame(data, 14, 34, header_len, gso_size, segs, True, fields)
+                gso = GsoFrame(data, 14, 34, header_len, gso_size, segs, True, fields,
+                               tcp_header)
                 # the segments take the next IDs (Linux's ip_select_ident_segs)
                 self._ident = (ident + segs - 1) & 0xFFFF
             host.counters["ipv4.out"] += 1
@@ -355,6 +370,7 @@ class Ipv4Layer:
         head = ipv4.pack_header(tos, total, ident, flags, ttl, protocol, csum, src, dst)
         gso = GsoFrame.from_packet(head + payload, gso_size)
         gso.ipv4_fields = fields
+        gso.tcp_header = tcp_header
         if gso.gso_segs > 1:
             self._ident = (ident + gso.gso_segs - 1) & 0xFFFF
         host.counters["ipv4.out"] += 1

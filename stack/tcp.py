@@ -465,20 +465,30 @@ class TcpLayer:
         return False
 
     # --- input -------------------------------------------------------------
-    def receive(self, meta: IpMeta, payload: memoryview) -> bool:
+    def receive(self, meta: IpMeta, payload: memoryview,
+                header: wire_tcp.TcpPacket | None = None) -> bool:
+        """One segment (`payload`) for this host. `header`: its header as parsing would
+        read it, built by the vnet stack that sent it (`GsoFrame.tcp_header`, whose
+        checksum a super-frame's receiver trusts), instead of parsing."""
         outer = self.begin_turn()
         try:
-            return self._receive(meta, payload)
+            return self._receive(meta, payload, header)
         finally:
             self.end_turn(outer)
 
-    def _receive(self, meta: IpMeta, payload: memoryview) -> bool:
+    def _receive(self, meta: IpMeta, payload: memoryview,
+                 header: wire_tcp.TcpPacket | None = None) -> bool:
         stack = self.stack
-        seg = wire_tcp.TcpPacket.parse(payload, meta.src, meta.dst,
-                                       verify_checksum=not meta.csum_trusted)
-        if isinstance(seg, WireError):
-            stack.counters.drop("tcp", seg)
-            return True
+        if header is None:
+            parsed = wire_tcp.TcpPacket.parse(payload, meta.src, meta.dst,
+                                              verify_checksum=not meta.csum_trusted)
+            if isinstance(parsed, WireError):
+                stack.counters.drop("tcp", parsed)
+                return True
+            seg = parsed
+        else:
+            header.buf = payload
+            seg = header
         stack.counters["tcp.in"] += 1
         if meta.is_broadcast or meta.is_multicast:
             stack.counters.drop("tcp", "broadcast")

@@ -94,29 +94,41 @@ class TcpOutput(TcpTimers):
             return wire_tcp.TcpOptions(timestamp=(self._ts_now(), self.ts_recent))
         return wire_tcp.NO_OPTIONS
 
-    def _data_option_area(self) -> bytes:
-        """`_data_options()` encoded: the timestamp-only area (nearly every segment) is
-        packed directly, without building the options."""
+    def _data_option_values(self) -> tuple[bytes, wire_tcp.TcpOptions | None]:
+        """`_data_options()` encoded (the timestamp-only area of nearly every segment packed
+        directly), and the options the receiver's parse decodes from that area where they
+        are at hand without decoding it: for the timestamp-only area and none at all (with
+        SACK blocks None, since `encode` may leave some out)."""
         if self.sack_enabled and (self.ooo.starts or self.dsack_block is not None):
-            return self._data_options().encode()
+            return self._data_options().encode(), None
         if self.ts_enabled:
-            return wire_tcp.timestamp_option_area(self._ts_now(), self.ts_recent)
-        return b""
+            tsval = self._ts_now()
+            tsecr = self.ts_recent
+            return (wire_tcp.timestamp_option_area(tsval, tsecr),
+                    wire_tcp.TcpOptions(None, None, False, (), (tsval, tsecr)))
+        return b"", wire_tcp.NO_OPTIONS
 
     def _transmit(self, seq: int, flags: int, payload: bytes | bytearray | memoryview = b"",
                   option_area: bytes | None = None, gso_size: int = 0,
-                  sendq_view: memoryview | None = None) -> None:
+                  sendq_view: memoryview | None = None,
+                  options: wire_tcp.TcpOptions | None = None) -> None:
         """Build and send one segment; a super-segment of `gso_size`-byte pieces when
-        `gso_size` is set (its link offloads: see `_gso_limit`).
+        `gso_size` is set (its link offloads: see `_gso_limit`). `option_area` None: the
+        data options now (`_data_option_values`). `options`: what parsing `option_area`
+        gives, when the caller has it (else it is decoded if needed).
 
         `payload` may be a slice of `sendq_view`, a view of the send queue: both are
         released once the segment is built, before it is sent (sending may deliver an
         ACK at once, which trims the queue, and a bytearray with a live view cannot
-        shrink)."""
+        shrink).
+
+        A segment that leaves as a super-frame over IPv4 carries its header as the
+        receiver's parse would read it (`stack.wire.tcp.built_header`, on
+        `GsoFrame.tcp_header`), so a vnet stack receiving it whole does not parse it."""
         rcv_nxt = self.rcv_nxt
         ack = rcv_nxt if flags & ACK else 0
         if option_area is None:
-            option_area = self._data_option_area()
+            option_area, options = self._data_option_values()
         window = self._advertise_window()
         if flags & SYN:
             if window > 0xFFFF:
@@ -157,8 +169,17 @@ class TcpOutput(TcpTimers):
         tos = (self.tos & ~3) | ecn
         try:
             if len(self.remote) == 4:
-                stack.send_ipv4(rt, 6, segment, ttl=self.ttl, tos=tos, dont_frag=True,
-                                offload=offload, gso_size=gso_size)
+                if offload:
+                    # `HostStack.send_ipv4`'s offload case, the header as the receiver
+                    # would parse it riding along (`GsoFrame.tcp_header`)
+                    stack.ipv4.send_offloaded(
+                        rt, 6, segment, self.ttl, tos, True, gso_size,
+                        wire_tcp.built_header(
+                            self.lport, self.rport, seq, ack, flags, window,
+                            options if options is not None else wire_tcp.options_of_area(
+                                option_area), len(option_area)))
+                else:
+                    stack.send_ipv4(rt, 6, segment, ttl=self.ttl, tos=tos, dont_frag=True)
             else:
                 stack.send_ipv6(rt, 6, segment, hop_limit=self.ttl, traffic_class=tos,
                                 offload=offload, gso_size=gso_size)
@@ -184,7 +205,9 @@ class TcpOutput(TcpTimers):
         flags = SYN | (ACK if self.state is SYN_RECEIVED else 0)
         flags |= self._ecn_syn_flags()
         peer = self._peer_syn_options if self.state is SYN_RECEIVED else None
-        self._transmit(self.iss, flags, b"", self._syn_options(peer).encode())
+        options = self._syn_options(peer)
+        # a SYN's options encode whole, so parsing the area gives them back as they are
+        self._transmit(self.iss, flags, b"", options.encode(), 0, None, options)
         self.snd_nxt = max(self.snd_nxt, self.iss + 1)
         self.snd_max = max(self.snd_max, self.snd_nxt)
 
@@ -325,7 +348,7 @@ class TcpOutput(TcpTimers):
         tcp_current_mss), so a segment never outgrows the MSS the peer and
         the path allow: the payload is shortened (and a FIN then waits).
         """
-        option_area = self._data_option_area()
+        option_area, options = self._data_option_values()
         mss = self._effective_mss()
         room = mss
         # SACK blocks (4 + 8 bytes each) take the room they use beyond the timestamp
@@ -357,7 +380,7 @@ class TcpOutput(TcpTimers):
         if self.snd_una == self.snd_max or self.first_unacked_sent_ns == 0:
             self.first_unacked_sent_ns = now
         self._note_sent(seq, length, retransmit, now)
-        self._transmit(seq, flags, payload, option_area, gso_size, sendq_view)
+        self._transmit(seq, flags, payload, option_area, gso_size, sendq_view, options)
         return length
 
     def _send_fin(self, data_end: int) -> None:

@@ -49,12 +49,24 @@ receiving vnet stack that takes it whole need not parse and verify again
 what its own kind just built; the bytes are immutable, so they cannot
 disagree. Every other producer (the TUN bridge, a router forwarding,
 ``from_packet``) leaves it None, and receivers parse as for any frame.
+
+A TCP segment a vnet stack built that way (``stack.tcp_output``) likewise carries
+its TCP header as the receiver's ``stack.wire.tcp.TcpPacket.parse`` would read it
+(``tcp_header``: `stack.wire.tcp.built_header`, whose ``buf`` the receiver sets to
+its view of the segment). It is the receiver's to take, once: the first stack that
+takes the frame whole clears it (taking the object, which its TCP engine may trim),
+and any other receiver of the same frame parses. ``with_link_header`` keeps both
+cached headers (the IP packet is the same bytes); nothing else that makes a frame
+does.
 """
 
 from __future__ import annotations
 
+from typing import Final
+
 from ._types import BytesLike
 from .checksum import ones_sum
+from .tcp import TcpPacket
 
 __all__ = [
     "GSO_MAX_SIZE",
@@ -80,16 +92,17 @@ VIRTIO_NET_HDR_GSO_UDP_L4 = 5
 #: total length, ident, flags and fragment offset, TTL, protocol, checksum, source, destination.
 Ipv4Fields = tuple[int, int, int, int, int, int, int, int, bytes, bytes]
 
-_PROTO_TCP = 6
-_PROTO_UDP = 17
-_TCP_FIN = 0x01
-_TCP_PSH = 0x08
-_TCP_CWR = 0x80
+_PROTO_TCP: Final = 6
+_PROTO_UDP: Final = 17
+_TCP_FIN: Final = 0x01
+_TCP_PSH: Final = 0x08
+_TCP_CWR: Final = 0x80
 
 
 class GsoFrame:
     """One IPv4/IPv6 TCP or UDP packet (behind ``link_len`` bytes of link header) that
-    stands for ``gso_segs`` wire frames. Immutable once built; share it freely."""
+    stands for ``gso_segs`` wire frames. Immutable once built (but for ``tcp_header``,
+    which its receiver takes: see the module docstring); share it freely."""
 
     __slots__ = (
         "_wire",
@@ -102,12 +115,14 @@ class GsoFrame:
         "l4_offset",
         "link_len",
         "max_wire_len",
+        "tcp_header",
         "wire_bytes",
     )
 
     def __init__(self, data: bytes, link_len: int, l4_offset: int, header_len: int,
                  gso_size: int, gso_segs: int, csum_partial: bool,
-                 ipv4_fields: Ipv4Fields | None = None) -> None:
+                 ipv4_fields: Ipv4Fields | None = None,
+                 tcp_header: TcpPacket | None = None) -> None:
         #: link header + IP header + transport header + payload.
         self.data = data
         #: Bytes of link header before the IP header (14: Ethernet; 0: a raw IP packet).
@@ -122,6 +137,8 @@ class GsoFrame:
         self._wire: list[bytes] | None = None
         #: The IPv4 header as the vnet stack that built the frame wrote it, or None.
         self.ipv4_fields = ipv4_fields
+        #: Its TCP header as parsing would read it, until a receiver takes it; or None.
+        self.tcp_header = tcp_header
         #: Total length of the wire frames it stands for (every link counts it: kept).
         self.wire_bytes = len(data) + (gso_segs - 1) * header_len
         #: Length of its longest wire frame (the first): what an MTU check compares.
@@ -186,7 +203,8 @@ class GsoFrame:
                         header + self.data, link_len=len(header),
                         l4_offset=self.l4_offset + extra, header_len=self.header_len + extra,
                         gso_size=self.gso_size, gso_segs=self.gso_segs,
-                        csum_partial=self.csum_partial, ipv4_fields=self.ipv4_fields)
+                        csum_partial=self.csum_partial, ipv4_fields=self.ipv4_fields,
+                        tcp_header=self.tcp_header)
 
     # --- what a link needs to know without materialising ----------------------------
     @property

@@ -56,6 +56,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import Final
 
 from ._types import BytesLike, WritableBuffer
 from .checksum import ones_sum, pseudo_header_v4, pseudo_header_v6
@@ -89,61 +90,63 @@ __all__ = [
     "flags_str",
 ]
 
-FIELD_SRC_PORT = 0
-FIELD_DST_PORT = 2
-FIELD_SEQ = 4
-FIELD_ACK = 8
-FIELD_DATA_OFFSET = 12
-FIELD_FLAGS = 13
-FIELD_WINDOW = 14
-FIELD_CHECKSUM = 16
-FIELD_URGENT = 18
-HEADER_LEN = 20  # without options
-MAX_HEADER_LEN = 60
-MAX_OPTIONS_LEN = MAX_HEADER_LEN - HEADER_LEN
+FIELD_SRC_PORT: Final = 0
+FIELD_DST_PORT: Final = 2
+FIELD_SEQ: Final = 4
+FIELD_ACK: Final = 8
+FIELD_DATA_OFFSET: Final = 12
+FIELD_FLAGS: Final = 13
+FIELD_WINDOW: Final = 14
+FIELD_CHECKSUM: Final = 16
+FIELD_URGENT: Final = 18
+HEADER_LEN: Final = 20  # without options
+MAX_HEADER_LEN: Final = 60
+MAX_OPTIONS_LEN: Final = MAX_HEADER_LEN - HEADER_LEN
 
 # Control bits (byte 13).
-FIN = 0x01
-SYN = 0x02
-RST = 0x04
-PSH = 0x08
-ACK = 0x10
-URG = 0x20
-ECE = 0x40
-CWR = 0x80
+FIN: Final = 0x01
+SYN: Final = 0x02
+RST: Final = 0x04
+PSH: Final = 0x08
+ACK: Final = 0x10
+URG: Final = 0x20
+ECE: Final = 0x40
+CWR: Final = 0x80
 
 # Option kinds (IANA "TCP Option Kind Numbers").
-OPT_EOL = 0
-OPT_NOP = 1
-OPT_MSS = 2
-OPT_WSCALE = 3
-OPT_SACK_PERM = 4
-OPT_SACK = 5
-OPT_TIMESTAMP = 8
+OPT_EOL: Final = 0
+OPT_NOP: Final = 1
+OPT_MSS: Final = 2
+OPT_WSCALE: Final = 3
+OPT_SACK_PERM: Final = 4
+OPT_SACK: Final = 5
+OPT_TIMESTAMP: Final = 8
 
-MAX_SACK_BLOCKS = 4  # 2 + 8 * 4 = 34 bytes, the most a 40-byte area can hold
+MAX_SACK_BLOCKS: Final = 4  # 2 + 8 * 4 = 34 bytes, the most a 40-byte area can hold
 
-_HEADER = struct.Struct("!HHIIBBHHH")
-_U16 = struct.Struct("!H")
-_U32 = struct.Struct("!I")
-_U32X2 = struct.Struct("!II")
+# Final: compiled (mypyc), each is a C constant or static, not a lookup in the module's dict
+_HEADER: Final = struct.Struct("!HHIIBBHHH")
+_U16: Final = struct.Struct("!H")
+_U32: Final = struct.Struct("!I")
+_U32X2: Final = struct.Struct("!II")
 # Whole pieces, in Linux's packing.
-_MSS = struct.Struct("!BBH")  # 02 04 mss
-_TS = struct.Struct("!III")  # (01 01 | 04 02) 08 0a, TSval, TSecr
-_WS = struct.Struct("!I")  # 01 03 03 ws
-_SACK_HEAD = struct.Struct("!BBBB")  # 01 01 05 len
-_SACK_BLOCKS = tuple(struct.Struct("!" + "I" * (2 * n)) for n in range(MAX_SACK_BLOCKS + 1))
+_MSS: Final = struct.Struct("!BBH")  # 02 04 mss
+_TS: Final = struct.Struct("!III")  # (01 01 | 04 02) 08 0a, TSval, TSecr
+_WS: Final = struct.Struct("!I")  # 01 03 03 ws
+_SACK_HEAD: Final = struct.Struct("!BBBB")  # 01 01 05 len
+_SACK_BLOCKS: Final = tuple(struct.Struct("!" + "I" * (2 * n)) for n in range(MAX_SACK_BLOCKS + 1))
 
-_NOP_NOP_TS = 0x0101080A
-_SACKOK_TS = 0x0402080A
-_NOP_NOP_SACKOK = b"\x01\x01\x04\x02"
-_WS_HEAD = 0x01030300
-_TS_ONLY_HEAD = b"\x01\x01\x08\x0a"  # the option area of nearly every data segment
-_MSS_HEAD = b"\x02\x04"
-_SACKOK_TS_HEAD = b"\x04\x02\x08\x0a"
-_WS_3 = b"\x01\x03\x03"
-_SYN_OPTIONS_OUT = struct.Struct("!BBHIIII")  # the same 20 bytes, as `encode` packs them
-_SYN_OPTIONS = struct.Struct("!2xH4xII3xB")  # 02 04 mss, 04 02 08 0a TSval TSecr, 01 03 03 ws
+_NOP_NOP_TS: Final = 0x0101080A
+_SACKOK_TS: Final = 0x0402080A
+_NOP_NOP_SACKOK: Final = b"\x01\x01\x04\x02"
+_WS_HEAD: Final = 0x01030300
+_TS_ONLY_HEAD: Final = b"\x01\x01\x08\x0a"  # the option area of nearly every data segment
+_MSS_HEAD: Final = b"\x02\x04"
+_SACKOK_TS_HEAD: Final = b"\x04\x02\x08\x0a"
+_WS_3: Final = b"\x01\x03\x03"
+_SYN_OPTIONS_OUT: Final = struct.Struct("!BBHIIII")  # the same 20 bytes, as `encode` packs them
+# 02 04 mss, 04 02 08 0a TSval TSecr, 01 03 03 ws
+_SYN_OPTIONS: Final = struct.Struct("!2xH4xII3xB")
 
 _FLAG_LETTERS = ((FIN, "F"), (SYN, "S"), (RST, "R"), (PSH, "P"), (ACK, "."), (URG, "U"))
 _FLAG_LETTERS_ECN = ((ECE, "E"), (CWR, "W"))
@@ -272,7 +275,7 @@ class TcpOptions:
 
 
 #: The options of a segment that carries none (shared; compare with ``is``).
-NO_OPTIONS = TcpOptions()
+NO_OPTIONS: Final = TcpOptions()
 
 
 def _decode_options(o: bytes) -> TcpOptions | WireError:
@@ -552,3 +555,33 @@ def build_segment(src_port: int, dst_port: int, seq: int, ack: int, flags: int, 
     csum = 0xFFFF - ones_sum(memoryview(out), _pseudo(src, dst, len(out)))
     _U16.pack_into(out, FIELD_CHECKSUM, csum)
     return bytes(out)
+
+
+#: The `TcpPacket.buf` of a `built_header` until its receiver gives it the segment.
+_NO_SEGMENT: Final = memoryview(b"")
+
+
+def options_of_area(option_area: bytes) -> TcpOptions:
+    """The options `TcpPacket.parse` decodes from ``option_area``, an area
+    `build_segment` takes (``options.encode()``: empty, or what `TcpOptions.encode`
+    packs). ValueError for an area that does not decode."""
+    if not option_area:
+        return NO_OPTIONS
+    if len(option_area) == 12 and _U32.unpack_from(option_area)[0] == _NOP_NOP_TS:
+        return TcpOptions(None, None, False, (), _U32X2.unpack_from(option_area, 4))
+    decoded = _decode_options(option_area)
+    if isinstance(decoded, WireError):
+        raise ValueError(f"option area {option_area.hex()}: {decoded.value}")
+    return decoded
+
+
+def built_header(src_port: int, dst_port: int, seq: int, ack: int, flags: int, window: int,
+                 options: TcpOptions, option_len: int) -> TcpPacket:
+    """The header `build_segment(src_port, dst_port, seq, ack, flags, window, area,
+    payload, src, dst, checksum=False)` writes, as `TcpPacket.parse` (not verifying the
+    checksum) reads it back, where ``options`` is ``options_of_area(area)`` and
+    ``option_len`` is ``len(area)``: the checksum field 0, no urgent pointer, and no
+    segment yet (``buf`` empty) -- whoever receives the frame whole sets ``buf`` to its
+    view of the segment (`stack.wire.gso.GsoFrame.tcp_header`)."""
+    return TcpPacket(_NO_SEGMENT, src_port, dst_port, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF,
+                     HEADER_LEN + option_len, flags, window, 0, 0, options)
