@@ -221,9 +221,9 @@ class Binding:
     `ctx.scheduler` and `ctx.extensions`.
     """
 
-    __slots__ = ("begin_turn", "charge_host_call", "charge_real_call", "ctx", "end_turn",
-                 "enforce_memory_limit", "lock", "memory_limit", "scheduler", "sockets", "stats",
-                 "virtual")
+    __slots__ = ("acquire", "begin_turn", "charge_host_call", "charge_real_call", "ctx",
+                 "end_turn", "enforce_memory_limit", "lock", "memory_limit", "release",
+                 "scheduler", "sockets", "stats", "virtual")
 
     def __init__(self, ctx: GuestContext) -> None:
         sched = ctx.scheduler
@@ -231,6 +231,10 @@ class Binding:
         self.scheduler = sched
         self.stats = ctx.stats
         self.lock = ctx.host_call_lock
+        # the lock's methods, bound once: the lock is of no type the compiler knows
+        # (FairLock in real time, a no-op in virtual time), so a call by name looks it up
+        self.acquire: Callable[[], object] = self.lock.acquire
+        self.release: Callable[[], object] = self.lock.release
         self.virtual = sched.virtual
         self.charge_host_call = sched.charge_host_call
         self.charge_real_call = sched.charge_real_call
@@ -375,6 +379,21 @@ def _finish_read_only_call(b: Binding, ctx: GuestContext, charge_ns: int,
     return 0
 
 
+def _invoke(impl: Callable[..., int], ctx: GuestContext, args: tuple[Any, ...],
+            nparams: int) -> int:
+    """impl(ctx, *args), with the arguments passed one by one for the common counts:
+    compiled, a call with ``*args`` builds a list and a tuple first."""
+    if nparams == 4:
+        return impl(ctx, args[0], args[1], args[2], args[3])
+    if nparams == 2:
+        return impl(ctx, args[0], args[1])
+    if nparams == 1:
+        return impl(ctx, args[0])
+    if nparams == 3:
+        return impl(ctx, args[0], args[1], args[2])
+    return impl(ctx, *args)
+
+
 def _make_callback(fn: HostFunction, ctx: GuestContext | None = None) -> Any:
     """The ctypes callback for `fn`: for `ctx`'s guest, or for whichever guest calls."""
     nparams = len(fn.params)
@@ -444,9 +463,8 @@ def _make_callback(fn: HostFunction, ctx: GuestContext | None = None) -> Any:
             elsewhere_before = task.frames_elsewhere if task is not None else 0
             frames = call_started_ns = call_end_ns = 0
             try:
-                args = unpack_args(native, args_and_results) if nparams else ()
-                lock = b.lock
-                lock.acquire()
+                args: tuple[Any, ...] = unpack_args(native, args_and_results) if nparams else ()
+                b.acquire()
                 try:
                     frames_before = sched.frames_transmitted
                     if not virtual:
@@ -466,15 +484,15 @@ def _make_callback(fn: HostFunction, ctx: GuestContext | None = None) -> Any:
                             oom = enforce()
                             if oom is not None:
                                 raise oom
-                        result = impl(ctx, *args)
+                        result = _invoke(impl, ctx, args, nparams)
                     finally:
                         if outer:
-                            b.end_turn()
+                            sched.end_turn()
                         frames = sched.frames_transmitted - frames_before
                         if not virtual:
                             call_end_ns = wall_clock()
                 finally:
-                    lock.release()
+                    b.release()
             except BaseException as e:
                 result = _failed_call(ctx, qualified, e)
                 if result < 0:
@@ -483,10 +501,10 @@ def _make_callback(fn: HostFunction, ctx: GuestContext | None = None) -> Any:
                 frames -= task.frames_elsewhere - elsewhere_before
                 try:
                     if virtual:
-                        b.charge_host_call(task, charge_ns, frames)
+                        sched.charge_host_call(task, charge_ns, frames)
                     else:
-                        b.charge_real_call(task, frames, call_end_ns - call_started_ns,
-                                           call_end_ns)
+                        sched.charge_real_call(task, frames, call_end_ns - call_started_ns,
+                                               call_end_ns)
                 except TaskKilled:
                     return -_killed(ctx)
             if pack_result is not None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import GetSetDescriptorType, MemberDescriptorType
-from typing import Protocol
+from typing import Final, Protocol
 
 from .mypyc_hints import mypyc_attr
 from .wasi_types import (
@@ -72,11 +72,17 @@ class Filestat:
     ctim: int
 
 
+#: Filetype.UNKNOWN as a constant: compiled, a class attribute's default is evaluated
+#: for every new instance, and a Final is read without a lookup (an enum member is not).
+_UNKNOWN: Final = Filetype.UNKNOWN
+_NONBLOCK: Final = FDFLAGS_NONBLOCK
+
+
 @mypyc_attr(allow_interpreted_subclasses=True)  # files, pipes, /dev, netlink …
 class FileDescription:
     """An open file, directory, stream or socket, as the fd table sees it."""
 
-    filetype: Filetype = Filetype.UNKNOWN
+    filetype: Filetype = _UNKNOWN
     is_socket = False
     #: A socket of the network stack (TCP, UDP, ICMP echo), which the per-guest socket
     #: limit counts (vnet.guest.sockets.SocketDescription; netlink sockets are not).
@@ -100,7 +106,7 @@ class FileDescription:
     # --- flags -------------------------------------------------------------
     @property
     def nonblocking(self) -> bool:
-        return bool(self.fdflags & FDFLAGS_NONBLOCK)
+        return bool(self.fdflags & _NONBLOCK)
 
     def set_fdflags(self, flags: int) -> None:
         self.fdflags = flags
@@ -172,7 +178,7 @@ _PER_INSTANCE = ("filetype", "is_socket", "is_stack_socket", "poll_is_atomic", "
                  "rights_inheriting", "receive_ready")
 #: Modules whose subclasses are compiled with FileDescription (vnet/compile_stack.py).
 _COMPILED_WITH_IT = frozenset({__name__, "vnet.guest.sockets"})
-_CHECKED_SUBCLASSES: set[type] = set()
+_CHECKED_SUBCLASSES: Final[set[type]] = set()
 
 
 def _check_subclass(cls: type) -> None:

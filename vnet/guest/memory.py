@@ -18,18 +18,22 @@ from __future__ import annotations
 import ctypes
 import struct
 from collections.abc import Iterator, Sequence
+from typing import Final
 
 from wasmtime import Memory, Store
 from wasmtime import _ffi as ffi
 
 from .wasi_types import IOVEC, Errno, WasiError
 
-_U16 = struct.Struct("<H")
-_U32 = struct.Struct("<I")
-_U64 = struct.Struct("<Q")
+# Final: compiled, these are read without a lookup in the module's globals
+_U16: Final = struct.Struct("<H")
+_U32: Final = struct.Struct("<I")
+_U64: Final = struct.Struct("<Q")
+_IOVEC: Final = IOVEC
+_IOVEC_SIZE: Final = IOVEC.size
 
-IOV_MAX = 1024  # Linux UIO_MAXIOV: more iovecs in one call is EINVAL
-MAX_RW_COUNT = 0x7FFFF000  # Linux: one read/write moves at most this many bytes
+IOV_MAX: Final = 1024  # Linux UIO_MAXIOV: more iovecs in one call is EINVAL
+MAX_RW_COUNT: Final = 0x7FFFF000  # Linux: one read/write moves at most this many bytes
 
 
 def iovecs_total(iovs: list[tuple[int, int]]) -> int:
@@ -39,11 +43,13 @@ def iovecs_total(iovs: list[tuple[int, int]]) -> int:
     return sum([n for _, n in iovs])
 
 
-#: wasmtime_memory_data_size without the binding's Python wrapper (GuestMemory._refresh).
-_data_size = ffi.dll["wasmtime_memory_data_size"]  # a private function object
-_data_size.restype = ctypes.c_size_t
-_data_size.argtypes = [ctypes.POINTER(ffi.wasmtime_context_t),
-                       ctypes.POINTER(ffi.wasmtime_memory_t)]
+#: wasmtime_memory_data_size without the binding's Python wrapper (GuestMemory._refresh),
+#: taking both pointers as plain addresses (c_void_p converts an int in a few steps, where
+#: a typed POINTER argument costs twice the call), and keeping the GIL: a ctypes function
+#: of a plain library releases it for the call, and another thread may take it then —
+#: a thread switch in the middle of a host call, for a call that takes nanoseconds.
+_data_size = ctypes.PYFUNCTYPE(ctypes.c_size_t, ctypes.c_void_p, ctypes.c_void_p)(
+    ctypes.cast(ffi.dll.wasmtime_memory_data_size, ctypes.c_void_p).value or 0)
 
 
 class GuestFault(Exception):
@@ -53,14 +59,17 @@ class GuestFault(Exception):
 class GuestMemory:
     """A view of one instance's linear memory with checked accessors."""
 
-    __slots__ = ("_base", "_context", "_memory", "_memory_ref", "_size", "_store", "_view",
-                 "known_size")
+    __slots__ = ("_base", "_context", "_context_address", "_memory", "_memory_address",
+                 "_memory_ref", "_size", "_store", "_view", "known_size")
 
     def __init__(self, store: Store, memory: Memory) -> None:
         self._store = store  # the context pointer below lives only as long as the store
         self._context = store._context()
-        self._memory = memory._memory
-        self._memory_ref = ctypes.byref(self._memory)  # made once: _refresh runs often
+        self._memory = memory._memory  # kept: `_memory_address` points into it
+        self._memory_ref = ctypes.byref(self._memory)
+        # the two as addresses, for the size query `_refresh` makes (often)
+        self._context_address: int = ctypes.cast(self._context, ctypes.c_void_p).value or 0
+        self._memory_address: int = ctypes.addressof(self._memory)
         self._size = 0
         #: The size last seen by this guest's own thread (safe to read from any thread):
         #: a plain attribute, since every host call compares it against --max-memory.
@@ -72,7 +81,7 @@ class GuestMemory:
     def _refresh(self) -> None:
         """Re-read the memory's size; its base too, but only when the size changed
         (a memory moves, if ever, only when it grows): one C call when nothing did."""
-        size = _data_size(self._context, self._memory_ref)
+        size: int = _data_size(self._context_address, self._memory_address)
         if size == self._size and size:
             return
         ref = self._memory_ref
@@ -186,15 +195,15 @@ class GuestMemory:
         """
         if count > IOV_MAX:
             raise WasiError(Errno.EINVAL)
-        end = ptr + count * IOVEC.size
+        end = ptr + count * _IOVEC_SIZE
         if end > self._size:
-            self.check(ptr, count * IOVEC.size)
+            self.check(ptr, count * _IOVEC_SIZE)
         if count == 1:
-            buf, length = pair = IOVEC.unpack_from(self._view, ptr)
+            buf, length = pair = _IOVEC.unpack_from(self._view, ptr)
             if buf + length > self._size:
                 self.check(buf, length)
             return [pair]
-        out: list[tuple[int, int]] = list(IOVEC.iter_unpack(self._view[ptr:end]))
+        out: list[tuple[int, int]] = list(_IOVEC.iter_unpack(self._view[ptr:end]))
         for buf, length in out:
             if buf + length > self._size:
                 self.check(buf, length)

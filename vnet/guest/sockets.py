@@ -19,7 +19,7 @@ import errno as linux
 import socket as _socket
 import struct
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from stack.ip import to_v4_mapped
 from stack.socket import Socket, SocketReadiness
@@ -94,16 +94,28 @@ def decode_addr_port(raw: bytes) -> tuple[int, bytes, int]:
 
 
 def encode_addr_port(addr: bytes, port: int) -> bytes:
-    """The WASIX addr_port for (addr, port); cached, as a receiver sees few peers."""
+    """The WASIX addr_port for (addr, port): the address's encoding (`address_encoding`,
+    cached) with the port put in."""
+    encoded = address_encoding(addr)
+    if port == 0:
+        return encoded
+    out = bytearray(encoded)
+    out[2] = (port >> 8) & 0xFF  # big-endian: network byte order
+    out[3] = port & 0xFF
+    return bytes(out)
+
+
+def address_encoding(addr: bytes) -> bytes:
+    """The WASIX addr_port for (addr, port 0); cached per address, as a guest sees few
+    addresses but many ports (every connection accepted has a port of its own)."""
     if type(addr) is not bytes:
         addr = bytes(addr)  # a key must be hashable
-    key = (addr, port)
-    encoded = _encoded_addr_ports.get(key)
+    encoded = _encoded_addresses.get(addr)
     if encoded is None:
-        encoded = _encode_addr_port(addr, port)
-        if len(_encoded_addr_ports) >= _ENCODED_ADDR_PORTS_MAX:
-            _encoded_addr_ports.clear()  # bounded: a flood of sources only refills it
-        _encoded_addr_ports[key] = encoded
+        encoded = _encode_addr_port(addr, 0)
+        if len(_encoded_addresses) >= _ENCODED_ADDRESSES_MAX:
+            _encoded_addresses.clear()  # bounded: a flood of sources only refills it
+        _encoded_addresses[addr] = encoded
     return encoded
 
 
@@ -121,13 +133,18 @@ def _encode_addr_port(addr: bytes, port: int) -> bytes:
     return bytes(out)
 
 
-#: (address, port) → encoded addr_port, shared by every guest (the values are immutable).
-_encoded_addr_ports: dict[tuple[bytes, int], bytes] = {}
-_ENCODED_ADDR_PORTS_MAX = 4096
+#: address → its addr_port with port 0, shared by every guest (the values are immutable).
+_encoded_addresses: dict[bytes, bytes] = {}
+_ENCODED_ADDRESSES_MAX = 4096
 
 
 def write_addr_port(mem: GuestMemory, ptr: int, addr: bytes, port: int) -> None:
-    mem.write(ptr, encode_addr_port(addr, port))
+    """Store (addr, port) as an addr_port at `ptr`: the address's cached encoding, then
+    the port (big-endian) into it, with no addr_port built for the pair."""
+    mem.write(ptr, address_encoding(addr))
+    view = mem.checked_view()  # [ptr, ptr + ADDR_PORT_SIZE) was checked by the write
+    view[ptr + 2] = (port >> 8) & 0xFF
+    view[ptr + 3] = port & 0xFF
 
 
 def read_addr_ip4(mem: GuestMemory, ptr: int) -> bytes:
@@ -165,13 +182,21 @@ def encode_addr_cidr(addr: bytes, prefix_len: int) -> bytes:
 
 # --- the fd ---------------------------------------------------------------------
 
+# Constants a new socket reads (compiled, a Final is read without a lookup; the enum
+# members and int() of a flag would be looked up and called for every socket).
+_SOCKET_RIGHTS: Final = int(RIGHTS_SOCKET_BASE)
+_SOCKET_STREAM: Final = Filetype.SOCKET_STREAM
+_SOCKET_DGRAM: Final = Filetype.SOCKET_DGRAM
+_SOCK_STREAM: Final = int(_socket.SOCK_STREAM)
+
+
 class SocketDescription(FileDescription):
     """A socket in the fd table."""
 
     is_socket = True
     is_stack_socket = True
-    rights_base = int(RIGHTS_SOCKET_BASE)
-    rights_inheriting = int(RIGHTS_SOCKET_BASE)
+    rights_base = _SOCKET_RIGHTS
+    rights_inheriting = _SOCKET_RIGHTS
 
     # What every new socket starts with, as class attributes: an instance gets its own
     # value when one is set (SO_RCVTIMEO, a name encoded…), so a socket() or accept()
@@ -197,8 +222,7 @@ class SocketDescription(FileDescription):
         self.family = family
         self.sock_type = sock_type
         self.proto = proto
-        self.filetype = (Filetype.SOCKET_STREAM if sock_type == _socket.SOCK_STREAM
-                         else Filetype.SOCKET_DGRAM)
+        self.filetype = _SOCKET_STREAM if sock_type == _SOCK_STREAM else _SOCKET_DGRAM
         # A UDP socket's poll reads its queue (appended by other threads, popped only
         # by this guest's own calls) and its flags: safe without the network lock.
         self.poll_is_atomic = isinstance(core, UdpSocket)
@@ -312,19 +336,27 @@ def _receive_ready(core: Socket) -> Callable[[], bool] | None:
         # SHUT_RD — each of which `readable` counts; EAGAIN otherwise
         return core.readable
     if type(core) is TcpSocket:
-        sock = core
-
-        def tcp_ready() -> bool:
-            # TcpSocket.recv: EBADF when closed, ENOTCONN without a connection; then
-            # TcpConnection.recv: data, the error, EOF (FIN, SHUT_RD, a reset),
-            # ENOTCONN when CLOSED or LISTEN; EAGAIN otherwise
-            conn = sock.conn
-            if sock.closed or conn is None:
-                return True
-            return conn.readable() or conn.reset_received or conn.state == LISTEN
-
-        return tcp_ready
+        return TcpReceiveReady(core)
     return None
+
+
+class TcpReceiveReady:
+    """`receive_ready` of a TCP socket: one object per socket (a closure would be two)."""
+
+    __slots__ = ("sock",)
+
+    def __init__(self, sock: TcpSocket) -> None:
+        self.sock = sock
+
+    def __call__(self) -> bool:
+        # TcpSocket.recv: EBADF when closed, ENOTCONN without a connection; then
+        # TcpConnection.recv: data, the error, EOF (FIN, SHUT_RD, a reset),
+        # ENOTCONN when CLOSED or LISTEN; EAGAIN otherwise
+        sock = self.sock
+        conn = sock.conn
+        if sock.closed or conn is None:
+            return True
+        return conn.readable() or conn.reset_received or conn.state == LISTEN
 
 
 #: A socket with nothing to report (values are never changed once built: shared, as

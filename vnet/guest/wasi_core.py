@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 import struct
 from collections.abc import Callable, Mapping
-from typing import TypeVar
+from typing import Final, TypeVar
 
 from .abi import UNLOCKED_FIRST, GuestExit, host_function
 from .context import GuestContext
@@ -45,8 +45,8 @@ T = TypeVar("T")
 
 # One read/write call moves at most this much; more is a short read/write, as
 # Linux's MAX_RW_COUNT (0x7ffff000) but smaller, so one call stays short.
-MAX_IO_BYTES = 64 * 1024 * 1024
-WRITE_CHUNK = 1024 * 1024  # a file write copies guest data this much at a time
+MAX_IO_BYTES: Final = 64 * 1024 * 1024
+WRITE_CHUNK: Final = 1024 * 1024  # a file write copies guest data this much at a time
 
 
 # --- args and environment ---------------------------------------------------
@@ -99,16 +99,17 @@ def environ_sizes_get(ctx: GuestContext, count_ptr: int, size_ptr: int) -> int:
 
 # --- clocks and randomness --------------------------------------------------
 
-# Plain ints for the hot calls: an enum member costs an attribute lookup per use.
-_REALTIME = int(Clockid.REALTIME)
-_MONOTONIC = int(Clockid.MONOTONIC)
-SUCCESS = int(Errno.SUCCESS)
+# Plain ints for the hot calls: an enum member costs an attribute lookup per use (and
+# Final ones, compiled, cost no lookup at all).
+_REALTIME: Final = int(Clockid.REALTIME)
+_MONOTONIC: Final = int(Clockid.MONOTONIC)
+SUCCESS: Final = int(Errno.SUCCESS)
 # Rights as plain ints: `int & Rights.X` would go through enum.Flag's Python-level
 # __rand__ (about a microsecond) on every poll, read and write.
-_POLL_RIGHTS = int(Rights.POLL_FD_READWRITE)
-_READ_RIGHTS = int(Rights.FD_READ)
-_WRITE_RIGHTS = int(Rights.FD_WRITE)
-_NONBLOCK = int(FDFLAGS_NONBLOCK)
+_POLL_RIGHTS: Final = int(Rights.POLL_FD_READWRITE)
+_READ_RIGHTS: Final = int(Rights.FD_READ)
+_WRITE_RIGHTS: Final = int(Rights.FD_WRITE)
+_NONBLOCK: Final = int(FDFLAGS_NONBLOCK)
 
 
 def _clock_now(ctx: GuestContext, clock_id: int) -> int:
@@ -229,16 +230,16 @@ def max_subscriptions(ctx: GuestContext) -> int:
 
 #: One whole subscription (48 bytes): userdata, tag, and the union read as a clock
 #: (id, timeout, precision, flags), whose first field is also an fd subscription's fd.
-_SUBSCRIPTION = struct.Struct("<QB7xI4xQQH6x")
+_SUBSCRIPTION: Final = struct.Struct("<QB7xI4xQQH6x")
 assert _SUBSCRIPTION.size == SUBSCRIPTION_SIZE
-_CLOCK = int(Eventtype.CLOCK)
-_FD_READ = int(Eventtype.FD_READ)
-_FD_WRITE = int(Eventtype.FD_WRITE)
-_EINVAL = int(Errno.EINVAL)
-_EIO = int(Errno.EIO)
-EVENT_SIZE = EVENT.size
-_EVENT_PACK = EVENT.pack_into
-_U32_PACK = struct.Struct("<I").pack_into
+_CLOCK: Final = int(Eventtype.CLOCK)
+_FD_READ: Final = int(Eventtype.FD_READ)
+_FD_WRITE: Final = int(Eventtype.FD_WRITE)
+_EINVAL: Final = int(Errno.EINVAL)
+_EIO: Final = int(Errno.EIO)
+EVENT_SIZE: Final = EVENT.size
+_EVENT_PACK: Final = EVENT.pack_into
+_U32_PACK: Final = struct.Struct("<I").pack_into
 #: An event for the guest: (userdata, errno, type, nbytes, flags), as EVENT packs it.
 PollEvent = tuple[int, int, int, int, int]
 
@@ -412,7 +413,7 @@ UNLOCKED_FIRST[f"{M}.poll_oneoff"] = poll_ready_unlocked
 @host_function(M, "fd_close", "i")
 def fd_close(ctx: GuestContext, fd: int) -> int:
     ctx.fds.close(fd)
-    return Errno.SUCCESS
+    return SUCCESS
 
 
 @host_function(M, "fd_fdstat_get", "ii")
@@ -481,21 +482,35 @@ def fd_read(ctx: GuestContext, fd: int, iovs_ptr: int, iovs_len: int, nread_ptr:
     iovs = mem.iovecs(iovs_ptr, iovs_len)
     mem.check(nread_ptr, 4)
     total = _iov_total(iovs)
-    # A socket's SO_RCVTIMEO bounds read() as it bounds recv() (Linux: EAGAIN).
-    timeout_ns: int | None = getattr(d, "recv_timeout_ns", None) if d.is_socket else None
-    deadline = None if timeout_ns is None else ctx.now_ns() + timeout_ns
+    deadline: int | None = None  # read only by a read that waits
     ready = d.receive_ready
     if ready is not None and not ready():  # wait first, rather than fail with EAGAIN first
+        deadline = _receive_deadline(ctx, d)
         wait_to_receive(ctx, d, deadline)
     try:  # wait_for_io's first attempt, without its closure: most reads find their data
         data = d.read(total)
     except WasiError as e:
         if e.errno != Errno.EAGAIN or d.nonblocking:
             raise
-        data = wait_for_io(ctx, d, lambda: d.read(total), d.readiness_read, deadline,
-                           tried=True)
+        if deadline is None:
+            deadline = _receive_deadline(ctx, d)
+        data = _read_waiting(ctx, d, total, deadline)
     mem.write_u32(nread_ptr, mem.scatter(iovs, data))
-    return Errno.SUCCESS
+    return SUCCESS
+
+
+def _receive_deadline(ctx: GuestContext, d: FileDescription) -> int | None:
+    """When a read of `d` that waits gives up: a socket's SO_RCVTIMEO bounds read() as it
+    bounds recv() (Linux: EAGAIN); None: never."""
+    timeout_ns: int | None = getattr(d, "recv_timeout_ns", None) if d.is_socket else None
+    return None if timeout_ns is None else ctx.now_ns() + timeout_ns
+
+
+def _read_waiting(ctx: GuestContext, d: FileDescription, total: int,
+                  deadline: int | None) -> bytes:
+    """fd_read's read once its first try found nothing: wait, and try again (a function
+    of its own, so that fd_read makes no closure when it does not wait)."""
+    return wait_for_io(ctx, d, lambda: d.read(total), d.readiness_read, deadline, tried=True)
 
 
 def write_in_chunks(ctx: GuestContext, iovs: list[tuple[int, int]],
@@ -537,15 +552,22 @@ def _socket_send_iovecs() -> Callable[..., int]:
 @host_function(M, "fd_write", "iiii")
 def fd_write(ctx: GuestContext, fd: int, iovs_ptr: int, iovs_len: int, nwritten_ptr: int) -> int:
     d = ctx.fds.get(fd, _WRITE_RIGHTS)
-    iovs = ctx.mem.iovecs(iovs_ptr, iovs_len)
-    ctx.mem.check(nwritten_ptr, 4)
+    mem = ctx.mem
+    iovs = mem.iovecs(iovs_ptr, iovs_len)
+    mem.check(nwritten_ptr, 4)
     if d.is_socket:
         written = _socket_send_iovecs()(ctx, d, iovs, None)
     else:
-        written = write_in_chunks(ctx, iovs, lambda chunk, _offset: wait_for_io(
-            ctx, d, lambda: d.write(chunk), d.readiness_write))
-    ctx.mem.write_u32(nwritten_ptr, written)
-    return Errno.SUCCESS
+        written = _write_waiting(ctx, d, iovs)
+    mem.write_u32(nwritten_ptr, written)
+    return SUCCESS
+
+
+def _write_waiting(ctx: GuestContext, d: FileDescription, iovs: list[tuple[int, int]]) -> int:
+    """fd_write to anything but a socket: in chunks, each waiting while `d` would block (a
+    function of its own, so that fd_write to a socket makes no closures)."""
+    return write_in_chunks(ctx, iovs, lambda chunk, _offset: wait_for_io(
+        ctx, d, lambda: d.write(chunk), d.readiness_write))
 
 
 @host_function(M, "fd_pread", "iiiIi")

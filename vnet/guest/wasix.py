@@ -29,7 +29,7 @@ import functools
 import socket as _s
 import struct
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 from stack.ip import to_v4_mapped
 from stack.socket import Socket, SocketStatus
@@ -75,18 +75,27 @@ if TYPE_CHECKING:
 X = "wasix_32v1"
 P1 = "wasi_snapshot_preview1"
 
-SUCCESS = int(Errno.SUCCESS)  # a plain int: an enum member costs an attribute lookup per call
-SOCK_STREAM = _s.SOCK_STREAM
-_EAGAIN_LINUX = errno.EAGAIN  # what a stack socket raises when it would block
-MAX_IO = 64 * 1024 * 1024  # one send/recv moves at most this much (a short count beyond)
-DATAGRAM_COPY_MAX = 65536  # more than any datagram may carry: the rest is never copied
-MAX_SOCKETS_PER_GUEST = 4096
-MIB = 1024 * 1024
+# Plain ints, Final: an enum member costs an attribute lookup per call (and compiled, a
+# Final is read with no lookup at all)
+SUCCESS: Final = int(Errno.SUCCESS)
+SOCK_STREAM: Final = int(_s.SOCK_STREAM)
+_SOCK_DGRAM: Final = int(_s.SOCK_DGRAM)
+# Linux's address families, as plain ints (compiled, no lookup in the socket module)
+_AF_UNSPEC: Final = int(_s.AF_UNSPEC)
+_AF_INET: Final = int(_s.AF_INET)
+_AF_INET6: Final = int(_s.AF_INET6)
+_EAGAIN_LINUX: Final = errno.EAGAIN  # what a stack socket raises when it would block
+MAX_IO: Final = 64 * 1024 * 1024  # one send/recv moves at most this much (a short count beyond)
+DATAGRAM_COPY_MAX: Final = 65536  # more than any datagram may carry: the rest is never copied
+MAX_SOCKETS_PER_GUEST: Final = 4096
+MIB: Final = 1024 * 1024
 
 # WASIX enums
-SOCK_STREAM_WASIX = 1
-SOCK_DGRAM_WASIX = 2
-AF_UNSPEC_WASIX, AF_INET_WASIX, AF_INET6_WASIX = 0, 1, 2
+SOCK_STREAM_WASIX: Final = 1
+SOCK_DGRAM_WASIX: Final = 2
+AF_UNSPEC_WASIX: Final = 0
+AF_INET_WASIX: Final = 1
+AF_INET6_WASIX: Final = 2
 STATUS_OPENING, STATUS_OPENED, STATUS_CLOSED, STATUS_FAILED = 0, 1, 2, 3
 _WASIX_STATUS = {SocketStatus.OPENING: STATUS_OPENING, SocketStatus.OPENED: STATUS_OPENED,
                  SocketStatus.CLOSED: STATUS_CLOSED, SocketStatus.FAILED: STATUS_FAILED}
@@ -189,20 +198,20 @@ def _sock(ctx: GuestContext, fd: int) -> SocketDescription:
 
 def _to_socket_family(desc: SocketDescription, family: int, addr: bytes) -> bytes:
     """Fit a guest address to the socket's family (IPv4 on AF_INET6 → mapped)."""
-    if family == _s.AF_UNSPEC:
+    if family == _AF_UNSPEC:
         raise WasiError(Errno.EAFNOSUPPORT)
-    if desc.family == _s.AF_INET:
-        if family != _s.AF_INET:
+    if desc.family == _AF_INET:
+        if family != _AF_INET:
             raise WasiError(Errno.EAFNOSUPPORT)
         return addr
-    if family == _s.AF_INET:
+    if family == _AF_INET:
         return to_v4_mapped(addr)
     return addr
 
 
 def _socket_family_addr(desc: SocketDescription, addr: bytes) -> bytes:
     """An address for the guest: IPv4 peers of dual-stack sockets shown mapped."""
-    if desc.family == _s.AF_INET6 and len(addr) == 4:
+    if desc.family == _AF_INET6 and len(addr) == 4:
         return to_v4_mapped(addr)
     return addr
 
@@ -233,9 +242,9 @@ def sock_open(ctx: GuestContext, af: int, socktype: int, proto: int, fd_ptr: int
     ctx.mem.check(fd_ptr, 4)
     host = _host(ctx)
     if af == AF_INET_WASIX:
-        family = _s.AF_INET
+        family = _AF_INET
     elif af == AF_INET6_WASIX:
-        family = _s.AF_INET6
+        family = _AF_INET6
     else:
         raise WasiError(Errno.EAFNOSUPPORT)
     if ctx.fds.socket_fds >= MAX_SOCKETS_PER_GUEST:
@@ -245,15 +254,15 @@ def sock_open(ctx: GuestContext, af: int, socktype: int, proto: int, fd_ptr: int
     try:
         if socktype == SOCK_STREAM_WASIX and proto in (0, 6):
             core: Socket = host.tcp.socket(family)
-            kind, linux_proto = _s.SOCK_STREAM, 6
+            kind, linux_proto = SOCK_STREAM, 6
         elif socktype == SOCK_DGRAM_WASIX and proto in (0, 17):
             core = host.udp.socket(family)
-            kind, linux_proto = _s.SOCK_DGRAM, 17
+            kind, linux_proto = _SOCK_DGRAM, 17
         elif socktype == SOCK_DGRAM_WASIX and proto in (1, 58):
-            if (proto == 1) != (family == _s.AF_INET):
+            if (proto == 1) != (family == _AF_INET):
                 raise WasiError(Errno.EPROTONOSUPPORT)
             core = host.icmp.socket(family)
-            kind, linux_proto = _s.SOCK_DGRAM, proto
+            kind, linux_proto = _SOCK_DGRAM, proto
         elif socktype in (SOCK_STREAM_WASIX, SOCK_DGRAM_WASIX):
             raise WasiError(Errno.EPROTONOSUPPORT)
         elif socktype in (3, 4):
@@ -273,7 +282,7 @@ def sock_open(ctx: GuestContext, af: int, socktype: int, proto: int, fd_ptr: int
         desc.close()
         raise
     ctx.mem.write_u32(fd_ptr, fd)
-    return Errno.SUCCESS
+    return SUCCESS
 
 
 @host_function(X, "sock_pair", "iiiii")
@@ -312,25 +321,31 @@ def sock_connect(ctx: GuestContext, fd: int, addr_ptr: int) -> int:
     family, addr, port = read_addr_port(ctx.mem, addr_ptr)
     core = desc.core
     try:
-        if family == _s.AF_UNSPEC:
+        if family == _AF_UNSPEC:
             core.disconnect()  # datagram sockets forget their peer; TCP: EAFNOSUPPORT
         else:
             core.connect(_to_socket_family(desc, family, addr), port)
     except OSError as e:
         raise_wasi(e)
-    if core.type != _s.SOCK_STREAM:
-        return Errno.SUCCESS  # a datagram socket's connect() only sets its peer
+    if core.type != SOCK_STREAM:
+        return SUCCESS  # a datagram socket's connect() only sets its peer
     if desc.nonblocking and not core.connect_completed():  # (a repeated one: 0)
         desc.connect_pending = True
         raise WasiError(Errno.EINPROGRESS)
-    ctx.block_until(lambda: core.connect_result() is not None,
-                    _deadline(ctx, desc.send_timeout_ns))
+    _wait_connected(ctx, desc, core)
     result = core.connect_result()
     if result is None:
         raise WasiError(Errno.ETIMEDOUT)  # SO_SNDTIMEO passed (Linux: EINPROGRESS)
     if result:
         raise WasiError(_LINUX_TO_WASI.get(result, Errno.EIO))
-    return Errno.SUCCESS
+    return SUCCESS
+
+
+def _wait_connected(ctx: GuestContext, desc: SocketDescription, core: Socket) -> None:
+    """A blocking connect(): wait until it has a result, or SO_SNDTIMEO passes (a
+    function of its own: its closure is made here, not on every sock_connect)."""
+    ctx.block_until(lambda: core.connect_result() is not None,
+                    _deadline(ctx, desc.send_timeout_ns))
 
 
 def _can_accept(core: TcpSocket) -> bool:
@@ -350,7 +365,8 @@ def _accept(ctx: GuestContext, fd: int, flags: int) -> tuple[int, SocketDescript
         raise WasiError(Errno.EINVAL)
     # a listener vnet opened for the guest (--tcplisten) is charged to it from now on,
     # and so is every connection it accepts
-    core.memory = guest_socket_memory(ctx, desc.host)
+    memory = guest_socket_memory(ctx, desc.host)
+    core.memory = memory
     deadline = _deadline(ctx, desc.recv_timeout_ns)
     if type(core) is TcpSocket:
         # wait first while the accept queue is empty, rather than fail with EAGAIN first
@@ -358,7 +374,33 @@ def _accept(ctx: GuestContext, fd: int, flags: int) -> tuple[int, SocketDescript
         # EAGAIN, and wait_for_io waits)
         listener = core.listener
         if listener is not None and not listener.accept_queue:
-            wait_to_receive(ctx, desc, deadline, functools.partial(_can_accept, core))
+            _wait_acceptable(ctx, desc, core, deadline)
+    try:  # wait_for_io's first attempt, directly: the queue mostly has the connection
+        child = core.accept()
+    except OSError as e:
+        if e.errno != errno.EAGAIN or desc.nonblocking:
+            raise_wasi(e)
+        child = _accept_waiting(ctx, desc, core, deadline)
+    new = SocketDescription(desc.host, child, desc.family, desc.sock_type, desc.proto)
+    new.fdflags = flags & FDFLAGS_NONBLOCK
+    try:
+        new.charge_overhead(memory)
+        return ctx.fds.add(new), new
+    except WasiError:
+        new.close()  # the connection is reset, as Linux when accept() fails for memory
+        raise
+
+
+def _wait_acceptable(ctx: GuestContext, desc: SocketDescription, core: TcpSocket,
+                     deadline: int | None) -> None:
+    """Wait while `core`'s accept queue is empty (its own function: the test it waits on
+    is made only when there is a wait)."""
+    wait_to_receive(ctx, desc, deadline, functools.partial(_can_accept, core))
+
+
+def _accept_waiting(ctx: GuestContext, desc: SocketDescription, core: Socket,
+                    deadline: int | None) -> Socket:
+    """accept() once its first try said EAGAIN on a blocking socket: wait, and try again."""
 
     def attempt() -> Socket:
         try:
@@ -367,31 +409,19 @@ def _accept(ctx: GuestContext, fd: int, flags: int) -> tuple[int, SocketDescript
             raise_wasi(e)
             raise AssertionError from None
 
-    try:  # wait_for_io's first attempt, directly: the queue mostly has the connection
-        child = core.accept()
-    except OSError as e:
-        if e.errno != errno.EAGAIN or desc.nonblocking:
-            raise_wasi(e)
-        child = wait_for_io(ctx, desc, attempt, desc.readiness_read, deadline, tried=True)
-    new = SocketDescription(desc.host, child, desc.family, desc.sock_type, desc.proto)
-    new.fdflags = flags & FDFLAGS_NONBLOCK
-    try:
-        new.charge_overhead(guest_socket_memory(ctx, desc.host))
-        return ctx.fds.add(new), new
-    except WasiError:
-        new.close()  # the connection is reset, as Linux when accept() fails for memory
-        raise
+    return wait_for_io(ctx, desc, attempt, desc.readiness_read, deadline, tried=True)
 
 
 @host_function(X, "sock_accept_v2", "iiii")
 def sock_accept_v2(ctx: GuestContext, fd: int, flags: int, fd_ptr: int, addr_ptr: int) -> int:
-    ctx.mem.check(fd_ptr, 4)
-    ctx.mem.check(addr_ptr, ADDR_PORT_SIZE)
+    mem = ctx.mem
+    mem.check(fd_ptr, 4)
+    mem.check(addr_ptr, ADDR_PORT_SIZE)
     new_fd, new = _accept(ctx, fd, flags)
     peer, port = new.core.accepted_peer()  # even when reset meanwhile
-    ctx.mem.write_u32(fd_ptr, new_fd)
-    write_addr_port(ctx.mem, addr_ptr, peer, port)
-    return Errno.SUCCESS
+    mem.write_u32(fd_ptr, new_fd)
+    write_addr_port(mem, addr_ptr, peer, port)
+    return SUCCESS
 
 
 @host_function(X, "sock_accept", "iii")
@@ -517,7 +547,24 @@ def send_iovecs(ctx: GuestContext, desc: FileDescription, iovs: list[tuple[int, 
                               dest)
     deadline = _deadline(ctx, desc.send_timeout_ns)
     mem.size  # noqa: B018 (refresh the linear memory size the socket budget subtracts)
-    sent = 0
+    try:  # wait_for_io's first attempt, directly: a send mostly finds room
+        sent = desc.send(mem.gather(iovs, 0, min(total, max(1, desc.send_room()))), dest)
+    except WasiError as e:
+        if e.errno != Errno.EAGAIN or desc.nonblocking:
+            raise
+        return _send_stream_waiting(ctx, desc, iovs, total, dest, deadline, 0, True)
+    if sent >= total or desc.nonblocking:
+        return sent
+    return _send_stream_waiting(ctx, desc, iovs, total, dest, deadline, sent, False)
+
+
+def _send_stream_waiting(ctx: GuestContext, desc: SocketDescription,
+                         iovs: list[tuple[int, int]], total: int,
+                         dest: tuple[bytes, int] | None, deadline: int | None, sent: int,
+                         tried: bool) -> int:
+    """The rest of a blocking stream send, from `sent` bytes on, once a first try did not
+    send everything (`tried`: it said EAGAIN, so wait before trying again)."""
+    mem = ctx.mem
 
     def send_more() -> int:
         chunk = mem.gather(iovs, sent, min(total - sent, max(1, desc.send_room())))
@@ -525,11 +572,12 @@ def send_iovecs(ctx: GuestContext, desc: FileDescription, iovs: list[tuple[int, 
 
     while True:
         try:
-            sent += wait_for_io(ctx, desc, send_more, desc.readiness_write, deadline)
+            sent += wait_for_io(ctx, desc, send_more, desc.readiness_write, deadline, tried)
         except WasiError:
             if sent:
                 return sent
             raise
+        tried = False
         if sent >= total or desc.nonblocking:
             return sent
 
@@ -567,7 +615,7 @@ def _destination(desc: SocketDescription, raw: bytes) -> tuple[bytes, int] | Non
     if raw == last_raw:
         return last_dest
     family, addr, port = decode_addr_port(raw)
-    dest = None if family == _s.AF_UNSPEC else (_to_socket_family(desc, family, addr), port)
+    dest = None if family == _AF_UNSPEC else (_to_socket_family(desc, family, addr), port)
     desc.last_destination = (raw, dest)
     return dest
 
