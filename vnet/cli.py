@@ -297,7 +297,7 @@ def _cmd_sim(ns: argparse.Namespace) -> int:
             result = run(topo, virtual_time=ns.virtual_time, seed=ns.seed, duration_ns=duration,
                          plan=plan, interrupted=interrupts.interrupted,
                          out=sys.stderr.buffer if ns.json == "-" else None,
-                         schedule=ns.schedule, progress_s=ns.progress)
+                         schedule=ns.schedule, progress_s=ns.progress, settle=True)
         except TopologyError as e:
             raise CliError(f"vnet sim: {e}") from None
         except GuestLoadError as e:
@@ -812,6 +812,7 @@ def _run_guest(ns: argparse.Namespace, rules: Any, module: Any, env: list[tuple[
         Guest,
         GuestConfig,
         GuestLoadError,
+        settle_heap,
         write_through,
     )
     from vnet.link.capture import Capture
@@ -886,6 +887,7 @@ def _run_guest(ns: argparse.Namespace, rules: Any, module: Any, env: list[tuple[
                   + (f"virtual time, seed {ns.seed}, schedule {sched.schedule}"
                      if ns.virtual_time else "real time"), file=sys.stderr)
         guest.start()
+        settle_heap()  # one run per process: full collections need not walk the start-up heap
         running = guest
         timer = _start_timeout(ns, sched)
         sched.run(until=lambda: running.done or interrupts.interrupted() or timer.expired)

@@ -27,6 +27,7 @@ wasm guests on the networks it builds.
 
 from __future__ import annotations
 
+import gc
 import os
 import subprocess
 import threading
@@ -35,7 +36,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from vnet.guest.runtime import Guest, GuestConfig
+from vnet.guest.runtime import Guest, GuestConfig, settle_heap
 from vnet.network import Host, Network
 from vnet.testing.netns import Namespace, NamespaceError, namespace_problem, tun_problem
 
@@ -269,6 +270,10 @@ class VnetPair:
     BRAVO = "10.0.0.2"
 
     def __init__(self, mtu: int = 1500) -> None:
+        # as `vnet run` does (this process runs one pair at a time): the heap so far,
+        # the earlier runs' garbage collected first, out of the collector's sight
+        gc.collect()
+        settle_heap()
         self.net = Network(virtual_time=False)
         lan = self.net.segment("lan")
         self.hosts = {

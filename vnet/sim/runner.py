@@ -56,7 +56,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, TextIO
 
-from vnet.guest.runtime import KILLED_EXIT_CODE, Guest, GuestConfig, load_module
+from vnet.guest.runtime import KILLED_EXIT_CODE, Guest, GuestConfig, load_module, settle_heap
 from vnet.link.capture import Capture, CaptureFilter
 from vnet.link.impairment import Impairment
 from vnet.link.loopback_tap import capture_loopback
@@ -335,9 +335,12 @@ def run(topo: Topology, *, virtual_time: bool | None = None, seed: int | None = 
         pcap_dir: Path | None = None, duration_ns: int | None = None,
         out: BinaryIO | None = None, plan: CapturePlan | None = None,
         interrupted: Callable[[], bool] | None = None,
-        schedule: str | None = None, progress_s: float | None = None) -> SimResult:
+        schedule: str | None = None, progress_s: float | None = None,
+        settle: bool = False) -> SimResult:
     """Build and run the topology; ``schedule`` (default: the file's, else "explore") is
-    the order of guests runnable at one virtual instant (vnet.scheduler, "Schedules")."""
+    the order of guests runnable at one virtual instant (vnet.scheduler, "Schedules").
+    ``settle``: the process runs this one topology and exits (`vnet sim`): the start-up
+    heap is frozen once the guests are started (`vnet.guest.runtime.settle_heap`)."""
     virtual = topo.virtual_time if virtual_time is None else virtual_time
     seed_value = topo.seed if seed is None else seed
     schedule_name = schedule or topo.schedule or DEFAULT_SCHEDULE
@@ -356,7 +359,7 @@ def run(topo: Topology, *, virtual_time: bool | None = None, seed: int | None = 
         vxlan_ports = open_vxlan(topo, net)
         tuns = open_tuns(topo, net, captures[0] if captures else None)
         return _run(topo, net, hosts, captures, pcaps, virtual, duration_ns, stream, stop,
-                    vxlan_ports, progress_s)
+                    vxlan_ports, progress_s, settle)
     finally:
         net.scheduler.stop_all()
         for port in vxlan_ports:
@@ -370,7 +373,7 @@ def run(topo: Topology, *, virtual_time: bool | None = None, seed: int | None = 
 def _run(topo: Topology, net: Network, hosts: dict[str, Host], captures: list[Capture],
          pcaps: list[Path], virtual: bool, duration_ns: int | None, stream: BinaryIO,
          stop: Callable[[], bool], vxlan_ports: Sequence[VxlanPort] = (),
-         progress_s: float | None = None) -> SimResult:
+         progress_s: float | None = None, settle: bool = False) -> SimResult:
     sched = net.scheduler
     width = max((len(n) for n in topo.guest_names()), default=8)
     guests: dict[str, Guest] = {}
@@ -396,6 +399,8 @@ def _run(topo: Topology, net: Network, hosts: dict[str, Host], captures: list[Ca
             else:
                 guest.start()
     clients = topo.clients or list(guests)
+    if settle:
+        settle_heap()  # one run per process: full collections need not walk the start-up heap
     schedule_faults(topo, injector)
     limit = duration_ns if duration_ns is not None else topo.duration_ns
     started_wall = time.monotonic()
