@@ -339,9 +339,11 @@ class Ipv4Layer:
         if total > 0xFFFF:
             raise ValueError(f"IPv4 total length {total} exceeds 65535")
         flags = _DONT_FRAG if dont_frag else 0
-        # ipv4.header_checksum and ipv4.pack_header, inline (the send hot path)
+        # ipv4.header_checksum and ipv4.pack_header, inline (the send hot path); the two
+        # addresses as one 64-bit number, congruent to their sum modulo 0xFFFF (as
+        # 2**32 is to 1), so the folded sum is the same
         partial = ((0x4500 + tos) + total + ident + flags + (ttl << 8) + protocol
-                   + int.from_bytes(src, "big") + int.from_bytes(dst, "big"))
+                   + int.from_bytes(src + dst, "big"))
         folded = partial % 0xFFFF
         csum = 0 if folded == 0 and partial else 0xFFFF - folded
         fields = (20, tos, total, ident, flags, ttl, protocol, csum, src, dst)

@@ -94,18 +94,18 @@ class TcpOutput(TcpTimers):
             return wire_tcp.TcpOptions(timestamp=(self._ts_now(), self.ts_recent))
         return wire_tcp.NO_OPTIONS
 
-    def _data_option_values(self) -> tuple[bytes, wire_tcp.TcpOptions | None]:
-        """`_data_options()` encoded (the timestamp-only area of nearly every segment packed
-        directly), and the options the receiver's parse decodes from that area where they
-        are at hand without decoding it: for the timestamp-only area and none at all (with
-        SACK blocks None, since `encode` may leave some out)."""
+    def _data_option_values(self) -> tuple[bytes | None, wire_tcp.TcpOptions | None]:
+        """The options of a non-SYN segment now, as `_transmit` takes them: (area,
+        options). The area of nearly every segment, the timestamp alone, is None and
+        the options hold it (`_transmit` packs it with the header); with SACK blocks the
+        area is `_data_options()` encoded and the options None (`encode` may leave
+        blocks out: whoever needs them decodes the area); without options (b"",
+        `NO_OPTIONS`)."""
         if self.sack_enabled and (self.ooo.starts or self.dsack_block is not None):
             return self._data_options().encode(), None
         if self.ts_enabled:
-            tsval = self._ts_now()
-            tsecr = self.ts_recent
-            return (wire_tcp.timestamp_option_area(tsval, tsecr),
-                    wire_tcp.TcpOptions(None, None, False, (), (tsval, tsecr)))
+            return None, wire_tcp.TcpOptions(None, None, False, (),
+                                             (self._ts_now(), self.ts_recent))
         return b"", wire_tcp.NO_OPTIONS
 
     def _transmit(self, seq: int, flags: int, payload: bytes | bytearray | memoryview = b"",
@@ -113,9 +113,10 @@ class TcpOutput(TcpTimers):
                   sendq_view: memoryview | None = None,
                   options: wire_tcp.TcpOptions | None = None) -> None:
         """Build and send one segment; a super-segment of `gso_size`-byte pieces when
-        `gso_size` is set (its link offloads: see `_gso_limit`). `option_area` None: the
-        data options now (`_data_option_values`). `options`: what parsing `option_area`
-        gives, when the caller has it (else it is decoded if needed).
+        `gso_size` is set (its link offloads: see `_gso_limit`). `option_area` and
+        `options` as `_data_option_values` gives them (an area, None when the options are
+        the timestamp alone; the options parsing the area gives, None when only the area
+        says); both None: the data options now.
 
         `payload` may be a slice of `sendq_view`, a view of the send queue: both are
         released once the segment is built, before it is sent (sending may deliver an
@@ -127,7 +128,7 @@ class TcpOutput(TcpTimers):
         `GsoFrame.tcp_header`), so a vnet stack receiving it whole does not parse it."""
         rcv_nxt = self.rcv_nxt
         ack = rcv_nxt if flags & ACK else 0
-        if option_area is None:
+        if option_area is None and options is None:
             option_area, options = self._data_option_values()
         window = self._advertise_window()
         if flags & SYN:
@@ -147,9 +148,20 @@ class TcpOutput(TcpTimers):
         offload = stack.offload_output(rt.iface)
         payload_len = len(payload)
         try:
-            segment = wire_tcp.build_segment(self.lport, self.rport, seq, ack, flags, window,
-                                             option_area, payload, rt.src, self.remote,
-                                             checksum=not offload)
+            if option_area is None:  # the timestamp alone
+                assert options is not None and options.timestamp is not None
+                tsval, tsecr = options.timestamp
+                segment = wire_tcp.build_ts_segment(self.lport, self.rport, seq, ack, flags,
+                                                    window, tsval, tsecr, payload, rt.src,
+                                                    self.remote, checksum=not offload)
+                option_len = 12
+            else:
+                segment = wire_tcp.build_segment(self.lport, self.rport, seq, ack, flags,
+                                                 window, option_area, payload, rt.src,
+                                                 self.remote, checksum=not offload)
+                option_len = len(option_area)
+                if options is None and offload:  # for `built_header` below
+                    options = wire_tcp.options_of_area(option_area)
         finally:
             if sendq_view is not None:
                 if isinstance(payload, memoryview):
@@ -170,14 +182,13 @@ class TcpOutput(TcpTimers):
         try:
             if len(self.remote) == 4:
                 if offload:
+                    assert options is not None
                     # `HostStack.send_ipv4`'s offload case, the header as the receiver
                     # would parse it riding along (`GsoFrame.tcp_header`)
                     stack.ipv4.send_offloaded(
                         rt, 6, segment, self.ttl, tos, True, gso_size,
-                        wire_tcp.built_header(
-                            self.lport, self.rport, seq, ack, flags, window,
-                            options if options is not None else wire_tcp.options_of_area(
-                                option_area), len(option_area)))
+                        wire_tcp.built_header(self.lport, self.rport, seq, ack, flags, window,
+                                              options, option_len))
                 else:
                     stack.send_ipv4(rt, 6, segment, ttl=self.ttl, tos=tos, dont_frag=True)
             else:
@@ -352,7 +363,8 @@ class TcpOutput(TcpTimers):
         mss = self._effective_mss()
         room = mss
         # SACK blocks (4 + 8 bytes each) take the room they use beyond the timestamp
-        room -= len(option_area) - (12 if self.ts_enabled else 0)
+        if option_area is not None:
+            room -= len(option_area) - (12 if self.ts_enabled else 0)
         gso_size = 0
         if length > room:
             if length > mss and self.stack.offload_output(self.rt.iface):

@@ -129,6 +129,8 @@ _HEADER: Final = struct.Struct("!HHIIBBHHH")
 _U16: Final = struct.Struct("!H")
 _U32: Final = struct.Struct("!I")
 _U32X2: Final = struct.Struct("!II")
+# the header of a segment whose only option is the timestamp: NOP NOP TS, TSval, TSecr
+_HEADER_TS: Final = struct.Struct("!HHIIBBHHHIII")
 # Whole pieces, in Linux's packing.
 _MSS: Final = struct.Struct("!BBH")  # 02 04 mss
 _TS: Final = struct.Struct("!III")  # (01 01 | 04 02) 08 0a, TSval, TSecr
@@ -551,6 +553,22 @@ def build_segment(src_port: int, dst_port: int, seq: int, ack: int, flags: int, 
         return head + option_area + payload
     out = bytearray(head)
     out += option_area
+    out += payload
+    csum = 0xFFFF - ones_sum(memoryview(out), _pseudo(src, dst, len(out)))
+    _U16.pack_into(out, FIELD_CHECKSUM, csum)
+    return bytes(out)
+
+
+def build_ts_segment(src_port: int, dst_port: int, seq: int, ack: int, flags: int,
+                     window: int, tsval: int, tsecr: int, payload: BytesLike, src: bytes,
+                     dst: bytes, *, checksum: bool = True) -> bytes:
+    """`build_segment` with the option area ``timestamp_option_area(tsval, tsecr)`` (that
+    of nearly every segment after the SYNs), header and option packed in one piece."""
+    head = _HEADER_TS.pack(src_port, dst_port, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF,
+                           0x80, flags, window, 0, 0, _NOP_NOP_TS, tsval, tsecr)
+    if not checksum:
+        return head + payload
+    out = bytearray(head)
     out += payload
     csum = 0xFFFF - ones_sum(memoryview(out), _pseudo(src, dst, len(out)))
     _U16.pack_into(out, FIELD_CHECKSUM, csum)

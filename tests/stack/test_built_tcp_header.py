@@ -17,8 +17,6 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-import pytest
-
 from stack.wire import tcp as wire_tcp
 from stack.wire.gso import GsoFrame
 from vnet.network import Host, Network
