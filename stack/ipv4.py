@@ -350,7 +350,10 @@ class Ipv4Layer:
         link = rt.link
         if link is not None and link.current(host.generation):
             # GsoFrame.from_ipv4_header, inline: 14 + 20 header bytes, then TCP or UDP
-            header_len = 34 + (payload[12] >> 4) * 4 if protocol == _TCP else 42
+            if tcp_header is not None:
+                header_len = 34 + tcp_header.data_offset
+            else:
+                header_len = 34 + (payload[12] >> 4) * 4 if protocol == _TCP else 42
             cut = total + 14 - header_len  # the payload the segments share
             data = link.header + _pack_header(0x45, tos, total, ident, flags, ttl, protocol,
                                               csum, src, dst) + payload

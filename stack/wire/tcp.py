@@ -55,6 +55,7 @@ Wire layout::
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
@@ -131,6 +132,11 @@ _U32: Final = struct.Struct("!I")
 _U32X2: Final = struct.Struct("!II")
 # the header of a segment whose only option is the timestamp: NOP NOP TS, TSval, TSecr
 _HEADER_TS: Final = struct.Struct("!HHIIBBHHHIII")
+# bound once: compiled, ``_HEADER.pack(...)`` looks the method up at every call
+_pack_header: Final[Callable[..., bytes]] = _HEADER.pack
+_pack_header_ts: Final[Callable[..., bytes]] = _HEADER_TS.pack
+_unpack_header: Final[Callable[..., tuple[int, int, int, int, int, int, int, int, int]]] = (
+    _HEADER.unpack_from)
 # Whole pieces, in Linux's packing.
 _MSS: Final = struct.Struct("!BBH")  # 02 04 mss
 _TS: Final = struct.Struct("!III")  # (01 01 | 04 02) 08 0a, TSval, TSecr
@@ -399,7 +405,7 @@ class TcpPacket:
         n = len(buf)
         if n < HEADER_LEN:
             return WireError.TRUNCATED
-        sport, dport, seq, ack, off, flags, window, csum, urgent = _HEADER.unpack_from(buf)
+        sport, dport, seq, ack, off, flags, window, csum, urgent = _unpack_header(buf)
         doff = (off >> 4) << 2
         if doff < HEADER_LEN:
             return WireError.BAD_LENGTH
@@ -547,7 +553,7 @@ def build_segment(src_port: int, dst_port: int, seq: int, ack: int, flags: int, 
     ``options.encode()`` (a multiple of 4 bytes, at most 40): the TCP engine's hot path,
     which builds neither the `TcpRepr` nor the `TcpOptions`."""
     hlen = HEADER_LEN + len(option_area)
-    head = _HEADER.pack(src_port, dst_port, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, hlen << 2,
+    head = _pack_header(src_port, dst_port, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF, hlen << 2,
                         flags, window, 0, 0)
     if not checksum:
         return head + option_area + payload
@@ -564,7 +570,7 @@ def build_ts_segment(src_port: int, dst_port: int, seq: int, ack: int, flags: in
                      dst: bytes, *, checksum: bool = True) -> bytes:
     """`build_segment` with the option area ``timestamp_option_area(tsval, tsecr)`` (that
     of nearly every segment after the SYNs), header and option packed in one piece."""
-    head = _HEADER_TS.pack(src_port, dst_port, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF,
+    head = _pack_header_ts(src_port, dst_port, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF,
                            0x80, flags, window, 0, 0, _NOP_NOP_TS, tsval, tsecr)
     if not checksum:
         return head + payload
