@@ -35,3 +35,12 @@ class InterfaceCounters:
     tx_bytes: int = 0
     rx_dropped: Counter[str] = field(default_factory=Counter)
     tx_dropped: Counter[str] = field(default_factory=Counter)
+
+
+# dict's own item assignment and deletion for StackCounters: Counter's Python-level
+# __delitem__ otherwise routes every store (``counters[name] += 1``, four per TCP
+# segment) through a slot that looks the method up in Python. Set after the class is
+# made: compiled (mypyc), such class-body assignments are dropped. (Deleting a missing
+# name now raises KeyError, as for a dict; nothing deletes counters.)
+for _name in ("__setitem__", "__delitem__"):
+    setattr(StackCounters, _name, getattr(dict, _name))
