@@ -1,4 +1,4 @@
-"""The timers of one TCP layer's connections behind a single driver timer (and a spare).
+"""The timers of one TCP layer's connections behind a single driver timer.
 
 Why
 ---
@@ -23,21 +23,16 @@ Rules
   own cancelled timers do) but lets go of its callback, and with it of its
   connection, at once.
 - A driver timer left armed for an entry since cancelled fires as a no-op and
-  re-arms for the earliest live entry. That costs little for a far-off entry
-  (a 200 ms or 1 s retransmission time: a few no-op wake-ups a second, fewer
-  than the driver timers moving it off each would arm) but much for a near one:
-  a server cancels the 1 ms delayed ACK each connection's FIN arms, and a
-  driver timer left for it would fire every millisecond (in real time, a thread
-  switch for the scheduler's loop each). So when an entry armed less than
-  `NEAR_NS` ahead is cancelled and the driver timer is armed for its time, the
-  driver timer moves to the earliest live entry (none: it is disarmed). The
-  test costs one comparison per cancellation.
-- The spare: an entry that moves the driver timer earlier arms a new one and
-  keeps the one it displaced (at most one; always later than the driver timer)
-  instead of cancelling it. When that earlier entry is cancelled, the spare
-  takes over if no live entry is due before it, so the usual cancelled delayed
-  ACK costs one new driver timer, not two (one for it, one to move off it);
-  when the driver timer fires, the spare becomes the driver timer.
+  re-arms for the earliest live entry. It is not moved off a cancelled entry:
+  in real time that saves no wake-up of the scheduler's loop. A server's
+  delayed ACK (1 ms, armed by each connection's FIN, cancelled by its own FIN
+  about 0.1 ms later) needs the loop awake by its time while it is live; left
+  stale, one driver timer covers every such entry armed in the next
+  millisecond, while moving it later makes the next entry signal the sleeping
+  loop instead. Tried (cancelling a near entry moved the driver timer, to a
+  kept spare where possible): loop wake-ups per connection unchanged (0.75-1.03
+  either way, pure Python connrate), driver timers armed 0.5-0.6 -> 1.0-1.1,
+  no-op fires 0.40-0.49 -> 0.03-0.10.
 - Nearly every entry is cancelled (a connection cancels six of its seven), and
   each would cost a full sift of the heap when it reached the top, long after.
   So whenever the heap has doubled since it was last purged (and holds more than
@@ -57,17 +52,14 @@ from __future__ import annotations
 import heapq
 from collections import deque
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .driver import StackDriver, TimerHandle
 
 
 #: The heap size below which a queue never purges it (see the rules).
-PURGE_MIN: Final = 64
-#: An entry armed less than this ahead is near: the driver timer moves off it when it
-#: is cancelled (see the rules).
-NEAR_NS: Final = 20_000_000
+PURGE_MIN = 64
 
 
 class QueuedTimer:
@@ -81,11 +73,9 @@ class QueuedTimer:
     a timer later only sets `due`, and the entry, run early, is queued again for it
     (`TcpTimers._arm`, `TcpTimerQueue.requeue`)."""
 
-    __slots__ = ("callback", "cancelled", "due", "kind", "queue", "when")
+    __slots__ = ("callback", "cancelled", "due", "kind", "when")
 
-    def __init__(self, queue: TcpTimerQueue, when_ns: int, callback: Any,
-                 kind: str | None = None) -> None:
-        self.queue = queue
+    def __init__(self, when_ns: int, callback: Any, kind: str | None = None) -> None:
         self.when = when_ns
         self.due = when_ns
         self.callback: Any = callback
@@ -93,13 +83,8 @@ class QueuedTimer:
         self.cancelled = False
 
     def cancel(self) -> None:
-        if self.cancelled:
-            return
         self.cancelled = True
         self.callback = None
-        queue = self.queue
-        if queue._armed_near and self.when == queue._armed_at and queue._armed is not None:
-            queue._armed_entry_cancelled()
 
 
 class TcpTimerQueue:
@@ -112,21 +97,14 @@ class TcpTimerQueue:
         self._seq = 0
         self._armed: TimerHandle | None = None  # the driver timer, if one is armed
         self._armed_at = 0  # when it fires
-        self._armed_near = False  # it was armed for a near entry (see the rules)
-        # the driver timer an earlier entry displaced, kept armed (always later than
-        # `_armed`) to take over when that entry is cancelled (see the rules)
-        self._spare: TimerHandle | None = None
-        self._spare_at = 0
         self._purge_at = PURGE_MIN  # the heap size that makes `_push` purge it
 
     def call_at(self, when_ns: int, callback: Callable[[], Any]) -> QueuedTimer:
-        near = when_ns - self.driver.now_ns() < NEAR_NS
-        return self._push(when_ns, QueuedTimer(self, when_ns, callback), near)
+        return self._push(when_ns, QueuedTimer(when_ns, callback))
 
-    def fire_at(self, when_ns: int, conn: Any, kind: str, delay_ns: int) -> QueuedTimer:
-        """`call_at(when_ns, lambda: conn._fire(kind))`, without the closure, from a
-        connection that knows how far ahead that is (`delay_ns`)."""
-        return self._push(when_ns, QueuedTimer(self, when_ns, conn, kind), delay_ns < NEAR_NS)
+    def fire_at(self, when_ns: int, conn: Any, kind: str) -> QueuedTimer:
+        """`call_at(when_ns, lambda: conn._fire(kind))`, without the closure."""
+        return self._push(when_ns, QueuedTimer(when_ns, conn, kind))
 
     def requeue(self, timer: QueuedTimer, callback: Any) -> None:
         """Queue `timer`, which has just run, again for its `due` time with `callback`
@@ -135,7 +113,7 @@ class TcpTimerQueue:
         timer.callback = callback
         timer.cancelled = False
         timer.when = timer.due
-        self._push(timer.due, timer, timer.due - self.driver.now_ns() < NEAR_NS)
+        self._push(timer.due, timer)
 
     def _purge(self) -> None:
         """Take the heap's cancelled entries out, keeping the order of the others."""
@@ -144,7 +122,7 @@ class TcpTimerQueue:
         self._heap = heap
         self._purge_at = max(PURGE_MIN, 2 * len(heap))
 
-    def _push(self, when_ns: int, timer: QueuedTimer, near: bool) -> QueuedTimer:
+    def _push(self, when_ns: int, timer: QueuedTimer) -> QueuedTimer:
         self._seq += 1
         fifo = self._fifo
         if not fifo or when_ns >= fifo[-1][0]:
@@ -157,49 +135,10 @@ class TcpTimerQueue:
         armed = self._armed
         if armed is None or when_ns < self._armed_at:
             if armed is not None:
-                spare = self._spare
-                if spare is not None:
-                    spare.cancel()
-                self._spare = armed
-                self._spare_at = self._armed_at
+                armed.cancel()
             self._armed_at = when_ns
-            self._armed_near = near
             self._armed = self.driver.call_at(when_ns, self._on_driver_timer)
         return timer
-
-    def _armed_entry_cancelled(self) -> None:
-        """The near entry the driver timer is armed for was cancelled: move the driver
-        timer to the earliest live entry (the spare if it will do; none: disarm it)."""
-        heap = self._heap
-        fifo = self._fifo
-        while heap and heap[0][2].cancelled:
-            heapq.heappop(heap)
-        while fifo and fifo[0][2].cancelled:
-            fifo.popleft()
-        if heap and fifo:
-            when = min(heap[0][0], fifo[0][0])
-        elif heap or fifo:
-            when = heap[0][0] if heap else fifo[0][0]
-        else:
-            when = -1
-        if when == self._armed_at:
-            return  # another entry is due then too
-        armed = self._armed
-        assert armed is not None
-        armed.cancel()
-        self._armed_near = False
-        spare = self._spare
-        if spare is not None and (when < 0 or when >= self._spare_at):
-            self._armed = spare  # armed at or before the earliest live entry: it will do
-            self._armed_at = self._spare_at
-            self._spare = None
-        elif when < 0:
-            self._armed = None
-        else:
-            # as near as the cancelled entry, or nearly: near (no clock read for this)
-            self._armed_near = when - self._armed_at < NEAR_NS
-            self._armed_at = when
-            self._armed = self.driver.call_at(when, self._on_driver_timer)
 
     def pending(self) -> int:
         """Live entries (tests and diagnostics)."""
@@ -207,11 +146,7 @@ class TcpTimerQueue:
                    for _, _, timer in entries if not timer.cancelled)
 
     def _on_driver_timer(self) -> None:
-        # the spare, if any, is the driver timer armed now (`_rearm` moves it if need be)
-        self._armed = self._spare
-        self._armed_at = self._spare_at
-        self._armed_near = False
-        self._spare = None
+        self._armed = None
         self._run_next()
 
     def _run_next(self) -> None:
@@ -258,10 +193,6 @@ class TcpTimerQueue:
             if armed is not None:
                 armed.cancel()
                 self._armed = None
-            spare = self._spare
-            if spare is not None:
-                spare.cancel()
-                self._spare = None
             return
         if heap and fifo:
             when = min(heap[0][0], fifo[0][0])
@@ -272,5 +203,4 @@ class TcpTimerQueue:
                 return
             armed.cancel()
         self._armed_at = when
-        self._armed_near = False  # (near or not: a stale wake-up or two at worst)
         self._armed = self.driver.call_at(when, self._on_driver_timer)

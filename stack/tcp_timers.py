@@ -97,7 +97,7 @@ class TcpTimers(TcpRecovery):
                 old.due = when  # later: the armed entry sleeps on (`_fire`)
                 return
             old.cancel()
-        timers[kind] = self.layer.timer_queue.fire_at(when, self, kind, delay_ns)
+        timers[kind] = self.layer.timer_queue.fire_at(when, self, kind)
 
     def _cancel(self, kind: str) -> None:
         timer = self._timers.pop(kind, None)

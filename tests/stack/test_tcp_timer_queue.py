@@ -1,8 +1,7 @@
 """TcpTimerQueue (stack/tcp_timer_queue.py): a TCP layer's connection timers behind one
 driver timer fire exactly as driver timers of their own would: at their time, ties in
 the order armed, each one's deferred work done before the next runs, cancelled ones
-never; however many are armed, the driver holds at most two timers for them (one and
-its spare); and a cancelled near entry leaves no driver timer due at its time."""
+never; and however many are armed, the driver holds at most one timer for them."""
 
 from __future__ import annotations
 
@@ -25,7 +24,7 @@ def test_entries_fire_at_their_times_in_arm_order_and_cancelled_ones_never() -> 
     at("tie-2", 200)
     at("early", 50)
     dropped.cancel()  # type: ignore[attr-defined]
-    assert driver.pending_timers() <= 2  # the driver timer and its spare
+    assert driver.pending_timers() == 1
     driver.run_until(1000)
     assert fired == [("early", 50), ("tie-1", 200), ("tie-2", 200), ("late", 300)]
     assert driver.pending_timers() == 0 and queue.pending() == 0
@@ -116,42 +115,4 @@ def test_thousands_of_cancelled_entries_leave_the_survivors_in_order_at_their_ti
     driver.run_until(20_000)
     expected.sort(key=lambda item: (item[1], item[0]))  # by time, then arming order
     assert fired == expected
-    assert driver.pending_timers() == 0 and queue.pending() == 0
-
-
-def test_a_cancelled_near_entry_leaves_no_driver_timer_due_at_its_time() -> None:
-    """A server's delayed ACK (1 ms) cancelled by its own FIN: the driver timer moves
-    off it (to the spare, armed for a later entry, or to nothing), so the driver
-    never fires for it; the later entries still fire at their times."""
-    driver = ManualDriver()
-    queue = TcpTimerQueue(driver)
-    fired: list[tuple[str, int]] = []
-    queue.call_at(200 * MS, lambda: fired.append(("rtx", driver.now)))
-    dack = queue.call_at(1 * MS, lambda: fired.append(("dack", driver.now)))
-    dack.cancel()  # type: ignore[attr-defined]
-    assert driver.pending_timers() == 1
-    assert min(when for when, _, timer in driver._timers if not timer.cancelled) == 200 * MS
-    alone = queue.call_at(2 * MS, lambda: fired.append(("alone", driver.now)))
-    alone.cancel()  # type: ignore[attr-defined]
-    driver.run_until(SEC)
-    assert fired == [("rtx", 200 * MS)]
-    assert driver.pending_timers() == 0 and queue.pending() == 0
-    only = TcpTimerQueue(driver)
-    entry = only.call_at(SEC + 1 * MS, lambda: fired.append(("x", driver.now)))
-    entry.cancel()  # type: ignore[attr-defined]
-    assert driver.pending_timers() == 0  # nothing live: no driver timer at all
-
-
-def test_a_cancelled_far_entry_keeps_its_driver_timer_and_fires_as_a_no_op() -> None:
-    """Moving the driver timer off every cancelled retransmission time would cost more
-    than the rare no-op it fires for: a far entry's driver timer stays."""
-    driver = ManualDriver()
-    queue = TcpTimerQueue(driver)
-    fired: list[int] = []
-    far = queue.call_at(SEC, lambda: fired.append(driver.now))
-    queue.call_at(2 * SEC, lambda: fired.append(driver.now))
-    far.cancel()  # type: ignore[attr-defined]
-    assert min(when for when, _, timer in driver._timers if not timer.cancelled) == SEC
-    driver.run_until(3 * SEC)
-    assert fired == [2 * SEC]
     assert driver.pending_timers() == 0 and queue.pending() == 0
