@@ -52,7 +52,9 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import random
 import socket as _socket
+import struct
 from typing import TYPE_CHECKING
 
 from .ip import ANY_V4, UNSPECIFIED_V6, V4_MAPPED_PREFIX, unmap_v4
@@ -74,7 +76,7 @@ from .tcp_connection import (
 from .tcp_socket import TcpListener, TcpSocket
 from .tcp_tcb import CLOSED, TIME_WAIT
 from .tcp_time_wait import TimeWaitRecord
-from .tcp_timer_queue import QueuedTimer, TcpTimerQueue
+from .tcp_timer_queue import TcpTimerQueue
 from .wire import tcp as wire_tcp
 from .wire.errors import WireError
 
@@ -88,6 +90,8 @@ COOKIE_MSS_V4 = (536, 1300, 1440, 1460)
 COOKIE_MSS_V6 = (1220, 1400, 1440, 8940)
 COOKIE_PERIOD_NS = 64 * 1_000_000_000
 COOKIE_TS_ECN = 0x20  # the cookie's TSval bit saying the SYN asked for ECN (Linux TS_OPT_ECN)
+PORT = struct.Struct(">H")
+U32 = struct.Struct(">L")
 RMEM_MAX = 212992  # Linux net.core.rmem_max (default): SO_RCVBUF's cap before doubling
 WMEM_MAX = 212992  # Linux net.core.wmem_max
 
@@ -104,6 +108,7 @@ class TcpLayer:
         self.config = config or TcpConfig()
         self.rng = stack.rng
         self.secret = stack.rng.getrandbits(128).to_bytes(16, "big")
+        self._isn_hash = hashlib.blake2s(self.secret, digest_size=4)  # see `_isn`
         # every connection's timers, behind one driver timer (stack/tcp_timer_queue.py)
         self.timer_queue = TcpTimerQueue(stack.driver)
         # a connection, or the slim record of one in TIME-WAIT (stack/tcp_time_wait.py)
@@ -259,9 +264,12 @@ class TcpLayer:
 
     # --- connect -----------------------------------------------------------
     def _isn(self, key: tuple[bytes, int, bytes, int]) -> int:
-        material = self.secret + key[0] + key[1].to_bytes(2, "big") + key[2] + key[3].to_bytes(
-            2, "big")
-        digest = int.from_bytes(hashlib.blake2s(material, digest_size=4).digest(), "big")
+        """RFC 6528: BLAKE2s-32 of the secret and the 4-tuple (local address and port,
+        remote address and port, ports big-endian), plus a 4 µs clock. The hash state
+        after the secret is kept (`_isn_hash`) and copied: the same digest for less."""
+        hasher = self._isn_hash.copy()
+        hasher.update(key[0] + PORT.pack(key[1]) + key[2] + PORT.pack(key[3]))
+        digest: int = U32.unpack(hasher.digest())[0]
         return (digest + self.now() // 4000) & MASK
 
     def connect(self, sock: TcpSocket, remote: bytes, rport: int) -> None:
@@ -297,7 +305,7 @@ class TcpLayer:
         conn.socket = sock
         sock.conn = conn
         sock.apply_options(conn)
-        self._register(conn)
+        self._register(conn, key)
         conn.open_active()
 
     def _reuse_time_wait(self, previous: TcpConnection | TimeWaitRecord) -> int:
@@ -325,16 +333,35 @@ class TcpLayer:
     def _pick_port(self, sock: TcpSocket, local: bytes, remote: bytes, rport: int) -> int:
         low, high = self.ephemeral_range
         span = high - low + 1
-        start = self.rng.randrange(span)
+        rng = self.rng
+        if span > 0 and type(rng) is random.Random:
+            # `rng.randrange(span)` without its Python frames, drawing the same bits: what
+            # CPython's Random._randbelow_with_getrandbits does for a plain Random
+            bits = span.bit_length()
+            start = rng.getrandbits(bits)
+            while start >= span:
+                start = rng.getrandbits(bits)
+        else:
+            start = rng.randrange(span)
+        conns = self.conns
+        port_users = self.port_users
         for i in range(span):
             port = low + (start + i) % span
-            if (local, port, remote, rport) in self.conns:
+            if (local, port, remote, rport) in conns:
                 continue
-            users = self.port_users.get(port)
-            if users and any(not u.closed and (u.explicit_bind or u.listening) for u in users):
+            users = port_users.get(port)
+            if users and self._port_taken(users):
                 continue
             return port
         raise os_error(errno.EADDRNOTAVAIL)
+
+    @staticmethod
+    def _port_taken(users: list[TcpSocket]) -> bool:
+        """Whether a socket on the port keeps connect() off it (bound or listening)."""
+        for user in users:
+            if not user.closed and (user.explicit_bind or user.listening):
+                return True
+        return False
 
     def slim_time_wait(self, conn: TcpConnection) -> None:
         """An orphaned connection in TIME-WAIT becomes a `TimeWaitRecord` (as Linux's
@@ -346,9 +373,8 @@ class TcpLayer:
         if conn.rcv_adv < conn.rcv_nxt + window:
             return  # its next ACK would still move the window's edge: stay whole
         timer = conn._timers.pop("timewait")
-        due = conn._timer_due.pop("timewait")
-        timer_at = conn._timer_at.pop("timewait")
-        assert isinstance(timer, QueuedTimer)
+        due = timer.due
+        timer_at = timer.when
         timer.kind = None  # the record is called, not a connection's `_fire`
         entry = self.memory_charged.pop(conn, None)
         memory = entry[0] if entry is not None else self._memory_of(conn)
@@ -360,9 +386,15 @@ class TcpLayer:
         group.discard(conn)
         group.add(record)
 
-    def _register(self, conn: TcpConnection) -> None:
-        self.conns[conn.key] = conn
-        self.conns_by_port.setdefault(conn.lport, set()).add(conn)
+    def _register(self, conn: TcpConnection,
+                  key: tuple[bytes, int, bytes, int] | None = None) -> None:
+        """Enter `conn` in the tables (`key`: its 4-tuple, if the caller has it built)."""
+        self.conns[conn.key if key is None else key] = conn
+        group = self.conns_by_port.get(conn.lport)
+        if group is None:
+            self.conns_by_port[conn.lport] = {conn}
+        else:
+            group.add(conn)
 
     def on_state_change(self, conn: TcpConnection) -> None:
         if conn.state != CLOSED:
@@ -372,8 +404,9 @@ class TcpLayer:
         # it is accepted and closed, or its listener closes
         self.settle_memory(conn, release=conn.socket is None and (
             listener is None or conn not in listener.accept_queue))
-        if self.conns.get(conn.key) is conn:
-            del self.conns[conn.key]
+        key = conn.key
+        if self.conns.get(key) is conn:
+            del self.conns[key]
         group = self.conns_by_port.get(conn.lport)
         if group is not None:
             group.discard(conn)
@@ -677,7 +710,7 @@ class TcpLayer:
         listener.socket.apply_options(conn)
         conn.ecn_ok = conn.ecn_setup_syn_accepted(flags, meta.tos & 3)
         listener.syn_queue[key] = conn
-        self._register(conn)
+        self._register(conn, key)
         conn.open_passive(seg, seg.seq)
 
     def established_from_syn_received(self, conn: TcpConnection) -> bool:

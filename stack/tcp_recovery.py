@@ -427,8 +427,8 @@ class TcpRecovery(TcpEcn):
             # on a whole millisecond, as a jiffy-based timer: the instant is shared with
             # other events, which in virtual time saves the scheduler a stop
             wait = -(-(now + wait) // MS) * MS - now
-            due = self._timer_due.get("rack")
-            if due is None or due > now + wait:
+            due = self._timer_due("rack")
+            if due < 0 or due > now + wait:
                 self._arm("rack", wait)
 
     def _rack_maybe_recover(self, now: int, mss: int) -> None:
@@ -463,8 +463,8 @@ class TcpRecovery(TcpEcn):
         pto = 2 * self.srtt_ns + (200 * MS if self.snd_max - self.snd_una <= self.cc.mss
                                   else 2 * MS)
         due = now + pto
-        rtx_due = self._timer_due.get("rtx")
-        if rtx_due is not None and due >= rtx_due:
+        rtx_due = self._timer_due("rtx")
+        if rtx_due >= 0 and due >= rtx_due:
             self.tlp_due = 0
             if "tlp" in self._timers:
                 self._cancel("tlp")

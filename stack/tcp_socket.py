@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import errno
 import socket as _socket
+import weakref
 from collections import deque
 from typing import TYPE_CHECKING
 
@@ -23,7 +24,7 @@ from .socket import Socket, SocketReadiness, SocketStatus
 from .socket_memory import SEND_RESERVE, SocketMemory
 from .tcp_connection import CAN_SEND, TcpConnection
 from .tcp_tcb import CLOSE_WAIT, CLOSED, LAST_ACK, SYN_RECEIVED, SYN_SENT, TIME_WAIT
-from .weak_handle import WeakHandle, handle_for
+from .weak_handle import WeakHandle
 
 if TYPE_CHECKING:
     from .tcp import TcpLayer
@@ -429,7 +430,10 @@ class TcpSocket(Socket):
             if state == CLOSED:
                 self.layer.settle_memory(conn, release=True)
             elif state != CLOSE_WAIT and state != LAST_ACK:  # it may reach TIME-WAIT
-                self.conn_handle, conn.handle = handle_for(conn)
+                handle = WeakHandle()  # `handle_for(conn)`, without a Python frame
+                handle.target = conn
+                self.conn_handle = handle
+                conn.handle = weakref.ref(handle)
                 if state == TIME_WAIT:
                     self.layer.slim_time_wait(conn)  # TIME-WAIT already: nothing left to run
         self.layer.release(self)

@@ -30,12 +30,12 @@ from .congestion import make as make_congestion
 from .congestion.cubic import Cubic
 from .congestion.newreno import NewReno
 from .tcp_sack import ReceiveQueue, SackScoreboard
+from .tcp_timer_queue import QueuedTimer
 from .wire import tcp as wire_tcp
 
 if TYPE_CHECKING:
     import weakref
 
-    from .driver import TimerHandle
     from .host import OutputRoute
     from .tcp import TcpLayer, TcpSocket
     from .weak_handle import WeakHandle
@@ -180,8 +180,8 @@ class TransmissionControlBlock:
     # declare no slots, so what they or a test add lands in an ordinary __dict__ (pure
     # Python only: a compiled class has no __dict__).
     __slots__ = (
-        "_timer_at", "_timer_due", "_timers", "accepted", "ack_pending", "adv_mss",
-        "backoff", "cc", "clock", "config", "dsack_block", "dupacks", "ecn_cwr_high",
+        "_timers", "accepted", "ack_pending", "adv_mss",
+        "backoff", "cc", "config", "dsack_block", "dupacks", "ecn_cwr_high",
         "ecn_demand_cwr", "ecn_episode", "ecn_ok", "ecn_queue_cwr", "ecn_requested",
         "error", "family", "fin_queued", "fin_received", "fin_seq", "first_unacked_sent_ns",
         "handle", "high_rxt", "in_recovery", "ip_ecn_in", "irs", "iss", "keepalive",
@@ -207,9 +207,6 @@ class TransmissionControlBlock:
                  rport: int, rt: OutputRoute, iss: int) -> None:
         self.layer = layer
         self.stack = layer.stack
-        # the driver's clock, one lookup away; read through `now()`, which reads it once
-        # for each call into the layer (a segment, a socket call)
-        self.clock = layer.stack.driver.now_ns
         self.config: TcpConfig = layer.config
         self.family = family
         self.local = local
@@ -311,10 +308,8 @@ class TransmissionControlBlock:
         self.soft_error = 0
         self.reset_received = False
         self.orphaned = False
-        # timers (stack/tcp_timers.py): kind -> armed handle, kind -> due time
-        self._timers: dict[str, TimerHandle] = {}
-        self._timer_due: dict[str, int] = {}
-        self._timer_at: dict[str, int] = {}  # when the armed driver timer fires
+        # timers (stack/tcp_timers.py): kind -> its armed entry (due time included)
+        self._timers: dict[str, QueuedTimer] = {}
         # statistics
         self.stats: dict[str, int] = _STATS_AT_START.copy()
         # a weak reference to the closed socket's handle on it (stack/weak_handle.py)
@@ -448,6 +443,11 @@ class TransmissionControlBlock:
         raise NotImplementedError
 
     # ------------------------------------------------------------------ helpers
+    def _timer_due(self, kind: str) -> int:
+        """When the timer of `kind` is due (-1: not armed); see stack/tcp_timers.py."""
+        timer = self._timers.get(kind)
+        return -1 if timer is None else timer.due
+
     @property
     def key(self) -> tuple[bytes, int, bytes, int]:
         return (self.local, self.lport, self.remote, self.rport)
@@ -460,7 +460,7 @@ class TransmissionControlBlock:
         """The time: the one read for the layer's call in progress (`TcpLayer.turn_now`),
         else the driver's clock."""
         now = self.layer.turn_now
-        return now if now >= 0 else self.clock()
+        return now if now >= 0 else self.stack.driver.now_ns()
 
     def _ts_now(self) -> int:
         return (self.now() // MS + self.ts_offset) & MASK

@@ -4,19 +4,19 @@ them and acts when they fire.
 Rules
 -----
 - A timer kind is a short string, the key of `TIMERS` and of the connection's
-  `_timers` (the armed handles) and `_timer_due` (their due times). Strings,
-  not an Enum: `_arm` runs on every ACK, and a str key hashes in C where an
-  Enum member's `__hash__` is a Python call.
+  `_timers` (the armed entries of the layer's `TcpTimerQueue`). Strings, not an
+  Enum: `_arm` runs on every ACK, and a str key hashes in C where an Enum
+  member's `__hash__` is a Python call.
 - What a timer does when it fires is its row in `TIMERS`: the method to call,
   and whether the application must be woken afterwards (readiness may have
   changed). `_fire` looks the row up; nothing else dispatches on the kind.
 - At most one timer of each kind is armed; arming it again moves it. Moving it
   later is lazy (as Linux's sk_reset_timer on a pending timer is cheap): the
-  queued timer already armed stays, `_timer_due` holds the new due time, and
-  when the old one fires early `_fire` sleeps on until the due time. Every ACK
-  pushes the retransmission and TLP timers later; this way a bulk transfer
-  arms about one timer per RTO instead of two per ACK. `_timer_at` is when the
-  armed timer fires. Moving a timer earlier re-arms it.
+  queued entry already armed stays, its `due` holds the new due time, and when
+  it fires early `_fire` queues it again for the due time. Every ACK pushes the
+  retransmission and TLP timers later; this way a bulk transfer arms about one
+  timer per RTO instead of two per ACK. The entry's `when` is when it fires.
+  Moving a timer earlier re-arms it.
 - Timers are armed on the layer's `TcpTimerQueue` (stack/tcp_timer_queue.py),
   which keeps every connection's timers behind one driver timer, with the
   driver's meaning: each fires at its time exactly.
@@ -90,37 +90,34 @@ class TcpTimers(TcpRecovery):
 
     def _arm(self, kind: str, delay_ns: int) -> None:
         when = self.now() + delay_ns
-        old = self._timers.get(kind)
+        timers = self._timers
+        old = timers.get(kind)
         if old is not None:
-            if when >= self._timer_at[kind]:
-                self._timer_due[kind] = when  # later: the armed timer sleeps on (`_fire`)
+            if when >= old.when:
+                old.due = when  # later: the armed entry sleeps on (`_fire`)
                 return
             old.cancel()
-        self._timer_due[kind] = when
-        self._timer_at[kind] = when
-        self._timers[kind] = self.layer.timer_queue.fire_at(when, self, kind)
+        timers[kind] = self.layer.timer_queue.fire_at(when, self, kind)
 
     def _cancel(self, kind: str) -> None:
         timer = self._timers.pop(kind, None)
-        if timer is None:
-            return  # nothing armed: no due time either (both are set only with the timer)
-        del self._timer_due[kind]
-        del self._timer_at[kind]
-        timer.cancel()
+        if timer is not None:
+            timer.cancel()
 
     def _cancel_all(self) -> None:
-        for kind in list(self._timers):
-            self._cancel(kind)
+        timers = self._timers
+        if timers:
+            for timer in timers.values():
+                timer.cancel()
+            timers.clear()
 
     def _fire(self, kind: str) -> None:
-        due = self._timer_due.get(kind)
-        if due is not None and due > self.now():  # moved later since it was armed
-            self._timer_at[kind] = due
-            self._timers[kind] = self.layer.timer_queue.fire_at(due, self, kind)
+        timer = self._timers.get(kind)
+        if timer is not None and timer.due > self.now():  # moved later since it was armed
+            self.layer.timer_queue.requeue(timer, self)
             return
-        self._timers.pop(kind, None)
-        self._timer_due.pop(kind, None)
-        self._timer_at.pop(kind, None)
+        if timer is not None:
+            del self._timers[kind]
         row = TIMERS[kind]
         row.on_fire(self)
         if row.wakes:
