@@ -259,13 +259,24 @@ class InputStream(FileDescription):
         return Readiness(True, error=Errno.EBADF)
 
 
-@dataclass(slots=True)
 class FdEntry:
-    """One slot of the table: the description plus this fd's rights."""
+    """One slot of the table: the description plus this fd's rights.
 
-    description: FileDescription
-    rights_base: int
-    rights_inheriting: int
+    A plain class, not a dataclass: compiled, a dataclass's generated ``__init__``
+    stays interpreted (every open would run Python code to make its entry).
+    """
+
+    __slots__ = ("description", "rights_base", "rights_inheriting")
+
+    def __init__(self, description: FileDescription, rights_base: int,
+                 rights_inheriting: int) -> None:
+        self.description = description
+        self.rights_base = rights_base
+        self.rights_inheriting = rights_inheriting
+
+    def __repr__(self) -> str:
+        return (f"FdEntry(description={self.description!r}, rights_base={self.rights_base}, "
+                f"rights_inheriting={self.rights_inheriting})")
 
 
 class FdTable:
@@ -279,7 +290,7 @@ class FdTable:
         self._uncounted: set[int] = set()
         #: How many fds refer to each open description (by id()): the last one closed
         #: closes it.
-        self._refs: dict[int, int] = {}
+        self._refs: dict[object, int] = {}
         #: How many fds refer to stack sockets (the per-guest socket limit counts them).
         self.socket_fds = 0
 
@@ -287,7 +298,7 @@ class FdTable:
         """Put `entry` at `fd` (which must be free) and count its reference."""
         self._entries[fd] = entry
         description = entry.description
-        key = id(description)
+        key: object = id(description)  # an object: compiled, boxed once for both lookups
         self._refs[key] = self._refs.get(key, 0) + 1
         if description.is_stack_socket:
             self.socket_fds += 1
@@ -360,19 +371,24 @@ class FdTable:
         the last."""
         if description.is_stack_socket:
             self.socket_fds -= 1
-        key = id(description)
-        left = self._refs.get(key, 1) - 1
+        key: object = id(description)  # boxed once (see _set)
+        refs = self._refs
+        left = refs.get(key, 1) - 1
         if left > 0:
-            self._refs[key] = left
+            refs[key] = left
             return
-        self._refs.pop(key, None)
+        if key in refs:  # (`in` and `del` rather than pop(key, None): compiled, no
+            del refs[key]  # method lookup)
         description.close()
 
     def close(self, fd: int) -> None:
-        entry = self._entries.pop(fd, None)
+        entries = self._entries
+        entry = entries.get(fd)
         if entry is None:
             raise WasiError(Errno.EBADF)
-        self._preopen_names.pop(fd, None)
+        del entries[fd]
+        if fd in self._preopen_names:
+            del self._preopen_names[fd]
         self._uncounted.discard(fd)
         self._release(entry.description)
 

@@ -31,6 +31,13 @@ _U32: Final = struct.Struct("<I")
 _U64: Final = struct.Struct("<Q")
 _IOVEC: Final = IOVEC
 _IOVEC_SIZE: Final = IOVEC.size
+# ... and their methods bound once: compiled, `_U32.pack_into(...)` looks the method up
+# on every call
+_U16_PACK: Final = _U16.pack_into
+_U32_PACK: Final = _U32.pack_into
+_U32_UNPACK: Final = _U32.unpack_from
+_U64_PACK: Final = _U64.pack_into
+_IOVEC_UNPACK: Final = IOVEC.unpack_from
 
 IOV_MAX: Final = 1024  # Linux UIO_MAXIOV: more iovecs in one call is EINVAL
 MAX_RW_COUNT: Final = 0x7FFFF000  # Linux: one read/write moves at most this many bytes
@@ -162,22 +169,22 @@ class GuestMemory:
     def read_u32(self, ptr: int) -> int:
         if ptr < 0 or ptr + 4 > self._size:
             self.check(ptr, 4)
-        return int(_U32.unpack_from(self._view, ptr)[0])
+        return int(_U32_UNPACK(self._view, ptr)[0])
 
     def write_u32(self, ptr: int, value: int) -> None:
         if ptr < 0 or ptr + 4 > self._size:
             self.check(ptr, 4)
-        _U32.pack_into(self._view, ptr, value & 0xFFFFFFFF)
+        _U32_PACK(self._view, ptr, value & 0xFFFFFFFF)
 
     def write_u64(self, ptr: int, value: int) -> None:
         if ptr < 0 or ptr + 8 > self._size:
             self.check(ptr, 8)
-        _U64.pack_into(self._view, ptr, value & 0xFFFFFFFFFFFFFFFF)
+        _U64_PACK(self._view, ptr, value & 0xFFFFFFFFFFFFFFFF)
 
     def write_u16(self, ptr: int, value: int) -> None:
         if ptr < 0 or ptr + 2 > self._size:
             self.check(ptr, 2)
-        _U16.pack_into(self._view, ptr, value & 0xFFFF)
+        _U16_PACK(self._view, ptr, value & 0xFFFF)
 
     def write_u8(self, ptr: int, value: int) -> None:
         if ptr < 0 or ptr >= self._size:
@@ -199,7 +206,7 @@ class GuestMemory:
         if end > self._size:
             self.check(ptr, count * _IOVEC_SIZE)
         if count == 1:
-            buf, length = pair = _IOVEC.unpack_from(self._view, ptr)
+            buf, length = pair = _IOVEC_UNPACK(self._view, ptr)
             if buf + length > self._size:
                 self.check(buf, length)
             return [pair]

@@ -19,7 +19,7 @@ import errno as linux
 import socket as _socket
 import struct
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 from stack.ip import to_v4_mapped
 from stack.socket import Socket, SocketReadiness
@@ -28,19 +28,23 @@ from stack.tcp_socket import TcpSocket
 from stack.tcp_tcb import LISTEN
 from stack.udp import UdpSocket
 
-from .fdtable import FileDescription, PollProbe, Readiness
+from .fdtable import FdTable, FileDescription, PollProbe, Readiness
 from .memory import GuestMemory
 from .wasi_types import RIGHTS_SOCKET_BASE, Errno, Filetype, WasiError
 
 if TYPE_CHECKING:
     from vnet.network import Host
 
-AF_UNSPEC_WASIX = 0
-AF_INET4_WASIX = 1
-AF_INET6_WASIX = 2
-ADDR_PORT_SIZE = 110
-ADDR_IP_SIZE = 18
-ADDR_CIDR_SIZE = 28
+AF_UNSPEC_WASIX: Final = 0
+AF_INET4_WASIX: Final = 1
+AF_INET6_WASIX: Final = 2
+ADDR_PORT_SIZE: Final = 110
+ADDR_IP_SIZE: Final = 18
+ADDR_CIDR_SIZE: Final = 28
+# Linux's address families as plain ints (compiled, a Final is read without a lookup)
+_AF_UNSPEC: Final = int(_socket.AF_UNSPEC)
+_AF_INET: Final = int(_socket.AF_INET)
+_AF_INET6: Final = int(_socket.AF_INET6)
 
 _LINUX_TO_WASI: dict[int, Errno] = {}
 for _code, _name in linux.errorcode.items():
@@ -76,7 +80,7 @@ def read_addr_port(mem: GuestMemory, ptr: int) -> tuple[int, bytes, int]:
 
 
 #: The bytes of an addr_port that say anything (tag, port, up to 16 address bytes).
-ADDR_PORT_READ_SIZE = 28
+ADDR_PORT_READ_SIZE: Final = 28
 
 
 def decode_addr_port(raw: bytes) -> tuple[int, bytes, int]:
@@ -84,12 +88,12 @@ def decode_addr_port(raw: bytes) -> tuple[int, bytes, int]:
     tag = raw[0]
     port = int.from_bytes(raw[2:4], "big")
     if tag == AF_INET4_WASIX:
-        return _socket.AF_INET, raw[4:8], port
+        return _AF_INET, raw[4:8], port
     if tag == AF_INET6_WASIX:
         groups = struct.unpack_from("<8H", raw, 4)
-        return _socket.AF_INET6, struct.pack(">8H", *groups), port
+        return _AF_INET6, struct.pack(">8H", *groups), port
     if tag == AF_UNSPEC_WASIX:
-        return _socket.AF_UNSPEC, b"", port
+        return _AF_UNSPEC, b"", port
     raise WasiError(Errno.EAFNOSUPPORT)
 
 
@@ -263,7 +267,7 @@ class SocketDescription(FileDescription):
         cached = self._source_name
         if port == cached[1] and addr == cached[0]:
             return cached[2]
-        shown = to_v4_mapped(addr) if self.family == _socket.AF_INET6 and len(addr) == 4 else addr
+        shown = to_v4_mapped(addr) if self.family == _AF_INET6 and len(addr) == 4 else addr
         encoded = encode_addr_port(shown, port)
         self._source_name = (addr, port, encoded)
         return encoded
@@ -276,7 +280,13 @@ class SocketDescription(FileDescription):
 
     # --- data through fd_read / fd_write -----------------------------------
     def read(self, size: int) -> bytes:
-        return self.recv(size, peek=False)[0]
+        """fd_read: the stack socket's recv(), which is recvfrom() without the source (a
+        stream's peer address, v4-mapped on a dual-stack socket, is not built)."""
+        try:
+            return self.core.recv(size, False)
+        except OSError as e:
+            raise_wasi(e)
+            raise AssertionError from None
 
     def write(self, data: bytes | memoryview) -> int:
         return self.send(data, None)
@@ -385,7 +395,7 @@ _readiness_without_error: dict[tuple[bool, int, bool], Readiness] = {}
 _READINESS_CACHE_MAX = 4096
 
 
-def socket_description(fds: Any, fd: int) -> SocketDescription:
+def socket_description(fds: FdTable, fd: int) -> SocketDescription:
     """The socket behind fd: EBADF if none, ENOTSOCK if it is not a socket."""
     d = fds.get(fd)
     if not isinstance(d, SocketDescription):

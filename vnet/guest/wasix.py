@@ -89,6 +89,11 @@ MAX_IO: Final = 64 * 1024 * 1024  # one send/recv moves at most this much (a sho
 DATAGRAM_COPY_MAX: Final = 65536  # more than any datagram may carry: the rest is never copied
 MAX_SOCKETS_PER_GUEST: Final = 4096
 MIB: Final = 1024 * 1024
+# the flags the receive and accept paths test, as Final ints (compiled: no lookup)
+_NONBLOCK: Final = FDFLAGS_NONBLOCK
+_RECV_PEEK: Final = RIFLAGS_RECV_PEEK
+_RECV_WAITALL: Final = RIFLAGS_RECV_WAITALL
+_RECV_DATA_TRUNCATED: Final = ROFLAGS_RECV_DATA_TRUNCATED
 
 # WASIX enums
 SOCK_STREAM_WASIX: Final = 1
@@ -382,7 +387,7 @@ def _accept(ctx: GuestContext, fd: int, flags: int) -> tuple[int, SocketDescript
             raise_wasi(e)
         child = _accept_waiting(ctx, desc, core, deadline)
     new = SocketDescription(desc.host, child, desc.family, desc.sock_type, desc.proto)
-    new.fdflags = flags & FDFLAGS_NONBLOCK
+    new.fdflags = flags & _NONBLOCK
     try:
         new.charge_overhead(memory)
         return ctx.fds.add(new), new
@@ -463,7 +468,7 @@ def _recv(ctx: GuestContext, desc: SocketDescription, iovs_ptr: int, iovs_len: i
     mem = ctx.mem
     iovs = _message_iovecs(ctx, iovs_ptr, iovs_len)
     total = min(iovecs_total(iovs), MAX_IO)
-    peek = bool(riflags & RIFLAGS_RECV_PEEK)
+    peek = bool(riflags & _RECV_PEEK)
     ready = desc.receive_ready
     if ready is not None and not ready():  # wait first, rather than fail with EAGAIN first
         wait_to_receive(ctx, desc, _deadline(ctx, desc.recv_timeout_ns))
@@ -475,7 +480,7 @@ def _recv(ctx: GuestContext, desc: SocketDescription, iovs_ptr: int, iovs_len: i
         data, src, port, truncated = wait_for_io(
             ctx, desc, lambda: desc.recv(total, peek), desc.readiness_read,
             _deadline(ctx, desc.recv_timeout_ns))
-    if (riflags & RIFLAGS_RECV_WAITALL and desc.core.type == SOCK_STREAM and not peek
+    if (riflags & _RECV_WAITALL and desc.core.type == SOCK_STREAM and not peek
             and len(data) < total):
         deadline = _deadline(ctx, desc.recv_timeout_ns)
         chunks = [data]
@@ -496,7 +501,7 @@ def _recv(ctx: GuestContext, desc: SocketDescription, iovs_ptr: int, iovs_len: i
             got += len(more)
         data = b"".join(chunks)
     stored = mem.scatter(iovs, data)
-    return stored, ROFLAGS_RECV_DATA_TRUNCATED if truncated else 0, src, port
+    return stored, _RECV_DATA_TRUNCATED if truncated else 0, src, port
 
 
 @host_function(X, "sock_recv_from", "iiiiiii")
