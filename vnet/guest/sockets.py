@@ -86,7 +86,7 @@ ADDR_PORT_READ_SIZE: Final = 28
 def decode_addr_port(raw: bytes) -> tuple[int, bytes, int]:
     """(Linux address family, address bytes, port) from the first 28 bytes of an addr_port."""
     tag = raw[0]
-    port = int.from_bytes(raw[2:4], "big")
+    port = (raw[2] << 8) | raw[3]  # big-endian (no slice, no from_bytes call)
     if tag == AF_INET4_WASIX:
         return _AF_INET, raw[4:8], port
     if tag == AF_INET6_WASIX:

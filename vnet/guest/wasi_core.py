@@ -558,12 +558,12 @@ def fd_write(ctx: GuestContext, fd: int, iovs_ptr: int, iovs_len: int, nwritten_
     if d.is_socket:
         written = _socket_send_iovecs()(ctx, d, iovs, None)
     else:
-        written = _write_waiting(ctx, d, iovs)
+        written = _write_not_socket(ctx, d, iovs)
     mem.write_u32(nwritten_ptr, written)
     return SUCCESS
 
 
-def _write_waiting(ctx: GuestContext, d: FileDescription, iovs: list[tuple[int, int]]) -> int:
+def _write_not_socket(ctx: GuestContext, d: FileDescription, iovs: list[tuple[int, int]]) -> int:
     """fd_write to anything but a socket: in chunks, each waiting while `d` would block (a
     function of its own, so that fd_write to a socket makes no closures)."""
     return write_in_chunks(ctx, iovs, lambda chunk, _offset: wait_for_io(
