@@ -900,13 +900,10 @@ class Scheduler:
                 self._clear_early()
                 self._fire_due_timers(handoff=False)
                 nxt = self._next_timer_time()
-            if nxt is None or nxt >= self._loops_wake_ns():
-                self._clear_early()
-            elif calls_again:
+            if calls_again and nxt is not None and nxt < self._loops_wake_ns():
                 self._set_early(nxt)
             else:
-                self._clear_early()
-                self._wake_loops_before(nxt)
+                self._tell_loops()  # (wakes no loop that would wake in time on its own)
 
     def _set_early(self, when_ns: int) -> None:
         if self._early_ns == _NO_TIMER_CHECK:
